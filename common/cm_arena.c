@@ -1,0 +1,1 @@
+typedef int cm_placeholder_arena;

@@ -1,0 +1,51 @@
+/* Metrics in the Prometheus text format, and the /metrics and /healthz HTTP
+ * endpoints (libmicrohttpd, its own thread). Counters, gauges and
+ * histograms are lock-free to update from any thread. */
+#ifndef CM_METRICS_H
+#define CM_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cm_metrics cm_metrics;
+typedef struct cm_counter cm_counter;
+typedef struct cm_gauge cm_gauge;
+typedef struct cm_histogram cm_histogram;
+
+/* Returns 1 if the process is healthy, 0 if not; may write a short reason
+ * (served as the body of /healthz: "ok" or the reason). */
+typedef int (*cm_health_fn)(void *arg, char *reason, size_t len);
+
+/* A new, empty registry; NULL if out of memory. Free with cm_metrics_free. */
+cm_metrics *cm_metrics_new(void);
+/* Stops the server if running and frees every metric. Accepts NULL. */
+void cm_metrics_free(cm_metrics *m);
+
+/* Registers a metric. name is a Prometheus name; labels is NULL or a label
+ * set without braces ("method=\"/muri.v1.Indexer/Search\""). Metrics with the
+ * same name and different labels share one HELP/TYPE. The registry owns the
+ * result. Registering the same name+labels twice returns the same metric.
+ * NULL if out of memory or the name is invalid. */
+cm_counter *cm_metrics_counter(cm_metrics *m, const char *name, const char *labels, const char *help);
+cm_gauge *cm_metrics_gauge(cm_metrics *m, const char *name, const char *labels, const char *help);
+/* bounds: nbounds ascending upper bounds (the +Inf bucket is implied). */
+cm_histogram *cm_metrics_histogram(cm_metrics *m, const char *name, const char *labels,
+				   const char *help, const double *bounds, size_t nbounds);
+
+void cm_counter_add(cm_counter *c, uint64_t n);
+void cm_gauge_set(cm_gauge *g, double v);
+void cm_gauge_add(cm_gauge *g, double v);
+void cm_histogram_observe(cm_histogram *h, double v);
+
+/* The whole registry in the text format; the caller frees the string. */
+char *cm_metrics_render(cm_metrics *m);
+
+/* Serves GET /metrics and GET /healthz on bind_addr:port (port 0 picks a free
+ * one, written to *bound_port). health may be NULL (always healthy). Other
+ * paths get 404. Returns CM_ERR_IO if the port cannot be bound. */
+int cm_metrics_serve(cm_metrics *m, const char *bind_addr, int port, int *bound_port,
+		     cm_health_fn health, void *health_arg);
+/* Stops serving; idempotent. */
+void cm_metrics_stop(cm_metrics *m);
+
+#endif

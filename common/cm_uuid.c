@@ -1,0 +1,2 @@
+/* placeholder */
+typedef int cm_placeholder_cm_uuid;

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Installs what muri needs on a Debian machine and builds it: Debian packages
+# that are missing, faiss 1.7.3 from Debian's source package (C API on, SIMD
+# level of this CPU; cached outside the clone), then meson + ninja.
+# Idempotent: with nothing to do it takes a few seconds.
+#
+#   scripts/setup.sh [BUILD_DIR [extra meson options...]]
+#   scripts/setup.sh --deps      packages and faiss only; prints faiss's folder
+set -euo pipefail
+shopt -s inherit_errexit
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+deps_only=0
+if [ "${1:-}" = --deps ]; then deps_only=1; shift; fi
+build=${1:-$root/build}
+shift || true
+cache=${MURI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/muri}
+faiss_version=1.7.3
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+packages=(
+  build-essential meson ninja-build pkg-config cmake dpkg-dev
+  libgrpc-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
+  protobuf-compiler-grpc libsodium-dev libsqlite3-dev libcurl4-openssl-dev
+  libopenblas-dev libmicrohttpd-dev openssl curl procps iproute2
+  python3 python3-grpcio python3-grpc-tools python3-numpy python3-pytest
+)
+
+apt_updated=0
+apt_update() {
+  if [ "$apt_updated" = 0 ]; then
+    as_root apt-get update -q >&2
+    apt_updated=1
+  fi
+}
+
+install_packages() {
+  local missing=() p
+  for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+      missing+=("$p")
+    fi
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    apt_update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+  fi
+}
+
+# Adds deb-src entries that mirror this machine's own Debian entries (same
+# URIs, suites, components and key), so `apt-get source` works without
+# naming any mirror here.
+add_deb_src() {
+  local codename out=/etc/apt/sources.list.d/muri-deb-src.sources
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  [ -n "$codename" ] || { say "cannot tell the Debian codename"; return 1; }
+  local tmp; tmp=$(mktemp)
+  local f
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -e "$f" ] || continue
+    [ "$f" = "$out" ] && continue
+    # deb822 stanzas: keep those of type deb whose suites name this release.
+    awk -v cn="$codename" '
+      function flush() {
+        if (stanza != "" && isdeb && hascn) {
+          sub(/(^|\n)Types:[^\n]*/, "\nTypes: deb-src", stanza)
+          sub(/^\n/, "", stanza)
+          print stanza; print ""
+        }
+        stanza = ""; isdeb = 0; hascn = 0
+      }
+      /^[ \t]*$/ { flush(); next }
+      /^#/ { next }
+      {
+        if ($1 == "Types:") { for (i = 2; i <= NF; i++) if ($i == "deb") isdeb = 1 }
+        if ($1 == "Suites:") { for (i = 2; i <= NF; i++) if (index($i, cn) == 1) hascn = 1 }
+        stanza = stanza (stanza == "" ? "" : "\n") $0
+      }
+      END { flush() }' "$f" >> "$tmp"
+  done
+  if [ -f /etc/apt/sources.list ]; then
+    awk -v cn="$codename" '$1 == "deb" {
+        for (i = 2; i <= NF; i++) if (index($i, cn) == 1) { $1 = "deb-src"; print "#one-line " $0; break } }' \
+      /etc/apt/sources.list >> "$tmp"
+  fi
+  if [ ! -s "$tmp" ]; then rm -f "$tmp"; say "no Debian entry found in the apt configuration"; return 1; fi
+  if grep -q '^#one-line ' "$tmp"; then
+    sed -n 's/^#one-line //p' "$tmp" | as_root tee /etc/apt/sources.list.d/muri-deb-src.list >/dev/null
+    sed -i '/^#one-line /d' "$tmp"
+  fi
+  if [ -s "$tmp" ]; then as_root cp "$tmp" "$out"; fi
+  rm -f "$tmp"
+  apt_updated=0
+  apt_update
+}
+
+simd_flags() {
+  local f; f=$(grep -m1 '^flags' /proc/cpuinfo || true)
+  if [[ " $f " == *" avx2 "* && " $f " == *" fma "* && " $f " == *" f16c "* && " $f " == *" popcnt "* ]]; then
+    echo "-mavx2 -mfma -mf16c -mpopcnt"
+  else
+    echo ""
+  fi
+}
+
+build_faiss() {
+  local flags level key dir work
+  flags=$(simd_flags)
+  if [ -n "$flags" ]; then level=avx2; else level=generic; fi
+  key=$(printf '%s|%s|O3|static|capi' "$faiss_version" "$flags" | sha256sum | cut -c1-12)
+  dir=$cache/faiss-$faiss_version-$level-$key
+  if [ -f "$dir/.complete" ]; then echo "$dir"; return; fi
+  say "building faiss $faiss_version ($level) into $dir; about a minute per core-pair"
+  work=$(mktemp -d)
+  if ! (cd "$work" && apt-get source -q --download-only faiss >&2) ; then
+    add_deb_src
+    (cd "$work" && apt-get source -q --download-only faiss >&2)
+  fi
+  local dsc; dsc=$(ls "$work"/faiss_"$faiss_version"-*.dsc 2>/dev/null | head -n1)
+  [ -n "$dsc" ] || { say "Debian's faiss source is not version $faiss_version"; return 1; }
+  (cd "$work" && dpkg-source -x --skip-patches "$dsc" src >&2)
+  rm -rf "$dir.tmp"
+  cmake -S "$work/src" -B "$work/build" -G Ninja \
+    -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DBUILD_TESTING=OFF \
+    -DFAISS_ENABLE_GPU=OFF -DFAISS_ENABLE_PYTHON=OFF -DFAISS_ENABLE_C_API=ON \
+    -DFAISS_OPT_LEVEL=generic -DBLA_VENDOR=OpenBLAS \
+    -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
+    -DCMAKE_CXX_FLAGS="-O3 $flags" -DCMAKE_C_FLAGS="-O3 $flags" \
+    -DCMAKE_INSTALL_PREFIX="$dir.tmp" >&2
+  cmake --build "$work/build" --target faiss faiss_c >&2
+  mkdir -p "$dir.tmp/lib" "$dir.tmp/include"
+  cp "$work/build/faiss/libfaiss.a" "$work/build/c_api/libfaiss_c.a" "$dir.tmp/lib/"
+  (cd "$work/src" && find faiss -name '*.h' -print0 | xargs -0 cp --parents -t "$dir.tmp/include/")
+  (cd "$work/src/c_api" && find . -name '*.h' -print0 | xargs -0 cp --parents -t "$dir.tmp/include/faiss/c_api/" 2>/dev/null) || {
+    mkdir -p "$dir.tmp/include/faiss/c_api"
+    (cd "$work/src/c_api" && find . -name '*.h' -print0 | xargs -0 cp --parents -t "$dir.tmp/include/faiss/c_api/")
+  }
+  printf 'version=%s\nlevel=%s\nflags=%s\n' "$faiss_version" "$level" "$flags" > "$dir.tmp/.complete"
+  rm -rf "$dir"; mv "$dir.tmp" "$dir"
+  rm -rf "$work"
+  echo "$dir"
+}
+
+install_packages
+faiss_dir=$(build_faiss)
+if [ "$deps_only" = 1 ]; then echo "$faiss_dir"; exit 0; fi
+
+if [ ! -f "$build/build.ninja" ]; then
+  meson setup "$build" "$root" -Dfaiss_dir="$faiss_dir" "$@" >&2
+else
+  meson configure "$build" -Dfaiss_dir="$faiss_dir" "$@" >/dev/null
+fi
+ninja -C "$build" >&2
