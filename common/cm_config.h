@@ -13,6 +13,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* Limits: the longest config file line (newline excluded), the longest
+ * string value from any source, and the longest key name. */
+#define CM_CONFIG_LINE_MAX 4096
+#define CM_CONFIG_VALUE_MAX 4096
+#define CM_CONFIG_NAME_MAX 64
+
 enum cm_cfg_type {
 	CM_CFG_STR,    /* char * (heap copy; freed by cm_config_free) */
 	CM_CFG_INT,    /* int64_t, within [min, max] */

@@ -4,6 +4,13 @@
 #ifndef CM_LOG_H
 #define CM_LOG_H
 
+/* Longest line written, newline included (at most PIPE_BUF, so a line sent
+ * to a pipe arrives whole); a longer event is cut and ends in CM_LOG_TRUNC. */
+#define CM_LOG_LINE_MAX 4096
+#define CM_LOG_TRUNC " truncated=true"
+/* Longest service name kept by cm_log_set_service, NUL excluded. */
+#define CM_LOG_SVC_MAX 63
+
 enum cm_log_level {
 	CM_LOG_DEBUG = 0,
 	CM_LOG_INFO = 1,

@@ -7,6 +7,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Limits: a metric name, a label set and a help text (longer help is cut),
+ * the number of series and of histogram bounds, the rendered text, and the
+ * HTTP server's connections, idle timeout and health reason. */
+#define CM_METRICS_NAME_MAX 128
+#define CM_METRICS_LABELS_MAX 1024
+#define CM_METRICS_HELP_MAX 512
+#define CM_METRICS_SERIES_MAX 10000
+#define CM_METRICS_BUCKETS_MAX 64
+#define CM_METRICS_RENDER_MAX (16 * 1024 * 1024)
+#define CM_METRICS_HTTP_CONN_MAX 32
+#define CM_METRICS_HTTP_TIMEOUT_S 10
+#define CM_METRICS_REASON_MAX 256
+
 typedef struct cm_metrics cm_metrics;
 typedef struct cm_counter cm_counter;
 typedef struct cm_gauge cm_gauge;
@@ -36,6 +49,12 @@ void cm_counter_add(cm_counter *c, uint64_t n);
 void cm_gauge_set(cm_gauge *g, double v);
 void cm_gauge_add(cm_gauge *g, double v);
 void cm_histogram_observe(cm_histogram *h, double v);
+
+/* Current values (for tests and for code that reads its own metrics). */
+uint64_t cm_counter_value(const cm_counter *c);
+double cm_gauge_value(const cm_gauge *g);
+uint64_t cm_histogram_count(const cm_histogram *h);
+double cm_histogram_sum(const cm_histogram *h);
 
 /* The whole registry in the text format; the caller frees the string. */
 char *cm_metrics_render(cm_metrics *m);

@@ -1,1 +1,336 @@
-typedef int cm_placeholder_cm_rpc_client;
+/* The gRPC core client: one channel per server shared by all threads, one
+ * batch of six ops per unary call on a pluck queue of its own, and server
+ * streams read one message at a time with a bounded wait. Method names are
+ * registered with the channel once and cached. */
+#include "cm_rpc_int.h"
+#include "cm_err.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <grpc/grpc_security.h>
+
+#define METHOD_CACHE 64 /* registered method handles kept per client */
+
+struct cached_method {
+	char name[CM_RPC_METHOD_MAX];
+	void *handle;
+};
+
+struct cm_rpc_client {
+	char *target;
+	grpc_channel *channel;
+	pthread_mutex_t mu;
+	struct cached_method methods[METHOD_CACHE];
+	size_t nmethods;
+};
+
+struct cm_rpc_stream {
+	grpc_completion_queue *cq;
+	grpc_call *call;
+	const ProtobufCMessageDescriptor *desc;
+	grpc_metadata_array init_md, trail_md;
+	grpc_status_code status;
+	grpc_slice details;
+	grpc_byte_buffer *recv_bb;
+	int recv_pending, status_pending, got_init_md, ended;
+	cm_rpc_status final;
+	int tag_send, tag_recv, tag_status;
+};
+
+int cm_rpc_client_new(const cm_rpc_client_opts *o, cm_rpc_client **out, char *err, size_t errlen)
+{
+	if (!o->target || !*o->target) {
+		snprintf(err, errlen, "no target address");
+		return CM_ERR_INVALID;
+	}
+	cm_rpc_client *c = calloc(1, sizeof(*c));
+	if (!c || !(c->target = strdup(o->target))) {
+		free(c);
+		return CM_ERR_NOMEM;
+	}
+	grpc_init();
+	size_t max = o->max_message ? o->max_message : CM_RPC_MSG_MAX_DEFAULT;
+	grpc_arg args[3];
+	memset(args, 0, sizeof(args));
+	args[0].type = GRPC_ARG_INTEGER;
+	args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+	args[0].value.integer = (int)(max > INT32_MAX ? INT32_MAX : max);
+	args[1] = args[0];
+	args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+	size_t nargs = 2;
+	if (o->tls_server_name && *o->tls_server_name) {
+		args[2].type = GRPC_ARG_STRING;
+		args[2].key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+		args[2].value.string = (char *)o->tls_server_name;
+		nargs = 3;
+	}
+	grpc_channel_args ca = {.num_args = nargs, .args = args};
+	grpc_channel_credentials *creds;
+	if (o->tls_ca_file && *o->tls_ca_file) {
+		char *ca_pem = NULL;
+		int rc = cm_rpc_read_pem(o->tls_ca_file, &ca_pem, err, errlen);
+		if (rc != CM_OK) {
+			free(c->target);
+			free(c);
+			grpc_shutdown();
+			return rc;
+		}
+		creds = grpc_ssl_credentials_create(ca_pem, NULL, NULL, NULL);
+		free(ca_pem);
+	} else {
+		creds = grpc_insecure_credentials_create();
+	}
+	c->channel = grpc_channel_create(c->target, creds, &ca);
+	grpc_channel_credentials_release(creds);
+	pthread_mutex_init(&c->mu, NULL);
+	*out = c;
+	return CM_OK;
+}
+
+void cm_rpc_client_free(cm_rpc_client *c)
+{
+	if (!c)
+		return;
+	grpc_channel_destroy(c->channel);
+	pthread_mutex_destroy(&c->mu);
+	free(c->target);
+	free(c);
+	grpc_shutdown();
+}
+
+const char *cm_rpc_client_target(const cm_rpc_client *c)
+{
+	return c->target;
+}
+
+static grpc_call *create_call(cm_rpc_client *c, const char *method, grpc_completion_queue *cq,
+			      gpr_timespec deadline)
+{
+	void *handle = NULL;
+	pthread_mutex_lock(&c->mu);
+	for (size_t i = 0; i < c->nmethods; i++)
+		if (strcmp(c->methods[i].name, method) == 0) {
+			handle = c->methods[i].handle;
+			break;
+		}
+	if (!handle && c->nmethods < METHOD_CACHE && strlen(method) < CM_RPC_METHOD_MAX) {
+		handle = grpc_channel_register_call(c->channel, method, NULL, NULL);
+		snprintf(c->methods[c->nmethods].name, CM_RPC_METHOD_MAX, "%s", method);
+		c->methods[c->nmethods++].handle = handle;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (handle)
+		return grpc_channel_create_registered_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+							   handle, deadline, NULL);
+	grpc_slice m = grpc_slice_from_copied_string(method);
+	grpc_call *call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m,
+						   NULL, deadline, NULL);
+	grpc_slice_unref(m);
+	return call;
+}
+
+static void local_status(cm_rpc_status *st, int code, const char *msg)
+{
+	if (st) {
+		st->code = code;
+		snprintf(st->message, sizeof(st->message), "%s", msg);
+	}
+}
+
+static void destroy_cq(grpc_completion_queue *cq)
+{
+	grpc_completion_queue_shutdown(cq);
+	grpc_completion_queue_destroy(cq);
+}
+
+int cm_rpc_unary(cm_rpc_client *c, const char *method, const ProtobufCMessage *req,
+		 const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+		 int timeout_ms, cm_rpc_status *st)
+{
+	grpc_byte_buffer *send_bb = cm_rpc_pack(req);
+	if (!send_bb) {
+		local_status(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return CM_ERR_NOMEM;
+	}
+	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+	grpc_call *call = create_call(c, method, cq, cm_rpc_deadline(timeout_ms));
+	grpc_metadata_array init_md, trail_md;
+	grpc_metadata_array_init(&init_md);
+	grpc_metadata_array_init(&trail_md);
+	grpc_byte_buffer *recv_bb = NULL;
+	grpc_status_code status = GRPC_STATUS_UNKNOWN;
+	grpc_slice details = grpc_empty_slice();
+	grpc_op ops[6];
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = send_bb;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
+	ops[4].op = GRPC_OP_RECV_MESSAGE;
+	ops[4].data.recv_message.recv_message = &recv_bb;
+	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
+	ops[5].data.recv_status_on_client.status = &status;
+	ops[5].data.recv_status_on_client.status_details = &details;
+	int tag, rc;
+	if (grpc_call_start_batch(call, ops, 6, &tag, NULL) != GRPC_CALL_OK) {
+		local_status(st, GRPC_STATUS_INTERNAL, "cannot start the call");
+		rc = CM_ERR_INTERNAL;
+	} else {
+		grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		cm_rpc_status_set(st, status, details);
+		rc = cm_rpc_code_to_err(status);
+		if (rc == CM_OK) {
+			ProtobufCMessage *m = recv_bb ? cm_rpc_unpack(resp_desc, recv_bb, NULL) : NULL;
+			if (!m) {
+				local_status(st, GRPC_STATUS_INTERNAL,
+					     recv_bb ? "cannot decode the response" : "no response message");
+				rc = CM_ERR_INTERNAL;
+			} else {
+				*resp = m;
+			}
+		}
+	}
+	grpc_slice_unref(details);
+	grpc_metadata_array_destroy(&init_md);
+	grpc_metadata_array_destroy(&trail_md);
+	if (recv_bb)
+		grpc_byte_buffer_destroy(recv_bb);
+	grpc_byte_buffer_destroy(send_bb);
+	grpc_call_unref(call);
+	destroy_cq(cq);
+	return rc;
+}
+
+int cm_rpc_stream_open(cm_rpc_client *c, const char *method, const ProtobufCMessage *req,
+		       const ProtobufCMessageDescriptor *resp_desc, int timeout_ms,
+		       cm_rpc_stream **out, cm_rpc_status *st)
+{
+	cm_rpc_stream *s = calloc(1, sizeof(*s));
+	grpc_byte_buffer *bb = cm_rpc_pack(req);
+	if (!s || !bb) {
+		free(s);
+		if (bb)
+			grpc_byte_buffer_destroy(bb);
+		local_status(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return CM_ERR_NOMEM;
+	}
+	s->desc = resp_desc;
+	s->cq = grpc_completion_queue_create_for_pluck(NULL);
+	s->call = create_call(c, method, s->cq, cm_rpc_deadline(timeout_ms));
+	s->details = grpc_empty_slice();
+	grpc_metadata_array_init(&s->init_md);
+	grpc_metadata_array_init(&s->trail_md);
+	grpc_op ops[3];
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = bb;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	grpc_op sop;
+	memset(&sop, 0, sizeof(sop));
+	sop.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	sop.data.recv_status_on_client.trailing_metadata = &s->trail_md;
+	sop.data.recv_status_on_client.status = &s->status;
+	sop.data.recv_status_on_client.status_details = &s->details;
+	int ok = grpc_call_start_batch(s->call, ops, 3, &s->tag_send, NULL) == GRPC_CALL_OK;
+	if (ok)
+		grpc_completion_queue_pluck(s->cq, &s->tag_send, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	grpc_byte_buffer_destroy(bb);
+	if (ok && grpc_call_start_batch(s->call, &sop, 1, &s->tag_status, NULL) == GRPC_CALL_OK)
+		s->status_pending = 1;
+	if (!s->status_pending) {
+		local_status(st, GRPC_STATUS_INTERNAL, "cannot start the stream");
+		cm_rpc_stream_close(s);
+		return CM_ERR_INTERNAL;
+	}
+	*out = s;
+	return CM_OK;
+}
+
+/* Waits for the final status once the server ended the stream. */
+static int stream_end(cm_rpc_stream *s, cm_rpc_status *st)
+{
+	if (s->status_pending) {
+		grpc_completion_queue_pluck(s->cq, &s->tag_status, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		s->status_pending = 0;
+		cm_rpc_status_set(&s->final, s->status, s->details);
+	}
+	s->ended = 1;
+	if (st)
+		*st = s->final;
+	int rc = cm_rpc_code_to_err(s->final.code);
+	return rc == CM_OK ? CM_ERR_STATE : rc;
+}
+
+int cm_rpc_stream_next(cm_rpc_stream *s, ProtobufCMessage **msg, int wait_ms, cm_rpc_status *st)
+{
+	if (s->ended)
+		return stream_end(s, st);
+	if (!s->recv_pending) {
+		grpc_op ops[2];
+		size_t n = 0;
+		memset(ops, 0, sizeof(ops));
+		if (!s->got_init_md) {
+			ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+			ops[n++].data.recv_initial_metadata.recv_initial_metadata = &s->init_md;
+			s->got_init_md = 1;
+		}
+		ops[n].op = GRPC_OP_RECV_MESSAGE;
+		ops[n++].data.recv_message.recv_message = &s->recv_bb;
+		if (grpc_call_start_batch(s->call, ops, n, &s->tag_recv, NULL) != GRPC_CALL_OK)
+			return stream_end(s, st);
+		s->recv_pending = 1;
+	}
+	gpr_timespec until = wait_ms < 0 ? gpr_inf_future(GPR_CLOCK_REALTIME) : cm_rpc_deadline(wait_ms > 0 ? wait_ms : 1);
+	grpc_event ev = grpc_completion_queue_pluck(s->cq, &s->tag_recv, until, NULL);
+	if (ev.type == GRPC_QUEUE_TIMEOUT)
+		return 0;
+	s->recv_pending = 0;
+	if (!ev.success || !s->recv_bb)
+		return stream_end(s, st);
+	ProtobufCMessage *m = cm_rpc_unpack(s->desc, s->recv_bb, NULL);
+	grpc_byte_buffer_destroy(s->recv_bb);
+	s->recv_bb = NULL;
+	if (!m) {
+		grpc_call_cancel(s->call, NULL);
+		stream_end(s, NULL);
+		local_status(&s->final, GRPC_STATUS_INTERNAL, "cannot decode a stream message");
+		if (st)
+			*st = s->final;
+		return CM_ERR_INTERNAL;
+	}
+	*msg = m;
+	return 1;
+}
+
+void cm_rpc_stream_cancel(cm_rpc_stream *s)
+{
+	grpc_call_cancel(s->call, NULL);
+}
+
+void cm_rpc_stream_close(cm_rpc_stream *s)
+{
+	if (!s)
+		return;
+	if (s->call) {
+		if (s->status_pending || s->recv_pending)
+			grpc_call_cancel(s->call, NULL);
+		if (s->recv_pending)
+			grpc_completion_queue_pluck(s->cq, &s->tag_recv, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		if (s->status_pending)
+			grpc_completion_queue_pluck(s->cq, &s->tag_status, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		grpc_call_unref(s->call);
+	}
+	if (s->recv_bb)
+		grpc_byte_buffer_destroy(s->recv_bb);
+	grpc_slice_unref(s->details);
+	grpc_metadata_array_destroy(&s->init_md);
+	grpc_metadata_array_destroy(&s->trail_md);
+	destroy_cq(s->cq);
+	free(s);
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds muri twice (optimized, and with ASan +
+# UBSan) and runs the whole test suite in both builds. The last line is
+# "N passed, N failed" over every test case of both runs; the exit status is
+# non-zero when anything failed.
+#
+#   scripts/test.sh [meson test arguments, e.g. --suite unit]
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+bash scripts/setup.sh "$root/build" || { echo "0 passed, 1 failed"; exit 1; }
+bash scripts/setup.sh "$root/build-asan" -Db_sanitize=address,undefined -Db_lundef=false \
+  || { echo "0 passed, 1 failed"; exit 1; }
+
+export OMP_WAIT_POLICY=passive
+rc=0
+echo "== tests: optimized build"
+meson test -C build --print-errorlogs --num-processes 2 "$@" || rc=1
+echo "== tests: ASan + UBSan build"
+meson test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 3 "$@" || rc=1
+
+/usr/bin/python3 scripts/test_summary.py build/meson-logs/testlog.json build-asan/meson-logs/testlog.json || rc=1
+exit $rc

@@ -1,0 +1,126 @@
+"""Shared fixtures for muri's Python tests: protobuf/grpc stubs generated from
+the .proto files at test time, and server processes started on 127.0.0.1 with
+ports chosen at run time (read back from the port file), logs kept on failure."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+SRC = os.environ.get("MURI_SOURCE_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BUILD = os.environ.get("MURI_BUILD_ROOT", os.path.join(SRC, "build"))
+
+
+def generate_stubs(proto_dir, files, out):
+    from grpc_tools import protoc
+    args = ["protoc", f"-I{proto_dir}", f"--python_out={out}", f"--grpc_python_out={out}"] + files
+    if protoc.main(args) != 0:
+        raise RuntimeError(f"protoc failed for {files}")
+
+
+@pytest.fixture(scope="session")
+def stubs(tmp_path_factory):
+    """Imports muri.v1 and the Echo test service's generated modules."""
+    out = str(tmp_path_factory.mktemp("stubs"))
+    generate_stubs(os.path.join(SRC, "proto"),
+                   ["types.proto", "vectorstore.proto", "indexer.proto", "ledger.proto", "consensus.proto"], out)
+    generate_stubs(os.path.join(SRC, "tests", "rpc"), ["echo.proto"], out)
+    sys.path.insert(0, out)
+    import importlib
+    mods = {}
+    for name in ["types_pb2", "vectorstore_pb2", "vectorstore_pb2_grpc", "indexer_pb2", "indexer_pb2_grpc",
+                 "ledger_pb2", "ledger_pb2_grpc", "echo_pb2", "echo_pb2_grpc"]:
+        mods[name] = importlib.import_module(name)
+    return type("Stubs", (), mods)
+
+
+class Server:
+    """A muri server binary running as a child process."""
+
+    def __init__(self, name, exe, args, workdir):
+        self.name = name
+        self.dir = workdir
+        self.port_file = os.path.join(workdir, "ports")
+        self.log_path = os.path.join(workdir, "log")
+        self.log = open(self.log_path, "wb")
+        cmd = [exe, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+               "--port-file", self.port_file] + list(args)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir)
+        self.rpc_port = self.metrics_port = None
+
+    def wait_ready(self, timeout=10.0):
+        end = time.time() + timeout
+        while time.time() < end:
+            if os.path.exists(self.port_file):
+                ports = dict(line.strip().split("=", 1) for line in open(self.port_file) if "=" in line)
+                self.rpc_port = int(ports["rpc_port"])
+                self.metrics_port = int(ports["metrics_port"])
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.01)
+        return False
+
+    @property
+    def target(self):
+        return f"127.0.0.1:{self.rpc_port}"
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return None
+        return self.proc.returncode
+
+    def read_log(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path, "r", errors="replace") as f:
+            return f.read()
+
+
+# Clients as a user would configure them for large vector batches.
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 128 << 20), ("grpc.max_send_message_length", 128 << 20)]
+
+
+@pytest.fixture
+def servers(request, tmp_path):
+    """Starts servers; stops them after the test; keeps their logs if it failed."""
+    started = []
+
+    def start(name, exe_rel, *args, ready=True):
+        d = tmp_path / name
+        d.mkdir()
+        s = Server(name, os.path.join(BUILD, exe_rel), args, str(d))
+        started.append(s)
+        if ready and not s.wait_ready():
+            raise AssertionError(f"{name} did not start:\n{s.read_log()}")
+        return s
+
+    yield start
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for s in started:
+        s.stop(signal.SIGKILL if failed else signal.SIGTERM)
+        s.log.close()
+    if failed:
+        keep = os.path.join(BUILD, "test-logs", request.node.name)
+        shutil.rmtree(keep, ignore_errors=True)
+        shutil.copytree(str(tmp_path), keep)
+        print(f"logs kept in {keep}")
+        for s in started:
+            print(f"--- {s.name} log ---\n{s.read_log()[-4000:]}")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)

@@ -1,0 +1,111 @@
+"""The three muri service binaries as a user starts them: configuration,
+node keys, /healthz and /metrics over HTTP, the Status RPC, clean stops on
+SIGTERM, and configuration errors that name the key."""
+import os
+import signal
+import stat
+import subprocess
+import urllib.error
+import urllib.request
+
+import grpc
+import pytest
+
+from conftest import BUILD
+
+SERVICES = [
+    ("ledger", "services/ledger/muri-ledger", "ledger_pb2_grpc", "LedgerStub", "muri.v1.Ledger"),
+    ("indexer", "services/indexer/muri-indexer", "indexer_pb2_grpc", "IndexerStub", "muri.v1.Indexer"),
+    ("gateway", "services/gateway/muri-gateway", "vectorstore_pb2_grpc", "VectorStoreStub", "muri.v1.VectorStore"),
+]
+
+
+def http_get(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+@pytest.mark.parametrize("name,exe,mod,stub_name,full", SERVICES)
+def test_service_status_health_metrics_and_stop(servers, stubs, tmp_path, name, exe, mod, stub_name, full):
+    key = tmp_path / f"{name}.key"
+    s = servers(name, exe, "--key-file", str(key), "--data-dir", str(tmp_path / "data"))
+    # the node key was created, private to its owner
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    seed_hex = key.read_text().split()[1]
+    from sodium_keys import public_key_hex
+    with grpc.insecure_channel(s.target) as ch:
+        stub = getattr(getattr(stubs, mod), stub_name)(ch)
+        st = stub.Status(stubs.types_pb2.StatusRequest(), timeout=5)
+        assert st.service == name
+        assert st.version
+        assert st.node_id == public_key_hex(seed_hex)
+        # methods whose work is not built answer UNIMPLEMENTED, naming themselves
+        method = {"ledger": "GetAccount", "indexer": "Search", "gateway": "Search"}[name]
+        call = ch.unary_unary(f"/{full}/{method}")
+        with pytest.raises(grpc.RpcError) as e:
+            call(b"", timeout=5)
+        assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert f"/{full}/{method}" in e.value.details()
+    code, body = http_get(s.metrics_port, "/healthz")
+    assert (code, body.strip()) == (200, "ok")
+    code, body = http_get(s.metrics_port, "/metrics")
+    assert code == 200
+    assert f'muri_rpc_calls_total{{method="/{full}/Status"}} 1' in body
+    assert http_get(s.metrics_port, "/nope")[0] == 404
+    assert s.stop(signal.SIGTERM) == 0
+    log = s.read_log()
+    assert f"svc={name}" in log and "event=stopped" in log
+
+
+def run_expect_failure(exe, *args, env_extra=None):
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    p = subprocess.run([os.path.join(BUILD, exe), "--listen", "127.0.0.1:0", "--metrics-listen", ""] + list(args),
+                       capture_output=True, text=True, timeout=20, env=env)
+    return p.returncode, p.stdout + p.stderr
+
+
+def test_unknown_flag_names_the_key():
+    code, out = run_expect_failure("services/ledger/muri-ledger", "--rpc-port", "7000")
+    assert code == 2
+    assert "rpc_port" in out or "rpc-port" in out
+
+
+def test_invalid_value_names_the_key():
+    code, out = run_expect_failure("services/indexer/muri-indexer", "--rpc-workers", "0")
+    assert code == 2
+    assert "rpc_workers" in out
+
+
+def test_unknown_env_var_names_it():
+    code, out = run_expect_failure("services/gateway/muri-gateway", env_extra={"MURI_GATEWAY_LISTN": "x"})
+    assert code == 2
+    assert "MURI_GATEWAY_LISTN" in out
+
+
+def test_config_file_errors_name_key_and_line(tmp_path):
+    conf = tmp_path / "ledger.conf"
+    conf.write_text("# a comment\nlog_level = info\ngrace_ms = -5\n")
+    code, out = run_expect_failure("services/ledger/muri-ledger", "--config", str(conf))
+    assert code == 2
+    assert "grace_ms" in out and "line 3" in out
+
+
+def test_key_file_readable_by_others_is_refused(tmp_path):
+    key = tmp_path / "node.key"
+    key.write_text("muri-ed25519-seed " + "11" * 32 + "\n")
+    os.chmod(key, 0o644)
+    code, out = run_expect_failure("services/indexer/muri-indexer", "--key-file", str(key))
+    assert code == 2
+    assert "chmod 600" in out
+
+
+def test_help_lists_keys():
+    p = subprocess.run([os.path.join(BUILD, "services/gateway/muri-gateway"), "--help"],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 0
+    for flag in ["--listen", "--metrics-listen", "--rpc-max-message", "--grace-ms", "--tls-cert"]:
+        assert flag in p.stdout

@@ -1,0 +1,342 @@
+/* muri: the command line. Keys, service status, and `muri devnet`, which
+ * starts a whole local network on loopback (ledger replicas, indexers and a
+ * gateway as child processes) and stops it on Ctrl-C.
+ *   muri keygen FILE
+ *   muri status HOST:PORT [--service ledger|indexer|gateway]
+ *   muri devnet [--dir D] [--ledgers N] [--indexers N] [--base-port P] [--check] */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cm_crypto.h"
+#include "cm_err.h"
+#include "cm_rpc.h"
+#include "indexer.pb-c.h"
+#include "ledger.pb-c.h"
+#include "vectorstore.pb-c.h"
+
+extern char **environ;
+
+#define DEVNET_MAX 32 /* processes a devnet may start */
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage:\n"
+		"  muri keygen FILE                      create an ed25519 key file (mode 0600)\n"
+		"  muri status HOST:PORT [--service S]   Status RPC of a ledger, indexer or gateway\n"
+		"  muri devnet [--dir D] [--ledgers N] [--indexers N] [--base-port P] [--check]\n"
+		"                                        run a local network until Ctrl-C\n");
+}
+
+static int cmd_keygen(int argc, char **argv)
+{
+	if (argc != 1) {
+		usage();
+		return 2;
+	}
+	cm_keypair kp;
+	cm_keypair_generate(&kp);
+	int rc = cm_key_save(&kp, argv[0]);
+	char hex[2 * CM_PK_BYTES + 1];
+	cm_hex(hex, kp.pk, CM_PK_BYTES);
+	cm_keypair_wipe(&kp);
+	if (rc != CM_OK) {
+		fprintf(stderr, "muri keygen: %s: %s\n", argv[0], cm_strerror(rc));
+		return 1;
+	}
+	printf("%s\n", hex);
+	return 0;
+}
+
+static const char *status_method(const char *service)
+{
+	if (strcmp(service, "ledger") == 0)
+		return "/muri.v1.Ledger/Status";
+	if (strcmp(service, "indexer") == 0)
+		return "/muri.v1.Indexer/Status";
+	if (strcmp(service, "gateway") == 0)
+		return "/muri.v1.VectorStore/Status";
+	return NULL;
+}
+
+/* Calls Status; prints it unless quiet. Returns 0 when the service answered. */
+static int status_of(const char *target, const char *service, int quiet)
+{
+	const char *method = status_method(service);
+	if (!method) {
+		fprintf(stderr, "muri status: --service must be ledger, indexer or gateway\n");
+		return 2;
+	}
+	cm_rpc_client *c = NULL;
+	char err[256];
+	cm_rpc_client_opts o = {.target = target};
+	if (cm_rpc_client_new(&o, &c, err, sizeof(err)) != CM_OK) {
+		fprintf(stderr, "muri status: %s\n", err);
+		return 1;
+	}
+	Muri__V1__StatusRequest req = MURI__V1__STATUS_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	cm_rpc_status st;
+	int rc = cm_rpc_unary(c, method, &req.base, &muri__v1__status_response__descriptor, &resp, 5000, &st);
+	cm_rpc_client_free(c);
+	if (rc != CM_OK) {
+		fprintf(stderr, "muri status: %s: %s: %s\n", target, cm_rpc_code_name(st.code), st.message);
+		return 1;
+	}
+	Muri__V1__StatusResponse *s = (Muri__V1__StatusResponse *)resp;
+	if (!quiet) {
+		printf("service   %s\nversion   %s\nnode_id   %s\nuptime_ms %llu\n", s->service, s->version,
+		       s->node_id[0] ? s->node_id : "-", (unsigned long long)s->uptime_ms);
+		for (size_t i = 0; i < s->n_details; i++)
+			printf("%-9s %s\n", s->details[i]->key, s->details[i]->value);
+	}
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return 0;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	const char *service = "gateway";
+	if (argc < 1) {
+		usage();
+		return 2;
+	}
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--service") == 0 && i + 1 < argc)
+			service = argv[++i];
+		else {
+			usage();
+			return 2;
+		}
+	}
+	return status_of(argv[0], service, 0);
+}
+
+/* ---- devnet ---------------------------------------------------------- */
+
+struct node {
+	char name[32];
+	const char *service;
+	char dir[PATH_MAX / 2];
+	char port_file[PATH_MAX];
+	pid_t pid;
+	int rpc_port, metrics_port;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static int bin_dir(char *out, size_t len)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return -1;
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (!slash)
+		return -1;
+	*slash = '\0';
+	slash = strrchr(self, '/'); /* build/tools -> build */
+	if (!slash)
+		return -1;
+	*slash = '\0';
+	if ((size_t)snprintf(out, len, "%s", self) >= len)
+		return -1;
+	return 0;
+}
+
+static int read_ports(struct node *nd)
+{
+	FILE *f = fopen(nd->port_file, "r");
+	if (!f)
+		return -1;
+	char line[128];
+	while (fgets(line, sizeof(line), f)) {
+		sscanf(line, "rpc_port=%d", &nd->rpc_port);
+		sscanf(line, "metrics_port=%d", &nd->metrics_port);
+	}
+	fclose(f);
+	return nd->rpc_port > 0 ? 0 : -1;
+}
+
+static int start_node(struct node *nd, const char *bindir, const char *root, int rpc_port, int metrics_port)
+{
+	char exe[PATH_MAX], listen[64], mlisten[64], key[PATH_MAX], log[PATH_MAX], data[PATH_MAX];
+	if ((size_t)snprintf(nd->dir, sizeof(nd->dir), "%s/%s", root, nd->name) >= sizeof(nd->dir))
+		return -1;
+	if (mkdir(nd->dir, 0700) != 0 && errno != EEXIST)
+		return -1;
+	snprintf(exe, sizeof(exe), "%s/services/%s/muri-%s", bindir, nd->service, nd->service);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", rpc_port);
+	snprintf(mlisten, sizeof(mlisten), "127.0.0.1:%d", metrics_port);
+	snprintf(key, sizeof(key), "%s/node.key", nd->dir);
+	snprintf(log, sizeof(log), "%s/log", nd->dir);
+	snprintf(data, sizeof(data), "%s/data", nd->dir);
+	snprintf(nd->port_file, sizeof(nd->port_file), "%s/ports", nd->dir);
+	unlink(nd->port_file);
+	char *argv[] = {exe, "--listen", listen, "--metrics-listen", mlisten, "--key-file", key,
+			"--data-dir", data, "--port-file", nd->port_file, NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	int rc = posix_spawn(&nd->pid, exe, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0) {
+		fprintf(stderr, "muri devnet: cannot start %s: %s\n", exe, strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_devnet(int argc, char **argv)
+{
+	int ledgers = 4, indexers = 3, base_port = 0, check = 0;
+	char root[PATH_MAX / 4] = "";
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+			snprintf(root, sizeof(root), "%s", argv[++i]);
+		else if (strcmp(argv[i], "--ledgers") == 0 && i + 1 < argc)
+			ledgers = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--indexers") == 0 && i + 1 < argc)
+			indexers = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--base-port") == 0 && i + 1 < argc)
+			base_port = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--check") == 0)
+			check = 1;
+		else {
+			usage();
+			return 2;
+		}
+	}
+	if (ledgers < 1 || indexers < 1 || ledgers + indexers + 1 > DEVNET_MAX ||
+	    base_port < 0 || base_port > 65535 - 2 * DEVNET_MAX) {
+		fprintf(stderr, "muri devnet: --ledgers and --indexers must be >= 1 and at most %d processes in all\n",
+			DEVNET_MAX);
+		return 2;
+	}
+	if (!root[0]) {
+		snprintf(root, sizeof(root), "/tmp/muri-devnet-XXXXXX");
+		if (!mkdtemp(root)) {
+			perror("muri devnet: mkdtemp");
+			return 1;
+		}
+	} else if (mkdir(root, 0700) != 0 && errno != EEXIST) {
+		fprintf(stderr, "muri devnet: cannot create %s: %s\n", root, strerror(errno));
+		return 1;
+	}
+	char bindir[PATH_MAX / 4];
+	if (bin_dir(bindir, sizeof(bindir)) != 0) {
+		fprintf(stderr, "muri devnet: cannot find the build folder\n");
+		return 1;
+	}
+	struct node nodes[DEVNET_MAX];
+	int n = 0;
+	memset(nodes, 0, sizeof(nodes));
+	for (int i = 0; i < ledgers; i++, n++) {
+		snprintf(nodes[n].name, sizeof(nodes[n].name), "ledger-%d", i);
+		nodes[n].service = "ledger";
+	}
+	for (int i = 0; i < indexers; i++, n++) {
+		snprintf(nodes[n].name, sizeof(nodes[n].name), "indexer-%d", i);
+		nodes[n].service = "indexer";
+	}
+	snprintf(nodes[n].name, sizeof(nodes[n].name), "gateway");
+	nodes[n++].service = "gateway";
+
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	int failed = 0;
+	for (int i = 0; i < n && !failed; i++) {
+		int rp = base_port ? base_port + i : 0, mp = base_port ? base_port + DEVNET_MAX + i : 0;
+		failed = start_node(&nodes[i], bindir, root, rp, mp) != 0;
+	}
+	/* wait for every port file */
+	for (int t = 0; t < 1000 && !failed && !stop_requested; t++) {
+		int ready = 0;
+		for (int i = 0; i < n; i++) {
+			ready += read_ports(&nodes[i]) == 0;
+			int st;
+			if (nodes[i].pid > 0 && waitpid(nodes[i].pid, &st, WNOHANG) == nodes[i].pid) {
+				fprintf(stderr, "muri devnet: %s exited; see %s/log\n", nodes[i].name, nodes[i].dir);
+				nodes[i].pid = 0;
+				failed = 1;
+			}
+		}
+		if (ready == n)
+			break;
+		usleep(10000);
+	}
+	if (!failed) {
+		printf("muri devnet in %s\n", root);
+		printf("%-12s %-22s %-22s %s\n", "node", "rpc", "metrics", "status");
+		for (int i = 0; i < n; i++) {
+			char rpc[32], met[32];
+			snprintf(rpc, sizeof(rpc), "127.0.0.1:%d", nodes[i].rpc_port);
+			snprintf(met, sizeof(met), "127.0.0.1:%d", nodes[i].metrics_port);
+			int ok = status_of(rpc, nodes[i].service, 1) == 0;
+			failed |= !ok;
+			printf("%-12s %-22s %-22s %s\n", nodes[i].name, rpc, met, ok ? "serving" : "NOT ANSWERING");
+		}
+		printf("\nWhat runs so far: each process serves Status, /healthz and /metrics.\n"
+		       "Consensus, storage, search and the demo data arrive with the ledger,\n"
+		       "indexer and gateway work; until then there is nothing to search.\n");
+		fflush(stdout);
+	}
+	if (!check && !failed) {
+		printf("Ctrl-C stops the network.\n");
+		fflush(stdout);
+		while (!stop_requested)
+			pause();
+	}
+	for (int i = 0; i < n; i++)
+		if (nodes[i].pid > 0)
+			kill(nodes[i].pid, SIGTERM);
+	for (int i = 0; i < n; i++) {
+		int st = 0;
+		if (nodes[i].pid > 0 && waitpid(nodes[i].pid, &st, 0) == nodes[i].pid &&
+		    !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+			fprintf(stderr, "muri devnet: %s did not stop cleanly; see %s/log\n", nodes[i].name,
+				nodes[i].dir);
+			failed = 1;
+		}
+	}
+	printf("stopped%s\n", failed ? " (with failures)" : "");
+	return failed ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (cm_crypto_init() != CM_OK)
+		return 1;
+	signal(SIGPIPE, SIG_IGN);
+	if (argc < 2) {
+		usage();
+		return 2;
+	}
+	if (strcmp(argv[1], "keygen") == 0)
+		return cmd_keygen(argc - 2, argv + 2);
+	if (strcmp(argv[1], "status") == 0)
+		return cmd_status(argc - 2, argv + 2);
+	if (strcmp(argv[1], "devnet") == 0)
+		return cmd_devnet(argc - 2, argv + 2);
+	usage();
+	return 2;
+}
