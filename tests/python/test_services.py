@@ -109,3 +109,36 @@ def test_help_lists_keys():
     assert p.returncode == 0
     for flag in ["--listen", "--metrics-listen", "--rpc-max-message", "--grace-ms", "--tls-cert"]:
         assert flag in p.stdout
+
+
+def test_devnet_starts_every_node_and_stops(tmp_path):
+    p = subprocess.run([os.path.join(BUILD, "tools/muri"), "devnet", "--dir", str(tmp_path / "net"), "--check"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rows = [line.split() for line in p.stdout.splitlines() if line.split()[:1] and line.split()[0].startswith(
+        ("ledger-", "indexer-", "gateway"))]
+    assert [r[0] for r in rows] == ["ledger-0", "ledger-1", "ledger-2", "ledger-3",
+                                    "indexer-0", "indexer-1", "indexer-2", "gateway"]
+    assert all(r[-1] == "serving" for r in rows)
+    assert p.stdout.rstrip().endswith("stopped")
+    # every node stopped cleanly and left its log
+    for name in ["ledger-0", "indexer-2", "gateway"]:
+        log = (tmp_path / "net" / name / "log").read_text()
+        assert "event=stopped" in log
+
+
+def test_cli_keygen_and_status(servers, tmp_path):
+    key = tmp_path / "k.key"
+    p = subprocess.run([os.path.join(BUILD, "tools/muri"), "keygen", str(key)], capture_output=True, text=True)
+    assert p.returncode == 0
+    from sodium_keys import public_key_hex
+    assert p.stdout.strip() == public_key_hex(key.read_text().split()[1])
+    again = subprocess.run([os.path.join(BUILD, "tools/muri"), "keygen", str(key)], capture_output=True, text=True)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    s = servers("ledger", "services/ledger/muri-ledger", "--key-file", str(key))
+    p = subprocess.run([os.path.join(BUILD, "tools/muri"), "status", s.target, "--service", "ledger"],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 0
+    fields = dict(line.split(None, 1) for line in p.stdout.splitlines())
+    assert fields["service"] == "ledger"
+    assert fields["node_id"] == public_key_hex(key.read_text().split()[1])

@@ -1,0 +1,2 @@
+// placeholder
+namespace muri_placeholder {}

@@ -1,0 +1,2 @@
+/* placeholder */
+typedef int ix_record_placeholder;

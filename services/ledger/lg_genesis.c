@@ -1,0 +1,2 @@
+/* placeholder */
+typedef int lg_genesis_placeholder;

@@ -1,0 +1,2 @@
+/* placeholder */
+typedef int lg_hotstuff_placeholder;

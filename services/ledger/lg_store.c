@@ -1,0 +1,2 @@
+/* placeholder */
+typedef int lg_store_placeholder;
