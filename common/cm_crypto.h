@@ -28,6 +28,7 @@ enum cm_domain {
 	CM_DOM_STATE = 0x08,     /* ledger state root */
 	CM_DOM_ROOT = 0x09,      /* signed fragment root */
 	CM_DOM_RECORD = 0x0a,    /* fragment write record */
+	CM_DOM_CONSENSUS = 0x0b, /* a consensus message envelope */
 	CM_DOM_TEST = 0xff,      /* tests only */
 };
 
