@@ -9,13 +9,12 @@
 #include <sodium.h>
 #include <string.h>
 
-#define KEY_TAG "muri.ring.key.v1"   /* 16 bytes, domain of the key digest */
-#define NODE_TAG "muri.ring.node.1"  /* 16 bytes, domain of a node's draw */
-#define TAG_BYTES 16
-#define KEY_DIGEST_BYTES 32
-#define DRAW_BYTES 16                /* BLAKE2b's smallest output; 8 are used */
-#define LOG_FRAC_BITS 32             /* fractional bits of the fixed-point log */
-#define U_BITS 63                    /* u = t / 2^63 with t in [1, 2^63] */
+#define KEY_TAG "muri.ring.key.v1" /* domain of the key digest */
+#define KEY_TAG_BYTES 16
+#define DRAW_KEY_BYTES crypto_shorthash_siphash24_KEYBYTES /* 16 */
+#define DRAW_BYTES crypto_shorthash_siphash24_BYTES        /* 8 */
+#define LOG_FRAC_BITS 32 /* fractional bits of the fixed-point log */
+#define U_BITS 63        /* u = t / 2^63 with t in [1, 2^63] */
 
 /* A node's draw for one key: x = -log2(u) as a fixed-point number, 0 <= x <= 63. */
 typedef struct draw {
@@ -24,7 +23,18 @@ typedef struct draw {
 	uint64_t x;
 } draw;
 
-/* 64 x 64 -> 128-bit product as (hi, lo). */
+/* 64 x 64 -> 128-bit product as (hi, lo): exact, so the compiler's 128-bit
+ * type and the portable schoolbook form give the same bits. */
+#if defined(__SIZEOF_INT128__) && !defined(CM_RING_PORTABLE_MUL)
+__extension__ typedef unsigned __int128 u128;
+
+static void mul64(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo)
+{
+	u128 p = (u128)a * b;
+	*hi = (uint64_t)(p >> 64);
+	*lo = (uint64_t)p;
+}
+#else
 static void mul64(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo)
 {
 	const uint64_t m32 = 0xffffffffu;
@@ -34,9 +44,10 @@ static void mul64(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo)
 	*lo = (mid << 32) | (p00 & m32);
 	*hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
 }
+#endif
 
 /* log2(t) for t >= 1 in fixed point with LOG_FRAC_BITS fractional bits,
- * rounded down at every step (so deterministic, and within 2^-31 of exact).
+ * rounded down at every step: deterministic, and within 2^-31 of exact.
  * The integer part is the position of the top bit; each fractional bit comes
  * from squaring the mantissa m in [1, 2): if m^2 >= 2 the bit is 1 and m^2 is
  * halved. The mantissa is held as m * 2^62. */
@@ -45,33 +56,29 @@ static uint64_t log2_fixed(uint64_t t)
 	unsigned e = 0;
 	uint64_t m, hi, lo, res;
 
-	while (t >> (e + 1))
+	while (e < 63 && (t >> (e + 1)))
 		e++;
 	m = e <= 62 ? t << (62 - e) : t >> (e - 62);
 	res = (uint64_t)e << LOG_FRAC_BITS;
 	for (int bit = LOG_FRAC_BITS - 1; bit >= 0; bit--) {
 		mul64(m, m, &hi, &lo);
 		m = (hi << 2) | (lo >> 62); /* m^2 * 2^62, in [2^62, 2^64) */
-		if (m >> 63) {
-			m >>= 1;
-			res |= (uint64_t)1 << bit;
-		}
+		uint64_t one = m >> 63;     /* branch-free: the bits are coin flips */
+		m >>= one;
+		res |= one << bit;
 	}
 	return res;
 }
 
-/* The node's uniform draw for the key: 8 bytes of BLAKE2b(tag || key digest
- * || id), read little-endian. */
-static uint64_t node_hash(const uint8_t kd[KEY_DIGEST_BYTES], const uint8_t id[CM_RING_ID_BYTES])
+/* The node's uniform 64-bit draw for the key: SipHash-2-4 of the node's id
+ * keyed by the key's digest, read little-endian. */
+static uint64_t node_draw(const uint8_t kd[DRAW_KEY_BYTES], const uint8_t id[CM_RING_ID_BYTES])
 {
-	uint8_t in[TAG_BYTES + KEY_DIGEST_BYTES + CM_RING_ID_BYTES], out[DRAW_BYTES];
+	uint8_t out[DRAW_BYTES];
 	uint64_t v = 0;
 
-	memcpy(in, NODE_TAG, TAG_BYTES);
-	memcpy(in + TAG_BYTES, kd, KEY_DIGEST_BYTES);
-	memcpy(in + TAG_BYTES + KEY_DIGEST_BYTES, id, CM_RING_ID_BYTES);
-	crypto_generichash(out, sizeof(out), in, sizeof(in), NULL, 0);
-	for (int i = 7; i >= 0; i--)
+	crypto_shorthash_siphash24(out, id, CM_RING_ID_BYTES, kd);
+	for (int i = DRAW_BYTES - 1; i >= 0; i--)
 		v = v << 8 | out[i];
 	return v;
 }
@@ -104,14 +111,14 @@ int cm_ring_place(const cm_ring_node *nodes, size_t n, const void *key, size_t k
 		  size_t r, size_t *out, size_t *count)
 {
 	draw best[CM_RING_MAX_R];
-	uint8_t kd[KEY_DIGEST_BYTES];
+	uint8_t kd[DRAW_KEY_BYTES];
 	crypto_generichash_state st;
 	size_t have = 0;
 
 	if (r == 0 || r > CM_RING_MAX_R || !out || !count || (n && !nodes) || (key_len && !key))
 		return CM_ERR_INVALID;
 	crypto_generichash_init(&st, NULL, 0, sizeof(kd));
-	crypto_generichash_update(&st, (const uint8_t *)KEY_TAG, TAG_BYTES);
+	crypto_generichash_update(&st, (const uint8_t *)KEY_TAG, KEY_TAG_BYTES);
 	if (key_len)
 		crypto_generichash_update(&st, key, key_len);
 	crypto_generichash_final(&st, kd, sizeof(kd));
@@ -119,7 +126,7 @@ int cm_ring_place(const cm_ring_node *nodes, size_t n, const void *key, size_t k
 	for (size_t i = 0; i < n; i++) {
 		if (nodes[i].weight == 0)
 			continue;
-		draw d = {i, nodes[i].weight, neg_log2_u(node_hash(kd, nodes[i].id))};
+		draw d = {i, nodes[i].weight, neg_log2_u(node_draw(kd, nodes[i].id))};
 		if (have == r && !ranks_before(&d, &best[r - 1], nodes))
 			continue;
 		/* insert d into best[0..have), kept in rank order, dropping the last if full */
