@@ -40,7 +40,7 @@ static void tx_hash(uint8_t h[CM_HASH_BYTES], int sender, uint64_t nonce)
 
 static int add(lg_mempool *m, int sender, uint64_t nonce, size_t len)
 {
-	uint8_t h[CM_HASH_BYTES], pk[CM_PK_BYTES], body[256];
+	uint8_t h[CM_HASH_BYTES], pk[CM_PK_BYTES], body[1024];
 	tx_hash(h, sender, nonce);
 	key_of(pk, sender);
 	memset(body, (int)nonce, sizeof(body));
