@@ -85,6 +85,13 @@ void cm_rpc_server_free(cm_rpc_server *srv);
  * (handlers then fail with RESOURCE_EXHAUSTED). */
 void *cm_rpc_alloc(cm_rpc_call *call, size_t n);
 char *cm_rpc_strdup(cm_rpc_call *call, const char *s);
+/* The call's arena itself, for libraries that allocate into a cm_arena. */
+struct cm_arena;
+struct cm_arena *cm_rpc_arena(cm_rpc_call *call);
+/* Runs fn(arg) when the call ends (after its response was sent), for
+ * responses that live outside the call's memory. At most 8 per call;
+ * CM_ERR_TOOBIG beyond (fn then runs at once). */
+int cm_rpc_on_done(cm_rpc_call *call, void (*fn)(void *), void *arg);
 /* Sets the call's failure status and returns code, for `return cm_rpc_fail(...)`. */
 int cm_rpc_fail(cm_rpc_call *call, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -20,6 +20,7 @@
 #include <grpc/support/alloc.h>
 
 #define ARENA_LIMIT_FACTOR 8 /* a call's arena may hold this many times max_message */
+#define ON_DONE_MAX 8
 
 struct method {
 	char name[CM_RPC_METHOD_MAX];
@@ -63,6 +64,9 @@ struct cm_rpc_call {
 	grpc_byte_buffer *resp_bb;
 	int close_cancelled; /* written by RECV_CLOSE_ON_SERVER */
 	struct timespec start;
+	void (*done_fn[ON_DONE_MAX])(void *);
+	void *done_arg[ON_DONE_MAX];
+	int ndone;
 	/* server streams only */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -126,6 +130,8 @@ static struct cm_rpc_call *call_new(struct worker *w, struct method *m)
 static void call_free(struct cm_rpc_call *c)
 {
 	cm_rpc_server *srv = c->srv;
+	for (int i = 0; i < c->ndone; i++)
+		c->done_fn[i](c->done_arg[i]);
 	if (c->call)
 		grpc_call_unref(c->call);
 	if (c->payload)
@@ -172,6 +178,22 @@ static void accept_one(struct worker *w, struct method *m)
 void *cm_rpc_alloc(cm_rpc_call *call, size_t n)
 {
 	return cm_arena_alloc(&call->arena, n);
+}
+
+int cm_rpc_on_done(cm_rpc_call *call, void (*fn)(void *), void *arg)
+{
+	if (call->ndone == ON_DONE_MAX) {
+		fn(arg);
+		return CM_ERR_TOOBIG;
+	}
+	call->done_fn[call->ndone] = fn;
+	call->done_arg[call->ndone++] = arg;
+	return CM_OK;
+}
+
+cm_arena *cm_rpc_arena(cm_rpc_call *call)
+{
+	return &call->arena;
 }
 
 char *cm_rpc_strdup(cm_rpc_call *call, const char *s)

@@ -1,45 +1,148 @@
-/* muri-ledger: one replica of the BFT ledger. So far the process skeleton:
- * configuration, node key, /healthz and /metrics, and the Ledger service's
- * Status RPC; consensus and the state machine come next. */
+/* muri-ledger: one replica of the BFT ledger (chained HotStuff among the
+ * replicas of the genesis file, SQLite state). */
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "cm_service.h"
-#include "ledger.pb-c.h"
+#include "lg_node.h"
 
 typedef struct lg_config {
 	cm_service_config base;
+	char *genesis;
+	int64_t base_timeout_ms;
+	int64_t max_timeout_ms;
+	int64_t tick_ms;
+	int64_t block_max_txs;
+	uint64_t block_max_bytes;
+	int64_t mempool_max_txs;
+	uint64_t mempool_max_bytes;
+	int64_t mempool_per_sender;
+	int64_t inbox_max;
+	int64_t net_queue;
+	int64_t read_connections;
+	int64_t max_wait_ms;
+	char *tls_ca;
+	bool bench_unsigned_noops;
 } lg_config;
 
 static const cm_config_key lg_keys[] = {
 	CM_SERVICE_CONFIG_KEYS(lg_config, base, 7100, 9100),
+	{"genesis", CM_CFG_STR, offsetof(lg_config, genesis), "", 0, 0,
+	 "genesis file: chain id, replicas, balances, parameters (required)", NULL},
+	{"base_timeout_ms", CM_CFG_INT, offsetof(lg_config, base_timeout_ms), "500", 10, 600000,
+	 "pacemaker: the first timeout of a view", NULL},
+	{"max_timeout_ms", CM_CFG_INT, offsetof(lg_config, max_timeout_ms), "8000", 10, 3600000,
+	 "pacemaker: the cap of the doubling timeouts", NULL},
+	{"tick_ms", CM_CFG_INT, offsetof(lg_config, tick_ms), "5", 1, 1000, "consensus timer resolution", NULL},
+	{"block_max_txs", CM_CFG_INT, offsetof(lg_config, block_max_txs), "4000", 1, 100000,
+	 "transactions per block", NULL},
+	{"block_max_bytes", CM_CFG_SIZE, offsetof(lg_config, block_max_bytes), "4M", 4096, 64 * 1048576.0,
+	 "payload bytes per block", NULL},
+	{"mempool_max_txs", CM_CFG_INT, offsetof(lg_config, mempool_max_txs), "200000", 1, 100000000,
+	 "transactions the mempool holds", NULL},
+	{"mempool_max_bytes", CM_CFG_SIZE, offsetof(lg_config, mempool_max_bytes), "256M", 4096, 1099511627776.0,
+	 "bytes the mempool holds", NULL},
+	{"mempool_per_sender", CM_CFG_INT, offsetof(lg_config, mempool_per_sender), "100000", 1, 100000000,
+	 "transactions the mempool holds for one sender", NULL},
+	{"inbox_max", CM_CFG_INT, offsetof(lg_config, inbox_max), "100000", 16, 10000000,
+	 "consensus messages queued for the core", NULL},
+	{"net_queue", CM_CFG_INT, offsetof(lg_config, net_queue), "4096", 1, 1000000,
+	 "messages queued for one peer (the oldest is dropped beyond)", NULL},
+	{"read_connections", CM_CFG_INT, offsetof(lg_config, read_connections), "4", 1, 256,
+	 "read-only SQLite connections for queries", NULL},
+	{"max_wait_ms", CM_CFG_INT, offsetof(lg_config, max_wait_ms), "60000", 1, 3600000,
+	 "longest wait_commit a SubmitTransaction may ask for", NULL},
+	{"tls_ca", CM_CFG_STR, offsetof(lg_config, tls_ca), "", 0, 0,
+	 "PEM CA file to verify peers' TLS certificates; empty: plaintext to peers", NULL},
+	{"bench_unsigned_noops", CM_CFG_BOOL, offsetof(lg_config, bench_unsigned_noops), "false", 0, 0,
+	 "benchmarks only: accept Noop transactions without checking their signatures", NULL},
 };
 
-static int lg_status(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp)
+typedef struct lg_ctx {
+	lg_config cfg;
+	cm_service *svc;
+	lg_node *node;
+} lg_ctx;
+
+static int lg_status(void *arg, cm_rpc_call *call, Muri__V1__StatusResponse **out)
 {
-	(void)req;
-	return cm_service_status(arg, call, (Muri__V1__StatusResponse **)resp);
+	lg_ctx *c = arg;
+	int code = cm_service_status(c->svc, call, out);
+	if (code == GRPC_STATUS_OK)
+		lg_node_status_details(c->node, call, *out);
+	return code;
 }
 
-static int lg_init(void *ctx, const cm_service_env *env, char *err, size_t errlen)
+static int lg_init(void *arg, const cm_service_env *env, char *err, size_t errlen)
 {
-	(void)ctx;
-	(void)err;
-	(void)errlen;
-	static const cm_rpc_handler handlers[] = {{"Status", lg_status, NULL}};
-	return cm_rpc_server_add(env->rpc, &muri__v1__ledger__descriptor, handlers, 1, env->svc);
+	lg_ctx *c = arg;
+	if (!c->cfg.genesis || !*c->cfg.genesis || !env->key || !env->base->data_dir || !*env->base->data_dir) {
+		snprintf(err, errlen, "genesis, key_file and data_dir are required");
+		return -2;
+	}
+	lg_node_opts o = {
+		.data_dir = env->base->data_dir,
+		.genesis_path = c->cfg.genesis,
+		.key = env->key,
+		.base_timeout_ms = (uint32_t)c->cfg.base_timeout_ms,
+		.max_timeout_ms = (uint32_t)c->cfg.max_timeout_ms,
+		.tick_ms = (uint32_t)c->cfg.tick_ms,
+		.block_max_txs = (uint32_t)c->cfg.block_max_txs,
+		.block_max_bytes = (uint32_t)c->cfg.block_max_bytes,
+		.mempool_max_txs = (uint32_t)c->cfg.mempool_max_txs,
+		.mempool_max_bytes = c->cfg.mempool_max_bytes,
+		.mempool_per_sender = (uint32_t)c->cfg.mempool_per_sender,
+		.inbox_max = (uint32_t)c->cfg.inbox_max,
+		.net_queue = (uint32_t)c->cfg.net_queue,
+		.readers = (uint32_t)c->cfg.read_connections,
+		.max_wait_ms = (uint32_t)c->cfg.max_wait_ms,
+		.tls_ca_file = c->cfg.tls_ca && *c->cfg.tls_ca ? c->cfg.tls_ca : NULL,
+		.bench_unsigned_noops = c->cfg.bench_unsigned_noops,
+		.metrics = env->metrics,
+	};
+	int rc = lg_node_open(&o, &c->node, err, errlen);
+	if (rc != 0)
+		return rc;
+	return lg_node_register(c->node, env->rpc, c, lg_status);
+}
+
+static int lg_started(void *arg, int port, char *err, size_t errlen)
+{
+	lg_ctx *c = arg;
+	(void)port;
+	return lg_node_start(c->node, err, errlen);
+}
+
+static void lg_stopping(void *arg)
+{
+	lg_ctx *c = arg;
+	lg_node_stop(c->node);
+}
+
+static void lg_fini(void *arg)
+{
+	lg_ctx *c = arg;
+	lg_node_close(c->node);
+	c->node = NULL;
 }
 
 int main(int argc, char **argv)
 {
-	lg_config cfg = {0};
+	static lg_ctx ctx;
 	cm_service svc = {
 		.name = "ledger",
 		.env_prefix = "MURI_LEDGER_",
 		.keys = lg_keys,
 		.nkeys = sizeof(lg_keys) / sizeof(lg_keys[0]),
-		.cfg = &cfg,
+		.cfg = &ctx.cfg,
 		.base_offset = offsetof(lg_config, base),
+		.ctx = &ctx,
 		.init = lg_init,
+		.started = lg_started,
+		.stopping = lg_stopping,
+		.fini = lg_fini,
 	};
+	ctx.svc = &svc;
 	return cm_service_main(&svc, argc, argv);
 }

@@ -47,10 +47,26 @@ class Server:
         self.port_file = os.path.join(workdir, "ports")
         self.log_path = os.path.join(workdir, "log")
         self.log = open(self.log_path, "wb")
-        cmd = [exe, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-               "--port-file", self.port_file] + list(args)
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir)
+        self.cmd = [exe, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+                    "--port-file", self.port_file] + list(args)
+        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir)
         self.rpc_port = self.metrics_port = None
+
+    def restart(self, same_port=True, timeout=30.0):
+        """Starts the process again with the same arguments (and, by default,
+        the same RPC port, so peers' configurations stay valid)."""
+        assert self.proc.poll() is not None, "still running"
+        cmd = list(self.cmd)
+        if same_port and self.rpc_port:
+            cmd[cmd.index("--listen") + 1] = f"127.0.0.1:{self.rpc_port}"
+        os.unlink(self.port_file) if os.path.exists(self.port_file) else None
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir)
+        if not self.wait_ready(timeout):
+            raise AssertionError(f"{self.name} did not restart:\n{self.read_log()[-3000:]}")
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
 
     def wait_ready(self, timeout=10.0):
         end = time.time() + timeout

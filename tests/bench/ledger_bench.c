@@ -1,0 +1,398 @@
+/* Ledger benchmark: 4 muri-ledger replicas on loopback (ports chosen at run
+ * time) and this load generator, all on one machine. Pre-signs transfers
+ * (or, with --noop, Noop transactions without signatures, for a ledger run
+ * with bench_unsigned_noops), submits them round-robin to the replicas from
+ * T threads without waiting, and follows the committed blocks on replica 0
+ * to time each transaction from submission to commit. For each block size
+ * limit it prints committed transactions/s and commit latency p50/p99.
+ *   ledger-bench [--txs N] [--senders S] [--threads T] [--blocks 500,2000,8000] [--noop] */
+#include "tproc.h"
+#include "cm_crypto.h"
+#include "cm_err.h"
+#include "cm_rpc.h"
+#include "consensus.pb-c.h"
+#include "ledger.pb-c.h"
+#include "lg_tx.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define N_REPLICAS 4
+
+static size_t ntx = 100000;
+static int nsenders = 64, nthreads = 8, noop;
+
+struct tx {
+	Muri__V1__SignedTransaction stx;
+	uint8_t hash[CM_HASH_BYTES];
+	double sent, committed;
+};
+
+static struct tx *txs;
+static uint64_t *order; /* (hash64 << 24 | index) sorted, to find a tx by hash */
+static char addrs[N_REPLICAS][32];
+static atomic_size_t next_tx, committed_count, submit_errors;
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t h40(const uint8_t *h)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 5; i++)
+		v = v << 8 | h[i];
+	return v;
+}
+
+static long find_tx(const uint8_t *h)
+{
+	uint64_t key = h40(h);
+	size_t lo = 0, hi = ntx;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		uint64_t k = order[mid] >> 24;
+		if (k < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < ntx && order[i] >> 24 == key; i++) {
+		size_t idx = order[i] & 0xffffff;
+		if (memcmp(txs[idx].hash, h, CM_HASH_BYTES) == 0)
+			return (long)idx;
+	}
+	return -1;
+}
+
+static int free_port(void)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 || getsockname(s, (struct sockaddr *)&a, &len) != 0)
+		return -1;
+	close(s);
+	return ntohs(a.sin_port);
+}
+
+#define BATCH 250 /* transactions per SubmitTransactions call to one replica */
+
+static void *submit_main(void *arg)
+{
+	cm_rpc_client **clients = arg;
+	Muri__V1__SignedTransaction *batch[BATCH];
+	for (;;) {
+		size_t start = atomic_fetch_add(&next_tx, (size_t)N_REPLICAS * BATCH);
+		if (start >= ntx)
+			return NULL;
+		size_t end = start + (size_t)N_REPLICAS * BATCH < ntx ? start + (size_t)N_REPLICAS * BATCH : ntx;
+		for (int r = 0; r < N_REPLICAS; r++) {
+			size_t k = 0;
+			double t = now_s();
+			for (size_t i = start + (size_t)r; i < end; i += N_REPLICAS) {
+				batch[k++] = &txs[i].stx;
+				txs[i].sent = t;
+			}
+			if (!k)
+				continue;
+			Muri__V1__SubmitBatchRequest req = MURI__V1__SUBMIT_BATCH_REQUEST__INIT;
+			req.txs = batch;
+			req.n_txs = k;
+			ProtobufCMessage *resp = NULL;
+			cm_rpc_status st;
+			for (int attempt = 0; attempt < 1000; attempt++) {
+				if (cm_rpc_unary(clients[r], "/muri.v1.Ledger/SubmitTransactions", &req.base,
+						 &muri__v1__submit_batch_response__descriptor, &resp, 30000, &st) != CM_OK) {
+					atomic_fetch_add(&submit_errors, 1);
+					fprintf(stderr, "submit: %s %s\n", cm_rpc_code_name(st.code), st.message);
+					break;
+				}
+				/* resubmit what a full mempool turned away, keep the rest */
+				Muri__V1__SubmitBatchResponse *br = (Muri__V1__SubmitBatchResponse *)resp;
+				size_t again = 0;
+				for (size_t j = 0; j < br->n_results; j++) {
+					if (br->results[j]->code == GRPC_STATUS_RESOURCE_EXHAUSTED)
+						batch[again++] = req.txs[j];
+					else if (br->results[j]->code != GRPC_STATUS_OK &&
+						 atomic_fetch_add(&submit_errors, 1) < 5)
+						fprintf(stderr, "submit: %s\n", br->results[j]->message);
+				}
+				protobuf_c_message_free_unpacked(resp, NULL);
+				if (!again)
+					break;
+				req.n_txs = again;
+				usleep(5000);
+			}
+		}
+	}
+}
+
+static void *follow_main(void *arg)
+{
+	cm_rpc_client *c = arg;
+	Muri__V1__FollowRequest req = MURI__V1__FOLLOW_REQUEST__INIT;
+	req.from_height = 1;
+	cm_rpc_stream *s = NULL;
+	cm_rpc_status st;
+	if (cm_rpc_stream_open(c, "/muri.v1.Ledger/FollowBlocks", &req.base, &muri__v1__block__descriptor, 0, &s, &st) !=
+	    CM_OK)
+		return NULL;
+	double deadline = now_s() + 600;
+	while (atomic_load(&committed_count) < ntx && now_s() < deadline) {
+		ProtobufCMessage *m = NULL;
+		int rc = cm_rpc_stream_next(s, &m, 1000, &st);
+		if (rc < 0)
+			break;
+		if (rc == 0)
+			continue;
+		double t = now_s();
+		Muri__V1__Block *b = (Muri__V1__Block *)m;
+		for (size_t i = 0; i < b->n_txs; i++) {
+			uint8_t h[CM_HASH_BYTES];
+			lg_tx_hash(b->txs[i]->body.data, b->txs[i]->body.len, h);
+			long idx = find_tx(h);
+			if (idx >= 0 && txs[idx].committed == 0) {
+				txs[idx].committed = t;
+				atomic_fetch_add(&committed_count, 1);
+			}
+		}
+		protobuf_c_message_free_unpacked(m, NULL);
+	}
+	cm_rpc_stream_close(s);
+	return NULL;
+}
+
+static int write_genesis(const char *path, cm_keypair *reps, cm_keypair *senders)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	char hex[65];
+	fprintf(f, "chain_id = bench\ngenesis_time_ms = 1700000000000\n");
+	for (int i = 0; i < N_REPLICAS; i++) {
+		cm_hex(hex, reps[i].pk, CM_PK_BYTES);
+		fprintf(f, "replica = %s %s\n", hex, addrs[i]);
+	}
+	for (int i = 0; i < nsenders; i++) {
+		cm_hex(hex, senders[i].pk, CM_PK_BYTES);
+		fprintf(f, "account = %s 1000000000000\n", hex);
+	}
+	fprintf(f, "param.allow_noop = %d\nparam.block_max_txs = 100000\n", noop);
+	return fclose(f);
+}
+
+static int run(int block_max, double *tps, double *p50, double *p99, double *mean_block)
+{
+	char dir[] = "/tmp/muri-ledger-bench-XXXXXX";
+	if (!mkdtemp(dir))
+		return -1;
+	cm_keypair reps[N_REPLICAS];
+	cm_keypair *senders = calloc((size_t)nsenders, sizeof(*senders));
+	char path[600], genesis[600];
+	for (int i = 0; i < N_REPLICAS; i++) {
+		cm_keypair_generate(&reps[i]);
+		snprintf(path, sizeof(path), "%s/ledger%d.key", dir, i);
+		cm_key_save(&reps[i], path);
+		snprintf(addrs[i], sizeof(addrs[i]), "127.0.0.1:%d", free_port());
+	}
+	for (int i = 0; i < nsenders; i++)
+		cm_keypair_generate(&senders[i]);
+	snprintf(genesis, sizeof(genesis), "%s/genesis.txt", dir);
+	if (write_genesis(genesis, reps, senders) != 0)
+		return -1;
+	/* pre-sign */
+	txs = calloc(ntx, sizeof(*txs));
+	order = calloc(ntx, sizeof(*order));
+	for (size_t i = 0; i < ntx; i++) {
+		int s = (int)(i % (size_t)nsenders);
+		Muri__V1__Transaction t = MURI__V1__TRANSACTION__INIT;
+		t.chain_id = "bench";
+		t.sender.data = senders[s].pk;
+		t.sender.len = CM_PK_BYTES;
+		t.nonce = i / (size_t)nsenders;
+		Muri__V1__Transfer tr = MURI__V1__TRANSFER__INIT;
+		Muri__V1__Noop no = MURI__V1__NOOP__INIT;
+		uint8_t data[8];
+		memcpy(data, &i, sizeof(data));
+		if (noop) {
+			no.data.data = data;
+			no.data.len = sizeof(data);
+			t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_NOOP;
+			t.noop = &no;
+			size_t len = protobuf_c_message_get_packed_size(&t.base);
+			muri__v1__signed_transaction__init(&txs[i].stx);
+			txs[i].stx.body.data = malloc(len);
+			txs[i].stx.body.len = len;
+			protobuf_c_message_pack(&t.base, txs[i].stx.body.data);
+			txs[i].stx.signature.data = calloc(1, CM_SIG_BYTES); /* not checked in this mode */
+			txs[i].stx.signature.len = CM_SIG_BYTES;
+			lg_tx_hash(txs[i].stx.body.data, len, txs[i].hash);
+		} else {
+			tr.to.data = senders[(s + 1) % nsenders].pk;
+			tr.to.len = CM_PK_BYTES;
+			tr.amount = 1;
+			t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_TRANSFER;
+			t.transfer = &tr;
+			muri__v1__signed_transaction__init(&txs[i].stx);
+			lg_tx_sign(&t, &senders[s], &txs[i].stx, txs[i].hash);
+		}
+		order[i] = h40(txs[i].hash) << 24 | i;
+	}
+	qsort(order, ntx, sizeof(*order), cmp_u64);
+	/* start the replicas */
+	tproc procs[N_REPLICAS];
+	char exe[512], bm[16];
+	tproc_build_path("services/ledger/muri-ledger", exe, sizeof(exe));
+	snprintf(bm, sizeof(bm), "%d", block_max);
+	int started = 0;
+	for (int i = 0; i < N_REPLICAS; i++) {
+		char key[600], data[600];
+		snprintf(key, sizeof(key), "%s/ledger%d.key", dir, i);
+		snprintf(data, sizeof(data), "%s/data%d", dir, i);
+		const char *args[] = {"--listen", addrs[i], "--genesis", genesis, "--key-file", key, "--data-dir", data,
+				      "--block-max-txs", bm, "--log-level", "warn", "--rpc-workers", "4",
+				      noop ? "--bench-unsigned-noops" : NULL, NULL};
+		if (tproc_start(&procs[i], "ledger-bench", exe, args, 20000) != 0) {
+			fprintf(stderr, "replica %d did not start\n", i);
+			tproc_cleanup(&procs[i], 1);
+			break;
+		}
+		started++;
+	}
+	int rc = started == N_REPLICAS ? 0 : -1;
+	if (rc == 0) {
+		cm_rpc_client *clients[N_REPLICAS];
+		char err[256];
+		for (int i = 0; i < N_REPLICAS; i++) {
+			cm_rpc_client_opts o = {.target = addrs[i]};
+			cm_rpc_client_new(&o, &clients[i], err, sizeof(err));
+		}
+		atomic_store(&next_tx, 0);
+		atomic_store(&committed_count, 0);
+		atomic_store(&submit_errors, 0);
+		pthread_t follower, *workers = calloc((size_t)nthreads, sizeof(*workers));
+		pthread_create(&follower, NULL, follow_main, clients[0]);
+		double t0 = now_s();
+		for (int i = 0; i < nthreads; i++)
+			pthread_create(&workers[i], NULL, submit_main, clients);
+		for (int i = 0; i < nthreads; i++)
+			pthread_join(workers[i], NULL);
+		pthread_join(follower, NULL);
+		double last = 0;
+		double *lat = malloc(ntx * sizeof(double));
+		size_t nl = 0;
+		for (size_t i = 0; i < ntx; i++)
+			if (txs[i].committed > 0) {
+				lat[nl++] = (txs[i].committed - txs[i].sent) * 1e3;
+				if (txs[i].committed > last)
+					last = txs[i].committed;
+			}
+		qsort(lat, nl, sizeof(double), cmp_d);
+		*tps = nl ? (double)nl / (last - t0) : 0;
+		*p50 = nl ? lat[nl / 2] : 0;
+		*p99 = nl ? lat[nl * 99 / 100] : 0;
+		*mean_block = 0;
+		if (nl < ntx) {
+			fprintf(stderr, "only %zu of %zu transactions committed (%zu submit errors)\n", nl, ntx,
+				atomic_load(&submit_errors));
+			rc = -1;
+		}
+		free(lat);
+		free(workers);
+		for (int i = 0; i < N_REPLICAS; i++)
+			cm_rpc_client_free(clients[i]);
+	}
+	for (int i = 0; i < started; i++) {
+		tproc_stop(&procs[i], SIGTERM, 30000);
+		tproc_cleanup(&procs[i], rc != 0);
+	}
+	for (size_t i = 0; i < ntx; i++) {
+		if (noop) {
+			free(txs[i].stx.body.data);
+			free(txs[i].stx.signature.data);
+		} else {
+			lg_tx_signed_clear(&txs[i].stx);
+		}
+	}
+	free(txs);
+	free(order);
+	for (int i = 0; i < N_REPLICAS; i++)
+		cm_keypair_wipe(&reps[i]);
+	for (int i = 0; i < nsenders; i++)
+		cm_keypair_wipe(&senders[i]);
+	free(senders);
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	int blocks[8] = {500, 2000, 8000}, nblocks = 3;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--noop"))
+			noop = 1;
+		else if (i + 1 < argc && !strcmp(argv[i], "--txs"))
+			ntx = (size_t)atol(argv[++i]);
+		else if (i + 1 < argc && !strcmp(argv[i], "--senders"))
+			nsenders = atoi(argv[++i]);
+		else if (i + 1 < argc && !strcmp(argv[i], "--threads"))
+			nthreads = atoi(argv[++i]);
+		else if (i + 1 < argc && !strcmp(argv[i], "--blocks")) {
+			nblocks = 0;
+			for (char *p = strtok(argv[++i], ","); p && nblocks < 8; p = strtok(NULL, ","))
+				blocks[nblocks++] = atoi(p);
+		} else {
+			fprintf(stderr, "usage: ledger-bench [--txs N] [--senders S] [--threads T] [--blocks a,b,c] [--noop]\n");
+			return 2;
+		}
+	}
+	if (ntx < 1000 || ntx > (1u << 24) || nsenders < 1 || nthreads < 1 || nthreads > 256) {
+		fprintf(stderr, "--txs 1000..16M, --senders >= 1, --threads 1..256\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	cm_crypto_init();
+	printf("4 replicas + load generator on this machine; %zu %s from %d senders, %d submit threads\n", ntx,
+	       noop ? "unsigned no-op transactions" : "signed transfers", nsenders, nthreads);
+	printf("%12s %14s %12s %12s\n", "block max", "committed/s", "p50 ms", "p99 ms");
+	int failed = 0;
+	for (int i = 0; i < nblocks; i++) {
+		double tps, p50, p99, mb;
+		if (run(blocks[i], &tps, &p50, &p99, &mb) != 0) {
+			printf("%12d %14s\n", blocks[i], "failed");
+			failed = 1;
+			continue;
+		}
+		printf("%12d %14.0f %12.1f %12.1f\n", blocks[i], tps, p50, p99);
+		fflush(stdout);
+	}
+	return failed;
+}
