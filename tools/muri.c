@@ -17,11 +17,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "cm_crypto.h"
 #include "cm_err.h"
 #include "cm_rpc.h"
 #include "indexer.pb-c.h"
 #include "ledger.pb-c.h"
+#include "lg_tx.h"
 #include "vectorstore.pb-c.h"
 
 extern char **environ;
@@ -129,9 +134,104 @@ struct node {
 	const char *service;
 	char dir[PATH_MAX / 2];
 	char port_file[PATH_MAX];
+	char key_file[PATH_MAX];
+	cm_keypair key;
 	pid_t pid;
+	int listen_port; /* chosen before start: genesis names the addresses */
 	int rpc_port, metrics_port;
 };
+
+static int free_port(void)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int port = -1;
+	if (s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(s, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	if (s >= 0)
+		close(s);
+	return port;
+}
+
+/* The devnet's genesis: its ledger replicas, its indexers registered and
+ * staked, and a demo account holding MURI. */
+static int write_genesis(const char *path, struct node *nodes, int n, const cm_keypair *demo)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	char hex[2 * CM_PK_BYTES + 1];
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	fprintf(f, "# written by muri devnet\nchain_id = muri-devnet\ngenesis_time_ms = %lld\n",
+		(long long)now.tv_sec * 1000);
+	for (int i = 0; i < n; i++)
+		if (!strcmp(nodes[i].service, "ledger")) {
+			cm_hex(hex, nodes[i].key.pk, CM_PK_BYTES);
+			fprintf(f, "replica = %s 127.0.0.1:%d\n", hex, nodes[i].listen_port);
+		}
+	cm_hex(hex, demo->pk, CM_PK_BYTES);
+	fprintf(f, "account = %s 1000000000000\n", hex);
+	for (int i = 0; i < n; i++)
+		if (!strcmp(nodes[i].service, "indexer")) {
+			cm_hex(hex, nodes[i].key.pk, CM_PK_BYTES);
+			fprintf(f, "account = %s 1000000\n", hex);
+			fprintf(f, "indexer = %s 127.0.0.1:%d %llu 100000\n", hex, nodes[i].listen_port,
+				(unsigned long long)(1ull << 40));
+		}
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+/* A transfer from the demo account, submitted to a ledger replica and
+ * waited for: shows the chain committing. */
+static int demo_transfer(const char *target, const cm_keypair *demo, const uint8_t to[CM_PK_BYTES])
+{
+	cm_rpc_client *c = NULL;
+	char err[256];
+	cm_rpc_client_opts o = {.target = target};
+	if (cm_rpc_client_new(&o, &c, err, sizeof(err)) != CM_OK)
+		return -1;
+	Muri__V1__Transaction t = MURI__V1__TRANSACTION__INIT;
+	Muri__V1__Transfer tr = MURI__V1__TRANSFER__INIT;
+	t.chain_id = "muri-devnet";
+	t.sender.data = (uint8_t *)demo->pk;
+	t.sender.len = CM_PK_BYTES;
+	t.nonce = 0;
+	t.fee = 1;
+	tr.to.data = (uint8_t *)to;
+	tr.to.len = CM_PK_BYTES;
+	tr.amount = 1000;
+	t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_TRANSFER;
+	t.transfer = &tr;
+	Muri__V1__SignedTransaction stx = MURI__V1__SIGNED_TRANSACTION__INIT;
+	uint8_t hash[CM_HASH_BYTES];
+	int rc = lg_tx_sign(&t, demo, &stx, hash);
+	Muri__V1__SubmitRequest req = MURI__V1__SUBMIT_REQUEST__INIT;
+	req.tx = &stx;
+	req.wait_commit = 1;
+	req.timeout_ms = 15000;
+	ProtobufCMessage *resp = NULL;
+	cm_rpc_status st;
+	if (rc == CM_OK)
+		rc = cm_rpc_unary(c, "/muri.v1.Ledger/SubmitTransaction", &req.base, &muri__v1__submit_response__descriptor,
+				  &resp, 20000, &st);
+	if (rc == CM_OK) {
+		Muri__V1__SubmitResponse *r = (Muri__V1__SubmitResponse *)resp;
+		char hex[2 * CM_HASH_BYTES + 1];
+		cm_hex(hex, hash, CM_HASH_BYTES);
+		printf("demo: transfer of 1000 MURI %s at height %llu (tx %.16s...)\n",
+		       r->state == MURI__V1__TX_STATE__TX_COMMITTED ? "committed" : "failed",
+		       (unsigned long long)r->height, hex);
+		protobuf_c_message_free_unpacked(resp, NULL);
+	} else {
+		printf("demo: transfer not committed: %s %s\n", cm_rpc_code_name(st.code), st.message);
+	}
+	lg_tx_signed_clear(&stx);
+	cm_rpc_client_free(c);
+	return rc == CM_OK ? 0 : -1;
+}
 
 static volatile sig_atomic_t stop_requested;
 
@@ -175,23 +275,35 @@ static int read_ports(struct node *nd)
 	return nd->rpc_port > 0 ? 0 : -1;
 }
 
-static int start_node(struct node *nd, const char *bindir, const char *root, int rpc_port, int metrics_port)
+/* Makes the node's folder and key (kept if they exist: a devnet restarted
+ * in the same --dir keeps its identities and data). */
+static int prepare_node(struct node *nd, const char *root)
 {
-	char exe[PATH_MAX], listen[64], mlisten[64], key[PATH_MAX], log[PATH_MAX], data[PATH_MAX];
 	if ((size_t)snprintf(nd->dir, sizeof(nd->dir), "%s/%s", root, nd->name) >= sizeof(nd->dir))
 		return -1;
 	if (mkdir(nd->dir, 0700) != 0 && errno != EEXIST)
 		return -1;
+	snprintf(nd->key_file, sizeof(nd->key_file), "%s/node.key", nd->dir);
+	if (cm_key_load(&nd->key, nd->key_file) == CM_OK)
+		return 0;
+	cm_keypair_generate(&nd->key);
+	return cm_key_save(&nd->key, nd->key_file) == CM_OK ? 0 : -1;
+}
+
+static int start_node(struct node *nd, const char *bindir, const char *genesis, int metrics_port)
+{
+	char exe[PATH_MAX], listen[64], mlisten[64], log[PATH_MAX], data[PATH_MAX];
 	snprintf(exe, sizeof(exe), "%s/services/%s/muri-%s", bindir, nd->service, nd->service);
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", rpc_port);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", nd->listen_port);
 	snprintf(mlisten, sizeof(mlisten), "127.0.0.1:%d", metrics_port);
-	snprintf(key, sizeof(key), "%s/node.key", nd->dir);
 	snprintf(log, sizeof(log), "%s/log", nd->dir);
 	snprintf(data, sizeof(data), "%s/data", nd->dir);
 	snprintf(nd->port_file, sizeof(nd->port_file), "%s/ports", nd->dir);
 	unlink(nd->port_file);
-	char *argv[] = {exe, "--listen", listen, "--metrics-listen", mlisten, "--key-file", key,
-			"--data-dir", data, "--port-file", nd->port_file, NULL};
+	int ledger = !strcmp(nd->service, "ledger");
+	char *argv[] = {exe, "--listen", listen, "--metrics-listen", mlisten, "--key-file", nd->key_file,
+			"--data-dir", data, "--port-file", nd->port_file, ledger ? "--genesis" : NULL,
+			(char *)genesis, NULL};
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -264,9 +376,27 @@ static int cmd_devnet(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	int failed = 0;
+	cm_keypair demo;
+	char genesis[PATH_MAX], demo_key[PATH_MAX];
+	snprintf(genesis, sizeof(genesis), "%s/genesis.txt", root);
+	snprintf(demo_key, sizeof(demo_key), "%s/demo.key", root);
+	if (cm_key_load(&demo, demo_key) != CM_OK) {
+		cm_keypair_generate(&demo);
+		failed = cm_key_save(&demo, demo_key) != CM_OK;
+	}
 	for (int i = 0; i < n && !failed; i++) {
-		int rp = base_port ? base_port + i : 0, mp = base_port ? base_port + DEVNET_MAX + i : 0;
-		failed = start_node(&nodes[i], bindir, root, rp, mp) != 0;
+		failed = prepare_node(&nodes[i], root) != 0;
+		nodes[i].listen_port = base_port ? base_port + i : free_port();
+		failed |= nodes[i].listen_port <= 0;
+	}
+	struct stat gst;
+	if (!failed && stat(genesis, &gst) != 0) /* kept across restarts: the chain's identity */
+		failed = write_genesis(genesis, nodes, n, &demo) != 0;
+	if (failed)
+		fprintf(stderr, "muri devnet: cannot prepare keys and genesis in %s\n", root);
+	for (int i = 0; i < n && !failed; i++) {
+		int mp = base_port ? base_port + DEVNET_MAX + i : 0;
+		failed = start_node(&nodes[i], bindir, genesis, mp) != 0;
 	}
 	/* wait for every port file */
 	for (int t = 0; t < 1000 && !failed && !stop_requested; t++) {
@@ -295,9 +425,15 @@ static int cmd_devnet(int argc, char **argv)
 			failed |= !ok;
 			printf("%-12s %-22s %-22s %s\n", nodes[i].name, rpc, met, ok ? "serving" : "NOT ANSWERING");
 		}
-		printf("\nWhat runs so far: each process serves Status, /healthz and /metrics.\n"
-		       "Consensus, storage, search and the demo data arrive with the ledger,\n"
-		       "indexer and gateway work; until then there is nothing to search.\n");
+		if (!failed) {
+			char target[32];
+			snprintf(target, sizeof(target), "127.0.0.1:%d", nodes[0].rpc_port);
+			failed |= demo_transfer(target, &demo, nodes[ledgers].key.pk) != 0;
+		}
+		printf("\nWhat runs so far: the ledger replicas run consensus and commit\n"
+		       "transactions; the indexers store, replicate and search fragments\n"
+		       "through their own RPCs; the gateway (the VectorStore API) serves Status\n"
+		       "only, so there is no client-facing search yet.\n");
 		fflush(stdout);
 	}
 	if (!check && !failed) {
@@ -319,6 +455,9 @@ static int cmd_devnet(int argc, char **argv)
 		}
 	}
 	printf("stopped%s\n", failed ? " (with failures)" : "");
+	cm_keypair_wipe(&demo);
+	for (int i = 0; i < n; i++)
+		cm_keypair_wipe(&nodes[i].key);
 	return failed ? 1 : 0;
 }
 

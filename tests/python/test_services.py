@@ -28,10 +28,26 @@ def http_get(port, path):
         return e.code, e.read().decode()
 
 
+def service_args(name, tmp_path, key):
+    """Flags a service needs to start alone; a ledger gets a one-replica genesis."""
+    args = ["--key-file", str(key), "--data-dir", str(tmp_path / f"{name}-data")]
+    if name == "ledger":
+        from ledger_util import Account, make_genesis
+        from sodium_keys import write_key_file
+        me = Account()
+        if not os.path.exists(key):
+            write_key_file(str(key), me.seed)
+        else:
+            me = Account(bytes.fromhex(key.read_text().split()[1]))
+        make_genesis(str(tmp_path / "genesis.txt"), "muri-solo", [(me, "127.0.0.1:1")], [(me, 1000)])
+        args += ["--genesis", str(tmp_path / "genesis.txt")]
+    return args
+
+
 @pytest.mark.parametrize("name,exe,mod,stub_name,full", SERVICES)
 def test_service_status_health_metrics_and_stop(servers, stubs, tmp_path, name, exe, mod, stub_name, full):
     key = tmp_path / f"{name}.key"
-    s = servers(name, exe, "--key-file", str(key), "--data-dir", str(tmp_path / "data"))
+    s = servers(name, exe, *service_args(name, tmp_path, key))
     # the node key was created, private to its owner
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
     seed_hex = key.read_text().split()[1]
@@ -42,13 +58,12 @@ def test_service_status_health_metrics_and_stop(servers, stubs, tmp_path, name, 
         assert st.service == name
         assert st.version
         assert st.node_id == public_key_hex(seed_hex)
-        # methods whose work is not built answer UNIMPLEMENTED, naming themselves
-        method = {"ledger": "GetAccount", "indexer": "Search", "gateway": "Search"}[name]
-        call = ch.unary_unary(f"/{full}/{method}")
+        # methods the service does not have answer UNIMPLEMENTED, naming themselves
+        call = ch.unary_unary(f"/{full}/NoSuchMethod")
         with pytest.raises(grpc.RpcError) as e:
             call(b"", timeout=5)
         assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert f"/{full}/{method}" in e.value.details()
+        assert f"/{full}/NoSuchMethod" in e.value.details()
     code, body = http_get(s.metrics_port, "/healthz")
     assert (code, body.strip()) == (200, "ok")
     code, body = http_get(s.metrics_port, "/metrics")
@@ -120,6 +135,8 @@ def test_devnet_starts_every_node_and_stops(tmp_path):
     assert [r[0] for r in rows] == ["ledger-0", "ledger-1", "ledger-2", "ledger-3",
                                     "indexer-0", "indexer-1", "indexer-2", "gateway"]
     assert all(r[-1] == "serving" for r in rows)
+    # the ledger replicas commit the demo transfer
+    assert "demo: transfer of 1000 MURI committed at height" in p.stdout
     assert p.stdout.rstrip().endswith("stopped")
     # every node stopped cleanly and left its log
     for name in ["ledger-0", "indexer-2", "gateway"]:
@@ -135,7 +152,7 @@ def test_cli_keygen_and_status(servers, tmp_path):
     assert p.stdout.strip() == public_key_hex(key.read_text().split()[1])
     again = subprocess.run([os.path.join(BUILD, "tools/muri"), "keygen", str(key)], capture_output=True, text=True)
     assert again.returncode == 1 and "already exists" in again.stderr
-    s = servers("ledger", "services/ledger/muri-ledger", "--key-file", str(key))
+    s = servers("ledger", "services/ledger/muri-ledger", *service_args("ledger", tmp_path, key))
     p = subprocess.run([os.path.join(BUILD, "tools/muri"), "status", s.target, "--service", "ledger"],
                        capture_output=True, text=True, timeout=20)
     assert p.returncode == 0
