@@ -818,7 +818,8 @@ void lg_store_writeset_hash(lg_store *s, uint8_t out[CM_HASH_BYTES])
 	/* sort by (table, key), then write order; keep each key's last entry */
 	for (size_t i = 0; i < s->nents; i++)
 		s->ents[i].p = s->wbuf + s->ents[i].off;
-	qsort(s->ents, s->nents, sizeof(*s->ents), ws_cmp);
+	if (s->nents) /* qsort's array may not be NULL, even empty (an empty block) */
+		qsort(s->ents, s->nents, sizeof(*s->ents), ws_cmp);
 	cm_hasher_init(&h, CM_DOM_STATE);
 	for (size_t i = 0; i < s->nents; i++) {
 		const ws_entry *e = &s->ents[i];

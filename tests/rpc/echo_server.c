@@ -39,7 +39,9 @@ static int say(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protob
 	(void)arg;
 	const Muri__Test__EchoRequest *req = (const Muri__Test__EchoRequest *)msg;
 	if (req->sleep_ms && !sleep_unless_cancelled(call, req->sleep_ms))
-		return cm_rpc_fail(call, GRPC_STATUS_CANCELLED, "cancelled while sleeping");
+		return cm_rpc_deadline_left_ms(call) == 0
+			       ? cm_rpc_fail(call, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline passed while sleeping")
+			       : cm_rpc_fail(call, GRPC_STATUS_CANCELLED, "cancelled while sleeping");
 	if (req->fail_code)
 		return cm_rpc_fail(call, (int)req->fail_code, "%s", req->fail_message);
 	Muri__Test__EchoReply *r = cm_rpc_alloc(call, sizeof(*r));
