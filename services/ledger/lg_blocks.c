@@ -1,4 +1,9 @@
-/* Pending consensus blocks in SQLite; see lg_blocks.h. */
+/* Pending consensus blocks in SQLite; see lg_blocks.h. synchronous=NORMAL:
+ * in WAL mode a write is atomic but reaches the disk at the next checkpoint,
+ * not at every block. Safety does not rest on these blocks: it rests on the
+ * safety state (last voted view, locked QC), which lg_store fsyncs before a
+ * vote leaves. A block lost in a crash is fetched again from the replicas
+ * that formed its QC (at least f+1 of them are honest). */
 #include "lg_blocks.h"
 #include "cm_err.h"
 
@@ -23,7 +28,7 @@ int lg_blocks_open(const char *path, lg_blocks **out, char *err, size_t errlen)
 	if (sqlite3_open_v2(path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK ||
 	    sqlite3_exec(b->db,
-			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
 			 "CREATE TABLE IF NOT EXISTS blocks(hash BLOB PRIMARY KEY, height INTEGER NOT NULL,"
 			 " bytes BLOB NOT NULL) WITHOUT ROWID;"
 			 "CREATE INDEX IF NOT EXISTS blocks_height ON blocks(height);",

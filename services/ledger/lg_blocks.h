@@ -1,8 +1,7 @@
 /* The consensus block tree on disk: blocks a replica has stored but not yet
- * committed (HotStuff requires a block be durable before a vote for it
- * leaves), so a restarted replica rebuilds its tree. Committed blocks move
- * to lg_store with their state; they are pruned here. SQLite, WAL,
- * synchronous=FULL; safe to use from several threads. */
+ * committed, so a restarted replica rebuilds its tree. Committed blocks move
+ * to lg_store with their state; they are pruned here. SQLite, WAL; safe to
+ * use from several threads. */
 #ifndef LG_BLOCKS_H
 #define LG_BLOCKS_H
 

@@ -149,6 +149,10 @@ void tproc_cleanup(tproc *p, int failed)
 	}
 	if (!p->dir[0])
 		return;
+	if (!failed && getenv("MURI_KEEP_LOGS")) {
+		printf("# %s: log kept in %s (MURI_KEEP_LOGS)\n", p->name, p->dir);
+		return;
+	}
 	if (failed) {
 		printf("# %s: log kept in %s\n", p->name, p->dir);
 		FILE *f = fopen(p->log, "r");
