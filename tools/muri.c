@@ -184,6 +184,163 @@ static int write_genesis(const char *path, struct node *nodes, int n, const cm_k
 	return fclose(f) == 0 ? 0 : -1;
 }
 
+static cm_rpc_client *client_to(int port)
+{
+	char target[32], err[256];
+	cm_rpc_client *c = NULL;
+	snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+	cm_rpc_client_opts o = {.target = target};
+	return cm_rpc_client_new(&o, &c, err, sizeof(err)) == CM_OK ? c : NULL;
+}
+
+static int unary(cm_rpc_client *c, const char *method, const ProtobufCMessage *req,
+		 const ProtobufCMessageDescriptor *d, ProtobufCMessage **resp, const char *what)
+{
+	cm_rpc_status st;
+	ProtobufCMessage *r = NULL;
+	if (cm_rpc_unary(c, method, req, d, &r, 30000, &st) != CM_OK) {
+		printf("demo: %s failed: %s %s\n", what, cm_rpc_code_name(st.code), st.message);
+		return -1;
+	}
+	if (resp)
+		*resp = r;
+	else
+		protobuf_c_message_free_unpacked(r, NULL);
+	return 0;
+}
+
+/* Demo data on the indexers: one fragment of Magu "demo" replicated on every
+ * indexer (the first is its primary), 2,000 vectors of 32 dimensions written
+ * at QUORUM, then a search near row 42 through an indexer's Search RPC. */
+#define DEMO_ROWS 2000
+#define DEMO_DIM 32
+static int demo_vectors(struct node *ix, int nix)
+{
+	cm_rpc_client *c = client_to(ix[0].rpc_port);
+	if (!c)
+		return -1;
+	Muri__V1__Replica *reps = calloc((size_t)nix, sizeof(*reps));
+	Muri__V1__Replica **rp = calloc((size_t)nix, sizeof(*rp));
+	char(*addr)[32] = calloc((size_t)nix, 32);
+	for (int i = 0; i < nix; i++) {
+		muri__v1__replica__init(&reps[i]);
+		reps[i].pubkey.data = ix[i].key.pk;
+		reps[i].pubkey.len = CM_PK_BYTES;
+		snprintf(addr[i], 32, "127.0.0.1:%d", ix[i].rpc_port);
+		reps[i].address = addr[i];
+		rp[i] = &reps[i];
+	}
+	Muri__V1__FragmentConfig cfg = MURI__V1__FRAGMENT_CONFIG__INIT;
+	cfg.magu = "demo";
+	cfg.epoch = 1;
+	cfg.primary = reps[0].pubkey;
+	cfg.replicas = rp;
+	cfg.n_replicas = (size_t)nix;
+	int rc = 0;
+	for (int i = 0; i < nix && rc == 0; i++) {
+		cm_rpc_client *ci = client_to(ix[i].rpc_port);
+		rc = ci ? unary(ci, "/muri.v1.Indexer/SetConfig", &cfg.base, &muri__v1__set_config_response__descriptor,
+				NULL, "SetConfig") : -1;
+		cm_rpc_client_free(ci);
+	}
+	static float vecs[DEMO_ROWS][DEMO_DIM];
+	static char ids[DEMO_ROWS][37];
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (int i = 0; i < DEMO_ROWS; i++) {
+		for (int j = 0; j < DEMO_DIM; j++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			vecs[i][j] = (float)((double)(x >> 11) / 9007199254740992.0 - 0.5);
+		}
+		uint8_t u[16];
+		randombytes_buf(u, sizeof(u));
+		u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
+		u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
+		snprintf(ids[i], 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+			 u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+	}
+	Muri__V1__LogRecord *recs = calloc(DEMO_ROWS, sizeof(*recs));
+	Muri__V1__LogRecord **rr = calloc(DEMO_ROWS, sizeof(*rr));
+	Muri__V1__Vector *vv = calloc(DEMO_ROWS, sizeof(*vv));
+	for (int i = 0; i < DEMO_ROWS; i++) {
+		muri__v1__log_record__init(&recs[i]);
+		muri__v1__vector__init(&vv[i]);
+		vv[i].values = vecs[i];
+		vv[i].n_values = DEMO_DIM;
+		recs[i].id = ids[i];
+		recs[i].version = 1;
+		recs[i].vector = &vv[i];
+		rr[i] = &recs[i];
+	}
+	Muri__V1__IndexSpec spec = MURI__V1__INDEX_SPEC__INIT;
+	spec.kind = MURI__V1__INDEX_KIND__HNSW;
+	Muri__V1__FragmentSchema schema = MURI__V1__FRAGMENT_SCHEMA__INIT;
+	schema.dimension = DEMO_DIM;
+	schema.metric = MURI__V1__METRIC__L2;
+	schema.index = &spec;
+	Muri__V1__FragmentWriteRequest w = MURI__V1__FRAGMENT_WRITE_REQUEST__INIT;
+	w.magu = "demo";
+	w.epoch = 1;
+	w.records = rr;
+	w.n_records = DEMO_ROWS;
+	w.schema = &schema;
+	w.consistency_level = MURI__V1__CONSISTENCY_LEVEL__QUORUM;
+	ProtobufCMessage *resp = NULL;
+	if (rc == 0 && unary(c, "/muri.v1.Indexer/Write", &w.base, &muri__v1__fragment_write_response__descriptor, &resp,
+			     "Write") == 0) {
+		Muri__V1__FragmentWriteResponse *r = (Muri__V1__FragmentWriteResponse *)resp;
+		printf("demo: wrote %d vectors to fragment demo/0, acknowledged by %zu of %d replicas (log size %llu)\n",
+		       DEMO_ROWS, r->n_acked_by, nix, (unsigned long long)r->log_size);
+		protobuf_c_message_free_unpacked(resp, NULL);
+	} else {
+		rc = -1;
+	}
+	/* search near row 42 on the last indexer: a backup */
+	float q[DEMO_DIM];
+	for (int j = 0; j < DEMO_DIM; j++)
+		q[j] = vecs[42][j] + 0.001f;
+	Muri__V1__Vector qv = MURI__V1__VECTOR__INIT;
+	qv.values = q;
+	qv.n_values = DEMO_DIM;
+	Muri__V1__LocalSearchRequest sr = MURI__V1__LOCAL_SEARCH_REQUEST__INIT;
+	sr.magu = "demo";
+	sr.query = &qv;
+	sr.top_k = 3;
+	cm_rpc_client *cb = client_to(ix[nix - 1].rpc_port);
+	resp = NULL;
+	for (int attempt = 0; rc == 0 && cb && attempt < 50; attempt++) {
+		if (unary(cb, "/muri.v1.Indexer/Search", &sr.base, &muri__v1__local_search_response__descriptor, &resp,
+			  "Search") != 0) {
+			rc = -1;
+			break;
+		}
+		Muri__V1__LocalSearchResponse *r = (Muri__V1__LocalSearchResponse *)resp;
+		if (r->log_size == DEMO_ROWS || attempt == 49) { /* the backup has caught up */
+			printf("demo: search near row 42 on %s (a backup) answered at log size %llu:\n", ix[nix - 1].name,
+			       (unsigned long long)r->log_size);
+			for (size_t i = 0; i < r->n_hits; i++)
+				printf("  %zu. %s distance %.6f%s\n", i + 1, r->hits[i]->id, r->hits[i]->distance,
+				       strcmp(r->hits[i]->id, ids[42]) == 0 ? "  <- row 42" : "");
+			if (!r->n_hits || strcmp(r->hits[0]->id, ids[42]) != 0)
+				rc = -1;
+			protobuf_c_message_free_unpacked(resp, NULL);
+			break;
+		}
+		protobuf_c_message_free_unpacked(resp, NULL);
+		usleep(100000);
+	}
+	cm_rpc_client_free(cb);
+	cm_rpc_client_free(c);
+	free(recs);
+	free(rr);
+	free(vv);
+	free(reps);
+	free(rp);
+	free(addr);
+	return rc;
+}
+
 /* A transfer from the demo account, submitted to a ledger replica and
  * waited for: shows the chain committing. */
 static int demo_transfer(const char *target, const cm_keypair *demo, const uint8_t to[CM_PK_BYTES])
@@ -430,10 +587,12 @@ static int cmd_devnet(int argc, char **argv)
 			snprintf(target, sizeof(target), "127.0.0.1:%d", nodes[0].rpc_port);
 			failed |= demo_transfer(target, &demo, nodes[ledgers].key.pk) != 0;
 		}
+		if (!failed)
+			failed |= demo_vectors(&nodes[ledgers], indexers) != 0;
 		printf("\nWhat runs so far: the ledger replicas run consensus and commit\n"
 		       "transactions; the indexers store, replicate and search fragments\n"
-		       "through their own RPCs; the gateway (the VectorStore API) serves Status\n"
-		       "only, so there is no client-facing search yet.\n");
+		       "through their own RPCs (configured directly here, not yet from the\n"
+		       "ledger); the gateway (the VectorStore API) serves Status only.\n");
 		fflush(stdout);
 	}
 	if (!check && !failed) {

@@ -1,45 +1,130 @@
-/* muri-indexer: a MurIndexer holding fragments of Magus. So far the process skeleton:
- * configuration, node key, /healthz and /metrics, and the Indexer service's
- * Status RPC; fragments, search and replication come next. */
+/* muri-indexer: a MurIndexer. Holds the fragments of Magus it is assigned
+ * (write log, Merkle log, FAISS index), answers searches, replicates with
+ * its peers, and proves what it stores. */
+#include <omp.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 
+#include "cm_log.h"
 #include "cm_service.h"
-#include "indexer.pb-c.h"
+#include "ix_service.h"
 
 typedef struct ix_config {
 	cm_service_config base;
+	int64_t max_fragments;
+	int64_t repl_batch;
+	int64_t repl_timeout_ms;
+	int64_t write_timeout_ms;
+	int64_t index_batch;
+	double tombstone_share;
+	int64_t exact_threshold;
+	int64_t persist_interval_ms;
+	int64_t read_connections;
+	int64_t omp_threads;
+	char *tls_ca;
 } ix_config;
 
 static const cm_config_key ix_keys[] = {
 	CM_SERVICE_CONFIG_KEYS(ix_config, base, 7200, 9200),
+	{"max_fragments", CM_CFG_INT, offsetof(ix_config, max_fragments), "1024", 1, 1000000,
+	 "fragments this indexer holds at most", NULL},
+	{"repl_batch", CM_CFG_INT, offsetof(ix_config, repl_batch), "1000", 1, 10000,
+	 "records per Replicate call to a backup", NULL},
+	{"repl_timeout_ms", CM_CFG_INT, offsetof(ix_config, repl_timeout_ms), "5000", 10, 600000,
+	 "deadline of one Replicate call", NULL},
+	{"write_timeout_ms", CM_CFG_INT, offsetof(ix_config, write_timeout_ms), "5000", 1, 600000,
+	 "how long a write waits for its consistency level when the request names no timeout", NULL},
+	{"index_batch", CM_CFG_INT, offsetof(ix_config, index_batch), "256", 1, 1000000,
+	 "records per index batch of a new fragment (fixed at creation; replicas must agree)", NULL},
+	{"tombstone_share", CM_CFG_DOUBLE, offsetof(ix_config, tombstone_share), "0.2", 0.01, 0.99,
+	 "rebuild a fragment's index when this share of it is deleted or superseded", NULL},
+	{"exact_threshold", CM_CFG_INT, offsetof(ix_config, exact_threshold), "4096", 0, 100000000,
+	 "filters matching at most this many vectors are searched exactly", NULL},
+	{"persist_interval_ms", CM_CFG_INT, offsetof(ix_config, persist_interval_ms), "60000", 0, 86400000,
+	 "save a changed index this often (0: at stop only)", NULL},
+	{"read_connections", CM_CFG_INT, offsetof(ix_config, read_connections), "8", 1, 256,
+	 "SQLite connections per fragment for concurrent reads", NULL},
+	{"omp_threads", CM_CFG_INT, offsetof(ix_config, omp_threads), "1", 1, 256,
+	 "OpenMP threads faiss may use inside one search (searches run in parallel on RPC workers)", NULL},
+	{"tls_ca", CM_CFG_STR, offsetof(ix_config, tls_ca), "", 0, 0,
+	 "PEM CA file to verify peers' TLS certificates; empty: plaintext to peers", NULL},
 };
 
-static int ix_status(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp)
+typedef struct ix_ctx {
+	ix_config cfg;
+	cm_service *svc;
+	ix_service *ix;
+} ix_ctx;
+
+static int ix_status(void *arg, cm_rpc_call *call, Muri__V1__StatusResponse **out)
 {
-	(void)req;
-	return cm_service_status(arg, call, (Muri__V1__StatusResponse **)resp);
+	ix_ctx *c = arg;
+	int code = cm_service_status(c->svc, call, out);
+	if (code == GRPC_STATUS_OK)
+		ix_service_status_details(c->ix, call, *out);
+	return code;
 }
 
-static int ix_init(void *ctx, const cm_service_env *env, char *err, size_t errlen)
+static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errlen)
 {
-	(void)ctx;
-	(void)err;
-	(void)errlen;
-	static const cm_rpc_handler handlers[] = {{"Status", ix_status, NULL}};
-	return cm_rpc_server_add(env->rpc, &muri__v1__indexer__descriptor, handlers, 1, env->svc);
+	ix_ctx *c = arg;
+	if (!env->key || !env->base->data_dir || !*env->base->data_dir) {
+		snprintf(err, errlen, "data_dir and key_file are required");
+		return -2;
+	}
+	omp_set_num_threads((int)c->cfg.omp_threads);
+	ix_service_opts o = {
+		.data_dir = env->base->data_dir,
+		.key = env->key,
+		.max_fragments = (uint32_t)c->cfg.max_fragments,
+		.repl_batch = (uint32_t)c->cfg.repl_batch,
+		.repl_timeout_ms = (uint32_t)c->cfg.repl_timeout_ms,
+		.write_timeout_ms = (uint32_t)c->cfg.write_timeout_ms,
+		.tls_ca_file = c->cfg.tls_ca && *c->cfg.tls_ca ? c->cfg.tls_ca : NULL,
+	};
+	ix_options_default(&o.frag);
+	o.frag.batch = (uint32_t)c->cfg.index_batch;
+	o.frag.tombstone_share = c->cfg.tombstone_share;
+	o.frag.exact_threshold = (uint32_t)c->cfg.exact_threshold;
+	o.frag.persist_interval_ms = (uint32_t)c->cfg.persist_interval_ms;
+	o.frag.readers = (uint32_t)c->cfg.read_connections;
+	int rc = ix_service_open(&o, &c->ix, err, errlen);
+	if (rc != 0)
+		return rc;
+	return ix_service_register(c->ix, env->rpc, c, ix_status);
+}
+
+static void ix_stopping(void *arg)
+{
+	ix_ctx *c = arg;
+	ix_service_stop(c->ix);
+}
+
+static void ix_fini(void *arg)
+{
+	ix_ctx *c = arg;
+	ix_service_close(c->ix);
+	c->ix = NULL;
 }
 
 int main(int argc, char **argv)
 {
-	ix_config cfg = {0};
+	/* faiss inside RPC workers: keep OpenMP from spinning against them */
+	setenv("OMP_WAIT_POLICY", "passive", 0);
+	static ix_ctx ctx;
 	cm_service svc = {
 		.name = "indexer",
 		.env_prefix = "MURI_INDEXER_",
 		.keys = ix_keys,
 		.nkeys = sizeof(ix_keys) / sizeof(ix_keys[0]),
-		.cfg = &cfg,
+		.cfg = &ctx.cfg,
 		.base_offset = offsetof(ix_config, base),
+		.ctx = &ctx,
 		.init = ix_init,
+		.stopping = ix_stopping,
+		.fini = ix_fini,
 	};
+	ctx.svc = &svc;
 	return cm_service_main(&svc, argc, argv);
 }

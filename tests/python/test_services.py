@@ -137,6 +137,10 @@ def test_devnet_starts_every_node_and_stops(tmp_path):
     assert all(r[-1] == "serving" for r in rows)
     # the ledger replicas commit the demo transfer
     assert "demo: transfer of 1000 MURI committed at height" in p.stdout
+    # demo vectors are replicated to the indexers, and a backup finds row 42 first
+    assert "demo: wrote 2000 vectors to fragment demo/0" in p.stdout
+    first = [line for line in p.stdout.splitlines() if line.strip().startswith("1. ")]
+    assert first and first[0].endswith("<- row 42")
     assert p.stdout.rstrip().endswith("stopped")
     # every node stopped cleanly and left its log
     for name in ["ledger-0", "indexer-2", "gateway"]:

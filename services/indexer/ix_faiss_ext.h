@@ -1,0 +1,52 @@
+/* What the faiss 1.7.3 C API lacks, over its C++ API: search with an id
+ * selector (a bitmap over the positions of an IndexIDMap's sub-index) and
+ * the index's own efSearch / nprobe, and an incremental, deterministic HNSW
+ * add.
+ * Every function catches faiss's exceptions and answers with a cm_err code. */
+#ifndef IX_FAISS_EXT_H
+#define IX_FAISS_EXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <faiss/c_api/Index_c.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Searches the nq queries x of an IndexIDMap (or a plain index) for the k
+ * nearest, considering only sub-index positions whose bit is set in bitmap
+ * (bit i of byte i/8, nbytes bytes; positions past it are excluded), or all
+ * positions when bitmap is NULL. The sub-index's own efSearch (raised to k)
+ * or nprobe applies. exhaustive = 1 visits every stored vector instead: an
+ * HNSW searches its storage, an IVF probes every list. Results are faiss's:
+ * per query k distances (similarities for inner-product indexes) and labels
+ * translated through the id map, -1 where fewer than k were found. Runs on
+ * the calling thread only. CM_ERR_INVALID if the index cannot take a
+ * selector (IndexPQ), CM_ERR_INTERNAL for other faiss errors; err says which. */
+int ix_faiss_search(const FaissIndex *index, size_t nq, const float *x, int64_t k, int exhaustive,
+		    const uint8_t *bitmap, size_t nbytes, float *distances, int64_t *labels,
+		    char *err, size_t errlen);
+
+/* Per-index state of ix_faiss_add (HNSW's node locks and visited table,
+ * kept between calls). Owned by the caller: ix_faiss_adder_free(). */
+typedef struct ix_faiss_adder ix_faiss_adder;
+
+/* Adds n vectors with labels (an IndexIDMap) on the calling thread. An HNSW
+ * (under the id map) inserts them one by one in order, each at a level drawn
+ * from (seed, its position), with state kept in *adder (created on first
+ * use): faiss's own add costs O(index size) per call and draws levels from a
+ * generator it does not save, so this makes the graph a function of the
+ * sequence of vectors alone, however the adds are grouped and whether or
+ * not the index was saved and reloaded in between. Other indexes use faiss's
+ * add_with_ids. On an error the index may hold part of the vectors. */
+int ix_faiss_add(FaissIndex *index, ix_faiss_adder **adder, size_t n, const float *x,
+		 const int64_t *labels, uint64_t seed, char *err, size_t errlen);
+void ix_faiss_adder_free(ix_faiss_adder *adder);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

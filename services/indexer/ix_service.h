@@ -1,0 +1,54 @@
+/* The MurIndexer service: the fragments this node holds (each an
+ * ix_fragment plus its replication configuration), the muri.v1.Indexer RPC
+ * handlers, and primary-backup log shipping in the manner of PacificA: the
+ * primary assigns sequence numbers, appends durably, ships records to the
+ * backups and acknowledges when the consistency level is met; backups
+ * apply in order and refuse other epochs. */
+#ifndef IX_SERVICE_H
+#define IX_SERVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cm_crypto.h"
+#include "cm_metrics.h"
+#include "cm_rpc.h"
+#include "ix_fragment.h"
+#include "types.pb-c.h"
+
+#define IX_MAX_REPLICAS 16   /* replicas of one fragment */
+#define IX_MAGU_MAX 128      /* bytes of a Magu name */
+#define IX_ADDR_MAX 256      /* bytes of a host:port */
+
+typedef struct ix_service ix_service;
+
+typedef struct ix_service_opts {
+	const char *data_dir;        /* fragments live in data_dir/fragments/ */
+	const cm_keypair *key;       /* signs answers, roots and challenge responses */
+	ix_options frag;             /* storage and index tuning of every fragment */
+	uint32_t max_fragments;      /* fragments held at most */
+	uint32_t repl_batch;         /* records per Replicate call */
+	uint32_t repl_timeout_ms;    /* deadline of one Replicate call */
+	uint32_t write_timeout_ms;   /* default wait for the consistency level */
+	const char *tls_ca_file;     /* to reach peers over TLS; NULL: plaintext */
+} ix_service_opts;
+
+/* Opens every fragment found under data_dir with its saved configuration
+ * and starts shipping for those this node is primary of. The caller owns
+ * *out (ix_service_close). */
+int ix_service_open(const ix_service_opts *o, ix_service **out, char *err, size_t errlen);
+/* Registers the muri.v1.Indexer handlers (Status included) on srv. */
+int ix_service_register(ix_service *s, cm_rpc_server *srv, void *status_arg,
+			int (*status)(void *arg, cm_rpc_call *call, Muri__V1__StatusResponse **out));
+/* Stops the shipping threads; RPCs still answer. Idempotent. */
+void ix_service_stop(ix_service *s);
+/* Stops and closes every fragment (saving indexes). Accepts NULL. */
+void ix_service_close(ix_service *s);
+/* Adds fragment counts to a Status response, in the call's memory. */
+void ix_service_status_details(ix_service *s, cm_rpc_call *call, Muri__V1__StatusResponse *r);
+
+/* The digest a signed message is signed over: H(domain || msg packed with
+ * its signature field empty). Exposed for clients and tests that verify. */
+void ix_signed_digest(uint8_t out[CM_HASH_BYTES], uint8_t domain, const ProtobufCMessage *msg);
+
+#endif
