@@ -2,6 +2,7 @@
  * validating decoder, UUIDv4 text, and conversion to and from protobuf-c. */
 #include "ix_record.h"
 #include "cm_err.h"
+#include "cm_uuid.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -56,60 +57,27 @@ int ix_utf8_valid(const char *str, size_t n)
 	return 1;
 }
 
-/* ---- UUIDs ---- */
+/* ---- UUIDs: byte-array views of common/cm_uuid ---- */
 
 int ix_uuid_is_v4(const uint8_t id[IX_ID_BYTES])
 {
 	return (id[6] & 0xf0) == 0x40 && (id[8] & 0xc0) == 0x80;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int ix_uuid_parse(const char *s, uint8_t out[IX_ID_BYTES])
 {
-	uint8_t id[IX_ID_BYTES];
-	size_t j = 0;
-	if (!s || strlen(s) != IX_UUID_CHARS)
+	cm_uuid u;
+	if (!s || cm_uuid_parse(&u, s) != CM_OK)
 		return CM_ERR_INVALID;
-	for (size_t i = 0; i < IX_UUID_CHARS;) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return CM_ERR_INVALID;
-			i++;
-			continue;
-		}
-		int hi = hexval(s[i]), lo = hexval(s[i + 1]);
-		if (hi < 0 || lo < 0)
-			return CM_ERR_INVALID;
-		id[j++] = (uint8_t)(hi << 4 | lo);
-		i += 2;
-	}
-	if (!ix_uuid_is_v4(id))
-		return CM_ERR_INVALID;
-	memcpy(out, id, IX_ID_BYTES);
+	memcpy(out, u.b, IX_ID_BYTES);
 	return CM_OK;
 }
 
 void ix_uuid_format(const uint8_t id[IX_ID_BYTES], char out[IX_UUID_CHARS + 1])
 {
-	static const char digits[] = "0123456789abcdef";
-	size_t o = 0;
-	for (size_t i = 0; i < IX_ID_BYTES; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			out[o++] = '-';
-		out[o++] = digits[id[i] >> 4];
-		out[o++] = digits[id[i] & 15];
-	}
-	out[o] = '\0';
+	cm_uuid u;
+	memcpy(u.b, id, IX_ID_BYTES);
+	cm_uuid_format(&u, out);
 }
 
 /* ---- validation ---- */
