@@ -40,7 +40,7 @@
 #define FETCH_SLOTS 16          /* distinct block requests waiting for the fetcher */
 #define FETCH_BATCH 64          /* blocks per FetchBlocks call */
 #define BEACON_CACHE 64         /* recent (block hash -> beacon, time) */
-#define VCACHE_SLOTS (1u << 16) /* verified transaction signatures remembered */
+#define VCACHE_SLOTS (1u << 18) /* verified transaction signatures remembered (8 MiB) */
 #define PRUNE_EVERY 64          /* commits between prunes of the block tree */
 #define STALE_MS 3000           /* a proposed transaction not committed by then is offered again */
 #define CLOCK_SKEW_MS 10000     /* how far ahead of ours a proposer's clock may be */

@@ -5,7 +5,9 @@
  * T threads without waiting, and follows the committed blocks on replica 0
  * to time each transaction from submission to commit. For each block size
  * limit it prints committed transactions/s and commit latency p50/p99.
- *   ledger-bench [--txs N] [--senders S] [--threads T] [--blocks 500,2000,8000] [--noop] */
+ * With --rate the load is offered at a fixed rate, so latency is measured
+ * below saturation rather than behind a queue.
+ *   ledger-bench [--txs N] [--senders S] [--threads T] [--blocks 500,2000,8000] [--rate R] [--noop] */
 #include "tproc.h"
 #include "cm_crypto.h"
 #include "cm_err.h"
@@ -30,6 +32,8 @@
 
 static size_t ntx = 100000;
 static int nsenders = 64, nthreads = 8, noop;
+static double rate;      /* offered load in transactions/s; 0: as fast as possible */
+static double load_t0;
 
 struct tx {
 	Muri__V1__SignedTransaction stx;
@@ -111,6 +115,11 @@ static void *submit_main(void *arg)
 		if (start >= ntx)
 			return NULL;
 		size_t end = start + (size_t)N_REPLICAS * BATCH < ntx ? start + (size_t)N_REPLICAS * BATCH : ntx;
+		if (rate > 0) { /* paced: chunk `start` goes out at load_t0 + start / rate */
+			double wait = load_t0 + (double)start / rate - now_s();
+			if (wait > 0)
+				usleep((useconds_t)(wait * 1e6));
+		}
 		for (int r = 0; r < N_REPLICAS; r++) {
 			size_t k = 0;
 			double t = now_s();
@@ -313,6 +322,7 @@ static int run(int block_max, double *tps, double *p50, double *p99, double *mea
 		pthread_t follower, *workers = calloc((size_t)nthreads, sizeof(*workers));
 		pthread_create(&follower, NULL, follow_main, clients[0]);
 		double t0 = now_s();
+		load_t0 = t0;
 		for (int i = 0; i < nthreads; i++)
 			pthread_create(&workers[i], NULL, submit_main, clients);
 		for (int i = 0; i < nthreads; i++)
@@ -378,6 +388,8 @@ int main(int argc, char **argv)
 			ntx = (size_t)atol(argv[++i]);
 		else if (i + 1 < argc && !strcmp(argv[i], "--senders"))
 			nsenders = atoi(argv[++i]);
+		else if (i + 1 < argc && !strcmp(argv[i], "--rate"))
+			rate = atof(argv[++i]);
 		else if (i + 1 < argc && !strcmp(argv[i], "--threads"))
 			nthreads = atoi(argv[++i]);
 		else if (i + 1 < argc && !strcmp(argv[i], "--blocks")) {
@@ -385,7 +397,7 @@ int main(int argc, char **argv)
 			for (char *p = strtok(argv[++i], ","); p && nblocks < 8; p = strtok(NULL, ","))
 				blocks[nblocks++] = atoi(p);
 		} else {
-			fprintf(stderr, "usage: ledger-bench [--txs N] [--senders S] [--threads T] [--blocks a,b,c] [--noop]\n");
+			fprintf(stderr, "usage: ledger-bench [--txs N] [--senders S] [--threads T] [--blocks a,b,c] [--rate R] [--noop]\n");
 			return 2;
 		}
 	}
@@ -395,8 +407,11 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	cm_crypto_init();
-	printf("4 replicas + load generator on this machine; %zu %s from %d senders, %d submit threads\n", ntx,
-	       noop ? "unsigned no-op transactions" : "signed transfers", nsenders, nthreads);
+	printf("4 replicas + load generator on this machine; %zu %s from %d senders, %d submit threads, offered %s\n",
+	       ntx, noop ? "unsigned no-op transactions" : "signed transfers", nsenders, nthreads,
+	       rate > 0 ? "at a fixed rate" : "as fast as accepted");
+	if (rate > 0)
+		printf("offered load: %.0f transactions/s\n", rate);
 	printf("%12s %14s %12s %12s %16s\n", "block max", "committed/s", "p50 ms", "p99 ms", "txs per block");
 	int failed = 0;
 	for (int i = 0; i < nblocks; i++) {
