@@ -102,6 +102,10 @@ struct ix_fragment {
 	float *pvec;
 	uint64_t pvec_base, pvec_first, pvec_end; /* rows stored: [pvec_base, pvec_end) */
 	size_t pvec_cap;                          /* rows */
+	/* Room an append reserved before its durable write and has not filled
+	 * yet (pending entries, vector rows): lk is released in between, and
+	 * ix_view_trim must not shrink the buffers below it. */
+	size_t resv_pend, resv_rows;
 	int broken;
 	char broken_msg[IX_ERRLEN];
 
@@ -154,7 +158,9 @@ const float *ix_pvec_row(const ix_fragment *f, uint64_t row);
 /* Seqs below this have their positions in the index (if they have one);
  * the pending records from it on are searched exactly. */
 uint64_t ix_indexed_end(const ix_fragment *f);
-/* Room for n more pending records and nv more vector rows. */
+/* Room for n more pending records and nv more vector rows, kept for the
+ * next ix_view_push calls (which use it up) even if lk is released and the
+ * indexer trims in between; a later reserve replaces it. */
 int ix_view_reserve(ix_fragment *f, size_t n, size_t nv);
 /* Room for n index positions. */
 int ix_pos_reserve(ix_fragment *f, size_t n);
@@ -165,7 +171,8 @@ long long ix_pos_find(const ix_fragment *f, uint64_t seq);
  * its kill of prev; vec is the record's vector, prepared here. */
 void ix_view_push(ix_fragment *f, uint64_t seq, int kind, int delta, uint64_t prev, int prev_live,
 		  const float *vec);
-/* Drops pending entries below newP (the index has just covered them). */
+/* Drops pending entries below newP (the index has just covered them); may
+ * shrink the buffers, never below the room reserved. */
 void ix_view_trim(ix_fragment *f, uint64_t newP);
 /* Forgets the records from n on (n >= P) and the kills they made. */
 void ix_view_cut(ix_fragment *f, uint64_t n);

@@ -5,6 +5,7 @@
 #include "ix_fragment_int.h"
 #include "cm_err.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +25,12 @@ const float *ix_pvec_row(const ix_fragment *f, uint64_t row)
 	return f->pvec + (size_t)(row - f->pvec_base) * f->spec.dim;
 }
 
-/* Room for n more pending records and nv more vector rows. */
+/* Room for n more pending records and nv more vector rows, recorded so
+ * that ix_view_trim keeps it until the pushes fill it. */
 int ix_view_reserve(ix_fragment *f, size_t n, size_t nv)
 {
 	size_t len = ix_pend_len(f);
+	f->resv_pend = f->resv_rows = 0;
 	if (f->pend_start && f->pend_start + len + n > f->pend_cap) {
 		memmove(f->pend, f->pend + f->pend_start, len * sizeof(*f->pend));
 		f->pend_start = 0;
@@ -59,6 +62,8 @@ int ix_view_reserve(ix_fragment *f, size_t n, size_t nv)
 		f->pvec = p;
 		f->pvec_cap = cap;
 	}
+	f->resv_pend = n;
+	f->resv_rows = nv;
 	return CM_OK;
 }
 
@@ -137,16 +142,22 @@ static void view_kill(ix_fragment *f, uint64_t s, uint64_t t)
 void ix_view_push(ix_fragment *f, uint64_t seq, int kind, int delta, uint64_t prev, int prev_live,
 		      const float *vec)
 {
+	assert(f->pend_start + ix_pend_len(f) < f->pend_cap);
 	ix_pend *e = &f->pend[f->pend_start + ix_pend_len(f)];
+	if (f->resv_pend)
+		f->resv_pend--;
 	e->killed_by = IX_NONE;
 	e->kind = (int8_t)kind;
 	e->delta = (int8_t)delta;
 	e->row = IX_NONE;
 	if (kind == IX_P_UPSERT) {
+		assert(f->pvec_end - f->pvec_base < f->pvec_cap);
 		float *dst = f->pvec + (size_t)(f->pvec_end - f->pvec_base) * f->spec.dim;
 		memcpy(dst, vec, f->spec.dim * sizeof(float));
 		ix_vec_prepare(&f->spec, dst, 1);
 		e->row = f->pvec_end++;
+		if (f->resv_rows)
+			f->resv_rows--;
 	}
 	f->size = seq + 1;
 	if (prev_live)
@@ -155,7 +166,8 @@ void ix_view_push(ix_fragment *f, uint64_t seq, int kind, int delta, uint64_t pr
 
 /* Drops pending entries below the new P (the caller has just covered them),
  * and gives memory back once the tail is much smaller than its buffers (as
- * after replaying a whole log at open). */
+ * after replaying a whole log at open). The room an append reserved counts
+ * as used: the append fills it after its durable write, without checking. */
 void ix_view_trim(ix_fragment *f, uint64_t newP)
 {
 	f->pend_start += (size_t)(newP - f->P);
@@ -167,22 +179,23 @@ void ix_view_trim(ix_fragment *f, uint64_t newP)
 			break;
 		}
 	size_t len = ix_pend_len(f), rows = (size_t)(f->pvec_end - f->pvec_first), d = f->spec.dim;
-	if (f->pend_cap > 4096 && 4 * len < f->pend_cap) {
+	size_t need = len + f->resv_pend, need_rows = rows + f->resv_rows;
+	if (f->pend_cap > 4096 && 4 * need < f->pend_cap) {
 		memmove(f->pend, f->pend + f->pend_start, len * sizeof(*f->pend));
 		f->pend_start = 0;
-		ix_pend *p = realloc(f->pend, 2 * len * sizeof(*p) + sizeof(*p));
+		ix_pend *p = realloc(f->pend, (2 * need + 1) * sizeof(*p));
 		if (p) {
 			f->pend = p;
-			f->pend_cap = 2 * len + 1;
+			f->pend_cap = 2 * need + 1;
 		}
 	}
-	if (f->pvec_cap > 4096 && 4 * rows < f->pvec_cap) {
+	if (f->pvec_cap > 4096 && 4 * need_rows < f->pvec_cap) {
 		memmove(f->pvec, f->pvec + (size_t)(f->pvec_first - f->pvec_base) * d, rows * d * sizeof(float));
 		f->pvec_base = f->pvec_first;
-		float *v = realloc(f->pvec, (2 * rows + 1) * d * sizeof(float));
+		float *v = realloc(f->pvec, (2 * need_rows + 1) * d * sizeof(float));
 		if (v) {
 			f->pvec = v;
-			f->pvec_cap = 2 * rows + 1;
+			f->pvec_cap = 2 * need_rows + 1;
 		}
 	}
 }
@@ -224,7 +237,7 @@ void ix_view_free(ix_fragment *f)
 	f->pend = NULL;
 	f->pvec = NULL;
 	f->pos_cap = f->pend_cap = f->pvec_cap = 0;
-	f->pend_start = 0;
+	f->pend_start = f->resv_pend = f->resv_rows = 0;
 	f->ndead = 0;
 	f->pvec_base = f->pvec_first = f->pvec_end = 0;
 	f->P = f->live_at_P = 0;

@@ -4,7 +4,8 @@
  * index caught up; filtered search against brute force over the matching
  * set (metadata from base_words.txt); updates, deletes and rebuilds; restart
  * and kill -9 of a writing process; deterministic indexes; truncation;
- * concurrent searches during appends. Prints recall, ingest rate and QPS. */
+ * large appends while indexing; concurrent searches during appends. Prints
+ * recall, ingest rate and QPS. */
 #include "tap.h"
 #include "cm_crypto.h"
 #include "cm_err.h"
@@ -1735,6 +1736,60 @@ static void *reader_main(void *p)
 	return NULL;
 }
 
+/* Appends of 5000 records while the indexer catches up: an append reserves
+ * room in the in-memory view before its durable write and fills it after,
+ * and the indexer trimming (and shrinking) the view in between must leave
+ * that room (it once shrank it, and the append wrote past the buffers). */
+static void test_large_appends(void)
+{
+	ix_spec s = spec_of((uint32_t)glove.d, IX_COSINE, IX_FLAT);
+	ix_options o;
+	ix_options_default(&o);
+	o.persist_interval_ms = 0;
+	ix_fragment *f = open_frag("large-appends", &s, &o);
+	TAP_CHECK(f != NULL);
+	if (!f)
+		return;
+	const size_t copies = 3, chunk = 5000, n = copies * glove.nb;
+	ix_record *recs = calloc(chunk, sizeof(*recs));
+	char err[ERR];
+	int rc = CM_OK;
+	for (size_t i = 0; i < n && rc == CM_OK; i += chunk) {
+		size_t m = n - i < chunk ? n - i : chunk;
+		for (size_t j = 0; j < m; j++) {
+			plain_record(&glove, (i + j) % glove.nb, i + j, &recs[j]);
+			make_id((uint32_t)(i + j), recs[j].id);
+		}
+		rc = ix_fragment_append(f, recs, m, err, sizeof(err));
+		if (rc != CM_OK)
+			printf("# append at %zu: %s\n", i, err);
+	}
+	free(recs);
+	TAP_EQ(rc, CM_OK);
+	TAP_EQ(wait_idx(f), CM_OK);
+	ix_fragment_info info;
+	ix_fragment_info_get(f, &info);
+	TAP_EQ(info.size, n);
+	TAP_EQ(info.indexed, n / info.batch * info.batch);
+	/* every copy of a row is found, indexed or pending */
+	cm_arena a;
+	cm_arena_init(&a, 0);
+	size_t missed = 0;
+	for (size_t row = 0; row < glove.nb; row += 97) {
+		ix_query q = {.vec = glove.base + row * glove.d, .dim = (uint32_t)glove.d, .k = (uint32_t)copies};
+		ix_result res;
+		size_t found = 0;
+		if (ix_fragment_search(f, &q, &a, &res, NULL, 0) == CM_OK)
+			for (size_t i = 0; i < res.n; i++)
+				found += res.hits[i].seq % glove.nb == row;
+		missed += found != copies;
+		cm_arena_reset(&a);
+	}
+	TAP_EQ(missed, 0);
+	cm_arena_free(&a);
+	ix_fragment_close(f);
+}
+
 static void test_concurrent(void)
 {
 	ix_spec s = spec_of((uint32_t)glove.d, IX_COSINE, IX_HNSW);
@@ -1820,6 +1875,7 @@ int main(int argc, char **argv)
 	RUN(test_determinism);
 	RUN(test_truncate);
 	RUN(test_kill9);
+	RUN(test_large_appends);
 	RUN(test_concurrent);
 	ix_fragment_close(g_hnsw);
 	ix_fragment_close(g_flat);
