@@ -290,9 +290,13 @@ def test_kill9_loses_no_acknowledged_write(start_indexer):
         for size, root in roots.items():
             assert ix.stub.GetRoot(pb.RootRequest(magu="crash", fragment=0, size=size), timeout=10,
                                    wait_for_ready=True).root == root
+        # the same log prefix gives the same index, so once both have caught
+        # up, the same queries give the same answers
+        assert wait_indexed(ix)
         before = [[x.id for x in search(ix, "crash", 0, q, 10).hits] for q in queries]
         ix.server.kill9()
         ix.restart()
+        assert wait_indexed(ix)
         after = [[x.id for x in search(ix, "crash", 0, q, 10).hits] for q in queries]
         assert before == after
     print(f"{len(acked)} acknowledged records survived 4 kill -9s; {len(roots)} roots unchanged")
