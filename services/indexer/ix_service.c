@@ -178,6 +178,14 @@ static uint8_t *copy_hash(cm_rpc_call *call, const uint8_t *h)
 	return p;
 }
 
+/* Points a bytes field at a copy of a 32-byte hash in the call's memory
+ * (left empty when out of memory). */
+static void set_hash(cm_rpc_call *call, ProtobufCBinaryData *field, const uint8_t *h)
+{
+	field->data = copy_hash(call, h);
+	field->len = field->data ? CM_HASH_BYTES : 0;
+}
+
 /* ---- configuration files ------------------------------------------------ */
 
 static int save_config(struct frag *f, const Muri__V1__FragmentConfig *cfg)
@@ -723,8 +731,7 @@ static int h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pr
 	r->log_size = size;
 	uint8_t root[CM_HASH_BYTES];
 	if (ix_fragment_root(st, size, root) == CM_OK) {
-		r->root.data = copy_hash(call, root);
-		r->root.len = r->root.data ? CM_HASH_BYTES : 0;
+		set_hash(call, &r->root, root);
 	}
 	r->level_achieved = have >= (int)nrep		   ? MURI__V1__CONSISTENCY_LEVEL__ALL
 			    : have >= (int)(nrep / 2 + 1) ? MURI__V1__CONSISTENCY_LEVEL__QUORUM
@@ -744,8 +751,7 @@ static int reply_replicate(cm_rpc_call *call, ix_fragment *st, uint64_t root_siz
 		root_size = r->log_size;
 	uint8_t root[CM_HASH_BYTES];
 	if (st && ix_fragment_root(st, root_size, root) == CM_OK) {
-		r->root.data = copy_hash(call, root);
-		r->root.len = r->root.data ? CM_HASH_BYTES : 0;
+		set_hash(call, &r->root, root);
 		r->root_size = root_size;
 	}
 	*resp = &r->base;
@@ -1023,8 +1029,7 @@ static int h_get_root(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg,
 	r->magu = f->magu;
 	r->fragment = f->fragment;
 	r->size = size;
-	r->root.data = copy_hash(call, root);
-	r->root.len = CM_HASH_BYTES;
+	set_hash(call, &r->root, root);
 	code = sign_into(s, call, CM_DOM_ROOT, &r->base, &r->signer, &r->signature);
 	if (code == GRPC_STATUS_OK)
 		*resp = &r->base;
@@ -1038,8 +1043,7 @@ static int path_to_pb(cm_rpc_call *call, const cm_merkle_path *p, ProtobufCBinar
 	if (!v)
 		return CM_ERR_NOMEM;
 	for (size_t i = 0; i < p->len; i++) {
-		v[i].data = copy_hash(call, p->hash + i * CM_HASH_BYTES);
-		v[i].len = CM_HASH_BYTES;
+		set_hash(call, &v[i], p->hash + i * CM_HASH_BYTES);
 		if (!v[i].data)
 			return CM_ERR_NOMEM;
 	}
@@ -1073,8 +1077,7 @@ static int h_inclusion(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg
 	    ix_fragment_leaf(st, req->index, cm_rpc_arena(call), &r->leaf.data, &r->leaf.len) != CM_OK ||
 	    path_to_pb(call, path, &r->path, &r->n_path) != CM_OK)
 		return cm_rpc_fail(call, GRPC_STATUS_INTERNAL, "cannot build the proof");
-	r->root.data = copy_hash(call, root);
-	r->root.len = CM_HASH_BYTES;
+	set_hash(call, &r->root, root);
 	*resp = &r->base;
 	return GRPC_STATUS_OK;
 }
@@ -1104,10 +1107,8 @@ static int h_consistency(void *arg, cm_rpc_call *call, const ProtobufCMessage *m
 	    ix_fragment_root(st, req->old_size, o) != CM_OK || ix_fragment_root(st, req->new_size, n) != CM_OK ||
 	    path_to_pb(call, path, &r->path, &r->n_path) != CM_OK)
 		return cm_rpc_fail(call, GRPC_STATUS_INTERNAL, "cannot build the proof");
-	r->old_root.data = copy_hash(call, o);
-	r->old_root.len = CM_HASH_BYTES;
-	r->new_root.data = copy_hash(call, n);
-	r->new_root.len = CM_HASH_BYTES;
+	set_hash(call, &r->old_root, o);
+	set_hash(call, &r->new_root, n);
 	*resp = &r->base;
 	return GRPC_STATUS_OK;
 }
@@ -1160,16 +1161,14 @@ static int h_challenge(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg
 		cm_hasher_update(&h, s->key.pk, CM_PK_BYTES);
 		cm_hasher_update(&h, x->leaf.data, x->leaf.len);
 		cm_hasher_final(&h, tag);
-		x->tag.data = copy_hash(call, tag);
-		x->tag.len = CM_HASH_BYTES;
+		set_hash(call, &x->tag, tag);
 		ans[i] = x;
 	}
 	if (ix_fragment_root(st, req->size, root) != CM_OK)
 		return cm_rpc_fail(call, GRPC_STATUS_INTERNAL, "cannot compute the root");
 	r->answers = ans;
 	r->n_answers = req->n_leaf_indices;
-	r->root.data = copy_hash(call, root);
-	r->root.len = CM_HASH_BYTES;
+	set_hash(call, &r->root, root);
 	code = sign_into(s, call, CM_DOM_CHALLENGE, &r->base, &r->signer, &r->signature);
 	if (code == GRPC_STATUS_OK)
 		*resp = &r->base;
