@@ -18,20 +18,6 @@
 
 #define ERR_MAX 512
 
-uint64_t cm_now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
-uint64_t cm_wall_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_REALTIME, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
 int cm_service_check_log_level(const void *field, char *err, size_t errlen)
 {
 	enum cm_log_level l;

@@ -14,6 +14,7 @@
 #include "cm_crypto.h"
 #include "cm_metrics.h"
 #include "cm_rpc.h"
+#include "cm_time.h"
 #include "types.pb-c.h"
 
 #ifndef MURI_VERSION
@@ -113,8 +114,5 @@ int cm_service_main(cm_service *svc, int argc, char **argv);
  * the call's memory; for the services' Status handlers. */
 int cm_service_status(cm_service *svc, cm_rpc_call *call, Muri__V1__StatusResponse **out);
 
-/* Milliseconds on the monotonic and the wall clock. */
-uint64_t cm_now_ms(void);
-uint64_t cm_wall_ms(void);
 
 #endif

@@ -77,6 +77,7 @@
  * and signatures are checked, bad input is counted and ignored, and every
  * buffer (blocks, orphans, votes, pending proposals, fetches) is bounded. */
 #include "lg_hotstuff.h"
+#include "cm_bytes.h"
 #include "cm_err.h"
 
 #include <stdarg.h>
@@ -170,31 +171,6 @@ struct lg_hs {
 
 /* ---- encoding helpers ---- */
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 3; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 static uint32_t popcount64(uint64_t x)
 {
 	return (uint32_t)__builtin_popcountll(x);
@@ -228,9 +204,9 @@ size_t lg_hs_qc_size(const lg_hs_qc *qc)
 static size_t qc_put(const lg_hs_qc *qc, uint8_t *p)
 {
 	uint8_t *start = p;
-	put64(p, qc->view);
+	cm_put_be64(p, qc->view);
 	memcpy(p + 8, qc->block_hash, CM_HASH_BYTES);
-	put64(p + 8 + CM_HASH_BYTES, qc->signers);
+	cm_put_be64(p + 8 + CM_HASH_BYTES, qc->signers);
 	p += LG_HS_QC_HEADER_BYTES;
 	for (uint32_t i = 0; i < LG_HS_MAX_REPLICAS; i++) {
 		if (qc->signers >> i & 1) {
@@ -246,12 +222,12 @@ static size_t qc_get(const uint8_t *buf, size_t len, lg_hs_qc *qc)
 {
 	if (len < LG_HS_QC_HEADER_BYTES)
 		return 0;
-	uint64_t signers = get64(buf + 8 + CM_HASH_BYTES);
+	uint64_t signers = cm_get_be64(buf + 8 + CM_HASH_BYTES);
 	size_t need = LG_HS_QC_HEADER_BYTES + (size_t)popcount64(signers) * CM_SIG_BYTES;
 	if (len < need)
 		return 0;
 	memset(qc, 0, sizeof(*qc));
-	qc->view = get64(buf);
+	qc->view = cm_get_be64(buf);
 	memcpy(qc->block_hash, buf + 8, CM_HASH_BYTES);
 	qc->signers = signers;
 	const uint8_t *p = buf + LG_HS_QC_HEADER_BYTES;
@@ -292,13 +268,13 @@ static size_t block_put(const lg_hs_block *b, uint8_t *p)
 {
 	uint8_t *start = p;
 	*p++ = LG_HS_ENCODING_VERSION;
-	put64(p, b->height);
-	put64(p + 8, b->view);
+	cm_put_be64(p, b->height);
+	cm_put_be64(p + 8, b->view);
 	memcpy(p + 16, b->parent, CM_HASH_BYTES);
-	put32(p + 16 + CM_HASH_BYTES, b->proposer);
+	cm_put_be32(p + 16 + CM_HASH_BYTES, b->proposer);
 	p += 20 + CM_HASH_BYTES;
 	p += qc_put(&b->justify, p);
-	put32(p, b->payload_len);
+	cm_put_be32(p, b->payload_len);
 	p += 4;
 	if (b->payload_len)
 		memcpy(p, b->payload, b->payload_len);
@@ -312,10 +288,10 @@ static size_t block_get(const uint8_t *buf, size_t len, lg_hs_block *b)
 	if (len < fixed || buf[0] != LG_HS_ENCODING_VERSION)
 		return 0;
 	memset(b, 0, sizeof(*b));
-	b->height = get64(buf + 1);
-	b->view = get64(buf + 9);
+	b->height = cm_get_be64(buf + 1);
+	b->view = cm_get_be64(buf + 9);
 	memcpy(b->parent, buf + 17, CM_HASH_BYTES);
-	b->proposer = get32(buf + 17 + CM_HASH_BYTES);
+	b->proposer = cm_get_be32(buf + 17 + CM_HASH_BYTES);
 	size_t off = fixed;
 	size_t q = qc_get(buf + off, len - off, &b->justify);
 	if (q == 0)
@@ -323,7 +299,7 @@ static size_t block_get(const uint8_t *buf, size_t len, lg_hs_block *b)
 	off += q;
 	if (len - off < 4)
 		return 0;
-	uint32_t plen = get32(buf + off);
+	uint32_t plen = cm_get_be32(buf + off);
 	off += 4;
 	if (plen > LG_HS_PAYLOAD_LIMIT || len - off < plen)
 		return 0;
@@ -381,15 +357,15 @@ int lg_hs_msg_encode(const lg_hs_msg *m, uint8_t *buf, size_t cap, size_t *len)
 		p += CM_SIG_BYTES;
 		break;
 	case LG_HS_MSG_VOTE:
-		put64(p, m->u.vote.view);
+		cm_put_be64(p, m->u.vote.view);
 		memcpy(p + 8, m->u.vote.block_hash, CM_HASH_BYTES);
-		put32(p + 8 + CM_HASH_BYTES, m->u.vote.voter);
+		cm_put_be32(p + 8 + CM_HASH_BYTES, m->u.vote.voter);
 		memcpy(p + 12 + CM_HASH_BYTES, m->u.vote.sig, CM_SIG_BYTES);
 		p += 12 + CM_HASH_BYTES + CM_SIG_BYTES;
 		break;
 	case LG_HS_MSG_NEWVIEW:
-		put64(p, m->u.newview.view);
-		put32(p + 8, m->u.newview.sender);
+		cm_put_be64(p, m->u.newview.view);
+		cm_put_be32(p + 8, m->u.newview.sender);
 		memcpy(p + 12, m->u.newview.sig, CM_SIG_BYTES);
 		p += 12 + CM_SIG_BYTES;
 		p += qc_put(&m->u.newview.high_qc, p);
@@ -421,9 +397,9 @@ int lg_hs_msg_decode(const uint8_t *buf, size_t len, lg_hs_msg *out)
 		if (len != LG_HS_VOTE_BYTES)
 			return CM_ERR_INVALID;
 		out->type = type;
-		out->u.vote.view = get64(p);
+		out->u.vote.view = cm_get_be64(p);
 		memcpy(out->u.vote.block_hash, p + 8, CM_HASH_BYTES);
-		out->u.vote.voter = get32(p + 8 + CM_HASH_BYTES);
+		out->u.vote.voter = cm_get_be32(p + 8 + CM_HASH_BYTES);
 		memcpy(out->u.vote.sig, p + 12 + CM_HASH_BYTES, CM_SIG_BYTES);
 		return CM_OK;
 	case LG_HS_MSG_NEWVIEW: {
@@ -434,8 +410,8 @@ int lg_hs_msg_decode(const uint8_t *buf, size_t len, lg_hs_msg *out)
 		if (used == 0 || used != rest - 12 - CM_SIG_BYTES)
 			return CM_ERR_INVALID;
 		out->type = type;
-		out->u.newview.view = get64(p);
-		out->u.newview.sender = get32(p + 8);
+		out->u.newview.view = cm_get_be64(p);
+		out->u.newview.sender = cm_get_be32(p + 8);
 		memcpy(out->u.newview.sig, p + 12, CM_SIG_BYTES);
 		out->u.newview.high_qc = qc;
 		return CM_OK;
@@ -455,7 +431,7 @@ int lg_hs_safety_encode(const lg_hs_safety *st, uint8_t *buf, size_t cap, size_t
 		return CM_ERR_TOOBIG;
 	uint8_t *p = buf;
 	*p++ = LG_HS_ENCODING_VERSION;
-	put64(p, st->last_voted_view);
+	cm_put_be64(p, st->last_voted_view);
 	p += 8;
 	p += qc_put(&st->locked_qc, p);
 	p += qc_put(&st->high_qc, p);
@@ -468,7 +444,7 @@ int lg_hs_safety_decode(const uint8_t *buf, size_t len, lg_hs_safety *out)
 	lg_hs_safety st;
 	if (len < 9 || buf[0] != LG_HS_ENCODING_VERSION)
 		return CM_ERR_INVALID;
-	st.last_voted_view = get64(buf + 1);
+	st.last_voted_view = cm_get_be64(buf + 1);
 	size_t off = 9, used = qc_get(buf + off, len - off, &st.locked_qc);
 	if (used == 0)
 		return CM_ERR_INVALID;
@@ -495,12 +471,12 @@ void lg_hs_block_hash(lg_hs_block *b)
 	cm_hasher_final(&h, ph);
 
 	hdr[0] = LG_HS_ENCODING_VERSION;
-	put64(hdr + 1, b->height);
-	put64(hdr + 9, b->view);
+	cm_put_be64(hdr + 1, b->height);
+	cm_put_be64(hdr + 9, b->view);
 	memcpy(hdr + 17, b->parent, CM_HASH_BYTES);
-	put32(hdr + 17 + CM_HASH_BYTES, b->proposer);
+	cm_put_be32(hdr + 17 + CM_HASH_BYTES, b->proposer);
 	size_t qlen = qc_put(&b->justify, q);
-	put32(lenb, b->payload_len);
+	cm_put_be32(lenb, b->payload_len);
 	cm_hasher_init(&h, CM_DOM_BLOCK);
 	cm_hasher_update(&h, hdr, sizeof(hdr));
 	cm_hasher_update(&h, q, qlen);
@@ -527,7 +503,7 @@ void lg_hs_genesis_qc(lg_hs_qc *out)
 void lg_hs_vote_digest(uint8_t out[CM_HASH_BYTES], uint64_t view, const uint8_t hash[CM_HASH_BYTES])
 {
 	uint8_t buf[8 + CM_HASH_BYTES];
-	put64(buf, view);
+	cm_put_be64(buf, view);
 	memcpy(buf + 8, hash, CM_HASH_BYTES);
 	cm_hash(out, CM_DOM_VOTE, buf, sizeof(buf));
 }
@@ -538,8 +514,8 @@ void lg_hs_newview_digest(uint8_t out[CM_HASH_BYTES], uint64_t view, const lg_hs
 {
 	uint8_t buf[1 + 8 + 8 + CM_HASH_BYTES];
 	buf[0] = 'N';
-	put64(buf + 1, view);
-	put64(buf + 9, qc->view);
+	cm_put_be64(buf + 1, view);
+	cm_put_be64(buf + 9, qc->view);
 	memcpy(buf + 17, qc->block_hash, CM_HASH_BYTES);
 	cm_hash(out, CM_DOM_VOTE, buf, sizeof(buf));
 }
@@ -610,7 +586,7 @@ static uint64_t now_of(lg_hs *hs)
 
 static uint32_t slot_of(const lg_hs *hs, const uint8_t *hash)
 {
-	return (uint32_t)get64(hash) & hs->index_mask;
+	return (uint32_t)cm_get_be64(hash) & hs->index_mask;
 }
 
 static int32_t node_find(const lg_hs *hs, const uint8_t *hash)

@@ -38,7 +38,7 @@
  * receipt does not carry the searcher's signature, so the gateway is trusted
  * to bill searchers for searches they made.
  *
- * State root. root_h = H(CM_DOM_STATE || root_{h-1} || be64(h) || W_h), where
+ * State root. root_h = H(CM_DOM_STATE || root_{h-1} || cm_put_be64(h) || W_h), where
  * W_h is lg_store_writeset_hash(): the hash of the sorted list of (table,
  * key, final value or deletion) that block h wrote, tx outcomes included;
  * root_{-1} is the genesis digest. A Merkle tree over the whole state would
@@ -51,6 +51,7 @@
  * Determinism: integers only, every list read in key order (ORDER BY), no
  * clock, and randomness only from the block's beacon. */
 #include "lg_state.h"
+#include "cm_bytes.h"
 #include "lg_genesis.h"
 #include "lg_tx.h"
 #include "cm_err.h"
@@ -227,20 +228,6 @@ static uint64_t pu(const lg_state *st, enum param_id p)
 	return (uint64_t)st->param[p];
 }
 
-static void be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static void be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
 static int key_eq(const uint8_t *a, const uint8_t *b)
 {
 	return memcmp(a, b, LG_KEY_BYTES) == 0;
@@ -299,7 +286,7 @@ static void rng_init(rng *r, const char *label, const uint8_t beacon[CM_HASH_BYT
 {
 	cm_hasher hs;
 	uint8_t hb[8];
-	be64(hb, h);
+	cm_put_be64(hb, h);
 	cm_hasher_init(&hs, CM_DOM_BEACON);
 	cm_hasher_update(&hs, label, strlen(label) + 1);
 	cm_hasher_update(&hs, beacon, CM_HASH_BYTES);
@@ -313,7 +300,7 @@ static uint64_t rng_next(rng *r)
 	uint8_t in[CM_HASH_BYTES + 8], out[CM_HASH_BYTES];
 	uint64_t v = 0;
 	memcpy(in, r->seed, CM_HASH_BYTES);
-	be64(in + CM_HASH_BYTES, r->ctr++);
+	cm_put_be64(in + CM_HASH_BYTES, r->ctr++);
 	cm_hash(out, CM_DOM_BEACON, in, sizeof(in));
 	for (int i = 0; i < 8; i++)
 		v = v << 8 | out[i];
@@ -396,7 +383,7 @@ static void slot_id(uint8_t out[CM_RING_ID_BYTES], const char *magu, uint32_t sl
 {
 	cm_hasher h;
 	uint8_t sb[4];
-	be32(sb, slot);
+	cm_put_be32(sb, slot);
 	cm_hasher_init(&h, CM_DOM_STATE);
 	cm_hasher_update(&h, "muri.slot", 10);
 	cm_hasher_update(&h, magu, strlen(magu) + 1);
@@ -451,7 +438,7 @@ static int place_fragment(const slot_ring *sr, const char *magu, uint32_t fragme
 	if (sr->n == 0)
 		return CM_OK;
 	pkey_init(&k, "muri.fragment", magu);
-	be32(fb, fragment);
+	cm_put_be32(fb, fragment);
 	pkey_add(&k, fb, sizeof(fb));
 	if ((rc = cm_ring_place(sr->nodes, sr->n, k.b, k.n, r, idx, &c)) != CM_OK)
 		return rc;
@@ -561,8 +548,8 @@ static int leave_magu(lg_state *st, const lg_slot *held, const uint8_t *pk)
 			cand[nc++] = act[i];
 	}
 	pkey_init(&k, "muri.replace", m.name);
-	be32(sb, sl.slot);
-	be64(hb, height(st));
+	cm_put_be32(sb, sl.slot);
+	cm_put_be64(hb, height(st));
 	pkey_add(&k, sb, sizeof(sb));
 	pkey_add(&k, st->blk->beacon, CM_HASH_BYTES);
 	pkey_add(&k, hb, sizeof(hb));
@@ -1625,13 +1612,13 @@ static int pay_fees(lg_state *st)
 	return lg_store_account_put(st->store, &a);
 }
 
-/* root = H(CM_DOM_STATE || prev || be64(height) || write-set hash). */
+/* root = H(CM_DOM_STATE || prev || cm_put_be64(height) || write-set hash). */
 static void chain_root(uint8_t out[CM_HASH_BYTES], const uint8_t prev[CM_HASH_BYTES], uint64_t h,
 		       const uint8_t ws[CM_HASH_BYTES])
 {
 	cm_hasher hs;
 	uint8_t hb[8];
-	be64(hb, h);
+	cm_put_be64(hb, h);
 	cm_hasher_init(&hs, CM_DOM_STATE);
 	cm_hasher_update(&hs, prev, CM_HASH_BYTES);
 	cm_hasher_update(&hs, hb, sizeof(hb));
@@ -1768,7 +1755,7 @@ static int apply_genesis(lg_state *st, const lg_genesis *g)
 		rc = lg_store_meta_put(st->store, "chain_id", g->chain_id, strlen(g->chain_id));
 	if (rc == CM_OK)
 		rc = lg_store_meta_put(st->store, "genesis_digest", digest, sizeof(digest));
-	be64(tb, g->genesis_time_ms);
+	cm_put_be64(tb, g->genesis_time_ms);
 	if (rc == CM_OK)
 		rc = lg_store_meta_put(st->store, "genesis_time_ms", tb, sizeof(tb));
 	st->blk = NULL;

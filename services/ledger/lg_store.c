@@ -6,6 +6,7 @@
  * INTEGERs with the same bits; no query orders by a value that may exceed
  * 2^63 (heights, ids and positions never do). */
 #include "lg_store.h"
+#include "cm_bytes.h"
 #include "cm_err.h"
 
 #include <sqlite3.h>
@@ -364,20 +365,6 @@ static size_t enc_size(const col *c, size_t n)
 	return len;
 }
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* Canonical encoding of columns: a type byte, then 8 bytes big-endian for an
  * integer, or a 4-byte big-endian length and the bytes for blob and text. */
 static uint8_t *enc_cols(uint8_t *p, const col *c, size_t n)
@@ -385,7 +372,7 @@ static uint8_t *enc_cols(uint8_t *p, const col *c, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		*p++ = (uint8_t)c[i].t;
 		if (c[i].t == 'u') {
-			put_be64(p, c[i].u);
+			cm_put_be64(p, c[i].u);
 			p += 8;
 		} else if (c[i].t != 'n') {
 			uint32_t len = (uint32_t)c[i].n;
@@ -727,7 +714,7 @@ int lg_store_head(lg_store *s, uint64_t *height, uint8_t root[LG_ROOT_BYTES])
 		return rc;
 	if (n != LG_ROOT_BYTES)
 		return set_err(s, CM_ERR_INTERNAL, "corrupt head root");
-	*height = get_be64(h);
+	*height = cm_get_be64(h);
 	memcpy(root, r, LG_ROOT_BYTES);
 	return CM_OK;
 }
@@ -826,7 +813,7 @@ void lg_store_writeset_hash(lg_store *s, uint8_t out[CM_HASH_BYTES])
 		if (i + 1 < s->nents && e->klen == s->ents[i + 1].klen &&
 		    memcmp(e->p, s->ents[i + 1].p, e->klen) == 0)
 			continue;
-		put_be64(len, (uint64_t)e->klen << 32 | e->vlen);
+		cm_put_be64(len, (uint64_t)e->klen << 32 | e->vlen);
 		cm_hasher_update(&h, len, sizeof(len));
 		cm_hasher_update(&h, e->p, (size_t)e->klen + e->vlen);
 	}
@@ -847,7 +834,7 @@ int lg_store_commit(lg_store *s, uint64_t height, const uint8_t root[LG_ROOT_BYT
 
 	if (!s->in_block)
 		return set_err(s, CM_ERR_STATE, "no block transaction to commit");
-	put_be64(h, height);
+	cm_put_be64(h, height);
 	if ((rc = lg_store_meta_put(s, "height", h, sizeof(h))) != CM_OK ||
 	    (rc = lg_store_meta_put(s, "state_root", root, LG_ROOT_BYTES)) != CM_OK ||
 	    (rc = fault_point(s)) != CM_OK || (rc = exec_stmt(s, S_COMMIT, "commit")) != CM_OK) {
@@ -1443,7 +1430,7 @@ static int challenge_row(sqlite3_stmt *st, void *dst)
 		return 0;
 	c->nleaves = (uint32_t)(n / 8);
 	for (uint32_t i = 0; i < c->nleaves; i++)
-		c->leaves[i] = get_be64(p + 8 * i);
+		c->leaves[i] = cm_get_be64(p + 8 * i);
 	return col_text(st, 1, c->magu, sizeof(c->magu)) && col_fixed(st, 3, c->indexer, LG_KEY_BYTES) &&
 	       col_fixed(st, 4, c->beacon, CM_HASH_BYTES) && col_fixed(st, 6, c->root, LG_ROOT_BYTES);
 }
@@ -1459,7 +1446,7 @@ int lg_store_challenge_put(lg_store *s, const lg_challenge *c)
 {
 	uint8_t leaves[LG_LEAVES_MAX * 8];
 	for (uint32_t i = 0; i < c->nleaves && i < LG_LEAVES_MAX; i++)
-		put_be64(leaves + 8 * i, c->leaves[i]);
+		cm_put_be64(leaves + 8 * i, c->leaves[i]);
 	col cols[] = {cu(c->id), ct(c->magu), cu(c->fragment), cb(c->indexer, LG_KEY_BYTES),
 		      cb(c->beacon, CM_HASH_BYTES), cu(c->size), cb(c->root, LG_ROOT_BYTES),
 		      cb(leaves, (size_t)c->nleaves * 8), cu(c->issued_height), cu(c->deadline),
@@ -1647,13 +1634,13 @@ int lg_store_state_digest(lg_store *s, uint8_t out[CM_HASH_BYTES])
 				uint8_t type = (uint8_t)sqlite3_column_type(st, i);
 				cm_hasher_update(&h, &type, 1);
 				if (type == SQLITE_INTEGER) {
-					put_be64(be, (uint64_t)sqlite3_column_int64(st, i));
+					cm_put_be64(be, (uint64_t)sqlite3_column_int64(st, i));
 					cm_hasher_update(&h, be, 8);
 				} else if (type == SQLITE_BLOB || type == SQLITE_TEXT) {
 					const void *p = type == SQLITE_BLOB ? sqlite3_column_blob(st, i)
 									     : (const void *)sqlite3_column_text(st, i);
 					size_t len = (size_t)sqlite3_column_bytes(st, i);
-					put_be64(be, len);
+					cm_put_be64(be, len);
 					cm_hasher_update(&h, be, 8);
 					if (len)
 						cm_hasher_update(&h, p, len);

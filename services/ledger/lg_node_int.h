@@ -1,0 +1,153 @@
+/* Private to the ledger replica's files (lg_node.c: life cycle, inbox and
+ * threads; lg_node_chain.c: payload checks and the consensus core's I/O;
+ * lg_node_rpc.c: the Ledger service and FetchBlocks): the replica's struct,
+ * its limits and the functions the three share. */
+#ifndef LG_NODE_INT_H
+#define LG_NODE_INT_H
+
+#include "lg_node.h"
+#include "cm_bytes.h"
+#include "cm_arena.h"
+#include "cm_err.h"
+#include "cm_log.h"
+#include "cm_merkle.h"
+#include "cm_service.h"
+#include "consensus.pb-c.h"
+#include "ledger.pb-c.h"
+#include "lg_blocks.h"
+#include "lg_genesis.h"
+#include "lg_hotstuff.h"
+#include "lg_mempool.h"
+#include "lg_net.h"
+#include "lg_state.h"
+#include "lg_store.h"
+#include "lg_tx.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ERR_MAX 512
+#define FETCH_SLOTS 16          /* distinct block requests waiting for the fetcher */
+#define FETCH_BATCH 64          /* blocks per FetchBlocks call */
+#define BEACON_CACHE 64         /* recent (block hash -> beacon, time) */
+#define VCACHE_SLOTS (1u << 18) /* verified transaction signatures remembered (8 MiB) */
+#define PRUNE_EVERY 64          /* commits between prunes of the block tree */
+#define STALE_MS 3000           /* a proposed transaction not committed by then is offered again */
+#define CLOCK_SKEW_MS 10000     /* how far ahead of ours a proposer's clock may be */
+#define FOLLOW_POLL_MS 200
+
+enum item_kind { ITEM_MSG, ITEM_BLOCK };
+
+struct item {
+	struct item *next;
+	int kind;
+	uint32_t from;
+	size_t len;
+	uint8_t bytes[];
+};
+
+struct fetch_req {
+	int used;
+	uint8_t hash[CM_HASH_BYTES];
+	uint64_t have;
+	uint32_t peer;
+};
+
+struct waiter {
+	struct waiter *next;
+	uint8_t hash[CM_HASH_BYTES];
+	int done, state;
+	uint64_t height;
+	char message[LG_MSG_MAX];
+};
+
+struct beacon_entry {
+	uint8_t hash[CM_HASH_BYTES];
+	uint8_t beacon[CM_HASH_BYTES];
+	uint64_t ts;
+	int used;
+};
+
+struct lg_node {
+	lg_node_opts o;
+	char *data_dir;
+	cm_keypair key;
+	lg_genesis *genesis;
+	uint32_t n, f, self;
+	uint8_t (*pks)[CM_PK_BYTES];
+	uint8_t genesis_beacon[CM_HASH_BYTES];
+
+	lg_state *state;   /* consensus thread only (after open) */
+	lg_blocks *blocks;
+	lg_mempool *mp;
+	lg_net *net;
+	lg_hs *hs;         /* consensus thread only (after start) */
+
+	pthread_mutex_t pool_mu;
+	pthread_cond_t pool_cv;
+	lg_store **readers;
+	uint8_t *reader_busy;
+	uint32_t nreaders;
+
+	pthread_t cthread, fthread;
+	int started;
+	atomic_int stopping;
+	atomic_int poke;
+	pthread_mutex_t qmu;
+	pthread_cond_t qcv;
+	struct item *qhead, *qtail;
+	size_t qlen;
+	uint64_t inbox_dropped;
+
+	pthread_mutex_t fmu;
+	pthread_cond_t fcv;
+	struct fetch_req freq[FETCH_SLOTS];
+
+	pthread_mutex_t cmu;       /* commit notifications */
+	pthread_cond_t ccv;
+	uint64_t height;           /* committed height */
+	uint8_t root[CM_HASH_BYTES];
+	uint64_t view;
+	struct waiter *waiters;
+	uint64_t txs_committed, txs_failed;
+
+	pthread_mutex_t vmu;
+	uint8_t (*vcache)[CM_HASH_BYTES];
+
+	struct beacon_entry bc[BEACON_CACHE];
+	uint64_t commits_since_prune;
+	uint64_t last_requeue;
+
+	int (*status_fn)(void *arg, cm_rpc_call *call, Muri__V1__StatusResponse **out);
+	void *status_arg;
+	cm_counter *m_blocks, *m_txs, *m_failed, *m_rejected;
+	cm_gauge *m_height, *m_view, *m_mempool;
+	cm_histogram *m_commit_wait;
+};
+
+/* Shared between the replica's files. */
+uint64_t lg_node_hash64(const uint8_t *h);
+void lg_node_vcache_add(lg_node *n, const uint8_t h[CM_HASH_BYTES]);
+int lg_node_vcache_has(lg_node *n, const uint8_t h[CM_HASH_BYTES]);
+/* A read-only store from the pool (waits for a free one); give it back. */
+lg_store *lg_node_reader_get(lg_node *n);
+void lg_node_reader_put(lg_node *n, lg_store *s);
+/* The replica index of a public key, or -1. */
+int lg_node_replica_of(lg_node *n, const uint8_t pk[CM_PK_BYTES]);
+int lg_node_open_tx(lg_node *n, const Muri__V1__SignedTransaction *stx, lg_tx *tx, char *err, size_t errlen);
+void lg_node_observe_tx(void *arg, uint64_t height, uint32_t index, const uint8_t hash[CM_HASH_BYTES],
+			Muri__V1__TxState state, const char *message);
+uint64_t lg_node_committed_nonce(void *arg, const uint8_t sender[CM_PK_BYTES]);
+/* Fills the consensus core's I/O table with this replica's functions. */
+void lg_node_io_init(lg_node *n, lg_hs_io *io);
+int lg_node_serve_fetch(void *arg, cm_rpc_call *call, const Muri__V1__FetchBlocksRequest *req,
+			Muri__V1__FetchBlocksResponse *resp);
+/* Puts an inbox item for the consensus thread (dropped when the inbox is full). */
+void lg_node_enqueue(lg_node *n, int kind, uint32_t from, const uint8_t *bytes, size_t len);
+
+#endif

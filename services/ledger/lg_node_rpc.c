@@ -1,0 +1,601 @@
+/* A ledger replica's services: the Ledger service (transaction admission,
+ * queries, blocks for clients, the committed-block feed) and the FetchBlocks
+ * calls its peers make. */
+#include "lg_node_int.h"
+
+/* ---- FetchBlocks (served) ------------------------------------------------------ */
+
+static int add_bytes(cm_rpc_call *call, ProtobufCBinaryData *v, const uint8_t *p, size_t len)
+{
+	v->data = cm_rpc_alloc(call, len ? len : 1);
+	if (!v->data)
+		return CM_ERR_NOMEM;
+	memcpy(v->data, p, len);
+	v->len = len;
+	return CM_OK;
+}
+
+int lg_node_serve_fetch(void *arg, cm_rpc_call *call, const Muri__V1__FetchBlocksRequest *req,
+		       Muri__V1__FetchBlocksResponse *resp)
+{
+	lg_node *n = arg;
+	uint32_t max = req->max_blocks;
+	resp->blocks = cm_rpc_alloc(call, max * sizeof(*resp->blocks));
+	resp->commit_qcs = cm_rpc_alloc(call, max * sizeof(*resp->commit_qcs));
+	if (!resp->blocks || !resp->commit_qcs)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	lg_store *rd = lg_node_reader_get(n);
+	int code = GRPC_STATUS_OK;
+	if (req->block_hash.len == CM_HASH_BYTES) {
+		uint8_t cur[CM_HASH_BYTES];
+		memcpy(cur, req->block_hash.data, CM_HASH_BYTES);
+		while (resp->n_blocks < max) {
+			uint8_t *bytes = NULL;
+			size_t len = 0;
+			lg_block_rec rec;
+			memset(&rec, 0, sizeof(rec));
+			if (lg_blocks_get(n->blocks, cur, &bytes, &len) != CM_OK) {
+				if (lg_store_get_block_by_hash(rd, cur, &rec) != CM_OK)
+					break;
+				bytes = (uint8_t *)rec.header;
+				len = rec.header_len;
+				rec.header = NULL;
+			}
+			lg_hs_block b;
+			int ok = lg_hs_block_decode(bytes, len, &b) == CM_OK &&
+				 add_bytes(call, &resp->blocks[resp->n_blocks], bytes, len) == CM_OK;
+			if (ok) {
+				resp->commit_qcs[resp->n_blocks].len = 0;
+				resp->n_blocks++;
+				memcpy(cur, b.parent, CM_HASH_BYTES);
+			}
+			free(bytes);
+			lg_block_rec_clear(&rec);
+			if (!ok || b.height <= 1)
+				break;
+		}
+	} else if (req->block_hash.len == 0) {
+		for (uint64_t h = req->from_height ? req->from_height : 1; resp->n_blocks < max; h++) {
+			lg_block_rec rec;
+			if (lg_store_get_block(rd, h, &rec) != CM_OK)
+				break;
+			int ok = add_bytes(call, &resp->blocks[resp->n_blocks], rec.header, rec.header_len) == CM_OK &&
+				 add_bytes(call, &resp->commit_qcs[resp->n_blocks], rec.qc, rec.qc_len) == CM_OK;
+			lg_block_rec_clear(&rec);
+			if (!ok)
+				break;
+			resp->n_blocks++;
+		}
+	} else {
+		code = cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "block_hash: must be 32 bytes or empty");
+	}
+	resp->n_commit_qcs = resp->n_blocks;
+	lg_node_reader_put(n, rd);
+	return code;
+}
+
+/* ---- blocks for clients ---------------------------------------------------------- */
+
+static int qc_to_pb(lg_node *n, const lg_hs_qc *qc, cm_arena *a, Muri__V1__QuorumCert **out)
+{
+	Muri__V1__QuorumCert *q = cm_arena_alloc(a, sizeof(*q));
+	uint32_t k = lg_hs_qc_count(qc);
+	ProtobufCBinaryData *signers = cm_arena_alloc(a, (k ? k : 1) * sizeof(*signers));
+	ProtobufCBinaryData *sigs = cm_arena_alloc(a, (k ? k : 1) * sizeof(*sigs));
+	uint8_t *hash = cm_arena_alloc(a, CM_HASH_BYTES);
+	if (!q || !signers || !sigs || !hash)
+		return CM_ERR_NOMEM;
+	muri__v1__quorum_cert__init(q);
+	q->view = qc->view;
+	memcpy(hash, qc->block_hash, CM_HASH_BYTES);
+	q->block_hash.data = hash;
+	q->block_hash.len = CM_HASH_BYTES;
+	for (uint32_t i = 0; i < n->n && i < LG_HS_MAX_REPLICAS; i++)
+		if (qc->signers & (1ull << i)) {
+			signers[q->n_signers].data = n->pks[i];
+			signers[q->n_signers++].len = CM_PK_BYTES;
+			sigs[q->n_signatures].data = (uint8_t *)qc->sigs[i];
+			sigs[q->n_signatures++].len = CM_SIG_BYTES;
+		}
+	q->signers = signers;
+	q->signatures = sigs;
+	*out = q;
+	return CM_OK;
+}
+
+/* The client form of the committed block at height, built in a (which must
+ * outlive *out; rec's bytes are copied into it). */
+static int block_to_pb(lg_node *n, lg_store *rd, uint64_t height, cm_arena *a, Muri__V1__Block **out)
+{
+	lg_block_rec rec;
+	int rc = lg_store_get_block(rd, height, &rec);
+	if (rc != CM_OK)
+		return rc;
+	uint8_t *bytes = cm_arena_alloc(a, rec.header_len ? rec.header_len : 1);
+	lg_hs_qc *cqc = cm_arena_alloc(a, sizeof(*cqc));
+	lg_hs_block *b = cm_arena_alloc(a, sizeof(*b));
+	rc = bytes && cqc && b ? CM_OK : CM_ERR_NOMEM;
+	if (rc == CM_OK) {
+		memcpy(bytes, rec.header, rec.header_len);
+		rc = lg_hs_block_decode(bytes, rec.header_len, b);
+	}
+	if (rc == CM_OK && rec.qc_len)
+		rc = lg_hs_qc_decode(rec.qc, rec.qc_len, cqc);
+	uint8_t state_root[CM_HASH_BYTES];
+	memcpy(state_root, rec.state_root, CM_HASH_BYTES);
+	size_t qc_len = rec.qc_len;
+	lg_block_rec_clear(&rec);
+	if (rc != CM_OK)
+		return rc;
+	Muri__V1__BlockBody *body = muri__v1__block_body__unpack(&a->pb, b->payload_len, b->payload);
+	Muri__V1__Block *blk = cm_arena_alloc(a, sizeof(*blk));
+	Muri__V1__BlockHeader *h = cm_arena_alloc(a, sizeof(*h));
+	uint8_t *root = cm_arena_alloc(a, CM_HASH_BYTES), *txs_root = cm_arena_alloc(a, CM_HASH_BYTES);
+	if (!body || !blk || !h || !root || !txs_root)
+		return CM_ERR_NOMEM;
+	muri__v1__block__init(blk);
+	muri__v1__block_header__init(h);
+	h->height = b->height;
+	h->view = b->view;
+	h->parent_hash.data = b->parent;
+	h->parent_hash.len = CM_HASH_BYTES;
+	if (qc_to_pb(n, &b->justify, a, &h->justify) != CM_OK)
+		return CM_ERR_NOMEM;
+	if (b->proposer < n->n) {
+		h->proposer.data = n->pks[b->proposer];
+		h->proposer.len = CM_PK_BYTES;
+	}
+	h->beacon = body->beacon;
+	h->beacon_signature = body->beacon_signature;
+	h->timestamp_ms = body->timestamp_ms;
+	memcpy(root, state_root, CM_HASH_BYTES);
+	h->state_root.data = root;
+	h->state_root.len = CM_HASH_BYTES;
+	/* txs_root: RFC 6962 root over the transaction hashes */
+	cm_merkle *m = NULL;
+	if (cm_merkle_new(&m, &cm_merkle_blake2b) == CM_OK) {
+		for (size_t i = 0; i < body->n_txs; i++) {
+			uint8_t th[CM_HASH_BYTES];
+			lg_tx_hash(body->txs[i]->body.data, body->txs[i]->body.len, th);
+			cm_merkle_append(m, th, CM_HASH_BYTES);
+		}
+		if (cm_merkle_root(m, cm_merkle_size(m), txs_root) == CM_OK) {
+			h->txs_root.data = txs_root;
+			h->txs_root.len = CM_HASH_BYTES;
+		}
+		cm_merkle_free(m);
+	}
+	blk->header = h;
+	blk->txs = body->txs;
+	blk->n_txs = body->n_txs;
+	blk->hash.data = b->hash;
+	blk->hash.len = CM_HASH_BYTES;
+	if (qc_len && qc_to_pb(n, cqc, a, &blk->commit_qc) != CM_OK)
+		return CM_ERR_NOMEM;
+	*out = blk;
+	return CM_OK;
+}
+
+/* ---- the Ledger service ------------------------------------------------------------ */
+
+static void free_message(void *m)
+{
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+
+/* Hands a heap message from an lg_query_* to the call as its response. */
+static int give(cm_rpc_call *call, int rc, void *msg, ProtobufCMessage **resp, const char *what)
+{
+	if (rc == CM_ERR_NOTFOUND)
+		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "%s not found", what);
+	if (rc != CM_OK)
+		return cm_rpc_fail(call, GRPC_STATUS_INTERNAL, "cannot read %s: %s", what, cm_strerror(rc));
+	cm_rpc_on_done(call, free_message, msg);
+	*resp = msg;
+	return GRPC_STATUS_OK;
+}
+
+/* Admits one signed transaction to the mempool: checks form, signature,
+ * nonce and balance against committed state. Returns a gRPC status code and
+ * writes why into msg; hash receives the tx hash once it is known. */
+static int admit(lg_node *n, const Muri__V1__SignedTransaction *stx, uint8_t hash[CM_HASH_BYTES], char *msg,
+		 size_t msglen)
+{
+	lg_tx tx;
+	char err[ERR_MAX];
+	int rc = lg_node_open_tx(n, stx, &tx, err, sizeof(err));
+	if (rc != CM_OK) {
+		snprintf(msg, msglen, "%.400s", err);
+		return rc == CM_ERR_VERIFY ? GRPC_STATUS_UNAUTHENTICATED
+		       : rc == CM_ERR_TOOBIG ? GRPC_STATUS_RESOURCE_EXHAUSTED
+					     : GRPC_STATUS_INVALID_ARGUMENT;
+	}
+	memcpy(hash, tx.hash, CM_HASH_BYTES);
+	const Muri__V1__Transaction *t = tx.body;
+	lg_store *rd = lg_node_reader_get(n);
+	lg_account acct;
+	memset(&acct, 0, sizeof(acct));
+	int have = lg_store_account_get(rd, t->sender.data, &acct) == CM_OK;
+	lg_node_reader_put(n, rd);
+	uint64_t need = t->fee;
+	if (t->payload_case == MURI__V1__TRANSACTION__PAYLOAD_TRANSFER && t->transfer)
+		need += t->transfer->amount;
+	char who[65];
+	cm_hex(who, t->sender.data, 32);
+	int code = GRPC_STATUS_OK;
+	if (t->nonce < acct.nonce) {
+		code = GRPC_STATUS_FAILED_PRECONDITION;
+		snprintf(msg, msglen, "nonce: %llu was already used by %s (next is %llu)", (unsigned long long)t->nonce, who,
+			 (unsigned long long)acct.nonce);
+	} else if (need > 0 && (!have || acct.balance < need)) {
+		code = GRPC_STATUS_FAILED_PRECONDITION;
+		snprintf(msg, msglen, "insufficient balance: %s has %llu, the transaction needs %llu", who,
+			 (unsigned long long)acct.balance, (unsigned long long)need);
+	}
+	if (code == GRPC_STATUS_OK) {
+		size_t len = protobuf_c_message_get_packed_size(&stx->base);
+		uint8_t *bytes = malloc(len ? len : 1);
+		if (!bytes) {
+			code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+			snprintf(msg, msglen, "out of memory");
+		} else {
+			protobuf_c_message_pack(&stx->base, bytes);
+			lg_node_vcache_add(n, tx.hash);
+			rc = lg_mempool_add(n->mp, tx.hash, t->sender.data, t->nonce, bytes, len, acct.nonce);
+			free(bytes);
+			if (rc == CM_ERR_EXISTS) {
+				code = GRPC_STATUS_ALREADY_EXISTS;
+				snprintf(msg, msglen,
+					 "duplicate: a transaction with this hash, or with nonce %llu from this sender, is pending",
+					 (unsigned long long)t->nonce);
+			} else if (rc == CM_ERR_STATE) {
+				code = GRPC_STATUS_FAILED_PRECONDITION;
+				snprintf(msg, msglen, "nonce: already used");
+			} else if (rc == CM_ERR_TOOBIG) {
+				code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+				snprintf(msg, msglen, "mempool full (mempool_max_txs, mempool_max_bytes or mempool_per_sender)");
+			} else if (rc != CM_OK) {
+				code = GRPC_STATUS_INTERNAL;
+				snprintf(msg, msglen, "mempool: %s", cm_strerror(rc));
+			}
+		}
+	}
+	lg_tx_close(&tx);
+	return code;
+}
+
+static void wake_consensus(lg_node *n)
+{
+	atomic_store(&n->poke, 1);
+	pthread_mutex_lock(&n->qmu);
+	pthread_cond_signal(&n->qcv);
+	pthread_mutex_unlock(&n->qmu);
+}
+
+static int h_submit_batch(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	const Muri__V1__SubmitBatchRequest *req = (const Muri__V1__SubmitBatchRequest *)msg;
+	if (req->n_txs < 1 || req->n_txs > 10000)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "txs: %zu, expected 1..10000", req->n_txs);
+	Muri__V1__SubmitBatchResponse *r = cm_rpc_alloc(call, sizeof(*r));
+	Muri__V1__SubmitResult **res = cm_rpc_alloc(call, req->n_txs * sizeof(*res));
+	if (!r || !res)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	muri__v1__submit_batch_response__init(r);
+	for (size_t i = 0; i < req->n_txs; i++) {
+		Muri__V1__SubmitResult *x = cm_rpc_alloc(call, sizeof(*x));
+		uint8_t *h = cm_rpc_alloc(call, CM_HASH_BYTES);
+		char why[ERR_MAX] = "";
+		if (!x || !h)
+			return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		muri__v1__submit_result__init(x);
+		x->code = (uint32_t)admit(n, req->txs[i], h, why, sizeof(why));
+		x->tx_hash.data = h;
+		x->tx_hash.len = CM_HASH_BYTES;
+		x->message = cm_rpc_strdup(call, why);
+		res[i] = x;
+	}
+	r->results = res;
+	r->n_results = req->n_txs;
+	wake_consensus(n);
+	*resp = &r->base;
+	return GRPC_STATUS_OK;
+}
+
+static int h_submit(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	const Muri__V1__SubmitRequest *req = (const Muri__V1__SubmitRequest *)msg;
+	if (!req->tx)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "tx: required");
+	if (req->timeout_ms > n->o.max_wait_ms)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "timeout_ms: %u is above the maximum %u",
+				   req->timeout_ms, n->o.max_wait_ms);
+	uint8_t hash[CM_HASH_BYTES];
+	char why[ERR_MAX] = "";
+	int code = admit(n, req->tx, hash, why, sizeof(why));
+	if (code != GRPC_STATUS_OK)
+		return cm_rpc_fail(call, code, "%s", why);
+	wake_consensus(n);
+
+	Muri__V1__SubmitResponse *r = cm_rpc_alloc(call, sizeof(*r));
+	uint8_t *h = cm_rpc_alloc(call, CM_HASH_BYTES);
+	if (!r || !h)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	muri__v1__submit_response__init(r);
+	memcpy(h, hash, CM_HASH_BYTES);
+	r->tx_hash.data = h;
+	r->tx_hash.len = CM_HASH_BYTES;
+	r->state = MURI__V1__TX_STATE__TX_PENDING;
+	if (req->wait_commit) {
+		struct waiter w;
+		memset(&w, 0, sizeof(w));
+		memcpy(w.hash, hash, CM_HASH_BYTES);
+		uint64_t until = cm_now_ms() + (req->timeout_ms ? req->timeout_ms : 10000);
+		uint64_t t0 = cm_now_ms();
+		pthread_mutex_lock(&n->cmu);
+		w.next = n->waiters;
+		n->waiters = &w;
+		while (!w.done && !atomic_load(&n->stopping) && cm_now_ms() < until && !cm_rpc_cancelled(call)) {
+			cm_cond_wait_ms(&n->ccv, &n->cmu, 20);
+		}
+		for (struct waiter **p = &n->waiters; *p; p = &(*p)->next)
+			if (*p == &w) {
+				*p = w.next;
+				break;
+			}
+		pthread_mutex_unlock(&n->cmu);
+		if (w.done) {
+			cm_histogram_observe(n->m_commit_wait, (double)(cm_now_ms() - t0) / 1000.0);
+			r->state = w.state;
+			r->height = w.height;
+			r->message = cm_rpc_strdup(call, w.message);
+		} else {
+			return cm_rpc_fail(call, GRPC_STATUS_DEADLINE_EXCEEDED,
+					   "the transaction is pending; it did not commit within %u ms",
+					   req->timeout_ms ? req->timeout_ms : 10000);
+		}
+	}
+	*resp = &r->base;
+	return GRPC_STATUS_OK;
+}
+
+static int key_arg(cm_rpc_call *call, const ProtobufCBinaryData *k, const char *field)
+{
+	if (k->len != CM_PK_BYTES)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: must be a 32-byte public key", field);
+	return GRPC_STATUS_OK;
+}
+
+static int h_account(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	const Muri__V1__AccountRequest *req = (const Muri__V1__AccountRequest *)msg;
+	int code = key_arg(call, &req->address, "address");
+	if (code)
+		return code;
+	Muri__V1__Account *a = NULL;
+	lg_store *rd = lg_node_reader_get(n);
+	int rc = lg_query_account(rd, req->address.data, &a);
+	lg_node_reader_put(n, rd);
+	return give(call, rc, a, resp, "account");
+}
+
+static int h_indexer(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	const Muri__V1__IndexerRequest *req = (const Muri__V1__IndexerRequest *)msg;
+	int code = key_arg(call, &req->pubkey, "pubkey");
+	if (code)
+		return code;
+	Muri__V1__IndexerInfo *x = NULL;
+	lg_store *rd = lg_node_reader_get(n);
+	int rc = lg_query_indexer(rd, req->pubkey.data, &x);
+	lg_node_reader_put(n, rd);
+	return give(call, rc, x, resp, "indexer");
+}
+
+static int h_magu(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	const Muri__V1__MaguRequest *req = (const Muri__V1__MaguRequest *)msg;
+	if (!lg_name_valid(req->name))
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "name: 1..128 bytes of [A-Za-z0-9_.-]");
+	Muri__V1__MaguInfo *x = NULL;
+	lg_store *rd = lg_node_reader_get(n);
+	int rc = lg_query_magu(rd, req->name, &x);
+	lg_node_reader_put(n, rd);
+	return give(call, rc, x, resp, "Magu");
+}
+
+static int h_magus(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	(void)msg;
+	Muri__V1__ListMagusResponse *x = NULL;
+	lg_store *rd = lg_node_reader_get(n);
+	int rc = lg_query_magus(rd, 0, &x);
+	lg_node_reader_put(n, rd);
+	return give(call, rc, x, resp, "Magus");
+}
+
+static int h_tx(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	const Muri__V1__TxRequest *req = (const Muri__V1__TxRequest *)msg;
+	if (req->tx_hash.len != CM_HASH_BYTES)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "tx_hash: must be 32 bytes");
+	Muri__V1__TxStatus *x = NULL;
+	lg_store *rd = lg_node_reader_get(n);
+	int rc = lg_query_tx(rd, req->tx_hash.data, &x);
+	lg_node_reader_put(n, rd);
+	if (rc == CM_ERR_NOTFOUND && lg_mempool_contains(n->mp, req->tx_hash.data)) {
+		Muri__V1__TxStatus *p = cm_rpc_alloc(call, sizeof(*p));
+		if (!p)
+			return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		muri__v1__tx_status__init(p);
+		p->tx_hash = req->tx_hash;
+		p->state = MURI__V1__TX_STATE__TX_PENDING;
+		*resp = &p->base;
+		return GRPC_STATUS_OK;
+	}
+	return give(call, rc, x, resp, "transaction");
+}
+
+static int h_params(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	(void)msg;
+	Muri__V1__Params *x = NULL;
+	lg_store *rd = lg_node_reader_get(n);
+	int rc = lg_query_params(rd, &x);
+	lg_node_reader_put(n, rd);
+	return give(call, rc, x, resp, "parameters");
+}
+
+static int h_challenges(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	const Muri__V1__ChallengesRequest *req = (const Muri__V1__ChallengesRequest *)msg;
+	int code = key_arg(call, &req->indexer, "indexer");
+	if (code)
+		return code;
+	size_t max = req->max ? req->max : 100;
+	if (max > 1000)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "max: at most 1000");
+	Muri__V1__ChallengesResponse *x = NULL;
+	lg_store *rd = lg_node_reader_get(n);
+	int rc = lg_query_challenges(rd, req->indexer.data, req->open_only, max, &x);
+	lg_node_reader_put(n, rd);
+	return give(call, rc, x, resp, "challenges");
+}
+
+static int h_proposal(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	const Muri__V1__ProposalRequest *req = (const Muri__V1__ProposalRequest *)msg;
+	Muri__V1__ProposalInfo *x = NULL;
+	lg_store *rd = lg_node_reader_get(n);
+	int rc = lg_query_proposal(rd, req->id, &x);
+	lg_node_reader_put(n, rd);
+	return give(call, rc, x, resp, "proposal");
+}
+
+static int h_block(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	const Muri__V1__BlockRequest *req = (const Muri__V1__BlockRequest *)msg;
+	Muri__V1__Block *b = NULL;
+	lg_store *rd = lg_node_reader_get(n);
+	int rc = block_to_pb(n, rd, req->height, cm_rpc_arena(call), &b);
+	lg_node_reader_put(n, rd);
+	if (rc == CM_ERR_NOTFOUND)
+		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "height: no committed block at %llu",
+				   (unsigned long long)req->height);
+	if (rc != CM_OK)
+		return cm_rpc_fail(call, GRPC_STATUS_INTERNAL, "cannot read block %llu", (unsigned long long)req->height);
+	*resp = &b->base;
+	return GRPC_STATUS_OK;
+}
+
+static int h_follow(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg)
+{
+	lg_node *n = arg;
+	const Muri__V1__FollowRequest *req = (const Muri__V1__FollowRequest *)msg;
+	uint64_t h = req->from_height ? req->from_height : 1;
+	cm_arena a;
+	cm_arena_init(&a, 0);
+	int code = GRPC_STATUS_OK;
+	while (!cm_rpc_cancelled(call) && !atomic_load(&n->stopping)) {
+		pthread_mutex_lock(&n->cmu);
+		uint64_t top = n->height;
+		if (h > top) {
+			cm_cond_wait_ms(&n->ccv, &n->cmu, FOLLOW_POLL_MS);
+			pthread_mutex_unlock(&n->cmu);
+			continue;
+		}
+		pthread_mutex_unlock(&n->cmu);
+		cm_arena_reset(&a);
+		Muri__V1__Block *b = NULL;
+		lg_store *rd = lg_node_reader_get(n);
+		int rc = block_to_pb(n, rd, h, &a, &b);
+		lg_node_reader_put(n, rd);
+		if (rc != CM_OK) {
+			code = cm_rpc_fail(call, GRPC_STATUS_INTERNAL, "cannot read block %llu", (unsigned long long)h);
+			break;
+		}
+		if (cm_rpc_stream_send(call, &b->base) != CM_OK)
+			break;
+		h++;
+	}
+	cm_arena_free(&a);
+	if (code == GRPC_STATUS_OK && (cm_rpc_cancelled(call) || atomic_load(&n->stopping)))
+		code = cm_rpc_fail(call, GRPC_STATUS_UNAVAILABLE, "the ledger replica is stopping");
+	return code;
+}
+
+static int h_status(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	(void)msg;
+	return n->status_fn(n->status_arg, call, (Muri__V1__StatusResponse **)resp);
+}
+
+void lg_node_status_details(lg_node *n, cm_rpc_call *call, Muri__V1__StatusResponse *r)
+{
+	char root[65];
+	pthread_mutex_lock(&n->cmu);
+	uint64_t height = n->height, view = n->view, ok = n->txs_committed, failed = n->txs_failed;
+	cm_hex(root, n->root, 32);
+	pthread_mutex_unlock(&n->cmu);
+	char vals[8][72];
+	snprintf(vals[0], sizeof(vals[0]), "%llu", (unsigned long long)height);
+	snprintf(vals[1], sizeof(vals[1]), "%s", root);
+	snprintf(vals[2], sizeof(vals[2]), "%llu", (unsigned long long)view);
+	snprintf(vals[3], sizeof(vals[3]), "%u", n->self);
+	snprintf(vals[4], sizeof(vals[4]), "%zu", lg_mempool_count(n->mp));
+	snprintf(vals[5], sizeof(vals[5]), "%llu", (unsigned long long)ok);
+	snprintf(vals[6], sizeof(vals[6]), "%llu", (unsigned long long)failed);
+	snprintf(vals[7], sizeof(vals[7]), "%s", n->genesis->chain_id);
+	static const char *keys[8] = {"height", "state_root", "view", "replica", "mempool", "txs_committed",
+				      "txs_failed", "chain_id"};
+	Muri__V1__StatusResponse__DetailsEntry **d = cm_rpc_alloc(call, 8 * sizeof(*d));
+	if (!d)
+		return;
+	for (int i = 0; i < 8; i++) {
+		d[i] = cm_rpc_alloc(call, sizeof(**d));
+		if (!d[i])
+			return;
+		muri__v1__status_response__details_entry__init(d[i]);
+		d[i]->key = (char *)keys[i];
+		d[i]->value = cm_rpc_strdup(call, vals[i]);
+	}
+	r->details = d;
+	r->n_details = 8;
+}
+
+int lg_node_register(lg_node *n, cm_rpc_server *srv, void *sarg,
+		     int (*status)(void *arg, cm_rpc_call *call, Muri__V1__StatusResponse **out))
+{
+	n->status_fn = status;
+	n->status_arg = sarg;
+	static const cm_rpc_handler h[] = {
+		{"SubmitTransaction", h_submit, NULL},
+		{"SubmitTransactions", h_submit_batch, NULL},
+		{"GetAccount", h_account, NULL},
+		{"GetIndexer", h_indexer, NULL},
+		{"GetMagu", h_magu, NULL},
+		{"ListMagus", h_magus, NULL},
+		{"GetBlock", h_block, NULL},
+		{"GetTransaction", h_tx, NULL},
+		{"GetParams", h_params, NULL},
+		{"GetChallenges", h_challenges, NULL},
+		{"GetProposal", h_proposal, NULL},
+		{"FollowBlocks", NULL, h_follow},
+		{"Status", h_status, NULL},
+	};
+	int rc = cm_rpc_server_add(srv, &muri__v1__ledger__descriptor, h, sizeof(h) / sizeof(h[0]), n);
+	return rc == CM_OK ? lg_net_register(n->net, srv) : rc;
+}
+
