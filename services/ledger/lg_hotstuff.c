@@ -1,7 +1,7 @@
 /* Chained HotStuff, the ledger's consensus core (Yin et al., arXiv
  * 1803.05069): one replica's state machine driven by messages and ticks,
- * doing its I/O through lg_hs_io; and the canonical encoding of its blocks
- * and messages.
+ * doing its I/O through lg_hs_io; and the canonical encoding of its
+ * messages (blocks and QCs are common/cm_chain's, shared with followers).
  *
  * Protocol, as implemented here
  * -----------------------------
@@ -94,7 +94,7 @@
 #define DEFAULT_MAX_FUTURE 64
 
 typedef struct hs_node {
-	lg_hs_block b;        /* payload owned by the node */
+	cm_block b;        /* payload owned by the node */
 	uint8_t used;
 	uint8_t certified;    /* a verified QC for (b.view, b.hash) was seen */
 } hs_node;
@@ -103,8 +103,8 @@ typedef struct vote_slot {
 	uint64_t view;        /* 0: empty */
 	uint64_t have;        /* voters heard from in this view */
 	uint8_t done;         /* a QC was formed */
-	uint8_t hash[LG_HS_MAX_REPLICAS][CM_HASH_BYTES];
-	uint8_t sig[LG_HS_MAX_REPLICAS][CM_SIG_BYTES];
+	uint8_t hash[CM_CHAIN_MAX_REPLICAS][CM_HASH_BYTES];
+	uint8_t sig[CM_CHAIN_MAX_REPLICAS][CM_SIG_BYTES];
 } vote_slot;
 
 typedef struct wanted {
@@ -130,14 +130,14 @@ struct lg_hs {
 
 	/* Safety state (persisted before each vote). */
 	uint64_t last_voted_view;
-	lg_hs_qc locked_qc;
-	lg_hs_qc high_qc;
+	cm_qc locked_qc;
+	cm_qc high_qc;
 
 	/* Pacemaker. */
 	uint64_t cur_view;
 	uint64_t own_nv;                /* highest NEW-VIEW this replica sent */
-	uint64_t nv_view[LG_HS_MAX_REPLICAS]; /* highest NEW-VIEW heard per replica */
-	uint64_t nv_help_at[LG_HS_MAX_REPLICAS]; /* when a lagging replica may be answered again */
+	uint64_t nv_view[CM_CHAIN_MAX_REPLICAS]; /* highest NEW-VIEW heard per replica */
+	uint64_t nv_help_at[CM_CHAIN_MAX_REPLICAS]; /* when a lagging replica may be answered again */
 	uint64_t deadline;
 	uint64_t nv_resend_at;          /* repeat own_nv while waiting to enter it */
 	uint32_t consec;                /* view timeouts since the last commit */
@@ -151,7 +151,7 @@ struct lg_hs {
 	int32_t root;
 	int32_t *chain;                 /* scratch for commits, cap entries */
 
-	lg_hs_qc pending_qc;            /* highest QC whose block is missing */
+	cm_qc pending_qc;            /* highest QC whose block is missing */
 	int has_pending_qc;
 	uint64_t pending_since;
 	hs_node orphans[MAX_ORPHANS];
@@ -162,7 +162,7 @@ struct lg_hs {
 
 	int commit_retry;               /* io.commit failed; retry on tick */
 	uint8_t commit_target[CM_HASH_BYTES];
-	lg_hs_qc commit_qc;
+	cm_qc commit_qc;
 
 	uint8_t *payload_buf;
 	lg_hs_stats st;
@@ -191,152 +191,15 @@ static int hash_eq(const uint8_t *a, const uint8_t *b)
  *                   | NEW-VIEW: view u64 | sender u32 | sig 64 | QC
  * safety:   version u8 | last_voted_view u64 | locked QC | high QC */
 
-uint32_t lg_hs_qc_count(const lg_hs_qc *qc)
-{
-	return popcount64(qc->signers);
-}
-
-size_t lg_hs_qc_size(const lg_hs_qc *qc)
-{
-	return LG_HS_QC_HEADER_BYTES + (size_t)lg_hs_qc_count(qc) * CM_SIG_BYTES;
-}
-
-static size_t qc_put(const lg_hs_qc *qc, uint8_t *p)
-{
-	uint8_t *start = p;
-	cm_put_be64(p, qc->view);
-	memcpy(p + 8, qc->block_hash, CM_HASH_BYTES);
-	cm_put_be64(p + 8 + CM_HASH_BYTES, qc->signers);
-	p += LG_HS_QC_HEADER_BYTES;
-	for (uint32_t i = 0; i < LG_HS_MAX_REPLICAS; i++) {
-		if (qc->signers >> i & 1) {
-			memcpy(p, qc->sigs[i], CM_SIG_BYTES);
-			p += CM_SIG_BYTES;
-		}
-	}
-	return (size_t)(p - start);
-}
-
-/* Parses a QC at the start of buf; returns the bytes used or 0 if malformed. */
-static size_t qc_get(const uint8_t *buf, size_t len, lg_hs_qc *qc)
-{
-	if (len < LG_HS_QC_HEADER_BYTES)
-		return 0;
-	uint64_t signers = cm_get_be64(buf + 8 + CM_HASH_BYTES);
-	size_t need = LG_HS_QC_HEADER_BYTES + (size_t)popcount64(signers) * CM_SIG_BYTES;
-	if (len < need)
-		return 0;
-	memset(qc, 0, sizeof(*qc));
-	qc->view = cm_get_be64(buf);
-	memcpy(qc->block_hash, buf + 8, CM_HASH_BYTES);
-	qc->signers = signers;
-	const uint8_t *p = buf + LG_HS_QC_HEADER_BYTES;
-	for (uint32_t i = 0; i < LG_HS_MAX_REPLICAS; i++) {
-		if (signers >> i & 1) {
-			memcpy(qc->sigs[i], p, CM_SIG_BYTES);
-			p += CM_SIG_BYTES;
-		}
-	}
-	return need;
-}
-
-int lg_hs_qc_encode(const lg_hs_qc *qc, uint8_t *buf, size_t cap, size_t *len)
-{
-	size_t need = lg_hs_qc_size(qc);
-	if (cap < need)
-		return CM_ERR_TOOBIG;
-	*len = qc_put(qc, buf);
-	return CM_OK;
-}
-
-int lg_hs_qc_decode(const uint8_t *buf, size_t len, lg_hs_qc *out)
-{
-	lg_hs_qc qc;
-	size_t used = qc_get(buf, len, &qc);
-	if (used == 0 || used != len)
-		return CM_ERR_INVALID;
-	*out = qc;
-	return CM_OK;
-}
-
-size_t lg_hs_block_size(const lg_hs_block *b)
-{
-	return LG_HS_BLOCK_HEADER_BYTES + lg_hs_qc_size(&b->justify) + b->payload_len;
-}
-
-static size_t block_put(const lg_hs_block *b, uint8_t *p)
-{
-	uint8_t *start = p;
-	*p++ = LG_HS_ENCODING_VERSION;
-	cm_put_be64(p, b->height);
-	cm_put_be64(p + 8, b->view);
-	memcpy(p + 16, b->parent, CM_HASH_BYTES);
-	cm_put_be32(p + 16 + CM_HASH_BYTES, b->proposer);
-	p += 20 + CM_HASH_BYTES;
-	p += qc_put(&b->justify, p);
-	cm_put_be32(p, b->payload_len);
-	p += 4;
-	if (b->payload_len)
-		memcpy(p, b->payload, b->payload_len);
-	p += b->payload_len;
-	return (size_t)(p - start);
-}
-
-static size_t block_get(const uint8_t *buf, size_t len, lg_hs_block *b)
-{
-	const size_t fixed = 1 + 8 + 8 + CM_HASH_BYTES + 4;
-	if (len < fixed || buf[0] != LG_HS_ENCODING_VERSION)
-		return 0;
-	memset(b, 0, sizeof(*b));
-	b->height = cm_get_be64(buf + 1);
-	b->view = cm_get_be64(buf + 9);
-	memcpy(b->parent, buf + 17, CM_HASH_BYTES);
-	b->proposer = cm_get_be32(buf + 17 + CM_HASH_BYTES);
-	size_t off = fixed;
-	size_t q = qc_get(buf + off, len - off, &b->justify);
-	if (q == 0)
-		return 0;
-	off += q;
-	if (len - off < 4)
-		return 0;
-	uint32_t plen = cm_get_be32(buf + off);
-	off += 4;
-	if (plen > LG_HS_PAYLOAD_LIMIT || len - off < plen)
-		return 0;
-	b->payload_len = plen;
-	b->payload = plen ? buf + off : NULL;
-	off += plen;
-	lg_hs_block_hash(b);
-	return off;
-}
-
-int lg_hs_block_encode(const lg_hs_block *b, uint8_t *buf, size_t cap, size_t *len)
-{
-	if (cap < lg_hs_block_size(b))
-		return CM_ERR_TOOBIG;
-	*len = block_put(b, buf);
-	return CM_OK;
-}
-
-int lg_hs_block_decode(const uint8_t *buf, size_t len, lg_hs_block *out)
-{
-	lg_hs_block b;
-	size_t used = block_get(buf, len, &b);
-	if (used == 0 || used != len)
-		return CM_ERR_INVALID;
-	*out = b;
-	return CM_OK;
-}
-
 size_t lg_hs_msg_size(const lg_hs_msg *m)
 {
 	switch (m->type) {
 	case LG_HS_MSG_PROPOSAL:
-		return 1 + lg_hs_block_size(&m->u.proposal.block) + CM_SIG_BYTES;
+		return 1 + cm_block_size(&m->u.proposal.block) + CM_SIG_BYTES;
 	case LG_HS_MSG_VOTE:
 		return LG_HS_VOTE_BYTES;
 	case LG_HS_MSG_NEWVIEW:
-		return 1 + 8 + 4 + CM_SIG_BYTES + lg_hs_qc_size(&m->u.newview.high_qc);
+		return 1 + 8 + 4 + CM_SIG_BYTES + cm_qc_size(&m->u.newview.high_qc);
 	}
 	return 0;
 }
@@ -352,7 +215,7 @@ int lg_hs_msg_encode(const lg_hs_msg *m, uint8_t *buf, size_t cap, size_t *len)
 	*p++ = m->type;
 	switch (m->type) {
 	case LG_HS_MSG_PROPOSAL:
-		p += block_put(&m->u.proposal.block, p);
+		p += cm_block_put(&m->u.proposal.block, p);
 		memcpy(p, m->u.proposal.sig, CM_SIG_BYTES);
 		p += CM_SIG_BYTES;
 		break;
@@ -368,7 +231,7 @@ int lg_hs_msg_encode(const lg_hs_msg *m, uint8_t *buf, size_t cap, size_t *len)
 		cm_put_be32(p + 8, m->u.newview.sender);
 		memcpy(p + 12, m->u.newview.sig, CM_SIG_BYTES);
 		p += 12 + CM_SIG_BYTES;
-		p += qc_put(&m->u.newview.high_qc, p);
+		p += cm_qc_put(&m->u.newview.high_qc, p);
 		break;
 	}
 	*len = (size_t)(p - buf);
@@ -384,8 +247,8 @@ int lg_hs_msg_decode(const uint8_t *buf, size_t len, lg_hs_msg *out)
 	uint8_t type = buf[0];
 	switch (type) {
 	case LG_HS_MSG_PROPOSAL: {
-		lg_hs_block b;
-		used = block_get(p, rest, &b);
+		cm_block b;
+		used = cm_block_get(p, rest, &b);
 		if (used == 0 || rest - used != CM_SIG_BYTES)
 			return CM_ERR_INVALID;
 		out->type = type;
@@ -403,10 +266,10 @@ int lg_hs_msg_decode(const uint8_t *buf, size_t len, lg_hs_msg *out)
 		memcpy(out->u.vote.sig, p + 12 + CM_HASH_BYTES, CM_SIG_BYTES);
 		return CM_OK;
 	case LG_HS_MSG_NEWVIEW: {
-		lg_hs_qc qc;
+		cm_qc qc;
 		if (rest < 12 + CM_SIG_BYTES)
 			return CM_ERR_INVALID;
-		used = qc_get(p + 12 + CM_SIG_BYTES, rest - 12 - CM_SIG_BYTES, &qc);
+		used = cm_qc_get(p + 12 + CM_SIG_BYTES, rest - 12 - CM_SIG_BYTES, &qc);
 		if (used == 0 || used != rest - 12 - CM_SIG_BYTES)
 			return CM_ERR_INVALID;
 		out->type = type;
@@ -422,7 +285,7 @@ int lg_hs_msg_decode(const uint8_t *buf, size_t len, lg_hs_msg *out)
 
 size_t lg_hs_safety_size(const lg_hs_safety *st)
 {
-	return 1 + 8 + lg_hs_qc_size(&st->locked_qc) + lg_hs_qc_size(&st->high_qc);
+	return 1 + 8 + cm_qc_size(&st->locked_qc) + cm_qc_size(&st->high_qc);
 }
 
 int lg_hs_safety_encode(const lg_hs_safety *st, uint8_t *buf, size_t cap, size_t *len)
@@ -430,11 +293,11 @@ int lg_hs_safety_encode(const lg_hs_safety *st, uint8_t *buf, size_t cap, size_t
 	if (cap < lg_hs_safety_size(st))
 		return CM_ERR_TOOBIG;
 	uint8_t *p = buf;
-	*p++ = LG_HS_ENCODING_VERSION;
+	*p++ = CM_CHAIN_ENCODING_VERSION;
 	cm_put_be64(p, st->last_voted_view);
 	p += 8;
-	p += qc_put(&st->locked_qc, p);
-	p += qc_put(&st->high_qc, p);
+	p += cm_qc_put(&st->locked_qc, p);
+	p += cm_qc_put(&st->high_qc, p);
 	*len = (size_t)(p - buf);
 	return CM_OK;
 }
@@ -442,14 +305,14 @@ int lg_hs_safety_encode(const lg_hs_safety *st, uint8_t *buf, size_t cap, size_t
 int lg_hs_safety_decode(const uint8_t *buf, size_t len, lg_hs_safety *out)
 {
 	lg_hs_safety st;
-	if (len < 9 || buf[0] != LG_HS_ENCODING_VERSION)
+	if (len < 9 || buf[0] != CM_CHAIN_ENCODING_VERSION)
 		return CM_ERR_INVALID;
 	st.last_voted_view = cm_get_be64(buf + 1);
-	size_t off = 9, used = qc_get(buf + off, len - off, &st.locked_qc);
+	size_t off = 9, used = cm_qc_get(buf + off, len - off, &st.locked_qc);
 	if (used == 0)
 		return CM_ERR_INVALID;
 	off += used;
-	used = qc_get(buf + off, len - off, &st.high_qc);
+	used = cm_qc_get(buf + off, len - off, &st.high_qc);
 	if (used == 0 || off + used != len)
 		return CM_ERR_INVALID;
 	*out = st;
@@ -458,98 +321,18 @@ int lg_hs_safety_decode(const uint8_t *buf, size_t len, lg_hs_safety *out)
 
 /* ---- hashes, digests, certificates ---- */
 
-void lg_hs_block_hash(lg_hs_block *b)
+/* NEW-VIEWs sign H(CM_DOM_VOTE || 'N' || chain tag || view || qc view || qc
+ * hash): 81 bytes after the domain, never equal to a vote's 72. */
+void lg_hs_newview_digest(uint8_t out[CM_HASH_BYTES], const uint8_t chain[CM_HASH_BYTES], uint64_t view,
+			  const cm_qc *qc)
 {
-	static const uint8_t payload_tag = 0x00; /* headers start with the version, 0x01 */
-	uint8_t ph[CM_HASH_BYTES], hdr[1 + 8 + 8 + CM_HASH_BYTES + 4], q[LG_HS_QC_MAX_BYTES], lenb[4];
-	cm_hasher h;
-
-	cm_hasher_init(&h, CM_DOM_BLOCK);
-	cm_hasher_update(&h, &payload_tag, 1);
-	if (b->payload_len)
-		cm_hasher_update(&h, b->payload, b->payload_len);
-	cm_hasher_final(&h, ph);
-
-	hdr[0] = LG_HS_ENCODING_VERSION;
-	cm_put_be64(hdr + 1, b->height);
-	cm_put_be64(hdr + 9, b->view);
-	memcpy(hdr + 17, b->parent, CM_HASH_BYTES);
-	cm_put_be32(hdr + 17 + CM_HASH_BYTES, b->proposer);
-	size_t qlen = qc_put(&b->justify, q);
-	cm_put_be32(lenb, b->payload_len);
-	cm_hasher_init(&h, CM_DOM_BLOCK);
-	cm_hasher_update(&h, hdr, sizeof(hdr));
-	cm_hasher_update(&h, q, qlen);
-	cm_hasher_update(&h, lenb, sizeof(lenb));
-	cm_hasher_update(&h, ph, sizeof(ph));
-	cm_hasher_final(&h, b->hash);
-}
-
-void lg_hs_genesis(lg_hs_block *out)
-{
-	memset(out, 0, sizeof(*out));
-	lg_hs_block_hash(out);
-}
-
-void lg_hs_genesis_qc(lg_hs_qc *out)
-{
-	lg_hs_block g;
-	lg_hs_genesis(&g);
-	memset(out, 0, sizeof(*out));
-	memcpy(out->block_hash, g.hash, CM_HASH_BYTES);
-}
-
-/* Votes sign H(CM_DOM_VOTE || view || block hash), 40 bytes after the domain. */
-void lg_hs_vote_digest(uint8_t out[CM_HASH_BYTES], uint64_t view, const uint8_t hash[CM_HASH_BYTES])
-{
-	uint8_t buf[8 + CM_HASH_BYTES];
-	cm_put_be64(buf, view);
-	memcpy(buf + 8, hash, CM_HASH_BYTES);
-	cm_hash(out, CM_DOM_VOTE, buf, sizeof(buf));
-}
-
-/* NEW-VIEWs sign H(CM_DOM_VOTE || 'N' || view || qc view || qc hash): 49
- * bytes after the domain, so never equal to a vote's preimage. */
-void lg_hs_newview_digest(uint8_t out[CM_HASH_BYTES], uint64_t view, const lg_hs_qc *qc)
-{
-	uint8_t buf[1 + 8 + 8 + CM_HASH_BYTES];
+	uint8_t buf[1 + CM_HASH_BYTES + 8 + 8 + CM_HASH_BYTES];
 	buf[0] = 'N';
-	cm_put_be64(buf + 1, view);
-	cm_put_be64(buf + 9, qc->view);
-	memcpy(buf + 17, qc->block_hash, CM_HASH_BYTES);
+	memcpy(buf + 1, chain, CM_HASH_BYTES);
+	cm_put_be64(buf + 1 + CM_HASH_BYTES, view);
+	cm_put_be64(buf + 9 + CM_HASH_BYTES, qc->view);
+	memcpy(buf + 17 + CM_HASH_BYTES, qc->block_hash, CM_HASH_BYTES);
 	cm_hash(out, CM_DOM_VOTE, buf, sizeof(buf));
-}
-
-static int is_genesis_qc(const lg_hs_qc *qc)
-{
-	lg_hs_qc g;
-	lg_hs_genesis_qc(&g);
-	return qc->view == 0 && qc->signers == 0 && hash_eq(qc->block_hash, g.block_hash);
-}
-
-int lg_hs_qc_verify(const lg_hs_qc *qc, uint32_t n, uint32_t f,
-		    int (*verify)(void *ctx, uint32_t replica, const uint8_t digest[CM_HASH_BYTES],
-				  const uint8_t sig[CM_SIG_BYTES]),
-		    void *ctx)
-{
-	uint8_t digest[CM_HASH_BYTES];
-
-	if (n == 0 || n > LG_HS_MAX_REPLICAS || n < 3 * f + 1)
-		return CM_ERR_INVALID;
-	if (qc->view == 0)
-		return is_genesis_qc(qc) ? CM_OK : CM_ERR_INVALID;
-	if (qc->view > LG_HS_MAX_VIEW)
-		return CM_ERR_INVALID;
-	if (n < 64 && (qc->signers >> n) != 0)
-		return CM_ERR_INVALID;
-	if (popcount64(qc->signers) < n - f)
-		return CM_ERR_VERIFY;
-	lg_hs_vote_digest(digest, qc->view, qc->block_hash);
-	for (uint32_t i = 0; i < n; i++) {
-		if ((qc->signers >> i & 1) && verify(ctx, i, digest, qc->sigs[i]) != 0)
-			return CM_ERR_VERIFY;
-	}
-	return CM_OK;
 }
 
 /* ---- small helpers ---- */
@@ -620,7 +403,7 @@ static void index_remove(lg_hs *hs, int32_t idx)
 }
 
 /* Copies b (and its payload) into a free node; the node owns the copy. */
-static int32_t node_insert(lg_hs *hs, const lg_hs_block *b, int certified)
+static int32_t node_insert(lg_hs *hs, const cm_block *b, int certified)
 {
 	if (hs->count >= hs->cap)
 		return -1;
@@ -656,7 +439,7 @@ static void node_remove(lg_hs *hs, int32_t idx)
 	hs->count--;
 }
 
-static const lg_hs_block *root_block(const lg_hs *hs)
+static const cm_block *root_block(const lg_hs *hs)
 {
 	return &hs->nodes[hs->root].b;
 }
@@ -672,7 +455,7 @@ static int extends(const lg_hs *hs, int32_t idx, const uint8_t *hash, uint64_t h
 /* Drops every block that is not the committed tip or a descendant of it. */
 static void prune(lg_hs *hs)
 {
-	const lg_hs_block *r = root_block(hs);
+	const cm_block *r = root_block(hs);
 	uint64_t rh = r->height;
 	for (uint32_t i = 0; i < hs->cap; i++) {
 		if (!hs->nodes[i].used || (int32_t)i == hs->root)
@@ -746,7 +529,7 @@ static void want_block(lg_hs *hs, const uint8_t *hash, uint64_t min_view, uint64
 	w->min_view = min_view;
 	w->peers = peers;
 	if (hs->io.random)
-		w->attempts = (uint32_t)(hs->io.random(hs->io.ctx) % LG_HS_MAX_REPLICAS);
+		w->attempts = (uint32_t)(hs->io.random(hs->io.ctx) % CM_CHAIN_MAX_REPLICAS);
 	request(hs, w);
 }
 
@@ -798,7 +581,7 @@ static void send_newview(lg_hs *hs, int to, uint64_t view)
 	m.u.newview.view = view;
 	m.u.newview.high_qc = hs->high_qc;
 	m.u.newview.sender = hs->cfg.self;
-	lg_hs_newview_digest(digest, view, &hs->high_qc);
+	lg_hs_newview_digest(digest, hs->cfg.chain, view, &hs->high_qc);
 	hs->io.sign(hs->io.ctx, digest, m.u.newview.sig);
 	hs->st.newviews_sent++;
 	if (to == LG_HS_BROADCAST)
@@ -809,7 +592,7 @@ static void send_newview(lg_hs *hs, int to, uint64_t view)
 /* The k-th highest NEW-VIEW view heard (k >= 1), counting this replica's. */
 static uint64_t kth_newview(const lg_hs *hs, uint32_t k)
 {
-	uint64_t v[LG_HS_MAX_REPLICAS];
+	uint64_t v[CM_CHAIN_MAX_REPLICAS];
 	uint32_t n = hs->cfg.n;
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t x = hs->nv_view[i];
@@ -853,12 +636,12 @@ static void on_timeout(lg_hs *hs)
 /* ---- QCs, locks and commits ---- */
 
 /* 0 if qc is valid; cheap when the same (view, block) was verified before. */
-static int qc_check(lg_hs *hs, const lg_hs_qc *qc)
+static int qc_check(lg_hs *hs, const cm_qc *qc)
 {
-	if (qc->view > LG_HS_MAX_VIEW)
+	if (qc->view > CM_CHAIN_MAX_VIEW)
 		return CM_ERR_INVALID;
 	if (qc->view == 0)
-		return is_genesis_qc(qc) ? CM_OK : CM_ERR_INVALID;
+		return cm_qc_is_genesis(qc) ? CM_OK : CM_ERR_INVALID;
 	int32_t idx = node_find(hs, qc->block_hash);
 	if (idx >= 0 && hs->nodes[idx].b.view != qc->view)
 		return CM_ERR_INVALID;
@@ -869,7 +652,7 @@ static int qc_check(lg_hs *hs, const lg_hs_qc *qc)
 	    (hs->has_pending_qc && qc->view == hs->pending_qc.view &&
 	     hash_eq(qc->block_hash, hs->pending_qc.block_hash)))
 		return CM_OK;
-	int rc = lg_hs_qc_verify(qc, hs->cfg.n, hs->cfg.f, hs->io.verify, hs->io.ctx);
+	int rc = cm_qc_verify(qc, hs->cfg.chain, hs->cfg.n, hs->cfg.f, hs->io.verify, hs->io.ctx);
 	if (rc != CM_OK)
 		return rc;
 	if (idx >= 0)
@@ -879,7 +662,7 @@ static int qc_check(lg_hs *hs, const lg_hs_qc *qc)
 
 /* Decide phase (Algorithm 3, onCommit): hands the blocks from the committed
  * tip up to b0 to the app, lowest first; b0 is certified by qc0. */
-static void commit_upto(lg_hs *hs, int32_t i0, const lg_hs_qc *qc0)
+static void commit_upto(lg_hs *hs, int32_t i0, const cm_qc *qc0)
 {
 	uint64_t rh = root_block(hs)->height;
 	uint64_t top = hs->nodes[i0].b.height;
@@ -897,7 +680,7 @@ static void commit_upto(lg_hs *hs, int32_t i0, const lg_hs_qc *qc0)
 		return;
 	int committed = 0;
 	for (uint32_t k = 0; k < len; k++) {
-		const lg_hs_qc *qc = k + 1 < len ? &hs->nodes[hs->chain[k + 1]].b.justify : qc0;
+		const cm_qc *qc = k + 1 < len ? &hs->nodes[hs->chain[k + 1]].b.justify : qc0;
 		int rc = hs->io.commit(hs->io.ctx, &hs->nodes[hs->chain[k]].b, qc);
 		if (rc != CM_OK) {
 			seterr(hs, "commit of block at height %llu failed: %s",
@@ -921,7 +704,7 @@ static void commit_upto(lg_hs *hs, int32_t i0, const lg_hs_qc *qc0)
 
 /* Everything a QC teaches (Algorithm 3's three "start phase" steps, with b*
  * being whatever carried qc = QC(b'')); qc has been verified. */
-static void process_qc(lg_hs *hs, const lg_hs_qc *qc)
+static void process_qc(lg_hs *hs, const cm_qc *qc)
 {
 	int32_t i2 = node_find(hs, qc->block_hash);
 	if (i2 < 0) {
@@ -949,7 +732,7 @@ static void process_qc(lg_hs *hs, const lg_hs_qc *qc)
 		if (i1 >= 0 && hs->nodes[i1].b.view + 1 == n2->b.view) {
 			int32_t i0 = i1 == hs->root ? -1 : node_find(hs, hs->nodes[i1].b.parent);
 			if (i0 >= 0 && hs->nodes[i0].b.view + 1 == hs->nodes[i1].b.view) {
-				lg_hs_qc qc0 = hs->nodes[i1].b.justify;
+				cm_qc qc0 = hs->nodes[i1].b.justify;
 				commit_upto(hs, i0, &qc0);
 			}
 		}
@@ -962,9 +745,9 @@ static void process_qc(lg_hs *hs, const lg_hs_qc *qc)
 /* ---- blocks ---- */
 
 /* Structural checks that need no state. */
-static int block_check(const lg_hs *hs, const lg_hs_block *b)
+static int block_check(const lg_hs *hs, const cm_block *b)
 {
-	if (b->height == 0 || b->view == 0 || b->view > LG_HS_MAX_VIEW || b->proposer >= hs->cfg.n ||
+	if (b->height == 0 || b->view == 0 || b->view > CM_CHAIN_MAX_VIEW || b->proposer >= hs->cfg.n ||
 	    b->proposer != leader_of(hs, b->view) || b->payload_len > hs->cfg.max_payload_bytes ||
 	    (b->payload_len && !b->payload) || !hash_eq(b->parent, b->justify.block_hash) ||
 	    b->justify.view >= b->view)
@@ -1000,7 +783,7 @@ static int evict_one(lg_hs *hs)
 	return 0;
 }
 
-static void orphan_add(lg_hs *hs, const lg_hs_block *b, uint64_t peers)
+static void orphan_add(lg_hs *hs, const cm_block *b, uint64_t peers)
 {
 	int slot = -1;
 	for (int i = 0; i < MAX_ORPHANS; i++) {
@@ -1034,7 +817,7 @@ static void orphan_add(lg_hs *hs, const lg_hs_block *b, uint64_t peers)
 /* Adds a block whose hash was computed and structure checked: verifies its
  * justify QC, learns from it, and links it under its parent (or parks it as
  * an orphan and fetches the parent). *out is its node. */
-static int accept_block(lg_hs *hs, const lg_hs_block *b, uint32_t hint, int32_t *out)
+static int accept_block(lg_hs *hs, const cm_block *b, uint32_t hint, int32_t *out)
 {
 	int32_t idx = node_find(hs, b->hash);
 	if (idx >= 0) {
@@ -1070,7 +853,7 @@ static int accept_block(lg_hs *hs, const lg_hs_block *b, uint32_t hint, int32_t 
 		orphan_add(hs, b, hint < hs->cfg.n ? (uint64_t)1 << hint : 0);
 		return CM_ERR_NOTFOUND;
 	}
-	const lg_hs_block *p = &hs->nodes[pidx].b;
+	const cm_block *p = &hs->nodes[pidx].b;
 	if (b->height != p->height + 1 || b->view <= p->view || b->justify.view != p->view) {
 		hs->st.bad_msgs++;
 		return CM_ERR_INVALID;
@@ -1098,7 +881,7 @@ static int accept_block(lg_hs *hs, const lg_hs_block *b, uint32_t hint, int32_t 
 		return CM_ERR_NOMEM;
 	}
 	if (hs->has_pending_qc && hash_eq(hs->pending_qc.block_hash, b->hash)) {
-		lg_hs_qc qc = hs->pending_qc;
+		cm_qc qc = hs->pending_qc;
 		hs->has_pending_qc = 0;
 		process_qc(hs, &qc);
 		idx = node_find(hs, b->hash);
@@ -1119,7 +902,7 @@ static void connect_orphans(lg_hs *hs)
 			hs_node *o = &hs->orphans[i];
 			if (!o->used || node_find(hs, o->b.parent) < 0)
 				continue;
-			lg_hs_block b = o->b; /* takes over the payload */
+			cm_block b = o->b; /* takes over the payload */
 			memset(o, 0, sizeof(*o));
 			int32_t idx;
 			accept_block(hs, &b, hs->cfg.n, &idx);
@@ -1157,7 +940,7 @@ static void send_vote(lg_hs *hs, uint64_t view, const uint8_t *hash, const uint8
 /* safeNode (sec. 4.2, Algorithm 1; used by Algorithm 3). */
 static int safe_node(const lg_hs *hs, int32_t idx)
 {
-	const lg_hs_block *b = &hs->nodes[idx].b;
+	const cm_block *b = &hs->nodes[idx].b;
 	if (b->justify.view > hs->locked_qc.view)
 		return 1;
 	int32_t li = node_find(hs, hs->locked_qc.block_hash);
@@ -1168,7 +951,7 @@ static int safe_node(const lg_hs *hs, int32_t idx)
  * own proposal, whose vote leaves inside the PROPOSAL message. */
 static int try_vote(lg_hs *hs, int32_t idx, int own)
 {
-	const lg_hs_block *b = &hs->nodes[idx].b;
+	const cm_block *b = &hs->nodes[idx].b;
 	/* once per view, only in the current view, never below a NEW-VIEW we sent */
 	if (b->view != hs->cur_view || b->view <= hs->last_voted_view || b->view < hs->own_nv)
 		return CM_ERR_STATE;
@@ -1191,7 +974,7 @@ static int try_vote(lg_hs *hs, int32_t idx, int own)
 	}
 	hs->last_voted_view = b->view;
 	uint8_t digest[CM_HASH_BYTES], sig[CM_SIG_BYTES];
-	lg_hs_vote_digest(digest, b->view, b->hash);
+	cm_vote_digest(digest, hs->cfg.chain, b->view, b->hash);
 	hs->io.sign(hs->io.ctx, digest, sig);
 	if (own) {
 		lg_hs_msg m;
@@ -1229,7 +1012,7 @@ static void try_propose(lg_hs *hs)
 	int32_t pidx = node_find(hs, hs->high_qc.block_hash);
 	if (pidx < 0)
 		return;
-	const lg_hs_block *parent = &hs->nodes[pidx].b;
+	const cm_block *parent = &hs->nodes[pidx].b;
 	size_t plen = 0;
 	int rc = hs->io.make_payload(hs->io.ctx, parent, parent->height + 1, v, hs->payload_buf,
 				     hs->cfg.max_payload_bytes, &plen);
@@ -1241,7 +1024,7 @@ static void try_propose(lg_hs *hs)
 		       cm_strerror(rc != CM_OK ? rc : CM_ERR_TOOBIG));
 		return;
 	}
-	lg_hs_block b;
+	cm_block b;
 	memset(&b, 0, sizeof(b));
 	b.height = parent->height + 1;
 	b.view = v;
@@ -1250,7 +1033,7 @@ static void try_propose(lg_hs *hs)
 	b.proposer = hs->cfg.self;
 	b.payload_len = (uint32_t)plen;
 	b.payload = plen ? hs->payload_buf : NULL;
-	lg_hs_block_hash(&b);
+	cm_block_hash(&b);
 	int32_t idx;
 	if (accept_block(hs, &b, hs->cfg.self, &idx) != CM_OK)
 		return;
@@ -1346,7 +1129,7 @@ static void add_vote(lg_hs *hs, uint64_t view, const uint8_t *hash, uint32_t vot
 	}
 	if (popcount64(same) < hs->quorum)
 		return;
-	lg_hs_qc qc;
+	cm_qc qc;
 	memset(&qc, 0, sizeof(qc));
 	qc.view = view;
 	memcpy(qc.block_hash, hash, CM_HASH_BYTES);
@@ -1369,7 +1152,7 @@ static void add_vote(lg_hs *hs, uint64_t view, const uint8_t *hash, uint32_t vot
 static int on_vote(lg_hs *hs, const lg_hs_vote *v)
 {
 	uint8_t digest[CM_HASH_BYTES];
-	if (v->voter >= hs->cfg.n || v->view == 0 || v->view > LG_HS_MAX_VIEW) {
+	if (v->voter >= hs->cfg.n || v->view == 0 || v->view > CM_CHAIN_MAX_VIEW) {
 		hs->st.bad_msgs++;
 		return CM_ERR_INVALID;
 	}
@@ -1386,7 +1169,7 @@ static int on_vote(lg_hs *hs, const lg_hs_vote *v)
 		hs->st.dup_votes++;
 		return CM_ERR_STATE;
 	}
-	lg_hs_vote_digest(digest, v->view, v->block_hash);
+	cm_vote_digest(digest, hs->cfg.chain, v->view, v->block_hash);
 	if (hs->io.verify(hs->io.ctx, v->voter, digest, v->sig) != 0) {
 		hs->st.bad_sigs++;
 		return CM_ERR_VERIFY;
@@ -1400,13 +1183,13 @@ static int on_vote(lg_hs *hs, const lg_hs_vote *v)
 static int on_proposal(lg_hs *hs, uint32_t from, const lg_hs_proposal *p)
 {
 	uint8_t digest[CM_HASH_BYTES];
-	lg_hs_block b = p->block;
-	lg_hs_block_hash(&b);
+	cm_block b = p->block;
+	cm_block_hash(&b);
 	if (block_check(hs, &b) != CM_OK) {
 		hs->st.bad_msgs++;
 		return CM_ERR_INVALID;
 	}
-	lg_hs_vote_digest(digest, b.view, b.hash);
+	cm_vote_digest(digest, hs->cfg.chain, b.view, b.hash);
 	if (hs->io.verify(hs->io.ctx, b.proposer, digest, p->sig) != 0) {
 		hs->st.bad_sigs++;
 		return CM_ERR_VERIFY;
@@ -1444,7 +1227,7 @@ static int on_proposal(lg_hs *hs, uint32_t from, const lg_hs_proposal *p)
 static int on_newview(lg_hs *hs, const lg_hs_newview *nv)
 {
 	uint8_t digest[CM_HASH_BYTES];
-	if (nv->sender >= hs->cfg.n || nv->view == 0 || nv->view > LG_HS_MAX_VIEW ||
+	if (nv->sender >= hs->cfg.n || nv->view == 0 || nv->view > CM_CHAIN_MAX_VIEW ||
 	    nv->high_qc.view >= nv->view) {
 		hs->st.bad_msgs++;
 		return CM_ERR_INVALID;
@@ -1456,7 +1239,7 @@ static int on_newview(lg_hs *hs, const lg_hs_newview *nv)
 		hs->st.stale_msgs++;
 		return CM_ERR_STATE;
 	}
-	lg_hs_newview_digest(digest, nv->view, &nv->high_qc);
+	lg_hs_newview_digest(digest, hs->cfg.chain, nv->view, &nv->high_qc);
 	if (hs->io.verify(hs->io.ctx, nv->sender, digest, nv->sig) != 0) {
 		hs->st.bad_sigs++;
 		return CM_ERR_VERIFY;
@@ -1520,7 +1303,7 @@ int lg_hs_on_message_bytes(lg_hs *hs, uint32_t from, const uint8_t *buf, size_t 
 	return rc;
 }
 
-int lg_hs_on_block(lg_hs *hs, const lg_hs_block *blk)
+int lg_hs_on_block(lg_hs *hs, const cm_block *blk)
 {
 	if (!hs || !blk)
 		return CM_ERR_INVALID;
@@ -1528,8 +1311,8 @@ int lg_hs_on_block(lg_hs *hs, const lg_hs_block *blk)
 		return CM_ERR_STATE;
 	now_of(hs);
 	hs->st.msgs_in++;
-	lg_hs_block b = *blk;
-	lg_hs_block_hash(&b);
+	cm_block b = *blk;
+	cm_block_hash(&b);
 	int rc = block_check(hs, &b);
 	if (rc != CM_OK) {
 		hs->st.bad_msgs++;
@@ -1552,7 +1335,7 @@ void lg_hs_tick(lg_hs *hs, uint64_t now_ms)
 	if (hs->commit_retry) {
 		int32_t i0 = node_find(hs, hs->commit_target);
 		if (i0 >= 0) {
-			lg_hs_qc qc0 = hs->commit_qc;
+			cm_qc qc0 = hs->commit_qc;
 			commit_upto(hs, i0, &qc0);
 		} else {
 			hs->commit_retry = 0;
@@ -1572,9 +1355,9 @@ void lg_hs_tick(lg_hs *hs, uint64_t now_ms)
 
 static int check_config(const lg_hs_config *cfg, const lg_hs_io *io)
 {
-	if (!cfg || !io || cfg->n == 0 || cfg->n > LG_HS_MAX_REPLICAS || cfg->n < 3 * cfg->f + 1 ||
+	if (!cfg || !io || cfg->n == 0 || cfg->n > CM_CHAIN_MAX_REPLICAS || cfg->n < 3 * cfg->f + 1 ||
 	    cfg->self >= cfg->n || cfg->base_timeout_ms == 0 || cfg->max_timeout_ms < cfg->base_timeout_ms ||
-	    cfg->max_payload_bytes > LG_HS_PAYLOAD_LIMIT || cfg->max_blocks > (1u << 20))
+	    cfg->max_payload_bytes > CM_CHAIN_PAYLOAD_LIMIT || cfg->max_blocks > (1u << 20))
 		return CM_ERR_INVALID;
 	if (!io->send || !io->persist_safety || !io->store_block || !io->commit || !io->make_payload ||
 	    !io->validate_payload || !io->sign || !io->verify || !io->now_ms || !io->request_block)
@@ -1612,10 +1395,10 @@ static lg_hs *alloc_hs(const lg_hs_config *cfg, const lg_hs_io *io)
 	}
 	for (uint32_t i = 0; i < icap; i++)
 		hs->index[i] = -1;
-	lg_hs_block g;
-	lg_hs_genesis(&g);
+	cm_block g;
+	cm_block_genesis(&g);
 	hs->root = node_insert(hs, &g, 1);
-	lg_hs_genesis_qc(&hs->high_qc);
+	cm_qc_genesis(&hs->high_qc);
 	hs->locked_qc = hs->high_qc;
 	hs->cur_view = 1;
 	return hs;
@@ -1635,12 +1418,12 @@ int lg_hs_create(const lg_hs_config *cfg, const lg_hs_io *io, lg_hs **out)
 
 static int cmp_height(const void *a, const void *b)
 {
-	const lg_hs_block *x = *(const lg_hs_block *const *)a, *y = *(const lg_hs_block *const *)b;
+	const cm_block *x = *(const cm_block *const *)a, *y = *(const cm_block *const *)b;
 	return x->height < y->height ? -1 : x->height > y->height;
 }
 
 int lg_hs_restore(const lg_hs_config *cfg, const lg_hs_io *io, const lg_hs_safety *st,
-		  const lg_hs_block *committed, const lg_hs_block *const *blocks,
+		  const cm_block *committed, const cm_block *const *blocks,
 		  size_t nblocks, lg_hs **out)
 {
 	int rc = check_config(cfg, io);
@@ -1652,8 +1435,8 @@ int lg_hs_restore(const lg_hs_config *cfg, const lg_hs_io *io, const lg_hs_safet
 	if (!hs)
 		return CM_ERR_NOMEM;
 	if (committed && committed->height > 0) {
-		lg_hs_block c = *committed;
-		lg_hs_block_hash(&c);
+		cm_block c = *committed;
+		cm_block_hash(&c);
 		if (block_check(hs, &c) != CM_OK) {
 			lg_hs_destroy(hs);
 			return CM_ERR_INVALID;
@@ -1667,8 +1450,8 @@ int lg_hs_restore(const lg_hs_config *cfg, const lg_hs_io *io, const lg_hs_safet
 	}
 	if (st) {
 		/* our own disk, but a torn or foreign file must not become a lock */
-		if (lg_hs_qc_verify(&st->locked_qc, cfg->n, cfg->f, io->verify, io->ctx) != CM_OK ||
-		    lg_hs_qc_verify(&st->high_qc, cfg->n, cfg->f, io->verify, io->ctx) != CM_OK) {
+		if (cm_qc_verify(&st->locked_qc, cfg->chain, cfg->n, cfg->f, io->verify, io->ctx) != CM_OK ||
+		    cm_qc_verify(&st->high_qc, cfg->chain, cfg->n, cfg->f, io->verify, io->ctx) != CM_OK) {
 			lg_hs_destroy(hs);
 			return CM_ERR_INVALID;
 		}
@@ -1681,7 +1464,7 @@ int lg_hs_restore(const lg_hs_config *cfg, const lg_hs_io *io, const lg_hs_safet
 		}
 	}
 	if (nblocks) {
-		const lg_hs_block **sorted = malloc(nblocks * sizeof(*sorted));
+		const cm_block **sorted = malloc(nblocks * sizeof(*sorted));
 		if (!sorted) {
 			lg_hs_destroy(hs);
 			return CM_ERR_NOMEM;
@@ -1689,8 +1472,8 @@ int lg_hs_restore(const lg_hs_config *cfg, const lg_hs_io *io, const lg_hs_safet
 		memcpy(sorted, blocks, nblocks * sizeof(*sorted));
 		qsort(sorted, nblocks, sizeof(*sorted), cmp_height);
 		for (size_t i = 0; i < nblocks; i++) {
-			lg_hs_block b = *sorted[i];
-			lg_hs_block_hash(&b);
+			cm_block b = *sorted[i];
+			cm_block_hash(&b);
 			if (b.height <= root_block(hs)->height || block_check(hs, &b) != CM_OK ||
 			    node_find(hs, b.hash) >= 0)
 				continue;
@@ -1742,12 +1525,12 @@ int lg_hs_start(lg_hs *hs)
 		int32_t idx = node_find(hs, order[i]);
 		if (idx < 0)
 			continue; /* pruned by a commit on the way */
-		lg_hs_qc qc = hs->nodes[idx].b.justify;
+		cm_qc qc = hs->nodes[idx].b.justify;
 		process_qc(hs, &qc);
 	}
 	free(order);
 	if (hs->has_pending_qc) {
-		lg_hs_qc qc = hs->pending_qc;
+		cm_qc qc = hs->pending_qc;
 		hs->has_pending_qc = 0;
 		process_qc(hs, &qc);
 	}
@@ -1778,15 +1561,15 @@ void lg_hs_destroy(lg_hs *hs)
 
 uint64_t lg_hs_view(const lg_hs *hs) { return hs->cur_view; }
 uint64_t lg_hs_last_voted_view(const lg_hs *hs) { return hs->last_voted_view; }
-const lg_hs_qc *lg_hs_high_qc(const lg_hs *hs) { return &hs->high_qc; }
-const lg_hs_qc *lg_hs_locked_qc(const lg_hs *hs) { return &hs->locked_qc; }
+const cm_qc *lg_hs_high_qc(const lg_hs *hs) { return &hs->high_qc; }
+const cm_qc *lg_hs_locked_qc(const lg_hs *hs) { return &hs->locked_qc; }
 uint32_t lg_hs_timeout_ms(const lg_hs *hs) { return timeout_now(hs); }
 uint32_t lg_hs_leader(const lg_hs *hs, uint64_t view) { return leader_of(hs, view); }
 const char *lg_hs_errmsg(const lg_hs *hs) { return hs->errmsg; }
 
 uint64_t lg_hs_committed(const lg_hs *hs, uint8_t hash[CM_HASH_BYTES])
 {
-	const lg_hs_block *r = root_block(hs);
+	const cm_block *r = root_block(hs);
 	if (hash)
 		memcpy(hash, r->hash, CM_HASH_BYTES);
 	return r->height;

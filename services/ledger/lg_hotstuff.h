@@ -3,51 +3,19 @@
  * Algorithms 3-5) among n >= 3f+1 replicas. It does no I/O: sending,
  * persistence, the clock, signatures and block payloads go through the
  * lg_hs_io table, so one process can run a whole cluster (canonical/raft's
- * raft_io). Also the canonical binary encoding of blocks and messages. */
+ * raft_io). Also the canonical encoding of its messages; blocks and QCs
+ * are common/cm_chain.h's. */
 #ifndef LG_HOTSTUFF_H
 #define LG_HOTSTUFF_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cm_chain.h"
 #include "cm_crypto.h"
 
-#define LG_HS_MAX_REPLICAS 64                 /* signer sets are a 64-bit bitmap */
 #define LG_HS_BROADCAST (-1)                  /* send(): to every other replica */
-#define LG_HS_MAX_VIEW ((uint64_t)1 << 62)    /* larger views are malformed input */
-#define LG_HS_PAYLOAD_LIMIT (64u << 20)       /* largest max_payload_bytes accepted */
-#define LG_HS_ENCODING_VERSION 1
-
-/* Encoded sizes (bytes) of the fixed parts; see lg_hotstuff.c for the layout. */
-#define LG_HS_QC_HEADER_BYTES (8 + CM_HASH_BYTES + 8)
-#define LG_HS_BLOCK_HEADER_BYTES (1 + 8 + 8 + CM_HASH_BYTES + 4 + 4)
 #define LG_HS_VOTE_BYTES (1 + 8 + CM_HASH_BYTES + 4 + CM_SIG_BYTES)
-#define LG_HS_QC_MAX_BYTES (LG_HS_QC_HEADER_BYTES + LG_HS_MAX_REPLICAS * CM_SIG_BYTES)
-
-/* A quorum certificate: n-f (2f+1 when n = 3f+1) replicas' signatures over
- * lg_hs_vote_digest(view, block_hash). The genesis QC has view 0, the genesis
- * hash and no signers. */
-typedef struct lg_hs_qc {
-	uint64_t view;
-	uint8_t block_hash[CM_HASH_BYTES];
-	uint64_t signers;                                /* bit i: replica i signed */
-	uint8_t sigs[LG_HS_MAX_REPLICAS][CM_SIG_BYTES];  /* sigs[i] valid if bit i set */
-} lg_hs_qc;
-
-/* A block. parent must equal justify.block_hash (Algorithm 3 extends the
- * block its QC certifies); height = parent height + 1. The payload is opaque
- * to the core and borrowed: it belongs to whoever filled the struct. hash is
- * an output of lg_hs_block_hash (the core never trusts a caller's hash). */
-typedef struct lg_hs_block {
-	uint64_t height;
-	uint64_t view;
-	uint8_t parent[CM_HASH_BYTES];
-	lg_hs_qc justify;
-	uint32_t proposer;
-	uint32_t payload_len;
-	const uint8_t *payload;
-	uint8_t hash[CM_HASH_BYTES];
-} lg_hs_block;
 
 enum lg_hs_msg_type {
 	LG_HS_MSG_PROPOSAL = 1,
@@ -56,9 +24,9 @@ enum lg_hs_msg_type {
 };
 
 /* A leader's proposal; sig is the proposer's vote for its own block
- * (over lg_hs_vote_digest(block.view, block.hash)). */
+ * (over cm_vote_digest(block.view, block.hash)). */
 typedef struct lg_hs_proposal {
-	lg_hs_block block;
+	cm_block block;
 	uint8_t sig[CM_SIG_BYTES];
 } lg_hs_proposal;
 
@@ -66,13 +34,13 @@ typedef struct lg_hs_vote {
 	uint64_t view;
 	uint8_t block_hash[CM_HASH_BYTES];
 	uint32_t voter;
-	uint8_t sig[CM_SIG_BYTES];   /* over lg_hs_vote_digest(view, block_hash) */
+	uint8_t sig[CM_SIG_BYTES];   /* over cm_vote_digest(view, block_hash) */
 } lg_hs_vote;
 
 /* "I give up on the views below `view`; here is my highest QC." */
 typedef struct lg_hs_newview {
 	uint64_t view;
-	lg_hs_qc high_qc;
+	cm_qc high_qc;
 	uint32_t sender;
 	uint8_t sig[CM_SIG_BYTES];   /* over lg_hs_newview_digest(view, &high_qc) */
 } lg_hs_newview;
@@ -89,12 +57,13 @@ typedef struct lg_hs_msg {
 /* What must be on disk before a vote leaves (DESIGN.md, "The ledger"). */
 typedef struct lg_hs_safety {
 	uint64_t last_voted_view;
-	lg_hs_qc locked_qc;
-	lg_hs_qc high_qc;            /* not needed for safety; speeds up a restart */
+	cm_qc locked_qc;
+	cm_qc high_qc;            /* not needed for safety; speeds up a restart */
 } lg_hs_safety;
 
 typedef struct lg_hs_config {
-	uint32_t n, f, self;         /* n >= 3f+1, n <= LG_HS_MAX_REPLICAS, self < n */
+	uint8_t chain[CM_HASH_BYTES]; /* cm_chain_tag of the chain id: in every vote and NEW-VIEW digest */
+	uint32_t n, f, self;         /* n >= 3f+1, n <= CM_CHAIN_MAX_REPLICAS, self < n */
 	uint32_t base_timeout_ms;    /* pacemaker: first view timeout */
 	uint32_t max_timeout_ms;     /* pacemaker: cap of the doubling */
 	uint32_t max_payload_bytes;  /* larger payloads are rejected */
@@ -116,19 +85,19 @@ typedef struct lg_hs_io {
 	int (*persist_safety)(void *ctx, const lg_hs_safety *st);
 	/* Writes a block durably (called once per block, before any vote for it
 	 * and before it is handed to commit); 0 on success. */
-	int (*store_block)(void *ctx, const lg_hs_block *b);
+	int (*store_block)(void *ctx, const cm_block *b);
 	/* Applies a decided block; called in strictly increasing height order,
 	 * each block once; qc certifies b. On failure the core retries the same
 	 * block on the next tick. */
-	int (*commit)(void *ctx, const lg_hs_block *b, const lg_hs_qc *qc);
+	int (*commit)(void *ctx, const cm_block *b, const cm_qc *qc);
 	/* Fills the payload of a new block at `height` over `parent` into buf
 	 * (cap bytes), setting *len; 0 on success, CM_ERR_STATE for "nothing to
 	 * propose yet, ask again on the next tick". */
-	int (*make_payload)(void *ctx, const lg_hs_block *parent, uint64_t height,
+	int (*make_payload)(void *ctx, const cm_block *parent, uint64_t height,
 			    uint64_t view, uint8_t *buf, size_t cap, size_t *len);
 	/* 0 if the app accepts b's payload on top of parent; a replica never
 	 * votes for a block whose payload was rejected. */
-	int (*validate_payload)(void *ctx, const lg_hs_block *parent, const lg_hs_block *b);
+	int (*validate_payload)(void *ctx, const cm_block *parent, const cm_block *b);
 	/* Signs a 32-byte digest with this replica's key. */
 	void (*sign)(void *ctx, const uint8_t digest[CM_HASH_BYTES], uint8_t sig[CM_SIG_BYTES]);
 	/* 0 if sig is replica's signature over digest. */
@@ -172,7 +141,7 @@ int lg_hs_create(const lg_hs_config *cfg, const lg_hs_io *io, lg_hs **out);
  * those not linking to committed are ignored). Blocks decided but not yet
  * committed are committed again from lg_hs_start. */
 int lg_hs_restore(const lg_hs_config *cfg, const lg_hs_io *io, const lg_hs_safety *st,
-		  const lg_hs_block *committed, const lg_hs_block *const *blocks,
+		  const cm_block *committed, const cm_block *const *blocks,
 		  size_t nblocks, lg_hs **out);
 void lg_hs_destroy(lg_hs *hs);
 
@@ -185,49 +154,34 @@ int lg_hs_on_message(lg_hs *hs, uint32_t from, const lg_hs_msg *msg);
 /* Decodes and hands in one encoded message. */
 int lg_hs_on_message_bytes(lg_hs *hs, uint32_t from, const uint8_t *buf, size_t len);
 /* A block fetched after request_block; its QC chain is verified here. */
-int lg_hs_on_block(lg_hs *hs, const lg_hs_block *b);
+int lg_hs_on_block(lg_hs *hs, const cm_block *b);
 /* Timers: view timeouts, retries of fetches, deferred proposals and commits. */
 void lg_hs_tick(lg_hs *hs, uint64_t now_ms);
 
 /* Status. */
 uint64_t lg_hs_view(const lg_hs *hs);
 uint64_t lg_hs_last_voted_view(const lg_hs *hs);
-const lg_hs_qc *lg_hs_high_qc(const lg_hs *hs);
-const lg_hs_qc *lg_hs_locked_qc(const lg_hs *hs);
+const cm_qc *lg_hs_high_qc(const lg_hs *hs);
+const cm_qc *lg_hs_locked_qc(const lg_hs *hs);
 uint64_t lg_hs_committed(const lg_hs *hs, uint8_t hash[CM_HASH_BYTES]); /* height; hash may be NULL */
 uint32_t lg_hs_timeout_ms(const lg_hs *hs);   /* the current view's timeout */
 uint32_t lg_hs_leader(const lg_hs *hs, uint64_t view);
 void lg_hs_get_stats(const lg_hs *hs, lg_hs_stats *out);
 const char *lg_hs_errmsg(const lg_hs *hs);    /* last error, "" if none */
 
-/* Blocks, digests and certificates. */
-void lg_hs_genesis(lg_hs_block *out);          /* height 0, view 0, empty payload */
-void lg_hs_genesis_qc(lg_hs_qc *out);
-/* Computes b->hash = H(CM_DOM_BLOCK || encoded header || H(payload)). */
-void lg_hs_block_hash(lg_hs_block *b);
-void lg_hs_vote_digest(uint8_t out[CM_HASH_BYTES], uint64_t view, const uint8_t hash[CM_HASH_BYTES]);
-void lg_hs_newview_digest(uint8_t out[CM_HASH_BYTES], uint64_t view, const lg_hs_qc *qc);
-/* 0 if qc is the genesis QC or carries at least n-f valid signatures of
- * replicas < n over its (view, block_hash); CM_ERR_VERIFY or CM_ERR_INVALID
- * otherwise. */
-int lg_hs_qc_verify(const lg_hs_qc *qc, uint32_t n, uint32_t f,
-		    int (*verify)(void *ctx, uint32_t replica, const uint8_t digest[CM_HASH_BYTES],
-				  const uint8_t sig[CM_SIG_BYTES]),
-		    void *ctx);
-uint32_t lg_hs_qc_count(const lg_hs_qc *qc);
+/* NEW-VIEWs sign H(CM_DOM_VOTE || 'N' || chain tag || view || qc view || qc
+ * hash), never equal to a vote's preimage. */
+void lg_hs_newview_digest(uint8_t out[CM_HASH_BYTES], const uint8_t chain[CM_HASH_BYTES], uint64_t view,
+			  const cm_qc *qc);
 
-/* Canonical encodings: big-endian fixed-width fields, no padding, nothing
- * left over. *_size returns the exact encoded size; *_encode writes it into
- * buf (CM_ERR_TOOBIG if cap is short); *_decode checks every length and
- * fails with CM_ERR_INVALID on malformed input, writing *out only on
- * success. A decoded block's payload points into buf, and its hash is
- * computed. */
-size_t lg_hs_qc_size(const lg_hs_qc *qc);
-int lg_hs_qc_encode(const lg_hs_qc *qc, uint8_t *buf, size_t cap, size_t *len);
-int lg_hs_qc_decode(const uint8_t *buf, size_t len, lg_hs_qc *out);
-size_t lg_hs_block_size(const lg_hs_block *b);
-int lg_hs_block_encode(const lg_hs_block *b, uint8_t *buf, size_t cap, size_t *len);
-int lg_hs_block_decode(const uint8_t *buf, size_t len, lg_hs_block *out);
+/* Canonical encodings of messages and the safety state (blocks and QCs are
+ * in cm_chain.h): big-endian fixed-width fields, no padding, nothing left
+ * over; *_decode fails with CM_ERR_INVALID on malformed input and writes
+ * *out only on success.
+ *   message: type u8 | PROPOSAL: block | sig 64
+ *                    | VOTE: view u64 | block_hash 32 | voter u32 | sig 64
+ *                    | NEW-VIEW: view u64 | sender u32 | sig 64 | QC
+ *   safety:  version u8 | last_voted_view u64 | locked QC | high QC */
 size_t lg_hs_msg_size(const lg_hs_msg *m);
 int lg_hs_msg_encode(const lg_hs_msg *m, uint8_t *buf, size_t cap, size_t *len);
 int lg_hs_msg_decode(const uint8_t *buf, size_t len, lg_hs_msg *out);

@@ -95,8 +95,8 @@ static void *consensus_main(void *arg)
 			if (it->kind == ITEM_MSG) {
 				lg_hs_on_message_bytes(n->hs, it->from, it->bytes, it->len);
 			} else {
-				lg_hs_block b;
-				if (lg_hs_block_decode(it->bytes, it->len, &b) == CM_OK)
+				cm_block b;
+				if (cm_block_decode(it->bytes, it->len, &b) == CM_OK)
 					lg_hs_on_block(n->hs, &b);
 			}
 			free(it);
@@ -151,8 +151,8 @@ static void *fetch_main(void *arg)
 		if (lg_net_fetch(n->net, r.peer, &req, &resp, 5000) == CM_OK) {
 			for (size_t i = 0; i < resp->n_blocks; i++) {
 				lg_node_enqueue(n, ITEM_BLOCK, r.peer, resp->blocks[i].data, resp->blocks[i].len);
-				lg_hs_block b;
-				if (lg_hs_block_decode(resp->blocks[i].data, resp->blocks[i].len, &b) == CM_OK &&
+				cm_block b;
+				if (cm_block_decode(resp->blocks[i].data, resp->blocks[i].len, &b) == CM_OK &&
 				    memcmp(b.hash, r.hash, CM_HASH_BYTES) == 0)
 					found = 1;
 			}
@@ -179,7 +179,7 @@ static void *fetch_main(void *arg)
 /* ---- life cycle -------------------------------------------------------------------- */
 
 struct restore_ctx {
-	lg_hs_block **blocks;
+	cm_block **blocks;
 	uint8_t **bufs;
 	size_t n, cap;
 };
@@ -189,7 +189,7 @@ static void collect_block(void *arg, const uint8_t *bytes, size_t len)
 	struct restore_ctx *r = arg;
 	if (r->n == r->cap) {
 		size_t cap = r->cap ? 2 * r->cap : 16;
-		lg_hs_block **b = realloc(r->blocks, cap * sizeof(*b));
+		cm_block **b = realloc(r->blocks, cap * sizeof(*b));
 		uint8_t **u = b ? realloc(r->bufs, cap * sizeof(*u)) : NULL;
 		if (b)
 			r->blocks = b;
@@ -199,8 +199,8 @@ static void collect_block(void *arg, const uint8_t *bytes, size_t len)
 		r->cap = cap;
 	}
 	uint8_t *copy = malloc(len);
-	lg_hs_block *blk = malloc(sizeof(*blk));
-	if (!copy || !blk || (memcpy(copy, bytes, len), lg_hs_block_decode(copy, len, blk)) != CM_OK) {
+	cm_block *blk = malloc(sizeof(*blk));
+	if (!copy || !blk || (memcpy(copy, bytes, len), cm_block_decode(copy, len, blk)) != CM_OK) {
 		free(copy);
 		free(blk);
 		return;
@@ -215,11 +215,11 @@ static int restore(lg_node *n, const lg_hs_config *cfg, const lg_hs_io *io, char
 	uint64_t h = lg_state_height(n->state);
 	lg_block_rec rec;
 	memset(&rec, 0, sizeof(rec));
-	lg_hs_block committed;
+	cm_block committed;
 	int has_committed = 0;
 	if (h > 0) {
 		if (lg_store_get_block(st, h, &rec) != CM_OK ||
-		    lg_hs_block_decode(rec.header, rec.header_len, &committed) != CM_OK) {
+		    cm_block_decode(rec.header, rec.header_len, &committed) != CM_OK) {
 			snprintf(err, errlen, "cannot read the committed block at height %llu", (unsigned long long)h);
 			lg_block_rec_clear(&rec);
 			return CM_ERR_IO;
@@ -235,7 +235,7 @@ static int restore(lg_node *n, const lg_hs_config *cfg, const lg_hs_io *io, char
 	struct restore_ctx r = {0};
 	lg_blocks_each_above(n->blocks, h, collect_block, &r);
 	int rc = lg_hs_restore(cfg, io, has_safety ? &safety : NULL, has_committed ? &committed : NULL,
-			       (const lg_hs_block *const *)r.blocks, r.n, &n->hs);
+			       (const cm_block *const *)r.blocks, r.n, &n->hs);
 	if (rc != CM_OK)
 		snprintf(err, errlen, "cannot restore consensus: %s", cm_strerror(rc));
 	else
@@ -275,8 +275,8 @@ int lg_node_open(const lg_node_opts *o, lg_node **out, char *err, size_t errlen)
 	if (rc != CM_OK)
 		goto fail;
 	n->n = (uint32_t)n->genesis->nreplicas;
-	if (n->n < 1 || n->n > LG_HS_MAX_REPLICAS || n->n > LG_NET_MAX_REPLICAS) {
-		snprintf(err, errlen, "genesis: %u replicas; 1..%d are supported", n->n, LG_HS_MAX_REPLICAS);
+	if (n->n < 1 || n->n > CM_CHAIN_MAX_REPLICAS || n->n > LG_NET_MAX_REPLICAS) {
+		snprintf(err, errlen, "genesis: %u replicas; 1..%d are supported", n->n, CM_CHAIN_MAX_REPLICAS);
 		rc = CM_ERR_INVALID;
 		goto fail;
 	}
@@ -345,6 +345,7 @@ int lg_node_open(const lg_node_opts *o, lg_node **out, char *err, size_t errlen)
 	}
 	lg_hs_config cfg = {.n = n->n, .f = n->f, .self = n->self, .base_timeout_ms = o->base_timeout_ms,
 			    .max_timeout_ms = o->max_timeout_ms, .max_payload_bytes = o->block_max_bytes + (64u << 10)};
+	cm_chain_tag(cfg.chain, n->genesis->chain_id);
 	lg_hs_io io;
 	lg_node_io_init(n, &io);
 	rc = restore(n, &cfg, &io, err, errlen);

@@ -35,7 +35,7 @@ int lg_node_vcache_has(lg_node *n, const uint8_t h[CM_HASH_BYTES])
 }
 
 /* Beacon and timestamp of a block: genesis's, the cache's, or its body's. */
-static int beacon_of(lg_node *n, const lg_hs_block *b, uint8_t beacon[CM_HASH_BYTES], uint64_t *ts)
+static int beacon_of(lg_node *n, const cm_block *b, uint8_t beacon[CM_HASH_BYTES], uint64_t *ts)
 {
 	if (b->height == 0) {
 		memcpy(beacon, n->genesis_beacon, CM_HASH_BYTES);
@@ -128,12 +128,12 @@ static int io_persist_safety(void *ctx, const lg_hs_safety *st)
 	return rc;
 }
 
-static int io_store_block(void *ctx, const lg_hs_block *b)
+static int io_store_block(void *ctx, const cm_block *b)
 {
 	lg_node *n = ctx;
-	size_t need = lg_hs_block_size(b), len;
+	size_t need = cm_block_size(b), len;
 	uint8_t *buf = malloc(need ? need : 1);
-	int rc = buf ? lg_hs_block_encode(b, buf, need, &len) : CM_ERR_NOMEM;
+	int rc = buf ? cm_block_encode(b, buf, need, &len) : CM_ERR_NOMEM;
 	if (rc == CM_OK)
 		rc = lg_blocks_put(n->blocks, b->hash, b->height, buf, len);
 	free(buf);
@@ -158,7 +158,7 @@ void lg_node_observe_tx(void *arg, uint64_t height, uint32_t index, const uint8_
 		}
 }
 
-static int io_commit(void *ctx, const lg_hs_block *b, const lg_hs_qc *qc)
+static int io_commit(void *ctx, const cm_block *b, const cm_qc *qc)
 {
 	lg_node *n = ctx;
 	Muri__V1__BlockBody *body = muri__v1__block_body__unpack(NULL, b->payload_len, b->payload);
@@ -169,14 +169,14 @@ static int io_commit(void *ctx, const lg_hs_block *b, const lg_hs_qc *qc)
 			muri__v1__block_body__free_unpacked(body, NULL);
 		return CM_ERR_INTERNAL;
 	}
-	size_t blen = lg_hs_block_size(b), qlen = lg_hs_qc_size(qc), bl, ql;
+	size_t blen = cm_block_size(b), qlen = cm_qc_size(qc), bl, ql;
 	uint8_t *bbuf = malloc(blen ? blen : 1), *qbuf = malloc(qlen ? qlen : 1);
 	uint8_t(*hashes)[CM_HASH_BYTES] = malloc((body->n_txs ? body->n_txs : 1) * CM_HASH_BYTES);
 	int rc = bbuf && qbuf && hashes ? CM_OK : CM_ERR_NOMEM;
 	if (rc == CM_OK)
-		rc = lg_hs_block_encode(b, bbuf, blen, &bl);
+		rc = cm_block_encode(b, bbuf, blen, &bl);
 	if (rc == CM_OK)
-		rc = lg_hs_qc_encode(qc, qbuf, qlen, &ql);
+		rc = cm_qc_encode(qc, qbuf, qlen, &ql);
 	unsigned flags = LG_APPLY_SIGS_VERIFIED;
 	for (size_t i = 0; rc == CM_OK && i < body->n_txs; i++) {
 		lg_tx_hash(body->txs[i]->body.data, body->txs[i]->body.len, hashes[i]);
@@ -238,7 +238,7 @@ uint64_t lg_node_committed_nonce(void *arg, const uint8_t sender[CM_PK_BYTES])
 }
 
 /* Appends field 4 (txs) entries: the encoded SignedTransactions as they came. */
-static int io_make_payload(void *ctx, const lg_hs_block *parent, uint64_t height, uint64_t view, uint8_t *buf,
+static int io_make_payload(void *ctx, const cm_block *parent, uint64_t height, uint64_t view, uint8_t *buf,
 			   size_t cap, size_t *len)
 {
 	lg_node *n = ctx;
@@ -288,7 +288,7 @@ static int io_make_payload(void *ctx, const lg_hs_block *parent, uint64_t height
 	return CM_OK;
 }
 
-static int io_validate_payload(void *ctx, const lg_hs_block *parent, const lg_hs_block *b)
+static int io_validate_payload(void *ctx, const cm_block *parent, const cm_block *b)
 {
 	lg_node *n = ctx;
 	Muri__V1__BlockBody *body = muri__v1__block_body__unpack(NULL, b->payload_len, b->payload);

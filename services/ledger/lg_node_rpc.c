@@ -41,8 +41,8 @@ int lg_node_serve_fetch(void *arg, cm_rpc_call *call, const Muri__V1__FetchBlock
 				len = rec.header_len;
 				rec.header = NULL;
 			}
-			lg_hs_block b;
-			int ok = lg_hs_block_decode(bytes, len, &b) == CM_OK &&
+			cm_block b;
+			int ok = cm_block_decode(bytes, len, &b) == CM_OK &&
 				 add_bytes(call, &resp->blocks[resp->n_blocks], bytes, len) == CM_OK;
 			if (ok) {
 				resp->commit_qcs[resp->n_blocks].len = 0;
@@ -76,10 +76,10 @@ int lg_node_serve_fetch(void *arg, cm_rpc_call *call, const Muri__V1__FetchBlock
 
 /* ---- blocks for clients ---------------------------------------------------------- */
 
-static int qc_to_pb(lg_node *n, const lg_hs_qc *qc, cm_arena *a, Muri__V1__QuorumCert **out)
+static int qc_to_pb(lg_node *n, const cm_qc *qc, cm_arena *a, Muri__V1__QuorumCert **out)
 {
 	Muri__V1__QuorumCert *q = cm_arena_alloc(a, sizeof(*q));
-	uint32_t k = lg_hs_qc_count(qc);
+	uint32_t k = cm_qc_count(qc);
 	ProtobufCBinaryData *signers = cm_arena_alloc(a, (k ? k : 1) * sizeof(*signers));
 	ProtobufCBinaryData *sigs = cm_arena_alloc(a, (k ? k : 1) * sizeof(*sigs));
 	uint8_t *hash = cm_arena_alloc(a, CM_HASH_BYTES);
@@ -90,7 +90,7 @@ static int qc_to_pb(lg_node *n, const lg_hs_qc *qc, cm_arena *a, Muri__V1__Quoru
 	memcpy(hash, qc->block_hash, CM_HASH_BYTES);
 	q->block_hash.data = hash;
 	q->block_hash.len = CM_HASH_BYTES;
-	for (uint32_t i = 0; i < n->n && i < LG_HS_MAX_REPLICAS; i++)
+	for (uint32_t i = 0; i < n->n && i < CM_CHAIN_MAX_REPLICAS; i++)
 		if (qc->signers & (1ull << i)) {
 			signers[q->n_signers].data = n->pks[i];
 			signers[q->n_signers++].len = CM_PK_BYTES;
@@ -112,15 +112,15 @@ static int block_to_pb(lg_node *n, lg_store *rd, uint64_t height, cm_arena *a, M
 	if (rc != CM_OK)
 		return rc;
 	uint8_t *bytes = cm_arena_alloc(a, rec.header_len ? rec.header_len : 1);
-	lg_hs_qc *cqc = cm_arena_alloc(a, sizeof(*cqc));
-	lg_hs_block *b = cm_arena_alloc(a, sizeof(*b));
+	cm_qc *cqc = cm_arena_alloc(a, sizeof(*cqc));
+	cm_block *b = cm_arena_alloc(a, sizeof(*b));
 	rc = bytes && cqc && b ? CM_OK : CM_ERR_NOMEM;
 	if (rc == CM_OK) {
 		memcpy(bytes, rec.header, rec.header_len);
-		rc = lg_hs_block_decode(bytes, rec.header_len, b);
+		rc = cm_block_decode(bytes, rec.header_len, b);
 	}
 	if (rc == CM_OK && rec.qc_len)
-		rc = lg_hs_qc_decode(rec.qc, rec.qc_len, cqc);
+		rc = cm_qc_decode(rec.qc, rec.qc_len, cqc);
 	uint8_t state_root[CM_HASH_BYTES];
 	memcpy(state_root, rec.state_root, CM_HASH_BYTES);
 	size_t qc_len = rec.qc_len;

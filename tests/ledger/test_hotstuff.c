@@ -27,6 +27,8 @@
 #define MAX_TIMEOUT 1600
 #define MAX_PAYLOAD 256
 #define POISON 0xee           /* first payload byte the app rejects */
+/* the chain tag every digest in these tests carries */
+static const uint8_t CHAIN[CM_HASH_BYTES] = {0xc4, 0x1a};
 #define LIVE_BOUND_MS 20000   /* after healing commits resume within this: a dozen maximal timeouts */
 #define DEFAULT_SCHEDULES 2000
 /* BLAKE2b-256 of the genesis header: fixed for the life of the chain */
@@ -116,7 +118,7 @@ static void bstore_reindex(bstore *s, size_t icap)
 	}
 }
 
-static void bstore_add(bstore *s, const lg_hs_block *b)
+static void bstore_add(bstore *s, const cm_block *b)
 {
 	if (bstore_find(s, b->hash) >= 0)
 		return;
@@ -127,10 +129,10 @@ static void bstore_add(bstore *s, const lg_hs_block *b)
 	sblock *e = &s->v[s->n++];
 	memcpy(e->hash, b->hash, CM_HASH_BYTES);
 	e->height = b->height;
-	e->len = lg_hs_block_size(b);
+	e->len = cm_block_size(b);
 	e->bytes = malloc(e->len);
 	size_t len;
-	lg_hs_block_encode(b, e->bytes, e->len, &len);
+	cm_block_encode(b, e->bytes, e->len, &len);
 	if (2 * s->n > s->icap)
 		bstore_reindex(s, s->icap ? 2 * s->icap : 128);
 	else {
@@ -213,7 +215,7 @@ typedef struct sim {
 	int byz;                    /* index of the Byzantine replica, or -1 */
 	uint32_t equiv_ppm, silent_ppm, poison_ppm, voteall_ppm, junk_ppm, fork_ppm, lie_ppm;
 	struct seen_qc {            /* QCs the Byzantine replica saw, and their block heights */
-		lg_hs_qc qc;
+		cm_qc qc;
 		uint64_t height;
 	} seen[16];
 	size_t nseen;
@@ -388,7 +390,7 @@ static void byz_vote(sim *s, uint64_t view, const uint8_t *hash, int to_all)
 	m.u.vote.view = view;
 	memcpy(m.u.vote.block_hash, hash, CM_HASH_BYTES);
 	m.u.vote.voter = (uint32_t)s->byz;
-	lg_hs_vote_digest(d, view, hash);
+	cm_vote_digest(d, CHAIN, view, hash);
 	sim_sign(s, (uint32_t)s->byz, d, m.u.vote.sig);
 	if (to_all) {
 		net_msg(s, (uint32_t)s->byz, LG_HS_BROADCAST, &m);
@@ -406,7 +408,7 @@ static void byz_variant(sim *s, const lg_hs_proposal *p, lg_hs_msg *out, uint8_t
 {
 	*out = (lg_hs_msg){.type = LG_HS_MSG_PROPOSAL};
 	out->u.proposal.block = p->block;
-	lg_hs_block *b = &out->u.proposal.block;
+	cm_block *b = &out->u.proposal.block;
 	uint32_t len = b->payload_len;
 	if (len)
 		memcpy(payload, b->payload, len);
@@ -415,16 +417,16 @@ static void byz_variant(sim *s, const lg_hs_proposal *p, lg_hs_msg *out, uint8_t
 	payload[0] = first;
 	b->payload = payload;
 	b->payload_len = len;
-	lg_hs_block_hash(b);
+	cm_block_hash(b);
 	uint8_t d[CM_HASH_BYTES];
-	lg_hs_vote_digest(d, b->view, b->hash);
+	cm_vote_digest(d, CHAIN, b->view, b->hash);
 	sim_sign(s, (uint32_t)s->byz, d, out->u.proposal.sig);
 }
 
 /* The Byzantine replica keeps the last QCs it saw, to fork from old ones. */
-static void remember_qc(sim *s, const lg_hs_block *b)
+static void remember_qc(sim *s, const cm_block *b)
 {
-	const lg_hs_qc *qc = &b->justify;
+	const cm_qc *qc = &b->justify;
 	for (size_t i = 0; i < s->nseen; i++)
 		if (s->seen[i].qc.view == qc->view)
 			return;
@@ -448,7 +450,7 @@ static int byz_fork(sim *s, const lg_hs_proposal *p, lg_hs_msg *out, uint8_t *pa
 	if (k == s->nseen)
 		return 0;
 	*out = (lg_hs_msg){.type = LG_HS_MSG_PROPOSAL};
-	lg_hs_block *b = &out->u.proposal.block;
+	cm_block *b = &out->u.proposal.block;
 	b->view = p->block.view;
 	b->proposer = p->block.proposer;
 	b->justify = s->seen[k].qc;
@@ -459,9 +461,9 @@ static int byz_fork(sim *s, const lg_hs_proposal *p, lg_hs_msg *out, uint8_t *pa
 		payload[i] = (uint8_t)rnd(s);
 	payload[0] = 0x46;
 	b->payload = payload;
-	lg_hs_block_hash(b);
+	cm_block_hash(b);
 	uint8_t d[CM_HASH_BYTES];
-	lg_hs_vote_digest(d, b->view, b->hash);
+	cm_vote_digest(d, CHAIN, b->view, b->hash);
 	sim_sign(s, (uint32_t)s->byz, d, out->u.proposal.sig);
 	return 1;
 }
@@ -530,10 +532,10 @@ static void byz_send(replica *r, int to, const lg_hs_msg *m)
 		static lg_hs_msg lie;
 		uint8_t d[CM_HASH_BYTES];
 		lie = *m;
-		const lg_hs_qc *old = &s->seen[below(s, s->nseen)].qc;
+		const cm_qc *old = &s->seen[below(s, s->nseen)].qc;
 		if (old->view < lie.u.newview.high_qc.view) {
 			lie.u.newview.high_qc = *old;
-			lg_hs_newview_digest(d, lie.u.newview.view, old);
+			lg_hs_newview_digest(d, CHAIN, lie.u.newview.view, old);
 			sim_sign(s, r->id, d, lie.u.newview.sig);
 			net_msg(s, r->id, to, &lie);
 			return;
@@ -543,7 +545,7 @@ static void byz_send(replica *r, int to, const lg_hs_msg *m)
 		uint8_t d[CM_HASH_BYTES];
 		far = *m;
 		far.u.newview.view += 1 + below(s, 5000);
-		lg_hs_newview_digest(d, far.u.newview.view, &far.u.newview.high_qc);
+		lg_hs_newview_digest(d, CHAIN, far.u.newview.view, &far.u.newview.high_qc);
 		sim_sign(s, r->id, d, far.u.newview.sig);
 		net_msg(s, r->id, LG_HS_BROADCAST, &far);
 	}
@@ -561,8 +563,8 @@ static void io_send(void *ctx, int to, const lg_hs_msg *m)
 		if (m->type == LG_HS_MSG_VOTE) {
 			watch_vote(r, m->u.vote.view, m->u.vote.block_hash);
 		} else if (m->type == LG_HS_MSG_PROPOSAL) {
-			lg_hs_block b = m->u.proposal.block;
-			lg_hs_block_hash(&b);
+			cm_block b = m->u.proposal.block;
+			cm_block_hash(&b);
 			watch_vote(r, b.view, b.hash);
 		}
 		net_msg(r->sim, r->id, to, m);
@@ -587,14 +589,14 @@ static int io_persist(void *ctx, const lg_hs_safety *st)
 	return CM_OK;
 }
 
-static int io_store(void *ctx, const lg_hs_block *b)
+static int io_store(void *ctx, const cm_block *b)
 {
 	replica *r = ctx;
 	bstore_add(&r->store, b);
 	return CM_OK;
 }
 
-static int io_commit(void *ctx, const lg_hs_block *b, const lg_hs_qc *qc)
+static int io_commit(void *ctx, const cm_block *b, const cm_qc *qc)
 {
 	replica *r = ctx;
 	sim *s = r->sim;
@@ -622,7 +624,7 @@ static int io_commit(void *ctx, const lg_hs_block *b, const lg_hs_qc *qc)
 	return CM_OK;
 }
 
-static int io_make_payload(void *ctx, const lg_hs_block *parent, uint64_t height, uint64_t view,
+static int io_make_payload(void *ctx, const cm_block *parent, uint64_t height, uint64_t view,
 			   uint8_t *buf, size_t cap, size_t *len)
 {
 	replica *r = ctx;
@@ -639,7 +641,7 @@ static int io_make_payload(void *ctx, const lg_hs_block *parent, uint64_t height
 	return CM_OK;
 }
 
-static int io_validate(void *ctx, const lg_hs_block *parent, const lg_hs_block *b)
+static int io_validate(void *ctx, const cm_block *parent, const cm_block *b)
 {
 	(void)ctx;
 	(void)parent;
@@ -706,8 +708,8 @@ static void serve_fetch(sim *s, const event *e)
 	int32_t i = bstore_find(&p->store, e->data);
 	for (int steps = 0; i >= 0 && steps < 64 && p->store.v[i].height > e->arg; steps++) {
 		pick[k++] = i;
-		lg_hs_block b;
-		if (lg_hs_block_decode(p->store.v[i].bytes, p->store.v[i].len, &b) != CM_OK)
+		cm_block b;
+		if (cm_block_decode(p->store.v[i].bytes, p->store.v[i].len, &b) != CM_OK)
 			break;
 		i = bstore_find(&p->store, b.parent);
 	}
@@ -744,8 +746,8 @@ static void take_blocks(sim *s, const event *e)
 		memcpy(&len, q, 4);
 		if ((size_t)(end - q - 4) < len)
 			break;
-		lg_hs_block b;
-		if (lg_hs_block_decode(q + 4, len, &b) == CM_OK)
+		cm_block b;
+		if (cm_block_decode(q + 4, len, &b) == CM_OK)
 			lg_hs_on_block(r->hs, &b);
 		q += 4 + len;
 	}
@@ -824,21 +826,21 @@ static void restart(sim *s, uint32_t i)
 		if (lg_hs_safety_decode(r->safety, r->safety_len, st) != CM_OK)
 			sim_fail(s, "replica %u: persisted safety state does not decode", i);
 	}
-	lg_hs_block tip, *committed = NULL;
+	cm_block tip, *committed = NULL;
 	uint64_t ch = r->committed.n - 1;
 	if (ch > 0) {
 		int32_t k = bstore_find(&r->store, r->committed.h[ch]);
-		if (k < 0 || lg_hs_block_decode(r->store.v[k].bytes, r->store.v[k].len, &tip) != CM_OK)
+		if (k < 0 || cm_block_decode(r->store.v[k].bytes, r->store.v[k].len, &tip) != CM_OK)
 			sim_fail(s, "replica %u: committed tip missing from its store", i);
 		else
 			committed = &tip;
 	}
-	lg_hs_block *bl = malloc((r->store.n + 1) * sizeof(*bl));
-	const lg_hs_block **ptr = malloc((r->store.n + 1) * sizeof(*ptr));
+	cm_block *bl = malloc((r->store.n + 1) * sizeof(*bl));
+	const cm_block **ptr = malloc((r->store.n + 1) * sizeof(*ptr));
 	size_t nb = 0;
 	for (size_t k = 0; k < r->store.n; k++) {
 		if (r->store.v[k].height > ch &&
-		    lg_hs_block_decode(r->store.v[k].bytes, r->store.v[k].len, &bl[nb]) == CM_OK) {
+		    cm_block_decode(r->store.v[k].bytes, r->store.v[k].len, &bl[nb]) == CM_OK) {
 			ptr[nb] = &bl[nb];
 			nb++;
 		}
@@ -865,9 +867,10 @@ static void sim_init(sim *s, uint64_t seed)
 	s->cfg = (lg_hs_config){.n = N, .f = F, .base_timeout_ms = BASE_TIMEOUT,
 				.max_timeout_ms = MAX_TIMEOUT, .max_payload_bytes = MAX_PAYLOAD,
 				.max_blocks = 128, .max_future_views = 64};
+	memcpy(s->cfg.chain, CHAIN, CM_HASH_BYTES);
 	uint8_t genesis[CM_HASH_BYTES];
-	lg_hs_block g;
-	lg_hs_genesis(&g);
+	cm_block g;
+	cm_block_genesis(&g);
 	memcpy(genesis, g.hash, CM_HASH_BYTES);
 	hl_set(&s->chain, 0, genesis);
 	for (uint32_t i = 0; i < N; i++) {
@@ -1024,15 +1027,15 @@ static void expect_progress(sim *s, uint64_t more, uint64_t bound_ms, const char
 
 /* ---- encodings and certificates ---- */
 
-static void make_qc(lg_hs_qc *qc, uint64_t view, const uint8_t *hash, uint64_t signers)
+static void make_qc(cm_qc *qc, uint64_t view, const uint8_t *hash, uint64_t signers)
 {
 	uint8_t d[CM_HASH_BYTES];
 	memset(qc, 0, sizeof(*qc));
 	qc->view = view;
 	memcpy(qc->block_hash, hash, CM_HASH_BYTES);
 	qc->signers = signers;
-	lg_hs_vote_digest(d, view, hash);
-	for (uint32_t i = 0; i < LG_HS_MAX_REPLICAS; i++)
+	cm_vote_digest(d, CHAIN, view, hash);
+	for (uint32_t i = 0; i < CM_CHAIN_MAX_REPLICAS; i++)
 		if (signers >> i & 1)
 			fake_sign(i, d, qc->sigs[i]);
 }
@@ -1043,11 +1046,11 @@ static int verify_cb(void *ctx, uint32_t who, const uint8_t d[CM_HASH_BYTES], co
 	return fake_verify(who, d, sig);
 }
 
-static int qc_equal(const lg_hs_qc *a, const lg_hs_qc *b)
+static int qc_equal(const cm_qc *a, const cm_qc *b)
 {
 	if (a->view != b->view || a->signers != b->signers || memcmp(a->block_hash, b->block_hash, CM_HASH_BYTES))
 		return 0;
-	for (int i = 0; i < LG_HS_MAX_REPLICAS; i++)
+	for (int i = 0; i < CM_CHAIN_MAX_REPLICAS; i++)
 		if ((a->signers >> i & 1) && memcmp(a->sigs[i], b->sigs[i], CM_SIG_BYTES))
 			return 0;
 	return 1;
@@ -1055,7 +1058,7 @@ static int qc_equal(const lg_hs_qc *a, const lg_hs_qc *b)
 
 static void test_codec(void)
 {
-	static lg_hs_block b, d;
+	static cm_block b, d;
 	static lg_hs_msg m, m2;
 	static lg_hs_safety st, st2;
 	static uint8_t buf[8192];
@@ -1073,12 +1076,12 @@ static void test_codec(void)
 	b.proposer = 1;
 	b.payload = payload;
 	b.payload_len = sizeof(payload);
-	lg_hs_block_hash(&b);
+	cm_block_hash(&b);
 
-	TAP_EQ(lg_hs_block_encode(&b, buf, sizeof(buf), &len), CM_OK);
-	TAP_EQ(len, lg_hs_block_size(&b));
-	TAP_EQ(len, LG_HS_BLOCK_HEADER_BYTES + LG_HS_QC_HEADER_BYTES + 3 * CM_SIG_BYTES + sizeof(payload));
-	TAP_EQ(lg_hs_block_decode(buf, len, &d), CM_OK);
+	TAP_EQ(cm_block_encode(&b, buf, sizeof(buf), &len), CM_OK);
+	TAP_EQ(len, cm_block_size(&b));
+	TAP_EQ(len, CM_BLOCK_HEADER_BYTES + CM_QC_HEADER_BYTES + 3 * CM_SIG_BYTES + sizeof(payload));
+	TAP_EQ(cm_block_decode(buf, len, &d), CM_OK);
 	TAP_EQ(d.height, 7);
 	TAP_EQ(d.view, 9);
 	TAP_EQ(d.proposer, 1);
@@ -1089,29 +1092,29 @@ static void test_codec(void)
 	/* every strict prefix and any trailing byte are rejected */
 	int bad = 0;
 	for (size_t k = 0; k < len; k++)
-		bad += lg_hs_block_decode(buf, k, &d) == CM_ERR_INVALID;
+		bad += cm_block_decode(buf, k, &d) == CM_ERR_INVALID;
 	TAP_EQ(bad, len);
-	TAP_EQ(lg_hs_block_decode(buf, len + 1, &d), CM_ERR_INVALID);
-	TAP_EQ(lg_hs_block_encode(&b, buf, len - 1, &len), CM_ERR_TOOBIG);
+	TAP_EQ(cm_block_decode(buf, len + 1, &d), CM_ERR_INVALID);
+	TAP_EQ(cm_block_encode(&b, buf, len - 1, &len), CM_ERR_TOOBIG);
 	/* the hash covers every header field and the payload */
-	lg_hs_block_encode(&b, buf, sizeof(buf), &len);
+	cm_block_encode(&b, buf, sizeof(buf), &len);
 	buf[0] = 2; /* unknown version */
-	TAP_EQ(lg_hs_block_decode(buf, len, &d), CM_ERR_INVALID);
+	TAP_EQ(cm_block_decode(buf, len, &d), CM_ERR_INVALID);
 	int changed = 0;
 	for (size_t k = 1; k < len; k++) {
-		lg_hs_block_encode(&b, buf, sizeof(buf), &len);
+		cm_block_encode(&b, buf, sizeof(buf), &len);
 		buf[k] ^= 0x10;
-		if (lg_hs_block_decode(buf, len, &d) == CM_OK)
+		if (cm_block_decode(buf, len, &d) == CM_OK)
 			changed += memcmp(d.hash, b.hash, CM_HASH_BYTES) != 0;
 		else
 			changed++;
 	}
 	TAP_EQ(changed, len - 1);
 	/* a payload length beyond the limit */
-	lg_hs_block_encode(&b, buf, sizeof(buf), &len);
+	cm_block_encode(&b, buf, sizeof(buf), &len);
 	size_t off = len - sizeof(payload) - 4;
 	buf[off] = 0x7f;
-	TAP_EQ(lg_hs_block_decode(buf, len, &d), CM_ERR_INVALID);
+	TAP_EQ(cm_block_decode(buf, len, &d), CM_ERR_INVALID);
 
 	/* messages */
 	m.type = LG_HS_MSG_PROPOSAL;
@@ -1172,58 +1175,58 @@ static void test_codec(void)
 
 static void test_genesis_and_qc(void)
 {
-	lg_hs_block g;
-	static lg_hs_qc gq, qc;
+	cm_block g;
+	static cm_qc gq, qc;
 	char hex[2 * CM_HASH_BYTES + 1];
-	lg_hs_genesis(&g);
-	lg_hs_genesis_qc(&gq);
+	cm_block_genesis(&g);
+	cm_qc_genesis(&gq);
 	cm_hex(hex, g.hash, CM_HASH_BYTES);
 	/* the well-known genesis hash: changing it is a new chain */
 	TAP_STREQ(hex, GENESIS_HEX);
 	TAP_EQ(g.height, 0);
 	TAP_CHECK(memcmp(gq.block_hash, g.hash, CM_HASH_BYTES) == 0);
-	TAP_EQ(lg_hs_qc_verify(&gq, N, F, verify_cb, NULL), CM_OK);
+	TAP_EQ(cm_qc_verify(&gq, CHAIN, N, F, verify_cb, NULL), CM_OK);
 	qc = gq;
 	qc.block_hash[0] ^= 1;
-	TAP_EQ(lg_hs_qc_verify(&qc, N, F, verify_cb, NULL), CM_ERR_INVALID);
+	TAP_EQ(cm_qc_verify(&qc, CHAIN, N, F, verify_cb, NULL), CM_ERR_INVALID);
 
 	uint8_t h[CM_HASH_BYTES];
 	memset(h, 0x11, sizeof(h));
 	make_qc(&qc, 5, h, 0x07);
-	TAP_EQ(lg_hs_qc_count(&qc), 3);
-	TAP_EQ(lg_hs_qc_verify(&qc, N, F, verify_cb, NULL), CM_OK);
+	TAP_EQ(cm_qc_count(&qc), 3);
+	TAP_EQ(cm_qc_verify(&qc, CHAIN, N, F, verify_cb, NULL), CM_OK);
 	make_qc(&qc, 5, h, 0x0f); /* more than 2f+1 is fine */
-	TAP_EQ(lg_hs_qc_verify(&qc, N, F, verify_cb, NULL), CM_OK);
+	TAP_EQ(cm_qc_verify(&qc, CHAIN, N, F, verify_cb, NULL), CM_OK);
 	make_qc(&qc, 5, h, 0x05); /* 2 < 2f+1 */
-	TAP_EQ(lg_hs_qc_verify(&qc, N, F, verify_cb, NULL), CM_ERR_VERIFY);
+	TAP_EQ(cm_qc_verify(&qc, CHAIN, N, F, verify_cb, NULL), CM_ERR_VERIFY);
 	make_qc(&qc, 5, h, 0x13); /* replica 4 does not exist */
-	TAP_EQ(lg_hs_qc_verify(&qc, N, F, verify_cb, NULL), CM_ERR_INVALID);
+	TAP_EQ(cm_qc_verify(&qc, CHAIN, N, F, verify_cb, NULL), CM_ERR_INVALID);
 	make_qc(&qc, 5, h, 0x07);
 	qc.sigs[1][3] ^= 1;
-	TAP_EQ(lg_hs_qc_verify(&qc, N, F, verify_cb, NULL), CM_ERR_VERIFY);
+	TAP_EQ(cm_qc_verify(&qc, CHAIN, N, F, verify_cb, NULL), CM_ERR_VERIFY);
 	make_qc(&qc, 5, h, 0x07);
 	qc.view = 6; /* signatures were over view 5 */
-	TAP_EQ(lg_hs_qc_verify(&qc, N, F, verify_cb, NULL), CM_ERR_VERIFY);
+	TAP_EQ(cm_qc_verify(&qc, CHAIN, N, F, verify_cb, NULL), CM_ERR_VERIFY);
 	make_qc(&qc, 5, h, 0x07);
 	qc.sigs[0][0] = qc.sigs[1][0]; /* one replica's signature reused as another's */
 	memcpy(qc.sigs[0], qc.sigs[1], CM_SIG_BYTES);
-	TAP_EQ(lg_hs_qc_verify(&qc, N, F, verify_cb, NULL), CM_ERR_VERIFY);
-	make_qc(&qc, LG_HS_MAX_VIEW + 1, h, 0x07);
-	TAP_EQ(lg_hs_qc_verify(&qc, N, F, verify_cb, NULL), CM_ERR_INVALID);
+	TAP_EQ(cm_qc_verify(&qc, CHAIN, N, F, verify_cb, NULL), CM_ERR_VERIFY);
+	make_qc(&qc, CM_CHAIN_MAX_VIEW + 1, h, 0x07);
+	TAP_EQ(cm_qc_verify(&qc, CHAIN, N, F, verify_cb, NULL), CM_ERR_INVALID);
 	make_qc(&qc, 5, h, 0x07);
-	TAP_EQ(lg_hs_qc_verify(&qc, 3, 1, verify_cb, NULL), CM_ERR_INVALID); /* n < 3f+1 */
+	TAP_EQ(cm_qc_verify(&qc, CHAIN, 3, 1, verify_cb, NULL), CM_ERR_INVALID); /* n < 3f+1 */
 	/* 7 replicas, f = 2: n-f = 5 signatures */
 	make_qc(&qc, 5, h, 0x1f);
-	TAP_EQ(lg_hs_qc_verify(&qc, 7, 2, verify_cb, NULL), CM_OK);
+	TAP_EQ(cm_qc_verify(&qc, CHAIN, 7, 2, verify_cb, NULL), CM_OK);
 	make_qc(&qc, 5, h, 0x1e);
-	TAP_EQ(lg_hs_qc_verify(&qc, 7, 2, verify_cb, NULL), CM_ERR_VERIFY);
+	TAP_EQ(cm_qc_verify(&qc, CHAIN, 7, 2, verify_cb, NULL), CM_ERR_VERIFY);
 
 	/* vote and NEW-VIEW digests never coincide, and bind every field */
 	uint8_t d1[CM_HASH_BYTES], d2[CM_HASH_BYTES];
-	lg_hs_vote_digest(d1, 5, h);
-	lg_hs_newview_digest(d2, 5, &qc);
+	cm_vote_digest(d1, CHAIN, 5, h);
+	lg_hs_newview_digest(d2, CHAIN, 5, &qc);
 	TAP_CHECK(memcmp(d1, d2, CM_HASH_BYTES) != 0);
-	lg_hs_vote_digest(d2, 6, h);
+	cm_vote_digest(d2, CHAIN, 6, h);
 	TAP_CHECK(memcmp(d1, d2, CM_HASH_BYTES) != 0);
 }
 
@@ -1511,31 +1514,31 @@ static void test_untrusted_input(void)
 	m.u.vote.view = view;
 	while (lg_hs_leader(hs, m.u.vote.view) != 0 && lg_hs_leader(hs, m.u.vote.view + 1) != 0)
 		m.u.vote.view++; /* a view whose votes replica 0 collects */
-	lg_hs_vote_digest(d, m.u.vote.view, hash);
+	cm_vote_digest(d, CHAIN, m.u.vote.view, hash);
 	fake_sign(3, d, m.u.vote.sig); /* somebody else's signature */
 	TAP_EQ(lg_hs_on_message(hs, 1, &m), CM_ERR_VERIFY);
 	/* a vote far in the future */
 	m.u.vote.view += 1000 * N;
-	lg_hs_vote_digest(d, m.u.vote.view, hash);
+	cm_vote_digest(d, CHAIN, m.u.vote.view, hash);
 	fake_sign(1, d, m.u.vote.sig);
 	TAP_EQ(lg_hs_on_message(hs, 1, &m), CM_ERR_RANGE);
 	/* a proposal by a replica that does not lead that view */
 	memset(&m, 0, sizeof(m));
 	m.type = LG_HS_MSG_PROPOSAL;
-	lg_hs_block *b = &m.u.proposal.block;
-	lg_hs_genesis_qc(&b->justify);
+	cm_block *b = &m.u.proposal.block;
+	cm_qc_genesis(&b->justify);
 	memcpy(b->parent, b->justify.block_hash, CM_HASH_BYTES);
 	b->height = 1;
 	b->view = view + 1000 * N + 1;
 	b->proposer = (uint32_t)((b->view + 1) % N);
-	lg_hs_block_hash(b);
-	lg_hs_vote_digest(d, b->view, b->hash);
+	cm_block_hash(b);
+	cm_vote_digest(d, CHAIN, b->view, b->hash);
 	fake_sign(b->proposer, d, m.u.proposal.sig);
 	TAP_EQ(lg_hs_on_message(hs, 1, &m), CM_ERR_INVALID);
 	/* properly signed by its leader, but far ahead with an old QC */
 	b->proposer = (uint32_t)(b->view % N);
-	lg_hs_block_hash(b);
-	lg_hs_vote_digest(d, b->view, b->hash);
+	cm_block_hash(b);
+	cm_vote_digest(d, CHAIN, b->view, b->hash);
 	fake_sign(b->proposer, d, m.u.proposal.sig);
 	TAP_EQ(lg_hs_on_message(hs, 1, &m), CM_ERR_RANGE);
 	/* a QC naming a replica that does not exist */
@@ -1544,15 +1547,15 @@ static void test_untrusted_input(void)
 	make_qc(&b->justify, view, hash, 0x31);
 	memcpy(b->parent, hash, CM_HASH_BYTES);
 	b->height = h + 5;
-	lg_hs_block_hash(b);
-	lg_hs_vote_digest(d, b->view, b->hash);
+	cm_block_hash(b);
+	cm_vote_digest(d, CHAIN, b->view, b->hash);
 	fake_sign(b->proposer, d, m.u.proposal.sig);
 	TAP_CHECK(lg_hs_on_message(hs, 1, &m) != CM_OK);
 	/* parent and justify disagree */
 	make_qc(&b->justify, view, hash, 0x07);
 	b->parent[0] ^= 1;
-	lg_hs_block_hash(b);
-	lg_hs_vote_digest(d, b->view, b->hash);
+	cm_block_hash(b);
+	cm_vote_digest(d, CHAIN, b->view, b->hash);
 	fake_sign(b->proposer, d, m.u.proposal.sig);
 	TAP_EQ(lg_hs_on_message(hs, 1, &m), CM_ERR_INVALID);
 	/* a NEW-VIEW whose QC is not older than its view, and one for a huge view */
@@ -1562,19 +1565,19 @@ static void test_untrusted_input(void)
 	m.u.newview.view = 5;
 	make_qc(&m.u.newview.high_qc, 5, hash, 0x07);
 	TAP_EQ(lg_hs_on_message(hs, 2, &m), CM_ERR_INVALID);
-	m.u.newview.view = LG_HS_MAX_VIEW + 1;
+	m.u.newview.view = CM_CHAIN_MAX_VIEW + 1;
 	TAP_EQ(lg_hs_on_message(hs, 2, &m), CM_ERR_INVALID);
 	/* f = 1 replica alone claiming a far view moves nobody */
 	m.u.newview.view = view + 100000;
-	lg_hs_genesis_qc(&m.u.newview.high_qc);
-	lg_hs_newview_digest(d, m.u.newview.view, &m.u.newview.high_qc);
+	cm_qc_genesis(&m.u.newview.high_qc);
+	lg_hs_newview_digest(d, CHAIN, m.u.newview.view, &m.u.newview.high_qc);
 	fake_sign(2, d, m.u.newview.sig);
 	TAP_EQ(lg_hs_on_message(hs, 2, &m), CM_OK);
 	TAP_CHECK(lg_hs_view(hs) < view + 1000);
 	/* a fetched block that is too big */
-	static lg_hs_block big;
+	static cm_block big;
 	static uint8_t bigp[MAX_PAYLOAD + 1];
-	lg_hs_genesis_qc(&big.justify);
+	cm_qc_genesis(&big.justify);
 	memcpy(big.parent, big.justify.block_hash, CM_HASH_BYTES);
 	big.height = 1;
 	big.view = 1;
@@ -1600,35 +1603,35 @@ static void test_untrusted_input(void)
  * and feeds hand-made chains. Leaders are view mod 4, so the views used
  * avoid multiples of 4 (replica 0's own). */
 
-static lg_hs_block mk_block(const lg_hs_block *parent, uint64_t view)
+static cm_block mk_block(const cm_block *parent, uint64_t view)
 {
-	lg_hs_block b;
+	cm_block b;
 	memset(&b, 0, sizeof(b));
 	b.height = parent->height + 1;
 	b.view = view;
 	b.proposer = (uint32_t)(view % N);
 	memcpy(b.parent, parent->hash, CM_HASH_BYTES);
 	if (parent->height == 0)
-		lg_hs_genesis_qc(&b.justify);
+		cm_qc_genesis(&b.justify);
 	else
 		make_qc(&b.justify, parent->view, parent->hash, 0x0e); /* replicas 1, 2, 3 */
-	lg_hs_block_hash(&b);
+	cm_block_hash(&b);
 	return b;
 }
 
-static int feed(lg_hs *hs, const lg_hs_block *b)
+static int feed(lg_hs *hs, const cm_block *b)
 {
 	static lg_hs_msg m;
 	uint8_t d[CM_HASH_BYTES];
 	m.type = LG_HS_MSG_PROPOSAL;
 	m.u.proposal.block = *b;
-	lg_hs_vote_digest(d, b->view, b->hash);
+	cm_vote_digest(d, CHAIN, b->view, b->hash);
 	fake_sign(b->proposer, d, m.u.proposal.sig);
 	return lg_hs_on_message(hs, b->proposer, &m);
 }
 
 /* Replicas 1 and 2 ask for `view`: replica 0 joins, and with its own that is n-f. */
-static void feed_newviews(lg_hs *hs, uint64_t view, const lg_hs_qc *qc)
+static void feed_newviews(lg_hs *hs, uint64_t view, const cm_qc *qc)
 {
 	static lg_hs_msg m;
 	uint8_t d[CM_HASH_BYTES];
@@ -1637,7 +1640,7 @@ static void feed_newviews(lg_hs *hs, uint64_t view, const lg_hs_qc *qc)
 		m.u.newview.view = view;
 		m.u.newview.high_qc = *qc;
 		m.u.newview.sender = i;
-		lg_hs_newview_digest(d, view, qc);
+		lg_hs_newview_digest(d, CHAIN, view, qc);
 		fake_sign(i, d, m.u.newview.sig);
 		lg_hs_on_message(hs, i, &m);
 	}
@@ -1654,8 +1657,8 @@ static void solo_init(sim *s, uint64_t seed)
 static void test_three_chain_rule(void)
 {
 	static sim s;
-	lg_hs_block g, a, b, b1, b2, w;
-	lg_hs_genesis(&g);
+	cm_block g, a, b, b1, b2, w;
+	cm_block_genesis(&g);
 
 	/* a gap between b' and b'': 1, 2, 5 then QC(5) */
 	solo_init(&s, 60);
@@ -1700,10 +1703,10 @@ static void test_three_chain_rule(void)
 static void test_lock_rule(void)
 {
 	static sim s;
-	static lg_hs_qc gqc;
-	lg_hs_block g, a, b, c, f, h, k;
-	lg_hs_genesis(&g);
-	lg_hs_genesis_qc(&gqc);
+	static cm_qc gqc;
+	cm_block g, a, b, c, f, h, k;
+	cm_block_genesis(&g);
+	cm_qc_genesis(&gqc);
 	solo_init(&s, 70);
 	replica *r = &s.r[0];
 	a = mk_block(&g, 1), b = mk_block(&a, 2), c = mk_block(&b, 3);
@@ -1743,7 +1746,7 @@ static void test_lock_rule(void)
 	/* a second block for view 7: never a second vote */
 	k.payload_len = 1;
 	k.payload = (const uint8_t *)"x";
-	lg_hs_block_hash(&k);
+	cm_block_hash(&k);
 	feed(r->hs, &k);
 	TAP_EQ(r->votes_out, votes + 2);
 
