@@ -90,6 +90,9 @@ enum param_id {
 	P_SLASH_AMOUNT,
 	P_UNBONDING_DELAY,
 	P_ALLOW_NOOP,
+	P_UNSIGNED_NOOPS,
+	P_DOUBLE_ROOT_SLASH,
+	P_DOUBLE_ROOT_REWARD_PCT,
 	P_COUNT
 };
 
@@ -123,6 +126,12 @@ static const lg_param_def params[P_COUNT] = {
 	[P_UNBONDING_DELAY] = {"unbonding_delay", 100, 1, 10000000, 1,
 			       "blocks between Unstake and the stake's return to the balance"},
 	[P_ALLOW_NOOP] = {"allow_noop", 0, 0, 1, 0, "accept Noop payloads (benchmarks only)"},
+	[P_UNSIGNED_NOOPS] = {"unsigned_noops", 0, 0, 1, 0,
+			      "accept Noop transactions without a signature (benchmarks only)"},
+	[P_DOUBLE_ROOT_SLASH] = {"double_root_slash", 1000, 0, INT64_MAX, 1,
+				 "stake taken from a signer of two roots for one (magu, fragment, size)"},
+	[P_DOUBLE_ROOT_REWARD_PCT] = {"double_root_reward_pct", 10, 0, 100, 1,
+				      "percent of a double-root slash paid to its reporter (the rest is burnt)"},
 };
 
 const lg_param_def *lg_param_find(const char *name)
