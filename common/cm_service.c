@@ -126,12 +126,14 @@ int cm_service_status(cm_service *svc, cm_rpc_call *call, Muri__V1__StatusRespon
  * to take it; otherwise (it is busy stopping after a first signal, or a
  * first signal is still pending for it) to any thread that does not block
  * it, and with the default action that thread ends the whole process at
- * once: no drain, no saved index, exit status 128+sig. So the signals get a
+ * once: no drain, no saved index, the process dies of the signal. This is
+ * what Ctrl-C under `muri devnet` did to every indexer: SIGINT from the
+ * terminal, then SIGTERM from the devnet a moment later. So the signals get a
  * handler, which only writes the signal number to a pipe, whichever thread
  * runs it, and the signal thread reads the pipe, with the signals unblocked
  * only while it waits in ppoll (so a signal all other threads block comes
  * to it). The pipe is process-wide state because a handler cannot be given
- * any other; it is made once and never closed. */
+ * any other; it is made once and never closed (one service per process). */
 
 static int sig_pipe[2] = {-1, -1};
 static pthread_once_t sig_once = PTHREAD_ONCE_INIT;
@@ -305,8 +307,6 @@ int cm_service_main(cm_service *svc, int argc, char **argv)
 		fprintf(stderr, "muri-%s: cannot set up signal handling: %s\n", svc->name, strerror(sig_setup_errno));
 		return 1;
 	}
-	for (unsigned char stale[64]; read(sig_pipe[0], stale, sizeof(stale)) > 0;)
-		; /* from an earlier cm_service_main in this process */
 	svc->start_ms = cm_now_ms();
 	cm_log_set_service(svc->name);
 	if (cm_crypto_init() != CM_OK) {

@@ -93,7 +93,7 @@ struct cm_service {
 	int (*init)(void *ctx, const cm_service_env *env, char *err, size_t errlen);
 	/* After the RPC server is listening (ports known). Optional. */
 	int (*started)(void *ctx, int rpc_port, char *err, size_t errlen);
-	/* On SIGTERM, before the RPC server drains: wake streams, stop loops. Optional. */
+	/* On the first SIGTERM/SIGINT, before the RPC server drains: wake streams, stop loops. Optional. */
 	void (*stopping)(void *ctx);
 	/* After the RPC server stopped: release everything. Optional. */
 	void (*fini)(void *ctx);

@@ -352,11 +352,12 @@ def test_indexer_second_sigterm_while_a_call_holds_the_drain(procs, stubs, tmp_p
     assert_clean_stop(s, "final", "INT")
 
 
-def test_devnet_stops_cleanly_on_ctrl_c_at_a_terminal(tmp_path):
+@pytest.mark.parametrize("presses", [1, 2])
+def test_devnet_stops_cleanly_on_ctrl_c_at_a_terminal(procs, tmp_path, presses):
     """muri devnet in a pseudo-terminal's foreground process group, as
     scripts/devnet.sh runs it; the terminal's interrupt character sends SIGINT
     to the devnet and every service it started, and the devnet sends them
-    SIGTERM as well."""
+    SIGTERM as well. Pressed twice, the second changes nothing."""
     master, slave = os.openpty()
     d = tmp_path / "devnet"
     exe = os.path.join(BUILD, "tools", "muri")
@@ -395,7 +396,7 @@ def test_devnet_stops_cleanly_on_ctrl_c_at_a_terminal(tmp_path):
         for pid in pids.values():
             assert os.getpgid(pid) == p.pid  # in the terminal's foreground group
         intr = termios.tcgetattr(master)[6][termios.VINTR]
-        os.write(master, intr)
+        os.write(master, intr * presses)
         read_until(lambda o: False, 60)  # until the terminal closes
         rc = p.wait(30)
         text = out.decode(errors="replace")
