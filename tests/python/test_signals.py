@@ -115,7 +115,7 @@ def assert_clean_stop(s, how, first_sig):
     log = s.run_log()
     assert rc == 0, f"{s.name} ({how}): exit status {rc} (negative: killed by that signal)\n{log}"
     ev = events(log)
-    assert "stopping" in ev and ev[-1] == "stopped", f"{s.name} ({how}): events {ev}\n{log}"
+    assert ev.count("stopping") == 1 and ev[-1] == "stopped", f"{s.name} ({how}): events {ev}\n{log}"
     assert re.search(rf"event=stopping sig=({first_sig}) ", log), f"{s.name} ({how})\n{log}"
     after = log[log.index("event=stopping"):]
     for line in after.splitlines():
@@ -323,7 +323,7 @@ def test_indexer_second_sigterm_while_a_call_holds_the_drain(procs, stubs, tmp_p
             try:
                 result["resp"] = stub.Write(pb.FragmentWriteRequest(magu="hold", fragment=0, epoch=1, records=[rec],
                                                                     schema=sch, consistency_level=types.ALL,
-                                                                    timeout_ms=3000), timeout=30)
+                                                                    timeout_ms=4000), timeout=30)
             except grpc.RpcError as e:
                 result["error"] = e
 
