@@ -1,12 +1,15 @@
 /* The service process skeleton: config -> log -> key -> metrics -> RPC
  * server -> port file -> wait for SIGTERM/SIGINT -> drain -> release.
- * main() of every service is a call to cm_service_main. */
+ * main() of every service is a call to cm_service_main; the stop signals
+ * are taken by a signal thread, whichever thread the kernel gives them to. */
 #include "cm_service.h"
 #include "cm_err.h"
 #include "cm_log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -109,6 +112,173 @@ int cm_service_status(cm_service *svc, cm_rpc_call *call, Muri__V1__StatusRespon
 	return GRPC_STATUS_OK;
 }
 
+/* ---- stop signals ---------------------------------------------------
+ * SIGTERM and SIGINT stop the service, once: a second one while it stops is
+ * logged and ignored (the drain is bounded by grace_ms already, and what
+ * follows it, such as saving indexes, must not be cut short; SIGKILL is the
+ * way to end a process at once). SIGHUP is logged and ignored.
+ *
+ * Every thread of ours blocks the three signals: cm_service_main blocks
+ * them before it starts any thread, and threads inherit the mask. Threads
+ * that libraries start from their constructors, before main runs, do not
+ * (OpenBLAS's pool in the indexer, which links faiss). The kernel gives a
+ * process-directed signal to the main thread only when that thread is ready
+ * to take it; otherwise (it is busy stopping after a first signal, or a
+ * first signal is still pending for it) to any thread that does not block
+ * it, and with the default action that thread ends the whole process at
+ * once: no drain, no saved index, the process dies of the signal. This is
+ * what Ctrl-C under `muri devnet` did to every indexer: SIGINT from the
+ * terminal, then SIGTERM from the devnet a moment later. So the signals get a
+ * handler, which only writes the signal number to a pipe, whichever thread
+ * runs it, and the signal thread reads the pipe, with the signals unblocked
+ * only while it waits in ppoll (so a signal all other threads block comes
+ * to it). The pipe is process-wide state because a handler cannot be given
+ * any other; it is made once and never closed (one service per process). */
+
+static int sig_pipe[2] = {-1, -1};
+static pthread_once_t sig_once = PTHREAD_ONCE_INIT;
+static int sig_setup_errno;
+
+static void on_stop_signal(int sig)
+{
+	int saved = errno;
+	unsigned char b = (unsigned char)sig;
+	ssize_t n = write(sig_pipe[1], &b, 1); /* full pipe: enough bytes are waiting already */
+	(void)n;
+	errno = saved;
+}
+
+static void stop_signals_add(sigset_t *set)
+{
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+}
+
+static void sig_setup(void)
+{
+	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+		sig_setup_errno = errno;
+		return;
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	stop_signals_add(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
+	    sigaction(SIGHUP, &sa, NULL) != 0)
+		sig_setup_errno = errno;
+}
+
+static const char *sig_name(int sig)
+{
+	return sig == SIGTERM ? "TERM" : sig == SIGINT ? "INT" : sig == SIGHUP ? "HUP" : "?";
+}
+
+typedef struct sigwatch {
+	pthread_t thread;
+	int made;             /* mu and cv initialized */
+	int running;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop_sig;         /* the first SIGTERM/SIGINT; 0 until one came (mu) */
+	int quit;             /* set when the service has stopped (mu) */
+	int64_t grace_ms;
+	sigset_t wait_mask;   /* the thread's mask with the stop signals open, for ppoll */
+} sigwatch;
+
+static void sigwatch_take(sigwatch *w, int sig)
+{
+	if (sig == SIGHUP) {
+		cm_info("signal", "sig=HUP action=ignored");
+		return;
+	}
+	if (sig != SIGTERM && sig != SIGINT)
+		return; /* 0: a wake-up from sigwatch_stop */
+	pthread_mutex_lock(&w->mu);
+	int first = w->stop_sig == 0;
+	if (first) {
+		w->stop_sig = sig;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (first)
+		cm_info("stopping", "sig=%s grace_ms=%lld", sig_name(sig), (long long)w->grace_ms);
+	else
+		cm_info("signal", "sig=%s action=ignored reason=\"already stopping: calls in flight get "
+			"grace_ms, then are cancelled; SIGKILL ends the process at once\"", sig_name(sig));
+}
+
+static void *sigwatch_main(void *arg)
+{
+	sigwatch *w = arg;
+	for (;;) {
+		struct pollfd p = {.fd = sig_pipe[0], .events = POLLIN};
+		if (ppoll(&p, 1, NULL, &w->wait_mask) < 0 && errno != EINTR) {
+			struct timespec ts = {0, 10 * 1000000L}; /* ENOMEM: try again shortly */
+			nanosleep(&ts, NULL);
+		}
+		unsigned char buf[64];
+		ssize_t n;
+		while ((n = read(sig_pipe[0], buf, sizeof(buf))) > 0)
+			for (ssize_t i = 0; i < n; i++)
+				sigwatch_take(w, buf[i]);
+		pthread_mutex_lock(&w->mu);
+		int quit = w->quit;
+		pthread_mutex_unlock(&w->mu);
+		if (quit)
+			return NULL;
+	}
+}
+
+/* Starts the signal thread; signals that came before it are in the pipe
+ * already (or pending, blocked). */
+static int sigwatch_start(sigwatch *w, int64_t grace_ms)
+{
+	memset(w, 0, sizeof(*w));
+	w->grace_ms = grace_ms;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	w->made = 1;
+	pthread_sigmask(SIG_SETMASK, NULL, &w->wait_mask);
+	sigdelset(&w->wait_mask, SIGTERM);
+	sigdelset(&w->wait_mask, SIGINT);
+	sigdelset(&w->wait_mask, SIGHUP);
+	if (pthread_create(&w->thread, NULL, sigwatch_main, w) != 0)
+		return CM_ERR_INTERNAL;
+	w->running = 1;
+	return CM_OK;
+}
+
+/* Blocks until SIGTERM or SIGINT. */
+static void sigwatch_wait(sigwatch *w)
+{
+	pthread_mutex_lock(&w->mu);
+	while (!w->stop_sig)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void sigwatch_stop(sigwatch *w)
+{
+	if (!w->made)
+		return;
+	if (w->running) {
+		pthread_mutex_lock(&w->mu);
+		w->quit = 1;
+		pthread_mutex_unlock(&w->mu);
+		unsigned char wake = 0;
+		ssize_t n = write(sig_pipe[1], &wake, 1); /* a full pipe wakes it as well */
+		(void)n;
+		pthread_join(w->thread, NULL);
+		w->running = 0;
+	}
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+}
+
 static int health_default(void *arg, char *reason, size_t len)
 {
 	(void)arg;
@@ -124,14 +294,19 @@ int cm_service_main(cm_service *svc, int argc, char **argv)
 	cm_metrics *metrics = NULL;
 	cm_rpc_server *rpc = NULL;
 	int inited = 0;
+	sigwatch watch = {.made = 0};
 
-	/* Signals are blocked in every thread and taken by sigwait below. */
+	/* Blocked here before any thread of ours exists, so in all of them; the
+	 * handler covers threads libraries started before main (see above). */
 	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
+	stop_signals_add(&sigs);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	pthread_once(&sig_once, sig_setup);
+	if (sig_setup_errno) {
+		fprintf(stderr, "muri-%s: cannot set up signal handling: %s\n", svc->name, strerror(sig_setup_errno));
+		return 1;
+	}
 	svc->start_ms = cm_now_ms();
 	cm_log_set_service(svc->name);
 	if (cm_crypto_init() != CM_OK) {
@@ -169,6 +344,10 @@ int cm_service_main(cm_service *svc, int argc, char **argv)
 		return 2;
 	}
 
+	if (sigwatch_start(&watch, base->grace_ms) != CM_OK) {
+		cm_error("start_failed", "error=\"cannot start the signal thread\"");
+		goto out;
+	}
 	metrics = cm_metrics_new();
 	cm_rpc_server_opts opts = {
 		.listen = base->listen,
@@ -226,18 +405,7 @@ int cm_service_main(cm_service *svc, int argc, char **argv)
 	cm_info("listening", "rpc_port=%d metrics_port=%d tls=%s version=%s", rpc_port, metrics_port,
 		opts.tls_cert_file ? "on" : "off", MURI_VERSION);
 
-	for (;;) {
-		int sig = 0;
-		if (sigwait(&sigs, &sig) != 0)
-			continue;
-		if (sig == SIGHUP) {
-			cm_info("signal", "sig=HUP action=ignored");
-			continue;
-		}
-		cm_info("stopping", "sig=%s grace_ms=%lld", sig == SIGTERM ? "TERM" : "INT",
-			(long long)base->grace_ms);
-		break;
-	}
+	sigwatch_wait(&watch); /* logs "stopping" */
 	exit_code = 0;
 out:
 	if (inited && svc->stopping)
@@ -248,6 +416,7 @@ out:
 		svc->fini(svc->ctx);
 	cm_rpc_server_free(rpc);
 	cm_metrics_free(metrics);
+	sigwatch_stop(&watch); /* signals until here were logged as ignored */
 	if (exit_code == 0)
 		cm_info("stopped", "uptime_ms=%llu", (unsigned long long)(cm_now_ms() - svc->start_ms));
 	cm_keypair_wipe(&svc->key);

@@ -1,8 +1,9 @@
 /* The life of a muri service process, shared by ledger, indexer, gateway and
  * test servers: configuration, logging, node key, metrics and health over
  * HTTP, the RPC server, a port file for supervisors and tests, and a clean
- * stop on SIGTERM/SIGINT (signals are taken by sigwait in main, never by a
- * handler, so no gRPC call ever runs in signal context). */
+ * stop on SIGTERM/SIGINT, whichever thread the kernel hands them to (the
+ * handler only writes to a pipe; a signal thread acts, so no gRPC call ever
+ * runs in signal context). A second one while stopping is logged, ignored. */
 #ifndef CM_SERVICE_H
 #define CM_SERVICE_H
 
@@ -92,7 +93,7 @@ struct cm_service {
 	int (*init)(void *ctx, const cm_service_env *env, char *err, size_t errlen);
 	/* After the RPC server is listening (ports known). Optional. */
 	int (*started)(void *ctx, int rpc_port, char *err, size_t errlen);
-	/* On SIGTERM, before the RPC server drains: wake streams, stop loops. Optional. */
+	/* On the first SIGTERM/SIGINT, before the RPC server drains: wake streams, stop loops. Optional. */
 	void (*stopping)(void *ctx);
 	/* After the RPC server stopped: release everything. Optional. */
 	void (*fini)(void *ctx);
@@ -107,7 +108,10 @@ struct cm_service {
 };
 
 /* Runs the service until SIGTERM/SIGINT; returns the process exit code
- * (0 after a clean stop, 2 for bad configuration, 1 for other failures). */
+ * (0 after a clean stop, 2 for bad configuration, 1 for other failures).
+ * Call it from main() before starting any thread: it blocks SIGTERM, SIGINT
+ * and SIGHUP in the calling thread, so that every thread started after it
+ * inherits the block, and installs their handler for the whole process. */
 int cm_service_main(cm_service *svc, int argc, char **argv);
 
 /* Fills a Status response (service, version, node id, uptime, details) in

@@ -390,11 +390,22 @@ static int demo_transfer(const char *target, const cm_keypair *demo, const uint8
 	return rc == CM_OK ? 0 : -1;
 }
 
+/* Ctrl-C at a terminal sends SIGINT to the whole foreground process group:
+ * to this process and to every service it started, which all stop on it.
+ * This process also sends each service SIGTERM (the only signal they get when
+ * the devnet alone is told to stop); a service takes whichever comes first
+ * and logs the other as ignored. A second Ctrl-C changes nothing: the
+ * services finish within their grace period. */
 static volatile sig_atomic_t stop_requested;
 
 static void on_signal(int sig)
 {
 	(void)sig;
+	if (stop_requested) {
+		static const char msg[] = "muri devnet: already stopping; the services finish within their grace period\n";
+		ssize_t n = write(2, msg, sizeof(msg) - 1);
+		(void)n;
+	}
 	stop_requested = 1;
 }
 
@@ -465,7 +476,23 @@ static int start_node(struct node *nd, const char *bindir, const char *genesis, 
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	int rc = posix_spawn(&nd->pid, exe, &fa, NULL, argv, environ);
+	/* the service starts with no signal blocked and INT, TERM, HUP at their
+	 * defaults, whatever this process does with them (a shell may have
+	 * started it with SIGINT ignored); it stays in this process group, so
+	 * Ctrl-C reaches it even if this process is gone */
+	posix_spawnattr_t at;
+	sigset_t none, dfl;
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGINT);
+	sigaddset(&dfl, SIGTERM);
+	sigaddset(&dfl, SIGHUP);
+	posix_spawnattr_init(&at);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &dfl);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	int rc = posix_spawn(&nd->pid, exe, &fa, &at, argv, environ);
+	posix_spawnattr_destroy(&at);
 	posix_spawn_file_actions_destroy(&fa);
 	if (rc != 0) {
 		fprintf(stderr, "muri devnet: cannot start %s: %s\n", exe, strerror(rc));
@@ -571,7 +598,9 @@ static int cmd_devnet(int argc, char **argv)
 			break;
 		usleep(10000);
 	}
-	if (!failed) {
+	/* a Ctrl-C while starting skips what is left of the demo; a demo step
+	 * that fails because the services are stopping is not a failure */
+	if (!failed && !stop_requested) {
 		printf("muri devnet in %s\n", root);
 		printf("%-12s %-22s %-22s %s\n", "node", "rpc", "metrics", "status");
 		for (int i = 0; i < n; i++) {
@@ -579,16 +608,16 @@ static int cmd_devnet(int argc, char **argv)
 			snprintf(rpc, sizeof(rpc), "127.0.0.1:%d", nodes[i].rpc_port);
 			snprintf(met, sizeof(met), "127.0.0.1:%d", nodes[i].metrics_port);
 			int ok = status_of(rpc, nodes[i].service, 1) == 0;
-			failed |= !ok;
+			failed |= !ok && !stop_requested;
 			printf("%-12s %-22s %-22s %s\n", nodes[i].name, rpc, met, ok ? "serving" : "NOT ANSWERING");
 		}
-		if (!failed) {
+		if (!failed && !stop_requested) {
 			char target[32];
 			snprintf(target, sizeof(target), "127.0.0.1:%d", nodes[0].rpc_port);
-			failed |= demo_transfer(target, &demo, nodes[ledgers].key.pk) != 0;
+			failed |= demo_transfer(target, &demo, nodes[ledgers].key.pk) != 0 && !stop_requested;
 		}
-		if (!failed)
-			failed |= demo_vectors(&nodes[ledgers], indexers) != 0;
+		if (!failed && !stop_requested)
+			failed |= demo_vectors(&nodes[ledgers], indexers) != 0 && !stop_requested;
 		printf("\nWhat runs so far: the ledger replicas run consensus and commit\n"
 		       "transactions; the indexers store, replicate and search fragments\n"
 		       "through their own RPCs (configured directly here, not yet from the\n"
@@ -598,20 +627,44 @@ static int cmd_devnet(int argc, char **argv)
 	if (!check && !failed) {
 		printf("Ctrl-C stops the network.\n");
 		fflush(stdout);
+		/* blocked between the test and the wait, so a signal cannot slip in
+		 * after the test and leave sigsuspend waiting for another */
+		sigset_t stopsigs, old;
+		sigemptyset(&stopsigs);
+		sigaddset(&stopsigs, SIGINT);
+		sigaddset(&stopsigs, SIGTERM);
+		sigprocmask(SIG_BLOCK, &stopsigs, &old);
 		while (!stop_requested)
-			pause();
+			sigsuspend(&old);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+	}
+	if (stop_requested) {
+		printf("stopping\n");
+		fflush(stdout);
 	}
 	for (int i = 0; i < n; i++)
 		if (nodes[i].pid > 0)
 			kill(nodes[i].pid, SIGTERM);
 	for (int i = 0; i < n; i++) {
 		int st = 0;
-		if (nodes[i].pid > 0 && waitpid(nodes[i].pid, &st, 0) == nodes[i].pid &&
-		    !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
-			fprintf(stderr, "muri devnet: %s did not stop cleanly; see %s/log\n", nodes[i].name,
-				nodes[i].dir);
+		pid_t got;
+		if (nodes[i].pid <= 0)
+			continue;
+		while ((got = waitpid(nodes[i].pid, &st, 0)) < 0 && errno == EINTR)
+			; /* another Ctrl-C: keep waiting */
+		if (got != nodes[i].pid) {
+			fprintf(stderr, "muri devnet: cannot wait for %s: %s\n", nodes[i].name, strerror(errno));
+			failed = 1;
+		} else if (WIFSIGNALED(st)) {
+			fprintf(stderr, "muri devnet: %s was killed by signal %d; see %s/log\n", nodes[i].name,
+				WTERMSIG(st), nodes[i].dir);
+			failed = 1;
+		} else if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+			fprintf(stderr, "muri devnet: %s did not stop cleanly (exit status %d); see %s/log\n",
+				nodes[i].name, WIFEXITED(st) ? WEXITSTATUS(st) : -1, nodes[i].dir);
 			failed = 1;
 		}
+		nodes[i].pid = 0;
 	}
 	printf("stopped%s\n", failed ? " (with failures)" : "");
 	cm_keypair_wipe(&demo);

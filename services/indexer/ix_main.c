@@ -108,6 +108,9 @@ static void ix_fini(void *arg)
 	c->ix = NULL;
 }
 
+/* Threads exist before main here: libopenblas (linked through faiss) starts
+ * its pool from a library constructor, with no signal blocked. The stop
+ * signals reach them; cm_service_main's handler makes that harmless. */
 int main(int argc, char **argv)
 {
 	/* faiss inside RPC workers: keep OpenMP from spinning against them */

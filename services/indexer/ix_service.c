@@ -1289,6 +1289,12 @@ static int load_fragments(ix_service *s, char *err, size_t errlen)
 			ix_fragment_info info;
 			ix_fragment_info_get(f->store, &info);
 			f->spec = info.spec;
+			/* loaded: the index saved at the last stop fits the log; otherwise
+			 * it is rebuilt from the log in the background */
+			uint64_t whole = info.batch ? info.size / info.batch * info.batch : info.size;
+			cm_info("fragment_opened", "magu=%s fragment=%u log_records=%llu saved_index_covers=%llu index=%s",
+				magu, fragment, (unsigned long long)info.size, (unsigned long long)info.saved,
+				info.saved ? "loaded" : whole ? "rebuilding" : "empty");
 		}
 		Muri__V1__FragmentConfig *cfg = load_config(f->dir);
 		if (cfg) {
