@@ -188,9 +188,10 @@ static int reconfigure(lg_state *st, lg_fragment *f, const uint8_t (*repl)[LG_KE
 	memcpy(f->replicas, repl, (size_t)n * LG_KEY_BYTES);
 	f->nreplicas = n;
 	f->epoch++;
-	if ((rc = lg_store_failovers_clear(st->store, f->magu, f->fragment)) != CM_OK)
+	if ((rc = lg_store_failovers_clear(st->store, f->magu, f->fragment)) != CM_OK ||
+	    (rc = lg_store_fragment_put(st->store, f)) != CM_OK)
 		return rc;
-	return lg_store_fragment_put(st->store, f);
+	return lg_st_fx_fragment(st, f->magu, f->fragment);
 }
 
 /* Re-places the fragments of a Magu over its current slots: every fragment
@@ -269,7 +270,8 @@ static int leave_magu(lg_state *st, const lg_slot *held, const uint8_t *pk)
 		sl.filled = 0;
 		memset(sl.holder, 0, LG_KEY_BYTES);
 	}
-	if ((rc = lg_store_slot_put(st->store, &sl)) == CM_OK)
+	if ((rc = lg_store_slot_put(st->store, &sl)) == CM_OK &&
+	    (rc = lg_st_fx_magu(st, LG_FX_MEMBERS, m.name)) == CM_OK)
 		rc = replace_fragments(st, &m, pk);
 out:
 	free(slots);
@@ -305,6 +307,7 @@ static int join_magus(lg_state *st, const uint8_t *pk)
 			slots[vacant].filled = 1;
 			memcpy(slots[vacant].holder, pk, LG_KEY_BYTES);
 			if ((rc = lg_store_slot_put(st->store, &slots[vacant])) == CM_OK &&
+			    (rc = lg_st_fx_magu(st, LG_FX_MEMBERS, names[i])) == CM_OK &&
 			    (rc = lg_store_magu_get(st->store, names[i], &m)) == CM_OK)
 				rc = replace_fragments(st, &m, NULL);
 		}
@@ -433,12 +436,15 @@ int lg_st_create_magu(lg_state *st, const Muri__V1__Transaction *t)
 		if ((rc = place_fragment(&sr, m.name, f, R, fr.replicas, &fr.nreplicas)) != CM_OK)
 			goto out;
 		memcpy(fr.primary, fr.replicas[0], LG_KEY_BYTES);
-		if ((rc = lg_store_fragment_put(st->store, &fr)) != CM_OK)
+		if ((rc = lg_store_fragment_put(st->store, &fr)) != CM_OK ||
+		    (rc = lg_st_fx_fragment(st, fr.magu, fr.fragment)) != CM_OK)
 			goto out;
 	}
 	a.balance -= c->deposit;
 	if ((rc = lg_store_magu_put(st->store, &m)) != CM_OK ||
-	    (rc = lg_store_account_put(st->store, &a)) != CM_OK)
+	    (rc = lg_store_account_put(st->store, &a)) != CM_OK ||
+	    (rc = lg_st_fx_magu(st, LG_FX_CREATED, m.name)) != CM_OK ||
+	    (rc = lg_st_fx_magu(st, LG_FX_MEMBERS, m.name)) != CM_OK)
 		goto out;
 	rc = lg_st_note(st, "Magu \"%s\" created: %u fragments x %u replicas over %zu members", m.name, F, R, got);
 out:
@@ -468,14 +474,16 @@ int lg_st_drop_magu(lg_state *st, const Muri__V1__Transaction *t)
 		return rc;
 	for (size_t i = 0; i < nch && rc == CM_OK; i++) {
 		ch[i].status = LG_CH_CANCELLED;
-		rc = lg_store_challenge_put(st->store, &ch[i]);
+		if ((rc = lg_store_challenge_put(st->store, &ch[i])) == CM_OK)
+			rc = lg_st_fx_challenge(st, ch[i].id, 1);
 	}
 	free(ch);
 	if (rc != CM_OK || (rc = lg_store_magu_del(st->store, name)) != CM_OK ||
 	    (rc = lg_st_account(st, m.owner, &a)) != CM_OK)
 		return rc;
 	a.balance += m.deposit;
-	if ((rc = lg_store_account_put(st->store, &a)) != CM_OK)
+	if ((rc = lg_store_account_put(st->store, &a)) != CM_OK ||
+	    (rc = lg_st_fx_magu(st, LG_FX_DROPPED, name)) != CM_OK)
 		return rc;
 	return lg_st_note(st, "Magu \"%s\" dropped, deposit %llu returned", name, (unsigned long long)m.deposit);
 }
@@ -521,7 +529,8 @@ int lg_st_failover(lg_state *st, const Muri__V1__Transaction *t)
 	free(reqs);
 	f.epoch++;
 	if ((rc = lg_store_failovers_clear(st->store, f.magu, f.fragment)) != CM_OK ||
-	    (rc = lg_store_fragment_put(st->store, &f)) != CM_OK)
+	    (rc = lg_store_fragment_put(st->store, &f)) != CM_OK ||
+	    (rc = lg_st_fx_fragment(st, f.magu, f.fragment)) != CM_OK)
 		return rc;
 	return lg_st_note(st, "fragment %u of \"%s\": epoch %llu, primary %s", f.fragment, f.magu,
 		    (unsigned long long)f.epoch, lg_st_kh(f.primary).s);

@@ -118,7 +118,8 @@ int lg_st_commit_root(lg_state *st, const Muri__V1__Transaction *t)
 	memcpy(f.committed_root, r->root.data, LG_ROOT_BYTES);
 	f.committed_height = lg_st_height(st);
 	if ((rc = lg_store_fragment_put(st->store, &f)) != CM_OK ||
-	    (rc = lg_store_root_votes_clear(st->store, f.magu, f.fragment)) != CM_OK)
+	    (rc = lg_store_root_votes_clear(st->store, f.magu, f.fragment)) != CM_OK ||
+	    (rc = lg_st_fx_root(st, r)) != CM_OK)
 		return rc;
 	return lg_st_note(st, "root committed: fragment %u of \"%s\" at size %llu", f.fragment, f.magu,
 		    (unsigned long long)f.committed_size);
@@ -175,7 +176,7 @@ int lg_st_answer(lg_state *st, const Muri__V1__Transaction *t)
 {
 	const Muri__V1__AnswerChallenge *a = t->answer_challenge;
 	lg_challenge c;
-	char why[160];
+	char why[160], reason[64];
 	uint64_t slashed;
 	int rc = lg_store_challenge_get(st->store, a->challenge_id, &c);
 
@@ -192,14 +193,17 @@ int lg_st_answer(lg_state *st, const Muri__V1__Transaction *t)
 			       challenge_status_name(c.status));
 	if (answer_right(&c, a, why, sizeof(why))) {
 		c.status = LG_CH_PASSED;
-		if ((rc = lg_store_challenge_put(st->store, &c)) != CM_OK)
+		if ((rc = lg_store_challenge_put(st->store, &c)) != CM_OK ||
+		    (rc = lg_st_fx_challenge(st, c.id, 1)) != CM_OK)
 			return rc;
 		return lg_st_note(st, "challenge %llu passed", (unsigned long long)c.id);
 	}
 	/* a wrong answer is final: the tx commits and the indexer is slashed */
 	c.status = LG_CH_FAILED;
+	snprintf(reason, sizeof(reason), "challenge %llu failed", (unsigned long long)c.id);
 	if ((rc = lg_store_challenge_put(st->store, &c)) != CM_OK ||
-	    (rc = lg_st_penalize(st, c.indexer, &slashed)) != CM_OK)
+	    (rc = lg_st_fx_challenge(st, c.id, 1)) != CM_OK ||
+	    (rc = lg_st_penalize(st, c.indexer, lg_st_pu(st, P_SLASH_AMOUNT), 0, reason, &slashed)) != CM_OK)
 		return rc;
 	return lg_st_note(st, "challenge %llu failed: %s; slashed %llu", (unsigned long long)c.id, why,
 		    (unsigned long long)slashed);
@@ -215,9 +219,13 @@ int lg_st_expire_challenges(lg_state *st)
 	if ((rc = lg_store_challenges_due(st->store, lg_st_height(st), &due, &n)) != CM_OK)
 		return rc;
 	for (size_t i = 0; i < n && rc == CM_OK; i++) {
+		char reason[64];
 		due[i].status = LG_CH_FAILED;
-		if ((rc = lg_store_challenge_put(st->store, &due[i])) == CM_OK)
-			rc = lg_st_penalize(st, due[i].indexer, &slashed);
+		snprintf(reason, sizeof(reason), "challenge %llu unanswered", (unsigned long long)due[i].id);
+		if ((rc = lg_store_challenge_put(st->store, &due[i])) == CM_OK &&
+		    (rc = lg_st_fx_challenge(st, due[i].id, 1)) == CM_OK)
+			rc = lg_st_penalize(st, due[i].indexer, lg_st_pu(st, P_SLASH_AMOUNT), 0, reason,
+					    &slashed);
 	}
 	free(due);
 	return rc;
@@ -285,10 +293,65 @@ int lg_st_issue_challenges(lg_state *st)
 		c.issued_height = lg_st_height(st);
 		c.deadline = lg_st_height(st) + lg_st_pu(st, P_CHALLENGE_DEADLINE);
 		c.status = LG_CH_OPEN;
-		rc = lg_store_challenge_put(st->store, &c);
+		if ((rc = lg_store_challenge_put(st->store, &c)) == CM_OK)
+			rc = lg_st_fx_challenge(st, c.id, 0);
 	}
 	if (rc == CM_OK)
 		rc = lg_store_counter_put(st->store, C_NEXT_CHALLENGE, id);
 	return rc;
 }
 
+
+/* ---- double-root evidence ---- */
+
+/* Two roots signed by one signer for one (magu, fragment, size) that differ
+ * prove the signer lied at least once: it is slashed double_root_slash and
+ * jailed, once per (signer, magu, fragment, size); the reporter receives
+ * double_root_reward_pct percent of what was slashed, the rest is burnt. */
+int lg_st_double_root(lg_state *st, const Muri__V1__Transaction *t)
+{
+	const Muri__V1__SignedRoot *a = t->report_double_root->a, *b = t->report_double_root->b;
+	char reason[96];
+	uint64_t slashed, reward;
+	lg_account rep;
+	lg_indexer ix;
+	int rc;
+
+	if (!lg_st_key_eq(a->signer.data, b->signer.data))
+		return lg_st_fail(st, "report_double_root.b.signer: differs from a.signer");
+	if (strcmp(a->magu, b->magu) != 0 || a->fragment != b->fragment || a->size != b->size)
+		return lg_st_fail(st, "report_double_root.b: not the same (magu, fragment, size) as a");
+	if (memcmp(a->root.data, b->root.data, LG_ROOT_BYTES) == 0)
+		return lg_st_fail(st, "report_double_root.b.root: equals a.root, no conflict");
+	if (lg_root_verify(a) != CM_OK)
+		return lg_st_fail(st, "report_double_root.a.signature: does not verify for the signer");
+	if (lg_root_verify(b) != CM_OK)
+		return lg_st_fail(st, "report_double_root.b.signature: does not verify for the signer");
+	if ((rc = lg_store_indexer_get(st->store, a->signer.data, &ix)) == CM_ERR_NOTFOUND)
+		return lg_st_fail(st, "report_double_root.a.signer: %s is not an indexer",
+				  lg_st_kh(a->signer.data).s);
+	if (rc != CM_OK)
+		return rc;
+	if ((rc = lg_store_double_root_seen(st->store, a->signer.data, a->magu, a->fragment, a->size)) < 0)
+		return rc;
+	if (rc)
+		return lg_st_fail(st, "report_double_root: %s was punished already for fragment %u of \"%s\" at size %llu",
+				  lg_st_kh(a->signer.data).s, a->fragment, a->magu, (unsigned long long)a->size);
+	snprintf(reason, sizeof(reason), "double root: fragment %u of \"%.40s\" at size %llu", a->fragment,
+		 a->magu, (unsigned long long)a->size);
+	if ((rc = lg_store_double_root_put(st->store, a->signer.data, a->magu, a->fragment, a->size)) != CM_OK ||
+	    (rc = lg_st_penalize(st, a->signer.data, lg_st_pu(st, P_DOUBLE_ROOT_SLASH), 1, reason, &slashed)) != CM_OK)
+		return rc;
+	reward = slashed / 100 * lg_st_pu(st, P_DOUBLE_ROOT_REWARD_PCT) +
+		 slashed % 100 * lg_st_pu(st, P_DOUBLE_ROOT_REWARD_PCT) / 100;
+	if (reward) {
+		if ((rc = lg_st_account(st, t->sender.data, &rep)) != CM_OK)
+			return rc;
+		rep.balance += reward;
+		if ((rc = lg_store_account_put(st->store, &rep)) != CM_OK)
+			return rc;
+	}
+	return lg_st_note(st, "%s slashed %llu and jailed for two roots of fragment %u of \"%s\" at size %llu; reporter paid %llu",
+			  lg_st_kh(a->signer.data).s, (unsigned long long)slashed, a->fragment, a->magu,
+			  (unsigned long long)a->size, (unsigned long long)reward);
+}

@@ -9,18 +9,20 @@
 
 /* ---- slashing ---- */
 
-/* Takes up to slash_amount from pk's stake, then from its unbonding stake
- * (latest release first, so unstaking does not escape a pending challenge),
- * counts a failure and jails the indexer at max_failures. The slashed amount
- * is burned. *slashed receives the amount taken. */
-int lg_st_penalize(lg_state *st, const uint8_t *pk, uint64_t *slashed)
+/* Takes up to want from pk's stake, then from its unbonding stake (latest
+ * release first, so unstaking does not escape a pending challenge), counts a
+ * failure and jails the indexer at max_failures (or at once with jail). The
+ * slashed amount is burned (the caller may pay part of it out). *slashed
+ * receives the amount taken; the penalty joins the block's effects. */
+int lg_st_penalize(lg_state *st, const uint8_t *pk, uint64_t want, int jail, const char *reason,
+		   uint64_t *slashed)
 {
 	lg_account a;
 	lg_indexer ix;
 	lg_unbond *ub = NULL;
 	size_t nub;
-	uint64_t want = lg_st_pu(st, P_SLASH_AMOUNT), take;
-	int rc;
+	uint64_t take;
+	int rc, was_jailed;
 
 	*slashed = 0;
 	if ((rc = lg_st_account(st, pk, &a)) != CM_OK)
@@ -46,12 +48,16 @@ int lg_st_penalize(lg_state *st, const uint8_t *pk, uint64_t *slashed)
 	}
 	if ((rc = lg_store_account_put(st->store, &a)) != CM_OK)
 		return rc;
-	if ((rc = lg_store_indexer_get(st->store, pk, &ix)) != CM_OK)
-		return rc == CM_ERR_NOTFOUND ? CM_OK : rc;
+	if ((rc = lg_store_indexer_get(st->store, pk, &ix)) == CM_ERR_NOTFOUND)
+		return lg_st_fx_penalty(st, pk, *slashed, 0, reason);
+	if (rc != CM_OK)
+		return rc;
+	was_jailed = ix.jailed;
 	ix.failures++;
-	if (ix.failures >= lg_st_pu(st, P_MAX_FAILURES))
+	if (jail || ix.failures >= lg_st_pu(st, P_MAX_FAILURES))
 		ix.jailed = 1;
-	if ((rc = lg_store_indexer_put(st->store, &ix)) != CM_OK)
+	if ((rc = lg_store_indexer_put(st->store, &ix)) != CM_OK ||
+	    (rc = lg_st_fx_penalty(st, pk, *slashed, ix.jailed && !was_jailed, reason)) != CM_OK)
 		return rc;
 	return lg_st_refresh_indexer(st, pk);
 }

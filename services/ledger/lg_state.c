@@ -185,6 +185,8 @@ static int run_payload(lg_state *st, const Muri__V1__Transaction *t)
 	case MURI__V1__TRANSACTION__PAYLOAD_FAILOVER: return lg_st_failover(st, t);
 	case MURI__V1__TRANSACTION__PAYLOAD_PROPOSE: return lg_st_propose(st, t);
 	case MURI__V1__TRANSACTION__PAYLOAD_VOTE: return lg_st_vote(st, t);
+	case MURI__V1__TRANSACTION__PAYLOAD_APPROVE: return lg_st_approve(st, t);
+	case MURI__V1__TRANSACTION__PAYLOAD_REPORT_DOUBLE_ROOT: return lg_st_double_root(st, t);
 	default: return lg_st_fail(st, "payload: not executable here");
 	}
 }
@@ -193,6 +195,7 @@ static int run_payload(lg_state *st, const Muri__V1__Transaction *t)
 static int execute(lg_state *st, const Muri__V1__Transaction *t)
 {
 	lg_account sender;
+	lg_fx_mark fx;
 	int rc, out;
 
 	if (t->payload_case == MURI__V1__TRANSACTION__PAYLOAD_NOOP)
@@ -221,9 +224,12 @@ static int execute(lg_state *st, const Muri__V1__Transaction *t)
 	if ((rc = lg_store_account_put(st->store, &sender)) != CM_OK ||
 	    (rc = lg_store_savepoint(st->store)) != CM_OK)
 		return rc;
+	lg_st_fx_mark(st, &fx);
 	out = run_payload(st, t);
-	if (out == TX_FAIL)
+	if (out == TX_FAIL) {
+		lg_st_fx_rewind(st, &fx); /* the payload's effects go with its changes */
 		rc = lg_store_rollback_to(st->store);
+	}
 	else if (out == TX_OK)
 		rc = lg_store_release(st->store);
 	else
@@ -263,7 +269,7 @@ static int record(lg_state *st, const uint8_t hash[CM_HASH_BYTES], uint32_t inde
 	if ((rc = lg_store_tx_put(st->store, &r)) != CM_OK)
 		return rc;
 observe:
-	if (st->obs) {
+	{
 		if (st->nouts == st->outs_cap) {
 			size_t cap = st->outs_cap ? 2 * st->outs_cap : 256;
 			outcome *no = realloc(st->outs, cap * sizeof(*no));
@@ -274,6 +280,7 @@ observe:
 		}
 		outcome *o = &st->outs[st->nouts++];
 		memcpy(o->hash, hash, CM_HASH_BYTES);
+		o->index = index;
 		o->state = (Muri__V1__TxState)r.state;
 		memcpy(o->msg, r.message, sizeof(o->msg));
 	}
@@ -290,6 +297,16 @@ static int exec_tx(lg_state *st, const Muri__V1__SignedTransaction *stx, uint32_
 	st->msg[0] = '\0';
 	rc = lg_tx_open(stx, st->chain_id, (flags & LG_APPLY_SIGS_VERIFIED) ? LG_TX_SKIP_SIG : 0, &tx,
 			st->msg, sizeof(st->msg));
+	if (rc == CM_ERR_VERIFY && st->param[P_UNSIGNED_NOOPS]) {
+		/* a chain whose genesis accepts unsigned Noops: only a Noop passes */
+		char why[LG_MSG_MAX];
+		if (lg_tx_open(stx, st->chain_id, LG_TX_SKIP_SIG, &tx, why, sizeof(why)) == CM_OK) {
+			if (tx.body->payload_case == MURI__V1__TRANSACTION__PAYLOAD_NOOP)
+				rc = CM_OK;
+			else
+				lg_tx_close(&tx);
+		}
+	}
 	if (rc != CM_OK) {
 		if (stx)
 			lg_tx_hash(stx->body.data, stx->body.len, hash);
@@ -297,6 +314,7 @@ static int exec_tx(lg_state *st, const Muri__V1__SignedTransaction *stx, uint32_
 			lg_tx_hash(NULL, 0, hash);
 		return record(st, hash, index, O_UNAUTH);
 	}
+	memcpy(st->tx_hash, tx.hash, CM_HASH_BYTES);
 	out = execute(st, tx.body);
 	rc = out < 0 ? out : record(st, tx.hash, index, out == TX_FAIL ? O_FAILED : O_COMMITTED);
 	lg_tx_close(&tx);
@@ -346,6 +364,7 @@ int lg_state_apply(lg_state *st, const lg_block_in *b, unsigned flags, uint8_t r
 	st->blk = b;
 	st->fees = 0;
 	st->nouts = 0;
+	lg_st_fx_reset(st);
 	st->err[0] = '\0';
 	if ((rc = lg_st_release_unbonded(st)) != CM_OK || (rc = lg_st_decide_proposals(st)) != CM_OK)
 		goto fail;
@@ -364,6 +383,8 @@ int lg_state_apply(lg_state *st, const lg_block_in *b, unsigned flags, uint8_t r
 		goto fail;
 	lg_store_writeset_hash(st->store, ws);
 	chain_root(new_root, st->root, b->height, ws);
+	if ((rc = lg_st_fx_write(st, b->height, new_root)) != CM_OK)
+		goto fail;
 	memset(&rec, 0, sizeof(rec));
 	rec.height = b->height;
 	memcpy(rec.hash, b->hash, CM_HASH_BYTES);
@@ -542,6 +563,7 @@ void lg_state_close(lg_state *st)
 		return;
 	lg_store_close(st->store);
 	free(st->outs);
+	lg_st_fx_free(st);
 	free(st);
 }
 

@@ -46,12 +46,51 @@ enum param_id {
 #define C_NEXT_CHALLENGE "last_challenge_id"
 #define C_NEXT_PROPOSAL "last_proposal_id"
 #define C_GENESIS_TIME "genesis_time_ms"
+#define C_RECEIPT_SEQ "last_receipt_seq"
 
 typedef struct outcome {
 	uint8_t hash[CM_HASH_BYTES];
+	uint32_t index;
 	Muri__V1__TxState state;
 	char msg[LG_MSG_MAX];
 } outcome;
+
+/* ---- the block's effects (lg_st_effects.c) ---- */
+
+enum lg_fx_list {
+	LG_FX_FRAGMENTS,  /* (magu, fragment) whose configuration changed */
+	LG_FX_ISSUED,     /* challenge ids issued */
+	LG_FX_CLOSED,     /* challenge ids decided */
+	LG_FX_ROOTS,      /* lg_fx_root: roots committed */
+	LG_FX_CREATED,    /* Magu names */
+	LG_FX_DROPPED,
+	LG_FX_MEMBERS,    /* Magus whose member set changed */
+	LG_FX_PENALTIES,  /* lg_fx_penalty */
+	LG_FX_COUNT
+};
+
+typedef struct lg_fx_vec {
+	uint8_t *p;
+	size_t n, cap;
+} lg_fx_vec;
+
+typedef struct lg_fx_mark {
+	size_t n[LG_FX_COUNT];
+} lg_fx_mark;
+
+typedef struct lg_fx_root {
+	char magu[LG_NAME_MAX + 1];
+	uint32_t fragment;
+	uint64_t size;
+	uint8_t root[LG_ROOT_BYTES], signer[LG_KEY_BYTES], signature[CM_SIG_BYTES];
+} lg_fx_root;
+
+typedef struct lg_fx_penalty {
+	uint8_t indexer[LG_KEY_BYTES];
+	uint64_t slashed;
+	int jailed;
+	char reason[96];
+} lg_fx_penalty;
 
 struct lg_state {
 	lg_store *store;
@@ -61,11 +100,13 @@ struct lg_state {
 	int64_t param[P_COUNT];   /* cache of the params table */
 	lg_tx_observer obs;
 	void *obs_arg;
-	outcome *outs;            /* the block's outcomes, for the observer */
+	outcome *outs;            /* the block's outcomes: observer and effects */
 	size_t nouts, outs_cap;
+	lg_fx_vec fx[LG_FX_COUNT]; /* the block's effects, noted by the handlers */
 	/* the block being executed */
 	const lg_block_in *blk;
 	uint64_t fees;
+	uint8_t tx_hash[CM_HASH_BYTES]; /* the tx being executed */
 	char msg[LG_MSG_MAX];     /* outcome message of the tx being executed */
 	char err[512];
 };
@@ -147,8 +188,28 @@ int lg_st_pay_fees(lg_state *st);          /* lg_st_accounts.c */
 /* Membership (lg_st_magu.c): brings an indexer's active flag in line with
  * its stake and record, moving it out of or into Magus when it changes. */
 int lg_st_refresh_indexer(lg_state *st, const uint8_t *pk);
-/* Slashing (lg_st_staking.c): takes up to slash_amount from pk's stake, then
- * its unbonding stake; counts a failure, jails at max_failures. */
-int lg_st_penalize(lg_state *st, const uint8_t *pk, uint64_t *slashed);
+/* Slashing (lg_st_staking.c): takes up to want from pk's stake, then its
+ * unbonding stake (burnt); counts a failure and jails at max_failures, or
+ * at once with jail; notes the penalty with reason in the block's effects.
+ * *slashed receives the amount taken. */
+int lg_st_penalize(lg_state *st, const uint8_t *pk, uint64_t want, int jail, const char *reason,
+		   uint64_t *slashed);
+int lg_st_approve(lg_state *st, const Muri__V1__Transaction *t);     /* lg_st_settle.c */
+int lg_st_double_root(lg_state *st, const Muri__V1__Transaction *t); /* lg_st_roots.c */
+
+/* Effects (lg_st_effects.c): the notes of the block being executed. Each
+ * note returns 0 or CM_ERR_NOMEM. mark/rewind undo a failed payload's notes;
+ * write encodes them, reading the final rows, and stores them with the block. */
+void lg_st_fx_reset(lg_state *st);
+void lg_st_fx_free(lg_state *st);
+void lg_st_fx_mark(const lg_state *st, lg_fx_mark *m);
+void lg_st_fx_rewind(lg_state *st, const lg_fx_mark *m);
+int lg_st_fx_fragment(lg_state *st, const char *magu, uint32_t fragment);
+int lg_st_fx_challenge(lg_state *st, uint64_t id, int closed);
+int lg_st_fx_root(lg_state *st, const Muri__V1__SignedRoot *r);
+int lg_st_fx_magu(lg_state *st, enum lg_fx_list l, const char *name); /* CREATED, DROPPED, MEMBERS */
+int lg_st_fx_penalty(lg_state *st, const uint8_t *pk, uint64_t slashed, int jailed,
+		     const char *reason);
+int lg_st_fx_write(lg_state *st, uint64_t height, const uint8_t root[CM_HASH_BYTES]);
 
 #endif

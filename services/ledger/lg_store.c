@@ -1879,7 +1879,7 @@ int lg_store_receipt_put(lg_store *s, const lg_receipt *r)
 {
 	uint8_t pay[LG_RANKED_MAX * (LG_KEY_BYTES + 8)];
 	int rc;
-	if (r->id_len > LG_RECEIPT_ID_MAX || r->npayouts > LG_RANKED_MAX)
+	if (r->id_len > LG_RECEIPT_ID_MAX_BYTES || r->npayouts > LG_RANKED_MAX)
 		return set_err(s, CM_ERR_INVALID, "receipt: id or payouts too long");
 	for (uint32_t i = 0; i < r->npayouts; i++) {
 		memcpy(pay + i * (LG_KEY_BYTES + 8), r->payouts[i].node, LG_KEY_BYTES);
@@ -1903,7 +1903,7 @@ static int receipt_row(sqlite3_stmt *st, void *dst)
 	lg_receipt *r = dst;
 	size_t idn = (size_t)sqlite3_column_bytes(st, 0), pn = (size_t)sqlite3_column_bytes(st, 6);
 	const uint8_t *pay = sqlite3_column_blob(st, 6);
-	if (idn > LG_RECEIPT_ID_MAX || pn % (LG_KEY_BYTES + 8) || pn / (LG_KEY_BYTES + 8) > LG_RANKED_MAX)
+	if (idn > LG_RECEIPT_ID_MAX_BYTES || pn % (LG_KEY_BYTES + 8) || pn / (LG_KEY_BYTES + 8) > LG_RANKED_MAX)
 		return 0;
 	r->id_len = (uint32_t)idn;
 	r->seq = col_u64(st, 1);

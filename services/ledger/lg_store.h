@@ -357,11 +357,9 @@ int lg_store_allowance_get(lg_store *s, const uint8_t searcher[LG_KEY_BYTES],
 			   const uint8_t gateway[LG_KEY_BYTES], lg_allowance *out);
 int lg_store_allowance_put(lg_store *s, const lg_allowance *a);
 
-#define LG_RECEIPT_ID_MIN 16
-#define LG_RECEIPT_ID_MAX 32
 /* A settled receipt; seq orders them (newest = largest), unique on the chain. */
 typedef struct lg_receipt {
-	uint8_t id[LG_RECEIPT_ID_MAX];
+	uint8_t id[LG_RECEIPT_ID_MAX_BYTES];
 	uint32_t id_len;
 	uint64_t seq;
 	char magu[LG_NAME_MAX + 1];

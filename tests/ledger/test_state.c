@@ -1,7 +1,7 @@
 /* Tests of the ledger's state machine and store (lg_tx, lg_genesis,
  * lg_store, lg_state): transactions and their rejections, staking, Magu
  * membership and placement, failover, fragment roots, challenges,
- * settlement, governance, determinism across stores, crash atomicity of a
+ * governance, determinism across stores, crash atomicity of a
  * block commit, and the apply rate (printed, never asserted). */
 #include "st_chain.h"
 
@@ -1192,75 +1192,6 @@ out:
 	chain_close(&c);
 }
 
-/* ---- settlement ---- */
-
-static void add_settle(tchain *c, tblock *b, int sender, int searcher, const int *nodes, size_t n,
-		       uint64_t fee, const char *magu, int second_searcher, uint8_t *hash)
-{
-	Muri__V1__Transaction t;
-	Muri__V1__Settle s = MURI__V1__SETTLE__INIT;
-	Muri__V1__SearchReceipt r[2], *rp[2];
-	ProtobufCBinaryData nb[8];
-	for (size_t i = 0; i < n; i++) {
-		nb[i].data = K[nodes[i]].pk;
-		nb[i].len = 32;
-	}
-	for (int i = 0; i < 2; i++) {
-		muri__v1__search_receipt__init(&r[i]);
-		rp[i] = &r[i];
-		r[i].magu = (char *)magu;
-		r[i].searcher.data = K[i && second_searcher >= 0 ? second_searcher : searcher].pk;
-		r[i].searcher.len = 32;
-		r[i].ranked_nodes = nb;
-		r[i].n_ranked_nodes = n;
-		r[i].fee = fee;
-	}
-	s.receipts = rp;
-	s.n_receipts = second_searcher >= 0 ? 2 : 1;
-	tx_base(&t, sender, nonce_of(c, b, sender), 1);
-	t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_SETTLE;
-	t.settle = &s;
-	tb_add(b, &t, sender, hash);
-}
-
-static void test_settlement(void)
-{
-	tchain c;
-	tblock b = {0};
-	gtext g;
-	uint8_t h[4][32];
-	int nodes[3] = {0, 1, 2};
-	int searcher = K_ACC0 + 5, poor = K_ACC0 + 6;
-	const char *extra[] = {"param.search_fee = 10", NULL};
-
-	if (open_indexers(&c, "settle", 4, NULL, &g, extra) != CM_OK)
-		return;
-	add_create(&c, &b, K_ACC0, "s", 1, 1, 100, NULL);
-	add_transfer(&c, &b, K_ACC0, searcher, 5000, 1, NULL);
-	add_transfer(&c, &b, K_ACC0, poor, 5, 1, NULL);
-	TAP_EQ(commit(&c, &b), CM_OK);
-	uint64_t b0 = balance(&c, 0), b1 = balance(&c, 1), b2 = balance(&c, 2);
-
-	add_settle(&c, &b, K_GATEWAY, searcher, nodes, 3, 1000, "s", -1, h[0]);
-	add_settle(&c, &b, K_ACC0, searcher, nodes, 3, 1000, "s", -1, h[1]); /* not a gateway */
-	add_settle(&c, &b, K_GATEWAY, searcher, nodes, 3, 1000, "s", poor, h[2]); /* one of two */
-	add_settle(&c, &b, K_GATEWAY, searcher, nodes, 3, 5, "s", -1, h[3]); /* below search_fee */
-	TAP_EQ(commit(&c, &b), CM_OK);
-	TAP_COMMITTED(&c, h[0]);
-	TAP_FAILED(&c, h[1], "settle: the sender is not a gateway of this chain");
-	char msg[LG_MSG_MAX];
-	TAP_EQ(tx_state(&c, h[2], msg, sizeof(msg)), MURI__V1__TX_STATE__TX_COMMITTED);
-	TAP_CHECK(strstr(msg, "settled 1 of 2 receipts; receipts[1]: searcher") != NULL);
-	TAP_FAILED(&c, h[3], "settle: no receipt could be settled; receipts[0]: fee 5 is below search_fee 10");
-	/* 1000 split by 1 : 1/2 : 1/3 -> 272 and 181 by rounding down, the rest 547 to rank 0 */
-	TAP_EQ(balance(&c, 0), b0 + 2 * 547);
-	TAP_EQ(balance(&c, 1), b1 + 2 * 272);
-	TAP_EQ(balance(&c, 2), b2 + 2 * 181);
-	TAP_EQ(balance(&c, searcher), 5000 - 2000);
-	TAP_EQ(balance(&c, poor), 5);
-	chain_close(&c);
-}
-
 /* ---- governance ---- */
 
 static void test_governance(void)
@@ -1880,7 +1811,6 @@ int main(void)
 	TAP_RUN(test_commit_root);
 	TAP_RUN(test_challenges);
 	TAP_RUN(test_challenge_removal);
-	TAP_RUN(test_settlement);
 	TAP_RUN(test_governance);
 	TAP_RUN(test_determinism);
 	TAP_RUN(test_crash_atomicity);
