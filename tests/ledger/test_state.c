@@ -1282,7 +1282,7 @@ static void test_governance(void)
 /* Adds one random tx (valid or not) from the view of chain c. */
 static void random_tx(tchain *c, tblock *b, uint64_t *rs, int nacc, cm_merkle *log)
 {
-	int kind = (int)(xs_next(rs) % 20), from = (int)(xs_next(rs) % (uint64_t)nacc);
+	int kind = (int)(xs_next(rs) % 23), from = (int)(xs_next(rs) % (uint64_t)nacc);
 	int to = (int)(xs_next(rs) % (uint64_t)nacc);
 	char name[16];
 	snprintf(name, sizeof(name), "mg%d", (int)(xs_next(rs) % 6));
@@ -1331,6 +1331,71 @@ static void random_tx(tchain *c, tblock *b, uint64_t *rs, int nacc, cm_merkle *l
 	} else if (kind == 17) {
 		add_propose(c, b, from, "slash_amount", (int64_t)(xs_next(rs) % 300),
 			    lg_state_height(c->st) + 1 + xs_next(rs) % 10, NULL);
+	} else if (kind == 20) { /* an allowance to a random gateway */
+		Muri__V1__Transaction t;
+		Muri__V1__Approve a = MURI__V1__APPROVE__INIT;
+		tx_base(&t, from, nonce_of(c, b, from), 1);
+		a.gateway.data = K[to % 2].pk; /* two gateways, so that receipts find allowances */
+		a.gateway.len = 32;
+		a.amount = xs_next(rs) % 5000;
+		a.expiry_height = lg_state_height(c->st) + xs_next(rs) % 30;
+		t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_APPROVE;
+		t.approve = &a;
+		tb_add(b, &t, from, NULL);
+	} else if (kind == 21) { /* a receipt paying fragment 0's replicas; ids repeat */
+		lg_fragment f;
+		if (lg_store_fragment_get(c->s, name, 0, &f) == CM_OK && f.nreplicas) {
+			Muri__V1__Transaction t;
+			Muri__V1__Settle st = MURI__V1__SETTLE__INIT;
+			Muri__V1__SearchReceipt r = MURI__V1__SEARCH_RECEIPT__INIT, *rp = &r;
+			ProtobufCBinaryData nb[LG_MAX_REPLICAS];
+			uint8_t id[16];
+			memset(id, (int)(xs_next(rs) % 40), sizeof(id));
+			for (uint32_t i = 0; i < f.nreplicas; i++) {
+				nb[i].data = f.replicas[i];
+				nb[i].len = 32;
+			}
+			r.magu = name;
+			r.searcher.data = K[from].pk;
+			r.searcher.len = 32;
+			r.ranked_nodes = nb;
+			r.n_ranked_nodes = f.nreplicas;
+			r.fee = xs_next(rs) % 800 + 1;
+			r.id.data = id;
+			r.id.len = sizeof(id);
+			st.receipts = &rp;
+			st.n_receipts = 1;
+			tx_base(&t, to % 2, nonce_of(c, b, to % 2), 1);
+			t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_SETTLE;
+			t.settle = &st;
+			tb_add(b, &t, to % 2, NULL);
+		}
+	} else if (kind == 22) { /* two roots by one signer, sometimes conflicting */
+		Muri__V1__Transaction t;
+		Muri__V1__ReportDoubleRoot d = MURI__V1__REPORT_DOUBLE_ROOT__INIT;
+		Muri__V1__SignedRoot r[2];
+		uint8_t roots[2][32], sigs[2][64], dg[32];
+		int signer = (int)(xs_next(rs) % (uint64_t)nacc);
+		for (int i = 0; i < 2; i++) {
+			muri__v1__signed_root__init(&r[i]);
+			memset(roots[i], (int)(xs_next(rs) % 2), 32);
+			r[i].magu = name;
+			r[i].size = 10 + xs_next(rs) % 2;
+			r[i].root.data = roots[i];
+			r[i].root.len = 32;
+			r[i].signer.data = K[signer].pk;
+			r[i].signer.len = 32;
+			TAP_EQ(lg_root_digest(&r[i], dg), CM_OK);
+			cm_sign(&K[signer], sigs[i], dg, 32);
+			r[i].signature.data = sigs[i];
+			r[i].signature.len = 64;
+		}
+		d.a = &r[0];
+		d.b = &r[1];
+		tx_base(&t, from, nonce_of(c, b, from), 1);
+		t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_REPORT_DOUBLE_ROOT;
+		t.report_double_root = &d;
+		tb_add(b, &t, from, NULL);
 	} else {
 		uint64_t last = 0;
 		lg_store_counter_get(c->s, "last_proposal_id", &last);
@@ -1382,6 +1447,14 @@ static void test_determinism(void)
 			TAP_CHECK(0);
 			break;
 		}
+		/* the effects followers read are the same bytes on every replica */
+		uint8_t *ea = NULL, *eb = NULL;
+		size_t la = 0, lb = 0;
+		TAP_EQ(lg_store_effects_get(a.s, (uint64_t)h, &ea, &la), CM_OK);
+		TAP_EQ(lg_store_effects_get(bch.s, (uint64_t)h, &eb, &lb), CM_OK);
+		TAP_CHECK(la == lb && ea && eb && memcmp(ea, eb, la) == 0);
+		free(ea);
+		free(eb);
 		if (h % 50 == 0)
 			TAP_EQ(chain_reopen(&r), CM_OK); /* a restart resumes at the same root */
 	}
@@ -1397,6 +1470,10 @@ static void test_determinism(void)
 	lg_store_counter_get(a.s, "last_challenge_id", &nch);
 	printf("# %llu challenges issued\n", (unsigned long long)nch);
 	TAP_CHECK(nch > 0);
+	uint64_t nrc = 0;
+	lg_store_counter_get(a.s, "last_receipt_seq", &nrc);
+	printf("# %llu receipts settled\n", (unsigned long long)nrc);
+	TAP_CHECK(nrc > 0);
 	chain_close(&a);
 	chain_close(&bch);
 	chain_close(&r);
