@@ -8,7 +8,9 @@
  *   3. end-block: challenges past their deadline fail (slash); every
  *      challenge_interval blocks, new challenges are drawn from the beacon;
  *      the block's fees go to its proposer.
- *   4. the block row, the tx outcomes and the new state root; COMMIT.
+ *   4. the block row, the tx outcomes, the new state root (kept per height)
+ *      and the block's effects (lg_st_effects.c: what followers need to
+ *      know changed, outside the root); COMMIT.
  *
  * Transaction rule. A tx that cannot be decoded, is for another chain, has a
  * bad signature, comes from an unknown account, has the wrong nonce, a fee
@@ -18,7 +20,9 @@
  * the payload's changes are undone and the tx is FAILED, having paid its fee.
  * Charging failed payloads keeps spam costly, and consuming the nonce makes
  * a failed tx final: it can never execute later. Noop (benchmarks, only with
- * allow_noop) touches no account.
+ * allow_noop) touches no account; with unsigned_noops (fixed at genesis, so
+ * every replica decides alike) a Noop whose signature does not verify
+ * executes too, and nothing else does.
  *
  * State root. root_h = H(CM_DOM_STATE || root_{h-1} || cm_put_be64(h) || W_h), where
  * W_h is lg_store_writeset_hash(): the hash of the sorted list of (table,
@@ -591,6 +595,12 @@ void lg_state_root(const lg_state *st, uint8_t out[CM_HASH_BYTES])
 const char *lg_state_chain_id(const lg_state *st)
 {
 	return st->chain_id;
+}
+
+void lg_state_block_limits(const lg_state *st, uint64_t *max_txs, uint64_t *max_bytes)
+{
+	*max_txs = lg_st_pu(st, P_BLOCK_MAX_TXS);
+	*max_bytes = lg_st_pu(st, P_BLOCK_MAX_BYTES);
 }
 
 int64_t lg_state_param(const lg_state *st, const char *name)

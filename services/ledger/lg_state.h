@@ -2,8 +2,8 @@
  * committed block in order against the store (accounts, staking, indexers,
  * Magus and their fragment configurations, fragment roots, challenges,
  * settlement, governance), commits the block and its changes as one SQLite
- * transaction, and chains the state root. Also the queries the Ledger
- * service answers, as protobuf-c messages of ledger.proto. */
+ * transaction with the block's effects, and chains the state root. The
+ * queries the Ledger service answers are in lg_query.h. */
 #ifndef LG_STATE_H
 #define LG_STATE_H
 
@@ -83,8 +83,16 @@ int lg_state_apply(lg_state *st, const lg_block_in *b, unsigned flags,
 uint64_t lg_state_height(const lg_state *st);
 void lg_state_root(const lg_state *st, uint8_t out[CM_HASH_BYTES]);
 const char *lg_state_chain_id(const lg_state *st);
-/* The current value of a named parameter (0 for an unknown name). */
+/* The current value of a named parameter (0 for an unknown name). Genesis
+ * fixes unsigned_noops (0/1): whether a Noop without a valid signature is
+ * accepted (benchmarks only); a replica must decide it from here, never
+ * from its own configuration. */
 int64_t lg_state_param(const lg_state *st, const char *name);
+/* The block limits the state enforces at the current height (governed
+ * block_max_txs and block_max_bytes, bytes of encoded tx bodies): a
+ * proposer must build blocks within them, since the excess of a block that
+ * commits anyway fails unexecuted on every replica. Same thread as apply. */
+void lg_state_block_limits(const lg_state *st, uint64_t *max_txs, uint64_t *max_bytes);
 /* The writer's store, for queries on the committing thread. */
 lg_store *lg_state_store(lg_state *st);
 
