@@ -331,7 +331,8 @@ int lg_store_params(lg_store *s, lg_named **out, size_t *n);
 int lg_store_counter_get(lg_store *s, const char *name, uint64_t *out);
 int lg_store_counter_put(lg_store *s, const char *name, uint64_t value);
 
-/* Ledger replicas (genesis) and gateways allowed to settle (genesis). */
+/* Ledger replicas (genesis) and the gateways named at genesis (settlement
+ * goes by the searchers' allowances; this list is kept for clients). */
 typedef struct lg_replica {
 	uint32_t position;
 	uint8_t pk[LG_KEY_BYTES];
