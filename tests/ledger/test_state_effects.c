@@ -381,7 +381,8 @@ static void test_snapshot_reads(void)
 
 	if (open_indexers(&c, "snap", 2, NULL, &g, NULL) != CM_OK)
 		return;
-	add_transfer(&c, &b, K_ACC0, K_ACC0 + 1, 10, 1, NULL);
+	uint8_t th[32];
+	add_transfer(&c, &b, K_ACC0, K_ACC0 + 1, 10, 1, th);
 	TAP_EQ(commit(&c, &b), CM_OK);
 	TAP_EQ(lg_store_open(&ro, c.path, LG_STORE_READONLY, err, sizeof(err)), CM_OK);
 	if (!ro)
@@ -401,6 +402,21 @@ static void test_snapshot_reads(void)
 	TAP_CHECK(pm && pm->at && pm->at->height == 1);
 	if (pm)
 		protobuf_c_message_free_unpacked(&pm->base, NULL);
+	Muri__V1__IndexerInfo *ii = NULL;
+	TAP_EQ(lg_query_indexer(ro, K[0].pk, &ii), CM_OK);
+	TAP_CHECK(ii && ii->at && ii->at->height == 1);
+	if (ii)
+		protobuf_c_message_free_unpacked(&ii->base, NULL);
+	Muri__V1__TxStatus *ts = NULL;
+	TAP_EQ(lg_query_tx(ro, th, &ts), CM_OK);
+	TAP_CHECK(ts && ts->at && ts->at->height == 1 && ts->height == 1);
+	if (ts)
+		protobuf_c_message_free_unpacked(&ts->base, NULL);
+	Muri__V1__ReadAt *ra = NULL;
+	TAP_EQ(lg_query_read_at(ro, &ra), CM_OK);
+	TAP_CHECK(ra && ra->height == 1 && memcmp(ra->state_root.data, root, 32) == 0);
+	if (ra)
+		protobuf_c_message_free_unpacked(&ra->base, NULL);
 
 	/* inside a snapshot, a block committed meanwhile is not seen */
 	TAP_EQ(lg_store_read_begin(ro), CM_OK);
@@ -473,6 +489,11 @@ static void test_magu_pages(void)
 	TAP_EQ(r ? r->n_magus : 0, 5);
 	if (r)
 		protobuf_c_message_free_unpacked(&r->base, NULL);
+	Muri__V1__MaguInfo *mi = NULL;
+	TAP_EQ(lg_query_magu(c.s, "b", &mi), CM_OK);
+	TAP_CHECK(mi && mi->at && mi->at->height == 1 && mi->n_configs == 2);
+	if (mi)
+		protobuf_c_message_free_unpacked(&mi->base, NULL);
 	/* a fragment on its own */
 	Muri__V1__FragmentInfo *fi = NULL;
 	lg_fragment f;
