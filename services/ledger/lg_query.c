@@ -436,9 +436,9 @@ static int set_token_u64(ProtobufCBinaryData *b, uint64_t v)
 static int q_magus(lg_store *s, size_t limit, const char *after, Muri__V1__ListMagusResponse **out)
 {
 	char(*names)[LG_NAME_MAX + 1] = NULL;
-	size_t nn;
+	size_t nn, configs = 0;
 	Muri__V1__ListMagusResponse *m;
-	int rc;
+	int rc, more;
 
 	/* one more than asked tells whether a next page exists */
 	if ((rc = lg_store_magu_names_after(s, after, limit + 1, &names, &nn)) != CM_OK)
@@ -449,17 +449,27 @@ static int q_magus(lg_store *s, size_t limit, const char *after, Muri__V1__ListM
 	}
 	muri__v1__list_magus_response__init(m);
 	*out = m;
-	if (nn > limit) {
+	more = nn > limit;
+	if (more)
 		nn = limit;
-		rc = pb_bytes(&m->next_page_token, names[nn - 1], strlen(names[nn - 1]));
-	}
-	if (rc == CM_OK && !(m->magus = pb_array(nn, sizeof(*m->magus))))
+	if (!(m->magus = pb_array(nn, sizeof(*m->magus))))
 		rc = CM_ERR_NOMEM;
 	for (size_t i = 0; i < nn && rc == CM_OK; i++) {
 		Muri__V1__MaguInfo *mi;
-		if ((rc = q_magu(s, names[i], &mi)) == CM_OK)
-			m->magus[m->n_magus++] = mi;
+		if ((rc = q_magu(s, names[i], &mi)) != CM_OK)
+			break;
+		/* the page ends early rather than exceed its configuration budget */
+		if (m->n_magus && configs + mi->n_configs > LG_QUERY_MAGUS_CONFIGS_MAX) {
+			pb_free(mi);
+			more = 1;
+			break;
+		}
+		configs += mi->n_configs;
+		m->magus[m->n_magus++] = mi;
 	}
+	if (rc == CM_OK && more && m->n_magus)
+		rc = pb_bytes(&m->next_page_token, m->magus[m->n_magus - 1]->name,
+			      strlen(m->magus[m->n_magus - 1]->name));
 	free(names);
 	if (rc != CM_OK) {
 		pb_free(m);

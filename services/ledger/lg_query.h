@@ -19,6 +19,7 @@
 /* Page limits: 0 asks for the default. */
 #define LG_QUERY_MAGUS_DEFAULT 20
 #define LG_QUERY_MAGUS_MAX 100
+#define LG_QUERY_MAGUS_CONFIGS_MAX 4096 /* fragment configurations in one page */
 #define LG_QUERY_CHALLENGES_DEFAULT 100
 #define LG_QUERY_CHALLENGES_MAX 1000
 #define LG_QUERY_RECEIPTS_DEFAULT 100
@@ -32,7 +33,9 @@ int lg_query_params(lg_store *s, Muri__V1__Params **out);
 int lg_query_proposal(lg_store *s, uint64_t id, Muri__V1__ProposalInfo **out);
 
 /* Magus by name, limit per page (0: 20, at most 100), after the page token
- * (empty: from the first); next_page_token is set when more follow. */
+ * (empty: from the first); next_page_token is set when more follow. A page
+ * ends early, after at least one Magu, rather than hold more than
+ * LG_QUERY_MAGUS_CONFIGS_MAX fragment configurations. */
 int lg_query_magus_page(lg_store *s, uint32_t limit, const uint8_t *token, size_t token_len,
 			Muri__V1__ListMagusResponse **out);
 /* The first page of lg_query_magus_page (max 0: the default, above 100: 100). */

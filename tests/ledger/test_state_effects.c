@@ -510,6 +510,46 @@ static void test_magu_pages(void)
 	chain_close(&c);
 }
 
+/* Pages stop at LG_QUERY_MAGUS_CONFIGS_MAX fragment configurations. */
+static void test_magu_page_budget(void)
+{
+	tchain c;
+	tblock b = {0};
+	gtext g;
+	char name[8];
+	size_t counts[4] = {0}, pages = 0, tlen = 0;
+	uint8_t tok[LG_NAME_MAX];
+	Muri__V1__ListMagusResponse *r = NULL;
+
+	if (open_indexers(&c, "budget", 2, NULL, &g, NULL) != CM_OK)
+		return;
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		add_create(&c, &b, K_ACC0, name, LG_FRAGMENTS_MAX, 1, 100, NULL);
+	}
+	TAP_EQ(commit(&c, &b), CM_OK);
+	do {
+		TAP_EQ(lg_query_magus_page(c.s, 100, tok, tlen, &r), CM_OK);
+		if (!r)
+			break;
+		size_t configs = 0;
+		for (size_t i = 0; i < r->n_magus; i++)
+			configs += r->magus[i]->n_configs;
+		TAP_CHECK(configs <= LG_QUERY_MAGUS_CONFIGS_MAX);
+		counts[pages] = r->n_magus;
+		tlen = r->next_page_token.len;
+		if (tlen && tlen <= sizeof(tok))
+			memcpy(tok, r->next_page_token.data, tlen);
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+		r = NULL;
+		pages++;
+	} while (tlen && pages < 4);
+	TAP_EQ(pages, 2);
+	TAP_EQ(counts[0], 4);
+	TAP_EQ(counts[1], 1);
+	chain_close(&c);
+}
+
 /* A Noop from k signed with a zeroed signature. */
 static Muri__V1__SignedTransaction *unsigned_noop(int k, uint64_t nonce)
 {
@@ -569,6 +609,7 @@ int main(void)
 	TAP_RUN(test_roots_by_height);
 	TAP_RUN(test_snapshot_reads);
 	TAP_RUN(test_magu_pages);
+	TAP_RUN(test_magu_page_budget);
 	TAP_RUN(test_unsigned_noops);
 	return st_finish();
 }
