@@ -369,6 +369,59 @@ static void test_receipt_queries(void)
 	chain_close(&c);
 }
 
+/* The stateless checks of the new payloads name the field. */
+static void test_payload_checks(void)
+{
+	Muri__V1__Transaction t;
+	Muri__V1__Settle st = MURI__V1__SETTLE__INIT;
+	Muri__V1__SearchReceipt r[2], *rp[2] = {&r[0], &r[1]};
+	ProtobufCBinaryData node = {32, K[0].pk};
+	uint8_t id[40] = {0};
+	char err[LG_MSG_MAX];
+
+	tx_base(&t, SEARCHER, 0, 1);
+	t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_SETTLE;
+	t.settle = &st;
+	for (int i = 0; i < 2; i++) {
+		muri__v1__search_receipt__init(&r[i]);
+		r[i].magu = (char *)"s";
+		r[i].searcher.data = K[SEARCHER].pk;
+		r[i].searcher.len = 32;
+		r[i].ranked_nodes = &node;
+		r[i].n_ranked_nodes = 1;
+		r[i].fee = 10;
+		r[i].id.data = id;
+		r[i].id.len = 16;
+	}
+	st.receipts = rp;
+	st.n_receipts = 2;
+	r[0].id.len = 8;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "settle.receipts[0].id: 8 bytes, expected 16..32");
+	r[0].id.len = 33;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "settle.receipts[0].id: 33 bytes, expected 16..32");
+	r[0].id.len = 16;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "settle.receipts[1].id: repeats receipts[0]");
+	r[1].id.len = 17;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_OK);
+
+	Muri__V1__Approve ap = MURI__V1__APPROVE__INIT;
+	t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_APPROVE;
+	t.approve = &ap;
+	ap.gateway.data = K[GW].pk;
+	ap.gateway.len = 31;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "approve.gateway: 31 bytes, expected 32");
+
+	Muri__V1__ReportDoubleRoot d = MURI__V1__REPORT_DOUBLE_ROOT__INIT;
+	t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_REPORT_DOUBLE_ROOT;
+	t.report_double_root = &d;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "report_double_root.a: missing");
+}
+
 int main(void)
 {
 	if (st_setup() != 0)
@@ -376,5 +429,6 @@ int main(void)
 	TAP_RUN(test_consent);
 	TAP_RUN(test_expiry_and_atomicity);
 	TAP_RUN(test_receipt_queries);
+	TAP_RUN(test_payload_checks);
 	return st_finish();
 }
