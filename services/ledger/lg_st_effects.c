@@ -141,26 +141,56 @@ static int dup_str(char **dst, const char *s)
 	return CM_OK;
 }
 
-/* 1 if entry i of list l repeats an earlier one (same bytes). */
-static int seen_before(const lg_state *st, enum lg_fx_list l, size_t i)
+/* Which entries of list l are the first of their value: keep[i] = 1 for
+ * those, by sorting pointers (n log n, whatever the block holds). The
+ * caller frees *keep. */
+typedef struct fx_ref {
+	const uint8_t *p;
+	size_t i, elem;
+} fx_ref;
+
+static int fx_ref_cmp(const void *a, const void *b)
+{
+	const fx_ref *x = a, *y = b;
+	int c = memcmp(x->p, y->p, x->elem);
+	return c ? c : x->i < y->i ? -1 : x->i > y->i;
+}
+
+static int first_of_kind(const lg_state *st, enum lg_fx_list l, uint8_t **keep)
 {
 	const lg_fx_vec *v = &st->fx[l];
-	for (size_t j = 0; j < i; j++)
-		if (memcmp(v->p + j * fx_elem[l], v->p + i * fx_elem[l], fx_elem[l]) == 0)
-			return 1;
-	return 0;
+	fx_ref *r = malloc((v->n ? v->n : 1) * sizeof(*r));
+	*keep = calloc(v->n ? v->n : 1, 1);
+	if (!r || !*keep) {
+		free(r);
+		free(*keep);
+		*keep = NULL;
+		return CM_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < v->n; i++)
+		r[i] = (fx_ref){v->p + i * fx_elem[l], i, fx_elem[l]};
+	if (v->n)
+		qsort(r, v->n, sizeof(*r), fx_ref_cmp);
+	for (size_t i = 0; i < v->n; i++)
+		if (i == 0 || memcmp(r[i].p, r[i - 1].p, fx_elem[l]) != 0)
+			(*keep)[r[i].i] = 1;
+	free(r);
+	return CM_OK;
 }
 
 static int add_configs(lg_state *st, Muri__V1__BlockEffects *e)
 {
 	const lg_fx_vec *v = &st->fx[LG_FX_FRAGMENTS];
-	int rc = CM_OK;
+	uint8_t *keep;
+	int rc = first_of_kind(st, LG_FX_FRAGMENTS, &keep);
+	if (rc != CM_OK)
+		return rc;
 	if (!(e->configs = calloc(v->n ? v->n : 1, sizeof(*e->configs))))
-		return CM_ERR_NOMEM;
+		rc = CM_ERR_NOMEM;
 	for (size_t i = 0; i < v->n && rc == CM_OK; i++) {
 		const fx_frag *f = (const fx_frag *)(v->p + i * sizeof(fx_frag));
 		lg_fragment fr;
-		if (seen_before(st, LG_FX_FRAGMENTS, i))
+		if (!keep[i])
 			continue;
 		rc = lg_store_fragment_get(st->store, f->magu, f->fragment, &fr);
 		if (rc == CM_ERR_NOTFOUND) { /* dropped later in the block */
@@ -170,24 +200,29 @@ static int add_configs(lg_state *st, Muri__V1__BlockEffects *e)
 		if (rc == CM_OK)
 			rc = lg_query_fill_config(st->store, &fr, &e->configs[e->n_configs++]);
 	}
+	free(keep);
 	return rc;
 }
 
 static int add_challenges(lg_state *st, enum lg_fx_list l, Muri__V1__Challenge ***arr, size_t *n)
 {
 	const lg_fx_vec *v = &st->fx[l];
-	int rc = CM_OK;
+	uint8_t *keep;
+	int rc = first_of_kind(st, l, &keep);
+	if (rc != CM_OK)
+		return rc;
 	if (!(*arr = calloc(v->n ? v->n : 1, sizeof(**arr))))
-		return CM_ERR_NOMEM;
+		rc = CM_ERR_NOMEM;
 	for (size_t i = 0; i < v->n && rc == CM_OK; i++) {
 		uint64_t id;
 		lg_challenge c;
 		memcpy(&id, v->p + i * sizeof(uint64_t), sizeof(id));
-		if (seen_before(st, l, i))
+		if (!keep[i])
 			continue;
 		if ((rc = lg_store_challenge_get(st->store, id, &c)) == CM_OK)
 			rc = lg_query_fill_challenge(&c, &(*arr)[(*n)++]);
 	}
+	free(keep);
 	return rc;
 }
 
@@ -216,30 +251,35 @@ static int add_roots(lg_state *st, Muri__V1__BlockEffects *e)
 static int add_names(lg_state *st, enum lg_fx_list l, char ***arr, size_t *n)
 {
 	const lg_fx_vec *v = &st->fx[l];
+	uint8_t *keep;
+	int rc = first_of_kind(st, l, &keep);
+	if (rc != CM_OK)
+		return rc;
 	if (!(*arr = calloc(v->n ? v->n : 1, sizeof(**arr))))
-		return CM_ERR_NOMEM;
-	for (size_t i = 0; i < v->n; i++) {
-		if (seen_before(st, l, i))
-			continue;
-		if (dup_str(&(*arr)[(*n)++], ((const fx_name *)(v->p + i * sizeof(fx_name)))->s) != CM_OK)
-			return CM_ERR_NOMEM;
-	}
-	return CM_OK;
+		rc = CM_ERR_NOMEM;
+	for (size_t i = 0; i < v->n && rc == CM_OK; i++)
+		if (keep[i])
+			rc = dup_str(&(*arr)[(*n)++], ((const fx_name *)(v->p + i * sizeof(fx_name)))->s);
+	free(keep);
+	return rc;
 }
 
 static int add_members(lg_state *st, Muri__V1__BlockEffects *e)
 {
 	const lg_fx_vec *v = &st->fx[LG_FX_MEMBERS];
-	int rc = CM_OK;
+	uint8_t *keep;
+	int rc = first_of_kind(st, LG_FX_MEMBERS, &keep);
+	if (rc != CM_OK)
+		return rc;
 	if (!(e->members = calloc(v->n ? v->n : 1, sizeof(*e->members))))
-		return CM_ERR_NOMEM;
+		rc = CM_ERR_NOMEM;
 	for (size_t i = 0; i < v->n && rc == CM_OK; i++) {
 		const char *name = ((const fx_name *)(v->p + i * sizeof(fx_name)))->s;
 		lg_magu m;
 		lg_slot *sl = NULL;
 		size_t ns = 0;
 		Muri__V1__MaguMembers *mm;
-		if (seen_before(st, LG_FX_MEMBERS, i))
+		if (!keep[i])
 			continue;
 		if ((rc = lg_store_magu_get(st->store, name, &m)) == CM_ERR_NOTFOUND) {
 			rc = CM_OK; /* dropped: magus_dropped says so */
@@ -249,7 +289,8 @@ static int add_members(lg_state *st, Muri__V1__BlockEffects *e)
 			break;
 		if (!(mm = malloc(sizeof(*mm)))) {
 			free(sl);
-			return CM_ERR_NOMEM;
+			rc = CM_ERR_NOMEM;
+			break;
 		}
 		muri__v1__magu_members__init(mm);
 		e->members[e->n_members++] = mm;
@@ -260,6 +301,7 @@ static int add_members(lg_state *st, Muri__V1__BlockEffects *e)
 				rc = dup_bytes(&mm->members[mm->n_members++], sl[j].holder, LG_KEY_BYTES);
 		free(sl);
 	}
+	free(keep);
 	return rc;
 }
 
