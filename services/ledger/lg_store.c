@@ -114,10 +114,7 @@ static uint8_t *enc_cols(uint8_t *p, const col *c, size_t n)
 			p += 8;
 		} else if (c[i].t != 'n') {
 			uint32_t len = (uint32_t)c[i].n;
-			p[0] = (uint8_t)(len >> 24);
-			p[1] = (uint8_t)(len >> 16);
-			p[2] = (uint8_t)(len >> 8);
-			p[3] = (uint8_t)len;
+			cm_put_be32(p, len);
 			if (c[i].n)
 				memcpy(p + 4, c[i].p, c[i].n);
 			p += 4 + c[i].n;
