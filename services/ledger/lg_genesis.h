@@ -1,6 +1,7 @@
 /* The genesis file: chain id, genesis time, the ledger replicas, initial
- * balances, pre-registered indexers with their stake, gateways allowed to
- * settle search fees, and parameter values. A strict text format, one
+ * balances, pre-registered indexers with their stake, the chain's known
+ * gateways (recorded in the state; settlement itself needs each searcher's
+ * allowance, not this list), and parameter values. A strict text format, one
  * "key = value" a line, '#' starts a comment:
  *
  *   chain_id = muri-devnet                 (1..64 bytes of [A-Za-z0-9_.-])

@@ -2,8 +2,8 @@
  * committed block in order against the store (accounts, staking, indexers,
  * Magus and their fragment configurations, fragment roots, challenges,
  * settlement, governance), commits the block and its changes as one SQLite
- * transaction, and chains the state root. Also the queries the Ledger
- * service answers, as protobuf-c messages of ledger.proto. */
+ * transaction with the block's effects, and chains the state root. The
+ * queries the Ledger service answers are in lg_query.h. */
 #ifndef LG_STATE_H
 #define LG_STATE_H
 
@@ -83,28 +83,20 @@ int lg_state_apply(lg_state *st, const lg_block_in *b, unsigned flags,
 uint64_t lg_state_height(const lg_state *st);
 void lg_state_root(const lg_state *st, uint8_t out[CM_HASH_BYTES]);
 const char *lg_state_chain_id(const lg_state *st);
-/* The current value of a named parameter (0 for an unknown name). */
+/* The current value of a named parameter (0 for an unknown name). Genesis
+ * fixes unsigned_noops (0/1): whether a Noop without a valid signature is
+ * accepted (benchmarks only); a replica must decide it from here, never
+ * from its own configuration. */
 int64_t lg_state_param(const lg_state *st, const char *name);
+/* The block limits the state enforces at the current height (governed
+ * block_max_txs and block_max_bytes, bytes of encoded tx bodies): a
+ * proposer must build blocks within them, since the excess of a block that
+ * commits anyway fails unexecuted on every replica. Same thread as apply. */
+void lg_state_block_limits(const lg_state *st, uint64_t *max_txs, uint64_t *max_bytes);
 /* The writer's store, for queries on the committing thread. */
 lg_store *lg_state_store(lg_state *st);
 
-/* ---- queries ----
- * Each fills a protobuf-c message of ledger.proto in a fresh allocation
- * owned by the caller, released with protobuf_c_message_free_unpacked(msg,
- * NULL). They read through any lg_store (a read-only one included).
- * CM_ERR_NOTFOUND when the thing asked for does not exist. */
-
-int lg_query_account(lg_store *s, const uint8_t pk[CM_PK_BYTES], Muri__V1__Account **out);
-int lg_query_indexer(lg_store *s, const uint8_t pk[CM_PK_BYTES], Muri__V1__IndexerInfo **out);
-int lg_query_magu(lg_store *s, const char *name, Muri__V1__MaguInfo **out);
-/* Every Magu by name, at most max (0: no limit). */
-int lg_query_magus(lg_store *s, size_t max, Muri__V1__ListMagusResponse **out);
-int lg_query_tx(lg_store *s, const uint8_t hash[CM_HASH_BYTES], Muri__V1__TxStatus **out);
-int lg_query_params(lg_store *s, Muri__V1__Params **out);
-/* The indexer's challenges, newest first, at most max (1..1000). */
-int lg_query_challenges(lg_store *s, const uint8_t indexer[CM_PK_BYTES], int open_only, size_t max,
-			Muri__V1__ChallengesResponse **out);
-int lg_query_proposal(lg_store *s, uint64_t id, Muri__V1__ProposalInfo **out);
-/* Blocks are opaque to the state: lg_store_get_block() returns their bytes. */
+/* The queries (lg_query.h) read through any lg_store. */
+#include "lg_query.h"
 
 #endif
