@@ -1,7 +1,8 @@
 /* Private to the ledger replica's files (lg_node.c: life cycle, inbox and
  * threads; lg_node_chain.c: payload checks and the consensus core's I/O;
- * lg_node_rpc.c: the Ledger service and FetchBlocks): the replica's struct,
- * its limits and the functions the three share. */
+ * lg_node_rpc.c: the Ledger queries and FetchBlocks; lg_node_admit.c:
+ * transaction admission): the replica's struct, its limits and the functions
+ * they share. */
 #ifndef LG_NODE_INT_H
 #define LG_NODE_INT_H
 
@@ -147,6 +148,9 @@ uint64_t lg_node_committed_nonce(void *arg, const uint8_t sender[CM_PK_BYTES]);
 void lg_node_io_init(lg_node *n, lg_hs_io *io);
 int lg_node_serve_fetch(void *arg, cm_rpc_call *call, const Muri__V1__FetchBlocksRequest *req,
 			Muri__V1__FetchBlocksResponse *resp);
+/* Ledger.SubmitTransaction and Ledger.SubmitTransactions (lg_node_admit.c). */
+int lg_node_h_submit(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
+int lg_node_h_submit_batch(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
 /* Puts an inbox item for the consensus thread (dropped when the inbox is full). */
 void lg_node_enqueue(lg_node *n, int kind, uint32_t from, const uint8_t *bytes, size_t len);
 
