@@ -260,6 +260,20 @@ static const char *fields_differ(const cm_fcore *c, const Muri__V1__Block *b, co
 	return NULL;
 }
 
+/* Drops held blocks at heights >= h, final or not, with their claims. */
+static void truncate_from(cm_fcore *c, uint64_t h)
+{
+	while (c->npending && c->pending[c->npending - 1].height >= h) {
+		cm_fcore_entry *e = &c->pending[--c->npending];
+		if (c->nclaims && claim_at(c, c->nclaims - 1)->height == e->height)
+			c->nclaims--;
+		protobuf_c_message_free_unpacked(&e->block->base, NULL);
+		e->block = NULL;
+	}
+	if (c->nready > c->npending)
+		c->nready = c->npending;
+}
+
 int cm_fcore_add(cm_fcore *c, Muri__V1__Block *b, uint32_t source, int *reason)
 {
 	char why[200];
@@ -361,6 +375,8 @@ int cm_fcore_add(cm_fcore *c, Muri__V1__Block *b, uint32_t source, int *reason)
 	if (k && memcmp(k->root, pin_root, CM_HASH_BYTES) != 0) {
 		c->blame = k->source;
 		c->blame_delivered = k->delivered;
+		if (!k->delivered)
+			truncate_from(c, k->height); /* never hand out the false effects */
 		return refuse(c, reason, CM_FV_STATE_ROOT,
 			      "block %llu certifies the state root at %llu, which differs from that height's effects",
 			      (unsigned long long)d.height, (unsigned long long)pin_height);
@@ -403,11 +419,6 @@ int cm_fcore_pop(cm_fcore *c, Muri__V1__Block **out)
 
 void cm_fcore_rollback(cm_fcore *c)
 {
-	while (c->npending > c->nready) {
-		cm_fcore_entry *e = &c->pending[--c->npending];
-		if (c->nclaims && claim_at(c, c->nclaims - 1)->height == e->height)
-			c->nclaims--;
-		protobuf_c_message_free_unpacked(&e->block->base, NULL);
-		e->block = NULL;
-	}
+	if (c->npending > c->nready)
+		truncate_from(c, c->pending[c->nready].height);
 }
