@@ -123,7 +123,7 @@ static int block_to_pb(lg_node *n, lg_store *rd, uint64_t height, cm_arena *a, M
 		rc = cm_qc_decode(rec.qc, rec.qc_len, cqc);
 	uint8_t state_root[CM_HASH_BYTES];
 	memcpy(state_root, rec.state_root, CM_HASH_BYTES);
-	size_t qc_len = rec.qc_len;
+	size_t qc_len = rec.qc_len, enc_len = rec.header_len;
 	lg_block_rec_clear(&rec);
 	if (rc != CM_OK)
 		return rc;
@@ -148,9 +148,8 @@ static int block_to_pb(lg_node *n, lg_store *rd, uint64_t height, cm_arena *a, M
 	h->beacon = body->beacon;
 	h->beacon_signature = body->beacon_signature;
 	h->timestamp_ms = body->timestamp_ms;
-	memcpy(root, state_root, CM_HASH_BYTES);
-	h->state_root.data = root;
-	h->state_root.len = CM_HASH_BYTES;
+	h->state_height = body->state_height;
+	h->state_root = body->state_root;
 	/* txs_root: RFC 6962 root over the transaction hashes */
 	cm_merkle *m = NULL;
 	if (cm_merkle_new(&m, &cm_merkle_blake2b) == CM_OK) {
@@ -170,8 +169,28 @@ static int block_to_pb(lg_node *n, lg_store *rd, uint64_t height, cm_arena *a, M
 	blk->n_txs = body->n_txs;
 	blk->hash.data = b->hash;
 	blk->hash.len = CM_HASH_BYTES;
-	if (qc_len && qc_to_pb(n, cqc, a, &blk->commit_qc) != CM_OK)
+	/* header_bytes || payload is the block's canonical encoding exactly
+	 * (cm_block_encode), split before the payload */
+	blk->header_bytes.data = bytes;
+	blk->header_bytes.len = enc_len - b->payload_len;
+	blk->payload.data = (uint8_t *)b->payload;
+	blk->payload.len = b->payload_len;
+	/* the QC stored with a committed block certifies that block (lg_hs_io.commit) */
+	if (!qc_len || memcmp(cqc->block_hash, b->hash, CM_HASH_BYTES) != 0 || cqc->view != b->view)
+		return CM_ERR_INTERNAL;
+	if (qc_to_pb(n, cqc, a, &blk->commit_qc) != CM_OK)
 		return CM_ERR_NOMEM;
+	/* effects: the height and the state root after the block, from the
+	 * block record; the lists (outcomes, configs, ...) are the state
+	 * machine's lg_query_effects, not yet available, and are left empty */
+	blk->effects = cm_arena_alloc(a, sizeof(*blk->effects));
+	if (!blk->effects)
+		return CM_ERR_NOMEM;
+	muri__v1__block_effects__init(blk->effects);
+	blk->effects->height = b->height;
+	memcpy(root, state_root, CM_HASH_BYTES);
+	blk->effects->state_root.data = root;
+	blk->effects->state_root.len = CM_HASH_BYTES;
 	*out = blk;
 	return CM_OK;
 }
