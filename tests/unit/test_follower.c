@@ -6,7 +6,12 @@
 #include "tap.h"
 #include "cm_err.h"
 #include "cm_follower.h"
+#include "cm_rpc.h"
 #include "consensus.pb-c.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
 
 #define N 4
 #define CHAIN_ID "follow-test"
@@ -572,6 +577,121 @@ static void test_pending_bound(void)
 	TAP_EQ(cm_fcore_init(&c, &o), CM_ERR_INVALID); /* height without its hash */
 }
 
+
+/* ---- the driver against in-process replicas: one forges, one stalls ---- */
+
+enum { HONEST, FORGER, STALLER };
+
+typedef struct fake_replica {
+	int mode;
+	cm_rpc_server *srv;
+	char addr[32];
+	atomic_int calls;
+} fake_replica;
+
+static fake_replica fakes[N];
+
+static int fake_follow(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg)
+{
+	fake_replica *r = arg;
+	const Muri__V1__FollowRequest *req = (const Muri__V1__FollowRequest *)msg;
+	atomic_fetch_add(&r->calls, 1);
+	for (uint64_t h = req->from_height ? req->from_height : 1; r->mode != STALLER && h <= MAXH; h++) {
+		served s;
+		serve(&s, h);
+		if (r->mode == FORGER && h == 5)
+			s.commit.sigs[0][3] ^= 0x80;
+		int rc = cm_rpc_stream_send(call, &s.b.base);
+		muri__v1__block_body__free_unpacked(s.body, NULL);
+		if (rc != CM_OK)
+			return GRPC_STATUS_CANCELLED;
+	}
+	while (!cm_rpc_cancelled(call))
+		usleep(10000); /* the chain stops here, the stream stays open */
+	return cm_rpc_fail(call, GRPC_STATUS_UNAVAILABLE, "stopping");
+}
+
+static pthread_mutex_t dmu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t dheight;
+static int dbad;
+
+static int on_final(void *arg, const Muri__V1__Block *b)
+{
+	(void)arg;
+	pthread_mutex_lock(&dmu);
+	if (!b->header || b->header->height != dheight + 1 || memcmp(b->hash.data, blocks[dheight + 1].hash, 32) != 0)
+		dbad++;
+	dheight++;
+	pthread_mutex_unlock(&dmu);
+	return 0;
+}
+
+static uint64_t dseen(void)
+{
+	pthread_mutex_lock(&dmu);
+	uint64_t h = dheight;
+	pthread_mutex_unlock(&dmu);
+	return h;
+}
+
+static void test_driver(void)
+{
+	build_chain(0);
+	int modes[N] = {FORGER, STALLER, HONEST, HONEST};
+	const char *addrs[N];
+	for (int i = 0; i < N; i++) {
+		fakes[i].mode = modes[i];
+		char err[256];
+		cm_rpc_server_opts so = {.listen = "127.0.0.1:0", .workers = 1, .requests_per_worker = 2, .max_streams = 8};
+		static const cm_rpc_handler h[] = {{"FollowBlocks", NULL, fake_follow}};
+		int port = 0;
+		TAP_EQ(cm_rpc_server_new(&so, &fakes[i].srv, err, sizeof(err)), CM_OK);
+		TAP_EQ(cm_rpc_server_add(fakes[i].srv, &muri__v1__ledger__descriptor, h, 1, &fakes[i]), CM_OK);
+		TAP_EQ(cm_rpc_server_start(fakes[i].srv, &port, err, sizeof(err)), CM_OK);
+		snprintf(fakes[i].addr, sizeof(fakes[i].addr), "127.0.0.1:%d", port);
+		addrs[i] = fakes[i].addr;
+	}
+	cm_follower_opts o = {
+		.genesis = {.chain_id = CHAIN_ID, .n = N, .pks = (const uint8_t(*)[CM_PK_BYTES])pks, .addrs = addrs},
+		.on_block = on_final,
+		.stall_ms = 300,
+		.refuse_ms = 600000,
+		.retry_min_ms = 10,
+		.retry_max_ms = 100,
+	};
+	cm_follower *f = NULL;
+	char err[256];
+	TAP_EQ(cm_follower_start(&o, &f, err, sizeof(err)), CM_OK);
+	/* the whole honest chain but its top two (not final) comes out, in order */
+	for (int i = 0; i < 3000 && dseen() < MAXH - 2; i++)
+		usleep(10000);
+	TAP_EQ(dseen(), MAXH - 2);
+	TAP_EQ(dbad, 0);
+	cm_follower_stats st;
+	cm_follower_get_stats(f, &st);
+	TAP_EQ(st.height, MAXH - 2);
+	TAP_EQ(st.refusals, 1);
+	TAP_CHECK(strstr(st.last_refusal, "qc_sig") != NULL);
+	TAP_CHECK(strstr(st.last_refusal, fakes[0].addr) != NULL);
+	TAP_CHECK(st.switches >= 2); /* forger -> staller -> an honest one */
+	TAP_CHECK(st.replica == 2 || st.replica == 3);
+	TAP_CHECK(atomic_load(&fakes[1].calls) >= 1);
+	/* a stall at the top of the chain moves it between honest replicas,
+	 * never back to the refused forger */
+	int forger_calls = atomic_load(&fakes[0].calls);
+	usleep(800000);
+	TAP_EQ(atomic_load(&fakes[0].calls), forger_calls);
+	/* stop from this thread while it waits on a stream */
+	cm_follower_stop(f);
+	TAP_EQ(cm_follower_wait(f, 5000), 1);
+	cm_follower_get_stats(f, &st);
+	TAP_EQ(st.running, 0);
+	TAP_EQ(st.error, CM_OK);
+	cm_follower_free(f);
+	for (int i = 0; i < N; i++)
+		cm_rpc_server_free(fakes[i].srv);
+}
+
 int main(void)
 {
 	cm_crypto_init();
@@ -587,6 +707,7 @@ int main(void)
 	TAP_RUN(test_state_root_contradicted);
 	TAP_RUN(test_certified_fork);
 	TAP_RUN(test_pending_bound);
+	TAP_RUN(test_driver);
 	for (int i = 0; i <= MAXH; i++)
 		free(payloads[i]);
 	for (int i = 0; i < N; i++)
