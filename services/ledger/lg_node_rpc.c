@@ -2,6 +2,7 @@
  * clients, the committed-block feed; admission is in lg_node_admit.c) and the
  * FetchBlocks calls its peers make. */
 #include "lg_node_int.h"
+#include "lg_query.h"
 
 /* ---- FetchBlocks (served) ------------------------------------------------------ */
 
@@ -104,9 +105,12 @@ static int qc_to_pb(lg_node *n, const cm_qc *qc, cm_arena *a, Muri__V1__QuorumCe
 }
 
 /* The client form of the committed block at height, built in a (which must
- * outlive *out; rec's bytes are copied into it). */
-static int block_to_pb(lg_node *n, lg_store *rd, uint64_t height, cm_arena *a, Muri__V1__Block **out)
+ * outlive *out; rec's bytes are copied into it). Its effects are a heap
+ * message the caller frees (*effects, set even on failure; may be NULL). */
+static int block_to_pb(lg_node *n, lg_store *rd, uint64_t height, cm_arena *a, Muri__V1__Block **out,
+		       Muri__V1__BlockEffects **effects)
 {
+	*effects = NULL;
 	lg_block_rec rec;
 	int rc = lg_store_get_block(rd, height, &rec);
 	if (rc != CM_OK)
@@ -180,17 +184,24 @@ static int block_to_pb(lg_node *n, lg_store *rd, uint64_t height, cm_arena *a, M
 		return CM_ERR_INTERNAL;
 	if (qc_to_pb(n, cqc, a, &blk->commit_qc) != CM_OK)
 		return CM_ERR_NOMEM;
-	/* effects: the height and the state root after the block, from the
-	 * block record; the lists (outcomes, configs, ...) are the state
-	 * machine's lg_query_effects, not yet available, and are left empty */
-	blk->effects = cm_arena_alloc(a, sizeof(*blk->effects));
-	if (!blk->effects)
-		return CM_ERR_NOMEM;
-	muri__v1__block_effects__init(blk->effects);
-	blk->effects->height = b->height;
-	memcpy(root, state_root, CM_HASH_BYTES);
-	blk->effects->state_root.data = root;
-	blk->effects->state_root.len = CM_HASH_BYTES;
+	/* the effects the state machine recorded with the block */
+	rc = lg_query_effects(rd, b->height, effects);
+	if (rc == CM_OK) {
+		blk->effects = *effects;
+	} else if (rc == CM_ERR_NOTFOUND) {
+		/* committed by a build that recorded no effects: what the block
+		 * record knows, the height and the state root after it */
+		blk->effects = cm_arena_alloc(a, sizeof(*blk->effects));
+		if (!blk->effects)
+			return CM_ERR_NOMEM;
+		muri__v1__block_effects__init(blk->effects);
+		blk->effects->height = b->height;
+		memcpy(root, state_root, CM_HASH_BYTES);
+		blk->effects->state_root.data = root;
+		blk->effects->state_root.len = CM_HASH_BYTES;
+	} else {
+		return rc;
+	}
 	*out = blk;
 	return CM_OK;
 }
@@ -262,15 +273,29 @@ static int h_magu(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pro
 	return give(call, rc, x, resp, "Magu");
 }
 
+/* The paging errors of the lg_query_*_page functions, naming the field. */
+static int page_error(cm_rpc_call *call, int rc, const char *limit_field, unsigned max)
+{
+	if (rc == CM_ERR_RANGE)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: at most %u", limit_field, max);
+	if (rc == CM_ERR_INVALID)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+				   "page_token: not a token of this query (pass next_page_token back unchanged)");
+	return GRPC_STATUS_OK;
+}
+
 static int h_magus(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
 {
 	lg_node *n = arg;
-	(void)msg;
+	const Muri__V1__ListMagusRequest *req = (const Muri__V1__ListMagusRequest *)msg;
+	if (req->limit > LG_QUERY_MAGUS_MAX)
+		return page_error(call, CM_ERR_RANGE, "limit", LG_QUERY_MAGUS_MAX);
 	Muri__V1__ListMagusResponse *x = NULL;
 	lg_store *rd = lg_node_reader_get(n);
-	int rc = lg_query_magus(rd, 0, &x);
+	int rc = lg_query_magus_page(rd, req->limit, req->page_token.data, req->page_token.len, &x);
 	lg_node_reader_put(n, rd);
-	return give(call, rc, x, resp, "Magus");
+	int code = page_error(call, rc, "limit", LG_QUERY_MAGUS_MAX);
+	return code ? code : give(call, rc, x, resp, "Magus");
 }
 
 static int h_tx(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
@@ -314,14 +339,59 @@ static int h_challenges(void *arg, cm_rpc_call *call, const ProtobufCMessage *ms
 	int code = key_arg(call, &req->indexer, "indexer");
 	if (code)
 		return code;
-	size_t max = req->max ? req->max : 100;
-	if (max > 1000)
-		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "max: at most 1000");
+	if (req->max > LG_QUERY_CHALLENGES_MAX)
+		return page_error(call, CM_ERR_RANGE, "max", LG_QUERY_CHALLENGES_MAX);
 	Muri__V1__ChallengesResponse *x = NULL;
 	lg_store *rd = lg_node_reader_get(n);
-	int rc = lg_query_challenges(rd, req->indexer.data, req->open_only, max, &x);
+	int rc = lg_query_challenges_page(rd, req->indexer.data, req->open_only, req->max, req->page_token.data,
+					  req->page_token.len, &x);
 	lg_node_reader_put(n, rd);
-	return give(call, rc, x, resp, "challenges");
+	code = page_error(call, rc, "max", LG_QUERY_CHALLENGES_MAX);
+	return code ? code : give(call, rc, x, resp, "challenges");
+}
+
+static int h_fragment(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	const Muri__V1__FragmentRequest *req = (const Muri__V1__FragmentRequest *)msg;
+	if (!lg_name_valid(req->magu))
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "magu: 1..128 bytes of [A-Za-z0-9_.-]");
+	Muri__V1__FragmentInfo *x = NULL;
+	lg_store *rd = lg_node_reader_get(n);
+	int rc = lg_query_fragment(rd, req->magu, req->fragment, &x);
+	lg_node_reader_put(n, rd);
+	if (rc == CM_ERR_NOTFOUND)
+		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "magu/fragment: no fragment %u of Magu %s", req->fragment,
+				   req->magu);
+	return give(call, rc, x, resp, "fragment");
+}
+
+static int h_receipts(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	const Muri__V1__ReceiptsRequest *req = (const Muri__V1__ReceiptsRequest *)msg;
+	Muri__V1__ReceiptsResponse *x = NULL;
+	char err[200] = "";
+	lg_store *rd = lg_node_reader_get(n);
+	int rc = lg_query_receipts(rd, req, &x, err, sizeof(err));
+	lg_node_reader_put(n, rd);
+	if (rc == CM_ERR_INVALID || rc == CM_ERR_RANGE)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", err[0] ? err : "page_token: not a token of this query");
+	return give(call, rc, x, resp, "receipts");
+}
+
+static int h_earnings(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	const Muri__V1__EarningsRequest *req = (const Muri__V1__EarningsRequest *)msg;
+	int code = key_arg(call, &req->node, "node");
+	if (code)
+		return code;
+	Muri__V1__Earnings *x = NULL;
+	lg_store *rd = lg_node_reader_get(n);
+	int rc = lg_query_earnings(rd, req->node.data, &x);
+	lg_node_reader_put(n, rd);
+	return give(call, rc, x, resp, "earnings");
 }
 
 static int h_proposal(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
@@ -340,9 +410,12 @@ static int h_block(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pr
 	lg_node *n = arg;
 	const Muri__V1__BlockRequest *req = (const Muri__V1__BlockRequest *)msg;
 	Muri__V1__Block *b = NULL;
+	Muri__V1__BlockEffects *e = NULL;
 	lg_store *rd = lg_node_reader_get(n);
-	int rc = block_to_pb(n, rd, req->height, cm_rpc_arena(call), &b);
+	int rc = block_to_pb(n, rd, req->height, cm_rpc_arena(call), &b, &e);
 	lg_node_reader_put(n, rd);
+	if (e)
+		cm_rpc_on_done(call, free_message, e);
 	if (rc == CM_ERR_NOTFOUND)
 		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "height: no committed block at %llu",
 				   (unsigned long long)req->height);
@@ -371,14 +444,21 @@ static int h_follow(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg)
 		pthread_mutex_unlock(&n->cmu);
 		cm_arena_reset(&a);
 		Muri__V1__Block *b = NULL;
+		Muri__V1__BlockEffects *e = NULL;
 		lg_store *rd = lg_node_reader_get(n);
-		int rc = block_to_pb(n, rd, h, &a, &b);
+		int rc = block_to_pb(n, rd, h, &a, &b, &e);
 		lg_node_reader_put(n, rd);
 		if (rc != CM_OK) {
+			if (e)
+				protobuf_c_message_free_unpacked(&e->base, NULL);
 			code = cm_rpc_fail(call, GRPC_STATUS_INTERNAL, "cannot read block %llu", (unsigned long long)h);
 			break;
 		}
-		if (cm_rpc_stream_send(call, &b->base) != CM_OK)
+		/* one block in flight: the send returns once gRPC took it */
+		rc = cm_rpc_stream_send(call, &b->base);
+		if (e)
+			protobuf_c_message_free_unpacked(&e->base, NULL);
+		if (rc != CM_OK)
 			break;
 		h++;
 	}
@@ -446,6 +526,9 @@ int lg_node_register(lg_node *n, cm_rpc_server *srv, void *sarg,
 		{"GetChallenges", h_challenges, NULL},
 		{"GetProposal", h_proposal, NULL},
 		{"FollowBlocks", NULL, h_follow},
+		{"GetFragment", h_fragment, NULL},
+		{"GetReceipts", h_receipts, NULL},
+		{"GetEarnings", h_earnings, NULL},
 		{"Status", h_status, NULL},
 	};
 	int rc = cm_rpc_server_add(srv, &muri__v1__ledger__descriptor, h, sizeof(h) / sizeof(h[0]), n);

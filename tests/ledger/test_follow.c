@@ -64,7 +64,8 @@ static int on_block(void *arg, const Muri__V1__Block *b)
 		       b->header ? (unsigned long long)b->header->height : 0ull, (unsigned long long)seen_height);
 		order_errors++;
 	}
-	if (!b->effects || b->effects->height != b->header->height || b->effects->state_root.len != CM_HASH_BYTES)
+	if (!b->effects || b->effects->height != b->header->height || b->effects->state_root.len != CM_HASH_BYTES ||
+	    b->effects->n_outcomes != b->n_txs) /* the state machine's effects: one outcome per tx */
 		effects_errors++;
 	seen_height = b->header ? b->header->height : seen_height;
 	memcpy(seen_hash, b->hash.data, CM_HASH_BYTES);
