@@ -49,7 +49,9 @@ static int admit(lg_node *n, const Muri__V1__SignedTransaction *stx, uint8_t has
 			snprintf(msg, msglen, "out of memory");
 		} else {
 			protobuf_c_message_pack(&stx->base, bytes);
-			lg_node_vcache_add(n, tx.hash);
+			uint8_t key[CM_HASH_BYTES];
+			lg_node_signed_key(tx.hash, &stx->signature, key);
+			lg_node_vcache_add(n, key);
 			rc = lg_mempool_add(n->mp, tx.hash, t->sender.data, t->nonce, bytes, len, acct.nonce);
 			free(bytes);
 			if (rc == CM_ERR_EXISTS) {
