@@ -20,6 +20,9 @@ typedef struct lg_config {
 	int64_t mempool_per_sender;
 	int64_t inbox_max;
 	int64_t net_queue;
+	int64_t relay_queue;
+	int64_t relay_batch;
+	int64_t verifier_threads;
 	int64_t read_connections;
 	int64_t max_wait_ms;
 	char *tls_ca;
@@ -48,6 +51,12 @@ static const cm_config_key lg_keys[] = {
 	 "consensus messages queued for the core", NULL},
 	{"net_queue", CM_CFG_INT, offsetof(lg_config, net_queue), "4096", 1, 1000000,
 	 "messages queued for one peer (the oldest is dropped beyond)", NULL},
+	{"relay_queue", CM_CFG_INT, offsetof(lg_config, relay_queue), "65536", 1, 10000000,
+	 "admitted transactions queued for one peer's relay (beyond, that peer does not get them)", NULL},
+	{"relay_batch", CM_CFG_INT, offsetof(lg_config, relay_batch), "256", 1, 10000,
+	 "transactions per Relay call to a peer", NULL},
+	{"verifier_threads", CM_CFG_INT, offsetof(lg_config, verifier_threads), "0", 0, 256,
+	 "signature verifier threads; 0: one per core", NULL},
 	{"read_connections", CM_CFG_INT, offsetof(lg_config, read_connections), "4", 1, 256,
 	 "read-only SQLite connections for queries", NULL},
 	{"max_wait_ms", CM_CFG_INT, offsetof(lg_config, max_wait_ms), "60000", 1, 3600000,
@@ -115,6 +124,9 @@ static int lg_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.mempool_per_sender = (uint32_t)c->cfg.mempool_per_sender,
 		.inbox_max = (uint32_t)c->cfg.inbox_max,
 		.net_queue = (uint32_t)c->cfg.net_queue,
+		.relay_queue = (uint32_t)c->cfg.relay_queue,
+		.relay_batch = (uint32_t)c->cfg.relay_batch,
+		.verifier_threads = (uint32_t)c->cfg.verifier_threads,
 		.readers = (uint32_t)c->cfg.read_connections,
 		.max_wait_ms = (uint32_t)c->cfg.max_wait_ms,
 		.tls_ca_file = c->cfg.tls_ca && *c->cfg.tls_ca ? c->cfg.tls_ca : NULL,

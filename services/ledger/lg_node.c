@@ -68,9 +68,14 @@ void lg_node_enqueue(lg_node *n, int kind, uint32_t from, const uint8_t *bytes, 
 	pthread_mutex_unlock(&n->qmu);
 }
 
+/* On an RPC thread: a proposal's transactions are verified here, in
+ * parallel, before the consensus thread sees it. */
 static void on_net_message(void *arg, uint32_t from, const uint8_t *msg, size_t len)
 {
-	lg_node_enqueue(arg, ITEM_MSG, from, msg, len);
+	lg_node *n = arg;
+	if (!atomic_load(&n->diverged))
+		lg_node_preverify(n, msg, len);
+	lg_node_enqueue(n, ITEM_MSG, from, msg, len);
 }
 
 static void *consensus_main(void *arg)
@@ -295,6 +300,11 @@ int lg_node_open(const lg_node_opts *o, lg_node **out, char *err, size_t errlen)
 		rc = CM_ERR_NOMEM;
 		goto fail;
 	}
+	rc = lg_node_verifiers_start(n, o->verifier_threads);
+	if (rc != CM_OK) {
+		snprintf(err, errlen, "cannot start the signature verifiers");
+		goto fail;
+	}
 	const char **addrs = calloc(n->n, sizeof(*addrs));
 	for (uint32_t i = 0; i < n->n; i++) {
 		memcpy(n->pks[i], n->genesis->replicas[i].pk, CM_PK_BYTES);
@@ -347,9 +357,11 @@ int lg_node_open(const lg_node_opts *o, lg_node **out, char *err, size_t errlen)
 	lg_net_opts no = {.chain_id = n->genesis->chain_id, .self = n->self, .n = n->n, .addresses = addrs,
 			  .pubkeys = (const uint8_t(*)[CM_PK_BYTES])n->pks, .key = &n->key, .queue_max = o->net_queue,
 			  .message_max = o->max_payload_bytes + (1u << 20), .send_timeout_ms = 2000,
-			  .tls_ca_file = o->tls_ca_file};
+			  .tls_ca_file = o->tls_ca_file, .relay_queue_max = o->relay_queue, .relay_batch = o->relay_batch};
 	if (rc == CM_OK)
 		rc = lg_net_new(&no, on_net_message, lg_node_serve_fetch, n, &n->net);
+	if (rc == CM_OK)
+		lg_net_on_relay(n->net, lg_node_on_relay);
 	free(addrs);
 	if (rc != CM_OK) {
 		if (!err[0])
@@ -436,6 +448,7 @@ void lg_node_close(lg_node *n)
 	if (!n)
 		return;
 	lg_node_stop(n);
+	lg_node_verifiers_stop(n);
 	lg_hs_destroy(n->hs);
 	lg_net_free(n->net);
 	lg_mempool_free(n->mp);

@@ -63,18 +63,6 @@ int lg_node_check_tx(lg_node *n, const Muri__V1__SignedTransaction *stx, uint8_t
 	return CM_OK;
 }
 
-int lg_node_check_txs(lg_node *n, Muri__V1__SignedTransaction *const *txs, size_t count,
-		      uint8_t (*hashes)[CM_HASH_BYTES])
-{
-	int rc = CM_OK;
-	for (size_t i = 0; i < count; i++) {
-		int r = lg_node_check_tx(n, txs[i], hashes[i]);
-		if (r != CM_OK && rc == CM_OK)
-			rc = r;
-	}
-	return rc;
-}
-
 static void beacon_remember(lg_node *n, const uint8_t hash[CM_HASH_BYTES], const Muri__V1__BlockBody *body)
 {
 	struct beacon_entry *e = &n->bc[lg_node_hash64(hash) % BEACON_CACHE];

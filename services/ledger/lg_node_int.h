@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define ERR_MAX 512
 #define FETCH_SLOTS 16          /* distinct block requests waiting for the fetcher */
@@ -41,6 +42,7 @@
 #define STALE_MS 3000           /* a proposed transaction not committed by then is offered again */
 #define CLOCK_SKEW_MS 10000     /* how far ahead of ours a proposer's clock may be */
 #define FOLLOW_POLL_MS 200
+#define LG_NODE_VERIFIERS_MAX 256
 
 enum item_kind { ITEM_MSG, ITEM_BLOCK };
 
@@ -119,6 +121,7 @@ struct lg_node {
 	struct waiter *waiters;
 	uint64_t txs_committed, txs_failed;
 
+	struct lg_vpool *vpool;           /* signature verifiers (lg_node_verify.c) */
 	pthread_mutex_t vmu;
 	uint8_t (*vcache)[CM_HASH_BYTES]; /* signed keys (lg_node_signed_key) that passed lg_node_open_tx */
 	int unsigned_noops;               /* the genesis parameter: Noops need no signature */
@@ -153,10 +156,22 @@ int lg_node_vcache_has(lg_node *n, const uint8_t key[CM_HASH_BYTES]);
  * execution rest on: lg_node_open_tx, memoized in the cache under its signed
  * key. tx_hash receives H(CM_DOM_TX || body). CM_OK or lg_tx_open's code. */
 int lg_node_check_tx(lg_node *n, const Muri__V1__SignedTransaction *stx, uint8_t tx_hash[CM_HASH_BYTES]);
-/* lg_node_check_tx for each of count transactions; hashes (count entries)
- * receives every tx hash. CM_OK if all pass, else the first failure's code. */
+/* lg_node_check_tx for each of count transactions, in parallel on the
+ * verifier pool with the caller's thread taking part (lg_node_verify.c);
+ * hashes (count entries) receives every tx hash. CM_OK if all pass, else
+ * the first failure's code (by position). */
 int lg_node_check_txs(lg_node *n, Muri__V1__SignedTransaction *const *txs, size_t count,
 		      uint8_t (*hashes)[CM_HASH_BYTES]);
+/* Starts `threads` verifiers (0: one per online core, at most
+ * LG_NODE_VERIFIERS_MAX); stop them before the node is freed. */
+int lg_node_verifiers_start(lg_node *n, uint32_t threads);
+void lg_node_verifiers_stop(lg_node *n);
+/* If msg is a PROPOSAL, checks its transactions now (on the calling RPC
+ * thread and the pool), so that the vote finds them in the cache. */
+void lg_node_preverify(lg_node *n, const uint8_t *msg, size_t len);
+/* Inbound Consensus.Relay (lg_node_admit.c): verified and admitted like
+ * client transactions, never relayed again. */
+void lg_node_on_relay(void *arg, uint32_t from, Muri__V1__SignedTransaction *const *txs, size_t count);
 /* A read-only store from the pool (waits for a free one); give it back. */
 lg_store *lg_node_reader_get(lg_node *n);
 void lg_node_reader_put(lg_node *n, lg_store *s);

@@ -1,8 +1,9 @@
 /* In-process tests of the ledger replica's payload checks and commit path
  * (lg_node_chain.c through the I/O table it gives the consensus core), with
  * real replicas opened on real state but no network: a Byzantine proposer's
- * re-signed body, the state root every block carries, and a replica that
- * stops loudly once its own state diverged. */
+ * re-signed body, the state root every block carries, a replica that stops
+ * loudly once its own state diverged, block limits from the state, and the
+ * admission of relayed transactions. */
 #include "tap.h"
 #include "lg_node_int.h"
 
@@ -403,6 +404,36 @@ out:
 	lg_node_close(v);
 }
 
+/* Relayed transactions: verified like any other before they enter the
+ * mempool, deduplicated by hash, never relayed again. */
+static void test_relay_admission(void)
+{
+	lg_node *p = open_node(0, "r5-p");
+	if (!p)
+		return;
+	lg_net_stop(p->net); /* what would be relayed stays queued, countable */
+	Muri__V1__SignedTransaction good = MURI__V1__SIGNED_TRANSACTION__INIT, bad = MURI__V1__SIGNED_TRANSACTION__INIT;
+	uint8_t hg[CM_HASH_BYTES], hb[CM_HASH_BYTES], sig[CM_SIG_BYTES];
+	signed_transfer(&good, 0, 5, hg);
+	signed_transfer(&bad, 1, 5, hb);
+	memcpy(sig, bad.signature.data, CM_SIG_BYTES);
+	bad.signature.data[3] ^= 1;
+	Muri__V1__SignedTransaction *batch[3] = {&good, &bad, &good};
+	lg_node_on_relay(p, 2, batch, 3);
+	TAP_EQ(lg_mempool_count(p->mp), 1);
+	TAP_EQ(lg_mempool_contains(p->mp, hg), 1);
+	TAP_EQ(lg_mempool_contains(p->mp, hb), 0);
+	lg_node_on_relay(p, 3, batch, 1); /* again, from another peer */
+	TAP_EQ(lg_mempool_count(p->mp), 1);
+	lg_net_stats st;
+	lg_net_get_stats(p->net, &st);
+	TAP_EQ(st.relay_queued, 0); /* nothing relayed onwards */
+	TAP_EQ(st.relay_dropped, 0);
+	lg_tx_signed_clear(&good);
+	lg_tx_signed_clear(&bad);
+	lg_node_close(p);
+}
+
 int main(void)
 {
 	TAP_CHECK(cm_crypto_init() == CM_OK);
@@ -419,6 +450,7 @@ int main(void)
 	TAP_RUN(test_unsigned_noop_after_restart);
 	TAP_RUN(test_state_root_in_blocks);
 	TAP_RUN(test_block_limit_from_state);
+	TAP_RUN(test_relay_admission);
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (system(cmd) != 0)
