@@ -88,23 +88,7 @@ int64_t lg_state_param(const lg_state *st, const char *name);
 /* The writer's store, for queries on the committing thread. */
 lg_store *lg_state_store(lg_state *st);
 
-/* ---- queries ----
- * Each fills a protobuf-c message of ledger.proto in a fresh allocation
- * owned by the caller, released with protobuf_c_message_free_unpacked(msg,
- * NULL). They read through any lg_store (a read-only one included).
- * CM_ERR_NOTFOUND when the thing asked for does not exist. */
-
-int lg_query_account(lg_store *s, const uint8_t pk[CM_PK_BYTES], Muri__V1__Account **out);
-int lg_query_indexer(lg_store *s, const uint8_t pk[CM_PK_BYTES], Muri__V1__IndexerInfo **out);
-int lg_query_magu(lg_store *s, const char *name, Muri__V1__MaguInfo **out);
-/* Every Magu by name, at most max (0: no limit). */
-int lg_query_magus(lg_store *s, size_t max, Muri__V1__ListMagusResponse **out);
-int lg_query_tx(lg_store *s, const uint8_t hash[CM_HASH_BYTES], Muri__V1__TxStatus **out);
-int lg_query_params(lg_store *s, Muri__V1__Params **out);
-/* The indexer's challenges, newest first, at most max (1..1000). */
-int lg_query_challenges(lg_store *s, const uint8_t indexer[CM_PK_BYTES], int open_only, size_t max,
-			Muri__V1__ChallengesResponse **out);
-int lg_query_proposal(lg_store *s, uint64_t id, Muri__V1__ProposalInfo **out);
-/* Blocks are opaque to the state: lg_store_get_block() returns their bytes. */
+/* The queries (lg_query.h) read through any lg_store. */
+#include "lg_query.h"
 
 #endif

@@ -38,6 +38,11 @@ enum table {
 	T_REPLICAS = 14,
 	T_GATEWAYS = 15,
 	T_TXS = 16,
+	T_ALLOWANCES = 17,
+	T_RECEIPTS = 18,
+	T_PAYOUTS = 19,
+	T_EARNINGS = 20,
+	T_DOUBLE_ROOTS = 21,
 };
 
 static const char schema_sql[] =
@@ -94,7 +99,25 @@ static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS replicas(position INTEGER PRIMARY KEY, pk BLOB NOT NULL,"
 	" address TEXT NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS gateways(pk BLOB PRIMARY KEY) WITHOUT ROWID;";
+	"CREATE TABLE IF NOT EXISTS gateways(pk BLOB PRIMARY KEY) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS allowances(searcher BLOB NOT NULL, gateway BLOB NOT NULL,"
+	" amount INTEGER NOT NULL, expiry INTEGER NOT NULL, PRIMARY KEY(searcher, gateway)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS receipts(id BLOB PRIMARY KEY, seq INTEGER NOT NULL, magu TEXT NOT NULL,"
+	" searcher BLOB NOT NULL, gateway BLOB NOT NULL, fee INTEGER NOT NULL, payouts BLOB NOT NULL,"
+	" height INTEGER NOT NULL, tx_hash BLOB NOT NULL) WITHOUT ROWID;"
+	"CREATE UNIQUE INDEX IF NOT EXISTS receipts_seq ON receipts(seq);"
+	"CREATE INDEX IF NOT EXISTS receipts_searcher ON receipts(searcher, seq);"
+	"CREATE INDEX IF NOT EXISTS receipts_gateway ON receipts(gateway, seq);"
+	"CREATE TABLE IF NOT EXISTS payouts(node BLOB NOT NULL, seq INTEGER NOT NULL,"
+	" amount INTEGER NOT NULL, PRIMARY KEY(node, seq)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS earnings(node BLOB PRIMARY KEY, total INTEGER NOT NULL,"
+	" receipts INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS double_roots(signer BLOB NOT NULL, magu TEXT NOT NULL,"
+	" fragment INTEGER NOT NULL, size INTEGER NOT NULL,"
+	" PRIMARY KEY(signer, magu, fragment, size)) WITHOUT ROWID;"
+	/* derived from the chain, outside the state root */
+	"CREATE TABLE IF NOT EXISTS roots(height INTEGER PRIMARY KEY, root BLOB NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS effects(height INTEGER PRIMARY KEY, data BLOB NOT NULL);";
 
 /* The state tables in digest order, each with its key order. */
 static const struct {
@@ -105,7 +128,8 @@ static const struct {
 	{"root_votes", "magu, fragment, size, signer"}, {"failovers", "magu, fragment, requester"},
 	{"challenges", "id"}, {"proposals", "id"}, {"votes", "proposal, voter"},
 	{"params", "name"}, {"counters", "name"}, {"replicas", "position"}, {"gateways", "pk"},
-	{"txs", "hash"},
+	{"txs", "hash"}, {"allowances", "searcher, gateway"}, {"receipts", "id"},
+	{"payouts", "node, seq"}, {"earnings", "node"}, {"double_roots", "signer, magu, fragment, size"},
 };
 
 /* Cached statements, prepared on first use. */
@@ -130,6 +154,11 @@ enum stmt_id {
 	S_COUNTER_GET, S_COUNTER_PUT,
 	S_REPLICA_PUT, S_REPLICAS,
 	S_GATEWAY_PUT, S_GATEWAY_GET,
+	S_READ_BEGIN, S_ROOT_PUT, S_ROOT_GET, S_ROOT_GET_BLOCK, S_EFFECTS_PUT, S_EFFECTS_GET,
+	S_MAGU_NAMES_AFTER,
+	S_ALLOW_GET, S_ALLOW_PUT, S_ALLOW_DEL,
+	S_RCPT_HAS, S_RCPT_PUT, S_PAYOUT_PUT, S_RCPT_BY_SEARCHER, S_RCPT_BY_GATEWAY, S_RCPT_BY_NODE,
+	S_EARN_GET, S_EARN_PUT, S_DROOT_HAS, S_DROOT_PUT,
 	S_HEAD_COUNT
 };
 
@@ -220,10 +249,11 @@ static const char *const stmt_sql[S_HEAD_COUNT] = {
 	[S_CH_MAGU] = "SELECT id, magu, fragment, indexer, beacon, size, root, leaves, issued_height,"
 		      " deadline, status FROM challenges WHERE status = 1 AND magu = ?1 ORDER BY id",
 	[S_CH_OF] = "SELECT id, magu, fragment, indexer, beacon, size, root, leaves, issued_height,"
-		    " deadline, status FROM challenges WHERE indexer = ?1 ORDER BY id DESC LIMIT ?2",
+		    " deadline, status FROM challenges WHERE indexer = ?1 AND id < ?3"
+		    " ORDER BY id DESC LIMIT ?2",
 	[S_CH_OF_OPEN] = "SELECT id, magu, fragment, indexer, beacon, size, root, leaves, issued_height,"
 			 " deadline, status FROM challenges WHERE indexer = ?1 AND status = 1"
-			 " ORDER BY id DESC LIMIT ?2",
+			 " AND id < ?3 ORDER BY id DESC LIMIT ?2",
 	[S_PROP_GET] = "SELECT id, proposer, param, value, apply_height, created_height, yes_stake,"
 		       " total_stake, status FROM proposals WHERE id = ?1",
 	[S_PROP_PUT] = "INSERT OR REPLACE INTO proposals(id, proposer, param, value, apply_height,"
@@ -242,6 +272,34 @@ static const char *const stmt_sql[S_HEAD_COUNT] = {
 	[S_REPLICAS] = "SELECT position, pk, address FROM replicas ORDER BY position",
 	[S_GATEWAY_PUT] = "INSERT OR REPLACE INTO gateways(pk) VALUES (?1)",
 	[S_GATEWAY_GET] = "SELECT 1 FROM gateways WHERE pk = ?1",
+	[S_READ_BEGIN] = "BEGIN",
+	[S_ROOT_PUT] = "INSERT OR REPLACE INTO roots(height, root) VALUES (?1, ?2)",
+	[S_ROOT_GET] = "SELECT root FROM roots WHERE height = ?1",
+	[S_ROOT_GET_BLOCK] = "SELECT state_root FROM blocks WHERE height = ?1",
+	[S_EFFECTS_PUT] = "INSERT OR REPLACE INTO effects(height, data) VALUES (?1, ?2)",
+	[S_EFFECTS_GET] = "SELECT data FROM effects WHERE height = ?1",
+	[S_MAGU_NAMES_AFTER] = "SELECT name FROM magus WHERE name > ?1 ORDER BY name LIMIT ?2",
+	[S_ALLOW_GET] = "SELECT amount, expiry FROM allowances WHERE searcher = ?1 AND gateway = ?2",
+	[S_ALLOW_PUT] = "INSERT OR REPLACE INTO allowances(searcher, gateway, amount, expiry)"
+			" VALUES (?1, ?2, ?3, ?4)",
+	[S_ALLOW_DEL] = "DELETE FROM allowances WHERE searcher = ?1 AND gateway = ?2",
+	[S_RCPT_HAS] = "SELECT 1 FROM receipts WHERE id = ?1",
+	[S_RCPT_PUT] = "INSERT INTO receipts(id, seq, magu, searcher, gateway, fee, payouts, height,"
+		       " tx_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[S_PAYOUT_PUT] = "INSERT OR REPLACE INTO payouts(node, seq, amount) VALUES (?1, ?2, ?3)",
+	[S_RCPT_BY_SEARCHER] = "SELECT id, seq, magu, searcher, gateway, fee, payouts, height, tx_hash"
+			       " FROM receipts WHERE searcher = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+	[S_RCPT_BY_GATEWAY] = "SELECT id, seq, magu, searcher, gateway, fee, payouts, height, tx_hash"
+			      " FROM receipts WHERE gateway = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+	[S_RCPT_BY_NODE] = "SELECT r.id, r.seq, r.magu, r.searcher, r.gateway, r.fee, r.payouts,"
+			   " r.height, r.tx_hash FROM payouts p JOIN receipts r ON r.seq = p.seq"
+			   " WHERE p.node = ?1 AND p.seq < ?2 ORDER BY p.seq DESC LIMIT ?3",
+	[S_EARN_GET] = "SELECT total, receipts FROM earnings WHERE node = ?1",
+	[S_EARN_PUT] = "INSERT OR REPLACE INTO earnings(node, total, receipts) VALUES (?1, ?2, ?3)",
+	[S_DROOT_HAS] = "SELECT 1 FROM double_roots WHERE signer = ?1 AND magu = ?2 AND fragment = ?3"
+			" AND size = ?4",
+	[S_DROOT_PUT] = "INSERT OR REPLACE INTO double_roots(signer, magu, fragment, size)"
+			" VALUES (?1, ?2, ?3, ?4)",
 };
 
 /* One write-set entry: key then value at wbuf + off. */
@@ -257,6 +315,8 @@ struct lg_store {
 	int readonly;
 	int in_block;
 	int sp_depth;
+	int read_depth;   /* nested lg_store_read_begin calls */
+	int read_open;    /* the outermost one opened a read transaction */
 	sqlite3_stmt *st[S_HEAD_COUNT];
 	uint8_t *wbuf;
 	size_t wlen, wcap;
@@ -827,6 +887,21 @@ void lg_store_writeset_hash(lg_store *s, uint8_t out[CM_HASH_BYTES])
 		}
 }
 
+/* Keeps the state root of every height (outside the write set). */
+static int root_put(lg_store *s, uint64_t height, const uint8_t root[LG_ROOT_BYTES])
+{
+	col c[] = {cu(height), cb(root, LG_ROOT_BYTES)};
+	sqlite3_stmt *st;
+	int rc;
+	if ((rc = fault_point(s)) != CM_OK)
+		return rc;
+	if (!(st = prep(s, S_ROOT_PUT, c, 2)))
+		return CM_ERR_IO;
+	rc = sqlite3_step(st);
+	done(st);
+	return rc == SQLITE_DONE ? CM_OK : db_err(s, "store root");
+}
+
 int lg_store_commit(lg_store *s, uint64_t height, const uint8_t root[LG_ROOT_BYTES])
 {
 	uint8_t h[8];
@@ -837,6 +912,7 @@ int lg_store_commit(lg_store *s, uint64_t height, const uint8_t root[LG_ROOT_BYT
 	cm_put_be64(h, height);
 	if ((rc = lg_store_meta_put(s, "height", h, sizeof(h))) != CM_OK ||
 	    (rc = lg_store_meta_put(s, "state_root", root, LG_ROOT_BYTES)) != CM_OK ||
+	    (rc = root_put(s, height, root)) != CM_OK ||
 	    (rc = fault_point(s)) != CM_OK || (rc = exec_stmt(s, S_COMMIT, "commit")) != CM_OK) {
 		lg_store_rollback(s);
 		return rc;
@@ -1471,8 +1547,15 @@ int lg_store_challenges_of_magu(lg_store *s, const char *magu, lg_challenge **ou
 int lg_store_challenges_of(lg_store *s, const uint8_t indexer[LG_KEY_BYTES], int open_only,
 			   size_t max, lg_challenge **out, size_t *n)
 {
-	col k[] = {cb(indexer, LG_KEY_BYTES), cu(max)};
-	sqlite3_stmt *st = prep(s, open_only ? S_CH_OF_OPEN : S_CH_OF, k, 2);
+	return lg_store_challenges_page(s, indexer, open_only, UINT64_MAX, max, out, n);
+}
+
+int lg_store_challenges_page(lg_store *s, const uint8_t indexer[LG_KEY_BYTES], int open_only,
+			     uint64_t before_id, size_t max, lg_challenge **out, size_t *n)
+{
+	/* ids are below 2^63: clamp so that the signed comparison holds */
+	col k[] = {cb(indexer, LG_KEY_BYTES), cu(max), cu(before_id > INT64_MAX ? INT64_MAX : before_id)};
+	sqlite3_stmt *st = prep(s, open_only ? S_CH_OF_OPEN : S_CH_OF, k, 3);
 	return st ? list_rows(s, st, sizeof(lg_challenge), challenge_row, (void **)out, n) : CM_ERR_IO;
 }
 
@@ -1653,4 +1736,247 @@ int lg_store_state_digest(lg_store *s, uint8_t out[CM_HASH_BYTES])
 	}
 	cm_hasher_final(&h, out);
 	return CM_OK;
+}
+
+/* ---- read snapshots ---- */
+
+int lg_store_read_begin(lg_store *s)
+{
+	int rc;
+	if (s->read_depth++ > 0)
+		return CM_OK;
+	s->read_open = 0;
+	if (s->in_block || sqlite3_get_autocommit(s->db) == 0)
+		return CM_OK; /* inside a transaction already: its view is the snapshot */
+	if ((rc = exec_stmt(s, S_READ_BEGIN, "begin read")) != CM_OK) {
+		s->read_depth--;
+		return rc;
+	}
+	s->read_open = 1;
+	return CM_OK;
+}
+
+void lg_store_read_end(lg_store *s)
+{
+	if (s->read_depth == 0 || --s->read_depth > 0)
+		return;
+	if (s->read_open && sqlite3_get_autocommit(s->db) == 0)
+		sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL); /* a read: nothing to lose */
+	s->read_open = 0;
+}
+
+/* ---- roots and effects by height ---- */
+
+static int root_row(sqlite3_stmt *st, void *dst)
+{
+	return col_fixed(st, 0, dst, LG_ROOT_BYTES);
+}
+
+int lg_store_root_at(lg_store *s, uint64_t height, uint8_t root[LG_ROOT_BYTES])
+{
+	col k[] = {cu(height)};
+	sqlite3_stmt *st = prep(s, S_ROOT_GET, k, 1);
+	uint8_t r[LG_ROOT_BYTES];
+	int rc;
+	if (!st)
+		return CM_ERR_IO;
+	rc = get_row(s, st, root_row, r);
+	if (rc == CM_ERR_NOTFOUND) { /* a store written before the roots table */
+		if (!(st = prep(s, S_ROOT_GET_BLOCK, k, 1)))
+			return CM_ERR_IO;
+		rc = get_row(s, st, root_row, r);
+	}
+	if (rc == CM_OK)
+		memcpy(root, r, LG_ROOT_BYTES);
+	return rc;
+}
+
+int lg_store_effects_put(lg_store *s, uint64_t height, const uint8_t *data, size_t len)
+{
+	col c[] = {cu(height), cb(data, len)};
+	sqlite3_stmt *st;
+	int rc;
+	if ((rc = fault_point(s)) != CM_OK)
+		return rc;
+	if (!(st = prep(s, S_EFFECTS_PUT, c, 2)))
+		return CM_ERR_IO;
+	rc = sqlite3_step(st);
+	done(st);
+	return rc == SQLITE_DONE ? CM_OK : db_err(s, "store effects");
+}
+
+int lg_store_effects_get(lg_store *s, uint64_t height, uint8_t **data, size_t *len)
+{
+	col k[] = {cu(height)};
+	sqlite3_stmt *st = prep(s, S_EFFECTS_GET, k, 1);
+	bytes_out o;
+	int rc;
+	if (!st)
+		return CM_ERR_IO;
+	if ((rc = get_row(s, st, safety_row, &o)) != CM_OK)
+		return rc;
+	*data = o.p;
+	*len = o.n;
+	return CM_OK;
+}
+
+int lg_store_magu_names_after(lg_store *s, const char *after, size_t limit,
+			      char (**out)[LG_NAME_MAX + 1], size_t *n)
+{
+	col k[] = {ct(after ? after : ""), cu(limit)};
+	sqlite3_stmt *st = prep(s, S_MAGU_NAMES_AFTER, k, 2);
+	return st ? list_rows(s, st, LG_NAME_MAX + 1, name_row, (void **)out, n) : CM_ERR_IO;
+}
+
+/* ---- settlement: allowances, receipts, earnings ---- */
+
+static int allowance_row(sqlite3_stmt *st, void *dst)
+{
+	lg_allowance *a = dst;
+	a->amount = col_u64(st, 0);
+	a->expiry = col_u64(st, 1);
+	return 1;
+}
+
+int lg_store_allowance_get(lg_store *s, const uint8_t searcher[LG_KEY_BYTES],
+			   const uint8_t gateway[LG_KEY_BYTES], lg_allowance *out)
+{
+	col k[] = {cb(searcher, LG_KEY_BYTES), cb(gateway, LG_KEY_BYTES)};
+	sqlite3_stmt *st = prep(s, S_ALLOW_GET, k, 2);
+	lg_allowance a;
+	int rc;
+	if (!st)
+		return CM_ERR_IO;
+	if ((rc = get_row(s, st, allowance_row, &a)) != CM_OK)
+		return rc;
+	memcpy(a.searcher, searcher, LG_KEY_BYTES);
+	memcpy(a.gateway, gateway, LG_KEY_BYTES);
+	*out = a;
+	return CM_OK;
+}
+
+int lg_store_allowance_put(lg_store *s, const lg_allowance *a)
+{
+	col c[] = {cb(a->searcher, LG_KEY_BYTES), cb(a->gateway, LG_KEY_BYTES), cu(a->amount),
+		   cu(a->expiry)};
+	if (a->amount == 0)
+		return delete_row(s, T_ALLOWANCES, S_ALLOW_DEL, c, 2);
+	return write_row(s, T_ALLOWANCES, S_ALLOW_PUT, c, 2, 4);
+}
+
+int lg_store_receipt_seen(lg_store *s, const uint8_t *id, size_t len)
+{
+	col k[] = {cb(id, len)};
+	sqlite3_stmt *st = prep(s, S_RCPT_HAS, k, 1);
+	int rc;
+	if (!st)
+		return CM_ERR_IO;
+	rc = get_row(s, st, one_row, NULL);
+	return rc == CM_OK ? 1 : rc == CM_ERR_NOTFOUND ? 0 : rc;
+}
+
+int lg_store_receipt_put(lg_store *s, const lg_receipt *r)
+{
+	uint8_t pay[LG_RANKED_MAX * (LG_KEY_BYTES + 8)];
+	int rc;
+	if (r->id_len > LG_RECEIPT_ID_MAX_BYTES || r->npayouts > LG_RANKED_MAX)
+		return set_err(s, CM_ERR_INVALID, "receipt: id or payouts too long");
+	for (uint32_t i = 0; i < r->npayouts; i++) {
+		memcpy(pay + i * (LG_KEY_BYTES + 8), r->payouts[i].node, LG_KEY_BYTES);
+		cm_put_be64(pay + i * (LG_KEY_BYTES + 8) + LG_KEY_BYTES, r->payouts[i].amount);
+	}
+	col c[] = {cb(r->id, r->id_len), cu(r->seq), ct(r->magu), cb(r->searcher, LG_KEY_BYTES),
+		   cb(r->gateway, LG_KEY_BYTES), cu(r->fee),
+		   cb(pay, (size_t)r->npayouts * (LG_KEY_BYTES + 8)), cu(r->height),
+		   cb(r->tx_hash, CM_HASH_BYTES)};
+	if ((rc = write_row(s, T_RECEIPTS, S_RCPT_PUT, c, 1, 9)) != CM_OK)
+		return rc;
+	for (uint32_t i = 0; i < r->npayouts && rc == CM_OK; i++) {
+		col p[] = {cb(r->payouts[i].node, LG_KEY_BYTES), cu(r->seq), cu(r->payouts[i].amount)};
+		rc = write_row(s, T_PAYOUTS, S_PAYOUT_PUT, p, 2, 3);
+	}
+	return rc;
+}
+
+static int receipt_row(sqlite3_stmt *st, void *dst)
+{
+	lg_receipt *r = dst;
+	size_t idn = (size_t)sqlite3_column_bytes(st, 0), pn = (size_t)sqlite3_column_bytes(st, 6);
+	const uint8_t *pay = sqlite3_column_blob(st, 6);
+	if (idn > LG_RECEIPT_ID_MAX_BYTES || pn % (LG_KEY_BYTES + 8) || pn / (LG_KEY_BYTES + 8) > LG_RANKED_MAX)
+		return 0;
+	r->id_len = (uint32_t)idn;
+	r->seq = col_u64(st, 1);
+	r->fee = col_u64(st, 5);
+	r->height = col_u64(st, 7);
+	r->npayouts = (uint32_t)(pn / (LG_KEY_BYTES + 8));
+	for (uint32_t i = 0; i < r->npayouts; i++) {
+		memcpy(r->payouts[i].node, pay + i * (LG_KEY_BYTES + 8), LG_KEY_BYTES);
+		r->payouts[i].amount = cm_get_be64(pay + i * (LG_KEY_BYTES + 8) + LG_KEY_BYTES);
+	}
+	return col_fixed(st, 0, r->id, idn) && col_text(st, 2, r->magu, sizeof(r->magu)) &&
+	       col_fixed(st, 3, r->searcher, LG_KEY_BYTES) && col_fixed(st, 4, r->gateway, LG_KEY_BYTES) &&
+	       col_fixed(st, 8, r->tx_hash, CM_HASH_BYTES);
+}
+
+int lg_store_receipts(lg_store *s, enum lg_receipts_by by, const uint8_t key[LG_KEY_BYTES],
+		      uint64_t before_seq, size_t limit, lg_receipt **out, size_t *n)
+{
+	enum stmt_id id = by == LG_RCPT_BY_SEARCHER ? S_RCPT_BY_SEARCHER
+			  : by == LG_RCPT_BY_GATEWAY ? S_RCPT_BY_GATEWAY
+						     : S_RCPT_BY_NODE;
+	col k[] = {cb(key, LG_KEY_BYTES), cu(before_seq > INT64_MAX ? INT64_MAX : before_seq), cu(limit)};
+	sqlite3_stmt *st = prep(s, id, k, 3);
+	return st ? list_rows(s, st, sizeof(lg_receipt), receipt_row, (void **)out, n) : CM_ERR_IO;
+}
+
+static int earnings_row(sqlite3_stmt *st, void *dst)
+{
+	lg_earnings *e = dst;
+	e->total = col_u64(st, 0);
+	e->receipts = col_u64(st, 1);
+	return 1;
+}
+
+int lg_store_earnings_get(lg_store *s, const uint8_t node[LG_KEY_BYTES], lg_earnings *out)
+{
+	col k[] = {cb(node, LG_KEY_BYTES)};
+	sqlite3_stmt *st = prep(s, S_EARN_GET, k, 1);
+	lg_earnings e = {{0}, 0, 0};
+	int rc;
+	if (!st)
+		return CM_ERR_IO;
+	rc = get_row(s, st, earnings_row, &e);
+	if (rc != CM_OK && rc != CM_ERR_NOTFOUND)
+		return rc;
+	memcpy(e.node, node, LG_KEY_BYTES);
+	*out = e;
+	return CM_OK;
+}
+
+int lg_store_earnings_put(lg_store *s, const lg_earnings *e)
+{
+	col c[] = {cb(e->node, LG_KEY_BYTES), cu(e->total), cu(e->receipts)};
+	return write_row(s, T_EARNINGS, S_EARN_PUT, c, 1, 3);
+}
+
+/* ---- double-root evidence ---- */
+
+int lg_store_double_root_seen(lg_store *s, const uint8_t signer[LG_KEY_BYTES], const char *magu,
+			      uint32_t fragment, uint64_t size)
+{
+	col k[] = {cb(signer, LG_KEY_BYTES), ct(magu), cu(fragment), cu(size)};
+	sqlite3_stmt *st = prep(s, S_DROOT_HAS, k, 4);
+	int rc;
+	if (!st)
+		return CM_ERR_IO;
+	rc = get_row(s, st, one_row, NULL);
+	return rc == CM_OK ? 1 : rc == CM_ERR_NOTFOUND ? 0 : rc;
+}
+
+int lg_store_double_root_put(lg_store *s, const uint8_t signer[LG_KEY_BYTES], const char *magu,
+			     uint32_t fragment, uint64_t size)
+{
+	col c[] = {cb(signer, LG_KEY_BYTES), ct(magu), cu(fragment), cu(size)};
+	return write_row(s, T_DOUBLE_ROOTS, S_DROOT_PUT, c, 4, 4);
 }

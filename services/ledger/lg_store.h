@@ -38,6 +38,17 @@ const char *lg_store_errmsg(const lg_store *s);
 
 /* The last committed height and state root; CM_ERR_NOTFOUND before genesis. */
 int lg_store_head(lg_store *s, uint64_t *height, uint8_t root[LG_ROOT_BYTES]);
+/* The state root after the block at height (0: genesis), kept for every
+ * committed height; CM_ERR_NOTFOUND above the head. */
+int lg_store_root_at(lg_store *s, uint64_t height, uint8_t root[LG_ROOT_BYTES]);
+
+/* A read snapshot: between lg_store_read_begin and lg_store_read_end every
+ * read sees one committed state (a deferred BEGIN ... COMMIT on this
+ * connection), so a query's rows, its head height and its root agree.
+ * Calls nest; inside an open block transaction they change nothing. end
+ * always succeeds. */
+int lg_store_read_begin(lg_store *s);
+void lg_store_read_end(lg_store *s);
 /* Values fixed at genesis (chain id, genesis digest), outside the state root
  * (the state holds them too). get copies at most cap bytes and sets *len to
  * the value's size; CM_ERR_NOTFOUND if unset. put is part of the open block. */
@@ -98,6 +109,12 @@ int lg_store_put_block(lg_store *s, const lg_block_rec *b);
 int lg_store_get_block(lg_store *s, uint64_t height, lg_block_rec *out);
 int lg_store_get_block_by_hash(lg_store *s, const uint8_t hash[CM_HASH_BYTES], lg_block_rec *out);
 void lg_block_rec_clear(lg_block_rec *b);
+
+/* A committed block's effects: the encoded muri.v1.BlockEffects the state
+ * machine wrote with the block (outside the state root). get returns a
+ * malloc'd copy owned by the caller (free()); CM_ERR_NOTFOUND if none. */
+int lg_store_effects_put(lg_store *s, uint64_t height, const uint8_t *data, size_t len);
+int lg_store_effects_get(lg_store *s, uint64_t height, uint8_t **data, size_t *len);
 
 /* ---- consensus safety state (opaque) ---- */
 
@@ -183,6 +200,9 @@ int lg_store_magu_put(lg_store *s, const lg_magu *m);
 int lg_store_magu_del(lg_store *s, const char *name);
 /* Names of every Magu, by name; each name is LG_NAME_MAX + 1 bytes. */
 int lg_store_magu_names(lg_store *s, char (**out)[LG_NAME_MAX + 1], size_t *n);
+/* At most limit names after `after` ("" or NULL: from the first), by name. */
+int lg_store_magu_names_after(lg_store *s, const char *after, size_t limit,
+			      char (**out)[LG_NAME_MAX + 1], size_t *n);
 
 /* A member seat of a Magu; fragments are placed on slots, so replacing a
  * member moves exactly its fragments. */
@@ -273,6 +293,9 @@ int lg_store_challenges_of_magu(lg_store *s, const char *magu, lg_challenge **ou
 /* Challenges of an indexer, newest first, at most max (open ones only if open_only). */
 int lg_store_challenges_of(lg_store *s, const uint8_t indexer[LG_KEY_BYTES], int open_only,
 			   size_t max, lg_challenge **out, size_t *n);
+/* The same, only ids below before_id (UINT64_MAX: from the newest). */
+int lg_store_challenges_page(lg_store *s, const uint8_t indexer[LG_KEY_BYTES], int open_only,
+			     uint64_t before_id, size_t max, lg_challenge **out, size_t *n);
 
 enum lg_proposal_status {
 	LG_PROP_OPEN = 1,
@@ -320,6 +343,60 @@ int lg_store_replicas(lg_store *s, lg_replica **out, size_t *n);
 int lg_store_gateway_put(lg_store *s, const uint8_t pk[LG_KEY_BYTES]);
 /* 1 if pk is a gateway, 0 if not, negative on error. */
 int lg_store_is_gateway(lg_store *s, const uint8_t pk[LG_KEY_BYTES]);
+
+/* ---- settlement ---- */
+
+/* A searcher's allowance to a gateway: what receipts may still debit, until
+ * the expiry height (inclusive). put with amount 0 deletes it. */
+typedef struct lg_allowance {
+	uint8_t searcher[LG_KEY_BYTES];
+	uint8_t gateway[LG_KEY_BYTES];
+	uint64_t amount, expiry;
+} lg_allowance;
+int lg_store_allowance_get(lg_store *s, const uint8_t searcher[LG_KEY_BYTES],
+			   const uint8_t gateway[LG_KEY_BYTES], lg_allowance *out);
+int lg_store_allowance_put(lg_store *s, const lg_allowance *a);
+
+/* A settled receipt; seq orders them (newest = largest), unique on the chain. */
+typedef struct lg_receipt {
+	uint8_t id[LG_RECEIPT_ID_MAX_BYTES];
+	uint32_t id_len;
+	uint64_t seq;
+	char magu[LG_NAME_MAX + 1];
+	uint8_t searcher[LG_KEY_BYTES];
+	uint8_t gateway[LG_KEY_BYTES];
+	uint64_t fee;
+	uint32_t npayouts;
+	struct {
+		uint8_t node[LG_KEY_BYTES];
+		uint64_t amount;
+	} payouts[LG_RANKED_MAX];
+	uint64_t height;
+	uint8_t tx_hash[CM_HASH_BYTES];
+} lg_receipt;
+/* 1 if a receipt with this id was settled, 0 if not, negative on error. */
+int lg_store_receipt_seen(lg_store *s, const uint8_t *id, size_t len);
+/* Records a receipt and one payout row per paid node (ids must be new). */
+int lg_store_receipt_put(lg_store *s, const lg_receipt *r);
+enum lg_receipts_by { LG_RCPT_BY_SEARCHER, LG_RCPT_BY_GATEWAY, LG_RCPT_BY_NODE };
+/* Receipts of key (as searcher, gateway or paid node) with seq < before_seq,
+ * newest first, at most limit. */
+int lg_store_receipts(lg_store *s, enum lg_receipts_by by, const uint8_t key[LG_KEY_BYTES],
+		      uint64_t before_seq, size_t limit, lg_receipt **out, size_t *n);
+/* What a node earned from receipts; get reads zeros for a node never paid. */
+typedef struct lg_earnings {
+	uint8_t node[LG_KEY_BYTES];
+	uint64_t total, receipts;
+} lg_earnings;
+int lg_store_earnings_get(lg_store *s, const uint8_t node[LG_KEY_BYTES], lg_earnings *out);
+int lg_store_earnings_put(lg_store *s, const lg_earnings *e);
+
+/* Double-root evidence already punished, by (signer, magu, fragment, size):
+ * seen returns 1, 0, or a negative error. */
+int lg_store_double_root_seen(lg_store *s, const uint8_t signer[LG_KEY_BYTES], const char *magu,
+			      uint32_t fragment, uint64_t size);
+int lg_store_double_root_put(lg_store *s, const uint8_t signer[LG_KEY_BYTES], const char *magu,
+			     uint32_t fragment, uint64_t size);
 
 /* Digest of the whole current state (every state table and the tx index,
  * rows in key order): two stores in the same state have the same digest.

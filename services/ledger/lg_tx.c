@@ -231,33 +231,49 @@ static int check_create_magu(const Muri__V1__CreateMagu *m, char *err, size_t er
 	return check_index_spec(m->index, m->dimension, err, errlen);
 }
 
-static int check_commit_root(const Muri__V1__CommitRoot *c, char *err, size_t errlen)
+/* The stateless checks of a SignedRoot; what names the field in messages. */
+static int check_signed_root(const Muri__V1__SignedRoot *r, const char *what, char *err,
+			     size_t errlen)
 {
-	const Muri__V1__SignedRoot *r = c->root;
 	if (!r)
-		return fail(err, errlen, CM_ERR_INVALID, "commit_root.root: missing");
+		return fail(err, errlen, CM_ERR_INVALID, "%s: missing", what);
 	if (!lg_name_valid(r->magu))
-		return fail(err, errlen, CM_ERR_INVALID, "commit_root.root.magu: not a valid Magu name");
+		return fail(err, errlen, CM_ERR_INVALID, "%s.magu: not a valid Magu name", what);
 	if (r->fragment >= LG_FRAGMENTS_MAX)
-		return fail(err, errlen, CM_ERR_INVALID, "commit_root.root.fragment: %u is out of range 0..%d",
+		return fail(err, errlen, CM_ERR_INVALID, "%s.fragment: %u is out of range 0..%d", what,
 			    r->fragment, LG_FRAGMENTS_MAX - 1);
 	if (r->size == 0 || r->size > CM_MERKLE_MAX_SIZE)
-		return fail(err, errlen, CM_ERR_INVALID, "commit_root.root.size: must be 1..2^63");
+		return fail(err, errlen, CM_ERR_INVALID, "%s.size: must be 1..2^63", what);
 	if (r->root.len != CM_MERKLE_HASH_BYTES)
-		return fail(err, errlen, CM_ERR_INVALID, "commit_root.root.root: %zu bytes, expected %d",
+		return fail(err, errlen, CM_ERR_INVALID, "%s.root: %zu bytes, expected %d", what,
 			    r->root.len, CM_MERKLE_HASH_BYTES);
 	if (!key_len_ok(&r->signer))
-		return fail(err, errlen, CM_ERR_INVALID, "commit_root.root.signer: %zu bytes, expected %d",
+		return fail(err, errlen, CM_ERR_INVALID, "%s.signer: %zu bytes, expected %d", what,
 			    r->signer.len, CM_PK_BYTES);
 	if (r->signature.len != CM_SIG_BYTES)
-		return fail(err, errlen, CM_ERR_INVALID, "commit_root.root.signature: %zu bytes, expected %d",
+		return fail(err, errlen, CM_ERR_INVALID, "%s.signature: %zu bytes, expected %d", what,
 			    r->signature.len, CM_SIG_BYTES);
+	return CM_OK;
+}
+
+static int check_commit_root(const Muri__V1__CommitRoot *c, char *err, size_t errlen)
+{
+	int rc = check_signed_root(c->root, "commit_root.root", err, errlen);
+	if (rc != CM_OK)
+		return rc;
 	if (c->consistency_proof.len % CM_MERKLE_HASH_BYTES != 0 ||
 	    c->consistency_proof.len > CM_MERKLE_MAX_PATH * CM_MERKLE_HASH_BYTES)
 		return fail(err, errlen, CM_ERR_INVALID,
 			    "commit_root.consistency_proof: %zu bytes, must be a multiple of %d up to %d hashes",
 			    c->consistency_proof.len, CM_MERKLE_HASH_BYTES, CM_MERKLE_MAX_PATH);
 	return CM_OK;
+}
+
+/* Field sizes only: whether a and b are evidence is the state's call. */
+static int check_double_root(const Muri__V1__ReportDoubleRoot *d, char *err, size_t errlen)
+{
+	int rc = check_signed_root(d->a, "report_double_root.a", err, errlen);
+	return rc != CM_OK ? rc : check_signed_root(d->b, "report_double_root.b", err, errlen);
 }
 
 static int check_answer(const Muri__V1__AnswerChallenge *a, char *err, size_t errlen)
@@ -313,6 +329,14 @@ static int check_settle(const Muri__V1__Settle *s, char *err, size_t errlen)
 		}
 		if (r->fee == 0)
 			return fail(err, errlen, CM_ERR_INVALID, "settle.receipts[%zu].fee: must be positive", i);
+		if (r->id.len < LG_RECEIPT_ID_MIN_BYTES || r->id.len > LG_RECEIPT_ID_MAX_BYTES)
+			return fail(err, errlen, CM_ERR_INVALID, "settle.receipts[%zu].id: %zu bytes, expected %d..%d",
+				    i, r->id.len, LG_RECEIPT_ID_MIN_BYTES, LG_RECEIPT_ID_MAX_BYTES);
+		for (size_t k = 0; k < i; k++)
+			if (s->receipts[k]->id.len == r->id.len &&
+			    memcmp(s->receipts[k]->id.data, r->id.data, r->id.len) == 0)
+				return fail(err, errlen, CM_ERR_INVALID, "settle.receipts[%zu].id: repeats receipts[%zu]",
+					    i, k);
 	}
 	return CM_OK;
 }
@@ -390,6 +414,13 @@ int lg_tx_check(const Muri__V1__Transaction *tx, char *err, size_t errlen)
 		if (tx->vote->proposal_id == 0)
 			return fail(err, errlen, CM_ERR_INVALID, "vote.proposal_id: must be positive");
 		return CM_OK;
+	case MURI__V1__TRANSACTION__PAYLOAD_APPROVE:
+		if (!key_len_ok(&tx->approve->gateway))
+			return fail(err, errlen, CM_ERR_INVALID, "approve.gateway: %zu bytes, expected %d",
+				    tx->approve->gateway.len, CM_PK_BYTES);
+		return CM_OK;
+	case MURI__V1__TRANSACTION__PAYLOAD_REPORT_DOUBLE_ROOT:
+		return check_double_root(tx->report_double_root, err, errlen);
 	case MURI__V1__TRANSACTION__PAYLOAD_NOOP:
 		if (tx->noop->data.len > LG_NOOP_MAX)
 			return fail(err, errlen, CM_ERR_INVALID, "noop.data: %zu bytes, at most %d",

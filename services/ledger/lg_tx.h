@@ -22,6 +22,8 @@
 #define LG_LEAVES_MAX 64             /* leaves of one challenge */
 #define LG_RECEIPTS_MAX 1024         /* receipts of one Settle */
 #define LG_RANKED_MAX 64             /* ranked nodes of one receipt */
+#define LG_RECEIPT_ID_MIN_BYTES 16
+#define LG_RECEIPT_ID_MAX_BYTES 32   /* a receipt id: unique on the chain */
 #define LG_NOOP_MAX 1024             /* bytes of a Noop payload */
 #define LG_PARAM_NAME_MAX 48
 #define LG_MSG_MAX 256               /* an error or outcome message, with its NUL */
