@@ -339,10 +339,6 @@ int lg_node_open(const lg_node_opts *o, lg_node **out, char *err, size_t errlen)
 	lg_state_set_observer(n->state, lg_node_observe_tx, n);
 	n->height = lg_state_height(n->state);
 	lg_state_root(n->state, n->root);
-	if (n->height == 0) {
-		memcpy(n->genesis_root, n->root, CM_HASH_BYTES);
-		n->has_genesis_root = 1;
-	}
 	n->unsigned_noops = lg_state_param(n->state, "unsigned_noops") != 0;
 	n->nreaders = o->readers ? o->readers : 4;
 	n->readers = calloc(n->nreaders, sizeof(*n->readers));

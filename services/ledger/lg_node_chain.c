@@ -77,8 +77,7 @@ static void beacon_remember(lg_node *n, const uint8_t hash[CM_HASH_BYTES], const
 }
 
 /* Beacon, timestamp and (state_height, state_root) of a block: genesis's,
- * the cache's, or its body's. Genesis has state height 0 and this
- * replica's genesis root (zeros if unknown). */
+ * the cache's, or its body's. Genesis carries no state (height 0, zeros). */
 static int beacon_of(lg_node *n, const cm_block *b, uint8_t beacon[CM_HASH_BYTES], uint64_t *ts,
 		     uint64_t *state_height, uint8_t state_root[CM_HASH_BYTES])
 {
@@ -86,7 +85,7 @@ static int beacon_of(lg_node *n, const cm_block *b, uint8_t beacon[CM_HASH_BYTES
 		memcpy(beacon, n->genesis_beacon, CM_HASH_BYTES);
 		*ts = n->genesis->genesis_time_ms;
 		*state_height = 0;
-		memcpy(state_root, n->genesis_root, CM_HASH_BYTES);
+		memset(state_root, 0, CM_HASH_BYTES);
 		return CM_OK;
 	}
 	struct beacon_entry *e = &n->bc[lg_node_hash64(b->hash) % BEACON_CACHE];
@@ -108,8 +107,8 @@ static int beacon_of(lg_node *n, const cm_block *b, uint8_t beacon[CM_HASH_BYTES
 }
 
 /* This replica's state root after height (consensus thread): CM_OK,
- * CM_ERR_NOTFOUND above the committed height, CM_ERR_STATE if it cannot
- * tell (the genesis root of a replica restarted past genesis). */
+ * CM_ERR_NOTFOUND above the committed height, CM_ERR_STATE if the store
+ * cannot say. */
 static int root_at(lg_node *n, uint64_t height, uint8_t root[CM_HASH_BYTES])
 {
 	if (height > n->height)
@@ -118,17 +117,7 @@ static int root_at(lg_node *n, uint64_t height, uint8_t root[CM_HASH_BYTES])
 		memcpy(root, n->root, CM_HASH_BYTES);
 		return CM_OK;
 	}
-	if (height == 0) {
-		memcpy(root, n->genesis_root, CM_HASH_BYTES);
-		return n->has_genesis_root ? CM_OK : CM_ERR_STATE;
-	}
-	lg_block_rec rec;
-	int rc = lg_store_get_block(lg_state_store(n->state), height, &rec);
-	if (rc != CM_OK)
-		return CM_ERR_STATE;
-	memcpy(root, rec.state_root, CM_HASH_BYTES);
-	lg_block_rec_clear(&rec);
-	return CM_OK;
+	return lg_store_root_at(lg_state_store(n->state), height, root) == CM_OK ? CM_OK : CM_ERR_STATE;
 }
 
 /* Stops this replica for good: its root at height is not the one a

@@ -125,8 +125,6 @@ struct lg_node {
 	pthread_mutex_t vmu;
 	uint8_t (*vcache)[CM_HASH_BYTES]; /* signed keys (lg_node_signed_key) that passed lg_node_open_tx */
 	int unsigned_noops;               /* the genesis parameter: Noops need no signature */
-	uint8_t genesis_root[CM_HASH_BYTES];
-	int has_genesis_root;
 
 	/* Set once, never cleared: this replica's state differs from what a
 	 * certified block says; it votes and commits nothing more. */
