@@ -1,18 +1,33 @@
 /* A ledger replica's transaction admission: SubmitTransaction and
  * SubmitTransactions check a signed transaction's form, signature, nonce and
- * balance against committed state, put it in the mempool and wake the
- * consensus thread; SubmitTransaction can wait for the commit. */
+ * balance against committed state, put it in the mempool, relay it to the
+ * other replicas and wake the consensus thread; SubmitTransaction can wait
+ * for the commit. Transactions relayed by a peer go through the same checks
+ * and are not relayed again. */
 #include "lg_node_int.h"
 
 /* Admits one signed transaction to the mempool: checks form, signature,
- * nonce and balance against committed state. Returns a gRPC status code and
- * writes why into msg; hash receives the tx hash once it is known. */
-static int admit(lg_node *n, const Muri__V1__SignedTransaction *stx, uint8_t hash[CM_HASH_BYTES], char *msg,
-		 size_t msglen)
+ * nonce and balance against committed state; one that is new here and did
+ * not come by relay is queued for the other replicas. Returns a gRPC status
+ * code and writes why into msg; hash receives the tx hash once it is known. */
+static int admit(lg_node *n, const Muri__V1__SignedTransaction *stx, int relayed, uint8_t hash[CM_HASH_BYTES],
+		 char *msg, size_t msglen)
 {
 	lg_tx tx;
 	char err[ERR_MAX];
-	int rc = lg_node_open_tx(n, stx, &tx, err, sizeof(err));
+	uint8_t th[CM_HASH_BYTES], key[CM_HASH_BYTES];
+	int rc;
+	/* the memo of the full check (lg_node_check_tx), keyed on the whole
+	 * signed transaction: a hit still decodes, without the signature */
+	lg_tx_hash(stx->body.data, stx->body.len, th);
+	lg_node_signed_key(th, &stx->signature, key);
+	if (lg_node_vcache_has(n, key)) {
+		rc = lg_tx_open(stx, n->genesis->chain_id, LG_TX_SKIP_SIG, &tx, err, sizeof(err));
+	} else {
+		rc = lg_node_open_tx(n, stx, &tx, err, sizeof(err));
+		if (rc == CM_OK)
+			lg_node_vcache_add(n, key);
+	}
 	if (rc != CM_OK) {
 		snprintf(msg, msglen, "%.400s", err);
 		return rc == CM_ERR_VERIFY ? GRPC_STATUS_UNAUTHENTICATED
@@ -49,9 +64,10 @@ static int admit(lg_node *n, const Muri__V1__SignedTransaction *stx, uint8_t has
 			snprintf(msg, msglen, "out of memory");
 		} else {
 			protobuf_c_message_pack(&stx->base, bytes);
-			lg_node_vcache_add(n, tx.hash);
 			rc = lg_mempool_add(n->mp, tx.hash, t->sender.data, t->nonce, bytes, len, acct.nonce);
 			free(bytes);
+			if (rc == CM_OK && !relayed)
+				lg_net_relay(n->net, &stx->body, &stx->signature);
 			if (rc == CM_ERR_EXISTS) {
 				code = GRPC_STATUS_ALREADY_EXISTS;
 				snprintf(msg, msglen,
@@ -92,6 +108,10 @@ int lg_node_h_submit_batch(void *arg, cm_rpc_call *call, const ProtobufCMessage 
 	if (!r || !res)
 		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 	muri__v1__submit_batch_response__init(r);
+	/* the signatures in parallel first; admit() then finds them checked */
+	uint8_t(*hashes)[CM_HASH_BYTES] = cm_rpc_alloc(call, req->n_txs * CM_HASH_BYTES);
+	if (hashes && req->n_txs > 1)
+		lg_node_check_txs(n, req->txs, req->n_txs, hashes);
 	for (size_t i = 0; i < req->n_txs; i++) {
 		Muri__V1__SubmitResult *x = cm_rpc_alloc(call, sizeof(*x));
 		uint8_t *h = cm_rpc_alloc(call, CM_HASH_BYTES);
@@ -99,7 +119,7 @@ int lg_node_h_submit_batch(void *arg, cm_rpc_call *call, const ProtobufCMessage 
 		if (!x || !h)
 			return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		muri__v1__submit_result__init(x);
-		x->code = (uint32_t)admit(n, req->txs[i], h, why, sizeof(why));
+		x->code = (uint32_t)admit(n, req->txs[i], 0, h, why, sizeof(why));
 		x->tx_hash.data = h;
 		x->tx_hash.len = CM_HASH_BYTES;
 		x->message = cm_rpc_strdup(call, why);
@@ -123,7 +143,7 @@ int lg_node_h_submit(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, 
 				   req->timeout_ms, n->o.max_wait_ms);
 	uint8_t hash[CM_HASH_BYTES];
 	char why[ERR_MAX] = "";
-	int code = admit(n, req->tx, hash, why, sizeof(why));
+	int code = admit(n, req->tx, 0, hash, why, sizeof(why));
 	if (code != GRPC_STATUS_OK)
 		return cm_rpc_fail(call, code, "%s", why);
 	wake_consensus(n);
@@ -168,4 +188,43 @@ int lg_node_h_submit(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, 
 	}
 	*resp = &r->base;
 	return GRPC_STATUS_OK;
+}
+
+void lg_node_on_relay(void *arg, uint32_t from, Muri__V1__SignedTransaction *const *txs, size_t count)
+{
+	lg_node *n = arg;
+	if (atomic_load(&n->diverged))
+		return;
+	/* skip what is already here, check the rest in parallel, then admit */
+	if (!count)
+		return;
+	Muri__V1__SignedTransaction **fresh = malloc(count * sizeof(*fresh));
+	uint8_t(*hashes)[CM_HASH_BYTES] = malloc(count * CM_HASH_BYTES);
+	if (!fresh || !hashes) {
+		free(fresh);
+		free(hashes);
+		return;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < count; i++) {
+		uint8_t h[CM_HASH_BYTES];
+		lg_tx_hash(txs[i]->body.data, txs[i]->body.len, h);
+		if (!lg_mempool_contains(n->mp, h))
+			fresh[k++] = txs[i];
+	}
+	lg_node_check_txs(n, fresh, k, hashes);
+	size_t added = 0, refused = 0;
+	for (size_t i = 0; i < k; i++) {
+		char why[ERR_MAX];
+		uint8_t h[CM_HASH_BYTES];
+		int code = admit(n, fresh[i], 1, h, why, sizeof(why));
+		if (code == GRPC_STATUS_OK)
+			added++;
+		else if (code != GRPC_STATUS_ALREADY_EXISTS && code != GRPC_STATUS_FAILED_PRECONDITION && !refused++)
+			cm_warn("relay_refused", "from=%u reason=\"%s\"", from, why);
+	}
+	free(fresh);
+	free(hashes);
+	if (added)
+		wake_consensus(n);
 }
