@@ -84,8 +84,14 @@ def create_magus(net, count):
     r = net.stubs[1].SubmitTransactions(net.pb.SubmitBatchRequest(txs=txs), timeout=30)
     assert all(x.code == 0 for x in r.results), [x.message for x in r.results if x.code]
     last = r.results[-1].tx_hash
-    wait_until(lambda: net.stubs[2].GetTransaction(net.pb.TxRequest(tx_hash=last), timeout=5).state
-               == net.pb.TX_COMMITTED, timeout=60)
+
+    def committed(i):
+        try:
+            return net.stubs[i].GetTransaction(net.pb.TxRequest(tx_hash=last), timeout=5).state == \
+                net.pb.TX_COMMITTED
+        except grpc.RpcError:
+            return False
+    wait_until(lambda: all(committed(i) for i in range(4)), timeout=60)
     for x in r.results:
         st = net.stubs[0].GetTransaction(net.pb.TxRequest(tx_hash=x.tx_hash), timeout=5)
         assert st.state == net.pb.TX_COMMITTED, st.message
@@ -204,6 +210,7 @@ def test_reads_say_where_and_replicas_agree(net):
             assert net.stubs[3].GetBlock(pb.BlockRequest(height=h), timeout=5).effects.state_root == \
                 next(iter(seen[h].values()))
     top = max(seen)
+    wait_until(lambda: min(net.height(i) for i in range(4)) >= top, timeout=30)
     pins = 0
     for k in range(1, top + 1):
         b = net.stubs[k % 4].GetBlock(pb.BlockRequest(height=k), timeout=5)
