@@ -274,6 +274,25 @@ static void truncate_from(cm_fcore *c, uint64_t h)
 		c->nready = c->npending;
 }
 
+/* The effects' outcomes are one per transaction of the payload, in block
+ * order, each naming its transaction; an empty list is accepted only from
+ * ledgers that recorded no effects (effects_optional). */
+static const char *outcomes_differ(const cm_fcore *c, const Muri__V1__BlockEffects *e,
+				   const Muri__V1__BlockBody *body)
+{
+	if (e->n_outcomes == 0 && c->effects_optional)
+		return NULL;
+	if (e->n_outcomes != body->n_txs)
+		return "effects.outcomes: not one per transaction";
+	for (size_t i = 0; i < e->n_outcomes; i++) {
+		uint8_t th[CM_HASH_BYTES];
+		cm_hash(th, CM_DOM_TX, body->txs[i]->body.data, body->txs[i]->body.len);
+		if (!e->outcomes[i] || e->outcomes[i]->index != i || !bin_eq(&e->outcomes[i]->tx_hash, th, CM_HASH_BYTES))
+			return "effects.outcomes: an outcome names another transaction or position";
+	}
+	return NULL;
+}
+
 int cm_fcore_add(cm_fcore *c, Muri__V1__Block *b, uint32_t source, int *reason)
 {
 	char why[200];
@@ -350,6 +369,8 @@ int cm_fcore_add(cm_fcore *c, Muri__V1__Block *b, uint32_t source, int *reason)
 			    (unsigned long long)e->height, (unsigned long long)d.height);
 	if (rc == CM_OK && e && e->state_root.len != CM_HASH_BYTES)
 		rc = refuse(c, reason, CM_FV_EFFECTS, "effects.state_root is %zu bytes", e->state_root.len);
+	if (rc == CM_OK && e && (bad = outcomes_differ(c, e, body)) != NULL)
+		rc = refuse(c, reason, CM_FV_EFFECTS, "%s", bad);
 	/* the state root this block pins against what effects claimed */
 	uint64_t pin_height = body->state_height;
 	uint8_t pin_root[CM_HASH_BYTES];

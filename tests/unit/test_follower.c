@@ -130,6 +130,8 @@ typedef struct served {
 	uint8_t root[CM_HASH_BYTES];
 	Muri__V1__BlockBody *body;
 	Muri__V1__SignedTransaction tx[NTX], *txp[NTX];
+	Muri__V1__TxOutcome out[NTX], *outp[NTX];
+	uint8_t out_hash[NTX][CM_HASH_BYTES];
 	int no_effects, no_header;
 } served;
 
@@ -192,6 +194,17 @@ static void serve_of(served *s, const cm_block *blk, const cm_qc *commit, const 
 	s->b.txs = s->txp;
 	s->b.n_txs = s->body->n_txs;
 	s->e.height = s->blk.height;
+	for (size_t i = 0; i < s->body->n_txs && i < NTX; i++) {
+		muri__v1__tx_outcome__init(&s->out[i]);
+		cm_hash(s->out_hash[i], CM_DOM_TX, s->tx[i].body.data, s->tx[i].body.len);
+		s->out[i].tx_hash.data = s->out_hash[i];
+		s->out[i].tx_hash.len = CM_HASH_BYTES;
+		s->out[i].index = (uint32_t)i;
+		s->out[i].state = MURI__V1__TX_STATE__TX_COMMITTED;
+		s->outp[i] = &s->out[i];
+	}
+	s->e.outcomes = s->outp;
+	s->e.n_outcomes = s->body->n_txs;
 	s->e.state_root.data = s->root;
 	s->e.state_root.len = CM_HASH_BYTES;
 	s->b.effects = &s->e;
@@ -391,6 +404,9 @@ static void lie_no_qc(served *s) { s->b.commit_qc = NULL; }
 static void lie_effects_height(served *s) { s->e.height = 3; }
 static void lie_effects_missing(served *s) { s->no_effects = 1; }
 static void lie_effects_root(served *s) { s->e.state_root.len = 31; }
+static void lie_outcome_other_tx(served *s) { s->out_hash[1][0] ^= 1; }
+static void lie_outcome_order(served *s) { s->out[0].index = 1; }
+static void lie_outcome_missing(served *s) { s->e.n_outcomes--; }
 /* A block with the wrong parent that is otherwise perfect: properly hashed
  * and certified by every replica. */
 static void lie_parent(served *s)
@@ -436,6 +452,9 @@ static const struct {
 	{"effects for another height", lie_effects_height, CM_FV_EFFECTS},
 	{"effects missing", lie_effects_missing, CM_FV_EFFECTS},
 	{"effects state root of 31 bytes", lie_effects_root, CM_FV_EFFECTS},
+	{"effects outcome naming another tx", lie_outcome_other_tx, CM_FV_EFFECTS},
+	{"effects outcome at another position", lie_outcome_order, CM_FV_EFFECTS},
+	{"effects outcome missing", lie_outcome_missing, CM_FV_EFFECTS},
 };
 
 static void test_forgeries(void)
