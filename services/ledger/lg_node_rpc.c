@@ -6,6 +6,10 @@
 
 /* ---- FetchBlocks (served) ------------------------------------------------------ */
 
+/* Bytes of blocks in one FetchBlocks answer: past this the answer ends early
+ * (it always holds at least one block), well below the RPC message limit. */
+#define FETCH_ANSWER_BYTES (48u << 20)
+
 static int add_bytes(cm_rpc_call *call, ProtobufCBinaryData *v, const uint8_t *p, size_t len)
 {
 	v->data = cm_rpc_alloc(call, len ? len : 1);
@@ -30,7 +34,8 @@ int lg_node_serve_fetch(void *arg, cm_rpc_call *call, const Muri__V1__FetchBlock
 	if (req->block_hash.len == CM_HASH_BYTES) {
 		uint8_t cur[CM_HASH_BYTES];
 		memcpy(cur, req->block_hash.data, CM_HASH_BYTES);
-		while (resp->n_blocks < max) {
+		size_t total = 0;
+		while (resp->n_blocks < max && total < FETCH_ANSWER_BYTES) {
 			uint8_t *bytes = NULL;
 			size_t len = 0;
 			lg_block_rec rec;
@@ -48,6 +53,7 @@ int lg_node_serve_fetch(void *arg, cm_rpc_call *call, const Muri__V1__FetchBlock
 			if (ok) {
 				resp->commit_qcs[resp->n_blocks].len = 0;
 				resp->n_blocks++;
+				total += len;
 				memcpy(cur, b.parent, CM_HASH_BYTES);
 			}
 			free(bytes);
@@ -56,10 +62,13 @@ int lg_node_serve_fetch(void *arg, cm_rpc_call *call, const Muri__V1__FetchBlock
 				break;
 		}
 	} else if (req->block_hash.len == 0) {
-		for (uint64_t h = req->from_height ? req->from_height : 1; resp->n_blocks < max; h++) {
+		size_t total = 0;
+		for (uint64_t h = req->from_height ? req->from_height : 1; resp->n_blocks < max && total < FETCH_ANSWER_BYTES;
+		     h++) {
 			lg_block_rec rec;
 			if (lg_store_get_block(rd, h, &rec) != CM_OK)
 				break;
+			total += rec.header_len + rec.qc_len;
 			int ok = add_bytes(call, &resp->blocks[resp->n_blocks], rec.header, rec.header_len) == CM_OK &&
 				 add_bytes(call, &resp->commit_qcs[resp->n_blocks], rec.qc, rec.qc_len) == CM_OK;
 			lg_block_rec_clear(&rec);
