@@ -149,7 +149,10 @@ typedef struct cm_follower_stats {
 	uint64_t blocks, switches, refusals;
 	int replica;                         /* replica followed now (-1: none) */
 	int running;                         /* 0 once stopped or failed */
-	int error;                           /* why it ended: 0, or a cm_err code */
+	int error;                           /* why it ended: 0 (stopped), or CM_ERR_VERIFY when a
+					      * certified block contradicted the state root of
+					      * effects already handed out (last_refusal says
+					      * which height): follow again from below it */
 	char last_refusal[CM_FCORE_MSG_MAX];
 } cm_follower_stats;
 

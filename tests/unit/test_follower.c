@@ -599,7 +599,7 @@ static void test_pending_bound(void)
 
 /* ---- the driver against in-process replicas: one forges, one stalls ---- */
 
-enum { HONEST, FORGER, STALLER };
+enum { HONEST, FORGER, STALLER, ROOT_LIAR };
 
 typedef struct fake_replica {
 	int mode;
@@ -620,6 +620,8 @@ static int fake_follow(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg
 		serve(&s, h);
 		if (r->mode == FORGER && h == 5)
 			s.commit.sigs[0][3] ^= 0x80;
+		if (r->mode == ROOT_LIAR && h == 4)
+			s.root[0] ^= 1; /* effects of block 4 claim a false state root */
 		int rc = cm_rpc_stream_send(call, &s.b.base);
 		muri__v1__block_body__free_unpacked(s.body, NULL);
 		if (rc != CM_OK)
@@ -653,12 +655,10 @@ static uint64_t dseen(void)
 	return h;
 }
 
-static void test_driver(void)
+static void start_fakes(const int modes[N], const char *addrs[N])
 {
-	build_chain(0);
-	int modes[N] = {FORGER, STALLER, HONEST, HONEST};
-	const char *addrs[N];
 	for (int i = 0; i < N; i++) {
+		memset(&fakes[i], 0, sizeof(fakes[i]));
 		fakes[i].mode = modes[i];
 		char err[256];
 		cm_rpc_server_opts so = {.listen = "127.0.0.1:0", .workers = 1, .requests_per_worker = 2, .max_streams = 8};
@@ -670,6 +670,14 @@ static void test_driver(void)
 		snprintf(fakes[i].addr, sizeof(fakes[i].addr), "127.0.0.1:%d", port);
 		addrs[i] = fakes[i].addr;
 	}
+}
+
+static void test_driver(void)
+{
+	build_chain(0);
+	int modes[N] = {FORGER, STALLER, HONEST, HONEST};
+	const char *addrs[N];
+	start_fakes(modes, addrs);
 	cm_follower_opts o = {
 		.genesis = {.chain_id = CHAIN_ID, .n = N, .pks = (const uint8_t(*)[CM_PK_BYTES])pks, .addrs = addrs},
 		.on_block = on_final,
@@ -711,6 +719,39 @@ static void test_driver(void)
 		cm_rpc_server_free(fakes[i].srv);
 }
 
+/* Effects handed out (block 4's) are contradicted by a certified block
+ * (7 pins height 4): the follower stops with CM_ERR_VERIFY and says why. */
+static void test_driver_false_effects(void)
+{
+	build_chain(0);
+	int modes[N] = {ROOT_LIAR, HONEST, HONEST, HONEST};
+	const char *addrs[N];
+	start_fakes(modes, addrs);
+	pthread_mutex_lock(&dmu);
+	dheight = 0;
+	dbad = 0;
+	pthread_mutex_unlock(&dmu);
+	cm_follower_opts o = {
+		.genesis = {.chain_id = CHAIN_ID, .n = N, .pks = (const uint8_t(*)[CM_PK_BYTES])pks, .addrs = addrs},
+		.on_block = on_final,
+	};
+	cm_follower *f = NULL;
+	char err[256];
+	TAP_EQ(cm_follower_start(&o, &f, err, sizeof(err)), CM_OK);
+	TAP_EQ(cm_follower_wait(f, 20000), 1);
+	cm_follower_stats st;
+	cm_follower_get_stats(f, &st);
+	TAP_EQ(st.error, CM_ERR_VERIFY);
+	TAP_EQ(st.height, 4);
+	TAP_EQ(dseen(), 4);
+	TAP_EQ(dbad, 0);
+	TAP_CHECK(strstr(st.last_refusal, "state_root") != NULL);
+	TAP_CHECK(strstr(st.last_refusal, fakes[0].addr) != NULL);
+	cm_follower_free(f);
+	for (int i = 0; i < N; i++)
+		cm_rpc_server_free(fakes[i].srv);
+}
+
 int main(void)
 {
 	cm_crypto_init();
@@ -727,6 +768,7 @@ int main(void)
 	TAP_RUN(test_certified_fork);
 	TAP_RUN(test_pending_bound);
 	TAP_RUN(test_driver);
+	TAP_RUN(test_driver_false_effects);
 	for (int i = 0; i <= MAXH; i++)
 		free(payloads[i]);
 	for (int i = 0; i < N; i++)
