@@ -14,7 +14,7 @@ import pytest
 
 from ledger_util import Account, free_ports, make_genesis, signed_tx
 from muri_util import wait_until
-from sodium_keys import verify, write_key_file
+from sodium_keys import sign, verify, write_key_file
 
 DOM_BLOCK, DOM_VOTE = 0x02, 0x04
 N_MAGUS = 45
@@ -38,7 +38,7 @@ def vote_digest(chain_id, view, h):
 class Net:
     """4 replicas, 2 indexers with stake (so that Magus can be created), 2 accounts."""
 
-    def __init__(self, servers, stubs, tmp_path):
+    def __init__(self, servers, stubs, tmp_path, params=None):
         self.pb = stubs.ledger_pb2
         self.types = stubs.types_pb2
         self.chain = "muri-queries"
@@ -49,7 +49,7 @@ class Net:
         ix_ports = free_ports(2)
         genesis = str(tmp_path / "genesis.txt")
         make_genesis(genesis, self.chain, list(zip(self.replicas, self.addrs)),
-                     [(a, 10_000_000) for a in self.accounts],
+                     [(a, 10_000_000) for a in self.accounts + self.indexers], params,
                      indexers=[(x, f"127.0.0.1:{p}", 1 << 30, 5000) for x, p in zip(self.indexers, ix_ports)])
         for i, acc in enumerate(self.replicas):
             key = tmp_path / f"ledger{i}.key"
@@ -254,6 +254,69 @@ def test_paging_magus_each_once(net):
     with pytest.raises(grpc.RpcError) as e:
         net.stubs[0].GetFragment(pb.FragmentRequest(magu="magu-007", fragment=5), timeout=5)
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_paging_challenges_each_once(servers, stubs, tmp_path):
+    net = Net(servers, stubs, tmp_path, params={"challenge_interval": 5, "challenges_per_round": 64,
+                                                "challenge_deadline": 1_000_000})
+    try:
+        pb, types = net.pb, net.types
+        acc = net.accounts[0]
+        r = net.stubs[0].SubmitTransaction(pb.SubmitRequest(
+            tx=signed_tx(pb, net.chain, acc, fee=1, create_magu=pb.CreateMagu(
+                name="chal", dimension=8, fragments=12, replication=1, deposit=100)),
+            wait_commit=True, timeout_ms=20000), timeout=25)
+        assert r.state == pb.TX_COMMITTED, r.message
+        wait_until(lambda: min(net.height(i) for i in range(4)) >= r.height, timeout=30)
+        magu = net.stubs[0].GetMagu(pb.MaguRequest(name="chal"), timeout=5)
+        by_pk = {x.pk: x for x in net.indexers}
+        txs = {}
+        for c in magu.configs:
+            ix = by_pk[c.replicas[0].pubkey]
+            root = types.SignedRoot(magu="chal", fragment=c.fragment, size=1, root=b2(b"\x00leaf"), signer=ix.pk)
+            root.signature = sign(ix.sk, b2(bytes([0x09]) + root.SerializeToString()))
+            txs.setdefault(ix.pk, []).append(
+                signed_tx(pb, net.chain, ix, fee=0, commit_root=pb.CommitRoot(root=root)))
+        last = []
+        for k, batch in txs.items():
+            res = net.stubs[1].SubmitTransactions(pb.SubmitBatchRequest(txs=batch), timeout=30)
+            assert all(x.code == 0 for x in res.results), [x.message for x in res.results]
+            last.append(res.results[-1].tx_hash)
+
+        def committed(i, h):
+            try:
+                return net.stubs[i].GetTransaction(pb.TxRequest(tx_hash=h), timeout=5).state == pb.TX_COMMITTED
+            except grpc.RpcError:
+                return False
+        wait_until(lambda: all(committed(i, h) for i in range(4) for h in last), timeout=60)
+        # challenges come every block for the committed fragments
+        ix = max(txs, key=lambda k: len(txs[k]))
+
+        def count():
+            return len(net.stubs[2].GetChallenges(pb.ChallengesRequest(indexer=ix, max=1000), timeout=5).challenges)
+        wait_until(lambda: count() >= 40, timeout=60)
+        def walk(limit):
+            ids, token, pages = [], b"", 0
+            while True:
+                page = net.stubs[pages % 4].GetChallenges(
+                    pb.ChallengesRequest(indexer=ix, max=limit, page_token=token), timeout=5)
+                assert len(page.challenges) <= limit
+                assert page.HasField("at") and len(page.at.state_root) == 32
+                assert all(c.indexer == ix for c in page.challenges)
+                ids += [c.id for c in page.challenges]
+                pages += 1
+                token = page.next_page_token
+                if not token:
+                    return ids
+                assert pages < 10000
+        ids = walk(7)
+        assert ids == sorted(ids, reverse=True)  # newest first
+        assert len(ids) == len(set(ids)) >= 40
+        # a walk in large pages finds the same ones at or below the first id
+        # (newer ones keep coming while paging; none is lost or repeated)
+        assert [i for i in walk(1000) if i <= ids[0]] == ids
+    finally:
+        net.close()
 
 
 @pytest.mark.parametrize("call,field", [
