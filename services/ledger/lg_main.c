@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cm_service.h"
 #include "lg_node.h"
@@ -13,17 +14,18 @@ typedef struct lg_config {
 	int64_t base_timeout_ms;
 	int64_t max_timeout_ms;
 	int64_t tick_ms;
-	int64_t block_max_txs;
-	uint64_t block_max_bytes;
+	uint64_t max_payload_bytes;
 	int64_t mempool_max_txs;
 	uint64_t mempool_max_bytes;
 	int64_t mempool_per_sender;
 	int64_t inbox_max;
 	int64_t net_queue;
+	int64_t relay_queue;
+	int64_t relay_batch;
+	int64_t verifier_threads;
 	int64_t read_connections;
 	int64_t max_wait_ms;
 	char *tls_ca;
-	bool bench_unsigned_noops;
 } lg_config;
 
 static const cm_config_key lg_keys[] = {
@@ -35,10 +37,10 @@ static const cm_config_key lg_keys[] = {
 	{"max_timeout_ms", CM_CFG_INT, offsetof(lg_config, max_timeout_ms), "8000", 10, 3600000,
 	 "pacemaker: the cap of the doubling timeouts", NULL},
 	{"tick_ms", CM_CFG_INT, offsetof(lg_config, tick_ms), "5", 1, 1000, "consensus timer resolution", NULL},
-	{"block_max_txs", CM_CFG_INT, offsetof(lg_config, block_max_txs), "4000", 1, 100000,
-	 "transactions per block", NULL},
-	{"block_max_bytes", CM_CFG_SIZE, offsetof(lg_config, block_max_bytes), "4M", 4096, 64 * 1048576.0,
-	 "payload bytes per block", NULL},
+	{"max_payload_bytes", CM_CFG_SIZE, offsetof(lg_config, max_payload_bytes), "32M", 65536, 64 * 1048576.0,
+	 "hard cap of a block payload and of a peer message; blocks are sized within it by the governed "
+	 "parameters block_max_txs and block_max_bytes",
+	 NULL},
 	{"mempool_max_txs", CM_CFG_INT, offsetof(lg_config, mempool_max_txs), "200000", 1, 100000000,
 	 "transactions the mempool holds", NULL},
 	{"mempool_max_bytes", CM_CFG_SIZE, offsetof(lg_config, mempool_max_bytes), "256M", 4096, 1099511627776.0,
@@ -49,14 +51,18 @@ static const cm_config_key lg_keys[] = {
 	 "consensus messages queued for the core", NULL},
 	{"net_queue", CM_CFG_INT, offsetof(lg_config, net_queue), "4096", 1, 1000000,
 	 "messages queued for one peer (the oldest is dropped beyond)", NULL},
+	{"relay_queue", CM_CFG_INT, offsetof(lg_config, relay_queue), "65536", 1, 10000000,
+	 "admitted transactions queued for one peer's relay (beyond, that peer does not get them)", NULL},
+	{"relay_batch", CM_CFG_INT, offsetof(lg_config, relay_batch), "256", 1, 10000,
+	 "transactions per Relay call to a peer", NULL},
+	{"verifier_threads", CM_CFG_INT, offsetof(lg_config, verifier_threads), "0", 0, 256,
+	 "signature verifier threads; 0: one per core", NULL},
 	{"read_connections", CM_CFG_INT, offsetof(lg_config, read_connections), "4", 1, 256,
 	 "read-only SQLite connections for queries", NULL},
 	{"max_wait_ms", CM_CFG_INT, offsetof(lg_config, max_wait_ms), "60000", 1, 3600000,
 	 "longest wait_commit a SubmitTransaction may ask for", NULL},
 	{"tls_ca", CM_CFG_STR, offsetof(lg_config, tls_ca), "", 0, 0,
 	 "PEM CA file to verify peers' TLS certificates; empty: plaintext to peers", NULL},
-	{"bench_unsigned_noops", CM_CFG_BOOL, offsetof(lg_config, bench_unsigned_noops), "false", 0, 0,
-	 "benchmarks only: accept Noop transactions without checking their signatures", NULL},
 };
 
 typedef struct lg_ctx {
@@ -69,9 +75,33 @@ static int lg_status(void *arg, cm_rpc_call *call, Muri__V1__StatusResponse **ou
 {
 	lg_ctx *c = arg;
 	int code = cm_service_status(c->svc, call, out);
-	if (code == GRPC_STATUS_OK)
-		lg_node_status_details(c->node, call, *out);
+	if (code != GRPC_STATUS_OK)
+		return code;
+	lg_node_status_details(c->node, call, *out);
+	/* one more detail: "diverged" = "no", or why this replica stopped */
+	Muri__V1__StatusResponse *r = *out;
+	char why[600] = "no";
+	lg_node_diverged(c->node, why, sizeof(why));
+	Muri__V1__StatusResponse__DetailsEntry **d = cm_rpc_alloc(call, (r->n_details + 1) * sizeof(*d));
+	Muri__V1__StatusResponse__DetailsEntry *e = cm_rpc_alloc(call, sizeof(*e));
+	if (!d || !e)
+		return code;
+	memcpy(d, r->details, r->n_details * sizeof(*d));
+	muri__v1__status_response__details_entry__init(e);
+	e->key = "diverged";
+	e->value = cm_rpc_strdup(call, why);
+	d[r->n_details] = e;
+	r->details = d;
+	r->n_details++;
 	return code;
+}
+
+static int lg_health(void *arg, char *reason, size_t len)
+{
+	lg_ctx *c = arg;
+	if (c->node && lg_node_diverged(c->node, reason, len))
+		return 0;
+	return 1;
 }
 
 static int lg_init(void *arg, const cm_service_env *env, char *err, size_t errlen)
@@ -88,17 +118,18 @@ static int lg_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.base_timeout_ms = (uint32_t)c->cfg.base_timeout_ms,
 		.max_timeout_ms = (uint32_t)c->cfg.max_timeout_ms,
 		.tick_ms = (uint32_t)c->cfg.tick_ms,
-		.block_max_txs = (uint32_t)c->cfg.block_max_txs,
-		.block_max_bytes = (uint32_t)c->cfg.block_max_bytes,
+		.max_payload_bytes = (uint32_t)c->cfg.max_payload_bytes,
 		.mempool_max_txs = (uint32_t)c->cfg.mempool_max_txs,
 		.mempool_max_bytes = c->cfg.mempool_max_bytes,
 		.mempool_per_sender = (uint32_t)c->cfg.mempool_per_sender,
 		.inbox_max = (uint32_t)c->cfg.inbox_max,
 		.net_queue = (uint32_t)c->cfg.net_queue,
+		.relay_queue = (uint32_t)c->cfg.relay_queue,
+		.relay_batch = (uint32_t)c->cfg.relay_batch,
+		.verifier_threads = (uint32_t)c->cfg.verifier_threads,
 		.readers = (uint32_t)c->cfg.read_connections,
 		.max_wait_ms = (uint32_t)c->cfg.max_wait_ms,
 		.tls_ca_file = c->cfg.tls_ca && *c->cfg.tls_ca ? c->cfg.tls_ca : NULL,
-		.bench_unsigned_noops = c->cfg.bench_unsigned_noops,
 		.metrics = env->metrics,
 	};
 	int rc = lg_node_open(&o, &c->node, err, errlen);
@@ -142,6 +173,7 @@ int main(int argc, char **argv)
 		.started = lg_started,
 		.stopping = lg_stopping,
 		.fini = lg_fini,
+		.health = lg_health,
 	};
 	ctx.svc = &svc;
 	return cm_service_main(&svc, argc, argv);

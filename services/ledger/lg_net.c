@@ -18,6 +18,13 @@ struct qmsg {
 	uint8_t bytes[];
 };
 
+/* A transaction waiting for a Relay batch: body then signature. */
+struct rtx {
+	struct rtx *next;
+	size_t body_len, sig_len;
+	uint8_t bytes[];
+};
+
 struct peer {
 	lg_net *net;
 	uint32_t index;
@@ -31,6 +38,8 @@ struct peer {
 	pthread_cond_t cv;
 	struct qmsg *head, *tail;
 	size_t queued;
+	struct rtx *rhead, *rtail; /* under mu */
+	size_t rqueued;
 };
 
 struct lg_net {
@@ -38,15 +47,17 @@ struct lg_net {
 	uint32_t self, n;
 	uint8_t pubkeys[LG_NET_MAX_REPLICAS][CM_PK_BYTES];
 	cm_keypair key;
-	size_t queue_max, message_max;
+	size_t queue_max, message_max, relay_queue_max, relay_batch;
 	int send_timeout_ms;
 	char *tls_ca_file;
 	struct peer peers[LG_NET_MAX_REPLICAS];
 	lg_net_deliver_fn deliver;
 	lg_net_fetch_fn fetch;
+	lg_net_relay_fn relay;
 	void *arg;
 	atomic_int stopping;
 	atomic_uint_fast64_t sent, send_failed, dropped, received, rejected;
+	atomic_uint_fast64_t relay_calls, relayed_txs, relay_dropped, relay_received;
 };
 
 static void envelope_digest(uint8_t out[CM_HASH_BYTES], const char *chain_id, uint32_t sender,
@@ -60,6 +71,35 @@ static void envelope_digest(uint8_t out[CM_HASH_BYTES], const char *chain_id, ui
 	cm_hasher_update(&h, &zero, 1);
 	cm_hasher_update(&h, s, sizeof(s));
 	cm_hasher_update(&h, msg, len);
+	cm_hasher_final(&h, out);
+}
+
+static void put_u64(cm_hasher *h, uint64_t v)
+{
+	uint8_t b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(v >> (56 - 8 * i));
+	cm_hasher_update(h, b, sizeof(b));
+}
+
+/* What a Relay's signature covers (consensus.proto RelayRequest). */
+static void relay_digest(uint8_t out[CM_HASH_BYTES], const char *chain_id, uint32_t sender,
+			 Muri__V1__SignedTransaction *const *txs, size_t n)
+{
+	cm_hasher h;
+	uint8_t zero = 0, s[4] = {(uint8_t)(sender >> 24), (uint8_t)(sender >> 16),
+				  (uint8_t)(sender >> 8), (uint8_t)sender};
+	cm_hasher_init(&h, CM_DOM_CONSENSUS);
+	cm_hasher_update(&h, chain_id, strlen(chain_id));
+	cm_hasher_update(&h, &zero, 1);
+	cm_hasher_update(&h, s, sizeof(s));
+	cm_hasher_update(&h, "relay", 5);
+	for (size_t i = 0; i < n; i++) {
+		put_u64(&h, txs[i]->body.len);
+		cm_hasher_update(&h, txs[i]->body.data, txs[i]->body.len);
+		put_u64(&h, txs[i]->signature.len);
+		cm_hasher_update(&h, txs[i]->signature.data, txs[i]->signature.len);
+	}
 	cm_hasher_final(&h, out);
 }
 
@@ -88,23 +128,91 @@ int lg_net_set_address(lg_net *net, uint32_t peer, const char *address)
 	return CM_OK;
 }
 
+/* Sends one Relay call with the batch in list (freed here). */
+static void send_relay(struct peer *p, struct rtx *list, size_t n)
+{
+	lg_net *net = p->net;
+	Muri__V1__SignedTransaction *stx = calloc(n ? n : 1, sizeof(*stx));
+	Muri__V1__SignedTransaction **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+	size_t k = 0;
+	for (struct rtx *r = list; r && stx && ptrs; r = r->next, k++) {
+		muri__v1__signed_transaction__init(&stx[k]);
+		stx[k].body.data = r->bytes;
+		stx[k].body.len = r->body_len;
+		stx[k].signature.data = r->bytes + r->body_len;
+		stx[k].signature.len = r->sig_len;
+		ptrs[k] = &stx[k];
+	}
+	if (stx && ptrs && p->client) {
+		uint8_t digest[CM_HASH_BYTES], sig[CM_SIG_BYTES];
+		relay_digest(digest, net->chain_id, net->self, ptrs, k);
+		cm_sign(&net->key, sig, digest, sizeof(digest));
+		Muri__V1__RelayRequest req = MURI__V1__RELAY_REQUEST__INIT;
+		req.chain_id = net->chain_id;
+		req.sender = net->self;
+		req.txs = ptrs;
+		req.n_txs = k;
+		req.signature.data = sig;
+		req.signature.len = sizeof(sig);
+		ProtobufCMessage *resp = NULL;
+		cm_rpc_status st;
+		if (cm_rpc_unary(p->client, "/muri.v1.Consensus/Relay", &req.base, &muri__v1__consensus_ack__descriptor,
+				 &resp, net->send_timeout_ms, &st) == CM_OK) {
+			atomic_fetch_add(&net->relay_calls, 1);
+			atomic_fetch_add(&net->relayed_txs, k);
+			protobuf_c_message_free_unpacked(resp, NULL);
+		} else {
+			atomic_fetch_add(&net->send_failed, 1);
+		}
+	} else {
+		atomic_fetch_add(&net->relay_dropped, n);
+	}
+	free(stx);
+	free(ptrs);
+	for (struct rtx *r = list, *next; r; r = next) {
+		next = r->next;
+		free(r);
+	}
+}
+
 static void *sender_main(void *arg)
 {
 	struct peer *p = arg;
 	lg_net *net = p->net;
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
-		while (!p->head && !atomic_load(&net->stopping))
+		while (!p->head && !p->rhead && !atomic_load(&net->stopping))
 			pthread_cond_wait(&p->cv, &p->mu);
 		if (atomic_load(&net->stopping)) {
 			pthread_mutex_unlock(&p->mu);
 			return NULL;
 		}
+		/* consensus messages first; a relay batch when none waits */
 		struct qmsg *m = p->head;
-		p->head = m->next;
-		if (!p->head)
-			p->tail = NULL;
-		p->queued--;
+		struct rtx *batch = NULL;
+		size_t nbatch = 0;
+		if (m) {
+			p->head = m->next;
+			if (!p->head)
+				p->tail = NULL;
+			p->queued--;
+		} else {
+			batch = p->rhead;
+			struct rtx *last = batch;
+			size_t bytes = batch->body_len + batch->sig_len;
+			nbatch = 1;
+			while (last->next && nbatch < net->relay_batch &&
+			       bytes + last->next->body_len + last->next->sig_len + 16 <= net->message_max) {
+				last = last->next;
+				bytes += last->body_len + last->sig_len + 16;
+				nbatch++;
+			}
+			p->rhead = last->next;
+			if (!p->rhead)
+				p->rtail = NULL;
+			last->next = NULL;
+			p->rqueued -= nbatch;
+		}
 		char address[LG_NET_ADDR_MAX];
 		int changed = p->address_changed;
 		p->address_changed = 0;
@@ -115,6 +223,10 @@ static void *sender_main(void *arg)
 			cm_rpc_client_free(p->client);
 			p->client = connect_peer(net, address);
 			pthread_mutex_unlock(&p->fetch_mu);
+		}
+		if (batch) {
+			send_relay(p, batch, nbatch);
+			continue;
 		}
 		if (!p->client) {
 			atomic_fetch_add(&net->send_failed, 1);
@@ -142,6 +254,40 @@ static void *sender_main(void *arg)
 			atomic_fetch_add(&net->send_failed, 1);
 		}
 		free(m);
+	}
+}
+
+void lg_net_relay(lg_net *net, const ProtobufCBinaryData *body, const ProtobufCBinaryData *signature)
+{
+	for (uint32_t i = 0; i < net->n; i++) {
+		if (i == net->self)
+			continue;
+		struct peer *p = &net->peers[i];
+		struct rtx *r = malloc(sizeof(*r) + body->len + signature->len);
+		if (!r) {
+			atomic_fetch_add(&net->relay_dropped, 1);
+			continue;
+		}
+		r->next = NULL;
+		r->body_len = body->len;
+		r->sig_len = signature->len;
+		memcpy(r->bytes, body->data, body->len);
+		memcpy(r->bytes + body->len, signature->data, signature->len);
+		pthread_mutex_lock(&p->mu);
+		if (p->rqueued >= net->relay_queue_max) {
+			pthread_mutex_unlock(&p->mu);
+			free(r);
+			atomic_fetch_add(&net->relay_dropped, 1);
+			continue;
+		}
+		if (p->rtail)
+			p->rtail->next = r;
+		else
+			p->rhead = r;
+		p->rtail = r;
+		p->rqueued++;
+		pthread_cond_signal(&p->cv);
+		pthread_mutex_unlock(&p->mu);
 	}
 }
 
@@ -219,6 +365,44 @@ static int on_deliver(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg,
 	return GRPC_STATUS_OK;
 }
 
+static int on_relay(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_net *net = arg;
+	const Muri__V1__RelayRequest *req = (const Muri__V1__RelayRequest *)msg;
+	uint8_t digest[CM_HASH_BYTES];
+	const char *why = NULL;
+	int code = GRPC_STATUS_INVALID_ARGUMENT;
+	if (!net->relay)
+		return cm_rpc_fail(call, GRPC_STATUS_UNIMPLEMENTED, "this replica takes no relayed transactions");
+	if (strcmp(req->chain_id, net->chain_id) != 0)
+		why = "chain_id: not this chain";
+	else if (req->sender >= net->n || req->sender == net->self)
+		why = "sender: not a peer replica index";
+	else if (req->n_txs == 0 || req->n_txs > LG_NET_RELAY_MAX)
+		why = "txs: empty or more than LG_NET_RELAY_MAX";
+	else if (req->signature.len != CM_SIG_BYTES)
+		why = "signature: must be 64 bytes";
+	if (!why) {
+		relay_digest(digest, net->chain_id, req->sender, req->txs, req->n_txs);
+		if (cm_verify(net->pubkeys[req->sender], req->signature.data, digest, sizeof(digest)) != CM_OK) {
+			why = "signature: does not verify for the sender";
+			code = GRPC_STATUS_UNAUTHENTICATED;
+		}
+	}
+	if (why) {
+		atomic_fetch_add(&net->rejected, 1);
+		return cm_rpc_fail(call, code, "%s", why);
+	}
+	atomic_fetch_add(&net->relay_received, req->n_txs);
+	net->relay(net->arg, req->sender, req->txs, req->n_txs);
+	Muri__V1__ConsensusAck *ack = cm_rpc_alloc(call, sizeof(*ack));
+	if (!ack)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	muri__v1__consensus_ack__init(ack);
+	*resp = &ack->base;
+	return GRPC_STATUS_OK;
+}
+
 static int on_fetch(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
 {
 	lg_net *net = arg;
@@ -238,10 +422,16 @@ static int on_fetch(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, P
 	return code;
 }
 
+void lg_net_on_relay(lg_net *net, lg_net_relay_fn fn)
+{
+	net->relay = fn;
+}
+
 int lg_net_register(lg_net *net, cm_rpc_server *srv)
 {
-	const cm_rpc_handler h[] = {{"Deliver", on_deliver, NULL}, {"FetchBlocks", on_fetch, NULL}};
-	return cm_rpc_server_add(srv, &muri__v1__consensus__descriptor, h, 2, net);
+	const cm_rpc_handler h[] = {
+		{"Deliver", on_deliver, NULL}, {"FetchBlocks", on_fetch, NULL}, {"Relay", on_relay, NULL}};
+	return cm_rpc_server_add(srv, &muri__v1__consensus__descriptor, h, 3, net);
 }
 
 int lg_net_fetch(lg_net *net, uint32_t peer, const Muri__V1__FetchBlocksRequest *req,
@@ -285,6 +475,10 @@ int lg_net_new(const lg_net_opts *o, lg_net_deliver_fn deliver, lg_net_fetch_fn 
 	net->key = *o->key;
 	net->queue_max = o->queue_max;
 	net->message_max = o->message_max;
+	net->relay_queue_max = o->relay_queue_max ? o->relay_queue_max : 65536;
+	net->relay_batch = o->relay_batch ? o->relay_batch : 256;
+	if (net->relay_batch > LG_NET_RELAY_MAX)
+		net->relay_batch = LG_NET_RELAY_MAX;
 	net->send_timeout_ms = o->send_timeout_ms > 0 ? o->send_timeout_ms : 1000;
 	net->deliver = deliver;
 	net->fetch = fetch;
@@ -345,6 +539,10 @@ void lg_net_free(lg_net *net)
 			next = m->next;
 			free(m);
 		}
+		for (struct rtx *r = p->rhead, *next; r; r = next) {
+			next = r->next;
+			free(r);
+		}
 		cm_rpc_client_free(p->client);
 		pthread_mutex_destroy(&p->mu);
 		pthread_mutex_destroy(&p->fetch_mu);
@@ -363,4 +561,14 @@ void lg_net_get_stats(lg_net *net, lg_net_stats *out)
 	out->dropped = atomic_load(&net->dropped);
 	out->received = atomic_load(&net->received);
 	out->rejected = atomic_load(&net->rejected);
+	out->relay_calls = atomic_load(&net->relay_calls);
+	out->relayed_txs = atomic_load(&net->relayed_txs);
+	out->relay_dropped = atomic_load(&net->relay_dropped);
+	out->relay_received = atomic_load(&net->relay_received);
+	out->relay_queued = 0;
+	for (uint32_t i = 0; i < net->n; i++) {
+		pthread_mutex_lock(&net->peers[i].mu);
+		out->relay_queued += net->peers[i].rqueued;
+		pthread_mutex_unlock(&net->peers[i].mu);
+	}
 }

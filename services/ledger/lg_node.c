@@ -68,9 +68,14 @@ void lg_node_enqueue(lg_node *n, int kind, uint32_t from, const uint8_t *bytes, 
 	pthread_mutex_unlock(&n->qmu);
 }
 
+/* On an RPC thread: a proposal's transactions are verified here, in
+ * parallel, before the consensus thread sees it. */
 static void on_net_message(void *arg, uint32_t from, const uint8_t *msg, size_t len)
 {
-	lg_node_enqueue(arg, ITEM_MSG, from, msg, len);
+	lg_node *n = arg;
+	if (!atomic_load(&n->diverged))
+		lg_node_preverify(n, msg, len);
+	lg_node_enqueue(n, ITEM_MSG, from, msg, len);
 }
 
 static void *consensus_main(void *arg)
@@ -89,10 +94,14 @@ static void *consensus_main(void *arg)
 		n->qhead = n->qtail = NULL;
 		n->qlen = 0;
 		pthread_mutex_unlock(&n->qmu);
+		/* a diverged replica takes part in nothing: no vote, no proposal, no commit */
+		int stopped = atomic_load(&n->diverged);
 		while (list) {
 			struct item *it = list;
 			list = it->next;
-			if (it->kind == ITEM_MSG) {
+			if (stopped) {
+				/* dropped */
+			} else if (it->kind == ITEM_MSG) {
 				lg_hs_on_message_bytes(n->hs, it->from, it->bytes, it->len);
 			} else {
 				cm_block b;
@@ -102,6 +111,10 @@ static void *consensus_main(void *arg)
 			free(it);
 		}
 		uint64_t now = cm_now_ms();
+		if (atomic_load(&n->diverged)) {
+			next_tick = now + n->o.tick_ms;
+			continue;
+		}
 		if (now >= next_tick || atomic_exchange(&n->poke, 0)) {
 			lg_hs_tick(n->hs, now);
 			next_tick = now + n->o.tick_ms;
@@ -287,6 +300,11 @@ int lg_node_open(const lg_node_opts *o, lg_node **out, char *err, size_t errlen)
 		rc = CM_ERR_NOMEM;
 		goto fail;
 	}
+	rc = lg_node_verifiers_start(n, o->verifier_threads);
+	if (rc != CM_OK) {
+		snprintf(err, errlen, "cannot start the signature verifiers");
+		goto fail;
+	}
 	const char **addrs = calloc(n->n, sizeof(*addrs));
 	for (uint32_t i = 0; i < n->n; i++) {
 		memcpy(n->pks[i], n->genesis->replicas[i].pk, CM_PK_BYTES);
@@ -321,6 +339,7 @@ int lg_node_open(const lg_node_opts *o, lg_node **out, char *err, size_t errlen)
 	lg_state_set_observer(n->state, lg_node_observe_tx, n);
 	n->height = lg_state_height(n->state);
 	lg_state_root(n->state, n->root);
+	n->unsigned_noops = lg_state_param(n->state, "unsigned_noops") != 0;
 	n->nreaders = o->readers ? o->readers : 4;
 	n->readers = calloc(n->nreaders, sizeof(*n->readers));
 	n->reader_busy = calloc(n->nreaders, 1);
@@ -333,10 +352,12 @@ int lg_node_open(const lg_node_opts *o, lg_node **out, char *err, size_t errlen)
 		rc = lg_mempool_new(&mo, &n->mp);
 	lg_net_opts no = {.chain_id = n->genesis->chain_id, .self = n->self, .n = n->n, .addresses = addrs,
 			  .pubkeys = (const uint8_t(*)[CM_PK_BYTES])n->pks, .key = &n->key, .queue_max = o->net_queue,
-			  .message_max = o->block_max_bytes + (1u << 20), .send_timeout_ms = 2000,
-			  .tls_ca_file = o->tls_ca_file};
+			  .message_max = o->max_payload_bytes + (1u << 20), .send_timeout_ms = 2000,
+			  .tls_ca_file = o->tls_ca_file, .relay_queue_max = o->relay_queue, .relay_batch = o->relay_batch};
 	if (rc == CM_OK)
 		rc = lg_net_new(&no, on_net_message, lg_node_serve_fetch, n, &n->net);
+	if (rc == CM_OK)
+		lg_net_on_relay(n->net, lg_node_on_relay);
 	free(addrs);
 	if (rc != CM_OK) {
 		if (!err[0])
@@ -344,7 +365,7 @@ int lg_node_open(const lg_node_opts *o, lg_node **out, char *err, size_t errlen)
 		goto fail;
 	}
 	lg_hs_config cfg = {.n = n->n, .f = n->f, .self = n->self, .base_timeout_ms = o->base_timeout_ms,
-			    .max_timeout_ms = o->max_timeout_ms, .max_payload_bytes = o->block_max_bytes + (64u << 10)};
+			    .max_timeout_ms = o->max_timeout_ms, .max_payload_bytes = o->max_payload_bytes};
 	cm_chain_tag(cfg.chain, n->genesis->chain_id);
 	lg_hs_io io;
 	lg_node_io_init(n, &io);
@@ -360,6 +381,8 @@ int lg_node_open(const lg_node_opts *o, lg_node **out, char *err, size_t errlen)
 		n->m_height = cm_metrics_gauge(o->metrics, "muri_ledger_height", NULL, "committed height");
 		n->m_view = cm_metrics_gauge(o->metrics, "muri_ledger_view", NULL, "current consensus view");
 		n->m_mempool = cm_metrics_gauge(o->metrics, "muri_ledger_mempool_txs", NULL, "transactions waiting");
+		n->m_diverged = cm_metrics_gauge(o->metrics, "muri_ledger_diverged", NULL,
+						 "1 once this replica's state root differed from a certified block's; it stopped");
 		static const double b[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 		n->m_commit_wait = cm_metrics_histogram(o->metrics, "muri_ledger_commit_wait_seconds", NULL,
 							"SubmitTransaction with wait_commit: time to commit", b,
@@ -421,6 +444,7 @@ void lg_node_close(lg_node *n)
 	if (!n)
 		return;
 	lg_node_stop(n);
+	lg_node_verifiers_stop(n);
 	lg_hs_destroy(n->hs);
 	lg_net_free(n->net);
 	lg_mempool_free(n->mp);

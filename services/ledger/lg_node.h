@@ -23,17 +23,20 @@ typedef struct lg_node_opts {
 	uint32_t base_timeout_ms;      /* pacemaker: first view timeout */
 	uint32_t max_timeout_ms;       /* pacemaker: cap of the back-off */
 	uint32_t tick_ms;              /* consensus timer resolution */
-	uint32_t block_max_txs;        /* transactions per block */
-	uint32_t block_max_bytes;      /* payload bytes per block */
+	uint32_t max_payload_bytes;    /* hard cap of a proposal's payload and of a peer message; the
+					* governed parameters block_max_txs / block_max_bytes size
+					* blocks within it */
 	uint32_t mempool_max_txs;
 	uint64_t mempool_max_bytes;
 	uint32_t mempool_per_sender;
 	uint32_t inbox_max;            /* consensus messages queued for the core */
 	uint32_t net_queue;            /* messages queued per peer */
+	uint32_t relay_queue;          /* admitted transactions queued per peer for relay (0: 65536) */
+	uint32_t relay_batch;          /* transactions per Relay call (0: 256) */
+	uint32_t verifier_threads;     /* signature verifier threads (0: one per core) */
 	uint32_t readers;              /* read-only SQLite connections for queries */
 	uint32_t max_wait_ms;          /* longest SubmitTransaction wait_commit */
 	const char *tls_ca_file;       /* to reach peers over TLS; NULL: plaintext */
-	int bench_unsigned_noops;      /* benchmarks only: Noop transactions skip signature checks */
 	cm_metrics *metrics;
 } lg_node_opts;
 
@@ -50,6 +53,10 @@ int lg_node_start(lg_node *n, char *err, size_t errlen);
 void lg_node_stop(lg_node *n);
 /* Stops if needed and releases everything. Accepts NULL. */
 void lg_node_close(lg_node *n);
+/* 1 once this replica found its state root differs from the one a certified
+ * block carries (it then votes and commits nothing more; see
+ * lg_node_chain.c); why receives the heights and both roots unless NULL. */
+int lg_node_diverged(lg_node *n, char *why, size_t len);
 /* Adds height, view, state root and counters to a Status response. */
 void lg_node_status_details(lg_node *n, cm_rpc_call *call, Muri__V1__StatusResponse *r);
 

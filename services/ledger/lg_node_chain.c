@@ -19,50 +19,141 @@ uint64_t lg_node_hash64(const uint8_t *h)
 	return v;
 }
 
-void lg_node_vcache_add(lg_node *n, const uint8_t h[CM_HASH_BYTES])
+void lg_node_signed_key(const uint8_t tx_hash[CM_HASH_BYTES], const ProtobufCBinaryData *sig,
+			uint8_t key[CM_HASH_BYTES])
+{
+	static const uint8_t tag = 0xff; /* never the first byte of a tx hash's input alone */
+	cm_hasher x;
+	cm_hasher_init(&x, CM_DOM_TX);
+	cm_hasher_update(&x, &tag, 1);
+	cm_hasher_update(&x, tx_hash, CM_HASH_BYTES);
+	cm_hasher_update(&x, sig->data, sig->len);
+	cm_hasher_final(&x, key);
+}
+
+void lg_node_vcache_add(lg_node *n, const uint8_t key[CM_HASH_BYTES])
 {
 	pthread_mutex_lock(&n->vmu);
-	memcpy(n->vcache[lg_node_hash64(h) & (VCACHE_SLOTS - 1)], h, CM_HASH_BYTES);
+	memcpy(n->vcache[lg_node_hash64(key) & (VCACHE_SLOTS - 1)], key, CM_HASH_BYTES);
 	pthread_mutex_unlock(&n->vmu);
 }
 
-int lg_node_vcache_has(lg_node *n, const uint8_t h[CM_HASH_BYTES])
+int lg_node_vcache_has(lg_node *n, const uint8_t key[CM_HASH_BYTES])
 {
 	pthread_mutex_lock(&n->vmu);
-	int yes = memcmp(n->vcache[lg_node_hash64(h) & (VCACHE_SLOTS - 1)], h, CM_HASH_BYTES) == 0;
+	int yes = memcmp(n->vcache[lg_node_hash64(key) & (VCACHE_SLOTS - 1)], key, CM_HASH_BYTES) == 0;
 	pthread_mutex_unlock(&n->vmu);
 	return yes;
 }
 
-/* Beacon and timestamp of a block: genesis's, the cache's, or its body's. */
-static int beacon_of(lg_node *n, const cm_block *b, uint8_t beacon[CM_HASH_BYTES], uint64_t *ts)
+int lg_node_check_tx(lg_node *n, const Muri__V1__SignedTransaction *stx, uint8_t tx_hash[CM_HASH_BYTES])
+{
+	uint8_t key[CM_HASH_BYTES];
+	lg_tx_hash(stx->body.data, stx->body.len, tx_hash);
+	lg_node_signed_key(tx_hash, &stx->signature, key);
+	if (lg_node_vcache_has(n, key))
+		return CM_OK;
+	lg_tx tx;
+	char err[ERR_MAX];
+	int rc = lg_node_open_tx(n, stx, &tx, err, sizeof(err));
+	if (rc != CM_OK)
+		return rc;
+	lg_tx_close(&tx);
+	lg_node_vcache_add(n, key);
+	return CM_OK;
+}
+
+static void beacon_remember(lg_node *n, const uint8_t hash[CM_HASH_BYTES], const Muri__V1__BlockBody *body)
+{
+	struct beacon_entry *e = &n->bc[lg_node_hash64(hash) % BEACON_CACHE];
+	memcpy(e->hash, hash, CM_HASH_BYTES);
+	memcpy(e->beacon, body->beacon.data, CM_HASH_BYTES);
+	e->ts = body->timestamp_ms;
+	e->state_height = body->state_height;
+	memset(e->state_root, 0, CM_HASH_BYTES);
+	if (body->state_root.len == CM_HASH_BYTES)
+		memcpy(e->state_root, body->state_root.data, CM_HASH_BYTES);
+	e->used = 1;
+}
+
+/* Beacon, timestamp and (state_height, state_root) of a block: genesis's,
+ * the cache's, or its body's. Genesis carries no state (height 0, zeros). */
+static int beacon_of(lg_node *n, const cm_block *b, uint8_t beacon[CM_HASH_BYTES], uint64_t *ts,
+		     uint64_t *state_height, uint8_t state_root[CM_HASH_BYTES])
 {
 	if (b->height == 0) {
 		memcpy(beacon, n->genesis_beacon, CM_HASH_BYTES);
 		*ts = n->genesis->genesis_time_ms;
+		*state_height = 0;
+		memset(state_root, 0, CM_HASH_BYTES);
 		return CM_OK;
 	}
-	for (int i = 0; i < BEACON_CACHE; i++)
-		if (n->bc[i].used && memcmp(n->bc[i].hash, b->hash, CM_HASH_BYTES) == 0) {
-			memcpy(beacon, n->bc[i].beacon, CM_HASH_BYTES);
-			*ts = n->bc[i].ts;
-			return CM_OK;
-		}
-	Muri__V1__BlockBody *body = muri__v1__block_body__unpack(NULL, b->payload_len, b->payload);
-	if (!body || body->beacon.len != CM_HASH_BYTES) {
-		if (body)
-			muri__v1__block_body__free_unpacked(body, NULL);
-		return CM_ERR_INVALID;
-	}
-	memcpy(beacon, body->beacon.data, CM_HASH_BYTES);
-	*ts = body->timestamp_ms;
-	muri__v1__block_body__free_unpacked(body, NULL);
 	struct beacon_entry *e = &n->bc[lg_node_hash64(b->hash) % BEACON_CACHE];
-	memcpy(e->hash, b->hash, CM_HASH_BYTES);
-	memcpy(e->beacon, beacon, CM_HASH_BYTES);
-	e->ts = *ts;
-	e->used = 1;
+	if (!e->used || memcmp(e->hash, b->hash, CM_HASH_BYTES) != 0) {
+		Muri__V1__BlockBody *body = muri__v1__block_body__unpack(NULL, b->payload_len, b->payload);
+		if (!body || body->beacon.len != CM_HASH_BYTES) {
+			if (body)
+				muri__v1__block_body__free_unpacked(body, NULL);
+			return CM_ERR_INVALID;
+		}
+		beacon_remember(n, b->hash, body);
+		muri__v1__block_body__free_unpacked(body, NULL);
+	}
+	memcpy(beacon, e->beacon, CM_HASH_BYTES);
+	*ts = e->ts;
+	*state_height = e->state_height;
+	memcpy(state_root, e->state_root, CM_HASH_BYTES);
 	return CM_OK;
+}
+
+/* This replica's state root after height (consensus thread): CM_OK,
+ * CM_ERR_NOTFOUND above the committed height, CM_ERR_STATE if the store
+ * cannot say. */
+static int root_at(lg_node *n, uint64_t height, uint8_t root[CM_HASH_BYTES])
+{
+	if (height > n->height)
+		return CM_ERR_NOTFOUND;
+	if (height == n->height) {
+		memcpy(root, n->root, CM_HASH_BYTES);
+		return CM_OK;
+	}
+	return lg_store_root_at(lg_state_store(n->state), height, root) == CM_OK ? CM_OK : CM_ERR_STATE;
+}
+
+/* Stops this replica for good: its root at height is not the one a
+ * certified block carries. Logged as an error naming both roots. */
+static void diverge(lg_node *n, const cm_block *b, uint64_t height, const uint8_t mine[CM_HASH_BYTES],
+		    const uint8_t theirs[CM_HASH_BYTES])
+{
+	char a[65], c[65];
+	cm_hex(a, mine, CM_HASH_BYTES);
+	cm_hex(c, theirs, CM_HASH_BYTES);
+	cm_error("state_diverged",
+		 "state_height=%llu own_root=%s block_root=%s block_height=%llu proposer=%u "
+		 "action=\"stopped voting and committing\"",
+		 (unsigned long long)height, a, c, (unsigned long long)b->height, b->proposer);
+	pthread_mutex_lock(&n->cmu);
+	if (!atomic_load(&n->diverged))
+		snprintf(n->diverged_why, sizeof(n->diverged_why),
+			 "state root at height %llu is %s here but %s in certified block %llu (proposer %u); "
+			 "this replica stopped voting and committing",
+			 (unsigned long long)height, a, c, (unsigned long long)b->height, b->proposer);
+	atomic_store(&n->diverged, 1);
+	pthread_cond_broadcast(&n->ccv);
+	pthread_mutex_unlock(&n->cmu);
+	cm_gauge_set(n->m_diverged, 1);
+}
+
+int lg_node_diverged(lg_node *n, char *why, size_t len)
+{
+	if (!atomic_load(&n->diverged))
+		return 0;
+	if (why && len) {
+		pthread_mutex_lock(&n->cmu);
+		snprintf(why, len, "%s", n->diverged_why);
+		pthread_mutex_unlock(&n->cmu);
+	}
+	return 1;
 }
 
 static void beacon_digest(uint8_t out[CM_HASH_BYTES], uint64_t height, const uint8_t parent[CM_HASH_BYTES])
@@ -87,11 +178,12 @@ static void beacon_next(uint8_t out[CM_HASH_BYTES], const uint8_t parent[CM_HASH
 	cm_hasher_final(&x, out);
 }
 
-/* Opens and checks a transaction. In the benchmark mode for unsigned no-ops,
- * a Noop's signature is not checked; every other payload's is. */
+/* Opens and checks a transaction. On a chain whose genesis sets
+ * unsigned_noops, a Noop's signature is not checked; every other payload's
+ * is. */
 int lg_node_open_tx(lg_node *n, const Muri__V1__SignedTransaction *stx, lg_tx *tx, char *err, size_t errlen)
 {
-	if (!n->o.bench_unsigned_noops)
+	if (!n->unsigned_noops)
 		return lg_tx_open(stx, n->genesis->chain_id, 0, tx, err, errlen);
 	int rc = lg_tx_open(stx, n->genesis->chain_id, LG_TX_SKIP_SIG, tx, err, errlen);
 	if (rc != CM_OK || tx->body->payload_case == MURI__V1__TRANSACTION__PAYLOAD_NOOP)
@@ -109,6 +201,8 @@ int lg_node_open_tx(lg_node *n, const Muri__V1__SignedTransaction *stx, lg_tx *t
 static void io_send(void *ctx, int to, const lg_hs_msg *msg)
 {
 	lg_node *n = ctx;
+	if (atomic_load(&n->diverged))
+		return;
 	size_t need = lg_hs_msg_size(msg), len;
 	uint8_t *buf = malloc(need ? need : 1);
 	if (buf && lg_hs_msg_encode(msg, buf, need, &len) == CM_OK)
@@ -161,14 +255,28 @@ void lg_node_observe_tx(void *arg, uint64_t height, uint32_t index, const uint8_
 static int io_commit(void *ctx, const cm_block *b, const cm_qc *qc)
 {
 	lg_node *n = ctx;
+	if (atomic_load(&n->diverged))
+		return CM_ERR_STATE;
 	Muri__V1__BlockBody *body = muri__v1__block_body__unpack(NULL, b->payload_len, b->payload);
-	if (!body || body->beacon.len != CM_HASH_BYTES) {
+	if (!body || body->beacon.len != CM_HASH_BYTES || body->state_root.len != CM_HASH_BYTES) {
 		/* a committed block always had its payload validated */
 		cm_error("commit_failed", "height=%llu reason=\"undecodable payload\"", (unsigned long long)b->height);
 		if (body)
 			muri__v1__block_body__free_unpacked(body, NULL);
 		return CM_ERR_INTERNAL;
 	}
+	/* the block is certified: its proposer's root at state_height is what
+	 * a quorum agreed on; this replica has committed that height by now */
+	uint8_t mine[CM_HASH_BYTES];
+	int have = root_at(n, body->state_height, mine);
+	if (have == CM_OK && memcmp(mine, body->state_root.data, CM_HASH_BYTES) != 0) {
+		diverge(n, b, body->state_height, mine, body->state_root.data);
+		muri__v1__block_body__free_unpacked(body, NULL);
+		return CM_ERR_STATE;
+	}
+	if (have == CM_ERR_NOTFOUND)
+		cm_warn("commit_unchecked", "height=%llu state_height=%llu reason=\"not committed here\"",
+			(unsigned long long)b->height, (unsigned long long)body->state_height);
 	size_t blen = cm_block_size(b), qlen = cm_qc_size(qc), bl, ql;
 	uint8_t *bbuf = malloc(blen ? blen : 1), *qbuf = malloc(qlen ? qlen : 1);
 	uint8_t(*hashes)[CM_HASH_BYTES] = malloc((body->n_txs ? body->n_txs : 1) * CM_HASH_BYTES);
@@ -177,12 +285,13 @@ static int io_commit(void *ctx, const cm_block *b, const cm_qc *qc)
 		rc = cm_block_encode(b, bbuf, blen, &bl);
 	if (rc == CM_OK)
 		rc = cm_qc_encode(qc, qbuf, qlen, &ql);
+	/* The same deterministic check as for a vote, memoized under the whole
+	 * signed transaction: a replica that restarted or evicted the entry
+	 * checks again and reaches the same verdict. Only if every transaction
+	 * passes may the state skip signatures; otherwise it checks them all. */
 	unsigned flags = LG_APPLY_SIGS_VERIFIED;
-	for (size_t i = 0; rc == CM_OK && i < body->n_txs; i++) {
-		lg_tx_hash(body->txs[i]->body.data, body->txs[i]->body.len, hashes[i]);
-		if (!lg_node_vcache_has(n, hashes[i]))
-			flags = 0;
-	}
+	if (rc == CM_OK && lg_node_check_txs(n, body->txs, body->n_txs, hashes) != CM_OK)
+		flags = 0;
 	if (rc == CM_OK) {
 		lg_block_in in = {
 			.height = b->height,
@@ -237,19 +346,38 @@ uint64_t lg_node_committed_nonce(void *arg, const uint8_t sender[CM_PK_BYTES])
 	return 0;
 }
 
-/* Appends field 4 (txs) entries: the encoded SignedTransactions as they came. */
+/* The governed block limits in the committed state (consensus thread). */
+static void block_limits(lg_node *n, size_t *max_txs, size_t *max_bytes)
+{
+	int64_t t = lg_state_param(n->state, "block_max_txs"), b = lg_state_param(n->state, "block_max_bytes");
+	*max_txs = t > 0 ? (size_t)t : 1;
+	*max_bytes = b > 0 ? (size_t)b : 1;
+}
+
+/* A BlockBody with the beacon, the timestamp and the proposer's state, then
+ * field 4 (txs) entries appended as the encoded SignedTransactions came. */
 static int io_make_payload(void *ctx, const cm_block *parent, uint64_t height, uint64_t view, uint8_t *buf,
 			   size_t cap, size_t *len)
 {
 	lg_node *n = ctx;
 	(void)view;
+	if (atomic_load(&n->diverged))
+		return CM_ERR_STATE;
 	/* an empty block only when an earlier one still waits for its commit */
 	if (lg_mempool_count(n->mp) == 0 && parent->height <= n->height)
 		return CM_ERR_STATE;
-	uint8_t pbeacon[CM_HASH_BYTES], d[CM_HASH_BYTES];
-	uint64_t pts;
-	if (beacon_of(n, parent, pbeacon, &pts) != CM_OK)
+	uint8_t pbeacon[CM_HASH_BYTES], d[CM_HASH_BYTES], proot[CM_HASH_BYTES], sroot[CM_HASH_BYTES];
+	uint64_t pts, psh;
+	if (beacon_of(n, parent, pbeacon, &pts, &psh, proot) != CM_OK)
 		return CM_ERR_INVALID;
+	/* our committed state, unless the chain already certified a later one */
+	uint64_t sh = n->height < parent->height ? n->height : parent->height;
+	if (sh < psh) {
+		sh = psh;
+		memcpy(sroot, proot, CM_HASH_BYTES);
+	} else if (root_at(n, sh, sroot) != CM_OK) {
+		return CM_ERR_STATE;
+	}
 	Muri__V1__BlockBody body = MURI__V1__BLOCK_BODY__INIT;
 	uint8_t sig[CM_SIG_BYTES], beacon[CM_HASH_BYTES];
 	beacon_digest(d, height, pbeacon);
@@ -261,17 +389,24 @@ static int io_make_payload(void *ctx, const cm_block *parent, uint64_t height, u
 	body.beacon.len = CM_HASH_BYTES;
 	body.beacon_signature.data = sig;
 	body.beacon_signature.len = CM_SIG_BYTES;
+	body.state_height = sh;
+	body.state_root.data = sroot;
+	body.state_root.len = CM_HASH_BYTES;
 	size_t head = protobuf_c_message_get_packed_size(&body.base);
 	if (head > cap)
 		return CM_ERR_TOOBIG;
 	protobuf_c_message_pack(&body.base, buf);
 	size_t used = head;
-	size_t max_txs = n->o.block_max_txs, budget = cap - head;
-	if (budget > n->o.block_max_bytes)
-		budget = n->o.block_max_bytes;
-	lg_mempool_tx *txs = malloc(max_txs * sizeof(*txs));
-	size_t k = txs ? lg_mempool_take(n->mp, max_txs, budget > 11 * max_txs ? budget - 11 * max_txs : 0,
-					 cm_now_ms(), lg_node_committed_nonce, n, txs)
+	size_t max_txs, max_bytes, budget = cap - head;
+	block_limits(n, &max_txs, &max_bytes);
+	if (budget > max_bytes)
+		budget = max_bytes; /* encoded txs are larger than the bodies the limit counts */
+	/* each tx costs its bytes plus a tag and a length (<= 4 bytes: a signed
+	 * tx is under 2^21 bytes), and at least 64 bytes (its signature) */
+	size_t most = budget / 68 < max_txs ? budget / 68 : max_txs;
+	lg_mempool_tx *txs = malloc((max_txs ? max_txs : 1) * sizeof(*txs));
+	size_t k = txs ? lg_mempool_take(n->mp, max_txs, budget - 4 * most, cm_now_ms(), lg_node_committed_nonce, n,
+					 txs)
 		       : 0;
 	for (size_t i = 0; i < k; i++) {
 		if (used + 1 + 10 + txs[i].len > cap)
@@ -291,18 +426,28 @@ static int io_make_payload(void *ctx, const cm_block *parent, uint64_t height, u
 static int io_validate_payload(void *ctx, const cm_block *parent, const cm_block *b)
 {
 	lg_node *n = ctx;
+	if (atomic_load(&n->diverged))
+		return CM_ERR_STATE;
 	Muri__V1__BlockBody *body = muri__v1__block_body__unpack(NULL, b->payload_len, b->payload);
 	const char *why = NULL;
-	uint8_t pbeacon[CM_HASH_BYTES], d[CM_HASH_BYTES], want[CM_HASH_BYTES];
-	uint64_t pts;
+	uint8_t pbeacon[CM_HASH_BYTES], d[CM_HASH_BYTES], want[CM_HASH_BYTES], proot[CM_HASH_BYTES],
+		mine[CM_HASH_BYTES];
+	uint64_t pts, psh;
+	size_t max_txs, max_bytes, bytes = 0;
+	block_limits(n, &max_txs, &max_bytes);
 	if (!body)
 		why = "payload is not a BlockBody";
 	else if (body->beacon.len != CM_HASH_BYTES || body->beacon_signature.len != CM_SIG_BYTES)
 		why = "beacon fields have the wrong sizes";
-	else if (body->n_txs > n->o.block_max_txs)
-		why = "too many transactions";
-	else if (b->proposer >= n->n || beacon_of(n, parent, pbeacon, &pts) != CM_OK)
+	else if (body->state_root.len != CM_HASH_BYTES)
+		why = "state_root: must be 32 bytes";
+	else if (body->n_txs > max_txs)
+		why = "txs: more than block_max_txs";
+	else if (b->proposer >= n->n || beacon_of(n, parent, pbeacon, &pts, &psh, proot) != CM_OK)
 		why = "unknown proposer or parent beacon";
+	for (size_t i = 0; !why && i < body->n_txs; i++)
+		if ((bytes += body->txs[i]->body.len) > max_bytes)
+			why = "txs: more bytes than block_max_bytes";
 	if (!why) {
 		beacon_digest(d, b->height, pbeacon);
 		beacon_next(want, pbeacon, body->beacon_signature.data);
@@ -311,6 +456,13 @@ static int io_validate_payload(void *ctx, const cm_block *parent, const cm_block
 			why = "beacon does not verify";
 		else if (body->timestamp_ms < pts || body->timestamp_ms > cm_wall_ms() + CLOCK_SKEW_MS)
 			why = "timestamp before its parent's or too far ahead";
+		else if (body->state_height > parent->height)
+			why = "state_height: above the parent's height";
+		else if (body->state_height < psh)
+			why = "state_height: below the parent's state_height";
+		else if (root_at(n, body->state_height, mine) == CM_OK &&
+			 memcmp(mine, body->state_root.data, CM_HASH_BYTES) != 0)
+			why = "state_root: not this replica's root at state_height";
 	}
 	uint8_t(*hashes)[CM_HASH_BYTES] = NULL;
 	if (!why && body->n_txs) {
@@ -318,27 +470,12 @@ static int io_validate_payload(void *ctx, const cm_block *parent, const cm_block
 		if (!hashes)
 			why = "out of memory";
 	}
-	for (size_t i = 0; !why && i < body->n_txs; i++) {
-		lg_tx_hash(body->txs[i]->body.data, body->txs[i]->body.len, hashes[i]);
-		if (lg_node_vcache_has(n, hashes[i]))
-			continue;
-		lg_tx tx;
-		char err[ERR_MAX];
-		if (lg_node_open_tx(n, body->txs[i], &tx, err, sizeof(err)) != CM_OK) {
-			why = "a transaction does not verify";
-			break;
-		}
-		lg_tx_close(&tx);
-		lg_node_vcache_add(n, hashes[i]);
-	}
+	if (!why && body->n_txs && lg_node_check_txs(n, body->txs, body->n_txs, hashes) != CM_OK)
+		why = "a transaction does not verify";
 	if (!why && body->n_txs)
 		lg_mempool_mark_in_flight(n->mp, (const uint8_t(*)[CM_HASH_BYTES])hashes, body->n_txs, cm_now_ms());
 	if (!why) {
-		struct beacon_entry *e = &n->bc[lg_node_hash64(b->hash) % BEACON_CACHE];
-		memcpy(e->hash, b->hash, CM_HASH_BYTES);
-		memcpy(e->beacon, body->beacon.data, CM_HASH_BYTES);
-		e->ts = body->timestamp_ms;
-		e->used = 1;
+		beacon_remember(n, b->hash, body);
 	} else {
 		cm_counter_add(n->m_rejected, 1);
 		cm_warn("payload_rejected", "height=%llu proposer=%u reason=\"%s\"", (unsigned long long)b->height,

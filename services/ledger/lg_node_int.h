@@ -1,7 +1,8 @@
 /* Private to the ledger replica's files (lg_node.c: life cycle, inbox and
  * threads; lg_node_chain.c: payload checks and the consensus core's I/O;
- * lg_node_rpc.c: the Ledger service and FetchBlocks): the replica's struct,
- * its limits and the functions the three share. */
+ * lg_node_rpc.c: the Ledger queries and FetchBlocks; lg_node_admit.c:
+ * transaction admission): the replica's struct, its limits and the functions
+ * they share. */
 #ifndef LG_NODE_INT_H
 #define LG_NODE_INT_H
 
@@ -30,16 +31,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define ERR_MAX 512
 #define FETCH_SLOTS 16          /* distinct block requests waiting for the fetcher */
 #define FETCH_BATCH 64          /* blocks per FetchBlocks call */
-#define BEACON_CACHE 64         /* recent (block hash -> beacon, time) */
+#define BEACON_CACHE 64         /* recent (block hash -> beacon, time, state height and root) */
 #define VCACHE_SLOTS (1u << 18) /* verified transaction signatures remembered (8 MiB) */
 #define PRUNE_EVERY 64          /* commits between prunes of the block tree */
 #define STALE_MS 3000           /* a proposed transaction not committed by then is offered again */
 #define CLOCK_SKEW_MS 10000     /* how far ahead of ours a proposer's clock may be */
 #define FOLLOW_POLL_MS 200
+#define LG_NODE_VERIFIERS_MAX 256
 
 enum item_kind { ITEM_MSG, ITEM_BLOCK };
 
@@ -70,6 +73,8 @@ struct beacon_entry {
 	uint8_t hash[CM_HASH_BYTES];
 	uint8_t beacon[CM_HASH_BYTES];
 	uint64_t ts;
+	uint64_t state_height;                /* the block body's (state_height, state_root) */
+	uint8_t state_root[CM_HASH_BYTES];
 	int used;
 };
 
@@ -116,8 +121,15 @@ struct lg_node {
 	struct waiter *waiters;
 	uint64_t txs_committed, txs_failed;
 
+	struct lg_vpool *vpool;           /* signature verifiers (lg_node_verify.c) */
 	pthread_mutex_t vmu;
-	uint8_t (*vcache)[CM_HASH_BYTES];
+	uint8_t (*vcache)[CM_HASH_BYTES]; /* signed keys (lg_node_signed_key) that passed lg_node_open_tx */
+	int unsigned_noops;               /* the genesis parameter: Noops need no signature */
+
+	/* Set once, never cleared: this replica's state differs from what a
+	 * certified block says; it votes and commits nothing more. */
+	atomic_int diverged;
+	char diverged_why[ERR_MAX]; /* under cmu */
 
 	struct beacon_entry bc[BEACON_CACHE];
 	uint64_t commits_since_prune;
@@ -126,14 +138,38 @@ struct lg_node {
 	int (*status_fn)(void *arg, cm_rpc_call *call, Muri__V1__StatusResponse **out);
 	void *status_arg;
 	cm_counter *m_blocks, *m_txs, *m_failed, *m_rejected;
-	cm_gauge *m_height, *m_view, *m_mempool;
+	cm_gauge *m_height, *m_view, *m_mempool, *m_diverged;
 	cm_histogram *m_commit_wait;
 };
 
 /* Shared between the replica's files. */
 uint64_t lg_node_hash64(const uint8_t *h);
-void lg_node_vcache_add(lg_node *n, const uint8_t h[CM_HASH_BYTES]);
-int lg_node_vcache_has(lg_node *n, const uint8_t h[CM_HASH_BYTES]);
+/* The key of a signed transaction in the verified-signature cache: H(CM_DOM_TX
+ * || 0xff || tx hash || signature), so it covers the body AND the signature. */
+void lg_node_signed_key(const uint8_t tx_hash[CM_HASH_BYTES], const ProtobufCBinaryData *sig,
+			uint8_t key[CM_HASH_BYTES]);
+void lg_node_vcache_add(lg_node *n, const uint8_t key[CM_HASH_BYTES]);
+int lg_node_vcache_has(lg_node *n, const uint8_t key[CM_HASH_BYTES]);
+/* The deterministic check of a signed transaction that a vote and an
+ * execution rest on: lg_node_open_tx, memoized in the cache under its signed
+ * key. tx_hash receives H(CM_DOM_TX || body). CM_OK or lg_tx_open's code. */
+int lg_node_check_tx(lg_node *n, const Muri__V1__SignedTransaction *stx, uint8_t tx_hash[CM_HASH_BYTES]);
+/* lg_node_check_tx for each of count transactions, in parallel on the
+ * verifier pool with the caller's thread taking part (lg_node_verify.c);
+ * hashes (count entries) receives every tx hash. CM_OK if all pass, else
+ * the first failure's code (by position). */
+int lg_node_check_txs(lg_node *n, Muri__V1__SignedTransaction *const *txs, size_t count,
+		      uint8_t (*hashes)[CM_HASH_BYTES]);
+/* Starts `threads` verifiers (0: one per online core, at most
+ * LG_NODE_VERIFIERS_MAX); stop them before the node is freed. */
+int lg_node_verifiers_start(lg_node *n, uint32_t threads);
+void lg_node_verifiers_stop(lg_node *n);
+/* If msg is a PROPOSAL, checks its transactions now (on the calling RPC
+ * thread and the pool), so that the vote finds them in the cache. */
+void lg_node_preverify(lg_node *n, const uint8_t *msg, size_t len);
+/* Inbound Consensus.Relay (lg_node_admit.c): verified and admitted like
+ * client transactions, never relayed again. */
+void lg_node_on_relay(void *arg, uint32_t from, Muri__V1__SignedTransaction *const *txs, size_t count);
 /* A read-only store from the pool (waits for a free one); give it back. */
 lg_store *lg_node_reader_get(lg_node *n);
 void lg_node_reader_put(lg_node *n, lg_store *s);
@@ -147,6 +183,9 @@ uint64_t lg_node_committed_nonce(void *arg, const uint8_t sender[CM_PK_BYTES]);
 void lg_node_io_init(lg_node *n, lg_hs_io *io);
 int lg_node_serve_fetch(void *arg, cm_rpc_call *call, const Muri__V1__FetchBlocksRequest *req,
 			Muri__V1__FetchBlocksResponse *resp);
+/* Ledger.SubmitTransaction and Ledger.SubmitTransactions (lg_node_admit.c). */
+int lg_node_h_submit(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
+int lg_node_h_submit_batch(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
 /* Puts an inbox item for the consensus thread (dropped when the inbox is full). */
 void lg_node_enqueue(lg_node *n, int kind, uint32_t from, const uint8_t *bytes, size_t len);
 

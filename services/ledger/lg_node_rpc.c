@@ -1,9 +1,14 @@
-/* A ledger replica's services: the Ledger service (transaction admission,
- * queries, blocks for clients, the committed-block feed) and the FetchBlocks
- * calls its peers make. */
+/* A ledger replica's services: the Ledger service (queries, blocks for
+ * clients, the committed-block feed; admission is in lg_node_admit.c) and the
+ * FetchBlocks calls its peers make. */
 #include "lg_node_int.h"
+#include "lg_query.h"
 
 /* ---- FetchBlocks (served) ------------------------------------------------------ */
+
+/* Bytes of blocks in one FetchBlocks answer: past this the answer ends early
+ * (it always holds at least one block), well below the RPC message limit. */
+#define FETCH_ANSWER_BYTES (48u << 20)
 
 static int add_bytes(cm_rpc_call *call, ProtobufCBinaryData *v, const uint8_t *p, size_t len)
 {
@@ -29,7 +34,8 @@ int lg_node_serve_fetch(void *arg, cm_rpc_call *call, const Muri__V1__FetchBlock
 	if (req->block_hash.len == CM_HASH_BYTES) {
 		uint8_t cur[CM_HASH_BYTES];
 		memcpy(cur, req->block_hash.data, CM_HASH_BYTES);
-		while (resp->n_blocks < max) {
+		size_t total = 0;
+		while (resp->n_blocks < max && total < FETCH_ANSWER_BYTES) {
 			uint8_t *bytes = NULL;
 			size_t len = 0;
 			lg_block_rec rec;
@@ -47,6 +53,7 @@ int lg_node_serve_fetch(void *arg, cm_rpc_call *call, const Muri__V1__FetchBlock
 			if (ok) {
 				resp->commit_qcs[resp->n_blocks].len = 0;
 				resp->n_blocks++;
+				total += len;
 				memcpy(cur, b.parent, CM_HASH_BYTES);
 			}
 			free(bytes);
@@ -55,10 +62,13 @@ int lg_node_serve_fetch(void *arg, cm_rpc_call *call, const Muri__V1__FetchBlock
 				break;
 		}
 	} else if (req->block_hash.len == 0) {
-		for (uint64_t h = req->from_height ? req->from_height : 1; resp->n_blocks < max; h++) {
+		size_t total = 0;
+		for (uint64_t h = req->from_height ? req->from_height : 1; resp->n_blocks < max && total < FETCH_ANSWER_BYTES;
+		     h++) {
 			lg_block_rec rec;
 			if (lg_store_get_block(rd, h, &rec) != CM_OK)
 				break;
+			total += rec.header_len + rec.qc_len;
 			int ok = add_bytes(call, &resp->blocks[resp->n_blocks], rec.header, rec.header_len) == CM_OK &&
 				 add_bytes(call, &resp->commit_qcs[resp->n_blocks], rec.qc, rec.qc_len) == CM_OK;
 			lg_block_rec_clear(&rec);
@@ -104,9 +114,12 @@ static int qc_to_pb(lg_node *n, const cm_qc *qc, cm_arena *a, Muri__V1__QuorumCe
 }
 
 /* The client form of the committed block at height, built in a (which must
- * outlive *out; rec's bytes are copied into it). */
-static int block_to_pb(lg_node *n, lg_store *rd, uint64_t height, cm_arena *a, Muri__V1__Block **out)
+ * outlive *out; rec's bytes are copied into it). Its effects are a heap
+ * message the caller frees (*effects, set even on failure; may be NULL). */
+static int block_to_pb(lg_node *n, lg_store *rd, uint64_t height, cm_arena *a, Muri__V1__Block **out,
+		       Muri__V1__BlockEffects **effects)
 {
+	*effects = NULL;
 	lg_block_rec rec;
 	int rc = lg_store_get_block(rd, height, &rec);
 	if (rc != CM_OK)
@@ -123,7 +136,7 @@ static int block_to_pb(lg_node *n, lg_store *rd, uint64_t height, cm_arena *a, M
 		rc = cm_qc_decode(rec.qc, rec.qc_len, cqc);
 	uint8_t state_root[CM_HASH_BYTES];
 	memcpy(state_root, rec.state_root, CM_HASH_BYTES);
-	size_t qc_len = rec.qc_len;
+	size_t qc_len = rec.qc_len, enc_len = rec.header_len;
 	lg_block_rec_clear(&rec);
 	if (rc != CM_OK)
 		return rc;
@@ -148,9 +161,8 @@ static int block_to_pb(lg_node *n, lg_store *rd, uint64_t height, cm_arena *a, M
 	h->beacon = body->beacon;
 	h->beacon_signature = body->beacon_signature;
 	h->timestamp_ms = body->timestamp_ms;
-	memcpy(root, state_root, CM_HASH_BYTES);
-	h->state_root.data = root;
-	h->state_root.len = CM_HASH_BYTES;
+	h->state_height = body->state_height;
+	h->state_root = body->state_root;
 	/* txs_root: RFC 6962 root over the transaction hashes */
 	cm_merkle *m = NULL;
 	if (cm_merkle_new(&m, &cm_merkle_blake2b) == CM_OK) {
@@ -170,8 +182,35 @@ static int block_to_pb(lg_node *n, lg_store *rd, uint64_t height, cm_arena *a, M
 	blk->n_txs = body->n_txs;
 	blk->hash.data = b->hash;
 	blk->hash.len = CM_HASH_BYTES;
-	if (qc_len && qc_to_pb(n, cqc, a, &blk->commit_qc) != CM_OK)
+	/* header_bytes || payload is the block's canonical encoding exactly
+	 * (cm_block_encode), split before the payload */
+	blk->header_bytes.data = bytes;
+	blk->header_bytes.len = enc_len - b->payload_len;
+	blk->payload.data = (uint8_t *)b->payload;
+	blk->payload.len = b->payload_len;
+	/* the QC stored with a committed block certifies that block (lg_hs_io.commit) */
+	if (!qc_len || memcmp(cqc->block_hash, b->hash, CM_HASH_BYTES) != 0 || cqc->view != b->view)
+		return CM_ERR_INTERNAL;
+	if (qc_to_pb(n, cqc, a, &blk->commit_qc) != CM_OK)
 		return CM_ERR_NOMEM;
+	/* the effects the state machine recorded with the block */
+	rc = lg_query_effects(rd, b->height, effects);
+	if (rc == CM_OK) {
+		blk->effects = *effects;
+	} else if (rc == CM_ERR_NOTFOUND) {
+		/* committed by a build that recorded no effects: what the block
+		 * record knows, the height and the state root after it */
+		blk->effects = cm_arena_alloc(a, sizeof(*blk->effects));
+		if (!blk->effects)
+			return CM_ERR_NOMEM;
+		muri__v1__block_effects__init(blk->effects);
+		blk->effects->height = b->height;
+		memcpy(root, state_root, CM_HASH_BYTES);
+		blk->effects->state_root.data = root;
+		blk->effects->state_root.len = CM_HASH_BYTES;
+	} else {
+		return rc;
+	}
 	*out = blk;
 	return CM_OK;
 }
@@ -192,172 +231,6 @@ static int give(cm_rpc_call *call, int rc, void *msg, ProtobufCMessage **resp, c
 		return cm_rpc_fail(call, GRPC_STATUS_INTERNAL, "cannot read %s: %s", what, cm_strerror(rc));
 	cm_rpc_on_done(call, free_message, msg);
 	*resp = msg;
-	return GRPC_STATUS_OK;
-}
-
-/* Admits one signed transaction to the mempool: checks form, signature,
- * nonce and balance against committed state. Returns a gRPC status code and
- * writes why into msg; hash receives the tx hash once it is known. */
-static int admit(lg_node *n, const Muri__V1__SignedTransaction *stx, uint8_t hash[CM_HASH_BYTES], char *msg,
-		 size_t msglen)
-{
-	lg_tx tx;
-	char err[ERR_MAX];
-	int rc = lg_node_open_tx(n, stx, &tx, err, sizeof(err));
-	if (rc != CM_OK) {
-		snprintf(msg, msglen, "%.400s", err);
-		return rc == CM_ERR_VERIFY ? GRPC_STATUS_UNAUTHENTICATED
-		       : rc == CM_ERR_TOOBIG ? GRPC_STATUS_RESOURCE_EXHAUSTED
-					     : GRPC_STATUS_INVALID_ARGUMENT;
-	}
-	memcpy(hash, tx.hash, CM_HASH_BYTES);
-	const Muri__V1__Transaction *t = tx.body;
-	lg_store *rd = lg_node_reader_get(n);
-	lg_account acct;
-	memset(&acct, 0, sizeof(acct));
-	int have = lg_store_account_get(rd, t->sender.data, &acct) == CM_OK;
-	lg_node_reader_put(n, rd);
-	uint64_t need = t->fee;
-	if (t->payload_case == MURI__V1__TRANSACTION__PAYLOAD_TRANSFER && t->transfer)
-		need += t->transfer->amount;
-	char who[65];
-	cm_hex(who, t->sender.data, 32);
-	int code = GRPC_STATUS_OK;
-	if (t->nonce < acct.nonce) {
-		code = GRPC_STATUS_FAILED_PRECONDITION;
-		snprintf(msg, msglen, "nonce: %llu was already used by %s (next is %llu)", (unsigned long long)t->nonce, who,
-			 (unsigned long long)acct.nonce);
-	} else if (need > 0 && (!have || acct.balance < need)) {
-		code = GRPC_STATUS_FAILED_PRECONDITION;
-		snprintf(msg, msglen, "insufficient balance: %s has %llu, the transaction needs %llu", who,
-			 (unsigned long long)acct.balance, (unsigned long long)need);
-	}
-	if (code == GRPC_STATUS_OK) {
-		size_t len = protobuf_c_message_get_packed_size(&stx->base);
-		uint8_t *bytes = malloc(len ? len : 1);
-		if (!bytes) {
-			code = GRPC_STATUS_RESOURCE_EXHAUSTED;
-			snprintf(msg, msglen, "out of memory");
-		} else {
-			protobuf_c_message_pack(&stx->base, bytes);
-			lg_node_vcache_add(n, tx.hash);
-			rc = lg_mempool_add(n->mp, tx.hash, t->sender.data, t->nonce, bytes, len, acct.nonce);
-			free(bytes);
-			if (rc == CM_ERR_EXISTS) {
-				code = GRPC_STATUS_ALREADY_EXISTS;
-				snprintf(msg, msglen,
-					 "duplicate: a transaction with this hash, or with nonce %llu from this sender, is pending",
-					 (unsigned long long)t->nonce);
-			} else if (rc == CM_ERR_STATE) {
-				code = GRPC_STATUS_FAILED_PRECONDITION;
-				snprintf(msg, msglen, "nonce: already used");
-			} else if (rc == CM_ERR_TOOBIG) {
-				code = GRPC_STATUS_RESOURCE_EXHAUSTED;
-				snprintf(msg, msglen, "mempool full (mempool_max_txs, mempool_max_bytes or mempool_per_sender)");
-			} else if (rc != CM_OK) {
-				code = GRPC_STATUS_INTERNAL;
-				snprintf(msg, msglen, "mempool: %s", cm_strerror(rc));
-			}
-		}
-	}
-	lg_tx_close(&tx);
-	return code;
-}
-
-static void wake_consensus(lg_node *n)
-{
-	atomic_store(&n->poke, 1);
-	pthread_mutex_lock(&n->qmu);
-	pthread_cond_signal(&n->qcv);
-	pthread_mutex_unlock(&n->qmu);
-}
-
-static int h_submit_batch(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
-{
-	lg_node *n = arg;
-	const Muri__V1__SubmitBatchRequest *req = (const Muri__V1__SubmitBatchRequest *)msg;
-	if (req->n_txs < 1 || req->n_txs > 10000)
-		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "txs: %zu, expected 1..10000", req->n_txs);
-	Muri__V1__SubmitBatchResponse *r = cm_rpc_alloc(call, sizeof(*r));
-	Muri__V1__SubmitResult **res = cm_rpc_alloc(call, req->n_txs * sizeof(*res));
-	if (!r || !res)
-		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-	muri__v1__submit_batch_response__init(r);
-	for (size_t i = 0; i < req->n_txs; i++) {
-		Muri__V1__SubmitResult *x = cm_rpc_alloc(call, sizeof(*x));
-		uint8_t *h = cm_rpc_alloc(call, CM_HASH_BYTES);
-		char why[ERR_MAX] = "";
-		if (!x || !h)
-			return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-		muri__v1__submit_result__init(x);
-		x->code = (uint32_t)admit(n, req->txs[i], h, why, sizeof(why));
-		x->tx_hash.data = h;
-		x->tx_hash.len = CM_HASH_BYTES;
-		x->message = cm_rpc_strdup(call, why);
-		res[i] = x;
-	}
-	r->results = res;
-	r->n_results = req->n_txs;
-	wake_consensus(n);
-	*resp = &r->base;
-	return GRPC_STATUS_OK;
-}
-
-static int h_submit(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
-{
-	lg_node *n = arg;
-	const Muri__V1__SubmitRequest *req = (const Muri__V1__SubmitRequest *)msg;
-	if (!req->tx)
-		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "tx: required");
-	if (req->timeout_ms > n->o.max_wait_ms)
-		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "timeout_ms: %u is above the maximum %u",
-				   req->timeout_ms, n->o.max_wait_ms);
-	uint8_t hash[CM_HASH_BYTES];
-	char why[ERR_MAX] = "";
-	int code = admit(n, req->tx, hash, why, sizeof(why));
-	if (code != GRPC_STATUS_OK)
-		return cm_rpc_fail(call, code, "%s", why);
-	wake_consensus(n);
-
-	Muri__V1__SubmitResponse *r = cm_rpc_alloc(call, sizeof(*r));
-	uint8_t *h = cm_rpc_alloc(call, CM_HASH_BYTES);
-	if (!r || !h)
-		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-	muri__v1__submit_response__init(r);
-	memcpy(h, hash, CM_HASH_BYTES);
-	r->tx_hash.data = h;
-	r->tx_hash.len = CM_HASH_BYTES;
-	r->state = MURI__V1__TX_STATE__TX_PENDING;
-	if (req->wait_commit) {
-		struct waiter w;
-		memset(&w, 0, sizeof(w));
-		memcpy(w.hash, hash, CM_HASH_BYTES);
-		uint64_t until = cm_now_ms() + (req->timeout_ms ? req->timeout_ms : 10000);
-		uint64_t t0 = cm_now_ms();
-		pthread_mutex_lock(&n->cmu);
-		w.next = n->waiters;
-		n->waiters = &w;
-		while (!w.done && !atomic_load(&n->stopping) && cm_now_ms() < until && !cm_rpc_cancelled(call)) {
-			cm_cond_wait_ms(&n->ccv, &n->cmu, 20);
-		}
-		for (struct waiter **p = &n->waiters; *p; p = &(*p)->next)
-			if (*p == &w) {
-				*p = w.next;
-				break;
-			}
-		pthread_mutex_unlock(&n->cmu);
-		if (w.done) {
-			cm_histogram_observe(n->m_commit_wait, (double)(cm_now_ms() - t0) / 1000.0);
-			r->state = w.state;
-			r->height = w.height;
-			r->message = cm_rpc_strdup(call, w.message);
-		} else {
-			return cm_rpc_fail(call, GRPC_STATUS_DEADLINE_EXCEEDED,
-					   "the transaction is pending; it did not commit within %u ms",
-					   req->timeout_ms ? req->timeout_ms : 10000);
-		}
-	}
-	*resp = &r->base;
 	return GRPC_STATUS_OK;
 }
 
@@ -409,15 +282,29 @@ static int h_magu(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pro
 	return give(call, rc, x, resp, "Magu");
 }
 
+/* The paging errors of the lg_query_*_page functions, naming the field. */
+static int page_error(cm_rpc_call *call, int rc, const char *limit_field, unsigned max)
+{
+	if (rc == CM_ERR_RANGE)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: at most %u", limit_field, max);
+	if (rc == CM_ERR_INVALID)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+				   "page_token: not a token of this query (pass next_page_token back unchanged)");
+	return GRPC_STATUS_OK;
+}
+
 static int h_magus(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
 {
 	lg_node *n = arg;
-	(void)msg;
+	const Muri__V1__ListMagusRequest *req = (const Muri__V1__ListMagusRequest *)msg;
+	if (req->limit > LG_QUERY_MAGUS_MAX)
+		return page_error(call, CM_ERR_RANGE, "limit", LG_QUERY_MAGUS_MAX);
 	Muri__V1__ListMagusResponse *x = NULL;
 	lg_store *rd = lg_node_reader_get(n);
-	int rc = lg_query_magus(rd, 0, &x);
+	int rc = lg_query_magus_page(rd, req->limit, req->page_token.data, req->page_token.len, &x);
 	lg_node_reader_put(n, rd);
-	return give(call, rc, x, resp, "Magus");
+	int code = page_error(call, rc, "limit", LG_QUERY_MAGUS_MAX);
+	return code ? code : give(call, rc, x, resp, "Magus");
 }
 
 static int h_tx(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
@@ -461,14 +348,59 @@ static int h_challenges(void *arg, cm_rpc_call *call, const ProtobufCMessage *ms
 	int code = key_arg(call, &req->indexer, "indexer");
 	if (code)
 		return code;
-	size_t max = req->max ? req->max : 100;
-	if (max > 1000)
-		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "max: at most 1000");
+	if (req->max > LG_QUERY_CHALLENGES_MAX)
+		return page_error(call, CM_ERR_RANGE, "max", LG_QUERY_CHALLENGES_MAX);
 	Muri__V1__ChallengesResponse *x = NULL;
 	lg_store *rd = lg_node_reader_get(n);
-	int rc = lg_query_challenges(rd, req->indexer.data, req->open_only, max, &x);
+	int rc = lg_query_challenges_page(rd, req->indexer.data, req->open_only, req->max, req->page_token.data,
+					  req->page_token.len, &x);
 	lg_node_reader_put(n, rd);
-	return give(call, rc, x, resp, "challenges");
+	code = page_error(call, rc, "max", LG_QUERY_CHALLENGES_MAX);
+	return code ? code : give(call, rc, x, resp, "challenges");
+}
+
+static int h_fragment(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	const Muri__V1__FragmentRequest *req = (const Muri__V1__FragmentRequest *)msg;
+	if (!lg_name_valid(req->magu))
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "magu: 1..128 bytes of [A-Za-z0-9_.-]");
+	Muri__V1__FragmentInfo *x = NULL;
+	lg_store *rd = lg_node_reader_get(n);
+	int rc = lg_query_fragment(rd, req->magu, req->fragment, &x);
+	lg_node_reader_put(n, rd);
+	if (rc == CM_ERR_NOTFOUND)
+		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "magu/fragment: no fragment %u of Magu %s", req->fragment,
+				   req->magu);
+	return give(call, rc, x, resp, "fragment");
+}
+
+static int h_receipts(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	const Muri__V1__ReceiptsRequest *req = (const Muri__V1__ReceiptsRequest *)msg;
+	Muri__V1__ReceiptsResponse *x = NULL;
+	char err[200] = "";
+	lg_store *rd = lg_node_reader_get(n);
+	int rc = lg_query_receipts(rd, req, &x, err, sizeof(err));
+	lg_node_reader_put(n, rd);
+	if (rc == CM_ERR_INVALID || rc == CM_ERR_RANGE)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", err[0] ? err : "page_token: not a token of this query");
+	return give(call, rc, x, resp, "receipts");
+}
+
+static int h_earnings(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	const Muri__V1__EarningsRequest *req = (const Muri__V1__EarningsRequest *)msg;
+	int code = key_arg(call, &req->node, "node");
+	if (code)
+		return code;
+	Muri__V1__Earnings *x = NULL;
+	lg_store *rd = lg_node_reader_get(n);
+	int rc = lg_query_earnings(rd, req->node.data, &x);
+	lg_node_reader_put(n, rd);
+	return give(call, rc, x, resp, "earnings");
 }
 
 static int h_proposal(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
@@ -487,9 +419,12 @@ static int h_block(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pr
 	lg_node *n = arg;
 	const Muri__V1__BlockRequest *req = (const Muri__V1__BlockRequest *)msg;
 	Muri__V1__Block *b = NULL;
+	Muri__V1__BlockEffects *e = NULL;
 	lg_store *rd = lg_node_reader_get(n);
-	int rc = block_to_pb(n, rd, req->height, cm_rpc_arena(call), &b);
+	int rc = block_to_pb(n, rd, req->height, cm_rpc_arena(call), &b, &e);
 	lg_node_reader_put(n, rd);
+	if (e)
+		cm_rpc_on_done(call, free_message, e);
 	if (rc == CM_ERR_NOTFOUND)
 		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "height: no committed block at %llu",
 				   (unsigned long long)req->height);
@@ -518,14 +453,21 @@ static int h_follow(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg)
 		pthread_mutex_unlock(&n->cmu);
 		cm_arena_reset(&a);
 		Muri__V1__Block *b = NULL;
+		Muri__V1__BlockEffects *e = NULL;
 		lg_store *rd = lg_node_reader_get(n);
-		int rc = block_to_pb(n, rd, h, &a, &b);
+		int rc = block_to_pb(n, rd, h, &a, &b, &e);
 		lg_node_reader_put(n, rd);
 		if (rc != CM_OK) {
+			if (e)
+				protobuf_c_message_free_unpacked(&e->base, NULL);
 			code = cm_rpc_fail(call, GRPC_STATUS_INTERNAL, "cannot read block %llu", (unsigned long long)h);
 			break;
 		}
-		if (cm_rpc_stream_send(call, &b->base) != CM_OK)
+		/* one block in flight: the send returns once gRPC took it */
+		rc = cm_rpc_stream_send(call, &b->base);
+		if (e)
+			protobuf_c_message_free_unpacked(&e->base, NULL);
+		if (rc != CM_OK)
 			break;
 		h++;
 	}
@@ -581,8 +523,8 @@ int lg_node_register(lg_node *n, cm_rpc_server *srv, void *sarg,
 	n->status_fn = status;
 	n->status_arg = sarg;
 	static const cm_rpc_handler h[] = {
-		{"SubmitTransaction", h_submit, NULL},
-		{"SubmitTransactions", h_submit_batch, NULL},
+		{"SubmitTransaction", lg_node_h_submit, NULL},
+		{"SubmitTransactions", lg_node_h_submit_batch, NULL},
 		{"GetAccount", h_account, NULL},
 		{"GetIndexer", h_indexer, NULL},
 		{"GetMagu", h_magu, NULL},
@@ -593,6 +535,9 @@ int lg_node_register(lg_node *n, cm_rpc_server *srv, void *sarg,
 		{"GetChallenges", h_challenges, NULL},
 		{"GetProposal", h_proposal, NULL},
 		{"FollowBlocks", NULL, h_follow},
+		{"GetFragment", h_fragment, NULL},
+		{"GetReceipts", h_receipts, NULL},
+		{"GetEarnings", h_earnings, NULL},
 		{"Status", h_status, NULL},
 	};
 	int rc = cm_rpc_server_add(srv, &muri__v1__ledger__descriptor, h, sizeof(h) / sizeof(h[0]), n);

@@ -1,10 +1,14 @@
 /* Ledger benchmark: 4 muri-ledger replicas on loopback (ports chosen at run
  * time) and this load generator, all on one machine. Pre-signs transfers
- * (or, with --noop, Noop transactions without signatures, for a ledger run
- * with bench_unsigned_noops), submits them round-robin to the replicas from
+ * (or, with --noop, Noop transactions without signatures, on a chain whose
+ * genesis sets unsigned_noops), submits them round-robin to the replicas from
  * T threads without waiting, and follows the committed blocks on replica 0
  * to time each transaction from submission to commit. For each block size
- * limit it prints committed transactions/s and commit latency p50/p99.
+ * limit (the genesis parameter block_max_txs) it prints committed
+ * transactions/s and commit latency p50/p99, and first the cost of one
+ * signature verification on this machine with the bound it sets: every
+ * replica verifies every transaction once, so 4 verifications per
+ * transaction over the cores.
  * With --rate the load is offered at a fixed rate, so latency is measured
  * below saturation rather than behind a queue.
  *   ledger-bench [--txs N] [--senders S] [--threads T] [--blocks 500,2000,8000] [--rate R] [--noop] */
@@ -203,7 +207,7 @@ static void *follow_main(void *arg)
 	return NULL;
 }
 
-static int write_genesis(const char *path, cm_keypair *reps, cm_keypair *senders)
+static int write_genesis(const char *path, cm_keypair *reps, cm_keypair *senders, int block_max)
 {
 	FILE *f = fopen(path, "w");
 	if (!f)
@@ -218,7 +222,8 @@ static int write_genesis(const char *path, cm_keypair *reps, cm_keypair *senders
 		cm_hex(hex, senders[i].pk, CM_PK_BYTES);
 		fprintf(f, "account = %s 1000000000000\n", hex);
 	}
-	fprintf(f, "param.allow_noop = %d\nparam.block_max_txs = 100000\n", noop);
+	fprintf(f, "param.allow_noop = %d\nparam.unsigned_noops = %d\nparam.block_max_txs = %d\n", noop, noop,
+		block_max);
 	return fclose(f);
 }
 
@@ -239,7 +244,7 @@ static int run(int block_max, double *tps, double *p50, double *p99, double *mea
 	for (int i = 0; i < nsenders; i++)
 		cm_keypair_generate(&senders[i]);
 	snprintf(genesis, sizeof(genesis), "%s/genesis.txt", dir);
-	if (write_genesis(genesis, reps, senders) != 0)
+	if (write_genesis(genesis, reps, senders, block_max) != 0)
 		return -1;
 	/* pre-sign */
 	txs = calloc(ntx, sizeof(*txs));
@@ -289,17 +294,15 @@ static int run(int block_max, double *tps, double *p50, double *p99, double *mea
 	qsort(order, ntx, sizeof(*order), cmp_u64);
 	/* start the replicas */
 	tproc procs[N_REPLICAS];
-	char exe[512], bm[16];
+	char exe[512];
 	tproc_build_path("services/ledger/muri-ledger", exe, sizeof(exe));
-	snprintf(bm, sizeof(bm), "%d", block_max);
 	int started = 0;
 	for (int i = 0; i < N_REPLICAS; i++) {
 		char key[600], data[600];
 		snprintf(key, sizeof(key), "%s/ledger%d.key", dir, i);
 		snprintf(data, sizeof(data), "%s/data%d", dir, i);
 		const char *args[] = {"--listen", addrs[i], "--genesis", genesis, "--key-file", key, "--data-dir", data,
-				      "--block-max-txs", bm, "--log-level", "warn", "--rpc-workers", "4",
-				      noop ? "--bench-unsigned-noops" : NULL, NULL};
+				      "--log-level", "warn", "--rpc-workers", "4", NULL};
 		if (tproc_start(&procs[i], "ledger-bench", exe, args, 20000) != 0) {
 			fprintf(stderr, "replica %d did not start\n", i);
 			tproc_cleanup(&procs[i], 1);
@@ -412,6 +415,26 @@ int main(int argc, char **argv)
 	       rate > 0 ? "at a fixed rate" : "as fast as accepted");
 	if (rate > 0)
 		printf("offered load: %.0f transactions/s\n", rate);
+	/* one signature verification, measured here and now */
+	{
+		cm_keypair k;
+		cm_keypair_generate(&k);
+		uint8_t msg[CM_HASH_BYTES] = {1}, sig[CM_SIG_BYTES];
+		cm_sign(&k, sig, msg, sizeof(msg));
+		int reps = 4000, bad = 0;
+		double t = now_s();
+		for (int i = 0; i < reps; i++)
+			bad += cm_verify(k.pk, sig, msg, sizeof(msg)) != CM_OK;
+		double us = (now_s() - t) * 1e6 / reps;
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+		double la[1] = {0};
+		if (getloadavg(la, 1) < 1)
+			la[0] = -1;
+		printf("one ed25519 verification: %.1f us%s; %ld cores; bound of 4 verifications per transaction: "
+		       "%.0f transactions/s; load average before the runs: %.2f\n",
+		       us, bad ? " (FAILED)" : "", cores, cores * 1e6 / (4 * us), la[0]);
+		cm_keypair_wipe(&k);
+	}
 	printf("%12s %14s %12s %12s %16s\n", "block max", "committed/s", "p50 ms", "p99 ms", "txs per block");
 	int failed = 0;
 	for (int i = 0; i < nblocks; i++) {

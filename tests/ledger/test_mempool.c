@@ -205,6 +205,29 @@ static void test_many(void)
 	lg_mempool_free(m);
 }
 
+/* A transaction that arrives twice (from its client and by relay, or by
+ * relay from two peers) is held once: the pool's key is the tx hash, so a
+ * copy with other signature bytes cannot replace or join the first. */
+static void test_relay_dedup(void)
+{
+	lg_mempool *m = new_pool(100, 1 << 20, 100);
+	uint8_t h[CM_HASH_BYTES], pk[CM_PK_BYTES], a[100], b[100];
+	tx_hash(h, 1, 0);
+	key_of(pk, 1);
+	memset(a, 1, sizeof(a));
+	memset(b, 2, sizeof(b)); /* same body, other signature */
+	TAP_EQ(lg_mempool_add(m, h, pk, 0, a, sizeof(a), 0), CM_OK);
+	TAP_EQ(lg_mempool_add(m, h, pk, 0, a, sizeof(a), 0), CM_ERR_EXISTS);
+	TAP_EQ(lg_mempool_add(m, h, pk, 0, b, sizeof(b), 0), CM_ERR_EXISTS);
+	TAP_EQ(lg_mempool_count(m), 1);
+	TAP_EQ(lg_mempool_bytes(m), sizeof(a));
+	lg_mempool_tx out[2];
+	TAP_EQ(lg_mempool_take(m, 2, 1 << 20, 1, nonce_of, NULL, out), 1);
+	TAP_CHECK(out[0].len == sizeof(a) && out[0].bytes[0] == 1); /* the first copy */
+	lg_mempool_release(m, out, 1);
+	lg_mempool_free(m);
+}
+
 int main(void)
 {
 	cm_crypto_init();
@@ -213,6 +236,7 @@ int main(void)
 	TAP_RUN(test_limits_of_a_proposal);
 	TAP_RUN(test_commit_and_stale);
 	TAP_RUN(test_mark_in_flight_from_peer);
+	TAP_RUN(test_relay_dedup);
 	TAP_RUN(test_many);
 	return tap_done();
 }

@@ -1,7 +1,9 @@
 /* Tests of the ledger transport: three replicas in one process, each with an
  * RPC server on a loopback port chosen at run time. Messages arrive intact
  * and attributed to their sender; forged, foreign-chain and oversized
- * envelopes are refused with a status naming what is wrong. */
+ * envelopes are refused with a status naming what is wrong; relayed
+ * transactions arrive whole, in batches of at most relay_batch, and a
+ * peer's relay queue holds at most relay_queue_max. */
 #include "tap.h"
 #include "cm_err.h"
 #include "cm_rpc.h"
@@ -21,6 +23,8 @@ struct replica {
 	uint32_t last_from;
 	uint8_t last[64];
 	size_t last_len;
+	int relay_calls, relay_txs, relay_biggest, relay_from;
+	uint8_t relay_first[8];
 };
 
 static struct replica reps[N];
@@ -36,6 +40,23 @@ static void deliver(void *arg, uint32_t from, const uint8_t *msg, size_t len)
 	r->last_from = from;
 	r->last_len = len < sizeof(r->last) ? len : sizeof(r->last);
 	memcpy(r->last, msg, r->last_len);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void relay(void *arg, uint32_t from, Muri__V1__SignedTransaction *const *txs, size_t n)
+{
+	struct replica *r = arg;
+	pthread_mutex_lock(&r->mu);
+	if (!r->relay_txs && n && txs[0]->body.len >= 8)
+		memcpy(r->relay_first, txs[0]->body.data, 8);
+	r->relay_calls++;
+	r->relay_txs += (int)n;
+	r->relay_from = (int)from;
+	if ((int)n > r->relay_biggest)
+		r->relay_biggest = (int)n;
+	for (size_t i = 0; i < n; i++)
+		if (txs[i]->signature.len != 64 || txs[i]->signature.data[0] != txs[i]->body.data[0])
+			r->relay_txs = -1000000; /* not as sent */
 	pthread_mutex_unlock(&r->mu);
 }
 
@@ -81,9 +102,11 @@ static int setup(void)
 					.max_streams = 4};
 		lg_net_opts no = {.chain_id = "test-chain", .self = (uint32_t)i, .n = N,
 				  .pubkeys = (const uint8_t(*)[CM_PK_BYTES])pubs, .key = &keys[i],
-				  .queue_max = 4, .message_max = 1024, .send_timeout_ms = 2000};
+				  .queue_max = 4, .message_max = 1024, .send_timeout_ms = 2000,
+				  .relay_queue_max = 64, .relay_batch = 4};
 		if (cm_rpc_server_new(&o, &reps[i].srv, err, sizeof(err)) != CM_OK ||
 		    lg_net_new(&no, deliver, fetch, &reps[i], &reps[i].net) != CM_OK ||
+		    (lg_net_on_relay(reps[i].net, relay), 0) ||
 		    lg_net_register(reps[i].net, reps[i].srv) != CM_OK ||
 		    cm_rpc_server_start(reps[i].srv, &reps[i].port, err, sizeof(err)) != CM_OK)
 			return -1;
@@ -210,6 +233,108 @@ static void test_unreachable_peer_drops_not_blocks(void)
 	TAP_CHECK(s.send_failed + s.dropped >= 20);
 }
 
+static int relay_seen(struct replica *r, int n)
+{
+	for (int i = 0; i < 500; i++) {
+		pthread_mutex_lock(&r->mu);
+		int got = r->relay_txs;
+		pthread_mutex_unlock(&r->mu);
+		if (got >= n || got < 0)
+			return got;
+		usleep(10000);
+	}
+	return -1;
+}
+
+static void make_rtx(uint8_t body[16], uint8_t sig[64], int i, ProtobufCBinaryData *b, ProtobufCBinaryData *s)
+{
+	memset(body, 0, 16);
+	memcpy(body, &i, sizeof(i));
+	memset(sig, body[0], 64); /* the receiver checks that it came as sent */
+	b->data = body;
+	b->len = 16;
+	s->data = sig;
+	s->len = 64;
+}
+
+static void test_relay_batches(void)
+{
+	for (int i = 0; i < 10; i++) {
+		uint8_t body[16], sig[64];
+		ProtobufCBinaryData b, s;
+		make_rtx(body, sig, i + 1, &b, &s);
+		lg_net_relay(reps[0].net, &b, &s);
+	}
+	TAP_EQ(relay_seen(&reps[1], 10), 10);
+	TAP_EQ(relay_seen(&reps[2], 10), 10);
+	int first = 1;
+	TAP_CHECK(memcmp(reps[1].relay_first, &first, sizeof(first)) == 0);
+	TAP_EQ(reps[1].relay_from, 0);
+	TAP_CHECK(reps[1].relay_biggest >= 1 && reps[1].relay_biggest <= 4); /* relay_batch */
+	TAP_CHECK(reps[1].relay_calls >= 3);
+	TAP_EQ(reps[0].relay_txs, 0); /* never to itself */
+	lg_net_stats st;
+	lg_net_get_stats(reps[0].net, &st);
+	TAP_EQ(st.relayed_txs, 20);
+	TAP_EQ(st.relay_dropped, 0);
+}
+
+static void test_relay_forgeries_refused(void)
+{
+	cm_rpc_client *c = NULL;
+	char err[128];
+	cm_rpc_client_opts o = {.target = addr_buf[2]};
+	cm_rpc_client_new(&o, &c, err, sizeof(err));
+	uint8_t body[16], sig[64], rsig[CM_SIG_BYTES] = {0};
+	Muri__V1__SignedTransaction stx = MURI__V1__SIGNED_TRANSACTION__INIT, *ptr = &stx;
+	make_rtx(body, sig, 99, &stx.body, &stx.signature);
+	Muri__V1__RelayRequest req = MURI__V1__RELAY_REQUEST__INIT;
+	req.chain_id = "test-chain";
+	req.sender = 1;
+	req.txs = &ptr;
+	req.n_txs = 1;
+	req.signature.data = rsig;
+	req.signature.len = sizeof(rsig);
+	ProtobufCMessage *resp = NULL;
+	cm_rpc_status st;
+	int before = reps[2].relay_txs;
+	TAP_CHECK(cm_rpc_unary(c, "/muri.v1.Consensus/Relay", &req.base, &muri__v1__consensus_ack__descriptor, &resp,
+			       5000, &st) != CM_OK);
+	TAP_EQ(st.code, GRPC_STATUS_UNAUTHENTICATED);
+	TAP_STREQ(st.message, "signature: does not verify for the sender");
+	req.n_txs = 0;
+	TAP_CHECK(cm_rpc_unary(c, "/muri.v1.Consensus/Relay", &req.base, &muri__v1__consensus_ack__descriptor, &resp,
+			       5000, &st) != CM_OK);
+	TAP_EQ(st.code, GRPC_STATUS_INVALID_ARGUMENT);
+	TAP_STREQ(st.message, "txs: empty or more than LG_NET_RELAY_MAX");
+	TAP_EQ(reps[2].relay_txs, before);
+	cm_rpc_client_free(c);
+}
+
+/* A stopped transport queues but never sends: the queue's bound shows. */
+static void test_relay_queue_bound(void)
+{
+	lg_net *net = NULL;
+	lg_net_opts no = {.chain_id = "test-chain", .self = 0, .n = N, .pubkeys = (const uint8_t(*)[CM_PK_BYTES])pubs,
+			  .key = &keys[0], .queue_max = 4, .message_max = 1024, .send_timeout_ms = 2000,
+			  .relay_queue_max = 8, .relay_batch = 4};
+	TAP_EQ(lg_net_new(&no, deliver, fetch, &reps[0], &net), CM_OK);
+	if (!net)
+		return;
+	lg_net_stop(net);
+	for (int i = 0; i < 20; i++) {
+		uint8_t body[16], sig[64];
+		ProtobufCBinaryData b, s;
+		make_rtx(body, sig, i, &b, &s);
+		lg_net_relay(net, &b, &s);
+	}
+	lg_net_stats st;
+	lg_net_get_stats(net, &st);
+	TAP_EQ(st.relay_queued, 2 * 8);       /* two peers, 8 each */
+	TAP_EQ(st.relay_dropped, 2 * (20 - 8));
+	lg_net_free(net); /* frees what is queued */
+}
+
 int main(void)
 {
 	cm_crypto_init();
@@ -220,6 +345,9 @@ int main(void)
 	TAP_RUN(test_delivery_and_sender);
 	TAP_RUN(test_forgeries_refused);
 	TAP_RUN(test_fetch);
+	TAP_RUN(test_relay_batches);
+	TAP_RUN(test_relay_forgeries_refused);
+	TAP_RUN(test_relay_queue_bound);
 	TAP_RUN(test_unreachable_peer_drops_not_blocks);
 	for (int i = 0; i < N; i++) {
 		lg_net_free(reps[i].net);

@@ -2,7 +2,8 @@
 transfers commit with the right balances and nonces, every rejection says
 why, all replicas reach the same state root at the same height, the feed of
 committed blocks, a kill -9 of the leader (blocks commit again within 2 s),
-and a restarted replica catching up to the same state root."""
+a restarted replica catching up to the same state root, and a transaction
+that outlives the replica it was submitted to (relayed to the others)."""
 import signal
 import threading
 import time
@@ -55,6 +56,7 @@ def test_transfers_commit_and_balances_agree(net):
     assert blk.header.height == r.height and len(blk.hash) == 32
     assert len(blk.commit_qc.signatures) >= 3  # 2f+1 of 4
     assert any(t.body for t in blk.txs)
+    assert all(net.status(i)["diverged"] == "no" for i in range(4))
 
 
 def test_rejections_say_why(net):
@@ -170,3 +172,52 @@ def test_same_state_root_under_load(net):
     assert wait_until(lambda: int(net.status(0)["txs_committed"]) >= 80 and same_root_at_same_height(net, range(4)),
                       timeout=30)
     assert net.balance(0, a) == 1_000_000 - 40 * 1 + 40 * 1 - 40  # 40 sent, 40 received, 40 fees
+
+
+def test_tx_outlives_the_replica_it_was_submitted_to(servers, stubs, tmp_path):
+    """Submitted to a replica that is not about to lead, which is killed
+    right after the other replicas got it by relay: it still commits,
+    exactly once, seen through the others. Views last 3 s here, so the
+    replica it was submitted to cannot lead (and propose it itself) within
+    the 2 s the others are given to learn of it."""
+    net = LedgerNet(servers, stubs, tmp_path, args=("--base-timeout-ms", "3000"))
+    try:
+        outlives(net)
+    finally:
+        net.close()
+
+
+def outlives(net):
+    a, b = net.accounts
+    pb = net.pb
+    net.submit(0, transfer(net, a, b, 1))  # the network is up
+    view = max(int(net.status(i)["view"]) for i in range(4))
+    k = (view + 2) % 4  # neither this view's leader nor the next one's
+    others = [i for i in range(4) if i != k]
+    before_a, before_b = net.balance(others[0], a), net.balance(others[0], b)
+    r = net.submit(k, transfer(net, a, b, 777), wait=False)
+    assert r.state == pb.TX_PENDING
+
+    def known_elsewhere():
+        for i in others:
+            try:
+                net.stub(i).GetTransaction(pb.TxRequest(tx_hash=r.tx_hash), timeout=5)
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.NOT_FOUND:
+                    return False
+                raise
+        return True
+
+    assert wait_until(known_elsewhere, timeout=2), "the other replicas did not get the transaction"
+    net.servers[k].kill9()
+
+    def committed():
+        st = net.stub(others[1]).GetTransaction(pb.TxRequest(tx_hash=r.tx_hash), timeout=5)
+        return st.state == pb.TX_COMMITTED
+
+    assert wait_until(committed, timeout=60)
+    wait_until(lambda: same_root_at_same_height(net, others), timeout=15)
+    for i in others:
+        assert net.balance(i, a) == before_a - 777 - 1
+        assert net.balance(i, b) == before_b + 777
+        assert net.stub(i).GetAccount(pb.AccountRequest(address=a.pk), timeout=5).nonce == a.nonce
