@@ -241,7 +241,7 @@ static void finish_pending(ix_repl *r, int rc_all)
 		struct pending *p = &r->pend[r->pend_head];
 		r->pend_head = (r->pend_head + 1) % r->o.max_pending;
 		r->npend--;
-		r->io.write_done(r->io.ctx, p->token, rc_all, p->first, p->end, IX_REPL_ONE);
+		r->io.write_done(r->io.ctx, p->token, rc_all, p->first, p->end, -1);
 	}
 }
 
@@ -384,6 +384,15 @@ uint32_t ix_repl_holders(const ix_repl *r, uint64_t size)
 	return n;
 }
 
+int ix_repl_holds(const ix_repl *r, uint32_t idx, uint64_t size)
+{
+	if (!is_primary(r) || idx >= r->st.cfg.n)
+		return 0;
+	if ((int)idx == r->self)
+		return r->io.log_size(r->io.ctx) >= size;
+	return r->peer[idx].known && r->peer[idx].acked >= size;
+}
+
 static int level_of(const ix_repl *r, uint32_t holders)
 {
 	uint32_t n = r->st.cfg.n;
@@ -404,8 +413,10 @@ static void check_pending(ix_repl *r)
 			break; /* in order: a later write cannot be done before an earlier one */
 		r->pend_head = (r->pend_head + 1) % r->o.max_pending;
 		r->npend--;
-		r->io.write_done(r->io.ctx, p->token, done ? CM_OK : CM_ERR_TIMEOUT, p->first, p->end,
-				 level_of(r, h));
+		/* at the deadline: a majority holding it is a promise with or
+		 * without the lease; less is one only under the lease */
+		int level = lease || h >= r->st.cfg.n / 2 + 1 ? level_of(r, h) : -1;
+		r->io.write_done(r->io.ctx, p->token, done ? CM_OK : CM_ERR_TIMEOUT, p->first, p->end, level);
 	}
 }
 

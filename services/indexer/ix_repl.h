@@ -112,7 +112,8 @@ typedef struct ix_repl_opts {
 } ix_repl_opts;
 
 /* Callbacks run synchronously inside ix_repl_* calls and must not call back
- * into the same instance. Pointers they receive are borrowed for the call. */
+ * into the same instance except for the read-only getters below. Pointers
+ * they receive are borrowed for the call. */
 typedef struct ix_repl_io {
 	void *ctx;
 	uint64_t (*log_size)(void *ctx);
@@ -132,8 +133,10 @@ typedef struct ix_repl_io {
 	void (*send)(void *ctx, const uint8_t to[CM_PK_BYTES], const ix_repl_msg *m);
 	/* Best effort to the ledger (a failover transaction). */
 	void (*ledger_submit)(void *ctx, const ix_repl_failover *f);
-	/* A client write (by token) is done: rc 0 and the level it reached, or
-	 * CM_ERR_TIMEOUT / CM_ERR_STATE (the epoch ended) with the level so far. */
+	/* A client write (by token) is done: rc 0 and the level it reached
+	 * (enum ix_repl_level); or CM_ERR_TIMEOUT with the level it reached
+	 * anyway, -1 if none can be promised (no lease, no majority); or
+	 * CM_ERR_STATE (the epoch ended) with -1. */
 	void (*write_done)(void *ctx, uint64_t token, int rc, uint64_t first_seq, uint64_t end, int level);
 	void (*sign)(void *ctx, const uint8_t digest[CM_HASH_BYTES], uint8_t sig[CM_SIG_BYTES]);
 	int (*verify)(void *ctx, const uint8_t pk[CM_PK_BYTES], const uint8_t digest[CM_HASH_BYTES],
@@ -197,6 +200,8 @@ uint64_t ix_repl_floor(const ix_repl *r);
 int ix_repl_has_lease(ix_repl *r);
 /* Primary: replicas (itself included) known to hold size entries equal to its own. */
 uint32_t ix_repl_holders(const ix_repl *r, uint64_t size);
+/* Primary: whether replica idx (itself included) is known to hold size entries. */
+int ix_repl_holds(const ix_repl *r, uint32_t idx, uint64_t size);
 void ix_repl_stats_get(const ix_repl *r, ix_repl_stats *out);
 
 /* Replicas a level needs out of n. */

@@ -441,10 +441,14 @@ static void io_write_done(void *ctx, uint64_t token, int rc, uint64_t first, uin
 	if (token >= S.nw)
 		return fail("unknown write token");
 	struct write *w = &S.w[token];
-	if (rc != CM_OK)
-		return;
+	if (level < 0)
+		return; /* nothing promised */
+	if (rc != CM_OK && rc != CM_ERR_TIMEOUT)
+		return fail("write %" PRIu64 ": a level with rc %d", token, rc);
 	if (first != w->first || end != w->end)
 		fail("write %" PRIu64 " acknowledged for another range", token);
+	if (rc != CM_OK && level >= IX_REPL_QUORUM)
+		goto durable; /* held by a majority: survives whatever the ledger did since */
 	if (w->epoch != S.cfg.epoch)
 		fail("node %d acknowledged a write in epoch %" PRIu64 " while the ledger is at %" PRIu64, nd->id, w->epoch,
 		     S.cfg.epoch);
@@ -453,9 +457,11 @@ static void io_write_done(void *ctx, uint64_t token, int rc, uint64_t first, uin
 			fail("two nodes acknowledged writes in epoch %" PRIu64, w->epoch);
 		S.acker_of[w->epoch] = nd->id;
 	}
-	if (level < w->level)
+	if (rc == CM_OK && level < w->level)
 		fail("write acknowledged below its level");
-	trace("node %d acks write %" PRIu64 " [%" PRIu64 ",%" PRIu64 ") level %d", nd->id, token, first, end, level);
+durable:
+	trace("node %d acks write %" PRIu64 " [%" PRIu64 ",%" PRIu64 ") rc %d level %d", nd->id, token, first, end,
+	      rc, level);
 	if (level >= IX_REPL_QUORUM) {
 		S.acks_q++;
 		S.last_q_ack = S.now;
