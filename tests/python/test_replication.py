@@ -107,26 +107,30 @@ def test_concurrent_first_writes_share_one_store(start_indexer):
     ix = start_indexer("a")
     t, pb = ix.types, ix.pb
     sch = schema(t, 8, t.L2, t.FLAT)
-    for k in range(8):
+    frags, writers = 12, 4
+    for k in range(frags):
         set_config(ix, ix, f"c{k}", 0, 1, [ix], ix)
+    reqs = {(k, j): records(pb, vec(20, 10 * k + j)) for k in range(frags) for j in range(writers)}
     results, errors = [], []
+    go = threading.Barrier(frags * writers)
 
-    def writer(magu, seed):
+    def writer(k, j):
+        go.wait()
         try:
-            results.append(write(ix, magu, 0, 1, records(pb, vec(20, seed)), sch).log_size)
+            results.append(write(ix, f"c{k}", 0, 1, reqs[(k, j)], sch).log_size)
         except grpc.RpcError as e:
             errors.append(e.details())
 
-    threads = [threading.Thread(target=writer, args=(f"c{k}", 10 * k + j)) for k in range(8) for j in range(2)]
+    threads = [threading.Thread(target=writer, args=(k, j)) for k in range(frags) for j in range(writers)]
     for th in threads:
         th.start()
     for th in threads:
         th.join()
     assert not errors
-    assert sorted(results) == [20] * 8 + [40] * 8
-    for k in range(8):
-        assert root_of(ix, f"c{k}").size == 40
+    assert sorted(results) == sorted([20 * (j + 1) for j in range(writers)] * frags)
+    for k in range(frags):
+        assert root_of(ix, f"c{k}").size == 20 * writers
     ix.server.kill9()
     ix.restart()
-    for k in range(8):
-        assert root_of(ix, f"c{k}").size == 40
+    for k in range(frags):
+        assert root_of(ix, f"c{k}").size == 20 * writers
