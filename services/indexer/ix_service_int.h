@@ -106,6 +106,22 @@ void ix_replica_free(struct frag *f);
 /* One tick of every fragment's core. */
 void ix_replica_tick(struct frag *f);
 int ix_replica_is_primary(struct frag *f);
+/* Shared with the handlers (ix_replica_rpc.c). */
+const char *ixr_check_config(const Muri__V1__FragmentConfig *c);
+void ixr_config_from_pb(const Muri__V1__FragmentConfig *c, ix_repl_config *out);
+/* A copy the caller owns (muri__v1__fragment_config__free_unpacked); NULL when out of memory. */
+Muri__V1__FragmentConfig *ixr_config_dup(const Muri__V1__FragmentConfig *c);
+/* Opens f's store with schema if it has none; under core_mu. */
+int ixr_ensure_store(struct frag *f, const Muri__V1__FragmentSchema *schema, char *err, size_t errlen);
+/* A record's canonical bytes in a, as a core entry. */
+int ixr_entry_of(const ix_record *r, cm_arena *a, ix_repl_entry *e);
+/* Creates f's core from st (NULL: fresh); under core_mu. */
+int ixr_core_new(struct frag *f, const ix_repl_persist *st);
+/* Takes / releases core_mu around a core call. */
+void ixr_core_enter(struct frag *f);
+void ixr_core_leave(struct frag *f);
+/* Starts a sender per backup if this node is f's primary; under cfg_mu, senders stopped. */
+void ixr_start_senders(struct frag *f);
 int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
 int ix_h_replicate(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
 int ix_h_fetch_log(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
