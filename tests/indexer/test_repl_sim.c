@@ -9,9 +9,10 @@
  * after every step; then the network heals and the replicas must converge.
  * MURI_SIM_SEEDS sets the number of schedules (default 2000),
  * MURI_SIM_SEED=<n> replays one, MURI_SIM_TRACE=1 prints its events, and
- * MURI_SIM_BUG=pick|longest|nosig runs with a known-bad ledger rule (the
- * configurer's choice; the longest log regardless of its last epoch) or
- * without signature checks, to show the invariants catch what they guard. */
+ * MURI_SIM_BUG=pick|longest|nosig|clock runs with a known-bad ledger rule
+ * (the configurer's choice; the longest log regardless of its last epoch),
+ * without signature checks, or with a cut-off primary whose clock stops (so
+ * its lease never lapses), to show the invariants catch what they guard. */
 #include "tap.h"
 #include "cm_crypto.h"
 #include "cm_err.h"
@@ -119,6 +120,7 @@ struct node {
 	int root_valid;
 	uint8_t root[CM_HASH_BYTES];
 	uint32_t clock_skew;      /* ms this node's clock is behind */
+	uint64_t frozen_at;       /* MURI_SIM_BUG=clock: the clock stopped here (0: runs) */
 };
 
 enum pkt_kind { PK_MSG = 1, PK_FAILOVER = 2, PK_FEED = 3 };
@@ -150,7 +152,7 @@ struct acked_slot {
 
 typedef struct sim {
 	uint64_t seed;
-	int bug_pick, bug_nosig, bug_longest;
+	int bug_pick, bug_nosig, bug_longest, bug_clock;
 	int trace;
 	int direct;                   /* clients write only to the ledger's primary */
 	uint64_t now;
@@ -504,7 +506,8 @@ static int io_verify(void *ctx, const uint8_t pk[CM_PK_BYTES], const uint8_t d[C
 static uint64_t io_now(void *ctx)
 {
 	struct node *nd = ctx;
-	return S.now + 100000 - nd->clock_skew;
+	uint64_t t = nd->frozen_at ? nd->frozen_at : S.now;
+	return t + 100000 - nd->clock_skew;
 }
 
 static void node_start(struct node *nd)
@@ -688,6 +691,8 @@ static void deliver_due(void)
 
 static void heal(void)
 {
+	for (int i = 0; i <= NMAX; i++)
+		S.node[i].frozen_at = 0;
 	memset(S.blocked, 0, sizeof(S.blocked));
 	S.cut_primary = -1;
 }
@@ -702,6 +707,8 @@ static void partition(void)
 	if (kind == 1) { /* a primary cut off but alive: clients still reach it */
 		a = (int)S.cfg.primary;
 		S.cut_primary = a;
+		if (S.bug_clock) /* and its clock stops (a paused VM): its lease never runs out */
+			S.node[a].frozen_at = S.now;
 	}
 	for (int b = 0; b < NODES; b++) {
 		if (b == a || b == ADV)
@@ -917,13 +924,14 @@ static void sim_init(uint64_t seed)
 		cm_merkle_free(S.node[i].mk);
 		free(S.node[i].log);
 	}
-	int bp = S.bug_pick, bn = S.bug_nosig, bl = S.bug_longest, tr = S.trace;
+	int bp = S.bug_pick, bn = S.bug_nosig, bl = S.bug_longest, bc = S.bug_clock, tr = S.trace;
 	memset(&S, 0, sizeof(S));
 	S.pool = pool;
 	memset(S.pool, 0, sizeof(struct pkt) * POOL);
 	S.bug_pick = bp;
 	S.bug_nosig = bn;
 	S.bug_longest = bl;
+	S.bug_clock = bc;
 	S.trace = tr;
 	S.seed = seed;
 	rng_state = seed;
@@ -1129,6 +1137,8 @@ static void test_cut_off_primary(void)
 	for (int b = 0; b < NODES; b++)
 		if (b != p1)
 			S.blocked[p1][b] = S.blocked[b][p1] = 1;
+	if (S.bug_clock) /* its clock stops too: the lease never lapses */
+		S.node[p1].frozen_at = S.now;
 	uint64_t acks_before = S.acks_q + S.acks_one;
 	uint32_t first_old = S.nw;
 	/* clients keep writing to the old primary (level ONE) */
@@ -1202,9 +1212,6 @@ static void test_random_schedules(void)
 {
 	const char *env = getenv("MURI_SIM_SEEDS"), *one = getenv("MURI_SIM_SEED");
 	const char *bug = getenv("MURI_SIM_BUG");
-	S.bug_pick = bug && strcmp(bug, "pick") == 0;
-	S.bug_nosig = bug && strcmp(bug, "nosig") == 0;
-	S.bug_longest = bug && strcmp(bug, "longest") == 0;
 	long count = env ? atol(env) : DEFAULT_SEEDS;
 	int failures = 0;
 	uint64_t failovers = 0, kills = 0, msgs = 0, adv = 0, acks = 0, truncs = 0;
@@ -1247,6 +1254,11 @@ int main(void)
 	S.pool = calloc(POOL, sizeof(struct pkt));
 	if (!S.pool)
 		return 1;
+	const char *bug = getenv("MURI_SIM_BUG");
+	S.bug_pick = bug && strcmp(bug, "pick") == 0;
+	S.bug_nosig = bug && strcmp(bug, "nosig") == 0;
+	S.bug_longest = bug && strcmp(bug, "longest") == 0;
+	S.bug_clock = bug && strcmp(bug, "clock") == 0;
 	TAP_RUN(test_choose_primary);
 	TAP_RUN(test_config_epochs);
 	TAP_RUN(test_old_epoch_append_after_config);
