@@ -690,6 +690,14 @@ void ix_replica_tick(struct frag *f)
 	ixr_core_leave(f);
 }
 
+int ix_replica_is_member(struct frag *f)
+{
+	ixr_core_enter(f);
+	int m = f->core && ix_repl_is_member(f->core, f->svc->key.pk);
+	ixr_core_leave(f);
+	return m;
+}
+
 int ix_replica_is_primary(struct frag *f)
 {
 	ixr_core_enter(f);

@@ -208,11 +208,23 @@ static int h_search(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, P
 	const Muri__V1__LocalSearchRequest *req = (const Muri__V1__LocalSearchRequest *)msg;
 	struct frag *f;
 	ix_fragment *st;
+	if (!req->query)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "query: required");
+	f = ixs_find_frag(s, req->magu, req->fragment);
+	if (f && !ixs_store_of(f) && ix_replica_is_member(f)) {
+		/* assigned here, nothing received yet: an empty log answers, at size 0 */
+		Muri__V1__LocalSearchResponse *r = cm_rpc_alloc(call, sizeof(*r));
+		if (!r)
+			return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		muri__v1__local_search_response__init(r);
+		int code = sign_into(s, call, CM_DOM_ANSWER, &r->base, &r->signer, &r->signature);
+		if (code == GRPC_STATUS_OK)
+			*resp = &r->base;
+		return code;
+	}
 	int code = data_of(s, call, req->magu, req->fragment, &f, &st);
 	if (code != GRPC_STATUS_OK)
 		return code;
-	if (!req->query)
-		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "query: required");
 	cm_arena *a = cm_rpc_arena(call);
 	char err[ERR_MAX];
 	ix_filter filter = {0};

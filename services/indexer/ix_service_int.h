@@ -106,6 +106,8 @@ void ix_replica_free(struct frag *f);
 /* One tick of every fragment's core. */
 void ix_replica_tick(struct frag *f);
 int ix_replica_is_primary(struct frag *f);
+/* Whether this node is one of f's replicas in its current configuration. */
+int ix_replica_is_member(struct frag *f);
 /* Shared with the handlers (ix_replica_rpc.c). */
 const char *ixr_check_config(const Muri__V1__FragmentConfig *c);
 void ixr_config_from_pb(const Muri__V1__FragmentConfig *c, ix_repl_config *out);

@@ -11,9 +11,9 @@ import grpc
 import numpy as np
 import pytest
 
-from muri_util import h
+from muri_util import h, wait_until
 from sodium_keys import keypair_from_seed, sign
-from test_indexer import records, root_of, schema, set_config, start_indexer, write  # noqa: F401
+from test_indexer import records, root_of, schema, search, set_config, start_indexer, write  # noqa: F401
 
 DOM_REPL_FETCH = 0x13
 
@@ -62,10 +62,13 @@ def test_replicate_only_from_the_primary_signed(start_indexer):
         with pytest.raises(grpc.RpcError) as e:
             b.stub.Replicate(req, timeout=10)
         assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED, name
-    # nothing was written: b holds no data for s/0
+    # nothing was written: b holds no data for s/0; being assigned it, b
+    # answers a search from its empty log
     with pytest.raises(grpc.RpcError) as e:
         root_of(b, "s")
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    got = search(b, "s", 0, vec(1)[0], k=3)
+    assert got.log_size == 0 and not got.hits
     # the real primary's records do arrive
     r = write(a, "s", 0, 1, records(pb, vec(5)), sch, t.ALL)
     assert r.level_achieved == t.ALL and r.log_size == 5
@@ -134,3 +137,31 @@ def test_concurrent_first_writes_share_one_store(start_indexer):
     ix.restart()
     for k in range(frags):
         assert root_of(ix, f"c{k}").size == 20 * writers
+
+
+def test_backup_asks_for_failover_and_refuses_the_lost_epoch(start_indexer):
+    timing = ("--heartbeat-ms", "50", "--lease-ms", "300", "--suspect-ms", "800")
+    a, b = start_indexer("a", *timing), start_indexer("b", *timing)
+    for ix in (a, b):
+        set_config(ix, ix, "v", 0, 1, [a, b], a)
+    t = a.types
+    sch = schema(t, 8, t.L2, t.FLAT)
+    assert write(a, "v", 0, 1, records(a.pb, vec(4)), sch, t.ALL).log_size == 4
+    a.server.kill9()
+    # b hears nothing valid for suspect_ms: it signs a failover request with its (size, root)
+    assert wait_until(lambda: "event=failover_request" in b.server.read_log(), timeout=20)
+    line = [x for x in b.server.read_log().splitlines() if "event=failover_request" in x][0]
+    assert "epoch=1 " in line and "size=4 " in line and "last_epoch=1 " in line
+    # and takes nothing more in epoch 1: the old primary, back, gets no lease
+    # (UNAVAILABLE) or, told so by b, closes the epoch too (FAILED_PRECONDITION)
+    a.restart()
+    with pytest.raises(grpc.RpcError) as e:
+        write(a, "v", 0, 1, records(a.pb, vec(2)), sch, t.ONE, timeout_ms=1000)
+    assert e.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION)
+    assert wait_until(lambda: "event=failover_request" in a.server.read_log(), timeout=20)
+    # the next epoch (the ledger's choice later; here the operator's) works
+    for ix in (a, b):
+        set_config(ix, ix, "v", 0, 2, [a, b], b)
+    r = write(b, "v", 0, 2, records(b.pb, vec(3)), sch, t.ALL)
+    assert r.level_achieved == t.ALL and r.log_size == 7
+    assert wait_until(lambda: root_of(a, "v").root == root_of(b, "v").root, timeout=20)
