@@ -4,6 +4,7 @@
  * background indexer live in ix_view.c, ix_search.c and ix_indexer.c; the
  * design is described in ix_fragment_int.h. */
 #include "ix_fragment_int.h"
+#include "cm_time.h"
 #include "cm_crypto.h"
 #include "cm_err.h"
 
@@ -41,10 +42,6 @@ long long ix_now_us(void)
 	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-long long ix_now_ms(void)
-{
-	return ix_now_us() / 1000;
-}
 
 /* ---- SQLite helpers ---- */
 
@@ -522,7 +519,7 @@ int ix_fragment_open(const char *dir, const ix_spec *spec, const ix_options *opt
 	pthread_mutex_init(&f->rmu, NULL);
 	pthread_cond_init(&f->rcv, NULL);
 	pthread_mutex_init(&f->imu, NULL);
-	pthread_cond_init(&f->icv, NULL);
+	cm_cond_init(&f->icv);
 	pthread_rwlockattr_t ra;
 	pthread_rwlockattr_init(&ra);
 	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -593,7 +590,7 @@ int ix_fragment_open(const char *dir, const ix_spec *spec, const ix_options *opt
 	    f->saved_P == IX_NONE)
 		f->index_file[0] = '\0';
 	remove_stale_indexes(f, f->index_file);
-	f->last_save_ms = ix_now_ms();
+	f->last_save_ms = (long long)cm_now_ms();
 	if (!(f->idb = ix_reader_open(f, err, errlen))) {
 		rc = CM_ERR_IO;
 		goto fail;

@@ -127,7 +127,6 @@ struct ix_fragment {
 /* ---- ix_fragment.c ---- */
 
 long long ix_now_us(void);
-long long ix_now_ms(void);
 /* SQLite helpers: an error naming what failed; exec of a statement list;
  * step then reset (CM_OK on DONE or ROW); the kv table. */
 int ix_sql_fail(sqlite3 *db, char *err, size_t errlen, const char *what);

@@ -2,6 +2,7 @@
  * FAISS index, trains and rebuilds it when the log says so, saves it, and
  * pauses for truncations. One thread per fragment; see ix_fragment_int.h. */
 #include "ix_fragment_int.h"
+#include "cm_time.h"
 #include "cm_err.h"
 
 #include <errno.h>
@@ -304,7 +305,7 @@ int ix_indexer_save(ix_fragment *f, char *err, size_t errlen)
 	pthread_mutex_unlock(&f->wmu);
 	if (had_old)
 		unlink(old);
-	f->last_save_ms = ix_now_ms();
+	f->last_save_ms = (long long)cm_now_ms();
 	return CM_OK;
 }
 
@@ -327,9 +328,9 @@ static enum step indexer_step(ix_fragment *f, uint64_t *observed)
 	if (train || tomb)
 		return rebuild(f) == CM_OK ? STEP_WORK : STEP_IDLE;
 	if (f->opt.persist_interval_ms && P != f->saved_P && P > 0 &&
-	    ix_now_ms() - f->last_save_ms >= f->opt.persist_interval_ms) {
+	    (long long)cm_now_ms() - f->last_save_ms >= f->opt.persist_interval_ms) {
 		if (ix_indexer_save(f, NULL, 0) != CM_OK)
-			f->last_save_ms = ix_now_ms(); /* retry after another interval */
+			f->last_save_ms = (long long)cm_now_ms(); /* retry after another interval */
 		return STEP_WORK;
 	}
 	if (size >= P + f->batch)
@@ -367,11 +368,10 @@ void *ix_indexer_main(void *arg)
 		if (!f->kick) {
 			f->idle_at = observed;
 			pthread_cond_broadcast(&f->icv);
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 1;
+			uint64_t until = cm_now_ms() + 1000;
 			while (!f->kick && !f->stop && !f->pause_req) {
-				if (pthread_cond_timedwait(&f->icv, &f->imu, &ts) != 0)
+				uint64_t now = cm_now_ms();
+				if (now >= until || cm_cond_wait_ms(&f->icv, &f->imu, until - now) != 0)
 					break;
 			}
 			f->idle_at = IX_NONE;
@@ -385,7 +385,7 @@ void *ix_indexer_main(void *arg)
 
 int ix_fragment_wait_indexed(ix_fragment *f, int timeout_ms)
 {
-	long long deadline = ix_now_ms() + timeout_ms;
+	long long deadline = (long long)cm_now_ms() + timeout_ms;
 	pthread_mutex_lock(&f->imu);
 	for (;;) {
 		if (f->index_failed) {
@@ -400,17 +400,12 @@ int ix_fragment_wait_indexed(ix_fragment *f, int timeout_ms)
 			if (f->idle_at == size)
 				break;
 		}
-		long long left = deadline - ix_now_ms();
+		long long left = deadline - (long long)cm_now_ms();
 		if (left <= 0) {
 			pthread_mutex_unlock(&f->imu);
 			return CM_ERR_TIMEOUT;
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		long long ns = ts.tv_nsec + (left < 50 ? left : 50) * 1000000LL;
-		ts.tv_sec += ns / 1000000000LL;
-		ts.tv_nsec = ns % 1000000000LL;
-		pthread_cond_timedwait(&f->icv, &f->imu, &ts);
+		cm_cond_wait_ms(&f->icv, &f->imu, (uint64_t)(left < 50 ? left : 50));
 	}
 	pthread_mutex_unlock(&f->imu);
 	return CM_OK;

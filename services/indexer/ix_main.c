@@ -16,6 +16,9 @@ typedef struct ix_config {
 	int64_t repl_batch;
 	int64_t repl_timeout_ms;
 	int64_t write_timeout_ms;
+	int64_t heartbeat_ms;
+	int64_t lease_ms;
+	int64_t suspect_ms;
 	int64_t index_batch;
 	double tombstone_share;
 	int64_t exact_threshold;
@@ -35,6 +38,13 @@ static const cm_config_key ix_keys[] = {
 	 "deadline of one Replicate call", NULL},
 	{"write_timeout_ms", CM_CFG_INT, offsetof(ix_config, write_timeout_ms), "5000", 1, 600000,
 	 "how long a write waits for its consistency level when the request names no timeout", NULL},
+	{"heartbeat_ms", CM_CFG_INT, offsetof(ix_config, heartbeat_ms), "100", 5, 60000,
+	 "a primary sends every backup an append at least this often", NULL},
+	{"lease_ms", CM_CFG_INT, offsetof(ix_config, lease_ms), "2000", 10, 600000,
+	 "a primary acknowledges writes only this long after a quorum of its replicas answered", NULL},
+	{"suspect_ms", CM_CFG_INT, offsetof(ix_config, suspect_ms), "5000", 20, 3600000,
+	 "a backup that hears nothing valid from its primary this long asks for failover (> lease_ms plus clock drift)",
+	 NULL},
 	{"index_batch", CM_CFG_INT, offsetof(ix_config, index_batch), "256", 1, 1000000,
 	 "records per index batch of a new fragment (fixed at creation; replicas must agree)", NULL},
 	{"tombstone_share", CM_CFG_DOUBLE, offsetof(ix_config, tombstone_share), "0.2", 0.01, 0.99,
@@ -81,6 +91,9 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.repl_batch = (uint32_t)c->cfg.repl_batch,
 		.repl_timeout_ms = (uint32_t)c->cfg.repl_timeout_ms,
 		.write_timeout_ms = (uint32_t)c->cfg.write_timeout_ms,
+		.heartbeat_ms = (uint32_t)c->cfg.heartbeat_ms,
+		.lease_ms = (uint32_t)c->cfg.lease_ms,
+		.suspect_ms = (uint32_t)c->cfg.suspect_ms,
 		.tls_ca_file = c->cfg.tls_ca && *c->cfg.tls_ca ? c->cfg.tls_ca : NULL,
 	};
 	ix_options_default(&o.frag);

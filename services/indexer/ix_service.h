@@ -1,9 +1,10 @@
 /* The MurIndexer service: the fragments this node holds (each an
- * ix_fragment plus its replication configuration), the muri.v1.Indexer RPC
- * handlers, and primary-backup log shipping in the manner of PacificA: the
- * primary assigns sequence numbers, appends durably, ships records to the
- * backups and acknowledges when the consistency level is met; backups
- * apply in order and refuse other epochs. */
+ * ix_fragment plus its replication core, ix_repl.h), the muri.v1.Indexer
+ * RPC handlers, and primary-backup log shipping in the manner of PacificA:
+ * the primary assigns sequence numbers, appends durably, ships signed
+ * records to the backups and acknowledges when the consistency level is met
+ * while it holds its lease; backups take records only from the primary of
+ * their epoch. */
 #ifndef IX_SERVICE_H
 #define IX_SERVICE_H
 
@@ -30,6 +31,9 @@ typedef struct ix_service_opts {
 	uint32_t repl_batch;         /* records per Replicate call */
 	uint32_t repl_timeout_ms;    /* deadline of one Replicate call */
 	uint32_t write_timeout_ms;   /* default wait for the consistency level */
+	uint32_t heartbeat_ms;       /* primary -> backups at least this often; 0: 100 */
+	uint32_t lease_ms;           /* a primary acknowledges only this long after a quorum answered; 0: 2000 */
+	uint32_t suspect_ms;         /* a backup's wait for its primary before asking for failover; 0: 5000 */
 	const char *tls_ca_file;     /* to reach peers over TLS; NULL: plaintext */
 } ix_service_opts;
 

@@ -1,8 +1,9 @@
 """muri-indexer as a user of its RPCs sees it, with real processes on
 loopback: recall through Search on real embeddings, filtered search against
 brute force, updates and deletes, a kill -9 crash loop, three replicas of
-one fragment (catch-up, stale epochs, failover, truncation of an old
-primary's unacknowledged suffix), and proof-of-replication challenges."""
+one fragment (catch-up, stale epochs, failover, an old primary without a
+lease acknowledging nothing, truncation of its unacknowledged suffix), and
+proof-of-replication challenges."""
 import os
 import random
 import signal
@@ -346,12 +347,14 @@ def test_three_replicas(start_indexer):
     r = write(b, "r", 0, 2, records(pb, vec(10)), sch, t.QUORUM)
     assert r.level_achieved >= t.QUORUM
 
-    # the old primary wrote at ONE while cut off: that suffix is not acknowledged
-    # at QUORUM and disappears when it rejoins as a backup
-    a.restart()  # still in epoch 1 as primary: b and c refuse its shipments
-    w = write(a, "r", 0, 1, records(pb, vec(7)), sch, t.ONE, timeout_ms=200)
-    assert w.level_achieved == t.ONE
-    assert w.log_size == quorum_size + 7
+    # the old primary, cut off from the new epoch, takes writes but holds no
+    # lease (b and c refuse its shipments), so it acknowledges none of them,
+    # not even at ONE; that suffix disappears when it rejoins as a backup
+    a.restart()  # still in epoch 1 as primary
+    with pytest.raises(grpc.RpcError) as e:
+        write(a, "r", 0, 1, records(pb, vec(7)), sch, t.ONE, timeout_ms=200)
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE and "no lease" in e.value.details()
+    assert root_of(a, "r").size == quorum_size + 7
     for ix in (a, b, c):
         set_config(ix, ix, "r", 0, 3, group, b)
     assert wait_until(lambda: root_of(a, "r").size == root_of(b, "r").size and

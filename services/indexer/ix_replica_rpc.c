@@ -1,0 +1,390 @@
+/* The replication RPCs, thin over the core (ix_replica.c): Write,
+ * Replicate, FetchLog and SetConfig decode the request, call the core under
+ * the fragment's core lock, and encode its answer. SetConfig is how a
+ * configuration arrives until the ledger's feed drives the same path. */
+#include "ix_service_int.h"
+#include "cm_err.h"
+#include "cm_log.h"
+#include "cm_time.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FETCH_SKEW_MS 60000           /* FetchLog's wall_ms: at most this far from ours */
+
+/* ---- handlers ------------------------------------------------------------------------- */
+
+int ix_h_set_config(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	ix_service *s = arg;
+	const Muri__V1__FragmentConfig *cfg = (const Muri__V1__FragmentConfig *)msg;
+	const char *why = ixr_check_config(cfg);
+	if (why)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", why);
+	struct frag *f = NULL;
+	int rc = ixs_get_or_add_frag(s, cfg->magu, cfg->fragment, &f);
+	if (rc != CM_OK)
+		return ixs_fail_from(call, rc, rc == CM_ERR_TOOBIG ? "this indexer holds max_fragments already"
+								  : "cannot create the fragment folder");
+	ix_repl_config c;
+	ixr_config_from_pb(cfg, &c);
+	Muri__V1__FragmentConfig *copy = ixr_config_dup(cfg);
+	if (!copy)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	char err[IX_ERR_MAX] = "";
+	pthread_mutex_lock(&f->cfg_mu);
+	ix_replica_stop(f);
+	ixr_core_enter(f);
+	if (!f->core)
+		rc = ixr_core_new(f, NULL);
+	uint64_t before = f->core ? ix_repl_epoch(f->core) : 0;
+	if (rc == CM_OK) {
+		f->cfg_in = cfg;
+		rc = ix_repl_on_config(f->core, &c, err, sizeof(err));
+		f->cfg_in = NULL;
+	} else {
+		snprintf(err, sizeof(err), "cannot start replication: %s", cm_strerror(rc));
+	}
+	int changed = rc == CM_OK && ix_repl_epoch(f->core) != before;
+	if (changed) {
+		if (f->cfg)
+			muri__v1__fragment_config__free_unpacked(f->cfg, NULL);
+		f->cfg = copy;
+		copy = NULL;
+	}
+	int primary = f->core && ix_repl_is_primary(f->core);
+	ixr_core_leave(f);
+	ixr_start_senders(f);
+	pthread_mutex_unlock(&f->cfg_mu);
+	if (copy)
+		muri__v1__fragment_config__free_unpacked(copy, NULL);
+	if (rc != CM_OK)
+		return ixs_fail_from(call, rc, err);
+	if (changed)
+		cm_info("config", "magu=%s fragment=%u epoch=%llu replicas=%zu role=%s", cfg->magu, cfg->fragment,
+			(unsigned long long)cfg->epoch, cfg->n_replicas,
+			primary ? "primary" : ix_repl_is_member(f->core, s->key.pk) ? "backup" : "none");
+	Muri__V1__SetConfigResponse *r = cm_rpc_alloc(call, sizeof(*r));
+	if (!r)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	muri__v1__set_config_response__init(r);
+	r->epoch = cfg->epoch;
+	*resp = &r->base;
+	return GRPC_STATUS_OK;
+}
+
+static int pb_level(int core_level)
+{
+	return core_level >= IX_REPL_ALL ? MURI__V1__CONSISTENCY_LEVEL__ALL
+	       : core_level == IX_REPL_QUORUM ? MURI__V1__CONSISTENCY_LEVEL__QUORUM
+					      : MURI__V1__CONSISTENCY_LEVEL__ONE;
+}
+
+static int core_level(int pb)
+{
+	return pb == MURI__V1__CONSISTENCY_LEVEL__ONE ? IX_REPL_ONE
+	       : pb == MURI__V1__CONSISTENCY_LEVEL__ALL ? IX_REPL_ALL
+							: IX_REPL_QUORUM;
+}
+
+static void unlink_waiter(struct frag *f, struct waiter *w)
+{
+	for (struct waiter **p = &f->waiters; *p; p = &(*p)->next)
+		if (*p == w) {
+			*p = w->next;
+			return;
+		}
+}
+
+int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	ix_service *s = arg;
+	const Muri__V1__FragmentWriteRequest *req = (const Muri__V1__FragmentWriteRequest *)msg;
+	char err[IX_ERR_MAX] = "";
+	struct frag *f = ixs_find_frag(s, req->magu, req->fragment);
+	if (!f)
+		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "%s/%u is not assigned to this indexer", req->magu,
+				   req->fragment);
+	if (req->n_records < 1 || req->n_records > s->o.frag.max_append)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "records: %zu, expected 1..%u", req->n_records,
+				   s->o.frag.max_append);
+	cm_arena *a = cm_rpc_arena(call);
+	ix_record *recs = cm_arena_alloc(a, req->n_records * sizeof(*recs));
+	ix_repl_entry *e = cm_arena_alloc(a, req->n_records * sizeof(*e));
+	if (!recs || !e)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	uint64_t timeout = req->timeout_ms ? req->timeout_ms : s->o.write_timeout_ms;
+	int64_t left = cm_rpc_deadline_left_ms(call);
+	if (left >= 0 && (uint64_t)left < timeout)
+		timeout = (uint64_t)left;
+
+	ixr_core_enter(f);
+	uint64_t epoch = f->core ? ix_repl_epoch(f->core) : 0;
+	if (!f->core || !ix_repl_is_primary(f->core)) {
+		ixr_core_leave(f);
+		return cm_rpc_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
+				   "this indexer is not the primary of %s/%u in epoch %llu", req->magu, req->fragment,
+				   (unsigned long long)epoch);
+	}
+	if (req->epoch != epoch) {
+		ixr_core_leave(f);
+		return cm_rpc_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "epoch: the request has %llu, %s/%u is at %llu",
+				   (unsigned long long)req->epoch, req->magu, req->fragment, (unsigned long long)epoch);
+	}
+	int rc = ixr_ensure_store(f, req->schema, err, sizeof(err));
+	if (rc != CM_OK) {
+		ixr_core_leave(f);
+		return ixs_fail_from(call, rc, err);
+	}
+	uint64_t size = ix_fragment_size(f->store);
+	for (size_t i = 0; rc == CM_OK && i < req->n_records; i++) {
+		char e2[IX_ERR_MAX - 32];
+		if (ix_record_from_pb(req->records[i], f->spec.dim, a, &recs[i], e2, sizeof(e2)) != CM_OK) {
+			snprintf(err, sizeof(err), "records[%zu]: %s", i, e2);
+			rc = CM_ERR_INVALID;
+			break;
+		}
+		recs[i].seq = size + i;
+		recs[i].epoch = epoch;
+		rc = ixr_entry_of(&recs[i], a, &e[i]);
+	}
+	struct waiter w;
+	memset(&w, 0, sizeof(w));
+	uint64_t first = 0;
+	if (rc == CM_OK) {
+		w.token = ++f->next_token;
+		w.next = f->waiters;
+		f->waiters = &w;
+		rc = ix_repl_write(f->core, e, (uint32_t)req->n_records, core_level(req->consistency_level),
+				   cm_now_ms() + timeout, w.token, &first);
+		if (rc != CM_OK) {
+			unlink_waiter(f, &w);
+			snprintf(err, sizeof(err), "%s",
+				 rc == CM_ERR_STATE ? "epoch: this primary asked for failover; wait for the next epoch"
+				 : rc == CM_ERR_TOOBIG ? "too many writes wait for their level"
+						       : "cannot append to the log");
+		}
+	}
+	if (rc != CM_OK) {
+		ixr_core_leave(f);
+		return ixs_fail_from(call, rc, err);
+	}
+	/* the core answers by the deadline (the ticker runs it) or when the
+	 * epoch ends; the bound here only guards against a stopped ticker */
+	uint64_t until = cm_now_ms() + timeout + 5000;
+	while (!w.done && cm_now_ms() < until)
+		cm_cond_wait_ms(&f->done_cv, &f->core_mu, 50);
+	unlink_waiter(f, &w);
+	ix_fragment *st = f->store;
+	ixr_core_leave(f);
+	if (!w.done || w.level < 0)
+		return cm_rpc_fail(call, GRPC_STATUS_UNAVAILABLE,
+				   "not acknowledged: the primary of %s/%u has no lease in epoch %llu (too few backups answer); "
+				   "the records may be dropped", req->magu, req->fragment, (unsigned long long)epoch);
+	if (w.rc == CM_ERR_STATE)
+		return cm_rpc_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
+				   "epoch: %llu ended before the write was acknowledged", (unsigned long long)epoch);
+	Muri__V1__FragmentWriteResponse *r = cm_rpc_alloc(call, sizeof(*r));
+	ProtobufCBinaryData *acked = cm_rpc_alloc(call, sizeof(*acked) * IX_MAX_REPLICAS);
+	if (!r || !acked)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	muri__v1__fragment_write_response__init(r);
+	r->acked_by = acked;
+	for (uint32_t i = 0; i < w.nacked; i++) {
+		acked[i].data = cm_rpc_alloc(call, CM_PK_BYTES);
+		if (!acked[i].data)
+			return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		memcpy(acked[i].data, w.acked[i], CM_PK_BYTES);
+		acked[i].len = CM_PK_BYTES;
+	}
+	r->n_acked_by = w.nacked;
+	r->first_seq = w.first;
+	r->log_size = w.end;
+	uint8_t root[CM_HASH_BYTES];
+	if (ix_fragment_root(st, w.end, root) == CM_OK)
+		ixs_set_hash(call, &r->root, root);
+	r->level_achieved = pb_level(w.level);
+	*resp = &r->base;
+	return GRPC_STATUS_OK;
+}
+
+int ix_h_replicate(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	ix_service *s = arg;
+	const Muri__V1__ReplicateRequest *req = (const Muri__V1__ReplicateRequest *)msg;
+	struct frag *f = ixs_find_frag(s, req->magu, req->fragment);
+	if (!f)
+		return cm_rpc_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "%s/%u has no configuration on this indexer",
+				   req->magu, req->fragment);
+	if (req->n_records > s->o.repl_batch)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "records: at most %u", s->o.repl_batch);
+	cm_arena *a = cm_rpc_arena(call);
+	ix_repl_entry *e = cm_arena_alloc(a, (req->n_records ? req->n_records : 1) * sizeof(*e));
+	if (!e)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	char err[IX_ERR_MAX] = "";
+	ixr_core_enter(f);
+	uint64_t epoch = f->core ? ix_repl_epoch(f->core) : 0;
+	if (!f->core || req->epoch != epoch) {
+		ixr_core_leave(f);
+		return cm_rpc_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "epoch: the request has %llu, %s/%u is at %llu here",
+				   (unsigned long long)req->epoch, req->magu, req->fragment, (unsigned long long)epoch);
+	}
+	if (req->sender.len != CM_PK_BYTES || req->signature.len != CM_SIG_BYTES) {
+		ixr_core_leave(f);
+		return cm_rpc_fail(call, GRPC_STATUS_PERMISSION_DENIED,
+				   "signature: a Replicate must carry the primary's key (sender) and signature");
+	}
+	if (req->prev_root.len != CM_HASH_BYTES) {
+		ixr_core_leave(f);
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "prev_root: must be 32 bytes");
+	}
+	uint32_t dim = f->store ? f->spec.dim : req->schema ? req->schema->dimension : 0;
+	int rc = CM_OK;
+	for (size_t i = 0; rc == CM_OK && i < req->n_records; i++) {
+		ix_record r;
+		char e2[IX_ERR_MAX - 32];
+		if (ix_record_from_pb(req->records[i], dim, a, &r, e2, sizeof(e2)) != CM_OK) {
+			snprintf(err, sizeof(err), "records[%zu]: %s", i, e2);
+			rc = CM_ERR_INVALID;
+		} else {
+			r.seq = req->records[i]->seq;
+			r.epoch = req->records[i]->epoch;
+			rc = ixr_entry_of(&r, a, &e[i]);
+		}
+	}
+	ix_repl_msg m;
+	memset(&m, 0, sizeof(m));
+	ix_repl_ack ack;
+	memset(&ack, 0, sizeof(ack));
+	if (rc == CM_OK) {
+		m.type = IX_REPL_APPEND;
+		ix_repl_append *ap = &m.u.append;
+		ap->epoch = req->epoch;
+		ap->prev_size = req->prev_size;
+		memcpy(ap->prev_root, req->prev_root.data, CM_HASH_BYTES);
+		ap->n = (uint32_t)req->n_records;
+		ap->entries = e;
+		ap->primary_size = req->primary_size;
+		ap->ts = req->ts;
+		ap->req = req->req;
+		ap->closing = req->closing;
+		memcpy(ap->sender, req->sender.data, CM_PK_BYTES);
+		memcpy(ap->sig, req->signature.data, CM_SIG_BYTES);
+		f->schema_in = req->schema;
+		f->ack_out = &ack;
+		f->ack_set = 0;
+		rc = ix_repl_on_message(f->core, &m);
+		f->schema_in = NULL;
+		f->ack_out = NULL;
+	}
+	int answered = f->ack_set;
+	f->ack_set = 0;
+	ixr_core_leave(f);
+	if (!answered) {
+		switch (rc) {
+		case CM_ERR_PERM:
+			return cm_rpc_fail(call, GRPC_STATUS_PERMISSION_DENIED,
+					   "sender: not the primary of %s/%u in epoch %llu", req->magu, req->fragment,
+					   (unsigned long long)epoch);
+		case CM_ERR_VERIFY:
+			return cm_rpc_fail(call, GRPC_STATUS_PERMISSION_DENIED,
+					   "signature: not the primary's signature over this append");
+		case CM_ERR_STATE:
+			return cm_rpc_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
+					   "epoch: %s/%u refuses epoch %llu here", req->magu, req->fragment,
+					   (unsigned long long)req->epoch);
+		case CM_ERR_INVALID:
+			return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s",
+					   err[0] ? err : "records: not consecutive from prev_size, or epochs out of order");
+		default:
+			return ixs_fail_from(call, rc, err[0] ? err : "cannot apply the records");
+		}
+	}
+	Muri__V1__ReplicateResponse *r = cm_rpc_alloc(call, sizeof(*r));
+	uint8_t *mem = cm_rpc_alloc(call, CM_HASH_BYTES + CM_PK_BYTES + CM_SIG_BYTES);
+	if (!r || !mem)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	muri__v1__replicate_response__init(r);
+	r->log_size = ack.log_size;
+	r->ok = ack.ok;
+	r->refused = ack.refused;
+	r->epoch = ack.epoch;
+	r->ts = ack.ts;
+	r->req = ack.req;
+	r->root_size = ack.match;
+	memcpy(mem, ack.match_root, CM_HASH_BYTES);
+	memcpy(mem + CM_HASH_BYTES, ack.sender, CM_PK_BYTES);
+	memcpy(mem + CM_HASH_BYTES + CM_PK_BYTES, ack.sig, CM_SIG_BYTES);
+	if (ack.ok) {
+		r->root.data = mem;
+		r->root.len = CM_HASH_BYTES;
+	}
+	r->sender.data = mem + CM_HASH_BYTES;
+	r->sender.len = CM_PK_BYTES;
+	r->signature.data = mem + CM_HASH_BYTES + CM_PK_BYTES;
+	r->signature.len = CM_SIG_BYTES;
+	*resp = &r->base;
+	return GRPC_STATUS_OK;
+}
+
+int ix_h_fetch_log(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	ix_service *s = arg;
+	const Muri__V1__FetchLogRequest *req = (const Muri__V1__FetchLogRequest *)msg;
+	if (req->max_records < 1 || req->max_records > 10000)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "max_records: %u, expected 1..10000",
+				   req->max_records);
+	if (req->requester.len != CM_PK_BYTES || req->signature.len != CM_SIG_BYTES)
+		return cm_rpc_fail(call, GRPC_STATUS_PERMISSION_DENIED,
+				   "signature: FetchLog needs the requester's key and its signature over the request");
+	uint64_t now = cm_wall_ms();
+	if (req->wall_ms + FETCH_SKEW_MS < now || req->wall_ms > now + FETCH_SKEW_MS)
+		return cm_rpc_fail(call, GRPC_STATUS_PERMISSION_DENIED, "wall_ms: %llu is more than %d ms from now",
+				   (unsigned long long)req->wall_ms, FETCH_SKEW_MS);
+	struct frag *f = ixs_find_frag(s, req->magu, req->fragment);
+	if (!f)
+		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "%s/%u holds no data here", req->magu, req->fragment);
+	ixr_core_enter(f);
+	int member = f->core && ix_repl_is_member(f->core, req->requester.data);
+	uint64_t epoch = f->core ? ix_repl_epoch(f->core) : 0;
+	ixr_core_leave(f);
+	if (!member)
+		return cm_rpc_fail(call, GRPC_STATUS_PERMISSION_DENIED, "requester: not a replica of %s/%u in epoch %llu",
+				   req->magu, req->fragment, (unsigned long long)epoch);
+	Muri__V1__FetchLogRequest unsigned_req = *req;
+	unsigned_req.signature.data = NULL;
+	unsigned_req.signature.len = 0;
+	uint8_t d[CM_HASH_BYTES];
+	ix_signed_digest(d, CM_DOM_REPL_FETCH, &unsigned_req.base);
+	if (cm_verify(req->requester.data, req->signature.data, d, sizeof(d)) != CM_OK)
+		return cm_rpc_fail(call, GRPC_STATUS_PERMISSION_DENIED, "signature: not the requester's over this request");
+	ix_fragment *st = ixs_store_of(f);
+	if (!st)
+		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "%s/%u holds no data here", req->magu, req->fragment);
+	cm_arena *a = cm_rpc_arena(call);
+	ix_record *recs = NULL;
+	size_t n = 0;
+	int rc = ix_fragment_read(st, req->from_seq, req->max_records, a, &recs, &n);
+	if (rc != CM_OK)
+		return ixs_fail_from(call, rc, "from_seq: beyond the log");
+	Muri__V1__FetchLogResponse *r = cm_rpc_alloc(call, sizeof(*r));
+	Muri__V1__LogRecord **pbs = cm_rpc_alloc(call, (n ? n : 1) * sizeof(*pbs));
+	if (!r || !pbs)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	muri__v1__fetch_log_response__init(r);
+	for (size_t i = 0; i < n; i++)
+		if (ix_record_to_pb(&recs[i], a, &pbs[i]) != CM_OK)
+			return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	r->records = pbs;
+	r->n_records = n;
+	r->log_size = ix_fragment_size(st);
+	r->epoch = epoch;
+	pthread_mutex_lock(&f->mu);
+	ix_spec spec = f->spec;
+	pthread_mutex_unlock(&f->mu);
+	ix_spec_to_pb(&spec, a, &r->schema);
+	*resp = &r->base;
+	return GRPC_STATUS_OK;
+}

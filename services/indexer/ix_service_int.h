@@ -1,0 +1,132 @@
+/* Inside the MurIndexer service: a fragment's registry entry (its store,
+ * its replication core and the threads that carry the core's messages),
+ * shared by the registry and read handlers (ix_service.c) and the
+ * replication glue (ix_replica.c). Not for use outside services/indexer. */
+#ifndef IX_SERVICE_INT_H
+#define IX_SERVICE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "cm_arena.h"
+#include "ix_repl.h"
+#include "ix_service.h"
+#include "indexer.pb-c.h"
+
+#define IX_ERR_MAX 256
+
+struct frag;
+
+/* Carries the core's appends to one backup: the core keeps one in flight,
+ * so one slot (the newest) is enough. */
+struct sender {
+	struct frag *f;
+	uint8_t pk[CM_PK_BYTES];
+	char addr[IX_ADDR_MAX];
+	pthread_t thread;
+	int running;
+	int stop;                  /* under f->mu */
+	/* under f->mu: the next append to send; entries point into data */
+	int full;
+	ix_repl_append a;
+	ix_repl_entry *ents;
+	uint32_t ents_cap;
+	uint8_t *data;
+	size_t data_cap;
+	uint64_t sent, failures;
+};
+
+/* A Write waiting for its level (under core_mu). */
+struct waiter {
+	uint64_t token;
+	int done, rc, level;
+	uint64_t first, end;
+	uint32_t nacked;
+	uint8_t acked[IX_MAX_REPLICAS][CM_PK_BYTES];
+	struct waiter *next;
+};
+
+struct frag {
+	ix_service *svc;
+	char magu[IX_MAGU_MAX + 1];
+	uint32_t fragment;
+	uint8_t id[CM_HASH_BYTES];   /* the fragment in replication digests */
+	char dir[PATH_MAX / 2];
+	pthread_mutex_t cfg_mu;      /* serializes configuration changes (joins senders) */
+	pthread_mutex_t core_mu;     /* every call into core, and the log writes it makes */
+	pthread_cond_t done_cv;      /* writes done, with core_mu */
+	pthread_mutex_t mu;          /* store, spec, senders' slots */
+	pthread_cond_t cv;           /* senders' slots */
+	ix_fragment *store;          /* set once (under core_mu and mu), then fixed */
+	ix_spec spec;
+	ix_repl *core;               /* NULL until a configuration arrives */
+	Muri__V1__FragmentConfig *cfg; /* the configuration with addresses (owned) */
+	struct sender snd[IX_MAX_REPLICAS];
+	struct waiter *waiters;
+	uint64_t next_token;
+	cm_arena io;                 /* the core's log reads, during one core call */
+	/* set during one core call, under core_mu */
+	const Muri__V1__FragmentSchema *schema_in; /* creates the store on a first Replicate */
+	const Muri__V1__FragmentConfig *cfg_in;     /* persisted with the core's state */
+	ix_repl_ack *ack_out;        /* a Replicate's answer */
+	int ack_set;
+	uint64_t failovers;          /* failover requests made */
+};
+
+struct ix_service {
+	ix_service_opts o;
+	char *data_dir;
+	cm_keypair key;
+	pthread_rwlock_t lk;         /* the registry */
+	struct frag **frags;
+	size_t nfrags;
+	atomic_int stopping;
+	pthread_t ticker;
+	int ticker_running;
+	void *status_arg;
+	int (*status)(void *arg, cm_rpc_call *call, Muri__V1__StatusResponse **out);
+};
+
+/* ix_service.c */
+struct frag *ixs_find_frag(ix_service *s, const char *magu, uint32_t fragment);
+int ixs_get_or_add_frag(ix_service *s, const char *magu, uint32_t fragment, struct frag **out);
+ix_fragment *ixs_store_of(struct frag *f);
+int ixs_valid_magu(const char *m);
+int ixs_fail_from(cm_rpc_call *call, int rc, const char *msg);
+void ixs_set_hash(cm_rpc_call *call, ProtobufCBinaryData *field, const uint8_t *h);
+
+/* ix_replica.c: the replication core wired to the store, the network and
+ * the configuration. */
+/* Loads f's persisted replication state (if any) and starts its core. */
+int ix_replica_load(struct frag *f, char *err, size_t errlen);
+/* Stops f's senders (joins them). */
+void ix_replica_stop(struct frag *f);
+/* Releases f's core and configuration; after ix_replica_stop. */
+void ix_replica_free(struct frag *f);
+/* One tick of every fragment's core. */
+void ix_replica_tick(struct frag *f);
+int ix_replica_is_primary(struct frag *f);
+/* Whether this node is one of f's replicas in its current configuration. */
+int ix_replica_is_member(struct frag *f);
+/* Shared with the handlers (ix_replica_rpc.c). */
+const char *ixr_check_config(const Muri__V1__FragmentConfig *c);
+void ixr_config_from_pb(const Muri__V1__FragmentConfig *c, ix_repl_config *out);
+/* A copy the caller owns (muri__v1__fragment_config__free_unpacked); NULL when out of memory. */
+Muri__V1__FragmentConfig *ixr_config_dup(const Muri__V1__FragmentConfig *c);
+/* Opens f's store with schema if it has none; under core_mu. */
+int ixr_ensure_store(struct frag *f, const Muri__V1__FragmentSchema *schema, char *err, size_t errlen);
+/* A record's canonical bytes in a, as a core entry. */
+int ixr_entry_of(const ix_record *r, cm_arena *a, ix_repl_entry *e);
+/* Creates f's core from st (NULL: fresh); under core_mu. */
+int ixr_core_new(struct frag *f, const ix_repl_persist *st);
+/* Takes / releases core_mu around a core call. */
+void ixr_core_enter(struct frag *f);
+void ixr_core_leave(struct frag *f);
+/* Starts a sender per backup if this node is f's primary; under cfg_mu, senders stopped. */
+void ixr_start_senders(struct frag *f);
+int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
+int ix_h_replicate(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
+int ix_h_fetch_log(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
+int ix_h_set_config(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
+
+#endif
