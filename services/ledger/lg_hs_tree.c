@@ -1,0 +1,376 @@
+/* The consensus core's block tree: the committed tip and its uncommitted
+ * descendants in memory (indexed by hash), pruning after commits, blocks
+ * waiting for their parent (orphans), fetching missing blocks from peers, and
+ * the admission of a block into the tree (accept_block). */
+#include "lg_hs_int.h"
+#include "cm_bytes.h"
+#include "cm_err.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+
+static uint32_t slot_of(const lg_hs *hs, const uint8_t *hash)
+{
+	return (uint32_t)cm_get_be64(hash) & hs->index_mask;
+}
+
+int32_t hs_node_find(const lg_hs *hs, const uint8_t *hash)
+{
+	for (uint32_t s = slot_of(hs, hash);; s = (s + 1) & hs->index_mask) {
+		int32_t i = hs->index[s];
+		if (i < 0)
+			return -1;
+		if (hash_eq(hs->nodes[i].b.hash, hash))
+			return i;
+	}
+}
+
+static void index_remove(lg_hs *hs, int32_t idx)
+{
+	uint32_t s = slot_of(hs, hs->nodes[idx].b.hash);
+	while (hs->index[s] != idx)
+		s = (s + 1) & hs->index_mask;
+	/* backward-shift deletion keeps probe chains intact */
+	uint32_t hole = s;
+	for (uint32_t j = (s + 1) & hs->index_mask; hs->index[j] >= 0; j = (j + 1) & hs->index_mask) {
+		uint32_t home = slot_of(hs, hs->nodes[hs->index[j]].b.hash);
+		/* move j into the hole unless its home lies cyclically in (hole, j] */
+		int in_range = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+		if (!in_range) {
+			hs->index[hole] = hs->index[j];
+			hole = j;
+		}
+	}
+	hs->index[hole] = -1;
+}
+
+/* Copies b (and its payload) into a free node; the node owns the copy. */
+int32_t hs_node_insert(lg_hs *hs, const cm_block *b, int certified)
+{
+	if (hs->count >= hs->cap)
+		return -1;
+	uint8_t *copy = NULL;
+	if (b->payload_len) {
+		copy = malloc(b->payload_len);
+		if (!copy)
+			return -1;
+		memcpy(copy, b->payload, b->payload_len);
+	}
+	int32_t idx = 0;
+	while (hs->nodes[idx].used)
+		idx++;
+	hs_node *nd = &hs->nodes[idx];
+	nd->b = *b;
+	nd->b.payload = copy;
+	nd->used = 1;
+	nd->certified = (uint8_t)certified;
+	uint32_t s = slot_of(hs, b->hash);
+	while (hs->index[s] >= 0)
+		s = (s + 1) & hs->index_mask;
+	hs->index[s] = idx;
+	hs->count++;
+	return idx;
+}
+
+void hs_node_remove(lg_hs *hs, int32_t idx)
+{
+	hs_node *nd = &hs->nodes[idx];
+	index_remove(hs, idx);
+	free((void *)nd->b.payload);
+	memset(nd, 0, sizeof(*nd));
+	hs->count--;
+}
+
+const cm_block *hs_root_block(const lg_hs *hs)
+{
+	return &hs->nodes[hs->root].b;
+}
+
+/* 1 if the block at idx is, or descends from, the block (hash, height). */
+int hs_extends(const lg_hs *hs, int32_t idx, const uint8_t *hash, uint64_t height)
+{
+	while (idx >= 0 && hs->nodes[idx].b.height > height)
+		idx = hs_node_find(hs, hs->nodes[idx].b.parent);
+	return idx >= 0 && hs->nodes[idx].b.height == height && hash_eq(hs->nodes[idx].b.hash, hash);
+}
+
+/* Drops every block that is not the committed tip or a descendant of it. */
+void hs_prune(lg_hs *hs)
+{
+	const cm_block *r = hs_root_block(hs);
+	uint64_t rh = r->height;
+	for (uint32_t i = 0; i < hs->cap; i++) {
+		if (!hs->nodes[i].used || (int32_t)i == hs->root)
+			continue;
+		hs->chain[i] = !hs_extends(hs, (int32_t)i, r->hash, rh);
+	}
+	for (uint32_t i = 0; i < hs->cap; i++) {
+		if (hs->nodes[i].used && (int32_t)i != hs->root && hs->chain[i])
+			hs_node_remove(hs, (int32_t)i);
+	}
+	for (int i = 0; i < MAX_ORPHANS; i++) {
+		if (hs->orphans[i].used && hs->orphans[i].b.height <= rh) {
+			free((void *)hs->orphans[i].b.payload);
+			memset(&hs->orphans[i], 0, sizeof(hs->orphans[i]));
+		}
+	}
+}
+
+/* ---- fetching missing blocks ---- */
+
+static uint32_t pick_peer(lg_hs *hs, uint64_t peers, uint32_t attempt)
+{
+	peers &= ~((uint64_t)1 << hs->cfg.self);
+	if (hs->cfg.n < 64)
+		peers &= ((uint64_t)1 << hs->cfg.n) - 1;
+	if (peers == 0) /* nobody known to have it: try everyone in turn */
+		return (hs->cfg.self + 1 + attempt % (hs->cfg.n > 1 ? hs->cfg.n - 1 : 1)) % hs->cfg.n;
+	uint32_t k = attempt % popcount64(peers);
+	for (uint32_t i = 0;; i++) {
+		if ((peers >> i & 1) && k-- == 0)
+			return i;
+	}
+}
+
+static void request(lg_hs *hs, wanted *w)
+{
+	uint32_t peer = pick_peer(hs, w->peers, w->attempts++);
+	w->next_ms = hs->now + hs->cfg.base_timeout_ms;
+	hs->st.blocks_requested++;
+	hs->io.request_block(hs->io.ctx, w->hash, hs_root_block(hs)->height, peer);
+}
+
+/* Asks for a block (view >= min_view) that the given peers should have. */
+void hs_want_block(lg_hs *hs, const uint8_t *hash, uint64_t min_view, uint64_t peers)
+{
+	wanted *free_slot = NULL, *oldest = NULL;
+	for (int i = 0; i < MAX_WANTED; i++) {
+		wanted *w = &hs->want[i];
+		if (!w->used) {
+			free_slot = free_slot ? free_slot : w;
+			continue;
+		}
+		if (hash_eq(w->hash, hash)) {
+			w->peers |= peers;
+			return;
+		}
+		if (!oldest || w->min_view < oldest->min_view)
+			oldest = w;
+	}
+	wanted *w = free_slot;
+	if (!w) {
+		if (oldest->min_view >= min_view) {
+			hs->st.dropped_full++;
+			return;
+		}
+		w = oldest;
+	}
+	memset(w, 0, sizeof(*w));
+	w->used = 1;
+	memcpy(w->hash, hash, CM_HASH_BYTES);
+	w->min_view = min_view;
+	w->peers = peers;
+	if (hs->io.random)
+		w->attempts = (uint32_t)(hs->io.random(hs->io.ctx) % CM_CHAIN_MAX_REPLICAS);
+	request(hs, w);
+}
+
+int hs_is_wanted(const lg_hs *hs, const uint8_t *hash)
+{
+	for (int i = 0; i < MAX_WANTED; i++) {
+		if (hs->want[i].used && hash_eq(hs->want[i].hash, hash))
+			return 1;
+	}
+	for (int i = 0; i < MAX_ORPHANS; i++) {
+		if (hs->orphans[i].used && hash_eq(hs->orphans[i].b.parent, hash))
+			return 1;
+	}
+	return hs->has_pending_qc && hash_eq(hs->pending_qc.block_hash, hash);
+}
+
+void hs_retry_wanted(lg_hs *hs)
+{
+	uint64_t rv = hs_root_block(hs)->view;
+	for (int i = 0; i < MAX_WANTED; i++) {
+		wanted *w = &hs->want[i];
+		if (!w->used)
+			continue;
+		if (hs_node_find(hs, w->hash) >= 0 || w->min_view <= rv) {
+			w->used = 0;
+			continue;
+		}
+		if (hs->now >= w->next_ms)
+			request(hs, w);
+	}
+}
+
+/* ---- blocks ---- */
+
+/* Structural checks that need no state. */
+int hs_block_check(const lg_hs *hs, const cm_block *b)
+{
+	if (b->height == 0 || b->view == 0 || b->view > CM_CHAIN_MAX_VIEW || b->proposer >= hs->cfg.n ||
+	    b->proposer != leader_of(hs, b->view) || b->payload_len > hs->cfg.max_payload_bytes ||
+	    (b->payload_len && !b->payload) || !hash_eq(b->parent, b->justify.block_hash) ||
+	    b->justify.view >= b->view)
+		return CM_ERR_INVALID;
+	return CM_OK;
+}
+
+static uint32_t count_view(const lg_hs *hs, uint64_t view)
+{
+	uint32_t c = 0;
+	for (uint32_t i = 0; i < hs->cap; i++)
+		c += hs->nodes[i].used && hs->nodes[i].b.view == view;
+	return c;
+}
+
+/* Makes room by dropping an uncertified leaf of a past view, the oldest. */
+static int evict_one(lg_hs *hs)
+{
+	int32_t best = -1;
+	for (uint32_t i = 0; i < hs->cap; i++) {
+		hs_node *nd = &hs->nodes[i];
+		if (!nd->used || (int32_t)i == hs->root || nd->certified || nd->b.view >= hs->cur_view)
+			continue;
+		int leaf = 1;
+		for (uint32_t j = 0; j < hs->cap && leaf; j++)
+			leaf = !(hs->nodes[j].used && hash_eq(hs->nodes[j].b.parent, nd->b.hash));
+		if (leaf && (best < 0 || nd->b.view < hs->nodes[best].b.view))
+			best = (int32_t)i;
+	}
+	if (best < 0)
+		return -1;
+	hs_node_remove(hs, best);
+	return 0;
+}
+
+static void orphan_add(lg_hs *hs, const cm_block *b, uint64_t peers)
+{
+	int slot = -1;
+	for (int i = 0; i < MAX_ORPHANS; i++) {
+		if (hs->orphans[i].used && hash_eq(hs->orphans[i].b.hash, b->hash))
+			return;
+		if (!hs->orphans[i].used && slot < 0)
+			slot = i;
+	}
+	if (slot < 0) { /* evict the oldest */
+		slot = 0;
+		for (int i = 1; i < MAX_ORPHANS; i++)
+			if (hs->orphan_seq[i] < hs->orphan_seq[slot])
+				slot = i;
+		free((void *)hs->orphans[slot].b.payload);
+		hs->st.dropped_full++;
+	}
+	uint8_t *copy = NULL;
+	if (b->payload_len && !(copy = malloc(b->payload_len))) {
+		memset(&hs->orphans[slot], 0, sizeof(hs->orphans[slot]));
+		return;
+	}
+	if (copy)
+		memcpy(copy, b->payload, b->payload_len);
+	hs->orphans[slot].b = *b;
+	hs->orphans[slot].b.payload = copy;
+	hs->orphans[slot].used = 1;
+	hs->orphan_seq[slot] = ++hs->next_seq;
+	hs_want_block(hs, b->parent, b->justify.view, peers | b->justify.signers);
+}
+
+/* Adds a block whose hash was computed and structure checked: verifies its
+ * justify QC, learns from it, and links it under its parent (or parks it as
+ * an orphan and fetches the parent). *out is its node. */
+int hs_accept_block(lg_hs *hs, const cm_block *b, uint32_t hint, int32_t *out)
+{
+	int32_t idx = hs_node_find(hs, b->hash);
+	if (idx >= 0) {
+		*out = idx;
+		return CM_OK;
+	}
+	if (b->height <= hs_root_block(hs)->height) {
+		hs->st.stale_msgs++;
+		if (hs->has_pending_qc && hash_eq(hs->pending_qc.block_hash, b->hash))
+			hs->has_pending_qc = 0;
+		return CM_ERR_STATE;
+	}
+	int rc = hs_qc_check(hs, &b->justify);
+	if (rc != CM_OK) {
+		hs->st.bad_sigs++;
+		return rc;
+	}
+	hs_process_qc(hs, &b->justify);
+	if (b->height <= hs_root_block(hs)->height) {
+		hs->st.stale_msgs++;
+		if (hs->has_pending_qc && hash_eq(hs->pending_qc.block_hash, b->hash))
+			hs->has_pending_qc = 0;
+		return CM_ERR_STATE;
+	}
+	int32_t pidx = hs_node_find(hs, b->parent);
+	if (pidx < 0 && b->justify.view <= hs_root_block(hs)->view) {
+		hs->st.stale_msgs++; /* the parent is not a descendant of the committed tip */
+		if (hs->has_pending_qc && hash_eq(hs->pending_qc.block_hash, b->hash))
+			hs->has_pending_qc = 0;
+		return CM_ERR_STATE;
+	}
+	if (pidx < 0) {
+		orphan_add(hs, b, hint < hs->cfg.n ? (uint64_t)1 << hint : 0);
+		return CM_ERR_NOTFOUND;
+	}
+	const cm_block *p = &hs->nodes[pidx].b;
+	if (b->height != p->height + 1 || b->view <= p->view || b->justify.view != p->view) {
+		hs->st.bad_msgs++;
+		return CM_ERR_INVALID;
+	}
+	uint32_t same_view = count_view(hs, b->view);
+	if (same_view > 0)
+		hs->st.equivocations++;
+	if (same_view >= PER_VIEW_UNCERTIFIED && !hs_is_wanted(hs, b->hash)) {
+		hs->st.dropped_full++;
+		return CM_ERR_TOOBIG;
+	}
+	if (hs->count >= hs->cap && evict_one(hs) != 0) {
+		hs->st.dropped_full++;
+		return CM_ERR_TOOBIG;
+	}
+	rc = hs->io.store_block(hs->io.ctx, b);
+	if (rc != CM_OK) {
+		hs_seterr(hs, "storing block at height %llu failed: %s",
+		       (unsigned long long)b->height, cm_strerror(rc));
+		return CM_ERR_IO;
+	}
+	idx = hs_node_insert(hs, b, 0);
+	if (idx < 0) {
+		hs_seterr(hs, "out of memory for a block");
+		return CM_ERR_NOMEM;
+	}
+	if (hs->has_pending_qc && hash_eq(hs->pending_qc.block_hash, b->hash)) {
+		cm_qc qc = hs->pending_qc;
+		hs->has_pending_qc = 0;
+		hs_process_qc(hs, &qc);
+		idx = hs_node_find(hs, b->hash);
+		if (idx < 0)
+			return CM_ERR_STATE;
+	}
+	*out = idx;
+	return CM_OK;
+}
+
+/* Links parked blocks whose parents arrived. */
+void hs_connect_orphans(lg_hs *hs)
+{
+	int progress = 1;
+	while (progress) {
+		progress = 0;
+		for (int i = 0; i < MAX_ORPHANS; i++) {
+			hs_node *o = &hs->orphans[i];
+			if (!o->used || hs_node_find(hs, o->b.parent) < 0)
+				continue;
+			cm_block b = o->b; /* takes over the payload */
+			memset(o, 0, sizeof(*o));
+			int32_t idx;
+			hs_accept_block(hs, &b, hs->cfg.n, &idx);
+			free((void *)b.payload);
+			progress = 1;
+		}
+	}
+}
