@@ -270,9 +270,12 @@ int lg_hs_restore(const lg_hs_config *cfg, const lg_hs_io *io, const lg_hs_safet
 			if (p < 0 || b.height != hs->nodes[p].b.height + 1 || b.view <= hs->nodes[p].b.view ||
 			    b.justify.view != hs->nodes[p].b.view)
 				continue;
+			/* our own disk, but a QC is taken only on its signatures */
+			if (cm_qc_verify(&b.justify, cfg->chain, cfg->n, cfg->f, io->verify, io->ctx) != CM_OK)
+				continue;
 			if (hs->count >= hs->cap || hs_node_insert(hs, &b, 0) < 0)
 				break;
-			hs->nodes[p].certified = 1; /* verified when it was first stored */
+			hs->nodes[p].certified = 1;
 		}
 		free(sorted);
 	}

@@ -16,6 +16,7 @@
 #define PER_VIEW_UNCERTIFIED 2 /* a third block of one view needs a QC or a request */
 #define DEFAULT_MAX_BLOCKS 256
 #define DEFAULT_MAX_FUTURE 64
+#define VERIFIED_QCS 4        /* QCs verified in full, kept for identical copies */
 
 typedef struct hs_node {
 	cm_block b;        /* payload owned by the node */
@@ -75,6 +76,8 @@ struct lg_hs {
 	int32_t root;
 	int32_t *chain;                 /* scratch for commits, cap entries */
 
+	cm_qc verified[VERIFIED_QCS];   /* recently verified in full (ring) */
+	uint32_t verified_used, verified_next;
 	cm_qc pending_qc;            /* highest QC whose block is missing */
 	int has_pending_qc;
 	uint64_t pending_since;

@@ -56,7 +56,31 @@
 
 /* ---- QCs, locks and commits ---- */
 
-/* 0 if qc is valid; cheap when the same (view, block) was verified before. */
+/* Remembers a QC that verified in full, for hs_qc_check's fast path. */
+static void qc_remember(lg_hs *hs, const cm_qc *qc)
+{
+	hs->verified[hs->verified_next] = *qc;
+	hs->verified_used |= 1u << hs->verified_next;
+	hs->verified_next = (hs->verified_next + 1) % VERIFIED_QCS;
+}
+
+/* 1 if qc is byte for byte a QC this replica verified in full before (its
+ * high QC, lock and pending QC were all verified before they were kept). */
+static int qc_known(const lg_hs *hs, const cm_qc *qc)
+{
+	if (cm_qc_same(qc, &hs->high_qc) || cm_qc_same(qc, &hs->locked_qc) ||
+	    (hs->has_pending_qc && cm_qc_same(qc, &hs->pending_qc)))
+		return 1;
+	for (uint32_t i = 0; i < VERIFIED_QCS; i++) {
+		if ((hs->verified_used >> i & 1) && cm_qc_same(qc, &hs->verified[i]))
+			return 1;
+	}
+	return 0;
+}
+
+/* 0 if qc is valid. A QC is nothing but its signatures: one that merely
+ * names a (view, block) known to be certified proves nothing, so the fast
+ * path takes only an identical copy of a QC verified in full. */
 int hs_qc_check(lg_hs *hs, const cm_qc *qc)
 {
 	if (qc->view > CM_CHAIN_MAX_VIEW)
@@ -66,16 +90,12 @@ int hs_qc_check(lg_hs *hs, const cm_qc *qc)
 	int32_t idx = hs_node_find(hs, qc->block_hash);
 	if (idx >= 0 && hs->nodes[idx].b.view != qc->view)
 		return CM_ERR_INVALID;
-	if (idx >= 0 && hs->nodes[idx].certified)
-		return CM_OK;
-	if ((qc->view == hs->high_qc.view && hash_eq(qc->block_hash, hs->high_qc.block_hash)) ||
-	    (qc->view == hs->locked_qc.view && hash_eq(qc->block_hash, hs->locked_qc.block_hash)) ||
-	    (hs->has_pending_qc && qc->view == hs->pending_qc.view &&
-	     hash_eq(qc->block_hash, hs->pending_qc.block_hash)))
+	if (qc_known(hs, qc))
 		return CM_OK;
 	int rc = cm_qc_verify(qc, hs->cfg.chain, hs->cfg.n, hs->cfg.f, hs->io.verify, hs->io.ctx);
 	if (rc != CM_OK)
 		return rc;
+	qc_remember(hs, qc);
 	if (idx >= 0)
 		hs->nodes[idx].certified = 1;
 	return CM_OK;
