@@ -273,7 +273,9 @@ int lg_hs_restore(const lg_hs_config *cfg, const lg_hs_io *io, const lg_hs_safet
 			/* our own disk, but a QC is taken only on its signatures */
 			if (cm_qc_verify(&b.justify, cfg->chain, cfg->n, cfg->f, io->verify, io->ctx) != CM_OK)
 				continue;
-			if (hs->count >= hs->cap || hs_node_insert(hs, &b, 0) < 0)
+			if (hs->count >= hs->cap && hs_tree_grow(hs) != 0)
+				break;
+			if (hs_node_insert(hs, &b, 0) < 0)
 				break;
 			hs->nodes[p].certified = 1;
 		}

@@ -67,7 +67,8 @@ typedef struct lg_hs_config {
 	uint32_t base_timeout_ms;    /* pacemaker: first view timeout */
 	uint32_t max_timeout_ms;     /* pacemaker: cap of the doubling */
 	uint32_t max_payload_bytes;  /* larger payloads are rejected */
-	uint32_t max_blocks;         /* uncommitted blocks kept in memory; 0: 256 */
+	uint32_t max_blocks;         /* blocks kept in memory off the locked branch; 0: 256 (the
+	                              * committed tip's branch to the lock and high QC is always kept) */
 	uint32_t max_future_views;   /* proposals/votes accepted ahead of the current view; 0: 64 */
 } lg_hs_config;
 

@@ -15,6 +15,7 @@
 #define MAX_PENDING 8         /* proposals for views not yet entered */
 #define PER_VIEW_UNCERTIFIED 2 /* a third block of one view needs a QC or a request */
 #define DEFAULT_MAX_BLOCKS 256
+#define MAX_TREE_NODES (1u << 22) /* the spine's hard limit: views without a commit */
 #define DEFAULT_MAX_FUTURE 64
 #define VERIFIED_QCS 4        /* QCs verified in full, kept for identical copies */
 
@@ -22,6 +23,8 @@ typedef struct hs_node {
 	cm_block b;        /* payload owned by the node */
 	uint8_t used;
 	uint8_t certified;    /* a verified QC for (b.view, b.hash) was seen */
+	uint8_t spine;        /* scratch of make_room: on the committed-locked-high branch */
+	uint8_t parent_of;    /* scratch of make_room: some block names it as parent */
 } hs_node;
 
 typedef struct vote_slot {
@@ -136,6 +139,8 @@ void hs_retry_wanted(lg_hs *hs);
 int hs_block_check(const lg_hs *hs, const cm_block *b);
 int hs_accept_block(lg_hs *hs, const cm_block *b, uint32_t hint, int32_t *out);
 void hs_connect_orphans(lg_hs *hs);
+/* Doubles the node array (up to MAX_TREE_NODES); 0 on success. */
+int hs_tree_grow(lg_hs *hs);
 
 /* lg_hs_rules.c: QCs, locks, commits, votes, proposals */
 int hs_qc_check(lg_hs *hs, const cm_qc *qc);

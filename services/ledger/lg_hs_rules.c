@@ -29,6 +29,13 @@
  * QCs share an honest voter. An honest replica votes at most once per view,
  * in increasing views (last_voted_view), and has persisted last_voted_view
  * and its lock before the vote leaves, so this survives crashes.
+ * (0) Every QC a replica acts on carries n-f valid signatures on this chain:
+ *     hs_qc_check verifies each in full, or takes a byte-identical copy
+ *     (cm_qc_same) of one it verified in full before; a QC that merely names
+ *     a (view, block) known to be certified proves nothing and is checked
+ *     like any other. QCs read back at a restart (the persisted lock and
+ *     high QC, the stored blocks' justify QCs) are verified in full again. So
+ *     the "QC" below always means n-f signatures, of which f+1 are honest.
  * (1) At most one block per view is certified: two QCs of one view would
  *     need an honest replica to vote twice in it.
  * (2) Let b be committed through b <- b' <- b'' at views v, v+1, v+2 with
@@ -43,6 +50,12 @@
  *     certified at u >= v, so d extends b, and committing d commits b's
  *     ancestry unchanged: the two committed chains agree at every height.
  *     Every replica commits a block's ancestors first, in height order.
+ * (4) Memory does not enter the argument: the lock and last_voted_view are
+ *     state, not tree contents. The tree always keeps its spine (committed
+ *     tip -> locked block -> high QC's block), so safeNode's "extends the
+ *     locked block" test sees the locked branch; a block evicted from the
+ *     tree (lg_hs_tree.c make_room: off the spine only) can at worst cost a
+ *     vote or a commit until it is fetched again, never allow one.
  *
  * Everything from the network is untrusted: sizes, indices, views, hashes
  * and signatures are checked, bad input is counted and ignored, and every

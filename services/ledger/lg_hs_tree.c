@@ -226,24 +226,111 @@ static uint32_t count_view(const lg_hs *hs, uint64_t view)
 	return c;
 }
 
-/* Makes room by dropping an uncertified leaf of a past view, the oldest. */
-static int evict_one(lg_hs *hs)
+/* Marks the spine: the committed tip and the branches up to the locked
+ * block and to the high QC's block. Returns how many blocks it holds. */
+static uint32_t mark_spine(lg_hs *hs)
 {
-	int32_t best = -1;
-	for (uint32_t i = 0; i < hs->cap; i++) {
-		hs_node *nd = &hs->nodes[i];
-		if (!nd->used || (int32_t)i == hs->root || nd->certified || nd->b.view >= hs->cur_view)
-			continue;
-		int leaf = 1;
-		for (uint32_t j = 0; j < hs->cap && leaf; j++)
-			leaf = !(hs->nodes[j].used && hash_eq(hs->nodes[j].b.parent, nd->b.hash));
-		if (leaf && (best < 0 || nd->b.view < hs->nodes[best].b.view))
-			best = (int32_t)i;
+	for (uint32_t i = 0; i < hs->cap; i++)
+		hs->nodes[i].spine = 0;
+	uint32_t n = 0;
+	const uint8_t *tips[2] = {hs->locked_qc.block_hash, hs->high_qc.block_hash};
+	for (int t = 0; t < 2; t++) {
+		int32_t idx = hs_node_find(hs, tips[t]);
+		for (uint32_t steps = 0; idx >= 0 && !hs->nodes[idx].spine && steps < hs->cap; steps++) {
+			hs->nodes[idx].spine = 1;
+			n++;
+			if (idx == hs->root)
+				break;
+			idx = hs_node_find(hs, hs->nodes[idx].b.parent);
+		}
 	}
-	if (best < 0)
+	if (!hs->nodes[hs->root].spine) {
+		hs->nodes[hs->root].spine = 1;
+		n++;
+	}
+	return n;
+}
+
+/* Doubles the node array (the spine outgrew it); 0 on success. */
+int hs_tree_grow(lg_hs *hs)
+{
+	if (hs->cap >= MAX_TREE_NODES)
 		return -1;
-	hs_node_remove(hs, best);
+	uint32_t cap = 2 * hs->cap, icap = 2 * (hs->index_mask + 1);
+	hs_node *nodes = realloc(hs->nodes, (size_t)cap * sizeof(*nodes));
+	if (!nodes)
+		return -1;
+	hs->nodes = nodes;
+	memset(nodes + hs->cap, 0, (size_t)(cap - hs->cap) * sizeof(*nodes));
+	int32_t *chain = realloc(hs->chain, (size_t)cap * sizeof(*chain));
+	int32_t *index = malloc((size_t)icap * sizeof(*index));
+	if (!chain || !index) {
+		free(index);
+		if (chain)
+			hs->chain = chain;
+		return -1;
+	}
+	hs->chain = chain;
+	hs->cap = cap;
+	free(hs->index);
+	hs->index = index;
+	hs->index_mask = icap - 1;
+	for (uint32_t i = 0; i < icap; i++)
+		index[i] = -1;
+	for (uint32_t i = 0; i < cap; i++) {
+		if (!nodes[i].used)
+			continue;
+		uint32_t s = slot_of(hs, nodes[i].b.hash);
+		while (index[s] >= 0)
+			s = (s + 1) & hs->index_mask;
+		index[s] = (int32_t)i;
+	}
 	return 0;
+}
+
+/* Makes room for b. The spine is always kept (growing the array if it must):
+ * it is all that safety (the lock) and the next commits need. Off the spine
+ * at most max_blocks blocks stay: forks and blocks that can no longer be
+ * committed, whose leaves are evicted lowest view first (they are on disk, and
+ * a QC naming one fetches it again). A block that extends the spine, is being
+ * fetched, or is of the current view or later always gets in; another one
+ * only in place of a lower view's. 0 if b may be inserted. */
+static int make_room(lg_hs *hs, const cm_block *b)
+{
+	uint32_t spine = mark_spine(hs);
+	uint32_t loose = hs->count - spine;
+	if (loose < hs->cfg.max_blocks && hs->count < hs->cap)
+		return 0;
+	int32_t pidx = hs_node_find(hs, b->parent);
+	int important = (pidx >= 0 && hs->nodes[pidx].spine) || b->view >= hs->cur_view || hs_is_wanted(hs, b->hash);
+	if (loose > 0) {
+		/* leaves: blocks no other block names as parent */
+		for (uint32_t i = 0; i < hs->cap; i++)
+			hs->nodes[i].parent_of = 0;
+		for (uint32_t i = 0; i < hs->cap; i++) {
+			if (!hs->nodes[i].used || (int32_t)i == hs->root)
+				continue;
+			int32_t p = hs_node_find(hs, hs->nodes[i].b.parent);
+			if (p >= 0)
+				hs->nodes[p].parent_of = 1;
+		}
+		int32_t best = -1;
+		for (uint32_t i = 0; i < hs->cap; i++) {
+			const hs_node *nd = &hs->nodes[i];
+			if (!nd->used || nd->spine || nd->parent_of)
+				continue;
+			if (best < 0 || nd->b.view < hs->nodes[best].b.view ||
+			    (nd->b.view == hs->nodes[best].b.view && !nd->certified))
+				best = (int32_t)i;
+		}
+		if (best >= 0 && (important || hs->nodes[best].b.view < b->view)) {
+			hs_node_remove(hs, best);
+			return 0;
+		}
+		if (loose >= hs->cfg.max_blocks)
+			return -1;
+	}
+	return hs_tree_grow(hs);
 }
 
 static void orphan_add(lg_hs *hs, const cm_block *b, uint64_t peers)
@@ -328,7 +415,7 @@ int hs_accept_block(lg_hs *hs, const cm_block *b, uint32_t hint, int32_t *out)
 		hs->st.dropped_full++;
 		return CM_ERR_TOOBIG;
 	}
-	if (hs->count >= hs->cap && evict_one(hs) != 0) {
+	if (make_room(hs, b) != 0) {
 		hs->st.dropped_full++;
 		return CM_ERR_TOOBIG;
 	}

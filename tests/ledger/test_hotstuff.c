@@ -1994,9 +1994,15 @@ static void test_no_three_chain_then_gst(void)
 		if (lg_hs_high_qc(s.r[i].hs)->view > highest)
 			highest = lg_hs_high_qc(s.r[i].hs)->view;
 	TAP_CHECK(highest > 8 * 16);       /* QCs kept forming */
+	lg_hs_stats st;
+	lg_hs_get_stats(s.r[0].hs, &st);
+	TAP_CHECK(st.blocks_in_memory > 16); /* the locked branch outgrew max_blocks and was kept */
 	s.drop_votes_mod3 = 0;
 	expect_progress(&s, 5, LIVE_BOUND_MS, "GST after a long run without a three-chain");
 	report(&s);
+	TAP_CHECK(max_honest_height(&s) > 100); /* the long branch committed at once */
+	lg_hs_get_stats(s.r[0].hs, &st);
+	TAP_CHECK(st.blocks_in_memory <= 16);
 	TAP_CHECK(!s.failed);
 	TAP_CHECK(chains_agree(&s));
 	sim_free(&s);
@@ -2170,7 +2176,7 @@ int main(void)
 	TAP_RUN(test_forged_qcs);
 	TAP_RUN(test_forged_qc_on_restore);
 	TAP_RUN(test_other_chain_refused);
-	(void)test_no_three_chain_then_gst; /* enabled with the block tree fix */
+	TAP_RUN(test_no_three_chain_then_gst);
 	TAP_RUN(test_happy_path);
 	TAP_RUN(test_ed25519);
 	TAP_RUN(test_leader_crash_recovery);
