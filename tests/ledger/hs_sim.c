@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const uint8_t CHAIN[CM_HASH_BYTES] = {0xc4, 0x1a};
 
@@ -230,31 +231,60 @@ static event ev_pop(sim *s)
 	return top;
 }
 
-static uint64_t delay(sim *s)
+static uint64_t delay(sim *s, uint32_t from, uint32_t to)
 {
-	return s->dmin + below(s, s->dmax - s->dmin + 1);
+	const net_path *p = &s->path[from][to];
+	uint64_t lo = s->dmin > p->dmin ? s->dmin : p->dmin, hi = s->dmax > p->dmax ? s->dmax : p->dmax;
+	return lo + below(s, hi - lo + 1);
 }
 
-/* One hop from -> to: partitions, loss, duplication, corruption, delay. */
+static void push_copy(sim *s, int kind, uint32_t from, uint32_t to, const uint8_t *b, size_t len,
+		      uint64_t arg)
+{
+	event e = {.t = s->now + delay(s, from, to), .arg = arg, .kind = (uint8_t)kind,
+		   .from = (uint8_t)from, .to = (uint8_t)to, .len = len};
+	e.data = malloc(len ? len : 1);
+	memcpy(e.data, b, len);
+	if (kind == EV_MSG && len && chance(s, s->corrupt_ppm))
+		e.data[below(s, len)] ^= (uint8_t)(1u << below(s, 8));
+	ev_push(s, e);
+	s->msgs++;
+}
+
+/* Keeps a copy of a message that went out, for replays. */
+static void replay_keep(sim *s, uint32_t from, const uint8_t *b, size_t len)
+{
+	struct replay *r = &s->replay[s->replay_next];
+	s->replay_next = (s->replay_next + 1) % REPLAY_RING;
+	free(r->data);
+	r->data = malloc(len ? len : 1);
+	memcpy(r->data, b, len);
+	r->len = len;
+	r->from = (uint8_t)from;
+}
+
+/* One hop from -> to: partitions (symmetric groups, cut directed paths),
+ * loss, duplication, corruption, per-path delay (which reorders); and now
+ * and then an old message delivered again. */
 static void link_send(sim *s, int kind, uint32_t from, uint32_t to, const uint8_t *b, size_t len,
 		      uint64_t arg)
 {
-	if (s->group[from] != s->group[to] || chance(s, s->drop_ppm))
+	const net_path *p = &s->path[from][to];
+	if (kind == EV_MSG && chance(s, s->replay_ppm)) {
+		const struct replay *r = &s->replay[below(s, REPLAY_RING)];
+		if (r->data && r->from != to)
+			push_copy(s, EV_MSG, r->from, to, r->data, r->len, 0);
+	}
+	if (s->group[from] != s->group[to] || p->cut || chance(s, s->drop_ppm) || chance(s, p->drop_ppm))
 		return;
 	if (s->drop_votes_mod3 && kind == EV_MSG && len == LG_HS_VOTE_BYTES && b[0] == LG_HS_MSG_VOTE &&
 	    cm_get_be64(b + 1) % 3 == 0)
 		return;
-	int copies = 1 + chance(s, s->dup_ppm);
-	for (int c = 0; c < copies; c++) {
-		event e = {.t = s->now + delay(s), .arg = arg, .kind = (uint8_t)kind,
-			   .from = (uint8_t)from, .to = (uint8_t)to, .len = len};
-		e.data = malloc(len ? len : 1);
-		memcpy(e.data, b, len);
-		if (kind == EV_MSG && len && chance(s, s->corrupt_ppm))
-			e.data[below(s, len)] ^= (uint8_t)(1u << below(s, 8));
-		ev_push(s, e);
-		s->msgs++;
-	}
+	if (kind == EV_MSG && s->replay_ppm)
+		replay_keep(s, from, b, len);
+	int copies = 1 + chance(s, s->dup_ppm) + chance(s, p->dup_ppm);
+	for (int c = 0; c < copies; c++)
+		push_copy(s, kind, from, to, b, len, arg);
 }
 
 static void net_bytes(sim *s, uint32_t from, int to, const uint8_t *b, size_t len)
@@ -295,6 +325,8 @@ static void watch_vote(replica *r, uint64_t view, const uint8_t *hash)
 		sim_fail(s, "replica %u voted in view %" PRIu64 " before persisting it", r->id, view);
 	if (is_poison(s, hash))
 		sim_fail(s, "replica %u voted for a block whose payload it rejects", r->id);
+	if (bstore_find(&r->store, hash) < 0)
+		sim_fail(s, "replica %u voted in view %" PRIu64 " for a block it had not stored", r->id, view);
 	if (view >= (1u << 22)) {
 		sim_fail(s, "replica %u voted in view %" PRIu64 ", far beyond any QC", r->id, view);
 		return;
@@ -341,7 +373,12 @@ static void byz_variant(sim *s, const lg_hs_proposal *p, lg_hs_msg *out, uint8_t
 		memcpy(payload, b->payload, len);
 	if (len < MAX_PAYLOAD)
 		payload[len++] = (uint8_t)rnd(s);
-	payload[0] = first;
+	if (first == POISON)
+		payload[0] = POISON;
+	else if (first == 'R' && len >= APP_PAYLOAD_MIN) {
+		payload[26] ^= 0x01; /* a wrong state root */
+		hl_set(&s->rootlies, s->rootlies.n, payload + 26);
+	}
 	b->payload = payload;
 	b->payload_len = len;
 	cm_block_hash(b);
@@ -383,16 +420,86 @@ static int byz_fork(sim *s, const lg_hs_proposal *p, lg_hs_msg *out, uint8_t *pa
 	b->justify = s->seen[k].qc;
 	memcpy(b->parent, b->justify.block_hash, CM_HASH_BYTES);
 	b->height = s->seen[k].height + 1;
-	b->payload_len = 20;
-	for (int i = 0; i < 20; i++)
+	/* a payload the app takes: the parent's claimed state, as the Byzantine
+	 * replica stored the parent (else genesis's) */
+	b->payload_len = APP_PAYLOAD_MIN + 4;
+	for (uint32_t i = 0; i < b->payload_len; i++)
 		payload[i] = (uint8_t)rnd(s);
-	payload[0] = 0x46;
+	payload[0] = APP_TAG;
+	payload[1] = (uint8_t)s->byz;
+	cm_put_be64(payload + 2, b->height);
+	cm_put_be64(payload + 10, b->view);
+	cm_put_be64(payload + 18, 0);
+	app_root0(payload + 26);
+	int32_t pi = bstore_find(&s->r[s->byz].store, b->parent);
+	cm_block parent;
+	if (pi >= 0 && cm_block_decode(s->r[s->byz].store.v[pi].bytes, s->r[s->byz].store.v[pi].len, &parent) == CM_OK &&
+	    parent.payload_len >= APP_PAYLOAD_MIN)
+		memcpy(payload + 18, parent.payload + 18, 8 + CM_HASH_BYTES);
 	b->payload = payload;
 	cm_block_hash(b);
 	uint8_t d[CM_HASH_BYTES];
 	cm_vote_digest(d, CHAIN, b->view, b->hash);
 	sim_sign(s, (uint32_t)s->byz, d, out->u.proposal.sig);
 	return 1;
+}
+
+/* p's block with a forged or misplaced justify QC (see forge_qc; or a real
+ * QC of another block), signed by the Byzantine proposer. */
+static int byz_forged_proposal(sim *s, const lg_hs_proposal *p, lg_hs_msg *out, uint8_t *payload)
+{
+	const cm_qc *real = &p->block.justify;
+	if (real->view == 0)
+		return 0;
+	*out = (lg_hs_msg){.type = LG_HS_MSG_PROPOSAL};
+	out->u.proposal.block = p->block;
+	cm_block *b = &out->u.proposal.block;
+	uint64_t kind = below(s, FORGE_KINDS + 1);
+	if (kind == FORGE_KINDS) {
+		if (!s->nseen)
+			return 0;
+		b->justify = s->seen[below(s, s->nseen)].qc;
+		if (b->justify.view == real->view)
+			return 0;
+	} else {
+		forge_qc(&b->justify, (int)kind, real->view, real->block_hash);
+	}
+	uint32_t len = b->payload_len;
+	if (len)
+		memcpy(payload, b->payload, len);
+	if (len < MAX_PAYLOAD)
+		payload[len++] = (uint8_t)rnd(s);
+	b->payload = payload;
+	b->payload_len = len;
+	cm_block_hash(b);
+	uint8_t d[CM_HASH_BYTES];
+	cm_vote_digest(d, CHAIN, b->view, b->hash);
+	sim_sign(s, (uint32_t)s->byz, d, out->u.proposal.sig);
+	return 1;
+}
+
+/* A vote or NEW-VIEW like m for a stale or far-future view, correctly
+ * signed by the Byzantine replica, to everyone. */
+static void byz_odd_view(sim *s, const lg_hs_msg *m)
+{
+	static lg_hs_msg o;
+	uint8_t d[CM_HASH_BYTES];
+	o = *m;
+	uint64_t *view = m->type == LG_HS_MSG_VOTE ? &o.u.vote.view : &o.u.newview.view;
+	uint64_t k = 1 + below(s, 6);
+	switch (below(s, 3)) {
+	case 0: *view = *view > k ? *view - k : 1; break;
+	case 1: *view += k + below(s, 200); break;
+	default: *view += (uint64_t)1 << (20 + below(s, 40)); break;
+	}
+	if (m->type == LG_HS_MSG_VOTE) {
+		cm_vote_digest(d, CHAIN, o.u.vote.view, o.u.vote.block_hash);
+		sim_sign(s, (uint32_t)s->byz, d, o.u.vote.sig);
+	} else {
+		lg_hs_newview_digest(d, CHAIN, o.u.newview.view, &o.u.newview.high_qc);
+		sim_sign(s, (uint32_t)s->byz, d, o.u.newview.sig);
+	}
+	net_msg(s, (uint32_t)s->byz, LG_HS_BROADCAST, &o);
 }
 
 /* What the Byzantine replica does with the messages its own (honest) core
@@ -408,12 +515,43 @@ static void byz_send(replica *r, int to, const lg_hs_msg *m)
 		junk[0] = (uint8_t)(1 + below(s, 3));
 		net_bytes(s, r->id, LG_HS_BROADCAST, junk, 1 + below(s, sizeof(junk)));
 	}
+	if (m->type != LG_HS_MSG_PROPOSAL && chance(s, s->silent_ppm / 2))
+		return; /* withheld */
+	if (m->type != LG_HS_MSG_PROPOSAL && chance(s, s->oddview_ppm))
+		byz_odd_view(s, m);
+	if (m->type == LG_HS_MSG_NEWVIEW && m->u.newview.high_qc.view > 0 && chance(s, s->forge_ppm)) {
+		/* its high QC, forged; the NEW-VIEW itself correctly signed */
+		static lg_hs_msg fake;
+		uint8_t d[CM_HASH_BYTES];
+		fake = *m;
+		forge_qc(&fake.u.newview.high_qc, (int)below(s, FORGE_KINDS), m->u.newview.high_qc.view,
+			 m->u.newview.high_qc.block_hash);
+		lg_hs_newview_digest(d, CHAIN, fake.u.newview.view, &fake.u.newview.high_qc);
+		sim_sign(s, r->id, d, fake.u.newview.sig);
+		net_msg(s, r->id, to, &fake);
+		s->forged_sent++;
+		return;
+	}
 	if (m->type == LG_HS_MSG_PROPOSAL) {
 		static lg_hs_msg alt;
 		uint8_t payload[MAX_PAYLOAD + 1];
 		if (chance(s, s->silent_ppm))
 			return;
 		remember_qc(s, &m->u.proposal.block);
+		if (chance(s, s->forge_ppm) && byz_forged_proposal(s, &m->u.proposal, &alt, payload)) {
+			/* the forged block to some, the real one to the others */
+			for (uint32_t d = 0; d < N; d++) {
+				if (d != r->id && (to < 0 || (uint32_t)to == d))
+					net_msg(s, r->id, (int)d, below(s, 3) ? &alt : m);
+			}
+			s->forged_sent++;
+			return;
+		}
+		if (chance(s, s->rootlie_ppm)) {
+			byz_variant(s, &m->u.proposal, &alt, payload, 'R');
+			net_msg(s, r->id, to, &alt);
+			return;
+		}
 		if (chance(s, s->fork_ppm) && byz_fork(s, &m->u.proposal, &alt, payload)) {
 			/* the fork to everyone, or the fork to some and the real block to others */
 			uint32_t mask = below(s, 2) ? 7 : 1 + (uint32_t)below(s, 6), k = 0;
@@ -500,27 +638,78 @@ static void io_send(void *ctx, int to, const lg_hs_msg *m)
 	byz_send(r, to, m);
 }
 
+static int io_verify(void *ctx, uint32_t who, const uint8_t d[CM_HASH_BYTES], const uint8_t sig[CM_SIG_BYTES]);
+
+/* 0 if qc verifies in full, as a follower would check it. */
+static int qc_ok(replica *r, const cm_qc *qc)
+{
+	return cm_qc_verify(qc, CHAIN, N, F, io_verify, r);
+}
+
+/* The safety state never goes backwards and holds only valid QCs. */
 static int io_persist(void *ctx, const lg_hs_safety *st)
 {
 	replica *r = ctx;
+	sim *s = r->sim;
 	if (r->persist_fail)
 		return CM_ERR_IO;
 	if (st->last_voted_view < r->persisted_view)
-		sim_fail(r->sim, "replica %u: last voted view went back", r->id);
+		sim_fail(s, "replica %u: last voted view went back", r->id);
+	if (st->locked_qc.view < r->persisted_lock)
+		sim_fail(s, "replica %u: the persisted lock went back from view %" PRIu64 " to %" PRIu64, r->id,
+			 r->persisted_lock, st->locked_qc.view);
+	if (!r->byz && (qc_ok(r, &st->locked_qc) != CM_OK || qc_ok(r, &st->high_qc) != CM_OK))
+		sim_fail(s, "replica %u persisted a QC that does not verify", r->id);
 	size_t need = lg_hs_safety_size(st), len;
 	r->safety = realloc(r->safety, need);
 	if (lg_hs_safety_encode(st, r->safety, need, &len) != CM_OK)
-		sim_fail(r->sim, "safety encoding failed");
+		sim_fail(s, "safety encoding failed");
 	r->safety_len = len;
 	r->persisted_view = st->last_voted_view;
+	r->persisted_lock = st->locked_qc.view;
 	return CM_OK;
 }
 
 static int io_store(void *ctx, const cm_block *b)
 {
 	replica *r = ctx;
+	if (!r->byz && qc_ok(r, &b->justify) != CM_OK)
+		sim_fail(r->sim, "replica %u stored the block of view %" PRIu64 " whose justify QC (view %" PRIu64
+			 ", %u signers) does not verify", r->id, b->view, b->justify.view, cm_qc_count(&b->justify));
 	bstore_add(&r->store, b);
 	return CM_OK;
+}
+
+/* ---- the toy app: root_h = H(root_{h-1} || payload_h) ---- */
+
+void app_root0(uint8_t out[CM_HASH_BYTES])
+{
+	cm_hash(out, CM_DOM_STATE, "sim genesis", 11);
+}
+
+/* The (state height, state root) a block's payload claims; 0 if the payload
+ * is the app's. Genesis claims (0, root0). */
+static int app_claim(const cm_block *b, uint64_t *sh, uint8_t root[CM_HASH_BYTES])
+{
+	if (b->height == 0) {
+		*sh = 0;
+		app_root0(root);
+		return 0;
+	}
+	if (b->payload_len < APP_PAYLOAD_MIN || b->payload[0] != APP_TAG)
+		return -1;
+	*sh = cm_get_be64(b->payload + 18);
+	memcpy(root, b->payload + 26, CM_HASH_BYTES);
+	return 0;
+}
+
+static void app_next_root(const uint8_t prev[CM_HASH_BYTES], const cm_block *b, uint8_t out[CM_HASH_BYTES])
+{
+	uint8_t buf[CM_HASH_BYTES + MAX_PAYLOAD + 1];
+	memcpy(buf, prev, CM_HASH_BYTES);
+	if (b->payload_len)
+		memcpy(buf + CM_HASH_BYTES, b->payload, b->payload_len);
+	cm_hash(out, CM_DOM_STATE, buf, CM_HASH_BYTES + b->payload_len);
 }
 
 static int io_commit(void *ctx, const cm_block *b, const cm_qc *qc)
@@ -532,6 +721,8 @@ static int io_commit(void *ctx, const cm_block *b, const cm_qc *qc)
 	uint64_t h = b->height;
 	if (qc->view != b->view || memcmp(qc->block_hash, b->hash, CM_HASH_BYTES) != 0)
 		sim_fail(s, "replica %u: commit QC does not certify the block", r->id);
+	if (!r->byz && (qc_ok(r, qc) != CM_OK || qc_ok(r, &b->justify) != CM_OK))
+		sim_fail(s, "replica %u committed height %" PRIu64 " on a QC that does not verify", r->id, h);
 	if (h != r->committed.n)
 		sim_fail(s, "replica %u committed height %" PRIu64 " after %zu (gap or repeat)", r->id, h,
 			 r->committed.n - 1);
@@ -545,34 +736,87 @@ static int io_commit(void *ctx, const cm_block *b, const cm_qc *qc)
 		else if (h >= s->chain.n)
 			hl_set(&s->chain, h, b->hash);
 	}
+	if (s->failed)
+		return CM_OK;
+	/* the app: the claimed state is checked now if it was not at the vote */
+	uint64_t sh;
+	uint8_t claimed[CM_HASH_BYTES], root[CM_HASH_BYTES];
+	if (app_claim(b, &sh, claimed) != 0 || sh >= h) {
+		sim_fail(s, "replica %u committed a block whose payload its app refuses", r->id);
+		return CM_OK;
+	}
+	if (memcmp(r->roots.h[sh], claimed, CM_HASH_BYTES) != 0) {
+		int lie = 0;
+		for (size_t i = 0; i < s->rootlies.n && !lie; i++)
+			lie = memcmp(s->rootlies.h[i], claimed, CM_HASH_BYTES) == 0;
+		if (lie)
+			s->root_lies_committed++; /* the Byzantine lie, (re)claimed where no voter could check it */
+		else
+			sim_fail(s, "replica %u: honest proposer %u claimed a wrong root at height %" PRIu64,
+				 r->id, b->proposer, sh);
+	}
+	app_next_root(r->roots.h[h - 1], b, root);
+	hl_set(&r->roots, h, root);
+	if (!r->byz) {
+		if (h < s->roots.n && memcmp(s->roots.h[h], root, CM_HASH_BYTES) != 0)
+			sim_fail(s, "STATE: replica %u reached another state root at height %" PRIu64, r->id, h);
+		else if (h >= s->roots.n)
+			hl_set(&s->roots, h, root);
+	}
 	hl_set(&r->committed, r->committed.n, b->hash);
 	if (s->trace)
 		printf("# %6" PRIu64 " r%u commits height %" PRIu64 " (view %" PRIu64 ")\n", s->now, r->id, h, b->view);
 	return CM_OK;
 }
 
+/* The proposer's committed state goes in the payload: its height is not
+ * above the parent's height nor below the parent's own claim (a proposer
+ * behind that claim repeats it). */
 static int io_make_payload(void *ctx, const cm_block *parent, uint64_t height, uint64_t view,
 			   uint8_t *buf, size_t cap, size_t *len)
 {
 	replica *r = ctx;
-	(void)parent;
-	size_t n = 18 + below(r->sim, 24);
+	uint64_t psh, sh = r->committed.n - 1;
+	uint8_t proot[CM_HASH_BYTES];
+	if (app_claim(parent, &psh, proot) != 0)
+		psh = 0;
+	if (sh > parent->height)
+		sh = parent->height;
+	/* behind the parent's claim (the QC that committed it went elsewhere):
+	 * repeat the claim; whoever has reached that height checks it */
+	const uint8_t *root = sh < psh ? proot : r->roots.h[sh];
+	if (sh < psh)
+		sh = psh;
+	size_t n = APP_PAYLOAD_MIN + below(r->sim, 24);
 	if (n > cap)
 		return CM_ERR_TOOBIG;
 	memset(buf, 0, n);
-	buf[0] = 0x50;
+	buf[0] = APP_TAG;
 	buf[1] = (uint8_t)r->id;
-	memcpy(buf + 2, &height, 8);
-	memcpy(buf + 10, &view, 8);
+	cm_put_be64(buf + 2, height);
+	cm_put_be64(buf + 10, view);
+	cm_put_be64(buf + 18, sh);
+	memcpy(buf + 26, root, CM_HASH_BYTES);
 	*len = n;
 	return CM_OK;
 }
 
+/* Mirrors the replica: a vote only if the claimed state height is in range
+ * and, when this replica has reached it, the claimed root is its own. */
 static int io_validate(void *ctx, const cm_block *parent, const cm_block *b)
 {
-	(void)ctx;
-	(void)parent;
-	return b->payload_len > 0 && b->payload[0] == POISON ? CM_ERR_INVALID : CM_OK;
+	replica *r = ctx;
+	uint64_t sh, psh;
+	uint8_t root[CM_HASH_BYTES], proot[CM_HASH_BYTES];
+	if (b->payload_len > 0 && b->payload[0] == POISON)
+		return CM_ERR_INVALID;
+	if (app_claim(b, &sh, root) != 0 || app_claim(parent, &psh, proot) != 0)
+		return CM_ERR_INVALID;
+	if (sh > parent->height || sh < psh)
+		return CM_ERR_INVALID;
+	if (sh < r->roots.n && memcmp(r->roots.h[sh], root, CM_HASH_BYTES) != 0)
+		return CM_ERR_INVALID;
+	return CM_OK;
 }
 
 static void io_sign(void *ctx, const uint8_t d[CM_HASH_BYTES], uint8_t sig[CM_SIG_BYTES])
@@ -737,6 +981,8 @@ void crash(sim *s, uint32_t i)
 	s->r[i].hs = NULL;
 }
 
+static void check_replica(sim *s, uint32_t i);
+
 /* A restart keeps only the disk: safety state, stored blocks, committed chain. */
 void restart(sim *s, uint32_t i)
 {
@@ -777,6 +1023,8 @@ void restart(sim *s, uint32_t i)
 		sim_fail(s, "replica %u: restore failed: %s", i, cm_strerror(rc));
 	else if (lg_hs_start(r->hs) != CM_OK)
 		sim_fail(s, "replica %u: start after restore failed", i);
+	r->checked_high = r->checked_lock = (uint64_t)-1;
+	check_replica(s, i);
 	r->restarts++;
 	free(st);
 	free(bl);
@@ -800,10 +1048,14 @@ void sim_init(sim *s, uint64_t seed)
 	cm_block_genesis(&g);
 	memcpy(genesis, g.hash, CM_HASH_BYTES);
 	hl_set(&s->chain, 0, genesis);
+	uint8_t root0[CM_HASH_BYTES];
+	app_root0(root0);
+	hl_set(&s->roots, 0, root0);
 	for (uint32_t i = 0; i < N; i++) {
 		s->r[i].sim = s;
 		s->r[i].id = i;
 		hl_set(&s->r[i].committed, 0, genesis);
+		hl_set(&s->r[i].roots, 0, root0);
 	}
 }
 
@@ -824,6 +1076,7 @@ void sim_free(sim *s)
 		bstore_free(&r->store);
 		free(r->committed.h);
 		free(r->voted.h);
+		free(r->roots.h);
 	}
 	while (s->nheap) {
 		event e = ev_pop(s);
@@ -831,6 +1084,10 @@ void sim_free(sim *s)
 	}
 	free(s->heap);
 	free(s->chain.h);
+	free(s->roots.h);
+	free(s->rootlies.h);
+	for (int i = 0; i < REPLAY_RING; i++)
+		free(s->replay[i].data);
 	free(s->poison.h);
 }
 
@@ -842,6 +1099,36 @@ uint64_t committed_height(const sim *s, uint32_t i)
 
 
 /* Advances the simulation to `until` (or until stop says so). */
+/* The invariants on one replica's state, checked after every step that
+ * touched it (commits, votes, persists and stores are checked as they
+ * happen, in the io table): the core's committed tip is the app's (so a
+ * committed chain never changes under the app), and its high QC and lock
+ * verify in full. */
+static void check_replica(sim *s, uint32_t i)
+{
+	replica *r = &s->r[i];
+	if (!r->hs || r->byz || s->failed)
+		return;
+	uint8_t tip[CM_HASH_BYTES];
+	uint64_t h = lg_hs_committed(r->hs, tip);
+	if (h != r->committed.n - 1 || memcmp(tip, r->committed.h[h < r->committed.n ? h : 0], CM_HASH_BYTES) != 0)
+		sim_fail(s, "replica %u: the core's committed tip (height %" PRIu64 ") is not the app's (%zu)", i, h,
+			 r->committed.n - 1);
+	const cm_qc *hq = lg_hs_high_qc(r->hs), *lq = lg_hs_locked_qc(r->hs);
+	if (hq->view != r->checked_high) {
+		if (qc_ok(r, hq) != CM_OK)
+			sim_fail(s, "replica %u holds a high QC (view %" PRIu64 ") that does not verify", i, hq->view);
+		r->checked_high = hq->view;
+	}
+	if (lq->view != r->checked_lock) {
+		if (qc_ok(r, lq) != CM_OK)
+			sim_fail(s, "replica %u is locked on a QC (view %" PRIu64 ") that does not verify", i, lq->view);
+		if (lq->view < r->checked_lock && lq->view < r->persisted_lock)
+			sim_fail(s, "replica %u: its lock went back to view %" PRIu64, i, lq->view);
+		r->checked_lock = lq->view;
+	}
+}
+
 void run(sim *s, uint64_t until, stop_fn stop, void *arg)
 {
 	uint64_t next_tick = (s->now / TICK_MS + 1) * TICK_MS;
@@ -856,12 +1143,16 @@ void run(sim *s, uint64_t until, stop_fn stop, void *arg)
 		s->now = t;
 		while (s->nheap && s->heap[0].t <= s->now && !s->failed) {
 			event e = ev_pop(s);
+			uint32_t to = e.to;
 			deliver(s, &e);
+			check_replica(s, to);
 		}
 		if (s->now == next_tick) {
 			for (uint32_t i = 0; i < N; i++)
-				if (s->r[i].hs)
+				if (s->r[i].hs) {
 					lg_hs_tick(s->r[i].hs, s->now);
+					check_replica(s, i);
+				}
 			next_tick += TICK_MS;
 			if (stop && stop(s, arg))
 				break;
@@ -881,6 +1172,8 @@ void set_network(sim *s, uint32_t drop, uint32_t dup, uint32_t corrupt, uint32_t
 void heal(sim *s)
 {
 	set_network(s, 0, 0, 0, 1, 20);
+	memset(s->path, 0, sizeof(s->path));
+	s->drop_votes_mod3 = 0;
 	for (int i = 0; i < N; i++)
 		s->group[i] = 0;
 }
@@ -945,7 +1238,7 @@ void expect_progress(sim *s, uint64_t more, uint64_t bound_ms, const char *when)
 				      s->r[i].hs ? lg_hs_view(s->r[i].hs) : 0);
 		sim_fail(s, "LIVENESS (%s): target height %" PRIu64 " not reached within %" PRIu64
 			 " ms after t=%" PRIu64 ":%s", when, g.target, bound_ms, start, buf);
-		if (getenv("MURI_HS_SEED"))
+		if (getenv("MURI_SIM_SEED"))
 			dump(s);
 	}
 }
@@ -1037,15 +1330,14 @@ int current_leader(sim *s)
 	return 0;
 }
 
-/* ---- random schedules ---- */
+/* ---- seeded schedules (VOPR style) ---- */
 
-
-
-/* A random network for one phase of chaos: from nearly fine to very lossy. */
-static void random_network(sim *s)
+/* A random network for one stretch of the safety phase, from nearly fine to
+ * very lossy, with some paths worse than others. */
+static void random_network(sim *s, schedule_info *info)
 {
 	switch (below(s, 4)) {
-	case 0: /* good, as after healing */
+	case 0: /* good, as after GST */
 		set_network(s, 0, 0, 0, 1, 20);
 		break;
 	case 1: /* slow: delays around the base timeout */
@@ -1056,11 +1348,23 @@ static void random_network(sim *s)
 		set_network(s, (uint32_t)below(s, 400000), (uint32_t)below(s, 150000),
 			    (uint32_t)below(s, 20000), 1, 5 + (uint32_t)below(s, 300));
 	}
+	memset(s->path, 0, sizeof(s->path));
+	uint64_t bad = below(s, 4); /* a few paths lossier or slower (clogged) than the rest */
+	for (uint64_t k = 0; k < bad; k++) {
+		net_path *p = &s->path[below(s, N)][below(s, N)];
+		p->drop_ppm = (uint32_t)below(s, 900000);
+		p->dup_ppm = (uint32_t)below(s, 300000);
+		p->dmin = (uint32_t)below(s, 200);
+		p->dmax = p->dmin + (uint32_t)below(s, 2000);
+	}
+	s->replay_ppm = below(s, 2) ? 0 : (uint32_t)below(s, 100000);
+	if (s->replay_ppm)
+		info->replays++;
 }
 
 static void random_partition(sim *s, schedule_info *info)
 {
-	uint64_t kind = below(s, 3);
+	uint64_t kind = below(s, 4);
 	for (int i = 0; i < N; i++)
 		s->group[i] = 0;
 	if (kind == 0) {                /* one replica cut off */
@@ -1068,47 +1372,73 @@ static void random_partition(sim *s, schedule_info *info)
 	} else if (kind == 1) {         /* two and two */
 		uint32_t a = (uint32_t)below(s, N), b = (a + 1 + (uint32_t)below(s, N - 1)) % N;
 		s->group[a] = s->group[b] = 1;
-	} else {                        /* any split */
+	} else if (kind == 2) {         /* any split */
 		for (int i = 0; i < N; i++)
 			s->group[i] = (int)below(s, 2);
+	} else {                        /* asymmetric: some directed paths cut */
+		uint64_t cuts = 1 + below(s, 4);
+		for (uint64_t k = 0; k < cuts; k++)
+			s->path[below(s, N)][below(s, N)].cut = 1;
 	}
 	info->partitions++;
 }
 
-/* One seeded schedule: rounds of chaos -- changing networks, partitions,
- * crashes and restarts (of the leader too) -- each followed by a healed
- * network in which every honest running replica must commit again. 0 if
- * every check held. */
+/* The Byzantine replica's lies, each at a rate of the seed's choosing. */
+static void random_byzantine(sim *s)
+{
+	s->byz = (int)below(s, N);
+	s->equiv_ppm = (uint32_t)below(s, 1000000);
+	s->silent_ppm = (uint32_t)below(s, 300000);
+	s->poison_ppm = (uint32_t)below(s, 200000);
+	s->voteall_ppm = (uint32_t)below(s, 1000000);
+	s->junk_ppm = (uint32_t)below(s, 30000);
+	s->fork_ppm = (uint32_t)below(s, 1000000);
+	s->lie_ppm = (uint32_t)below(s, 1000000);
+	s->forge_ppm = (uint32_t)below(s, 1000000);
+	s->oddview_ppm = (uint32_t)below(s, 300000);
+	s->rootlie_ppm = (uint32_t)below(s, 200000);
+}
+
+/* One seeded schedule: rounds of a safety phase -- changing networks, paths,
+ * partitions, crashes and restarts (of the leader too), sometimes a long
+ * stretch in which the adversary lets QCs form but never three in
+ * consecutive views -- each followed by a liveness phase (GST: a healed
+ * network, the crashed back up) in which every honest running replica must
+ * commit again within LIVE_BOUND_MS. The invariants are checked after every
+ * step throughout. 0 if every check held. */
 int run_schedule(uint64_t seed, schedule_info *info)
 {
 	static sim s;
 	sim_init(&s, seed);
-	s.trace = getenv("MURI_HS_TRACE") != NULL;
+	const char *tr = getenv("MURI_SIM_TRACE");
+	s.trace = tr ? atoi(tr) != 0 : getenv("MURI_SIM_SEED") != NULL;
+	static const uint32_t max_blocks[] = {8, 16, 32, 64, 256};
+	s.cfg.max_blocks = max_blocks[below(&s, 5)];
 	if (below(&s, 2)) {
-		s.byz = (int)below(&s, N);
-		s.equiv_ppm = (uint32_t)below(&s, 1000000);
-		s.silent_ppm = (uint32_t)below(&s, 300000);
-		s.poison_ppm = (uint32_t)below(&s, 200000);
-		s.voteall_ppm = (uint32_t)below(&s, 1000000);
-		s.junk_ppm = (uint32_t)below(&s, 30000);
-		s.fork_ppm = (uint32_t)below(&s, 1000000);
-		s.lie_ppm = (uint32_t)below(&s, 1000000);
+		random_byzantine(&s);
 		info->byz++;
 	}
 	sim_start(&s);
 	int rounds = 1 + (int)below(&s, 3);
 	for (int round = 0; round < rounds && !s.failed; round++) {
 		uint64_t end = s.now + 500 + below(&s, 4000);
-		/* chaos: every 50-800 ms something changes */
+		if (below(&s, 6) == 0) {
+			/* long enough for well over max_blocks blocks without a commit */
+			s.drop_votes_mod3 = 1;
+			end = s.now + 30000 + below(&s, 60000);
+			info->no3++;
+		}
+		/* faults: every 50-800 ms something changes */
 		while (s.now < end && !s.failed) {
 			uint64_t k = below(&s, 10);
 			if (k < 3) {
-				random_network(&s);
+				random_network(&s, info);
 			} else if (k < 5) {
 				random_partition(&s, info);
 			} else if (k < 6) {
 				for (int i = 0; i < N; i++)
 					s.group[i] = 0;
+				memset(s.path, 0, sizeof(s.path));
 			} else if (k < 8) {
 				/* crash an honest replica (often the leader), unless it is the
 				 * only one of its kind left */
@@ -1128,7 +1458,7 @@ int run_schedule(uint64_t seed, schedule_info *info)
 			uint64_t next = s.now + 50 + below(&s, 750);
 			run(&s, next < end ? next : end, NULL, NULL);
 		}
-		/* heal: no loss, short delays; restart the crashed, except that with
+		/* GST: no loss, short delays; restart the crashed, except that with
 		 * no Byzantine replica one may stay down (f = 1 faulty) */
 		heal(&s);
 		int keep_down = s.byz < 0 && below(&s, 3) == 0 ? (int)below(&s, N) : -1;
@@ -1140,9 +1470,9 @@ int run_schedule(uint64_t seed, schedule_info *info)
 			crash(&s, (uint32_t)keep_down);
 		uint64_t healed = s.now;
 		if (s.trace)
-			printf("# %6" PRIu64 " healed; byzantine %d; up:%s%s%s%s\n", s.now, s.byz, s.r[0].hs ? " 0" : "",
+			printf("# %6" PRIu64 " GST; byzantine %d; up:%s%s%s%s\n", s.now, s.byz, s.r[0].hs ? " 0" : "",
 			       s.r[1].hs ? " 1" : "", s.r[2].hs ? " 2" : "", s.r[3].hs ? " 3" : "");
-		expect_progress(&s, 3 + below(&s, 10), LIVE_BOUND_MS, "after healing");
+		expect_progress(&s, 3 + below(&s, 10), LIVE_BOUND_MS, "after GST");
 		if (s.now - healed > info->worst_recovery_ms) {
 			info->worst_recovery_ms = s.now - healed;
 			info->worst_seed = seed;
@@ -1153,8 +1483,13 @@ int run_schedule(uint64_t seed, schedule_info *info)
 		sim_fail(&s, "committed chains differ");
 	info->msgs += s.msgs;
 	info->commits += max_honest_height(&s);
+	info->forged += s.forged_sent;
 	int failed = s.failed;
-	report(&s);
+	if (failed) {
+		printf("# seed 0x%016" PRIx64 ": %s\n", s.seed, s.why);
+		printf("# replay it alone, with a trace: MURI_SIM_SEED=0x%016" PRIx64 " %s\n", s.seed,
+		       "build/tests/ledger/test_hotstuff");
+	}
 	sim_free(&s);
 	return failed;
 }
@@ -1162,4 +1497,37 @@ int run_schedule(uint64_t seed, schedule_info *info)
 uint64_t schedule_seed(uint64_t k)
 {
 	return mix64(0x686f7473747566ULL + k); /* "hotstuf" */
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define DEFAULT_SEEDS 400     /* the sanitizers make each seed ~5x slower */
+#else
+#define DEFAULT_SEEDS 2000
+#endif
+
+int sim_run_seeds(void)
+{
+	const char *env = getenv("MURI_SIM_SEEDS"), *one = getenv("MURI_SIM_SEED");
+	long count = env ? atol(env) : DEFAULT_SEEDS;
+	schedule_info info = {0};
+	int failures = 0;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (one) {
+		failures += run_schedule(strtoull(one, NULL, 0), &info);
+		count = 1;
+	} else {
+		for (long k = 0; k < count && failures < 5; k++)
+			failures += run_schedule(schedule_seed((uint64_t)k), &info);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	printf("# %ld seeds (%" PRIu64 " GST rounds, %" PRIu64 " with a Byzantine replica sending %" PRIu64
+	       " forged QCs, %" PRIu64 " stretches without a three-chain, %" PRIu64 " crashes, %" PRIu64
+	       " partitions, %" PRIu64 " replaying networks): %" PRIu64 " messages, %" PRIu64
+	       " blocks committed, %d failed, %.1f s\n", count, info.rounds, info.byz, info.forged, info.no3,
+	       info.crashes, info.partitions, info.replays, info.msgs, info.commits, failures, secs);
+	printf("# slowest recovery after GST: %" PRIu64 " simulated ms (seed 0x%016" PRIx64 ")\n",
+	       info.worst_recovery_ms, info.worst_seed);
+	return failures;
 }

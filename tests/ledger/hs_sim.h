@@ -1,7 +1,11 @@
-/* The simulated HotStuff cluster the consensus core's tests run on: N
- * replicas of services/ledger/lg_hotstuff in one process, a fake clock, a
- * seeded network, disks that keep only what was persisted, a Byzantine
- * replica, the invariants checked as it runs, and the seeded schedules. */
+/* The simulated HotStuff cluster the consensus core's tests run on, in the
+ * style of a VOPR: N replicas of services/ledger/lg_hotstuff in one process,
+ * one seed driving everything (each seed picks its own fault rates), a fake
+ * clock, a network with per-path delay, loss, duplication, reordering,
+ * replay, symmetric and asymmetric partitions, disks that keep only what was
+ * persisted (kills and restarts), a Byzantine replica that lies in every way
+ * the protocol must survive, a toy app with a state root, and invariants
+ * checked after every step. */
 #ifndef HS_SIM_H
 #define HS_SIM_H
 
@@ -70,7 +74,18 @@ typedef struct replica {
 	hashlist voted;             /* observer: what this replica voted for, by view */
 	uint64_t votes_out;         /* distinct votes (proposals included) that left */
 	uint64_t restarts;
+	hashlist roots;             /* disk: the app's state root after each committed height */
+	uint64_t persisted_lock;    /* view of the last persisted lock */
+	uint64_t checked_high, checked_lock; /* views of the core's QCs last verified by the observer */
 } replica;
+
+/* One directed network path. */
+typedef struct net_path {
+	uint32_t drop_ppm, dup_ppm, dmin, dmax;
+	uint8_t cut;                /* asymmetric partition: nothing passes from -> to */
+} net_path;
+
+#define REPLAY_RING 64          /* past messages the network may deliver again */
 
 typedef struct sim {
 	uint64_t seed, rng, now, seq;
@@ -78,13 +93,23 @@ typedef struct sim {
 	event *heap;
 	size_t nheap, capheap;
 	uint32_t drop_ppm, dup_ppm, corrupt_ppm, dmin, dmax;
-	int group[N];
+	net_path path[N][N];        /* per-path faults on top of the global ones */
+	uint32_t replay_ppm;        /* chance that a send also delivers an old message again */
+	struct replay { uint8_t *data; size_t len; uint8_t from; } replay[REPLAY_RING];
+	uint32_t replay_next;
+	int group[N];               /* symmetric partition: only equal groups talk */
 	hashlist chain;             /* the one committed block per height, first seen */
+	hashlist roots;             /* the one state root per height, first seen */
+	hashlist rootlies;          /* wrong roots the Byzantine replica claimed */
 	int failed;
 	char why[400];
 	int byz;                    /* index of the Byzantine replica, or -1 */
 	int drop_votes_mod3;        /* lose every vote of a view divisible by 3 */
 	uint32_t equiv_ppm, silent_ppm, poison_ppm, voteall_ppm, junk_ppm, fork_ppm, lie_ppm;
+	uint32_t forge_ppm;         /* its proposals and NEW-VIEWs carry forged QCs */
+	uint32_t oddview_ppm;       /* votes and NEW-VIEWs of stale or far-future views */
+	uint32_t rootlie_ppm;       /* proposals claiming a wrong state root */
+	uint64_t forged_sent, root_lies_committed;
 	struct seen_qc {            /* QCs the Byzantine replica saw, and their block heights */
 		cm_qc qc;
 		uint64_t height;
@@ -109,7 +134,7 @@ enum { FORGE_NONE, FORGE_FEW, FORGE_VIEW, FORGE_BLOCK, FORGE_CHAIN, FORGE_FLIP, 
        FORGE_EXTRA_SIGNER, FORGE_KINDS };
 
 typedef struct schedule_info {
-	uint64_t msgs, commits, crashes, partitions, byz, rounds;
+	uint64_t msgs, commits, crashes, partitions, byz, rounds, forged, no3, replays;
 	uint64_t worst_recovery_ms, worst_seed;
 } schedule_info;
 
@@ -148,5 +173,15 @@ int chains_agree(sim *s);
 int current_leader(sim *s);
 int run_schedule(uint64_t seed, schedule_info *info);
 uint64_t schedule_seed(uint64_t k);
+/* Runs MURI_SIM_SEEDS seeded schedules (default 2,000; 400 under
+ * AddressSanitizer), or only MURI_SIM_SEED with a trace; prints what was
+ * covered and how to replay a failing seed. Returns the number that failed. */
+int sim_run_seeds(void);
+/* The toy app's payload: tag 0x50, proposer, height, view, then the
+ * proposer's committed state (height, root) as in BlockBody.state_height /
+ * state_root, then padding. */
+#define APP_TAG 0x50
+#define APP_PAYLOAD_MIN (2 + 8 + 8 + 8 + CM_HASH_BYTES)
+void app_root0(uint8_t out[CM_HASH_BYTES]);
 
 #endif
