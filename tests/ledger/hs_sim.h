@@ -150,6 +150,13 @@ uint64_t rnd(sim *s);
 uint64_t below(sim *s, uint64_t n);
 int chance(sim *s, uint32_t ppm);
 void net_msg(sim *s, uint32_t from, int to, const lg_hs_msg *m);
+void net_bytes(sim *s, uint32_t from, int to, const uint8_t *b, size_t len);
+void sim_sign(sim *s, uint32_t who, const uint8_t d[CM_HASH_BYTES], uint8_t sig[CM_SIG_BYTES]);
+/* hs_sim_byz.c: the Byzantine replica */
+void byz_send(replica *r, int to, const lg_hs_msg *m);
+void byz_vote(sim *s, uint64_t view, const uint8_t *hash, int to_all);
+void remember_qc(sim *s, const cm_block *b);
+int is_poison(const sim *s, const uint8_t *hash);
 void replica_config(sim *s, uint32_t i, lg_hs_config *cfg);
 void start_replica(sim *s, uint32_t i);
 void crash(sim *s, uint32_t i);
