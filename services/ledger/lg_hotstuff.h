@@ -123,6 +123,8 @@ typedef struct lg_hs_stats {
 	uint64_t dup_votes;          /* a second vote from a voter in one view */
 	uint64_t equivocations;      /* a second proposal seen for a view */
 	uint64_t dropped_full;       /* a block or request dropped on a full buffer */
+	uint64_t evicted;            /* blocks off the spine dropped from memory for room */
+	uint64_t tree_grown;         /* times the spine outgrew the node array */
 	uint64_t rejected_payloads;  /* validate_payload said no */
 	uint64_t persist_failures;   /* a vote withheld because persist failed */
 	uint64_t votes_sent, proposals, qcs_formed, timeouts, newviews_sent;

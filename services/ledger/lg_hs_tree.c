@@ -272,6 +272,7 @@ int hs_tree_grow(lg_hs *hs)
 	}
 	hs->chain = chain;
 	hs->cap = cap;
+	hs->st.tree_grown++;
 	free(hs->index);
 	hs->index = index;
 	hs->index_mask = icap - 1;
@@ -325,6 +326,7 @@ static int make_room(lg_hs *hs, const cm_block *b)
 		}
 		if (best >= 0 && (important || hs->nodes[best].b.view < b->view)) {
 			hs_node_remove(hs, best);
+			hs->st.evicted++;
 			return 0;
 		}
 		if (loose >= hs->cfg.max_blocks)

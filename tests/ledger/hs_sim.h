@@ -134,7 +134,7 @@ enum { FORGE_NONE, FORGE_FEW, FORGE_VIEW, FORGE_BLOCK, FORGE_CHAIN, FORGE_FLIP, 
        FORGE_EXTRA_SIGNER, FORGE_KINDS };
 
 typedef struct schedule_info {
-	uint64_t msgs, commits, crashes, partitions, byz, rounds, forged, no3, replays;
+	uint64_t msgs, commits, crashes, partitions, byz, rounds, forged, no3, replays, evicted, grown;
 	uint64_t worst_recovery_ms, worst_seed;
 } schedule_info;
 
@@ -152,6 +152,10 @@ int chance(sim *s, uint32_t ppm);
 void net_msg(sim *s, uint32_t from, int to, const lg_hs_msg *m);
 void net_bytes(sim *s, uint32_t from, int to, const uint8_t *b, size_t len);
 void sim_sign(sim *s, uint32_t who, const uint8_t d[CM_HASH_BYTES], uint8_t sig[CM_SIG_BYTES]);
+void link_send(sim *s, int kind, uint32_t from, uint32_t to, const uint8_t *b, size_t len, uint64_t arg);
+/* hs_sim_io.c: the io table, the toy app, event delivery */
+void deliver(sim *s, event *e);
+int qc_ok(replica *r, const cm_qc *qc);   /* 0 if qc verifies in full */
 /* hs_sim_byz.c: the Byzantine replica */
 void byz_send(replica *r, int to, const lg_hs_msg *m);
 void byz_vote(sim *s, uint64_t view, const uint8_t *hash, int to_all);

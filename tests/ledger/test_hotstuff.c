@@ -1,12 +1,10 @@
 /* Tests of the chained HotStuff core (services/ledger/lg_hotstuff): the
- * encodings and certificates, then a deterministic simulated cluster of 4
- * replicas (f = 1) in this process -- simulated clock, a network with seeded
- * delays, drops, duplicates, reordering, corruption and healing partitions,
- * crashes that keep only what was persisted, and one Byzantine replica that
- * equivocates. Every commit is checked against a global map (safety); after
- * the network heals every honest running replica must commit again within a
- * bounded simulated time (liveness). MURI_SIM_SEEDS sets the number of
- * seeded schedules, MURI_SIM_SEED replays one with a trace. */
+ * encodings and certificates; hand-written scenarios on the simulated
+ * cluster of tests/ledger/hs_sim.h (4 replicas, f = 1) -- one per rule and
+ * per hole found (forged QCs, restored QCs, other chains' signatures, a tree
+ * that must not wedge); then the seeded simulation (hs_sim_vopr.c).
+ * MURI_SIM_SEEDS sets the number of seeds, MURI_SIM_SEED replays one with a
+ * trace. */
 #include "tap.h"
 #include "cm_bytes.h"
 #include "cm_crypto.h"
