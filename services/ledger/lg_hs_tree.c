@@ -289,21 +289,46 @@ int hs_tree_grow(lg_hs *hs)
 	return 0;
 }
 
+/* 1 if the block at idx (or, idx < 0, nothing) is on a branch a replica
+ * may still vote on (safeNode): up through blocks off the spine (at most
+ * max_blocks of them) to the first spine block X; X extends the locked
+ * block, or X's view is above the lock's (X's children carry a QC newer than
+ * the lock). Needs mark_spine. */
+static int on_live_branch(const lg_hs *hs, int32_t idx)
+{
+	for (uint32_t steps = 0; idx >= 0 && !hs->nodes[idx].spine && steps <= hs->cfg.max_blocks; steps++)
+		idx = hs_node_find(hs, hs->nodes[idx].b.parent);
+	if (idx < 0 || !hs->nodes[idx].spine)
+		return 0;
+	if (hs->nodes[idx].b.view > hs->locked_qc.view)
+		return 1;
+	int32_t li = hs_node_find(hs, hs->locked_qc.block_hash);
+	return li >= 0 && hs_extends(hs, idx, hs->locked_qc.block_hash, hs->nodes[li].b.height);
+}
+
+/* Which of two blocks off the spine is kept: one on a live branch (a replica
+ * can still vote for it or its children) over one beside the locked branch,
+ * then the higher view. <0 if a goes first, >0 if b does. */
+static int evict_order(int a_lock, uint64_t a_view, int b_lock, uint64_t b_view)
+{
+	if (a_lock != b_lock)
+		return a_lock - b_lock;
+	return a_view < b_view ? -1 : a_view > b_view;
+}
+
 /* Makes room for b. The spine is always kept (growing the array if it must):
  * it is all that safety (the lock) and the next commits need. Off the spine
- * at most max_blocks blocks stay: forks and blocks that can no longer be
- * committed, whose leaves are evicted lowest view first (they are on disk, and
- * a QC naming one fetches it again). A block that extends the spine, is being
- * fetched, or is of the current view or later always gets in; another one
- * only in place of a lower view's. 0 if b may be inserted. */
+ * at most max_blocks blocks stay; when full, a leaf goes: first blocks
+ * beside the locked branch that no replica may vote on (they can be committed
+ * only after a newer QC on their branch, which fetches them again: they are
+ * on disk), then the lowest view. A block being fetched always gets in; another one only in
+ * place of a leaf that goes before it. 0 if b may be inserted. */
 static int make_room(lg_hs *hs, const cm_block *b)
 {
 	uint32_t spine = mark_spine(hs);
 	uint32_t loose = hs->count - spine;
 	if (loose < hs->cfg.max_blocks && hs->count < hs->cap)
 		return 0;
-	int32_t pidx = hs_node_find(hs, b->parent);
-	int important = (pidx >= 0 && hs->nodes[pidx].spine) || b->view >= hs->cur_view || hs_is_wanted(hs, b->hash);
 	if (loose > 0) {
 		/* leaves: blocks no other block names as parent */
 		for (uint32_t i = 0; i < hs->cap; i++)
@@ -316,15 +341,21 @@ static int make_room(lg_hs *hs, const cm_block *b)
 				hs->nodes[p].parent_of = 1;
 		}
 		int32_t best = -1;
+		int best_lock = 0;
 		for (uint32_t i = 0; i < hs->cap; i++) {
 			const hs_node *nd = &hs->nodes[i];
 			if (!nd->used || nd->spine || nd->parent_of)
 				continue;
-			if (best < 0 || nd->b.view < hs->nodes[best].b.view ||
-			    (nd->b.view == hs->nodes[best].b.view && !nd->certified))
+			int lk = on_live_branch(hs, (int32_t)i);
+			int o = best < 0 ? -1 : evict_order(lk, nd->b.view, best_lock, hs->nodes[best].b.view);
+			if (o < 0 || (o == 0 && !nd->certified)) {
 				best = (int32_t)i;
+				best_lock = lk;
+			}
 		}
-		if (best >= 0 && (important || hs->nodes[best].b.view < b->view)) {
+		int b_lock = on_live_branch(hs, hs_node_find(hs, b->parent));
+		if (best >= 0 && (hs_is_wanted(hs, b->hash) ||
+				  evict_order(best_lock, hs->nodes[best].b.view, b_lock, b->view) < 0)) {
 			hs_node_remove(hs, best);
 			hs->st.evicted++;
 			return 0;

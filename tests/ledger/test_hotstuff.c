@@ -894,6 +894,56 @@ static void test_other_chain_refused(void)
 	sim_free(&s);
 }
 
+/* Memory: with max_blocks = 8, a locked branch of 30 blocks (pairs of
+ * consecutive views, so nothing commits) is kept whole while 20 forks off
+ * genesis are evicted down to the bound; then a three-chain commits the
+ * whole branch, which needs every block of it. */
+static void test_tree_keeps_spine_evicts_forks(void)
+{
+	static sim s;
+	static cm_block spine[40];
+	cm_block g, fork;
+	cm_block_genesis(&g);
+	sim_init(&s, 110);
+	s.cfg.max_blocks = 8;
+	start_replica(&s, 0);
+	lg_hs *hs = s.r[0].hs;
+	const cm_block *tip = &g;
+	int n = 0;
+	for (uint64_t v = 1; n < 30; v++) {
+		if (v % 4 == 1 || v % 4 == 2) {
+			spine[n] = mk_block(tip, v);
+			feed(hs, &spine[n]);
+			tip = &spine[n++];
+		} else if (v % 4 == 3) {
+			fork = mk_block(&g, v);
+			feed(hs, &fork);
+		}
+	}
+	for (uint64_t v = 3; v < 80; v += 4) { /* late forks, beside the branch */
+		fork = mk_block(&g, v);
+		feed(hs, &fork);
+	}
+	lg_hs_stats st;
+	lg_hs_get_stats(hs, &st);
+	TAP_EQ(lg_hs_committed(hs, NULL), 0);
+	TAP_CHECK(st.evicted >= 10);
+	TAP_CHECK(st.blocks_in_memory <= 1 + 30 + 8);
+	TAP_CHECK(st.blocks_in_memory >= 1 + 29);
+	/* three consecutive views on the tip, then their QC: commits all 30 + 1 */
+	uint64_t v0 = tip->view + 3; /* tip is at a view = 2 mod 4: v0 = 1 mod 4 */
+	spine[n] = mk_block(tip, v0), feed(hs, &spine[n]), tip = &spine[n++];
+	spine[n] = mk_block(tip, v0 + 1), feed(hs, &spine[n]), tip = &spine[n++];
+	spine[n] = mk_block(tip, v0 + 2), feed(hs, &spine[n]), tip = &spine[n++];
+	spine[n] = mk_block(tip, v0 + 4);
+	feed(hs, &spine[n]);
+	TAP_EQ(lg_hs_committed(hs, NULL), 31);
+	TAP_EQ(s.r[0].committed.n, 32);
+	TAP_CHECK(!s.failed);
+	report(&s);
+	sim_free(&s);
+}
+
 /* The block tree must not wedge: before GST the votes of every third view
  * are lost, so QCs form but never three in consecutive views and nothing
  * commits, for many times max_blocks blocks; after GST the cluster commits
@@ -949,6 +999,7 @@ int main(void)
 	TAP_RUN(test_forged_qcs);
 	TAP_RUN(test_forged_qc_on_restore);
 	TAP_RUN(test_other_chain_refused);
+	TAP_RUN(test_tree_keeps_spine_evicts_forks);
 	TAP_RUN(test_no_three_chain_then_gst);
 	TAP_RUN(test_happy_path);
 	TAP_RUN(test_ed25519);
