@@ -141,8 +141,10 @@ int lg_hs_create(const lg_hs_config *cfg, const lg_hs_io *io, lg_hs **out);
 /* A replica after a restart: st is the last state persist_safety accepted
  * (NULL: none yet), committed the last block io.commit accepted (NULL:
  * genesis), blocks the stored blocks above it (any order; blocks are copied,
- * those not linking to committed are ignored). Blocks decided but not yet
- * committed are committed again from lg_hs_start. */
+ * those not linking to committed or whose justify QC does not verify in full
+ * are ignored). st's QCs are verified in full too (CM_ERR_INVALID if not).
+ * Blocks decided but not yet committed are committed again from
+ * lg_hs_start. */
 int lg_hs_restore(const lg_hs_config *cfg, const lg_hs_io *io, const lg_hs_safety *st,
 		  const cm_block *committed, const cm_block *const *blocks,
 		  size_t nblocks, lg_hs **out);

@@ -71,7 +71,8 @@ struct lg_hs {
 	uint32_t consec;                /* view timeouts since the last commit */
 	uint64_t proposed_view;
 
-	/* Block tree: the committed tip (root) and its uncommitted descendants. */
+	/* Block tree: the committed tip (root) and its uncommitted descendants;
+	 * the array starts at max_blocks and grows only for the spine (make_room). */
 	hs_node *nodes;
 	uint32_t cap, count;
 	int32_t *index;                 /* open addressing on the hash -> node */
