@@ -450,6 +450,13 @@ void sim_free(sim *s)
 	free(s->poison.h);
 }
 
+/* A replica's own clock: offset from the simulation's and drifting. */
+uint64_t replica_clock(const replica *r)
+{
+	int64_t drift = (int64_t)r->sim->now * r->drift_ppm / 1000000;
+	return r->sim->now + r->clock_offset_ms + (uint64_t)drift;
+}
+
 uint64_t committed_height(const sim *s, uint32_t i)
 {
 	return s->r[i].committed.n - 1;
@@ -509,7 +516,7 @@ void run(sim *s, uint64_t until, stop_fn stop, void *arg)
 		if (s->now == next_tick) {
 			for (uint32_t i = 0; i < N; i++)
 				if (s->r[i].hs) {
-					lg_hs_tick(s->r[i].hs, s->now);
+					lg_hs_tick(s->r[i].hs, replica_clock(&s->r[i]));
 					check_replica(s, i);
 				}
 			next_tick += TICK_MS;

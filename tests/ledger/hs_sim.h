@@ -1,8 +1,9 @@
 /* The simulated HotStuff cluster the consensus core's tests run on, in the
  * style of a VOPR: N replicas of services/ledger/lg_hotstuff in one process,
  * one seed driving everything (each seed picks its own fault rates), a fake
- * clock, a network with per-path delay, loss, duplication, reordering,
- * replay, symmetric and asymmetric partitions, disks that keep only what was
+ * clock (each replica's own, offset and drifting), a network with per-path
+ * delay, loss, duplication, reordering, replay, symmetric and asymmetric
+ * partitions, disks that keep only what was
  * persisted (kills and restarts), a Byzantine replica that lies in every way
  * the protocol must survive, a toy app with a state root, and invariants
  * checked after every step. */
@@ -77,6 +78,8 @@ typedef struct replica {
 	hashlist roots;             /* disk: the app's state root after each committed height */
 	uint64_t persisted_lock;    /* view of the last persisted lock */
 	uint64_t checked_high, checked_lock; /* views of the core's QCs last verified by the observer */
+	uint64_t clock_offset_ms;   /* its clock: the simulation's + offset + drift */
+	int32_t drift_ppm;          /* within +-10%, so the clock never runs backwards */
 } replica;
 
 /* One directed network path. */
@@ -168,6 +171,7 @@ void restart(sim *s, uint32_t i);
 void sim_init(sim *s, uint64_t seed);
 void sim_start(sim *s);
 void sim_free(sim *s);
+uint64_t replica_clock(const replica *r);
 uint64_t committed_height(const sim *s, uint32_t i);
 void run(sim *s, uint64_t until, stop_fn stop, void *arg);
 void set_network(sim *s, uint32_t drop, uint32_t dup, uint32_t corrupt, uint32_t dmin, uint32_t dmax);

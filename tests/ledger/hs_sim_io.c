@@ -257,7 +257,7 @@ static int io_verify(void *ctx, uint32_t who, const uint8_t d[CM_HASH_BYTES], co
 
 static uint64_t io_now(void *ctx)
 {
-	return ((replica *)ctx)->sim->now;
+	return replica_clock((replica *)ctx);
 }
 
 static uint64_t io_random(void *ctx)

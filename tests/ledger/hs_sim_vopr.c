@@ -1,7 +1,8 @@
 /* The seeded simulation runs (see hs_sim.h), VOPR style: one seed picks the
- * fault rates, the network, partitions, crashes, the Byzantine replica's
- * lies and the adversarial stretches of a schedule; a safety phase, then GST
- * and a liveness bound; many seeds per run, or one replayed with a trace. */
+ * fault rates, the network, partitions, crashes, clock offsets and drift,
+ * the Byzantine replica's lies and the adversarial stretches of a schedule;
+ * a safety phase, then GST and a liveness bound; many seeds per run, or one
+ * replayed with a trace. */
 #include "hs_sim.h"
 #include "cm_bytes.h"
 #include "cm_err.h"
@@ -96,6 +97,12 @@ int run_schedule(uint64_t seed, schedule_info *info)
 	s.trace = tr ? atoi(tr) != 0 : getenv("MURI_SIM_SEED") != NULL;
 	static const uint32_t max_blocks[] = {8, 16, 32, 64, 256};
 	s.cfg.max_blocks = max_blocks[below(&s, 5)];
+	if (below(&s, 2)) {
+		for (uint32_t i = 0; i < N; i++) { /* clocks apart and drifting */
+			s.r[i].clock_offset_ms = below(&s, 10000);
+			s.r[i].drift_ppm = (int32_t)below(&s, 200001) - 100000;
+		}
+	}
 	if (below(&s, 2)) {
 		random_byzantine(&s);
 		info->byz++;
