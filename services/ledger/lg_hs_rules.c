@@ -122,6 +122,8 @@ void hs_commit_upto(lg_hs *hs, int32_t i0, const cm_qc *qc0)
 	uint64_t top = hs->nodes[i0].b.height;
 	if (top <= rh)
 		return;
+	if (top - rh > hs->count)
+		return; /* cannot happen: every block in the tree links down to the root */
 	uint32_t len = (uint32_t)(top - rh);
 	int32_t idx = i0;
 	for (uint32_t k = len; k-- > 0;) {

@@ -321,8 +321,10 @@ static int evict_order(int a_lock, uint64_t a_view, int b_lock, uint64_t b_view)
  * at most max_blocks blocks stay; when full, a leaf goes: first blocks
  * beside the locked branch that no replica may vote on (they can be committed
  * only after a newer QC on their branch, which fetches them again: they are
- * on disk), then the lowest view. A block being fetched always gets in; another one only in
- * place of a leaf that goes before it. 0 if b may be inserted. */
+ * on disk), then the lowest view; never b's parent, so that every block in
+ * the tree keeps its ancestry down to the committed tip. A block being
+ * fetched always gets in; another one only in place of a leaf that goes
+ * before it. 0 if b may be inserted. */
 static int make_room(lg_hs *hs, const cm_block *b)
 {
 	uint32_t spine = mark_spine(hs);
@@ -340,6 +342,9 @@ static int make_room(lg_hs *hs, const cm_block *b)
 			if (p >= 0)
 				hs->nodes[p].parent_of = 1;
 		}
+		int32_t pidx = hs_node_find(hs, b->parent);
+		if (pidx >= 0)
+			hs->nodes[pidx].parent_of = 1; /* b's parent stays: b links under it */
 		int32_t best = -1;
 		int best_lock = 0;
 		for (uint32_t i = 0; i < hs->cap; i++) {
@@ -353,7 +358,7 @@ static int make_room(lg_hs *hs, const cm_block *b)
 				best_lock = lk;
 			}
 		}
-		int b_lock = on_live_branch(hs, hs_node_find(hs, b->parent));
+		int b_lock = on_live_branch(hs, pidx);
 		if (best >= 0 && (hs_is_wanted(hs, b->hash) ||
 				  evict_order(best_lock, hs->nodes[best].b.view, b_lock, b->view) < 0)) {
 			hs_node_remove(hs, best);
