@@ -369,6 +369,38 @@ uint64_t lg_hs_committed(const lg_hs *hs, uint8_t hash[CM_HASH_BYTES])
 	return r->height;
 }
 
+int lg_hs_check(lg_hs *hs)
+{
+	uint32_t used = 0;
+	if (hs->root < 0 || (uint32_t)hs->root >= hs->cap || !hs->nodes[hs->root].used) {
+		hs_seterr(hs, "check: the committed tip is not in memory");
+		return CM_ERR_STATE;
+	}
+	for (uint32_t i = 0; i < hs->cap; i++) {
+		const hs_node *nd = &hs->nodes[i];
+		if (!nd->used)
+			continue;
+		used++;
+		if (hs_node_find(hs, nd->b.hash) != (int32_t)i) {
+			hs_seterr(hs, "check: block at height %llu is not indexed", (unsigned long long)nd->b.height);
+			return CM_ERR_STATE;
+		}
+		if ((int32_t)i == hs->root)
+			continue;
+		int32_t p = hs_node_find(hs, nd->b.parent);
+		if (p < 0 || hs->nodes[p].b.height + 1 != nd->b.height || hs->nodes[p].b.view >= nd->b.view) {
+			hs_seterr(hs, "check: block at height %llu (view %llu) does not link to its parent",
+				  (unsigned long long)nd->b.height, (unsigned long long)nd->b.view);
+			return CM_ERR_STATE;
+		}
+	}
+	if (used != hs->count) {
+		hs_seterr(hs, "check: %u blocks in memory, counted %u", used, hs->count);
+		return CM_ERR_STATE;
+	}
+	return CM_OK;
+}
+
 void lg_hs_get_stats(const lg_hs *hs, lg_hs_stats *out)
 {
 	*out = hs->st;

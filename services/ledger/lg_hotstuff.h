@@ -173,6 +173,11 @@ uint32_t lg_hs_timeout_ms(const lg_hs *hs);   /* the current view's timeout */
 uint32_t lg_hs_leader(const lg_hs *hs, uint64_t view);
 void lg_hs_get_stats(const lg_hs *hs, lg_hs_stats *out);
 const char *lg_hs_errmsg(const lg_hs *hs);    /* last error, "" if none */
+/* For tests and simulations: 0 if the replica's internal invariants hold
+ * (every block in memory links down to the committed tip by parent hash,
+ * height and increasing view; the block count is right), else CM_ERR_STATE
+ * with lg_hs_errmsg saying which. Costs O(blocks in memory). */
+int lg_hs_check(lg_hs *hs);
 
 /* NEW-VIEWs sign H(CM_DOM_VOTE || 'N' || chain tag || view || qc view || qc
  * hash), never equal to a vote's preimage. */

@@ -518,6 +518,8 @@ void run(sim *s, uint64_t until, stop_fn stop, void *arg)
 				if (s->r[i].hs) {
 					lg_hs_tick(s->r[i].hs, replica_clock(&s->r[i]));
 					check_replica(s, i);
+					if (!s->failed && lg_hs_check(s->r[i].hs) != CM_OK)
+						sim_fail(s, "replica %u: %s", i, lg_hs_errmsg(s->r[i].hs));
 				}
 			next_tick += TICK_MS;
 			if (stop && stop(s, arg))
