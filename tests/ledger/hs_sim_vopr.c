@@ -205,6 +205,8 @@ uint64_t schedule_seed(uint64_t k)
 int sim_run_seeds(void)
 {
 	const char *env = getenv("MURI_SIM_SEEDS"), *one = getenv("MURI_SIM_SEED");
+	const char *from = getenv("MURI_SIM_FIRST"); /* index of the first seed (0) */
+	long first = from ? atol(from) : 0;
 	long count = env ? atol(env) : DEFAULT_SEEDS;
 	schedule_info info = {0};
 	int failures = 0;
@@ -214,7 +216,7 @@ int sim_run_seeds(void)
 		failures += run_schedule(strtoull(one, NULL, 0), &info);
 		count = 1;
 	} else {
-		for (long k = 0; k < count && failures < 5; k++)
+		for (long k = first; k < first + count && failures < 5; k++)
 			failures += run_schedule(schedule_seed((uint64_t)k), &info);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
