@@ -2,7 +2,9 @@
  * messages its own core wants to send -- equivocation, forks, forged and
  * replayed QCs, votes for unseen blocks, stale and far-future views, other
  * chains' signatures, rejected payloads, wrong state roots, withholding,
- * garbage -- signing only with its own key; and the QC forgeries. */
+ * garbage -- signing its messages only with its own key; and the QC
+ * forgeries, whose signatures over the wrong digests are made with the
+ * test's keys (a stronger adversary than a real one: all must be refused). */
 #include "hs_sim.h"
 #include "cm_bytes.h"
 #include "cm_err.h"
