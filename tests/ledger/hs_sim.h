@@ -188,7 +188,7 @@ int chains_agree(sim *s);
 int current_leader(sim *s);
 int run_schedule(uint64_t seed, schedule_info *info);
 uint64_t schedule_seed(uint64_t k);
-/* Runs MURI_SIM_SEEDS seeded schedules (default 2,000; 400 under
+/* Runs MURI_SIM_SEEDS seeded schedules (default 2,000; 1,000 under
  * AddressSanitizer) from the MURI_SIM_FIRST-th (default 0), or only
  * MURI_SIM_SEED with a trace (MURI_SIM_TRACE=0: without); prints what was
  * covered and how to replay a failing seed. Returns the number that failed. */

@@ -197,7 +197,7 @@ uint64_t schedule_seed(uint64_t k)
 }
 
 #if defined(__SANITIZE_ADDRESS__)
-#define DEFAULT_SEEDS 400     /* the sanitizers make each seed ~5x slower */
+#define DEFAULT_SEEDS 1000    /* the sanitizers make each seed ~3x slower */
 #else
 #define DEFAULT_SEEDS 2000
 #endif
