@@ -67,7 +67,8 @@ typedef struct lg_hs_config {
 	uint32_t base_timeout_ms;    /* pacemaker: first view timeout */
 	uint32_t max_timeout_ms;     /* pacemaker: cap of the doubling */
 	uint32_t max_payload_bytes;  /* larger payloads are rejected */
-	uint32_t max_blocks;         /* uncommitted blocks kept in memory; 0: 256 */
+	uint32_t max_blocks;         /* blocks kept in memory off the locked branch; 0: 256 (the
+	                              * committed tip's branch to the lock and high QC is always kept) */
 	uint32_t max_future_views;   /* proposals/votes accepted ahead of the current view; 0: 64 */
 } lg_hs_config;
 
@@ -122,6 +123,8 @@ typedef struct lg_hs_stats {
 	uint64_t dup_votes;          /* a second vote from a voter in one view */
 	uint64_t equivocations;      /* a second proposal seen for a view */
 	uint64_t dropped_full;       /* a block or request dropped on a full buffer */
+	uint64_t evicted;            /* blocks off the spine dropped from memory for room */
+	uint64_t tree_grown;         /* times the spine outgrew the node array */
 	uint64_t rejected_payloads;  /* validate_payload said no */
 	uint64_t persist_failures;   /* a vote withheld because persist failed */
 	uint64_t votes_sent, proposals, qcs_formed, timeouts, newviews_sent;
@@ -138,8 +141,10 @@ int lg_hs_create(const lg_hs_config *cfg, const lg_hs_io *io, lg_hs **out);
 /* A replica after a restart: st is the last state persist_safety accepted
  * (NULL: none yet), committed the last block io.commit accepted (NULL:
  * genesis), blocks the stored blocks above it (any order; blocks are copied,
- * those not linking to committed are ignored). Blocks decided but not yet
- * committed are committed again from lg_hs_start. */
+ * those not linking to committed or whose justify QC does not verify in full
+ * are ignored). st's QCs are verified in full too (CM_ERR_INVALID if not).
+ * Blocks decided but not yet committed are committed again from
+ * lg_hs_start. */
 int lg_hs_restore(const lg_hs_config *cfg, const lg_hs_io *io, const lg_hs_safety *st,
 		  const cm_block *committed, const cm_block *const *blocks,
 		  size_t nblocks, lg_hs **out);
@@ -168,6 +173,11 @@ uint32_t lg_hs_timeout_ms(const lg_hs *hs);   /* the current view's timeout */
 uint32_t lg_hs_leader(const lg_hs *hs, uint64_t view);
 void lg_hs_get_stats(const lg_hs *hs, lg_hs_stats *out);
 const char *lg_hs_errmsg(const lg_hs *hs);    /* last error, "" if none */
+/* For tests and simulations: 0 if the replica's internal invariants hold
+ * (every block in memory links down to the committed tip by parent hash,
+ * height and increasing view; the block count is right), else CM_ERR_STATE
+ * with lg_hs_errmsg saying which. Costs O(blocks in memory). */
+int lg_hs_check(lg_hs *hs);
 
 /* NEW-VIEWs sign H(CM_DOM_VOTE || 'N' || chain tag || view || qc view || qc
  * hash), never equal to a vote's preimage. */
