@@ -295,9 +295,17 @@ size_t lg_mempool_take(lg_mempool *m, size_t max_txs, size_t max_bytes, uint64_t
 		if (t->in_flight_since)
 			continue;
 		struct sender *s = t->sender;
-		uint64_t expect = nonce(nonce_arg, s->pk) + s->in_flight;
-		/* take the sender's consecutive nonces from `expect` on */
-		for (size_t i = sender_lower_bound(s, expect); i < s->n && n < max_txs; i++) {
+		/* the run of nonces from the committed one on: those in flight
+		 * (in a pending block) first, then the ones to take; a nonce
+		 * missing here ends it (it may be in flight elsewhere, or lost:
+		 * a later nonce is never proposed past a gap) */
+		uint64_t expect = nonce(nonce_arg, s->pk);
+		size_t i = sender_lower_bound(s, expect);
+		while (i < s->n && s->txs[i]->nonce == expect && s->txs[i]->in_flight_since) {
+			i++;
+			expect++;
+		}
+		for (; i < s->n && n < max_txs; i++) {
 			struct tx *u = s->txs[i];
 			if (u->nonce != expect || u->in_flight_since || bytes + u->len > max_bytes)
 				break;

@@ -47,8 +47,9 @@ int lg_mempool_add(lg_mempool *m, const uint8_t hash[CM_HASH_BYTES],
 
 /* Picks up to max_txs transactions of at most max_bytes in all for a
  * proposal at time now_ms: oldest first, and per sender only the nonces
- * that follow the committed one and those already in flight. Marks them in
- * flight. Writes them to out (capacity max_txs) and returns their count.
+ * that continue, without a gap, the run from the committed nonce through
+ * those held here in flight (a nonce known only to other replicas' pending
+ * blocks holds back the later ones). Marks them in flight. Writes them to out (capacity max_txs) and returns their count.
  * Every taken batch must be handed back with lg_mempool_release. */
 size_t lg_mempool_take(lg_mempool *m, size_t max_txs, size_t max_bytes, uint64_t now_ms,
 		       lg_nonce_fn nonce, void *nonce_arg, lg_mempool_tx *out);

@@ -18,6 +18,7 @@
 #include "cm_rpc.h"
 #include "consensus.pb-c.h"
 #include "ledger.pb-c.h"
+#include "types.pb-c.h"
 #include "lg_tx.h"
 
 #include <arpa/inet.h>
@@ -346,8 +347,25 @@ static int run(int block_max, double *tps, double *p50, double *p99, double *mea
 		*p99 = nl ? lat[nl * 99 / 100] : 0;
 		*mean_block = atomic_load(&blocks_seen) ? (double)nl / (double)atomic_load(&blocks_seen) : 0;
 		if (nl < ntx) {
-			fprintf(stderr, "only %zu of %zu transactions committed (%zu submit errors)\n", nl, ntx,
+			fprintf(stderr, "only %zu of %zu transactions committed (%zu submit errors); replicas:", nl, ntx,
 				atomic_load(&submit_errors));
+			for (int i = 0; i < N_REPLICAS; i++) {
+				Muri__V1__StatusRequest sr = MURI__V1__STATUS_REQUEST__INIT;
+				ProtobufCMessage *m = NULL;
+				cm_rpc_status st;
+				if (cm_rpc_unary(clients[i], "/muri.v1.Ledger/Status", &sr.base,
+						 &muri__v1__status_response__descriptor, &m, 5000, &st) != CM_OK)
+					continue;
+				Muri__V1__StatusResponse *r = (Muri__V1__StatusResponse *)m;
+				fprintf(stderr, " [%d", i);
+				for (size_t j = 0; j < r->n_details; j++)
+					if (!strcmp(r->details[j]->key, "height") || !strcmp(r->details[j]->key, "mempool") ||
+					    !strcmp(r->details[j]->key, "view"))
+						fprintf(stderr, " %s=%s", r->details[j]->key, r->details[j]->value);
+				fprintf(stderr, "]");
+				protobuf_c_message_free_unpacked(m, NULL);
+			}
+			fprintf(stderr, "\n");
 			rc = -1;
 		}
 		free(lat);
