@@ -78,21 +78,27 @@ static int lg_status(void *arg, cm_rpc_call *call, Muri__V1__StatusResponse **ou
 	if (code != GRPC_STATUS_OK)
 		return code;
 	lg_node_status_details(c->node, call, *out);
-	/* one more detail: "diverged" = "no", or why this replica stopped */
+	/* two more details: "diverged" = "no" or why this replica stopped, and
+	 * "sig_checks", the transactions whose signature it checked in full */
 	Muri__V1__StatusResponse *r = *out;
-	char why[600] = "no";
+	char why[600] = "no", checks[24];
 	lg_node_diverged(c->node, why, sizeof(why));
-	Muri__V1__StatusResponse__DetailsEntry **d = cm_rpc_alloc(call, (r->n_details + 1) * sizeof(*d));
-	Muri__V1__StatusResponse__DetailsEntry *e = cm_rpc_alloc(call, sizeof(*e));
-	if (!d || !e)
+	snprintf(checks, sizeof(checks), "%llu", (unsigned long long)lg_node_sig_checks(c->node));
+	const char *keys[2] = {"diverged", "sig_checks"}, *vals[2] = {why, checks};
+	Muri__V1__StatusResponse__DetailsEntry **d = cm_rpc_alloc(call, (r->n_details + 2) * sizeof(*d));
+	if (!d)
 		return code;
 	memcpy(d, r->details, r->n_details * sizeof(*d));
-	muri__v1__status_response__details_entry__init(e);
-	e->key = "diverged";
-	e->value = cm_rpc_strdup(call, why);
-	d[r->n_details] = e;
+	for (int i = 0; i < 2; i++) {
+		Muri__V1__StatusResponse__DetailsEntry *e = cm_rpc_alloc(call, sizeof(*e));
+		if (!e)
+			return code;
+		muri__v1__status_response__details_entry__init(e);
+		e->key = (char *)keys[i];
+		e->value = cm_rpc_strdup(call, vals[i]);
+		d[r->n_details++] = e;
+	}
 	r->details = d;
-	r->n_details++;
 	return code;
 }
 

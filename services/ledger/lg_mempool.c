@@ -27,6 +27,7 @@ struct sender {
 	struct tx **txs; /* sorted by nonce */
 	size_t n, cap;
 	size_t in_flight;
+	uint64_t nonce_epoch, nonce; /* the committed nonce as read in call nonce_epoch */
 };
 
 /* Open addressing, linear probing; keys are 32 uniformly distributed bytes. */
@@ -45,7 +46,18 @@ struct lg_mempool {
 	struct tx *head, *tail;
 	struct map by_hash, by_sender;
 	size_t count, bytes;
+	uint64_t epoch; /* one per take / requeue call: a sender's nonce is read once a call */
 };
+
+/* The sender's committed nonce, read once per call (epoch). */
+static uint64_t sender_nonce(lg_mempool *m, struct sender *s, lg_nonce_fn nonce, void *arg)
+{
+	if (s->nonce_epoch != m->epoch) {
+		s->nonce = nonce(arg, s->pk);
+		s->nonce_epoch = m->epoch;
+	}
+	return s->nonce;
+}
 
 static uint64_t key_hash(const uint8_t *k)
 {
@@ -291,6 +303,7 @@ size_t lg_mempool_take(lg_mempool *m, size_t max_txs, size_t max_bytes, uint64_t
 	if (now_ms == 0)
 		now_ms = 1;
 	pthread_mutex_lock(&m->mu);
+	m->epoch++;
 	for (struct tx *t = m->head; t && n < max_txs; t = t->next) {
 		if (t->in_flight_since)
 			continue;
@@ -299,7 +312,7 @@ size_t lg_mempool_take(lg_mempool *m, size_t max_txs, size_t max_bytes, uint64_t
 		 * (in a pending block) first, then the ones to take; a nonce
 		 * missing here ends it (it may be in flight elsewhere, or lost:
 		 * a later nonce is never proposed past a gap) */
-		uint64_t expect = nonce(nonce_arg, s->pk);
+		uint64_t expect = sender_nonce(m, s, nonce, nonce_arg);
 		size_t i = sender_lower_bound(s, expect);
 		while (i < s->n && s->txs[i]->nonce == expect && s->txs[i]->in_flight_since) {
 			i++;
@@ -366,9 +379,10 @@ size_t lg_mempool_requeue_stale(lg_mempool *m, uint64_t now_ms, uint64_t age_ms,
 {
 	size_t again = 0;
 	pthread_mutex_lock(&m->mu);
+	m->epoch++;
 	for (struct tx *t = m->head, *next; t; t = next) {
 		next = t->next; /* drop() unlinks only t */
-		if (nonce(nonce_arg, t->sender->pk) > t->nonce) {
+		if (sender_nonce(m, t->sender, nonce, nonce_arg) > t->nonce) {
 			drop(m, t);
 			continue;
 		}

@@ -31,6 +31,11 @@ void lg_node_reader_put(lg_node *n, lg_store *s)
 	pthread_mutex_unlock(&n->pool_mu);
 }
 
+uint64_t lg_node_sig_checks(lg_node *n)
+{
+	return atomic_load(&n->sig_checks);
+}
+
 int lg_node_replica_of(lg_node *n, const uint8_t pk[CM_PK_BYTES])
 {
 	for (uint32_t i = 0; i < n->n; i++)

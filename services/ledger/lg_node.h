@@ -57,6 +57,8 @@ void lg_node_close(lg_node *n);
  * block carries (it then votes and commits nothing more; see
  * lg_node_chain.c); why receives the heights and both roots unless NULL. */
 int lg_node_diverged(lg_node *n, char *why, size_t len);
+/* Transactions whose signature this replica checked (cache misses). */
+uint64_t lg_node_sig_checks(lg_node *n);
 /* Adds height, view, state root and counters to a Status response. */
 void lg_node_status_details(lg_node *n, cm_rpc_call *call, Muri__V1__StatusResponse *r);
 

@@ -183,6 +183,7 @@ static void beacon_next(uint8_t out[CM_HASH_BYTES], const uint8_t parent[CM_HASH
  * is. */
 int lg_node_open_tx(lg_node *n, const Muri__V1__SignedTransaction *stx, lg_tx *tx, char *err, size_t errlen)
 {
+	atomic_fetch_add(&n->sig_checks, 1);
 	if (!n->unsigned_noops)
 		return lg_tx_open(stx, n->genesis->chain_id, 0, tx, err, errlen);
 	int rc = lg_tx_open(stx, n->genesis->chain_id, LG_TX_SKIP_SIG, tx, err, errlen);

@@ -122,6 +122,7 @@ struct lg_node {
 	uint64_t txs_committed, txs_failed;
 
 	struct lg_vpool *vpool;           /* signature verifiers (lg_node_verify.c) */
+	atomic_uint_fast64_t sig_checks;  /* transactions checked in full (not from the cache) */
 	pthread_mutex_t vmu;
 	uint8_t (*vcache)[CM_HASH_BYTES]; /* signed keys (lg_node_signed_key) that passed lg_node_open_tx */
 	int unsigned_noops;               /* the genesis parameter: Noops need no signature */

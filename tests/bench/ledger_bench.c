@@ -228,7 +228,7 @@ static int write_genesis(const char *path, cm_keypair *reps, cm_keypair *senders
 	return fclose(f);
 }
 
-static int run(int block_max, double *tps, double *p50, double *p99, double *mean_block)
+static int run(int block_max, double *tps, double *p50, double *p99, double *mean_block, double *checks_per_tx)
 {
 	char dir[] = "/tmp/muri-ledger-bench-XXXXXX";
 	if (!mkdtemp(dir))
@@ -346,6 +346,22 @@ static int run(int block_max, double *tps, double *p50, double *p99, double *mea
 		*p50 = nl ? lat[nl / 2] : 0;
 		*p99 = nl ? lat[nl * 99 / 100] : 0;
 		*mean_block = atomic_load(&blocks_seen) ? (double)nl / (double)atomic_load(&blocks_seen) : 0;
+		/* signature checks made by the replicas, per committed transaction */
+		uint64_t checks = 0;
+		for (int i = 0; i < N_REPLICAS; i++) {
+			Muri__V1__StatusRequest sr = MURI__V1__STATUS_REQUEST__INIT;
+			ProtobufCMessage *m = NULL;
+			cm_rpc_status st;
+			if (cm_rpc_unary(clients[i], "/muri.v1.Ledger/Status", &sr.base, &muri__v1__status_response__descriptor,
+					 &m, 5000, &st) != CM_OK)
+				continue;
+			Muri__V1__StatusResponse *r = (Muri__V1__StatusResponse *)m;
+			for (size_t j = 0; j < r->n_details; j++)
+				if (!strcmp(r->details[j]->key, "sig_checks"))
+					checks += strtoull(r->details[j]->value, NULL, 10);
+			protobuf_c_message_free_unpacked(m, NULL);
+		}
+		*checks_per_tx = nl ? (double)checks / (double)nl : 0;
 		if (nl < ntx) {
 			fprintf(stderr, "only %zu of %zu transactions committed (%zu submit errors); replicas:", nl, ntx,
 				atomic_load(&submit_errors));
@@ -453,16 +469,17 @@ int main(int argc, char **argv)
 		       us, bad ? " (FAILED)" : "", cores, cores * 1e6 / (4 * us), la[0]);
 		cm_keypair_wipe(&k);
 	}
-	printf("%12s %14s %12s %12s %16s\n", "block max", "committed/s", "p50 ms", "p99 ms", "txs per block");
+	printf("%12s %14s %12s %12s %16s %18s\n", "block max", "committed/s", "p50 ms", "p99 ms", "txs per block",
+	       "sig checks per tx");
 	int failed = 0;
 	for (int i = 0; i < nblocks; i++) {
-		double tps, p50, p99, mb;
-		if (run(blocks[i], &tps, &p50, &p99, &mb) != 0) {
+		double tps, p50, p99, mb, cpt;
+		if (run(blocks[i], &tps, &p50, &p99, &mb, &cpt) != 0) {
 			printf("%12d %14s\n", blocks[i], "failed");
 			failed = 1;
 			continue;
 		}
-		printf("%12d %14.0f %12.1f %12.1f %16.0f\n", blocks[i], tps, p50, p99, mb);
+		printf("%12d %14.0f %12.1f %12.1f %16.0f %18.2f\n", blocks[i], tps, p50, p99, mb, cpt);
 		fflush(stdout);
 	}
 	return failed;
