@@ -308,16 +308,13 @@ size_t lg_mempool_take(lg_mempool *m, size_t max_txs, size_t max_bytes, uint64_t
 		if (t->in_flight_since)
 			continue;
 		struct sender *s = t->sender;
-		/* the run of nonces from the committed one on: those in flight
-		 * (in a pending block) first, then the ones to take; a nonce
-		 * missing here ends it (it may be in flight elsewhere, or lost:
-		 * a later nonce is never proposed past a gap) */
+		/* nonce() is the next nonce after the committed state and the
+		 * pending blocks the proposal extends: take the consecutive run
+		 * from there, stopping at a gap (never a later nonce past a
+		 * missing one) or at one in flight in some other block (it is
+		 * offered again if that block is abandoned) */
 		uint64_t expect = sender_nonce(m, s, nonce, nonce_arg);
 		size_t i = sender_lower_bound(s, expect);
-		while (i < s->n && s->txs[i]->nonce == expect && s->txs[i]->in_flight_since) {
-			i++;
-			expect++;
-		}
 		for (; i < s->n && n < max_txs; i++) {
 			struct tx *u = s->txs[i];
 			if (u->nonce != expect || u->in_flight_since || bytes + u->len > max_bytes)

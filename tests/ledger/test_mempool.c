@@ -101,9 +101,11 @@ static void test_take_follows_nonces(void)
 	tx_hash(h, 1, 0);
 	TAP_CHECK(n == 4 && memcmp(out[3].hash, h, CM_HASH_BYTES) == 0);
 	lg_mempool_release(m, out, n);
-	/* nothing more until 1:1 arrives; then it and 1:2 follow */
+	/* nothing more until 1:1 arrives; then it and 1:2 follow (the next
+	 * proposal extends the first: there sender 1's next nonce is 1) */
 	TAP_EQ(lg_mempool_take(m, 100, 100000, 1001, nonce_of, NULL, out), 0);
 	TAP_EQ(add(m, 1, 1, 10), CM_OK);
+	committed[1] = 1;
 	n = lg_mempool_take(m, 100, 100000, 1002, nonce_of, NULL, out);
 	TAP_EQ(n, 2);
 	lg_mempool_release(m, out, n);
@@ -166,6 +168,11 @@ static void test_mark_in_flight_from_peer(void)
 	uint8_t h[1][CM_HASH_BYTES];
 	tx_hash(h[0], 2, 0);
 	lg_mempool_mark_in_flight(m, (const uint8_t(*)[CM_HASH_BYTES])h, 1, 10);
+	/* not on the branch being extended: 2:0 is in flight elsewhere, 2:1
+	 * waits (proposing it without 2:0 would make it fail) */
+	TAP_EQ(lg_mempool_take(m, 100, 100000, 15, nonce_of, NULL, out), 0);
+	/* the peer's block with 2:0 is the parent: its nonce is used there */
+	committed[2] = 1;
 	size_t n = lg_mempool_take(m, 100, 100000, 20, nonce_of, NULL, out);
 	TAP_EQ(n, 1); /* 2:1 follows the peer's 2:0 */
 	uint8_t e[CM_HASH_BYTES];
