@@ -128,7 +128,7 @@ static void *consensus_main(void *arg)
 			pthread_mutex_unlock(&n->cmu);
 			cm_gauge_set(n->m_view, (double)n->view);
 			cm_gauge_set(n->m_mempool, (double)lg_mempool_count(n->mp));
-			if (now - n->last_requeue >= 1000) {
+			if (now - n->last_requeue >= REQUEUE_EVERY_MS) {
 				lg_mempool_requeue_stale(n->mp, now, STALE_MS, lg_node_committed_nonce, n);
 				n->last_requeue = now;
 			}

@@ -39,7 +39,9 @@
 #define BEACON_CACHE 64         /* recent (block hash -> beacon, time, state height and root) */
 #define VCACHE_SLOTS (1u << 18) /* verified transaction signatures remembered (8 MiB) */
 #define PRUNE_EVERY 64          /* commits between prunes of the block tree */
-#define STALE_MS 3000           /* a proposed transaction not committed by then is offered again */
+#define STALE_MS 500            /* a proposed transaction not committed by then is offered again (never
+				 * twice on one branch: proposals follow the nonces of the blocks they extend) */
+#define REQUEUE_EVERY_MS 100
 #define CLOCK_SKEW_MS 10000     /* how far ahead of ours a proposer's clock may be */
 #define FOLLOW_POLL_MS 200
 #define LG_NODE_VERIFIERS_MAX 256

@@ -11,7 +11,10 @@
  * transaction over the cores.
  * With --rate the load is offered at a fixed rate, so latency is measured
  * below saturation rather than behind a queue.
- *   ledger-bench [--txs N] [--senders S] [--threads T] [--blocks 500,2000,8000] [--rate R] [--noop] */
+ * --batch sets the transactions per SubmitTransactions call (default 250);
+ * a round of 4 such calls leaves at once, so with --rate a smaller batch
+ * offers the load more evenly.
+ *   ledger-bench [--txs N] [--senders S] [--threads T] [--blocks 500,2000,8000] [--rate R] [--batch B] [--noop] */
 #include "tproc.h"
 #include "cm_crypto.h"
 #include "cm_err.h"
@@ -109,12 +112,14 @@ static int free_port(void)
 	return ntohs(a.sin_port);
 }
 
-#define BATCH 250 /* transactions per SubmitTransactions call to one replica */
+#define BATCH_MAX 1000
+static int batch_size = 250; /* transactions per SubmitTransactions call to one replica (--batch) */
 
 static void *submit_main(void *arg)
 {
 	cm_rpc_client **clients = arg;
-	Muri__V1__SignedTransaction *batch[BATCH];
+	Muri__V1__SignedTransaction *batch[BATCH_MAX];
+	const size_t BATCH = (size_t)batch_size;
 	for (;;) {
 		size_t start = atomic_fetch_add(&next_tx, (size_t)N_REPLICAS * BATCH);
 		if (start >= ntx)
@@ -427,6 +432,8 @@ int main(int argc, char **argv)
 			nsenders = atoi(argv[++i]);
 		else if (i + 1 < argc && !strcmp(argv[i], "--rate"))
 			rate = atof(argv[++i]);
+		else if (i + 1 < argc && !strcmp(argv[i], "--batch"))
+			batch_size = atoi(argv[++i]);
 		else if (i + 1 < argc && !strcmp(argv[i], "--threads"))
 			nthreads = atoi(argv[++i]);
 		else if (i + 1 < argc && !strcmp(argv[i], "--blocks")) {
@@ -434,12 +441,13 @@ int main(int argc, char **argv)
 			for (char *p = strtok(argv[++i], ","); p && nblocks < 8; p = strtok(NULL, ","))
 				blocks[nblocks++] = atoi(p);
 		} else {
-			fprintf(stderr, "usage: ledger-bench [--txs N] [--senders S] [--threads T] [--blocks a,b,c] [--rate R] [--noop]\n");
+			fprintf(stderr, "usage: ledger-bench [--txs N] [--senders S] [--threads T] [--blocks a,b,c] [--rate R] [--batch B] [--noop]\n");
 			return 2;
 		}
 	}
-	if (ntx < 1000 || ntx > (1u << 24) || nsenders < 1 || nthreads < 1 || nthreads > 256) {
-		fprintf(stderr, "--txs 1000..16M, --senders >= 1, --threads 1..256\n");
+	if (ntx < 1000 || ntx > (1u << 24) || nsenders < 1 || nthreads < 1 || nthreads > 256 || batch_size < 1 ||
+	    batch_size > BATCH_MAX) {
+		fprintf(stderr, "--txs 1000..16M, --senders >= 1, --threads 1..256, --batch 1..1000\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -448,7 +456,7 @@ int main(int argc, char **argv)
 	       ntx, noop ? "unsigned no-op transactions" : "signed transfers", nsenders, nthreads,
 	       rate > 0 ? "at a fixed rate" : "as fast as accepted");
 	if (rate > 0)
-		printf("offered load: %.0f transactions/s\n", rate);
+		printf("offered load: %.0f transactions/s in rounds of %d x %d\n", rate, N_REPLICAS, batch_size);
 	/* one signature verification, measured here and now */
 	{
 		cm_keypair k;
