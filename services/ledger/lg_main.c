@@ -22,6 +22,7 @@ typedef struct lg_config {
 	int64_t net_queue;
 	int64_t relay_queue;
 	int64_t relay_batch;
+	int64_t relay_inbox;
 	int64_t verifier_threads;
 	int64_t read_connections;
 	int64_t max_wait_ms;
@@ -55,6 +56,8 @@ static const cm_config_key lg_keys[] = {
 	 "admitted transactions queued for one peer's relay (beyond, that peer does not get them)", NULL},
 	{"relay_batch", CM_CFG_INT, offsetof(lg_config, relay_batch), "256", 1, 10000,
 	 "transactions per Relay call to a peer", NULL},
+	{"relay_inbox", CM_CFG_INT, offsetof(lg_config, relay_inbox), "1024", 1, 1000000,
+	 "inbound Relay batches waiting for admission (beyond, a batch is dropped)", NULL},
 	{"verifier_threads", CM_CFG_INT, offsetof(lg_config, verifier_threads), "0", 0, 256,
 	 "signature verifier threads; 0: one per core", NULL},
 	{"read_connections", CM_CFG_INT, offsetof(lg_config, read_connections), "4", 1, 256,
@@ -132,6 +135,7 @@ static int lg_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.net_queue = (uint32_t)c->cfg.net_queue,
 		.relay_queue = (uint32_t)c->cfg.relay_queue,
 		.relay_batch = (uint32_t)c->cfg.relay_batch,
+		.relay_inbox = (uint32_t)c->cfg.relay_inbox,
 		.verifier_threads = (uint32_t)c->cfg.verifier_threads,
 		.readers = (uint32_t)c->cfg.read_connections,
 		.max_wait_ms = (uint32_t)c->cfg.max_wait_ms,

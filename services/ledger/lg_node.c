@@ -289,6 +289,8 @@ int lg_node_open(const lg_node_opts *o, lg_node **out, char *err, size_t errlen)
 	pthread_mutex_init(&n->cmu, NULL);
 	cm_cond_init(&n->ccv);
 	pthread_mutex_init(&n->vmu, NULL);
+	pthread_mutex_init(&n->rmu, NULL);
+	pthread_cond_init(&n->rcv, NULL);
 	int rc = lg_genesis_load(o->genesis_path, &n->genesis, err, errlen);
 	if (rc != CM_OK)
 		goto fail;
@@ -418,6 +420,15 @@ int lg_node_start(lg_node *n, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start the fetch thread");
 		return CM_ERR_NOMEM;
 	}
+	if (lg_node_relay_start(n) != CM_OK) {
+		atomic_store(&n->stopping, 1);
+		pthread_cond_broadcast(&n->qcv);
+		pthread_cond_broadcast(&n->fcv);
+		pthread_join(n->cthread, NULL);
+		pthread_join(n->fthread, NULL);
+		snprintf(err, errlen, "cannot start the relay thread");
+		return CM_ERR_NOMEM;
+	}
 	n->started = 1;
 	return CM_OK;
 }
@@ -440,6 +451,7 @@ void lg_node_stop(lg_node *n)
 		pthread_join(n->fthread, NULL);
 		n->started = 0;
 	}
+	lg_node_relay_stop(n);
 	if (n->net)
 		lg_net_stop(n->net);
 }

@@ -33,6 +33,7 @@ typedef struct lg_node_opts {
 	uint32_t net_queue;            /* messages queued per peer */
 	uint32_t relay_queue;          /* admitted transactions queued per peer for relay (0: 65536) */
 	uint32_t relay_batch;          /* transactions per Relay call (0: 256) */
+	uint32_t relay_inbox;          /* inbound Relay batches waiting for admission */
 	uint32_t verifier_threads;     /* signature verifier threads (0: one per core) */
 	uint32_t readers;              /* read-only SQLite connections for queries */
 	uint32_t max_wait_ms;          /* longest SubmitTransaction wait_commit */

@@ -124,6 +124,13 @@ struct lg_node {
 	uint64_t txs_committed, txs_failed;
 
 	struct lg_vpool *vpool;           /* signature verifiers (lg_node_verify.c) */
+	pthread_mutex_t rmu;              /* the relay inbox (lg_node_admit.c) */
+	pthread_cond_t rcv;
+	struct relay_item *rhead, *rtail;
+	size_t rlen;
+	uint64_t relay_inbox_dropped;
+	pthread_t rthread;
+	int rstarted;
 	atomic_uint_fast64_t sig_checks;  /* transactions checked in full (not from the cache) */
 	pthread_mutex_t vmu;
 	uint8_t (*vcache)[CM_HASH_BYTES]; /* signed keys (lg_node_signed_key) that passed lg_node_open_tx */
@@ -170,9 +177,16 @@ void lg_node_verifiers_stop(lg_node *n);
 /* If msg is a PROPOSAL, checks its transactions now (on the calling RPC
  * thread and the pool), so that the vote finds them in the cache. */
 void lg_node_preverify(lg_node *n, const uint8_t *msg, size_t len);
-/* Inbound Consensus.Relay (lg_node_admit.c): verified and admitted like
- * client transactions, never relayed again. */
+/* Inbound Consensus.Relay (lg_node_admit.c): copied into the relay inbox
+ * (bounded by relay_inbox batches; beyond, dropped and counted) for the
+ * relay thread, which admits them with lg_node_relay_admit. */
 void lg_node_on_relay(void *arg, uint32_t from, Muri__V1__SignedTransaction *const *txs, size_t count);
+/* Verifies and admits relayed transactions like client ones, except that
+ * they are never relayed again; those already held are skipped. */
+void lg_node_relay_admit(lg_node *n, uint32_t from, Muri__V1__SignedTransaction *const *txs, size_t count);
+int lg_node_relay_start(lg_node *n);
+/* Joins the relay thread (after stopping is set) and frees the inbox. */
+void lg_node_relay_stop(lg_node *n);
 /* A read-only store from the pool (waits for a free one); give it back. */
 lg_store *lg_node_reader_get(lg_node *n);
 void lg_node_reader_put(lg_node *n, lg_store *s);

@@ -48,7 +48,7 @@ static lg_node *open_node(int replica, const char *name)
 			  .base_timeout_ms = 500, .max_timeout_ms = 4000, .tick_ms = 5,
 			  .max_payload_bytes = 1 << 22,
 			  .mempool_max_txs = 1000, .mempool_max_bytes = 1 << 24, .mempool_per_sender = 1000,
-			  .inbox_max = 1000, .net_queue = 16, .readers = 1, .max_wait_ms = 1000};
+			  .inbox_max = 1000, .net_queue = 16, .readers = 1, .max_wait_ms = 1000, .relay_inbox = 4};
 	lg_node *n = NULL;
 	int rc = lg_node_open(&o, &n, err, sizeof(err));
 	if (rc != CM_OK)
@@ -464,16 +464,21 @@ static void test_relay_admission(void)
 	memcpy(sig, bad.signature.data, CM_SIG_BYTES);
 	bad.signature.data[3] ^= 1;
 	Muri__V1__SignedTransaction *batch[3] = {&good, &bad, &good};
-	lg_node_on_relay(p, 2, batch, 3);
+	lg_node_relay_admit(p, 2, batch, 3);
 	TAP_EQ(lg_mempool_count(p->mp), 1);
 	TAP_EQ(lg_mempool_contains(p->mp, hg), 1);
 	TAP_EQ(lg_mempool_contains(p->mp, hb), 0);
-	lg_node_on_relay(p, 3, batch, 1); /* again, from another peer */
+	lg_node_relay_admit(p, 3, batch, 1); /* again, from another peer */
 	TAP_EQ(lg_mempool_count(p->mp), 1);
 	lg_net_stats st;
 	lg_net_get_stats(p->net, &st);
 	TAP_EQ(st.relay_queued, 0); /* nothing relayed onwards */
 	TAP_EQ(st.relay_dropped, 0);
+	/* the inbox of Relay calls holds at most relay_inbox batches */
+	for (int i = 0; i < 10; i++)
+		lg_node_on_relay(p, 1, batch, 1);
+	TAP_EQ(p->rlen, 4);
+	TAP_EQ(p->relay_inbox_dropped, 6);
 	lg_tx_signed_clear(&good);
 	lg_tx_signed_clear(&bad);
 	lg_node_close(p);
