@@ -20,6 +20,11 @@ static int admit(lg_node *n, const Muri__V1__SignedTransaction *stx, int relayed
 	/* the memo of the full check (lg_node_check_tx), keyed on the whole
 	 * signed transaction: a hit still decodes, without the signature */
 	lg_tx_hash(stx->body.data, stx->body.len, th);
+	memcpy(hash, th, CM_HASH_BYTES);
+	if (atomic_load(&n->diverged)) {
+		snprintf(msg, msglen, "this replica stopped: its state diverged from the chain's (see Status)");
+		return GRPC_STATUS_UNAVAILABLE;
+	}
 	lg_node_signed_key(th, &stx->signature, key);
 	if (lg_node_vcache_has(n, key)) {
 		rc = lg_tx_open(stx, n->genesis->chain_id, LG_TX_SKIP_SIG, &tx, err, sizeof(err));

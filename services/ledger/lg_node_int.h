@@ -37,7 +37,7 @@
 #define FETCH_SLOTS 16          /* distinct block requests waiting for the fetcher */
 #define FETCH_BATCH 64          /* blocks per FetchBlocks call */
 #define BEACON_CACHE 64         /* recent (block hash -> beacon, time, state height and root) */
-#define VCACHE_SLOTS (1u << 18) /* verified transaction signatures remembered (8 MiB) */
+#define VCACHE_SLOTS (1u << 18) /* signed transactions remembered as verified (8 MiB, direct-mapped) */
 #define PRUNE_EVERY 64          /* commits between prunes of the block tree */
 #define STALE_MS 500            /* a proposed transaction not committed by then is offered again (never
 				 * twice on one branch: proposals follow the nonces of the blocks they extend) */
