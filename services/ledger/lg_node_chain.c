@@ -31,17 +31,46 @@ void lg_node_signed_key(const uint8_t tx_hash[CM_HASH_BYTES], const ProtobufCBin
 	cm_hasher_final(&x, key);
 }
 
+/* The cache is 4-way set associative: a key lives in one set of 4 slots
+ * (an empty slot first, else a way picked by other bits of the key), so
+ * keys of different transactions rarely evict each other before the cache
+ * is full. */
+#define VCACHE_WAYS 4
+
+static uint8_t (*vcache_set(lg_node *n, const uint8_t key[CM_HASH_BYTES]))[CM_HASH_BYTES]
+{
+	return &n->vcache[(lg_node_hash64(key) & (VCACHE_SLOTS / VCACHE_WAYS - 1)) * VCACHE_WAYS];
+}
+
 void lg_node_vcache_add(lg_node *n, const uint8_t key[CM_HASH_BYTES])
 {
+	static const uint8_t empty[CM_HASH_BYTES];
+	uint8_t(*set)[CM_HASH_BYTES] = vcache_set(n, key);
 	pthread_mutex_lock(&n->vmu);
-	memcpy(n->vcache[lg_node_hash64(key) & (VCACHE_SLOTS - 1)], key, CM_HASH_BYTES);
+	int way = -1;
+	for (int i = 0; i < VCACHE_WAYS; i++) {
+		if (memcmp(set[i], key, CM_HASH_BYTES) == 0) {
+			way = -2;
+			break;
+		}
+		if (way == -1 && memcmp(set[i], empty, CM_HASH_BYTES) == 0)
+			way = i;
+	}
+	if (way != -2) {
+		if (way < 0)
+			way = (int)(key[9] % VCACHE_WAYS);
+		memcpy(set[way], key, CM_HASH_BYTES);
+	}
 	pthread_mutex_unlock(&n->vmu);
 }
 
 int lg_node_vcache_has(lg_node *n, const uint8_t key[CM_HASH_BYTES])
 {
+	uint8_t(*set)[CM_HASH_BYTES] = vcache_set(n, key);
+	int yes = 0;
 	pthread_mutex_lock(&n->vmu);
-	int yes = memcmp(n->vcache[lg_node_hash64(key) & (VCACHE_SLOTS - 1)], key, CM_HASH_BYTES) == 0;
+	for (int i = 0; i < VCACHE_WAYS && !yes; i++)
+		yes = memcmp(set[i], key, CM_HASH_BYTES) == 0;
 	pthread_mutex_unlock(&n->vmu);
 	return yes;
 }
