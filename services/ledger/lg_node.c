@@ -461,6 +461,7 @@ void lg_node_close(lg_node *n)
 	if (!n)
 		return;
 	lg_node_stop(n);
+	lg_node_relay_stop(n); /* Relay calls that came after the stop */
 	lg_node_verifiers_stop(n);
 	lg_hs_destroy(n->hs);
 	lg_net_free(n->net);
