@@ -22,6 +22,7 @@ typedef struct lg_config {
 	int64_t net_queue;
 	int64_t relay_queue;
 	int64_t relay_batch;
+	int64_t relay_inbox;
 	int64_t verifier_threads;
 	int64_t read_connections;
 	int64_t max_wait_ms;
@@ -55,6 +56,8 @@ static const cm_config_key lg_keys[] = {
 	 "admitted transactions queued for one peer's relay (beyond, that peer does not get them)", NULL},
 	{"relay_batch", CM_CFG_INT, offsetof(lg_config, relay_batch), "256", 1, 10000,
 	 "transactions per Relay call to a peer", NULL},
+	{"relay_inbox", CM_CFG_INT, offsetof(lg_config, relay_inbox), "1024", 1, 1000000,
+	 "inbound Relay batches waiting for admission (beyond, a batch is dropped)", NULL},
 	{"verifier_threads", CM_CFG_INT, offsetof(lg_config, verifier_threads), "0", 0, 256,
 	 "signature verifier threads; 0: one per core", NULL},
 	{"read_connections", CM_CFG_INT, offsetof(lg_config, read_connections), "4", 1, 256,
@@ -78,21 +81,27 @@ static int lg_status(void *arg, cm_rpc_call *call, Muri__V1__StatusResponse **ou
 	if (code != GRPC_STATUS_OK)
 		return code;
 	lg_node_status_details(c->node, call, *out);
-	/* one more detail: "diverged" = "no", or why this replica stopped */
+	/* two more details: "diverged" = "no" or why this replica stopped, and
+	 * "sig_checks", the transactions whose signature it checked in full */
 	Muri__V1__StatusResponse *r = *out;
-	char why[600] = "no";
+	char why[600] = "no", checks[24];
 	lg_node_diverged(c->node, why, sizeof(why));
-	Muri__V1__StatusResponse__DetailsEntry **d = cm_rpc_alloc(call, (r->n_details + 1) * sizeof(*d));
-	Muri__V1__StatusResponse__DetailsEntry *e = cm_rpc_alloc(call, sizeof(*e));
-	if (!d || !e)
+	snprintf(checks, sizeof(checks), "%llu", (unsigned long long)lg_node_sig_checks(c->node));
+	const char *keys[2] = {"diverged", "sig_checks"}, *vals[2] = {why, checks};
+	Muri__V1__StatusResponse__DetailsEntry **d = cm_rpc_alloc(call, (r->n_details + 2) * sizeof(*d));
+	if (!d)
 		return code;
 	memcpy(d, r->details, r->n_details * sizeof(*d));
-	muri__v1__status_response__details_entry__init(e);
-	e->key = "diverged";
-	e->value = cm_rpc_strdup(call, why);
-	d[r->n_details] = e;
+	for (int i = 0; i < 2; i++) {
+		Muri__V1__StatusResponse__DetailsEntry *e = cm_rpc_alloc(call, sizeof(*e));
+		if (!e)
+			return code;
+		muri__v1__status_response__details_entry__init(e);
+		e->key = (char *)keys[i];
+		e->value = cm_rpc_strdup(call, vals[i]);
+		d[r->n_details++] = e;
+	}
 	r->details = d;
-	r->n_details++;
 	return code;
 }
 
@@ -126,6 +135,7 @@ static int lg_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.net_queue = (uint32_t)c->cfg.net_queue,
 		.relay_queue = (uint32_t)c->cfg.relay_queue,
 		.relay_batch = (uint32_t)c->cfg.relay_batch,
+		.relay_inbox = (uint32_t)c->cfg.relay_inbox,
 		.verifier_threads = (uint32_t)c->cfg.verifier_threads,
 		.readers = (uint32_t)c->cfg.read_connections,
 		.max_wait_ms = (uint32_t)c->cfg.max_wait_ms,

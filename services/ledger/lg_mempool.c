@@ -12,6 +12,7 @@
 
 struct tx {
 	struct tx *prev, *next; /* FIFO */
+	struct tx *fprev, *fnext; /* the in-flight list, while in_flight_since != 0 */
 	struct sender *sender;
 	uint8_t hash[CM_HASH_BYTES];
 	uint64_t nonce;
@@ -27,6 +28,7 @@ struct sender {
 	struct tx **txs; /* sorted by nonce */
 	size_t n, cap;
 	size_t in_flight;
+	uint64_t nonce_epoch, nonce; /* the committed nonce as read in call nonce_epoch */
 };
 
 /* Open addressing, linear probing; keys are 32 uniformly distributed bytes. */
@@ -43,9 +45,21 @@ struct lg_mempool {
 	pthread_mutex_t mu;
 	lg_mempool_opts o;
 	struct tx *head, *tail;
+	struct tx *fhead; /* transactions in flight, in no order */
 	struct map by_hash, by_sender;
 	size_t count, bytes;
+	uint64_t epoch; /* one per take / requeue call: a sender's nonce is read once a call */
 };
+
+/* The sender's committed nonce, read once per call (epoch). */
+static uint64_t sender_nonce(lg_mempool *m, struct sender *s, lg_nonce_fn nonce, void *arg)
+{
+	if (s->nonce_epoch != m->epoch) {
+		s->nonce = nonce(arg, s->pk);
+		s->nonce_epoch = m->epoch;
+	}
+	return s->nonce;
+}
 
 static uint64_t key_hash(const uint8_t *k)
 {
@@ -174,6 +188,32 @@ static size_t sender_lower_bound(const struct sender *s, uint64_t nonce)
 	return lo;
 }
 
+static void flight_start(lg_mempool *m, struct tx *t, uint64_t now_ms)
+{
+	t->in_flight_since = now_ms ? now_ms : 1;
+	t->sender->in_flight++;
+	t->fprev = NULL;
+	t->fnext = m->fhead;
+	if (m->fhead)
+		m->fhead->fprev = t;
+	m->fhead = t;
+}
+
+static void flight_end(lg_mempool *m, struct tx *t)
+{
+	if (!t->in_flight_since)
+		return;
+	t->in_flight_since = 0;
+	if (t->sender->in_flight)
+		t->sender->in_flight--;
+	if (t->fprev)
+		t->fprev->fnext = t->fnext;
+	else
+		m->fhead = t->fnext;
+	if (t->fnext)
+		t->fnext->fprev = t->fprev;
+}
+
 /* Unlinks t from every structure; frees it unless a batch still uses it. */
 static void drop(lg_mempool *m, struct tx *t)
 {
@@ -183,8 +223,7 @@ static void drop(lg_mempool *m, struct tx *t)
 		memmove(&s->txs[i], &s->txs[i + 1], (s->n - i - 1) * sizeof(*s->txs));
 		s->n--;
 	}
-	if (t->in_flight_since && s->in_flight)
-		s->in_flight--;
+	flight_end(m, t);
 	if (s->n == 0) {
 		map_del(&m->by_sender, s->pk);
 		free(s->txs);
@@ -291,19 +330,24 @@ size_t lg_mempool_take(lg_mempool *m, size_t max_txs, size_t max_bytes, uint64_t
 	if (now_ms == 0)
 		now_ms = 1;
 	pthread_mutex_lock(&m->mu);
+	m->epoch++;
 	for (struct tx *t = m->head; t && n < max_txs; t = t->next) {
 		if (t->in_flight_since)
 			continue;
 		struct sender *s = t->sender;
-		uint64_t expect = nonce(nonce_arg, s->pk) + s->in_flight;
-		/* take the sender's consecutive nonces from `expect` on */
-		for (size_t i = sender_lower_bound(s, expect); i < s->n && n < max_txs; i++) {
+		/* nonce() is the next nonce after the committed state and the
+		 * pending blocks the proposal extends: take the consecutive run
+		 * from there, stopping at a gap (never a later nonce past a
+		 * missing one) or at one in flight in some other block (it is
+		 * offered again if that block is abandoned) */
+		uint64_t expect = sender_nonce(m, s, nonce, nonce_arg);
+		size_t i = sender_lower_bound(s, expect);
+		for (; i < s->n && n < max_txs; i++) {
 			struct tx *u = s->txs[i];
 			if (u->nonce != expect || u->in_flight_since || bytes + u->len > max_bytes)
 				break;
-			u->in_flight_since = now_ms;
+			flight_start(m, u, now_ms);
 			u->refs++;
-			s->in_flight++;
 			memcpy(out[n].hash, u->hash, CM_HASH_BYTES);
 			out[n].bytes = u->bytes;
 			out[n].len = u->len;
@@ -334,10 +378,8 @@ void lg_mempool_mark_in_flight(lg_mempool *m, const uint8_t (*hashes)[CM_HASH_BY
 	pthread_mutex_lock(&m->mu);
 	for (size_t i = 0; i < n; i++) {
 		struct tx *t = map_get(&m->by_hash, hashes[i]);
-		if (t && !t->in_flight_since) {
-			t->in_flight_since = now_ms ? now_ms : 1;
-			t->sender->in_flight++;
-		}
+		if (t && !t->in_flight_since)
+			flight_start(m, t, now_ms);
 	}
 	pthread_mutex_unlock(&m->mu);
 }
@@ -358,15 +400,25 @@ size_t lg_mempool_requeue_stale(lg_mempool *m, uint64_t now_ms, uint64_t age_ms,
 {
 	size_t again = 0;
 	pthread_mutex_lock(&m->mu);
-	for (struct tx *t = m->head, *next; t; t = next) {
-		next = t->next; /* drop() unlinks only t */
-		if (nonce(nonce_arg, t->sender->pk) > t->nonce) {
-			drop(m, t);
+	m->epoch++;
+	/* used nonces: each sender's lowest first, until one is still to come */
+	for (size_t i = 0; i < m->by_sender.cap; i++) {
+		struct sender *s = m->by_sender.vals[i];
+		if (!s || (void *)s == TOMB)
 			continue;
+		uint64_t c = sender_nonce(m, s, nonce, nonce_arg);
+		while (s->n && s->txs[0]->nonce < c) {
+			int last = s->n == 1; /* drop() frees the sender with its last tx */
+			drop(m, s->txs[0]);
+			if (last)
+				break;
 		}
-		if (t->in_flight_since && t->in_flight_since + age_ms <= now_ms) {
-			t->in_flight_since = 0;
-			t->sender->in_flight--;
+	}
+	/* in flight for age_ms: their block was abandoned */
+	for (struct tx *t = m->fhead, *next; t; t = next) {
+		next = t->fnext;
+		if (t->in_flight_since + age_ms <= now_ms) {
+			flight_end(m, t);
 			again++;
 		}
 	}

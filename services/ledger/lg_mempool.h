@@ -20,7 +20,8 @@ typedef struct lg_mempool_opts {
 	size_t max_per_sender; /* transactions held for one sender, >= 1 */
 } lg_mempool_opts;
 
-/* The next nonce the committed state expects from sender. */
+/* The next nonce expected from sender (for lg_mempool_take: after the
+ * pending blocks a proposal extends; for requeue: in committed state). */
 typedef uint64_t (*lg_nonce_fn)(void *arg, const uint8_t sender[CM_PK_BYTES]);
 
 /* One transaction handed out by lg_mempool_take; bytes belong to the pool
@@ -46,10 +47,13 @@ int lg_mempool_add(lg_mempool *m, const uint8_t hash[CM_HASH_BYTES],
 		   size_t len, uint64_t committed_nonce);
 
 /* Picks up to max_txs transactions of at most max_bytes in all for a
- * proposal at time now_ms: oldest first, and per sender only the nonces
- * that follow the committed one and those already in flight. Marks them in
- * flight. Writes them to out (capacity max_txs) and returns their count.
- * Every taken batch must be handed back with lg_mempool_release. */
+ * proposal at time now_ms: oldest first, and per sender only the run of
+ * consecutive nonces from nonce(sender) on, where nonce() says the next
+ * nonce after the committed state AND the pending blocks the proposal
+ * extends; the run stops at a gap or at a transaction in flight in another
+ * block. Marks them in flight. Writes them to out (capacity max_txs) and
+ * returns their count. Every taken batch must be handed back with
+ * lg_mempool_release. */
 size_t lg_mempool_take(lg_mempool *m, size_t max_txs, size_t max_bytes, uint64_t now_ms,
 		       lg_nonce_fn nonce, void *nonce_arg, lg_mempool_tx *out);
 /* Ends the caller's use of the bytes of a taken batch. */

@@ -31,6 +31,11 @@ void lg_node_reader_put(lg_node *n, lg_store *s)
 	pthread_mutex_unlock(&n->pool_mu);
 }
 
+uint64_t lg_node_sig_checks(lg_node *n)
+{
+	return atomic_load(&n->sig_checks);
+}
+
 int lg_node_replica_of(lg_node *n, const uint8_t pk[CM_PK_BYTES])
 {
 	for (uint32_t i = 0; i < n->n; i++)
@@ -123,7 +128,7 @@ static void *consensus_main(void *arg)
 			pthread_mutex_unlock(&n->cmu);
 			cm_gauge_set(n->m_view, (double)n->view);
 			cm_gauge_set(n->m_mempool, (double)lg_mempool_count(n->mp));
-			if (now - n->last_requeue >= 1000) {
+			if (now - n->last_requeue >= REQUEUE_EVERY_MS) {
 				lg_mempool_requeue_stale(n->mp, now, STALE_MS, lg_node_committed_nonce, n);
 				n->last_requeue = now;
 			}
@@ -284,6 +289,8 @@ int lg_node_open(const lg_node_opts *o, lg_node **out, char *err, size_t errlen)
 	pthread_mutex_init(&n->cmu, NULL);
 	cm_cond_init(&n->ccv);
 	pthread_mutex_init(&n->vmu, NULL);
+	pthread_mutex_init(&n->rmu, NULL);
+	pthread_cond_init(&n->rcv, NULL);
 	int rc = lg_genesis_load(o->genesis_path, &n->genesis, err, errlen);
 	if (rc != CM_OK)
 		goto fail;
@@ -413,6 +420,15 @@ int lg_node_start(lg_node *n, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start the fetch thread");
 		return CM_ERR_NOMEM;
 	}
+	if (lg_node_relay_start(n) != CM_OK) {
+		atomic_store(&n->stopping, 1);
+		pthread_cond_broadcast(&n->qcv);
+		pthread_cond_broadcast(&n->fcv);
+		pthread_join(n->cthread, NULL);
+		pthread_join(n->fthread, NULL);
+		snprintf(err, errlen, "cannot start the relay thread");
+		return CM_ERR_NOMEM;
+	}
 	n->started = 1;
 	return CM_OK;
 }
@@ -435,6 +451,7 @@ void lg_node_stop(lg_node *n)
 		pthread_join(n->fthread, NULL);
 		n->started = 0;
 	}
+	lg_node_relay_stop(n);
 	if (n->net)
 		lg_net_stop(n->net);
 }
@@ -444,6 +461,7 @@ void lg_node_close(lg_node *n)
 	if (!n)
 		return;
 	lg_node_stop(n);
+	lg_node_relay_stop(n); /* Relay calls that came after the stop */
 	lg_node_verifiers_stop(n);
 	lg_hs_destroy(n->hs);
 	lg_net_free(n->net);

@@ -33,6 +33,7 @@ typedef struct lg_node_opts {
 	uint32_t net_queue;            /* messages queued per peer */
 	uint32_t relay_queue;          /* admitted transactions queued per peer for relay (0: 65536) */
 	uint32_t relay_batch;          /* transactions per Relay call (0: 256) */
+	uint32_t relay_inbox;          /* inbound Relay batches waiting for admission */
 	uint32_t verifier_threads;     /* signature verifier threads (0: one per core) */
 	uint32_t readers;              /* read-only SQLite connections for queries */
 	uint32_t max_wait_ms;          /* longest SubmitTransaction wait_commit */
@@ -57,6 +58,8 @@ void lg_node_close(lg_node *n);
  * block carries (it then votes and commits nothing more; see
  * lg_node_chain.c); why receives the heights and both roots unless NULL. */
 int lg_node_diverged(lg_node *n, char *why, size_t len);
+/* Transactions whose signature this replica checked (cache misses). */
+uint64_t lg_node_sig_checks(lg_node *n);
 /* Adds height, view, state root and counters to a Status response. */
 void lg_node_status_details(lg_node *n, cm_rpc_call *call, Muri__V1__StatusResponse *r);
 

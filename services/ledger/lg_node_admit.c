@@ -20,6 +20,11 @@ static int admit(lg_node *n, const Muri__V1__SignedTransaction *stx, int relayed
 	/* the memo of the full check (lg_node_check_tx), keyed on the whole
 	 * signed transaction: a hit still decodes, without the signature */
 	lg_tx_hash(stx->body.data, stx->body.len, th);
+	memcpy(hash, th, CM_HASH_BYTES);
+	if (atomic_load(&n->diverged)) {
+		snprintf(msg, msglen, "this replica stopped: its state diverged from the chain's (see Status)");
+		return GRPC_STATUS_UNAVAILABLE;
+	}
 	lg_node_signed_key(th, &stx->signature, key);
 	if (lg_node_vcache_has(n, key)) {
 		rc = lg_tx_open(stx, n->genesis->chain_id, LG_TX_SKIP_SIG, &tx, err, sizeof(err));
@@ -190,15 +195,14 @@ int lg_node_h_submit(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, 
 	return GRPC_STATUS_OK;
 }
 
-void lg_node_on_relay(void *arg, uint32_t from, Muri__V1__SignedTransaction *const *txs, size_t count)
+void lg_node_relay_admit(lg_node *n, uint32_t from, Muri__V1__SignedTransaction *const *txs, size_t count)
 {
-	lg_node *n = arg;
 	if (atomic_load(&n->diverged))
 		return;
 	/* skip what is already here, check the rest in parallel, then admit */
 	if (!count)
 		return;
-	Muri__V1__SignedTransaction **fresh = malloc(count * sizeof(*fresh));
+	Muri__V1__SignedTransaction **fresh = calloc(count, sizeof(*fresh));
 	uint8_t(*hashes)[CM_HASH_BYTES] = malloc(count * CM_HASH_BYTES);
 	if (!fresh || !hashes) {
 		free(fresh);
@@ -227,4 +231,114 @@ void lg_node_on_relay(void *arg, uint32_t from, Muri__V1__SignedTransaction *con
 	free(hashes);
 	if (added)
 		wake_consensus(n);
+}
+
+/* ---- the relay inbox: Relay calls are answered at once, their
+ * transactions admitted by a thread of their own, so that a peer's sender
+ * thread (which carries its consensus messages too) never waits for them ---- */
+
+struct relay_item {
+	struct relay_item *next;
+	uint32_t from;
+	size_t count;
+	Muri__V1__SignedTransaction **ptrs; /* into this allocation */
+	Muri__V1__SignedTransaction *txs;
+	uint8_t bytes[];
+};
+
+void lg_node_on_relay(void *arg, uint32_t from, Muri__V1__SignedTransaction *const *txs, size_t count)
+{
+	lg_node *n = arg;
+	if (atomic_load(&n->diverged) || !count)
+		return;
+	size_t data = 0;
+	for (size_t i = 0; i < count; i++)
+		data += txs[i]->body.len + txs[i]->signature.len;
+	size_t head = sizeof(struct relay_item) + count * (sizeof(Muri__V1__SignedTransaction *) +
+							     sizeof(Muri__V1__SignedTransaction));
+	struct relay_item *it = malloc(head + data);
+	if (!it)
+		return;
+	it->next = NULL;
+	it->from = from;
+	it->count = count;
+	it->ptrs = (Muri__V1__SignedTransaction **)(void *)((uint8_t *)it + sizeof(*it));
+	it->txs = (Muri__V1__SignedTransaction *)(void *)(it->ptrs + count);
+	uint8_t *p = (uint8_t *)it + head;
+	for (size_t i = 0; i < count; i++) {
+		Muri__V1__SignedTransaction *t = &it->txs[i];
+		muri__v1__signed_transaction__init(t);
+		t->body.data = p;
+		t->body.len = txs[i]->body.len;
+		memcpy(p, txs[i]->body.data, t->body.len);
+		p += t->body.len;
+		t->signature.data = p;
+		t->signature.len = txs[i]->signature.len;
+		memcpy(p, txs[i]->signature.data, t->signature.len);
+		p += t->signature.len;
+		it->ptrs[i] = t;
+	}
+	pthread_mutex_lock(&n->rmu);
+	if (n->rlen >= n->o.relay_inbox) {
+		n->relay_inbox_dropped++;
+		pthread_mutex_unlock(&n->rmu);
+		free(it);
+		return;
+	}
+	if (n->rtail)
+		n->rtail->next = it;
+	else
+		n->rhead = it;
+	n->rtail = it;
+	n->rlen++;
+	pthread_cond_signal(&n->rcv);
+	pthread_mutex_unlock(&n->rmu);
+}
+
+static void *relay_main(void *arg)
+{
+	lg_node *n = arg;
+	pthread_mutex_lock(&n->rmu);
+	for (;;) {
+		while (!n->rhead && !atomic_load(&n->stopping))
+			pthread_cond_wait(&n->rcv, &n->rmu);
+		if (atomic_load(&n->stopping))
+			break;
+		struct relay_item *it = n->rhead;
+		n->rhead = it->next;
+		if (!n->rhead)
+			n->rtail = NULL;
+		n->rlen--;
+		pthread_mutex_unlock(&n->rmu);
+		lg_node_relay_admit(n, it->from, it->ptrs, it->count);
+		free(it);
+		pthread_mutex_lock(&n->rmu);
+	}
+	pthread_mutex_unlock(&n->rmu);
+	return NULL;
+}
+
+int lg_node_relay_start(lg_node *n)
+{
+	if (pthread_create(&n->rthread, NULL, relay_main, n) != 0)
+		return CM_ERR_NOMEM;
+	n->rstarted = 1;
+	return CM_OK;
+}
+
+void lg_node_relay_stop(lg_node *n)
+{
+	pthread_mutex_lock(&n->rmu);
+	pthread_cond_broadcast(&n->rcv);
+	pthread_mutex_unlock(&n->rmu);
+	if (n->rstarted) {
+		pthread_join(n->rthread, NULL);
+		n->rstarted = 0;
+	}
+	for (struct relay_item *it = n->rhead, *next; it; it = next) {
+		next = it->next;
+		free(it);
+	}
+	n->rhead = n->rtail = NULL;
+	n->rlen = 0;
 }

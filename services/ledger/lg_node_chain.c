@@ -31,17 +31,46 @@ void lg_node_signed_key(const uint8_t tx_hash[CM_HASH_BYTES], const ProtobufCBin
 	cm_hasher_final(&x, key);
 }
 
+/* The cache is 4-way set associative: a key lives in one set of 4 slots
+ * (an empty slot first, else a way picked by other bits of the key), so
+ * keys of different transactions rarely evict each other before the cache
+ * is full. */
+#define VCACHE_WAYS 4
+
+static uint8_t (*vcache_set(lg_node *n, const uint8_t key[CM_HASH_BYTES]))[CM_HASH_BYTES]
+{
+	return &n->vcache[(lg_node_hash64(key) & (VCACHE_SLOTS / VCACHE_WAYS - 1)) * VCACHE_WAYS];
+}
+
 void lg_node_vcache_add(lg_node *n, const uint8_t key[CM_HASH_BYTES])
 {
+	static const uint8_t empty[CM_HASH_BYTES];
+	uint8_t(*set)[CM_HASH_BYTES] = vcache_set(n, key);
 	pthread_mutex_lock(&n->vmu);
-	memcpy(n->vcache[lg_node_hash64(key) & (VCACHE_SLOTS - 1)], key, CM_HASH_BYTES);
+	int way = -1;
+	for (int i = 0; i < VCACHE_WAYS; i++) {
+		if (memcmp(set[i], key, CM_HASH_BYTES) == 0) {
+			way = -2;
+			break;
+		}
+		if (way == -1 && memcmp(set[i], empty, CM_HASH_BYTES) == 0)
+			way = i;
+	}
+	if (way != -2) {
+		if (way < 0)
+			way = (int)(key[9] % VCACHE_WAYS);
+		memcpy(set[way], key, CM_HASH_BYTES);
+	}
 	pthread_mutex_unlock(&n->vmu);
 }
 
 int lg_node_vcache_has(lg_node *n, const uint8_t key[CM_HASH_BYTES])
 {
+	uint8_t(*set)[CM_HASH_BYTES] = vcache_set(n, key);
+	int yes = 0;
 	pthread_mutex_lock(&n->vmu);
-	int yes = memcmp(n->vcache[lg_node_hash64(key) & (VCACHE_SLOTS - 1)], key, CM_HASH_BYTES) == 0;
+	for (int i = 0; i < VCACHE_WAYS && !yes; i++)
+		yes = memcmp(set[i], key, CM_HASH_BYTES) == 0;
 	pthread_mutex_unlock(&n->vmu);
 	return yes;
 }
@@ -183,6 +212,7 @@ static void beacon_next(uint8_t out[CM_HASH_BYTES], const uint8_t parent[CM_HASH
  * is. */
 int lg_node_open_tx(lg_node *n, const Muri__V1__SignedTransaction *stx, lg_tx *tx, char *err, size_t errlen)
 {
+	atomic_fetch_add(&n->sig_checks, 1);
 	if (!n->unsigned_noops)
 		return lg_tx_open(stx, n->genesis->chain_id, 0, tx, err, errlen);
 	int rc = lg_tx_open(stx, n->genesis->chain_id, LG_TX_SKIP_SIG, tx, err, errlen);
@@ -346,6 +376,121 @@ uint64_t lg_node_committed_nonce(void *arg, const uint8_t sender[CM_PK_BYTES])
 	return 0;
 }
 
+/* ---- the pending branch a proposal extends --------------------------------- */
+
+#define BRANCH_MAX_BLOCKS 64 /* pending blocks walked; deeper, the replica does not propose */
+
+/* Next nonce per sender in the pending blocks from a parent down to the
+ * committed height: open addressing on the sender key. */
+struct branch {
+	uint8_t (*pk)[CM_PK_BYTES];
+	uint64_t *next;
+	size_t cap, used;
+	lg_node *n;
+};
+
+static int branch_put(struct branch *br, const uint8_t pk[CM_PK_BYTES], uint64_t next)
+{
+	if ((br->used + 1) * 2 > br->cap) {
+		struct branch big = {.cap = br->cap ? br->cap * 2 : 1024, .n = br->n};
+		big.pk = calloc(big.cap, CM_PK_BYTES);
+		big.next = calloc(big.cap, sizeof(*big.next));
+		if (!big.pk || !big.next) {
+			free(big.pk);
+			free(big.next);
+			return CM_ERR_NOMEM;
+		}
+		for (size_t i = 0; i < br->cap; i++)
+			if (br->next[i])
+				branch_put(&big, br->pk[i], br->next[i]);
+		free(br->pk);
+		free(br->next);
+		*br = big;
+	}
+	for (size_t i = lg_node_hash64(pk) & (br->cap - 1);; i = (i + 1) & (br->cap - 1)) {
+		if (!br->next[i]) {
+			memcpy(br->pk[i], pk, CM_PK_BYTES);
+			br->next[i] = next;
+			br->used++;
+			return CM_OK;
+		}
+		if (memcmp(br->pk[i], pk, CM_PK_BYTES) == 0) {
+			if (next > br->next[i])
+				br->next[i] = next;
+			return CM_OK;
+		}
+	}
+}
+
+static uint64_t branch_get(const struct branch *br, const uint8_t pk[CM_PK_BYTES])
+{
+	if (!br->cap)
+		return 0;
+	for (size_t i = lg_node_hash64(pk) & (br->cap - 1);; i = (i + 1) & (br->cap - 1)) {
+		if (!br->next[i])
+			return 0;
+		if (memcmp(br->pk[i], pk, CM_PK_BYTES) == 0)
+			return br->next[i];
+	}
+}
+
+static void branch_free(struct branch *br)
+{
+	free(br->pk);
+	free(br->next);
+}
+
+/* Collects the senders' nonces used by parent and its ancestors above the
+ * committed height (the blocks a proposal on parent extends). */
+static int branch_collect(lg_node *n, const cm_block *parent, struct branch *br)
+{
+	cm_block cur = *parent;
+	uint8_t *bytes = NULL;
+	int rc = CM_OK;
+	for (int depth = 0; rc == CM_OK && cur.height > n->height; depth++) {
+		if (depth >= BRANCH_MAX_BLOCKS) {
+			rc = CM_ERR_TOOBIG;
+			break;
+		}
+		Muri__V1__BlockBody *body = muri__v1__block_body__unpack(NULL, cur.payload_len, cur.payload);
+		if (!body) {
+			rc = CM_ERR_INVALID;
+			break;
+		}
+		for (size_t i = 0; rc == CM_OK && i < body->n_txs; i++) {
+			Muri__V1__Transaction *t =
+				muri__v1__transaction__unpack(NULL, body->txs[i]->body.len, body->txs[i]->body.data);
+			if (t && t->sender.len == CM_PK_BYTES && t->nonce < UINT64_MAX)
+				rc = branch_put(br, t->sender.data, t->nonce + 1);
+			if (t)
+				muri__v1__transaction__free_unpacked(t, NULL);
+		}
+		muri__v1__block_body__free_unpacked(body, NULL);
+		uint8_t want[CM_HASH_BYTES];
+		memcpy(want, cur.parent, CM_HASH_BYTES);
+		uint64_t h = cur.height;
+		free(bytes);
+		bytes = NULL;
+		if (h - 1 <= n->height)
+			break;
+		size_t len;
+		if (rc == CM_OK && (lg_blocks_get(n->blocks, want, &bytes, &len) != CM_OK ||
+				    cm_block_decode(bytes, len, &cur) != CM_OK || cur.height != h - 1))
+			rc = CM_ERR_NOTFOUND;
+	}
+	free(bytes);
+	return rc;
+}
+
+/* A sender's next nonce on the branch: after its pending blocks, else the
+ * committed state's. */
+static uint64_t branch_nonce(void *arg, const uint8_t sender[CM_PK_BYTES])
+{
+	struct branch *br = arg;
+	uint64_t c = lg_node_committed_nonce(br->n, sender), b = branch_get(br, sender);
+	return b > c ? b : c;
+}
+
 /* The governed block limits in the committed state (consensus thread). */
 static void block_limits(lg_node *n, size_t *max_txs, size_t *max_bytes)
 {
@@ -404,10 +549,16 @@ static int io_make_payload(void *ctx, const cm_block *parent, uint64_t height, u
 	/* each tx costs its bytes plus a tag and a length (<= 4 bytes: a signed
 	 * tx is under 2^21 bytes), and at least 64 bytes (its signature) */
 	size_t most = budget / 68 < max_txs ? budget / 68 : max_txs;
+	struct branch br = {.n = n};
+	if (branch_collect(n, parent, &br) != CM_OK) {
+		branch_free(&br);
+		cm_warn("propose_skipped", "height=%llu reason=\"cannot read the pending blocks it extends\"",
+			(unsigned long long)height);
+		return CM_ERR_STATE;
+	}
 	lg_mempool_tx *txs = malloc((max_txs ? max_txs : 1) * sizeof(*txs));
-	size_t k = txs ? lg_mempool_take(n->mp, max_txs, budget - 4 * most, cm_now_ms(), lg_node_committed_nonce, n,
-					 txs)
-		       : 0;
+	size_t k = txs ? lg_mempool_take(n->mp, max_txs, budget - 4 * most, cm_now_ms(), branch_nonce, &br, txs) : 0;
+	branch_free(&br);
 	for (size_t i = 0; i < k; i++) {
 		if (used + 1 + 10 + txs[i].len > cap)
 			break; /* cannot happen with the budget above; stop rather than overflow */

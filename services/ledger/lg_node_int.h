@@ -37,9 +37,11 @@
 #define FETCH_SLOTS 16          /* distinct block requests waiting for the fetcher */
 #define FETCH_BATCH 64          /* blocks per FetchBlocks call */
 #define BEACON_CACHE 64         /* recent (block hash -> beacon, time, state height and root) */
-#define VCACHE_SLOTS (1u << 18) /* verified transaction signatures remembered (8 MiB) */
+#define VCACHE_SLOTS (1u << 18) /* signed transactions remembered as verified (8 MiB, direct-mapped) */
 #define PRUNE_EVERY 64          /* commits between prunes of the block tree */
-#define STALE_MS 3000           /* a proposed transaction not committed by then is offered again */
+#define STALE_MS 500            /* a proposed transaction not committed by then is offered again (never
+				 * twice on one branch: proposals follow the nonces of the blocks they extend) */
+#define REQUEUE_EVERY_MS 100
 #define CLOCK_SKEW_MS 10000     /* how far ahead of ours a proposer's clock may be */
 #define FOLLOW_POLL_MS 200
 #define LG_NODE_VERIFIERS_MAX 256
@@ -122,6 +124,14 @@ struct lg_node {
 	uint64_t txs_committed, txs_failed;
 
 	struct lg_vpool *vpool;           /* signature verifiers (lg_node_verify.c) */
+	pthread_mutex_t rmu;              /* the relay inbox (lg_node_admit.c) */
+	pthread_cond_t rcv;
+	struct relay_item *rhead, *rtail;
+	size_t rlen;
+	uint64_t relay_inbox_dropped;
+	pthread_t rthread;
+	int rstarted;
+	atomic_uint_fast64_t sig_checks;  /* transactions checked in full (not from the cache) */
 	pthread_mutex_t vmu;
 	uint8_t (*vcache)[CM_HASH_BYTES]; /* signed keys (lg_node_signed_key) that passed lg_node_open_tx */
 	int unsigned_noops;               /* the genesis parameter: Noops need no signature */
@@ -167,9 +177,16 @@ void lg_node_verifiers_stop(lg_node *n);
 /* If msg is a PROPOSAL, checks its transactions now (on the calling RPC
  * thread and the pool), so that the vote finds them in the cache. */
 void lg_node_preverify(lg_node *n, const uint8_t *msg, size_t len);
-/* Inbound Consensus.Relay (lg_node_admit.c): verified and admitted like
- * client transactions, never relayed again. */
+/* Inbound Consensus.Relay (lg_node_admit.c): copied into the relay inbox
+ * (bounded by relay_inbox batches; beyond, dropped and counted) for the
+ * relay thread, which admits them with lg_node_relay_admit. */
 void lg_node_on_relay(void *arg, uint32_t from, Muri__V1__SignedTransaction *const *txs, size_t count);
+/* Verifies and admits relayed transactions like client ones, except that
+ * they are never relayed again; those already held are skipped. */
+void lg_node_relay_admit(lg_node *n, uint32_t from, Muri__V1__SignedTransaction *const *txs, size_t count);
+int lg_node_relay_start(lg_node *n);
+/* Joins the relay thread (after stopping is set) and frees the inbox. */
+void lg_node_relay_stop(lg_node *n);
 /* A read-only store from the pool (waits for a free one); give it back. */
 lg_store *lg_node_reader_get(lg_node *n);
 void lg_node_reader_put(lg_node *n, lg_store *s);

@@ -101,9 +101,11 @@ static void test_take_follows_nonces(void)
 	tx_hash(h, 1, 0);
 	TAP_CHECK(n == 4 && memcmp(out[3].hash, h, CM_HASH_BYTES) == 0);
 	lg_mempool_release(m, out, n);
-	/* nothing more until 1:1 arrives; then it and 1:2 follow */
+	/* nothing more until 1:1 arrives; then it and 1:2 follow (the next
+	 * proposal extends the first: there sender 1's next nonce is 1) */
 	TAP_EQ(lg_mempool_take(m, 100, 100000, 1001, nonce_of, NULL, out), 0);
 	TAP_EQ(add(m, 1, 1, 10), CM_OK);
+	committed[1] = 1;
 	n = lg_mempool_take(m, 100, 100000, 1002, nonce_of, NULL, out);
 	TAP_EQ(n, 2);
 	lg_mempool_release(m, out, n);
@@ -166,6 +168,11 @@ static void test_mark_in_flight_from_peer(void)
 	uint8_t h[1][CM_HASH_BYTES];
 	tx_hash(h[0], 2, 0);
 	lg_mempool_mark_in_flight(m, (const uint8_t(*)[CM_HASH_BYTES])h, 1, 10);
+	/* not on the branch being extended: 2:0 is in flight elsewhere, 2:1
+	 * waits (proposing it without 2:0 would make it fail) */
+	TAP_EQ(lg_mempool_take(m, 100, 100000, 15, nonce_of, NULL, out), 0);
+	/* the peer's block with 2:0 is the parent: its nonce is used there */
+	committed[2] = 1;
 	size_t n = lg_mempool_take(m, 100, 100000, 20, nonce_of, NULL, out);
 	TAP_EQ(n, 1); /* 2:1 follows the peer's 2:0 */
 	uint8_t e[CM_HASH_BYTES];
@@ -205,6 +212,26 @@ static void test_many(void)
 	lg_mempool_free(m);
 }
 
+/* With relays, a replica may hold a sender's later nonce in flight (seen in
+ * a peer's proposal) before it holds the earlier ones: it must not propose
+ * past the gap (a block with nonce 1 but not 0 would make 1 fail for good). */
+static void test_no_proposal_past_a_gap(void)
+{
+	lg_mempool *m = new_pool(100, 1 << 20, 100);
+	uint8_t h2[CM_HASH_BYTES];
+	tx_hash(h2, 3, 2);
+	TAP_EQ(add(m, 3, 2, 50), CM_OK);
+	lg_mempool_mark_in_flight(m, (const uint8_t(*)[CM_HASH_BYTES])h2, 1, 10);
+	TAP_EQ(add(m, 3, 1, 50), CM_OK);
+	lg_mempool_tx out[4];
+	TAP_EQ(lg_mempool_take(m, 4, 1 << 20, 20, nonce_of, NULL, out), 0); /* nonce 0 is missing */
+	TAP_EQ(add(m, 3, 0, 50), CM_OK);
+	size_t k = lg_mempool_take(m, 4, 1 << 20, 30, nonce_of, NULL, out);
+	TAP_EQ(k, 2); /* 0 and 1; 2 is in flight already */
+	lg_mempool_release(m, out, k);
+	lg_mempool_free(m);
+}
+
 /* A transaction that arrives twice (from its client and by relay, or by
  * relay from two peers) is held once: the pool's key is the tx hash, so a
  * copy with other signature bytes cannot replace or join the first. */
@@ -237,6 +264,7 @@ int main(void)
 	TAP_RUN(test_commit_and_stale);
 	TAP_RUN(test_mark_in_flight_from_peer);
 	TAP_RUN(test_relay_dedup);
+	TAP_RUN(test_no_proposal_past_a_gap);
 	TAP_RUN(test_many);
 	return tap_done();
 }

@@ -48,7 +48,7 @@ static lg_node *open_node(int replica, const char *name)
 			  .base_timeout_ms = 500, .max_timeout_ms = 4000, .tick_ms = 5,
 			  .max_payload_bytes = 1 << 22,
 			  .mempool_max_txs = 1000, .mempool_max_bytes = 1 << 24, .mempool_per_sender = 1000,
-			  .inbox_max = 1000, .net_queue = 16, .readers = 1, .max_wait_ms = 1000};
+			  .inbox_max = 1000, .net_queue = 16, .readers = 1, .max_wait_ms = 1000, .relay_inbox = 4};
 	lg_node *n = NULL;
 	int rc = lg_node_open(&o, &n, err, sizeof(err));
 	if (rc != CM_OK)
@@ -404,6 +404,51 @@ out:
 	lg_node_close(v);
 }
 
+/* A sender's nonces in a proposal continue the branch it extends: a
+ * transaction in flight in a block that is not an ancestor does not let a
+ * later nonce through (it would execute out of order and fail for good). */
+static void test_proposal_follows_its_branch(void)
+{
+	lg_node *p = open_node(0, "r6-p"), *v = open_node(1, "r6-v");
+	if (!p || !v)
+		goto out;
+	cm_block g;
+	cm_block_genesis(&g);
+	Muri__V1__SignedTransaction s0 = MURI__V1__SIGNED_TRANSACTION__INIT, s1 = MURI__V1__SIGNED_TRANSACTION__INIT;
+	uint8_t h0[CM_HASH_BYTES], h1[CM_HASH_BYTES];
+	signed_transfer(&s0, 0, 1, h0);
+	signed_transfer(&s1, 1, 1, h1);
+	/* v proposes S:0 in b1; p votes for it (S:0 in flight at p) */
+	pool_add(v, &s0, h0, 0);
+	static uint8_t pl1[1 << 16], pl[1 << 16];
+	size_t l1 = propose(v, &g, 1, pl1, sizeof(pl1));
+	cm_block b1;
+	make_block(&b1, &g, 1, 1, pl1, l1);
+	pool_add(p, &s0, h0, 0);
+	TAP_EQ(validate(p, &g, &b1), CM_OK);
+	pool_add(p, &s1, h1, 1);
+	/* b1 is abandoned: p's proposal on genesis must not carry S:1 */
+	size_t l = propose(p, &g, 2, pl, sizeof(pl));
+	Muri__V1__BlockBody *body = muri__v1__block_body__unpack(NULL, l, pl);
+	TAP_CHECK(body && body->n_txs == 0);
+	if (body)
+		muri__v1__block_body__free_unpacked(body, NULL);
+	/* on b1 it does */
+	l = propose(p, &b1, 2, pl, sizeof(pl));
+	body = muri__v1__block_body__unpack(NULL, l, pl);
+	uint8_t h[CM_HASH_BYTES] = {0};
+	if (body && body->n_txs == 1)
+		lg_tx_hash(body->txs[0]->body.data, body->txs[0]->body.len, h);
+	TAP_CHECK(body && body->n_txs == 1 && memcmp(h, h1, CM_HASH_BYTES) == 0);
+	if (body)
+		muri__v1__block_body__free_unpacked(body, NULL);
+	lg_tx_signed_clear(&s0);
+	lg_tx_signed_clear(&s1);
+out:
+	lg_node_close(p);
+	lg_node_close(v);
+}
+
 /* Relayed transactions: verified like any other before they enter the
  * mempool, deduplicated by hash, never relayed again. */
 static void test_relay_admission(void)
@@ -419,16 +464,21 @@ static void test_relay_admission(void)
 	memcpy(sig, bad.signature.data, CM_SIG_BYTES);
 	bad.signature.data[3] ^= 1;
 	Muri__V1__SignedTransaction *batch[3] = {&good, &bad, &good};
-	lg_node_on_relay(p, 2, batch, 3);
+	lg_node_relay_admit(p, 2, batch, 3);
 	TAP_EQ(lg_mempool_count(p->mp), 1);
 	TAP_EQ(lg_mempool_contains(p->mp, hg), 1);
 	TAP_EQ(lg_mempool_contains(p->mp, hb), 0);
-	lg_node_on_relay(p, 3, batch, 1); /* again, from another peer */
+	lg_node_relay_admit(p, 3, batch, 1); /* again, from another peer */
 	TAP_EQ(lg_mempool_count(p->mp), 1);
 	lg_net_stats st;
 	lg_net_get_stats(p->net, &st);
 	TAP_EQ(st.relay_queued, 0); /* nothing relayed onwards */
 	TAP_EQ(st.relay_dropped, 0);
+	/* the inbox of Relay calls holds at most relay_inbox batches */
+	for (int i = 0; i < 10; i++)
+		lg_node_on_relay(p, 1, batch, 1);
+	TAP_EQ(p->rlen, 4);
+	TAP_EQ(p->relay_inbox_dropped, 6);
 	lg_tx_signed_clear(&good);
 	lg_tx_signed_clear(&bad);
 	lg_node_close(p);
@@ -451,6 +501,7 @@ int main(void)
 	TAP_RUN(test_state_root_in_blocks);
 	TAP_RUN(test_block_limit_from_state);
 	TAP_RUN(test_relay_admission);
+	TAP_RUN(test_proposal_follows_its_branch);
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (system(cmd) != 0)
