@@ -345,6 +345,7 @@ int lg_node_open(const lg_node_opts *o, lg_node **out, char *err, size_t errlen)
 	}
 	lg_state_set_observer(n->state, lg_node_observe_tx, n);
 	n->height = lg_state_height(n->state);
+	n->last_txs_height = n->height; /* not known to be final: idle only after a three-chain above it */
 	lg_state_root(n->state, n->root);
 	n->unsigned_noops = lg_state_param(n->state, "unsigned_noops") != 0;
 	n->nreaders = o->readers ? o->readers : 4;

@@ -282,6 +282,22 @@ void lg_node_observe_tx(void *arg, uint64_t height, uint32_t index, const uint8_
 		}
 }
 
+/* Tracks what a follower can see as final on the committed chain: a block
+ * is final for it once it and two committed descendants sit in consecutive
+ * views (cm_follower's rule, the three-chain). The chain idles only when the
+ * last block with transactions is final in that sense (see
+ * io_make_payload), so a follower is never left waiting for the last
+ * transactions to show. */
+static void note_finality(lg_node *n, const cm_block *b, size_t ntxs)
+{
+	if (ntxs > 0)
+		n->last_txs_height = b->height;
+	n->view_run = b->view == n->last_commit_view + 1 ? n->view_run + 1 : 1;
+	n->last_commit_view = b->view;
+	if (n->view_run >= 3)
+		n->final_through = b->height - 2;
+}
+
 static int io_commit(void *ctx, const cm_block *b, const cm_qc *qc)
 {
 	lg_node *n = ctx;
@@ -352,6 +368,7 @@ static int io_commit(void *ctx, const cm_block *b, const cm_qc *qc)
 	}
 	if (rc == CM_OK) {
 		lg_mempool_remove(n->mp, (const uint8_t(*)[CM_HASH_BYTES])hashes, body->n_txs);
+		note_finality(n, b, body->n_txs);
 		cm_counter_add(n->m_blocks, 1);
 		cm_counter_add(n->m_txs, body->n_txs);
 		cm_gauge_set(n->m_height, (double)b->height);
@@ -386,13 +403,14 @@ struct branch {
 	uint8_t (*pk)[CM_PK_BYTES];
 	uint64_t *next;
 	size_t cap, used;
+	size_t txs;               /* transactions in the pending blocks */
 	lg_node *n;
 };
 
 static int branch_put(struct branch *br, const uint8_t pk[CM_PK_BYTES], uint64_t next)
 {
 	if ((br->used + 1) * 2 > br->cap) {
-		struct branch big = {.cap = br->cap ? br->cap * 2 : 1024, .n = br->n};
+		struct branch big = {.cap = br->cap ? br->cap * 2 : 1024, .txs = br->txs, .n = br->n};
 		big.pk = calloc(big.cap, CM_PK_BYTES);
 		big.next = calloc(big.cap, sizeof(*big.next));
 		if (!big.pk || !big.next) {
@@ -457,6 +475,7 @@ static int branch_collect(lg_node *n, const cm_block *parent, struct branch *br)
 			rc = CM_ERR_INVALID;
 			break;
 		}
+		br->txs += body->n_txs;
 		for (size_t i = 0; rc == CM_OK && i < body->n_txs; i++) {
 			Muri__V1__Transaction *t =
 				muri__v1__transaction__unpack(NULL, body->txs[i]->body.len, body->txs[i]->body.data);
@@ -508,9 +527,6 @@ static int io_make_payload(void *ctx, const cm_block *parent, uint64_t height, u
 	(void)view;
 	if (atomic_load(&n->diverged))
 		return CM_ERR_STATE;
-	/* an empty block only when an earlier one still waits for its commit */
-	if (lg_mempool_count(n->mp) == 0 && parent->height <= n->height)
-		return CM_ERR_STATE;
 	uint8_t pbeacon[CM_HASH_BYTES], d[CM_HASH_BYTES], proot[CM_HASH_BYTES], sroot[CM_HASH_BYTES];
 	uint64_t pts, psh;
 	if (beacon_of(n, parent, pbeacon, &pts, &psh, proot) != CM_OK)
@@ -554,6 +570,14 @@ static int io_make_payload(void *ctx, const cm_block *parent, uint64_t height, u
 		branch_free(&br);
 		cm_warn("propose_skipped", "height=%llu reason=\"cannot read the pending blocks it extends\"",
 			(unsigned long long)height);
+		return CM_ERR_STATE;
+	}
+	/* An empty block only while transactions still wait on the chain: in
+	 * pending blocks, or committed but not yet final for followers (three
+	 * committed blocks of consecutive views at or above them). Otherwise
+	 * the chain idles and the pacemaker just moves views. */
+	if (lg_mempool_count(n->mp) == 0 && br.txs == 0 && n->final_through >= n->last_txs_height) {
+		branch_free(&br);
 		return CM_ERR_STATE;
 	}
 	lg_mempool_tx *txs = malloc((max_txs ? max_txs : 1) * sizeof(*txs));

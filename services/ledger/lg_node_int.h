@@ -118,6 +118,10 @@ struct lg_node {
 	pthread_mutex_t cmu;       /* commit notifications */
 	pthread_cond_t ccv;
 	uint64_t height;           /* committed height */
+	uint64_t last_txs_height;  /* the last committed block with transactions (consensus thread) */
+	uint64_t final_through;    /* committed blocks final for followers up to here (consensus thread) */
+	uint64_t last_commit_view;
+	uint32_t view_run;         /* committed blocks in consecutive views, ending at the last */
 	uint8_t root[CM_HASH_BYTES];
 	uint64_t view;
 	struct waiter *waiters;

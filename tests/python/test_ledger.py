@@ -3,7 +3,8 @@ transfers commit with the right balances and nonces, every rejection says
 why, all replicas reach the same state root at the same height, the feed of
 committed blocks, a kill -9 of the leader (blocks commit again within 2 s),
 a restarted replica catching up to the same state root, and a transaction
-that outlives the replica it was submitted to (relayed to the others)."""
+that outlives the replica it was submitted to (relayed to the others), and a
+chain that idles once its last transaction is final."""
 import signal
 import threading
 import time
@@ -222,3 +223,28 @@ def outlives(net):
         assert net.balance(i, a) == before_a - 777 - 1
         assert net.balance(i, b) == before_b + 777
         assert net.stub(i).GetAccount(pb.AccountRequest(address=a.pk), timeout=5).nonce == a.nonce
+
+
+def test_chain_idles_once_its_last_transaction_is_final(net):
+    """With nothing to do the replicas stop making blocks, but only once the
+    last block with transactions is final for a follower: it and two
+    committed blocks above it sit in consecutive views."""
+    a, b = net.accounts
+    pb = net.pb
+    r = net.submit(0, transfer(net, a, b, 3))
+    assert r.state == pb.TX_COMMITTED
+
+    def settled():
+        h1 = heights(net)
+        time.sleep(1.0)
+        return h1 == heights(net)
+
+    assert wait_until(settled, timeout=30), f"the chain keeps growing: {heights(net)}"
+    top = int(net.status(0)["height"])
+    views = {h: net.stub(0).GetBlock(pb.BlockRequest(height=h), timeout=5).header.view
+             for h in range(r.height, top + 1)}
+    assert any(views.get(h + 1) == views[h] + 1 and views.get(h + 2) == views[h] + 2
+               for h in range(r.height, top - 1)), (r.height, views)
+    # and it wakes up for the next transaction
+    r2 = net.submit(1, transfer(net, b, a, 2))
+    assert r2.state == pb.TX_COMMITTED and r2.height > r.height
