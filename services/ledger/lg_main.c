@@ -24,6 +24,7 @@ typedef struct lg_config {
 	int64_t relay_batch;
 	int64_t relay_inbox;
 	int64_t verifier_threads;
+	int64_t empty_block_ms;
 	int64_t read_connections;
 	int64_t max_wait_ms;
 	char *tls_ca;
@@ -60,6 +61,9 @@ static const cm_config_key lg_keys[] = {
 	 "inbound Relay batches waiting for admission (beyond, a batch is dropped)", NULL},
 	{"verifier_threads", CM_CFG_INT, offsetof(lg_config, verifier_threads), "0", 0, 256,
 	 "signature verifier threads; 0: one per core", NULL},
+	{"empty_block_ms", CM_CFG_INT, offsetof(lg_config, empty_block_ms), "1000", 0, 3600000,
+	 "with no transaction waiting, a leader proposes an empty block at most this often (keeps heights, "
+	 "challenges and deadlines moving); 0: never, the chain idles", NULL},
 	{"read_connections", CM_CFG_INT, offsetof(lg_config, read_connections), "4", 1, 256,
 	 "read-only SQLite connections for queries", NULL},
 	{"max_wait_ms", CM_CFG_INT, offsetof(lg_config, max_wait_ms), "60000", 1, 3600000,
@@ -137,6 +141,7 @@ static int lg_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.relay_batch = (uint32_t)c->cfg.relay_batch,
 		.relay_inbox = (uint32_t)c->cfg.relay_inbox,
 		.verifier_threads = (uint32_t)c->cfg.verifier_threads,
+		.empty_block_ms = (uint32_t)c->cfg.empty_block_ms,
 		.readers = (uint32_t)c->cfg.read_connections,
 		.max_wait_ms = (uint32_t)c->cfg.max_wait_ms,
 		.tls_ca_file = c->cfg.tls_ca && *c->cfg.tls_ca ? c->cfg.tls_ca : NULL,

@@ -294,6 +294,7 @@ static void note_finality(lg_node *n, const cm_block *b, size_t ntxs)
 		n->last_txs_height = b->height;
 	n->view_run = b->view == n->last_commit_view + 1 ? n->view_run + 1 : 1;
 	n->last_commit_view = b->view;
+	n->last_commit_ms = cm_now_ms();
 	if (n->view_run >= 3)
 		n->final_through = b->height - 2;
 }
@@ -572,11 +573,13 @@ static int io_make_payload(void *ctx, const cm_block *parent, uint64_t height, u
 			(unsigned long long)height);
 		return CM_ERR_STATE;
 	}
-	/* An empty block only while transactions still wait on the chain: in
+	/* An empty block while transactions still wait on the chain: in
 	 * pending blocks, or committed but not yet final for followers (three
 	 * committed blocks of consecutive views at or above them). Otherwise
-	 * the chain idles and the pacemaker just moves views. */
-	if (lg_mempool_count(n->mp) == 0 && br.txs == 0 && n->final_through >= n->last_txs_height) {
+	 * the chain idles, but for an empty block every empty_block_ms so that
+	 * heights (challenges, deadlines, expiries) still move. */
+	int idle_due = n->o.empty_block_ms && cm_now_ms() - n->last_commit_ms >= n->o.empty_block_ms;
+	if (lg_mempool_count(n->mp) == 0 && br.txs == 0 && n->final_through >= n->last_txs_height && !idle_due) {
 		branch_free(&br);
 		return CM_ERR_STATE;
 	}

@@ -122,6 +122,7 @@ struct lg_node {
 	uint64_t final_through;    /* committed blocks final for followers up to here (consensus thread) */
 	uint64_t last_commit_view;
 	uint32_t view_run;         /* committed blocks in consecutive views, ending at the last */
+	uint64_t last_commit_ms;   /* monotonic time of the last commit */
 	uint8_t root[CM_HASH_BYTES];
 	uint64_t view;
 	struct waiter *waiters;

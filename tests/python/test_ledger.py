@@ -225,10 +225,38 @@ def outlives(net):
         assert net.stub(i).GetAccount(pb.AccountRequest(address=a.pk), timeout=5).nonce == a.nonce
 
 
-def test_chain_idles_once_its_last_transaction_is_final(net):
-    """With nothing to do the replicas stop making blocks, but only once the
-    last block with transactions is final for a follower: it and two
-    committed blocks above it sit in consecutive views."""
+def test_chain_idles_once_its_last_transaction_is_final(servers, stubs, tmp_path):
+    """With nothing to do (and empty_block_ms = 0) the replicas stop making
+    blocks, but only once the last block with transactions is final for a
+    follower: it and two committed blocks above it sit in consecutive views."""
+    net = LedgerNet(servers, stubs, tmp_path, args=("--empty-block-ms", "0"))
+    try:
+        idle_chain(net)
+    finally:
+        net.close()
+
+
+def test_idle_chain_makes_an_empty_block_every_empty_block_ms(servers, stubs, tmp_path):
+    """With empty_block_ms set the idle chain still moves, slowly: heights
+    (and with them challenges and deadlines) go on, a few blocks a second at
+    most rather than as fast as the replicas can vote."""
+    net = LedgerNet(servers, stubs, tmp_path, args=("--empty-block-ms", "300"))
+    try:
+        a, b = net.accounts
+        assert net.submit(0, transfer(net, a, b, 3)).state == net.pb.TX_COMMITTED
+        h0 = int(net.status(0)["height"])
+        assert wait_until(lambda: int(net.status(0)["height"]) >= h0 + 3, timeout=30)
+        t0, h1 = time.time(), int(net.status(0)["height"])
+        time.sleep(3.0)
+        grown, took = int(net.status(0)["height"]) - h1, time.time() - t0
+        # at most one block per 300 ms (+ slack for the pipeline); the old
+        # behaviour made hundreds
+        assert grown <= took / 0.3 + 3, (grown, took)
+    finally:
+        net.close()
+
+
+def idle_chain(net):
     a, b = net.accounts
     pb = net.pb
     r = net.submit(0, transfer(net, a, b, 3))
