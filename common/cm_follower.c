@@ -446,7 +446,26 @@ int cm_fcore_add(cm_fcore *c, Muri__V1__Block *b, uint32_t source, int *reason)
 	if (pinned && pin_height >= d.height)
 		return refuse(c, reason, CM_FV_PAYLOAD, "state_height %llu not below height %llu",
 			      (unsigned long long)pin_height, (unsigned long long)d.height);
-	/* the root chain: root_h from root_{h-1}, the write set and the content */
+	/* signatures last: the expensive check */
+	int q = cm_qc_verify(&qc, c->chain, c->n, c->f, verify_sig, c);
+	if (q != CM_OK)
+		return refuse(c, reason, q == CM_ERR_INVALID ? CM_FV_QC_SIGNER : CM_FV_QC_SIG,
+			      "commit_qc does not verify for block %llu on this chain",
+			      (unsigned long long)d.height);
+	/* certified: only now may its pin accuse an earlier claim */
+	cm_fcore_claim *k = pinned ? claim_find(c, pin_height) : NULL;
+	if (k && memcmp(k->root, pin_root, CM_HASH_BYTES) != 0) {
+		c->blame = k->source;
+		c->blame_delivered = k->delivered;
+		if (!k->delivered)
+			truncate_from(c, k->height); /* never hand out the false effects */
+		return refuse(c, reason, CM_FV_STATE_ROOT,
+			      "block %llu certifies the state root at %llu, which differs from that height's effects",
+			      (unsigned long long)d.height, (unsigned long long)pin_height);
+	}
+	/* the root chain: root_h from root_{h-1}, the write set and the content;
+	 * after the pin check, so that a certified block contradicting an
+	 * earlier (another replica's) claim blames that claim, not this block */
 	const uint8_t *base = t ? (t->root_known ? t->root : NULL) : (c->final_root_known ? c->final_root : NULL);
 	int learned = 0; /* root_{h-1} taken from this block's pin (accepted only if certified) */
 	if (!base && pinned && pin_height == last) {
@@ -478,23 +497,6 @@ int cm_fcore_add(cm_fcore *c, Muri__V1__Block *b, uint32_t source, int *reason)
 					      (unsigned long long)d.height);
 			root_known = 1;
 		}
-	}
-	/* signatures last: the expensive check */
-	int q = cm_qc_verify(&qc, c->chain, c->n, c->f, verify_sig, c);
-	if (q != CM_OK)
-		return refuse(c, reason, q == CM_ERR_INVALID ? CM_FV_QC_SIGNER : CM_FV_QC_SIG,
-			      "commit_qc does not verify for block %llu on this chain",
-			      (unsigned long long)d.height);
-	/* certified: only now may its pin accuse an earlier claim */
-	cm_fcore_claim *k = pinned ? claim_find(c, pin_height) : NULL;
-	if (k && memcmp(k->root, pin_root, CM_HASH_BYTES) != 0) {
-		c->blame = k->source;
-		c->blame_delivered = k->delivered;
-		if (!k->delivered)
-			truncate_from(c, k->height); /* never hand out the false effects */
-		return refuse(c, reason, CM_FV_STATE_ROOT,
-			      "block %llu certifies the state root at %llu, which differs from that height's effects",
-			      (unsigned long long)d.height, (unsigned long long)pin_height);
 	}
 	if (k && k->computed && k->height > c->verified_through)
 		c->verified_through = k->height; /* and, hash-linked, every computed height below */
