@@ -79,7 +79,10 @@ typedef struct cm_fcore_opts {
 					      * block 1 (its state_height is 0) */
 	size_t max_pending;                  /* 0: CM_FCORE_PENDING_DEFAULT */
 	size_t max_claims;                   /* 0: CM_FCORE_CLAIMS_DEFAULT */
-	int effects_optional;                /* 1: accept blocks without effects (older ledgers) */
+	int effects_optional;                /* 1: accept blocks without effects or without
+					      * write_set_hash (older ledgers): their content is not
+					      * checked, and the root chain resumes where a certified
+					      * block pins the height below the next block */
 } cm_fcore_opts;
 
 /* One held block: certified and linked, final once a three-chain covers it. */
