@@ -1,9 +1,11 @@
 /* The follower's verification core (see cm_follower.h): checks each served
  * block against the genesis replica set and the last verified block, holds
- * certified blocks until a three-chain makes them final, and compares the
- * state roots that served effects claimed with those certified blocks pin.
- * No I/O: the driver (cm_follower_driver.c) and tests feed it. */
+ * certified blocks until a three-chain makes them final, recomputes the
+ * state root chain over each block's effects and compares it with the roots
+ * certified blocks pin. No I/O: the driver (cm_follower_driver.c) and tests
+ * feed it. */
 #include "cm_follower.h"
+#include "cm_bytes.h"
 #include "cm_err.h"
 #include "cm_merkle.h"
 #include "consensus.pb-c.h"
@@ -25,13 +27,59 @@ const char *cm_fv_reason_name(int reason)
 	return names[reason];
 }
 
+/* ---- the state root chain ---- */
+
+typedef struct hash_sink {
+	ProtobufCBuffer base;
+	cm_hasher *hs;
+} hash_sink;
+
+static void hash_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
+{
+	cm_hasher_update(((hash_sink *)b)->hs, data, len);
+}
+
+void cm_effects_hash(const Muri__V1__BlockEffects *e, uint8_t out[CM_HASH_BYTES])
+{
+	Muri__V1__BlockEffects t = *e; /* shallow: only the two top-level fields differ */
+	const uint8_t tag = 'E';
+	cm_hasher hs;
+	hash_sink sink = {{hash_append}, &hs};
+	t.state_root.len = 0;
+	t.state_root.data = NULL;
+	t.write_set_hash.len = 0;
+	t.write_set_hash.data = NULL;
+	cm_hasher_init(&hs, CM_DOM_STATE);
+	cm_hasher_update(&hs, &tag, 1);
+	muri__v1__block_effects__pack_to_buffer(&t, &sink.base);
+	cm_hasher_final(&hs, out);
+}
+
+void cm_state_root_next(uint8_t out[CM_HASH_BYTES], const uint8_t prev[CM_HASH_BYTES], uint64_t h,
+			const uint8_t ws[CM_HASH_BYTES], const uint8_t *eh)
+{
+	cm_hasher hs;
+	uint8_t hb[8];
+	cm_put_be64(hb, h);
+	cm_hasher_init(&hs, CM_DOM_STATE);
+	cm_hasher_update(&hs, prev, CM_HASH_BYTES);
+	cm_hasher_update(&hs, hb, sizeof(hb));
+	cm_hasher_update(&hs, ws, CM_HASH_BYTES);
+	if (eh)
+		cm_hasher_update(&hs, eh, CM_HASH_BYTES);
+	cm_hasher_final(&hs, out);
+}
+
+static void claim_push(cm_fcore *c, uint64_t height, const uint8_t root[CM_HASH_BYTES], uint32_t source,
+		       int computed);
+
 int cm_fcore_init(cm_fcore *c, const cm_fcore_opts *o)
 {
 	const cm_follower_genesis *g = o->genesis;
 	memset(c, 0, sizeof(*c));
 	if (!g || !g->chain_id || !*g->chain_id || !g->pks || g->n == 0 || g->n > CM_CHAIN_MAX_REPLICAS)
 		return CM_ERR_INVALID;
-	if (o->height > 0 && !o->hash)
+	if (o->height > 0 && (!o->hash || (!o->root && !o->effects_optional)))
 		return CM_ERR_INVALID;
 	c->n = g->n;
 	c->f = (g->n - 1) / 3;
@@ -56,7 +104,18 @@ int cm_fcore_init(cm_fcore *c, const cm_fcore_opts *o)
 		cm_fcore_clear(c);
 		return CM_ERR_NOMEM;
 	}
+	if (o->root) { /* the caller's root: a pin at its height checks it too */
+		memcpy(c->final_root, o->root, CM_HASH_BYTES);
+		c->final_root_known = 1;
+		claim_push(c, o->height, o->root, CM_FCORE_SOURCE_START, 0);
+		c->claims[c->claim0].delivered = 1; /* it is the caller's own */
+	}
 	return CM_OK;
+}
+
+uint64_t cm_fcore_verified_through(const cm_fcore *c)
+{
+	return c->verified_through;
 }
 
 void cm_fcore_clear(cm_fcore *c)
@@ -112,7 +171,8 @@ static cm_fcore_claim *claim_find(cm_fcore *c, uint64_t height)
 	return NULL;
 }
 
-static void claim_push(cm_fcore *c, uint64_t height, const uint8_t root[CM_HASH_BYTES], uint32_t source)
+static void claim_push(cm_fcore *c, uint64_t height, const uint8_t root[CM_HASH_BYTES], uint32_t source,
+		       int computed)
 {
 	if (c->nclaims == c->max_claims) { /* the oldest can no longer be checked */
 		c->claim0 = (c->claim0 + 1) % c->max_claims;
@@ -123,6 +183,7 @@ static void claim_push(cm_fcore *c, uint64_t height, const uint8_t root[CM_HASH_
 	memcpy(k->root, root, CM_HASH_BYTES);
 	k->source = source;
 	k->delivered = 0;
+	k->computed = computed;
 }
 
 /* ---- the checks ---- */
@@ -402,14 +463,62 @@ int cm_fcore_add(cm_fcore *c, Muri__V1__Block *b, uint32_t source, int *reason)
 			      "block %llu certifies the state root at %llu, which differs from that height's effects",
 			      (unsigned long long)d.height, (unsigned long long)pin_height);
 	}
+	/* the root chain: root_h from root_{h-1}, the write set and the content;
+	 * after the pin check, so that a certified block contradicting an
+	 * earlier (another replica's) claim blames that claim, not this block */
+	const uint8_t *base = t ? (t->root_known ? t->root : NULL) : (c->final_root_known ? c->final_root : NULL);
+	int learned = 0; /* root_{h-1} taken from this block's pin (accepted only if certified) */
+	if (!base && pinned && pin_height == last) {
+		base = pin_root;
+		learned = 1;
+	}
+	uint8_t root[CM_HASH_BYTES];
+	int root_known = 0;
+	if (e && e->write_set_hash.len != CM_HASH_BYTES && !c->effects_optional)
+		return refuse(c, reason, CM_FV_EFFECTS, "effects.write_set_hash of block %llu is %zu bytes, not 32",
+			      (unsigned long long)d.height, e->write_set_hash.len);
+	if (e && e->write_set_hash.len == CM_HASH_BYTES) {
+		if (!base && !c->effects_optional) {
+			c->blame = source;
+			c->blame_delivered = 0;
+			return refuse(c, reason, CM_FV_STATE_ROOT,
+				      "no state root known at height %llu to check block %llu's effects "
+				      "(start from a persisted root, or a block that pins it)",
+				      (unsigned long long)last, (unsigned long long)d.height);
+		}
+		if (base) {
+			uint8_t eh[CM_HASH_BYTES];
+			cm_effects_hash(e, eh);
+			cm_state_root_next(root, base, d.height, e->write_set_hash.data, eh);
+			if (!bin_eq(&e->state_root, root, CM_HASH_BYTES))
+				return refuse(c, reason, CM_FV_EFFECTS,
+					      "effects.state_root of block %llu is not the root recomputed over "
+					      "its write_set_hash and content",
+					      (unsigned long long)d.height);
+			root_known = 1;
+		}
+	}
+	if (k && k->computed && k->height > c->verified_through)
+		c->verified_through = k->height; /* and, hash-linked, every computed height below */
+	if (learned) {
+		cm_fcore_entry *below = c->npending ? &c->pending[c->npending - 1] : NULL;
+		memcpy(below ? below->root : c->final_root, pin_root, CM_HASH_BYTES);
+		if (below)
+			below->root_known = 1;
+		else
+			c->final_root_known = 1;
+	}
 	cm_fcore_entry *ent = &c->pending[c->npending++];
 	ent->block = b;
 	ent->height = d.height;
 	ent->view = d.view;
 	memcpy(ent->hash, d.hash, CM_HASH_BYTES);
 	ent->source = source;
+	ent->root_known = root_known;
+	if (root_known)
+		memcpy(ent->root, root, CM_HASH_BYTES);
 	if (e)
-		claim_push(c, d.height, e->state_root.data, source);
+		claim_push(c, d.height, root_known ? root : e->state_root.data, source, root_known);
 	/* decide: b0 <- b1 <- b2 (this block) in consecutive views make b0 and
 	 * everything below it final */
 	if (c->npending >= 3) {
@@ -431,6 +540,8 @@ int cm_fcore_pop(cm_fcore *c, Muri__V1__Block **out)
 	c->final_height = e.height;
 	c->final_view = e.view;
 	memcpy(c->final_hash, e.hash, CM_HASH_BYTES);
+	memcpy(c->final_root, e.root, CM_HASH_BYTES);
+	c->final_root_known = e.root_known;
 	cm_fcore_claim *k = claim_find(c, e.height);
 	if (k)
 		k->delivered = 1;

@@ -1,8 +1,8 @@
 /* Following the ledger's chain while trusting no single replica: an I/O-free
  * verification core (cm_fcore: blocks, commit QCs, the three-chain that makes
- * them final, effects' claimed state roots) and a driver (cm_follower) that
- * reads FollowBlocks from the genesis replicas in turn and hands verified,
- * final blocks with their effects to a callback, in height order. */
+ * them final, the state root chain recomputed over each block's effects) and
+ * a driver (cm_follower) that reads FollowBlocks from the genesis replicas in
+ * turn and hands verified, final blocks with their effects to a callback. */
 #ifndef CM_FOLLOWER_H
 #define CM_FOLLOWER_H
 
@@ -15,6 +15,26 @@
 #define CM_FCORE_PENDING_DEFAULT 64    /* certified blocks held until final */
 #define CM_FCORE_CLAIMS_DEFAULT 256    /* effects' state roots kept until pinned */
 #define CM_FCORE_MSG_MAX 512           /* bytes of a refusal reason */
+#define CM_FCORE_SOURCE_START UINT32_MAX /* blame for the caller's starting root */
+
+/* ---- the state root chain (shared with the ledger's state machine) ----
+ *
+ * root_h = H(CM_DOM_STATE || root_{h-1} || be64(h) || W_h || E_h) for a block
+ * h >= 1, with W_h the block's write-set hash (BlockEffects.write_set_hash)
+ * and E_h = cm_effects_hash(its BlockEffects); root_0 (genesis) has no E.
+ * E_h = H(CM_DOM_STATE || 'E' || enc), enc being protobuf-c's packing of the
+ * BlockEffects with state_root and write_set_hash unset (the two fields the
+ * ledger adds after hashing). That packing is canonical for this message:
+ * protobuf-c writes fields in field-number order, proto3 scalars only when
+ * not zero, repeated fields in list order, and BlockEffects has no maps; a
+ * decoded message packs again to the same bytes unless it carried unknown
+ * fields, which are packed too (so they change E_h). */
+
+/* E_h of e (its state_root and write_set_hash ignored). No allocation. */
+void cm_effects_hash(const Muri__V1__BlockEffects *e, uint8_t out[CM_HASH_BYTES]);
+/* out = H(CM_DOM_STATE || prev || be64(h) || ws [|| eh]); eh NULL only for root_0. */
+void cm_state_root_next(uint8_t out[CM_HASH_BYTES], const uint8_t prev[CM_HASH_BYTES], uint64_t h,
+			const uint8_t ws[CM_HASH_BYTES], const uint8_t *eh);
 
 /* The replica set of the genesis file, which followers trust. */
 typedef struct cm_follower_genesis {
@@ -40,8 +60,10 @@ enum cm_fv_reason {
 	CM_FV_QC_SIG,         /* a signature that does not verify (chain, view, hash) */
 	CM_FV_PAYLOAD,        /* payload is not a BlockBody */
 	CM_FV_FIELDS,         /* header/txs fields disagree with header_bytes/payload */
-	CM_FV_EFFECTS,        /* effects missing, for another height, or a bad state root */
-	CM_FV_STATE_ROOT,     /* a certified block's state root contradicts served effects */
+	CM_FV_EFFECTS,        /* effects missing, for another height, malformed, or their
+			       * state_root is not the root recomputed over their content */
+	CM_FV_STATE_ROOT,     /* a certified block's state root contradicts served effects,
+			       * or no root is known at the height below the block */
 	CM_FV_PENDING_FULL,   /* too many certified blocks without finality */
 };
 const char *cm_fv_reason_name(int reason);
@@ -50,9 +72,17 @@ typedef struct cm_fcore_opts {
 	const cm_follower_genesis *genesis;
 	uint64_t height;                     /* last final block the caller holds (0: genesis) */
 	const uint8_t *hash;                 /* its hash; NULL with height 0 for the genesis block */
+	const uint8_t *root;                 /* the state root after height (32 bytes), as persisted
+					      * with (height, hash): required above height 0 unless
+					      * effects_optional; with height 0 the genesis root_0,
+					      * or NULL to take root_0 from the certified body of
+					      * block 1 (its state_height is 0) */
 	size_t max_pending;                  /* 0: CM_FCORE_PENDING_DEFAULT */
 	size_t max_claims;                   /* 0: CM_FCORE_CLAIMS_DEFAULT */
-	int effects_optional;                /* 1: accept blocks without effects (older ledgers) */
+	int effects_optional;                /* 1: accept blocks without effects or without
+					      * write_set_hash (older ledgers): their content is not
+					      * checked, and the root chain resumes where a certified
+					      * block pins the height below the next block */
 } cm_fcore_opts;
 
 /* One held block: certified and linked, final once a three-chain covers it. */
@@ -61,6 +91,8 @@ typedef struct cm_fcore_entry {
 	uint64_t height, view;
 	uint8_t hash[CM_HASH_BYTES];
 	uint32_t source;                     /* who served it (the caller's id) */
+	uint8_t root[CM_HASH_BYTES];         /* root_height recomputed over effects (if root_known) */
+	int root_known;
 } cm_fcore_entry;
 
 typedef struct cm_fcore_claim {
@@ -68,6 +100,7 @@ typedef struct cm_fcore_claim {
 	uint8_t root[CM_HASH_BYTES];
 	uint32_t source;
 	int delivered;                       /* its block was handed out already */
+	int computed;                        /* root recomputed over effects from a known root */
 } cm_fcore_claim;
 
 /* The verification core: no I/O, no threads; one user at a time. */
@@ -79,9 +112,12 @@ typedef struct cm_fcore {
 	uint64_t final_height;               /* last final block */
 	uint8_t final_hash[CM_HASH_BYTES];
 	uint64_t final_view;
+	uint8_t final_root[CM_HASH_BYTES];   /* root at final_height, if final_root_known */
+	int final_root_known;
+	uint64_t verified_through;           /* see cm_fcore_verified_through */
 	cm_fcore_entry *pending;             /* heights final_height+1 .. , in order */
 	size_t npending, max_pending, nready;/* the first nready pending blocks are final */
-	cm_fcore_claim *claims;              /* ring of effects' state roots by height */
+	cm_fcore_claim *claims;              /* ring of recomputed state roots by height */
 	size_t nclaims, max_claims, claim0;
 	uint32_t blame;                      /* on CM_FV_STATE_ROOT: source of the false claim */
 	int blame_delivered;                 /* ... and whether that block was handed out */
@@ -100,9 +136,13 @@ uint64_t cm_fcore_next_height(const cm_fcore *c);
  * commit_qc.block_hash; its height is the next one and its parent the last
  * verified hash; commit_qc has the block's view and n - f valid signatures of
  * distinct genesis replicas on this chain; header and txs agree with
- * header_bytes and payload; effects are for this height; a state root the
- * block pins (state_height, state_root) agrees with what earlier effects
- * claimed. Cheap checks come before signature checks. On success the core
+ * header_bytes and payload; effects are for this height, and their
+ * state_root is cm_state_root_next(root_{h-1}, h, effects.write_set_hash,
+ * cm_effects_hash(effects)) with root_{h-1} the root the core holds for the
+ * block below (refused as CM_FV_EFFECTS otherwise; CM_FV_STATE_ROOT when no
+ * root is known there); a state root the block pins (state_height,
+ * state_root, i.e. root_{state_height}) agrees with the root recomputed at
+ * that height. Cheap checks come before signature checks. On success the core
  * takes b (freed with protobuf_c_message_free_unpacked later) and returns 0;
  * on refusal it returns CM_ERR_VERIFY (CM_ERR_INVALID for CM_FV_MALFORMED /
  * CM_FV_HEADER_BYTES, CM_ERR_TOOBIG for CM_FV_PENDING_FULL), sets *reason,
@@ -115,6 +155,17 @@ int cm_fcore_add(cm_fcore *c, Muri__V1__Block *b, uint32_t source, int *reason);
  * or above it (lg_hotstuff's commit rule). */
 int cm_fcore_pop(cm_fcore *c, Muri__V1__Block **out);
 
+/* The highest height whose effects content a certified pin vouches for: a
+ * certified block's body pinned root_H and it equalled the root the core
+ * recomputed at H. The roots are hash-linked, so this vouches for every
+ * effects content at heights <= H that the core recomputed from its starting
+ * root (heights served without effects under effects_optional excepted).
+ * Effects above it passed the recomputation but only the serving replica
+ * stands behind them: a consumer that acts irreversibly on effects (an
+ * indexer applying a fragment configuration) waits until its height is <=
+ * verified_through. 0 until the first pin above the start. */
+uint64_t cm_fcore_verified_through(const cm_fcore *c);
+
 /* Drops every held block that is not final, e.g. after a refusal, so that
  * following starts again above the last final block. */
 void cm_fcore_rollback(cm_fcore *c);
@@ -125,13 +176,17 @@ typedef struct cm_follower cm_follower;
 
 /* Called on the follower's thread with each final block (effects included),
  * in height order, each once. b is borrowed for the call. Returning nonzero
- * stops the follower. */
+ * stops the follower. To resume later, persist (height, hash,
+ * b->effects->state_root) and pass them as start_height/hash/root. Effects
+ * at heights above cm_follower_verified_through() are not yet vouched for
+ * by a certified pin (see cm_fcore_verified_through). */
 typedef int (*cm_follower_block_fn)(void *arg, const Muri__V1__Block *b);
 
 typedef struct cm_follower_opts {
 	cm_follower_genesis genesis;         /* addrs required */
 	uint64_t start_height;               /* last block the caller already has (0: none) */
 	const uint8_t *start_hash;           /* its hash (NULL for height 0) */
+	const uint8_t *start_root;           /* the state root after it: see cm_fcore_opts.root */
 	cm_follower_block_fn on_block;
 	void *arg;
 	int stall_ms;                        /* no block for this long: switch replica; 0: 10000 */
@@ -146,6 +201,8 @@ typedef struct cm_follower_opts {
 typedef struct cm_follower_stats {
 	uint64_t height;                     /* last block handed to on_block */
 	uint8_t hash[CM_HASH_BYTES];
+	uint8_t root[CM_HASH_BYTES];         /* the state root after height (zero if unknown) */
+	uint64_t verified_through;           /* cm_fcore_verified_through after the last block verified */
 	uint64_t blocks, switches, refusals;
 	int replica;                         /* replica followed now (-1: none) */
 	int running;                         /* 0 once stopped or failed */
@@ -165,6 +222,8 @@ void cm_follower_stop(cm_follower *f);
 /* Waits up to ms (< 0: forever) for the follower's thread to end; 1 if it did. */
 int cm_follower_wait(cm_follower *f, int ms);
 void cm_follower_get_stats(cm_follower *f, cm_follower_stats *out);
+/* stats.verified_through; safe from on_block (then it covers the block passed). */
+uint64_t cm_follower_verified_through(cm_follower *f);
 /* Stops, joins and frees. Accepts NULL. */
 void cm_follower_free(cm_follower *f);
 

@@ -75,11 +75,18 @@ static int deliver(cm_follower *f)
 {
 	Muri__V1__Block *b;
 	while (cm_fcore_pop(&f->core, &b) == 1) {
-		int stop = f->o.on_block(f->o.arg, b);
-		protobuf_c_message_free_unpacked(&b->base, NULL);
 		pthread_mutex_lock(&f->mu);
 		f->st.height = f->core.final_height;
 		memcpy(f->st.hash, f->core.final_hash, CM_HASH_BYTES);
+		if (f->core.final_root_known)
+			memcpy(f->st.root, f->core.final_root, CM_HASH_BYTES);
+		else
+			memset(f->st.root, 0, CM_HASH_BYTES);
+		f->st.verified_through = cm_fcore_verified_through(&f->core);
+		pthread_mutex_unlock(&f->mu);
+		int stop = f->o.on_block(f->o.arg, b);
+		protobuf_c_message_free_unpacked(&b->base, NULL);
+		pthread_mutex_lock(&f->mu);
 		f->st.blocks++;
 		pthread_mutex_unlock(&f->mu);
 		if (stop)
@@ -141,6 +148,15 @@ static int follow_one(cm_follower *f, int r, int *progress)
 		rc = cm_fcore_add(&f->core, (Muri__V1__Block *)m, (uint32_t)r, &reason);
 		if (rc != CM_OK) {
 			protobuf_c_message_free_unpacked(m, NULL);
+			if (reason == CM_FV_STATE_ROOT && f->core.blame == CM_FCORE_SOURCE_START) {
+				/* the caller's start_root is not the chain's */
+				cm_error("follower_false_start", "reason=\"%s\"", f->core.why);
+				pthread_mutex_lock(&f->mu);
+				snprintf(f->st.last_refusal, sizeof(f->st.last_refusal), "start_root: %.490s", f->core.why);
+				pthread_mutex_unlock(&f->mu);
+				end = END_FATAL;
+				break;
+			}
 			if (reason == CM_FV_STATE_ROOT) {
 				int liar = (int)f->core.blame;
 				refuse_replica(f, liar, f->core.why);
@@ -159,6 +175,9 @@ static int follow_one(cm_follower *f, int r, int *progress)
 		}
 		last = cm_now_ms();
 		*progress = 1;
+		pthread_mutex_lock(&f->mu);
+		f->st.verified_through = cm_fcore_verified_through(&f->core);
+		pthread_mutex_unlock(&f->mu);
 		if (deliver(f)) {
 			end = END_STOP;
 			break;
@@ -280,15 +299,17 @@ int cm_follower_start(const cm_follower_opts *o, cm_follower **out, char *err, s
 		if (f->o.retry_max_ms < f->o.retry_min_ms)
 			f->o.retry_max_ms = f->o.retry_min_ms;
 		cm_fcore_opts co = {.genesis = &f->o.genesis, .height = o->start_height, .hash = o->start_hash,
-				    .max_pending = o->max_pending, .max_claims = o->max_claims,
+				    .root = o->start_root, .max_pending = o->max_pending, .max_claims = o->max_claims,
 				    .effects_optional = o->effects_optional};
 		rc = cm_fcore_init(&f->core, &co);
 		if (rc == CM_ERR_INVALID)
-			snprintf(err, errlen, "start_hash: required with a start_height above 0");
+			snprintf(err, errlen, "start_hash and start_root: required with a start_height above 0");
 	}
 	if (rc == CM_OK) {
 		f->st.height = o->start_height;
 		memcpy(f->st.hash, f->core.final_hash, CM_HASH_BYTES);
+		if (f->core.final_root_known)
+			memcpy(f->st.root, f->core.final_root, CM_HASH_BYTES);
 		f->st.running = 1;
 		f->st.replica = -1;
 		if (pthread_create(&f->thread, NULL, run, f) != 0) {
@@ -335,6 +356,14 @@ int cm_follower_wait(cm_follower *f, int ms)
 	int done = f->done;
 	pthread_mutex_unlock(&f->mu);
 	return done;
+}
+
+uint64_t cm_follower_verified_through(cm_follower *f)
+{
+	pthread_mutex_lock(&f->mu);
+	uint64_t v = f->st.verified_through;
+	pthread_mutex_unlock(&f->mu);
+	return v;
 }
 
 void cm_follower_get_stats(cm_follower *f, cm_follower_stats *out)

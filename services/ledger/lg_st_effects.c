@@ -3,7 +3,8 @@
  * dropped or re-membered, challenges issued and closed, roots committed and
  * indexers punished; a failed payload's notes are rewound with its
  * savepoint; at commit the notes become one encoded BlockEffects, read from
- * the block's final state and stored with the block. */
+ * the block's final state, hashed into the state root (cm_effects_hash) and
+ * stored with the block. */
 #include "lg_state_int.h"
 #include "lg_query.h"
 
@@ -344,8 +345,10 @@ static int add_outcomes(lg_state *st, Muri__V1__BlockEffects *e)
 	return CM_OK;
 }
 
-int lg_st_fx_write(lg_state *st, uint64_t height, const uint8_t root[CM_HASH_BYTES])
+int lg_st_fx_write(lg_state *st, uint64_t height, const uint8_t prev[CM_HASH_BYTES],
+		   const uint8_t ws[CM_HASH_BYTES], uint8_t root[CM_HASH_BYTES])
 {
+	uint8_t eh[CM_HASH_BYTES];
 	Muri__V1__BlockEffects *e = malloc(sizeof(*e));
 	uint8_t *buf = NULL;
 	size_t len;
@@ -355,14 +358,19 @@ int lg_st_fx_write(lg_state *st, uint64_t height, const uint8_t root[CM_HASH_BYT
 		return CM_ERR_NOMEM;
 	muri__v1__block_effects__init(e);
 	e->height = height;
-	if ((rc = dup_bytes(&e->state_root, root, CM_HASH_BYTES)) != CM_OK ||
-	    (rc = add_outcomes(st, e)) != CM_OK || (rc = add_configs(st, e)) != CM_OK ||
+	if ((rc = add_outcomes(st, e)) != CM_OK || (rc = add_configs(st, e)) != CM_OK ||
 	    (rc = add_challenges(st, LG_FX_ISSUED, &e->challenges, &e->n_challenges)) != CM_OK ||
 	    (rc = add_challenges(st, LG_FX_CLOSED, &e->challenges_closed, &e->n_challenges_closed)) != CM_OK ||
 	    (rc = add_roots(st, e)) != CM_OK ||
 	    (rc = add_names(st, LG_FX_CREATED, &e->magus_created, &e->n_magus_created)) != CM_OK ||
 	    (rc = add_names(st, LG_FX_DROPPED, &e->magus_dropped, &e->n_magus_dropped)) != CM_OK ||
 	    (rc = add_members(st, e)) != CM_OK || (rc = add_penalties(st, e)) != CM_OK)
+		goto out;
+	/* the content as built, both roots still unset, is what E_h hashes */
+	cm_effects_hash(e, eh);
+	cm_state_root_next(root, prev, height, ws, eh);
+	if ((rc = dup_bytes(&e->state_root, root, CM_HASH_BYTES)) != CM_OK ||
+	    (rc = dup_bytes(&e->write_set_hash, ws, CM_HASH_BYTES)) != CM_OK)
 		goto out;
 	len = muri__v1__block_effects__get_packed_size(e);
 	if (!(buf = malloc(len ? len : 1))) {

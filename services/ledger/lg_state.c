@@ -8,9 +8,9 @@
  *   3. end-block: challenges past their deadline fail (slash); every
  *      challenge_interval blocks, new challenges are drawn from the beacon;
  *      the block's fees go to its proposer.
- *   4. the block row, the tx outcomes, the new state root (kept per height)
- *      and the block's effects (lg_st_effects.c: what followers need to
- *      know changed, outside the root); COMMIT.
+ *   4. the block row, the tx outcomes, the block's effects (lg_st_effects.c:
+ *      what followers need to know changed) and the new state root over the
+ *      write set and the effects (kept per height); COMMIT.
  *
  * Transaction rule. A tx that cannot be decoded, is for another chain, has a
  * bad signature, comes from an unknown account, has the wrong nonce, a fee
@@ -24,15 +24,26 @@
  * every replica decides alike) a Noop whose signature does not verify
  * executes too, and nothing else does.
  *
- * State root. root_h = H(CM_DOM_STATE || root_{h-1} || cm_put_be64(h) || W_h), where
- * W_h is lg_store_writeset_hash(): the hash of the sorted list of (table,
- * key, final value or deletion) that block h wrote, tx outcomes included;
- * root_{-1} is the genesis digest. A Merkle tree over the whole state would
- * also prove single rows, but it costs a tree update per written row and a
- * second copy of the state; the chained write-set hash costs one sort and
- * one hash pass per block, and replicas still agree on the root iff they
- * applied the same changes from the same genesis. lg_store_state_digest()
- * hashes the full state for audits and tests.
+ * State root. For a block h >= 1,
+ *   root_h = H(CM_DOM_STATE || root_{h-1} || cm_put_be64(h) || W_h || E_h),
+ * where W_h is lg_store_writeset_hash(): the hash of the sorted list of
+ * (table, key, final value or deletion) that block h wrote, tx outcomes
+ * included; and E_h = H(CM_DOM_STATE || 'E' || enc) binds the block's
+ * BlockEffects (lg_st_effects.c), enc being protobuf-c's packing of the
+ * message as the state machine built it, with state_root and write_set_hash
+ * unset: fields in number order, zero scalars and empty lists omitted, no
+ * maps and no unknown fields, so every replica packs the same content to the
+ * same bytes. The stored and served effects are that message with
+ * state_root = root_h and write_set_hash = W_h added, so a follower re-packs
+ * them without the two and recomputes root_h (cm_follower.h). root_0 =
+ * H(CM_DOM_STATE || genesis digest || cm_put_be64(0) || W_0), genesis having
+ * no effects. A Merkle tree over the whole state would also prove single
+ * rows, but it costs a tree update per written row and a second copy of the
+ * state; the chained write-set hash costs one sort and one hash pass per
+ * block, and replicas still agree on the root iff they applied the same
+ * changes and recorded the same effects from the same genesis; a certified
+ * root at height H vouches for every effects content at heights <= H.
+ * lg_store_state_digest() hashes the full state for audits and tests.
  *
  * The handlers live by concept in lg_st_accounts.c, lg_st_staking.c,
  * lg_st_magu.c, lg_st_roots.c, lg_st_settle.c and lg_st_gov.c; the queries in
@@ -337,20 +348,6 @@ static int over_limit(lg_state *st, const Muri__V1__SignedTransaction *stx, uint
 	return record(st, hash, index, O_UNAUTH);
 }
 
-/* root = H(CM_DOM_STATE || prev || cm_put_be64(height) || write-set hash). */
-static void chain_root(uint8_t out[CM_HASH_BYTES], const uint8_t prev[CM_HASH_BYTES], uint64_t h,
-		       const uint8_t ws[CM_HASH_BYTES])
-{
-	cm_hasher hs;
-	uint8_t hb[8];
-	cm_put_be64(hb, h);
-	cm_hasher_init(&hs, CM_DOM_STATE);
-	cm_hasher_update(&hs, prev, CM_HASH_BYTES);
-	cm_hasher_update(&hs, hb, sizeof(hb));
-	cm_hasher_update(&hs, ws, CM_HASH_BYTES);
-	cm_hasher_final(&hs, out);
-}
-
 int lg_state_apply(lg_state *st, const lg_block_in *b, unsigned flags, uint8_t root[CM_HASH_BYTES])
 {
 	uint8_t ws[CM_HASH_BYTES], new_root[CM_HASH_BYTES];
@@ -386,8 +383,7 @@ int lg_state_apply(lg_state *st, const lg_block_in *b, unsigned flags, uint8_t r
 	    (rc = lg_st_pay_fees(st)) != CM_OK)
 		goto fail;
 	lg_store_writeset_hash(st->store, ws);
-	chain_root(new_root, st->root, b->height, ws);
-	if ((rc = lg_st_fx_write(st, b->height, new_root)) != CM_OK)
+	if ((rc = lg_st_fx_write(st, b->height, st->root, ws, new_root)) != CM_OK)
 		goto fail;
 	memset(&rec, 0, sizeof(rec));
 	rec.height = b->height;
@@ -493,7 +489,7 @@ static int apply_genesis(lg_state *st, const lg_genesis *g)
 		return rc;
 	}
 	lg_store_writeset_hash(st->store, ws);
-	chain_root(st->root, digest, 0, ws);
+	cm_state_root_next(st->root, digest, 0, ws, NULL);
 	if ((rc = lg_store_commit(st->store, 0, st->root)) != CM_OK)
 		return lg_st_err(st, rc, "genesis: %s", lg_store_errmsg(st->store));
 	st->height = 0;

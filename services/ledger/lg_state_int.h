@@ -7,6 +7,7 @@
 #include "cm_bytes.h"
 #include "cm_crypto.h"
 #include "cm_err.h"
+#include "cm_follower.h" /* the state root chain: cm_effects_hash, cm_state_root_next */
 #include "lg_state.h"
 #include "lg_tx.h"
 
@@ -210,6 +211,10 @@ int lg_st_fx_root(lg_state *st, const Muri__V1__SignedRoot *r);
 int lg_st_fx_magu(lg_state *st, enum lg_fx_list l, const char *name); /* CREATED, DROPPED, MEMBERS */
 int lg_st_fx_penalty(lg_state *st, const uint8_t *pk, uint64_t slashed, int jailed,
 		     const char *reason);
-int lg_st_fx_write(lg_state *st, uint64_t height, const uint8_t root[CM_HASH_BYTES]);
+/* Builds block height's BlockEffects from the notes, sets root = root_height
+ * = cm_state_root_next(prev, height, ws, cm_effects_hash(effects)) and
+ * stores the effects packed with state_root = root and write_set_hash = ws. */
+int lg_st_fx_write(lg_state *st, uint64_t height, const uint8_t prev[CM_HASH_BYTES],
+		   const uint8_t ws[CM_HASH_BYTES], uint8_t root[CM_HASH_BYTES]);
 
 #endif

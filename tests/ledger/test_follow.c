@@ -1,8 +1,11 @@
 /* The follower against real replicas: 4 muri-ledger processes on loopback,
  * transfers committing, a cm_follower reading them. Killing the replica it
  * follows makes it switch with no gap and no duplicate; stopping it and
- * starting again from the last height it handed out resumes there; every
- * committed transaction is seen exactly once. GetBlock's header_bytes and
+ * starting again from the last (height, hash, state root) it handed out
+ * resumes there; every committed transaction is seen exactly once; every
+ * block's effects content is recomputed into the state root chain (no
+ * refusal from honest replicas) and certified pins vouch for it
+ * (verified_through advances to within a few heights of the tip). GetBlock's header_bytes and
  * payload re-hash to Block.hash and its commit_qc verifies. */
 #include "tap.h"
 #include "tproc.h"
@@ -35,6 +38,7 @@ static cm_rpc_client *clients[N];
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t seen_height;          /* last height handed out */
 static uint8_t seen_hash[CM_HASH_BYTES];
+static uint8_t seen_root[CM_HASH_BYTES]; /* effects.state_root of the last block handed out */
 static int order_errors, effects_errors;
 static uint8_t (*seen_txs)[CM_HASH_BYTES];
 static size_t nseen;
@@ -65,8 +69,11 @@ static int on_block(void *arg, const Muri__V1__Block *b)
 		order_errors++;
 	}
 	if (!b->effects || b->effects->height != b->header->height || b->effects->state_root.len != CM_HASH_BYTES ||
+	    b->effects->write_set_hash.len != CM_HASH_BYTES ||
 	    b->effects->n_outcomes != b->n_txs) /* the state machine's effects: one outcome per tx */
 		effects_errors++;
+	else
+		memcpy(seen_root, b->effects->state_root.data, CM_HASH_BYTES);
 	seen_height = b->header ? b->header->height : seen_height;
 	memcpy(seen_hash, b->hash.data, CM_HASH_BYTES);
 	for (size_t i = 0; i < b->n_txs; i++) {
@@ -159,12 +166,13 @@ static void wait_sent(size_t k)
 	TAP_CHECK(atomic_load(&nsent) >= k);
 }
 
-static cm_follower *follow_from(uint64_t height, const uint8_t *hash)
+static cm_follower *follow_from(uint64_t height, const uint8_t *hash, const uint8_t *root)
 {
 	cm_follower_opts o = {
 		.genesis = {.chain_id = CHAIN, .n = N, .pks = (const uint8_t(*)[CM_PK_BYTES])pks, .addrs = addrp},
 		.start_height = height,
 		.start_hash = hash,
+		.start_root = root,
 		.on_block = on_block,
 		.stall_ms = 3000,
 		.refuse_ms = 60000,
@@ -289,7 +297,7 @@ static void test_follow(void)
 	pthread_t submitter;
 	if (ok)
 		pthread_create(&submitter, NULL, submit_main, NULL);
-	cm_follower *f = ok ? follow_from(0, NULL) : NULL;
+	cm_follower *f = ok ? follow_from(0, NULL, NULL) : NULL; /* root_0 from block 1's body */
 	TAP_CHECK(f != NULL);
 	cm_follower_stats st;
 	if (f) {
@@ -317,14 +325,27 @@ static void test_follow(void)
 		TAP_EQ(st.error, CM_OK);
 		TAP_EQ(st.height, seen());
 		uint64_t last = seen();
-		uint8_t last_hash[CM_HASH_BYTES];
+		uint8_t last_hash[CM_HASH_BYTES], last_root[CM_HASH_BYTES];
 		memcpy(last_hash, st.hash, CM_HASH_BYTES);
+		memcpy(last_root, st.root, CM_HASH_BYTES);
 		TAP_CHECK(memcmp(last_hash, seen_hash, CM_HASH_BYTES) == 0);
+		TAP_CHECK(memcmp(last_root, seen_root, CM_HASH_BYTES) == 0);
+		/* pins vouched for the recomputed effects up to near the tip */
+		printf("# verified_through %llu at height %llu\n", (unsigned long long)st.verified_through,
+		       (unsigned long long)st.height);
+		TAP_CHECK(st.verified_through >= 1 && st.verified_through + 8 >= st.height);
 		cm_follower_free(f);
-		f = follow_from(last, last_hash);
+		f = follow_from(last, last_hash, NULL);
+		TAP_CHECK(f == NULL); /* resuming needs the persisted root */
+		cm_follower_free(f);
+		f = follow_from(last, last_hash, last_root);
 		TAP_CHECK(f != NULL);
-		if (f)
+		if (f) {
 			TAP_EQ(wait_height(f, last + 6), 0);
+			cm_follower_get_stats(f, &st);
+			TAP_EQ(st.refusals, 0);
+			TAP_CHECK(st.verified_through > last);
+		}
 		wait_sent(atomic_load(&nsent) + 5);
 		atomic_store(&submit_stop, 1);
 		pthread_join(submitter, NULL);

@@ -5,6 +5,7 @@
  * snapshot and say where (ReadAt), paged lists, and Noops without a
  * signature decided by genesis. */
 #include "st_chain.h"
+#include "cm_bytes.h"
 
 static Muri__V1__BlockEffects *effects_at(tchain *c, uint64_t h)
 {
@@ -19,6 +20,58 @@ static void effects_free(Muri__V1__BlockEffects *e)
 {
 	if (e)
 		protobuf_c_message_free_unpacked(&e->base, NULL);
+}
+
+/* Every height's effects are bound into its state root, checked from the
+ * spec (ledger.proto) rather than with the ledger's code: the stored bytes
+ * are the canonical packing (a decoded copy packs to the same bytes), with
+ * write_set_hash W_h of 32 bytes, and root_h = H(CM_DOM_STATE || root_{h-1}
+ * || be64(h) || W_h || H(CM_DOM_STATE || 'E' || the packing without
+ * state_root and write_set_hash)) is the root kept for h. */
+static void check_root_chain(tchain *c)
+{
+	uint64_t top = lg_state_height(c->st);
+	TAP_CHECK(top >= 1);
+	for (uint64_t h = 1; h <= top; h++) {
+		uint8_t prev[32], want[32], eh[32], got[32], hb[8], *raw = NULL;
+		size_t rawlen = 0;
+		TAP_EQ(lg_store_root_at(c->s, h - 1, prev), CM_OK);
+		TAP_EQ(lg_store_root_at(c->s, h, want), CM_OK);
+		TAP_EQ(lg_store_effects_get(c->s, h, &raw, &rawlen), CM_OK);
+		Muri__V1__BlockEffects *e = raw ? muri__v1__block_effects__unpack(NULL, rawlen, raw) : NULL;
+		TAP_CHECK(e != NULL);
+		if (!e) {
+			free(raw);
+			return;
+		}
+		size_t n = muri__v1__block_effects__get_packed_size(e);
+		uint8_t *re = malloc(n + 1);
+		muri__v1__block_effects__pack(e, re);
+		TAP_CHECK(n == rawlen && memcmp(re, raw, n) == 0);
+		TAP_EQ(e->write_set_hash.len, 32);
+		TAP_CHECK(e->state_root.len == 32 && memcmp(e->state_root.data, want, 32) == 0);
+		Muri__V1__BlockEffects t = *e;
+		t.state_root.len = t.write_set_hash.len = 0;
+		n = muri__v1__block_effects__get_packed_size(&t);
+		re[0] = 'E';
+		muri__v1__block_effects__pack(&t, re + 1);
+		cm_hash(eh, CM_DOM_STATE, re, n + 1);
+		cm_put_be64(hb, h);
+		cm_hasher hs;
+		cm_hasher_init(&hs, CM_DOM_STATE);
+		cm_hasher_update(&hs, prev, 32);
+		cm_hasher_update(&hs, hb, 8);
+		if (e->write_set_hash.len == 32)
+			cm_hasher_update(&hs, e->write_set_hash.data, 32);
+		cm_hasher_update(&hs, eh, 32);
+		cm_hasher_final(&hs, got);
+		if (memcmp(got, want, 32) != 0)
+			printf("# height %llu: root is not bound to its effects\n", (unsigned long long)h);
+		TAP_CHECK(memcmp(got, want, 32) == 0);
+		free(re);
+		free(raw);
+		effects_free(e);
+	}
 }
 
 /* The config of (magu, fragment) in e, or NULL. */
@@ -142,6 +195,7 @@ static void test_effects_membership(void)
 	effects_free(e);
 	Muri__V1__BlockEffects *none = NULL;
 	TAP_EQ(lg_query_effects(c.s, 5, &none), CM_ERR_NOTFOUND);
+	check_root_chain(&c);
 	chain_close(&c);
 }
 
@@ -251,6 +305,7 @@ static void test_double_root(void)
 	TAP_EQ(commit(&c, &b), CM_OK);
 	TAP_FAILED(&c, h[5], "was punished already for fragment 0 of \"d\" at size 40");
 	TAP_EQ(account(&c, liar).staked, l0.staked - 2000);
+	check_root_chain(&c);
 	chain_close(&c);
 }
 
@@ -333,6 +388,7 @@ static void test_roots_and_challenges_in_effects(void)
 	TAP_EQ(lg_query_challenges_page(c.s, K[rep].pk, 0, 1001, NULL, 0, &cr), CM_ERR_RANGE);
 	TAP_EQ(lg_query_challenges_page(c.s, K[rep].pk, 0, 1, tok, 5, &cr), CM_ERR_INVALID);
 	cm_merkle_free(log);
+	check_root_chain(&c);
 	chain_close(&c);
 }
 
@@ -366,6 +422,7 @@ static void test_roots_by_height(void)
 		TAP_CHECK(memcmp(r, roots[h], 32) == 0);
 	}
 	lg_store_close(ro);
+	check_root_chain(&c);
 	chain_close(&c);
 }
 

@@ -4,7 +4,9 @@ at.state_root), two replicas agree on the root at one height and the chain
 certifies it; paging through many Magus returns each once; bad paging and
 keys are INVALID_ARGUMENT naming the field; GetBlock re-hashes from
 header_bytes and payload, its commit_qc verifies against the genesis keys,
-and FollowBlocks serves a linked chain with its effects."""
+and FollowBlocks serves a linked chain with its effects, each block's
+effects content re-hashing (from Python's own serialization) into the state
+root chain that starts at the root block 1 certifies."""
 import hashlib
 import struct
 import time
@@ -16,12 +18,24 @@ from ledger_util import Account, free_ports, make_genesis, signed_tx
 from muri_util import wait_until
 from sodium_keys import sign, verify, write_key_file
 
-DOM_BLOCK, DOM_VOTE = 0x02, 0x04
+DOM_BLOCK, DOM_VOTE, DOM_STATE = 0x02, 0x04, 0x08
 N_MAGUS = 45
 
 
 def b2(data):
     return hashlib.blake2b(data, digest_size=32).digest()
+
+
+def next_root(prev, effects):
+    """root_h = H(DOM_STATE || root_{h-1} || be64(h) || W_h || E_h), E_h =
+    H(DOM_STATE || 'E' || the effects serialized without state_root and
+    write_set_hash) (ledger.proto, BlockEffects)."""
+    e = type(effects)()
+    e.CopyFrom(effects)
+    e.ClearField("state_root")
+    e.ClearField("write_set_hash")
+    eh = b2(bytes([DOM_STATE]) + b"E" + e.SerializeToString(deterministic=True))
+    return b2(bytes([DOM_STATE]) + prev + struct.pack(">Q", effects.height) + effects.write_set_hash + eh)
 
 
 def block_hash(header_bytes, payload):
@@ -162,12 +176,26 @@ def test_follow_blocks_linked_with_effects(net):
         assert r.state == pb.TX_COMMITTED
     stream = net.stubs[2].FollowBlocks(pb.FollowRequest(from_height=1), timeout=30)
     prev_hash = None
+    root = None
     got = []
     for b in stream:
         check_block(net, b, len(got) + 1)
         if prev_hash is not None:
             assert b.header.parent_hash == prev_hash
         prev_hash = b.hash
+        if root is None:  # block 1 certifies root_0
+            assert b.header.state_height == 0 and len(b.header.state_root) == 32
+            root = b.header.state_root
+        before = root
+        assert len(b.effects.write_set_hash) == 32
+        root = next_root(before, b.effects)
+        assert root == b.effects.state_root, f"effects of block {b.header.height} do not re-hash to their root"
+        if b.effects.outcomes:  # content is bound: one flipped outcome changes the root
+            altered = type(b.effects)()
+            altered.CopyFrom(b.effects)
+            altered.outcomes[0].state = pb.TX_FAILED if altered.outcomes[0].state == pb.TX_COMMITTED \
+                else pb.TX_COMMITTED
+            assert next_root(before, altered) != root
         got.append(b.header.height)
         if len(got) == r.height:
             break

@@ -1,8 +1,10 @@
 /* Tests of the follower's verification core (common/cm_follower): a chain
  * built in-process with real ed25519 keys, the real cm_chain encoding and
- * QCs signed by 4 replicas, served honestly (accepted, final after a
- * three-chain of consecutive views) and by an adversary (each forgery
- * refused with its own reason, after which the honest block still goes in). */
+ * QCs signed by 4 replicas, and a model of the ledger's state root chain
+ * over each block's write set and effects content, served honestly
+ * (accepted, final after a three-chain of consecutive views) and by an
+ * adversary (each forgery, altered effects content included, refused with
+ * its own reason, after which the honest block still goes in). */
 #include "tap.h"
 #include "cm_err.h"
 #include "cm_follower.h"
@@ -26,11 +28,39 @@ static cm_follower_genesis gen = {.chain_id = CHAIN_ID, .n = N, .pks = (const ui
 static cm_block blocks[MAXH + 1];
 static cm_qc cqc[MAXH + 1];
 static uint8_t *payloads[MAXH + 1];
-static uint8_t roots[MAXH + 1][CM_HASH_BYTES]; /* state root after h */
+static uint8_t roots[MAXH + 1][CM_HASH_BYTES]; /* state root after h (the model's) */
 
-static void root_of(uint64_t h, uint8_t out[CM_HASH_BYTES])
+/* W_h of the fake chain: any 32 bytes do, the follower takes them as served. */
+static void ws_of(uint64_t h, uint8_t out[CM_HASH_BYTES])
 {
 	cm_hash(out, CM_DOM_TEST, &h, sizeof(h));
+}
+
+/* The model of the root chain, written from the spec (ledger.proto
+ * BlockEffects) rather than with the code under test: E_h = H(CM_DOM_STATE ||
+ * 'E' || the effects packed without state_root and write_set_hash), root_h =
+ * H(CM_DOM_STATE || root_{h-1} || be64(h) || W_h || E_h). */
+static void model_root(const Muri__V1__BlockEffects *e, const uint8_t prev[CM_HASH_BYTES],
+		       uint8_t out[CM_HASH_BYTES])
+{
+	Muri__V1__BlockEffects t = *e;
+	t.state_root.len = t.write_set_hash.len = 0;
+	size_t len = protobuf_c_message_get_packed_size(&t.base);
+	uint8_t *buf = malloc(len + 1), eh[CM_HASH_BYTES], ws[CM_HASH_BYTES], hb[8];
+	buf[0] = 'E';
+	protobuf_c_message_pack(&t.base, buf + 1);
+	cm_hash(eh, CM_DOM_STATE, buf, len + 1);
+	free(buf);
+	ws_of(e->height, ws);
+	for (int i = 0; i < 8; i++)
+		hb[i] = (uint8_t)(e->height >> (56 - 8 * i));
+	cm_hasher hs;
+	cm_hasher_init(&hs, CM_DOM_STATE);
+	cm_hasher_update(&hs, prev, CM_HASH_BYTES);
+	cm_hasher_update(&hs, hb, 8);
+	cm_hasher_update(&hs, ws, CM_HASH_BYTES);
+	cm_hasher_update(&hs, eh, CM_HASH_BYTES);
+	cm_hasher_final(&hs, out);
 }
 
 static void sign_qc(cm_qc *q, const char *chain_id, uint64_t view, const uint8_t hash[CM_HASH_BYTES],
@@ -48,7 +78,8 @@ static void sign_qc(cm_qc *q, const char *chain_id, uint64_t view, const uint8_t
 			cm_sign(&keys[i], q->sigs[i], d, sizeof(d));
 }
 
-/* A BlockBody for height h, pinning the state root at h - 3. */
+/* A BlockBody for height h, pinning the state root at state_height (roots[]
+ * must hold it already). */
 static uint8_t *make_payload(uint64_t h, uint64_t state_height, size_t *len)
 {
 	Muri__V1__BlockBody body = MURI__V1__BLOCK_BODY__INIT;
@@ -74,7 +105,7 @@ static uint8_t *make_payload(uint64_t h, uint64_t state_height, size_t *len)
 	body.txs = stp;
 	body.n_txs = NTX;
 	body.state_height = state_height;
-	root_of(state_height, sroot);
+	memcpy(sroot, roots[state_height], CM_HASH_BYTES);
 	body.state_root.data = sroot;
 	body.state_root.len = sizeof(sroot);
 	*len = protobuf_c_message_get_packed_size(&body.base);
@@ -98,23 +129,6 @@ static void make_block(cm_block *b, uint64_t h, uint64_t view, const cm_block *p
 	cm_block_hash(b);
 }
 
-/* views[h] for h = 1..MAXH; gap_at > 0 skips a view before that height */
-static void build_chain(int gap_at)
-{
-	cm_block_genesis(&blocks[0]);
-	cm_qc_genesis(&cqc[0]);
-	uint64_t view = 0;
-	for (uint64_t h = 1; h <= MAXH; h++) {
-		view += (int)h == gap_at ? 2 : 1;
-		free(payloads[h]);
-		size_t plen;
-		payloads[h] = make_payload(h, h >= 3 ? h - 3 : 0, &plen);
-		make_block(&blocks[h], h, view, &blocks[h - 1], &cqc[h - 1], payloads[h], plen);
-		sign_qc(&cqc[h], CHAIN_ID, view, blocks[h].hash, 0x7); /* replicas 0, 1, 2 */
-		root_of(h, roots[h]);
-	}
-}
-
 /* ---- serving a block as the ledger does, with room for lies ---- */
 
 typedef struct served {
@@ -133,6 +147,14 @@ typedef struct served {
 	Muri__V1__TxOutcome out[NTX], *outp[NTX];
 	uint8_t out_hash[NTX][CM_HASH_BYTES];
 	int no_effects, no_header;
+	/* effects content beyond the outcomes: one fragment configuration, one
+	 * challenge issued; room for a penalty a liar adds */
+	uint8_t ws[CM_HASH_BYTES];
+	Muri__V1__FragmentConfig cfg, *cfgp[1];
+	Muri__V1__Replica rep[2], *repp[2];
+	char addr[2][32], magu[16];
+	Muri__V1__Challenge ch, *chp[1];
+	Muri__V1__IndexerPenalty pen, *penp[1];
 } served;
 
 static void qc_pb(Muri__V1__QuorumCert *q, const cm_qc *c, ProtobufCBinaryData *pk, ProtobufCBinaryData *sig)
@@ -207,7 +229,72 @@ static void serve_of(served *s, const cm_block *blk, const cm_qc *commit, const 
 	s->e.n_outcomes = s->body->n_txs;
 	s->e.state_root.data = s->root;
 	s->e.state_root.len = CM_HASH_BYTES;
+	ws_of(s->blk.height, s->ws);
+	s->e.write_set_hash.data = s->ws;
+	s->e.write_set_hash.len = CM_HASH_BYTES;
+	uint64_t h = s->blk.height;
+	snprintf(s->magu, sizeof(s->magu), "magu%llu", (unsigned long long)(h % 3));
+	muri__v1__fragment_config__init(&s->cfg);
+	s->cfg.magu = s->magu;
+	s->cfg.fragment = (uint32_t)h;
+	s->cfg.epoch = h + 1;
+	s->cfg.primary.data = pks[h % N];
+	s->cfg.primary.len = CM_PK_BYTES;
+	for (int i = 0; i < 2; i++) {
+		muri__v1__replica__init(&s->rep[i]);
+		s->rep[i].pubkey.data = pks[(h + (uint64_t)i) % N];
+		s->rep[i].pubkey.len = CM_PK_BYTES;
+		snprintf(s->addr[i], sizeof(s->addr[i]), "10.0.%d.%llu:7000", i, (unsigned long long)h);
+		s->rep[i].address = s->addr[i];
+		s->repp[i] = &s->rep[i];
+	}
+	s->cfg.replicas = s->repp;
+	s->cfg.n_replicas = 2;
+	s->cfgp[0] = &s->cfg;
+	s->e.configs = s->cfgp;
+	s->e.n_configs = 1;
+	muri__v1__challenge__init(&s->ch);
+	s->ch.id = h;
+	s->ch.magu = s->magu;
+	s->ch.fragment = (uint32_t)h;
+	s->ch.indexer = s->cfg.primary;
+	s->ch.issued_height = h;
+	s->ch.deadline_height = h + 20;
+	s->ch.state = MURI__V1__CHALLENGE_STATE__CHALLENGE_OPEN;
+	s->chp[0] = &s->ch;
+	s->e.challenges = s->chp;
+	s->e.n_challenges = 1;
+	muri__v1__indexer_penalty__init(&s->pen);
+	s->penp[0] = &s->pen;
 	s->b.effects = &s->e;
+}
+
+/* A liar that keeps its own root chain consistent: s's effects claim the
+ * root recomputed over their (possibly altered) content from prev. */
+static void reroot(served *s, const uint8_t prev[CM_HASH_BYTES])
+{
+	model_root(&s->e, prev, s->root);
+}
+
+/* views[h] for h = 1..MAXH; gap_at > 0 skips a view before that height */
+static void build_chain(int gap_at)
+{
+	cm_block_genesis(&blocks[0]);
+	cm_qc_genesis(&cqc[0]);
+	cm_hash(roots[0], CM_DOM_TEST, "genesis", 7);
+	uint64_t view = 0;
+	for (uint64_t h = 1; h <= MAXH; h++) {
+		view += (int)h == gap_at ? 2 : 1;
+		free(payloads[h]);
+		size_t plen;
+		payloads[h] = make_payload(h, h >= 3 ? h - 3 : 0, &plen);
+		make_block(&blocks[h], h, view, &blocks[h - 1], &cqc[h - 1], payloads[h], plen);
+		sign_qc(&cqc[h], CHAIN_ID, view, blocks[h].hash, 0x7); /* replicas 0, 1, 2 */
+		served s;
+		serve_of(&s, &blocks[h], &cqc[h], roots[h - 1]);
+		model_root(&s.e, roots[h - 1], roots[h]);
+		muri__v1__block_body__free_unpacked(s.body, NULL);
+	}
 }
 
 static void serve(served *s, uint64_t h)
@@ -292,20 +379,64 @@ static void test_honest(void)
 	}
 	TAP_EQ(c.final_height, 8);
 	TAP_CHECK(memcmp(c.final_hash, blocks[8].hash, CM_HASH_BYTES) == 0);
+	/* root_0 came from block 1's pin; every root after it was recomputed
+	 * over the served content and is the model's */
+	TAP_CHECK(c.final_root_known && memcmp(c.final_root, roots[8], CM_HASH_BYTES) == 0);
+	/* block 10 pins height 7: the content of heights 1..7 is vouched for */
+	TAP_EQ(cm_fcore_verified_through(&c), 7);
 	TAP_EQ(cm_fcore_next_height(&c), 11);
 	cm_fcore_clear(&c);
 
-	/* resuming from a height the caller kept */
-	cm_fcore_opts o = {.genesis = &gen, .height = 8, .hash = blocks[8].hash};
+	/* the caller's genesis root instead of block 1's pin */
+	cm_fcore_opts o = {.genesis = &gen, .root = roots[0]};
+	TAP_EQ(cm_fcore_init(&c, &o), CM_OK);
+	for (uint64_t h = 1; h <= 5; h++)
+		TAP_EQ(offer_h(&c, h), CM_FV_OK);
+	TAP_EQ(cm_fcore_verified_through(&c), 2);
+	cm_fcore_clear(&c);
+	uint8_t bad[CM_HASH_BYTES];
+	memcpy(bad, roots[0], CM_HASH_BYTES);
+	bad[0] ^= 1;
+	o.root = bad;
+	TAP_EQ(cm_fcore_init(&c, &o), CM_OK);
+	TAP_EQ(offer_h(&c, 1), CM_FV_STATE_ROOT); /* block 1 pins the true root_0 */
+	TAP_EQ(c.blame, CM_FCORE_SOURCE_START);
+	cm_fcore_clear(&c);
+
+	/* resuming from the (height, hash, root) the caller kept */
+	o = (cm_fcore_opts){.genesis = &gen, .height = 8, .hash = blocks[8].hash, .root = roots[8]};
 	TAP_EQ(cm_fcore_init(&c, &o), CM_OK);
 	TAP_EQ(offer_h(&c, 9), CM_FV_OK);
 	TAP_EQ(offer_h(&c, 10), CM_FV_OK);
 	TAP_EQ(offer_h(&c, 11), CM_FV_OK);
 	TAP_EQ(pop_all(&c, 9), 9);
+	TAP_EQ(cm_fcore_verified_through(&c), 0); /* the pins so far (7, 8) are at or below the start */
+	TAP_EQ(offer_h(&c, 12), CM_FV_OK);
+	TAP_EQ(cm_fcore_verified_through(&c), 9);
 	cm_fcore_clear(&c);
+
+	/* ... altered content above it is refused at once */
+	TAP_EQ(cm_fcore_init(&c, &o), CM_OK);
+	served s;
+	serve(&s, 9);
+	s.cfg.primary.data = pks[3 - 9 % N];
+	TAP_EQ(offer(&c, &s, 0), CM_FV_EFFECTS);
+	TAP_EQ(offer_h(&c, 9), CM_FV_OK);
+	cm_fcore_clear(&c);
+
+	/* resuming with a wrong root: the next block's effects do not chain */
+	o.root = roots[7];
+	TAP_EQ(cm_fcore_init(&c, &o), CM_OK);
+	TAP_EQ(offer_h(&c, 9), CM_FV_EFFECTS);
+	cm_fcore_clear(&c);
+
+	/* resuming without the root is refused: the content could not be checked */
+	o.root = NULL;
+	TAP_EQ(cm_fcore_init(&c, &o), CM_ERR_INVALID);
 
 	/* resuming with a wrong hash: the next block does not link */
 	o.hash = blocks[7].hash;
+	o.root = roots[8];
 	TAP_EQ(cm_fcore_init(&c, &o), CM_OK);
 	TAP_EQ(offer_h(&c, 9), CM_FV_PARENT);
 	cm_fcore_clear(&c);
@@ -407,6 +538,22 @@ static void lie_effects_root(served *s) { s->e.state_root.len = 31; }
 static void lie_outcome_other_tx(served *s) { s->out_hash[1][0] ^= 1; }
 static void lie_outcome_order(served *s) { s->out[0].index = 1; }
 static void lie_outcome_missing(served *s) { s->e.n_outcomes--; }
+/* altered content with the honest state_root */
+static void lie_config_primary(served *s) { s->cfg.primary.data = pks[(s->blk.height + 1) % N]; }
+static void lie_config_address(served *s) { s->addr[1][3] = '9'; }
+static void lie_challenge_removed(served *s) { s->e.n_challenges = 0; }
+static void lie_outcome_state(served *s) { s->out[1].state = MURI__V1__TX_STATE__TX_FAILED; }
+static void lie_penalty_added(served *s)
+{
+	s->pen.indexer.data = pks[2];
+	s->pen.indexer.len = CM_PK_BYTES;
+	s->pen.slashed = 100;
+	s->pen.reason = "challenge 4 failed";
+	s->e.penalties = s->penp;
+	s->e.n_penalties = 1;
+}
+static void lie_write_set(served *s) { s->ws[5] ^= 1; }
+static void lie_write_set_missing(served *s) { s->e.write_set_hash.len = 0; }
 /* A block with the wrong parent that is otherwise perfect: properly hashed
  * and certified by every replica. */
 static void lie_parent(served *s)
@@ -455,6 +602,13 @@ static const struct {
 	{"effects outcome naming another tx", lie_outcome_other_tx, CM_FV_EFFECTS},
 	{"effects outcome at another position", lie_outcome_order, CM_FV_EFFECTS},
 	{"effects outcome missing", lie_outcome_missing, CM_FV_EFFECTS},
+	{"effects config with another primary", lie_config_primary, CM_FV_EFFECTS},
+	{"effects config with another replica address", lie_config_address, CM_FV_EFFECTS},
+	{"effects challenge removed", lie_challenge_removed, CM_FV_EFFECTS},
+	{"effects outcome state flipped", lie_outcome_state, CM_FV_EFFECTS},
+	{"effects penalty added", lie_penalty_added, CM_FV_EFFECTS},
+	{"effects write_set_hash altered", lie_write_set, CM_FV_EFFECTS},
+	{"effects write_set_hash missing", lie_write_set_missing, CM_FV_EFFECTS},
 };
 
 static void test_forgeries(void)
@@ -502,9 +656,11 @@ static void test_no_header(void)
 	cm_fcore_clear(&c);
 }
 
-/* Effects of block 4 claim a false state root; block 7 pins the true root
- * at height 4 (its BlockBody.state_height = 4) and is refused, naming the
- * source of the false claim. */
+/* A liar (source 2) alters block 4's effects content (a fragment's primary)
+ * and keeps its own root chain consistent: block 4's claim is its
+ * recomputed root, and it serves 5 and 6 with roots chained on it, so
+ * nothing can be seen yet. Block 7 pins the true root at height 4 (its
+ * BlockBody.state_height = 4) and is refused, naming the liar. */
 static void test_state_root_contradicted(void)
 {
 	build_chain(0);
@@ -513,17 +669,28 @@ static void test_state_root_contradicted(void)
 		core_new(&c);
 		for (uint64_t h = 1; h <= 3; h++)
 			TAP_EQ(offer_h(&c, h), CM_FV_OK);
-		served s;
-		serve(&s, 4);
-		s.root[0] ^= 1; /* the lie: cannot be seen yet */
-		TAP_EQ(offer(&c, &s, 2), CM_FV_OK);
-		TAP_EQ(offer_h(&c, 5), CM_FV_OK);
-		TAP_EQ(offer_h(&c, 6), CM_FV_OK);
+		uint8_t prev[CM_HASH_BYTES];
+		memcpy(prev, roots[3], CM_HASH_BYTES);
+		for (uint64_t h = 4; h <= 6; h++) {
+			served s;
+			serve(&s, h);
+			if (h == 4)
+				s.cfg.primary.data = pks[1]; /* the lie (the honest primary is pks[4 % N]) */
+			reroot(&s, prev);
+			memcpy(prev, s.root, CM_HASH_BYTES);
+			TAP_EQ(offer(&c, &s, 2), CM_FV_OK);
+		}
 		if (delivered)
 			TAP_EQ(pop_all(&c, 1), 4);
-		TAP_EQ(offer_h(&c, 7), CM_FV_STATE_ROOT);
+		TAP_EQ(cm_fcore_verified_through(&c), 3);
+		served s7;
+		serve(&s7, 7);
+		reroot(&s7, prev); /* the liar's own block 7: its pin still says the truth */
+		TAP_EQ(offer(&c, &s7, 2), CM_FV_STATE_ROOT);
+		TAP_CHECK(strstr(c.why, "at 4") != NULL);
 		TAP_EQ(c.blame, 2);
 		TAP_EQ(c.blame_delivered, delivered);
+		TAP_EQ(cm_fcore_verified_through(&c), 3);
 		if (!delivered) {
 			/* the lie was not handed out: the core dropped block 4 and
 			 * everything above it, final or not, to fetch them again */
@@ -532,6 +699,7 @@ static void test_state_root_contradicted(void)
 			for (uint64_t h = 4; h <= 7; h++)
 				TAP_EQ(offer_h(&c, h), CM_FV_OK);
 			TAP_EQ(pop_all(&c, 4), 5);
+			TAP_EQ(cm_fcore_verified_through(&c), 4);
 		}
 		cm_fcore_clear(&c);
 	}
@@ -541,6 +709,7 @@ static void test_state_root_contradicted(void)
 	for (uint64_t h = 1; h <= 7; h++)
 		TAP_EQ(offer_h(&c, h), CM_FV_OK);
 	TAP_EQ(pop_all(&c, 1), 5);
+	TAP_EQ(cm_fcore_verified_through(&c), 4);
 	cm_fcore_clear(&c);
 }
 
@@ -594,6 +763,11 @@ static void test_pending_bound(void)
 	o.genesis = &gen;
 	o.height = 5;
 	TAP_EQ(cm_fcore_init(&c, &o), CM_ERR_INVALID); /* height without its hash */
+	o.hash = blocks[5].hash;
+	TAP_EQ(cm_fcore_init(&c, &o), CM_ERR_INVALID); /* ... or without its root */
+	o.root = roots[5];
+	TAP_EQ(cm_fcore_init(&c, &o), CM_OK);
+	cm_fcore_clear(&c);
 }
 
 
@@ -615,13 +789,23 @@ static int fake_follow(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg
 	fake_replica *r = arg;
 	const Muri__V1__FollowRequest *req = (const Muri__V1__FollowRequest *)msg;
 	atomic_fetch_add(&r->calls, 1);
-	for (uint64_t h = req->from_height ? req->from_height : 1; r->mode != STALLER && h <= MAXH; h++) {
+	uint8_t prev[CM_HASH_BYTES]; /* ROOT_LIAR: its own root chain, consistent with its lie */
+	memcpy(prev, roots[0], CM_HASH_BYTES);
+	for (uint64_t h = 1; r->mode != STALLER && h <= MAXH; h++) {
 		served s;
 		serve(&s, h);
 		if (r->mode == FORGER && h == 5)
 			s.commit.sigs[0][3] ^= 0x80;
-		if (r->mode == ROOT_LIAR && h == 4)
-			s.root[0] ^= 1; /* effects of block 4 claim a false state root */
+		if (r->mode == ROOT_LIAR) {
+			if (h == 4)
+				s.addr[0][0] = '6'; /* a fragment's replica address, altered */
+			reroot(&s, prev);
+			memcpy(prev, s.root, CM_HASH_BYTES);
+		}
+		if (h < req->from_height) {
+			muri__v1__block_body__free_unpacked(s.body, NULL);
+			continue;
+		}
 		int rc = cm_rpc_stream_send(call, &s.b.base);
 		muri__v1__block_body__free_unpacked(s.body, NULL);
 		if (rc != CM_OK)
@@ -719,8 +903,10 @@ static void test_driver(void)
 		cm_rpc_server_free(fakes[i].srv);
 }
 
-/* Effects handed out (block 4's) are contradicted by a certified block
- * (7 pins height 4): the follower stops with CM_ERR_VERIFY and says why. */
+/* Effects handed out (block 4's, whose content a liar altered while keeping
+ * its root chain consistent) are contradicted by a certified block (7 pins
+ * height 4): the follower stops with CM_ERR_VERIFY and says why, naming the
+ * height and the replica. */
 static void test_driver_false_effects(void)
 {
 	build_chain(0);
@@ -746,7 +932,9 @@ static void test_driver_false_effects(void)
 	TAP_EQ(dseen(), 4);
 	TAP_EQ(dbad, 0);
 	TAP_CHECK(strstr(st.last_refusal, "state_root") != NULL);
+	TAP_CHECK(strstr(st.last_refusal, "at 4") != NULL);
 	TAP_CHECK(strstr(st.last_refusal, fakes[0].addr) != NULL);
+	TAP_EQ(st.verified_through, 3);
 	cm_follower_free(f);
 	for (int i = 0; i < N; i++)
 		cm_rpc_server_free(fakes[i].srv);
