@@ -111,8 +111,9 @@ int lg_store_get_block_by_hash(lg_store *s, const uint8_t hash[CM_HASH_BYTES], l
 void lg_block_rec_clear(lg_block_rec *b);
 
 /* A committed block's effects: the encoded muri.v1.BlockEffects the state
- * machine wrote with the block (outside the state root). get returns a
- * malloc'd copy owned by the caller (free()); CM_ERR_NOTFOUND if none. */
+ * machine wrote with the block (its hash E_h is chained into the state
+ * root: lg_state.c). get returns a malloc'd copy owned by the caller
+ * (free()); CM_ERR_NOTFOUND if none. */
 int lg_store_effects_put(lg_store *s, uint64_t height, const uint8_t *data, size_t len);
 int lg_store_effects_get(lg_store *s, uint64_t height, uint8_t **data, size_t *len);
 
