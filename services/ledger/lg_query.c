@@ -12,7 +12,7 @@
 
 /* ---- queries ---- */
 
-static int pb_bytes(ProtobufCBinaryData *b, const void *p, size_t n)
+int lg_query_dup_bytes(ProtobufCBinaryData *b, const void *p, size_t n)
 {
 	if (!(b->data = malloc(n ? n : 1)))
 		return CM_ERR_NOMEM;
@@ -22,7 +22,7 @@ static int pb_bytes(ProtobufCBinaryData *b, const void *p, size_t n)
 	return CM_OK;
 }
 
-static int pb_str(char **dst, const char *s)
+int lg_query_dup_str(char **dst, const char *s)
 {
 	size_t n = strlen(s) + 1;
 	char *c = malloc(n);
@@ -58,7 +58,7 @@ static int q_account(lg_store *s, const uint8_t pk[CM_PK_BYTES], Muri__V1__Accou
 	m->nonce = a.nonce;
 	m->staked = a.staked;
 	m->unbonding = a.unbonding;
-	if (pb_bytes(&m->address, pk, CM_PK_BYTES) != CM_OK) {
+	if (lg_query_dup_bytes(&m->address, pk, CM_PK_BYTES) != CM_OK) {
 		pb_free(m);
 		return CM_ERR_NOMEM;
 	}
@@ -87,7 +87,7 @@ static int q_indexer(lg_store *s, const uint8_t pk[CM_PK_BYTES], Muri__V1__Index
 	m->failures = ix.failures > UINT32_MAX ? UINT32_MAX : (uint32_t)ix.failures;
 	m->active = ix.active;
 	m->jailed = ix.jailed;
-	if (pb_bytes(&m->pubkey, pk, CM_PK_BYTES) != CM_OK || pb_str(&m->address, ix.address) != CM_OK) {
+	if (lg_query_dup_bytes(&m->pubkey, pk, CM_PK_BYTES) != CM_OK || lg_query_dup_str(&m->address, ix.address) != CM_OK) {
 		pb_free(m);
 		return CM_ERR_NOMEM;
 	}
@@ -106,7 +106,7 @@ int lg_query_fill_config(lg_store *s, const lg_fragment *f, Muri__V1__FragmentCo
 	*out = c;
 	c->fragment = f->fragment;
 	c->epoch = f->epoch;
-	if (pb_str(&c->magu, f->magu) != CM_OK || pb_bytes(&c->primary, f->primary, LG_KEY_BYTES) != CM_OK ||
+	if (lg_query_dup_str(&c->magu, f->magu) != CM_OK || lg_query_dup_bytes(&c->primary, f->primary, LG_KEY_BYTES) != CM_OK ||
 	    !(c->replicas = pb_array(f->nreplicas, sizeof(*c->replicas))))
 		return CM_ERR_NOMEM;
 	c->n_replicas = f->nreplicas;
@@ -119,8 +119,8 @@ int lg_query_fill_config(lg_store *s, const lg_fragment *f, Muri__V1__FragmentCo
 		c->replicas[i] = r;
 		if ((rc = lg_store_indexer_get(s, f->replicas[i], &ix)) != CM_OK)
 			return rc == CM_ERR_NOTFOUND ? CM_ERR_INTERNAL : rc;
-		if (pb_bytes(&r->pubkey, f->replicas[i], LG_KEY_BYTES) != CM_OK ||
-		    pb_str(&r->address, ix.address) != CM_OK)
+		if (lg_query_dup_bytes(&r->pubkey, f->replicas[i], LG_KEY_BYTES) != CM_OK ||
+		    lg_query_dup_str(&r->address, ix.address) != CM_OK)
 			return CM_ERR_NOMEM;
 	}
 	return CM_OK;
@@ -139,7 +139,7 @@ static int fill_magu(lg_store *s, const lg_magu *g, Muri__V1__MaguInfo *m)
 	m->replication = g->replication;
 	m->deposit = g->deposit;
 	m->created_height = g->created_height;
-	if (pb_str(&m->name, g->name) != CM_OK || pb_bytes(&m->owner, g->owner, LG_KEY_BYTES) != CM_OK)
+	if (lg_query_dup_str(&m->name, g->name) != CM_OK || lg_query_dup_bytes(&m->owner, g->owner, LG_KEY_BYTES) != CM_OK)
 		return CM_ERR_NOMEM;
 	if (g->index_spec_len &&
 	    !(m->index = muri__v1__index_spec__unpack(NULL, g->index_spec_len, g->index_spec)))
@@ -155,7 +155,7 @@ static int fill_magu(lg_store *s, const lg_magu *g, Muri__V1__MaguInfo *m)
 	for (size_t i = 0; i < ns; i++) {
 		if (!slots[i].filled)
 			continue;
-		if (pb_bytes(&m->members[nmem], slots[i].holder, LG_KEY_BYTES) != CM_OK)
+		if (lg_query_dup_bytes(&m->members[nmem], slots[i].holder, LG_KEY_BYTES) != CM_OK)
 			goto out;
 		m->n_members = ++nmem;
 	}
@@ -174,8 +174,8 @@ static int fill_magu(lg_store *s, const lg_magu *g, Muri__V1__MaguInfo *m)
 		m->n_committed_roots = ++ncommitted;
 		r->fragment = fr[i].fragment;
 		r->size = fr[i].committed_size;
-		if (pb_str(&r->magu, g->name) != CM_OK ||
-		    pb_bytes(&r->root, fr[i].committed_root, LG_ROOT_BYTES) != CM_OK)
+		if (lg_query_dup_str(&r->magu, g->name) != CM_OK ||
+		    lg_query_dup_bytes(&r->root, fr[i].committed_root, LG_ROOT_BYTES) != CM_OK)
 			goto out;
 	}
 	rc = CM_OK;
@@ -215,7 +215,7 @@ static int q_tx(lg_store *s, const uint8_t hash[CM_HASH_BYTES], Muri__V1__TxStat
 	muri__v1__tx_status__init(m);
 	m->state = (Muri__V1__TxState)t.state;
 	m->height = t.height;
-	if (pb_bytes(&m->tx_hash, hash, CM_HASH_BYTES) != CM_OK || pb_str(&m->message, t.message) != CM_OK) {
+	if (lg_query_dup_bytes(&m->tx_hash, hash, CM_HASH_BYTES) != CM_OK || lg_query_dup_str(&m->message, t.message) != CM_OK) {
 		pb_free(m);
 		return CM_ERR_NOMEM;
 	}
@@ -249,7 +249,7 @@ static int q_params(lg_store *s, Muri__V1__Params **out)
 		m->values[i] = e;
 		m->n_values = i + 1;
 		e->value = p[i].value;
-		rc = pb_str(&e->key, p[i].name);
+		rc = lg_query_dup_str(&e->key, p[i].name);
 	}
 	free(p);
 	if (rc != CM_OK) {
@@ -277,7 +277,7 @@ static int q_proposal(lg_store *s, uint64_t id, Muri__V1__ProposalInfo **out)
 	m->state = (Muri__V1__ProposalState)p.status;
 	m->yes_stake = p.yes_stake;
 	m->total_stake = p.total_stake;
-	if (pb_bytes(&m->proposer, p.proposer, LG_KEY_BYTES) != CM_OK || pb_str(&m->param, p.param) != CM_OK) {
+	if (lg_query_dup_bytes(&m->proposer, p.proposer, LG_KEY_BYTES) != CM_OK || lg_query_dup_str(&m->param, p.param) != CM_OK) {
 		pb_free(m);
 		return CM_ERR_NOMEM;
 	}
@@ -299,9 +299,9 @@ int lg_query_fill_challenge(const lg_challenge *ch, Muri__V1__Challenge **out)
 	c->issued_height = ch->issued_height;
 	c->deadline_height = ch->deadline;
 	c->state = (Muri__V1__ChallengeState)ch->status;
-	if (pb_str(&c->magu, ch->magu) != CM_OK || pb_bytes(&c->indexer, ch->indexer, LG_KEY_BYTES) != CM_OK ||
-	    pb_bytes(&c->beacon, ch->beacon, CM_HASH_BYTES) != CM_OK ||
-	    pb_bytes(&c->root, ch->root, LG_ROOT_BYTES) != CM_OK ||
+	if (lg_query_dup_str(&c->magu, ch->magu) != CM_OK || lg_query_dup_bytes(&c->indexer, ch->indexer, LG_KEY_BYTES) != CM_OK ||
+	    lg_query_dup_bytes(&c->beacon, ch->beacon, CM_HASH_BYTES) != CM_OK ||
+	    lg_query_dup_bytes(&c->root, ch->root, LG_ROOT_BYTES) != CM_OK ||
 	    !(c->leaf_indices = pb_array(ch->nleaves, sizeof(uint64_t))))
 		return CM_ERR_NOMEM;
 	memcpy(c->leaf_indices, ch->leaves, ch->nleaves * sizeof(uint64_t));
@@ -332,7 +332,7 @@ static int snap_begin(lg_store *s, Muri__V1__ReadAt **at)
 	}
 	muri__v1__read_at__init(a);
 	a->height = h;
-	if (pb_bytes(&a->state_root, root, LG_ROOT_BYTES) != CM_OK) {
+	if (lg_query_dup_bytes(&a->state_root, root, LG_ROOT_BYTES) != CM_OK) {
 		pb_free(a);
 		lg_store_read_end(s);
 		return CM_ERR_NOMEM;
@@ -430,7 +430,7 @@ static int set_token_u64(ProtobufCBinaryData *b, uint64_t v)
 {
 	uint8_t t[8];
 	cm_put_be64(t, v);
-	return pb_bytes(b, t, sizeof(t));
+	return lg_query_dup_bytes(b, t, sizeof(t));
 }
 
 static int q_magus(lg_store *s, size_t limit, const char *after, Muri__V1__ListMagusResponse **out)
@@ -468,7 +468,7 @@ static int q_magus(lg_store *s, size_t limit, const char *after, Muri__V1__ListM
 		m->magus[m->n_magus++] = mi;
 	}
 	if (rc == CM_OK && more && m->n_magus)
-		rc = pb_bytes(&m->next_page_token, m->magus[m->n_magus - 1]->name,
+		rc = lg_query_dup_bytes(&m->next_page_token, m->magus[m->n_magus - 1]->name,
 			      strlen(m->magus[m->n_magus - 1]->name));
 	free(names);
 	if (rc != CM_OK) {
@@ -575,7 +575,7 @@ static int q_fragment(lg_store *s, const char *magu, uint32_t fragment, Muri__V1
 	muri__v1__fragment_info__init(m);
 	m->committed_size = f.committed_size;
 	if ((rc = lg_query_fill_config(s, &f, &m->config)) == CM_OK && f.committed_size)
-		rc = pb_bytes(&m->committed_root, f.committed_root, LG_ROOT_BYTES);
+		rc = lg_query_dup_bytes(&m->committed_root, f.committed_root, LG_ROOT_BYTES);
 	if (rc != CM_OK) {
 		pb_free(m);
 		return rc;
@@ -598,10 +598,10 @@ static int fill_receipt(const lg_receipt *r, Muri__V1__SettledReceipt **out)
 	*out = m;
 	m->fee = r->fee;
 	m->height = r->height;
-	if (pb_bytes(&m->id, r->id, r->id_len) != CM_OK || pb_str(&m->magu, r->magu) != CM_OK ||
-	    pb_bytes(&m->searcher, r->searcher, LG_KEY_BYTES) != CM_OK ||
-	    pb_bytes(&m->gateway, r->gateway, LG_KEY_BYTES) != CM_OK ||
-	    pb_bytes(&m->tx_hash, r->tx_hash, CM_HASH_BYTES) != CM_OK ||
+	if (lg_query_dup_bytes(&m->id, r->id, r->id_len) != CM_OK || lg_query_dup_str(&m->magu, r->magu) != CM_OK ||
+	    lg_query_dup_bytes(&m->searcher, r->searcher, LG_KEY_BYTES) != CM_OK ||
+	    lg_query_dup_bytes(&m->gateway, r->gateway, LG_KEY_BYTES) != CM_OK ||
+	    lg_query_dup_bytes(&m->tx_hash, r->tx_hash, CM_HASH_BYTES) != CM_OK ||
 	    !(m->payouts = pb_array(r->npayouts, sizeof(*m->payouts))))
 		return CM_ERR_NOMEM;
 	for (uint32_t i = 0; i < r->npayouts; i++) {
@@ -611,7 +611,7 @@ static int fill_receipt(const lg_receipt *r, Muri__V1__SettledReceipt **out)
 		muri__v1__receipt_payout__init(p);
 		m->payouts[m->n_payouts++] = p;
 		p->amount = r->payouts[i].amount;
-		if (pb_bytes(&p->node, r->payouts[i].node, LG_KEY_BYTES) != CM_OK)
+		if (lg_query_dup_bytes(&p->node, r->payouts[i].node, LG_KEY_BYTES) != CM_OK)
 			return CM_ERR_NOMEM;
 	}
 	return CM_OK;
@@ -700,7 +700,7 @@ static int q_earnings(lg_store *s, const uint8_t node[CM_PK_BYTES], Muri__V1__Ea
 	muri__v1__earnings__init(m);
 	m->total_earned = e.total;
 	m->receipts = e.receipts;
-	if (pb_bytes(&m->node, node, CM_PK_BYTES) != CM_OK) {
+	if (lg_query_dup_bytes(&m->node, node, CM_PK_BYTES) != CM_OK) {
 		pb_free(m);
 		return CM_ERR_NOMEM;
 	}

@@ -67,6 +67,12 @@ int lg_query_read_at(lg_store *s, Muri__V1__ReadAt **out);
 
 /* Message builders shared with the state machine's effects: *out is set
  * as soon as it is allocated, so on failure the caller frees it. */
+/* Message field builders for messages freed with
+ * protobuf_c_message_free_unpacked: a malloc'd copy of n bytes at p (one
+ * byte allocated when n is 0) or of a string, written into the field; 0 or
+ * CM_ERR_NOMEM (the field untouched). */
+int lg_query_dup_bytes(ProtobufCBinaryData *b, const void *p, size_t n);
+int lg_query_dup_str(char **dst, const char *s);
 int lg_query_fill_config(lg_store *s, const lg_fragment *f, Muri__V1__FragmentConfig **out);
 int lg_query_fill_challenge(const lg_challenge *c, Muri__V1__Challenge **out);
 

@@ -123,25 +123,6 @@ int lg_st_fx_penalty(lg_state *st, const uint8_t *pk, uint64_t slashed, int jail
 
 /* ---- the encoded BlockEffects ---- */
 
-static int dup_bytes(ProtobufCBinaryData *b, const void *p, size_t n)
-{
-	if (!(b->data = malloc(n ? n : 1)))
-		return CM_ERR_NOMEM;
-	if (n)
-		memcpy(b->data, p, n);
-	b->len = n;
-	return CM_OK;
-}
-
-static int dup_str(char **dst, const char *s)
-{
-	size_t n = strlen(s) + 1;
-	if (!(*dst = malloc(n)))
-		return CM_ERR_NOMEM;
-	memcpy(*dst, s, n);
-	return CM_OK;
-}
-
 /* Which entries of list l are the first of their value: keep[i] = 1 for
  * those, by sorting pointers (n log n, whatever the block holds). The
  * caller frees *keep. */
@@ -241,9 +222,9 @@ static int add_roots(lg_state *st, Muri__V1__BlockEffects *e)
 		e->roots[e->n_roots++] = r;
 		r->fragment = x->fragment;
 		r->size = x->size;
-		if (dup_str(&r->magu, x->magu) != CM_OK || dup_bytes(&r->root, x->root, LG_ROOT_BYTES) != CM_OK ||
-		    dup_bytes(&r->signer, x->signer, LG_KEY_BYTES) != CM_OK ||
-		    dup_bytes(&r->signature, x->signature, CM_SIG_BYTES) != CM_OK)
+		if (lg_query_dup_str(&r->magu, x->magu) != CM_OK || lg_query_dup_bytes(&r->root, x->root, LG_ROOT_BYTES) != CM_OK ||
+		    lg_query_dup_bytes(&r->signer, x->signer, LG_KEY_BYTES) != CM_OK ||
+		    lg_query_dup_bytes(&r->signature, x->signature, CM_SIG_BYTES) != CM_OK)
 			return CM_ERR_NOMEM;
 	}
 	return CM_OK;
@@ -260,7 +241,7 @@ static int add_names(lg_state *st, enum lg_fx_list l, char ***arr, size_t *n)
 		rc = CM_ERR_NOMEM;
 	for (size_t i = 0; i < v->n && rc == CM_OK; i++)
 		if (keep[i])
-			rc = dup_str(&(*arr)[(*n)++], ((const fx_name *)(v->p + i * sizeof(fx_name)))->s);
+			rc = lg_query_dup_str(&(*arr)[(*n)++], ((const fx_name *)(v->p + i * sizeof(fx_name)))->s);
 	free(keep);
 	return rc;
 }
@@ -295,11 +276,11 @@ static int add_members(lg_state *st, Muri__V1__BlockEffects *e)
 		}
 		muri__v1__magu_members__init(mm);
 		e->members[e->n_members++] = mm;
-		if (dup_str(&mm->magu, name) != CM_OK || !(mm->members = calloc(ns ? ns : 1, sizeof(*mm->members))))
+		if (lg_query_dup_str(&mm->magu, name) != CM_OK || !(mm->members = calloc(ns ? ns : 1, sizeof(*mm->members))))
 			rc = CM_ERR_NOMEM;
 		for (size_t j = 0; j < ns && rc == CM_OK; j++)
 			if (sl[j].filled)
-				rc = dup_bytes(&mm->members[mm->n_members++], sl[j].holder, LG_KEY_BYTES);
+				rc = lg_query_dup_bytes(&mm->members[mm->n_members++], sl[j].holder, LG_KEY_BYTES);
 		free(sl);
 	}
 	free(keep);
@@ -320,7 +301,7 @@ static int add_penalties(lg_state *st, Muri__V1__BlockEffects *e)
 		e->penalties[e->n_penalties++] = x;
 		x->slashed = p->slashed;
 		x->jailed = p->jailed;
-		if (dup_bytes(&x->indexer, p->indexer, LG_KEY_BYTES) != CM_OK || dup_str(&x->reason, p->reason) != CM_OK)
+		if (lg_query_dup_bytes(&x->indexer, p->indexer, LG_KEY_BYTES) != CM_OK || lg_query_dup_str(&x->reason, p->reason) != CM_OK)
 			return CM_ERR_NOMEM;
 	}
 	return CM_OK;
@@ -338,8 +319,8 @@ static int add_outcomes(lg_state *st, Muri__V1__BlockEffects *e)
 		e->outcomes[e->n_outcomes++] = o;
 		o->state = st->outs[i].state;
 		o->index = st->outs[i].index;
-		if (dup_bytes(&o->tx_hash, st->outs[i].hash, CM_HASH_BYTES) != CM_OK ||
-		    dup_str(&o->message, st->outs[i].msg) != CM_OK)
+		if (lg_query_dup_bytes(&o->tx_hash, st->outs[i].hash, CM_HASH_BYTES) != CM_OK ||
+		    lg_query_dup_str(&o->message, st->outs[i].msg) != CM_OK)
 			return CM_ERR_NOMEM;
 	}
 	return CM_OK;
@@ -369,8 +350,8 @@ int lg_st_fx_write(lg_state *st, uint64_t height, const uint8_t prev[CM_HASH_BYT
 	/* the content as built, both roots still unset, is what E_h hashes */
 	cm_effects_hash(e, eh);
 	cm_state_root_next(root, prev, height, ws, eh);
-	if ((rc = dup_bytes(&e->state_root, root, CM_HASH_BYTES)) != CM_OK ||
-	    (rc = dup_bytes(&e->write_set_hash, ws, CM_HASH_BYTES)) != CM_OK)
+	if ((rc = lg_query_dup_bytes(&e->state_root, root, CM_HASH_BYTES)) != CM_OK ||
+	    (rc = lg_query_dup_bytes(&e->write_set_hash, ws, CM_HASH_BYTES)) != CM_OK)
 		goto out;
 	len = muri__v1__block_effects__get_packed_size(e);
 	if (!(buf = malloc(len ? len : 1))) {
