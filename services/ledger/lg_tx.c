@@ -407,6 +407,17 @@ int lg_tx_check(const Muri__V1__Transaction *tx, char *err, size_t errlen)
 				    tx->failover->fragment, LG_FRAGMENTS_MAX - 1);
 		if (tx->failover->epoch == 0)
 			return fail(err, errlen, CM_ERR_INVALID, "failover.epoch: must be positive");
+		if (tx->failover->root.len != CM_HASH_BYTES)
+			return fail(err, errlen, CM_ERR_INVALID, "failover.root: %zu bytes, must be %d",
+				    tx->failover->root.len, CM_HASH_BYTES);
+		if (tx->failover->last_epoch > tx->failover->epoch)
+			return fail(err, errlen, CM_ERR_INVALID,
+				    "failover.last_epoch: %llu is above failover.epoch %llu",
+				    (unsigned long long)tx->failover->last_epoch,
+				    (unsigned long long)tx->failover->epoch);
+		if ((tx->failover->log_size == 0) != (tx->failover->last_epoch == 0))
+			return fail(err, errlen, CM_ERR_INVALID,
+				    "failover.last_epoch: must be 0 exactly when failover.log_size is 0");
 		return CM_OK;
 	case MURI__V1__TRANSACTION__PAYLOAD_PROPOSE:
 		return check_propose(tx->propose, err, errlen);

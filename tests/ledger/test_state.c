@@ -195,6 +195,36 @@ static void test_tx_open(void)
 	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
 	TAP_STREQ(err, "propose.value: 0 is out of range 1..64 for challenge_leaves");
 
+	Muri__V1__FailoverRequest fo = MURI__V1__FAILOVER_REQUEST__INIT;
+	uint8_t root[33] = {0};
+	t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_FAILOVER;
+	t.failover = &fo;
+	fo.magu = (char *)"docs";
+	fo.epoch = 3;
+	fo.log_size = 5;
+	fo.last_epoch = 3;
+	fo.root.data = root;
+	fo.root.len = 32;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_OK);
+	fo.root.len = 33;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "failover.root: 33 bytes, must be 32");
+	fo.root.len = 0;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "failover.root: 0 bytes, must be 32");
+	fo.root.len = 32;
+	fo.last_epoch = 4;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "failover.last_epoch: 4 is above failover.epoch 3");
+	fo.last_epoch = 0;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "failover.last_epoch: must be 0 exactly when failover.log_size is 0");
+	fo.log_size = 0;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_OK);
+	fo.last_epoch = 1;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "failover.last_epoch: must be 0 exactly when failover.log_size is 0");
+
 	t.payload_case = MURI__V1__TRANSACTION__PAYLOAD__NOT_SET;
 	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
 	TAP_STREQ(err, "payload: missing or unknown");
@@ -597,8 +627,10 @@ static void random_tx(tchain *c, tblock *b, uint64_t *rs, int nacc, cm_merkle *l
 			uint64_t size = f.committed_size + xs_next(rs) % 5 + 1;
 			if (kind == 13 && size <= cm_merkle_size(log))
 				add_commit_root(c, b, k, name, 0, log, f.committed_size, size, NULL);
-			else
-				add_failover(c, b, k, name, 0, f.epoch, xs_next(rs) % 100, NULL);
+			else {
+				uint64_t ls = xs_next(rs) % 100, le = ls ? xs_next(rs) % f.epoch + 1 : 0;
+				add_failover(c, b, k, name, 0, f.epoch, ls, le, NULL);
+			}
 		}
 	} else if (kind == 15) {
 		add_transfer(c, b, from, to, 1, 0, NULL);
