@@ -16,7 +16,7 @@
 #define LG_KEY_BYTES CM_PK_BYTES          /* accounts, indexers, replicas */
 #define LG_ROOT_BYTES CM_HASH_BYTES
 #define LG_MAX_REPLICAS LG_REPLICATION_MAX
-#define LG_INDEX_SPEC_MAX 64              /* encoded IndexSpec */
+#define LG_INDEX_SPEC_MAX 128             /* encoded IndexSpec */
 
 typedef struct lg_store lg_store;
 

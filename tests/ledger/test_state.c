@@ -171,6 +171,41 @@ static void test_tx_open(void)
 	ix.hnsw_m = 2;
 	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
 	TAP_STREQ(err, "create_magu.index.hnsw_m: 2 is out of range 4..128 (0 = default)");
+	ix.hnsw_m = 16;
+	ix.index_batch = 1000001;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "create_magu.index.index_batch: 1000001 is out of range 1..1000000 (0 = default)");
+	ix.index_batch = 512;
+	ix.tombstone_permille = 5;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "create_magu.index.tombstone_permille: 5 is out of range 10..990 (0 = default)");
+	ix.tombstone_permille = 991;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	ix.tombstone_permille = 250;
+	ix.train_min = 100000001;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "create_magu.index.train_min: 100000001 is out of range 1..100000000 (0 = default)");
+	ix.train_min = 5000;
+	ix.train_max = 4999;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "create_magu.index.train_max: 4999 is below train_min 5000");
+	ix.train_max = 0; /* the default sample is the indexer's to bound */
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_OK);
+	ix.train_max = 5000;
+	ix.exact_threshold = 100000001;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "create_magu.index.exact_threshold: 100000001 is out of range 1..100000000 (0 = default)");
+	ix.exact_threshold = 1000;
+	ix.exact_permille = 1001;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "create_magu.index.exact_permille: 1001 is out of range 1..1000 (0 = default)");
+	ix.exact_permille = 30;
+	ix.rerank = 65;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "create_magu.index.rerank: 65 is out of range 1..64 (0 = default)");
+	ix.rerank = 8;
+	ix.seed = UINT64_MAX; /* any seed */
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_OK);
 
 	Muri__V1__RegisterIndexer r = MURI__V1__REGISTER_INDEXER__INIT;
 	t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_REGISTER_INDEXER;

@@ -282,6 +282,72 @@ static void test_minimal_movement(void)
 	chain_close(&c);
 }
 
+/* ---- index parameters on chain ---- */
+
+/* What shapes a fragment's index is the Magu's, on chain: every field of
+ * IndexSpec, at its largest, comes back in MaguInfo as created. */
+static void test_index_params_on_chain(void)
+{
+	tchain c;
+	tblock b = {0};
+	gtext g;
+	uint8_t h[32];
+	Muri__V1__Transaction t;
+	Muri__V1__CreateMagu m = MURI__V1__CREATE_MAGU__INIT;
+	Muri__V1__IndexSpec ix = MURI__V1__INDEX_SPEC__INIT;
+
+	if (open_indexers(&c, "params", 3, NULL, &g, NULL) != CM_OK)
+		return;
+	ix.kind = MURI__V1__INDEX_KIND__IVF;
+	ix.ivf_nlist = 65536;
+	ix.ivf_nprobe = 65536;
+	ix.quantizer = MURI__V1__QUANTIZER__PQ;
+	ix.pq_m = 64;
+	ix.hnsw_m = 128;
+	ix.hnsw_ef_construction = 4096;
+	ix.hnsw_ef_search = 4096;
+	ix.index_batch = 1000000;
+	ix.seed = UINT64_MAX;
+	ix.tombstone_permille = 990;
+	ix.train_min = 100000000;
+	ix.train_max = 100000000;
+	ix.exact_threshold = 100000000;
+	ix.exact_permille = 1000;
+	ix.rerank = 64;
+	tx_base(&t, K_ACC0, nonce_of(&c, &b, K_ACC0), 1);
+	m.name = (char *)"tuned";
+	m.dimension = 128;
+	m.metric = MURI__V1__METRIC__L2;
+	m.fragments = 2;
+	m.replication = 3;
+	m.deposit = 100;
+	m.index = &ix;
+	t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_CREATE_MAGU;
+	t.create_magu = &m;
+	tb_add(&b, &t, K_ACC0, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	Muri__V1__MaguInfo *mi = NULL;
+	TAP_EQ(lg_query_magu(c.s, "tuned", &mi), CM_OK);
+	TAP_CHECK(mi && mi->index);
+	if (mi && mi->index) {
+		const Muri__V1__IndexSpec *got = mi->index;
+		TAP_EQ(got->ivf_nlist, 65536);
+		TAP_EQ(got->pq_m, 64);
+		TAP_EQ(got->index_batch, 1000000);
+		TAP_CHECK(got->seed == UINT64_MAX);
+		TAP_EQ(got->tombstone_permille, 990);
+		TAP_EQ(got->train_min, 100000000);
+		TAP_EQ(got->train_max, 100000000);
+		TAP_EQ(got->exact_threshold, 100000000);
+		TAP_EQ(got->exact_permille, 1000);
+		TAP_EQ(got->rerank, 64);
+	}
+	if (mi)
+		protobuf_c_message_free_unpacked(&mi->base, NULL);
+	chain_close(&c);
+}
+
 /* ---- failover ---- */
 
 static void test_failover(void)
@@ -757,6 +823,7 @@ int main(void)
 	TAP_RUN(test_magu_create);
 	TAP_RUN(test_stake_weighting);
 	TAP_RUN(test_minimal_movement);
+	TAP_RUN(test_index_params_on_chain);
 	TAP_RUN(test_failover);
 	TAP_RUN(test_commit_root);
 	TAP_RUN(test_challenges);
