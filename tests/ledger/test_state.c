@@ -768,7 +768,7 @@ static void test_determinism(void)
 	const char *extra[] = {"param.challenge_interval = 7", "param.challenge_deadline = 3",
 			       "param.challenges_per_round = 2", "param.max_failures = 2",
 			       "param.unbonding_delay = 4", NULL};
-	int committed = 0, failed = 0;
+	int committed = 0, failed = 0, switched = 0;
 
 	for (int i = 0; i < 16; i++)
 		stake[i] = i < 8 ? 1000 + 500u * (unsigned)i : 0;
@@ -786,8 +786,10 @@ static void test_determinism(void)
 		for (size_t i = 0; i < b.n; i++) {
 			uint8_t hh[32];
 			lg_tx_hash(b.tx[i]->body.data, b.tx[i]->body.len, hh);
-			int s = tx_state(&a, hh, NULL, 0);
+			char msg[256] = "";
+			int s = tx_state(&a, hh, msg, sizeof(msg));
 			committed += s == MURI__V1__TX_STATE__TX_COMMITTED;
+			switched += s == MURI__V1__TX_STATE__TX_COMMITTED && strstr(msg, ", primary ") != NULL;
 			failed += s == MURI__V1__TX_STATE__TX_FAILED;
 		}
 		tb_clear(&b);
@@ -826,6 +828,8 @@ static void test_determinism(void)
 	lg_store_counter_get(a.s, "last_receipt_seq", &nrc);
 	printf("# %llu receipts settled\n", (unsigned long long)nrc);
 	TAP_CHECK(nrc > 0);
+	printf("# %d failovers switched a primary\n", switched);
+	TAP_CHECK(switched > 0);
 	chain_close(&a);
 	chain_close(&bch);
 	chain_close(&r);
