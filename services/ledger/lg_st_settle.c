@@ -90,10 +90,10 @@ static int settle_one(lg_state *st, const Muri__V1__SearchReceipt *r, size_t i, 
 	int rc;
 
 	cm_hex(idhex, r->id.data, r->id.len);
-	if ((rc = lg_store_receipt_seen(st->store, r->id.data, r->id.len)) < 0)
+	if ((rc = lg_store_receipt_seen(st->store, gateway, r->id.data, r->id.len)) < 0)
 		return rc;
 	if (rc)
-		return lg_st_fail(st, "settle.receipts[%zu].id: receipt %s was settled already", i, idhex);
+		return lg_st_fail(st, "settle.receipts[%zu].id: receipt %s of this gateway was settled already", i, idhex);
 	if ((rc = lg_store_magu_get(st->store, r->magu, &m)) == CM_ERR_NOTFOUND)
 		return lg_st_fail(st, "settle.receipts[%zu].magu: no Magu \"%s\"", i, r->magu);
 	if (rc != CM_OK)

@@ -378,8 +378,9 @@ typedef struct lg_receipt {
 	uint64_t height;
 	uint8_t tx_hash[CM_HASH_BYTES];
 } lg_receipt;
-/* 1 if a receipt with this id was settled, 0 if not, negative on error. */
-int lg_store_receipt_seen(lg_store *s, const uint8_t *id, size_t len);
+/* 1 if this gateway settled a receipt with this id, 0 if not, negative on
+ * error (ids are unique per gateway: another gateway cannot squat them). */
+int lg_store_receipt_seen(lg_store *s, const uint8_t gateway[LG_KEY_BYTES], const uint8_t *id, size_t len);
 /* Records a receipt and one payout row per paid node (ids must be new). */
 int lg_store_receipt_put(lg_store *s, const lg_receipt *r);
 enum lg_receipts_by { LG_RCPT_BY_SEARCHER, LG_RCPT_BY_GATEWAY, LG_RCPT_BY_NODE };

@@ -42,10 +42,10 @@ int lg_store_allowance_put(lg_store *s, const lg_allowance *a)
 	return ls_write_row(s, T_ALLOWANCES, S_ALLOW_PUT, c, 2, 4);
 }
 
-int lg_store_receipt_seen(lg_store *s, const uint8_t *id, size_t len)
+int lg_store_receipt_seen(lg_store *s, const uint8_t gateway[LG_KEY_BYTES], const uint8_t *id, size_t len)
 {
-	col k[] = {cb(id, len)};
-	sqlite3_stmt *st = ls_prep(s, S_RCPT_HAS, k, 1);
+	col k[] = {cb(gateway, LG_KEY_BYTES), cb(id, len)};
+	sqlite3_stmt *st = ls_prep(s, S_RCPT_HAS, k, 2);
 	int rc;
 	if (!st)
 		return CM_ERR_IO;
@@ -63,11 +63,11 @@ int lg_store_receipt_put(lg_store *s, const lg_receipt *r)
 		memcpy(pay + i * (LG_KEY_BYTES + 8), r->payouts[i].node, LG_KEY_BYTES);
 		cm_put_be64(pay + i * (LG_KEY_BYTES + 8) + LG_KEY_BYTES, r->payouts[i].amount);
 	}
-	col c[] = {cb(r->id, r->id_len), cu(r->seq), ct(r->magu), cb(r->searcher, LG_KEY_BYTES),
-		   cb(r->gateway, LG_KEY_BYTES), cu(r->fee),
+	col c[] = {cb(r->gateway, LG_KEY_BYTES), cb(r->id, r->id_len), cu(r->seq), ct(r->magu),
+		   cb(r->searcher, LG_KEY_BYTES), cu(r->fee),
 		   cb(pay, (size_t)r->npayouts * (LG_KEY_BYTES + 8)), cu(r->height),
 		   cb(r->tx_hash, CM_HASH_BYTES)};
-	if ((rc = ls_write_row(s, T_RECEIPTS, S_RCPT_PUT, c, 1, 9)) != CM_OK)
+	if ((rc = ls_write_row(s, T_RECEIPTS, S_RCPT_PUT, c, 2, 9)) != CM_OK)
 		return rc;
 	for (uint32_t i = 0; i < r->npayouts && rc == CM_OK; i++) {
 		col p[] = {cb(r->payouts[i].node, LG_KEY_BYTES), cu(r->seq), cu(r->payouts[i].amount)};

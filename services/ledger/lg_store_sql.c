@@ -60,9 +60,9 @@ const char lg_store_schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS gateways(pk BLOB PRIMARY KEY) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS allowances(searcher BLOB NOT NULL, gateway BLOB NOT NULL,"
 	" amount INTEGER NOT NULL, expiry INTEGER NOT NULL, PRIMARY KEY(searcher, gateway)) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS receipts(id BLOB PRIMARY KEY, seq INTEGER NOT NULL, magu TEXT NOT NULL,"
-	" searcher BLOB NOT NULL, gateway BLOB NOT NULL, fee INTEGER NOT NULL, payouts BLOB NOT NULL,"
-	" height INTEGER NOT NULL, tx_hash BLOB NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS receipts(gateway BLOB NOT NULL, id BLOB NOT NULL, seq INTEGER NOT NULL,"
+	" magu TEXT NOT NULL, searcher BLOB NOT NULL, fee INTEGER NOT NULL, payouts BLOB NOT NULL,"
+	" height INTEGER NOT NULL, tx_hash BLOB NOT NULL, PRIMARY KEY(gateway, id)) WITHOUT ROWID;"
 	"CREATE UNIQUE INDEX IF NOT EXISTS receipts_seq ON receipts(seq);"
 	"CREATE INDEX IF NOT EXISTS receipts_searcher ON receipts(searcher, seq);"
 	"CREATE INDEX IF NOT EXISTS receipts_gateway ON receipts(gateway, seq);"
@@ -85,7 +85,7 @@ const lg_store_table lg_store_state_tables[] = {
 	{"root_votes", "magu, fragment, size, signer"}, {"failovers", "magu, fragment, requester"},
 	{"challenges", "id"}, {"proposals", "id"}, {"votes", "proposal, voter"},
 	{"params", "name"}, {"counters", "name"}, {"replicas", "position"}, {"gateways", "pk"},
-	{"txs", "hash"}, {"allowances", "searcher, gateway"}, {"receipts", "id"},
+	{"txs", "hash"}, {"allowances", "searcher, gateway"}, {"receipts", "gateway, id"},
 	{"payouts", "node, seq"}, {"earnings", "node"}, {"double_roots", "signer, magu, fragment, size"},
 };
 const size_t lg_store_state_table_count = sizeof(lg_store_state_tables) / sizeof(lg_store_state_tables[0]);
@@ -211,8 +211,8 @@ const char *const lg_store_stmt_sql[S_HEAD_COUNT] = {
 	[S_ALLOW_PUT] = "INSERT OR REPLACE INTO allowances(searcher, gateway, amount, expiry)"
 			" VALUES (?1, ?2, ?3, ?4)",
 	[S_ALLOW_DEL] = "DELETE FROM allowances WHERE searcher = ?1 AND gateway = ?2",
-	[S_RCPT_HAS] = "SELECT 1 FROM receipts WHERE id = ?1",
-	[S_RCPT_PUT] = "INSERT INTO receipts(id, seq, magu, searcher, gateway, fee, payouts, height,"
+	[S_RCPT_HAS] = "SELECT 1 FROM receipts WHERE gateway = ?1 AND id = ?2",
+	[S_RCPT_PUT] = "INSERT INTO receipts(gateway, id, seq, magu, searcher, fee, payouts, height,"
 		       " tx_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 	[S_PAYOUT_PUT] = "INSERT OR REPLACE INTO payouts(node, seq, amount) VALUES (?1, ?2, ?3)",
 	[S_RCPT_BY_SEARCHER] = "SELECT id, seq, magu, searcher, gateway, fee, payouts, height, tx_hash"

@@ -178,7 +178,7 @@ static void test_consent(void)
 	p0 = purse_of(&c);
 	add_receipts(&c, &b, GW, "s", &r, 1, h[5]);
 	TAP_EQ(commit(&c, &b), CM_OK);
-	TAP_FAILED(&c, h[5], "settle.receipts[0].id: receipt 01010101010101010101010101010101 was settled already");
+	TAP_FAILED(&c, h[5], "settle.receipts[0].id: receipt 01010101010101010101010101010101 of this gateway was settled already");
 	expect_unmoved(&c, &p0);
 
 	/* over the allowance left */
@@ -197,6 +197,13 @@ static void test_consent(void)
 	TAP_FAILED(&c, h[7], "settle.receipts[0].ranked_nodes[1]:");
 	TAP_FAILED(&c, h[7], "is not a member of Magu \"s\"");
 	expect_unmoved(&c, &p0);
+
+	/* ids are unique per gateway: GW's settled id 1 does not stop GW2's
+	 * receipt with the same id (nor could GW2 squat GW's ids) */
+	add_receipts(&c, &b, GW2, "s", &r, 1, h[0]);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h[0]);
+	TAP_EQ(allowance_left(&c, SEARCHER, GW2), 2500 - 1000);
 	chain_close(&c);
 }
 
