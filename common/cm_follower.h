@@ -12,7 +12,7 @@
 #include "cm_chain.h"
 #include "ledger.pb-c.h"
 
-#define CM_FCORE_PENDING_DEFAULT 64    /* certified blocks held until final */
+#define CM_FCORE_PENDING_DEFAULT 1024  /* certified blocks held until final (the ledger may commit long runs without a three-chain at once) */
 #define CM_FCORE_CLAIMS_DEFAULT 256    /* effects' state roots kept until pinned */
 #define CM_FCORE_MSG_MAX 512           /* bytes of a refusal reason */
 #define CM_FCORE_SOURCE_START UINT32_MAX /* blame for the caller's starting root */

@@ -148,6 +148,15 @@ static int follow_one(cm_follower *f, int r, int *progress)
 		rc = cm_fcore_add(&f->core, (Muri__V1__Block *)m, (uint32_t)r, &reason);
 		if (rc != CM_OK) {
 			protobuf_c_message_free_unpacked(m, NULL);
+			if (reason == CM_FV_PENDING_FULL) {
+				/* not the replica's fault: the chain has a longer run of
+				 * blocks without a three-chain than max_pending holds;
+				 * start again from the last final block (with backoff) */
+				cm_error("follower_pending_full", "replica=%d max_pending=%zu reason=\"%s\"", r,
+					 f->core.max_pending, f->core.why);
+				end = END_SWITCH;
+				break;
+			}
 			if (reason == CM_FV_STATE_ROOT && f->core.blame == CM_FCORE_SOURCE_START) {
 				/* the caller's start_root is not the chain's */
 				cm_error("follower_false_start", "reason=\"%s\"", f->core.why);
