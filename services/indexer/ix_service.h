@@ -35,6 +35,7 @@ typedef struct ix_service_opts {
 	uint32_t lease_ms;           /* a primary acknowledges only this long after a quorum answered; 0: 2000 */
 	uint32_t suspect_ms;         /* a backup's wait for its primary before asking for failover; 0: 5000 */
 	const char *tls_ca_file;     /* to reach peers over TLS; NULL: plaintext */
+	int deny_set_config;         /* 1: SetConfig answers FAILED_PRECONDITION (the ledger configures) */
 } ix_service_opts;
 
 /* Opens every fragment found under data_dir with its saved configuration

@@ -127,6 +127,12 @@ void ixr_start_senders(struct frag *f);
 int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
 int ix_h_replicate(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
 int ix_h_fetch_log(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
+/* Applies a fragment configuration (SetConfig's and the ledger feed's path):
+ * creates the fragment if new, hands the configuration to its core, and with
+ * schema (may be NULL) opens its store if this node is a member without one.
+ * *changed (may be NULL) says whether the epoch moved. err names the field. */
+int ixr_apply_config(ix_service *s, const Muri__V1__FragmentConfig *cfg, const Muri__V1__FragmentSchema *schema,
+		     int *changed, char *err, size_t errlen);
 int ix_h_set_config(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
 
 #endif

@@ -1,0 +1,142 @@
+"""Indexers configured by the ledger alone: 4 ledger replicas and 3 indexers
+started with the genesis (registered and staked there), a Magu created by
+transaction, and then, with no SetConfig anywhere, QUORUM writes to each
+fragment's primary as the ledger configured it are acknowledged and a
+search on a backup finds them. SetConfig is refused while genesis is set."""
+import os
+
+import grpc
+import numpy as np
+import pytest
+
+from conftest import CHANNEL_OPTIONS
+from ledger_util import Account, free_ports, make_genesis, signed_tx
+from muri_util import Indexer, wait_until
+from sodium_keys import write_key_file
+from test_indexer import records, write  # noqa: F401
+
+LEDGER = "services/ledger/muri-ledger"
+INDEXER = "services/indexer/muri-indexer"
+CHAIN = "chain-driven"
+MAGU = "driven"
+DIM = 8
+FRAGMENTS = 2
+
+
+class ChainNet:
+    def __init__(self, servers, stubs, tmp_path, n_ledger=4, n_indexers=3):
+        self.stubs = stubs
+        self.pb = stubs.ledger_pb2
+        self.replicas = [Account() for _ in range(n_ledger)]
+        self.ixacc = [Account() for _ in range(n_indexers)]
+        self.owner = Account()
+        ports = free_ports(n_ledger + n_indexers)
+        self.addrs = [f"127.0.0.1:{p}" for p in ports[:n_ledger]]
+        self.ixaddrs = [f"127.0.0.1:{p}" for p in ports[n_ledger:]]
+        self.genesis = str(tmp_path / "genesis.txt")
+        make_genesis(self.genesis, CHAIN, list(zip(self.replicas, self.addrs)),
+                     [(a, 10_000_000) for a in [self.owner] + self.ixacc], None,
+                     indexers=[(x, a, 1 << 30, 5000) for x, a in zip(self.ixacc, self.ixaddrs)])
+        for i, acc in enumerate(self.replicas):
+            key = tmp_path / f"ledger{i}.key"
+            write_key_file(str(key), acc.seed)
+            servers(f"ledger{i}", LEDGER, "--listen", self.addrs[i], "--genesis", self.genesis,
+                    "--key-file", str(key), "--data-dir", str(tmp_path / f"ledger{i}-data"), "--grace-ms", "1000")
+        self.channels = [grpc.insecure_channel(a) for a in self.addrs]
+        self.lstubs = [stubs.ledger_pb2_grpc.LedgerStub(c) for c in self.channels]
+        self.indexers, self.datadirs = [], []
+        for i, acc in enumerate(self.ixacc):
+            key = tmp_path / f"ix{i}.key"
+            write_key_file(str(key), acc.seed)
+            # the genesis names the indexer at ixaddrs[i]: it listens there (the later flag wins)
+            s = servers(f"ix{i}", INDEXER, "--key-file", str(key), "--data-dir", str(tmp_path / f"ix{i}-data"),
+                        "--grace-ms", "2000", "--genesis", self.genesis, "--suspect-ms", "3000",
+                        "--listen", self.ixaddrs[i])
+            self.datadirs.append(tmp_path / f"ix{i}-data")
+            ix = Indexer(s, stubs, str(key), CHANNEL_OPTIONS)
+            ix.pubkey = acc.pk
+            self.indexers.append(ix)
+
+    def by_pk(self, pk):
+        return next(ix for ix in self.indexers if ix.pubkey == pk)
+
+    def submit(self, stx):
+        r = self.lstubs[1].SubmitTransaction(self.pb.SubmitRequest(tx=stx, wait_commit=True, timeout_ms=20000),
+                                             timeout=30)
+        assert r.state == self.pb.TX_COMMITTED, r.message
+        return r
+
+    def close(self):
+        for ix in self.indexers:
+            ix.close()
+        for c in self.channels:
+            c.close()
+
+
+@pytest.fixture
+def chain(servers, stubs, tmp_path):
+    n = ChainNet(servers, stubs, tmp_path)
+    yield n
+    n.close()
+
+
+def vec(n, seed):
+    return np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
+
+
+def fragment_configs(net):
+    m = net.lstubs[0].GetMagu(net.pb.MaguRequest(name=MAGU), timeout=10)
+    return {c.fragment: c for c in m.configs}
+
+
+def test_ledger_configures_indexers(chain):
+    net, pb, t = chain, chain.pb, chain.stubs.types_pb2
+    ipb = chain.stubs.indexer_pb2
+    spec = t.IndexSpec(kind=t.FLAT)
+    net.submit(signed_tx(pb, CHAIN, net.owner, fee=1,
+                         create_magu=pb.CreateMagu(name=MAGU, dimension=DIM, metric=t.L2, index=spec,
+                                                   fragments=FRAGMENTS, replication=3, deposit=1000)))
+    cfgs = fragment_configs(net)
+    assert sorted(cfgs) == list(range(FRAGMENTS))
+    # SetConfig is refused: the ledger configures these indexers
+    some = net.indexers[0]
+    with pytest.raises(grpc.RpcError) as e:
+        some.stub.SetConfig(cfgs[0], timeout=10)
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "allow_set_config" in e.value.details()
+    sch = ipb.FragmentSchema(dimension=DIM, metric=t.L2, index=spec)
+    for frag, cfg in cfgs.items():
+        assert len(cfg.replicas) == 3
+        primary = net.by_pk(cfg.primary)
+        backups = [net.by_pk(r.pubkey) for r in cfg.replicas if r.pubkey != cfg.primary]
+        vs = vec(20, seed=frag + 1)
+        recs = records(ipb, vs)
+
+        def acked():
+            try:
+                r = write(primary, MAGU, frag, cfg.epoch, recs, sch, t.QUORUM)
+            except grpc.RpcError as e:
+                # the indexer has not applied the block yet, or holds no lease yet
+                if e.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION,
+                                grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
+                    return None
+                raise
+            return r
+        r = wait_until(acked, timeout=60)
+        assert r and r.level_achieved >= t.QUORUM and r.log_size == 20
+        # a backup finds them
+        for b in backups:
+            def found():
+                req = ipb.LocalSearchRequest(magu=MAGU, fragment=frag, top_k=1)
+                req.query.values.extend(vs[7].tolist())
+                try:
+                    got = b.stub.Search(req, timeout=10)
+                except grpc.RpcError:
+                    return False
+                return got.log_size >= 20 and got.hits and got.hits[0].id == recs[7].id
+            assert wait_until(found, timeout=30), f"backup of fragment {frag} does not find the write"
+    # every indexer persisted how far it applied the chain (height hash root)
+    for d in net.datadirs:
+        with open(os.path.join(d, "chain.state")) as f:
+            height, hash_, root = f.read().split()
+        assert int(height) >= 1 and len(hash_) == 64 and len(root) == 64
