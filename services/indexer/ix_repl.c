@@ -131,15 +131,7 @@ void ix_repl_ack_digest(const uint8_t fragment[CM_HASH_BYTES], const ix_repl_ack
 void ix_repl_failover_digest(const uint8_t fragment[CM_HASH_BYTES], const ix_repl_failover *f,
 			     uint8_t out[CM_HASH_BYTES])
 {
-	cm_hasher h;
-	cm_hasher_init(&h, CM_DOM_REPL_FAILOVER);
-	cm_hasher_update(&h, fragment, CM_HASH_BYTES);
-	put64(&h, f->epoch);
-	put64(&h, f->size);
-	cm_hasher_update(&h, f->root, CM_HASH_BYTES);
-	put64(&h, f->last_epoch);
-	cm_hasher_update(&h, f->sender, CM_PK_BYTES);
-	cm_hasher_final(&h, out);
+	cm_fragment_report_digest(fragment, f, out);
 }
 
 /* ---- configuration ---------------------------------------------------------- */
@@ -149,7 +141,7 @@ uint32_t ix_repl_need(int level, uint32_t n)
 	switch (level) {
 	case IX_REPL_ONE: return 1;
 	case IX_REPL_ALL: return n;
-	default: return n / 2 + 1;
+	default: return cm_fragment_majority(n);
 	}
 }
 
@@ -185,24 +177,8 @@ static int configs_equal(const ix_repl_config *a, const ix_repl_config *b)
 
 int ix_repl_choose_primary(const ix_repl_config *cfg, const ix_repl_failover *reqs, size_t n)
 {
-	int best = -1;
-	uint64_t be = 0, bs = 0;
-	uint32_t seen = 0;
-	uint8_t counted[IX_REPL_MAX] = {0};
-	for (size_t i = 0; i < n; i++) {
-		int k = index_of(cfg, reqs[i].sender);
-		if (k < 0 || reqs[i].epoch != cfg->epoch || counted[k])
-			continue;
-		counted[k] = 1;
-		seen++;
-		uint64_t e = reqs[i].last_epoch, s = reqs[i].size;
-		if (best < 0 || e > be || (e == be && s > bs) || (e == be && s == bs && k < best)) {
-			best = k;
-			be = e;
-			bs = s;
-		}
-	}
-	return seen >= cfg->n / 2 + 1 ? best : -1;
+	int k = cm_fragment_choose_primary(cfg->epoch, (const uint8_t(*)[CM_PK_BYTES])cfg->replicas, cfg->n, reqs, n);
+	return k >= 0 ? k : -1;
 }
 
 /* ---- state ----------------------------------------------------------------- */

@@ -13,8 +13,9 @@
 #include <stdint.h>
 
 #include "cm_crypto.h"
+#include "cm_fragment.h"
 
-#define IX_REPL_MAX 16            /* replicas of one fragment */
+#define IX_REPL_MAX CM_FRAGMENT_MAX_REPLICAS /* replicas of one fragment */
 
 enum ix_repl_level { IX_REPL_ONE = 0, IX_REPL_QUORUM = 1, IX_REPL_ALL = 2 };
 
@@ -87,17 +88,11 @@ typedef struct ix_repl_msg {
 	} u;
 } ix_repl_msg;
 
-/* Backup -> ledger: "I lost the primary of epoch; my log is size entries
- * with this root, its last entry of last_epoch". sig over
- * ix_repl_failover_digest. */
-typedef struct ix_repl_failover {
-	uint64_t epoch;
-	uint64_t size;
-	uint8_t root[CM_HASH_BYTES];
-	uint64_t last_epoch;
-	uint8_t sender[CM_PK_BYTES];
-	uint8_t sig[CM_SIG_BYTES];
-} ix_repl_failover;
+/* Replica -> ledger: "I gave up on the primary of epoch; my log is size
+ * entries with this root, its last entry of last_epoch". The report and its
+ * digest are the fragment's shared rules (common/cm_fragment.h); sig over
+ * ix_repl_failover_digest (= cm_fragment_report_digest). */
+typedef cm_fragment_report ix_repl_failover;
 
 typedef struct ix_repl_opts {
 	uint8_t fragment[CM_HASH_BYTES]; /* identifies the fragment in every digest */
@@ -218,10 +213,10 @@ void ix_repl_failover_digest(const uint8_t fragment[CM_HASH_BYTES], const ix_rep
 void ix_repl_leaves_root(const ix_repl_entry *e, uint32_t n, uint8_t out[CM_HASH_BYTES]);
 
 /* The ledger's choice of a new primary from failover requests of one
- * epoch (at least a majority of cfg's replicas, each verified): the most
- * up to date log -- the highest last_epoch, then the longest, then the
- * lowest replica index. Holds every write acknowledged at QUORUM. Returns
- * the replica index, or -1 if the requests are not a majority. */
+ * epoch: cm_fragment_choose_primary over cfg's epoch and replicas (the
+ * highest last_epoch, then the longest log, then the lowest replica index,
+ * among reports from a majority). Returns the replica index, or -1 if the
+ * requests are not a majority. */
 int ix_repl_choose_primary(const ix_repl_config *cfg, const ix_repl_failover *reqs, size_t n);
 
 #endif

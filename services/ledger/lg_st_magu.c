@@ -16,11 +16,14 @@
  * replica set bumps the fragment's epoch; the primary stays if it is still a
  * replica, else the first replica that was one before takes over. */
 #include "lg_state_int.h"
+#include "cm_fragment.h"
 #include "cm_ring.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+_Static_assert(LG_MAX_REPLICAS <= CM_FRAGMENT_MAX_REPLICAS, "a replica set must fit the shared rule");
 
 #define KEY_MAX 256               /* bytes of a placement key */
 
@@ -488,14 +491,21 @@ int lg_st_drop_magu(lg_state *st, const Muri__V1__Transaction *t)
 	return lg_st_note(st, "Magu \"%s\" dropped, deposit %llu returned", name, (unsigned long long)m.deposit);
 }
 
+/* A replica's failover report: recorded per replica (a later one replaces
+ * its earlier one); once reports of the current epoch from a majority of
+ * the replica set are in, epoch + 1 begins with the primary the fragment's
+ * shared rule picks (cm_fragment_choose_primary: the highest last epoch,
+ * then the longest log, then the lowest replica index), so no write a
+ * majority acknowledged is lost. The rows are read by requester key, and
+ * the rule does not depend on their order. */
 int lg_st_failover(lg_state *st, const Muri__V1__Transaction *t)
 {
 	const Muri__V1__FailoverRequest *q = t->failover;
 	lg_fragment f;
 	lg_failover req, *reqs = NULL;
-	size_t nr, count = 0, best = SIZE_MAX;
-	uint32_t backups;
-	int rc = lg_store_fragment_get(st->store, q->magu, q->fragment, &f);
+	cm_fragment_report *reps = NULL;
+	size_t nr = 0, count = 0;
+	int k, rc = lg_store_fragment_get(st->store, q->magu, q->fragment, &f);
 
 	if (rc == CM_ERR_NOTFOUND)
 		return lg_st_fail(st, "failover: no fragment %u in Magu \"%s\"", q->fragment, q->magu);
@@ -504,29 +514,40 @@ int lg_st_failover(lg_state *st, const Muri__V1__Transaction *t)
 	if (q->epoch != f.epoch)
 		return lg_st_fail(st, "failover.epoch: %llu is not the current epoch %llu",
 			       (unsigned long long)q->epoch, (unsigned long long)f.epoch);
-	if (lg_st_replica_index(&f, t->sender.data) < 0 || lg_st_key_eq(f.primary, t->sender.data))
-		return lg_st_fail(st, "failover: the sender is not a backup of fragment %u", q->fragment);
-	backups = f.nreplicas - 1;
+	if (lg_st_replica_index(&f, t->sender.data) < 0)
+		return lg_st_fail(st, "failover: the sender is not a replica of fragment %u of \"%s\"",
+			       q->fragment, q->magu);
+	memset(&req, 0, sizeof(req));
 	memcpy(req.requester, t->sender.data, LG_KEY_BYTES);
 	req.epoch = q->epoch;
 	req.log_size = q->log_size;
+	req.last_epoch = q->last_epoch;
+	memcpy(req.root, q->root.data, LG_ROOT_BYTES); /* 32 bytes: checked by lg_tx */
 	if ((rc = lg_store_failover_put(st->store, f.magu, f.fragment, &req)) != CM_OK ||
 	    (rc = lg_store_failovers(st->store, f.magu, f.fragment, f.epoch, &reqs, &nr)) != CM_OK)
 		return rc;
-	/* requests are by requester key: the first longest log wins ties */
-	for (size_t i = 0; i < nr; i++) {
-		if (lg_st_replica_index(&f, reqs[i].requester) < 0 || lg_st_key_eq(reqs[i].requester, f.primary))
-			continue;
-		count++;
-		if (best == SIZE_MAX || reqs[i].log_size > reqs[best].log_size)
-			best = i;
-	}
-	if (2 * count <= backups) {
+	if (nr && !(reps = calloc(nr, sizeof(*reps)))) {
 		free(reqs);
-		return lg_st_note(st, "failover request recorded: %zu of %u backups", count, backups);
+		return CM_ERR_NOMEM;
 	}
-	memcpy(f.primary, reqs[best].requester, LG_KEY_BYTES);
+	for (size_t i = 0; i < nr; i++) {
+		reps[i].epoch = reqs[i].epoch;
+		reps[i].size = reqs[i].log_size;
+		reps[i].last_epoch = reqs[i].last_epoch;
+		memcpy(reps[i].root, reqs[i].root, LG_ROOT_BYTES);
+		memcpy(reps[i].sender, reqs[i].requester, LG_KEY_BYTES);
+		if (lg_st_replica_index(&f, reqs[i].requester) >= 0)
+			count++;
+	}
 	free(reqs);
+	k = cm_fragment_choose_primary(f.epoch, (const uint8_t(*)[CM_PK_BYTES])f.replicas, f.nreplicas, reps, nr);
+	free(reps);
+	if (k == CM_ERR_STATE)
+		return lg_st_note(st, "failover report recorded: %zu of %u replicas, %u needed", count,
+				  f.nreplicas, cm_fragment_majority(f.nreplicas));
+	if (k < 0)
+		return k;
+	memcpy(f.primary, f.replicas[k], LG_KEY_BYTES);
 	f.epoch++;
 	if ((rc = lg_store_failovers_clear(st->store, f.magu, f.fragment)) != CM_OK ||
 	    (rc = lg_store_fragment_put(st->store, &f)) != CM_OK ||

@@ -3,6 +3,7 @@
  * challenges drawn from the beacon every challenge_interval blocks, their
  * answers, and the expiry of unanswered ones (slash). */
 #include "lg_state_int.h"
+#include "cm_fragment.h"
 #include "cm_merkle.h"
 
 #include <stdio.h>
@@ -111,7 +112,7 @@ int lg_st_commit_root(lg_state *st, const Muri__V1__Transaction *t)
 			agree++;
 		}
 	free(votes);
-	if (2 * agree <= f.nreplicas)
+	if (agree < cm_fragment_majority(f.nreplicas))
 		return lg_st_note(st, "root vote recorded: %zu of %u replicas agree on size %llu", agree,
 			    f.nreplicas, (unsigned long long)r->size);
 	f.committed_size = r->size;

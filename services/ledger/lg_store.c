@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define WS_MIN 4096            /* initial write-set buffer */
 
 /* ---- errors and statements ---- */

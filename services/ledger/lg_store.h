@@ -16,7 +16,7 @@
 #define LG_KEY_BYTES CM_PK_BYTES          /* accounts, indexers, replicas */
 #define LG_ROOT_BYTES CM_HASH_BYTES
 #define LG_MAX_REPLICAS LG_REPLICATION_MAX
-#define LG_INDEX_SPEC_MAX 64              /* encoded IndexSpec */
+#define LG_INDEX_SPEC_MAX 128             /* encoded IndexSpec */
 
 typedef struct lg_store lg_store;
 
@@ -254,10 +254,12 @@ int lg_store_root_votes(lg_store *s, const char *magu, uint32_t fragment, uint64
  * must prove consistency from the new committed root). */
 int lg_store_root_votes_clear(lg_store *s, const char *magu, uint32_t fragment);
 
-/* A backup's request to replace an unreachable primary. */
+/* A replica's failover report (proto FailoverRequest): one per requester. */
 typedef struct lg_failover {
 	uint8_t requester[LG_KEY_BYTES];
 	uint64_t epoch, log_size;
+	uint64_t last_epoch;                              /* of the requester's last record */
+	uint8_t root[LG_ROOT_BYTES];                      /* of its log at log_size */
 } lg_failover;
 int lg_store_failover_put(lg_store *s, const char *magu, uint32_t fragment, const lg_failover *f);
 /* Requests for (magu, fragment) in epoch, by requester. */

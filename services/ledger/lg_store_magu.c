@@ -204,8 +204,9 @@ int lg_store_root_votes_clear(lg_store *s, const char *magu, uint32_t fragment)
 
 int lg_store_failover_put(lg_store *s, const char *magu, uint32_t fragment, const lg_failover *f)
 {
-	col c[] = {ct(magu), cu(fragment), cb(f->requester, LG_KEY_BYTES), cu(f->epoch), cu(f->log_size)};
-	return ls_write_row(s, T_FAILOVERS, S_FAILOVER_PUT, c, 3, 5);
+	col c[] = {ct(magu), cu(fragment), cb(f->requester, LG_KEY_BYTES), cu(f->epoch), cu(f->log_size),
+		   cu(f->last_epoch), cb(f->root, LG_ROOT_BYTES)};
+	return ls_write_row(s, T_FAILOVERS, S_FAILOVER_PUT, c, 3, 7);
 }
 
 static int failover_row(sqlite3_stmt *st, void *dst)
@@ -213,7 +214,8 @@ static int failover_row(sqlite3_stmt *st, void *dst)
 	lg_failover *f = dst;
 	f->epoch = ls_col_u64(st, 1);
 	f->log_size = ls_col_u64(st, 2);
-	return ls_col_fixed(st, 0, f->requester, LG_KEY_BYTES);
+	f->last_epoch = ls_col_u64(st, 3);
+	return ls_col_fixed(st, 0, f->requester, LG_KEY_BYTES) && ls_col_fixed(st, 4, f->root, LG_ROOT_BYTES);
 }
 
 int lg_store_failovers(lg_store *s, const char *magu, uint32_t fragment, uint64_t epoch,

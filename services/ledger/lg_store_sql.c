@@ -37,6 +37,7 @@ const char lg_store_schema_sql[] =
 	" PRIMARY KEY(magu, fragment, size, signer)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS failovers(magu TEXT NOT NULL, fragment INTEGER NOT NULL,"
 	" requester BLOB NOT NULL, epoch INTEGER NOT NULL, log_size INTEGER NOT NULL,"
+	" last_epoch INTEGER NOT NULL, root BLOB NOT NULL,"
 	" PRIMARY KEY(magu, fragment, requester)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS challenges(id INTEGER PRIMARY KEY, magu TEXT NOT NULL,"
 	" fragment INTEGER NOT NULL, indexer BLOB NOT NULL, beacon BLOB NOT NULL,"
@@ -159,12 +160,12 @@ const char *const lg_store_stmt_sql[S_HEAD_COUNT] = {
 		     " AND size = ?3 ORDER BY signer",
 	[S_RVOTE_KEYS] = "SELECT size, signer FROM root_votes WHERE magu = ?1 AND fragment = ?2"
 			 " ORDER BY size, signer",
-	[S_FAILOVER_PUT] = "INSERT OR REPLACE INTO failovers(magu, fragment, requester, epoch, log_size)"
-			   " VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_FAILOVER_PUT] = "INSERT OR REPLACE INTO failovers(magu, fragment, requester, epoch, log_size,"
+			   " last_epoch, root) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[S_FAILOVER_DEL] = "DELETE FROM failovers WHERE magu = ?1 AND fragment = ?2 AND requester = ?3",
-	[S_FAILOVERS] = "SELECT requester, epoch, log_size FROM failovers WHERE magu = ?1"
+	[S_FAILOVERS] = "SELECT requester, epoch, log_size, last_epoch, root FROM failovers WHERE magu = ?1"
 			" AND fragment = ?2 AND epoch = ?3 ORDER BY requester",
-	[S_FAILOVER_KEYS] = "SELECT requester, epoch, log_size FROM failovers WHERE magu = ?1"
+	[S_FAILOVER_KEYS] = "SELECT requester, epoch, log_size, last_epoch, root FROM failovers WHERE magu = ?1"
 			    " AND fragment = ?2 ORDER BY requester",
 	[S_CH_GET] = "SELECT id, magu, fragment, indexer, beacon, size, root, leaves, issued_height,"
 		     " deadline, status FROM challenges WHERE id = ?1",

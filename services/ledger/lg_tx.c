@@ -203,8 +203,20 @@ static int check_index_spec(const Muri__V1__IndexSpec *ix, uint32_t dimension, c
 			    errlen)) ||
 	    (rc = opt_range(ix->ivf_nlist, 1, 65536, "create_magu.index.ivf_nlist", err, errlen)) ||
 	    (rc = opt_range(ix->ivf_nprobe, 1, ix->ivf_nlist ? ix->ivf_nlist : 65536,
-			    "create_magu.index.ivf_nprobe", err, errlen)))
+			    "create_magu.index.ivf_nprobe", err, errlen)) ||
+	    (rc = opt_range(ix->index_batch, 1, 1000000, "create_magu.index.index_batch", err, errlen)) ||
+	    (rc = opt_range(ix->tombstone_permille, 10, 990, "create_magu.index.tombstone_permille", err,
+			    errlen)) ||
+	    (rc = opt_range(ix->train_min, 1, 100000000, "create_magu.index.train_min", err, errlen)) ||
+	    (rc = opt_range(ix->train_max, 1, 100000000, "create_magu.index.train_max", err, errlen)) ||
+	    (rc = opt_range(ix->exact_threshold, 1, 100000000, "create_magu.index.exact_threshold", err,
+			    errlen)) ||
+	    (rc = opt_range(ix->exact_permille, 1, 1000, "create_magu.index.exact_permille", err, errlen)) ||
+	    (rc = opt_range(ix->rerank, 1, 64, "create_magu.index.rerank", err, errlen)))
 		return rc;
+	if (ix->train_min && ix->train_max && ix->train_max < ix->train_min)
+		return fail(err, errlen, CM_ERR_INVALID, "create_magu.index.train_max: %u is below train_min %u",
+			    ix->train_max, ix->train_min);
 	if (ix->pq_m && (ix->quantizer != MURI__V1__QUANTIZER__PQ || dimension % ix->pq_m != 0))
 		return fail(err, errlen, CM_ERR_INVALID,
 			    "create_magu.index.pq_m: %u must divide the dimension %u and needs quantizer PQ",
@@ -407,6 +419,17 @@ int lg_tx_check(const Muri__V1__Transaction *tx, char *err, size_t errlen)
 				    tx->failover->fragment, LG_FRAGMENTS_MAX - 1);
 		if (tx->failover->epoch == 0)
 			return fail(err, errlen, CM_ERR_INVALID, "failover.epoch: must be positive");
+		if (tx->failover->root.len != CM_HASH_BYTES)
+			return fail(err, errlen, CM_ERR_INVALID, "failover.root: %zu bytes, must be %d",
+				    tx->failover->root.len, CM_HASH_BYTES);
+		if (tx->failover->last_epoch > tx->failover->epoch)
+			return fail(err, errlen, CM_ERR_INVALID,
+				    "failover.last_epoch: %llu is above failover.epoch %llu",
+				    (unsigned long long)tx->failover->last_epoch,
+				    (unsigned long long)tx->failover->epoch);
+		if ((tx->failover->log_size == 0) != (tx->failover->last_epoch == 0))
+			return fail(err, errlen, CM_ERR_INVALID,
+				    "failover.last_epoch: must be 0 exactly when failover.log_size is 0");
 		return CM_OK;
 	case MURI__V1__TRANSACTION__PAYLOAD_PROPOSE:
 		return check_propose(tx->propose, err, errlen);

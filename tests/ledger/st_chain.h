@@ -7,6 +7,7 @@
 #define ST_CHAIN_H
 
 #include "tap.h"
+#include "cm_bytes.h"
 #include "cm_crypto.h"
 #include "cm_err.h"
 #include "cm_merkle.h"
@@ -350,16 +351,27 @@ static void add_create(tchain *c, tblock *b, int k, const char *name, uint32_t f
 	tb_add(b, &t, k, hash);
 }
 
+/* A failover report of key k: its log has log_size entries, the last of
+ * last_epoch; the root stands for that log (the ledger keeps it, never
+ * checks it against one). */
 static void add_failover(tchain *c, tblock *b, int k, const char *magu, uint32_t frag,
-			 uint64_t epoch, uint64_t log_size, uint8_t *hash)
+			 uint64_t epoch, uint64_t log_size, uint64_t last_epoch, uint8_t *hash)
 {
 	Muri__V1__Transaction t;
 	Muri__V1__FailoverRequest f = MURI__V1__FAILOVER_REQUEST__INIT;
+	static uint8_t root[CM_HASH_BYTES];
+	uint8_t rb[16];
+	cm_put_be64(rb, log_size);
+	cm_put_be64(rb + 8, last_epoch);
+	cm_hash(root, CM_DOM_TEST, rb, sizeof(rb));
 	tx_base(&t, k, nonce_of(c, b, k), 1);
 	f.magu = (char *)magu;
 	f.fragment = frag;
 	f.epoch = epoch;
 	f.log_size = log_size;
+	f.last_epoch = last_epoch;
+	f.root.data = root;
+	f.root.len = sizeof(root);
 	t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_FAILOVER;
 	t.failover = &f;
 	tb_add(b, &t, k, hash);

@@ -171,6 +171,41 @@ static void test_tx_open(void)
 	ix.hnsw_m = 2;
 	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
 	TAP_STREQ(err, "create_magu.index.hnsw_m: 2 is out of range 4..128 (0 = default)");
+	ix.hnsw_m = 16;
+	ix.index_batch = 1000001;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "create_magu.index.index_batch: 1000001 is out of range 1..1000000 (0 = default)");
+	ix.index_batch = 512;
+	ix.tombstone_permille = 5;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "create_magu.index.tombstone_permille: 5 is out of range 10..990 (0 = default)");
+	ix.tombstone_permille = 991;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	ix.tombstone_permille = 250;
+	ix.train_min = 100000001;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "create_magu.index.train_min: 100000001 is out of range 1..100000000 (0 = default)");
+	ix.train_min = 5000;
+	ix.train_max = 4999;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "create_magu.index.train_max: 4999 is below train_min 5000");
+	ix.train_max = 0; /* the default sample is the indexer's to bound */
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_OK);
+	ix.train_max = 5000;
+	ix.exact_threshold = 100000001;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "create_magu.index.exact_threshold: 100000001 is out of range 1..100000000 (0 = default)");
+	ix.exact_threshold = 1000;
+	ix.exact_permille = 1001;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "create_magu.index.exact_permille: 1001 is out of range 1..1000 (0 = default)");
+	ix.exact_permille = 30;
+	ix.rerank = 65;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "create_magu.index.rerank: 65 is out of range 1..64 (0 = default)");
+	ix.rerank = 8;
+	ix.seed = UINT64_MAX; /* any seed */
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_OK);
 
 	Muri__V1__RegisterIndexer r = MURI__V1__REGISTER_INDEXER__INIT;
 	t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_REGISTER_INDEXER;
@@ -194,6 +229,36 @@ static void test_tx_open(void)
 	p.value = 0;
 	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
 	TAP_STREQ(err, "propose.value: 0 is out of range 1..64 for challenge_leaves");
+
+	Muri__V1__FailoverRequest fo = MURI__V1__FAILOVER_REQUEST__INIT;
+	uint8_t root[33] = {0};
+	t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_FAILOVER;
+	t.failover = &fo;
+	fo.magu = (char *)"docs";
+	fo.epoch = 3;
+	fo.log_size = 5;
+	fo.last_epoch = 3;
+	fo.root.data = root;
+	fo.root.len = 32;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_OK);
+	fo.root.len = 33;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "failover.root: 33 bytes, must be 32");
+	fo.root.len = 0;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "failover.root: 0 bytes, must be 32");
+	fo.root.len = 32;
+	fo.last_epoch = 4;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "failover.last_epoch: 4 is above failover.epoch 3");
+	fo.last_epoch = 0;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "failover.last_epoch: must be 0 exactly when failover.log_size is 0");
+	fo.log_size = 0;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_OK);
+	fo.last_epoch = 1;
+	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "failover.last_epoch: must be 0 exactly when failover.log_size is 0");
 
 	t.payload_case = MURI__V1__TRANSACTION__PAYLOAD__NOT_SET;
 	TAP_EQ(lg_tx_check(&t, err, sizeof(err)), CM_ERR_INVALID);
@@ -597,8 +662,10 @@ static void random_tx(tchain *c, tblock *b, uint64_t *rs, int nacc, cm_merkle *l
 			uint64_t size = f.committed_size + xs_next(rs) % 5 + 1;
 			if (kind == 13 && size <= cm_merkle_size(log))
 				add_commit_root(c, b, k, name, 0, log, f.committed_size, size, NULL);
-			else
-				add_failover(c, b, k, name, 0, f.epoch, xs_next(rs) % 100, NULL);
+			else {
+				uint64_t ls = xs_next(rs) % 100, le = ls ? xs_next(rs) % f.epoch + 1 : 0;
+				add_failover(c, b, k, name, 0, f.epoch, ls, le, NULL);
+			}
 		}
 	} else if (kind == 15) {
 		add_transfer(c, b, from, to, 1, 0, NULL);

@@ -176,9 +176,8 @@ static void test_effects_membership(void)
 
 	/* a failover raises the epoch: its block says so */
 	lg_fragment f0 = after[0];
-	int backup = key_index(f0.replicas[0]) == key_index(f0.primary) ? key_index(f0.replicas[1])
-									   : key_index(f0.replicas[0]);
-	add_failover(&c, &b, backup, "m", 0, f0.epoch, 10, h[3]);
+	for (uint32_t i = 0; i < f0.nreplicas / 2 + 1; i++) /* reports of a majority */
+		add_failover(&c, &b, key_index(f0.replicas[i]), "m", 0, f0.epoch, 10, 1, h[3]);
 	TAP_EQ(commit(&c, &b), CM_OK);
 	TAP_COMMITTED(&c, h[3]);
 	e = effects_at(&c, 3);
@@ -306,6 +305,124 @@ static void test_double_root(void)
 	TAP_FAILED(&c, h[5], "was punished already for fragment 0 of \"d\" at size 40");
 	TAP_EQ(account(&c, liar).staked, l0.staked - 2000);
 	check_root_chain(&c);
+	chain_close(&c);
+}
+
+/* The roots a block commits, as its effects say (indexers raise their
+ * truncation floor from them). */
+static size_t roots_at(tchain *c, const char *magu, uint64_t *size, uint8_t root[32])
+{
+	Muri__V1__BlockEffects *e = effects_at(c, lg_state_height(c->st));
+	size_t n = 0;
+	for (size_t i = 0; e && i < e->n_roots; i++)
+		if (strcmp(e->roots[i]->magu, magu) == 0) {
+			n++;
+			*size = e->roots[i]->size;
+			memcpy(root, e->roots[i]->root.data, 32);
+		}
+	effects_free(e);
+	return n;
+}
+
+/* Two different roots signed at one size by different replicas never both
+ * commit: with four replicas two against two commit neither; with three the
+ * first to reach a majority commits and the other is refused from then on,
+ * at that size and above (no consistency proof from the committed root), as
+ * is any root below the committed size. */
+static void test_conflicting_roots(void)
+{
+	tchain c;
+	tblock b = {0};
+	gtext g;
+	uint8_t h[6][32], rx[32], ry[32], got[32];
+	uint64_t size = 0;
+	lg_fragment f;
+	cm_merkle *x = make_log(10, "x"), *y = make_log(10, "y");
+
+	if (open_indexers(&c, "conflict", 5, NULL, &g, NULL) != CM_OK)
+		return;
+	cm_merkle_root(x, 8, rx);
+	cm_merkle_root(y, 8, ry);
+	add_create(&c, &b, K_ACC0, "q4", 1, 4, 100, NULL);
+	add_create(&c, &b, K_ACC0, "q3", 1, 3, 100, NULL);
+	TAP_EQ(commit(&c, &b), CM_OK);
+
+	TAP_EQ(lg_store_fragment_get(c.s, "q4", 0, &f), CM_OK);
+	TAP_EQ(f.nreplicas, 4);
+	int r4[4];
+	for (int i = 0; i < 4; i++)
+		r4[i] = key_index(f.replicas[i]);
+	add_commit_root(&c, &b, r4[0], "q4", 0, x, 0, 8, h[0]);
+	add_commit_root(&c, &b, r4[1], "q4", 0, x, 0, 8, h[1]);
+	add_commit_root(&c, &b, r4[2], "q4", 0, y, 0, 8, h[2]);
+	add_commit_root(&c, &b, r4[3], "q4", 0, y, 0, 8, h[3]);
+	add_commit_root(&c, &b, r4[2], "q4", 0, x, 0, 8, h[4]); /* changes its mind: refused */
+	TAP_EQ(commit(&c, &b), CM_OK);
+	for (int i = 0; i < 4; i++)
+		TAP_COMMITTED(&c, h[i]);
+	TAP_FAILED(&c, h[4], "signed a different root at size 8 already");
+	TAP_EQ(lg_store_fragment_get(c.s, "q4", 0, &f), CM_OK);
+	TAP_EQ(f.committed_size, 0); /* two of four is no majority, for either root */
+	TAP_EQ(roots_at(&c, "q4", &size, got), 0);
+
+	TAP_EQ(lg_store_fragment_get(c.s, "q3", 0, &f), CM_OK);
+	TAP_EQ(f.nreplicas, 3);
+	int A = key_index(f.replicas[0]), B = key_index(f.replicas[1]), C = key_index(f.replicas[2]);
+	add_commit_root(&c, &b, A, "q3", 0, x, 0, 8, h[0]);
+	add_commit_root(&c, &b, B, "q3", 0, y, 0, 8, h[1]);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h[0]);
+	TAP_COMMITTED(&c, h[1]);
+	TAP_EQ(lg_store_fragment_get(c.s, "q3", 0, &f), CM_OK);
+	TAP_EQ(f.committed_size, 0);
+	TAP_EQ(roots_at(&c, "q3", &size, got), 0);
+	add_commit_root(&c, &b, C, "q3", 0, y, 0, 8, h[0]); /* y reaches two of three */
+	add_commit_root(&c, &b, C, "q3", 0, x, 0, 8, h[1]); /* x cannot follow */
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h[0]);
+	TAP_FAILED(&c, h[1], "commit_root.root.root: conflicts with the committed root at size 8");
+	TAP_EQ(lg_store_fragment_get(c.s, "q3", 0, &f), CM_OK);
+	TAP_EQ(f.committed_size, 8);
+	TAP_CHECK(memcmp(f.committed_root, ry, 32) == 0);
+	TAP_EQ(f.nsigners, 2);
+	TAP_EQ(roots_at(&c, "q3", &size, got), 1);
+	TAP_EQ(size, 8);
+	TAP_CHECK(memcmp(got, ry, 32) == 0);
+
+	/* x's signers never get it committed: not at 8, not extended past 8,
+	 * and nothing below the committed size */
+	add_commit_root(&c, &b, B, "q3", 0, x, 0, 8, h[0]);
+	add_commit_root(&c, &b, A, "q3", 0, x, 8, 10, h[1]);
+	add_commit_root(&c, &b, B, "q3", 0, x, 8, 10, h[2]);
+	add_commit_root(&c, &b, A, "q3", 0, y, 0, 5, h[3]);
+	add_commit_root(&c, &b, C, "q3", 0, y, 0, 7, h[4]);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_FAILED(&c, h[0], "commit_root.root.root: conflicts with the committed root at size 8");
+	TAP_FAILED(&c, h[1], "commit_root.consistency_proof: does not prove that size 10 extends the committed root at size 8");
+	TAP_FAILED(&c, h[2], "commit_root.consistency_proof");
+	TAP_FAILED(&c, h[3], "commit_root.root.size: 5 is below the committed size 8");
+	TAP_FAILED(&c, h[4], "commit_root.root.size: 7 is below the committed size 8");
+	TAP_EQ(lg_store_fragment_get(c.s, "q3", 0, &f), CM_OK);
+	TAP_EQ(f.committed_size, 8);
+	TAP_CHECK(memcmp(f.committed_root, ry, 32) == 0);
+	TAP_EQ(roots_at(&c, "q3", &size, got), 0);
+
+	/* y grows: a majority at 10 with proofs from 8 commits, and says so once */
+	add_commit_root(&c, &b, A, "q3", 0, y, 8, 10, h[0]);
+	add_commit_root(&c, &b, C, "q3", 0, y, 8, 10, h[1]);
+	add_commit_root(&c, &b, B, "q3", 0, y, 8, 10, h[2]); /* after the commit: committed already */
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h[1]);
+	TAP_FAILED(&c, h[2], "commit_root: the root at size 10 is committed already");
+	TAP_EQ(lg_store_fragment_get(c.s, "q3", 0, &f), CM_OK);
+	TAP_EQ(f.committed_size, 10);
+	TAP_EQ(roots_at(&c, "q3", &size, got), 1);
+	TAP_EQ(size, 10);
+	cm_merkle_root(y, 10, ry);
+	TAP_CHECK(memcmp(got, ry, 32) == 0);
+	check_root_chain(&c);
+	cm_merkle_free(x);
+	cm_merkle_free(y);
 	chain_close(&c);
 }
 
@@ -663,6 +780,7 @@ int main(void)
 	TAP_RUN(test_effects_membership);
 	TAP_RUN(test_double_root);
 	TAP_RUN(test_roots_and_challenges_in_effects);
+	TAP_RUN(test_conflicting_roots);
 	TAP_RUN(test_roots_by_height);
 	TAP_RUN(test_snapshot_reads);
 	TAP_RUN(test_magu_pages);

@@ -282,6 +282,72 @@ static void test_minimal_movement(void)
 	chain_close(&c);
 }
 
+/* ---- index parameters on chain ---- */
+
+/* What shapes a fragment's index is the Magu's, on chain: every field of
+ * IndexSpec, at its largest, comes back in MaguInfo as created. */
+static void test_index_params_on_chain(void)
+{
+	tchain c;
+	tblock b = {0};
+	gtext g;
+	uint8_t h[32];
+	Muri__V1__Transaction t;
+	Muri__V1__CreateMagu m = MURI__V1__CREATE_MAGU__INIT;
+	Muri__V1__IndexSpec ix = MURI__V1__INDEX_SPEC__INIT;
+
+	if (open_indexers(&c, "params", 3, NULL, &g, NULL) != CM_OK)
+		return;
+	ix.kind = MURI__V1__INDEX_KIND__IVF;
+	ix.ivf_nlist = 65536;
+	ix.ivf_nprobe = 65536;
+	ix.quantizer = MURI__V1__QUANTIZER__PQ;
+	ix.pq_m = 64;
+	ix.hnsw_m = 128;
+	ix.hnsw_ef_construction = 4096;
+	ix.hnsw_ef_search = 4096;
+	ix.index_batch = 1000000;
+	ix.seed = UINT64_MAX;
+	ix.tombstone_permille = 990;
+	ix.train_min = 100000000;
+	ix.train_max = 100000000;
+	ix.exact_threshold = 100000000;
+	ix.exact_permille = 1000;
+	ix.rerank = 64;
+	tx_base(&t, K_ACC0, nonce_of(&c, &b, K_ACC0), 1);
+	m.name = (char *)"tuned";
+	m.dimension = 128;
+	m.metric = MURI__V1__METRIC__L2;
+	m.fragments = 2;
+	m.replication = 3;
+	m.deposit = 100;
+	m.index = &ix;
+	t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_CREATE_MAGU;
+	t.create_magu = &m;
+	tb_add(&b, &t, K_ACC0, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	Muri__V1__MaguInfo *mi = NULL;
+	TAP_EQ(lg_query_magu(c.s, "tuned", &mi), CM_OK);
+	TAP_CHECK(mi && mi->index);
+	if (mi && mi->index) {
+		const Muri__V1__IndexSpec *got = mi->index;
+		TAP_EQ(got->ivf_nlist, 65536);
+		TAP_EQ(got->pq_m, 64);
+		TAP_EQ(got->index_batch, 1000000);
+		TAP_CHECK(got->seed == UINT64_MAX);
+		TAP_EQ(got->tombstone_permille, 990);
+		TAP_EQ(got->train_min, 100000000);
+		TAP_EQ(got->train_max, 100000000);
+		TAP_EQ(got->exact_threshold, 100000000);
+		TAP_EQ(got->exact_permille, 1000);
+		TAP_EQ(got->rerank, 64);
+	}
+	if (mi)
+		protobuf_c_message_free_unpacked(&mi->base, NULL);
+	chain_close(&c);
+}
+
 /* ---- failover ---- */
 
 static void test_failover(void)
@@ -296,6 +362,7 @@ static void test_failover(void)
 		return;
 	add_create(&c, &b, K_ACC0, "fo", 1, 3, 100, NULL);
 	add_create(&c, &b, K_ACC0, "five", 1, 5, 100, NULL);
+	add_create(&c, &b, K_ACC0, "qw", 1, 3, 100, NULL);
 	TAP_EQ(commit(&c, &b), CM_OK);
 	TAP_EQ(lg_store_fragment_get(c.s, "fo", 0, &f), CM_OK);
 	TAP_EQ(f.nreplicas, 3);
@@ -306,47 +373,80 @@ static void test_failover(void)
 		if (i != p && i != b1 && i != b2)
 			outsider = i;
 
-	add_failover(&c, &b, b1, "fo", 0, 1, 10, h[0]);      /* 1 of 2 backups */
-	add_failover(&c, &b, p, "fo", 0, 1, 10, h[1]);       /* the primary itself */
-	add_failover(&c, &b, outsider, "fo", 0, 1, 10, h[2]); /* not a replica */
-	add_failover(&c, &b, b2, "fo", 0, 7, 10, h[3]);      /* wrong epoch */
-	add_failover(&c, &b, b2, "nope", 0, 1, 10, h[4]);
+	add_failover(&c, &b, b2, "fo", 0, 1, 10, 1, h[0]);       /* 1 of 3 replicas */
+	add_failover(&c, &b, outsider, "fo", 0, 1, 10, 1, h[2]); /* not a replica */
+	add_failover(&c, &b, b1, "fo", 0, 7, 10, 1, h[3]);       /* wrong epoch */
+	add_failover(&c, &b, b1, "nope", 0, 1, 10, 1, h[4]);
+	add_failover(&c, &b, b2, "fo", 0, 1, 11, 1, h[5]);       /* replaces its first: still 1 of 3 */
 	TAP_EQ(commit(&c, &b), CM_OK);
 	TAP_COMMITTED(&c, h[0]);
-	TAP_FAILED(&c, h[1], "failover: the sender is not a backup of fragment 0");
-	TAP_FAILED(&c, h[2], "failover: the sender is not a backup");
+	TAP_FAILED(&c, h[2], "failover: the sender is not a replica of fragment 0 of \"fo\"");
 	TAP_FAILED(&c, h[3], "failover.epoch: 7 is not the current epoch 1");
 	TAP_FAILED(&c, h[4], "failover: no fragment 0 in Magu \"nope\"");
+	TAP_COMMITTED(&c, h[5]);
 	TAP_EQ(lg_store_fragment_get(c.s, "fo", 0, &f2), CM_OK);
 	TAP_EQ(f2.epoch, 1);
 	TAP_EQ(key_index(f2.primary), p);
 
-	/* the second backup, with the longer log, makes a majority and becomes primary */
-	add_failover(&c, &b, b2, "fo", 0, 1, 12, h[0]);
+	/* the primary, having closed its epoch, reports like the others and
+	 * makes the majority; the longer log (b2's replacing report, 11) wins */
+	add_failover(&c, &b, p, "fo", 0, 1, 10, 1, h[1]);
 	TAP_EQ(commit(&c, &b), CM_OK);
-	TAP_COMMITTED(&c, h[0]);
+	TAP_COMMITTED(&c, h[1]);
 	TAP_EQ(lg_store_fragment_get(c.s, "fo", 0, &f2), CM_OK);
 	TAP_EQ(f2.epoch, 2);
 	TAP_EQ(key_index(f2.primary), b2);
 	TAP_CHECK(memcmp(f2.replicas, f.replicas, 3 * 32) == 0); /* same replica set */
-	add_failover(&c, &b, b1, "fo", 0, 1, 50, h[1]); /* a request of the old epoch */
+	add_failover(&c, &b, b1, "fo", 0, 1, 50, 1, h[1]); /* a report of the old epoch */
 	TAP_EQ(commit(&c, &b), CM_OK);
 	TAP_FAILED(&c, h[1], "failover.epoch: 1 is not the current epoch 2");
+	add_failover(&c, &b, b1, "fo", 0, 2, 50, 1, h[1]); /* the old epoch's reports were cleared */
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h[1]);
+	TAP_EQ(lg_store_fragment_get(c.s, "fo", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, 2);
 
-	/* five replicas: four backups, three are a majority; longest log wins */
+	/* five replicas: three are a majority; the longest log of the latest epoch wins */
 	TAP_EQ(lg_store_fragment_get(c.s, "five", 0, &f), CM_OK);
 	TAP_EQ(f.nreplicas, 5);
 	uint64_t logs[5] = {0, 30, 90, 60, 10};
 	for (int i = 1; i <= 2; i++)
-		add_failover(&c, &b, key_index(f.replicas[i]), "five", 0, 1, logs[i], NULL);
+		add_failover(&c, &b, key_index(f.replicas[i]), "five", 0, 1, logs[i], 1, NULL);
 	TAP_EQ(commit(&c, &b), CM_OK);
 	TAP_EQ(lg_store_fragment_get(c.s, "five", 0, &f2), CM_OK);
 	TAP_EQ(f2.epoch, 1);
-	add_failover(&c, &b, key_index(f.replicas[3]), "five", 0, 1, logs[3], NULL);
+	add_failover(&c, &b, key_index(f.replicas[3]), "five", 0, 1, logs[3], 1, NULL);
 	TAP_EQ(commit(&c, &b), CM_OK);
 	TAP_EQ(lg_store_fragment_get(c.s, "five", 0, &f2), CM_OK);
 	TAP_EQ(f2.epoch, 2);
 	TAP_CHECK(memcmp(f2.primary, f.replicas[2], 32) == 0); /* log 90 */
+
+	/* A replica that missed a write a majority acknowledged never wins.
+	 * "qw": r0 is primary of epoch 1 and appends 3 entries nobody gets
+	 * (13); r1 and r2 (10 each) report, r1 becomes primary of epoch 2
+	 * (tie: lower index) and writes 2 entries acknowledged at QUORUM by r1
+	 * and r2 (12, last epoch 2), then dies. r0 (13, last epoch 1) and r2
+	 * report: r2 must win. The old rule (longest log among the backups)
+	 * picked r0 and lost the acknowledged writes. */
+	TAP_EQ(lg_store_fragment_get(c.s, "qw", 0, &f), CM_OK);
+	TAP_EQ(f.nreplicas, 3);
+	int r0 = key_index(f.replicas[0]), r1 = key_index(f.replicas[1]), r2 = key_index(f.replicas[2]);
+	TAP_EQ(key_index(f.primary), r0);
+	add_failover(&c, &b, r2, "qw", 0, 1, 10, 1, h[0]);
+	add_failover(&c, &b, r1, "qw", 0, 1, 10, 1, h[1]);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h[1]);
+	TAP_EQ(lg_store_fragment_get(c.s, "qw", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, 2);
+	TAP_EQ(key_index(f2.primary), r1);
+	add_failover(&c, &b, r0, "qw", 0, 2, 13, 1, h[0]);
+	add_failover(&c, &b, r2, "qw", 0, 2, 12, 2, h[1]);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h[0]);
+	TAP_COMMITTED(&c, h[1]);
+	TAP_EQ(lg_store_fragment_get(c.s, "qw", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, 3);
+	TAP_EQ(key_index(f2.primary), r2);
 	chain_close(&c);
 }
 
@@ -723,6 +823,7 @@ int main(void)
 	TAP_RUN(test_magu_create);
 	TAP_RUN(test_stake_weighting);
 	TAP_RUN(test_minimal_movement);
+	TAP_RUN(test_index_params_on_chain);
 	TAP_RUN(test_failover);
 	TAP_RUN(test_commit_root);
 	TAP_RUN(test_challenges);
