@@ -5,16 +5,20 @@
  * ixr_apply_config (a new fragment's schema is read from the Magu, at a
  * snapshot no older than the block), every committed root of a held
  * fragment raises its floor (ix_repl_on_commit_root), and the follow point
- * (height, hash, state root) is replaced atomically in data_dir. */
+ * (height, hash, state root) is replaced atomically in data_dir. A
+ * submitter thread turns the replicas' failover requests into FailoverRequest
+ * transactions through the ledger client; the new epoch comes back by the feed. */
 #include "ix_chain.h"
 #include "ix_service_int.h"
 #include "cm_err.h"
 #include "cm_follower.h"
 #include "cm_log.h"
+#include "cm_time.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -25,6 +29,13 @@
 
 #define GENESIS_LINE_MAX 1024
 #define MAGU_READ_TRIES 50      /* GetMagu until a replica has the block: 50 x 100 ms */
+#define FAILOVER_QUEUE 16       /* failover requests waiting for the submitter */
+
+struct failover {
+	char magu[IX_MAGU_MAX + 1];
+	uint32_t fragment;
+	ix_failover_report r;
+};
 
 struct pending {
 	uint64_t height;
@@ -47,6 +58,14 @@ struct ix_chain {
 	struct pending *q;
 	size_t nq, qmax;
 	atomic_uint_least64_t applied;
+	/* failover requests to submit, newest per fragment */
+	pthread_mutex_t fmu;
+	pthread_cond_t fcv;
+	struct failover fq[FAILOVER_QUEUE];
+	size_t nfq;
+	int fstop, fthread;
+	pthread_t submitter;
+	uint64_t failovers_sent, failovers_refused, failovers_dropped;
 };
 
 static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -301,6 +320,74 @@ static int on_block(void *arg, const Muri__V1__Block *b)
 	return 0;
 }
 
+/* The failover sink (ix_service_set_failover_sink): queues without blocking;
+ * a newer request for the same fragment replaces the queued one. */
+static void on_failover(void *arg, const char *magu, uint32_t fragment, const ix_failover_report *r)
+{
+	ix_chain *c = arg;
+	pthread_mutex_lock(&c->fmu);
+	size_t i = 0;
+	while (i < c->nfq && !(c->fq[i].fragment == fragment && strcmp(c->fq[i].magu, magu) == 0))
+		i++;
+	if (i == c->nfq && c->nfq == FAILOVER_QUEUE) {
+		c->failovers_dropped++;
+	} else {
+		if (i == c->nfq)
+			c->nfq++;
+		snprintf(c->fq[i].magu, sizeof(c->fq[i].magu), "%s", magu);
+		c->fq[i].fragment = fragment;
+		c->fq[i].r = *r;
+		pthread_cond_signal(&c->fcv);
+	}
+	pthread_mutex_unlock(&c->fmu);
+}
+
+/* Submits queued failover requests as FailoverRequest transactions, without
+ * waiting for the commit (the new epoch arrives through the feed). */
+static void *submitter_main(void *arg)
+{
+	ix_chain *c = arg;
+	pthread_mutex_lock(&c->fmu);
+	for (;;) {
+		while (!c->fstop && c->nfq == 0)
+			cm_cond_wait_ms(&c->fcv, &c->fmu, 1000);
+		if (c->fstop)
+			break;
+		struct failover x = c->fq[0];
+		memmove(c->fq, c->fq + 1, (c->nfq - 1) * sizeof(*c->fq));
+		c->nfq--;
+		pthread_mutex_unlock(&c->fmu);
+		Muri__V1__Transaction t = MURI__V1__TRANSACTION__INIT;
+		Muri__V1__FailoverRequest fr = MURI__V1__FAILOVER_REQUEST__INIT;
+		fr.magu = x.magu;
+		fr.fragment = x.fragment;
+		fr.epoch = x.r.epoch;
+		fr.log_size = x.r.size;
+		fr.root.data = x.r.root;
+		fr.root.len = CM_HASH_BYTES;
+		fr.last_epoch = x.r.last_epoch;
+		t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_FAILOVER;
+		t.failover = &fr;
+		cm_ledger_result res;
+		char err[CM_LC_MSG_MAX + 128] = "";
+		int rc = cm_ledger_client_submit(c->lc, &t, 0, &res, err, sizeof(err));
+		if (rc == CM_OK)
+			cm_info("failover_submitted", "magu=%s fragment=%u epoch=%llu size=%llu last_epoch=%llu nonce=%llu",
+				x.magu, x.fragment, (unsigned long long)x.r.epoch, (unsigned long long)x.r.size,
+				(unsigned long long)x.r.last_epoch, (unsigned long long)res.nonce);
+		else
+			cm_warn("failover_refused", "magu=%s fragment=%u epoch=%llu error=\"%s\"", x.magu, x.fragment,
+				(unsigned long long)x.r.epoch, err);
+		pthread_mutex_lock(&c->fmu);
+		if (rc == CM_OK)
+			c->failovers_sent++;
+		else
+			c->failovers_refused++;
+	}
+	pthread_mutex_unlock(&c->fmu);
+	return NULL;
+}
+
 int ix_chain_start(const ix_chain_opts *o, ix_chain **out, char *err, size_t errlen)
 {
 	if (!o || !out || !o->genesis_file || !o->data_dir || !o->key || !o->svc)
@@ -310,6 +397,8 @@ int ix_chain_start(const ix_chain_opts *o, ix_chain **out, char *err, size_t err
 	if (!c)
 		return fail(err, errlen, CM_ERR_NOMEM, "out of memory");
 	c->o = *o;
+	pthread_mutex_init(&c->fmu, NULL);
+	cm_cond_init(&c->fcv);
 	c->qmax = o->queue_max ? o->queue_max : IX_CHAIN_QUEUE_DEFAULT;
 	c->data_dir = strdup(o->data_dir);
 	c->q = calloc(c->qmax, sizeof(*c->q));
@@ -356,6 +445,12 @@ int ix_chain_start(const ix_chain_opts *o, ix_chain **out, char *err, size_t err
 		return rc;
 	}
 	atomic_store(&c->f, f);
+	if (pthread_create(&c->submitter, NULL, submitter_main, c) != 0) {
+		ix_chain_free(c);
+		return fail(err, errlen, CM_ERR_NOMEM, "cannot start the failover submitter");
+	}
+	c->fthread = 1;
+	ix_service_set_failover_sink(o->svc, on_failover, c);
 	cm_info("chain", "chain_id=%s replicas=%u from_height=%llu", c->chain_id, c->n, (unsigned long long)height);
 	*out = c;
 	return CM_OK;
@@ -365,6 +460,14 @@ void ix_chain_free(ix_chain *c)
 {
 	if (!c)
 		return;
+	if (c->fthread) {
+		ix_service_set_failover_sink(c->o.svc, NULL, NULL);
+		pthread_mutex_lock(&c->fmu);
+		c->fstop = 1;
+		pthread_cond_signal(&c->fcv);
+		pthread_mutex_unlock(&c->fmu);
+		pthread_join(c->submitter, NULL);
+	}
 	cm_follower *f = atomic_load(&c->f);
 	if (f)
 		cm_follower_free(f);
@@ -373,6 +476,8 @@ void ix_chain_free(ix_chain *c)
 	free(c->q);
 	cm_ledger_client_free(c->lc);
 	free(c->data_dir);
+	pthread_mutex_destroy(&c->fmu);
+	pthread_cond_destroy(&c->fcv);
 	free(c);
 }
 

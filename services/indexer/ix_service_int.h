@@ -85,6 +85,9 @@ struct ix_service {
 	int ticker_running;
 	void *status_arg;
 	int (*status)(void *arg, cm_rpc_call *call, Muri__V1__StatusResponse **out);
+	pthread_mutex_t sink_mu;     /* the failover sink */
+	ix_failover_fn sink;
+	void *sink_arg;
 };
 
 /* ix_service.c */
@@ -92,6 +95,8 @@ struct frag *ixs_find_frag(ix_service *s, const char *magu, uint32_t fragment);
 int ixs_get_or_add_frag(ix_service *s, const char *magu, uint32_t fragment, struct frag **out);
 ix_fragment *ixs_store_of(struct frag *f);
 int ixs_valid_magu(const char *m);
+/* Hands a failover report to the sink, if one is set. */
+void ixs_failover(ix_service *s, const char *magu, uint32_t fragment, const ix_failover_report *r);
 int ixs_fail_from(cm_rpc_call *call, int rc, const char *msg);
 void ixs_set_hash(cm_rpc_call *call, ProtobufCBinaryData *field, const uint8_t *h);
 

@@ -2,7 +2,10 @@
 started with the genesis (registered and staked there), a Magu created by
 transaction, and then, with no SetConfig anywhere, QUORUM writes to each
 fragment's primary as the ledger configured it are acknowledged and a
-search on a backup finds them. SetConfig is refused while genesis is set."""
+search on a backup finds them. SetConfig is refused while genesis is set.
+A primary killed under QUORUM load is replaced through the ledger (the
+backups' FailoverRequest transactions, the new epoch from the feed) and no
+acknowledged write is lost."""
 import os
 
 import grpc
@@ -140,3 +143,74 @@ def test_ledger_configures_indexers(chain):
         with open(os.path.join(d, "chain.state")) as f:
             height, hash_, root = f.read().split()
         assert int(height) >= 1 and len(hash_) == 64 and len(root) == 64
+
+
+def test_failover_through_the_ledger(chain):
+    """SIGKILL the primary under a QUORUM write load: the backups ask the
+    ledger for failover (FailoverRequest transactions), the ledger commits a
+    new epoch, the indexers apply it from the feed, writes resume on the new
+    primary, and every acknowledged write is there afterwards."""
+    import threading
+    import time
+    net, pb, t = chain, chain.pb, chain.stubs.types_pb2
+    ipb = chain.stubs.indexer_pb2
+    spec = t.IndexSpec(kind=t.FLAT)
+    net.submit(signed_tx(pb, CHAIN, net.owner, fee=1,
+                         create_magu=pb.CreateMagu(name=MAGU, dimension=DIM, metric=t.L2, index=spec,
+                                                   fragments=1, replication=3, deposit=1000)))
+    sch = ipb.FragmentSchema(dimension=DIM, metric=t.L2, index=spec)
+
+    def config():
+        return net.lstubs[2].GetFragment(pb.FragmentRequest(magu=MAGU, fragment=0), timeout=10).config
+
+    first = config()
+    acked, lock, stop = [], threading.Lock(), threading.Event()
+    killed = net.by_pk(first.primary)
+
+    def load():
+        seed = 1000
+        cfg = first
+        while not stop.is_set():
+            ix = net.by_pk(cfg.primary)
+            if ix is killed and killed.server.proc.poll() is not None:
+                time.sleep(0.1)
+                cfg = config()
+                continue
+            seed += 1
+            recs = records(ipb, vec(1, seed))
+            try:
+                r = write(ix, MAGU, 0, cfg.epoch, recs, sch, t.QUORUM, timeout_ms=2000)
+                if r.level_achieved >= t.QUORUM:
+                    with lock:
+                        acked.append((recs[0].id, cfg.epoch))
+            except grpc.RpcError:
+                time.sleep(0.05)
+                try:
+                    cfg = config()
+                except grpc.RpcError:
+                    pass
+    th = threading.Thread(target=load)
+    th.start()
+    try:
+        assert wait_until(lambda: len(acked) >= 20, timeout=60), "no QUORUM writes before the kill"
+        killed.server.kill9()
+        with lock:
+            before = len(acked)
+        # the ledger moves the fragment to a new epoch with a live primary
+        new = wait_until(lambda: (lambda c: c if c.epoch > first.epoch else None)(config()), timeout=90)
+        assert new, "the ledger did not fail the fragment over"
+        assert new.primary != first.primary
+        assert wait_until(lambda: sum(1 for _, e in acked if e >= new.epoch) >= 10, timeout=60), \
+            "writes did not resume on the new primary"
+    finally:
+        stop.set()
+        th.join(timeout=30)
+    assert before >= 20
+    cur = config()
+    primary = net.by_pk(cur.primary)
+    ids = [i for i, _ in acked]
+    got = primary.stub.Get(ipb.LocalGetRequest(magu=MAGU, fragment=0, ids=ids), timeout=30)
+    have = {h.id for h in got.hits}
+    missing = [i for i in ids if i not in have]
+    assert not missing, f"{len(missing)} of {len(ids)} acknowledged writes lost after the failover"
+    print(f"{len(ids)} acknowledged writes, {before} before the kill; epoch {first.epoch} -> {cur.epoch}")
