@@ -7,7 +7,9 @@
  * fragment raises its floor (ix_repl_on_commit_root), and the follow point
  * (height, hash, state root) is replaced atomically in data_dir. A
  * submitter thread turns the replicas' failover requests into FailoverRequest
- * transactions through the ledger client; the new epoch comes back by the feed. */
+ * transactions through the ledger client (the new epoch comes back by the
+ * feed) and submits roots (ix_chain_proofs.c); challenges addressed to this
+ * node are answered as their blocks are applied. */
 #include "ix_chain.h"
 #include "ix_service_int.h"
 #include "cm_err.h"
@@ -265,6 +267,8 @@ static void apply(ix_chain *c, const struct pending *p)
 		apply_config(c, p->height, e->configs[i]);
 	for (size_t i = 0; e && i < e->n_roots; i++)
 		apply_root(c, p->height, e->roots[i]);
+	for (size_t i = 0; e && i < e->n_challenges; i++)
+		ixc_answer_challenge(c->o.svc, c->lc, e->challenges[i]);
 	if (save_point(c, p) != CM_OK)
 		cm_warn("chain_state", "height=%llu error=\"cannot write %s/%s\"", (unsigned long long)p->height,
 			c->data_dir, IX_CHAIN_STATE_FILE);
@@ -347,12 +351,21 @@ static void on_failover(void *arg, const char *magu, uint32_t fragment, const ix
 static void *submitter_main(void *arg)
 {
 	ix_chain *c = arg;
+	uint64_t period = c->o.root_interval_ms > 0 ? (uint64_t)c->o.root_interval_ms : 1000;
+	uint64_t next_roots = cm_now_ms() + period;
 	pthread_mutex_lock(&c->fmu);
 	for (;;) {
-		while (!c->fstop && c->nfq == 0)
-			cm_cond_wait_ms(&c->fcv, &c->fmu, 1000);
+		for (uint64_t now = cm_now_ms(); !c->fstop && c->nfq == 0 && now < next_roots; now = cm_now_ms())
+			cm_cond_wait_ms(&c->fcv, &c->fmu, next_roots - now);
 		if (c->fstop)
 			break;
+		if (cm_now_ms() >= next_roots) {
+			pthread_mutex_unlock(&c->fmu);
+			ixc_commit_roots(c->o.svc, c->lc, c->o.root_every);
+			next_roots = cm_now_ms() + period;
+			pthread_mutex_lock(&c->fmu);
+			continue;
+		}
 		struct failover x = c->fq[0];
 		memmove(c->fq, c->fq + 1, (c->nfq - 1) * sizeof(*c->fq));
 		c->nfq--;

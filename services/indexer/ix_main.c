@@ -31,6 +31,8 @@ typedef struct ix_config {
 	int64_t allow_set_config;
 	int64_t chain_fee;
 	int64_t chain_queue_max;
+	int64_t root_every;
+	int64_t root_interval_ms;
 } ix_config;
 
 static const cm_config_key ix_keys[] = {
@@ -73,6 +75,11 @@ static const cm_config_key ix_keys[] = {
 	 "fee of the transactions this indexer submits to the ledger (failover requests)", NULL},
 	{"chain_queue_max", CM_CFG_INT, offsetof(ix_config, chain_queue_max), "1024", 16, 1000000,
 	 "final blocks held until a certified pin vouches for their effects", NULL},
+	{"root_every", CM_CFG_INT, offsetof(ix_config, root_every), "1000", 0, 1000000000,
+	 "with genesis: sign the log's root at every multiple of this many records and submit CommitRoot (0: never)",
+	 NULL},
+	{"root_interval_ms", CM_CFG_INT, offsetof(ix_config, root_interval_ms), "1000", 10, 3600000,
+	 "with genesis: how often the fragments' sizes are checked for a root to submit", NULL},
 };
 
 typedef struct ix_ctx {
@@ -133,6 +140,8 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.fee = (uint64_t)c->cfg.chain_fee,
 		.queue_max = (size_t)c->cfg.chain_queue_max,
 		.tls_ca_file = o.tls_ca_file,
+		.root_every = (uint64_t)c->cfg.root_every,
+		.root_interval_ms = (int)c->cfg.root_interval_ms,
 	};
 	return ix_chain_start(&co, &c->chain, err, errlen);
 }

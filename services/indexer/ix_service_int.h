@@ -71,6 +71,7 @@ struct frag {
 	ix_repl_ack *ack_out;        /* a Replicate's answer */
 	int ack_set;
 	uint64_t failovers;          /* failover requests made */
+	uint64_t root_signed;        /* the largest size whose root this node submitted (ix_chain's thread) */
 };
 
 struct ix_service {

@@ -5,7 +5,8 @@ fragment's primary as the ledger configured it are acknowledged and a
 search on a backup finds them. SetConfig is refused while genesis is set.
 A primary killed under QUORUM load is replaced through the ledger (the
 backups' FailoverRequest transactions, the new epoch from the feed) and no
-acknowledged write is lost."""
+acknowledged write is lost. Roots signed at multiples of root_every are
+committed on chain, and the challenges that follow are answered and pass."""
 import os
 
 import grpc
@@ -27,7 +28,7 @@ FRAGMENTS = 2
 
 
 class ChainNet:
-    def __init__(self, servers, stubs, tmp_path, n_ledger=4, n_indexers=3):
+    def __init__(self, servers, stubs, tmp_path, n_ledger=4, n_indexers=3, params=None, ix_args=()):
         self.stubs = stubs
         self.pb = stubs.ledger_pb2
         self.replicas = [Account() for _ in range(n_ledger)]
@@ -38,7 +39,7 @@ class ChainNet:
         self.ixaddrs = [f"127.0.0.1:{p}" for p in ports[n_ledger:]]
         self.genesis = str(tmp_path / "genesis.txt")
         make_genesis(self.genesis, CHAIN, list(zip(self.replicas, self.addrs)),
-                     [(a, 10_000_000) for a in [self.owner] + self.ixacc], None,
+                     [(a, 10_000_000) for a in [self.owner] + self.ixacc], params,
                      indexers=[(x, a, 1 << 30, 5000) for x, a in zip(self.ixacc, self.ixaddrs)])
         for i, acc in enumerate(self.replicas):
             key = tmp_path / f"ledger{i}.key"
@@ -54,7 +55,7 @@ class ChainNet:
             # the genesis names the indexer at ixaddrs[i]: it listens there (the later flag wins)
             s = servers(f"ix{i}", INDEXER, "--key-file", str(key), "--data-dir", str(tmp_path / f"ix{i}-data"),
                         "--grace-ms", "2000", "--genesis", self.genesis, "--suspect-ms", "3000",
-                        "--listen", self.ixaddrs[i])
+                        "--listen", self.ixaddrs[i], *ix_args)
             self.datadirs.append(tmp_path / f"ix{i}-data")
             ix = Indexer(s, stubs, str(key), CHANNEL_OPTIONS)
             ix.pubkey = acc.pk
@@ -214,3 +215,54 @@ def test_failover_through_the_ledger(chain):
     missing = [i for i in ids if i not in have]
     assert not missing, f"{len(missing)} of {len(ids)} acknowledged writes lost after the failover"
     print(f"{len(ids)} acknowledged writes, {before} before the kill; epoch {first.epoch} -> {cur.epoch}")
+
+
+@pytest.fixture
+def chain_challenges(servers, stubs, tmp_path):
+    n = ChainNet(servers, stubs, tmp_path, params={"challenge_interval": 5, "challenges_per_round": 64},
+                 ix_args=("--root-every", "16", "--root-interval-ms", "200"))
+    yield n
+    n.close()
+
+
+def test_roots_committed_and_challenges_passed(chain_challenges):
+    """The replicas sign their roots at multiples of root_every and submit
+    CommitRoot; the ledger commits the root, challenges the signers, and
+    the answers (leaves, inclusion proofs, tags) pass on chain."""
+    net, pb, t = chain_challenges, chain_challenges.pb, chain_challenges.stubs.types_pb2
+    ipb = net.stubs.indexer_pb2
+    spec = t.IndexSpec(kind=t.FLAT)
+    net.submit(signed_tx(pb, CHAIN, net.owner, fee=1,
+                         create_magu=pb.CreateMagu(name=MAGU, dimension=DIM, metric=t.L2, index=spec,
+                                                   fragments=1, replication=3, deposit=1000)))
+    sch = ipb.FragmentSchema(dimension=DIM, metric=t.L2, index=spec)
+    cfg = fragment_configs(net)[0]
+    primary = net.by_pk(cfg.primary)
+    recs = records(ipb, vec(40, seed=5))
+
+    def acked():
+        try:
+            return write(primary, MAGU, 0, cfg.epoch, recs, sch, t.ALL)
+        except grpc.RpcError:
+            return None
+    r = wait_until(acked, timeout=60)
+    assert r and r.level_achieved == t.ALL and r.log_size == 40
+    # the root at 32 (the largest multiple of 16) is committed by a majority's votes
+    frag = wait_until(lambda: (lambda f: f if f.committed_size == 32 else None)(
+        net.lstubs[0].GetFragment(pb.FragmentRequest(magu=MAGU, fragment=0), timeout=10)), timeout=60)
+    assert frag, "no root committed"
+    got = primary.stub.GetRoot(ipb.RootRequest(magu=MAGU, fragment=0, size=32), timeout=10)
+    assert got.root == frag.committed_root
+
+    def passed():
+        out = []
+        for ix in net.indexers:
+            res = net.lstubs[0].GetChallenges(pb.ChallengesRequest(indexer=ix.pubkey, max=1000), timeout=10)
+            out += list(res.challenges)
+        return [c for c in out if c.state == pb.CHALLENGE_PASSED] or None
+    ok = wait_until(passed, timeout=90)
+    assert ok, "no challenge passed"
+    assert all(c.magu == MAGU and c.size == 32 for c in ok)
+    res = [c for ix in net.indexers for c in net.lstubs[0].GetChallenges(
+        pb.ChallengesRequest(indexer=ix.pubkey, max=1000), timeout=10).challenges]
+    assert not [c for c in res if c.state == pb.CHALLENGE_FAILED], "a challenge failed"
