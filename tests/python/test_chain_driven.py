@@ -140,10 +140,31 @@ def test_ledger_configures_indexers(chain):
                 return got.log_size >= 20 and got.hits and got.hits[0].id == recs[7].id
             assert wait_until(found, timeout=30), f"backup of fragment {frag} does not find the write"
     # every indexer persisted how far it applied the chain (height hash root)
+    heights = []
     for d in net.datadirs:
         with open(os.path.join(d, "chain.state")) as f:
             height, hash_, root = f.read().split()
         assert int(height) >= 1 and len(hash_) == 64 and len(root) == 64
+        heights.append(int(height))
+    # a backup killed and started again resumes from its follow point, keeps
+    # its configuration and data, and follows on
+    cfg = cfgs[0]
+    b = next(net.by_pk(r.pubkey) for r in cfg.replicas if r.pubkey != cfg.primary)
+    i = net.indexers.index(b)
+    b.server.kill9()
+    with open(os.path.join(net.datadirs[i], "chain.state")) as f:
+        resumed = int(f.read().split()[0])
+    b.restart()
+    assert f"from_height={resumed}" in b.server.read_log()
+
+    def moved_on():
+        with open(os.path.join(net.datadirs[i], "chain.state")) as f:
+            return int(f.read().split()[0]) > resumed
+    assert wait_until(moved_on, timeout=30)
+    req = ipb.LocalSearchRequest(magu=MAGU, fragment=0, top_k=1)
+    req.query.values.extend(vec(20, seed=1)[7].tolist())
+    got = b.stub.Search(req, timeout=10, wait_for_ready=True)
+    assert got.log_size >= 20 and got.hits[0].id
 
 
 def test_failover_through_the_ledger(chain):
