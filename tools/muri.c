@@ -23,6 +23,7 @@
 
 #include "cm_crypto.h"
 #include "cm_err.h"
+#include "cm_ledger_client.h"
 #include "cm_rpc.h"
 #include "indexer.pb-c.h"
 #include "ledger.pb-c.h"
@@ -209,40 +210,109 @@ static int unary(cm_rpc_client *c, const char *method, const ProtobufCMessage *r
 	return 0;
 }
 
-/* Demo data on the indexers: one fragment of Magu "demo" replicated on every
- * indexer (the first is its primary), 2,000 vectors of 32 dimensions written
- * at QUORUM, then a search near row 42 through an indexer's Search RPC. */
+/* Demo data on the indexers: Magu "demo" created by a transaction of the
+ * demo account, its one fragment placed by the ledger on every indexer (the
+ * indexers take the configuration from the chain they follow), 2,000 vectors
+ * of 32 dimensions written at QUORUM to the primary the ledger chose, then a
+ * search near row 42 through a backup's Search RPC. */
 #define DEMO_ROWS 2000
 #define DEMO_DIM 32
-static int demo_vectors(struct node *ix, int nix)
+#define DEMO_WAIT_TRIES 300 /* x 100 ms: the indexers apply the block */
+
+/* Creates Magu "demo" unless it exists; *cfg gets fragment 0's configuration
+ * from the ledger (the caller frees *info). */
+static int demo_magu(cm_ledger_client *lc, int nix, Muri__V1__FragmentInfo **info)
 {
-	cm_rpc_client *c = client_to(ix[0].rpc_port);
+	Muri__V1__MaguRequest mr = MURI__V1__MAGU_REQUEST__INIT;
+	mr.name = "demo";
+	ProtobufCMessage *resp = NULL;
+	cm_rpc_status st;
+	char err[600];
+	if (cm_ledger_client_call(lc, "/muri.v1.Ledger/GetMagu", &mr.base, &muri__v1__magu_info__descriptor, &resp,
+				  &st) == CM_OK) {
+		protobuf_c_message_free_unpacked(resp, NULL);
+		printf("demo: Magu demo exists already\n");
+	} else {
+		Muri__V1__IndexSpec spec = MURI__V1__INDEX_SPEC__INIT;
+		spec.kind = MURI__V1__INDEX_KIND__HNSW;
+		Muri__V1__CreateMagu cm = MURI__V1__CREATE_MAGU__INIT;
+		cm.name = "demo";
+		cm.dimension = DEMO_DIM;
+		cm.metric = MURI__V1__METRIC__L2;
+		cm.index = &spec;
+		cm.fragments = 1;
+		cm.replication = (uint32_t)nix;
+		cm.deposit = 1000;
+		Muri__V1__Transaction t = MURI__V1__TRANSACTION__INIT;
+		t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_CREATE_MAGU;
+		t.create_magu = &cm;
+		cm_ledger_result res;
+		if (cm_ledger_client_submit(lc, &t, CM_LC_WAIT, &res, err, sizeof(err)) != CM_OK) {
+			printf("demo: CreateMagu failed: %s\n", err);
+			return -1;
+		}
+		printf("demo: Magu demo created by transaction at height %llu\n", (unsigned long long)res.height);
+	}
+	Muri__V1__FragmentRequest fr = MURI__V1__FRAGMENT_REQUEST__INIT;
+	fr.magu = "demo";
+	fr.fragment = 0;
+	resp = NULL;
+	if (cm_ledger_client_call(lc, "/muri.v1.Ledger/GetFragment", &fr.base, &muri__v1__fragment_info__descriptor,
+				  &resp, &st) != CM_OK) {
+		printf("demo: GetFragment failed: %s %s\n", cm_rpc_code_name(st.code), st.message);
+		return -1;
+	}
+	*info = (Muri__V1__FragmentInfo *)resp;
+	if (!(*info)->config || (*info)->config->primary.len != CM_PK_BYTES) {
+		printf("demo: fragment demo/0 has no primary\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int demo_vectors(struct node *ix, int nix, struct node *ledgers, int nledgers, const cm_keypair *demo)
+{
+	const char *addrs[DEVNET_MAX];
+	char addrbuf[DEVNET_MAX][32];
+	for (int i = 0; i < nledgers; i++) {
+		snprintf(addrbuf[i], sizeof(addrbuf[i]), "127.0.0.1:%d", ledgers[i].rpc_port);
+		addrs[i] = addrbuf[i];
+	}
+	cm_ledger_client *lc = NULL;
+	char err[256];
+	cm_ledger_client_opts lo = {.chain_id = "muri-devnet", .n = (size_t)nledgers, .addrs = addrs, .key = demo,
+				    .fee = 1};
+	if (cm_ledger_client_new(&lo, &lc, err, sizeof(err)) != CM_OK) {
+		printf("demo: ledger client: %s\n", err);
+		return -1;
+	}
+	Muri__V1__FragmentInfo *info = NULL;
+	int rc = demo_magu(lc, nix, &info);
+	cm_ledger_client_free(lc);
+	int prim = -1, back = -1;
+	uint64_t epoch = 0;
+	for (int i = 0; rc == 0 && i < nix; i++) {
+		if (memcmp(ix[i].key.pk, info->config->primary.data, CM_PK_BYTES) == 0)
+			prim = i;
+		else
+			for (size_t k = 0; k < info->config->n_replicas; k++)
+				if (info->config->replicas[k]->pubkey.len == CM_PK_BYTES &&
+				    memcmp(ix[i].key.pk, info->config->replicas[k]->pubkey.data, CM_PK_BYTES) == 0)
+					back = back < 0 ? i : back;
+	}
+	if (info) {
+		epoch = info->config->epoch;
+		if (rc == 0)
+			printf("demo: the ledger placed fragment demo/0 on %zu indexers, primary %s, epoch %llu\n",
+			       info->config->n_replicas, prim >= 0 ? ix[prim].name : "(none of ours)",
+			       (unsigned long long)epoch);
+		protobuf_c_message_free_unpacked(&info->base, NULL);
+	}
+	if (rc != 0 || prim < 0 || back < 0)
+		return -1;
+	cm_rpc_client *c = client_to(ix[prim].rpc_port);
 	if (!c)
 		return -1;
-	Muri__V1__Replica *reps = calloc((size_t)nix, sizeof(*reps));
-	Muri__V1__Replica **rp = calloc((size_t)nix, sizeof(*rp));
-	char(*addr)[32] = calloc((size_t)nix, 32);
-	for (int i = 0; i < nix; i++) {
-		muri__v1__replica__init(&reps[i]);
-		reps[i].pubkey.data = ix[i].key.pk;
-		reps[i].pubkey.len = CM_PK_BYTES;
-		snprintf(addr[i], 32, "127.0.0.1:%d", ix[i].rpc_port);
-		reps[i].address = addr[i];
-		rp[i] = &reps[i];
-	}
-	Muri__V1__FragmentConfig cfg = MURI__V1__FRAGMENT_CONFIG__INIT;
-	cfg.magu = "demo";
-	cfg.epoch = 1;
-	cfg.primary = reps[0].pubkey;
-	cfg.replicas = rp;
-	cfg.n_replicas = (size_t)nix;
-	int rc = 0;
-	for (int i = 0; i < nix && rc == 0; i++) {
-		cm_rpc_client *ci = client_to(ix[i].rpc_port);
-		rc = ci ? unary(ci, "/muri.v1.Indexer/SetConfig", &cfg.base, &muri__v1__set_config_response__descriptor,
-				NULL, "SetConfig") : -1;
-		cm_rpc_client_free(ci);
-	}
 	static float vecs[DEMO_ROWS][DEMO_DIM];
 	static char ids[DEMO_ROWS][37];
 	uint64_t x = 0x9e3779b97f4a7c15ull;
@@ -281,14 +351,26 @@ static int demo_vectors(struct node *ix, int nix)
 	schema.index = &spec;
 	Muri__V1__FragmentWriteRequest w = MURI__V1__FRAGMENT_WRITE_REQUEST__INIT;
 	w.magu = "demo";
-	w.epoch = 1;
+	w.epoch = epoch;
 	w.records = rr;
 	w.n_records = DEMO_ROWS;
 	w.schema = &schema;
 	w.consistency_level = MURI__V1__CONSISTENCY_LEVEL__QUORUM;
 	ProtobufCMessage *resp = NULL;
-	if (rc == 0 && unary(c, "/muri.v1.Indexer/Write", &w.base, &muri__v1__fragment_write_response__descriptor, &resp,
-			     "Write") == 0) {
+	cm_rpc_status wst;
+	int wrc = CM_ERR_STATE;
+	/* the primary takes writes once it applied the block that configured it */
+	for (int attempt = 0; attempt < DEMO_WAIT_TRIES; attempt++) {
+		wrc = cm_rpc_unary(c, "/muri.v1.Indexer/Write", &w.base, &muri__v1__fragment_write_response__descriptor,
+				   &resp, 30000, &wst);
+		if (wrc == CM_OK || (wst.code != GRPC_STATUS_NOT_FOUND && wst.code != GRPC_STATUS_FAILED_PRECONDITION &&
+				     wst.code != GRPC_STATUS_UNAVAILABLE && wst.code != GRPC_STATUS_DEADLINE_EXCEEDED))
+			break;
+		usleep(100000);
+	}
+	if (wrc != CM_OK)
+		printf("demo: Write failed: %s %s\n", cm_rpc_code_name(wst.code), wst.message);
+	if (rc == 0 && wrc == CM_OK) {
 		Muri__V1__FragmentWriteResponse *r = (Muri__V1__FragmentWriteResponse *)resp;
 		printf("demo: wrote %d vectors to fragment demo/0, acknowledged by %zu of %d replicas (log size %llu)\n",
 		       DEMO_ROWS, r->n_acked_by, nix, (unsigned long long)r->log_size);
@@ -307,7 +389,7 @@ static int demo_vectors(struct node *ix, int nix)
 	sr.magu = "demo";
 	sr.query = &qv;
 	sr.top_k = 3;
-	cm_rpc_client *cb = client_to(ix[nix - 1].rpc_port);
+	cm_rpc_client *cb = client_to(ix[back].rpc_port);
 	resp = NULL;
 	for (int attempt = 0; rc == 0 && cb && attempt < 50; attempt++) {
 		if (unary(cb, "/muri.v1.Indexer/Search", &sr.base, &muri__v1__local_search_response__descriptor, &resp,
@@ -317,7 +399,7 @@ static int demo_vectors(struct node *ix, int nix)
 		}
 		Muri__V1__LocalSearchResponse *r = (Muri__V1__LocalSearchResponse *)resp;
 		if (r->log_size == DEMO_ROWS || attempt == 49) { /* the backup has caught up */
-			printf("demo: search near row 42 on %s (a backup) answered at log size %llu:\n", ix[nix - 1].name,
+			printf("demo: search near row 42 on %s (a backup) answered at log size %llu:\n", ix[back].name,
 			       (unsigned long long)r->log_size);
 			for (size_t i = 0; i < r->n_hits; i++)
 				printf("  %zu. %s distance %.6f%s\n", i + 1, r->hits[i]->id, r->hits[i]->distance,
@@ -335,9 +417,6 @@ static int demo_vectors(struct node *ix, int nix)
 	free(recs);
 	free(rr);
 	free(vv);
-	free(reps);
-	free(rp);
-	free(addr);
 	return rc;
 }
 
@@ -470,8 +549,9 @@ static int start_node(struct node *nd, const char *bindir, const char *genesis, 
 	unlink(nd->port_file);
 	int ledger = !strcmp(nd->service, "ledger");
 	char *argv[] = {exe, "--listen", listen, "--metrics-listen", mlisten, "--key-file", nd->key_file,
-			"--data-dir", data, "--port-file", nd->port_file, ledger ? "--genesis" : NULL,
-			(char *)genesis, NULL};
+			"--data-dir", data, "--port-file", nd->port_file,
+			/* the ledger's replicas and the indexers (which follow the chain) */
+			ledger || !strcmp(nd->service, "indexer") ? "--genesis" : NULL, (char *)genesis, NULL};
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -617,11 +697,11 @@ static int cmd_devnet(int argc, char **argv)
 			failed |= demo_transfer(target, &demo, nodes[ledgers].key.pk) != 0 && !stop_requested;
 		}
 		if (!failed && !stop_requested)
-			failed |= demo_vectors(&nodes[ledgers], indexers) != 0 && !stop_requested;
+			failed |= demo_vectors(&nodes[ledgers], indexers, nodes, ledgers, &demo) != 0 && !stop_requested;
 		printf("\nWhat runs so far: the ledger replicas run consensus and commit\n"
-		       "transactions; the indexers store, replicate and search fragments\n"
-		       "through their own RPCs (configured directly here, not yet from the\n"
-		       "ledger); the gateway (the VectorStore API) serves Status only.\n");
+		       "transactions; the indexers follow the chain, take their fragments'\n"
+		       "configurations from it, and store, replicate and search fragments\n"
+		       "through their own RPCs; the gateway (the VectorStore API) serves Status only.\n");
 		fflush(stdout);
 	}
 	if (!check && !failed) {

@@ -8,6 +8,7 @@
 
 #include "cm_log.h"
 #include "cm_service.h"
+#include "ix_chain.h"
 #include "ix_service.h"
 
 typedef struct ix_config {
@@ -26,6 +27,12 @@ typedef struct ix_config {
 	int64_t read_connections;
 	int64_t omp_threads;
 	char *tls_ca;
+	char *genesis;
+	int64_t allow_set_config;
+	int64_t chain_fee;
+	int64_t chain_queue_max;
+	int64_t root_every;
+	int64_t root_interval_ms;
 } ix_config;
 
 static const cm_config_key ix_keys[] = {
@@ -59,12 +66,27 @@ static const cm_config_key ix_keys[] = {
 	 "OpenMP threads faiss may use inside one search (searches run in parallel on RPC workers)", NULL},
 	{"tls_ca", CM_CFG_STR, offsetof(ix_config, tls_ca), "", 0, 0,
 	 "PEM CA file to verify peers' TLS certificates; empty: plaintext to peers", NULL},
+	{"genesis", CM_CFG_STR, offsetof(ix_config, genesis), "", 0, 0,
+	 "the ledger's genesis file: follow the chain from its replicas and take fragment configurations and "
+	 "committed roots from final blocks; empty: configured by SetConfig only", NULL},
+	{"allow_set_config", CM_CFG_INT, offsetof(ix_config, allow_set_config), "-1", -1, 1,
+	 "accept the SetConfig RPC: 1 yes, 0 no, -1 (default) no when genesis is set and yes otherwise", NULL},
+	{"chain_fee", CM_CFG_INT, offsetof(ix_config, chain_fee), "1", 0, 1000000000,
+	 "fee of the transactions this indexer submits to the ledger (failover requests)", NULL},
+	{"chain_queue_max", CM_CFG_INT, offsetof(ix_config, chain_queue_max), "1024", 16, 1000000,
+	 "final blocks held until a certified pin vouches for their effects", NULL},
+	{"root_every", CM_CFG_INT, offsetof(ix_config, root_every), "1000", 0, 1000000000,
+	 "with genesis: sign the log's root at every multiple of this many records and submit CommitRoot (0: never)",
+	 NULL},
+	{"root_interval_ms", CM_CFG_INT, offsetof(ix_config, root_interval_ms), "1000", 10, 3600000,
+	 "with genesis: how often the fragments' sizes are checked for a root to submit", NULL},
 };
 
 typedef struct ix_ctx {
 	ix_config cfg;
 	cm_service *svc;
 	ix_service *ix;
+	ix_chain *chain;
 } ix_ctx;
 
 static int ix_status(void *arg, cm_rpc_call *call, Muri__V1__StatusResponse **out)
@@ -96,6 +118,8 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.suspect_ms = (uint32_t)c->cfg.suspect_ms,
 		.tls_ca_file = c->cfg.tls_ca && *c->cfg.tls_ca ? c->cfg.tls_ca : NULL,
 	};
+	int ledger = c->cfg.genesis && *c->cfg.genesis;
+	o.deny_set_config = c->cfg.allow_set_config == 0 || (c->cfg.allow_set_config < 0 && ledger);
 	ix_options_default(&o.frag);
 	o.frag.batch = (uint32_t)c->cfg.index_batch;
 	o.frag.tombstone_share = c->cfg.tombstone_share;
@@ -105,18 +129,37 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 	int rc = ix_service_open(&o, &c->ix, err, errlen);
 	if (rc != 0)
 		return rc;
-	return ix_service_register(c->ix, env->rpc, c, ix_status);
+	rc = ix_service_register(c->ix, env->rpc, c, ix_status);
+	if (rc != 0 || !ledger)
+		return rc;
+	ix_chain_opts co = {
+		.genesis_file = c->cfg.genesis,
+		.data_dir = env->base->data_dir,
+		.key = env->key,
+		.svc = c->ix,
+		.fee = (uint64_t)c->cfg.chain_fee,
+		.queue_max = (size_t)c->cfg.chain_queue_max,
+		.tls_ca_file = o.tls_ca_file,
+		.root_every = (uint64_t)c->cfg.root_every,
+		.root_interval_ms = (int)c->cfg.root_interval_ms,
+	};
+	return ix_chain_start(&co, &c->chain, err, errlen);
 }
 
 static void ix_stopping(void *arg)
 {
 	ix_ctx *c = arg;
+	/* no configuration arrives from the chain once stopping */
+	ix_chain_free(c->chain);
+	c->chain = NULL;
 	ix_service_stop(c->ix);
 }
 
 static void ix_fini(void *arg)
 {
 	ix_ctx *c = arg;
+	ix_chain_free(c->chain);
+	c->chain = NULL;
 	ix_service_close(c->ix);
 	c->ix = NULL;
 }

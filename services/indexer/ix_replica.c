@@ -378,7 +378,9 @@ static void io_ledger_submit(void *ctx, const ix_repl_failover *r)
 	f->failovers++;
 	char root[2 * CM_HASH_BYTES + 1];
 	cm_hex(root, r->root, CM_HASH_BYTES);
-	/* the ledger's failover transaction is wired in a later step */
+	ix_failover_report rep = {.epoch = r->epoch, .size = r->size, .last_epoch = r->last_epoch};
+	memcpy(rep.root, r->root, CM_HASH_BYTES);
+	ixs_failover(f->svc, f->magu, f->fragment, &rep); /* to the ledger, when it follows one */
 	cm_warn("failover_request", "magu=%s fragment=%u epoch=%llu size=%llu last_epoch=%llu root=%s", f->magu,
 		f->fragment, (unsigned long long)r->epoch, (unsigned long long)r->size,
 		(unsigned long long)r->last_epoch, root);

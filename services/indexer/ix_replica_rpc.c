@@ -1,7 +1,8 @@
 /* The replication RPCs, thin over the core (ix_replica.c): Write,
  * Replicate, FetchLog and SetConfig decode the request, call the core under
  * the fragment's core lock, and encode its answer. SetConfig is how a
- * configuration arrives until the ledger's feed drives the same path. */
+ * configuration arrives when allowed (allow_set_config); the ledger's feed
+ * (ix_chain.c) drives the same path, ixr_apply_config. */
 #include "ix_service_int.h"
 #include "cm_err.h"
 #include "cm_log.h"
@@ -15,24 +16,28 @@
 
 /* ---- handlers ------------------------------------------------------------------------- */
 
-int ix_h_set_config(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+int ixr_apply_config(ix_service *s, const Muri__V1__FragmentConfig *cfg, const Muri__V1__FragmentSchema *schema,
+		     int *changed_out, char *err, size_t errlen)
 {
-	ix_service *s = arg;
-	const Muri__V1__FragmentConfig *cfg = (const Muri__V1__FragmentConfig *)msg;
 	const char *why = ixr_check_config(cfg);
-	if (why)
-		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", why);
+	if (why) {
+		snprintf(err, errlen, "%s", why);
+		return CM_ERR_INVALID;
+	}
 	struct frag *f = NULL;
 	int rc = ixs_get_or_add_frag(s, cfg->magu, cfg->fragment, &f);
-	if (rc != CM_OK)
-		return ixs_fail_from(call, rc, rc == CM_ERR_TOOBIG ? "this indexer holds max_fragments already"
-								  : "cannot create the fragment folder");
+	if (rc != CM_OK) {
+		snprintf(err, errlen, "%s", rc == CM_ERR_TOOBIG ? "this indexer holds max_fragments already"
+							  : "cannot create the fragment folder");
+		return rc;
+	}
 	ix_repl_config c;
 	ixr_config_from_pb(cfg, &c);
 	Muri__V1__FragmentConfig *copy = ixr_config_dup(cfg);
-	if (!copy)
-		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-	char err[IX_ERR_MAX] = "";
+	if (!copy) {
+		snprintf(err, errlen, "out of memory");
+		return CM_ERR_NOMEM;
+	}
 	pthread_mutex_lock(&f->cfg_mu);
 	ix_replica_stop(f);
 	ixr_core_enter(f);
@@ -41,10 +46,10 @@ int ix_h_set_config(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, P
 	uint64_t before = f->core ? ix_repl_epoch(f->core) : 0;
 	if (rc == CM_OK) {
 		f->cfg_in = cfg;
-		rc = ix_repl_on_config(f->core, &c, err, sizeof(err));
+		rc = ix_repl_on_config(f->core, &c, err, errlen);
 		f->cfg_in = NULL;
 	} else {
-		snprintf(err, sizeof(err), "cannot start replication: %s", cm_strerror(rc));
+		snprintf(err, errlen, "cannot start replication: %s", cm_strerror(rc));
 	}
 	int changed = rc == CM_OK && ix_repl_epoch(f->core) != before;
 	if (changed) {
@@ -53,18 +58,37 @@ int ix_h_set_config(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, P
 		f->cfg = copy;
 		copy = NULL;
 	}
+	/* a schema known from the ledger opens the store before any write */
+	if (rc == CM_OK && schema && !f->store && ix_repl_is_member(f->core, s->key.pk))
+		rc = ixr_ensure_store(f, schema, err, errlen);
 	int primary = f->core && ix_repl_is_primary(f->core);
+	int member = f->core && ix_repl_is_member(f->core, s->key.pk);
 	ixr_core_leave(f);
 	ixr_start_senders(f);
 	pthread_mutex_unlock(&f->cfg_mu);
 	if (copy)
 		muri__v1__fragment_config__free_unpacked(copy, NULL);
-	if (rc != CM_OK)
-		return ixs_fail_from(call, rc, err);
 	if (changed)
 		cm_info("config", "magu=%s fragment=%u epoch=%llu replicas=%zu role=%s", cfg->magu, cfg->fragment,
 			(unsigned long long)cfg->epoch, cfg->n_replicas,
-			primary ? "primary" : ix_repl_is_member(f->core, s->key.pk) ? "backup" : "none");
+			primary ? "primary" : member ? "backup" : "none");
+	if (changed_out)
+		*changed_out = changed;
+	return rc;
+}
+
+int ix_h_set_config(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	ix_service *s = arg;
+	const Muri__V1__FragmentConfig *cfg = (const Muri__V1__FragmentConfig *)msg;
+	if (s->o.deny_set_config)
+		return cm_rpc_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
+				   "SetConfig is disabled: this indexer takes its fragment configurations from the "
+				   "ledger (set allow_set_config = 1 to allow it)");
+	char err[IX_ERR_MAX] = "";
+	int rc = ixr_apply_config(s, cfg, NULL, NULL, err, sizeof(err));
+	if (rc != CM_OK)
+		return ixs_fail_from(call, rc, err);
 	Muri__V1__SetConfigResponse *r = cm_rpc_alloc(call, sizeof(*r));
 	if (!r)
 		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");

@@ -619,6 +619,7 @@ int ix_service_open(const ix_service_opts *o, ix_service **out, char *err, size_
 		free(s);
 		return CM_ERR_NOMEM;
 	}
+	pthread_mutex_init(&s->sink_mu, NULL);
 	s->o = *o;
 	s->o.data_dir = s->data_dir;
 	s->key = *o->key;
@@ -699,7 +700,24 @@ void ix_service_close(ix_service *s)
 	}
 	free(s->frags);
 	pthread_rwlock_destroy(&s->lk);
+	pthread_mutex_destroy(&s->sink_mu);
 	cm_keypair_wipe(&s->key);
 	free(s->data_dir);
 	free(s);
+}
+
+void ix_service_set_failover_sink(ix_service *s, ix_failover_fn fn, void *arg)
+{
+	pthread_mutex_lock(&s->sink_mu);
+	s->sink = fn;
+	s->sink_arg = arg;
+	pthread_mutex_unlock(&s->sink_mu);
+}
+
+void ixs_failover(ix_service *s, const char *magu, uint32_t fragment, const ix_failover_report *r)
+{
+	pthread_mutex_lock(&s->sink_mu);
+	if (s->sink)
+		s->sink(s->sink_arg, magu, fragment, r);
+	pthread_mutex_unlock(&s->sink_mu);
 }

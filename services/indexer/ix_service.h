@@ -35,6 +35,7 @@ typedef struct ix_service_opts {
 	uint32_t lease_ms;           /* a primary acknowledges only this long after a quorum answered; 0: 2000 */
 	uint32_t suspect_ms;         /* a backup's wait for its primary before asking for failover; 0: 5000 */
 	const char *tls_ca_file;     /* to reach peers over TLS; NULL: plaintext */
+	int deny_set_config;         /* 1: SetConfig answers FAILED_PRECONDITION (the ledger configures) */
 } ix_service_opts;
 
 /* Opens every fragment found under data_dir with its saved configuration
@@ -50,6 +51,20 @@ void ix_service_stop(ix_service *s);
 void ix_service_close(ix_service *s);
 /* Adds fragment counts to a Status response, in the call's memory. */
 void ix_service_status_details(ix_service *s, cm_rpc_call *call, Muri__V1__StatusResponse *r);
+
+/* A replica's failover request for one fragment, as the ledger takes it. */
+typedef struct ix_failover_report {
+	uint64_t epoch;              /* the epoch given up on */
+	uint64_t size;               /* the sender's log size */
+	uint8_t root[CM_HASH_BYTES]; /* its log's root at size */
+	uint64_t last_epoch;         /* the epoch of its last record */
+} ix_failover_report;
+/* Receives failover requests (the ledger client's queue). Called on a core's
+ * thread with the fragment's core lock held: it must not block. */
+typedef void (*ix_failover_fn)(void *arg, const char *magu, uint32_t fragment, const ix_failover_report *r);
+/* Sets (fn NULL: clears) the sink; once it returns, a cleared sink is not
+ * called any more. Without a sink requests are only logged. */
+void ix_service_set_failover_sink(ix_service *s, ix_failover_fn fn, void *arg);
 
 /* The digest a signed message is signed over: H(domain || msg packed with
  * its signature field empty). Exposed for clients and tests that verify. */

@@ -71,6 +71,7 @@ struct frag {
 	ix_repl_ack *ack_out;        /* a Replicate's answer */
 	int ack_set;
 	uint64_t failovers;          /* failover requests made */
+	uint64_t root_signed;        /* the largest size whose root this node submitted (ix_chain's thread) */
 };
 
 struct ix_service {
@@ -85,6 +86,9 @@ struct ix_service {
 	int ticker_running;
 	void *status_arg;
 	int (*status)(void *arg, cm_rpc_call *call, Muri__V1__StatusResponse **out);
+	pthread_mutex_t sink_mu;     /* the failover sink */
+	ix_failover_fn sink;
+	void *sink_arg;
 };
 
 /* ix_service.c */
@@ -92,6 +96,8 @@ struct frag *ixs_find_frag(ix_service *s, const char *magu, uint32_t fragment);
 int ixs_get_or_add_frag(ix_service *s, const char *magu, uint32_t fragment, struct frag **out);
 ix_fragment *ixs_store_of(struct frag *f);
 int ixs_valid_magu(const char *m);
+/* Hands a failover report to the sink, if one is set. */
+void ixs_failover(ix_service *s, const char *magu, uint32_t fragment, const ix_failover_report *r);
 int ixs_fail_from(cm_rpc_call *call, int rc, const char *msg);
 void ixs_set_hash(cm_rpc_call *call, ProtobufCBinaryData *field, const uint8_t *h);
 
@@ -127,6 +133,12 @@ void ixr_start_senders(struct frag *f);
 int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
 int ix_h_replicate(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
 int ix_h_fetch_log(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
+/* Applies a fragment configuration (SetConfig's and the ledger feed's path):
+ * creates the fragment if new, hands the configuration to its core, and with
+ * schema (may be NULL) opens its store if this node is a member without one.
+ * *changed (may be NULL) says whether the epoch moved. err names the field. */
+int ixr_apply_config(ix_service *s, const Muri__V1__FragmentConfig *cfg, const Muri__V1__FragmentSchema *schema,
+		     int *changed, char *err, size_t errlen);
 int ix_h_set_config(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
 
 #endif

@@ -1,0 +1,505 @@
+/* The indexer's follower of the ledger: final blocks from cm_follower are
+ * queued until a certified pin vouches for their effects (height <=
+ * verified_through), then applied in height order: every FragmentConfig that
+ * names this indexer, or names a fragment it holds, goes through
+ * ixr_apply_config (a new fragment's schema is read from the Magu, at a
+ * snapshot no older than the block), every committed root of a held
+ * fragment raises its floor (ix_repl_on_commit_root), and the follow point
+ * (height, hash, state root) is replaced atomically in data_dir. A
+ * submitter thread turns the replicas' failover requests into FailoverRequest
+ * transactions through the ledger client (the new epoch comes back by the
+ * feed) and submits roots (ix_chain_proofs.c); challenges addressed to this
+ * node are answered as their blocks are applied. */
+#include "ix_chain.h"
+#include "ix_service_int.h"
+#include "cm_err.h"
+#include "cm_follower.h"
+#include "cm_log.h"
+#include "cm_time.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define GENESIS_LINE_MAX 1024
+#define MAGU_READ_TRIES 50      /* GetMagu until a replica has the block: 50 x 100 ms */
+#define FAILOVER_QUEUE 16       /* failover requests waiting for the submitter */
+
+struct failover {
+	char magu[IX_MAGU_MAX + 1];
+	uint32_t fragment;
+	ix_failover_report r;
+};
+
+struct pending {
+	uint64_t height;
+	uint8_t hash[CM_HASH_BYTES];
+	uint8_t root[CM_HASH_BYTES];
+	Muri__V1__BlockEffects *eff; /* owned (a copy) */
+};
+
+struct ix_chain {
+	ix_chain_opts o;
+	char *data_dir;
+	char chain_id[65];
+	uint32_t n;
+	uint8_t pks[CM_CHAIN_MAX_REPLICAS][CM_PK_BYTES];
+	char addrs[CM_CHAIN_MAX_REPLICAS][IX_ADDR_MAX];
+	const char *addrp[CM_CHAIN_MAX_REPLICAS];
+	cm_ledger_client *lc;
+	_Atomic(cm_follower *) f;
+	/* the follower's thread only */
+	struct pending *q;
+	size_t nq, qmax;
+	atomic_uint_least64_t applied;
+	/* failover requests to submit, newest per fragment */
+	pthread_mutex_t fmu;
+	pthread_cond_t fcv;
+	struct failover fq[FAILOVER_QUEUE];
+	size_t nfq;
+	int fstop, fthread;
+	pthread_t submitter;
+	uint64_t failovers_sent, failovers_refused, failovers_dropped;
+};
+
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+/* Reads chain_id and the replica lines of the ledger's genesis file (the
+ * other keys are the ledger's business). */
+static int read_genesis(ix_chain *c, const char *path, char *err, size_t errlen)
+{
+	FILE *fp = fopen(path, "r");
+	if (!fp)
+		return fail(err, errlen, CM_ERR_IO, "genesis: cannot open %s: %s", path, strerror(errno));
+	char line[GENESIS_LINE_MAX];
+	int lineno = 0, rc = CM_OK;
+	while (rc == CM_OK && fgets(line, sizeof(line), fp)) {
+		lineno++;
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = 0;
+		char key[64], a[256], b[256];
+		int k = sscanf(line, " %63[^= \t] = %255s %255s", key, a, b);
+		if (k < 2)
+			continue;
+		if (strcmp(key, "chain_id") == 0) {
+			if (strlen(a) >= sizeof(c->chain_id))
+				rc = fail(err, errlen, CM_ERR_INVALID, "%s:%d: chain_id: too long", path, lineno);
+			else
+				snprintf(c->chain_id, sizeof(c->chain_id), "%s", a);
+		} else if (strcmp(key, "replica") == 0) {
+			if (k != 3 || c->n >= CM_CHAIN_MAX_REPLICAS || strlen(a) != 2 * CM_PK_BYTES ||
+			    cm_unhex(c->pks[c->n], CM_PK_BYTES, a) != CM_OK || strlen(b) >= IX_ADDR_MAX)
+				rc = fail(err, errlen, CM_ERR_INVALID,
+					  "%s:%d: replica: expected <hex pubkey> <host:port> (at most %d replicas)", path,
+					  lineno, CM_CHAIN_MAX_REPLICAS);
+			else {
+				snprintf(c->addrs[c->n], IX_ADDR_MAX, "%s", b);
+				c->addrp[c->n] = c->addrs[c->n];
+				c->n++;
+			}
+		}
+	}
+	fclose(fp);
+	if (rc == CM_OK && !c->chain_id[0])
+		rc = fail(err, errlen, CM_ERR_INVALID, "%s: chain_id: missing", path);
+	if (rc == CM_OK && c->n == 0)
+		rc = fail(err, errlen, CM_ERR_INVALID, "%s: replica: none", path);
+	return rc;
+}
+
+/* The persisted follow point; CM_ERR_NOTFOUND when there is none yet. */
+static int load_point(ix_chain *c, uint64_t *height, uint8_t hash[CM_HASH_BYTES], uint8_t root[CM_HASH_BYTES],
+		      char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", c->data_dir, IX_CHAIN_STATE_FILE);
+	FILE *fp = fopen(path, "r");
+	if (!fp)
+		return errno == ENOENT ? CM_ERR_NOTFOUND
+				       : fail(err, errlen, CM_ERR_IO, "%s: %s", path, strerror(errno));
+	unsigned long long h = 0;
+	char hx[2 * CM_HASH_BYTES + 1], rx[2 * CM_HASH_BYTES + 1];
+	int k = fscanf(fp, "%llu %64s %64s", &h, hx, rx);
+	fclose(fp);
+	if (k != 3 || cm_unhex(hash, CM_HASH_BYTES, hx) != CM_OK || cm_unhex(root, CM_HASH_BYTES, rx) != CM_OK)
+		return fail(err, errlen, CM_ERR_INVALID, "%s: expected \"<height> <hex hash> <hex state root>\"", path);
+	*height = h;
+	return CM_OK;
+}
+
+/* Replaces the follow point: a temporary file, fsync, rename. */
+static int save_point(ix_chain *c, const struct pending *p)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8], hx[2 * CM_HASH_BYTES + 1], rx[2 * CM_HASH_BYTES + 1];
+	snprintf(path, sizeof(path), "%s/%s", c->data_dir, IX_CHAIN_STATE_FILE);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	cm_hex(hx, p->hash, CM_HASH_BYTES);
+	cm_hex(rx, p->root, CM_HASH_BYTES);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return CM_ERR_IO;
+	char buf[200];
+	int n = snprintf(buf, sizeof(buf), "%llu %s %s\n", (unsigned long long)p->height, hx, rx);
+	int ok = write(fd, buf, (size_t)n) == n && fsync(fd) == 0;
+	ok = close(fd) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		unlink(tmp);
+		return CM_ERR_IO;
+	}
+	return CM_OK;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* The fragment schema of a Magu from a ledger snapshot at or above height.
+ * The caller frees *info (protobuf_c_message_free_unpacked). */
+static int read_magu(ix_chain *c, const char *magu, uint64_t height, Muri__V1__MaguInfo **info)
+{
+	Muri__V1__MaguRequest req = MURI__V1__MAGU_REQUEST__INIT;
+	req.name = (char *)magu;
+	int rc = CM_ERR_UNAVAILABLE;
+	for (int i = 0; i < MAGU_READ_TRIES; i++) {
+		ProtobufCMessage *resp = NULL;
+		cm_rpc_status st;
+		rc = cm_ledger_client_call(c->lc, "/muri.v1.Ledger/GetMagu", &req.base, &muri__v1__magu_info__descriptor,
+					   &resp, &st);
+		if (rc == CM_OK) {
+			Muri__V1__MaguInfo *m = (Muri__V1__MaguInfo *)resp;
+			if (m->at && m->at->height >= height) {
+				*info = m;
+				return CM_OK;
+			}
+			/* this replica has not applied the block yet */
+			protobuf_c_message_free_unpacked(resp, NULL);
+			rc = CM_ERR_STATE;
+		} else {
+			cm_warn("chain_magu", "magu=%s height=%llu code=%s message=\"%s\"", magu,
+				(unsigned long long)height, cm_rpc_code_name(st.code), st.message);
+		}
+		sleep_ms(100);
+	}
+	return rc;
+}
+
+static int lists_me(const ix_chain *c, const Muri__V1__FragmentConfig *cfg)
+{
+	for (size_t i = 0; i < cfg->n_replicas; i++)
+		if (cfg->replicas[i] && cfg->replicas[i]->pubkey.len == CM_PK_BYTES &&
+		    memcmp(cfg->replicas[i]->pubkey.data, c->o.key->pk, CM_PK_BYTES) == 0)
+			return 1;
+	return 0;
+}
+
+static void apply_config(ix_chain *c, uint64_t height, const Muri__V1__FragmentConfig *cfg)
+{
+	if (!cfg || !cfg->magu)
+		return;
+	int held = ixs_find_frag(c->o.svc, cfg->magu, cfg->fragment) != NULL;
+	if (!held && !lists_me(c, cfg))
+		return;
+	Muri__V1__MaguInfo *m = NULL;
+	Muri__V1__FragmentSchema schema = MURI__V1__FRAGMENT_SCHEMA__INIT, *sp = NULL;
+	struct frag *f = ixs_find_frag(c->o.svc, cfg->magu, cfg->fragment);
+	if (!f || !ixs_store_of(f)) {
+		int rc = read_magu(c, cfg->magu, height, &m);
+		if (rc == CM_OK) {
+			schema.dimension = m->dimension;
+			schema.metric = m->metric;
+			schema.index = m->index;
+			sp = &schema;
+		} else {
+			cm_warn("chain_magu", "magu=%s height=%llu error=\"%s\" the store opens with the first write",
+				cfg->magu, (unsigned long long)height, cm_strerror(rc));
+		}
+	}
+	char err[IX_ERR_MAX] = "";
+	int changed = 0;
+	int rc = ixr_apply_config(c->o.svc, cfg, sp, &changed, err, sizeof(err));
+	if (rc != CM_OK)
+		cm_warn("chain_config", "height=%llu magu=%s fragment=%u epoch=%llu error=\"%s\"",
+			(unsigned long long)height, cfg->magu, cfg->fragment, (unsigned long long)cfg->epoch, err);
+	if (m)
+		protobuf_c_message_free_unpacked(&m->base, NULL);
+}
+
+static void apply_root(ix_chain *c, uint64_t height, const Muri__V1__SignedRoot *r)
+{
+	if (!r || !r->magu || r->root.len != CM_HASH_BYTES)
+		return;
+	struct frag *f = ixs_find_frag(c->o.svc, r->magu, r->fragment);
+	if (!f)
+		return;
+	ixr_core_enter(f);
+	int rc = f->core ? ix_repl_on_commit_root(f->core, r->size, r->root.data) : CM_ERR_STATE;
+	ixr_core_leave(f);
+	if (rc != CM_OK)
+		cm_warn("chain_root", "height=%llu magu=%s fragment=%u size=%llu error=\"%s\"", (unsigned long long)height,
+			r->magu, r->fragment, (unsigned long long)r->size, cm_strerror(rc));
+}
+
+static void apply(ix_chain *c, const struct pending *p)
+{
+	const Muri__V1__BlockEffects *e = p->eff;
+	for (size_t i = 0; e && i < e->n_configs; i++)
+		apply_config(c, p->height, e->configs[i]);
+	for (size_t i = 0; e && i < e->n_roots; i++)
+		apply_root(c, p->height, e->roots[i]);
+	for (size_t i = 0; e && i < e->n_challenges; i++)
+		ixc_answer_challenge(c->o.svc, c->lc, e->challenges[i]);
+	if (save_point(c, p) != CM_OK)
+		cm_warn("chain_state", "height=%llu error=\"cannot write %s/%s\"", (unsigned long long)p->height,
+			c->data_dir, IX_CHAIN_STATE_FILE);
+	atomic_store(&c->applied, p->height);
+}
+
+static Muri__V1__BlockEffects *effects_dup(const Muri__V1__BlockEffects *e)
+{
+	size_t len = protobuf_c_message_get_packed_size(&e->base);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return NULL;
+	protobuf_c_message_pack(&e->base, buf);
+	Muri__V1__BlockEffects *d = muri__v1__block_effects__unpack(NULL, len, buf);
+	free(buf);
+	return d;
+}
+
+/* On the follower's thread: queue the block, then apply every queued block
+ * the chain vouches for. Blocks above verified_through wait here for a later
+ * block's pin (the ledger makes an empty block at least every
+ * empty_block_ms, so they do not wait forever). */
+static int on_block(void *arg, const Muri__V1__Block *b)
+{
+	ix_chain *c = arg;
+	if (!b->header || !b->effects || b->effects->state_root.len != CM_HASH_BYTES || b->hash.len != CM_HASH_BYTES)
+		return 0; /* the follower verifies effects; a ledger without them configures nothing */
+	if (c->nq == c->qmax) {
+		cm_error("chain_queue", "height=%llu queued=%zu error=\"no pin vouched for the queued blocks; "
+			 "stopping the follower (raise chain_queue_max)\"", (unsigned long long)b->header->height, c->nq);
+		return 1;
+	}
+	struct pending *p = &c->q[c->nq];
+	p->eff = effects_dup(b->effects);
+	if (!p->eff)
+		return 1;
+	p->height = b->header->height;
+	memcpy(p->hash, b->hash.data, CM_HASH_BYTES);
+	memcpy(p->root, b->effects->state_root.data, CM_HASH_BYTES);
+	c->nq++;
+	cm_follower *f = atomic_load(&c->f);
+	uint64_t vt = f ? cm_follower_verified_through(f) : 0;
+	size_t done = 0;
+	while (done < c->nq && c->q[done].height <= vt) {
+		apply(c, &c->q[done]);
+		muri__v1__block_effects__free_unpacked(c->q[done].eff, NULL);
+		done++;
+	}
+	if (done) {
+		memmove(c->q, c->q + done, (c->nq - done) * sizeof(*c->q));
+		c->nq -= done;
+	}
+	return 0;
+}
+
+/* The failover sink (ix_service_set_failover_sink): queues without blocking;
+ * a newer request for the same fragment replaces the queued one. */
+static void on_failover(void *arg, const char *magu, uint32_t fragment, const ix_failover_report *r)
+{
+	ix_chain *c = arg;
+	pthread_mutex_lock(&c->fmu);
+	size_t i = 0;
+	while (i < c->nfq && !(c->fq[i].fragment == fragment && strcmp(c->fq[i].magu, magu) == 0))
+		i++;
+	if (i == c->nfq && c->nfq == FAILOVER_QUEUE) {
+		c->failovers_dropped++;
+	} else {
+		if (i == c->nfq)
+			c->nfq++;
+		snprintf(c->fq[i].magu, sizeof(c->fq[i].magu), "%s", magu);
+		c->fq[i].fragment = fragment;
+		c->fq[i].r = *r;
+		pthread_cond_signal(&c->fcv);
+	}
+	pthread_mutex_unlock(&c->fmu);
+}
+
+/* Submits queued failover requests as FailoverRequest transactions, without
+ * waiting for the commit (the new epoch arrives through the feed). */
+static void *submitter_main(void *arg)
+{
+	ix_chain *c = arg;
+	uint64_t period = c->o.root_interval_ms > 0 ? (uint64_t)c->o.root_interval_ms : 1000;
+	uint64_t next_roots = cm_now_ms() + period;
+	pthread_mutex_lock(&c->fmu);
+	for (;;) {
+		for (uint64_t now = cm_now_ms(); !c->fstop && c->nfq == 0 && now < next_roots; now = cm_now_ms())
+			cm_cond_wait_ms(&c->fcv, &c->fmu, next_roots - now);
+		if (c->fstop)
+			break;
+		if (cm_now_ms() >= next_roots) {
+			pthread_mutex_unlock(&c->fmu);
+			ixc_commit_roots(c->o.svc, c->lc, c->o.root_every);
+			next_roots = cm_now_ms() + period;
+			pthread_mutex_lock(&c->fmu);
+			continue;
+		}
+		struct failover x = c->fq[0];
+		memmove(c->fq, c->fq + 1, (c->nfq - 1) * sizeof(*c->fq));
+		c->nfq--;
+		pthread_mutex_unlock(&c->fmu);
+		Muri__V1__Transaction t = MURI__V1__TRANSACTION__INIT;
+		Muri__V1__FailoverRequest fr = MURI__V1__FAILOVER_REQUEST__INIT;
+		fr.magu = x.magu;
+		fr.fragment = x.fragment;
+		fr.epoch = x.r.epoch;
+		fr.log_size = x.r.size;
+		fr.root.data = x.r.root;
+		fr.root.len = CM_HASH_BYTES;
+		fr.last_epoch = x.r.last_epoch;
+		t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_FAILOVER;
+		t.failover = &fr;
+		cm_ledger_result res;
+		char err[CM_LC_MSG_MAX + 128] = "";
+		int rc = cm_ledger_client_submit(c->lc, &t, 0, &res, err, sizeof(err));
+		if (rc == CM_OK)
+			cm_info("failover_submitted", "magu=%s fragment=%u epoch=%llu size=%llu last_epoch=%llu nonce=%llu",
+				x.magu, x.fragment, (unsigned long long)x.r.epoch, (unsigned long long)x.r.size,
+				(unsigned long long)x.r.last_epoch, (unsigned long long)res.nonce);
+		else
+			cm_warn("failover_refused", "magu=%s fragment=%u epoch=%llu error=\"%s\"", x.magu, x.fragment,
+				(unsigned long long)x.r.epoch, err);
+		pthread_mutex_lock(&c->fmu);
+		if (rc == CM_OK)
+			c->failovers_sent++;
+		else
+			c->failovers_refused++;
+	}
+	pthread_mutex_unlock(&c->fmu);
+	return NULL;
+}
+
+int ix_chain_start(const ix_chain_opts *o, ix_chain **out, char *err, size_t errlen)
+{
+	if (!o || !out || !o->genesis_file || !o->data_dir || !o->key || !o->svc)
+		return fail(err, errlen, CM_ERR_INVALID, "genesis: missing options");
+	*out = NULL;
+	ix_chain *c = calloc(1, sizeof(*c));
+	if (!c)
+		return fail(err, errlen, CM_ERR_NOMEM, "out of memory");
+	c->o = *o;
+	pthread_mutex_init(&c->fmu, NULL);
+	cm_cond_init(&c->fcv);
+	c->qmax = o->queue_max ? o->queue_max : IX_CHAIN_QUEUE_DEFAULT;
+	c->data_dir = strdup(o->data_dir);
+	c->q = calloc(c->qmax, sizeof(*c->q));
+	if (!c->data_dir || !c->q) {
+		ix_chain_free(c);
+		return fail(err, errlen, CM_ERR_NOMEM, "out of memory");
+	}
+	int rc = read_genesis(c, o->genesis_file, err, errlen);
+	if (rc != CM_OK) {
+		ix_chain_free(c);
+		return rc;
+	}
+	cm_ledger_client_opts lo = {.chain_id = c->chain_id, .n = c->n, .addrs = c->addrp, .key = o->key,
+				    .fee = o->fee};
+	rc = cm_ledger_client_new(&lo, &c->lc, err, errlen);
+	if (rc != CM_OK) {
+		ix_chain_free(c);
+		return rc;
+	}
+	uint64_t height = 0;
+	uint8_t hash[CM_HASH_BYTES], root[CM_HASH_BYTES];
+	rc = load_point(c, &height, hash, root, err, errlen);
+	if (rc != CM_OK && rc != CM_ERR_NOTFOUND) {
+		ix_chain_free(c);
+		return rc;
+	}
+	int have = rc == CM_OK;
+	atomic_store(&c->applied, height);
+	cm_follower_opts fo = {
+		.genesis = {.chain_id = c->chain_id, .n = c->n, .pks = (const uint8_t(*)[CM_PK_BYTES])c->pks,
+			    .addrs = c->addrp},
+		.start_height = have ? height : 0,
+		.start_hash = have && height ? hash : NULL,
+		.start_root = have && height ? root : NULL,
+		.on_block = on_block,
+		.arg = c,
+		.stall_ms = o->stall_ms,
+		.tls_ca_file = o->tls_ca_file,
+	};
+	cm_follower *f = NULL;
+	rc = cm_follower_start(&fo, &f, err, errlen);
+	if (rc != CM_OK) {
+		ix_chain_free(c);
+		return rc;
+	}
+	atomic_store(&c->f, f);
+	if (pthread_create(&c->submitter, NULL, submitter_main, c) != 0) {
+		ix_chain_free(c);
+		return fail(err, errlen, CM_ERR_NOMEM, "cannot start the failover submitter");
+	}
+	c->fthread = 1;
+	ix_service_set_failover_sink(o->svc, on_failover, c);
+	cm_info("chain", "chain_id=%s replicas=%u from_height=%llu", c->chain_id, c->n, (unsigned long long)height);
+	*out = c;
+	return CM_OK;
+}
+
+void ix_chain_free(ix_chain *c)
+{
+	if (!c)
+		return;
+	if (c->fthread) {
+		ix_service_set_failover_sink(c->o.svc, NULL, NULL);
+		pthread_mutex_lock(&c->fmu);
+		c->fstop = 1;
+		pthread_cond_signal(&c->fcv);
+		pthread_mutex_unlock(&c->fmu);
+		pthread_join(c->submitter, NULL);
+	}
+	cm_follower *f = atomic_load(&c->f);
+	if (f)
+		cm_follower_free(f);
+	for (size_t i = 0; c->q && i < c->nq; i++)
+		muri__v1__block_effects__free_unpacked(c->q[i].eff, NULL);
+	free(c->q);
+	cm_ledger_client_free(c->lc);
+	free(c->data_dir);
+	pthread_mutex_destroy(&c->fmu);
+	pthread_cond_destroy(&c->fcv);
+	free(c);
+}
+
+cm_ledger_client *ix_chain_client(ix_chain *c)
+{
+	return c ? c->lc : NULL;
+}
+
+uint64_t ix_chain_applied(ix_chain *c)
+{
+	return c ? atomic_load(&c->applied) : 0;
+}

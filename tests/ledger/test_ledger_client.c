@@ -1,0 +1,263 @@
+/* The ledger client against 4 real muri-ledger replicas: transfers it signs
+ * commit and move balances; concurrent submitters get consecutive nonces;
+ * a second client with the same key makes the first one's nonce stale and it
+ * recovers; refusals come back with the ledger's reason and leave no nonce
+ * gap; with the first replica killed, submissions go through the others. */
+#include "tap.h"
+#include "tproc.h"
+#include "cm_err.h"
+#include "cm_ledger_client.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define N 4
+#define CHAIN "lclient-net"
+#define THREADS 4
+#define PER_THREAD 5
+
+static cm_keypair reps[N], sender, receiver;
+static char addrs[N][32];
+static const char *addrp[N];
+static tproc procs[N];
+
+static int free_port(void)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 || getsockname(s, (struct sockaddr *)&a, &len) != 0)
+		return -1;
+	close(s);
+	return ntohs(a.sin_port);
+}
+
+static int start_net(const char *dir)
+{
+	char path[600], genesis[600], hex[65];
+	for (int i = 0; i < N; i++) {
+		cm_keypair_generate(&reps[i]);
+		snprintf(path, sizeof(path), "%s/ledger%d.key", dir, i);
+		if (cm_key_save(&reps[i], path) != CM_OK)
+			return -1;
+		snprintf(addrs[i], sizeof(addrs[i]), "127.0.0.1:%d", free_port());
+		addrp[i] = addrs[i];
+	}
+	cm_keypair_generate(&sender);
+	cm_keypair_generate(&receiver);
+	snprintf(genesis, sizeof(genesis), "%s/genesis.txt", dir);
+	FILE *g = fopen(genesis, "w");
+	if (!g)
+		return -1;
+	fprintf(g, "chain_id = %s\ngenesis_time_ms = 1700000000000\n", CHAIN);
+	for (int i = 0; i < N; i++) {
+		cm_hex(hex, reps[i].pk, CM_PK_BYTES);
+		fprintf(g, "replica = %s %s\n", hex, addrs[i]);
+	}
+	cm_hex(hex, sender.pk, CM_PK_BYTES);
+	fprintf(g, "account = %s 1000000000\n", hex);
+	fclose(g);
+	char exe[512];
+	tproc_build_path("services/ledger/muri-ledger", exe, sizeof(exe));
+	for (int i = 0; i < N; i++) {
+		char key[600], data[600];
+		snprintf(key, sizeof(key), "%s/ledger%d.key", dir, i);
+		snprintf(data, sizeof(data), "%s/data%d", dir, i);
+		const char *args[] = {"--listen", addrs[i], "--genesis", genesis, "--key-file", key,
+				      "--data-dir", data, "--grace-ms", "500", NULL};
+		if (tproc_start(&procs[i], "ledger-lclient", exe, args, 20000) != 0) {
+			printf("# replica %d did not start\n", i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static cm_ledger_client *client(const char *const *a, size_t n)
+{
+	cm_ledger_client_opts o = {.chain_id = CHAIN, .n = n, .addrs = a, .key = &sender, .fee = 1,
+				   .call_timeout_ms = 3000, .commit_timeout_ms = 30000};
+	cm_ledger_client *c = NULL;
+	char err[256];
+	if (cm_ledger_client_new(&o, &c, err, sizeof(err)) != CM_OK)
+		printf("# client: %s\n", err);
+	return c;
+}
+
+static int transfer(cm_ledger_client *c, uint64_t amount, unsigned flags, cm_ledger_result *res, char *err,
+		    size_t errlen)
+{
+	Muri__V1__Transaction t = MURI__V1__TRANSACTION__INIT;
+	Muri__V1__Transfer tr = MURI__V1__TRANSFER__INIT;
+	tr.to.data = receiver.pk;
+	tr.to.len = CM_PK_BYTES;
+	tr.amount = amount;
+	t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_TRANSFER;
+	t.transfer = &tr;
+	return cm_ledger_client_submit(c, &t, flags, res, err, errlen);
+}
+
+/* An account's (balance, nonce) as the ledger reports it; 0, 0 when unknown. */
+static void account(cm_ledger_client *c, const uint8_t *pk, uint64_t *balance, uint64_t *nonce)
+{
+	Muri__V1__AccountRequest req = MURI__V1__ACCOUNT_REQUEST__INIT;
+	req.address.data = (uint8_t *)pk;
+	req.address.len = CM_PK_BYTES;
+	ProtobufCMessage *resp = NULL;
+	cm_rpc_status st;
+	*balance = *nonce = 0;
+	if (cm_ledger_client_call(c, "/muri.v1.Ledger/GetAccount", &req.base, &muri__v1__account__descriptor, &resp,
+				  &st) == CM_OK) {
+		*balance = ((Muri__V1__Account *)resp)->balance;
+		*nonce = ((Muri__V1__Account *)resp)->nonce;
+		protobuf_c_message_free_unpacked(resp, NULL);
+	} else {
+		printf("# GetAccount: %s: %s\n", cm_rpc_code_name(st.code), st.message);
+	}
+}
+
+static cm_ledger_client *shared;
+static int thread_failures;
+static pthread_mutex_t fmu = PTHREAD_MUTEX_INITIALIZER;
+
+static void *submitter(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < PER_THREAD; i++) {
+		cm_ledger_result res;
+		char err[256];
+		int rc = transfer(shared, 1, CM_LC_WAIT, &res, err, sizeof(err));
+		if (rc != CM_OK || res.state != MURI__V1__TX_STATE__TX_COMMITTED) {
+			printf("# concurrent transfer: %s\n", err);
+			pthread_mutex_lock(&fmu);
+			thread_failures++;
+			pthread_mutex_unlock(&fmu);
+		}
+	}
+	return NULL;
+}
+
+static void test_options(void)
+{
+	cm_ledger_client *c = NULL;
+	char err[256] = "";
+	cm_ledger_client_opts o = {.chain_id = CHAIN, .n = 0, .addrs = addrp, .key = &sender};
+	TAP_EQ(cm_ledger_client_new(&o, &c, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_CHECK(strstr(err, "replicas") != NULL);
+	o.n = 1;
+	o.chain_id = "";
+	TAP_EQ(cm_ledger_client_new(&o, &c, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_CHECK(strstr(err, "chain_id") != NULL);
+	o.chain_id = CHAIN;
+	o.key = NULL;
+	TAP_EQ(cm_ledger_client_new(&o, &c, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_CHECK(strstr(err, "key") != NULL);
+	TAP_CHECK(c == NULL);
+}
+
+static void test_client(void)
+{
+	char dir[] = "/tmp/muri-lclient-XXXXXX";
+	TAP_CHECK(mkdtemp(dir) != NULL);
+	int ok = start_net(dir) == 0;
+	TAP_CHECK(ok);
+	cm_ledger_client *c = ok ? client(addrp, N) : NULL;
+	TAP_CHECK(c != NULL);
+	if (c) {
+		cm_ledger_result res;
+		char err[256] = "";
+		uint64_t bal, nonce;
+		/* one transfer, waited for */
+		TAP_EQ(transfer(c, 7, CM_LC_WAIT, &res, err, sizeof(err)), CM_OK);
+		TAP_EQ(res.state, MURI__V1__TX_STATE__TX_COMMITTED);
+		TAP_CHECK(res.height > 0);
+		TAP_EQ(res.nonce, 0);
+		account(c, receiver.pk, &bal, &nonce);
+		TAP_EQ(bal, 7);
+		/* concurrent submitters: consecutive nonces, all commit */
+		shared = c;
+		pthread_t th[THREADS];
+		for (int i = 0; i < THREADS; i++)
+			pthread_create(&th[i], NULL, submitter, NULL);
+		for (int i = 0; i < THREADS; i++)
+			pthread_join(th[i], NULL);
+		TAP_EQ(thread_failures, 0);
+		account(c, receiver.pk, &bal, &nonce);
+		TAP_EQ(bal, 7 + THREADS * PER_THREAD);
+		account(c, sender.pk, &bal, &nonce);
+		TAP_EQ(nonce, 1 + THREADS * PER_THREAD);
+		int known = 0;
+		TAP_EQ(cm_ledger_client_next_nonce(c, &known), 1 + THREADS * PER_THREAD);
+		TAP_EQ(known, 1);
+		/* another client with the same key: c's nonce goes stale and recovers */
+		cm_ledger_client *other = client(addrp, N);
+		TAP_CHECK(other != NULL);
+		if (other) {
+			/* amounts differ from c's, so that no body is byte-identical */
+			TAP_EQ(transfer(other, 2, CM_LC_WAIT, &res, err, sizeof(err)), CM_OK);
+			TAP_EQ(transfer(other, 2, CM_LC_WAIT, &res, err, sizeof(err)), CM_OK);
+			TAP_EQ(res.nonce, 2 + THREADS * PER_THREAD);
+			cm_ledger_client_free(other);
+		}
+		TAP_EQ(transfer(c, 1, CM_LC_WAIT, &res, err, sizeof(err)), CM_OK);
+		TAP_EQ(res.nonce, 3 + THREADS * PER_THREAD);
+		TAP_EQ(res.state, MURI__V1__TX_STATE__TX_COMMITTED);
+		/* refusals: the ledger's reason, no nonce used */
+		TAP_EQ(transfer(c, 5000000000ull, CM_LC_WAIT, &res, err, sizeof(err)),
+		       cm_rpc_code_to_err(GRPC_STATUS_FAILED_PRECONDITION));
+		TAP_EQ(res.code, GRPC_STATUS_FAILED_PRECONDITION);
+		TAP_CHECK(strstr(err, "insufficient balance") != NULL);
+		printf("# refusal: %s\n", err);
+		Muri__V1__Transaction empty = MURI__V1__TRANSACTION__INIT;
+		TAP_EQ(cm_ledger_client_submit(c, &empty, 0, &res, err, sizeof(err)), CM_ERR_INVALID);
+		TAP_CHECK(strstr(err, "payload") != NULL);
+		/* no wait: accepted as pending, then waited for by hash */
+		TAP_EQ(transfer(c, 1, 0, &res, err, sizeof(err)), CM_OK);
+		TAP_EQ(res.nonce, 4 + THREADS * PER_THREAD);
+		uint8_t h[CM_HASH_BYTES];
+		memcpy(h, res.tx_hash, CM_HASH_BYTES);
+		TAP_EQ(cm_ledger_client_wait(c, h, 0, &res, err, sizeof(err)), CM_OK);
+		TAP_EQ(res.state, MURI__V1__TX_STATE__TX_COMMITTED);
+		/* the first replica dies: the others take the transactions */
+		tproc_stop(&procs[0], SIGKILL, 5000);
+		for (int i = 0; i < 3; i++) {
+			TAP_EQ(transfer(c, 1, CM_LC_WAIT, &res, err, sizeof(err)), CM_OK);
+			if (res.state != MURI__V1__TX_STATE__TX_COMMITTED)
+				printf("# after the kill: %s\n", err);
+		}
+		/* a fresh client whose first address is the dead replica */
+		cm_ledger_client *late = client(addrp, N);
+		TAP_CHECK(late != NULL);
+		if (late) {
+			TAP_EQ(transfer(late, 1, CM_LC_WAIT, &res, err, sizeof(err)), CM_OK);
+			TAP_EQ(res.nonce, 8 + THREADS * PER_THREAD);
+			cm_ledger_client_free(late);
+		}
+		account(c, receiver.pk, &bal, &nonce);
+		TAP_EQ(bal, 7 + THREADS * PER_THREAD + 4 + 1 + 1 + 3 + 1);
+		cm_ledger_client_free(c);
+	}
+	int failed = tap_case_failed;
+	for (int i = 0; i < N; i++) {
+		if (procs[i].pid > 0 && tproc_alive(&procs[i]))
+			tproc_stop(&procs[i], SIGTERM, 20000);
+		tproc_cleanup(&procs[i], failed);
+	}
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", dir);
+}
+
+int main(void)
+{
+	cm_crypto_init();
+	signal(SIGPIPE, SIG_IGN);
+	TAP_RUN(test_options);
+	TAP_RUN(test_client);
+	return tap_done();
+}

@@ -1,0 +1,289 @@
+"""Indexers configured by the ledger alone: 4 ledger replicas and 3 indexers
+started with the genesis (registered and staked there), a Magu created by
+transaction, and then, with no SetConfig anywhere, QUORUM writes to each
+fragment's primary as the ledger configured it are acknowledged and a
+search on a backup finds them. SetConfig is refused while genesis is set.
+A primary killed under QUORUM load is replaced through the ledger (the
+backups' FailoverRequest transactions, the new epoch from the feed) and no
+acknowledged write is lost. Roots signed at multiples of root_every are
+committed on chain, and the challenges that follow are answered and pass."""
+import os
+
+import grpc
+import numpy as np
+import pytest
+
+from conftest import CHANNEL_OPTIONS
+from ledger_util import Account, free_ports, make_genesis, signed_tx
+from muri_util import Indexer, wait_until
+from sodium_keys import write_key_file
+from test_indexer import records, write  # noqa: F401
+
+LEDGER = "services/ledger/muri-ledger"
+INDEXER = "services/indexer/muri-indexer"
+CHAIN = "chain-driven"
+MAGU = "driven"
+DIM = 8
+FRAGMENTS = 2
+
+
+class ChainNet:
+    def __init__(self, servers, stubs, tmp_path, n_ledger=4, n_indexers=3, params=None, ix_args=()):
+        self.stubs = stubs
+        self.pb = stubs.ledger_pb2
+        self.replicas = [Account() for _ in range(n_ledger)]
+        self.ixacc = [Account() for _ in range(n_indexers)]
+        self.owner = Account()
+        ports = free_ports(n_ledger + n_indexers)
+        self.addrs = [f"127.0.0.1:{p}" for p in ports[:n_ledger]]
+        self.ixaddrs = [f"127.0.0.1:{p}" for p in ports[n_ledger:]]
+        self.genesis = str(tmp_path / "genesis.txt")
+        make_genesis(self.genesis, CHAIN, list(zip(self.replicas, self.addrs)),
+                     [(a, 10_000_000) for a in [self.owner] + self.ixacc], params,
+                     indexers=[(x, a, 1 << 30, 5000) for x, a in zip(self.ixacc, self.ixaddrs)])
+        for i, acc in enumerate(self.replicas):
+            key = tmp_path / f"ledger{i}.key"
+            write_key_file(str(key), acc.seed)
+            servers(f"ledger{i}", LEDGER, "--listen", self.addrs[i], "--genesis", self.genesis,
+                    "--key-file", str(key), "--data-dir", str(tmp_path / f"ledger{i}-data"), "--grace-ms", "1000")
+        self.channels = [grpc.insecure_channel(a) for a in self.addrs]
+        self.lstubs = [stubs.ledger_pb2_grpc.LedgerStub(c) for c in self.channels]
+        self.indexers, self.datadirs = [], []
+        for i, acc in enumerate(self.ixacc):
+            key = tmp_path / f"ix{i}.key"
+            write_key_file(str(key), acc.seed)
+            # the genesis names the indexer at ixaddrs[i]: it listens there (the later flag wins)
+            s = servers(f"ix{i}", INDEXER, "--key-file", str(key), "--data-dir", str(tmp_path / f"ix{i}-data"),
+                        "--grace-ms", "2000", "--genesis", self.genesis, "--suspect-ms", "3000",
+                        "--listen", self.ixaddrs[i], *ix_args)
+            self.datadirs.append(tmp_path / f"ix{i}-data")
+            ix = Indexer(s, stubs, str(key), CHANNEL_OPTIONS)
+            ix.pubkey = acc.pk
+            self.indexers.append(ix)
+
+    def by_pk(self, pk):
+        return next(ix for ix in self.indexers if ix.pubkey == pk)
+
+    def submit(self, stx):
+        r = self.lstubs[1].SubmitTransaction(self.pb.SubmitRequest(tx=stx, wait_commit=True, timeout_ms=20000),
+                                             timeout=30)
+        assert r.state == self.pb.TX_COMMITTED, r.message
+        return r
+
+    def close(self):
+        for ix in self.indexers:
+            ix.close()
+        for c in self.channels:
+            c.close()
+
+
+@pytest.fixture
+def chain(servers, stubs, tmp_path):
+    n = ChainNet(servers, stubs, tmp_path)
+    yield n
+    n.close()
+
+
+def vec(n, seed):
+    return np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
+
+
+def fragment_configs(net):
+    m = net.lstubs[0].GetMagu(net.pb.MaguRequest(name=MAGU), timeout=10)
+    return {c.fragment: c for c in m.configs}
+
+
+def test_ledger_configures_indexers(chain):
+    net, pb, t = chain, chain.pb, chain.stubs.types_pb2
+    ipb = chain.stubs.indexer_pb2
+    spec = t.IndexSpec(kind=t.FLAT)
+    net.submit(signed_tx(pb, CHAIN, net.owner, fee=1,
+                         create_magu=pb.CreateMagu(name=MAGU, dimension=DIM, metric=t.L2, index=spec,
+                                                   fragments=FRAGMENTS, replication=3, deposit=1000)))
+    cfgs = fragment_configs(net)
+    assert sorted(cfgs) == list(range(FRAGMENTS))
+    # SetConfig is refused: the ledger configures these indexers
+    some = net.indexers[0]
+    with pytest.raises(grpc.RpcError) as e:
+        some.stub.SetConfig(cfgs[0], timeout=10)
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "allow_set_config" in e.value.details()
+    sch = ipb.FragmentSchema(dimension=DIM, metric=t.L2, index=spec)
+    for frag, cfg in cfgs.items():
+        assert len(cfg.replicas) == 3
+        primary = net.by_pk(cfg.primary)
+        backups = [net.by_pk(r.pubkey) for r in cfg.replicas if r.pubkey != cfg.primary]
+        vs = vec(20, seed=frag + 1)
+        recs = records(ipb, vs)
+
+        def acked():
+            try:
+                r = write(primary, MAGU, frag, cfg.epoch, recs, sch, t.QUORUM)
+            except grpc.RpcError as e:
+                # the indexer has not applied the block yet, or holds no lease yet
+                if e.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION,
+                                grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
+                    return None
+                raise
+            return r
+        r = wait_until(acked, timeout=60)
+        assert r and r.level_achieved >= t.QUORUM and r.log_size == 20
+        # a backup finds them
+        for b in backups:
+            def found():
+                req = ipb.LocalSearchRequest(magu=MAGU, fragment=frag, top_k=1)
+                req.query.values.extend(vs[7].tolist())
+                try:
+                    got = b.stub.Search(req, timeout=10)
+                except grpc.RpcError:
+                    return False
+                return got.log_size >= 20 and got.hits and got.hits[0].id == recs[7].id
+            assert wait_until(found, timeout=30), f"backup of fragment {frag} does not find the write"
+    # every indexer persisted how far it applied the chain (height hash root)
+    heights = []
+    for d in net.datadirs:
+        with open(os.path.join(d, "chain.state")) as f:
+            height, hash_, root = f.read().split()
+        assert int(height) >= 1 and len(hash_) == 64 and len(root) == 64
+        heights.append(int(height))
+    # a backup killed and started again resumes from its follow point, keeps
+    # its configuration and data, and follows on
+    cfg = cfgs[0]
+    b = next(net.by_pk(r.pubkey) for r in cfg.replicas if r.pubkey != cfg.primary)
+    i = net.indexers.index(b)
+    b.server.kill9()
+    with open(os.path.join(net.datadirs[i], "chain.state")) as f:
+        resumed = int(f.read().split()[0])
+    b.restart()
+    assert f"from_height={resumed}" in b.server.read_log()
+
+    def moved_on():
+        with open(os.path.join(net.datadirs[i], "chain.state")) as f:
+            return int(f.read().split()[0]) > resumed
+    assert wait_until(moved_on, timeout=30)
+    req = ipb.LocalSearchRequest(magu=MAGU, fragment=0, top_k=1)
+    req.query.values.extend(vec(20, seed=1)[7].tolist())
+    got = b.stub.Search(req, timeout=10, wait_for_ready=True)
+    assert got.log_size >= 20 and got.hits[0].id
+
+
+def test_failover_through_the_ledger(chain):
+    """SIGKILL the primary under a QUORUM write load: the backups ask the
+    ledger for failover (FailoverRequest transactions), the ledger commits a
+    new epoch, the indexers apply it from the feed, writes resume on the new
+    primary, and every acknowledged write is there afterwards."""
+    import threading
+    import time
+    net, pb, t = chain, chain.pb, chain.stubs.types_pb2
+    ipb = chain.stubs.indexer_pb2
+    spec = t.IndexSpec(kind=t.FLAT)
+    net.submit(signed_tx(pb, CHAIN, net.owner, fee=1,
+                         create_magu=pb.CreateMagu(name=MAGU, dimension=DIM, metric=t.L2, index=spec,
+                                                   fragments=1, replication=3, deposit=1000)))
+    sch = ipb.FragmentSchema(dimension=DIM, metric=t.L2, index=spec)
+
+    def config():
+        return net.lstubs[2].GetFragment(pb.FragmentRequest(magu=MAGU, fragment=0), timeout=10).config
+
+    first = config()
+    acked, lock, stop = [], threading.Lock(), threading.Event()
+    killed = net.by_pk(first.primary)
+
+    def load():
+        seed = 1000
+        cfg = first
+        while not stop.is_set():
+            ix = net.by_pk(cfg.primary)
+            if ix is killed and killed.server.proc.poll() is not None:
+                time.sleep(0.1)
+                cfg = config()
+                continue
+            seed += 1
+            recs = records(ipb, vec(1, seed))
+            try:
+                r = write(ix, MAGU, 0, cfg.epoch, recs, sch, t.QUORUM, timeout_ms=2000)
+                if r.level_achieved >= t.QUORUM:
+                    with lock:
+                        acked.append((recs[0].id, cfg.epoch))
+            except grpc.RpcError:
+                time.sleep(0.05)
+                try:
+                    cfg = config()
+                except grpc.RpcError:
+                    pass
+    th = threading.Thread(target=load)
+    th.start()
+    try:
+        assert wait_until(lambda: len(acked) >= 20, timeout=60), "no QUORUM writes before the kill"
+        killed.server.kill9()
+        with lock:
+            before = len(acked)
+        # the ledger moves the fragment to a new epoch with a live primary
+        new = wait_until(lambda: (lambda c: c if c.epoch > first.epoch else None)(config()), timeout=90)
+        assert new, "the ledger did not fail the fragment over"
+        assert new.primary != first.primary
+        assert wait_until(lambda: sum(1 for _, e in acked if e >= new.epoch) >= 10, timeout=60), \
+            "writes did not resume on the new primary"
+    finally:
+        stop.set()
+        th.join(timeout=30)
+    assert before >= 20
+    cur = config()
+    primary = net.by_pk(cur.primary)
+    ids = [i for i, _ in acked]
+    got = primary.stub.Get(ipb.LocalGetRequest(magu=MAGU, fragment=0, ids=ids), timeout=30)
+    have = {h.id for h in got.hits}
+    missing = [i for i in ids if i not in have]
+    assert not missing, f"{len(missing)} of {len(ids)} acknowledged writes lost after the failover"
+    print(f"{len(ids)} acknowledged writes, {before} before the kill; epoch {first.epoch} -> {cur.epoch}")
+
+
+@pytest.fixture
+def chain_challenges(servers, stubs, tmp_path):
+    n = ChainNet(servers, stubs, tmp_path, params={"challenge_interval": 5, "challenges_per_round": 64},
+                 ix_args=("--root-every", "16", "--root-interval-ms", "200"))
+    yield n
+    n.close()
+
+
+def test_roots_committed_and_challenges_passed(chain_challenges):
+    """The replicas sign their roots at multiples of root_every and submit
+    CommitRoot; the ledger commits the root, challenges the signers, and
+    the answers (leaves, inclusion proofs, tags) pass on chain."""
+    net, pb, t = chain_challenges, chain_challenges.pb, chain_challenges.stubs.types_pb2
+    ipb = net.stubs.indexer_pb2
+    spec = t.IndexSpec(kind=t.FLAT)
+    net.submit(signed_tx(pb, CHAIN, net.owner, fee=1,
+                         create_magu=pb.CreateMagu(name=MAGU, dimension=DIM, metric=t.L2, index=spec,
+                                                   fragments=1, replication=3, deposit=1000)))
+    sch = ipb.FragmentSchema(dimension=DIM, metric=t.L2, index=spec)
+    cfg = fragment_configs(net)[0]
+    primary = net.by_pk(cfg.primary)
+    recs = records(ipb, vec(40, seed=5))
+
+    def acked():
+        try:
+            return write(primary, MAGU, 0, cfg.epoch, recs, sch, t.ALL)
+        except grpc.RpcError:
+            return None
+    r = wait_until(acked, timeout=60)
+    assert r and r.level_achieved == t.ALL and r.log_size == 40
+    # the root at 32 (the largest multiple of 16) is committed by a majority's votes
+    frag = wait_until(lambda: (lambda f: f if f.committed_size == 32 else None)(
+        net.lstubs[0].GetFragment(pb.FragmentRequest(magu=MAGU, fragment=0), timeout=10)), timeout=60)
+    assert frag, "no root committed"
+    got = primary.stub.GetRoot(ipb.RootRequest(magu=MAGU, fragment=0, size=32), timeout=10)
+    assert got.root == frag.committed_root
+
+    def passed():
+        out = []
+        for ix in net.indexers:
+            res = net.lstubs[0].GetChallenges(pb.ChallengesRequest(indexer=ix.pubkey, max=1000), timeout=10)
+            out += list(res.challenges)
+        return [c for c in out if c.state == pb.CHALLENGE_PASSED] or None
+    ok = wait_until(passed, timeout=90)
+    assert ok, "no challenge passed"
+    assert all(c.magu == MAGU and c.size == 32 for c in ok)
+    res = [c for ix in net.indexers for c in net.lstubs[0].GetChallenges(
+        pb.ChallengesRequest(indexer=ix.pubkey, max=1000), timeout=10).challenges]
+    assert not [c for c in res if c.state == pb.CHALLENGE_FAILED], "a challenge failed"
