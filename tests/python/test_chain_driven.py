@@ -89,8 +89,21 @@ def vec(n, seed):
 
 
 def fragment_configs(net):
-    m = net.lstubs[0].GetMagu(net.pb.MaguRequest(name=MAGU), timeout=10)
-    return {c.fragment: c for c in m.configs}
+    """The Magu's fragment configurations, once replica 0 has committed the
+    block that created it (a submission waits for the commit on the replica
+    it went to, which need not be replica 0)."""
+    got = {}
+
+    def read():
+        try:
+            got["m"] = net.lstubs[0].GetMagu(net.pb.MaguRequest(name=MAGU), timeout=10)
+            return True
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            return False
+    assert wait_until(read, timeout=30), "replica 0 never committed the Magu"
+    return {c.fragment: c for c in got["m"].configs}
 
 
 def test_ledger_configures_indexers(chain):

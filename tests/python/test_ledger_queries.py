@@ -233,12 +233,12 @@ def test_reads_say_where_and_replicas_agree(net):
         assert len(set(seen[h].values())) == 1, f"replicas disagree on the state root at {h}"
     # the chain certifies what the answers said: the block's effects carry
     # the same root, and every block that pins a height pins that root
+    top = max(seen)
+    wait_until(lambda: min(net.height(i) for i in range(4)) >= top, timeout=30)
     for h in seen:
         if h > 0:
             assert net.stubs[3].GetBlock(pb.BlockRequest(height=h), timeout=5).effects.state_root == \
                 next(iter(seen[h].values()))
-    top = max(seen)
-    wait_until(lambda: min(net.height(i) for i in range(4)) >= top, timeout=30)
     pins = 0
     for k in range(1, top + 1):
         b = net.stubs[k % 4].GetBlock(pb.BlockRequest(height=k), timeout=5)
