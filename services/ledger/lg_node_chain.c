@@ -312,8 +312,10 @@ static int io_commit(void *ctx, const cm_block *b, const cm_qc *qc)
 			muri__v1__block_body__free_unpacked(body, NULL);
 		return CM_ERR_INTERNAL;
 	}
-	/* the block is certified: its proposer's root at state_height is what
-	 * a quorum agreed on; this replica has committed that height by now */
+	/* the block is certified: at least f+1 honest voters checked its pin
+	 * against their own committed roots (io_validate_payload), and this
+	 * replica has committed state_height (below b's height) by now; a
+	 * different root here means this replica diverged */
 	uint8_t mine[CM_HASH_BYTES];
 	int have = root_at(n, body->state_height, mine);
 	if (have == CM_OK && memcmp(mine, body->state_root.data, CM_HASH_BYTES) != 0) {
@@ -321,8 +323,8 @@ static int io_commit(void *ctx, const cm_block *b, const cm_qc *qc)
 		muri__v1__block_body__free_unpacked(body, NULL);
 		return CM_ERR_STATE;
 	}
-	if (have == CM_ERR_NOTFOUND)
-		cm_warn("commit_unchecked", "height=%llu state_height=%llu reason=\"not committed here\"",
+	if (have != CM_OK)
+		cm_warn("commit_unchecked", "height=%llu state_height=%llu reason=\"no root here at state_height\"",
 			(unsigned long long)b->height, (unsigned long long)body->state_height);
 	size_t blen = cm_block_size(b), qlen = cm_qc_size(qc), bl, ql;
 	uint8_t *bbuf = malloc(blen ? blen : 1), *qbuf = malloc(qlen ? qlen : 1);
@@ -532,14 +534,11 @@ static int io_make_payload(void *ctx, const cm_block *parent, uint64_t height, u
 	uint64_t pts, psh;
 	if (beacon_of(n, parent, pbeacon, &pts, &psh, proot) != CM_OK)
 		return CM_ERR_INVALID;
-	/* our committed state, unless the chain already certified a later one */
+	/* our own committed state, never the parent's claim (a pin we have not
+	 * checked ourselves; see io_validate_payload) */
 	uint64_t sh = n->height < parent->height ? n->height : parent->height;
-	if (sh < psh) {
-		sh = psh;
-		memcpy(sroot, proot, CM_HASH_BYTES);
-	} else if (root_at(n, sh, sroot) != CM_OK) {
+	if (root_at(n, sh, sroot) != CM_OK)
 		return CM_ERR_STATE;
-	}
 	Muri__V1__BlockBody body = MURI__V1__BLOCK_BODY__INIT;
 	uint8_t sig[CM_SIG_BYTES], beacon[CM_HASH_BYTES];
 	beacon_digest(d, height, pbeacon);
@@ -601,6 +600,30 @@ static int io_make_payload(void *ctx, const cm_block *parent, uint64_t height, u
 	return CM_OK;
 }
 
+/* A vote for a block vouches for its (state_height, state_root) pin: the
+ * voter has committed state_height itself and its root there is the pin's.
+ * A voter that has not reached state_height refuses rather than vote for a
+ * pin nobody checked (a pin of the uncommitted parent with a made-up root
+ * would otherwise be certified unchecked, copied forward, and make every
+ * honest replica stop when it commits). So every certified pin was checked
+ * by at least f+1 honest voters, and a mismatch at commit time means THIS
+ * replica's state diverged. state_height may be below the parent's own
+ * state_height (a proposer that is behind pins what it has), never above
+ * the parent's height.
+ *
+ * Liveness: the core processes a proposal's justify QC, and commits the
+ * three-chain it completes, before it asks for the vote (hs_on_proposal
+ * calls hs_process_qc -> hs_commit_upto -> io_commit, which applies the
+ * block synchronously, before hs_try_vote -> validate_payload; a proposal
+ * kept for a future view had its QC processed on arrival, too). The leader
+ * pins min(its committed height, parent height). After GST every honest
+ * replica has the proposal's ancestors and the QCs it carries, so a leader
+ * that has committed no more than a quorum of honest voters have gets their
+ * votes. A leader ahead of more than f of them (it saw a commit-completing
+ * QC they have not processed yet) may lose its view; leaders rotate, the
+ * QC that made it commit reaches the others with the next proposal (its
+ * justify), and a leader that is behind pins a height everyone ahead of it
+ * has committed, so they accept it. */
 static int io_validate_payload(void *ctx, const cm_block *parent, const cm_block *b)
 {
 	lg_node *n = ctx;
@@ -611,6 +634,7 @@ static int io_validate_payload(void *ctx, const cm_block *parent, const cm_block
 	uint8_t pbeacon[CM_HASH_BYTES], d[CM_HASH_BYTES], want[CM_HASH_BYTES], proot[CM_HASH_BYTES],
 		mine[CM_HASH_BYTES];
 	uint64_t pts, psh;
+	int have;
 	size_t max_txs, max_bytes, bytes = 0;
 	block_limits(n, &max_txs, &max_bytes);
 	if (!body)
@@ -636,10 +660,11 @@ static int io_validate_payload(void *ctx, const cm_block *parent, const cm_block
 			why = "timestamp before its parent's or too far ahead";
 		else if (body->state_height > parent->height)
 			why = "state_height: above the parent's height";
-		else if (body->state_height < psh)
-			why = "state_height: below the parent's state_height";
-		else if (root_at(n, body->state_height, mine) == CM_OK &&
-			 memcmp(mine, body->state_root.data, CM_HASH_BYTES) != 0)
+		else if ((have = root_at(n, body->state_height, mine)) == CM_ERR_NOTFOUND)
+			why = "state_height: above this replica's committed height (cannot check state_root)";
+		else if (have != CM_OK)
+			why = "state_root: this replica cannot read its root at state_height";
+		else if (memcmp(mine, body->state_root.data, CM_HASH_BYTES) != 0)
 			why = "state_root: not this replica's root at state_height";
 	}
 	uint8_t(*hashes)[CM_HASH_BYTES] = NULL;

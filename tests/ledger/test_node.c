@@ -135,6 +135,29 @@ static int validate(lg_node *n, const cm_block *parent, const cm_block *b)
 	return io.validate_payload(n, parent, b);
 }
 
+static int store(lg_node *n, const cm_block *b)
+{
+	lg_hs_io io;
+	lg_node_io_init(n, &io);
+	return io.store_block(n, b);
+}
+
+/* The (state_height, state_root) a payload pins. */
+static uint64_t pin_of(const uint8_t *payload, size_t len, uint8_t root[CM_HASH_BYTES])
+{
+	Muri__V1__BlockBody *body = muri__v1__block_body__unpack(NULL, len, payload);
+	TAP_CHECK(body != NULL && body->state_root.len == CM_HASH_BYTES);
+	uint64_t h = UINT64_MAX;
+	if (body && body->state_root.len == CM_HASH_BYTES) {
+		h = body->state_height;
+		if (root)
+			memcpy(root, body->state_root.data, CM_HASH_BYTES);
+	}
+	if (body)
+		muri__v1__block_body__free_unpacked(body, NULL);
+	return h;
+}
+
 static int commit(lg_node *n, const cm_block *b)
 {
 	lg_hs_io io;
@@ -449,6 +472,148 @@ out:
 	lg_node_close(v);
 }
 
+/* The review's scenario (n=4, f=1): a Byzantine leader pins its parent,
+ * which no voter has committed yet, with a made-up root. Were it voted for,
+ * the pin would be checked by nobody until the block commits, and then every
+ * honest replica would find the mismatch and stop for good. A voter signs a
+ * pin only after checking it against its own committed root; an honest
+ * proposer pins its own committed state, never the parent's claim. */
+static void test_unchecked_pin_refused(void)
+{
+	lg_node *p = open_node(0, "r7-p"), *v = open_node(1, "r7-v"), *w = open_node(2, "r7-w");
+	if (!p || !v || !w)
+		goto out;
+	cm_block g;
+	cm_block_genesis(&g);
+	Muri__V1__SignedTransaction s[3];
+	uint8_t th[3][CM_HASH_BYTES];
+	for (int i = 0; i < 3; i++) {
+		muri__v1__signed_transaction__init(&s[i]);
+		signed_transfer(&s[i], (uint64_t)i, 10, th[i]);
+	}
+	static uint8_t pl1[1 << 16], pl2[1 << 16], x[1 << 16], y[1 << 16], pl3[1 << 16];
+	pool_add(p, &s[0], th[0], 0);
+	size_t l1 = propose(p, &g, 1, pl1, sizeof(pl1));
+	cm_block b1, b2x, b2, b2y, b3;
+	make_block(&b1, &g, 1, 0, pl1, l1);
+	TAP_EQ(validate(v, &g, &b1), CM_OK);
+	TAP_EQ(validate(w, &g, &b1), CM_OK);
+	TAP_EQ(store(p, &b1), CM_OK);
+
+	/* b1 is certified, not committed anywhere; the leader of view 2 pins
+	 * height 1 with a root nobody has */
+	pool_add(p, &s[1], th[1], 1);
+	size_t l2 = propose(p, &b1, 2, pl2, sizeof(pl2));
+	uint8_t wrong[CM_HASH_BYTES];
+	memset(wrong, 0xcd, sizeof(wrong));
+	size_t lx = rewrite(pl2, l2, -1, wrong, 1, x);
+	make_block(&b2x, &b1, 2, 0, x, lx);
+	TAP_EQ(validate(v, &b1, &b2x), CM_ERR_VERIFY);
+	TAP_EQ(validate(w, &b1, &b2x), CM_ERR_VERIFY);
+
+	/* the honest proposal on the same parent pins what p committed (0) */
+	TAP_EQ(pin_of(pl2, l2, NULL), 0);
+	make_block(&b2, &b1, 3, 0, pl2, l2);
+	TAP_EQ(validate(v, &b1, &b2), CM_OK);
+
+	/* once v has committed height 1 it can check a pin there: its own root
+	 * passes, another does not */
+	TAP_EQ(commit(v, &b1), CM_OK);
+	TAP_EQ(validate(v, &b1, &b2x), CM_ERR_VERIFY);
+	size_t ly = rewrite(pl2, l2, -1, v->root, 1, y);
+	make_block(&b2y, &b1, 4, 0, y, ly);
+	TAP_EQ(validate(v, &b1, &b2y), CM_OK);
+	TAP_EQ(validate(w, &b1, &b2y), CM_ERR_VERIFY); /* w has not committed height 1: cannot check, refuses */
+
+	/* p, behind b2y's pin (it has committed nothing), does not copy that
+	 * claim: it pins its own state, and v, ahead of it, accepts */
+	TAP_EQ(store(p, &b2y), CM_OK);
+	pool_add(p, &s[2], th[2], 2);
+	size_t l3 = propose(p, &b2y, 5, pl3, sizeof(pl3));
+	uint8_t r3[CM_HASH_BYTES];
+	TAP_EQ(pin_of(pl3, l3, r3), 0);
+	TAP_CHECK(memcmp(r3, p->root, CM_HASH_BYTES) == 0);
+	make_block(&b3, &b2y, 5, 0, pl3, l3);
+	TAP_EQ(validate(v, &b2y, &b3), CM_OK);
+	TAP_EQ(validate(w, &b2y, &b3), CM_OK);
+	TAP_EQ(lg_node_diverged(v, NULL, 0), 0);
+	for (int i = 0; i < 3; i++)
+		lg_tx_signed_clear(&s[i]);
+out:
+	lg_node_close(p);
+	lg_node_close(v);
+	lg_node_close(w);
+}
+
+#define HONEST_HEIGHTS 14
+
+/* An honest chain keeps committing under the rule: four replicas propose in
+ * turn, each block commits three heights after it is proposed (the
+ * three-chain), and replica 3 commits one height later than the others.
+ * Every proposal gets a quorum of votes (its proposer's and n-f-1 others),
+ * the laggard's proposals included; every replica commits every block with
+ * the same roots and none diverges. */
+static void test_honest_chain_commits(void)
+{
+	lg_node *r[NREP] = {0};
+	char name[32];
+	int ok = 1;
+	for (int i = 0; i < NREP; i++) {
+		snprintf(name, sizeof(name), "r8-%d", i);
+		r[i] = open_node(i, name);
+		ok = ok && r[i];
+	}
+	if (!ok)
+		goto out;
+	static uint8_t pl[HONEST_HEIGHTS + 1][1 << 14];
+	static cm_block b[HONEST_HEIGHTS + 1];
+	Muri__V1__SignedTransaction s[HONEST_HEIGHTS + 1];
+	cm_block_genesis(&b[0]);
+	int quorum_ok = 1, laggard_accepted = 1;
+	for (uint64_t h = 1; h <= HONEST_HEIGHTS; h++) {
+		/* the three-chain commits h-3 before h is proposed; replica 3 lags */
+		for (int i = 0; i < NREP; i++) {
+			uint64_t upto = h > (uint64_t)(i == 3 ? 4 : 3) ? h - (i == 3 ? 4 : 3) : 0;
+			while (r[i]->height < upto)
+				TAP_EQ(commit(r[i], &b[r[i]->height + 1]), CM_OK);
+		}
+		int prop = (int)(h % NREP);
+		uint8_t th[CM_HASH_BYTES];
+		muri__v1__signed_transaction__init(&s[h]);
+		signed_transfer(&s[h], h - 1, 1, th);
+		pool_add(r[prop], &s[h], th, h - 1);
+		size_t len = propose(r[prop], &b[h - 1], h, pl[h], sizeof(pl[h]));
+		uint64_t want = r[prop]->height < h - 1 ? r[prop]->height : h - 1;
+		TAP_EQ(pin_of(pl[h], len, NULL), want);
+		make_block(&b[h], &b[h - 1], h, (uint32_t)prop, pl[h], len);
+		int votes = 1;
+		for (int i = 0; i < NREP; i++) {
+			TAP_EQ(store(r[i], &b[h]), CM_OK);
+			if (i != prop)
+				votes += validate(r[i], &b[h - 1], &b[h]) == CM_OK;
+		}
+		quorum_ok = quorum_ok && votes >= NREP - 1;
+		if (prop == 3)
+			laggard_accepted = laggard_accepted && votes == NREP;
+	}
+	TAP_CHECK(quorum_ok);
+	TAP_CHECK(laggard_accepted);
+	for (int i = 0; i < NREP; i++) {
+		while (r[i]->height < HONEST_HEIGHTS)
+			TAP_EQ(commit(r[i], &b[r[i]->height + 1]), CM_OK);
+		TAP_EQ(r[i]->height, HONEST_HEIGHTS);
+		TAP_EQ(r[i]->txs_committed, HONEST_HEIGHTS);
+		TAP_EQ(lg_node_diverged(r[i], NULL, 0), 0);
+		TAP_CHECK(memcmp(r[i]->root, r[0]->root, CM_HASH_BYTES) == 0);
+	}
+	TAP_EQ(balance(r[0], K_TO), HONEST_HEIGHTS);
+	for (uint64_t h = 1; h <= HONEST_HEIGHTS; h++)
+		lg_tx_signed_clear(&s[h]);
+out:
+	for (int i = 0; i < NREP; i++)
+		lg_node_close(r[i]);
+}
+
 /* Relayed transactions: verified like any other before they enter the
  * mempool, deduplicated by hash, never relayed again. */
 static void test_relay_admission(void)
@@ -502,6 +667,8 @@ int main(void)
 	TAP_RUN(test_block_limit_from_state);
 	TAP_RUN(test_relay_admission);
 	TAP_RUN(test_proposal_follows_its_branch);
+	TAP_RUN(test_unchecked_pin_refused);
+	TAP_RUN(test_honest_chain_commits);
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (system(cmd) != 0)
