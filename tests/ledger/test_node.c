@@ -673,6 +673,67 @@ static void test_relay_admission(void)
 	lg_node_close(p);
 }
 
+/* A proposal with ntx fresh signed transfers for view, by proposer, its
+ * proposal signature made with K[signer], handed to lg_node_preverify as an
+ * inbound message; returns how many transactions were checked in full. */
+static uint64_t preverify_once(lg_node *n, uint64_t view, uint32_t proposer, int signer, uint64_t *nonce)
+{
+	enum { NTX = 2 };
+	Muri__V1__SignedTransaction s[NTX], *ps[NTX];
+	uint8_t th[CM_HASH_BYTES];
+	for (int i = 0; i < NTX; i++) {
+		muri__v1__signed_transaction__init(&s[i]);
+		signed_transfer(&s[i], (*nonce)++, 1, th);
+		ps[i] = &s[i];
+	}
+	Muri__V1__BlockBody body = MURI__V1__BLOCK_BODY__INIT;
+	body.txs = ps;
+	body.n_txs = NTX;
+	static uint8_t pl[1 << 14], msg[1 << 15];
+	size_t plen = muri__v1__block_body__pack(&body, pl);
+	cm_block g;
+	cm_block_genesis(&g);
+	lg_hs_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = LG_HS_MSG_PROPOSAL;
+	make_block(&m.u.proposal.block, &g, view, proposer, pl, plen);
+	uint8_t tag[CM_HASH_BYTES], d[CM_HASH_BYTES];
+	cm_chain_tag(tag, CHAIN);
+	cm_vote_digest(d, tag, view, m.u.proposal.block.hash);
+	cm_sign(&K[signer], m.u.proposal.sig, d, sizeof(d));
+	size_t len = 0;
+	TAP_EQ(lg_hs_msg_encode(&m, msg, sizeof(msg), &len), CM_OK);
+	uint64_t before = lg_node_sig_checks(n);
+	lg_node_preverify(n, msg, len);
+	for (int i = 0; i < NTX; i++)
+		lg_tx_signed_clear(&s[i]);
+	return lg_node_sig_checks(n) - before;
+}
+
+/* An inbound proposal's transactions are verified ahead of the consensus
+ * thread only once it passed the cheap checks: its proposer leads its view,
+ * the view is near this replica's, its own signature verifies, and no
+ * proposal of that view was pre-verified already. */
+static void test_preverify_after_cheap_checks(void)
+{
+	lg_node *v = open_node(1, "r9-v");
+	if (!v)
+		return;
+	pthread_mutex_lock(&v->cmu);
+	v->view = 20;
+	pthread_mutex_unlock(&v->cmu);
+	uint64_t nonce = 0;
+	TAP_EQ(preverify_once(v, 20, 0, 0, &nonce), 2);  /* the leader of the current view */
+	TAP_EQ(preverify_once(v, 21, 0, 0, &nonce), 0);  /* not view 21's leader */
+	TAP_EQ(preverify_once(v, 12, 0, 0, &nonce), 0);  /* stale */
+	TAP_EQ(preverify_once(v, 20 + FUTURE_VIEWS + 1, 1, 1, &nonce), 0); /* too far ahead */
+	TAP_EQ(preverify_once(v, 24, 0, 1, &nonce), 0);  /* signed by another replica */
+	TAP_EQ(preverify_once(v, 24, 0, 0, &nonce), 2);
+	TAP_EQ(preverify_once(v, 24, 0, 0, &nonce), 0);  /* a second proposal of view 24 */
+	TAP_EQ(preverify_once(v, 17, 1, 1, &nonce), 2);  /* a little behind: still useful */
+	lg_node_close(v);
+}
+
 int main(void)
 {
 	TAP_CHECK(cm_crypto_init() == CM_OK);
@@ -693,6 +754,7 @@ int main(void)
 	TAP_RUN(test_proposal_follows_its_branch);
 	TAP_RUN(test_unchecked_pin_refused);
 	TAP_RUN(test_honest_chain_commits);
+	TAP_RUN(test_preverify_after_cheap_checks);
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (system(cmd) != 0)
