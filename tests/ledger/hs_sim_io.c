@@ -254,8 +254,16 @@ static int io_validate(void *ctx, const cm_block *parent, const cm_block *b)
 		return CM_ERR_INVALID;
 	if (app_claim(b, &sh, root) != 0)
 		return CM_ERR_INVALID;
-	if (sh > parent->height || sh >= r->committed.n)
+	if (sh > parent->height)
 		return CM_ERR_INVALID;
+	if (sh >= r->committed.n) {
+		/* the liveness argument: an honest proposer pins what every
+		 * replica holding its block has committed */
+		if (b->proposer != (uint32_t)r->sim->byz && !r->commit_fail)
+			sim_fail(r->sim, "replica %u cannot check honest proposer %u's pin at %" PRIu64
+				 " (committed %zu)", r->id, b->proposer, sh, r->committed.n - 1);
+		return CM_ERR_INVALID;
+	}
 	if (memcmp(r->roots.h[sh], root, CM_HASH_BYTES) != 0)
 		return CM_ERR_INVALID;
 	return CM_OK;

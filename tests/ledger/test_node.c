@@ -514,7 +514,8 @@ static void test_unchecked_pin_refused(void)
 	TAP_EQ(validate(v, &b1, &b2x), CM_ERR_VERIFY);
 	TAP_EQ(validate(w, &b1, &b2x), CM_ERR_VERIFY);
 
-	/* the honest proposal on the same parent pins what p committed (0) */
+	/* the honest proposal on the same parent pins what its branch proves
+	 * committed (0: no three-chain yet), which every voter has */
 	TAP_EQ(pin_of(pl2, l2, NULL), 0);
 	make_block(&b2, &b1, 3, 0, pl2, l2);
 	TAP_EQ(validate(v, &b1, &b2), CM_OK);
@@ -529,7 +530,8 @@ static void test_unchecked_pin_refused(void)
 	TAP_EQ(validate(w, &b1, &b2y), CM_ERR_VERIFY); /* w has not committed height 1: cannot check, refuses */
 
 	/* p, behind b2y's pin (it has committed nothing), does not copy that
-	 * claim: it pins its own state, and v, ahead of it, accepts */
+	 * claim: it pins its own root at what the branch proves (0), and v,
+	 * ahead of it, accepts */
 	TAP_EQ(store(p, &b2y), CM_OK);
 	pool_add(p, &s[2], th[2], 2);
 	size_t l3 = propose(p, &b2y, 5, pl3, sizeof(pl3));
