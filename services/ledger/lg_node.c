@@ -74,7 +74,8 @@ void lg_node_enqueue(lg_node *n, int kind, uint32_t from, const uint8_t *bytes, 
 }
 
 /* On an RPC thread: a proposal's transactions are verified here, in
- * parallel, before the consensus thread sees it. */
+ * parallel, before the consensus thread sees it (only a proposal that
+ * passes the cheap checks first: lg_node_preverify). */
 static void on_net_message(void *arg, uint32_t from, const uint8_t *msg, size_t len)
 {
 	lg_node *n = arg;
@@ -290,6 +291,7 @@ int lg_node_open(const lg_node_opts *o, lg_node **out, char *err, size_t errlen)
 	cm_cond_init(&n->ccv);
 	pthread_mutex_init(&n->vmu, NULL);
 	pthread_mutex_init(&n->rmu, NULL);
+	pthread_mutex_init(&n->pvmu, NULL);
 	pthread_cond_init(&n->rcv, NULL);
 	int rc = lg_genesis_load(o->genesis_path, &n->genesis, err, errlen);
 	if (rc != CM_OK)
@@ -373,8 +375,10 @@ int lg_node_open(const lg_node_opts *o, lg_node **out, char *err, size_t errlen)
 		goto fail;
 	}
 	lg_hs_config cfg = {.n = n->n, .f = n->f, .self = n->self, .base_timeout_ms = o->base_timeout_ms,
-			    .max_timeout_ms = o->max_timeout_ms, .max_payload_bytes = o->max_payload_bytes};
+			    .max_timeout_ms = o->max_timeout_ms, .max_payload_bytes = o->max_payload_bytes,
+			    .max_future_views = FUTURE_VIEWS};
 	cm_chain_tag(cfg.chain, n->genesis->chain_id);
+	memcpy(n->chain_tag, cfg.chain, CM_HASH_BYTES);
 	lg_hs_io io;
 	lg_node_io_init(n, &io);
 	rc = restore(n, &cfg, &io, err, errlen);

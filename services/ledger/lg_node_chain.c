@@ -312,8 +312,10 @@ static int io_commit(void *ctx, const cm_block *b, const cm_qc *qc)
 			muri__v1__block_body__free_unpacked(body, NULL);
 		return CM_ERR_INTERNAL;
 	}
-	/* the block is certified: its proposer's root at state_height is what
-	 * a quorum agreed on; this replica has committed that height by now */
+	/* the block is certified: at least f+1 honest voters checked its pin
+	 * against their own committed roots (io_validate_payload), and this
+	 * replica has committed state_height (below b's height) by now; a
+	 * different root here means this replica diverged */
 	uint8_t mine[CM_HASH_BYTES];
 	int have = root_at(n, body->state_height, mine);
 	if (have == CM_OK && memcmp(mine, body->state_root.data, CM_HASH_BYTES) != 0) {
@@ -321,8 +323,8 @@ static int io_commit(void *ctx, const cm_block *b, const cm_qc *qc)
 		muri__v1__block_body__free_unpacked(body, NULL);
 		return CM_ERR_STATE;
 	}
-	if (have == CM_ERR_NOTFOUND)
-		cm_warn("commit_unchecked", "height=%llu state_height=%llu reason=\"not committed here\"",
+	if (have != CM_OK)
+		cm_warn("commit_unchecked", "height=%llu state_height=%llu reason=\"no root here at state_height\"",
 			(unsigned long long)b->height, (unsigned long long)body->state_height);
 	size_t blen = cm_block_size(b), qlen = cm_qc_size(qc), bl, ql;
 	uint8_t *bbuf = malloc(blen ? blen : 1), *qbuf = malloc(qlen ? qlen : 1);
@@ -511,6 +513,78 @@ static uint64_t branch_nonce(void *arg, const uint8_t sender[CM_PK_BYTES])
 	return b > c ? b : c;
 }
 
+#define PIN_WALK_MAX 256 /* blocks walked for a three-chain; none that deep: pin genesis */
+
+/* A block's (height, view, parent) on the branch: a pending block from the
+ * block tree, a committed one from the state store. */
+static int branch_step(lg_node *n, uint64_t height, const uint8_t hash[CM_HASH_BYTES], cm_block *out)
+{
+	uint8_t *bytes = NULL;
+	size_t len = 0;
+	lg_block_rec rec;
+	memset(&rec, 0, sizeof(rec));
+	int rc;
+	if (height > n->height) {
+		rc = lg_blocks_get(n->blocks, hash, &bytes, &len);
+	} else {
+		rc = lg_store_get_block(lg_state_store(n->state), height, &rec);
+		bytes = (uint8_t *)rec.header;
+		len = rec.header_len;
+	}
+	cm_block b;
+	if (rc == CM_OK)
+		rc = cm_block_decode(bytes, len, &b);
+	if (rc == CM_OK && b.height != height)
+		rc = CM_ERR_STATE;
+	if (rc == CM_OK) {
+		memset(out, 0, sizeof(*out));
+		out->height = b.height;
+		out->view = b.view;
+		memcpy(out->parent, b.parent, CM_HASH_BYTES);
+	}
+	if (height > n->height)
+		free(bytes);
+	else
+		lg_block_rec_clear(&rec);
+	return rc;
+}
+
+/* The height the branch ending at parent proves committed: that of the
+ * highest block c on it whose child c1 and grandchild c2 on it are in the
+ * next two views, c2 at or below parent. QC(c2) is the justify of the child
+ * of c2 on the branch (or the proposal's own), and the core processes a
+ * block's justify, committing the three-chain it completes, before it keeps
+ * the block (hs_accept_block; a parked orphan again when it is linked). So
+ * every replica holding a proposal on parent -- the proposer and every
+ * voter -- has committed at least this height. 0 (genesis) if no such chain
+ * is within PIN_WALK_MAX blocks. */
+static int branch_committed(lg_node *n, const cm_block *parent, uint64_t *out)
+{
+	cm_block cur;
+	memset(&cur, 0, sizeof(cur));
+	cur.height = parent->height;
+	cur.view = parent->view;
+	memcpy(cur.parent, parent->parent, CM_HASH_BYTES);
+	uint64_t v1 = 0, v2 = 0; /* views of the blocks one and two above cur */
+	for (int depth = 0; depth < PIN_WALK_MAX && cur.height > 0; depth++) {
+		if (depth >= 2 && cur.view + 1 == v1 && v1 + 1 == v2) {
+			*out = cur.height;
+			return CM_OK;
+		}
+		v2 = v1;
+		v1 = cur.view;
+		uint8_t want[CM_HASH_BYTES];
+		memcpy(want, cur.parent, CM_HASH_BYTES);
+		if (cur.height == 1)
+			break;
+		int rc = branch_step(n, cur.height - 1, want, &cur);
+		if (rc != CM_OK)
+			return rc;
+	}
+	*out = 0;
+	return CM_OK;
+}
+
 /* The governed block limits in the committed state (consensus thread). */
 static void block_limits(lg_node *n, size_t *max_txs, size_t *max_bytes)
 {
@@ -532,14 +606,18 @@ static int io_make_payload(void *ctx, const cm_block *parent, uint64_t height, u
 	uint64_t pts, psh;
 	if (beacon_of(n, parent, pbeacon, &pts, &psh, proot) != CM_OK)
 		return CM_ERR_INVALID;
-	/* our committed state, unless the chain already certified a later one */
-	uint64_t sh = n->height < parent->height ? n->height : parent->height;
-	if (sh < psh) {
-		sh = psh;
-		memcpy(sroot, proot, CM_HASH_BYTES);
-	} else if (root_at(n, sh, sroot) != CM_OK) {
+	/* our own root at the height the branch proves committed (every voter
+	 * has committed it: see io_validate_payload), never the parent's claim */
+	uint64_t sh = 0;
+	if (branch_committed(n, parent, &sh) != CM_OK) {
+		cm_warn("propose_skipped", "height=%llu reason=\"cannot read the branch it extends\"",
+			(unsigned long long)height);
 		return CM_ERR_STATE;
 	}
+	if (sh > n->height)
+		sh = n->height; /* cannot happen: the branch's three-chain was committed here */
+	if (root_at(n, sh, sroot) != CM_OK)
+		return CM_ERR_STATE;
 	Muri__V1__BlockBody body = MURI__V1__BLOCK_BODY__INIT;
 	uint8_t sig[CM_SIG_BYTES], beacon[CM_HASH_BYTES];
 	beacon_digest(d, height, pbeacon);
@@ -601,6 +679,35 @@ static int io_make_payload(void *ctx, const cm_block *parent, uint64_t height, u
 	return CM_OK;
 }
 
+/* A vote for a block vouches for its (state_height, state_root) pin: the
+ * voter has committed state_height itself and its root there is the pin's.
+ * A voter that has not reached state_height refuses rather than vote for a
+ * pin nobody checked (a pin of the uncommitted parent with a made-up root
+ * would otherwise be certified unchecked, copied forward, and make every
+ * honest replica stop when it commits). So every certified pin was checked
+ * by at least f+1 honest voters, and a mismatch at commit time means THIS
+ * replica's state diverged. state_height may be below the parent's own
+ * state_height (a proposer that is behind pins what it has), never above
+ * the parent's height.
+ *
+ * Liveness: the core processes a proposal's justify QC, and commits the
+ * three-chain it completes, before it asks for the vote (hs_on_proposal:
+ * hs_process_qc -> hs_commit_upto -> io_commit, which applies the block
+ * synchronously, then hs_try_vote -> validate_payload; a proposal kept for
+ * a future view or parked as an orphan had its QC processed again when it
+ * was linked, hs_accept_block). The same holds for every block the voter
+ * keeps: its justify was processed with its parent in the tree before it
+ * was stored. So a voter holding the proposal has committed everything the
+ * three-chains on its branch imply. The proposer pins exactly that height
+ * (branch_committed; its own committed height if that is lower, which the
+ * same argument says cannot happen), so the pin never exceeds an honest
+ * voter's committed height, and after GST every honest voter that has the
+ * proposal's branch votes for an honest proposal whatever the differences
+ * between replicas' committed heights. (Pinning the proposer's own
+ * committed height instead is not live: a replica that committed through a
+ * QC the others never processed would pin above them, lose every view it
+ * leads, and with one Byzantine leader among four no three consecutive
+ * views could be certified again to let the others catch up.) */
 static int io_validate_payload(void *ctx, const cm_block *parent, const cm_block *b)
 {
 	lg_node *n = ctx;
@@ -611,6 +718,7 @@ static int io_validate_payload(void *ctx, const cm_block *parent, const cm_block
 	uint8_t pbeacon[CM_HASH_BYTES], d[CM_HASH_BYTES], want[CM_HASH_BYTES], proot[CM_HASH_BYTES],
 		mine[CM_HASH_BYTES];
 	uint64_t pts, psh;
+	int have;
 	size_t max_txs, max_bytes, bytes = 0;
 	block_limits(n, &max_txs, &max_bytes);
 	if (!body)
@@ -636,10 +744,11 @@ static int io_validate_payload(void *ctx, const cm_block *parent, const cm_block
 			why = "timestamp before its parent's or too far ahead";
 		else if (body->state_height > parent->height)
 			why = "state_height: above the parent's height";
-		else if (body->state_height < psh)
-			why = "state_height: below the parent's state_height";
-		else if (root_at(n, body->state_height, mine) == CM_OK &&
-			 memcmp(mine, body->state_root.data, CM_HASH_BYTES) != 0)
+		else if ((have = root_at(n, body->state_height, mine)) == CM_ERR_NOTFOUND)
+			why = "state_height: above this replica's committed height (cannot check state_root)";
+		else if (have != CM_OK)
+			why = "state_root: this replica cannot read its root at state_height";
+		else if (memcmp(mine, body->state_root.data, CM_HASH_BYTES) != 0)
 			why = "state_root: not this replica's root at state_height";
 	}
 	uint8_t(*hashes)[CM_HASH_BYTES] = NULL;

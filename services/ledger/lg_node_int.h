@@ -45,6 +45,9 @@
 #define CLOCK_SKEW_MS 10000     /* how far ahead of ours a proposer's clock may be */
 #define FOLLOW_POLL_MS 200
 #define LG_NODE_VERIFIERS_MAX 256
+#define FUTURE_VIEWS 64         /* proposals and votes taken ahead of the current view (the core's max_future_views) */
+#define PREVERIFY_STALE_VIEWS 4 /* a proposal this many views behind ours is not pre-verified */
+#define PREVERIFY_SLOTS 64      /* views whose proposal was pre-verified, remembered (direct-mapped) */
 
 enum item_kind { ITEM_MSG, ITEM_BLOCK };
 
@@ -146,6 +149,12 @@ struct lg_node {
 	atomic_int diverged;
 	char diverged_why[ERR_MAX]; /* under cmu */
 
+	/* lg_node_preverify: the chain tag for proposal signatures and the
+	 * views whose proposal was pre-verified (at most once each), under pvmu */
+	uint8_t chain_tag[CM_HASH_BYTES];
+	pthread_mutex_t pvmu;
+	uint64_t pv_views[PREVERIFY_SLOTS]; /* view + 1; 0: empty */
+
 	struct beacon_entry bc[BEACON_CACHE];
 	uint64_t commits_since_prune;
 	uint64_t last_requeue;
@@ -179,7 +188,9 @@ int lg_node_check_txs(lg_node *n, Muri__V1__SignedTransaction *const *txs, size_
  * LG_NODE_VERIFIERS_MAX); stop them before the node is freed. */
 int lg_node_verifiers_start(lg_node *n, uint32_t threads);
 void lg_node_verifiers_stop(lg_node *n);
-/* If msg is a PROPOSAL, checks its transactions now (on the calling RPC
+/* If msg is a PROPOSAL that passes the cheap checks (its proposer leads its
+ * view, the view is near ours, its signature verifies, none of that view
+ * was pre-verified yet), checks its transactions now (on the calling RPC
  * thread and the pool), so that the vote finds them in the cache. */
 void lg_node_preverify(lg_node *n, const uint8_t *msg, size_t len);
 /* Inbound Consensus.Relay (lg_node_admit.c): copied into the relay inbox

@@ -162,11 +162,49 @@ int lg_node_check_txs(lg_node *n, Muri__V1__SignedTransaction *const *txs, size_
 	return rc;
 }
 
+/* Whether a proposal is worth verifying ahead of the consensus thread, on
+ * cheap checks only: its proposer leads its view (the core's round robin,
+ * view mod n, from the replica count: lg_hs_leader is not thread-safe), the
+ * view is neither stale (PREVERIFY_STALE_VIEWS behind ours) nor beyond
+ * FUTURE_VIEWS ahead, no proposal of that view was pre-verified yet, and
+ * the proposer's signature over the block verifies. Then the view is taken:
+ * a peer cannot make this replica verify transactions twice per view. */
+static int preverify_worth(lg_node *n, const lg_hs_proposal *p)
+{
+	const cm_block *pb = &p->block;
+	if (pb->proposer >= n->n || pb->proposer != (uint32_t)(pb->view % n->n))
+		return 0;
+	pthread_mutex_lock(&n->cmu);
+	uint64_t cur = n->view;
+	pthread_mutex_unlock(&n->cmu);
+	if (pb->view + PREVERIFY_STALE_VIEWS < cur || pb->view > cur + FUTURE_VIEWS)
+		return 0;
+	uint64_t *slot = &n->pv_views[pb->view % PREVERIFY_SLOTS];
+	pthread_mutex_lock(&n->pvmu);
+	int seen = *slot == pb->view + 1;
+	pthread_mutex_unlock(&n->pvmu);
+	if (seen)
+		return 0;
+	cm_block b = *pb;
+	uint8_t d[CM_HASH_BYTES];
+	cm_block_hash(&b);
+	cm_vote_digest(d, n->chain_tag, b.view, b.hash);
+	if (cm_verify(n->pks[b.proposer], p->sig, d, sizeof(d)) != CM_OK)
+		return 0;
+	pthread_mutex_lock(&n->pvmu);
+	seen = *slot == pb->view + 1;
+	*slot = pb->view + 1;
+	pthread_mutex_unlock(&n->pvmu);
+	return !seen;
+}
+
 void lg_node_preverify(lg_node *n, const uint8_t *msg, size_t len)
 {
 	lg_hs_msg m;
 	if (lg_hs_msg_decode(msg, len, &m) != CM_OK || m.type != LG_HS_MSG_PROPOSAL)
 		return;
+	if (!preverify_worth(n, &m.u.proposal))
+		return; /* the consensus thread checks it in full if it ever votes on it */
 	const cm_block *b = &m.u.proposal.block;
 	Muri__V1__BlockBody *body = muri__v1__block_body__unpack(NULL, b->payload_len, b->payload);
 	if (!body)

@@ -444,7 +444,6 @@ void sim_free(sim *s)
 	free(s->heap);
 	free(s->chain.h);
 	free(s->roots.h);
-	free(s->rootlies.h);
 	for (int i = 0; i < REPLAY_RING; i++)
 		free(s->replay[i].data);
 	free(s->poison.h);

@@ -103,7 +103,6 @@ typedef struct sim {
 	int group[N];               /* symmetric partition: only equal groups talk */
 	hashlist chain;             /* the one committed block per height, first seen */
 	hashlist roots;             /* the one state root per height, first seen */
-	hashlist rootlies;          /* wrong roots the Byzantine replica claimed */
 	int failed;
 	char why[400];
 	int byz;                    /* index of the Byzantine replica, or -1 */
@@ -111,8 +110,8 @@ typedef struct sim {
 	uint32_t equiv_ppm, silent_ppm, poison_ppm, voteall_ppm, junk_ppm, fork_ppm, lie_ppm;
 	uint32_t forge_ppm;         /* its proposals and NEW-VIEWs carry forged QCs */
 	uint32_t oddview_ppm;       /* votes and NEW-VIEWs of stale or far-future views */
-	uint32_t rootlie_ppm;       /* proposals claiming a wrong state root */
-	uint64_t forged_sent, root_lies_committed;
+	uint32_t rootlie_ppm;       /* proposals claiming a wrong state root, or pinning the parent */
+	uint64_t forged_sent, rootlies_sent;
 	struct seen_qc {            /* QCs the Byzantine replica saw, and their block heights */
 		cm_qc qc;
 		uint64_t height;
@@ -137,7 +136,7 @@ enum { FORGE_NONE, FORGE_FEW, FORGE_VIEW, FORGE_BLOCK, FORGE_CHAIN, FORGE_FLIP, 
        FORGE_EXTRA_SIGNER, FORGE_KINDS };
 
 typedef struct schedule_info {
-	uint64_t msgs, commits, crashes, partitions, byz, rounds, forged, no3, replays, evicted, grown;
+	uint64_t msgs, commits, crashes, partitions, byz, rounds, forged, no3, replays, evicted, grown, rootlies;
 	uint64_t worst_recovery_ms, worst_seed;
 } schedule_info;
 

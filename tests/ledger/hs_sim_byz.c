@@ -50,8 +50,15 @@ static void byz_variant(sim *s, const lg_hs_proposal *p, lg_hs_msg *out, uint8_t
 	if (first == POISON)
 		payload[0] = POISON;
 	else if (first == 'R' && len >= APP_PAYLOAD_MIN) {
-		payload[26] ^= 0x01; /* a wrong state root */
-		hl_set(&s->rootlies, s->rootlies.n, payload + 26);
+		payload[26] ^= 0x01; /* a wrong state root at its own state height */
+		s->rootlies_sent++;
+	} else if (first == 'P' && len >= APP_PAYLOAD_MIN && b->height > 0) {
+		/* pins the parent (which no voter has committed yet) with a
+		 * made-up root */
+		uint64_t junk = rnd(s);
+		cm_put_be64(payload + 18, b->height - 1);
+		cm_hash(payload + 26, CM_DOM_STATE, &junk, sizeof(junk));
+		s->rootlies_sent++;
 	}
 	b->payload = payload;
 	b->payload_len = len;
@@ -226,7 +233,7 @@ void byz_send(replica *r, int to, const lg_hs_msg *m)
 			return;
 		}
 		if (chance(s, s->rootlie_ppm)) {
-			byz_variant(s, &m->u.proposal, &alt, payload, 'R');
+			byz_variant(s, &m->u.proposal, &alt, payload, below(s, 2) ? 'P' : 'R');
 			net_msg(s, r->id, to, &alt);
 			return;
 		}

@@ -158,7 +158,9 @@ static int io_commit(void *ctx, const cm_block *b, const cm_qc *qc)
 	}
 	if (s->failed)
 		return CM_OK;
-	/* the app: the claimed state is checked now if it was not at the vote */
+	/* the app: every certified claim was checked by a quorum of voters
+	 * against their own committed roots, so a claim this replica finds
+	 * false at commit is a committed false root: an invariant violation */
 	uint64_t sh;
 	uint8_t claimed[CM_HASH_BYTES], root[CM_HASH_BYTES];
 	if (app_claim(b, &sh, claimed) != 0 || sh >= h) {
@@ -166,14 +168,9 @@ static int io_commit(void *ctx, const cm_block *b, const cm_qc *qc)
 		return CM_OK;
 	}
 	if (memcmp(r->roots.h[sh], claimed, CM_HASH_BYTES) != 0) {
-		int lie = 0;
-		for (size_t i = 0; i < s->rootlies.n && !lie; i++)
-			lie = memcmp(s->rootlies.h[i], claimed, CM_HASH_BYTES) == 0;
-		if (lie)
-			s->root_lies_committed++; /* the Byzantine lie, (re)claimed where no voter could check it */
-		else
-			sim_fail(s, "replica %u: honest proposer %u claimed a wrong root at height %" PRIu64,
-				 r->id, b->proposer, sh);
+		sim_fail(s, "STATE: replica %u committed block %" PRIu64 " of proposer %u pinning a false root at height %" PRIu64,
+			 r->id, h, b->proposer, sh);
+		return CM_OK;
 	}
 	app_next_root(r->roots.h[h - 1], b, root);
 	hl_set(&r->roots, h, root);
@@ -189,24 +186,48 @@ static int io_commit(void *ctx, const cm_block *b, const cm_qc *qc)
 	return CM_OK;
 }
 
-/* The proposer's committed state goes in the payload: its height is not
- * above the parent's height nor below the parent's own claim (a proposer
- * behind that claim repeats it). */
+/* The height the branch ending at parent proves committed: the highest c on
+ * it whose child and grandchild on it are in the next two views (as
+ * lg_node_chain.c's branch_committed); UINT64_MAX if a block is missing. */
+static uint64_t app_branch_committed(const replica *r, const cm_block *parent)
+{
+	cm_block cur = *parent;
+	uint64_t v1 = 0, v2 = 0; /* views of the blocks one and two above cur */
+	for (int depth = 0; cur.height > 0; depth++) {
+		if (depth >= 2 && cur.view + 1 == v1 && v1 + 1 == v2)
+			return cur.height;
+		v2 = v1;
+		v1 = cur.view;
+		if (cur.height == 1)
+			break;
+		uint64_t want = cur.height - 1;
+		int32_t i = bstore_find(&r->store, cur.parent);
+		if (i < 0 || cm_block_decode(r->store.v[i].bytes, r->store.v[i].len, &cur) != CM_OK ||
+		    cur.height != want)
+			return UINT64_MAX;
+	}
+	return 0;
+}
+
+/* The proposer's root at the height the branch proves committed goes in the
+ * payload; never the parent's claim (lg_node_chain.c's rule). Having
+ * processed QC(parent), the proposer has committed that height: that it
+ * has not is an invariant violation (the liveness argument rests on it),
+ * unless its commits are failing. */
 static int io_make_payload(void *ctx, const cm_block *parent, uint64_t height, uint64_t view,
 			   uint8_t *buf, size_t cap, size_t *len)
 {
 	replica *r = ctx;
-	uint64_t psh, sh = r->committed.n - 1;
-	uint8_t proot[CM_HASH_BYTES];
-	if (app_claim(parent, &psh, proot) != 0)
-		psh = 0;
-	if (sh > parent->height)
-		sh = parent->height;
-	/* behind the parent's claim (the QC that committed it went elsewhere):
-	 * repeat the claim; whoever has reached that height checks it */
-	const uint8_t *root = sh < psh ? proot : r->roots.h[sh];
-	if (sh < psh)
-		sh = psh;
+	uint64_t sh = app_branch_committed(r, parent);
+	if (sh == UINT64_MAX)
+		return CM_ERR_STATE;
+	if (sh >= r->committed.n) {
+		if (!r->commit_fail)
+			sim_fail(r->sim, "replica %u proposes on height %" PRIu64 " whose branch proves %" PRIu64
+				 " committed, but it committed only %zu", r->id, parent->height, sh, r->committed.n - 1);
+		sh = r->committed.n - 1;
+	}
+	const uint8_t *root = r->roots.h[sh];
 	size_t n = APP_PAYLOAD_MIN + below(r->sim, 24);
 	if (n > cap)
 		return CM_ERR_TOOBIG;
@@ -221,20 +242,29 @@ static int io_make_payload(void *ctx, const cm_block *parent, uint64_t height, u
 	return CM_OK;
 }
 
-/* Mirrors the replica: a vote only if the claimed state height is in range
- * and, when this replica has reached it, the claimed root is its own. */
+/* Mirrors the replica: a vote only if the claimed state height is not above
+ * the parent's, this replica has committed it, and the claimed root is its
+ * own there (a claim it cannot check it refuses). */
 static int io_validate(void *ctx, const cm_block *parent, const cm_block *b)
 {
 	replica *r = ctx;
-	uint64_t sh, psh;
-	uint8_t root[CM_HASH_BYTES], proot[CM_HASH_BYTES];
+	uint64_t sh;
+	uint8_t root[CM_HASH_BYTES];
 	if (b->payload_len > 0 && b->payload[0] == POISON)
 		return CM_ERR_INVALID;
-	if (app_claim(b, &sh, root) != 0 || app_claim(parent, &psh, proot) != 0)
+	if (app_claim(b, &sh, root) != 0)
 		return CM_ERR_INVALID;
-	if (sh > parent->height || sh < psh)
+	if (sh > parent->height)
 		return CM_ERR_INVALID;
-	if (sh < r->roots.n && memcmp(r->roots.h[sh], root, CM_HASH_BYTES) != 0)
+	if (sh >= r->committed.n) {
+		/* the liveness argument: an honest proposer pins what every
+		 * replica holding its block has committed */
+		if (b->proposer != (uint32_t)r->sim->byz && !r->commit_fail)
+			sim_fail(r->sim, "replica %u cannot check honest proposer %u's pin at %" PRIu64
+				 " (committed %zu)", r->id, b->proposer, sh, r->committed.n - 1);
+		return CM_ERR_INVALID;
+	}
+	if (memcmp(r->roots.h[sh], root, CM_HASH_BYTES) != 0)
 		return CM_ERR_INVALID;
 	return CM_OK;
 }

@@ -173,6 +173,7 @@ int run_schedule(uint64_t seed, schedule_info *info)
 	info->msgs += s.msgs;
 	info->commits += max_honest_height(&s);
 	info->forged += s.forged_sent;
+	info->rootlies += s.rootlies_sent;
 	for (uint32_t i = 0; i < N; i++) {
 		if (s.r[i].hs) {
 			lg_hs_stats st;
@@ -222,10 +223,10 @@ int sim_run_seeds(void)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	printf("# %ld seeds (%" PRIu64 " GST rounds, %" PRIu64 " with a Byzantine replica sending %" PRIu64
-	       " forged QCs, %" PRIu64 " stretches without a three-chain, %" PRIu64 " crashes, %" PRIu64
+	       " forged QCs and %" PRIu64 " false state pins, %" PRIu64 " stretches without a three-chain, %" PRIu64 " crashes, %" PRIu64
 	       " partitions, %" PRIu64 " replaying networks): %" PRIu64 " messages, %" PRIu64
 	       " blocks committed, %" PRIu64 " blocks evicted, %" PRIu64 " tree growths, %d failed, %.1f s\n",
-	       count, info.rounds, info.byz, info.forged, info.no3, info.crashes, info.partitions, info.replays,
+	       count, info.rounds, info.byz, info.forged, info.rootlies, info.no3, info.crashes, info.partitions, info.replays,
 	       info.msgs, info.commits, info.evicted, info.grown, failures, secs);
 	printf("# slowest recovery after GST: %" PRIu64 " simulated ms (seed 0x%016" PRIx64 ")\n",
 	       info.worst_recovery_ms, info.worst_seed);

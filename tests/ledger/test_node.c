@@ -135,6 +135,29 @@ static int validate(lg_node *n, const cm_block *parent, const cm_block *b)
 	return io.validate_payload(n, parent, b);
 }
 
+static int store(lg_node *n, const cm_block *b)
+{
+	lg_hs_io io;
+	lg_node_io_init(n, &io);
+	return io.store_block(n, b);
+}
+
+/* The (state_height, state_root) a payload pins. */
+static uint64_t pin_of(const uint8_t *payload, size_t len, uint8_t root[CM_HASH_BYTES])
+{
+	Muri__V1__BlockBody *body = muri__v1__block_body__unpack(NULL, len, payload);
+	TAP_CHECK(body != NULL && body->state_root.len == CM_HASH_BYTES);
+	uint64_t h = UINT64_MAX;
+	if (body && body->state_root.len == CM_HASH_BYTES) {
+		h = body->state_height;
+		if (root)
+			memcpy(root, body->state_root.data, CM_HASH_BYTES);
+	}
+	if (body)
+		muri__v1__block_body__free_unpacked(body, NULL);
+	return h;
+}
+
 static int commit(lg_node *n, const cm_block *b)
 {
 	lg_hs_io io;
@@ -329,8 +352,11 @@ static void test_state_root_in_blocks(void)
 
 	pool_add(p, &s1, h1, 1);
 	size_t l2 = propose(p, &b1, 2, pl2, sizeof(pl2));
+	/* pinning height 1, which p and v have committed */
+	static uint8_t pl2p[1 << 16];
+	l2 = rewrite(pl2, l2, -1, p->root, 1, pl2p);
 	cm_block b2;
-	make_block(&b2, &b1, 2, 0, pl2, l2);
+	make_block(&b2, &b1, 2, 0, pl2p, l2);
 	TAP_EQ(validate(v, &b1, &b2), CM_OK);
 	TAP_EQ(validate(odd, &b1, &b2), CM_ERR_VERIFY); /* odd has height 1 with another root */
 	TAP_EQ(lg_node_diverged(v, NULL, 0), 0);
@@ -449,6 +475,171 @@ out:
 	lg_node_close(v);
 }
 
+/* The review's scenario (n=4, f=1): a Byzantine leader pins its parent,
+ * which no voter has committed yet, with a made-up root. Were it voted for,
+ * the pin would be checked by nobody until the block commits, and then every
+ * honest replica would find the mismatch and stop for good. A voter signs a
+ * pin only after checking it against its own committed root; an honest
+ * proposer pins its own committed state, never the parent's claim. */
+static void test_unchecked_pin_refused(void)
+{
+	lg_node *p = open_node(0, "r7-p"), *v = open_node(1, "r7-v"), *w = open_node(2, "r7-w");
+	if (!p || !v || !w)
+		goto out;
+	cm_block g;
+	cm_block_genesis(&g);
+	Muri__V1__SignedTransaction s[3];
+	uint8_t th[3][CM_HASH_BYTES];
+	for (int i = 0; i < 3; i++) {
+		muri__v1__signed_transaction__init(&s[i]);
+		signed_transfer(&s[i], (uint64_t)i, 10, th[i]);
+	}
+	static uint8_t pl1[1 << 16], pl2[1 << 16], x[1 << 16], y[1 << 16], pl3[1 << 16];
+	pool_add(p, &s[0], th[0], 0);
+	size_t l1 = propose(p, &g, 1, pl1, sizeof(pl1));
+	cm_block b1, b2x, b2, b2y, b3;
+	make_block(&b1, &g, 1, 0, pl1, l1);
+	TAP_EQ(validate(v, &g, &b1), CM_OK);
+	TAP_EQ(validate(w, &g, &b1), CM_OK);
+	TAP_EQ(store(p, &b1), CM_OK);
+
+	/* b1 is certified, not committed anywhere; the leader of view 2 pins
+	 * height 1 with a root nobody has */
+	pool_add(p, &s[1], th[1], 1);
+	size_t l2 = propose(p, &b1, 2, pl2, sizeof(pl2));
+	uint8_t wrong[CM_HASH_BYTES];
+	memset(wrong, 0xcd, sizeof(wrong));
+	size_t lx = rewrite(pl2, l2, -1, wrong, 1, x);
+	make_block(&b2x, &b1, 2, 0, x, lx);
+	TAP_EQ(validate(v, &b1, &b2x), CM_ERR_VERIFY);
+	TAP_EQ(validate(w, &b1, &b2x), CM_ERR_VERIFY);
+
+	/* the honest proposal on the same parent pins what its branch proves
+	 * committed (0: no three-chain yet), which every voter has */
+	TAP_EQ(pin_of(pl2, l2, NULL), 0);
+	make_block(&b2, &b1, 3, 0, pl2, l2);
+	TAP_EQ(validate(v, &b1, &b2), CM_OK);
+
+	/* once v has committed height 1 it can check a pin there: its own root
+	 * passes, another does not */
+	TAP_EQ(commit(v, &b1), CM_OK);
+	TAP_EQ(validate(v, &b1, &b2x), CM_ERR_VERIFY);
+	size_t ly = rewrite(pl2, l2, -1, v->root, 1, y);
+	make_block(&b2y, &b1, 4, 0, y, ly);
+	TAP_EQ(validate(v, &b1, &b2y), CM_OK);
+	TAP_EQ(validate(w, &b1, &b2y), CM_ERR_VERIFY); /* w has not committed height 1: cannot check, refuses */
+
+	/* p, behind b2y's pin (it has committed nothing), does not copy that
+	 * claim: it pins its own root at what the branch proves (0), and v,
+	 * ahead of it, accepts */
+	TAP_EQ(store(p, &b2y), CM_OK);
+	pool_add(p, &s[2], th[2], 2);
+	size_t l3 = propose(p, &b2y, 5, pl3, sizeof(pl3));
+	uint8_t r3[CM_HASH_BYTES];
+	TAP_EQ(pin_of(pl3, l3, r3), 0);
+	TAP_CHECK(memcmp(r3, p->root, CM_HASH_BYTES) == 0);
+	make_block(&b3, &b2y, 5, 0, pl3, l3);
+	TAP_EQ(validate(v, &b2y, &b3), CM_OK);
+	TAP_EQ(validate(w, &b2y, &b3), CM_OK);
+	TAP_EQ(lg_node_diverged(v, NULL, 0), 0);
+	for (int i = 0; i < 3; i++)
+		lg_tx_signed_clear(&s[i]);
+out:
+	lg_node_close(p);
+	lg_node_close(v);
+	lg_node_close(w);
+}
+
+#define HONEST_HEIGHTS 16
+
+/* The view of the honest chain's block at height h: a view is lost after
+ * every fifth height, so three-chains are sometimes broken. */
+static uint64_t honest_view(uint64_t h)
+{
+	return h + h / 5;
+}
+
+/* The height a branch ending at height top proves committed (the highest c
+ * with c, c+1, c+2 in consecutive views and c+2 <= top), 0 if none. */
+static uint64_t honest_committed(uint64_t top)
+{
+	for (uint64_t c = top >= 2 ? top - 2 : 0; c > 0; c--)
+		if (honest_view(c) + 1 == honest_view(c + 1) && honest_view(c + 1) + 1 == honest_view(c + 2))
+			return c;
+	return 0;
+}
+
+/* An honest chain keeps committing under the rule: four replicas propose in
+ * turn, each commits what the three-chain rule gives it once it processes
+ * the QC of the block a proposal extends, and replica 3 applies its commits
+ * one height late. Each proposal pins the height its branch proves
+ * committed (the proposer's own if it is behind), gets a quorum of votes
+ * (its proposer's and n-f-1 others), the laggard's proposals included; in
+ * the end every replica has committed every block with the same roots and
+ * none diverged. */
+static void test_honest_chain_commits(void)
+{
+	lg_node *r[NREP] = {0};
+	char name[32];
+	int ok = 1;
+	for (int i = 0; i < NREP; i++) {
+		snprintf(name, sizeof(name), "r8-%d", i);
+		r[i] = open_node(i, name);
+		ok = ok && r[i];
+	}
+	if (!ok)
+		goto out;
+	static uint8_t pl[HONEST_HEIGHTS + 1][1 << 14];
+	static cm_block b[HONEST_HEIGHTS + 1];
+	Muri__V1__SignedTransaction s[HONEST_HEIGHTS + 1];
+	cm_block_genesis(&b[0]);
+	int quorum_ok = 1, laggard_accepted = 1, pins_ok = 1;
+	for (uint64_t h = 1; h <= HONEST_HEIGHTS; h++) {
+		for (int i = 0; i < NREP; i++) {
+			uint64_t upto = honest_committed(i == 3 ? h - 2 + (h < 2) : h - 1);
+			while (r[i]->height < upto)
+				TAP_EQ(commit(r[i], &b[r[i]->height + 1]), CM_OK);
+		}
+		int prop = (int)(h % NREP);
+		uint8_t th[CM_HASH_BYTES];
+		muri__v1__signed_transaction__init(&s[h]);
+		signed_transfer(&s[h], h - 1, 1, th);
+		pool_add(r[prop], &s[h], th, h - 1);
+		size_t len = propose(r[prop], &b[h - 1], honest_view(h), pl[h], sizeof(pl[h]));
+		uint64_t want = honest_committed(h - 1);
+		if (want > r[prop]->height)
+			want = r[prop]->height;
+		pins_ok = pins_ok && pin_of(pl[h], len, NULL) == want;
+		make_block(&b[h], &b[h - 1], honest_view(h), (uint32_t)prop, pl[h], len);
+		int votes = 1;
+		for (int i = 0; i < NREP; i++) {
+			TAP_EQ(store(r[i], &b[h]), CM_OK);
+			if (i != prop)
+				votes += validate(r[i], &b[h - 1], &b[h]) == CM_OK;
+		}
+		quorum_ok = quorum_ok && votes >= NREP - 1;
+		if (prop == 3)
+			laggard_accepted = laggard_accepted && votes == NREP;
+	}
+	TAP_CHECK(pins_ok);
+	TAP_CHECK(quorum_ok);
+	TAP_CHECK(laggard_accepted);
+	for (int i = 0; i < NREP; i++) {
+		while (r[i]->height < HONEST_HEIGHTS)
+			TAP_EQ(commit(r[i], &b[r[i]->height + 1]), CM_OK);
+		TAP_EQ(r[i]->height, HONEST_HEIGHTS);
+		TAP_EQ(r[i]->txs_committed, HONEST_HEIGHTS);
+		TAP_EQ(lg_node_diverged(r[i], NULL, 0), 0);
+		TAP_CHECK(memcmp(r[i]->root, r[0]->root, CM_HASH_BYTES) == 0);
+	}
+	TAP_EQ(balance(r[0], K_TO), HONEST_HEIGHTS);
+	for (uint64_t h = 1; h <= HONEST_HEIGHTS; h++)
+		lg_tx_signed_clear(&s[h]);
+out:
+	for (int i = 0; i < NREP; i++)
+		lg_node_close(r[i]);
+}
+
 /* Relayed transactions: verified like any other before they enter the
  * mempool, deduplicated by hash, never relayed again. */
 static void test_relay_admission(void)
@@ -484,6 +675,67 @@ static void test_relay_admission(void)
 	lg_node_close(p);
 }
 
+/* A proposal with ntx fresh signed transfers for view, by proposer, its
+ * proposal signature made with K[signer], handed to lg_node_preverify as an
+ * inbound message; returns how many transactions were checked in full. */
+static uint64_t preverify_once(lg_node *n, uint64_t view, uint32_t proposer, int signer, uint64_t *nonce)
+{
+	enum { NTX = 2 };
+	Muri__V1__SignedTransaction s[NTX], *ps[NTX];
+	uint8_t th[CM_HASH_BYTES];
+	for (int i = 0; i < NTX; i++) {
+		muri__v1__signed_transaction__init(&s[i]);
+		signed_transfer(&s[i], (*nonce)++, 1, th);
+		ps[i] = &s[i];
+	}
+	Muri__V1__BlockBody body = MURI__V1__BLOCK_BODY__INIT;
+	body.txs = ps;
+	body.n_txs = NTX;
+	static uint8_t pl[1 << 14], msg[1 << 15];
+	size_t plen = muri__v1__block_body__pack(&body, pl);
+	cm_block g;
+	cm_block_genesis(&g);
+	lg_hs_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = LG_HS_MSG_PROPOSAL;
+	make_block(&m.u.proposal.block, &g, view, proposer, pl, plen);
+	uint8_t tag[CM_HASH_BYTES], d[CM_HASH_BYTES];
+	cm_chain_tag(tag, CHAIN);
+	cm_vote_digest(d, tag, view, m.u.proposal.block.hash);
+	cm_sign(&K[signer], m.u.proposal.sig, d, sizeof(d));
+	size_t len = 0;
+	TAP_EQ(lg_hs_msg_encode(&m, msg, sizeof(msg), &len), CM_OK);
+	uint64_t before = lg_node_sig_checks(n);
+	lg_node_preverify(n, msg, len);
+	for (int i = 0; i < NTX; i++)
+		lg_tx_signed_clear(&s[i]);
+	return lg_node_sig_checks(n) - before;
+}
+
+/* An inbound proposal's transactions are verified ahead of the consensus
+ * thread only once it passed the cheap checks: its proposer leads its view,
+ * the view is near this replica's, its own signature verifies, and no
+ * proposal of that view was pre-verified already. */
+static void test_preverify_after_cheap_checks(void)
+{
+	lg_node *v = open_node(1, "r9-v");
+	if (!v)
+		return;
+	pthread_mutex_lock(&v->cmu);
+	v->view = 20;
+	pthread_mutex_unlock(&v->cmu);
+	uint64_t nonce = 0;
+	TAP_EQ(preverify_once(v, 20, 0, 0, &nonce), 2);  /* the leader of the current view */
+	TAP_EQ(preverify_once(v, 21, 0, 0, &nonce), 0);  /* not view 21's leader */
+	TAP_EQ(preverify_once(v, 12, 0, 0, &nonce), 0);  /* stale */
+	TAP_EQ(preverify_once(v, 20 + FUTURE_VIEWS + 1, 1, 1, &nonce), 0); /* too far ahead */
+	TAP_EQ(preverify_once(v, 24, 0, 1, &nonce), 0);  /* signed by another replica */
+	TAP_EQ(preverify_once(v, 24, 0, 0, &nonce), 2);
+	TAP_EQ(preverify_once(v, 24, 0, 0, &nonce), 0);  /* a second proposal of view 24 */
+	TAP_EQ(preverify_once(v, 17, 1, 1, &nonce), 2);  /* a little behind: still useful */
+	lg_node_close(v);
+}
+
 int main(void)
 {
 	TAP_CHECK(cm_crypto_init() == CM_OK);
@@ -502,6 +754,9 @@ int main(void)
 	TAP_RUN(test_block_limit_from_state);
 	TAP_RUN(test_relay_admission);
 	TAP_RUN(test_proposal_follows_its_branch);
+	TAP_RUN(test_unchecked_pin_refused);
+	TAP_RUN(test_honest_chain_commits);
+	TAP_RUN(test_preverify_after_cheap_checks);
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (system(cmd) != 0)
