@@ -25,6 +25,7 @@ typedef struct lg_config {
 	int64_t relay_inbox;
 	int64_t verifier_threads;
 	int64_t empty_block_ms;
+	bool idle_when_final;
 	int64_t read_connections;
 	int64_t max_wait_ms;
 	char *tls_ca;
@@ -61,9 +62,13 @@ static const cm_config_key lg_keys[] = {
 	 "inbound Relay batches waiting for admission (beyond, a batch is dropped)", NULL},
 	{"verifier_threads", CM_CFG_INT, offsetof(lg_config, verifier_threads), "0", 0, 256,
 	 "signature verifier threads; 0: one per core", NULL},
+	{"idle_when_final", CM_CFG_BOOL, offsetof(lg_config, idle_when_final), "false", 0, 0,
+	 "with no transaction waiting, stop making empty blocks once the last block with transactions is "
+	 "final for followers (then one every empty_block_ms); false: empty blocks while any block is "
+	 "uncommitted, the lowest commit latency", NULL},
 	{"empty_block_ms", CM_CFG_INT, offsetof(lg_config, empty_block_ms), "1000", 0, 3600000,
-	 "with no transaction waiting, a leader proposes an empty block at most this often (keeps heights, "
-	 "challenges and deadlines moving); 0: never, the chain idles", NULL},
+	 "with idle_when_final, an idle chain's leader proposes an empty block at most this often (keeps "
+	 "heights, challenges and deadlines moving); 0: never, the chain idles", NULL},
 	{"read_connections", CM_CFG_INT, offsetof(lg_config, read_connections), "4", 1, 256,
 	 "read-only SQLite connections for queries", NULL},
 	{"max_wait_ms", CM_CFG_INT, offsetof(lg_config, max_wait_ms), "60000", 1, 3600000,
@@ -142,6 +147,7 @@ static int lg_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.relay_inbox = (uint32_t)c->cfg.relay_inbox,
 		.verifier_threads = (uint32_t)c->cfg.verifier_threads,
 		.empty_block_ms = (uint32_t)c->cfg.empty_block_ms,
+		.idle_when_final = c->cfg.idle_when_final,
 		.readers = (uint32_t)c->cfg.read_connections,
 		.max_wait_ms = (uint32_t)c->cfg.max_wait_ms,
 		.tls_ca_file = c->cfg.tls_ca && *c->cfg.tls_ca ? c->cfg.tls_ca : NULL,

@@ -36,6 +36,7 @@ typedef struct lg_node_opts {
 	uint32_t relay_inbox;          /* inbound Relay batches waiting for admission */
 	uint32_t verifier_threads;     /* signature verifier threads (0: one per core) */
 	uint32_t empty_block_ms;       /* idle chain: an empty block at most this often (0: none) */
+	int idle_when_final;           /* idle once the last transactions are final (else: while blocks wait) */
 	uint32_t readers;              /* read-only SQLite connections for queries */
 	uint32_t max_wait_ms;          /* longest SubmitTransaction wait_commit */
 	const char *tls_ca_file;       /* to reach peers over TLS; NULL: plaintext */

@@ -602,6 +602,10 @@ static int io_make_payload(void *ctx, const cm_block *parent, uint64_t height, u
 	(void)view;
 	if (atomic_load(&n->diverged))
 		return CM_ERR_STATE;
+	/* by default, an empty block only while an earlier one waits for its
+	 * commit (the lowest latency; the chain never idles) */
+	if (!n->o.idle_when_final && lg_mempool_count(n->mp) == 0 && parent->height <= n->height)
+		return CM_ERR_STATE;
 	uint8_t pbeacon[CM_HASH_BYTES], d[CM_HASH_BYTES], proot[CM_HASH_BYTES], sroot[CM_HASH_BYTES];
 	uint64_t pts, psh;
 	if (beacon_of(n, parent, pbeacon, &pts, &psh, proot) != CM_OK)
@@ -651,13 +655,14 @@ static int io_make_payload(void *ctx, const cm_block *parent, uint64_t height, u
 			(unsigned long long)height);
 		return CM_ERR_STATE;
 	}
-	/* An empty block while transactions still wait on the chain: in
+	/* With idle_when_final: an empty block while transactions still wait on the chain: in
 	 * pending blocks, or committed but not yet final for followers (three
 	 * committed blocks of consecutive views at or above them). Otherwise
 	 * the chain idles, but for an empty block every empty_block_ms so that
 	 * heights (challenges, deadlines, expiries) still move. */
 	int idle_due = n->o.empty_block_ms && cm_now_ms() - n->last_commit_ms >= n->o.empty_block_ms;
-	if (lg_mempool_count(n->mp) == 0 && br.txs == 0 && n->final_through >= n->last_txs_height && !idle_due) {
+	if (n->o.idle_when_final && lg_mempool_count(n->mp) == 0 && br.txs == 0 &&
+	    n->final_through >= n->last_txs_height && !idle_due) {
 		branch_free(&br);
 		return CM_ERR_STATE;
 	}

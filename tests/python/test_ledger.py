@@ -226,10 +226,10 @@ def outlives(net):
 
 
 def test_chain_idles_once_its_last_transaction_is_final(servers, stubs, tmp_path):
-    """With nothing to do (and empty_block_ms = 0) the replicas stop making
+    """With idle_when_final (and empty_block_ms = 0), nothing to do: the replicas stop making
     blocks, but only once the last block with transactions is final for a
     follower: it and two committed blocks above it sit in consecutive views."""
-    net = LedgerNet(servers, stubs, tmp_path, args=("--empty-block-ms", "0"))
+    net = LedgerNet(servers, stubs, tmp_path, args=("--idle-when-final", "true", "--empty-block-ms", "0"))
     try:
         idle_chain(net)
     finally:
@@ -237,10 +237,10 @@ def test_chain_idles_once_its_last_transaction_is_final(servers, stubs, tmp_path
 
 
 def test_idle_chain_makes_an_empty_block_every_empty_block_ms(servers, stubs, tmp_path):
-    """With empty_block_ms set the idle chain still moves, slowly: heights
+    """With idle_when_final and empty_block_ms set the idle chain still moves, slowly: heights
     (and with them challenges and deadlines) go on, a few blocks a second at
     most rather than as fast as the replicas can vote."""
-    net = LedgerNet(servers, stubs, tmp_path, args=("--empty-block-ms", "300"))
+    net = LedgerNet(servers, stubs, tmp_path, args=("--idle-when-final", "true", "--empty-block-ms", "300"))
     try:
         a, b = net.accounts
         assert net.submit(0, transfer(net, a, b, 3)).state == net.pb.TX_COMMITTED
