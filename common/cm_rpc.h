@@ -146,6 +146,11 @@ void cm_rpc_stream_cancel(cm_rpc_stream *s);
 /* Cancels if needed and frees. Accepts NULL. */
 void cm_rpc_stream_close(cm_rpc_stream *s);
 
+/* A deep copy of m (by packing and unpacking it) that the caller owns and
+ * frees with protobuf_c_message_free_unpacked(copy, NULL); NULL when out of
+ * memory. */
+ProtobufCMessage *cm_pb_dup(const ProtobufCMessage *m);
+
 /* Maps a gRPC status code to an enum cm_err code (OK -> CM_OK). */
 int cm_rpc_code_to_err(int code);
 /* The canonical name of a gRPC status code ("DEADLINE_EXCEEDED"). */

@@ -112,3 +112,15 @@ const char *cm_rpc_code_name(int code)
 		return names[code];
 	return "UNKNOWN";
 }
+
+ProtobufCMessage *cm_pb_dup(const ProtobufCMessage *m)
+{
+	size_t n = protobuf_c_message_get_packed_size(m);
+	uint8_t *buf = malloc(n ? n : 1);
+	if (!buf)
+		return NULL;
+	protobuf_c_message_pack(m, buf);
+	ProtobufCMessage *d = protobuf_c_message_unpack(m->descriptor, NULL, n, buf);
+	free(buf);
+	return d;
+}

@@ -275,18 +275,6 @@ static void apply(ix_chain *c, const struct pending *p)
 	atomic_store(&c->applied, p->height);
 }
 
-static Muri__V1__BlockEffects *effects_dup(const Muri__V1__BlockEffects *e)
-{
-	size_t len = protobuf_c_message_get_packed_size(&e->base);
-	uint8_t *buf = malloc(len ? len : 1);
-	if (!buf)
-		return NULL;
-	protobuf_c_message_pack(&e->base, buf);
-	Muri__V1__BlockEffects *d = muri__v1__block_effects__unpack(NULL, len, buf);
-	free(buf);
-	return d;
-}
-
 /* On the follower's thread: queue the block, then apply every queued block
  * the chain vouches for. Blocks above verified_through wait here for a later
  * block's pin (the ledger makes an empty block at least every
@@ -302,7 +290,7 @@ static int on_block(void *arg, const Muri__V1__Block *b)
 		return 1;
 	}
 	struct pending *p = &c->q[c->nq];
-	p->eff = effects_dup(b->effects);
+	p->eff = (Muri__V1__BlockEffects *)cm_pb_dup(&b->effects->base);
 	if (!p->eff)
 		return 1;
 	p->height = b->header->height;

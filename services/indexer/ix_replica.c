@@ -67,18 +67,6 @@ void ixr_config_from_pb(const Muri__V1__FragmentConfig *c, ix_repl_config *out)
 	}
 }
 
-Muri__V1__FragmentConfig *ixr_config_dup(const Muri__V1__FragmentConfig *c)
-{
-	size_t n = protobuf_c_message_get_packed_size(&c->base);
-	uint8_t *buf = malloc(n ? n : 1);
-	if (!buf)
-		return NULL;
-	protobuf_c_message_pack(&c->base, buf);
-	Muri__V1__FragmentConfig *d = muri__v1__fragment_config__unpack(NULL, n, buf);
-	free(buf);
-	return d;
-}
-
 /* ---- the state file: magic | u64 reported_epoch | u64 floor | u32 n | FragmentConfig ---- */
 
 static int write_file_durably(const char *dir, const char *name, const uint8_t *buf, size_t n)

@@ -33,7 +33,7 @@ int ixr_apply_config(ix_service *s, const Muri__V1__FragmentConfig *cfg, const M
 	}
 	ix_repl_config c;
 	ixr_config_from_pb(cfg, &c);
-	Muri__V1__FragmentConfig *copy = ixr_config_dup(cfg);
+	Muri__V1__FragmentConfig *copy = (Muri__V1__FragmentConfig *)cm_pb_dup(&cfg->base);
 	if (!copy) {
 		snprintf(err, errlen, "out of memory");
 		return CM_ERR_NOMEM;

@@ -117,8 +117,6 @@ int ix_replica_is_member(struct frag *f);
 /* Shared with the handlers (ix_replica_rpc.c). */
 const char *ixr_check_config(const Muri__V1__FragmentConfig *c);
 void ixr_config_from_pb(const Muri__V1__FragmentConfig *c, ix_repl_config *out);
-/* A copy the caller owns (muri__v1__fragment_config__free_unpacked); NULL when out of memory. */
-Muri__V1__FragmentConfig *ixr_config_dup(const Muri__V1__FragmentConfig *c);
 /* Opens f's store with schema if it has none; under core_mu. */
 int ixr_ensure_store(struct frag *f, const Muri__V1__FragmentSchema *schema, char *err, size_t errlen);
 /* A record's canonical bytes in a, as a core entry. */

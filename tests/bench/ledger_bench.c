@@ -105,17 +105,6 @@ static long find_tx(const uint8_t *h)
 	return -1;
 }
 
-static int free_port(void)
-{
-	int s = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 || getsockname(s, (struct sockaddr *)&a, &len) != 0)
-		return -1;
-	close(s);
-	return ntohs(a.sin_port);
-}
-
 #define BATCH_MAX 1000
 static int batch_size = 250; /* transactions per SubmitTransactions call to one replica (--batch) */
 
@@ -268,7 +257,7 @@ static int run(int block_max, double *tps, double *p50, double *p99, double *mea
 		cm_keypair_generate(&reps[i]);
 		snprintf(path, sizeof(path), "%s/ledger%d.key", dir, i);
 		cm_key_save(&reps[i], path);
-		snprintf(addrs[i], sizeof(addrs[i]), "127.0.0.1:%d", free_port());
+		snprintf(addrs[i], sizeof(addrs[i]), "127.0.0.1:%d", tproc_free_port());
 	}
 	for (int i = 0; i < nsenders; i++)
 		cm_keypair_generate(&senders[i]);

@@ -47,17 +47,6 @@ static uint8_t sent_txs[MAX_TX][CM_HASH_BYTES];
 static atomic_size_t nsent;
 static atomic_int submit_stop;
 
-static int free_port(void)
-{
-	int s = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 || getsockname(s, (struct sockaddr *)&a, &len) != 0)
-		return -1;
-	close(s);
-	return ntohs(a.sin_port);
-}
-
 static int on_block(void *arg, const Muri__V1__Block *b)
 {
 	(void)arg;
@@ -249,7 +238,7 @@ static int start_net(char *dir)
 		snprintf(path, sizeof(path), "%s/ledger%d.key", dir, i);
 		if (cm_key_save(&reps[i], path) != CM_OK)
 			return -1;
-		snprintf(addrs[i], sizeof(addrs[i]), "127.0.0.1:%d", free_port());
+		snprintf(addrs[i], sizeof(addrs[i]), "127.0.0.1:%d", tproc_free_port());
 		addrp[i] = addrs[i];
 	}
 	cm_keypair_generate(&sender);

@@ -25,17 +25,6 @@ static char addrs[N][32];
 static const char *addrp[N];
 static tproc procs[N];
 
-static int free_port(void)
-{
-	int s = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 || getsockname(s, (struct sockaddr *)&a, &len) != 0)
-		return -1;
-	close(s);
-	return ntohs(a.sin_port);
-}
-
 static int start_net(const char *dir)
 {
 	char path[600], genesis[600], hex[65];
@@ -44,7 +33,7 @@ static int start_net(const char *dir)
 		snprintf(path, sizeof(path), "%s/ledger%d.key", dir, i);
 		if (cm_key_save(&reps[i], path) != CM_OK)
 			return -1;
-		snprintf(addrs[i], sizeof(addrs[i]), "127.0.0.1:%d", free_port());
+		snprintf(addrs[i], sizeof(addrs[i]), "127.0.0.1:%d", tproc_free_port());
 		addrp[i] = addrs[i];
 	}
 	cm_keypair_generate(&sender);

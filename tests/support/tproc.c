@@ -1,5 +1,8 @@
 /* Child-process helpers for integration tests; see tproc.h. */
 #include "tproc.h"
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -169,4 +172,33 @@ void tproc_cleanup(tproc *p, int failed)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p->dir);
 	if (system(cmd) != 0)
 		printf("# could not remove %s\n", p->dir);
+}
+
+int tproc_free_port(void)
+{
+	int lo = 32768;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	if (f) {
+		if (fscanf(f, "%d", &lo) != 1)
+			lo = 32768;
+		fclose(f);
+	}
+	if (lo <= 11000)
+		lo = 32768;
+	static unsigned seed;
+	if (!seed)
+		seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+	for (int tries = 0; tries < 200; tries++) {
+		int port = 10000 + (int)(rand_r(&seed) % (unsigned)(lo - 10000));
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		if (s < 0)
+			return -1;
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		int ok = bind(s, (struct sockaddr *)&a, sizeof(a)) == 0;
+		close(s);
+		if (ok)
+			return port;
+	}
+	return -1;
 }

@@ -29,6 +29,10 @@ int tproc_stop(tproc *p, int sig, int timeout_ms);
 int tproc_alive(tproc *p);
 /* Removes the scratch folder, or keeps it and prints its log when failed. */
 void tproc_cleanup(tproc *p, int failed);
+/* A loopback TCP port free now, chosen below the kernel's ephemeral range
+ * (so no client's outgoing connection takes it before a server binds it,
+ * as a port 0 choice could); -1 if none was found. */
+int tproc_free_port(void);
 /* Path of a built binary: $MURI_BUILD_ROOT/rel. */
 const char *tproc_build_path(const char *rel, char *buf, size_t len);
 /* Milliseconds on the monotonic clock. */
