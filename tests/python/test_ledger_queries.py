@@ -320,9 +320,11 @@ def test_paging_challenges_each_once(servers, stubs, tmp_path):
         # challenges come every block for the committed fragments
         ix = max(txs, key=lambda k: len(txs[k]))
 
-        def count():
-            return len(net.stubs[2].GetChallenges(pb.ChallengesRequest(indexer=ix, max=1000), timeout=5).challenges)
-        wait_until(lambda: count() >= 40, timeout=60)
+        def count(i):
+            return len(net.stubs[i].GetChallenges(pb.ChallengesRequest(indexer=ix, max=1000), timeout=5).challenges)
+        # the walk starts on replica 0 and pins its height: every replica must
+        # already hold 40, not only the one asked first
+        wait_until(lambda: min(count(i) for i in range(4)) >= 40, timeout=60)
         def walk(limit):
             ids, token, pages = [], b"", 0
             while True:
