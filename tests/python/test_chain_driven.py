@@ -10,71 +10,12 @@ committed on chain, and the challenges that follow are answered and pass."""
 import os
 
 import grpc
-import numpy as np
 import pytest
 
-from conftest import CHANNEL_OPTIONS
-from ledger_util import Account, free_ports, make_genesis, signed_tx
-from muri_util import Indexer, wait_until
-from sodium_keys import write_key_file
+from chain_util import CHAIN, DIM, FRAGMENTS, MAGU, ChainNet, fragment_configs, vec
+from ledger_util import signed_tx
+from muri_util import wait_until
 from test_indexer import records, write  # noqa: F401
-
-LEDGER = "services/ledger/muri-ledger"
-INDEXER = "services/indexer/muri-indexer"
-CHAIN = "chain-driven"
-MAGU = "driven"
-DIM = 8
-FRAGMENTS = 2
-
-
-class ChainNet:
-    def __init__(self, servers, stubs, tmp_path, n_ledger=4, n_indexers=3, params=None, ix_args=()):
-        self.stubs = stubs
-        self.pb = stubs.ledger_pb2
-        self.replicas = [Account() for _ in range(n_ledger)]
-        self.ixacc = [Account() for _ in range(n_indexers)]
-        self.owner = Account()
-        ports = free_ports(n_ledger + n_indexers)
-        self.addrs = [f"127.0.0.1:{p}" for p in ports[:n_ledger]]
-        self.ixaddrs = [f"127.0.0.1:{p}" for p in ports[n_ledger:]]
-        self.genesis = str(tmp_path / "genesis.txt")
-        make_genesis(self.genesis, CHAIN, list(zip(self.replicas, self.addrs)),
-                     [(a, 10_000_000) for a in [self.owner] + self.ixacc], params,
-                     indexers=[(x, a, 1 << 30, 5000) for x, a in zip(self.ixacc, self.ixaddrs)])
-        for i, acc in enumerate(self.replicas):
-            key = tmp_path / f"ledger{i}.key"
-            write_key_file(str(key), acc.seed)
-            servers(f"ledger{i}", LEDGER, "--listen", self.addrs[i], "--genesis", self.genesis,
-                    "--key-file", str(key), "--data-dir", str(tmp_path / f"ledger{i}-data"), "--grace-ms", "1000")
-        self.channels = [grpc.insecure_channel(a) for a in self.addrs]
-        self.lstubs = [stubs.ledger_pb2_grpc.LedgerStub(c) for c in self.channels]
-        self.indexers, self.datadirs = [], []
-        for i, acc in enumerate(self.ixacc):
-            key = tmp_path / f"ix{i}.key"
-            write_key_file(str(key), acc.seed)
-            # the genesis names the indexer at ixaddrs[i]: it listens there (the later flag wins)
-            s = servers(f"ix{i}", INDEXER, "--key-file", str(key), "--data-dir", str(tmp_path / f"ix{i}-data"),
-                        "--grace-ms", "2000", "--genesis", self.genesis, "--suspect-ms", "3000",
-                        "--listen", self.ixaddrs[i], *ix_args)
-            self.datadirs.append(tmp_path / f"ix{i}-data")
-            ix = Indexer(s, stubs, str(key), CHANNEL_OPTIONS)
-            ix.pubkey = acc.pk
-            self.indexers.append(ix)
-
-    def by_pk(self, pk):
-        return next(ix for ix in self.indexers if ix.pubkey == pk)
-
-    def submit(self, stx):
-        r = self.lstubs[1].SubmitTransaction(self.pb.SubmitRequest(tx=stx, wait_commit=True, timeout_ms=20000),
-                                             timeout=30)
-        assert r.state == self.pb.TX_COMMITTED, r.message
-        return r
-
-    def close(self):
-        for ix in self.indexers:
-            ix.close()
-        for c in self.channels:
-            c.close()
 
 
 @pytest.fixture
@@ -82,28 +23,6 @@ def chain(servers, stubs, tmp_path):
     n = ChainNet(servers, stubs, tmp_path)
     yield n
     n.close()
-
-
-def vec(n, seed):
-    return np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
-
-
-def fragment_configs(net):
-    """The Magu's fragment configurations, once replica 0 has committed the
-    block that created it (a submission waits for the commit on the replica
-    it went to, which need not be replica 0)."""
-    got = {}
-
-    def read():
-        try:
-            got["m"] = net.lstubs[0].GetMagu(net.pb.MaguRequest(name=MAGU), timeout=10)
-            return True
-        except grpc.RpcError as e:
-            if e.code() != grpc.StatusCode.NOT_FOUND:
-                raise
-            return False
-    assert wait_until(read, timeout=30), "replica 0 never committed the Magu"
-    return {c.fragment: c for c in got["m"].configs}
 
 
 def test_ledger_configures_indexers(chain):
