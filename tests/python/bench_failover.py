@@ -33,12 +33,12 @@ def test_failover_bench(servers, stubs, tmp_path):
     rounds = env_int("MURI_BENCH_ROUNDS", 10)
     lease_ms = os.environ.get("MURI_BENCH_LEASE_MS")
     suspect_ms = os.environ.get("MURI_BENCH_SUSPECT_MS")
-    ix_args = []
+    timing = []  # the indexer's defaults unless given
     if lease_ms:
-        ix_args += ["--lease-ms", lease_ms]
-    # ChainNet passes --suspect-ms 3000 for the tests; a later flag wins
-    ix_args += ["--suspect-ms", suspect_ms or "5000"]
-    net = ChainNet(servers, stubs, tmp_path, n_indexers=3, ix_args=tuple(ix_args))
+        timing += ["--lease-ms", lease_ms]
+    if suspect_ms:
+        timing += ["--suspect-ms", suspect_ms]
+    net = ChainNet(servers, stubs, tmp_path, n_indexers=3, timing=tuple(timing))
     pb, t, ipb = net.pb, net.stubs.types_pb2, net.stubs.indexer_pb2
     spec = t.IndexSpec(kind=t.FLAT)
     net.submit(signed_tx(pb, CHAIN, net.owner, fee=1,
@@ -105,6 +105,6 @@ def test_failover_bench(servers, stubs, tmp_path):
     s = sorted(samples)
     p50 = s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
     print(f"failover: {len(s)} kills, SIGKILL -> first QUORUM write: p50 {p50:.0f} ms, max {s[-1]:.0f} ms "
-          f"(indexer lease_ms={lease_ms or 'default'}, suspect_ms={suspect_ms or 5000}; "
+          f"(indexer lease_ms={lease_ms or 'default'}, suspect_ms={suspect_ms or 'default'}; "
           f"target 2000 ms, goal 1000 ms)")
     net.close()
