@@ -36,6 +36,45 @@ void ix_options_default(ix_options *o)
 	o->seed = 0x6d757269; /* "muri" */
 }
 
+#define SHAPE_RANGE(field, v, lo, hi)                                                                    \
+	if ((v) && ((uint64_t)(v) < (lo) || (uint64_t)(v) > (hi)))                                       \
+		return ix_errf(CM_ERR_INVALID, err, errlen, "schema.index.%s: %llu is out of range %llu..%llu", \
+			       field, (unsigned long long)(v), (unsigned long long)(lo), (unsigned long long)(hi))
+
+int ix_options_shape_from_pb(const Muri__V1__IndexSpec *pb, ix_options *o, char *err, size_t errlen)
+{
+	ix_options d;
+	ix_options_default(&d);
+	Muri__V1__IndexSpec none = MURI__V1__INDEX_SPEC__INIT;
+	if (!pb)
+		pb = &none;
+	SHAPE_RANGE("index_batch", pb->index_batch, 1, 1000000);
+	SHAPE_RANGE("tombstone_permille", pb->tombstone_permille, 10, 990);
+	SHAPE_RANGE("train_min", pb->train_min, 1, 100000000);
+	SHAPE_RANGE("train_max", pb->train_max, 1, 100000000);
+	SHAPE_RANGE("exact_threshold", pb->exact_threshold, 1, 100000000);
+	SHAPE_RANGE("exact_permille", pb->exact_permille, 1, 1000);
+	SHAPE_RANGE("rerank", pb->rerank, 1, 64);
+	if (pb->train_min && pb->train_max && pb->train_max < pb->train_min)
+		return ix_errf(CM_ERR_INVALID, err, errlen, "schema.index.train_max: %u is below train_min %u",
+			       pb->train_max, pb->train_min);
+	o->batch = pb->index_batch ? pb->index_batch : d.batch;
+	o->seed = pb->seed ? pb->seed : d.seed;
+	o->tombstone_share = pb->tombstone_permille ? pb->tombstone_permille / 1000.0 : d.tombstone_share;
+	o->train_min = pb->train_min;
+	o->train_max = pb->train_max;
+	o->exact_threshold = pb->exact_threshold ? pb->exact_threshold : d.exact_threshold;
+	o->exact_share = pb->exact_permille ? pb->exact_permille / 1000.0 : d.exact_share;
+	o->rerank = pb->rerank ? pb->rerank : d.rerank;
+	return CM_OK;
+}
+#undef SHAPE_RANGE
+
+static uint32_t permille(double share)
+{
+	return (uint32_t)(share * 1000.0 + 0.5);
+}
+
 /* Deletes the metadata rows of versions superseded by earlier appends. */
 static int gc_flush(ix_fragment *f)
 {
@@ -95,7 +134,44 @@ static int spec_store(ix_fragment *f)
 	rc |= ix_kv_put_int(w, "pq_m", f->spec.pq_m);
 	rc |= ix_kv_put_int(w, "batch", f->batch);
 	rc |= ix_kv_put_int(w, "seed", (int64_t)f->seed);
+	rc |= ix_kv_put_int(w, "tombstone_permille", permille(f->opt.tombstone_share));
+	rc |= ix_kv_put_int(w, "train_min", f->opt.train_min);
+	rc |= ix_kv_put_int(w, "train_max", f->opt.train_max);
+	rc |= ix_kv_put_int(w, "exact_threshold", f->opt.exact_threshold);
+	rc |= ix_kv_put_int(w, "exact_permille", permille(f->opt.exact_share));
+	rc |= ix_kv_put_int(w, "rerank", f->opt.rerank);
 	return rc ? CM_ERR_IO : CM_OK;
+}
+
+void ix_fragment_shape_to_pb(const ix_fragment *f, Muri__V1__IndexSpec *i)
+{
+	i->index_batch = f->batch;
+	i->seed = f->seed;
+	i->tombstone_permille = permille(f->opt.tombstone_share);
+	i->train_min = f->opt.train_min;
+	i->train_max = f->opt.train_max;
+	i->exact_threshold = f->opt.exact_threshold;
+	i->exact_permille = permille(f->opt.exact_share);
+	i->rerank = f->opt.rerank;
+}
+
+/* The shaping options stored with the fragment replace the given ones (a
+ * store written before they were stored keeps the given ones). */
+static void shape_load(ix_fragment *f)
+{
+	int64_t v;
+	if (ix_kv_get_int(f->wdb, "tombstone_permille", &v) == CM_OK && v > 0)
+		f->opt.tombstone_share = (double)v / 1000.0;
+	if (ix_kv_get_int(f->wdb, "train_min", &v) == CM_OK)
+		f->opt.train_min = (uint32_t)v;
+	if (ix_kv_get_int(f->wdb, "train_max", &v) == CM_OK)
+		f->opt.train_max = (uint32_t)v;
+	if (ix_kv_get_int(f->wdb, "exact_threshold", &v) == CM_OK && v > 0)
+		f->opt.exact_threshold = (uint32_t)v;
+	if (ix_kv_get_int(f->wdb, "exact_permille", &v) == CM_OK && v > 0)
+		f->opt.exact_share = (double)v / 1000.0;
+	if (ix_kv_get_int(f->wdb, "rerank", &v) == CM_OK && v > 0)
+		f->opt.rerank = (uint32_t)v;
 }
 
 static int spec_load(ix_fragment *f, const ix_spec *given, char *err, size_t errlen)
@@ -135,6 +211,7 @@ static int spec_load(ix_fragment *f, const ix_spec *given, char *err, size_t err
 		s.nprobe = given->nprobe;
 	}
 	f->spec = s;
+	shape_load(f);
 	return CM_OK;
 }
 
@@ -315,6 +392,9 @@ int ix_fragment_open(const char *dir, const ix_spec *spec, const ix_options *opt
 		f->spec = given;
 		f->batch = f->opt.batch;
 		f->seed = f->opt.seed;
+		/* used as stored */
+		f->opt.tombstone_share = permille(f->opt.tombstone_share) / 1000.0;
+		f->opt.exact_share = permille(f->opt.exact_share) / 1000.0;
 		if (ix_sql_exec(f->wdb, "BEGIN IMMEDIATE", NULL, 0) != CM_OK || spec_store(f) != CM_OK ||
 		    ix_sql_exec(f->wdb, "COMMIT", NULL, 0) != CM_OK) {
 			ix_sql_exec(f->wdb, "ROLLBACK", NULL, 0);

@@ -1391,6 +1391,80 @@ out:
 	ix_fragment_close(f3);
 }
 
+/* What shapes the index comes from the schema (IndexSpec fields 9-16) and
+ * is stored with the fragment: two nodes with different settings build the
+ * same index and give the same answers, and a reopen under yet other
+ * settings keeps the stored ones. */
+static void test_shape_from_schema(void)
+{
+	static answers a1, a2;
+	char err[256];
+	Muri__V1__IndexSpec pb = MURI__V1__INDEX_SPEC__INIT;
+	ix_options o;
+	ix_options_default(&o);
+	pb.rerank = 65;
+	TAP_EQ(ix_options_shape_from_pb(&pb, &o, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "schema.index.rerank: 65 is out of range 1..64");
+	pb.rerank = 9;
+	pb.train_min = 500;
+	pb.train_max = 400;
+	TAP_EQ(ix_options_shape_from_pb(&pb, &o, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "schema.index.train_max: 400 is below train_min 500");
+	pb.train_min = pb.train_max = 0;
+	pb.index_batch = 48;
+	pb.seed = 42;
+	pb.tombstone_permille = 150;
+	pb.exact_threshold = 7;
+	pb.exact_permille = 30;
+
+	ix_spec s = spec_of((uint32_t)glove.d, IX_COSINE, IX_HNSW);
+	s.hnsw_m = 16;
+	s.ef_construction = 64;
+	s.ef_search = 32;
+	ix_options n1, n2, n3;
+	ix_options_default(&n1);
+	ix_options_default(&n2);
+	n2.batch = 512;
+	n2.seed = 7;
+	n2.tombstone_share = 0.5;
+	n2.exact_threshold = 99999;
+	n2.rerank = 2;
+	n3 = n2;
+	TAP_EQ(ix_options_shape_from_pb(&pb, &n1, err, sizeof(err)), CM_OK);
+	TAP_EQ(ix_options_shape_from_pb(&pb, &n2, err, sizeof(err)), CM_OK);
+	ix_fragment *f1 = open_frag("shape1", &s, &n1), *f2 = open_frag("shape2", &s, &n2);
+	TAP_CHECK(f1 && f2);
+	if (!f1 || !f2)
+		goto out;
+	TAP_EQ(append_range(f1, 0, DET_ROWS), CM_OK);
+	TAP_EQ(append_range(f2, 0, DET_ROWS), CM_OK);
+	TAP_EQ(wait_idx(f1), CM_OK);
+	TAP_EQ(wait_idx(f2), CM_OK);
+	collect(f1, &a1, 64);
+	collect(f2, &a2, 64);
+	TAP_CHECK(same_answers(&a1, &a2, 64));
+	ix_fragment_close(f2);
+	f2 = open_frag("shape2", NULL, &n3); /* reopened under other settings */
+	if (!f2)
+		goto out;
+	Muri__V1__IndexSpec got = MURI__V1__INDEX_SPEC__INIT;
+	ix_fragment_shape_to_pb(f2, &got);
+	TAP_EQ(got.index_batch, 48);
+	TAP_EQ(got.seed, 42);
+	TAP_EQ(got.tombstone_permille, 150);
+	TAP_EQ(got.exact_threshold, 7);
+	TAP_EQ(got.exact_permille, 30);
+	TAP_EQ(got.rerank, 9);
+	ix_fragment_info i2;
+	ix_fragment_info_get(f2, &i2);
+	TAP_EQ(i2.batch, 48);
+	collect(f2, &a2, 64);
+	TAP_CHECK(same_answers(&a1, &a2, 64));
+out:
+	ix_fragment_close(f1);
+	ix_fragment_close(f2);
+}
+
 /* ---- truncation ---- */
 
 /* 1 if both fragments return the same current versions for the ids of
@@ -1873,6 +1947,7 @@ int main(int argc, char **argv)
 	RUN(test_updates_and_deletes);
 	RUN(test_restart);
 	RUN(test_determinism);
+	RUN(test_shape_from_schema);
 	RUN(test_truncate);
 	RUN(test_kill9);
 	RUN(test_large_appends);
