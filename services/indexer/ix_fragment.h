@@ -87,6 +87,10 @@ int ix_fragment_truncate(ix_fragment *f, uint64_t size, char *err, size_t errlen
 int ix_fragment_set_floor(ix_fragment *f, uint64_t min_size);
 
 uint64_t ix_fragment_size(ix_fragment *f);
+/* Records of complete index batches the index does not cover yet: the work
+ * the indexer has before it (the partial batch at the end, fewer than the
+ * batch size, is always searched exactly and not counted). */
+uint64_t ix_fragment_backlog(ix_fragment *f);
 /* The root of the first size records (RFC 9162 MTH). CM_ERR_RANGE beyond the log. */
 int ix_fragment_root(ix_fragment *f, uint64_t size, uint8_t out[CM_MERKLE_HASH_BYTES]);
 int ix_fragment_inclusion(ix_fragment *f, uint64_t index, uint64_t size, cm_merkle_path *path);

@@ -22,6 +22,7 @@ typedef struct ix_config {
 	int64_t suspect_ms;
 	int64_t persist_interval_ms;
 	int64_t read_connections;
+	int64_t max_index_backlog;
 	int64_t omp_threads;
 	char *tls_ca;
 	char *genesis;
@@ -53,6 +54,9 @@ static const cm_config_key ix_keys[] = {
 	 "save a changed index this often (0: at stop only)", NULL},
 	{"read_connections", CM_CFG_INT, offsetof(ix_config, read_connections), "8", 1, 256,
 	 "SQLite connections per fragment for concurrent reads", NULL},
+	{"max_index_backlog", CM_CFG_INT, offsetof(ix_config, max_index_backlog), "100000", 0, 1000000000,
+	 "a primary refuses writes (RESOURCE_EXHAUSTED) while a fragment's index is this many records behind its "
+	 "log, which searches would scan by brute force (0: no bound)", NULL},
 	{"omp_threads", CM_CFG_INT, offsetof(ix_config, omp_threads), "1", 1, 256,
 	 "OpenMP threads faiss may use inside one search (searches run in parallel on RPC workers)", NULL},
 	{"tls_ca", CM_CFG_STR, offsetof(ix_config, tls_ca), "", 0, 0,
@@ -114,6 +118,7 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 	ix_options_default(&o.frag);
 	o.frag.persist_interval_ms = (uint32_t)c->cfg.persist_interval_ms;
 	o.frag.readers = (uint32_t)c->cfg.read_connections;
+	o.max_index_backlog = (uint32_t)c->cfg.max_index_backlog;
 	int rc = ix_service_open(&o, &c->ix, err, errlen);
 	if (rc != 0)
 		return rc;

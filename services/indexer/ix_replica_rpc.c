@@ -161,6 +161,16 @@ int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protob
 		ixr_core_leave(f);
 		return ixs_fail_from(call, rc, err);
 	}
+	/* Back-pressure: the unindexed tail is searched by brute force, so a
+	 * write load that outruns the indexer would slow every search down. */
+	uint64_t backlog = s->o.max_index_backlog ? ix_fragment_backlog(f->store) : 0;
+	if (s->o.max_index_backlog && backlog >= s->o.max_index_backlog) {
+		ixr_core_leave(f);
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+				   "%s/%u: the index is %llu records behind the log (max_index_backlog %u); "
+				   "retry once it catches up", req->magu, req->fragment, (unsigned long long)backlog,
+				   s->o.max_index_backlog);
+	}
 	uint64_t size = ix_fragment_size(f->store);
 	for (size_t i = 0; rc == CM_OK && i < req->n_records; i++) {
 		char e2[IX_ERR_MAX - 32];

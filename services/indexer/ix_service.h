@@ -36,6 +36,8 @@ typedef struct ix_service_opts {
 	uint32_t suspect_ms;         /* a backup's wait for its primary before asking for failover; 0: 5000 */
 	const char *tls_ca_file;     /* to reach peers over TLS; NULL: plaintext */
 	int deny_set_config;         /* 1: SetConfig answers FAILED_PRECONDITION (the ledger configures) */
+	uint32_t max_index_backlog;  /* a primary refuses writes (RESOURCE_EXHAUSTED) while a fragment's
+				      * index is this many records behind its log; 0: no bound */
 } ix_service_opts;
 
 /* Opens every fragment found under data_dir with its saved configuration

@@ -414,3 +414,11 @@ uint64_t ix_fragment_size(ix_fragment *f)
 	pthread_rwlock_unlock(&f->lk);
 	return n;
 }
+
+uint64_t ix_fragment_backlog(ix_fragment *f)
+{
+	pthread_rwlock_rdlock(&f->lk);
+	uint64_t whole = f->size / f->batch * f->batch, done = ix_indexed_end(f);
+	pthread_rwlock_unlock(&f->lk);
+	return whole > done ? whole - done : 0;
+}
