@@ -319,7 +319,9 @@ static void on_failover(void *arg, const char *magu, uint32_t fragment, const ix
 	ix_chain *c = arg;
 	pthread_mutex_lock(&c->fmu);
 	size_t i = 0;
-	while (i < c->nfq && !(c->fq[i].fragment == fragment && strcmp(c->fq[i].magu, magu) == 0))
+	while (i < c->nfq && !(c->fq[i].fragment == fragment && strcmp(c->fq[i].magu, magu) == 0 &&
+			       c->fq[i].r.has_drop == r->has_drop &&
+			       (!r->has_drop || memcmp(c->fq[i].r.drop, r->drop, CM_PK_BYTES) == 0)))
 		i++;
 	if (i == c->nfq && c->nfq == FAILOVER_QUEUE) {
 		c->failovers_dropped++;
@@ -367,15 +369,19 @@ static void *submitter_main(void *arg)
 		fr.root.data = x.r.root;
 		fr.root.len = CM_HASH_BYTES;
 		fr.last_epoch = x.r.last_epoch;
+		if (x.r.has_drop) {
+			fr.drop.data = x.r.drop;
+			fr.drop.len = CM_PK_BYTES;
+		}
 		t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_FAILOVER;
 		t.failover = &fr;
 		cm_ledger_result res;
 		char err[CM_LC_MSG_MAX + 128] = "";
 		int rc = cm_ledger_client_submit(c->lc, &t, 0, &res, err, sizeof(err));
 		if (rc == CM_OK)
-			cm_info("failover_submitted", "magu=%s fragment=%u epoch=%llu size=%llu last_epoch=%llu nonce=%llu",
+			cm_info("failover_submitted", "magu=%s fragment=%u epoch=%llu size=%llu last_epoch=%llu drop=%d nonce=%llu",
 				x.magu, x.fragment, (unsigned long long)x.r.epoch, (unsigned long long)x.r.size,
-				(unsigned long long)x.r.last_epoch, (unsigned long long)res.nonce);
+				(unsigned long long)x.r.last_epoch, x.r.has_drop, (unsigned long long)res.nonce);
 		else
 			cm_warn("failover_refused", "magu=%s fragment=%u epoch=%llu error=\"%s\"", x.magu, x.fragment,
 				(unsigned long long)x.r.epoch, err);

@@ -20,6 +20,7 @@ typedef struct ix_config {
 	int64_t heartbeat_ms;
 	int64_t lease_ms;
 	int64_t suspect_ms;
+	int64_t drop_ms;
 	int64_t index_batch;
 	double tombstone_share;
 	int64_t exact_threshold;
@@ -52,6 +53,8 @@ static const cm_config_key ix_keys[] = {
 	{"suspect_ms", CM_CFG_INT, offsetof(ix_config, suspect_ms), "5000", 20, 3600000,
 	 "a backup that hears nothing valid from its primary this long asks for failover (> lease_ms plus clock drift)",
 	 NULL},
+	{"drop_ms", CM_CFG_INT, offsetof(ix_config, drop_ms), "15000", 0, 3600000,
+	 "a primary asks the ledger to replace a backup that answered nothing this long (0: never)", NULL},
 	{"index_batch", CM_CFG_INT, offsetof(ix_config, index_batch), "256", 1, 1000000,
 	 "records per index batch of a new fragment (fixed at creation; replicas must agree)", NULL},
 	{"tombstone_share", CM_CFG_DOUBLE, offsetof(ix_config, tombstone_share), "0.2", 0.01, 0.99,
@@ -116,6 +119,7 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.heartbeat_ms = (uint32_t)c->cfg.heartbeat_ms,
 		.lease_ms = (uint32_t)c->cfg.lease_ms,
 		.suspect_ms = (uint32_t)c->cfg.suspect_ms,
+		.drop_ms = (uint32_t)c->cfg.drop_ms,
 		.tls_ca_file = c->cfg.tls_ca && *c->cfg.tls_ca ? c->cfg.tls_ca : NULL,
 	};
 	int ledger = c->cfg.genesis && *c->cfg.genesis;

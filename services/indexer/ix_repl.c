@@ -30,6 +30,7 @@ struct peer {
 	uint64_t retry_ms;       /* doubles while answers come too late, back to o.retry_ms on one */
 	uint64_t lease_ts;       /* latest ts this backup answered */
 	int has_ts;
+	uint64_t drop_sent_ms;   /* when it was last reported for replacement (0: not in this epoch) */
 };
 
 struct pending {
@@ -48,6 +49,8 @@ struct ix_repl {
 	uint64_t next_req;
 	uint64_t last_heard_ms;  /* backup: the last valid append of this epoch */
 	uint64_t last_report_ms;
+	uint64_t cfg_ms;         /* when the current configuration arrived (or the core started) */
+	uint64_t acked_size;     /* primary: every write acknowledged at QUORUM or more ends at or below it */
 	int had_lease;
 	uint64_t commit_size;    /* a committed root the log has not reached yet */
 	uint8_t commit_root[CM_HASH_BYTES];
@@ -209,6 +212,8 @@ static void reset_peers(ix_repl *r)
 		r->peer[i].probe = size;
 	}
 	r->had_lease = 0;
+	r->cfg_ms = now(r);
+	r->acked_size = size; /* whatever the log holds may have been acknowledged */
 }
 
 static void finish_pending(ix_repl *r, int rc_all)
@@ -280,6 +285,7 @@ void ix_repl_destroy(ix_repl *r)
 
 static void ship_all(ix_repl *r, int heartbeat);
 static void check_pending(ix_repl *r);
+static void check_drops(ix_repl *r);
 static void report(ix_repl *r);
 
 int ix_repl_on_config(ix_repl *r, const ix_repl_config *c, char *err, size_t errlen)
@@ -392,6 +398,8 @@ static void check_pending(ix_repl *r)
 		/* at the deadline: a majority holding it is a promise with or
 		 * without the lease; less is one only under the lease */
 		int level = lease || h >= r->st.cfg.n / 2 + 1 ? level_of(r, h) : -1;
+		if (level >= IX_REPL_QUORUM && p->end > r->acked_size)
+			r->acked_size = p->end;
 		r->io.write_done(r->io.ctx, p->token, done ? CM_OK : CM_ERR_TIMEOUT, p->first, p->end, level);
 	}
 }
@@ -723,6 +731,36 @@ int ix_repl_on_commit_root(ix_repl *r, uint64_t size, const uint8_t root[CM_HASH
 	return CM_OK;
 }
 
+/* Primary: a backup that answered nothing for drop_ms (since its last
+ * answer or since this configuration began) is reported to the ledger for
+ * replacement, at most once per drop_ms, and only while the primary and
+ * the other backups, a majority of the replica set, hold every write
+ * acknowledged at QUORUM: the next replica set (the spare joins empty) then
+ * still has them on a majority, which failover relies on. */
+static void check_drops(ix_repl *r)
+{
+	if (!r->o.drop_ms || !r->io.ledger_drop || closed(r))
+		return;
+	uint64_t t = now(r);
+	for (uint32_t i = 0; i < r->st.cfg.n; i++) {
+		if ((int)i == r->self)
+			continue;
+		struct peer *p = &r->peer[i];
+		uint64_t last = p->has_ts && p->lease_ts > r->cfg_ms ? p->lease_ts : r->cfg_ms;
+		if (t < last + r->o.drop_ms || (p->drop_sent_ms && t < p->drop_sent_ms + r->o.drop_ms))
+			continue;
+		uint32_t h = 1;
+		for (uint32_t j = 0; j < r->st.cfg.n; j++)
+			if (j != i && (int)j != r->self && r->peer[j].known && r->peer[j].acked >= r->acked_size)
+				h++;
+		if (h < cm_fragment_majority(r->st.cfg.n))
+			continue;
+		p->drop_sent_ms = t;
+		r->stats.drops_sent++;
+		r->io.ledger_drop(r->io.ctx, r->st.cfg.epoch, r->st.cfg.replicas[i]);
+	}
+}
+
 /* Gives up on the current epoch (durably, before saying so) and sends the
  * ledger a failover request with this log's signed (size, root). */
 static void report(ix_repl *r)
@@ -772,6 +810,7 @@ void ix_repl_tick(ix_repl *r)
 	if (is_primary(r)) {
 		ship_all(r, 0);
 		check_pending(r);
+		check_drops(r);
 		return;
 	}
 	if (t >= r->last_heard_ms + r->o.suspect_ms)

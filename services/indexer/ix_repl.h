@@ -104,6 +104,8 @@ typedef struct ix_repl_opts {
 	uint32_t lease_ms;            /* primary acknowledges only within this of a quorum's acks; 0: 1000 */
 	uint32_t suspect_ms;          /* backup: silence before a failover request; 0: 2 * lease_ms.
 				       * Must exceed lease_ms plus the clocks' drift. */
+	uint32_t drop_ms;             /* primary: a backup silent this long is reported to the ledger
+				       * for replacement (io.ledger_drop); 0: never */
 } ix_repl_opts;
 
 /* Callbacks run synchronously inside ix_repl_* calls and must not call back
@@ -128,6 +130,11 @@ typedef struct ix_repl_io {
 	void (*send)(void *ctx, const uint8_t to[CM_PK_BYTES], const ix_repl_msg *m);
 	/* Best effort to the ledger (a failover transaction). */
 	void (*ledger_submit)(void *ctx, const ix_repl_failover *f);
+	/* Primary -> ledger, best effort: the backup pk stopped answering in
+	 * epoch; replace it (a staked spare takes its place in epoch + 1). Sent
+	 * only while the others hold every write acknowledged at QUORUM, so a
+	 * majority of the next replica set does. May be NULL. */
+	void (*ledger_drop)(void *ctx, uint64_t epoch, const uint8_t pk[CM_PK_BYTES]);
 	/* A client write (by token) is done: rc 0 and the level it reached
 	 * (enum ix_repl_level); or CM_ERR_TIMEOUT with the level it reached
 	 * anyway, -1 if none can be promised (no lease, no majority); or
@@ -148,6 +155,7 @@ typedef struct ix_repl_stats {
 	uint64_t mismatches;          /* appends whose prev_root did not agree */
 	uint64_t truncations, truncated_entries;
 	uint64_t failovers_sent, lease_lapses;
+	uint64_t drops_sent;          /* backups reported for replacement */
 	uint64_t floor_refusals;      /* a truncation below the floor refused */
 } ix_repl_stats;
 

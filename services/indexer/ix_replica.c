@@ -374,6 +374,33 @@ static void io_ledger_submit(void *ctx, const ix_repl_failover *r)
 		(unsigned long long)r->last_epoch, root);
 }
 
+/* The primary found a backup silent: the ledger is asked to replace it,
+ * through the failover sink (a FailoverRequest with drop set). */
+static void io_ledger_drop(void *ctx, uint64_t epoch, const uint8_t pk[CM_PK_BYTES])
+{
+	struct frag *f = ctx;
+	ix_failover_report rep;
+	memset(&rep, 0, sizeof(rep));
+	rep.epoch = epoch;
+	rep.size = io_log_size(ctx);
+	if (io_log_root(ctx, rep.size, rep.root) != 0)
+		return;
+	if (rep.size) {
+		ix_repl_entry e;
+		memset(&e, 0, sizeof(e));
+		if (io_log_entry(ctx, rep.size - 1, &e) != 0)
+			return;
+		rep.last_epoch = e.epoch;
+	}
+	rep.has_drop = 1;
+	memcpy(rep.drop, pk, CM_PK_BYTES);
+	char who[2 * CM_PK_BYTES + 1];
+	cm_hex(who, pk, CM_PK_BYTES);
+	cm_warn("replica_drop", "magu=%s fragment=%u epoch=%llu backup=%s size=%llu", f->magu, f->fragment,
+		(unsigned long long)epoch, who, (unsigned long long)rep.size);
+	ixs_failover(f->svc, f->magu, f->fragment, &rep);
+}
+
 static void io_write_done(void *ctx, uint64_t token, int rc, uint64_t first, uint64_t end, int level)
 {
 	struct frag *f = ctx;
@@ -438,10 +465,11 @@ int ixr_core_new(struct frag *f, const ix_repl_persist *st)
 	o.retry_ms = 2 * s->o.heartbeat_ms; /* an append unanswered this long is sent again */
 	o.lease_ms = s->o.lease_ms;
 	o.suspect_ms = s->o.suspect_ms;
+	o.drop_ms = s->o.drop_ms;
 	ix_repl_io io = {
 		.ctx = f, .log_size = io_log_size, .log_entry = io_log_entry, .log_read = io_log_read,
 		.log_root = io_log_root, .log_append = io_log_append, .log_truncate = io_log_truncate,
-		.persist = io_persist, .send = io_send, .ledger_submit = io_ledger_submit,
+		.persist = io_persist, .send = io_send, .ledger_submit = io_ledger_submit, .ledger_drop = io_ledger_drop,
 		.write_done = io_write_done, .sign = io_sign, .verify = io_verify, .now_ms = io_now,
 	};
 	return ix_repl_create(&o, &io, st, &f->core);

@@ -34,6 +34,7 @@ typedef struct ix_service_opts {
 	uint32_t heartbeat_ms;       /* primary -> backups at least this often; 0: 100 */
 	uint32_t lease_ms;           /* a primary acknowledges only this long after a quorum answered; 0: 2000 */
 	uint32_t suspect_ms;         /* a backup's wait for its primary before asking for failover; 0: 5000 */
+	uint32_t drop_ms;            /* a primary's wait for a silent backup before asking for its replacement; 0: never */
 	const char *tls_ca_file;     /* to reach peers over TLS; NULL: plaintext */
 	int deny_set_config;         /* 1: SetConfig answers FAILED_PRECONDITION (the ledger configures) */
 } ix_service_opts;
@@ -58,6 +59,8 @@ typedef struct ix_failover_report {
 	uint64_t size;               /* the sender's log size */
 	uint8_t root[CM_HASH_BYTES]; /* its log's root at size */
 	uint64_t last_epoch;         /* the epoch of its last record */
+	int has_drop;                /* the primary asks for drop's replacement instead */
+	uint8_t drop[CM_PK_BYTES];   /* a backup that stopped answering */
 } ix_failover_report;
 /* Receives failover requests (the ledger client's queue). Called on a core's
  * thread with the fragment's core lock held: it must not block. */
