@@ -9,8 +9,9 @@ with 3 replicas, so one staked indexer is a spare:
 - a primary killed under QUORUM load and restarted after the ledger failed
   the fragment over truncates only what was never acknowledged: it ends at
   the new primary's size and root, with every acknowledged write;
-- an indexer whose store lost record bodies (rows deleted from its log
-  while it was stopped; the leaf hashes kept, so it still claims the root)
+- an indexer whose store lost record bodies (each of 31 records overwritten
+  by its successor while it was stopped; the leaf hashes kept, so it still
+  claims the root)
   fails its challenge on chain and its stake drops."""
 import glob
 import os
@@ -143,69 +144,93 @@ def net4_nodrop(servers, stubs, tmp_path):
 
 
 def test_rejoining_primary_keeps_acknowledged(net4_nodrop):
+    """Under a QUORUM load both backups are SIGKILLed, a write the primary
+    appends then cannot reach QUORUM (it is in the primary's log only), and
+    the primary is SIGKILLed; the backups come back, ask for failover, the
+    ledger commits epoch 2 with one of them as primary and the load goes on
+    there. The old primary, restarted, must drop exactly that unacknowledged
+    suffix and end with the new primary's size and root."""
     net, t = net4_nodrop, net4_nodrop.stubs.types_pb2
     ipb = net.stubs.indexer_pb2
     sch = create_magu(net)
     first = first_config(net)
-    killed = net.by_pk(first.primary)
-    acked, lock, stop = [], threading.Lock(), threading.Event()
+    old = net.by_pk(first.primary)
+    backups = [net.by_pk(x.pubkey) for x in first.replicas if x.pubkey != first.primary]
+    acked, lock, stop, run = [], threading.Lock(), threading.Event(), threading.Event()
+    run.set()
 
     def load():
         seed, cfg = 5000, first
         while not stop.is_set():
-            ix = net.by_pk(cfg.primary)
-            if ix is killed and killed.server.proc.poll() is not None:
-                time.sleep(0.1)
-                try:
-                    cfg = config(net)
-                except grpc.RpcError:
-                    pass
+            if not run.wait(0.1):
                 continue
-            seed += 1
-            recs = records(ipb, vec(5, seed))
-            try:
-                r = write(ix, MAGU, 0, cfg.epoch, recs, sch, t.QUORUM, timeout_ms=2000)
-                if r.level_achieved >= t.QUORUM:
-                    with lock:
-                        acked.extend((x.id, cfg.epoch) for x in recs)
-            except grpc.RpcError:
-                time.sleep(0.05)
+            with lock:
+                ix = net.by_pk(cfg.primary)
+                seed += 1
+                recs = records(ipb, vec(5, seed))
                 try:
-                    cfg = config(net)
+                    r = write(ix, MAGU, 0, cfg.epoch, recs, sch, t.QUORUM, timeout_ms=2000)
+                    if r.level_achieved >= t.QUORUM:
+                        acked.extend((x.id, cfg.epoch) for x in recs)
+                    continue
                 except grpc.RpcError:
                     pass
+            time.sleep(0.05)
+            try:
+                cfg = config(net)
+            except grpc.RpcError:
+                pass
     th = threading.Thread(target=load)
     th.start()
     try:
         assert wait_until(lambda: len(acked) >= 100, timeout=60), "no QUORUM writes before the kill"
-        killed.server.kill9()
+        with lock:
+            run.clear()
+        for b in backups:
+            b.server.kill9()
+        doomed = records(ipb, vec(7, seed=99))
+        try:
+            r = write(old, MAGU, 0, first.epoch, doomed, sch, t.QUORUM, timeout_ms=1000)
+            assert r.level_achieved < t.QUORUM, "a write reached QUORUM with both backups dead"
+        except grpc.RpcError:
+            pass
+        size_old = root_of(old).size
+        n_acked_old = len(acked)
+        assert size_old >= n_acked_old + len(doomed), (size_old, n_acked_old)
+        old.server.kill9()
+        for b in backups:
+            b.restart()
+        run.set()
         new = wait_until(lambda: (lambda c: c if c.epoch > first.epoch else None)(config(net)), timeout=90)
         assert new and new.primary != first.primary
-        assert killed.pubkey in {x.pubkey for x in new.replicas}, "failover keeps the replica set"
+        assert old.pubkey in {x.pubkey for x in new.replicas}, "failover keeps the replica set"
         assert wait_until(lambda: sum(1 for _, e in acked if e >= new.epoch) >= 50, timeout=60), \
             "writes did not resume on the new primary"
-        killed.restart()
-        # writes go on while the old primary rejoins
-        time.sleep(2)
+        old.restart()
+        time.sleep(2)  # the load goes on while the old primary rejoins
     finally:
         stop.set()
+        run.set()
         th.join(timeout=30)
     primary = net.by_pk(new.primary)
     want = root_of(primary)
 
     def same():
-        x = root_of(killed, want.size)
-        return x and x.root == want.root and root_of(killed).size == want.size
+        x, cur = root_of(old, want.size), root_of(old)
+        return x and cur and x.root == want.root and cur.size == want.size
     assert wait_until(same, timeout=60), \
         f"the old primary did not reach size {want.size} with the new primary's root"
     ids = [i for i, _ in acked]
-    got = killed.stub.Get(ipb.LocalGetRequest(magu=MAGU, fragment=0, ids=ids), timeout=30)
+    got = old.stub.Get(ipb.LocalGetRequest(magu=MAGU, fragment=0, ids=ids + [d.id for d in doomed]), timeout=30)
     have = {h.id for h in got.hits}
     missing = [i for i in ids if i not in have]
     assert not missing, f"{len(missing)} of {len(ids)} acknowledged writes missing on the rejoined primary"
-    log = killed.server.read_log()
-    print(f"{len(ids)} acknowledged writes; size {want.size}; epoch {first.epoch} -> {new.epoch}; "
-          f"truncation lines in the rejoined log: {log.count('truncat')}")
+    kept = [d.id for d in doomed if d.id in have]
+    assert not kept, "the unacknowledged suffix survived on the rejoined primary"
+    assert want.size >= len(ids), (want.size, len(ids))
+    print(f"{len(ids)} acknowledged writes ({n_acked_old} in epoch {first.epoch}); old primary held {size_old}, "
+          f"dropped {len(doomed)} unacknowledged, ends at {want.size} = the new primary's size and root "
+          f"(epoch {new.epoch})")
 
 
 @pytest.fixture
@@ -227,16 +252,18 @@ def test_lost_records_fail_challenge_and_slash(net4_challenges):
     frag = wait_until(lambda: (lambda f: f if f.committed_size == 32 else None)(
         net.lstubs[0].GetFragment(pb.FragmentRequest(magu=MAGU, fragment=0), timeout=10)), timeout=60)
     assert frag, "no root committed"
-    victim = next(net.by_pk(x.pubkey) for x in cfg.replicas if x.pubkey != cfg.primary)
-    i = net.indexers.index(victim)
+    backups = [net.by_pk(x.pubkey) for x in cfg.replicas if x.pubkey != cfg.primary]
 
     def challenges(pk, state=None):
         res = net.lstubs[0].GetChallenges(pb.ChallengesRequest(indexer=pk, max=1000), timeout=10).challenges
         return [c for c in res if state is None or c.state == state]
 
-    # an honest first: the victim passes a challenge
-    assert wait_until(lambda: challenges(victim.pubkey, pb.CHALLENGE_PASSED), timeout=90), \
-        "the victim never passed a challenge"
+    # an honest first: a backup (one that signed the committed root, so it
+    # is challenged) passes a challenge; it becomes the victim
+    victim = wait_until(lambda: next((b for b in backups if challenges(b.pubkey, pb.CHALLENGE_PASSED)), None),
+                        timeout=90)
+    assert victim, "no backup passed a challenge"
+    i = net.indexers.index(victim)
     stake0 = net.lstubs[0].GetAccount(pb.AccountRequest(address=victim.pubkey), timeout=10).staked
     victim.server.stop()
     dbs = [p for p in glob.glob(os.path.join(net.datadirs[i], "fragments", "**", "*"), recursive=True)
@@ -246,7 +273,10 @@ def test_lost_records_fail_challenge_and_slash(net4_challenges):
         db = sqlite3.connect(p)
         try:
             if db.execute("SELECT name FROM sqlite_master WHERE name='log'").fetchone():
-                lost += db.execute("DELETE FROM log WHERE seq < 31").rowcount
+                # the bodies of records 0..30 are lost: each holds its
+                # successor's bytes (valid records, the wrong ones)
+                lost += db.execute("UPDATE log SET leaf = (SELECT l2.leaf FROM log AS l2 "
+                                   "WHERE l2.seq = log.seq + 1) WHERE seq < 31").rowcount
                 db.commit()
         finally:
             db.close()
