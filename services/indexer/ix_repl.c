@@ -361,7 +361,7 @@ uint32_t ix_repl_holders(const ix_repl *r, uint64_t size)
 		return 0;
 	uint32_t n = 1;
 	for (uint32_t i = 0; i < r->st.cfg.n; i++)
-		if ((int)i != r->self && r->peer[i].known && r->peer[i].acked >= size)
+		if ((int)i != r->self && !r->peer[i].drop_sent_ms && r->peer[i].known && r->peer[i].acked >= size)
 			n++;
 	return n;
 }
@@ -372,7 +372,7 @@ int ix_repl_holds(const ix_repl *r, uint32_t idx, uint64_t size)
 		return 0;
 	if ((int)idx == r->self)
 		return r->io.log_size(r->io.ctx) >= size;
-	return r->peer[idx].known && r->peer[idx].acked >= size;
+	return !r->peer[idx].drop_sent_ms && r->peer[idx].known && r->peer[idx].acked >= size;
 }
 
 static int level_of(const ix_repl *r, uint32_t holders)
@@ -736,7 +736,10 @@ int ix_repl_on_commit_root(ix_repl *r, uint64_t size, const uint8_t root[CM_HASH
  * replacement, at most once per drop_ms, and only while the primary and
  * the other backups, a majority of the replica set, hold every write
  * acknowledged at QUORUM: the next replica set (the spare joins empty) then
- * still has them on a majority, which failover relies on. */
+ * still has them on a majority, which failover relies on. From then on the
+ * reported backup counts towards no write of this epoch (it may come back
+ * and answer, but the next replica set will not have it), so what is
+ * acknowledged later is on a majority of the next set as well. */
 static void check_drops(ix_repl *r)
 {
 	if (!r->o.drop_ms || !r->io.ledger_drop || closed(r))
@@ -751,7 +754,8 @@ static void check_drops(ix_repl *r)
 			continue;
 		uint32_t h = 1;
 		for (uint32_t j = 0; j < r->st.cfg.n; j++)
-			if (j != i && (int)j != r->self && r->peer[j].known && r->peer[j].acked >= r->acked_size)
+			if (j != i && (int)j != r->self && !r->peer[j].drop_sent_ms && r->peer[j].known &&
+			    r->peer[j].acked >= r->acked_size)
 				h++;
 		if (h < cm_fragment_majority(r->st.cfg.n))
 			continue;
