@@ -351,7 +351,7 @@ static void *submitter_main(void *arg)
 			break;
 		if (cm_now_ms() >= next_roots) {
 			pthread_mutex_unlock(&c->fmu);
-			ixc_commit_roots(c->o.svc, c->lc, c->o.root_every);
+			ixc_commit_roots(c->o.svc, c->lc, c->chain_id, c->o.root_every);
 			next_roots = cm_now_ms() + period;
 			pthread_mutex_lock(&c->fmu);
 			continue;
@@ -458,6 +458,7 @@ int ix_chain_start(const ix_chain_opts *o, ix_chain **out, char *err, size_t err
 	}
 	c->fthread = 1;
 	ix_service_set_failover_sink(o->svc, on_failover, c);
+	ixs_set_chain_id(o->svc, c->chain_id);
 	cm_info("chain", "chain_id=%s replicas=%u from_height=%llu", c->chain_id, c->n, (unsigned long long)height);
 	*out = c;
 	return CM_OK;

@@ -44,7 +44,7 @@ uint64_t ix_chain_applied(ix_chain *c);
 /* ix_chain_proofs.c, on ix_chain's threads: CommitRoot for the fragments this
  * node is a member of, at each multiple of every above the committed size;
  * AnswerChallenge for a challenge addressed to this node. */
-void ixc_commit_roots(ix_service *s, cm_ledger_client *lc, uint64_t every);
+void ixc_commit_roots(ix_service *s, cm_ledger_client *lc, const char *chain_id, uint64_t every);
 void ixc_answer_challenge(ix_service *s, cm_ledger_client *lc, const Muri__V1__Challenge *ch);
 
 #endif

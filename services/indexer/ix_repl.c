@@ -51,6 +51,7 @@ struct ix_repl {
 	uint64_t last_report_ms;
 	uint64_t cfg_ms;         /* when the current configuration arrived (or the core started) */
 	uint64_t acked_size;     /* primary: every write acknowledged at QUORUM or more ends at or below it */
+	uint64_t agreed;         /* backup: its log equals the epoch's primary's up to here */
 	int had_lease;
 	uint64_t commit_size;    /* a committed root the log has not reached yet */
 	uint8_t commit_root[CM_HASH_BYTES];
@@ -214,6 +215,7 @@ static void reset_peers(ix_repl *r)
 	r->had_lease = 0;
 	r->cfg_ms = now(r);
 	r->acked_size = size; /* whatever the log holds may have been acknowledged */
+	r->agreed = 0;
 }
 
 static void finish_pending(ix_repl *r, int rc_all)
@@ -573,6 +575,8 @@ static int truncate_to(ix_repl *r, uint64_t size)
 	}
 	uint64_t L = r->io.log_size(r->io.ctx);
 	int rc = r->io.log_truncate(r->io.ctx, size);
+	if (size < r->agreed)
+		r->agreed = size;
 	if (rc == 0) {
 		r->stats.truncations++;
 		r->stats.truncated_entries += L - size;
@@ -693,6 +697,8 @@ static int on_append(ix_repl *r, const ix_repl_append *a)
 		if (e.epoch < a->epoch && (rc = truncate_to(r, cut)) != 0)
 			return rc;
 	}
+	if (end > r->agreed)
+		r->agreed = end;
 	try_commit_root(r);
 	reply(r, a, 1, end);
 	return CM_OK;
@@ -846,6 +852,16 @@ const ix_repl_config *ix_repl_config_get(const ix_repl *r)
 uint64_t ix_repl_floor(const ix_repl *r)
 {
 	return r->st.floor;
+}
+
+uint64_t ix_repl_signable(ix_repl *r)
+{
+	uint64_t size = r->io.log_size(r->io.ctx), s = r->st.floor;
+	if (is_primary(r))
+		s = size;
+	else if (r->self >= 0 && r->agreed > s)
+		s = r->agreed < size ? r->agreed : size;
+	return s;
 }
 
 void ix_repl_stats_get(const ix_repl *r, ix_repl_stats *out)

@@ -199,6 +199,12 @@ int ix_repl_is_primary(const ix_repl *r);
 int ix_repl_is_member(const ix_repl *r, const uint8_t pk[CM_PK_BYTES]);
 const ix_repl_config *ix_repl_config_get(const ix_repl *r);
 uint64_t ix_repl_floor(const ix_repl *r);
+/* The largest size this replica may sign a root at in the current epoch: a
+ * prefix no truncation can touch before the epoch ends (the committed
+ * floor; the primary's whole log, which only grows in its epoch; a backup's
+ * log up to what it took from the epoch's primary). Two roots it signs at
+ * one size in one epoch are then equal. */
+uint64_t ix_repl_signable(ix_repl *r);
 /* Primary: whether the lease is valid now. */
 int ix_repl_has_lease(ix_repl *r);
 /* Primary: replicas (itself included) known to hold size entries equal to its own. */

@@ -192,6 +192,7 @@ static int reconfigure(lg_state *st, lg_fragment *f, const uint8_t (*repl)[LG_KE
 	f->nreplicas = n;
 	f->epoch++;
 	if ((rc = lg_store_failovers_clear(st->store, f->magu, f->fragment)) != CM_OK ||
+	    (rc = lg_store_root_votes_clear(st->store, f->magu, f->fragment)) != CM_OK ||
 	    (rc = lg_store_fragment_put(st->store, f)) != CM_OK)
 		return rc;
 	return lg_st_fx_fragment(st, f->magu, f->fragment);
@@ -589,6 +590,7 @@ int lg_st_failover(lg_state *st, const Muri__V1__Transaction *t)
 	memcpy(f.primary, f.replicas[k], LG_KEY_BYTES);
 	f.epoch++;
 	if ((rc = lg_store_failovers_clear(st->store, f.magu, f.fragment)) != CM_OK ||
+	    (rc = lg_store_root_votes_clear(st->store, f.magu, f.fragment)) != CM_OK ||
 	    (rc = lg_store_fragment_put(st->store, &f)) != CM_OK ||
 	    (rc = lg_st_fx_fragment(st, f.magu, f.fragment)) != CM_OK)
 		return rc;

@@ -126,6 +126,9 @@ struct node {
 	uint8_t root[CM_HASH_BYTES];
 	uint32_t clock_skew;      /* ms this node's clock is behind */
 	uint64_t frozen_at;       /* MURI_SIM_BUG=clock: the clock stopped here (0: runs) */
+	uint64_t sig_epoch, sig_size; /* the largest signable prefix seen in sig_epoch, and its root */
+	uint8_t sig_root[CM_HASH_BYTES];
+	uint64_t ntrunc, sig_ntrunc;  /* truncations, and how many the last check saw */
 };
 
 enum pkt_kind { PK_MSG = 1, PK_FAILOVER = 2, PK_FEED = 3, PK_DROP = 4 };
@@ -375,6 +378,7 @@ static int io_log_truncate(void *ctx, uint64_t size)
 			fail("node %d truncates an acknowledged write at seq %" PRIu64, nd->id, s);
 	trace("node %d truncates %" PRIu64 " -> %" PRIu64, nd->id, nd->size, size);
 	S.truncs++;
+	nd->ntrunc++;
 	cm_merkle_truncate(nd->mk, size);
 	nd->size = size;
 	nd->root_valid = 0;
@@ -986,6 +990,23 @@ static void check_step(void)
 		}
 		if (x->st.floor > x->size)
 			fail("node %u: floor above the log", i);
+		if (x->core) { /* a signable prefix stays as it is for the rest of its epoch */
+			uint64_t e = ix_repl_epoch(x->core), sz = ix_repl_signable(x->core);
+			uint8_t r[CM_HASH_BYTES];
+			if (sz > x->size)
+				fail("node %u: signable size %" PRIu64 " above its log %" PRIu64, i, sz, x->size);
+			else if (e == x->sig_epoch && x->sig_size && x->ntrunc != x->sig_ntrunc &&
+				 (x->sig_size > x->size || cm_merkle_root(x->mk, x->sig_size, r) != CM_OK ||
+				  memcmp(r, x->sig_root, CM_HASH_BYTES) != 0))
+				fail("node %u: the root it could sign at %" PRIu64 " in epoch %" PRIu64 " changed", i,
+				     x->sig_size, e);
+			x->sig_ntrunc = x->ntrunc;
+			if (!S.failed && (e != x->sig_epoch || sz > x->sig_size)) {
+				x->sig_epoch = e;
+				x->sig_size = sz;
+				cm_merkle_root(x->mk, sz, x->sig_root);
+			}
+		}
 		if (x->core) {
 			ix_repl_stats st;
 			ix_repl_stats_get(x->core, &st);
