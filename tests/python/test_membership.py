@@ -194,7 +194,8 @@ def test_rejoining_primary_keeps_acknowledged(net4_nodrop):
             assert r.level_achieved < t.QUORUM, "a write reached QUORUM with both backups dead"
         except grpc.RpcError:
             pass
-        size_old = root_of(old).size
+        signed_old = root_of(old)  # epoch 1, over the unacknowledged suffix too
+        size_old = signed_old.size
         n_acked_old = len(acked)
         assert size_old >= n_acked_old + len(doomed), (size_old, n_acked_old)
         old.server.kill9()
@@ -228,6 +229,22 @@ def test_rejoining_primary_keeps_acknowledged(net4_nodrop):
     kept = [d.id for d in doomed if d.id in have]
     assert not kept, "the unacknowledged suffix survived on the rejoined primary"
     assert want.size >= len(ids), (want.size, len(ids))
+    # the old primary now signs another root at size_old, in epoch 2: not
+    # evidence of a double root (roots are bound to their epoch), and it
+    # keeps its stake
+    pb = net.pb
+    signed_new = root_of(old, size_old)
+    assert signed_new.epoch == new.epoch and signed_old.epoch == first.epoch
+    assert signed_new.root != signed_old.root and signed_new.chain_id == signed_old.chain_id == CHAIN
+    stake0 = net.lstubs[0].GetAccount(pb.AccountRequest(address=old.pubkey), timeout=10).staked
+    r = net.lstubs[1].SubmitTransaction(pb.SubmitRequest(
+        tx=signed_tx(pb, CHAIN, net.owner, fee=1,
+                     report_double_root=pb.ReportDoubleRoot(a=signed_old, b=signed_new)),
+        wait_commit=True, timeout_ms=20000), timeout=30)
+    assert r.state == pb.TX_FAILED and "report_double_root.b.epoch" in r.message, r
+    info = net.lstubs[1].GetIndexer(pb.IndexerRequest(pubkey=old.pubkey), timeout=10)
+    assert not info.jailed and info.at.height >= r.height
+    assert net.lstubs[1].GetAccount(pb.AccountRequest(address=old.pubkey), timeout=10).staked == stake0
     print(f"{len(ids)} acknowledged writes ({n_acked_old} in epoch {first.epoch}); old primary held {size_old}, "
           f"dropped {len(doomed)} unacknowledged, ends at {want.size} = the new primary's size and root "
           f"(epoch {new.epoch})")
