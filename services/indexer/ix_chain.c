@@ -351,7 +351,8 @@ static void *submitter_main(void *arg)
 			break;
 		if (cm_now_ms() >= next_roots) {
 			pthread_mutex_unlock(&c->fmu);
-			ixc_commit_roots(c->o.svc, c->lc, c->chain_id, c->o.root_every);
+			if (c->o.root_every)
+				ixc_commit_roots(c->o.svc, c->lc, c->chain_id);
 			next_roots = cm_now_ms() + period;
 			pthread_mutex_lock(&c->fmu);
 			continue;

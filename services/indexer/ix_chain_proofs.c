@@ -1,7 +1,8 @@
 /* What an indexer proves to the ledger about the fragments it holds: it
- * signs its log's root at every multiple of root_every records above the
- * committed size, within the prefix its epoch cannot truncate, bound to the
- * chain and the epoch, and submits CommitRoot (with the consistency proof from
+ * signs its log's root at the latest size the fragment's primary named
+ * (ix_repl_root_size: each multiple of root_every records, or the log size
+ * root_ms after the last named size) above the committed size, within the
+ * prefix its epoch cannot truncate, bound to the chain and the epoch, and submits CommitRoot (with the consistency proof from
  * the committed root), and it answers the challenges addressed to it
  * (AnswerChallenge: each challenged leaf, its inclusion proof against the
  * committed root, tag = H(CM_DOM_CHALLENGE || beacon || indexer || leaf)). */
@@ -89,10 +90,8 @@ static int commit_root(ix_service *s, cm_ledger_client *lc, struct frag *f, ix_f
 	return rc;
 }
 
-void ixc_commit_roots(ix_service *s, cm_ledger_client *lc, const char *chain_id, uint64_t every)
+void ixc_commit_roots(ix_service *s, cm_ledger_client *lc, const char *chain_id)
 {
-	if (!every)
-		return;
 	pthread_rwlock_rdlock(&s->lk);
 	size_t n = s->nfrags;
 	struct frag **fs = n ? malloc(n * sizeof(*fs)) : NULL;
@@ -109,9 +108,8 @@ void ixc_commit_roots(ix_service *s, cm_ledger_client *lc, const char *chain_id,
 		ixr_core_enter(f);
 		int member = f->core && ix_repl_is_member(f->core, s->key.pk);
 		uint64_t epoch = f->core ? ix_repl_epoch(f->core) : 0;
-		uint64_t can = f->core ? ix_repl_signable(f->core) : 0;
+		uint64_t size = f->core ? ix_repl_root_size(f->core) : 0, done = 0;
 		ixr_core_leave(f);
-		uint64_t size = can / every * every, done = 0;
 		/* a new epoch drops the ledger's votes of the last: sign again */
 		if (!member || size == 0 || (size <= f->root_signed && epoch == f->root_epoch))
 			continue;

@@ -52,6 +52,8 @@ struct ix_repl {
 	uint64_t cfg_ms;         /* when the current configuration arrived (or the core started) */
 	uint64_t acked_size;     /* primary: every write acknowledged at QUORUM or more ends at or below it */
 	uint64_t agreed;         /* backup: its log equals the epoch's primary's up to here */
+	uint64_t named, named_ms; /* the latest size named for roots in this epoch (primary: when) */
+	uint64_t named_held;     /* backup: the latest named size it held */
 	int had_lease;
 	uint64_t commit_size;    /* a committed root the log has not reached yet */
 	uint8_t commit_root[CM_HASH_BYTES];
@@ -108,6 +110,7 @@ void ix_repl_append_digest(const uint8_t fragment[CM_HASH_BYTES], const ix_repl_
 	for (uint32_t i = 0; i < a->n; i++) /* the epochs are not in the leaves' root */
 		put64(&h, a->entries[i].epoch);
 	put64(&h, a->primary_size);
+	put64(&h, a->root_size);
 	put64(&h, a->ts);
 	put64(&h, a->req);
 	put64(&h, (uint64_t)(a->closing != 0));
@@ -216,6 +219,8 @@ static void reset_peers(ix_repl *r)
 	r->cfg_ms = now(r);
 	r->acked_size = size; /* whatever the log holds may have been acknowledged */
 	r->agreed = 0;
+	r->named = r->named_held = 0;
+	r->named_ms = r->cfg_ms;
 }
 
 static void finish_pending(ix_repl *r, int rc_all)
@@ -406,6 +411,22 @@ static void check_pending(ix_repl *r)
 	}
 }
 
+/* Primary: names the sizes replicas sign their roots at: each multiple of
+ * root_every, and the log size root_ms after the last named size if the
+ * log grew since. */
+static void name_root(ix_repl *r)
+{
+	uint64_t size = r->io.log_size(r->io.ctx), t = now(r);
+	if (r->o.root_every && size / r->o.root_every * r->o.root_every > r->named) {
+		r->named = size / r->o.root_every * r->o.root_every;
+		r->named_ms = t;
+	}
+	if (r->o.root_ms && size > r->named && t >= r->named_ms + r->o.root_ms) {
+		r->named = size;
+		r->named_ms = t;
+	}
+}
+
 static void send_append(ix_repl *r, uint32_t b)
 {
 	struct peer *p = &r->peer[b];
@@ -427,6 +448,8 @@ static void send_append(ix_repl *r, uint32_t b)
 	a->n = n;
 	a->entries = r->buf;
 	a->primary_size = size;
+	name_root(r);
+	a->root_size = r->named;
 	a->ts = now(r);
 	a->req = ++r->next_req;
 	a->closing = closed(r);
@@ -699,6 +722,10 @@ static int on_append(ix_repl *r, const ix_repl_append *a)
 	}
 	if (end > r->agreed)
 		r->agreed = end;
+	if (a->root_size <= a->primary_size && a->root_size > r->named)
+		r->named = a->root_size;
+	if (r->named <= r->agreed && r->named > r->named_held)
+		r->named_held = r->named;
 	try_commit_root(r);
 	reply(r, a, 1, end);
 	return CM_OK;
@@ -852,6 +879,18 @@ const ix_repl_config *ix_repl_config_get(const ix_repl *r)
 uint64_t ix_repl_floor(const ix_repl *r)
 {
 	return r->st.floor;
+}
+
+uint64_t ix_repl_root_size(ix_repl *r)
+{
+	if (r->self < 0)
+		return 0;
+	if (is_primary(r)) {
+		name_root(r);
+		return r->named;
+	}
+	uint64_t s = ix_repl_signable(r);
+	return r->named_held <= s ? r->named_held : 0;
 }
 
 uint64_t ix_repl_signable(ix_repl *r)

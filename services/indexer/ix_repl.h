@@ -56,6 +56,7 @@ typedef struct ix_repl_append {
 	uint32_t n;
 	const ix_repl_entry *entries; /* seqs prev_size.., epochs as assigned */
 	uint64_t primary_size;        /* the sender's log size */
+	uint64_t root_size;           /* the latest size the primary named for roots (<= primary_size) */
 	uint64_t ts;                  /* the sender's clock, echoed (lease) */
 	uint64_t req;                 /* request id, echoed */
 	int closing;                  /* the primary gave up on this epoch: ask for failover now */
@@ -106,6 +107,9 @@ typedef struct ix_repl_opts {
 				       * Must exceed lease_ms plus the clocks' drift. */
 	uint32_t drop_ms;             /* primary: a backup silent this long is reported to the ledger
 				       * for replacement (io.ledger_drop); 0: never */
+	uint32_t root_every;          /* primary: names each multiple of this many records for roots; 0: none */
+	uint32_t root_ms;             /* primary: and its log size this long after the last named size,
+				       * if the log grew; 0: never */
 } ix_repl_opts;
 
 /* Callbacks run synchronously inside ix_repl_* calls and must not call back
@@ -205,6 +209,11 @@ uint64_t ix_repl_floor(const ix_repl *r);
  * log up to what it took from the epoch's primary). Two roots it signs at
  * one size in one epoch are then equal. */
 uint64_t ix_repl_signable(ix_repl *r);
+/* The size this replica signs its root at: the latest size the epoch's
+ * primary named (root_every, root_ms) that it holds within
+ * ix_repl_signable, so the replicas' roots meet at the same sizes; 0: none
+ * yet in this epoch. */
+uint64_t ix_repl_root_size(ix_repl *r);
 /* Primary: whether the lease is valid now. */
 int ix_repl_has_lease(ix_repl *r);
 /* Primary: replicas (itself included) known to hold size entries equal to its own. */

@@ -466,6 +466,8 @@ int ixr_core_new(struct frag *f, const ix_repl_persist *st)
 	o.lease_ms = s->o.lease_ms;
 	o.suspect_ms = s->o.suspect_ms;
 	o.drop_ms = s->o.drop_ms;
+	o.root_every = s->o.root_every;
+	o.root_ms = s->o.root_ms;
 	ix_repl_io io = {
 		.ctx = f, .log_size = io_log_size, .log_entry = io_log_entry, .log_read = io_log_read,
 		.log_root = io_log_root, .log_append = io_log_append, .log_truncate = io_log_truncate,
@@ -517,6 +519,7 @@ static int send_one(struct sender *sd, cm_rpc_client *c, cm_arena *a)
 	if (has_store)
 		ix_spec_to_pb(&spec, a, &req.schema);
 	req.primary_size = ap->primary_size;
+	req.root_size = ap->root_size;
 	req.prev_size = ap->prev_size;
 	req.prev_root.data = (uint8_t *)ap->prev_root;
 	req.prev_root.len = CM_HASH_BYTES;

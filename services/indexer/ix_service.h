@@ -35,6 +35,8 @@ typedef struct ix_service_opts {
 	uint32_t lease_ms;           /* a primary acknowledges only this long after a quorum answered; 0: 2000 */
 	uint32_t suspect_ms;         /* a backup's wait for its primary before asking for failover; 0: 5000 */
 	uint32_t drop_ms;            /* a primary's wait for a silent backup before asking for its replacement; 0: never */
+	uint32_t root_every;         /* a primary names each multiple of this many records for roots; 0: none */
+	uint32_t root_ms;            /* and its log size this long after the last named size; 0: never */
 	const char *tls_ca_file;     /* to reach peers over TLS; NULL: plaintext */
 	int deny_set_config;         /* 1: SetConfig answers FAILED_PRECONDITION (the ledger configures) */
 } ix_service_opts;

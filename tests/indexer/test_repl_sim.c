@@ -169,6 +169,7 @@ typedef struct sim {
 	uint32_t n;                   /* replicas in a configuration */
 	uint32_t world;               /* nodes 0..world-1 (>= n): the others are spares */
 	uint32_t drop_ms;             /* the primaries' drop_ms (0: no drops) */
+	uint32_t root_every, root_ms; /* the primaries' naming of root sizes */
 	struct node node[NMAX + 1];   /* + the adversary's identity */
 	struct pkt *pool;
 	/* fault rates, ppm */
@@ -592,6 +593,8 @@ static void node_start(struct node *nd)
 	o.lease_ms = S.lease_ms;
 	o.suspect_ms = S.suspect_ms;
 	o.drop_ms = S.drop_ms;
+	o.root_every = S.root_every;
+	o.root_ms = S.root_ms;
 	ix_repl_io io = {
 		.ctx = nd, .log_size = io_log_size, .log_entry = io_log_entry, .log_read = io_log_read,
 		.log_root = io_log_root, .log_append = io_log_append, .log_truncate = io_log_truncate,
@@ -993,8 +996,11 @@ static void check_step(void)
 		if (x->core) { /* a signable prefix stays as it is for the rest of its epoch */
 			uint64_t e = ix_repl_epoch(x->core), sz = ix_repl_signable(x->core);
 			uint8_t r[CM_HASH_BYTES];
+			uint64_t rs = ix_repl_root_size(x->core);
 			if (sz > x->size)
 				fail("node %u: signable size %" PRIu64 " above its log %" PRIu64, i, sz, x->size);
+			else if (rs > sz)
+				fail("node %u: root size %" PRIu64 " above its signable size %" PRIu64, i, rs, sz);
 			else if (e == x->sig_epoch && x->sig_size && x->ntrunc != x->sig_ntrunc &&
 				 (x->sig_size > x->size || cm_merkle_root(x->mk, x->sig_size, r) != CM_OK ||
 				  memcmp(r, x->sig_root, CM_HASH_BYTES) != 0))
@@ -1076,6 +1082,8 @@ static void sim_init(uint64_t seed)
 	S.suspect_ms = S.lease_ms * 2 + (uint32_t)below(200);
 	S.feed_ms = 30 + (uint32_t)below(100);
 	S.drop_ms = sim_drops && below(3) ? S.suspect_ms + (uint32_t)below(1000) : 0;
+	S.root_every = (uint32_t)below(3) * 8;
+	S.root_ms = (uint32_t)below(3) * 200;
 	S.cut_primary = -1;
 	S.cfg.epoch = 1;
 	S.cfg.n = S.n;
