@@ -2,8 +2,9 @@
  * its io table over the fragment's store, a state file, the node key and
  * the network (one sender thread per backup, Replicate's answer fed back
  * as the ack), and its life cycle. The RPC handlers over it are in
- * ix_replica_rpc.c. ledger_submit only logs the signed failover request
- * until the ledger's failover transaction is wired. */
+ * ix_replica_rpc.c. ledger_submit and ledger_drop hand the failover
+ * report, or the request to replace a silent backup, to the service's
+ * failover sink (ix_chain submits them as FailoverRequest transactions). */
 #include "ix_service_int.h"
 #include "cm_bytes.h"
 #include "cm_err.h"
