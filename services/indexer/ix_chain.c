@@ -319,7 +319,9 @@ static void on_failover(void *arg, const char *magu, uint32_t fragment, const ix
 	ix_chain *c = arg;
 	pthread_mutex_lock(&c->fmu);
 	size_t i = 0;
-	while (i < c->nfq && !(c->fq[i].fragment == fragment && strcmp(c->fq[i].magu, magu) == 0))
+	while (i < c->nfq && !(c->fq[i].fragment == fragment && strcmp(c->fq[i].magu, magu) == 0 &&
+			       c->fq[i].r.has_drop == r->has_drop &&
+			       (!r->has_drop || memcmp(c->fq[i].r.drop, r->drop, CM_PK_BYTES) == 0)))
 		i++;
 	if (i == c->nfq && c->nfq == FAILOVER_QUEUE) {
 		c->failovers_dropped++;
@@ -349,7 +351,8 @@ static void *submitter_main(void *arg)
 			break;
 		if (cm_now_ms() >= next_roots) {
 			pthread_mutex_unlock(&c->fmu);
-			ixc_commit_roots(c->o.svc, c->lc, c->o.root_every);
+			if (c->o.root_every)
+				ixc_commit_roots(c->o.svc, c->lc, c->chain_id);
 			next_roots = cm_now_ms() + period;
 			pthread_mutex_lock(&c->fmu);
 			continue;
@@ -367,15 +370,19 @@ static void *submitter_main(void *arg)
 		fr.root.data = x.r.root;
 		fr.root.len = CM_HASH_BYTES;
 		fr.last_epoch = x.r.last_epoch;
+		if (x.r.has_drop) {
+			fr.drop.data = x.r.drop;
+			fr.drop.len = CM_PK_BYTES;
+		}
 		t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_FAILOVER;
 		t.failover = &fr;
 		cm_ledger_result res;
 		char err[CM_LC_MSG_MAX + 128] = "";
 		int rc = cm_ledger_client_submit(c->lc, &t, 0, &res, err, sizeof(err));
 		if (rc == CM_OK)
-			cm_info("failover_submitted", "magu=%s fragment=%u epoch=%llu size=%llu last_epoch=%llu nonce=%llu",
+			cm_info("failover_submitted", "magu=%s fragment=%u epoch=%llu size=%llu last_epoch=%llu drop=%d nonce=%llu",
 				x.magu, x.fragment, (unsigned long long)x.r.epoch, (unsigned long long)x.r.size,
-				(unsigned long long)x.r.last_epoch, (unsigned long long)res.nonce);
+				(unsigned long long)x.r.last_epoch, x.r.has_drop, (unsigned long long)res.nonce);
 		else
 			cm_warn("failover_refused", "magu=%s fragment=%u epoch=%llu error=\"%s\"", x.magu, x.fragment,
 				(unsigned long long)x.r.epoch, err);
@@ -452,6 +459,7 @@ int ix_chain_start(const ix_chain_opts *o, ix_chain **out, char *err, size_t err
 	}
 	c->fthread = 1;
 	ix_service_set_failover_sink(o->svc, on_failover, c);
+	ixs_set_chain_id(o->svc, c->chain_id);
 	cm_info("chain", "chain_id=%s replicas=%u from_height=%llu", c->chain_id, c->n, (unsigned long long)height);
 	*out = c;
 	return CM_OK;

@@ -27,7 +27,8 @@ typedef struct ix_chain_opts {
 	size_t queue_max;          /* 0: IX_CHAIN_QUEUE_DEFAULT */
 	int stall_ms;              /* the follower's replica switch; 0: its default */
 	const char *tls_ca_file;   /* NULL: plaintext to the ledger */
-	uint64_t root_every;       /* sign and submit the log's root at every multiple of this many records; 0: never */
+	uint64_t root_every;       /* 0: submit no roots; else the roots at the sizes the primaries name
+				    * (ix_service_opts root_every, root_ms) */
 	int root_interval_ms;      /* how often the roots are looked at; 0: 1000 */
 } ix_chain_opts;
 
@@ -44,7 +45,7 @@ uint64_t ix_chain_applied(ix_chain *c);
 /* ix_chain_proofs.c, on ix_chain's threads: CommitRoot for the fragments this
  * node is a member of, at each multiple of every above the committed size;
  * AnswerChallenge for a challenge addressed to this node. */
-void ixc_commit_roots(ix_service *s, cm_ledger_client *lc, uint64_t every);
+void ixc_commit_roots(ix_service *s, cm_ledger_client *lc, const char *chain_id);
 void ixc_answer_challenge(ix_service *s, cm_ledger_client *lc, const Muri__V1__Challenge *ch);
 
 #endif

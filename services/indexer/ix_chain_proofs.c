@@ -1,6 +1,8 @@
 /* What an indexer proves to the ledger about the fragments it holds: it
- * signs its log's root at every multiple of root_every records above the
- * committed size and submits CommitRoot (with the consistency proof from
+ * signs its log's root at the latest size the fragment's primary named
+ * (ix_repl_root_size: each multiple of root_every records, or the log size
+ * root_ms after the last named size) above the committed size, within the
+ * prefix its epoch cannot truncate, bound to the chain and the epoch, and submits CommitRoot (with the consistency proof from
  * the committed root), and it answers the challenges addressed to it
  * (AnswerChallenge: each challenged leaf, its inclusion proof against the
  * committed root, tag = H(CM_DOM_CHALLENGE || beacon || indexer || leaf)). */
@@ -33,22 +35,31 @@ static int committed_size(cm_ledger_client *lc, const char *magu, uint32_t fragm
 	return CM_OK;
 }
 
-/* Signs f's root at size and submits CommitRoot; 0 once a replica took it. */
+/* Signs f's root at size in epoch (for chain_id) and submits CommitRoot;
+ * 0 once a replica took it. The root is read under the core lock while the
+ * core is still in epoch and may sign size (ix_repl_signable), so what is
+ * signed is a prefix that epoch cannot truncate. */
 static int commit_root(ix_service *s, cm_ledger_client *lc, struct frag *f, ix_fragment *st, uint64_t from,
-		       uint64_t size)
+		       uint64_t size, uint64_t epoch, const char *chain_id)
 {
 	uint8_t root[CM_HASH_BYTES], sig[CM_SIG_BYTES], d[CM_HASH_BYTES];
 	cm_merkle_path *path = malloc(sizeof(*path));
 	if (!path)
 		return CM_ERR_NOMEM;
-	int rc = ix_fragment_root(st, size, root);
+	ixr_core_enter(f);
+	int rc = f->core && ix_repl_epoch(f->core) == epoch && ix_repl_signable(f->core) >= size ? CM_OK : CM_ERR_STATE;
+	if (rc == CM_OK)
+		rc = ix_fragment_root(st, size, root);
 	if (rc == CM_OK)
 		rc = ix_fragment_consistency(st, from, size, path);
+	ixr_core_leave(f);
 	if (rc != CM_OK) {
 		free(path);
 		return rc;
 	}
 	Muri__V1__SignedRoot r = MURI__V1__SIGNED_ROOT__INIT;
+	r.chain_id = (char *)chain_id;
+	r.epoch = epoch;
 	r.magu = f->magu;
 	r.fragment = f->fragment;
 	r.size = size;
@@ -79,10 +90,8 @@ static int commit_root(ix_service *s, cm_ledger_client *lc, struct frag *f, ix_f
 	return rc;
 }
 
-void ixc_commit_roots(ix_service *s, cm_ledger_client *lc, uint64_t every)
+void ixc_commit_roots(ix_service *s, cm_ledger_client *lc, const char *chain_id)
 {
-	if (!every)
-		return;
 	pthread_rwlock_rdlock(&s->lk);
 	size_t n = s->nfrags;
 	struct frag **fs = n ? malloc(n * sizeof(*fs)) : NULL;
@@ -98,14 +107,18 @@ void ixc_commit_roots(ix_service *s, cm_ledger_client *lc, uint64_t every)
 			continue;
 		ixr_core_enter(f);
 		int member = f->core && ix_repl_is_member(f->core, s->key.pk);
+		uint64_t epoch = f->core ? ix_repl_epoch(f->core) : 0;
+		uint64_t size = f->core ? ix_repl_root_size(f->core) : 0, done = 0;
 		ixr_core_leave(f);
-		uint64_t size = ix_fragment_size(st) / every * every, done = 0;
-		if (!member || size == 0 || size <= f->root_signed)
+		/* a new epoch drops the ledger's votes of the last: sign again */
+		if (!member || size == 0 || (size <= f->root_signed && epoch == f->root_epoch))
 			continue;
 		if (committed_size(lc, f->magu, f->fragment, &done) != CM_OK || size <= done)
 			continue;
-		if (commit_root(s, lc, f, st, done, size) == CM_OK)
+		if (commit_root(s, lc, f, st, done, size, epoch, chain_id) == CM_OK) {
 			f->root_signed = size;
+			f->root_epoch = epoch;
+		}
 	}
 	free(fs);
 }

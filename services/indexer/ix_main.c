@@ -20,6 +20,7 @@ typedef struct ix_config {
 	int64_t heartbeat_ms;
 	int64_t lease_ms;
 	int64_t suspect_ms;
+	int64_t drop_ms;
 	int64_t persist_interval_ms;
 	int64_t read_connections;
 	int64_t max_index_backlog;
@@ -30,6 +31,7 @@ typedef struct ix_config {
 	int64_t chain_fee;
 	int64_t chain_queue_max;
 	int64_t root_every;
+	int64_t root_ms;
 	int64_t root_interval_ms;
 } ix_config;
 
@@ -50,6 +52,8 @@ static const cm_config_key ix_keys[] = {
 	{"suspect_ms", CM_CFG_INT, offsetof(ix_config, suspect_ms), "1000", 20, 3600000,
 	 "a backup that hears nothing valid from its primary this long asks for failover (> lease_ms plus clock drift)",
 	 NULL},
+	{"drop_ms", CM_CFG_INT, offsetof(ix_config, drop_ms), "15000", 0, 3600000,
+	 "a primary asks the ledger to replace a backup that answered nothing this long (0: never)", NULL},
 	{"persist_interval_ms", CM_CFG_INT, offsetof(ix_config, persist_interval_ms), "60000", 0, 86400000,
 	 "save a changed index this often (0: at stop only)", NULL},
 	{"read_connections", CM_CFG_INT, offsetof(ix_config, read_connections), "8", 1, 256,
@@ -71,7 +75,11 @@ static const cm_config_key ix_keys[] = {
 	{"chain_queue_max", CM_CFG_INT, offsetof(ix_config, chain_queue_max), "1024", 16, 1000000,
 	 "final blocks held until a certified pin vouches for their effects", NULL},
 	{"root_every", CM_CFG_INT, offsetof(ix_config, root_every), "1000", 0, 1000000000,
-	 "with genesis: sign the log's root at every multiple of this many records and submit CommitRoot (0: never)",
+	 "a primary names each multiple of this many records for roots; with genesis the replicas sign and submit "
+	 "CommitRoot at the sizes named (0: never)",
+	 NULL},
+	{"root_ms", CM_CFG_INT, offsetof(ix_config, root_ms), "0", 0, 86400000,
+	 "a primary also names its log size for roots this long after the last named size, if the log grew (0: never)",
 	 NULL},
 	{"root_interval_ms", CM_CFG_INT, offsetof(ix_config, root_interval_ms), "1000", 10, 3600000,
 	 "with genesis: how often the fragments' sizes are checked for a root to submit", NULL},
@@ -111,6 +119,9 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.heartbeat_ms = (uint32_t)c->cfg.heartbeat_ms,
 		.lease_ms = (uint32_t)c->cfg.lease_ms,
 		.suspect_ms = (uint32_t)c->cfg.suspect_ms,
+		.drop_ms = (uint32_t)c->cfg.drop_ms,
+		.root_every = (uint32_t)c->cfg.root_every,
+		.root_ms = (uint32_t)c->cfg.root_ms,
 		.tls_ca_file = c->cfg.tls_ca && *c->cfg.tls_ca ? c->cfg.tls_ca : NULL,
 	};
 	int ledger = c->cfg.genesis && *c->cfg.genesis;

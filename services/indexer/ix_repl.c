@@ -30,6 +30,7 @@ struct peer {
 	uint64_t retry_ms;       /* doubles while answers come too late, back to o.retry_ms on one */
 	uint64_t lease_ts;       /* latest ts this backup answered */
 	int has_ts;
+	uint64_t drop_sent_ms;   /* when it was last reported for replacement (0: not in this epoch) */
 };
 
 struct pending {
@@ -48,6 +49,11 @@ struct ix_repl {
 	uint64_t next_req;
 	uint64_t last_heard_ms;  /* backup: the last valid append of this epoch */
 	uint64_t last_report_ms;
+	uint64_t cfg_ms;         /* when the current configuration arrived (or the core started) */
+	uint64_t acked_size;     /* primary: every write acknowledged at QUORUM or more ends at or below it */
+	uint64_t agreed;         /* backup: its log equals the epoch's primary's up to here */
+	uint64_t named, named_ms; /* the latest size named for roots in this epoch (primary: when) */
+	uint64_t named_held;     /* backup: the latest named size it held */
 	int had_lease;
 	uint64_t commit_size;    /* a committed root the log has not reached yet */
 	uint8_t commit_root[CM_HASH_BYTES];
@@ -55,110 +61,7 @@ struct ix_repl {
 	ix_repl_stats stats;
 };
 
-/* ---- digests ---------------------------------------------------------------- */
-
-static void leaves_root(const ix_repl_entry *e, uint32_t n, uint8_t out[CM_HASH_BYTES])
-{
-	if (n == 0) {
-		cm_merkle_blake2b.empty(out);
-		return;
-	}
-	if (n == 1) {
-		memcpy(out, e[0].leaf, CM_HASH_BYTES);
-		return;
-	}
-	uint32_t k = 1;
-	while (k * 2 < n)
-		k *= 2;
-	uint8_t l[CM_HASH_BYTES], r[CM_HASH_BYTES];
-	leaves_root(e, k, l);
-	leaves_root(e + k, n - k, r);
-	cm_merkle_blake2b.node(out, l, r);
-}
-
-void ix_repl_leaves_root(const ix_repl_entry *e, uint32_t n, uint8_t out[CM_HASH_BYTES])
-{
-	leaves_root(e, n, out);
-}
-
-static void put64(cm_hasher *h, uint64_t v)
-{
-	uint8_t b[8];
-	cm_put_be64(b, v);
-	cm_hasher_update(h, b, 8);
-}
-
-void ix_repl_append_digest(const uint8_t fragment[CM_HASH_BYTES], const ix_repl_append *a,
-			   uint8_t out[CM_HASH_BYTES])
-{
-	uint8_t lr[CM_HASH_BYTES];
-	leaves_root(a->entries, a->n, lr);
-	cm_hasher h;
-	cm_hasher_init(&h, CM_DOM_REPL_APPEND);
-	cm_hasher_update(&h, fragment, CM_HASH_BYTES);
-	put64(&h, a->epoch);
-	put64(&h, a->prev_size);
-	put64(&h, a->prev_size + a->n);
-	cm_hasher_update(&h, a->prev_root, CM_HASH_BYTES);
-	cm_hasher_update(&h, lr, CM_HASH_BYTES);
-	for (uint32_t i = 0; i < a->n; i++) /* the epochs are not in the leaves' root */
-		put64(&h, a->entries[i].epoch);
-	put64(&h, a->primary_size);
-	put64(&h, a->ts);
-	put64(&h, a->req);
-	put64(&h, (uint64_t)(a->closing != 0));
-	cm_hasher_update(&h, a->sender, CM_PK_BYTES);
-	cm_hasher_final(&h, out);
-}
-
-void ix_repl_ack_digest(const uint8_t fragment[CM_HASH_BYTES], const ix_repl_ack *a, uint8_t out[CM_HASH_BYTES])
-{
-	cm_hasher h;
-	cm_hasher_init(&h, CM_DOM_REPL_ACK);
-	cm_hasher_update(&h, fragment, CM_HASH_BYTES);
-	put64(&h, a->epoch);
-	put64(&h, (uint64_t)(a->ok != 0));
-	put64(&h, (uint64_t)(a->refused != 0));
-	put64(&h, a->match);
-	cm_hasher_update(&h, a->match_root, CM_HASH_BYTES);
-	put64(&h, a->log_size);
-	put64(&h, a->ts);
-	put64(&h, a->req);
-	cm_hasher_update(&h, a->sender, CM_PK_BYTES);
-	cm_hasher_final(&h, out);
-}
-
-void ix_repl_failover_digest(const uint8_t fragment[CM_HASH_BYTES], const ix_repl_failover *f,
-			     uint8_t out[CM_HASH_BYTES])
-{
-	cm_fragment_report_digest(fragment, f, out);
-}
-
 /* ---- configuration ---------------------------------------------------------- */
-
-uint32_t ix_repl_need(int level, uint32_t n)
-{
-	switch (level) {
-	case IX_REPL_ONE: return 1;
-	case IX_REPL_ALL: return n;
-	default: return cm_fragment_majority(n);
-	}
-}
-
-const char *ix_repl_config_check(const ix_repl_config *c)
-{
-	if (c->epoch == 0)
-		return "epoch: must be >= 1";
-	if (c->n < 1 || c->n > IX_REPL_MAX)
-		return "replicas: 1..16 are allowed";
-	if (c->primary >= c->n)
-		return "primary: must be one of the replicas";
-	for (uint32_t i = 0; i < c->n; i++)
-		for (uint32_t j = 0; j < i; j++)
-			if (memcmp(c->replicas[i], c->replicas[j], CM_PK_BYTES) == 0)
-				return "replicas: a replica is listed twice";
-	return NULL;
-}
 
 static int index_of(const ix_repl_config *c, const uint8_t pk[CM_PK_BYTES])
 {
@@ -173,12 +76,6 @@ static int configs_equal(const ix_repl_config *a, const ix_repl_config *b)
 	if (a->epoch != b->epoch || a->n != b->n || a->primary != b->primary)
 		return 0;
 	return memcmp(a->replicas, b->replicas, (size_t)a->n * CM_PK_BYTES) == 0;
-}
-
-int ix_repl_choose_primary(const ix_repl_config *cfg, const ix_repl_failover *reqs, size_t n)
-{
-	int k = cm_fragment_choose_primary(cfg->epoch, (const uint8_t(*)[CM_PK_BYTES])cfg->replicas, cfg->n, reqs, n);
-	return k >= 0 ? k : -1;
 }
 
 /* ---- state ----------------------------------------------------------------- */
@@ -209,6 +106,11 @@ static void reset_peers(ix_repl *r)
 		r->peer[i].probe = size;
 	}
 	r->had_lease = 0;
+	r->cfg_ms = now(r);
+	r->acked_size = size; /* whatever the log holds may have been acknowledged */
+	r->agreed = 0;
+	r->named = r->named_held = 0;
+	r->named_ms = r->cfg_ms;
 }
 
 static void finish_pending(ix_repl *r, int rc_all)
@@ -280,6 +182,7 @@ void ix_repl_destroy(ix_repl *r)
 
 static void ship_all(ix_repl *r, int heartbeat);
 static void check_pending(ix_repl *r);
+static void check_drops(ix_repl *r);
 static void report(ix_repl *r);
 
 int ix_repl_on_config(ix_repl *r, const ix_repl_config *c, char *err, size_t errlen)
@@ -355,7 +258,7 @@ uint32_t ix_repl_holders(const ix_repl *r, uint64_t size)
 		return 0;
 	uint32_t n = 1;
 	for (uint32_t i = 0; i < r->st.cfg.n; i++)
-		if ((int)i != r->self && r->peer[i].known && r->peer[i].acked >= size)
+		if ((int)i != r->self && !r->peer[i].drop_sent_ms && r->peer[i].known && r->peer[i].acked >= size)
 			n++;
 	return n;
 }
@@ -366,7 +269,7 @@ int ix_repl_holds(const ix_repl *r, uint32_t idx, uint64_t size)
 		return 0;
 	if ((int)idx == r->self)
 		return r->io.log_size(r->io.ctx) >= size;
-	return r->peer[idx].known && r->peer[idx].acked >= size;
+	return !r->peer[idx].drop_sent_ms && r->peer[idx].known && r->peer[idx].acked >= size;
 }
 
 static int level_of(const ix_repl *r, uint32_t holders)
@@ -392,7 +295,25 @@ static void check_pending(ix_repl *r)
 		/* at the deadline: a majority holding it is a promise with or
 		 * without the lease; less is one only under the lease */
 		int level = lease || h >= r->st.cfg.n / 2 + 1 ? level_of(r, h) : -1;
+		if (level >= IX_REPL_QUORUM && p->end > r->acked_size)
+			r->acked_size = p->end;
 		r->io.write_done(r->io.ctx, p->token, done ? CM_OK : CM_ERR_TIMEOUT, p->first, p->end, level);
+	}
+}
+
+/* Primary: names the sizes replicas sign their roots at: each multiple of
+ * root_every, and the log size root_ms after the last named size if the
+ * log grew since. */
+static void name_root(ix_repl *r)
+{
+	uint64_t size = r->io.log_size(r->io.ctx), t = now(r);
+	if (r->o.root_every && size / r->o.root_every * r->o.root_every > r->named) {
+		r->named = size / r->o.root_every * r->o.root_every;
+		r->named_ms = t;
+	}
+	if (r->o.root_ms && size > r->named && t >= r->named_ms + r->o.root_ms) {
+		r->named = size;
+		r->named_ms = t;
 	}
 }
 
@@ -417,6 +338,8 @@ static void send_append(ix_repl *r, uint32_t b)
 	a->n = n;
 	a->entries = r->buf;
 	a->primary_size = size;
+	name_root(r);
+	a->root_size = r->named;
 	a->ts = now(r);
 	a->req = ++r->next_req;
 	a->closing = closed(r);
@@ -565,6 +488,8 @@ static int truncate_to(ix_repl *r, uint64_t size)
 	}
 	uint64_t L = r->io.log_size(r->io.ctx);
 	int rc = r->io.log_truncate(r->io.ctx, size);
+	if (size < r->agreed)
+		r->agreed = size;
 	if (rc == 0) {
 		r->stats.truncations++;
 		r->stats.truncated_entries += L - size;
@@ -685,6 +610,12 @@ static int on_append(ix_repl *r, const ix_repl_append *a)
 		if (e.epoch < a->epoch && (rc = truncate_to(r, cut)) != 0)
 			return rc;
 	}
+	if (end > r->agreed)
+		r->agreed = end;
+	if (a->root_size <= a->primary_size && a->root_size > r->named)
+		r->named = a->root_size;
+	if (r->named <= r->agreed && r->named > r->named_held)
+		r->named_held = r->named;
 	try_commit_root(r);
 	reply(r, a, 1, end);
 	return CM_OK;
@@ -721,6 +652,40 @@ int ix_repl_on_commit_root(ix_repl *r, uint64_t size, const uint8_t root[CM_HASH
 		return CM_ERR_IO;
 	r->st = next;
 	return CM_OK;
+}
+
+/* Primary: a backup that answered nothing for drop_ms (since its last
+ * answer or since this configuration began) is reported to the ledger for
+ * replacement, at most once per drop_ms, and only while the primary and
+ * the other backups, a majority of the replica set, hold every write
+ * acknowledged at QUORUM: the next replica set (the spare joins empty) then
+ * still has them on a majority, which failover relies on. From then on the
+ * reported backup counts towards no write of this epoch (it may come back
+ * and answer, but the next replica set will not have it), so what is
+ * acknowledged later is on a majority of the next set as well. */
+static void check_drops(ix_repl *r)
+{
+	if (!r->o.drop_ms || !r->io.ledger_drop || closed(r))
+		return;
+	uint64_t t = now(r);
+	for (uint32_t i = 0; i < r->st.cfg.n; i++) {
+		if ((int)i == r->self)
+			continue;
+		struct peer *p = &r->peer[i];
+		uint64_t last = p->has_ts && p->lease_ts > r->cfg_ms ? p->lease_ts : r->cfg_ms;
+		if (t < last + r->o.drop_ms || (p->drop_sent_ms && t < p->drop_sent_ms + r->o.drop_ms))
+			continue;
+		uint32_t h = 1;
+		for (uint32_t j = 0; j < r->st.cfg.n; j++)
+			if (j != i && (int)j != r->self && !r->peer[j].drop_sent_ms && r->peer[j].known &&
+			    r->peer[j].acked >= r->acked_size)
+				h++;
+		if (h < cm_fragment_majority(r->st.cfg.n))
+			continue;
+		p->drop_sent_ms = t;
+		r->stats.drops_sent++;
+		r->io.ledger_drop(r->io.ctx, r->st.cfg.epoch, r->st.cfg.replicas[i]);
+	}
 }
 
 /* Gives up on the current epoch (durably, before saying so) and sends the
@@ -772,6 +737,7 @@ void ix_repl_tick(ix_repl *r)
 	if (is_primary(r)) {
 		ship_all(r, 0);
 		check_pending(r);
+		check_drops(r);
 		return;
 	}
 	if (t >= r->last_heard_ms + r->o.suspect_ms)
@@ -803,6 +769,28 @@ const ix_repl_config *ix_repl_config_get(const ix_repl *r)
 uint64_t ix_repl_floor(const ix_repl *r)
 {
 	return r->st.floor;
+}
+
+uint64_t ix_repl_root_size(ix_repl *r)
+{
+	if (r->self < 0)
+		return 0;
+	if (is_primary(r)) {
+		name_root(r);
+		return r->named;
+	}
+	uint64_t s = ix_repl_signable(r);
+	return r->named_held <= s ? r->named_held : 0;
+}
+
+uint64_t ix_repl_signable(ix_repl *r)
+{
+	uint64_t size = r->io.log_size(r->io.ctx), s = r->st.floor;
+	if (is_primary(r))
+		s = size;
+	else if (r->self >= 0 && r->agreed > s)
+		s = r->agreed < size ? r->agreed : size;
+	return s;
 }
 
 void ix_repl_stats_get(const ix_repl *r, ix_repl_stats *out)

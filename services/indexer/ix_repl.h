@@ -56,6 +56,7 @@ typedef struct ix_repl_append {
 	uint32_t n;
 	const ix_repl_entry *entries; /* seqs prev_size.., epochs as assigned */
 	uint64_t primary_size;        /* the sender's log size */
+	uint64_t root_size;           /* the latest size the primary named for roots (<= primary_size) */
 	uint64_t ts;                  /* the sender's clock, echoed (lease) */
 	uint64_t req;                 /* request id, echoed */
 	int closing;                  /* the primary gave up on this epoch: ask for failover now */
@@ -104,6 +105,11 @@ typedef struct ix_repl_opts {
 	uint32_t lease_ms;            /* primary acknowledges only within this of a quorum's acks; 0: 1000 */
 	uint32_t suspect_ms;          /* backup: silence before a failover request; 0: 2 * lease_ms.
 				       * Must exceed lease_ms plus the clocks' drift. */
+	uint32_t drop_ms;             /* primary: a backup silent this long is reported to the ledger
+				       * for replacement (io.ledger_drop); 0: never */
+	uint32_t root_every;          /* primary: names each multiple of this many records for roots; 0: none */
+	uint32_t root_ms;             /* primary: and its log size this long after the last named size,
+				       * if the log grew; 0: never */
 } ix_repl_opts;
 
 /* Callbacks run synchronously inside ix_repl_* calls and must not call back
@@ -128,6 +134,11 @@ typedef struct ix_repl_io {
 	void (*send)(void *ctx, const uint8_t to[CM_PK_BYTES], const ix_repl_msg *m);
 	/* Best effort to the ledger (a failover transaction). */
 	void (*ledger_submit)(void *ctx, const ix_repl_failover *f);
+	/* Primary -> ledger, best effort: the backup pk stopped answering in
+	 * epoch; replace it (a staked spare takes its place in epoch + 1). Sent
+	 * only while the others hold every write acknowledged at QUORUM, so a
+	 * majority of the next replica set does. May be NULL. */
+	void (*ledger_drop)(void *ctx, uint64_t epoch, const uint8_t pk[CM_PK_BYTES]);
 	/* A client write (by token) is done: rc 0 and the level it reached
 	 * (enum ix_repl_level); or CM_ERR_TIMEOUT with the level it reached
 	 * anyway, -1 if none can be promised (no lease, no majority); or
@@ -148,6 +159,7 @@ typedef struct ix_repl_stats {
 	uint64_t mismatches;          /* appends whose prev_root did not agree */
 	uint64_t truncations, truncated_entries;
 	uint64_t failovers_sent, lease_lapses;
+	uint64_t drops_sent;          /* backups reported for replacement */
 	uint64_t floor_refusals;      /* a truncation below the floor refused */
 } ix_repl_stats;
 
@@ -191,6 +203,17 @@ int ix_repl_is_primary(const ix_repl *r);
 int ix_repl_is_member(const ix_repl *r, const uint8_t pk[CM_PK_BYTES]);
 const ix_repl_config *ix_repl_config_get(const ix_repl *r);
 uint64_t ix_repl_floor(const ix_repl *r);
+/* The largest size this replica may sign a root at in the current epoch: a
+ * prefix no truncation can touch before the epoch ends (the committed
+ * floor; the primary's whole log, which only grows in its epoch; a backup's
+ * log up to what it took from the epoch's primary). Two roots it signs at
+ * one size in one epoch are then equal. */
+uint64_t ix_repl_signable(ix_repl *r);
+/* The size this replica signs its root at: the latest size the epoch's
+ * primary named (root_every, root_ms) that it holds within
+ * ix_repl_signable, so the replicas' roots meet at the same sizes; 0: none
+ * yet in this epoch. */
+uint64_t ix_repl_root_size(ix_repl *r);
 /* Primary: whether the lease is valid now. */
 int ix_repl_has_lease(ix_repl *r);
 /* Primary: replicas (itself included) known to hold size entries equal to its own. */

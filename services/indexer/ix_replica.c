@@ -2,8 +2,9 @@
  * its io table over the fragment's store, a state file, the node key and
  * the network (one sender thread per backup, Replicate's answer fed back
  * as the ack), and its life cycle. The RPC handlers over it are in
- * ix_replica_rpc.c. ledger_submit only logs the signed failover request
- * until the ledger's failover transaction is wired. */
+ * ix_replica_rpc.c. ledger_submit and ledger_drop hand the failover
+ * report, or the request to replace a silent backup, to the service's
+ * failover sink (ix_chain submits them as FailoverRequest transactions). */
 #include "ix_service_int.h"
 #include "cm_bytes.h"
 #include "cm_err.h"
@@ -378,6 +379,33 @@ static void io_ledger_submit(void *ctx, const ix_repl_failover *r)
 		(unsigned long long)r->last_epoch, root);
 }
 
+/* The primary found a backup silent: the ledger is asked to replace it,
+ * through the failover sink (a FailoverRequest with drop set). */
+static void io_ledger_drop(void *ctx, uint64_t epoch, const uint8_t pk[CM_PK_BYTES])
+{
+	struct frag *f = ctx;
+	ix_failover_report rep;
+	memset(&rep, 0, sizeof(rep));
+	rep.epoch = epoch;
+	rep.size = io_log_size(ctx);
+	if (io_log_root(ctx, rep.size, rep.root) != 0)
+		return;
+	if (rep.size) {
+		ix_repl_entry e;
+		memset(&e, 0, sizeof(e));
+		if (io_log_entry(ctx, rep.size - 1, &e) != 0)
+			return;
+		rep.last_epoch = e.epoch;
+	}
+	rep.has_drop = 1;
+	memcpy(rep.drop, pk, CM_PK_BYTES);
+	char who[2 * CM_PK_BYTES + 1];
+	cm_hex(who, pk, CM_PK_BYTES);
+	cm_warn("replica_drop", "magu=%s fragment=%u epoch=%llu backup=%s size=%llu", f->magu, f->fragment,
+		(unsigned long long)epoch, who, (unsigned long long)rep.size);
+	ixs_failover(f->svc, f->magu, f->fragment, &rep);
+}
+
 static void io_write_done(void *ctx, uint64_t token, int rc, uint64_t first, uint64_t end, int level)
 {
 	struct frag *f = ctx;
@@ -442,10 +470,13 @@ int ixr_core_new(struct frag *f, const ix_repl_persist *st)
 	o.retry_ms = 2 * s->o.heartbeat_ms; /* an append unanswered this long is sent again */
 	o.lease_ms = s->o.lease_ms;
 	o.suspect_ms = s->o.suspect_ms;
+	o.drop_ms = s->o.drop_ms;
+	o.root_every = s->o.root_every;
+	o.root_ms = s->o.root_ms;
 	ix_repl_io io = {
 		.ctx = f, .log_size = io_log_size, .log_entry = io_log_entry, .log_read = io_log_read,
 		.log_root = io_log_root, .log_append = io_log_append, .log_truncate = io_log_truncate,
-		.persist = io_persist, .send = io_send, .ledger_submit = io_ledger_submit,
+		.persist = io_persist, .send = io_send, .ledger_submit = io_ledger_submit, .ledger_drop = io_ledger_drop,
 		.write_done = io_write_done, .sign = io_sign, .verify = io_verify, .now_ms = io_now,
 	};
 	return ix_repl_create(&o, &io, st, &f->core);
@@ -491,6 +522,7 @@ static int send_one(struct sender *sd, cm_rpc_client *c, cm_arena *a)
 		ix_fragment_shape_to_pb(f->store, req.schema->index);
 	pthread_mutex_unlock(&f->mu);
 	req.primary_size = ap->primary_size;
+	req.root_size = ap->root_size;
 	req.prev_size = ap->prev_size;
 	req.prev_root.data = (uint8_t *)ap->prev_root;
 	req.prev_root.len = CM_HASH_BYTES;

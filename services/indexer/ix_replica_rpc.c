@@ -301,6 +301,7 @@ int ix_h_replicate(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pr
 		ap->n = (uint32_t)req->n_records;
 		ap->entries = e;
 		ap->primary_size = req->primary_size;
+		ap->root_size = req->root_size;
 		ap->ts = req->ts;
 		ap->req = req->req;
 		ap->closing = req->closing;

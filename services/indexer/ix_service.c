@@ -303,15 +303,35 @@ static int h_get_root(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg,
 	int code = data_of(s, call, req->magu, req->fragment, &f, &st);
 	if (code != GRPC_STATUS_OK)
 		return code;
-	uint64_t size = req->size ? req->size : ix_fragment_size(st);
+	/* signed only within the prefix this epoch cannot truncate, bound to
+	 * the chain and the epoch (read together under the core lock) */
 	uint8_t root[CM_HASH_BYTES];
-	if (ix_fragment_root(st, size, root) != CM_OK)
+	char *chain = cm_rpc_alloc(call, IX_CHAIN_ID_MAX + 1);
+	if (!chain)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	ixs_chain_id(s, chain);
+	ixr_core_enter(f);
+	uint64_t L = ix_fragment_size(st);
+	uint64_t epoch = f->core ? ix_repl_epoch(f->core) : 0;
+	uint64_t can = f->core ? ix_repl_signable(f->core) : L;
+	uint64_t size = req->size ? req->size : can; /* 0: as far as it can vouch */
+	int rc = size <= can ? ix_fragment_root(st, size, root) : CM_ERR_STATE;
+	ixr_core_leave(f);
+	if (size > L)
 		return cm_rpc_fail(call, GRPC_STATUS_OUT_OF_RANGE, "size: %llu is beyond the log size %llu",
-				   (unsigned long long)size, (unsigned long long)ix_fragment_size(st));
+				   (unsigned long long)size, (unsigned long long)L);
+	if (rc == CM_ERR_STATE)
+		return cm_rpc_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
+				   "size: %llu is beyond what this replica can vouch for in epoch %llu (%llu)",
+				   (unsigned long long)size, (unsigned long long)epoch, (unsigned long long)can);
+	if (rc != CM_OK)
+		return cm_rpc_fail(call, GRPC_STATUS_INTERNAL, "size: %s", cm_strerror(rc));
 	Muri__V1__SignedRoot *r = cm_rpc_alloc(call, sizeof(*r));
 	if (!r)
 		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 	muri__v1__signed_root__init(r);
+	r->chain_id = chain;
+	r->epoch = epoch;
 	r->magu = f->magu;
 	r->fragment = f->fragment;
 	r->size = size;
@@ -711,6 +731,20 @@ void ix_service_set_failover_sink(ix_service *s, ix_failover_fn fn, void *arg)
 	pthread_mutex_lock(&s->sink_mu);
 	s->sink = fn;
 	s->sink_arg = arg;
+	pthread_mutex_unlock(&s->sink_mu);
+}
+
+void ixs_set_chain_id(ix_service *s, const char *id)
+{
+	pthread_mutex_lock(&s->sink_mu);
+	snprintf(s->chain_id, sizeof(s->chain_id), "%s", id ? id : "");
+	pthread_mutex_unlock(&s->sink_mu);
+}
+
+void ixs_chain_id(ix_service *s, char out[IX_CHAIN_ID_MAX + 1])
+{
+	pthread_mutex_lock(&s->sink_mu);
+	memcpy(out, s->chain_id, IX_CHAIN_ID_MAX + 1);
 	pthread_mutex_unlock(&s->sink_mu);
 }
 

@@ -34,6 +34,9 @@ typedef struct ix_service_opts {
 	uint32_t heartbeat_ms;       /* primary -> backups at least this often; 0: 100 */
 	uint32_t lease_ms;           /* a primary acknowledges only this long after a quorum answered; 0: 2000 */
 	uint32_t suspect_ms;         /* a backup's wait for its primary before asking for failover; 0: 5000 */
+	uint32_t drop_ms;            /* a primary's wait for a silent backup before asking for its replacement; 0: never */
+	uint32_t root_every;         /* a primary names each multiple of this many records for roots; 0: none */
+	uint32_t root_ms;            /* and its log size this long after the last named size; 0: never */
 	const char *tls_ca_file;     /* to reach peers over TLS; NULL: plaintext */
 	int deny_set_config;         /* 1: SetConfig answers FAILED_PRECONDITION (the ledger configures) */
 	uint32_t max_index_backlog;  /* a primary refuses writes (RESOURCE_EXHAUSTED) while a fragment's
@@ -60,6 +63,8 @@ typedef struct ix_failover_report {
 	uint64_t size;               /* the sender's log size */
 	uint8_t root[CM_HASH_BYTES]; /* its log's root at size */
 	uint64_t last_epoch;         /* the epoch of its last record */
+	int has_drop;                /* the primary asks for drop's replacement instead */
+	uint8_t drop[CM_PK_BYTES];   /* a backup that stopped answering */
 } ix_failover_report;
 /* Receives failover requests (the ledger client's queue). Called on a core's
  * thread with the fragment's core lock held: it must not block. */

@@ -14,6 +14,7 @@
 #include "indexer.pb-c.h"
 
 #define IX_ERR_MAX 256
+#define IX_CHAIN_ID_MAX 64
 
 struct frag;
 
@@ -72,6 +73,7 @@ struct frag {
 	int ack_set;
 	uint64_t failovers;          /* failover requests made */
 	uint64_t root_signed;        /* the largest size whose root this node submitted (ix_chain's thread) */
+	uint64_t root_epoch;         /* the epoch it was signed in */
 };
 
 struct ix_service {
@@ -86,9 +88,10 @@ struct ix_service {
 	int ticker_running;
 	void *status_arg;
 	int (*status)(void *arg, cm_rpc_call *call, Muri__V1__StatusResponse **out);
-	pthread_mutex_t sink_mu;     /* the failover sink */
+	pthread_mutex_t sink_mu;     /* the failover sink and the chain id */
 	ix_failover_fn sink;
 	void *sink_arg;
+	char chain_id[IX_CHAIN_ID_MAX + 1]; /* the ledger's chain, bound into signed roots ("" without one) */
 };
 
 /* ix_service.c */
@@ -96,6 +99,9 @@ struct frag *ixs_find_frag(ix_service *s, const char *magu, uint32_t fragment);
 int ixs_get_or_add_frag(ix_service *s, const char *magu, uint32_t fragment, struct frag **out);
 ix_fragment *ixs_store_of(struct frag *f);
 int ixs_valid_magu(const char *m);
+/* The chain id signed roots are bound to (set by ix_chain). */
+void ixs_set_chain_id(ix_service *s, const char *id);
+void ixs_chain_id(ix_service *s, char out[IX_CHAIN_ID_MAX + 1]);
 /* Hands a failover report to the sink, if one is set. */
 void ixs_failover(ix_service *s, const char *magu, uint32_t fragment, const ix_failover_report *r);
 int ixs_fail_from(cm_rpc_call *call, int rc, const char *msg);

@@ -95,6 +95,7 @@ int lg_st_fx_root(lg_state *st, const Muri__V1__SignedRoot *r)
 	snprintf(x.magu, sizeof(x.magu), "%s", r->magu);
 	x.fragment = r->fragment;
 	x.size = r->size;
+	x.epoch = r->epoch;
 	memcpy(x.root, r->root.data, LG_ROOT_BYTES);
 	memcpy(x.signer, r->signer.data, LG_KEY_BYTES);
 	memcpy(x.signature, r->signature.data, CM_SIG_BYTES);
@@ -222,7 +223,9 @@ static int add_roots(lg_state *st, Muri__V1__BlockEffects *e)
 		e->roots[e->n_roots++] = r;
 		r->fragment = x->fragment;
 		r->size = x->size;
-		if (lg_query_dup_str(&r->magu, x->magu) != CM_OK || lg_query_dup_bytes(&r->root, x->root, LG_ROOT_BYTES) != CM_OK ||
+		r->epoch = x->epoch;
+		if (lg_query_dup_str(&r->chain_id, st->chain_id) != CM_OK ||
+		    lg_query_dup_str(&r->magu, x->magu) != CM_OK || lg_query_dup_bytes(&r->root, x->root, LG_ROOT_BYTES) != CM_OK ||
 		    lg_query_dup_bytes(&r->signer, x->signer, LG_KEY_BYTES) != CM_OK ||
 		    lg_query_dup_bytes(&r->signature, x->signature, CM_SIG_BYTES) != CM_OK)
 			return CM_ERR_NOMEM;

@@ -192,6 +192,7 @@ static int reconfigure(lg_state *st, lg_fragment *f, const uint8_t (*repl)[LG_KE
 	f->nreplicas = n;
 	f->epoch++;
 	if ((rc = lg_store_failovers_clear(st->store, f->magu, f->fragment)) != CM_OK ||
+	    (rc = lg_store_root_votes_clear(st->store, f->magu, f->fragment)) != CM_OK ||
 	    (rc = lg_store_fragment_put(st->store, f)) != CM_OK)
 		return rc;
 	return lg_st_fx_fragment(st, f->magu, f->fragment);
@@ -491,6 +492,43 @@ int lg_st_drop_magu(lg_state *st, const Muri__V1__Transaction *t)
 	return lg_st_note(st, "Magu \"%s\" dropped, deposit %llu returned", name, (unsigned long long)m.deposit);
 }
 
+/* The primary of the current epoch asks that a backup which stopped
+ * answering be replaced: the backup gives its member seat of the Magu up
+ * as if it had left (leave_magu: a stake-weighted draw among the active
+ * non-members takes the seat, or it is left vacant), so exactly the
+ * fragments it held move, each to epoch + 1 with its primary kept. The
+ * backup stays an active indexer. */
+static int drop_replica(lg_state *st, const Muri__V1__Transaction *t, const lg_fragment *f)
+{
+	const Muri__V1__FailoverRequest *q = t->failover;
+	lg_slot *held = NULL;
+	size_t nh;
+	int rc, found = 0;
+
+	if (!lg_st_key_eq(f->primary, t->sender.data))
+		return lg_st_fail(st, "failover.drop: only the primary of fragment %u of \"%s\" may ask", q->fragment,
+				  q->magu);
+	if (lg_st_key_eq(q->drop.data, t->sender.data))
+		return lg_st_fail(st, "failover.drop: the primary cannot drop itself");
+	if (lg_st_replica_index(f, q->drop.data) < 0)
+		return lg_st_fail(st, "failover.drop: %s is not a replica of fragment %u of \"%s\"",
+				  lg_st_kh(q->drop.data).s, q->fragment, q->magu);
+	if ((rc = lg_store_slots_of_holder(st->store, q->drop.data, &held, &nh)) != CM_OK)
+		return rc;
+	for (size_t i = 0; i < nh && rc == CM_OK && !found; i++)
+		if (strcmp(held[i].magu, f->magu) == 0) {
+			found = 1;
+			rc = leave_magu(st, &held[i], q->drop.data);
+		}
+	free(held);
+	if (rc != CM_OK)
+		return rc;
+	if (!found)
+		return lg_st_fail(st, "failover.drop: %s holds no seat of \"%s\"", lg_st_kh(q->drop.data).s, q->magu);
+	return lg_st_note(st, "%s dropped from \"%s\" at the request of fragment %u's primary",
+			  lg_st_kh(q->drop.data).s, q->magu, q->fragment);
+}
+
 /* A replica's failover report: recorded per replica (a later one replaces
  * its earlier one); once reports of the current epoch from a majority of
  * the replica set are in, epoch + 1 begins with the primary the fragment's
@@ -517,6 +555,8 @@ int lg_st_failover(lg_state *st, const Muri__V1__Transaction *t)
 	if (lg_st_replica_index(&f, t->sender.data) < 0)
 		return lg_st_fail(st, "failover: the sender is not a replica of fragment %u of \"%s\"",
 			       q->fragment, q->magu);
+	if (q->drop.len)
+		return drop_replica(st, t, &f);
 	memset(&req, 0, sizeof(req));
 	memcpy(req.requester, t->sender.data, LG_KEY_BYTES);
 	req.epoch = q->epoch;
@@ -550,6 +590,7 @@ int lg_st_failover(lg_state *st, const Muri__V1__Transaction *t)
 	memcpy(f.primary, f.replicas[k], LG_KEY_BYTES);
 	f.epoch++;
 	if ((rc = lg_store_failovers_clear(st->store, f.magu, f.fragment)) != CM_OK ||
+	    (rc = lg_store_root_votes_clear(st->store, f.magu, f.fragment)) != CM_OK ||
 	    (rc = lg_store_fragment_put(st->store, &f)) != CM_OK ||
 	    (rc = lg_st_fx_fragment(st, f.magu, f.fragment)) != CM_OK)
 		return rc;

@@ -66,6 +66,11 @@ int lg_st_commit_root(lg_state *st, const Muri__V1__Transaction *t)
 		return lg_st_fail(st, "commit_root.root: no fragment %u in Magu \"%s\"", r->fragment, r->magu);
 	if (rc != CM_OK)
 		return rc;
+	if (strcmp(r->chain_id, st->chain_id) != 0)
+		return lg_st_fail(st, "commit_root.root.chain_id: \"%.64s\" is not this chain", r->chain_id);
+	if (r->epoch != f.epoch)
+		return lg_st_fail(st, "commit_root.root.epoch: %llu is not the fragment's epoch %llu",
+				  (unsigned long long)r->epoch, (unsigned long long)f.epoch);
 	if (lg_root_verify(r) != CM_OK)
 		return lg_st_fail(st, "commit_root.root.signature: does not verify for the signer");
 	if (lg_st_replica_index(&f, r->signer.data) < 0)
@@ -305,8 +310,9 @@ int lg_st_issue_challenges(lg_state *st)
 
 /* ---- double-root evidence ---- */
 
-/* Two roots signed by one signer for one (magu, fragment, size) that differ
- * prove the signer lied at least once: it is slashed double_root_slash and
+/* Two roots signed by one signer for one (magu, fragment, size) in one
+ * epoch of this chain that differ prove the signer lied at least once (an
+ * honest replica signs only what its epoch cannot truncate): it is slashed double_root_slash and
  * jailed, once per (signer, magu, fragment, size); the reporter receives
  * double_root_reward_pct percent of what was slashed, the rest is burnt. */
 int lg_st_double_root(lg_state *st, const Muri__V1__Transaction *t)
@@ -322,6 +328,13 @@ int lg_st_double_root(lg_state *st, const Muri__V1__Transaction *t)
 		return lg_st_fail(st, "report_double_root.b.signer: differs from a.signer");
 	if (strcmp(a->magu, b->magu) != 0 || a->fragment != b->fragment || a->size != b->size)
 		return lg_st_fail(st, "report_double_root.b: not the same (magu, fragment, size) as a");
+	if (strcmp(a->chain_id, st->chain_id) != 0)
+		return lg_st_fail(st, "report_double_root.a.chain_id: \"%.64s\" is not this chain", a->chain_id);
+	if (strcmp(b->chain_id, st->chain_id) != 0)
+		return lg_st_fail(st, "report_double_root.b.chain_id: \"%.64s\" is not this chain", b->chain_id);
+	if (a->epoch != b->epoch)
+		return lg_st_fail(st, "report_double_root.b.epoch: %llu differs from a.epoch %llu (roots of different epochs may differ)",
+				  (unsigned long long)b->epoch, (unsigned long long)a->epoch);
 	if (memcmp(a->root.data, b->root.data, LG_ROOT_BYTES) == 0)
 		return lg_st_fail(st, "report_double_root.b.root: equals a.root, no conflict");
 	if (lg_root_verify(a) != CM_OK)

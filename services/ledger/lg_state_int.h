@@ -82,7 +82,7 @@ typedef struct lg_fx_mark {
 typedef struct lg_fx_root {
 	char magu[LG_NAME_MAX + 1];
 	uint32_t fragment;
-	uint64_t size;
+	uint64_t size, epoch;         /* the chain is this one */
 	uint8_t root[LG_ROOT_BYTES], signer[LG_KEY_BYTES], signature[CM_SIG_BYTES];
 } lg_fx_root;
 

@@ -430,6 +430,9 @@ int lg_tx_check(const Muri__V1__Transaction *tx, char *err, size_t errlen)
 		if ((tx->failover->log_size == 0) != (tx->failover->last_epoch == 0))
 			return fail(err, errlen, CM_ERR_INVALID,
 				    "failover.last_epoch: must be 0 exactly when failover.log_size is 0");
+		if (tx->failover->drop.len && !key_len_ok(&tx->failover->drop))
+			return fail(err, errlen, CM_ERR_INVALID, "failover.drop: %zu bytes, expected %d",
+				    tx->failover->drop.len, CM_PK_BYTES);
 		return CM_OK;
 	case MURI__V1__TRANSACTION__PAYLOAD_PROPOSE:
 		return check_propose(tx->propose, err, errlen);

@@ -398,6 +398,9 @@ static void add_commit_root(tchain *c, tblock *b, int signer, const char *magu, 
 	r.root.len = 32;
 	r.signer.data = K[signer].pk;
 	r.signer.len = 32;
+	r.chain_id = (char *)CHAIN;
+	lg_fragment fr;
+	r.epoch = lg_store_fragment_get(c->s, magu, frag, &fr) == CM_OK ? fr.epoch : 1;
 	TAP_EQ(lg_root_digest(&r, d), CM_OK);
 	cm_sign(&K[signer], sig, d, 32);
 	if (corrupt_root_sig)

@@ -737,6 +737,8 @@ static void random_tx(tchain *c, tblock *b, uint64_t *rs, int nacc, cm_merkle *l
 			r[i].root.len = 32;
 			r[i].signer.data = K[signer].pk;
 			r[i].signer.len = 32;
+			r[i].chain_id = (char *)CHAIN;
+			r[i].epoch = 1 + xs_next(rs) % 2;
 			TAP_EQ(lg_root_digest(&r[i], dg), CM_OK);
 			cm_sign(&K[signer], sigs[i], dg, 32);
 			r[i].signature.data = sigs[i];

@@ -205,11 +205,13 @@ typedef struct sroot {
 	uint8_t root[32], sig[64];
 } sroot;
 
-static void sign_root(sroot *s, int k, const char *magu, uint32_t frag, uint64_t size, uint8_t fill,
-		      int bad_sig)
+static void sign_root_in(sroot *s, int k, const char *magu, uint32_t frag, uint64_t size, uint8_t fill,
+			 int bad_sig, const char *chain, uint64_t epoch)
 {
 	uint8_t d[32];
 	muri__v1__signed_root__init(&s->r);
+	s->r.chain_id = (char *)chain;
+	s->r.epoch = epoch;
 	memset(s->root, fill, 32);
 	s->r.magu = (char *)magu;
 	s->r.fragment = frag;
@@ -224,6 +226,12 @@ static void sign_root(sroot *s, int k, const char *magu, uint32_t frag, uint64_t
 		s->sig[3] ^= 1;
 	s->r.signature.data = s->sig;
 	s->r.signature.len = 64;
+}
+
+static void sign_root(sroot *s, int k, const char *magu, uint32_t frag, uint64_t size, uint8_t fill,
+		      int bad_sig)
+{
+	sign_root_in(s, k, magu, frag, size, fill, bad_sig, CHAIN, 1);
 }
 
 static void add_double_root(tchain *c, tblock *b, int reporter, sroot *x, sroot *y, uint8_t *hash)
@@ -244,7 +252,7 @@ static void test_double_root(void)
 	tblock b = {0};
 	gtext g;
 	uint8_t h[8][32];
-	sroot a, bb, same, other_size, bad, other_signer;
+	sroot a, bb, same, other_size, bad, other_signer, other_epoch, other_chain;
 	const char *extra[] = {"param.double_root_slash = 2000", "param.double_root_reward_pct = 25",
 			       "param.min_stake = 1000", NULL};
 	uint64_t stake[4] = {3000, 3000, 3000, 3000};
@@ -264,6 +272,9 @@ static void test_double_root(void)
 	sign_root(&other_size, liar, "d", 0, 41, 0xbb, 0);
 	sign_root(&bad, liar, "d", 0, 40, 0xbb, 1);
 	sign_root(&other_signer, liar == 0 ? 1 : 0, "d", 0, 40, 0xbb, 0);
+	/* an honest replica truncated after a failover: another root at 40 in epoch 2 */
+	sign_root_in(&other_epoch, liar, "d", 0, 40, 0xbb, 0, CHAIN, 2);
+	sign_root_in(&other_chain, liar, "d", 0, 40, 0xbb, 0, "another-chain", 1);
 
 	/* bad evidence fails, naming what is wrong, and slashes nobody */
 	lg_account l0 = account(&c, liar);
@@ -276,6 +287,11 @@ static void test_double_root(void)
 	TAP_FAILED(&c, h[1], "report_double_root.b: not the same (magu, fragment, size) as a");
 	TAP_FAILED(&c, h[2], "report_double_root.b.signature: does not verify for the signer");
 	TAP_FAILED(&c, h[3], "report_double_root.b.signer: differs from a.signer");
+	add_double_root(&c, &b, reporter, &a, &other_epoch, h[5]);
+	add_double_root(&c, &b, reporter, &a, &other_chain, h[6]);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_FAILED(&c, h[5], "report_double_root.b.epoch: 2 differs from a.epoch 1 (roots of different epochs may differ)");
+	TAP_FAILED(&c, h[6], "report_double_root.b.chain_id: \"another-chain\" is not this chain");
 	TAP_EQ(account(&c, liar).staked, l0.staked);
 
 	/* good evidence: slashed 2000 and jailed, the reporter paid 25% */

@@ -452,6 +452,99 @@ static void test_failover(void)
 
 /* ---- fragment roots ---- */
 
+/* A primary's request to replace a backup (FailoverRequest.drop). */
+static void add_drop(tchain *c, tblock *b, int k, const char *magu, uint64_t epoch, int drop, uint8_t *hash)
+{
+	Muri__V1__Transaction t;
+	Muri__V1__FailoverRequest f = MURI__V1__FAILOVER_REQUEST__INIT;
+	static uint8_t root[CM_HASH_BYTES];
+	memset(root, 0x5a, sizeof(root));
+	tx_base(&t, k, nonce_of(c, b, k), 1);
+	f.magu = (char *)magu;
+	f.fragment = 0;
+	f.epoch = epoch;
+	f.log_size = 10;
+	f.last_epoch = epoch;
+	f.root.data = root;
+	f.root.len = sizeof(root);
+	f.drop.data = K[drop].pk;
+	f.drop.len = 32;
+	t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_FAILOVER;
+	t.failover = &f;
+	tb_add(b, &t, k, hash);
+}
+
+static int in_set(const lg_fragment *f, int k)
+{
+	for (uint32_t i = 0; i < f->nreplicas; i++)
+		if (key_index(f->replicas[i]) == k)
+			return 1;
+	return 0;
+}
+
+static void test_drop_replica(void)
+{
+	tchain c;
+	tblock b = {0};
+	gtext g;
+	uint8_t h[6][32];
+	lg_fragment f, f2, o, o2;
+
+	/* 8 indexers, two Magus of 1 x 3: five spares for each */
+	if (open_indexers(&c, "drop", 8, NULL, &g, NULL) != CM_OK)
+		return;
+	add_create(&c, &b, K_ACC0, "dr", 1, 3, 100, NULL);
+	add_create(&c, &b, K_ACC0, "other", 1, 3, 100, NULL);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_EQ(lg_store_fragment_get(c.s, "dr", 0, &f), CM_OK);
+	TAP_EQ(lg_store_fragment_get(c.s, "other", 0, &o), CM_OK);
+	int p = key_index(f.primary), b1 = key_index(f.replicas[1]), b2 = key_index(f.replicas[2]);
+	int outsider = -1;
+	for (int i = 0; i < 8 && outsider < 0; i++)
+		if (!in_set(&f, i))
+			outsider = i;
+
+	add_drop(&c, &b, b1, "dr", 1, b2, h[0]);       /* only the primary asks */
+	add_drop(&c, &b, p, "dr", 1, p, h[1]);         /* not itself */
+	add_drop(&c, &b, p, "dr", 1, outsider, h[2]);  /* only a replica */
+	add_drop(&c, &b, p, "dr", 2, b2, h[3]);        /* of the current epoch */
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_FAILED(&c, h[0], "failover.drop: only the primary of fragment 0 of \"dr\" may ask");
+	TAP_FAILED(&c, h[1], "failover.drop: the primary cannot drop itself");
+	TAP_FAILED(&c, h[2], "is not a replica of fragment 0 of \"dr\"");
+	TAP_FAILED(&c, h[3], "failover.epoch: 2 is not the current epoch 1");
+	TAP_EQ(lg_store_fragment_get(c.s, "dr", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, 1);
+
+	/* the primary drops b2: epoch 2, the primary and b1 stay, a spare that
+	 * was no member of "dr" takes b2's place; "other" does not move */
+	add_drop(&c, &b, p, "dr", 1, b2, h[4]);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h[4]);
+	TAP_EQ(lg_store_fragment_get(c.s, "dr", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, 2);
+	TAP_EQ(key_index(f2.primary), p);
+	TAP_EQ(f2.nreplicas, 3);
+	TAP_CHECK(in_set(&f2, p) && in_set(&f2, b1) && !in_set(&f2, b2));
+	int spare = -1;
+	for (uint32_t i = 0; i < f2.nreplicas; i++)
+		if (!in_set(&f, key_index(f2.replicas[i])))
+			spare = key_index(f2.replicas[i]);
+	TAP_CHECK(spare >= 0);
+	lg_indexer ix;
+	TAP_EQ(lg_store_indexer_get(c.s, K[b2].pk, &ix), CM_OK);
+	TAP_CHECK(ix.active && !ix.jailed); /* dropped from the Magu, not punished */
+	TAP_EQ(lg_store_fragment_get(c.s, "other", 0, &o2), CM_OK);
+	TAP_EQ(o2.epoch, o.epoch);
+	TAP_EQ(o2.nreplicas, o.nreplicas);
+	TAP_CHECK(memcmp(o2.replicas, o.replicas, (size_t)o.nreplicas * 32) == 0);
+	/* a second request of the old epoch fails */
+	add_drop(&c, &b, p, "dr", 1, b1, h[5]);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_FAILED(&c, h[5], "failover.epoch: 1 is not the current epoch 2");
+	chain_close(&c);
+}
+
 static void test_commit_root(void)
 {
 	tchain c;
@@ -825,6 +918,7 @@ int main(void)
 	TAP_RUN(test_minimal_movement);
 	TAP_RUN(test_index_params_on_chain);
 	TAP_RUN(test_failover);
+	TAP_RUN(test_drop_replica);
 	TAP_RUN(test_commit_root);
 	TAP_RUN(test_challenges);
 	TAP_RUN(test_challenge_removal);

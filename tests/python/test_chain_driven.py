@@ -117,7 +117,15 @@ def test_failover_through_the_ledger(chain):
     def config():
         return net.lstubs[2].GetFragment(pb.FragmentRequest(magu=MAGU, fragment=0), timeout=10).config
 
-    first = config()
+    def created():
+        try:
+            return config()
+        except grpc.RpcError as e:  # replica 2 has not committed the Magu's block yet
+            if e.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            return None
+    first = wait_until(created, timeout=30)
+    assert first, "the Magu was never created"
     acked, lock, stop = [], threading.Lock(), threading.Event()
     killed = net.by_pk(first.primary)
 
@@ -219,3 +227,42 @@ def test_roots_committed_and_challenges_passed(chain_challenges):
     res = [c for ix in net.indexers for c in net.lstubs[0].GetChallenges(
         pb.ChallengesRequest(indexer=ix.pubkey, max=1000), timeout=10).challenges]
     assert not [c for c in res if c.state == pb.CHALLENGE_FAILED], "a challenge failed"
+
+
+@pytest.fixture
+def chain_named_roots(servers, stubs, tmp_path):
+    n = ChainNet(servers, stubs, tmp_path, ix_args=("--root-every", "1000000", "--root-ms", "300",
+                                                   "--root-interval-ms", "200"))
+    yield n
+    n.close()
+
+
+def test_roots_at_sizes_the_primary_names(chain_named_roots):
+    """With root_ms the primary names its log size for roots once the log
+    has grown and root_ms passed; the backups learn the named size from its
+    appends, so all replicas sign the same size (37 here, no multiple of
+    root_every) and the ledger commits it."""
+    net, pb, t = chain_named_roots, chain_named_roots.pb, chain_named_roots.stubs.types_pb2
+    ipb = net.stubs.indexer_pb2
+    spec = t.IndexSpec(kind=t.FLAT)
+    net.submit(signed_tx(pb, CHAIN, net.owner, fee=1,
+                         create_magu=pb.CreateMagu(name=MAGU, dimension=DIM, metric=t.L2, index=spec,
+                                                   fragments=1, replication=3, deposit=1000)))
+    sch = ipb.FragmentSchema(dimension=DIM, metric=t.L2, index=spec)
+    cfg = fragment_configs(net)[0]
+    primary = net.by_pk(cfg.primary)
+    recs = records(ipb, vec(37, seed=9))
+
+    def acked():
+        try:
+            return write(primary, MAGU, 0, cfg.epoch, recs, sch, t.ALL)
+        except grpc.RpcError:
+            return None
+    r = wait_until(acked, timeout=60)
+    assert r and r.level_achieved == t.ALL and r.log_size == 37
+    frag = wait_until(lambda: (lambda f: f if f.committed_size == 37 else None)(
+        net.lstubs[0].GetFragment(pb.FragmentRequest(magu=MAGU, fragment=0), timeout=10)), timeout=60)
+    assert frag, "the named size was not committed"
+    for x in cfg.replicas:
+        got = net.by_pk(x.pubkey).stub.GetRoot(ipb.RootRequest(magu=MAGU, fragment=0, size=37), timeout=10)
+        assert got.root == frag.committed_root and got.epoch == cfg.epoch and got.chain_id == CHAIN

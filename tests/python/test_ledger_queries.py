@@ -301,7 +301,8 @@ def test_paging_challenges_each_once(servers, stubs, tmp_path):
         txs = {}
         for c in magu.configs:
             ix = by_pk[c.replicas[0].pubkey]
-            root = types.SignedRoot(magu="chal", fragment=c.fragment, size=1, root=b2(b"\x00leaf"), signer=ix.pk)
+            root = types.SignedRoot(magu="chal", fragment=c.fragment, size=1, root=b2(b"\x00leaf"), signer=ix.pk,
+                                    chain_id=net.chain, epoch=c.epoch)
             root.signature = sign(ix.sk, b2(bytes([0x09]) + root.SerializeToString()))
             txs.setdefault(ix.pk, []).append(
                 signed_tx(pb, net.chain, ix, fee=0, commit_root=pb.CommitRoot(root=root)))
