@@ -134,7 +134,8 @@ static int sorted_entries(void *const *entries, size_t n, int (*cmp)(const void 
 	void **s = malloc((n ? n : 1) * sizeof(*s));
 	if (!s)
 		return CM_ERR_NOMEM;
-	memcpy(s, entries, n * sizeof(*s));
+	if (n)
+		memcpy(s, entries, n * sizeof(*s));
 	qsort(s, n, sizeof(*s), cmp);
 	for (size_t i = 0; i < n; i++)
 		if (!key(s[i]) || !*key(s[i]) || (i > 0 && cmp(&s[i - 1], &s[i]) == 0)) {
