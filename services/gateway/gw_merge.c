@@ -577,18 +577,21 @@ static int merge_fragment(const gw_query *q, const uint8_t *qd, const gw_frag_an
 		return rc;
 	for (size_t i = 0; i < fa->n; i++) {
 		fo->valid += (uint32_t)rep[i].valid;
+		if (rep[i].valid && (!fo->root || as[i].r->log_size > fo->log_size)) {
+			fo->log_size = as[i].r->log_size;
+			fo->root = as[i].r->root.data;
+		}
 		if (!rep[i].answered)
 			continue;
 		if (!rep[i].valid) {
 			rep[i].rejected = rep[i].hits;
 			continue;
 		}
-		for (size_t j = 0; j < as[i].n; j++) {
-			int in = 0;
-			for (size_t c = 0; c < nc && !in; c++)
-				in = memcmp(cs[c].h->key, as[i].hits[j].key, HB) == 0;
-			rep[i].rejected += (uint32_t)!in;
-		}
+		/* its hits that no accepted candidate is */
+		uint32_t in = 0;
+		for (size_t c = 0; c < nc; c++)
+			in += (uint32_t)(cs[c].support >> i & 1);
+		rep[i].rejected = (uint32_t)as[i].n - in;
 	}
 	/* at most k per fragment can reach the global top-k */
 	size_t take = nc < q->k ? nc : q->k;

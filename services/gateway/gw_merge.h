@@ -152,6 +152,8 @@ typedef struct gw_frag_outcome {
 	uint32_t asked, answered, valid;
 	uint32_t disputed;              /* candidates left out on a tied vote */
 	uint32_t in_topk;               /* final hits from this fragment */
+	uint64_t log_size;              /* the largest log size a valid answer was computed at */
+	const uint8_t *root;            /* that answer's root (32 bytes, borrowed), NULL if none valid */
 } gw_frag_outcome;
 
 typedef struct gw_merge_result {

@@ -666,6 +666,12 @@ static int run_seed(uint64_t seed)
 			else if (kind < 0 && f->ans[i].resp && ok_frag && (p->liar || !p->valid))
 				bad = fail("fragment %u honest node %d flagged: %s (%s)", f->id, f->rep[i],
 					   gw_reason_name(p->reason), p->why);
+			else if (kind < 0 && f->ans[i].resp && ok_all && !any_lag && p->rejected != 0)
+				bad = fail("fragment %u honest node %d: %u of its hits rejected", f->id, f->rep[i],
+					   p->rejected);
+			else if (p->liar && p->rejected != p->hits)
+				bad = fail("fragment %u node %d is a liar but %u of its %u hits count", f->id, f->rep[i],
+					   p->hits - p->rejected, p->hits);
 		}
 	}
 	if (!bad && ok_all && any_lag) {
