@@ -140,6 +140,7 @@ typedef struct gw_ctx {
 	cm_keypair payer;
 	atomic_uint_least64_t last_version;
 	gw_metrics m;
+	cm_metrics *metrics;
 } gw_ctx;
 
 /* ---- helpers shared by the handlers ---- */
@@ -185,11 +186,30 @@ typedef struct gw_search_answer {
 	Muri__V1__LocalSearchResponse *resp;
 } gw_search_answer;
 
-/* The merged top k of one query from its answers (gw_search_merge.c), built
- * in call memory. Returns a gRPC code. */
+/* What the merges of one request said of each node, for the metrics. */
+#define GW_TALLY_MAX 256
+#define GW_TALLY_LIES 8
+typedef struct gw_tally {
+	size_t n;
+	struct {
+		uint8_t pk[CM_PK_BYTES];
+		uint64_t contributed, expected, answered, lies;
+	} nodes[GW_TALLY_MAX];
+	uint64_t disputed;
+	size_t nlies;
+	char lies[GW_TALLY_LIES][200];
+} gw_tally;
+
+/* The merged top k of one query from its answers (gw_search_merge.c over
+ * gw_merge.h), built in call memory; what the merge says of the nodes is
+ * added to tally (may be NULL). Returns a gRPC code. */
 int gw_search_merge(cm_rpc_call *call, const gw_coll *m, const Muri__V1__Vector *query, uint32_t k,
-		    int include_vectors, const gw_search_answer *ans, size_t n, Muri__V1__SearchResult ***out,
-		    size_t *nout, char *err, size_t errlen);
+		    const Muri__V1__Filter *filter, int include_vectors, const gw_search_answer *ans, size_t n,
+		    gw_tally *tally, Muri__V1__SearchResult ***out, size_t *nout, char *err, size_t errlen);
+
+/* Adds a request's tally to the per-node metrics (muri_gateway_node_*{node="hex"})
+ * and logs the lies it found. */
+void gw_note_tally(gw_ctx *g, const char *collection, const gw_tally *t);
 
 /* ---- handlers ---- */
 int gw_h_create(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);

@@ -113,6 +113,7 @@ static int gw_init(void *ctx, const cm_service_env *env, char *err, size_t errle
 		cm_keypair_generate(&eph); /* reads only: the ledger client needs some key */
 		key = &eph;
 	}
+	g->metrics = env->metrics;
 	metrics_init(g, env->metrics);
 	int rc = gw_clients_new(cfg->tls_ca, (size_t)cfg->base.rpc_max_message, &g->clients);
 	if (rc == CM_OK)

@@ -60,6 +60,7 @@ static void search_one(void *arg, size_t t)
 	req.top_k = j->top_k;
 	req.filter = j->filter;
 	req.include_vectors = 1; /* every distance is checked against its vector */
+	req.min_size = fr->acked_size; /* read your writes */
 	for (;;) {
 		pthread_mutex_lock(&c->mu);
 		uint32_t pos = c->next < fr->nrep ? c->next++ : UINT32_MAX;
@@ -236,14 +237,22 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 			cm_counter_add(g->m.partial, 1);
 		goto out_cells;
 	}
+	gw_tally *tally = calloc(1, sizeof(*tally));
+	if (!tally) {
+		code = cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		goto out_cells;
+	}
 	for (size_t q = 0; q < nq; q++) {
-		code = gw_search_merge(call, m, queries[q], top_k, include_vectors, &j->ans[q * j->per_query],
-				       j->per_query, &results[q], &nresults[q], err, sizeof(err));
+		code = gw_search_merge(call, m, queries[q], top_k, filter, include_vectors, &j->ans[q * j->per_query],
+				       j->per_query, tally, &results[q], &nresults[q], err, sizeof(err));
 		if (code != GRPC_STATUS_OK) {
+			free(tally);
 			code = gw_fail(call, code, err);
 			goto out_cells;
 		}
 	}
+	gw_note_tally(g, m->name, tally);
+	free(tally);
 	Muri__V1__SearchMetrics *mt = cm_rpc_alloc(call, sizeof(*mt));
 	if (!mt) {
 		code = cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
