@@ -181,6 +181,7 @@ int gw_parse_ids(char **ids, size_t n, uint8_t (*raw)[16], char *err, size_t err
 /* One replica's answer for one (query, fragment); resp NULL when the call
  * slot got none. */
 typedef struct gw_search_answer {
+	size_t q;                       /* the query (follow-up rounds) */
 	uint32_t fragment, replica;     /* replica: index in the fragment's replica list */
 	uint64_t latency_ms;
 	Muri__V1__LocalSearchResponse *resp;
@@ -201,11 +202,15 @@ typedef struct gw_tally {
 } gw_tally;
 
 /* The merged top k of one query from its answers (gw_search_merge.c over
- * gw_merge.h), built in call memory; what the merge says of the nodes is
- * added to tally (may be NULL). Returns a gRPC code. */
+ * gw_merge.h), built in call memory. unsettled[f] (nfrag entries) is set for
+ * a fragment whose answers tied on a candidate or held a proven lie, where
+ * another replica's answer may settle it. What the merge says of the nodes
+ * is added to tally (may be NULL) when final or nothing is unsettled, and
+ * *tallied set then. Returns a gRPC code. */
 int gw_search_merge(cm_rpc_call *call, const gw_coll *m, const Muri__V1__Vector *query, uint32_t k,
 		    const Muri__V1__Filter *filter, int include_vectors, const gw_search_answer *ans, size_t n,
-		    gw_tally *tally, Muri__V1__SearchResult ***out, size_t *nout, char *err, size_t errlen);
+		    gw_tally *tally, int final, uint8_t *unsettled, int *tallied, Muri__V1__SearchResult ***out,
+		    size_t *nout, char *err, size_t errlen);
 
 /* Adds a request's tally to the per-node metrics (muri_gateway_node_*{node="hex"})
  * and logs the lies it found. */

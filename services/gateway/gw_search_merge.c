@@ -43,7 +43,8 @@ static void tally_add(gw_tally *t, const gw_merge_result *r)
 
 int gw_search_merge(cm_rpc_call *call, const gw_coll *m, const Muri__V1__Vector *query, uint32_t k,
 		    const Muri__V1__Filter *filter, int include_vectors, const gw_search_answer *ans, size_t n,
-		    gw_tally *tally, Muri__V1__SearchResult ***out, size_t *nout, char *err, size_t errlen)
+		    gw_tally *tally, int final, uint8_t *unsettled, int *tallied, Muri__V1__SearchResult ***out,
+		    size_t *nout, char *err, size_t errlen)
 {
 	gw_answer *ga = calloc(n ? n : 1, sizeof(*ga));
 	gw_frag_answers *fa = calloc(m->nfrag ? m->nfrag : 1, sizeof(*fa));
@@ -101,9 +102,21 @@ int gw_search_merge(cm_rpc_call *call, const gw_coll *m, const Muri__V1__Vector 
 		x->vector = include_vectors ? r.hits[i].hit->vector : NULL;
 		res[i] = x;
 	}
+	int any = 0;
+	for (size_t i = 0; code == GRPC_STATUS_OK && i < r.nfrags; i++) {
+		/* a tied vote or a proven lie: another replica's answer may settle it */
+		uint32_t f = r.frags[i].fragment;
+		int u = r.frags[i].disputed > 0 || r.frags[i].valid < r.frags[i].answered;
+		if (unsettled && f < m->nfrag)
+			unsettled[f] = (uint8_t)u;
+		any |= u;
+	}
 	if (code == GRPC_STATUS_OK) {
-		if (tally)
+		if (tally && (final || !any)) {
 			tally_add(tally, &r);
+			if (tallied)
+				*tallied = 1;
+		}
 		*out = res;
 		*nout = r.n;
 	}
