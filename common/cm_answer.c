@@ -338,7 +338,8 @@ int cm_answer_hit_digest(uint8_t out[CM_HASH_BYTES], const Muri__V1__Hit *hit)
 	cm_hasher_update(&h, id.b, CM_UUID_BYTES);
 	hash_be64(&h, hit->version);
 	hash_be64(&h, hit->seq);
-	hash_be32(&h, f32_bits(hit->distance));
+	/* -0 as +0: protobuf (proto3) leaves a zero float out, whatever its sign */
+	hash_be32(&h, hit->distance == 0.0f ? 0 : f32_bits(hit->distance));
 	cm_hasher_update(&h, vd, sizeof(vd));
 	cm_hasher_update(&h, md, sizeof(md));
 	cm_hasher_final(&h, out);

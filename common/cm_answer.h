@@ -61,7 +61,7 @@ int cm_answer_query_digest(uint8_t out[CM_HASH_BYTES], const float *v, uint32_t 
 			   const Muri__V1__Filter *filter);
 
 /* One hit's digest: H('H' || 16 id || u64 version || u64 seq || u32 distance
- * bits || vector digest (of no values when the hit has no vector) || metadata
+ * bits (-0 as +0, which protobuf does not tell apart) || vector digest (of no values when the hit has no vector) || metadata
  * digest). CM_ERR_INVALID if the id is not a UUIDv4 or the metadata is not
  * canonicalizable. */
 int cm_answer_hit_digest(uint8_t out[CM_HASH_BYTES], const Muri__V1__Hit *h);
