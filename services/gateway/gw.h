@@ -27,6 +27,7 @@
 #define GW_MAX_TOP_K 1000
 #define GW_MAX_TIMEOUT_MS 600000
 #define GW_ERR_MAX 1200
+#define GW_RANKED_MAX 1024            /* nodes whose answers the gateway remembers */
 
 typedef struct gw_config {
 	cm_service_config base;
@@ -141,6 +142,13 @@ typedef struct gw_ctx {
 	atomic_uint_least64_t last_version;
 	gw_metrics m;
 	cm_metrics *metrics;
+	/* what merges said of nodes, for the choice of replicas (gw_note_tally) */
+	pthread_mutex_t rank_mu;
+	size_t nranked;
+	struct gw_ranked {
+		uint8_t pk[CM_PK_BYTES];
+		uint64_t answers, lies;
+	} ranked[GW_RANKED_MAX];
 } gw_ctx;
 
 /* ---- helpers shared by the handlers ---- */
@@ -215,6 +223,9 @@ int gw_search_merge(cm_rpc_call *call, const gw_coll *m, const Muri__V1__Vector 
 /* Adds a request's tally to the per-node metrics (muri_gateway_node_*{node="hex"})
  * and logs the lies it found. */
 void gw_note_tally(gw_ctx *g, const char *collection, const gw_tally *t);
+/* 1 when the node lied in at least 1 of its last ~20 answers the gateway
+ * merged (it is asked last), 0 otherwise. */
+int gw_suspect(gw_ctx *g, const uint8_t pk[CM_PK_BYTES]);
 
 /* ---- handlers ---- */
 int gw_h_create(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);

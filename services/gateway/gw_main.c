@@ -163,6 +163,7 @@ int main(int argc, char **argv)
 	gw_config cfg = {0};
 	static gw_ctx g;
 	g.cfg = &cfg;
+	pthread_mutex_init(&g.rank_mu, NULL);
 	cm_service svc = {
 		.name = "gateway",
 		.env_prefix = "MURI_GATEWAY_",

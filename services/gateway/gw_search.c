@@ -224,13 +224,16 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 		const gw_frag *fr = &m->frags[f];
 		j->want[f] = (uint32_t)want_of(level, fr->nrep);
 		j->per_query += j->want[f];
-		/* the primary first, then the others in the ledger's order */
+		/* the primary first, then the others in the ledger's order; a node
+		 * caught lying goes after every other */
 		uint32_t k = 0;
-		if (fr->primary >= 0)
-			j->order[f][k++] = (uint32_t)fr->primary;
-		for (uint32_t r = 0; r < fr->nrep; r++)
-			if ((int)r != fr->primary)
-				j->order[f][k++] = r;
+		for (int pass = 0; pass < 2; pass++) {
+			if (fr->primary >= 0 && gw_suspect(g, fr->rep[fr->primary].pk) == pass)
+				j->order[f][k++] = (uint32_t)fr->primary;
+			for (uint32_t r = 0; r < fr->nrep; r++)
+				if ((int)r != fr->primary && gw_suspect(g, fr->rep[r].pk) == pass)
+					j->order[f][k++] = r;
+		}
 	}
 	size_t ncalls = nq * j->per_query;
 	j->slot_frag = calloc(j->per_query ? j->per_query : 1, sizeof(*j->slot_frag));

@@ -395,5 +395,18 @@ def test_gateway_writes_through_a_failover(net, stubs):
     # a write retried on the new primary is there once (a refused one may have landed too, once)
     assert d.vector_count == len(ids) if not errors else d.vector_count >= len(ids)
     assert searches[0] > 0
+    # with one replica of three left: QUORUM is refused as PARTIAL, ONE still answers
+    other = next(ix for ix in net.indexers if ix is not killed and ix.server.proc.poll() is None)
+    other.server.kill9()
+    q = vec(tpb, [0.0] * D)
+    code, msg = code_of(lambda: stub.Search(vpb.SearchRequest(collection="fo", query_vector=q, top_k=5,
+                                                              consistency_level=tpb.QUORUM, timeout_ms=3000), timeout=10))
+    assert code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and msg.startswith("PARTIAL"), msg
+    r = stub.Search(vpb.SearchRequest(collection="fo", query_vector=q, top_k=5, consistency_level=tpb.ONE,
+                                      timeout_ms=5000), timeout=10)
+    assert len(r.results) == 5 and r.metrics.consistency_level_achieved == tpb.ONE
+    code, msg = code_of(lambda: stub.Insert(vpb.InsertRequest(collection="fo", vectors=[q], consistency_level=tpb.QUORUM,
+                                                              timeout_ms=1500), timeout=10))
+    assert code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and msg.startswith("FAILED"), msg
     print(f"\n{len(ids)} acknowledged writes, {len(errors)} refused; {searches[0]} QUORUM searches answered, "
           f"{searches[1]} refused; epoch {first.epoch} -> {after.epoch}")
