@@ -8,7 +8,7 @@
  * makes a call fail at the indexer, which checks epochs), so it applies a
  * final block at once rather than waiting for a pin to vouch for its effects
  * as the indexer does before acting on them. The table lives in memory and
- * is rebuilt from genesis at each start. Every change moves a version
+ * is rebuilt from genesis at each start. Every change to it moves a version
  * counter that waiters (CreateCollection, writes retrying after a failover)
  * watch. */
 #include "gw.h"
@@ -231,6 +231,7 @@ static int on_block(void *arg, const Muri__V1__Block *b)
 				created(c, h, e->magus_created[i]);
 	}
 	pthread_mutex_lock(&c->mu);
+	int moved = e && (e->n_magus_created || e->n_magus_dropped || e->n_configs || e->n_roots);
 	for (size_t i = 0; e && i < e->n_magus_dropped; i++) {
 		ssize_t at = e->magus_dropped[i] ? find(c, e->magus_dropped[i]) : -1;
 		if (at >= 0) {
@@ -251,7 +252,8 @@ static int on_block(void *arg, const Muri__V1__Block *b)
 			set_root(&c->colls[at]->frags[r->fragment], r);
 	}
 	c->height = h;
-	changed(c);
+	if (moved) /* waiters care about routing, not every empty block */
+		changed(c);
 	pthread_mutex_unlock(&c->mu);
 	return 0;
 }

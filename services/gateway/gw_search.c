@@ -33,14 +33,14 @@ struct sjob {
 	uint32_t per_query;        /* call slots per query: sum of want over fragments */
 	uint32_t *slot_frag;       /* per_query: the fragment of each slot */
 	uint32_t *want;            /* per fragment */
-	uint32_t order[GW_MAX_FRAGMENTS][GW_MAX_REPLICAS]; /* replica order per fragment */
+	uint32_t (*order)[GW_MAX_REPLICAS]; /* replica order per fragment */
 	struct cell *cells;        /* nq * nfrag */
 	gw_search_answer *ans;     /* nq * per_query */
 	gw_search_answer *more;    /* answers of follow-up rounds (their q set) */
 	size_t more_off;           /* the current round's first */
 	gw_owned *keep;
-	atomic_uint asked_mask[GW_MAX_FRAGMENTS];     /* replicas asked, bit per replica index */
-	atomic_uint answered_mask[GW_MAX_FRAGMENTS];
+	atomic_uint *asked_mask;   /* per fragment: replicas asked, bit per replica index */
+	atomic_uint *answered_mask;
 	int last_code;
 	char last_msg[1024];
 	pthread_mutex_t mu;
@@ -220,7 +220,10 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 	j->keep = gw_owned_new(call);
 	pthread_mutex_init(&j->mu, NULL);
 	j->want = calloc(m->nfrag, sizeof(*j->want));
-	for (uint32_t f = 0; j->want && f < m->nfrag; f++) {
+	j->order = calloc(m->nfrag, sizeof(*j->order));
+	j->asked_mask = calloc(m->nfrag, sizeof(*j->asked_mask));
+	j->answered_mask = calloc(m->nfrag, sizeof(*j->answered_mask));
+	for (uint32_t f = 0; j->want && j->order && f < m->nfrag; f++) {
 		const gw_frag *fr = &m->frags[f];
 		j->want[f] = (uint32_t)want_of(level, fr->nrep);
 		j->per_query += j->want[f];
@@ -239,7 +242,8 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 	j->slot_frag = calloc(j->per_query ? j->per_query : 1, sizeof(*j->slot_frag));
 	j->cells = calloc(nq * m->nfrag, sizeof(*j->cells));
 	j->ans = cm_rpc_alloc(call, (ncalls ? ncalls : 1) * sizeof(*j->ans));
-	if (!j->keep || !j->want || !j->slot_frag || !j->cells || !j->ans) {
+	if (!j->keep || !j->want || !j->order || !j->asked_mask || !j->answered_mask || !j->slot_frag || !j->cells ||
+	    !j->ans) {
 		code = cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		goto out;
 	}
@@ -374,6 +378,9 @@ out_cells:
 out:
 	pthread_mutex_destroy(&j->mu);
 	free(j->want);
+	free(j->order);
+	free((void *)j->asked_mask);
+	free((void *)j->answered_mask);
 	free(j->more);
 	free(j->slot_frag);
 	free(j->cells);
