@@ -15,6 +15,7 @@
 #include "cm_ledger_client.h"
 #include "cm_rpc.h"
 #include "cm_service.h"
+#include "gw_rank.h"
 #include "indexer.pb-c.h"
 #include "ledger.pb-c.h"
 #include "vectorstore.pb-c.h"
@@ -27,7 +28,7 @@
 #define GW_MAX_TOP_K 1000
 #define GW_MAX_TIMEOUT_MS 600000
 #define GW_ERR_MAX 1200
-#define GW_RANKED_MAX 1024            /* nodes whose answers the gateway remembers */
+#define GW_RANKED_MAX 4096            /* nodes whose ranks the gateway keeps */
 
 typedef struct gw_config {
 	cm_service_config base;
@@ -142,13 +143,10 @@ typedef struct gw_ctx {
 	atomic_uint_least64_t last_version;
 	gw_metrics m;
 	cm_metrics *metrics;
-	/* what merges said of nodes, for the choice of replicas (gw_note_tally) */
+	/* node ranks across merges, for the choice of replicas (gw_rank.h) */
 	pthread_mutex_t rank_mu;
-	size_t nranked;
-	struct gw_ranked {
-		uint8_t pk[CM_PK_BYTES];
-		uint64_t answers, lies;
-	} ranked[GW_RANKED_MAX];
+	gw_ranks ranks;
+	atomic_uint_least64_t salt;
 } gw_ctx;
 
 /* ---- helpers shared by the handlers ---- */
@@ -215,7 +213,7 @@ typedef struct gw_tally {
  * another replica's answer may settle it. What the merge says of the nodes
  * is added to tally (may be NULL) when final or nothing is unsettled, and
  * *tallied set then. Returns a gRPC code. */
-int gw_search_merge(cm_rpc_call *call, const gw_coll *m, const Muri__V1__Vector *query, uint32_t k,
+int gw_search_merge(gw_ctx *g, cm_rpc_call *call, const gw_coll *m, const Muri__V1__Vector *query, uint32_t k,
 		    const Muri__V1__Filter *filter, int include_vectors, const gw_search_answer *ans, size_t n,
 		    gw_tally *tally, int final, uint8_t *unsettled, int *tallied, Muri__V1__SearchResult ***out,
 		    size_t *nout, char *err, size_t errlen);
@@ -223,9 +221,10 @@ int gw_search_merge(cm_rpc_call *call, const gw_coll *m, const Muri__V1__Vector 
 /* Adds a request's tally to the per-node metrics (muri_gateway_node_*{node="hex"})
  * and logs the lies it found. */
 void gw_note_tally(gw_ctx *g, const char *collection, const gw_tally *t);
-/* 1 when the node lied in at least 1 of its last ~20 answers the gateway
- * merged (it is asked last), 0 otherwise. */
-int gw_suspect(gw_ctx *g, const uint8_t pk[CM_PK_BYTES]);
+/* The order to ask a fragment's replicas in (gw_pick over the node ranks:
+ * suspected liars last, the best and least loaded first); order has room
+ * for fr->nrep. */
+void gw_replica_order(gw_ctx *g, const gw_frag *fr, uint32_t *order);
 
 /* ---- handlers ---- */
 int gw_h_create(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);

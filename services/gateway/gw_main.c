@@ -156,6 +156,7 @@ static void gw_fini(void *ctx)
 	gw_pool_free(g->pool);
 	gw_clients_free(g->clients);
 	cm_keypair_wipe(&g->payer);
+	gw_ranks_free(&g->ranks);
 }
 
 int main(int argc, char **argv)
@@ -164,6 +165,10 @@ int main(int argc, char **argv)
 	static gw_ctx g;
 	g.cfg = &cfg;
 	pthread_mutex_init(&g.rank_mu, NULL);
+	if (gw_ranks_init(&g.ranks, GW_RANKED_MAX, 0) != CM_OK) {
+		fprintf(stderr, "muri-gateway: out of memory\n");
+		return 1;
+	}
 	cm_service svc = {
 		.name = "gateway",
 		.env_prefix = "MURI_GATEWAY_",

@@ -137,7 +137,7 @@ static int merge_query(struct sjob *j, cm_rpc_call *call, size_t q, size_t nmore
 	for (size_t e = 0, w = j->per_query; e < nmore; e++)
 		if (j->more[e].q == q)
 			all[w++] = j->more[e];
-	int code = gw_search_merge(call, j->m, j->queries[q], j->top_k, j->filter, include_vectors, all, n, tally, final,
+	int code = gw_search_merge(j->g, call, j->m, j->queries[q], j->top_k, j->filter, include_vectors, all, n, tally, final,
 				   uns, tallied, res, nres, err, errlen);
 	free(all);
 	return code;
@@ -227,16 +227,8 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 		const gw_frag *fr = &m->frags[f];
 		j->want[f] = (uint32_t)want_of(level, fr->nrep);
 		j->per_query += j->want[f];
-		/* the primary first, then the others in the ledger's order; a node
-		 * caught lying goes after every other */
-		uint32_t k = 0;
-		for (int pass = 0; pass < 2; pass++) {
-			if (fr->primary >= 0 && gw_suspect(g, fr->rep[fr->primary].pk) == pass)
-				j->order[f][k++] = (uint32_t)fr->primary;
-			for (uint32_t r = 0; r < fr->nrep; r++)
-				if ((int)r != fr->primary && gw_suspect(g, fr->rep[r].pk) == pass)
-					j->order[f][k++] = r;
-		}
+		/* by rank: suspected liars last, load spread over equally good nodes */
+		gw_replica_order(g, fr, j->order[f]);
 	}
 	size_t ncalls = nq * j->per_query;
 	j->slot_frag = calloc(j->per_query ? j->per_query : 1, sizeof(*j->slot_frag));

@@ -41,7 +41,7 @@ static void tally_add(gw_tally *t, const gw_merge_result *r)
 		t->disputed += r->frags[i].disputed;
 }
 
-int gw_search_merge(cm_rpc_call *call, const gw_coll *m, const Muri__V1__Vector *query, uint32_t k,
+int gw_search_merge(gw_ctx *g, cm_rpc_call *call, const gw_coll *m, const Muri__V1__Vector *query, uint32_t k,
 		    const Muri__V1__Filter *filter, int include_vectors, const gw_search_answer *ans, size_t n,
 		    gw_tally *tally, int final, uint8_t *unsettled, int *tallied, Muri__V1__SearchResult ***out,
 		    size_t *nout, char *err, size_t errlen)
@@ -114,6 +114,9 @@ int gw_search_merge(cm_rpc_call *call, const gw_coll *m, const Muri__V1__Vector 
 	if (code == GRPC_STATUS_OK) {
 		if (tally && (final || !any)) {
 			tally_add(tally, &r);
+			pthread_mutex_lock(&g->rank_mu);
+			gw_ranks_update(&g->ranks, &r);
+			pthread_mutex_unlock(&g->rank_mu);
 			if (tallied)
 				*tallied = 1;
 		}

@@ -145,38 +145,19 @@ void gw_note_tally(gw_ctx *g, const char *collection, const gw_tally *t)
 	}
 	for (size_t i = 0; i < t->nlies; i++)
 		cm_warn("gw_lie", "magu=%s %s", collection, t->lies[i]);
-	/* the memory behind gw_suspect: counts halve past 64 answers, so a node
-	 * that stops lying is trusted again after a while */
-	pthread_mutex_lock(&g->rank_mu);
-	for (size_t i = 0; i < t->n; i++) {
-		size_t k = 0;
-		while (k < g->nranked && memcmp(g->ranked[k].pk, t->nodes[i].pk, CM_PK_BYTES) != 0)
-			k++;
-		if (k == g->nranked) {
-			if (g->nranked == GW_RANKED_MAX)
-				continue;
-			memcpy(g->ranked[g->nranked++].pk, t->nodes[i].pk, CM_PK_BYTES);
-		}
-		struct gw_ranked *r = &g->ranked[k];
-		r->answers += t->nodes[i].answered;
-		r->lies += t->nodes[i].lies;
-		while (r->answers > 64) {
-			r->answers /= 2;
-			r->lies /= 2;
-		}
-	}
-	pthread_mutex_unlock(&g->rank_mu);
 }
 
-int gw_suspect(gw_ctx *g, const uint8_t pk[CM_PK_BYTES])
+void gw_replica_order(gw_ctx *g, const gw_frag *fr, uint32_t *order)
 {
-	int s = 0;
+	uint8_t pks[GW_MAX_REPLICAS][CM_PK_BYTES];
+	size_t chosen[GW_MAX_REPLICAS];
+	for (uint32_t r = 0; r < fr->nrep; r++)
+		memcpy(pks[r], fr->rep[r].pk, CM_PK_BYTES);
+	uint64_t salt = atomic_fetch_add(&g->salt, 1);
 	pthread_mutex_lock(&g->rank_mu);
-	for (size_t k = 0; k < g->nranked; k++)
-		if (memcmp(g->ranked[k].pk, pk, CM_PK_BYTES) == 0) {
-			s = g->ranked[k].lies * 20 >= g->ranked[k].answers && g->ranked[k].lies > 0;
-			break;
-		}
+	size_t n = gw_pick(&g->ranks, (const uint8_t(*)[CM_PK_BYTES])pks, fr->nrep, MURI__V1__CONSISTENCY_LEVEL__ALL,
+			   salt, chosen);
 	pthread_mutex_unlock(&g->rank_mu);
-	return s;
+	for (size_t i = 0; i < n && i < fr->nrep; i++)
+		order[i] = (uint32_t)chosen[i];
 }
