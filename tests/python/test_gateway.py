@@ -26,7 +26,8 @@ BATCH = 2500
 @pytest.fixture
 def net(servers, stubs, tmp_path):
     n = ChainNet(servers, stubs, tmp_path)
-    gw = Gateway(servers, stubs, n, tmp_path)
+    # calls that name no timeout get 20 s: the suite may run on a busy machine
+    gw = Gateway(servers, stubs, n, tmp_path, args=("--default-timeout-ms", "20000"))
     n.gw = gw
     yield n
     gw.close()
@@ -194,7 +195,7 @@ def test_gateway_end_to_end(net, servers, stubs, tmp_path):
     assert d.vector_count == len(base) - 2 + 1
 
     # a second gateway over the same ledger sees the collection and its data
-    gw2 = Gateway(servers, stubs, net, tmp_path, name="gateway2")
+    gw2 = Gateway(servers, stubs, net, tmp_path, name="gateway2", args=("--default-timeout-ms", "20000"))
     try:
         lst = None
         end = time.time() + 30
@@ -218,7 +219,8 @@ def test_gateway_end_to_end(net, servers, stubs, tmp_path):
 @pytest.fixture
 def small(servers, stubs, tmp_path):
     n = ChainNet(servers, stubs, tmp_path)
-    gw = Gateway(servers, stubs, n, tmp_path, args=("--max-batch", "100", "--max-queries", "20"))
+    gw = Gateway(servers, stubs, n, tmp_path, args=("--max-batch", "100", "--max-queries", "20",
+                                                    "--default-timeout-ms", "20000"))
     n.gw = gw
     yield n
     gw.close()
