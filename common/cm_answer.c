@@ -4,6 +4,7 @@
 #include "cm_answer.h"
 #include "cm_bytes.h"
 #include "cm_err.h"
+#include "cm_merkle.h"
 #include "cm_uuid.h"
 
 #include <stdlib.h>
@@ -480,4 +481,49 @@ int cm_answer_hit_matches_leaf(const Muri__V1__Hit *h, const cm_answer_leaf *l, 
 	if (why)
 		*why = w;
 	return w ? CM_ERR_VERIFY : CM_OK;
+}
+
+/* ---- evidence ------------------------------------------------------------------ */
+
+int cm_answer_fraud(const cm_answer_evidence *e, const char **why)
+{
+	const char *w = NULL;
+	int rc = CM_ERR_INVALID;
+	const Muri__V1__LocalSearchResponse *r = e->answer;
+	cm_answer_leaf l;
+	uint8_t lh[CM_HASH_BYTES];
+	if (!r || !e->node || !e->query || !e->magu || !e->committed_root)
+		w = "evidence: incomplete";
+	else if (cm_answer_verify(e->node, e->query, e->magu, e->fragment, r) != CM_OK)
+		w = "answer.signature: not the accused's signature over this query, magu and fragment";
+	else if (e->by_root) {
+		if (r->log_size != e->committed_size)
+			w = "answer.log_size: not the committed size, the roots cannot be compared";
+		else if (memcmp(r->root.data, e->committed_root, CM_HASH_BYTES) == 0)
+			w = "answer.root: equals the committed root", rc = CM_ERR_VERIFY;
+		else
+			w = "answer.root: differs from the root committed at its size", rc = CM_OK;
+	} else if (e->hit >= r->n_hits) {
+		w = "hit: beyond the answer's hits";
+	} else if (r->hits[e->hit]->seq >= r->log_size) {
+		w = "answer.hits: a seq at or beyond the answer's own log size", rc = CM_OK;
+	} else if (r->hits[e->hit]->seq >= e->committed_size) {
+		w = "answer.hits: the record is beyond the committed size";
+	} else if (!e->leaf || !e->path || e->path_len > 64) {
+		w = "leaf_path: missing or too long";
+	} else {
+		cm_merkle_blake2b.leaf(lh, e->leaf, e->leaf_len);
+		if (cm_merkle_verify_inclusion(&cm_merkle_blake2b, lh, r->hits[e->hit]->seq, e->committed_size,
+					       e->path, e->path_len, e->committed_root) != CM_OK)
+			w = "leaf_path: does not prove the leaf at the hit's seq under the committed root";
+		else if (cm_answer_leaf_parse(e->leaf, e->leaf_len, &l) != CM_OK)
+			w = "leaf: not a canonical record", rc = CM_OK; /* the committed log holds no such record */
+		else if (cm_answer_hit_matches_leaf(r->hits[e->hit], &l, &w) == CM_OK)
+			w = "leaf: the hit is the committed record", rc = CM_ERR_VERIFY;
+		else
+			rc = CM_OK; /* w names the difference */
+	}
+	if (why)
+		*why = w;
+	return rc;
 }

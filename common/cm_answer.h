@@ -106,4 +106,33 @@ int cm_answer_leaf_parse(const uint8_t *leaf, size_t len, cm_answer_leaf *out);
  * if not, with the first difference named in why (may be NULL). */
 int cm_answer_hit_matches_leaf(const Muri__V1__Hit *h, const cm_answer_leaf *l, const char **why);
 
+/* Evidence that an indexer's signed answer lies about its fragment's log,
+ * judged against a root committed on chain (the ledger's ReportAnswer and
+ * the gateway's spot checks decide with this one function). */
+typedef struct cm_answer_evidence {
+	const uint8_t *node;                         /* the accused: 32-byte key that signed answer */
+	const uint8_t *query;                        /* 32-byte query digest the answer is signed for */
+	const char *magu;
+	uint32_t fragment;
+	const Muri__V1__LocalSearchResponse *answer;
+	int by_root;                                 /* 1: the answer's root contradicts the committed one */
+	uint32_t hit;                                /* else: the hit whose record is disputed */
+	const uint8_t *leaf;                         /* the canonical record at answer->hits[hit]->seq */
+	size_t leaf_len;
+	const uint8_t *path;                         /* its RFC 9162 inclusion path, 32-byte hashes */
+	size_t path_len;                             /* hashes in path */
+	uint64_t committed_size;                     /* the fragment's committed root */
+	const uint8_t *committed_root;
+} cm_answer_evidence;
+
+/* CM_OK if e proves the answer false: it is signed by e->node for this
+ * query, Magu and fragment, and either (by_root) it was computed at the
+ * committed size with another root, or its hit claims a seq at or beyond its
+ * own log size, or the leaf proven at that seq under the committed root is
+ * not the hit's record (cm_answer_hit_matches_leaf). CM_ERR_VERIFY if the
+ * answer is genuine as far as e shows, CM_ERR_INVALID if e is no evidence
+ * (not signed by node, a hit beyond the committed size, a proof that does
+ * not verify); *why (may be NULL) says which, naming the field. */
+int cm_answer_fraud(const cm_answer_evidence *e, const char **why);
+
 #endif
