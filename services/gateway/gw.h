@@ -44,6 +44,8 @@ typedef struct gw_config {
 	int64_t max_fanout;           /* calls to indexers queued or in flight at most */
 	int64_t stall_ms;             /* follower: no block this long, switch replica */
 	char *tls_ca;                 /* PEM roots for indexer and ledger TLS; "" = plaintext */
+	int64_t spot_permille;        /* answers spot-checked, per mille */
+	int64_t spot_queue;           /* spot checks waiting at most */
 } gw_config;
 
 /* ---- routing table (gw_chain.c) ---- */
@@ -147,6 +149,7 @@ typedef struct gw_ctx {
 	pthread_mutex_t rank_mu;
 	gw_ranks ranks;
 	atomic_uint_least64_t salt;
+	struct gw_spotter *spotter;
 } gw_ctx;
 
 /* ---- helpers shared by the handlers ---- */
@@ -225,6 +228,18 @@ void gw_note_tally(gw_ctx *g, const char *collection, const gw_tally *t);
  * suspected liars last, the best and least loaded first); order has room
  * for fr->nrep. */
 void gw_replica_order(gw_ctx *g, const gw_frag *fr, uint32_t *order);
+
+/* ---- spot checks (gw_spotter.c) ---- */
+typedef struct gw_spotter gw_spotter;
+int gw_spotter_start(gw_ctx *g, size_t queue_max, gw_spotter **out);
+void gw_spotter_free(gw_spotter *s);
+/* Offers node's answer r for fragment of m to a spot check: taken (copied)
+ * for one in 1000/spot_permille answers with a hit below the committed
+ * size, or always with by_root (its root contradicts the committed one);
+ * never blocks. */
+void gw_spot_offer(gw_spotter *s, const gw_coll *m, uint32_t fragment, const uint8_t node[CM_PK_BYTES],
+		   const Muri__V1__Vector *query, uint32_t k, const Muri__V1__Filter *filter,
+		   const Muri__V1__LocalSearchResponse *r, int by_root);
 
 /* ---- handlers ---- */
 int gw_h_create(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);

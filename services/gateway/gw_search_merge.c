@@ -117,6 +117,11 @@ int gw_search_merge(gw_ctx *g, cm_rpc_call *call, const gw_coll *m, const Muri__
 			pthread_mutex_lock(&g->rank_mu);
 			gw_ranks_update(&g->ranks, &r);
 			pthread_mutex_unlock(&g->rank_mu);
+			/* reports come in the order of the answers given */
+			for (size_t i = 0; g->spotter && i < r.nreports && i < na; i++)
+				if (r.reports[i].answered)
+					gw_spot_offer(g->spotter, m, r.reports[i].fragment, ga[i].node, query, k, filter,
+						      ga[i].resp, r.reports[i].reason == GW_R_ROOT);
 			if (tallied)
 				*tallied = 1;
 		}
