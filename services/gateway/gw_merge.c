@@ -31,6 +31,7 @@ typedef struct ans {
 	size_t n;
 	int full;                 /* k hits */
 	float worst;              /* distance of the farthest hit */
+	uint64_t worst_seq;       /* and its seq (the indexer breaks ties by seq) */
 } ans;
 
 /* A candidate of one fragment: a record and the answers that returned it. */
@@ -225,6 +226,11 @@ static int check_answer(const gw_query *q, const uint8_t *qd, const gw_frag_answ
 			     (double)h->distance, d);
 			return CM_OK;
 		}
+		if (h->seq >= r->log_size) {
+			flag(rep, GW_R_MALFORMED, "hits[%zu].seq: %llu, the answer's log has %llu records", i,
+			     (unsigned long long)h->seq, (unsigned long long)r->log_size);
+			return CM_OK;
+		}
 		memcpy(x->id, id.b, CM_ANSWER_ID_BYTES);
 		x->version = h->version;
 		x->seq = h->seq;
@@ -248,8 +254,10 @@ static int check_answer(const gw_query *q, const uint8_t *qd, const gw_frag_answ
 	a->full = a->n >= q->k;
 	a->worst = -INFINITY;
 	for (size_t i = 0; i < a->n; i++)
-		if (a->hits[i].d > a->worst)
+		if (a->hits[i].d > a->worst || (a->hits[i].d == a->worst && a->hits[i].seq > a->worst_seq)) {
 			a->worst = a->hits[i].d;
+			a->worst_seq = a->hits[i].seq;
+		}
 	rep->valid = 1;
 	return CM_OK;
 }
@@ -286,9 +294,11 @@ static int neutral(const ans *a, const ahit *c, const ahit **same_id)
 {
 	const ahit *x = find_id(a, c->id);
 	*same_id = x;
-	if (x)
-		return x->version > c->version;
-	return a->full && a->worst < c->d;
+	if (a->r->log_size <= c->seq)
+		return 1; /* it has not reached the record */
+	if (x) /* a newer write of the id (a later record wins a tie of versions) */
+		return x->version > c->version || (x->version == c->version && x->seq > c->seq);
+	return a->full && (a->worst < c->d || (a->worst == c->d && a->worst_seq < c->seq));
 }
 
 static int cand_order(const void *x, const void *y)
@@ -310,6 +320,8 @@ static int cand_by_id(const void *x, const void *y)
 		return c;
 	if (a->h->version != b->h->version)
 		return a->h->version > b->h->version ? -1 : 1;
+	if (a->h->seq != b->h->seq)
+		return a->h->seq > b->h->seq ? -1 : 1;
 	return memcmp(a->h->key, b->h->key, HB);
 }
 
@@ -349,18 +361,26 @@ static int vote(const gw_merge_opts *o, ans *as, size_t n, gw_frag_outcome *fo, 
 		i = j;
 	}
 	free(all);
+	uint32_t nvalid = 0;
+	for (size_t a = 0; a < n; a++)
+		nvalid += (uint32_t)as[a].rep->valid;
 	for (size_t ci = 0; ci < nc; ci++) {
 		cand *c = &cs[ci];
-		uint32_t against = 0;
+		uint32_t against = 0, reached = 0;
 		uint64_t opp = 0;
 		for (size_t a = 0; a < n; a++) {
 			const ahit *same;
-			if (!as[a].rep->valid || (c->support >> a & 1) || neutral(&as[a], c->h, &same))
+			if (!as[a].rep->valid)
+				continue;
+			reached += as[a].r->log_size > c->h->seq;
+			if ((c->support >> a & 1) || neutral(&as[a], c->h, &same))
 				continue;
 			against++;
 			opp |= UINT64_C(1) << a;
 		}
-		c->accepted = c->nsupport > against || (o->skip & GW_SKIP_VOTE);
+		/* a majority of the valid answers has reached the record, and more
+		 * of those that should hold it do than do not */
+		c->accepted = (2 * reached > nvalid && c->nsupport > against) || (o->skip & GW_SKIP_VOTE);
 		if (c->nsupport == against && !c->accepted)
 			fo->disputed++;
 		if (!o->exact || (o->skip & GW_SKIP_VOTE))
@@ -375,19 +395,21 @@ static int vote(const gw_merge_opts *o, ans *as, size_t n, gw_frag_outcome *fo, 
 			if (c->accepted && (opp >> a & 1)) {
 				neutral(&as[a], c->h, &same);
 				uint64_t s = as[a].r->log_size;
-				if (same && same->version == c->h->version)
+				if (same && same->version == c->h->version && same->seq == c->h->seq)
 					flag(as[a].rep, GW_R_CONFLICT, "hits: %s version %llu differs from the majority's",
 					     same->pb->id, (unsigned long long)same->version);
 				else if (c->h->seq < s && s <= max_s)
 					flag(as[a].rep, GW_R_OMITTED, "hits: left out %s at distance %.9g",
 					     c->h->pb->id, (double)c->h->d);
 			} else if (!c->accepted && c->nsupport < against && (c->support >> a & 1)) {
-				int proven = 0;
+				/* proven by a majority of the opponents that held the record
+				 * (a replica that had not reached its seq knows nothing) */
+				uint32_t knew = 0;
 				for (size_t b = 0; b < n; b++)
 					if ((opp >> b & 1) && c->h->seq < as[b].r->log_size &&
 					    as[b].r->log_size <= as[a].r->log_size)
-						proven = 1;
-				if (proven)
+						knew++;
+				if (knew > c->nsupport)
 					flag(as[a].rep, GW_R_OUTVOTED, "hits: %s at seq %llu is not what the majority holds",
 					     c->h->pb->id, (unsigned long long)c->h->seq);
 			}

@@ -10,18 +10,24 @@
  *
  * Voting. A candidate is one record (id, version, seq, vector, metadata)
  * returned by some valid answer. Another valid answer is neutral about it
- * when it holds a newer version of the id, or when it is full (k hits) and
- * all its hits are strictly closer; otherwise it opposes it (it had the
- * record in its log or should have, and left it out, or returned other
- * content for the same version). A candidate is accepted when its
- * supporters outnumber its opponents; a tie leaves it out and counts as a
- * dispute of the fragment (the caller may ask another replica). A node caught
+ * when it has not reached the record (its log size is at most the seq),
+ * when it holds a newer write of the id (a higher version, or the same
+ * version at a later seq: the later record wins), or when it is full (k
+ * hits) and all its hits come first (by distance, then seq, as the indexer
+ * orders); otherwise it opposes it (it had the record and left it out, or
+ * returned other content for it). A candidate is accepted when a majority
+ * of the fragment's valid answers has reached it (a majority read: a record
+ * claimed beyond every other replica's log is not taken on one word) and
+ * its supporters outnumber its opponents; a tie leaves it out and counts as
+ * a dispute of the fragment (the caller may ask another replica). A node caught
  * in a lie (bad signature, stale size, fabricated or mis-measured vector,
  * duplicate ids, too many hits, a root the others contradict) is no voter.
  * With an exact index (opts.exact), a node that left out an accepted
- * candidate it provably held, or returned a record the majority proves
- * false, is flagged a liar too; with approximate indexes such a node is
- * only outvoted (it earns less share).
+ * candidate it provably held (its log size is above the record's seq and
+ * at most a supporter's), or returned a record that more opponents which
+ * held its seq (at sizes up to its own) contradict than support it, is
+ * flagged a liar too; with approximate indexes such a node is only
+ * outvoted (it earns less share).
  *
  * Distances are recomputed in double precision as the indexer defines them
  * (types.proto: L2 squared euclidean; DOT_PRODUCT -dot; COSINE 1 - cos, both
@@ -59,7 +65,7 @@ enum gw_reason {
 	GW_R_ROOT,       /* a root the committed one or the other replicas at its size contradict */
 	GW_R_OMITTED,    /* left out an accepted candidate it held (exact indexes) */
 	GW_R_OUTVOTED,   /* returned a record the majority proves false (exact indexes) */
-	GW_R_CONFLICT,   /* returned other content for a version the majority holds */
+	GW_R_CONFLICT,   /* returned other content for the record (id, version, seq) the majority holds */
 };
 
 /* Static name of a reason ("no_answer", "signature", ...). */

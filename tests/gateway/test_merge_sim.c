@@ -11,12 +11,18 @@
  * query, another fragment or a size below the read-your-writes floor,
  * forged, missing or foreign signatures, wrong roots.
  *
+ * Some honest replicas lag (answer at a size between the read's min_size
+ * and the log's).
+ *
  * Invariants: a lie an answer shows on its own (signature, size, k, ids,
  * vectors, distances) is always flagged with its reason; no honest node is
- * ever flagged while its fragment's honest answers outnumber the liars; and
- * then the merged top-k equals the top-k of the honest answers, every liar
- * is flagged and ranks after every honest node, and honest nodes that
- * answered every time they were asked have a share of 1.
+ * ever flagged while its fragment's honest answers at the log's size
+ * outnumber the liars (a lagging replica is no witness against a liar that
+ * answers at the current size); and
+ * then every liar is flagged and ranks after every honest node, and every
+ * merged hit is a record an honest replica returned; when no honest
+ * replica lags, the merged top-k is the top-k of the honest answers and
+ * honest nodes that answered every time they were asked have a share of 1.
  *
  * MURI_SIM_SEEDS sets the number of seeds (default 2000), MURI_SIM_SEED=<n>
  * replays one with its trace; MURI_SIM_BUG=signature|distance|vote|stale
@@ -117,7 +123,9 @@ typedef struct frag {
 	uint8_t root[CM_HASH_BYTES];
 	gw_answer ans[REP_MAX];
 	int lied[REP_MAX];        /* the lie told, -1: none */
+	int lagged[REP_MAX];      /* an honest answer at a size below the log's */
 	int honest_answered, liars_answered;
+	int honest_full;          /* honest answers at the log's size */
 	Muri__V1__LocalSearchResponse *honest;  /* the honest answer at the current size */
 } frag;
 
@@ -136,7 +144,7 @@ static struct world {
 	int trace;
 	uint32_t skip;
 	char why[512];
-	uint64_t lies[L_KINDS], answers, checked_topk;
+	uint64_t lies[L_KINDS], answers, checked_topk, checked_lag;
 } W;
 
 static void tracef(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -564,6 +572,7 @@ static int run_seed(uint64_t seed)
 	       liar_pct, W.nfr, level);
 	gw_frag_answers fa[FRAG_MAX];
 	int ok_all = 1;   /* every fragment's honest answers outnumber its liars */
+	int any_lag = 0;  /* some honest replica answered at an older size */
 	for (uint32_t fi = 0; fi < W.nfr; fi++) {
 		frag *f = &W.fr[fi];
 		f->id = fi * 7 + 1;
@@ -583,12 +592,13 @@ static int run_seed(uint64_t seed)
 			perm[j] = t;
 		}
 		f->nask = level_count(level, f->nrep);
-		f->honest_answered = f->liars_answered = 0;
+		f->honest_answered = f->liars_answered = f->honest_full = 0;
 		for (uint32_t i = 0; i < f->nask; i++) {
 			int node = (int)perm[i];
 			gw_answer *a = &f->ans[i];
 			f->rep[i] = node;
 			f->lied[i] = -1;
+			f->lagged[i] = 0;
 			a->node = W.keys[node].pk;
 			a->latency_us = 100 + below(5000);
 			a->resp = NULL;
@@ -607,14 +617,22 @@ static int run_seed(uint64_t seed)
 					continue;
 				}
 			}
-			Muri__V1__LocalSearchResponse *r = copy(f->honest);
+			/* an honest replica may lag, never below the read's min_size */
+			uint32_t at = f->size;
+			if (f->min_size < f->size && below(5) == 0) {
+				at = (uint32_t)f->min_size + below(f->size - (uint32_t)f->min_size);
+				f->lagged[i] = 1;
+				any_lag = 1;
+			}
+			Muri__V1__LocalSearchResponse *r = at == f->size ? copy(f->honest) : answer(f, W.q, at, W.k);
 			sign(&W.keys[node], W.qd, f->id, r);
 			a->resp = r;
 			f->honest_answered++;
-			tracef("  fragment %u node %d: honest, %zu hits at size %u", f->id, node, r->n_hits, f->size);
+			f->honest_full += at == f->size;
+			tracef("  fragment %u node %d: honest, %zu hits at size %u", f->id, node, r->n_hits, at);
 		}
 		W.answers += f->nask;
-		if (f->honest_answered <= f->liars_answered)
+		if (f->honest_full <= f->liars_answered)
 			ok_all = 0;
 		fa[fi] = (gw_frag_answers){.fragment = f->id, .min_size = f->min_size, .answers = f->ans, .n = f->nask};
 		if (committed) {
@@ -632,7 +650,7 @@ static int run_seed(uint64_t seed)
 	/* every report against what the node did */
 	for (uint32_t fi = 0, ri = 0; fi < W.nfr && !bad; fi++) {
 		const frag *f = &W.fr[fi];
-		int ok_frag = f->honest_answered > f->liars_answered;
+		int ok_frag = f->honest_full > f->liars_answered;
 		for (uint32_t i = 0; i < f->nask && !bad; i++, ri++) {
 			const gw_report *p = &res.reports[ri];
 			int kind = f->lied[i];
@@ -650,7 +668,30 @@ static int run_seed(uint64_t seed)
 					   gw_reason_name(p->reason), p->why);
 		}
 	}
-	if (!bad && ok_all) {
+	if (!bad && ok_all && any_lag) {
+		/* replicas at different sizes: a majority read; every hit merged is a
+		 * record some honest replica returned */
+		W.checked_lag++;
+		for (size_t i = 0; !bad && i < res.n; i++) {
+			int found = 0;
+			for (uint32_t fi = 0; fi < W.nfr && !found; fi++)
+				for (uint32_t j = 0; j < W.fr[fi].nask && !found; j++) {
+					const Muri__V1__LocalSearchResponse *r = W.fr[fi].ans[j].resp;
+					if (!r || W.fr[fi].lied[j] >= 0)
+						continue;
+					for (size_t x = 0; x < r->n_hits && !found; x++)
+						found = strcmp(r->hits[x]->id, res.hits[i].hit->id) == 0 &&
+							r->hits[x]->version == res.hits[i].hit->version &&
+							r->hits[x]->seq == res.hits[i].hit->seq &&
+							/* the record's own vector, not a copy a liar made */
+							r->hits[x]->vector->values == res.hits[i].hit->vector->values;
+				}
+			if (!found)
+				bad = fail("merged hit %s v%llu is no honest replica's", res.hits[i].hit->id,
+					   (unsigned long long)res.hits[i].hit->version);
+		}
+	}
+	if (!bad && ok_all && !any_lag) {
 		/* the merged top-k is the top-k of the honest answers */
 		exp_hit e[FRAG_MAX * K_MAX];
 		size_t ne = 0;
@@ -673,6 +714,8 @@ static int run_seed(uint64_t seed)
 					   res.hits[i].hit->id, (unsigned long long)res.hits[i].hit->version,
 					   (double)res.hits[i].distance, e[i].h->id, (unsigned long long)e[i].h->version,
 					   (double)e[i].d);
+	}
+	if (!bad && ok_all) {
 		/* liars rank after every honest node; honest answering nodes have all their share */
 		uint32_t worst_honest = 0, best_liar = UINT32_MAX;
 		for (size_t j = 0; !bad && j < res.nranks; j++) {
@@ -690,7 +733,7 @@ static int run_seed(uint64_t seed)
 				best_liar = nr->rank;
 			if (!lied && nr->rank > worst_honest)
 				worst_honest = nr->rank;
-			if (!lied && !missed && nr->share != 1.0)
+			if (!lied && !missed && !any_lag && nr->share != 1.0)
 				bad = fail("honest node %d has share %.3f (%u of %u)", node, nr->share, nr->contributed,
 					   nr->expected);
 		}
@@ -726,8 +769,9 @@ static void test_random_seeds(void)
 	uint64_t lies = 0;
 	for (int k = 0; k < L_KINDS; k++)
 		lies += W.lies[k];
-	printf("# %ld seeds: %" PRIu64 " answers, %" PRIu64 " lies, top-k checked in %" PRIu64 " seeds; %d failed, %.1f s\n",
-	       count, W.answers, lies, W.checked_topk, failures, secs);
+	printf("# %ld seeds: %" PRIu64 " answers, %" PRIu64 " lies, top-k checked in %" PRIu64
+	       " seeds, majority reads over lagging replicas in %" PRIu64 "; %d failed, %.1f s\n",
+	       count, W.answers, lies, W.checked_topk, W.checked_lag, failures, secs);
 	for (int k = 0; k < L_KINDS; k++)
 		printf("#   %-18s %" PRIu64 "\n", lie_names[k], W.lies[k]);
 	if (bug) {
