@@ -537,7 +537,7 @@ static int prepare_node(struct node *nd, const char *root)
 	return cm_key_save(&nd->key, nd->key_file) == CM_OK ? 0 : -1;
 }
 
-static int start_node(struct node *nd, const char *bindir, const char *genesis, int metrics_port)
+static int start_node(struct node *nd, const char *bindir, const char *genesis, const char *payer_key, int metrics_port)
 {
 	char exe[PATH_MAX], listen[64], mlisten[64], log[PATH_MAX], data[PATH_MAX];
 	snprintf(exe, sizeof(exe), "%s/services/%s/muri-%s", bindir, nd->service, nd->service);
@@ -547,11 +547,12 @@ static int start_node(struct node *nd, const char *bindir, const char *genesis, 
 	snprintf(data, sizeof(data), "%s/data", nd->dir);
 	snprintf(nd->port_file, sizeof(nd->port_file), "%s/ports", nd->dir);
 	unlink(nd->port_file);
-	int ledger = !strcmp(nd->service, "ledger");
+	int gateway = !strcmp(nd->service, "gateway");
+	/* every service takes the genesis: the ledger's replicas; the indexers and the
+	 * gateway follow the chain; the gateway pays for collections from the demo account */
 	char *argv[] = {exe, "--listen", listen, "--metrics-listen", mlisten, "--key-file", nd->key_file,
-			"--data-dir", data, "--port-file", nd->port_file,
-			/* the ledger's replicas and the indexers (which follow the chain) */
-			ledger || !strcmp(nd->service, "indexer") ? "--genesis" : NULL, (char *)genesis, NULL};
+			"--data-dir", data, "--port-file", nd->port_file, "--genesis", (char *)genesis,
+			gateway ? "--payer-key-file" : NULL, (char *)payer_key, NULL};
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -660,7 +661,7 @@ static int cmd_devnet(int argc, char **argv)
 		fprintf(stderr, "muri devnet: cannot prepare keys and genesis in %s\n", root);
 	for (int i = 0; i < n && !failed; i++) {
 		int mp = base_port ? base_port + DEVNET_MAX + i : 0;
-		failed = start_node(&nodes[i], bindir, genesis, mp) != 0;
+		failed = start_node(&nodes[i], bindir, genesis, demo_key, mp) != 0;
 	}
 	/* wait for every port file */
 	for (int t = 0; t < 1000 && !failed && !stop_requested; t++) {
@@ -701,7 +702,8 @@ static int cmd_devnet(int argc, char **argv)
 		printf("\nWhat runs so far: the ledger replicas run consensus and commit\n"
 		       "transactions; the indexers follow the chain, take their fragments'\n"
 		       "configurations from it, and store, replicate and search fragments\n"
-		       "through their own RPCs; the gateway (the VectorStore API) serves Status only.\n");
+		       "through their own RPCs; the gateway follows the chain and serves the\n"
+		       "VectorStore API (collections, writes, searches at ONE, QUORUM, ALL).\n");
 		fflush(stdout);
 	}
 	if (!check && !failed) {

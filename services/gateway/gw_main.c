@@ -1,37 +1,185 @@
-/* muri-gateway: the client API (VectorStore). So far the process skeleton:
- * configuration, node key, /healthz and /metrics, and the VectorStore service's
- * Status RPC; routing, fan-out and merging come next. */
+/* muri-gateway: the client API (VectorStore) over the Magus of a ledger. It
+ * follows the chain from the genesis replicas (gw_chain.c), routes writes to
+ * fragment primaries (gw_write.c), reads and searches replicas at the
+ * requested consistency level (gw_read.c, gw_search.c) and creates and drops
+ * collections by transactions of its payer account (gw_coll.c). */
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "cm_err.h"
+#include "cm_log.h"
 #include "cm_service.h"
-#include "vectorstore.pb-c.h"
-
-typedef struct gw_config {
-	cm_service_config base;
-} gw_config;
+#include "gw.h"
 
 static const cm_config_key gw_keys[] = {
 	CM_SERVICE_CONFIG_KEYS(gw_config, base, 7300, 9300),
+	{"genesis", CM_CFG_STR, offsetof(gw_config, genesis), "", 0, 0,
+	 "the ledger's genesis file: the gateway follows the chain from its replicas; empty: Status only", NULL},
+	{"payer_key_file", CM_CFG_STR, offsetof(gw_config, payer_key_file), "", 0, 0,
+	 "ed25519 key file of the account that signs and pays CreateMagu and DropMagu; empty: collections cannot be "
+	 "created or dropped through this gateway",
+	 NULL},
+	{"create_deposit", CM_CFG_INT, offsetof(gw_config, create_deposit), "1000", 0, 1e15,
+	 "deposit a CreateMagu locks (at least the ledger's min_deposit)", NULL},
+	{"chain_fee", CM_CFG_INT, offsetof(gw_config, chain_fee), "1", 0, 1000000000,
+	 "fee of the gateway's transactions", NULL},
+	{"max_batch", CM_CFG_INT, offsetof(gw_config, max_batch), "10000", 1, 10000,
+	 "vectors per Insert, Upsert or Update and ids per Delete or Get", NULL},
+	{"max_queries", CM_CFG_INT, offsetof(gw_config, max_queries), "1000", 1, 100000,
+	 "query vectors per SearchBatch", NULL},
+	{"default_timeout_ms", CM_CFG_INT, offsetof(gw_config, default_timeout_ms), "5000", 1, 600000,
+	 "deadline of a request whose timeout_ms is 0", NULL},
+	{"create_timeout_ms", CM_CFG_INT, offsetof(gw_config, create_timeout_ms), "60000", 100, 600000,
+	 "CreateCollection waits this long for the commit and for every fragment's primary to answer", NULL},
+	{"fanout_threads", CM_CFG_INT, offsetof(gw_config, fanout_threads), "32", 1, 4096,
+	 "threads carrying calls to indexers (the calls in flight at once)", NULL},
+	{"max_fanout", CM_CFG_INT, offsetof(gw_config, max_fanout), "100000", 1, 100000000,
+	 "calls to indexers queued at most; a request that would exceed it gets RESOURCE_EXHAUSTED", NULL},
+	{"stall_ms", CM_CFG_INT, offsetof(gw_config, stall_ms), "10000", 100, 3600000,
+	 "the follower switches ledger replica after this long without a block", NULL},
+	{"spot_permille", CM_CFG_INT, offsetof(gw_config, spot_permille), "10", 0, 1000,
+	 "answers spot-checked by an inclusion proof against the committed root, per mille (0: none); an answer "
+	 "proven false is reported to the ledger (ReportAnswer) by the payer account",
+	 NULL},
+	{"spot_queue", CM_CFG_INT, offsetof(gw_config, spot_queue), "256", 1, 100000,
+	 "spot checks waiting at most (more are dropped)", NULL},
+	{"tls_ca", CM_CFG_STR, offsetof(gw_config, tls_ca), "", 0, 0,
+	 "PEM CA file to verify indexers' and ledger replicas' TLS certificates; empty: plaintext", NULL},
 };
 
 static int gw_status(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp)
 {
+	gw_ctx *g = arg;
 	(void)req;
-	return cm_service_status(arg, call, (Muri__V1__StatusResponse **)resp);
+	return cm_service_status(g->svc, call, (Muri__V1__StatusResponse **)resp);
+}
+
+static void gw_details(void *ctx, cm_rpc_call *call, Muri__V1__StatusResponse *r)
+{
+	gw_ctx *g = ctx;
+	Muri__V1__StatusResponse__DetailsEntry **d = cm_rpc_alloc(call, sizeof(*d));
+	char *v = cm_rpc_alloc(call, 24);
+	if (!d || !v || !g->chain)
+		return;
+	d[0] = cm_rpc_alloc(call, sizeof(**d));
+	if (!d[0])
+		return;
+	muri__v1__status_response__details_entry__init(d[0]);
+	d[0]->key = "chain_height";
+	snprintf(v, 24, "%llu", (unsigned long long)gw_chain_height(g->chain));
+	d[0]->value = v;
+	r->details = d;
+	r->n_details = 1;
+}
+
+static void metrics_init(gw_ctx *g, cm_metrics *mx)
+{
+	static const double ms[] = {0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000};
+	g->m.writes = cm_metrics_counter(mx, "muri_gateway_writes_total", NULL, "write requests");
+	g->m.write_records = cm_metrics_counter(mx, "muri_gateway_write_records_total", NULL, "records written");
+	g->m.searches = cm_metrics_counter(mx, "muri_gateway_searches_total", NULL, "Search and SearchBatch requests");
+	g->m.queries = cm_metrics_counter(mx, "muri_gateway_queries_total", NULL, "query vectors searched");
+	g->m.partial = cm_metrics_counter(mx, "muri_gateway_partial_total", NULL,
+					  "requests that reached fewer replicas than their level");
+	g->m.retries = cm_metrics_counter(mx, "muri_gateway_write_retries_total", NULL,
+					  "fragment writes sent again (another primary, no lease yet)");
+	g->m.search_ms = cm_metrics_histogram(mx, "muri_gateway_search_ms", NULL, "search latency", ms,
+					      sizeof(ms) / sizeof(ms[0]));
+	g->m.write_ms = cm_metrics_histogram(mx, "muri_gateway_write_ms", NULL, "write latency", ms,
+					     sizeof(ms) / sizeof(ms[0]));
+	if (!g->m.writes || !g->m.write_records || !g->m.searches || !g->m.queries || !g->m.partial || !g->m.retries ||
+	    !g->m.search_ms || !g->m.write_ms)
+		memset(&g->m, 0, sizeof(g->m));
 }
 
 static int gw_init(void *ctx, const cm_service_env *env, char *err, size_t errlen)
 {
-	(void)ctx;
-	(void)err;
-	(void)errlen;
-	static const cm_rpc_handler handlers[] = {{"Status", gw_status, NULL}};
-	return cm_rpc_server_add(env->rpc, &muri__v1__vector_store__descriptor, handlers, 1, env->svc);
+	gw_ctx *g = ctx;
+	const gw_config *cfg = g->cfg;
+	g->svc = env->svc;
+	if (!cfg->genesis || !cfg->genesis[0]) {
+		/* no chain to follow: Status only (the other methods answer UNIMPLEMENTED) */
+		static const cm_rpc_handler status_only[] = {{"Status", gw_status, NULL}};
+		cm_warn("gw_no_genesis", "message=\"genesis is not set: serving Status only\"");
+		return cm_rpc_server_add(env->rpc, &muri__v1__vector_store__descriptor, status_only, 1, g);
+	}
+	if (cfg->payer_key_file && cfg->payer_key_file[0]) {
+		int rc = cm_key_load(&g->payer, cfg->payer_key_file);
+		if (rc != CM_OK) {
+			snprintf(err, errlen, "payer_key_file: cannot load %s: %s", cfg->payer_key_file, cm_strerror(rc));
+			return rc;
+		}
+		g->has_payer = 1;
+	}
+	cm_keypair eph;
+	const cm_keypair *key = g->has_payer ? &g->payer : env->key;
+	if (!key) {
+		cm_keypair_generate(&eph); /* reads only: the ledger client needs some key */
+		key = &eph;
+	}
+	g->metrics = env->metrics;
+	metrics_init(g, env->metrics);
+	int rc = gw_clients_new(cfg->tls_ca, (size_t)cfg->base.rpc_max_message, &g->clients);
+	if (rc == CM_OK)
+		rc = gw_pool_new((int)cfg->fanout_threads, (size_t)cfg->max_fanout, &g->pool);
+	if (rc != CM_OK) {
+		snprintf(err, errlen, "cannot start: %s", cm_strerror(rc));
+		if (key == &eph)
+			cm_keypair_wipe(&eph);
+		return rc;
+	}
+	gw_chain_opts co = {.genesis_file = cfg->genesis, .key = key, .fee = (uint64_t)cfg->chain_fee,
+			    .stall_ms = (int)cfg->stall_ms, .tls_ca_file = cfg->tls_ca[0] ? cfg->tls_ca : NULL};
+	rc = gw_chain_start(&co, &g->chain, err, errlen);
+	if (key == &eph)
+		cm_keypair_wipe(&eph);
+	if (rc == CM_OK && cfg->spot_permille > 0 && gw_spotter_start(g, (size_t)cfg->spot_queue, &g->spotter) != CM_OK) {
+		snprintf(err, errlen, "cannot start the spot checks: out of memory");
+		rc = CM_ERR_NOMEM;
+	}
+	if (rc != CM_OK)
+		return rc;
+	static const cm_rpc_handler handlers[] = {
+		{"Status", gw_status, NULL},
+		{"CreateCollection", gw_h_create, NULL},
+		{"DropCollection", gw_h_drop, NULL},
+		{"DescribeCollection", gw_h_describe, NULL},
+		{"ListCollections", gw_h_list, NULL},
+		{"Insert", gw_h_insert, NULL},
+		{"Upsert", gw_h_upsert, NULL},
+		{"Update", gw_h_update, NULL},
+		{"Delete", gw_h_delete, NULL},
+		{"Get", gw_h_get, NULL},
+		{"Search", gw_h_search, NULL},
+		{"SearchBatch", gw_h_search_batch, NULL},
+	};
+	return cm_rpc_server_add(env->rpc, &muri__v1__vector_store__descriptor, handlers,
+				 sizeof(handlers) / sizeof(handlers[0]), g);
+}
+
+static void gw_fini(void *ctx)
+{
+	gw_ctx *g = ctx;
+	gw_spotter_free(g->spotter);
+	gw_chain_free(g->chain);
+	gw_pool_free(g->pool);
+	gw_clients_free(g->clients);
+	cm_keypair_wipe(&g->payer);
+	gw_ranks_free(&g->ranks);
 }
 
 int main(int argc, char **argv)
 {
 	gw_config cfg = {0};
+	static gw_ctx g;
+	g.cfg = &cfg;
+	pthread_mutex_init(&g.rank_mu, NULL);
+	if (gw_ranks_init(&g.ranks, GW_RANKED_MAX, 0) != CM_OK) {
+		fprintf(stderr, "muri-gateway: out of memory\n");
+		return 1;
+	}
 	cm_service svc = {
 		.name = "gateway",
 		.env_prefix = "MURI_GATEWAY_",
@@ -39,7 +187,10 @@ int main(int argc, char **argv)
 		.nkeys = sizeof(gw_keys) / sizeof(gw_keys[0]),
 		.cfg = &cfg,
 		.base_offset = offsetof(gw_config, base),
+		.ctx = &g,
 		.init = gw_init,
+		.fini = gw_fini,
+		.status_details = gw_details,
 	};
 	return cm_service_main(&svc, argc, argv);
 }

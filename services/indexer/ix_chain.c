@@ -14,6 +14,7 @@
 #include "ix_service_int.h"
 #include "cm_err.h"
 #include "cm_follower.h"
+#include "cm_genesis.h"
 #include "cm_log.h"
 #include "cm_time.h"
 
@@ -29,7 +30,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define GENESIS_LINE_MAX 1024
 #define MAGU_READ_TRIES 50      /* GetMagu until a replica has the block: 50 x 100 ms */
 #define FAILOVER_QUEUE 16       /* failover requests waiting for the submitter */
 
@@ -82,48 +82,23 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 	return rc;
 }
 
-/* Reads chain_id and the replica lines of the ledger's genesis file (the
- * other keys are the ledger's business). */
+/* Reads chain_id and the replica lines of the ledger's genesis file
+ * (common/cm_genesis.h; the other keys are the ledger's business). */
 static int read_genesis(ix_chain *c, const char *path, char *err, size_t errlen)
 {
-	FILE *fp = fopen(path, "r");
-	if (!fp)
-		return fail(err, errlen, CM_ERR_IO, "genesis: cannot open %s: %s", path, strerror(errno));
-	char line[GENESIS_LINE_MAX];
-	int lineno = 0, rc = CM_OK;
-	while (rc == CM_OK && fgets(line, sizeof(line), fp)) {
-		lineno++;
-		char *hash = strchr(line, '#');
-		if (hash)
-			*hash = 0;
-		char key[64], a[256], b[256];
-		int k = sscanf(line, " %63[^= \t] = %255s %255s", key, a, b);
-		if (k < 2)
-			continue;
-		if (strcmp(key, "chain_id") == 0) {
-			if (strlen(a) >= sizeof(c->chain_id))
-				rc = fail(err, errlen, CM_ERR_INVALID, "%s:%d: chain_id: too long", path, lineno);
-			else
-				snprintf(c->chain_id, sizeof(c->chain_id), "%s", a);
-		} else if (strcmp(key, "replica") == 0) {
-			if (k != 3 || c->n >= CM_CHAIN_MAX_REPLICAS || strlen(a) != 2 * CM_PK_BYTES ||
-			    cm_unhex(c->pks[c->n], CM_PK_BYTES, a) != CM_OK || strlen(b) >= IX_ADDR_MAX)
-				rc = fail(err, errlen, CM_ERR_INVALID,
-					  "%s:%d: replica: expected <hex pubkey> <host:port> (at most %d replicas)", path,
-					  lineno, CM_CHAIN_MAX_REPLICAS);
-			else {
-				snprintf(c->addrs[c->n], IX_ADDR_MAX, "%s", b);
-				c->addrp[c->n] = c->addrs[c->n];
-				c->n++;
-			}
-		}
+	cm_genesis_replicas g;
+	_Static_assert(CM_GENESIS_ADDR_MAX <= IX_ADDR_MAX, "a genesis address fits");
+	int rc = cm_genesis_read_replicas(path, &g, err, errlen);
+	if (rc != CM_OK)
+		return rc;
+	snprintf(c->chain_id, sizeof(c->chain_id), "%s", g.chain_id);
+	c->n = g.n;
+	for (uint32_t i = 0; i < g.n; i++) {
+		memcpy(c->pks[i], g.pks[i], CM_PK_BYTES);
+		snprintf(c->addrs[i], IX_ADDR_MAX, "%s", g.addrs[i]);
+		c->addrp[i] = c->addrs[i];
 	}
-	fclose(fp);
-	if (rc == CM_OK && !c->chain_id[0])
-		rc = fail(err, errlen, CM_ERR_INVALID, "%s: chain_id: missing", path);
-	if (rc == CM_OK && c->n == 0)
-		rc = fail(err, errlen, CM_ERR_INVALID, "%s: replica: none", path);
-	return rc;
+	return CM_OK;
 }
 
 /* The persisted follow point; CM_ERR_NOTFOUND when there is none yet. */

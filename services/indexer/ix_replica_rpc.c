@@ -121,6 +121,42 @@ static void unlink_waiter(struct frag *f, struct waiter *w)
 		}
 }
 
+/* A write without records: the primary of the request's epoch answers its
+ * log size, root and live count, and appends nothing. */
+static int probe(ix_service *s, cm_rpc_call *call, struct frag *f, const Muri__V1__FragmentWriteRequest *req,
+		 ProtobufCMessage **resp)
+{
+	(void)s;
+	Muri__V1__FragmentWriteResponse *r = cm_rpc_alloc(call, sizeof(*r));
+	if (!r)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	muri__v1__fragment_write_response__init(r);
+	ixr_core_enter(f);
+	uint64_t epoch = f->core ? ix_repl_epoch(f->core) : 0;
+	if (!f->core || !ix_repl_is_primary(f->core) || req->epoch != epoch) {
+		ixr_core_leave(f);
+		return cm_rpc_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
+				   "epoch: the request has %llu; this indexer is %s of %s/%u in epoch %llu",
+				   (unsigned long long)req->epoch,
+				   f->core && ix_repl_is_primary(f->core) ? "the primary" : "not the primary", req->magu,
+				   req->fragment, (unsigned long long)epoch);
+	}
+	ix_fragment *st = f->store;
+	ixr_core_leave(f);
+	if (st) {
+		ix_fragment_info info;
+		ix_fragment_info_get(st, &info);
+		uint8_t root[CM_HASH_BYTES];
+		r->log_size = info.size;
+		r->live_count = info.live;
+		if (ix_fragment_root(st, info.size, root) == CM_OK)
+			ixs_set_hash(call, &r->root, root);
+	}
+	r->level_achieved = MURI__V1__CONSISTENCY_LEVEL__ONE;
+	*resp = &r->base;
+	return GRPC_STATUS_OK;
+}
+
 int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
 {
 	ix_service *s = arg;
@@ -130,9 +166,11 @@ int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protob
 	if (!f)
 		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "%s/%u is not assigned to this indexer", req->magu,
 				   req->fragment);
-	if (req->n_records < 1 || req->n_records > s->o.frag.max_append)
-		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "records: %zu, expected 1..%u", req->n_records,
+	if (req->n_records > s->o.frag.max_append)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "records: %zu, expected 0..%u", req->n_records,
 				   s->o.frag.max_append);
+	if (req->n_records == 0)
+		return probe(s, call, f, req, resp);
 	cm_arena *a = cm_rpc_arena(call);
 	ix_record *recs = cm_arena_alloc(a, req->n_records * sizeof(*recs));
 	ix_repl_entry *e = cm_arena_alloc(a, req->n_records * sizeof(*e));
@@ -239,6 +277,11 @@ int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protob
 	if (ix_fragment_root(st, w.end, root) == CM_OK)
 		ixs_set_hash(call, &r->root, root);
 	r->level_achieved = pb_level(w.level);
+	if (st) {
+		ix_fragment_info info;
+		ix_fragment_info_get(st, &info);
+		r->live_count = info.live;
+	}
 	*resp = &r->base;
 	return GRPC_STATUS_OK;
 }

@@ -1,0 +1,264 @@
+/* The gateway's shared pieces: its configuration, the routing table it keeps
+ * from the ledger (gw_chain.c), the channels to indexers (gw_clients.c), the
+ * fan-out pool (gw_pool.c), request validation (gw_valid.c) and the context
+ * every VectorStore handler receives. */
+#ifndef GW_H
+#define GW_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cm_crypto.h"
+#include "cm_fragment.h"
+#include "cm_ledger_client.h"
+#include "cm_rpc.h"
+#include "cm_service.h"
+#include "gw_rank.h"
+#include "indexer.pb-c.h"
+#include "ledger.pb-c.h"
+#include "vectorstore.pb-c.h"
+
+#define GW_NAME_MAX 128               /* bytes of a collection name */
+#define GW_ADDR_MAX 256               /* bytes of a host:port */
+#define GW_MAX_REPLICAS CM_FRAGMENT_MAX_REPLICAS
+#define GW_MAX_FRAGMENTS 1024
+#define GW_MAX_DIM 4096
+#define GW_MAX_TOP_K 1000
+#define GW_MAX_TIMEOUT_MS 600000
+#define GW_ERR_MAX 1200
+#define GW_RANKED_MAX 4096            /* nodes whose ranks the gateway keeps */
+
+typedef struct gw_config {
+	cm_service_config base;
+	char *genesis;                /* the ledger's genesis file (required) */
+	char *payer_key_file;         /* account paying for CreateMagu / DropMagu; "" = none */
+	int64_t create_deposit;       /* CreateMagu deposit */
+	int64_t chain_fee;            /* fee of the gateway's transactions */
+	int64_t max_batch;            /* vectors per Insert/Upsert/Update, ids per Delete/Get */
+	int64_t max_queries;          /* query vectors per SearchBatch */
+	int64_t default_timeout_ms;   /* a request with timeout_ms 0 */
+	int64_t create_timeout_ms;    /* CreateCollection: commit and serving replicas */
+	int64_t fanout_threads;       /* threads that carry calls to indexers */
+	int64_t max_fanout;           /* calls to indexers queued or in flight at most */
+	int64_t stall_ms;             /* follower: no block this long, switch replica */
+	char *tls_ca;                 /* PEM roots for indexer and ledger TLS; "" = plaintext */
+	int64_t spot_permille;        /* answers spot-checked, per mille */
+	int64_t spot_queue;           /* spot checks waiting at most */
+} gw_config;
+
+/* ---- routing table (gw_chain.c) ---- */
+
+typedef struct gw_replica {
+	uint8_t pk[CM_PK_BYTES];
+	char addr[GW_ADDR_MAX];
+} gw_replica;
+
+typedef struct gw_frag {
+	uint64_t epoch;                  /* 0: no configuration yet */
+	int primary;                     /* index into rep, -1 when the primary is not listed */
+	uint32_t nrep;
+	gw_replica rep[GW_MAX_REPLICAS];
+	uint64_t committed_size;         /* last committed root on chain */
+	uint8_t committed_root[CM_HASH_BYTES];
+	uint64_t acked_size;             /* largest log size a write through this gateway was acked at */
+} gw_frag;
+
+/* A collection (Magu) as the chain made it, and its fragments. In the table
+ * it is owned by gw_chain; gw_chain_get hands out a copy. */
+typedef struct gw_coll {
+	char name[GW_NAME_MAX + 1];
+	uint64_t gen;                    /* distinguishes a re-created Magu of the same name */
+	uint32_t dim;
+	int metric;
+	Muri__V1__IndexSpec index;       /* scalars only (no unknown fields) */
+	uint32_t nfrag, repl;
+	uint8_t owner[CM_PK_BYTES];
+	uint64_t created_height;
+	gw_frag *frags;                  /* nfrag */
+} gw_coll;
+
+typedef struct gw_chain gw_chain;
+
+typedef struct gw_chain_opts {
+	const char *genesis_file;
+	const cm_keypair *key;           /* signs the gateway's transactions (the payer); required */
+	uint64_t fee;
+	int stall_ms;
+	const char *tls_ca_file;
+} gw_chain_opts;
+
+int gw_chain_start(const gw_chain_opts *o, gw_chain **out, char *err, size_t errlen);
+void gw_chain_free(gw_chain *c);
+cm_ledger_client *gw_chain_client(gw_chain *c);
+/* A copy of the named collection (gw_coll_free), or CM_ERR_NOTFOUND. */
+int gw_chain_get(gw_chain *c, const char *name, gw_coll **out);
+/* Copies of every collection, by name (each freed with gw_coll_free, the array with free). */
+int gw_chain_list(gw_chain *c, gw_coll ***out, size_t *n);
+void gw_coll_free(gw_coll *m);
+/* The fragment's current routing (epoch, replicas) into *out; CM_ERR_NOTFOUND
+ * when the collection (of that generation) is gone. */
+int gw_chain_frag(gw_chain *c, const char *name, uint64_t gen, uint32_t fragment, gw_frag *out);
+/* Raises the fragment's acknowledged size (read your writes). */
+void gw_chain_note_acked(gw_chain *c, const char *name, uint64_t gen, uint32_t fragment, uint64_t size);
+/* A counter that moves with every change to the table. */
+uint64_t gw_chain_version(gw_chain *c);
+/* Waits until the version differs from seen or ms pass. */
+void gw_chain_wait(gw_chain *c, uint64_t seen, uint64_t ms);
+/* The last height applied. */
+uint64_t gw_chain_height(gw_chain *c);
+
+/* ---- channels to indexers (gw_clients.c) ---- */
+
+typedef struct gw_clients gw_clients;
+int gw_clients_new(const char *tls_ca, size_t max_message, gw_clients **out);
+void gw_clients_free(gw_clients *cs);
+/* The shared channel to addr (created on first use); NULL when it cannot be made. */
+cm_rpc_client *gw_clients_get(gw_clients *cs, const char *addr);
+
+/* ---- fan-out pool (gw_pool.c) ---- */
+
+typedef struct gw_pool gw_pool;
+int gw_pool_new(int threads, size_t max_queued, gw_pool **out);
+void gw_pool_free(gw_pool *p);
+/* Runs fn(arg, i) for i in [0, n) on the pool's threads and returns once all
+ * have returned. CM_ERR_TOOBIG (nothing run) when n more tasks would exceed
+ * the queue bound. */
+int gw_pool_run(gw_pool *p, size_t n, void (*fn)(void *arg, size_t i), void *arg);
+
+/* ---- the service ---- */
+
+typedef struct gw_metrics {
+	cm_counter *writes, *write_records, *searches, *queries, *partial, *retries;
+	cm_histogram *search_ms, *write_ms;
+} gw_metrics;
+
+typedef struct gw_ctx {
+	const gw_config *cfg;
+	cm_service *svc;
+	gw_chain *chain;
+	gw_clients *clients;
+	gw_pool *pool;
+	int has_payer;
+	cm_keypair payer;
+	atomic_uint_least64_t last_version;
+	gw_metrics m;
+	cm_metrics *metrics;
+	/* node ranks across merges, for the choice of replicas (gw_rank.h) */
+	pthread_mutex_t rank_mu;
+	gw_ranks ranks;
+	atomic_uint_least64_t salt;
+	struct gw_spotter *spotter;
+} gw_ctx;
+
+/* ---- helpers shared by the handlers ---- */
+
+/* Fragment an id goes to: the big-endian integer of the UUID's first 8 bytes
+ * modulo the collection's fragments (proto/vectorstore.proto says so). */
+uint32_t gw_route_id(const uint8_t id[16], uint32_t nfrag);
+/* A version above every one this gateway handed out, from the wall clock
+ * in microseconds (last writer wins across gateways by time). */
+uint64_t gw_next_version(gw_ctx *g);
+/* The request's deadline on the monotonic clock: timeout_ms (0: the
+ * default), at most GW_MAX_TIMEOUT_MS, and no later than the call's own. */
+uint64_t gw_deadline(gw_ctx *g, cm_rpc_call *call, uint32_t timeout_ms);
+/* Sets the call's status from a gRPC code with a message. */
+int gw_fail(cm_rpc_call *call, int code, const char *msg);
+/* hex of n bytes in call memory */
+char *gw_hex(cm_rpc_call *call, const uint8_t *b, size_t n);
+/* The replica's address for a public key, or NULL. */
+const char *gw_frag_addr(const gw_frag *f, const uint8_t *pk);
+/* Decoded responses kept until the call ends (their hits are referenced by
+ * the call's response): gw_owned_add takes m (freed at once on failure). */
+typedef struct gw_owned gw_owned;
+gw_owned *gw_owned_new(cm_rpc_call *call);
+int gw_owned_add(gw_owned *o, ProtobufCMessage *m);
+/* The collection's fragment schema in call memory. */
+Muri__V1__FragmentSchema *gw_schema(cm_rpc_call *call, const gw_coll *m);
+
+/* ---- validation (gw_valid.c): 0, or a message naming the field in err ---- */
+int gw_valid_name(const char *name, const char *field, char *err, size_t errlen);
+int gw_valid_level(int level, const char *field, char *err, size_t errlen);
+int gw_valid_vector(const Muri__V1__Vector *v, uint32_t dim, const char *field, char *err, size_t errlen);
+int gw_valid_timeout(uint32_t t, const char *field, char *err, size_t errlen);
+
+/* Checks ids[0..n) as UUIDv4 strings without repeats (naming ids[i]); raw
+ * receives their bytes. */
+int gw_parse_ids(char **ids, size_t n, uint8_t (*raw)[16], char *err, size_t errlen);
+
+/* One replica's answer for one (query, fragment); resp NULL when the call
+ * slot got none. */
+typedef struct gw_search_answer {
+	size_t q;                       /* the query (follow-up rounds) */
+	uint32_t fragment, replica;     /* replica: index in the fragment's replica list */
+	uint64_t latency_ms;
+	Muri__V1__LocalSearchResponse *resp;
+} gw_search_answer;
+
+/* What the merges of one request said of each node, for the metrics. */
+#define GW_TALLY_MAX 256
+#define GW_TALLY_LIES 8
+typedef struct gw_tally {
+	size_t n;
+	struct {
+		uint8_t pk[CM_PK_BYTES];
+		uint64_t contributed, expected, answered, lies;
+	} nodes[GW_TALLY_MAX];
+	uint64_t disputed;
+	size_t nlies;
+	char lies[GW_TALLY_LIES][200];
+} gw_tally;
+
+/* The merged top k of one query from its answers (gw_search_merge.c over
+ * gw_merge.h), built in call memory. unsettled[f] (nfrag entries) is set for
+ * a fragment whose answers tied on a candidate or held a proven lie, where
+ * another replica's answer may settle it. What the merge says of the nodes
+ * is added to tally (may be NULL) when final or nothing is unsettled, and
+ * *tallied set then. Returns a gRPC code. */
+int gw_search_merge(gw_ctx *g, cm_rpc_call *call, const gw_coll *m, const Muri__V1__Vector *query, uint32_t k,
+		    const Muri__V1__Filter *filter, int include_vectors, const gw_search_answer *ans, size_t n,
+		    gw_tally *tally, int final, uint8_t *unsettled, int *tallied, Muri__V1__SearchResult ***out,
+		    size_t *nout, char *err, size_t errlen);
+
+/* Adds a request's tally to the per-node metrics (muri_gateway_node_*{node="hex"})
+ * and logs the lies it found. */
+void gw_note_tally(gw_ctx *g, const char *collection, const gw_tally *t);
+/* The order to ask a fragment's replicas in (gw_pick over the node ranks:
+ * suspected liars last, the best and least loaded first); order has room
+ * for fr->nrep. */
+void gw_replica_order(gw_ctx *g, const gw_frag *fr, uint32_t *order);
+
+/* ---- spot checks (gw_spotter.c) ---- */
+typedef struct gw_spotter gw_spotter;
+int gw_spotter_start(gw_ctx *g, size_t queue_max, gw_spotter **out);
+void gw_spotter_free(gw_spotter *s);
+/* Offers node's answer r for fragment of m to a spot check: taken (copied)
+ * for one in 1000/spot_permille answers with a hit below the committed
+ * size, or always with by_root (its root contradicts the committed one);
+ * never blocks. */
+void gw_spot_offer(gw_spotter *s, const gw_coll *m, uint32_t fragment, const uint8_t node[CM_PK_BYTES],
+		   const Muri__V1__Vector *query, uint32_t k, const Muri__V1__Filter *filter,
+		   const Muri__V1__LocalSearchResponse *r, int by_root);
+
+/* ---- handlers ---- */
+int gw_h_create(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
+int gw_h_drop(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
+int gw_h_describe(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
+int gw_h_list(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
+int gw_h_insert(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
+int gw_h_upsert(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
+int gw_h_update(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
+int gw_h_delete(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
+int gw_h_get(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
+int gw_h_search(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
+int gw_h_search_batch(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
+
+/* Reads records of ids (grouped by fragment) from one replica per fragment
+ * (primary first), at or after the acknowledged size: found[i] = 1 and
+ * hits[i] set (call memory) for the ids that exist. Used by Get and by the
+ * existence checks of Update and Delete. Returns a gRPC code. */
+int gw_read_ids(gw_ctx *g, cm_rpc_call *call, const gw_coll *m, char **ids, const uint8_t (*raw)[16], size_t n,
+		int include_vectors, uint64_t deadline, Muri__V1__Hit **hits, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,452 @@
+/* Insert, Upsert, Update and Delete. The whole request is checked first
+ * (the indexer's own record rules, ix_record.c, so nothing is refused half
+ * way), then its records are grouped by fragment (gw_route_id) and each
+ * group goes to its fragment's primary as one FragmentWriteRequest at the
+ * requested level, all fragments in parallel. A group whose primary refuses
+ * (another epoch, no lease yet, gone) is sent again, with the same ids and
+ * versions, to the primary the chain names next, until the deadline: a
+ * record re-sent that way replaces itself at the indexer (one record per
+ * id, last version wins), so a retry never duplicates. The acknowledged log
+ * size of each fragment is remembered for reads that follow. */
+#include "gw.h"
+#include "cm_err.h"
+#include "cm_log.h"
+#include "cm_merkle.h"
+#include "cm_time.h"
+#include "cm_uuid.h"
+#include "ix_record.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RETRY_WAIT_MS 100 /* wait for the chain to move before sending again */
+#define RETRY_MIN_MS 10   /* and at least this long */
+
+struct wfrag {
+	uint32_t fragment;
+	size_t n;
+	Muri__V1__LogRecord **recs;
+	int code;                     /* 0 once acknowledged at the level */
+	char msg[1024];
+	uint64_t log_size;
+	uint8_t root[CM_HASH_BYTES];
+	uint32_t nacked;
+	char acked[GW_MAX_REPLICAS][GW_ADDR_MAX];
+	uint32_t tries;
+};
+
+struct wjob {
+	gw_ctx *g;
+	const gw_coll *m;
+	Muri__V1__FragmentSchema *schema;
+	int level;
+	uint64_t deadline;
+	struct wfrag *f;
+};
+
+static int retryable(int code)
+{
+	return code == GRPC_STATUS_FAILED_PRECONDITION || code == GRPC_STATUS_UNAVAILABLE ||
+	       code == GRPC_STATUS_NOT_FOUND || code == GRPC_STATUS_DEADLINE_EXCEEDED || code == GRPC_STATUS_ABORTED ||
+	       code == GRPC_STATUS_CANCELLED || code == GRPC_STATUS_UNKNOWN;
+}
+
+static void write_one(void *arg, size_t k)
+{
+	struct wjob *j = arg;
+	struct wfrag *wf = &j->f[k];
+	wf->code = GRPC_STATUS_DEADLINE_EXCEEDED;
+	snprintf(wf->msg, sizeof(wf->msg), "fragment %u: no primary before the deadline", wf->fragment);
+	for (;;) {
+		uint64_t ver = gw_chain_version(j->g->chain), now = cm_now_ms();
+		if (now >= j->deadline) {
+			wf->code = GRPC_STATUS_DEADLINE_EXCEEDED;
+			return;
+		}
+		gw_frag fr;
+		if (gw_chain_frag(j->g->chain, j->m->name, j->m->gen, wf->fragment, &fr) != CM_OK) {
+			wf->code = GRPC_STATUS_NOT_FOUND;
+			snprintf(wf->msg, sizeof(wf->msg), "collection: \"%s\" was dropped", j->m->name);
+			return;
+		}
+		cm_rpc_client *cl = fr.primary >= 0 ? gw_clients_get(j->g->clients, fr.rep[fr.primary].addr) : NULL;
+		if (!cl) {
+			gw_chain_wait(j->g->chain, ver, RETRY_WAIT_MS);
+			continue;
+		}
+		Muri__V1__FragmentWriteRequest req = MURI__V1__FRAGMENT_WRITE_REQUEST__INIT;
+		req.magu = (char *)j->m->name;
+		req.fragment = wf->fragment;
+		req.epoch = fr.epoch;
+		req.records = wf->recs;
+		req.n_records = wf->n;
+		req.consistency_level = j->level;
+		req.timeout_ms = (uint32_t)(j->deadline - now);
+		req.schema = j->schema;
+		ProtobufCMessage *resp = NULL;
+		cm_rpc_status st;
+		wf->tries++;
+		if (wf->tries > 1 && j->g->m.retries)
+			cm_counter_add(j->g->m.retries, 1);
+		int rc = cm_rpc_unary(cl, "/muri.v1.Indexer/Write", &req.base, &muri__v1__fragment_write_response__descriptor,
+				      &resp, (int)(j->deadline - now), &st);
+		if (rc == CM_OK) {
+			Muri__V1__FragmentWriteResponse *r = (Muri__V1__FragmentWriteResponse *)resp;
+			wf->log_size = r->log_size;
+			if (r->root.len == CM_HASH_BYTES)
+				memcpy(wf->root, r->root.data, CM_HASH_BYTES);
+			for (size_t i = 0; i < r->n_acked_by && wf->nacked < GW_MAX_REPLICAS; i++) {
+				const char *a = r->acked_by[i].len == CM_PK_BYTES ? gw_frag_addr(&fr, r->acked_by[i].data) : NULL;
+				if (a)
+					snprintf(wf->acked[wf->nacked++], GW_ADDR_MAX, "%s", a);
+			}
+			int got = r->level_achieved;
+			protobuf_c_message_free_unpacked(resp, NULL);
+			gw_chain_note_acked(j->g->chain, j->m->name, j->m->gen, wf->fragment, wf->log_size);
+			if (got >= j->level) {
+				wf->code = GRPC_STATUS_OK;
+				wf->msg[0] = 0;
+			} else {
+				wf->code = GRPC_STATUS_UNAVAILABLE;
+				snprintf(wf->msg, sizeof(wf->msg), "fragment %u: acknowledged by %u replicas, short of the level",
+					 wf->fragment, wf->nacked);
+			}
+			return;
+		}
+		wf->code = st.code;
+		snprintf(wf->msg, sizeof(wf->msg), "fragment %u at %s (epoch %llu): %s", wf->fragment,
+			 fr.rep[fr.primary].addr, (unsigned long long)fr.epoch, st.message);
+		if (!retryable(st.code))
+			return;
+		if (cm_now_ms() + 1 >= j->deadline)
+			return;
+		/* a new configuration may be on its way; at least a short pause either way */
+		gw_chain_wait(j->g->chain, ver, RETRY_WAIT_MS);
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = RETRY_MIN_MS * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int level_of(int pb)
+{
+	return pb == MURI__V1__CONSISTENCY_LEVEL__CONSISTENCY_UNSPECIFIED ? MURI__V1__CONSISTENCY_LEVEL__QUORUM : pb;
+}
+
+static const char *level_name(int level)
+{
+	return level == MURI__V1__CONSISTENCY_LEVEL__ONE ? "ONE" : level == MURI__V1__CONSISTENCY_LEVEL__ALL ? "ALL" : "QUORUM";
+}
+
+/* The outcome of a write of recs[0..n) (raw ids alongside): sends, then
+ * fills out (status, storage nodes, consistency hash, timestamp). Returns
+ * the gRPC status for the call. */
+static int send_groups(gw_ctx *g, cm_rpc_call *call, const gw_coll *m, Muri__V1__LogRecord **recs,
+		       const uint8_t (*raw)[16], size_t n, int level, uint64_t deadline, Muri__V1__WriteResponse *out)
+{
+	uint64_t t0 = cm_now_ms();
+	uint32_t *cnt = calloc(m->nfrag, sizeof(*cnt));
+	uint32_t *slot = calloc(m->nfrag, sizeof(*slot));
+	struct wfrag *f = NULL;
+	size_t nf = 0;
+	if (!cnt || !slot)
+		goto nomem;
+	for (size_t i = 0; i < n; i++)
+		cnt[gw_route_id(raw[i], m->nfrag)]++;
+	for (uint32_t k = 0; k < m->nfrag; k++)
+		nf += cnt[k] > 0;
+	f = calloc(nf ? nf : 1, sizeof(*f));
+	if (!f)
+		goto nomem;
+	size_t at = 0;
+	for (uint32_t k = 0; k < m->nfrag; k++)
+		if (cnt[k]) {
+			f[at].fragment = k;
+			f[at].recs = cm_rpc_alloc(call, cnt[k] * sizeof(*f[at].recs));
+			if (!f[at].recs)
+				goto nomem;
+			slot[k] = (uint32_t)at++;
+		}
+	for (size_t i = 0; i < n; i++) {
+		struct wfrag *w = &f[slot[gw_route_id(raw[i], m->nfrag)]];
+		w->recs[w->n++] = recs[i];
+	}
+	struct wjob j = {.g = g, .m = m, .schema = gw_schema(call, m), .level = level, .deadline = deadline, .f = f};
+	if (!j.schema)
+		goto nomem;
+	if (gw_pool_run(g->pool, nf, write_one, &j) != CM_OK) {
+		free(cnt);
+		free(slot);
+		free(f);
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+				   "the gateway has max_fanout calls to indexers queued; nothing was written, try again");
+	}
+	/* storage nodes, consistency hash over (fragment, size, root) of each acknowledged fragment */
+	char **nodes = cm_rpc_alloc(call, (nf * GW_MAX_REPLICAS + 1) * sizeof(*nodes));
+	cm_merkle *ml = NULL;
+	if (!nodes || cm_merkle_new(&ml, &cm_merkle_blake2b) != CM_OK)
+		goto nomem;
+	size_t ok = 0;
+	int code = GRPC_STATUS_OK;
+	char msg[GW_ERR_MAX] = "";
+	for (size_t k = 0; k < nf; k++) {
+		struct wfrag *w = &f[k];
+		if (w->code == GRPC_STATUS_OK) {
+			ok++;
+			uint8_t leaf[4 + 8 + CM_HASH_BYTES];
+			for (int b = 0; b < 4; b++)
+				leaf[b] = (uint8_t)(w->fragment >> (24 - 8 * b));
+			for (int b = 0; b < 8; b++)
+				leaf[4 + b] = (uint8_t)(w->log_size >> (56 - 8 * b));
+			memcpy(leaf + 12, w->root, CM_HASH_BYTES);
+			cm_merkle_append(ml, leaf, sizeof(leaf));
+		} else {
+			if (code == GRPC_STATUS_OK || code == GRPC_STATUS_UNAVAILABLE)
+				code = w->code == GRPC_STATUS_DEADLINE_EXCEEDED ? GRPC_STATUS_DEADLINE_EXCEEDED
+				       : w->code == GRPC_STATUS_INVALID_ARGUMENT || w->code == GRPC_STATUS_NOT_FOUND
+					       ? w->code
+					       : GRPC_STATUS_UNAVAILABLE;
+			size_t l = strlen(msg);
+			if (l + 8 < sizeof(msg))
+				snprintf(msg + l, sizeof(msg) - l, "%s%s", l ? "; " : "", w->msg);
+		}
+		for (uint32_t a = 0; a < w->nacked; a++) {
+			size_t s = 0;
+			while (s < out->n_storage_nodes && strcmp(nodes[s], w->acked[a]) != 0)
+				s++;
+			if (s == out->n_storage_nodes)
+				nodes[out->n_storage_nodes++] = cm_rpc_strdup(call, w->acked[a]);
+		}
+	}
+	out->storage_nodes = nodes;
+	if (ok) {
+		uint8_t root[CM_HASH_BYTES];
+		cm_merkle_root(ml, cm_merkle_size(ml), root);
+		out->consistency_hash = gw_hex(call, root, CM_HASH_BYTES);
+	}
+	cm_merkle_free(ml);
+	out->timestamp_ms = cm_wall_ms();
+	out->status = ok == nf ? MURI__V1__WRITE_STATUS__SUCCESS
+		      : ok ? MURI__V1__WRITE_STATUS__PARTIAL
+			   : MURI__V1__WRITE_STATUS__FAILED;
+	if (g->m.writes) {
+		cm_counter_add(g->m.writes, 1);
+		cm_counter_add(g->m.write_records, n);
+		cm_histogram_observe(g->m.write_ms, (double)(cm_now_ms() - t0));
+		if (ok != nf)
+			cm_counter_add(g->m.partial, 1);
+	}
+	free(cnt);
+	free(slot);
+	free(f);
+	if (code != GRPC_STATUS_OK)
+		return cm_rpc_fail(call, code, "%s: %zu of %zu fragments acknowledged at %s: %s",
+				   ok ? "PARTIAL" : "FAILED", ok, nf, level_name(level), msg);
+	return GRPC_STATUS_OK;
+nomem:
+	free(cnt);
+	free(slot);
+	free(f);
+	return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+}
+
+enum wkind { W_INSERT, W_UPSERT, W_UPDATE };
+
+static int do_write(gw_ctx *g, cm_rpc_call *call, enum wkind kind, const char *collection, char **ids, size_t n_ids,
+		    Muri__V1__Vector **vecs, size_t n, Muri__V1__Metadata **meta, size_t n_meta, int level_in,
+		    uint32_t timeout_ms, ProtobufCMessage **resp)
+{
+	char err[GW_ERR_MAX] = "";
+	if (gw_valid_name(collection, "collection", err, sizeof(err)) != CM_OK ||
+	    gw_valid_level(level_in, "consistency_level", err, sizeof(err)) != CM_OK ||
+	    gw_valid_timeout(timeout_ms, "timeout_ms", err, sizeof(err)) != CM_OK)
+		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
+	if (n < 1 || n > (size_t)g->cfg->max_batch)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "vectors: %zu, expected 1..%lld", n,
+				   (long long)g->cfg->max_batch);
+	if (n_meta != 0 && n_meta != n)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+				   "metadata: %zu entries for %zu vectors (none, or one per vector)", n_meta, n);
+	if (kind != W_INSERT && n_ids != n)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "ids: %zu ids for %zu vectors (one per vector)",
+				   n_ids, n);
+	uint8_t(*raw)[16] = cm_rpc_alloc(call, n * 16);
+	char **idv = cm_rpc_alloc(call, n * sizeof(*idv));
+	Muri__V1__LogRecord **recs = cm_rpc_alloc(call, n * sizeof(*recs));
+	Muri__V1__LogRecord *rv = cm_rpc_alloc(call, n * sizeof(*rv));
+	if (!raw || !idv || !recs || !rv)
+		return gw_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	if (kind != W_INSERT) {
+		if (gw_parse_ids(ids, n, raw, err, sizeof(err)) != CM_OK)
+			return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
+		for (size_t i = 0; i < n; i++)
+			idv[i] = ids[i];
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			cm_uuid u;
+			cm_uuid_v4(&u);
+			memcpy(raw[i], u.b, 16);
+			idv[i] = cm_rpc_alloc(call, CM_UUID_CHARS + 1);
+			if (!idv[i])
+				return gw_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+			cm_uuid_format(&u, idv[i]);
+		}
+	}
+	gw_coll *m = NULL;
+	if (gw_chain_get(g->chain, collection, &m) != CM_OK)
+		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "collection: no collection \"%s\"", collection);
+	cm_arena *a = cm_rpc_arena(call);
+	int code = GRPC_STATUS_OK;
+	for (size_t i = 0; i < n && code == GRPC_STATUS_OK; i++) {
+		char field[48];
+		snprintf(field, sizeof(field), "vectors[%zu]", i);
+		if (gw_valid_vector(vecs[i], m->dim, field, err, sizeof(err)) != CM_OK) {
+			code = GRPC_STATUS_INVALID_ARGUMENT;
+			break;
+		}
+		if (n_meta && meta[i]) {
+			ix_field *fl;
+			uint32_t nf;
+			char e2[GW_ERR_MAX - 16];
+			snprintf(field, sizeof(field), "metadata[%zu]", i);
+			if (ix_meta_from_pb(meta[i], a, field, &fl, &nf, e2, sizeof(e2)) != CM_OK) {
+				snprintf(err, sizeof(err), "%s", e2);
+				code = GRPC_STATUS_INVALID_ARGUMENT;
+				break;
+			}
+		}
+	}
+	if (code != GRPC_STATUS_OK) {
+		gw_coll_free(m);
+		return gw_fail(call, code, err);
+	}
+	uint64_t deadline = gw_deadline(g, call, timeout_ms);
+	if (kind == W_UPDATE) {
+		Muri__V1__Hit **hits = cm_rpc_alloc(call, n * sizeof(*hits));
+		if (!hits) {
+			gw_coll_free(m);
+			return gw_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		}
+		code = gw_read_ids(g, call, m, idv, (const uint8_t(*)[16])raw, n, 0, deadline, hits, err, sizeof(err));
+		for (size_t i = 0; code == GRPC_STATUS_OK && i < n; i++)
+			if (!hits[i]) {
+				code = GRPC_STATUS_NOT_FOUND;
+				snprintf(err, sizeof(err), "ids[%zu]: \"%s\" is not in \"%s\" (Update changes existing ids only; "
+					 "use Upsert); nothing was written", i, idv[i], m->name);
+			}
+		if (code != GRPC_STATUS_OK) {
+			gw_coll_free(m);
+			return gw_fail(call, code, err);
+		}
+	}
+	uint64_t version = gw_next_version(g);
+	for (size_t i = 0; i < n; i++) {
+		muri__v1__log_record__init(&rv[i]);
+		rv[i].op = kind == W_INSERT ? MURI__V1__RECORD_OP__OP_INSERT : MURI__V1__RECORD_OP__OP_UPDATE;
+		rv[i].id = idv[i];
+		rv[i].version = version;
+		rv[i].vector = vecs[i];
+		rv[i].metadata = n_meta ? meta[i] : NULL;
+		recs[i] = &rv[i];
+	}
+	Muri__V1__WriteResponse *r = cm_rpc_alloc(call, sizeof(*r));
+	if (!r) {
+		gw_coll_free(m);
+		return gw_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	}
+	muri__v1__write_response__init(r);
+	r->vector_ids = idv;
+	r->n_vector_ids = n;
+	code = send_groups(g, call, m, recs, (const uint8_t(*)[16])raw, n, level_of(level_in), deadline, r);
+	gw_coll_free(m);
+	if (code == GRPC_STATUS_OK)
+		*resp = &r->base;
+	return code;
+}
+
+int gw_h_insert(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	const Muri__V1__InsertRequest *q = (const Muri__V1__InsertRequest *)msg;
+	return do_write(arg, call, W_INSERT, q->collection, NULL, 0, q->vectors, q->n_vectors, q->metadata,
+			q->n_metadata, q->consistency_level, q->timeout_ms, resp);
+}
+
+int gw_h_upsert(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	const Muri__V1__UpsertRequest *q = (const Muri__V1__UpsertRequest *)msg;
+	return do_write(arg, call, W_UPSERT, q->collection, q->ids, q->n_ids, q->vectors, q->n_vectors, q->metadata,
+			q->n_metadata, q->consistency_level, q->timeout_ms, resp);
+}
+
+int gw_h_update(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	const Muri__V1__UpsertRequest *q = (const Muri__V1__UpsertRequest *)msg;
+	return do_write(arg, call, W_UPDATE, q->collection, q->ids, q->n_ids, q->vectors, q->n_vectors, q->metadata,
+			q->n_metadata, q->consistency_level, q->timeout_ms, resp);
+}
+
+int gw_h_delete(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	gw_ctx *g = arg;
+	const Muri__V1__DeleteRequest *q = (const Muri__V1__DeleteRequest *)msg;
+	char err[GW_ERR_MAX] = "";
+	if (gw_valid_name(q->collection, "collection", err, sizeof(err)) != CM_OK ||
+	    gw_valid_level(q->consistency_level, "consistency_level", err, sizeof(err)) != CM_OK ||
+	    gw_valid_timeout(q->timeout_ms, "timeout_ms", err, sizeof(err)) != CM_OK)
+		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
+	size_t n = q->n_ids;
+	if (n < 1 || n > (size_t)g->cfg->max_batch)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "ids: %zu, expected 1..%lld", n,
+				   (long long)g->cfg->max_batch);
+	uint8_t(*raw)[16] = cm_rpc_alloc(call, n * 16);
+	Muri__V1__Hit **hits = cm_rpc_alloc(call, n * sizeof(*hits));
+	Muri__V1__LogRecord **recs = cm_rpc_alloc(call, n * sizeof(*recs));
+	Muri__V1__LogRecord *rv = cm_rpc_alloc(call, n * sizeof(*rv));
+	uint8_t(*live)[16] = cm_rpc_alloc(call, n * 16);
+	if (!raw || !hits || !recs || !rv || !live)
+		return gw_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	if (gw_parse_ids(q->ids, n, raw, err, sizeof(err)) != CM_OK)
+		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
+	gw_coll *m = NULL;
+	if (gw_chain_get(g->chain, q->collection, &m) != CM_OK)
+		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "collection: no collection \"%s\"", q->collection);
+	uint64_t deadline = gw_deadline(g, call, q->timeout_ms);
+	int code = gw_read_ids(g, call, m, q->ids, (const uint8_t(*)[16])raw, n, 0, deadline, hits, err, sizeof(err));
+	if (code != GRPC_STATUS_OK) {
+		gw_coll_free(m);
+		return gw_fail(call, code, err);
+	}
+	uint64_t version = gw_next_version(g);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!hits[i])
+			continue;
+		muri__v1__log_record__init(&rv[k]);
+		rv[k].op = MURI__V1__RECORD_OP__OP_DELETE;
+		rv[k].id = q->ids[i];
+		rv[k].version = version;
+		memcpy(live[k], raw[i], 16);
+		recs[k] = &rv[k];
+		k++;
+	}
+	Muri__V1__DeleteResponse *r = cm_rpc_alloc(call, sizeof(*r));
+	Muri__V1__WriteResponse w = MURI__V1__WRITE_RESPONSE__INIT;
+	if (!r) {
+		gw_coll_free(m);
+		return gw_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	}
+	muri__v1__delete_response__init(r);
+	if (k) {
+		code = send_groups(g, call, m, recs, (const uint8_t(*)[16])live, k, level_of(q->consistency_level), deadline,
+				   &w);
+		r->consistency_hash = w.consistency_hash;
+	}
+	gw_coll_free(m);
+	if (code != GRPC_STATUS_OK)
+		return code;
+	r->status = MURI__V1__WRITE_STATUS__SUCCESS;
+	r->deleted = k;
+	*resp = &r->base;
+	return GRPC_STATUS_OK;
+}

@@ -1,0 +1,23 @@
+"""A gateway process over a ChainNet (tests/python/chain_util.py): started
+with the genesis and the owner account as its payer, and a VectorStore stub
+to it."""
+import grpc
+
+from conftest import CHANNEL_OPTIONS
+from sodium_keys import write_key_file
+
+GATEWAY = "services/gateway/muri-gateway"
+
+
+class Gateway:
+    def __init__(self, servers, stubs, net, tmp_path, name="gateway", args=()):
+        payer = tmp_path / f"{name}-payer.key"
+        if not payer.exists():
+            write_key_file(str(payer), net.owner.seed)
+        self.server = servers(name, GATEWAY, "--genesis", net.genesis, "--payer-key-file", str(payer),
+                              "--key-file", str(tmp_path / f"{name}.key"), "--grace-ms", "1000", *args)
+        self.channel = grpc.insecure_channel(self.server.target, options=CHANNEL_OPTIONS)
+        self.stub = stubs.vectorstore_pb2_grpc.VectorStoreStub(self.channel)
+
+    def close(self):
+        self.channel.close()
