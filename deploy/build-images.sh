@@ -94,10 +94,13 @@ faiss_dir=$(bash "$root/scripts/setup.sh" --deps | tail -n1)
 [ -f "$faiss_dir/.complete" ] || { say "no faiss build in $faiss_dir"; exit 1; }
 
 # The build context: the source tree as git sees it (tracked and new files,
-# not what .gitignore names: build folders) and the faiss build under faiss/.
+# not what .gitignore names: build folders), without the Python tests (the
+# image's build needs none of them: editing them leaves the compile layer
+# cached), and the faiss build under faiss/.
 context_tar() {
   local out=$1
-  (cd "$root" && git ls-files -co --exclude-standard -z | tar --null -T - -cf "$out")
+  (cd "$root" && git ls-files -co --exclude-standard -z | grep -zv '^tests/\(python\|deploy\)/' |
+     tar --null -T - -cf "$out")
   tar -rf "$out" -C "$faiss_dir" --transform 's,^\.,faiss,' .
 }
 
