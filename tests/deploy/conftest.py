@@ -206,3 +206,14 @@ def net(images, tmp_path_factory):
             print(f"\nkept project {c.project} (MURI_DEPLOY_KEEP)")
         else:
             c.cleanup()
+
+
+# Without a Docker engine the tests that need one are not collected, and
+# one line says why (the checks of the rendered files still run).
+NO_DOCKER = docker_ok()
+collect_ignore = ["test_compose.py", "test_gateway.py"] if NO_DOCKER else []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if NO_DOCKER:
+        terminalreporter.write_line(f"tests/deploy: Docker tests skipped: {NO_DOCKER}")
