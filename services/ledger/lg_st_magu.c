@@ -177,6 +177,12 @@ static int reconfigure(lg_state *st, lg_fragment *f, const uint8_t (*repl)[LG_KE
 
 	if (n == f->nreplicas && memcmp(repl, f->replicas, (size_t)n * LG_KEY_BYTES) == 0)
 		return CM_OK;
+	/* No seat of the Magu has a holder (every member left or was jailed and
+	 * no active indexer could take a seat): the fragment keeps the replicas
+	 * it has, the only ones holding its data, rather than a configuration
+	 * with none, which no indexer could serve. It moves when a seat fills. */
+	if (n == 0)
+		return CM_OK;
 	if (in_list(repl, n, f->primary))
 		primary = f->primary;
 	for (uint32_t i = 0; !primary && i < n; i++)

@@ -282,6 +282,37 @@ static void test_minimal_movement(void)
 	chain_close(&c);
 }
 
+/* The last holder of a fragment's data is not taken away with nothing in
+ * its place: one indexer holds every fragment of "solo" and unstakes; with
+ * no active indexer to take its seat, the fragments keep their replica and
+ * epoch (a configuration without replicas could not be served). */
+static void test_last_member_keeps_its_fragments(void)
+{
+	tchain c;
+	tblock b = {0};
+	gtext g;
+	frag_snapshot s0, s1;
+	uint8_t h[32];
+
+	if (open_indexers(&c, "solo", 1, NULL, &g, NULL) != CM_OK)
+		return;
+	add_create(&c, &b, K_ACC0, "solo", 4, 1, 100, NULL);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	snapshot(&c, "solo", &s0);
+	TAP_EQ(s0.n, 4);
+	int member = key_index(s0.f[0].primary);
+	add_stake(&c, &b, member, account(&c, member).staked, 1, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	snapshot(&c, "solo", &s1);
+	for (size_t i = 0; i < s1.n; i++) {
+		TAP_EQ(s1.f[i].nreplicas, 1);
+		TAP_EQ(s1.f[i].epoch, s0.f[i].epoch);
+		TAP_CHECK(memcmp(s1.f[i].primary, s0.f[i].primary, 32) == 0);
+	}
+	chain_close(&c);
+}
+
 /* ---- index parameters on chain ---- */
 
 /* What shapes a fragment's index is the Magu's, on chain: every field of
@@ -916,6 +947,7 @@ int main(void)
 	TAP_RUN(test_magu_create);
 	TAP_RUN(test_stake_weighting);
 	TAP_RUN(test_minimal_movement);
+	TAP_RUN(test_last_member_keeps_its_fragments);
 	TAP_RUN(test_index_params_on_chain);
 	TAP_RUN(test_failover);
 	TAP_RUN(test_drop_replica);

@@ -180,7 +180,8 @@ def test_failover_through_the_ledger(chain):
 
 @pytest.fixture
 def chain_challenges(servers, stubs, tmp_path):
-    n = ChainNet(servers, stubs, tmp_path, params={"challenge_interval": 5, "challenges_per_round": 64},
+    n = ChainNet(servers, stubs, tmp_path, params={"challenge_interval": 5, "challenges_per_round": 64,
+                                                         "challenge_deadline": 20},
                  ix_args=("--root-every", "16", "--root-interval-ms", "200"))
     yield n
     n.close()

@@ -253,7 +253,8 @@ def test_rejoining_primary_keeps_acknowledged(net4_nodrop):
 @pytest.fixture
 def net4_challenges(servers, stubs, tmp_path):
     n = ChainNet(servers, stubs, tmp_path, n_indexers=4,
-                 params={"challenge_interval": 5, "challenges_per_round": 64},
+                 params={"challenge_interval": 5, "challenges_per_round": 64,
+                                                         "challenge_deadline": 20},
                  ix_args=("--root-every", "16", "--root-interval-ms", "200", "--drop-ms", "0"))
     yield n
     n.close()
