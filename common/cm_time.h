@@ -7,8 +7,10 @@
 #include <pthread.h>
 #include <stdint.h>
 
-/* Milliseconds on the monotonic and the wall clock. */
+/* Milliseconds (and microseconds) on the monotonic clock; milliseconds on
+ * the wall clock. */
 uint64_t cm_now_ms(void);
+uint64_t cm_now_us(void);
 uint64_t cm_wall_ms(void);
 
 /* Initializes cv so that cm_cond_wait_ms measures on the monotonic clock;

@@ -4,6 +4,7 @@
 #   scripts/bench.sh rpc [rpc-bench options]
 #   scripts/bench.sh indexer [indexer-bench options]
 #   scripts/bench.sh ledger [ledger-bench options]
+#   scripts/bench.sh failover [--rounds N] [--lease-ms MS] [--suspect-ms MS]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-rpc}
@@ -17,5 +18,17 @@ case "$what" in
     export MURI_DATASETS=${MURI_DATASETS:-$root/../shared/datasets}
     exec "$root/build/tests/bench/indexer-bench" "$@" ;;
   ledger) exec "$root/build/tests/bench/ledger-bench" "$@" ;;
-  *) echo "unknown benchmark: $what (known: rpc, indexer, ledger)" >&2; exit 2 ;;
+  failover)
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --rounds) export MURI_BENCH_ROUNDS=$2; shift 2 ;;
+        --lease-ms) export MURI_BENCH_LEASE_MS=$2; shift 2 ;;
+        --suspect-ms) export MURI_BENCH_SUSPECT_MS=$2; shift 2 ;;
+        *) echo "unknown failover option: $1" >&2; exit 2 ;;
+      esac
+    done
+    export MURI_SOURCE_ROOT="$root"
+    cd "$root/build"
+    exec /usr/bin/python3 -m pytest -q -s -p no:cacheprovider "$root/tests/python/bench_failover.py" ;;
+  *) echo "unknown benchmark: $what (known: rpc, indexer, ledger, failover)" >&2; exit 2 ;;
 esac

@@ -28,10 +28,29 @@ packages=(
   python3 python3-grpcio python3-grpc-tools python3-numpy python3-pytest
 )
 
+# apt-get with its arguments. Another package manager at work (an
+# unattended upgrade, a second install) holds apt's locks: wait for it, up to
+# MURI_APT_LOCK_WAIT seconds (default 900), instead of failing at once.
+apt_run() {
+  local start=$SECONDS out rc
+  while :; do
+    rc=0
+    out=$(as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=60 "$@" 2>&1) || rc=$?
+    printf '%s\n' "$out" >&2
+    if [ $rc -ne 0 ] && grep -qiE 'could not get lock|unable to acquire|another process using it' <<<"$out" &&
+      [ $((SECONDS - start)) -lt "${MURI_APT_LOCK_WAIT:-900}" ]; then
+      say "another package manager holds apt's lock; waiting for it"
+      sleep 5
+      continue
+    fi
+    return $rc
+  done
+}
+
 apt_updated=0
 apt_update() {
   if [ "$apt_updated" = 0 ]; then
-    as_root apt-get update -q >&2
+    apt_run update -q || say "apt-get update failed; trying with the package lists this machine has"
     apt_updated=1
   fi
 }
@@ -46,7 +65,14 @@ install_packages() {
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing ${missing[*]}"
     apt_update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+    if ! apt_run install -y -q --no-install-recommends "${missing[@]}"; then
+      local still=()
+      for p in "${missing[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || still+=("$p")
+      done
+      say "could not install: ${still[*]} (see apt-get's messages above); install them and run this again"
+      return 1
+    fi
   fi
 }
 

@@ -2,16 +2,20 @@
 // Search with an IDSelector: IndexIDMap refuses SearchParameters, HNSW and
 // IVF apply a selector to positions of the sub-index, and a search with
 // parameters takes efSearch / nprobe from them (not from the index), so they
-// are copied from the index here. Incremental HNSW adds: IndexHNSW::add
+// are copied from the index here; an HNSW under a selector is walked by a
+// loop of our own that keeps its recall as the filter narrows. Incremental HNSW adds: IndexHNSW::add
 // initializes a lock per existing node and a visited table on every call
 // and draws levels from an unsaved generator; this inserts vertex by vertex
 // with state kept between calls and levels that depend on the position.
 #include "ix_faiss_ext.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <exception>
+#include <limits>
 #include <memory>
+#include <queue>
 #include <vector>
 
 #include <omp.h>
@@ -48,19 +52,131 @@ int fail(int code, char *err, size_t errlen, const char *what)
 	return code;
 }
 
-void search_sub(const faiss::Index *sub, size_t nq, const float *x, int64_t k, int exhaustive,
-		faiss::IDSelector *sel, float *dist, int64_t *labels)
+// How much wider a search under a selector must look: ntotal / admitted
+// (1 without a selector or when the count is not known).
+double widen(const faiss::Index *sub, const faiss::IDSelector *sel, size_t admitted)
 {
+	if (!sel || admitted == 0 || (faiss::Index::idx_t)admitted >= sub->ntotal)
+		return 1.0;
+	return (double)sub->ntotal / (double)admitted;
+}
+
+// A visited table per thread, reused across queries (a fresh one costs a
+// pass over ntotal bytes).
+faiss::VisitedTable &visited_for(size_t ntotal)
+{
+	thread_local std::unique_ptr<faiss::VisitedTable> vt;
+	if (!vt || vt->visited.size() < ntotal)
+		vt.reset(new faiss::VisitedTable((int)std::max(ntotal, (size_t)1024)));
+	else
+		vt->advance();
+	return *vt;
+}
+
+// HNSW search under a selector, one query. faiss 1.7.3 keeps its beam at the
+// index's efSearch whatever the parameters say (HNSW::search sizes the
+// candidate heap from the index) and only filters what the beam finds, so a
+// filter admitting 5% finds about 5% of a beam. This walks the graph as
+// faiss does (greedy on the upper levels, a best-first beam on level 0), but
+// the ef best it keeps are admitted vertices only, and it goes on while a
+// candidate is nearer than the worst of them or fewer than ef are found:
+// the work grows as the filter narrows, the recall does not fall.
+// Deterministic: the same graph and query give the same answer.
+void hnsw_filtered(const faiss::IndexHNSW *h, const float *x, int64_t k, int ef, const faiss::IDSelector *sel,
+		   float *dist, int64_t *labels)
+{
+	typedef std::pair<float, faiss::HNSW::storage_idx_t> node;
+	const faiss::HNSW &g = h->hnsw;
+	for (int64_t i = 0; i < k; i++) {
+		dist[i] = std::numeric_limits<float>::infinity();
+		labels[i] = -1;
+	}
+	if (g.entry_point < 0)
+		return;
+	std::unique_ptr<faiss::DistanceComputer> dc(faiss::nsg::storage_distance_computer(h->storage));
+	dc->set_query(x);
+	faiss::HNSW::storage_idx_t ep = g.entry_point;
+	float dep = (*dc)(ep);
+	for (int level = g.max_level; level >= 1; level--) {
+		for (bool moved = true; moved;) {
+			moved = false;
+			size_t b, e;
+			g.neighbor_range(ep, level, &b, &e);
+			for (size_t j = b; j < e && g.neighbors[j] >= 0; j++) {
+				float d = (*dc)(g.neighbors[j]);
+				if (d < dep) {
+					dep = d;
+					ep = g.neighbors[j];
+					moved = true;
+				}
+			}
+		}
+	}
+	faiss::VisitedTable &vt = visited_for((size_t)h->ntotal);
+	std::priority_queue<node, std::vector<node>, std::greater<node>> cand; // nearest first
+	std::priority_queue<node> best;                                         // admitted, worst first
+	size_t want = (size_t)std::max<int64_t>(ef, k);
+	cand.emplace(dep, ep);
+	vt.set(ep);
+	if (sel->is_member(ep))
+		best.emplace(dep, ep);
+	while (!cand.empty()) {
+		node c = cand.top();
+		if (best.size() >= want && c.first > best.top().first)
+			break;
+		cand.pop();
+		size_t b, e;
+		g.neighbor_range(c.second, 0, &b, &e);
+		for (size_t j = b; j < e && g.neighbors[j] >= 0; j++) {
+			faiss::HNSW::storage_idx_t v = g.neighbors[j];
+			if (vt.get(v))
+				continue;
+			vt.set(v);
+			float d = (*dc)(v);
+			if (best.size() < want || d < best.top().first) {
+				cand.emplace(d, v);
+				if (sel->is_member(v)) {
+					best.emplace(d, v);
+					if (best.size() > want)
+						best.pop();
+				}
+			}
+		}
+	}
+	while (best.size() > (size_t)k)
+		best.pop();
+	for (int64_t i = (int64_t)best.size() - 1; i >= 0; i--) {
+		dist[i] = best.top().first;
+		labels[i] = best.top().second;
+		best.pop();
+	}
+	if (h->metric_type == faiss::METRIC_INNER_PRODUCT) // as IndexHNSW::search gives them
+		for (int64_t i = 0; i < k; i++)
+			dist[i] = -dist[i];
+}
+
+void search_sub(const faiss::Index *sub, size_t nq, const float *x, int64_t k, int exhaustive,
+		faiss::IDSelector *sel, size_t admitted, float *dist, int64_t *labels)
+{
+	double w = widen(sub, sel, admitted);
 	if (auto hnsw = dynamic_cast<const faiss::IndexHNSW *>(sub)) {
+		int ef = std::max(hnsw->hnsw.efSearch, (int)k);
+		/* a filtered walk visits about ef / share vertices */
+		if (!exhaustive && sel && (double)ef * w * IX_FAISS_SCAN_FACTOR >= (double)sub->ntotal)
+			exhaustive = 1;
 		if (exhaustive) {
 			faiss::SearchParameters p;
 			p.sel = sel;
 			hnsw->storage->search((faiss::Index::idx_t)nq, x, k, dist, labels, sel ? &p : nullptr);
 			return;
 		}
+		if (sel) {
+			for (size_t i = 0; i < nq; i++)
+				hnsw_filtered(hnsw, x + i * hnsw->d, k, ef, sel, dist + i * k, labels + i * k);
+			return;
+		}
 		faiss::SearchParametersHNSW p;
-		p.sel = sel;
-		p.efSearch = std::max(hnsw->hnsw.efSearch, (int)k);
+		p.efSearch = ef;
 		p.check_relative_distance = hnsw->hnsw.check_relative_distance;
 		hnsw->search((faiss::Index::idx_t)nq, x, k, dist, labels, &p);
 		return;
@@ -68,7 +184,8 @@ void search_sub(const faiss::Index *sub, size_t nq, const float *x, int64_t k, i
 	if (auto ivf = dynamic_cast<const faiss::IndexIVF *>(sub)) {
 		faiss::SearchParametersIVF p;
 		p.sel = sel;
-		p.nprobe = exhaustive ? ivf->nlist : ivf->nprobe;
+		p.nprobe = exhaustive ? ivf->nlist
+				      : std::min(ivf->nlist, (size_t)std::ceil((double)ivf->nprobe * w));
 		p.max_codes = ivf->max_codes;
 		ivf->search((faiss::Index::idx_t)nq, x, k, dist, labels, &p);
 		return;
@@ -83,8 +200,8 @@ void search_sub(const faiss::Index *sub, size_t nq, const float *x, int64_t k, i
 } // namespace
 
 extern "C" int ix_faiss_search(const FaissIndex *index, size_t nq, const float *x, int64_t k,
-			       int exhaustive, const uint8_t *bitmap, size_t nbytes, float *distances,
-			       int64_t *labels, char *err, size_t errlen)
+			       int exhaustive, const uint8_t *bitmap, size_t nbytes, size_t admitted,
+			       float *distances, int64_t *labels, char *err, size_t errlen)
 {
 	try {
 		one_thread guard;
@@ -92,7 +209,7 @@ extern "C" int ix_faiss_search(const FaissIndex *index, size_t nq, const float *
 		auto idmap = dynamic_cast<const faiss::IndexIDMap *>(idx);
 		const faiss::Index *sub = idmap ? idmap->index : idx;
 		faiss::IDSelectorBitmap bm(nbytes, bitmap);
-		search_sub(sub, nq, x, k, exhaustive, bitmap ? &bm : nullptr, distances, labels);
+		search_sub(sub, nq, x, k, exhaustive, bitmap ? &bm : nullptr, admitted, distances, labels);
 		if (idmap) {
 			const auto &map = idmap->id_map;
 			for (size_t i = 0; i < nq * (size_t)k; i++)

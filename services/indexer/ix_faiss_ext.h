@@ -18,16 +18,27 @@ extern "C" {
 /* Searches the nq queries x of an IndexIDMap (or a plain index) for the k
  * nearest, considering only sub-index positions whose bit is set in bitmap
  * (bit i of byte i/8, nbytes bytes; positions past it are excluded), or all
- * positions when bitmap is NULL. The sub-index's own efSearch (raised to k)
- * or nprobe applies. exhaustive = 1 visits every stored vector instead: an
- * HNSW searches its storage, an IVF probes every list. Results are faiss's:
+ * positions when bitmap is NULL; admitted is how many positions the bitmap
+ * admits (0: not known). The sub-index's own efSearch (raised to k) or
+ * nprobe applies. Under a selector an HNSW keeps the efSearch best admitted
+ * vertices and walks on until no candidate is nearer than the worst of them
+ * (faiss's own walk keeps efSearch vertices of any kind and filters those,
+ * so a filter admitting 5% found about 5% of a beam), and an IVF probes
+ * nprobe * ntotal / admitted lists; where the walk would visit more than a
+ * scan costs (efSearch * ntotal / admitted * IX_FAISS_SCAN_FACTOR >= ntotal)
+ * the storage is scanned instead. exhaustive = 1 visits every stored vector:
+ * an HNSW searches its storage, an IVF probes every list. Results are faiss's:
  * per query k distances (similarities for inner-product indexes) and labels
  * translated through the id map, -1 where fewer than k were found. Runs on
  * the calling thread only. CM_ERR_INVALID if the index cannot take a
  * selector (IndexPQ), CM_ERR_INTERNAL for other faiss errors; err says which. */
 int ix_faiss_search(const FaissIndex *index, size_t nq, const float *x, int64_t k, int exhaustive,
-		    const uint8_t *bitmap, size_t nbytes, float *distances, int64_t *labels,
+		    const uint8_t *bitmap, size_t nbytes, size_t admitted, float *distances, int64_t *labels,
 		    char *err, size_t errlen);
+/* An HNSW beam of ef costs about this many distances per beam entry (the
+ * neighbours it expands); past ntotal / IX_FAISS_SCAN_FACTOR a filtered
+ * search scans the storage instead. */
+#define IX_FAISS_SCAN_FACTOR 16
 
 /* Per-index state of ix_faiss_add (HNSW's node locks and visited table,
  * kept between calls). Owned by the caller: ix_faiss_adder_free(). */

@@ -1,8 +1,9 @@
 /* A fragment on disk: the write log, leaf hashes, state and metadata in
  * SQLite (WAL, synchronous=FULL), the Merkle log in memory, open and close,
- * appends, truncation, proofs and gets. The in-memory view, search and the
- * background indexer live in ix_view.c, ix_search.c and ix_indexer.c; the
- * design is described in ix_fragment_int.h. */
+ * appends, truncation, proofs and gets. SQLite itself is ix_store.c; the
+ * in-memory view, search and the background indexer live in ix_view.c,
+ * ix_search.c and ix_indexer.c; the design is described in
+ * ix_fragment_int.h. */
 #include "ix_fragment_int.h"
 #include "cm_time.h"
 #include "cm_crypto.h"
@@ -35,161 +36,43 @@ void ix_options_default(ix_options *o)
 	o->seed = 0x6d757269; /* "muri" */
 }
 
-long long ix_now_us(void)
+#define SHAPE_RANGE(field, v, lo, hi)                                                                    \
+	if ((v) && ((uint64_t)(v) < (lo) || (uint64_t)(v) > (hi)))                                       \
+		return ix_errf(CM_ERR_INVALID, err, errlen, "schema.index.%s: %llu is out of range %llu..%llu", \
+			       field, (unsigned long long)(v), (unsigned long long)(lo), (unsigned long long)(hi))
+
+int ix_options_shape_from_pb(const Muri__V1__IndexSpec *pb, ix_options *o, char *err, size_t errlen)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-
-/* ---- SQLite helpers ---- */
-
-int ix_sql_fail(sqlite3 *db, char *err, size_t errlen, const char *what)
-{
-	return ix_errf(CM_ERR_IO, err, errlen, "sqlite: %s: %s", what, db ? sqlite3_errmsg(db) : "?");
-}
-
-int ix_sql_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
-{
-	char *msg = NULL;
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		int rc = ix_errf(CM_ERR_IO, err, errlen, "sqlite: %.60s: %s", sql, msg ? msg : "?");
-		sqlite3_free(msg);
-		return rc;
-	}
+	ix_options d;
+	ix_options_default(&d);
+	Muri__V1__IndexSpec none = MURI__V1__INDEX_SPEC__INIT;
+	if (!pb)
+		pb = &none;
+	SHAPE_RANGE("index_batch", pb->index_batch, 1, 1000000);
+	SHAPE_RANGE("tombstone_permille", pb->tombstone_permille, 10, 990);
+	SHAPE_RANGE("train_min", pb->train_min, 1, 100000000);
+	SHAPE_RANGE("train_max", pb->train_max, 1, 100000000);
+	SHAPE_RANGE("exact_threshold", pb->exact_threshold, 1, 100000000);
+	SHAPE_RANGE("exact_permille", pb->exact_permille, 1, 1000);
+	SHAPE_RANGE("rerank", pb->rerank, 1, 64);
+	if (pb->train_min && pb->train_max && pb->train_max < pb->train_min)
+		return ix_errf(CM_ERR_INVALID, err, errlen, "schema.index.train_max: %u is below train_min %u",
+			       pb->train_max, pb->train_min);
+	o->batch = pb->index_batch ? pb->index_batch : d.batch;
+	o->seed = pb->seed ? pb->seed : d.seed;
+	o->tombstone_share = pb->tombstone_permille ? pb->tombstone_permille / 1000.0 : d.tombstone_share;
+	o->train_min = pb->train_min;
+	o->train_max = pb->train_max;
+	o->exact_threshold = pb->exact_threshold ? pb->exact_threshold : d.exact_threshold;
+	o->exact_share = pb->exact_permille ? pb->exact_permille / 1000.0 : d.exact_share;
+	o->rerank = pb->rerank ? pb->rerank : d.rerank;
 	return CM_OK;
 }
+#undef SHAPE_RANGE
 
-int ix_sql_step(sqlite3_stmt *s)
+static uint32_t permille(double share)
 {
-	int rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? CM_OK : CM_ERR_IO;
-}
-
-static int open_db(const char *path, int readonly, sqlite3 **out, char *err, size_t errlen)
-{
-	sqlite3 *db = NULL;
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (readonly ? 0 : SQLITE_OPEN_CREATE);
-	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
-		int rc = ix_sql_fail(db, err, errlen, path);
-		sqlite3_close(db);
-		return rc;
-	}
-	sqlite3_busy_timeout(db, 10000);
-	if (ix_sql_exec(db, readonly ? "PRAGMA query_only=1" : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL",
-		 err, errlen) != CM_OK) {
-		sqlite3_close(db);
-		return CM_ERR_IO;
-	}
-	*out = db;
-	return CM_OK;
-}
-
-/* kv holds the schema, the floor and the saved index's description. */
-int ix_kv_get_int(sqlite3 *db, const char *k, int64_t *v)
-{
-	sqlite3_stmt *s = NULL;
-	int rc = CM_ERR_NOTFOUND;
-	if (sqlite3_prepare_v2(db, "SELECT v FROM kv WHERE k = ?1", -1, &s, NULL) != SQLITE_OK)
-		return CM_ERR_IO;
-	sqlite3_bind_text(s, 1, k, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		*v = sqlite3_column_int64(s, 0);
-		rc = CM_OK;
-	}
-	sqlite3_finalize(s);
-	return rc;
-}
-
-int ix_kv_get_text(sqlite3 *db, const char *k, char *out, size_t n)
-{
-	sqlite3_stmt *s = NULL;
-	int rc = CM_ERR_NOTFOUND;
-	if (sqlite3_prepare_v2(db, "SELECT v FROM kv WHERE k = ?1", -1, &s, NULL) != SQLITE_OK)
-		return CM_ERR_IO;
-	sqlite3_bind_text(s, 1, k, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) == SQLITE_TEXT) {
-		snprintf(out, n, "%s", (const char *)sqlite3_column_text(s, 0));
-		rc = CM_OK;
-	}
-	sqlite3_finalize(s);
-	return rc;
-}
-
-int ix_kv_put_int(ix_wstmts *ws, const char *k, int64_t v)
-{
-	sqlite3_bind_text(ws->kv_put, 1, k, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(ws->kv_put, 2, v);
-	return ix_sql_step(ws->kv_put);
-}
-
-int ix_kv_put_text(ix_wstmts *ws, const char *k, const char *v)
-{
-	sqlite3_bind_text(ws->kv_put, 1, k, -1, SQLITE_STATIC);
-	sqlite3_bind_text(ws->kv_put, 2, v, -1, SQLITE_STATIC);
-	return ix_sql_step(ws->kv_put);
-}
-
-static int kv_del(ix_wstmts *ws, const char *k)
-{
-	sqlite3_bind_text(ws->kv_del, 1, k, -1, SQLITE_STATIC);
-	return ix_sql_step(ws->kv_del);
-}
-
-static const char *SCHEMA_SQL =
-	"CREATE TABLE IF NOT EXISTS kv(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS log(seq INTEGER PRIMARY KEY, epoch INTEGER NOT NULL,"
-	" applied INTEGER NOT NULL, prev INTEGER, delta INTEGER NOT NULL, leaf BLOB NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS hashes(seq INTEGER PRIMARY KEY, hash BLOB NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS state(id BLOB PRIMARY KEY, version INTEGER NOT NULL,"
-	" seq INTEGER NOT NULL, deleted INTEGER NOT NULL) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS gc(seq INTEGER PRIMARY KEY);";
-
-static void wstmts_finalize(ix_wstmts *ws)
-{
-	sqlite3_stmt **all[] = {&ws->state_get, &ws->state_put, &ws->state_del, &ws->log_put, &ws->log_get,
-				&ws->hash_put, &ws->gc_put, &ws->gc_list, &ws->gc_clear, &ws->kv_put, &ws->kv_del};
-	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-		sqlite3_finalize(*all[i]);
-		*all[i] = NULL;
-	}
-	ix_meta_finalize(&ws->meta);
-}
-
-static int wstmts_prepare(sqlite3 *db, ix_wstmts *ws, char *err, size_t errlen)
-{
-	struct {
-		sqlite3_stmt **st;
-		const char *sql;
-	} t[] = {
-		{&ws->state_get, "SELECT version, seq, deleted FROM state WHERE id = ?1"},
-		{&ws->state_put, "INSERT OR REPLACE INTO state(id, version, seq, deleted) VALUES(?1, ?2, ?3, ?4)"},
-		{&ws->state_del, "DELETE FROM state WHERE id = ?1"},
-		{&ws->log_put, "INSERT INTO log(seq, epoch, applied, prev, delta, leaf) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"},
-		{&ws->log_get, "SELECT epoch, applied, prev, delta, leaf FROM log WHERE seq = ?1"},
-		{&ws->hash_put, "INSERT INTO hashes(seq, hash) VALUES(?1, ?2)"},
-		{&ws->gc_put, "INSERT OR IGNORE INTO gc(seq) VALUES(?1)"},
-		{&ws->gc_list, "SELECT seq FROM gc"},
-		{&ws->gc_clear, "DELETE FROM gc"},
-		{&ws->kv_put, "INSERT OR REPLACE INTO kv(k, v) VALUES(?1, ?2)"},
-		{&ws->kv_del, "DELETE FROM kv WHERE k = ?1"},
-	};
-	memset(ws, 0, sizeof(*ws));
-	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-		if (sqlite3_prepare_v2(db, t[i].sql, -1, t[i].st, NULL) != SQLITE_OK) {
-			int rc = ix_sql_fail(db, err, errlen, t[i].sql);
-			wstmts_finalize(ws);
-			return rc;
-		}
-	if (ix_meta_prepare(db, &ws->meta) != CM_OK) {
-		int rc = ix_sql_fail(db, err, errlen, "metadata statements");
-		wstmts_finalize(ws);
-		return rc;
-	}
-	return CM_OK;
+	return (uint32_t)(share * 1000.0 + 0.5);
 }
 
 /* Deletes the metadata rows of versions superseded by earlier appends. */
@@ -232,99 +115,6 @@ static int log_row(ix_fragment *f, uint64_t seq, cm_arena *a, logrow *out)
 	return rc;
 }
 
-/* ---- reader connections ---- */
-
-void ix_reader_close(ix_reader *r)
-{
-	if (!r)
-		return;
-	sqlite3_finalize(r->leaf);
-	sqlite3_finalize(r->begin);
-	sqlite3_finalize(r->commit);
-	sqlite3_finalize(r->state);
-	sqlite3_close(r->db);
-	free(r);
-}
-
-ix_reader *ix_reader_open(const ix_fragment *f, char *err, size_t errlen)
-{
-	char path[PATH_MAX + 16];
-	ix_reader *r = calloc(1, sizeof(*r));
-	if (!r)
-		return NULL;
-	snprintf(path, sizeof(path), "%s/%s", f->dir, IX_DB_FILE);
-	if (open_db(path, 1, &r->db, err, errlen) != CM_OK) {
-		free(r);
-		return NULL;
-	}
-	if (sqlite3_prepare_v2(r->db, "SELECT leaf FROM log WHERE seq = ?1", -1, &r->leaf, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(r->db, "BEGIN", -1, &r->begin, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(r->db, "COMMIT", -1, &r->commit, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(r->db, "SELECT seq FROM state WHERE id = ?1 AND deleted = 0", -1, &r->state,
-			       NULL) != SQLITE_OK) {
-		ix_sql_fail(r->db, err, errlen, "preparing reads");
-		ix_reader_close(r);
-		return NULL;
-	}
-	return r;
-}
-
-/* A free read connection, opened on demand up to opt.readers; waits for
- * one beyond that. */
-ix_reader *ix_reader_get(ix_fragment *f, char *err, size_t errlen)
-{
-	ix_reader *r;
-	pthread_mutex_lock(&f->rmu);
-	while (f->nfree == 0 && f->nrdb >= f->opt.readers)
-		pthread_cond_wait(&f->rcv, &f->rmu);
-	if (f->nfree) {
-		r = f->rdb[--f->nfree];
-		pthread_mutex_unlock(&f->rmu);
-		return r;
-	}
-	f->nrdb++;
-	pthread_mutex_unlock(&f->rmu);
-	r = ix_reader_open(f, err, errlen);
-	if (!r) {
-		pthread_mutex_lock(&f->rmu);
-		f->nrdb--;
-		pthread_cond_signal(&f->rcv);
-		pthread_mutex_unlock(&f->rmu);
-	}
-	return r;
-}
-
-void ix_reader_put(ix_fragment *f, ix_reader *r)
-{
-	pthread_mutex_lock(&f->rmu);
-	f->rdb[f->nfree++] = r;
-	pthread_cond_signal(&f->rcv);
-	pthread_mutex_unlock(&f->rmu);
-}
-
-/* One snapshot for several reads. */
-int ix_reader_begin(ix_reader *r)
-{
-	return ix_sql_step(r->begin);
-}
-
-void ix_reader_end(ix_reader *r)
-{
-	ix_sql_step(r->commit);
-}
-
-/* Reads and decodes the leaf of seq into a. */
-int ix_read_leaf(ix_reader *r, uint64_t seq, cm_arena *a, ix_record *out)
-{
-	int rc = CM_ERR_NOTFOUND;
-	sqlite3_bind_int64(r->leaf, 1, (sqlite3_int64)seq);
-	if (sqlite3_step(r->leaf) == SQLITE_ROW)
-		rc = ix_record_decode(sqlite3_column_blob(r->leaf, 0), (size_t)sqlite3_column_bytes(r->leaf, 0), a,
-				      out, NULL, 0);
-	sqlite3_reset(r->leaf);
-	return rc;
-}
-
 /* ---- open and close ---- */
 
 static int spec_store(ix_fragment *f)
@@ -344,7 +134,44 @@ static int spec_store(ix_fragment *f)
 	rc |= ix_kv_put_int(w, "pq_m", f->spec.pq_m);
 	rc |= ix_kv_put_int(w, "batch", f->batch);
 	rc |= ix_kv_put_int(w, "seed", (int64_t)f->seed);
+	rc |= ix_kv_put_int(w, "tombstone_permille", permille(f->opt.tombstone_share));
+	rc |= ix_kv_put_int(w, "train_min", f->opt.train_min);
+	rc |= ix_kv_put_int(w, "train_max", f->opt.train_max);
+	rc |= ix_kv_put_int(w, "exact_threshold", f->opt.exact_threshold);
+	rc |= ix_kv_put_int(w, "exact_permille", permille(f->opt.exact_share));
+	rc |= ix_kv_put_int(w, "rerank", f->opt.rerank);
 	return rc ? CM_ERR_IO : CM_OK;
+}
+
+void ix_fragment_shape_to_pb(const ix_fragment *f, Muri__V1__IndexSpec *i)
+{
+	i->index_batch = f->batch;
+	i->seed = f->seed;
+	i->tombstone_permille = permille(f->opt.tombstone_share);
+	i->train_min = f->opt.train_min;
+	i->train_max = f->opt.train_max;
+	i->exact_threshold = f->opt.exact_threshold;
+	i->exact_permille = permille(f->opt.exact_share);
+	i->rerank = f->opt.rerank;
+}
+
+/* The shaping options stored with the fragment replace the given ones (a
+ * store written before they were stored keeps the given ones). */
+static void shape_load(ix_fragment *f)
+{
+	int64_t v;
+	if (ix_kv_get_int(f->wdb, "tombstone_permille", &v) == CM_OK && v > 0)
+		f->opt.tombstone_share = (double)v / 1000.0;
+	if (ix_kv_get_int(f->wdb, "train_min", &v) == CM_OK)
+		f->opt.train_min = (uint32_t)v;
+	if (ix_kv_get_int(f->wdb, "train_max", &v) == CM_OK)
+		f->opt.train_max = (uint32_t)v;
+	if (ix_kv_get_int(f->wdb, "exact_threshold", &v) == CM_OK && v > 0)
+		f->opt.exact_threshold = (uint32_t)v;
+	if (ix_kv_get_int(f->wdb, "exact_permille", &v) == CM_OK && v > 0)
+		f->opt.exact_share = (double)v / 1000.0;
+	if (ix_kv_get_int(f->wdb, "rerank", &v) == CM_OK && v > 0)
+		f->opt.rerank = (uint32_t)v;
 }
 
 static int spec_load(ix_fragment *f, const ix_spec *given, char *err, size_t errlen)
@@ -384,6 +211,7 @@ static int spec_load(ix_fragment *f, const ix_spec *given, char *err, size_t err
 		s.nprobe = given->nprobe;
 	}
 	f->spec = s;
+	shape_load(f);
 	return CM_OK;
 }
 
@@ -540,11 +368,11 @@ int ix_fragment_open(const char *dir, const ix_spec *spec, const ix_options *opt
 		goto fail;
 	}
 	snprintf(path, sizeof(path), "%s/%s", dir, IX_DB_FILE);
-	if ((rc = open_db(path, 0, &f->wdb, err, errlen)) != CM_OK)
+	if ((rc = ix_db_open(path, 0, &f->wdb, err, errlen)) != CM_OK)
 		goto fail;
-	if ((rc = ix_sql_exec(f->wdb, SCHEMA_SQL, err, errlen)) != CM_OK ||
+	if ((rc = ix_sql_exec(f->wdb, IX_SCHEMA_SQL, err, errlen)) != CM_OK ||
 	    (rc = ix_meta_schema(f->wdb, err, errlen)) != CM_OK ||
-	    (rc = wstmts_prepare(f->wdb, &f->ws, err, errlen)) != CM_OK)
+	    (rc = ix_wstmts_prepare(f->wdb, &f->ws, err, errlen)) != CM_OK)
 		goto fail;
 	int64_t v;
 	if (ix_kv_get_int(f->wdb, "dim", &v) == CM_OK) {
@@ -564,6 +392,9 @@ int ix_fragment_open(const char *dir, const ix_spec *spec, const ix_options *opt
 		f->spec = given;
 		f->batch = f->opt.batch;
 		f->seed = f->opt.seed;
+		/* used as stored */
+		f->opt.tombstone_share = permille(f->opt.tombstone_share) / 1000.0;
+		f->opt.exact_share = permille(f->opt.exact_share) / 1000.0;
 		if (ix_sql_exec(f->wdb, "BEGIN IMMEDIATE", NULL, 0) != CM_OK || spec_store(f) != CM_OK ||
 		    ix_sql_exec(f->wdb, "COMMIT", NULL, 0) != CM_OK) {
 			ix_sql_exec(f->wdb, "ROLLBACK", NULL, 0);
@@ -625,7 +456,7 @@ void ix_fragment_close(ix_fragment *f)
 		ix_reader_close(f->rdb[i]);
 	free(f->rdb);
 	ix_reader_close(f->idb);
-	wstmts_finalize(&f->ws);
+	ix_wstmts_finalize(&f->ws);
 	sqlite3_close(f->wdb);
 	ix_view_free(f);
 	cm_merkle_free(f->merkle);
@@ -712,11 +543,6 @@ fail:
 fail_quiet:
 	ix_sql_exec(f->wdb, "ROLLBACK", NULL, 0);
 	return CM_ERR_IO;
-}
-
-int ix_fragment_broken(ix_fragment *f, char *err, size_t errlen)
-{
-	return ix_errf(CM_ERR_STATE, err, errlen, "fragment %s must be reopened: %s", f->dir, f->broken_msg);
 }
 
 int ix_fragment_append(ix_fragment *f, const ix_record *recs, size_t n, char *err, size_t errlen)
@@ -859,7 +685,7 @@ static int truncate_sql(ix_fragment *f, uint64_t n, int drop_saved, char *err, s
 		 (unsigned long long)n, (unsigned long long)n);
 	if (ix_sql_exec(f->wdb, sql, err, errlen) != CM_OK)
 		goto fail_quiet;
-	if (drop_saved && (kv_del(w, "index_file") != CM_OK || kv_del(w, "index_seq") != CM_OK))
+	if (drop_saved && (ix_kv_del(w, "index_file") != CM_OK || ix_kv_del(w, "index_seq") != CM_OK))
 		goto fail;
 	if (ix_sql_exec(f->wdb, "COMMIT", err, errlen) != CM_OK)
 		goto fail_quiet;
@@ -950,14 +776,6 @@ int ix_fragment_set_floor(ix_fragment *f, uint64_t min_size)
 }
 
 /* ---- the Merkle log ---- */
-
-uint64_t ix_fragment_size(ix_fragment *f)
-{
-	pthread_rwlock_rdlock(&f->lk);
-	uint64_t n = f->size;
-	pthread_rwlock_unlock(&f->lk);
-	return n;
-}
 
 int ix_fragment_root(ix_fragment *f, uint64_t size, uint8_t out[CM_MERKLE_HASH_BYTES])
 {

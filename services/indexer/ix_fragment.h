@@ -25,8 +25,11 @@ typedef struct ix_fragment ix_fragment;
 
 /* Limits and tuning. Zero fields take the defaults of ix_options_default(),
  * except persist_interval_ms, where 0 means "save at close only".
- * batch and seed shape the index and are fixed when a fragment is created
- * (replicas must agree on them); later values are ignored. */
+ * batch, seed, tombstone_share, exact_threshold, exact_share, train_min,
+ * train_max and rerank shape the index and its answers: they are fixed when
+ * a fragment is created and stored with it (replicas must agree on them; a
+ * Magu's come from its IndexSpec on chain, ix_options_shape_from_pb), and
+ * later values are ignored. */
 typedef struct ix_options {
 	uint32_t batch;              /* records per index batch [jB, (j+1)B); 256 */
 	double tombstone_share;      /* rebuild when dead/indexed exceeds it at a batch boundary; 0.2 */
@@ -44,6 +47,15 @@ typedef struct ix_options {
 } ix_options;
 
 void ix_options_default(ix_options *o);
+/* Sets the fields that shape the index from IndexSpec fields 9-16 (index
+ * may be NULL): a 0 there takes ix_options_default's value (train_min and
+ * train_max: derived from the spec), never this node's own setting, so
+ * every replica of a fragment uses the same ones. Limits as the ledger
+ * checks them, naming the field ("schema.index.rerank"). The other fields
+ * of *o are left alone. */
+int ix_options_shape_from_pb(const Muri__V1__IndexSpec *index, ix_options *o, char *err, size_t errlen);
+/* Fills IndexSpec fields 9-16 with the shaping options f was created with. */
+void ix_fragment_shape_to_pb(const ix_fragment *f, Muri__V1__IndexSpec *index);
 
 /* Opens the fragment stored in dir (created with mode 0700 if missing).
  * spec: the schema of a new fragment, or NULL to open an existing one; for

@@ -1,7 +1,10 @@
 /* Private to the fragment's own files, as SQLite's btreeInt.h is to its
  * b-tree: the fragment's struct and what ix_fragment.c (storage, log, writes,
- * proofs), ix_view.c (the in-memory view), ix_search.c and ix_indexer.c (the
- * background indexer) share.
+ * proofs), ix_store.c (SQLite: schema, statements, kv, read connections),
+ * ix_view.c (the in-memory view), ix_search.c and ix_indexer.c (the
+ * background indexer) share. Calls run one way: ix_fragment.c calls the
+ * indexer, the view and the store; the indexer and search call the view and
+ * the store; the view calls the store; the store calls none of them.
  *
  * The index view, as of a batch boundary P (a multiple of the batch size B):
  * every record below P that changed the state and was not superseded inside
@@ -124,9 +127,8 @@ struct ix_fragment {
 	ix_reader *idb;
 };
 
-/* ---- ix_fragment.c ---- */
+/* ---- ix_store.c ---- */
 
-long long ix_now_us(void);
 /* SQLite helpers: an error naming what failed; exec of a statement list;
  * step then reset (CM_OK on DONE or ROW); the kv table. */
 int ix_sql_fail(sqlite3 *db, char *err, size_t errlen, const char *what);
@@ -136,6 +138,14 @@ int ix_kv_get_int(sqlite3 *db, const char *k, int64_t *v);
 int ix_kv_get_text(sqlite3 *db, const char *k, char *out, size_t n);
 int ix_kv_put_int(ix_wstmts *ws, const char *k, int64_t v);
 int ix_kv_put_text(ix_wstmts *ws, const char *k, const char *v);
+int ix_kv_del(ix_wstmts *ws, const char *k);
+/* A database opened read-write (WAL, synchronous=FULL) or query-only. */
+int ix_db_open(const char *path, int readonly, sqlite3 **out, char *err, size_t errlen);
+/* The tables every fragment database has. */
+extern const char *const IX_SCHEMA_SQL;
+/* The writer connection's prepared statements. */
+int ix_wstmts_prepare(sqlite3 *db, ix_wstmts *ws, char *err, size_t errlen);
+void ix_wstmts_finalize(ix_wstmts *ws);
 /* Read connections: opened on demand up to opt.readers, then waited for. */
 ix_reader *ix_reader_open(const ix_fragment *f, char *err, size_t errlen);
 void ix_reader_close(ix_reader *r);

@@ -94,7 +94,7 @@ static int add_batch(ix_fragment *f)
 	size_t i = 0;
 	do {
 		pthread_rwlock_wrlock(&f->lk);
-		long long t0 = ix_now_us();
+		long long t0 = (long long)cm_now_us();
 		rc = ix_pos_reserve(f, ix_index_size(f->index) + (n - i));
 		while (rc == CM_OK && i < n) {
 			size_t m = one_by_one ? 1 : n - i, base = ix_index_size(f->index);
@@ -108,7 +108,7 @@ static int add_batch(ix_fragment *f)
 			}
 			i += m;
 			f->part_last = (uint64_t)labels[i - 1];
-			if (ix_now_us() - t0 >= IX_HOLD_US)
+			if ((long long)cm_now_us() - t0 >= IX_HOLD_US)
 				break;
 		}
 		if (rc == CM_OK && i == n) {

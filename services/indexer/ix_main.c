@@ -20,9 +20,6 @@ typedef struct ix_config {
 	int64_t heartbeat_ms;
 	int64_t lease_ms;
 	int64_t suspect_ms;
-	int64_t index_batch;
-	double tombstone_share;
-	int64_t exact_threshold;
 	int64_t persist_interval_ms;
 	int64_t read_connections;
 	int64_t omp_threads;
@@ -47,17 +44,11 @@ static const cm_config_key ix_keys[] = {
 	 "how long a write waits for its consistency level when the request names no timeout", NULL},
 	{"heartbeat_ms", CM_CFG_INT, offsetof(ix_config, heartbeat_ms), "100", 5, 60000,
 	 "a primary sends every backup an append at least this often", NULL},
-	{"lease_ms", CM_CFG_INT, offsetof(ix_config, lease_ms), "2000", 10, 600000,
+	{"lease_ms", CM_CFG_INT, offsetof(ix_config, lease_ms), "500", 10, 600000,
 	 "a primary acknowledges writes only this long after a quorum of its replicas answered", NULL},
-	{"suspect_ms", CM_CFG_INT, offsetof(ix_config, suspect_ms), "5000", 20, 3600000,
+	{"suspect_ms", CM_CFG_INT, offsetof(ix_config, suspect_ms), "1000", 20, 3600000,
 	 "a backup that hears nothing valid from its primary this long asks for failover (> lease_ms plus clock drift)",
 	 NULL},
-	{"index_batch", CM_CFG_INT, offsetof(ix_config, index_batch), "256", 1, 1000000,
-	 "records per index batch of a new fragment (fixed at creation; replicas must agree)", NULL},
-	{"tombstone_share", CM_CFG_DOUBLE, offsetof(ix_config, tombstone_share), "0.2", 0.01, 0.99,
-	 "rebuild a fragment's index when this share of it is deleted or superseded", NULL},
-	{"exact_threshold", CM_CFG_INT, offsetof(ix_config, exact_threshold), "4096", 0, 100000000,
-	 "filters matching at most this many vectors are searched exactly", NULL},
 	{"persist_interval_ms", CM_CFG_INT, offsetof(ix_config, persist_interval_ms), "60000", 0, 86400000,
 	 "save a changed index this often (0: at stop only)", NULL},
 	{"read_connections", CM_CFG_INT, offsetof(ix_config, read_connections), "8", 1, 256,
@@ -121,9 +112,6 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 	int ledger = c->cfg.genesis && *c->cfg.genesis;
 	o.deny_set_config = c->cfg.allow_set_config == 0 || (c->cfg.allow_set_config < 0 && ledger);
 	ix_options_default(&o.frag);
-	o.frag.batch = (uint32_t)c->cfg.index_batch;
-	o.frag.tombstone_share = c->cfg.tombstone_share;
-	o.frag.exact_threshold = (uint32_t)c->cfg.exact_threshold;
 	o.frag.persist_interval_ms = (uint32_t)c->cfg.persist_interval_ms;
 	o.frag.readers = (uint32_t)c->cfg.read_connections;
 	int rc = ix_service_open(&o, &c->ix, err, errlen);

@@ -183,10 +183,14 @@ int ixr_ensure_store(struct frag *f, const Muri__V1__FragmentSchema *schema, cha
 	ix_spec spec;
 	if (ix_spec_from_pb(schema, &spec, err, errlen) != CM_OK)
 		return CM_ERR_INVALID;
+	/* what shapes the index comes from the schema, not this node's settings */
+	ix_options opt = f->svc->o.frag;
+	if (ix_options_shape_from_pb(schema->index, &opt, err, errlen) != CM_OK)
+		return CM_ERR_INVALID;
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/%s", f->dir, STORE_DIR);
 	ix_fragment *st = NULL;
-	int rc = ix_fragment_open(path, &spec, &f->svc->o.frag, &st, err, errlen);
+	int rc = ix_fragment_open(path, &spec, &opt, &st, err, errlen);
 	if (rc != CM_OK)
 		return rc;
 	if (ix_repl_floor(f->core))
@@ -483,11 +487,9 @@ static int send_one(struct sender *sd, cm_rpc_client *c, cm_arena *a)
 	req.records = pbs;
 	req.n_records = ap->n;
 	pthread_mutex_lock(&f->mu);
-	int has_store = f->store != NULL;
-	ix_spec spec = f->spec;
+	if (f->store && ix_spec_to_pb(&f->spec, a, &req.schema) == CM_OK)
+		ix_fragment_shape_to_pb(f->store, req.schema->index);
 	pthread_mutex_unlock(&f->mu);
-	if (has_store)
-		ix_spec_to_pb(&spec, a, &req.schema);
 	req.primary_size = ap->primary_size;
 	req.prev_size = ap->prev_size;
 	req.prev_root.data = (uint8_t *)ap->prev_root;

@@ -103,12 +103,13 @@ static int exact_from_log(sctx *c, const uint64_t *seqs, size_t n)
 
 /* Searches the index among the positions in bits (NULL: all). exact: every
  * candidate, exactly. Returns the count found through *found. */
-static int search_index(sctx *c, const uint8_t *bits, uint32_t kk, int exhaustive, size_t *found)
+/* admitted: how many positions bits admits (the search widens by the share). */
+static int search_index(sctx *c, const uint8_t *bits, size_t admitted, uint32_t kk, int exhaustive, size_t *found)
 {
 	ix_fragment *f = c->f;
 	size_t n = 0;
 	int rc = ix_index_search(f->index, c->q, kk, exhaustive, bits, bits ? ix_index_size(f->index) / 8 + 1 : 0,
-				 c->dist, c->labels, &n, c->err, c->errlen);
+				 admitted, c->dist, c->labels, &n, c->err, c->errlen);
 	if (rc == CM_OK)
 		for (size_t i = 0; i < n; i++)
 			topk_push(&c->top, c->dist[i], (uint64_t)c->labels[i]);
@@ -127,7 +128,7 @@ static int exact_positions(sctx *c, const size_t *pos, size_t n, uint8_t *bits)
 		for (size_t i = 0; i < n; i++)
 			bits[pos[i] / 8] |= (uint8_t)(1u << (pos[i] % 8));
 		uint32_t kk = c->k < n ? c->k : (uint32_t)n;
-		return search_index(c, bits, kk, 1, &found);
+		return search_index(c, bits, n, kk, 1, &found);
 	}
 	uint64_t *seqs = malloc(n * sizeof(*seqs));
 	if (!seqs)
@@ -191,12 +192,12 @@ static int search_view(sctx *c, const ix_filter *flt)
 		if (!copy)
 			return CM_ERR_NOMEM;
 		memcpy(copy, c->top.h, c->top.n * sizeof(cand));
-		rc = search_index(c, f->ndead ? f->livebits : NULL, kk, 0, &found);
+		rc = search_index(c, f->ndead ? f->livebits : NULL, nlive_idx, kk, 0, &found);
 		if (rc == CM_OK && found < (c->k < nlive_idx ? c->k : nlive_idx)) {
 			/* Too many tombstones on the graph's path: visit everything. */
 			memcpy(c->top.h, copy, saved.n * sizeof(cand));
 			c->top.n = saved.n;
-			rc = search_index(c, f->ndead ? f->livebits : NULL, kk, 1, &found);
+			rc = search_index(c, f->ndead ? f->livebits : NULL, nlive_idx, kk, 1, &found);
 		}
 		free(copy);
 		return rc;
@@ -234,7 +235,7 @@ static int search_view(sctx *c, const ix_filter *flt)
 		goto out;
 	}
 	memcpy(copy, c->top.h, saved_n * sizeof(cand));
-	rc = search_index(c, bits, kk, 0, &found);
+	rc = search_index(c, bits, npos, kk, 0, &found);
 	if (rc == CM_OK && found < (c->k < npos ? c->k : npos)) {
 		/* The graph or the probed lists held too few matches. */
 		memcpy(c->top.h, copy, saved_n * sizeof(cand));

@@ -405,3 +405,12 @@ int ix_view_load(ix_fragment *f, char *err, size_t errlen)
 		goto fresh_view;
 	return CM_OK;
 }
+
+/* The log size the view holds. */
+uint64_t ix_fragment_size(ix_fragment *f)
+{
+	pthread_rwlock_rdlock(&f->lk);
+	uint64_t n = f->size;
+	pthread_rwlock_unlock(&f->lk);
+	return n;
+}

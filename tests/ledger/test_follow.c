@@ -8,7 +8,7 @@
  * (verified_through advances to within a few heights of the tip). GetBlock's header_bytes and
  * payload re-hash to Block.hash and its commit_qc verifies. */
 #include "tap.h"
-#include "tproc.h"
+#include "tnet.h"
 #include "cm_err.h"
 #include "cm_follower.h"
 #include "cm_rpc.h"
@@ -27,11 +27,8 @@
 #define MAX_TX 4096
 #define WAIT_MS 90000 /* liveness bound only: a healthy run takes seconds */
 
-static cm_keypair reps[N], sender, receiver;
-static uint8_t pks[N][CM_PK_BYTES];
-static char addrs[N][32];
-static const char *addrp[N];
-static tproc procs[N];
+static cm_keypair sender, receiver;
+static tnet net;
 static cm_rpc_client *clients[N];
 
 /* what the followers saw */
@@ -158,7 +155,7 @@ static void wait_sent(size_t k)
 static cm_follower *follow_from(uint64_t height, const uint8_t *hash, const uint8_t *root)
 {
 	cm_follower_opts o = {
-		.genesis = {.chain_id = CHAIN, .n = N, .pks = (const uint8_t(*)[CM_PK_BYTES])pks, .addrs = addrp},
+		.genesis = {.chain_id = CHAIN, .n = N, .pks = (const uint8_t(*)[CM_PK_BYTES])net.pks, .addrs = net.addrp},
 		.start_height = height,
 		.start_hash = hash,
 		.start_root = root,
@@ -179,7 +176,7 @@ static cm_follower *follow_from(uint64_t height, const uint8_t *hash, const uint
 static int verify_sig(void *ctx, uint32_t r, const uint8_t d[CM_HASH_BYTES], const uint8_t sig[CM_SIG_BYTES])
 {
 	(void)ctx;
-	return r < N ? cm_verify(pks[r], sig, d, CM_HASH_BYTES) : CM_ERR_VERIFY;
+	return r < N ? cm_verify(net.pks[r], sig, d, CM_HASH_BYTES) : CM_ERR_VERIFY;
 }
 
 /* GetBlock from a client's side: re-hash and verify the commit QC by hand. */
@@ -214,7 +211,7 @@ static void check_get_block(int r, uint64_t height)
 		for (size_t i = 0; i < b->commit_qc->n_signers && i < b->commit_qc->n_signatures; i++)
 			for (int k = 0; k < N; k++)
 				if (b->commit_qc->signers[i].len == CM_PK_BYTES &&
-				    memcmp(b->commit_qc->signers[i].data, pks[k], CM_PK_BYTES) == 0 &&
+				    memcmp(b->commit_qc->signers[i].data, net.pks[k], CM_PK_BYTES) == 0 &&
 				    b->commit_qc->signatures[i].len == CM_SIG_BYTES) {
 					q.signers |= 1ull << k;
 					memcpy(q.sigs[k], b->commit_qc->signatures[i].data, CM_SIG_BYTES);
@@ -229,45 +226,15 @@ static void check_get_block(int r, uint64_t height)
 	protobuf_c_message_free_unpacked(resp, NULL);
 }
 
-static int start_net(char *dir)
+static int start_net(const char *dir)
 {
-	char path[600], genesis[600], hex[65];
-	for (int i = 0; i < N; i++) {
-		cm_keypair_generate(&reps[i]);
-		memcpy(pks[i], reps[i].pk, CM_PK_BYTES);
-		snprintf(path, sizeof(path), "%s/ledger%d.key", dir, i);
-		if (cm_key_save(&reps[i], path) != CM_OK)
-			return -1;
-		snprintf(addrs[i], sizeof(addrs[i]), "127.0.0.1:%d", tproc_free_port());
-		addrp[i] = addrs[i];
-	}
 	cm_keypair_generate(&sender);
 	cm_keypair_generate(&receiver);
-	snprintf(genesis, sizeof(genesis), "%s/genesis.txt", dir);
-	FILE *g = fopen(genesis, "w");
-	if (!g)
+	if (tnet_start(&net, dir, "ledger-follow", CHAIN, N, sender.pk, 1000000000) != 0)
 		return -1;
-	fprintf(g, "chain_id = %s\ngenesis_time_ms = 1700000000000\n", CHAIN);
 	for (int i = 0; i < N; i++) {
-		cm_hex(hex, reps[i].pk, CM_PK_BYTES);
-		fprintf(g, "replica = %s %s\n", hex, addrs[i]);
-	}
-	cm_hex(hex, sender.pk, CM_PK_BYTES);
-	fprintf(g, "account = %s 1000000000\n", hex);
-	fclose(g);
-	char exe[512];
-	tproc_build_path("services/ledger/muri-ledger", exe, sizeof(exe));
-	for (int i = 0; i < N; i++) {
-		char key[600], data[600], err[256];
-		snprintf(key, sizeof(key), "%s/ledger%d.key", dir, i);
-		snprintf(data, sizeof(data), "%s/data%d", dir, i);
-		const char *args[] = {"--listen", addrs[i], "--genesis", genesis, "--key-file", key,
-				      "--data-dir", data, "--grace-ms", "500", NULL};
-		if (tproc_start(&procs[i], "ledger-follow", exe, args, 20000) != 0) {
-			printf("# replica %d did not start\n", i);
-			return -1;
-		}
-		cm_rpc_client_opts co = {.target = addrs[i]};
+		char err[256];
+		cm_rpc_client_opts co = {.target = net.addrs[i]};
 		if (cm_rpc_client_new(&co, &clients[i], err, sizeof(err)) != CM_OK)
 			return -1;
 	}
@@ -298,7 +265,7 @@ static void test_follow(void)
 		uint64_t before = seen();
 		check_get_block(1, before);
 		/* kill it: the follower moves on with no gap and no duplicate */
-		tproc_stop(&procs[0], SIGKILL, 5000);
+		tproc_stop(&net.procs[0], SIGKILL, 5000);
 		wait_sent(atomic_load(&nsent) + 5);
 		TAP_EQ(wait_height(f, before + 8), 0);
 		cm_follower_get_stats(f, &st);
@@ -371,12 +338,9 @@ static void test_follow(void)
 	TAP_EQ(order_errors, 0);
 	TAP_EQ(effects_errors, 0);
 	int failed = tap_case_failed;
-	for (int i = 0; i < N; i++) {
-		if (procs[i].pid > 0 && tproc_alive(&procs[i]))
-			tproc_stop(&procs[i], SIGTERM, 20000);
-		tproc_cleanup(&procs[i], failed);
+	tnet_stop(&net, failed);
+	for (int i = 0; i < N; i++)
 		cm_rpc_client_free(clients[i]);
-	}
 	char cmd[700];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)

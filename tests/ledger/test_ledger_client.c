@@ -4,7 +4,7 @@
  * recovers; refusals come back with the ledger's reason and leave no nonce
  * gap; with the first replica killed, submissions go through the others. */
 #include "tap.h"
-#include "tproc.h"
+#include "tnet.h"
 #include "cm_err.h"
 #include "cm_ledger_client.h"
 
@@ -20,49 +20,15 @@
 #define THREADS 4
 #define PER_THREAD 5
 
-static cm_keypair reps[N], sender, receiver;
-static char addrs[N][32];
-static const char *addrp[N];
-static tproc procs[N];
+static cm_keypair sender, receiver;
+static tnet net;
 
 static int start_net(const char *dir)
 {
-	char path[600], genesis[600], hex[65];
-	for (int i = 0; i < N; i++) {
-		cm_keypair_generate(&reps[i]);
-		snprintf(path, sizeof(path), "%s/ledger%d.key", dir, i);
-		if (cm_key_save(&reps[i], path) != CM_OK)
-			return -1;
-		snprintf(addrs[i], sizeof(addrs[i]), "127.0.0.1:%d", tproc_free_port());
-		addrp[i] = addrs[i];
-	}
 	cm_keypair_generate(&sender);
 	cm_keypair_generate(&receiver);
-	snprintf(genesis, sizeof(genesis), "%s/genesis.txt", dir);
-	FILE *g = fopen(genesis, "w");
-	if (!g)
+	if (tnet_start(&net, dir, "ledger-lclient", CHAIN, N, sender.pk, 1000000000) != 0)
 		return -1;
-	fprintf(g, "chain_id = %s\ngenesis_time_ms = 1700000000000\n", CHAIN);
-	for (int i = 0; i < N; i++) {
-		cm_hex(hex, reps[i].pk, CM_PK_BYTES);
-		fprintf(g, "replica = %s %s\n", hex, addrs[i]);
-	}
-	cm_hex(hex, sender.pk, CM_PK_BYTES);
-	fprintf(g, "account = %s 1000000000\n", hex);
-	fclose(g);
-	char exe[512];
-	tproc_build_path("services/ledger/muri-ledger", exe, sizeof(exe));
-	for (int i = 0; i < N; i++) {
-		char key[600], data[600];
-		snprintf(key, sizeof(key), "%s/ledger%d.key", dir, i);
-		snprintf(data, sizeof(data), "%s/data%d", dir, i);
-		const char *args[] = {"--listen", addrs[i], "--genesis", genesis, "--key-file", key,
-				      "--data-dir", data, "--grace-ms", "500", NULL};
-		if (tproc_start(&procs[i], "ledger-lclient", exe, args, 20000) != 0) {
-			printf("# replica %d did not start\n", i);
-			return -1;
-		}
-	}
 	return 0;
 }
 
@@ -134,7 +100,7 @@ static void test_options(void)
 {
 	cm_ledger_client *c = NULL;
 	char err[256] = "";
-	cm_ledger_client_opts o = {.chain_id = CHAIN, .n = 0, .addrs = addrp, .key = &sender};
+	cm_ledger_client_opts o = {.chain_id = CHAIN, .n = 0, .addrs = net.addrp, .key = &sender};
 	TAP_EQ(cm_ledger_client_new(&o, &c, err, sizeof(err)), CM_ERR_INVALID);
 	TAP_CHECK(strstr(err, "replicas") != NULL);
 	o.n = 1;
@@ -154,7 +120,7 @@ static void test_client(void)
 	TAP_CHECK(mkdtemp(dir) != NULL);
 	int ok = start_net(dir) == 0;
 	TAP_CHECK(ok);
-	cm_ledger_client *c = ok ? client(addrp, N) : NULL;
+	cm_ledger_client *c = ok ? client(net.addrp, N) : NULL;
 	TAP_CHECK(c != NULL);
 	if (c) {
 		cm_ledger_result res;
@@ -183,7 +149,7 @@ static void test_client(void)
 		TAP_EQ(cm_ledger_client_next_nonce(c, &known), 1 + THREADS * PER_THREAD);
 		TAP_EQ(known, 1);
 		/* another client with the same key: c's nonce goes stale and recovers */
-		cm_ledger_client *other = client(addrp, N);
+		cm_ledger_client *other = client(net.addrp, N);
 		TAP_CHECK(other != NULL);
 		if (other) {
 			/* amounts differ from c's, so that no body is byte-identical */
@@ -212,14 +178,14 @@ static void test_client(void)
 		TAP_EQ(cm_ledger_client_wait(c, h, 0, &res, err, sizeof(err)), CM_OK);
 		TAP_EQ(res.state, MURI__V1__TX_STATE__TX_COMMITTED);
 		/* the first replica dies: the others take the transactions */
-		tproc_stop(&procs[0], SIGKILL, 5000);
+		tproc_stop(&net.procs[0], SIGKILL, 5000);
 		for (int i = 0; i < 3; i++) {
 			TAP_EQ(transfer(c, 1, CM_LC_WAIT, &res, err, sizeof(err)), CM_OK);
 			if (res.state != MURI__V1__TX_STATE__TX_COMMITTED)
 				printf("# after the kill: %s\n", err);
 		}
 		/* a fresh client whose first address is the dead replica */
-		cm_ledger_client *late = client(addrp, N);
+		cm_ledger_client *late = client(net.addrp, N);
 		TAP_CHECK(late != NULL);
 		if (late) {
 			TAP_EQ(transfer(late, 1, CM_LC_WAIT, &res, err, sizeof(err)), CM_OK);
@@ -231,11 +197,7 @@ static void test_client(void)
 		cm_ledger_client_free(c);
 	}
 	int failed = tap_case_failed;
-	for (int i = 0; i < N; i++) {
-		if (procs[i].pid > 0 && tproc_alive(&procs[i]))
-			tproc_stop(&procs[i], SIGTERM, 20000);
-		tproc_cleanup(&procs[i], failed);
-	}
+	tnet_stop(&net, failed);
 	char cmd[700];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)

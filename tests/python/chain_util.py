@@ -18,7 +18,11 @@ FRAGMENTS = 2
 
 
 class ChainNet:
-    def __init__(self, servers, stubs, tmp_path, n_ledger=4, n_indexers=3, params=None, ix_args=()):
+    def __init__(self, servers, stubs, tmp_path, n_ledger=4, n_indexers=3, params=None, ix_args=(),
+                 timing=("--lease-ms", "1000", "--suspect-ms", "3000")):
+        # timing: the indexers' lease and failure detection; the tests' default
+        # is slower than the indexer's own (500 / 1000 ms) so that a busy
+        # machine (the sanitizer build) does not fail primaries over by itself
         self.stubs = stubs
         self.pb = stubs.ledger_pb2
         self.replicas = [Account() for _ in range(n_ledger)]
@@ -44,7 +48,7 @@ class ChainNet:
             write_key_file(str(key), acc.seed)
             # the genesis names the indexer at ixaddrs[i]: it listens there (the later flag wins)
             s = servers(f"ix{i}", INDEXER, "--key-file", str(key), "--data-dir", str(tmp_path / f"ix{i}-data"),
-                        "--grace-ms", "2000", "--genesis", self.genesis, "--suspect-ms", "3000",
+                        "--grace-ms", "2000", "--genesis", self.genesis, *timing,
                         "--listen", self.ixaddrs[i], *ix_args)
             self.datadirs.append(tmp_path / f"ix{i}-data")
             ix = Indexer(s, stubs, str(key), CHANNEL_OPTIONS)

@@ -247,7 +247,7 @@ def test_indexer_stops_cleanly_keeps_acknowledged_writes_and_its_saved_index(pro
     # the index is saved at stop only (no periodic save), so reopening it
     # shows the stop saved it
     s = procs("indexer", "services/indexer/muri-indexer", "--key-file", str(key),
-              "--data-dir", str(tmp_path / "ix-data"), "--index-batch", "64", "--persist-interval-ms", "0",
+              "--data-dir", str(tmp_path / "ix-data"), "--persist-interval-ms", "0",
               "--grace-ms", "5000", "--repl-timeout-ms", "300")
     acked = {}
     opened = None
@@ -269,7 +269,7 @@ def test_indexer_stops_cleanly_keeps_acknowledged_writes_and_its_saved_index(pro
                                                     replicas=[me]), timeout=10)
                 sch = pb.FragmentSchema(dimension=dim, metric=types.L2,
                                         index=types.IndexSpec(kind=types.HNSW, hnsw_m=16, hnsw_ef_construction=64,
-                                                              hnsw_ef_search=32))
+                                                              hnsw_ef_search=32, index_batch=64))
                 recs = [pb.LogRecord(op=pb.OP_INSERT, id=str(uuid.uuid4()), version=1) for _ in range(300)]
                 vecs = np.random.default_rng(7).normal(size=(300, dim)).astype(np.float32)
                 for r, v in zip(recs, vecs):
