@@ -24,6 +24,9 @@
 
 extern char **environ;
 
+#define DN_LEASE_MS "2000"
+#define DN_SUSPECT_MS "6000"
+
 static int free_port(void)
 {
 	int s = socket(AF_INET, SOCK_STREAM, 0);
@@ -274,9 +277,21 @@ int dn_spawn(dn_net *net, dn_node *nd, int detach)
 	int gateway = !strcmp(nd->service, "gateway");
 	/* every service takes the genesis: the ledger's replicas; the indexers and the
 	 * gateway follow the chain; the gateway pays for collections from the demo account */
-	char *argv[] = {exe, "--listen", listen, "--metrics-listen", mlisten, "--key-file", nd->key_file,
-			"--data-dir", data, "--port-file", nd->port_file, "--genesis", net->genesis,
-			gateway ? "--payer-key-file" : NULL, net->demo_key, NULL};
+	char *argv[20] = {exe, "--listen", listen, "--metrics-listen", mlisten, "--key-file", nd->key_file,
+			  "--data-dir", data, "--port-file", nd->port_file, "--genesis", net->genesis};
+	int argn = 13;
+	if (gateway) {
+		argv[argn++] = "--payer-key-file";
+		argv[argn++] = net->demo_key;
+	} else if (!strcmp(nd->service, "indexer")) {
+		/* a laptop's devnet shares its cores with everything else: a lease
+		 * and failure detection that a busy second does not break */
+		argv[argn++] = "--lease-ms";
+		argv[argn++] = DN_LEASE_MS;
+		argv[argn++] = "--suspect-ms";
+		argv[argn++] = DN_SUSPECT_MS;
+	}
+	argv[argn] = NULL;
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	if (detach)
