@@ -56,11 +56,15 @@ void cli_progress_update(cli_progress *p, uint64_t rows, int final)
 			fprintf(p->out, "\r%llu rows  %.0f rows/s  %s elapsed  ", (unsigned long long)rows, rate, ela);
 		if (final)
 			fputc('\n', p->out);
+	} else if (final && p->shown && p->shown_rows == rows) {
+		return; /* the last line said it already */
 	} else if (p->total) {
 		fprintf(p->out, "progress: %llu/%llu rows (%.0f%%), %.0f rows/s, elapsed %s, eta %s\n",
 			(unsigned long long)rows, (unsigned long long)p->total, frac * 100, rate, ela, final ? "0:00" : eta);
 	} else {
 		fprintf(p->out, "progress: %llu rows, %.0f rows/s, elapsed %s\n", (unsigned long long)rows, rate, ela);
 	}
+	p->shown = 1;
+	p->shown_rows = rows;
 	fflush(p->out);
 }

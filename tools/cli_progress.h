@@ -16,6 +16,8 @@ typedef struct cli_progress {
 	uint64_t start_rows;     /* rows done before this run (a resume) */
 	uint64_t t0_us, last_us;
 	int width;
+	uint64_t shown_rows;      /* rows of the last plain line */
+	int shown;
 } cli_progress;
 
 void cli_progress_init(cli_progress *p, FILE *out, uint64_t total, uint64_t start_rows);
