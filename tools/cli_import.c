@@ -34,6 +34,7 @@ typedef struct imp {
 	int fmt;
 	size_t dim;
 	int u8;                  /* npy of uint8 */
+	size_t chunk;            /* bytes per range request */
 	uint64_t data_off, row_bytes, total;
 	cli_src *src, *meta;
 	char *line, *mline;
@@ -64,7 +65,7 @@ static int guess_fmt(const char *name)
 static int read_header(imp *m)
 {
 	cli_src *s;
-	if (cli_src_open(m->source, 0, &s, m->err, sizeof(m->err)) != 0)
+	if (cli_src_open(m->source, 0, m->chunk, &s, m->err, sizeof(m->err)) != 0)
 		return -1;
 	int64_t size = cli_src_size(s);
 	int rc = 0;
@@ -291,6 +292,7 @@ static const char help[] =
 	"  --format F        fvecs, npy (float32 or uint8) or jsonl ([...] or {\"id\",\"vector\",\"metadata\"})\n"
 	"  --limit N         import the first N rows only\n"
 	"  --id-namespace S  ids from S instead of the source's file name\n"
+	"  --range-bytes N   bytes per HTTP Range request (default 4 MiB)\n"
 	"  --retries N       attempts of a failed batch beyond the first (default 8, backoff up to 10 s)\n"
 	"  --restart         ignore the resume file\n" CLI_CONN_HELP;
 
@@ -298,7 +300,7 @@ int cli_cmd_import(int argc, char **argv)
 {
 	cli_conn c = {0};
 	const char *collection = NULL, *format = NULL, *metadata = NULL, *level = NULL, *resume = NULL, *ns = NULL;
-	long batch = IMP_BATCH_DEFAULT, limit = 0, retries = IMP_RETRIES;
+	long batch = IMP_BATCH_DEFAULT, limit = 0, retries = IMP_RETRIES, range = CLI_SRC_CHUNK;
 	int restart = 0;
 	const cli_opt opts[] = {CLI_CONN_OPTS(c),
 				{"--collection", CLI_STR, &collection},
@@ -310,6 +312,7 @@ int cli_cmd_import(int argc, char **argv)
 				{"--batch", CLI_INT, &batch},
 				{"--limit", CLI_INT, &limit},
 				{"--retries", CLI_INT, &retries},
+				{"--range-bytes", CLI_INT, &range},
 				{"--restart", CLI_FLAG, &restart},
 				{NULL, 0, NULL}};
 	char *pos[1];
@@ -320,8 +323,9 @@ int cli_cmd_import(int argc, char **argv)
 		return cli_fail(CLI_USAGE, "import", "give the SOURCE (a path or URL)");
 	if (!collection)
 		return cli_fail(CLI_USAGE, "import", "--collection is required");
-	if (batch < 1 || batch > IMP_BATCH_MAX || limit < 0 || retries < 0)
-		return cli_fail(CLI_USAGE, "import", "--batch must be 1..%d; --limit and --retries >= 0", IMP_BATCH_MAX);
+	if (batch < 1 || batch > IMP_BATCH_MAX || limit < 0 || retries < 0 || range < 4096 || range > CLI_SRC_CHUNK_MAX)
+		return cli_fail(CLI_USAGE, "import", "--batch must be 1..%d, --range-bytes 4096..%u; --limit and --retries >= 0",
+				IMP_BATCH_MAX, CLI_SRC_CHUNK_MAX);
 	int lv = cli_level(level);
 	if (lv < 0)
 		return cli_fail(CLI_USAGE, "import", "--level must be ONE, QUORUM or ALL: %s", level);
@@ -329,6 +333,7 @@ int cli_cmd_import(int argc, char **argv)
 	memset(&m, 0, sizeof(m));
 	m.source = pos[0];
 	m.collection = collection;
+	m.chunk = (size_t)range;
 	char name[1024];
 	cli_src_name(m.source, name, sizeof(name));
 	m.fmt = format ? fmt_of(format) : guess_fmt(name);
@@ -395,8 +400,8 @@ int cli_cmd_import(int argc, char **argv)
 	if (m.fmt != F_JSONL)
 		m.byte = m.data_off + done * m.row_bytes;
 	int rc = 0;
-	if (cli_src_open(m.source, m.byte, &m.src, m.err, sizeof(m.err)) != 0 ||
-	    (metadata && cli_src_open(metadata, m.meta_byte, &m.meta, m.err, sizeof(m.err)) != 0))
+	if (cli_src_open(m.source, m.byte, m.chunk, &m.src, m.err, sizeof(m.err)) != 0 ||
+	    (metadata && cli_src_open(metadata, m.meta_byte, m.chunk, &m.meta, m.err, sizeof(m.err)) != 0))
 		rc = cli_fail(CLI_FAIL, "import", "%s", m.err);
 	uint64_t total = m.total;
 	if (limit && (!total || (uint64_t)limit < total))

@@ -18,6 +18,7 @@ struct cli_src {
 	int s3;
 	char sigv4[128], userpwd[512];
 	int64_t size;            /* -1 unknown */
+	size_t chunk;            /* bytes per range */
 	uint64_t pos;            /* next byte of the stream to fetch */
 	char *buf;               /* the current range */
 	size_t len, off;
@@ -29,7 +30,7 @@ static size_t on_body(char *p, size_t sz, size_t n, void *arg)
 {
 	cli_src *s = arg;
 	size_t add = sz * n;
-	if (s->len + add > CLI_SRC_CHUNK + 65536) /* a server that ignores Range */
+	if (s->len + add > s->chunk + 65536) /* a server that ignores Range */
 		return 0;
 	memcpy(s->buf + s->len, p, add);
 	s->len += add;
@@ -60,7 +61,7 @@ static int fetch(cli_src *s)
 	}
 	char range[64];
 	snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)s->pos,
-		 (unsigned long long)(s->pos + CLI_SRC_CHUNK - 1));
+		 (unsigned long long)(s->pos + s->chunk - 1));
 	long backoff = CLI_SRC_BACKOFF_MS;
 	for (int attempt = 0;; attempt++) {
 		s->len = 0;
@@ -104,8 +105,8 @@ static int fetch(cli_src *s)
 			return -1;
 		}
 		if (rc == CURLE_WRITE_ERROR && code == 200) {
-			snprintf(s->err, sizeof(s->err), "%s: the server ignores Range requests and the file is over %u MiB",
-				 s->url, CLI_SRC_CHUNK >> 20);
+			snprintf(s->err, sizeof(s->err), "%s: the server ignores Range requests and the file is over %u MiB (--range-bytes)",
+				 s->url, (unsigned)(s->chunk >> 20));
 			return -1;
 		}
 		int retry = rc != CURLE_OK || code == 429 || code >= 500;
@@ -121,12 +122,13 @@ static int fetch(cli_src *s)
 	}
 }
 
-int cli_src_open(const char *source, uint64_t offset, cli_src **out, char *err, size_t errlen)
+int cli_src_open(const char *source, uint64_t offset, size_t chunk, cli_src **out, char *err, size_t errlen)
 {
 	cli_src *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -1;
 	s->size = -1;
+	s->chunk = chunk ? chunk : CLI_SRC_CHUNK;
 	const char *path = !strncmp(source, "file://", 7) ? source + 7 : NULL;
 	int http = !strncmp(source, "http://", 7) || !strncmp(source, "https://", 8);
 	int s3 = !strncmp(source, "s3://", 5);
@@ -183,7 +185,7 @@ int cli_src_open(const char *source, uint64_t offset, cli_src **out, char *err, 
 	} else {
 		s->url = strdup(source);
 	}
-	s->buf = malloc(CLI_SRC_CHUNK + 65536);
+	s->buf = malloc(s->chunk + 65536);
 	s->curl = curl_easy_init();
 	if (!s->url || !s->buf || !s->curl) {
 		cli_src_close(s);

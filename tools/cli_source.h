@@ -9,14 +9,16 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define CLI_SRC_CHUNK (4u << 20)  /* bytes per range request */
+#define CLI_SRC_CHUNK (4u << 20)  /* bytes per range request by default */
+#define CLI_SRC_CHUNK_MAX (64u << 20)
 #define CLI_SRC_RETRIES 6         /* attempts per range beyond the first */
 #define CLI_SRC_BACKOFF_MS 200    /* first wait; doubles, at most 10 s */
 
 typedef struct cli_src cli_src;
 
-/* Opens source at byte offset; *out owned by the caller. */
-int cli_src_open(const char *source, uint64_t offset, cli_src **out, char *err, size_t errlen);
+/* Opens source at byte offset, reading URLs in ranges of chunk bytes (0:
+ * CLI_SRC_CHUNK); *out owned by the caller. */
+int cli_src_open(const char *source, uint64_t offset, size_t chunk, cli_src **out, char *err, size_t errlen);
 /* The whole source's size in bytes, -1 when unknown. */
 int64_t cli_src_size(const cli_src *s);
 /* Reads up to n bytes (fewer only at the end); 0 at the end, -1 on error
