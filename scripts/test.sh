@@ -9,8 +9,10 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-bash scripts/setup.sh "$root/build" || { echo "0 passed, 1 failed"; exit 1; }
-bash scripts/setup.sh "$root/build-asan" -Db_sanitize=address,undefined -Db_lundef=false \
+# -Dtest_faults=true: the indexer's test-only lying mode (test_lie), which
+# the Byzantine tests start an indexer in; never in a production build.
+bash scripts/setup.sh "$root/build" -Dtest_faults=true || { echo "0 passed, 1 failed"; exit 1; }
+bash scripts/setup.sh "$root/build-asan" -Db_sanitize=address,undefined -Db_lundef=false -Dtest_faults=true \
   || { echo "0 passed, 1 failed"; exit 1; }
 
 export OMP_WAIT_POLICY=passive

@@ -15,6 +15,7 @@
 #include "cm_ledger_client.h"
 #include "cm_rpc.h"
 #include "cm_service.h"
+#include "gw_rank.h"
 #include "indexer.pb-c.h"
 #include "ledger.pb-c.h"
 #include "vectorstore.pb-c.h"
@@ -27,6 +28,7 @@
 #define GW_MAX_TOP_K 1000
 #define GW_MAX_TIMEOUT_MS 600000
 #define GW_ERR_MAX 1200
+#define GW_RANKED_MAX 4096            /* nodes whose ranks the gateway keeps */
 
 typedef struct gw_config {
 	cm_service_config base;
@@ -42,6 +44,8 @@ typedef struct gw_config {
 	int64_t max_fanout;           /* calls to indexers queued or in flight at most */
 	int64_t stall_ms;             /* follower: no block this long, switch replica */
 	char *tls_ca;                 /* PEM roots for indexer and ledger TLS; "" = plaintext */
+	int64_t spot_permille;        /* answers spot-checked, per mille */
+	int64_t spot_queue;           /* spot checks waiting at most */
 } gw_config;
 
 /* ---- routing table (gw_chain.c) ---- */
@@ -140,6 +144,12 @@ typedef struct gw_ctx {
 	cm_keypair payer;
 	atomic_uint_least64_t last_version;
 	gw_metrics m;
+	cm_metrics *metrics;
+	/* node ranks across merges, for the choice of replicas (gw_rank.h) */
+	pthread_mutex_t rank_mu;
+	gw_ranks ranks;
+	atomic_uint_least64_t salt;
+	struct gw_spotter *spotter;
 } gw_ctx;
 
 /* ---- helpers shared by the handlers ---- */
@@ -180,16 +190,56 @@ int gw_parse_ids(char **ids, size_t n, uint8_t (*raw)[16], char *err, size_t err
 /* One replica's answer for one (query, fragment); resp NULL when the call
  * slot got none. */
 typedef struct gw_search_answer {
+	size_t q;                       /* the query (follow-up rounds) */
 	uint32_t fragment, replica;     /* replica: index in the fragment's replica list */
 	uint64_t latency_ms;
 	Muri__V1__LocalSearchResponse *resp;
 } gw_search_answer;
 
-/* The merged top k of one query from its answers (gw_search_merge.c), built
- * in call memory. Returns a gRPC code. */
-int gw_search_merge(cm_rpc_call *call, const gw_coll *m, const Muri__V1__Vector *query, uint32_t k,
-		    int include_vectors, const gw_search_answer *ans, size_t n, Muri__V1__SearchResult ***out,
+/* What the merges of one request said of each node, for the metrics. */
+#define GW_TALLY_MAX 256
+#define GW_TALLY_LIES 8
+typedef struct gw_tally {
+	size_t n;
+	struct {
+		uint8_t pk[CM_PK_BYTES];
+		uint64_t contributed, expected, answered, lies;
+	} nodes[GW_TALLY_MAX];
+	uint64_t disputed;
+	size_t nlies;
+	char lies[GW_TALLY_LIES][200];
+} gw_tally;
+
+/* The merged top k of one query from its answers (gw_search_merge.c over
+ * gw_merge.h), built in call memory. unsettled[f] (nfrag entries) is set for
+ * a fragment whose answers tied on a candidate or held a proven lie, where
+ * another replica's answer may settle it. What the merge says of the nodes
+ * is added to tally (may be NULL) when final or nothing is unsettled, and
+ * *tallied set then. Returns a gRPC code. */
+int gw_search_merge(gw_ctx *g, cm_rpc_call *call, const gw_coll *m, const Muri__V1__Vector *query, uint32_t k,
+		    const Muri__V1__Filter *filter, int include_vectors, const gw_search_answer *ans, size_t n,
+		    gw_tally *tally, int final, uint8_t *unsettled, int *tallied, Muri__V1__SearchResult ***out,
 		    size_t *nout, char *err, size_t errlen);
+
+/* Adds a request's tally to the per-node metrics (muri_gateway_node_*{node="hex"})
+ * and logs the lies it found. */
+void gw_note_tally(gw_ctx *g, const char *collection, const gw_tally *t);
+/* The order to ask a fragment's replicas in (gw_pick over the node ranks:
+ * suspected liars last, the best and least loaded first); order has room
+ * for fr->nrep. */
+void gw_replica_order(gw_ctx *g, const gw_frag *fr, uint32_t *order);
+
+/* ---- spot checks (gw_spotter.c) ---- */
+typedef struct gw_spotter gw_spotter;
+int gw_spotter_start(gw_ctx *g, size_t queue_max, gw_spotter **out);
+void gw_spotter_free(gw_spotter *s);
+/* Offers node's answer r for fragment of m to a spot check: taken (copied)
+ * for one in 1000/spot_permille answers with a hit below the committed
+ * size, or always with by_root (its root contradicts the committed one);
+ * never blocks. */
+void gw_spot_offer(gw_spotter *s, const gw_coll *m, uint32_t fragment, const uint8_t node[CM_PK_BYTES],
+		   const Muri__V1__Vector *query, uint32_t k, const Muri__V1__Filter *filter,
+		   const Muri__V1__LocalSearchResponse *r, int by_root);
 
 /* ---- handlers ---- */
 int gw_h_create(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);

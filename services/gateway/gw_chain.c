@@ -8,7 +8,7 @@
  * makes a call fail at the indexer, which checks epochs), so it applies a
  * final block at once rather than waiting for a pin to vouch for its effects
  * as the indexer does before acting on them. The table lives in memory and
- * is rebuilt from genesis at each start. Every change moves a version
+ * is rebuilt from genesis at each start. Every change to it moves a version
  * counter that waiters (CreateCollection, writes retrying after a failover)
  * watch. */
 #include "gw.h"
@@ -24,6 +24,8 @@
 #include <time.h>
 
 #define MAGU_READ_TRIES 50 /* GetMagu until a replica has the block: 50 x 100 ms */
+#define MAGU_ABSENT_TRIES 10 /* NOT_FOUND this often: dropped since (a final block is applied by
+			      * n - f replicas, so a lagging one is rare and brief) */
 
 struct gw_chain {
 	gw_chain_opts o;
@@ -114,8 +116,8 @@ static int read_magu(gw_chain *c, const char *name, uint64_t height, Muri__V1__M
 {
 	Muri__V1__MaguRequest req = MURI__V1__MAGU_REQUEST__INIT;
 	req.name = (char *)name;
-	int rc = CM_ERR_UNAVAILABLE;
-	for (int i = 0; i < MAGU_READ_TRIES; i++) {
+	int rc = CM_ERR_UNAVAILABLE, absent = 0;
+	for (int i = 0; i < MAGU_READ_TRIES && absent < MAGU_ABSENT_TRIES; i++) {
 		ProtobufCMessage *resp = NULL;
 		cm_rpc_status st;
 		rc = cm_ledger_client_call(c->lc, "/muri.v1.Ledger/GetMagu", &req.base, &muri__v1__magu_info__descriptor,
@@ -128,7 +130,7 @@ static int read_magu(gw_chain *c, const char *name, uint64_t height, Muri__V1__M
 			}
 			protobuf_c_message_free_unpacked(resp, NULL);
 		} else if (st.code == GRPC_STATUS_NOT_FOUND) {
-			/* the replica may lag behind the block that created it */
+			absent++; /* the replica may lag behind the block that created it */
 		} else {
 			cm_warn("gw_chain_magu", "magu=%s code=%s message=\"%s\"", name, cm_rpc_code_name(st.code),
 				st.message);
@@ -229,6 +231,7 @@ static int on_block(void *arg, const Muri__V1__Block *b)
 				created(c, h, e->magus_created[i]);
 	}
 	pthread_mutex_lock(&c->mu);
+	int moved = e && (e->n_magus_created || e->n_magus_dropped || e->n_configs || e->n_roots);
 	for (size_t i = 0; e && i < e->n_magus_dropped; i++) {
 		ssize_t at = e->magus_dropped[i] ? find(c, e->magus_dropped[i]) : -1;
 		if (at >= 0) {
@@ -249,7 +252,8 @@ static int on_block(void *arg, const Muri__V1__Block *b)
 			set_root(&c->colls[at]->frags[r->fragment], r);
 	}
 	c->height = h;
-	changed(c);
+	if (moved) /* waiters care about routing, not every empty block */
+		changed(c);
 	pthread_mutex_unlock(&c->mu);
 	return 0;
 }

@@ -39,6 +39,12 @@ static const cm_config_key gw_keys[] = {
 	 "calls to indexers queued at most; a request that would exceed it gets RESOURCE_EXHAUSTED", NULL},
 	{"stall_ms", CM_CFG_INT, offsetof(gw_config, stall_ms), "10000", 100, 3600000,
 	 "the follower switches ledger replica after this long without a block", NULL},
+	{"spot_permille", CM_CFG_INT, offsetof(gw_config, spot_permille), "10", 0, 1000,
+	 "answers spot-checked by an inclusion proof against the committed root, per mille (0: none); an answer "
+	 "proven false is reported to the ledger (ReportAnswer) by the payer account",
+	 NULL},
+	{"spot_queue", CM_CFG_INT, offsetof(gw_config, spot_queue), "256", 1, 100000,
+	 "spot checks waiting at most (more are dropped)", NULL},
 	{"tls_ca", CM_CFG_STR, offsetof(gw_config, tls_ca), "", 0, 0,
 	 "PEM CA file to verify indexers' and ledger replicas' TLS certificates; empty: plaintext", NULL},
 };
@@ -113,6 +119,7 @@ static int gw_init(void *ctx, const cm_service_env *env, char *err, size_t errle
 		cm_keypair_generate(&eph); /* reads only: the ledger client needs some key */
 		key = &eph;
 	}
+	g->metrics = env->metrics;
 	metrics_init(g, env->metrics);
 	int rc = gw_clients_new(cfg->tls_ca, (size_t)cfg->base.rpc_max_message, &g->clients);
 	if (rc == CM_OK)
@@ -128,6 +135,10 @@ static int gw_init(void *ctx, const cm_service_env *env, char *err, size_t errle
 	rc = gw_chain_start(&co, &g->chain, err, errlen);
 	if (key == &eph)
 		cm_keypair_wipe(&eph);
+	if (rc == CM_OK && cfg->spot_permille > 0 && gw_spotter_start(g, (size_t)cfg->spot_queue, &g->spotter) != CM_OK) {
+		snprintf(err, errlen, "cannot start the spot checks: out of memory");
+		rc = CM_ERR_NOMEM;
+	}
 	if (rc != CM_OK)
 		return rc;
 	static const cm_rpc_handler handlers[] = {
@@ -151,10 +162,12 @@ static int gw_init(void *ctx, const cm_service_env *env, char *err, size_t errle
 static void gw_fini(void *ctx)
 {
 	gw_ctx *g = ctx;
+	gw_spotter_free(g->spotter);
 	gw_chain_free(g->chain);
 	gw_pool_free(g->pool);
 	gw_clients_free(g->clients);
 	cm_keypair_wipe(&g->payer);
+	gw_ranks_free(&g->ranks);
 }
 
 int main(int argc, char **argv)
@@ -162,6 +175,11 @@ int main(int argc, char **argv)
 	gw_config cfg = {0};
 	static gw_ctx g;
 	g.cfg = &cfg;
+	pthread_mutex_init(&g.rank_mu, NULL);
+	if (gw_ranks_init(&g.ranks, GW_RANKED_MAX, 0) != CM_OK) {
+		fprintf(stderr, "muri-gateway: out of memory\n");
+		return 1;
+	}
 	cm_service svc = {
 		.name = "gateway",
 		.env_prefix = "MURI_GATEWAY_",

@@ -53,6 +53,7 @@ static void read_one(void *arg, size_t k)
 	req.ids = rf->ids;
 	req.n_ids = rf->n;
 	req.include_vectors = j->include_vectors;
+	req.min_size = fr.acked_size; /* read your writes */
 	for (uint32_t pos = 0; pos < fr.nrep; pos++) {
 		/* the primary first, then the others in order */
 		uint32_t r = fr.primary < 0 ? pos : pos == 0 ? (uint32_t)fr.primary : pos <= (uint32_t)fr.primary ? pos - 1 : pos;

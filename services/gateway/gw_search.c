@@ -33,25 +33,25 @@ struct sjob {
 	uint32_t per_query;        /* call slots per query: sum of want over fragments */
 	uint32_t *slot_frag;       /* per_query: the fragment of each slot */
 	uint32_t *want;            /* per fragment */
-	uint32_t order[GW_MAX_FRAGMENTS][GW_MAX_REPLICAS]; /* replica order per fragment */
+	uint32_t (*order)[GW_MAX_REPLICAS]; /* replica order per fragment */
 	struct cell *cells;        /* nq * nfrag */
 	gw_search_answer *ans;     /* nq * per_query */
+	gw_search_answer *more;    /* answers of follow-up rounds (their q set) */
+	size_t more_off;           /* the current round's first */
 	gw_owned *keep;
-	atomic_uint asked_mask[GW_MAX_FRAGMENTS];     /* replicas asked, bit per replica index */
-	atomic_uint answered_mask[GW_MAX_FRAGMENTS];
+	atomic_uint *asked_mask;   /* per fragment: replicas asked, bit per replica index */
+	atomic_uint *answered_mask;
 	int last_code;
 	char last_msg[1024];
 	pthread_mutex_t mu;
 };
 
-static void search_one(void *arg, size_t t)
+/* Asks the fragment f for query q at its next replica not yet asked, moving
+ * on when one fails; a->resp stays NULL when none answered. */
+static void ask(struct sjob *j, size_t q, uint32_t f, gw_search_answer *a)
 {
-	struct sjob *j = arg;
-	size_t q = t / j->per_query, s = t % j->per_query;
-	uint32_t f = j->slot_frag[s];
 	const gw_frag *fr = &j->m->frags[f];
 	struct cell *c = &j->cells[q * j->m->nfrag + f];
-	gw_search_answer *a = &j->ans[t];
 	a->fragment = f;
 	Muri__V1__LocalSearchRequest req = MURI__V1__LOCAL_SEARCH_REQUEST__INIT;
 	req.magu = (char *)j->m->name;
@@ -60,6 +60,7 @@ static void search_one(void *arg, size_t t)
 	req.top_k = j->top_k;
 	req.filter = j->filter;
 	req.include_vectors = 1; /* every distance is checked against its vector */
+	req.min_size = fr->acked_size; /* read your writes */
 	for (;;) {
 		pthread_mutex_lock(&c->mu);
 		uint32_t pos = c->next < fr->nrep ? c->next++ : UINT32_MAX;
@@ -102,6 +103,44 @@ static void search_one(void *arg, size_t t)
 		if (rc == CM_OK || st.code == GRPC_STATUS_INVALID_ARGUMENT)
 			return;
 	}
+}
+
+/* The first round: call slot t of the level's slots of every query. */
+static void search_one(void *arg, size_t t)
+{
+	struct sjob *j = arg;
+	ask(j, t / j->per_query, j->slot_frag[t % j->per_query], &j->ans[t]);
+}
+
+/* A follow-up round: one more replica for each unsettled (query, fragment). */
+static void search_more(void *arg, size_t t)
+{
+	struct sjob *j = arg;
+	gw_search_answer *a = &j->more[j->more_off + t];
+	ask(j, a->q, a->fragment, a);
+}
+
+/* Merges query q over its first-round answers and those of follow-up rounds. */
+static int merge_query(struct sjob *j, cm_rpc_call *call, size_t q, size_t nmore, int include_vectors,
+		       gw_tally *tally, int final, uint8_t *uns, int *tallied, Muri__V1__SearchResult ***res,
+		       size_t *nres, char *err, size_t errlen)
+{
+	size_t n = j->per_query;
+	for (size_t e = 0; e < nmore; e++)
+		n += j->more[e].q == q;
+	gw_search_answer *all = malloc((n ? n : 1) * sizeof(*all));
+	if (!all) {
+		snprintf(err, errlen, "out of memory");
+		return GRPC_STATUS_RESOURCE_EXHAUSTED;
+	}
+	memcpy(all, &j->ans[q * j->per_query], j->per_query * sizeof(*all));
+	for (size_t e = 0, w = j->per_query; e < nmore; e++)
+		if (j->more[e].q == q)
+			all[w++] = j->more[e];
+	int code = gw_search_merge(j->g, call, j->m, j->queries[q], j->top_k, j->filter, include_vectors, all, n, tally, final,
+				   uns, tallied, res, nres, err, errlen);
+	free(all);
+	return code;
 }
 
 static int want_of(int level, uint32_t n)
@@ -181,23 +220,22 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 	j->keep = gw_owned_new(call);
 	pthread_mutex_init(&j->mu, NULL);
 	j->want = calloc(m->nfrag, sizeof(*j->want));
-	for (uint32_t f = 0; j->want && f < m->nfrag; f++) {
+	j->order = calloc(m->nfrag, sizeof(*j->order));
+	j->asked_mask = calloc(m->nfrag, sizeof(*j->asked_mask));
+	j->answered_mask = calloc(m->nfrag, sizeof(*j->answered_mask));
+	for (uint32_t f = 0; j->want && j->order && f < m->nfrag; f++) {
 		const gw_frag *fr = &m->frags[f];
 		j->want[f] = (uint32_t)want_of(level, fr->nrep);
 		j->per_query += j->want[f];
-		/* the primary first, then the others in the ledger's order */
-		uint32_t k = 0;
-		if (fr->primary >= 0)
-			j->order[f][k++] = (uint32_t)fr->primary;
-		for (uint32_t r = 0; r < fr->nrep; r++)
-			if ((int)r != fr->primary)
-				j->order[f][k++] = r;
+		/* by rank: suspected liars last, load spread over equally good nodes */
+		gw_replica_order(g, fr, j->order[f]);
 	}
 	size_t ncalls = nq * j->per_query;
 	j->slot_frag = calloc(j->per_query ? j->per_query : 1, sizeof(*j->slot_frag));
 	j->cells = calloc(nq * m->nfrag, sizeof(*j->cells));
 	j->ans = cm_rpc_alloc(call, (ncalls ? ncalls : 1) * sizeof(*j->ans));
-	if (!j->keep || !j->want || !j->slot_frag || !j->cells || !j->ans) {
+	if (!j->keep || !j->want || !j->order || !j->asked_mask || !j->answered_mask || !j->slot_frag || !j->cells ||
+	    !j->ans) {
 		code = cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		goto out;
 	}
@@ -236,14 +274,78 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 			cm_counter_add(g->m.partial, 1);
 		goto out_cells;
 	}
-	for (size_t q = 0; q < nq; q++) {
-		code = gw_search_merge(call, m, queries[q], top_k, include_vectors, &j->ans[q * j->per_query],
-				       j->per_query, &results[q], &nresults[q], err, sizeof(err));
-		if (code != GRPC_STATUS_OK) {
-			code = gw_fail(call, code, err);
-			goto out_cells;
+	gw_tally *tally = calloc(1, sizeof(*tally));
+	uint8_t *uns = calloc(nq * m->nfrag, 1);
+	int *tallied = calloc(nq, sizeof(*tallied));
+	if (!tally || !uns || !tallied) {
+		free(tally);
+		free(uns);
+		free(tallied);
+		code = cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		goto out_cells;
+	}
+	for (size_t q = 0; q < nq && code == GRPC_STATUS_OK; q++)
+		code = merge_query(j, call, q, 0, include_vectors, tally, 0, &uns[q * m->nfrag], &tallied[q], &results[q],
+				   &nresults[q], err, sizeof(err));
+	/* follow-up rounds: a fragment whose answers tied or lied asks one more
+	 * replica, until it is settled or every replica was asked */
+	size_t nmore = 0;
+	for (int round = 0; code == GRPC_STATUS_OK && round < GW_MAX_REPLICAS; round++) {
+		size_t want = 0;
+		for (size_t i = 0; i < nq * m->nfrag; i++)
+			want += uns[i] && j->cells[i].next < m->frags[i % m->nfrag].nrep;
+		if (want == 0)
+			break;
+		gw_search_answer *mo = realloc(j->more, (nmore + want) * sizeof(*mo));
+		if (!mo) {
+			code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+			snprintf(err, sizeof(err), "out of memory");
+			break;
+		}
+		j->more = mo;
+		memset(mo + nmore, 0, want * sizeof(*mo));
+		size_t at = nmore;
+		for (size_t i = 0; i < nq * m->nfrag; i++)
+			if (uns[i] && j->cells[i].next < m->frags[i % m->nfrag].nrep) {
+				mo[at].q = i / m->nfrag;
+				mo[at++].fragment = (uint32_t)(i % m->nfrag);
+			}
+		j->more_off = nmore; /* the round's tasks index from here */
+		if (gw_pool_run(g->pool, want, search_more, j) != CM_OK) {
+			code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+			snprintf(err, sizeof(err), "the gateway has max_fanout calls to indexers queued; try again");
+			break;
+		}
+		nmore += want;
+		/* merge again the queries that got more answers */
+		for (size_t q = 0; q < nq && code == GRPC_STATUS_OK; q++) {
+			int again = 0;
+			for (uint32_t f = 0; f < m->nfrag; f++)
+				again |= uns[q * m->nfrag + f];
+			if (!again)
+				continue;
+			int last = 1;
+			for (uint32_t f = 0; f < m->nfrag; f++)
+				last &= !uns[q * m->nfrag + f] || j->cells[q * m->nfrag + f].next >= m->frags[f].nrep;
+			code = merge_query(j, call, q, nmore, include_vectors, tally, last, &uns[q * m->nfrag], &tallied[q],
+					   &results[q], &nresults[q], err, sizeof(err));
 		}
 	}
+	/* what stayed unsettled with every replica asked counts as it is */
+	for (size_t q = 0; q < nq && code == GRPC_STATUS_OK; q++) {
+		if (!tallied[q])
+			code = merge_query(j, call, q, nmore, include_vectors, tally, 1, NULL, NULL, &results[q], &nresults[q],
+					   err, sizeof(err));
+	}
+	free(uns);
+	free(tallied);
+	if (code != GRPC_STATUS_OK) {
+		free(tally);
+		code = gw_fail(call, code, err);
+		goto out_cells;
+	}
+	gw_note_tally(g, m->name, tally);
+	free(tally);
 	Muri__V1__SearchMetrics *mt = cm_rpc_alloc(call, sizeof(*mt));
 	if (!mt) {
 		code = cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -268,6 +370,10 @@ out_cells:
 out:
 	pthread_mutex_destroy(&j->mu);
 	free(j->want);
+	free(j->order);
+	free((void *)j->asked_mask);
+	free((void *)j->answered_mask);
+	free(j->more);
 	free(j->slot_frag);
 	free(j->cells);
 	free(j);

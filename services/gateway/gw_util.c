@@ -2,6 +2,7 @@
  * deadlines, statuses, the collection's fragment schema. */
 #include "gw.h"
 #include "cm_err.h"
+#include "cm_log.h"
 #include "cm_time.h"
 
 #include <stdio.h>
@@ -120,4 +121,43 @@ int gw_owned_add(gw_owned *w, ProtobufCMessage *m)
 	o->v[o->n++] = m;
 	pthread_mutex_unlock(&o->mu);
 	return CM_OK;
+}
+
+void gw_note_tally(gw_ctx *g, const char *collection, const gw_tally *t)
+{
+	for (size_t i = 0; g->metrics && i < t->n; i++) {
+		char hex[2 * CM_PK_BYTES + 1], labels[2 * CM_PK_BYTES + 16];
+		cm_hex(hex, t->nodes[i].pk, CM_PK_BYTES);
+		snprintf(labels, sizeof(labels), "node=\"%s\"", hex);
+		static const char *names[] = {"muri_gateway_node_topk_hits_total", "muri_gateway_node_topk_expected_total",
+					      "muri_gateway_node_answers_total", "muri_gateway_node_lies_total"};
+		static const char *helps[] = {
+			"hits of this node in final top-k results (its rank: this over expected)",
+			"final top-k hits from the fragments this node was asked for",
+			"answers of this node taken into a merge",
+			"answers of this node in which the gateway proved a lie"};
+		uint64_t v[] = {t->nodes[i].contributed, t->nodes[i].expected, t->nodes[i].answered, t->nodes[i].lies};
+		for (int k = 0; k < 4; k++) {
+			cm_counter *c = cm_metrics_counter(g->metrics, names[k], labels, helps[k]);
+			if (c && v[k])
+				cm_counter_add(c, v[k]);
+		}
+	}
+	for (size_t i = 0; i < t->nlies; i++)
+		cm_warn("gw_lie", "magu=%s %s", collection, t->lies[i]);
+}
+
+void gw_replica_order(gw_ctx *g, const gw_frag *fr, uint32_t *order)
+{
+	uint8_t pks[GW_MAX_REPLICAS][CM_PK_BYTES];
+	size_t chosen[GW_MAX_REPLICAS];
+	for (uint32_t r = 0; r < fr->nrep; r++)
+		memcpy(pks[r], fr->rep[r].pk, CM_PK_BYTES);
+	uint64_t salt = atomic_fetch_add(&g->salt, 1);
+	pthread_mutex_lock(&g->rank_mu);
+	size_t n = gw_pick(&g->ranks, (const uint8_t(*)[CM_PK_BYTES])pks, fr->nrep, MURI__V1__CONSISTENCY_LEVEL__ALL,
+			   salt, chosen);
+	pthread_mutex_unlock(&g->rank_mu);
+	for (size_t i = 0; i < n && i < fr->nrep; i++)
+		order[i] = (uint32_t)chosen[i];
 }

@@ -19,8 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define RETRY_WAIT_MS 100 /* wait for the chain to move before sending again */
+#define RETRY_MIN_MS 10   /* and at least this long */
 
 struct wfrag {
 	uint32_t fragment;
@@ -120,7 +122,10 @@ static void write_one(void *arg, size_t k)
 			return;
 		if (cm_now_ms() + 1 >= j->deadline)
 			return;
+		/* a new configuration may be on its way; at least a short pause either way */
 		gw_chain_wait(j->g->chain, ver, RETRY_WAIT_MS);
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = RETRY_MIN_MS * 1000000L};
+		nanosleep(&ts, NULL);
 	}
 }
 

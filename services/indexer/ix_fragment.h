@@ -121,6 +121,7 @@ typedef struct ix_result {
 	ix_hit *hits;            /* nearest first; ties by seq */
 	size_t n;
 	uint64_t log_size;       /* the log size the answer reflects */
+	uint8_t root[CM_MERKLE_HASH_BYTES]; /* the Merkle root at log_size */
 } ix_result;
 
 /* The k nearest live vectors satisfying the filter. Hits and everything

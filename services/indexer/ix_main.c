@@ -10,6 +10,10 @@
 #include "cm_service.h"
 #include "ix_chain.h"
 #include "ix_service.h"
+#ifdef MURI_TEST_FAULTS
+#include "cm_err.h"
+#include "ix_lie.h"
+#endif
 
 typedef struct ix_config {
 	cm_service_config base;
@@ -30,6 +34,10 @@ typedef struct ix_config {
 	int64_t chain_queue_max;
 	int64_t root_every;
 	int64_t root_interval_ms;
+	int64_t read_wait_ms;
+#ifdef MURI_TEST_FAULTS
+	char *test_lie;
+#endif
 } ix_config;
 
 static const cm_config_key ix_keys[] = {
@@ -71,6 +79,12 @@ static const cm_config_key ix_keys[] = {
 	 NULL},
 	{"root_interval_ms", CM_CFG_INT, offsetof(ix_config, root_interval_ms), "1000", 10, 3600000,
 	 "with genesis: how often the fragments' sizes are checked for a root to submit", NULL},
+	{"read_wait_ms", CM_CFG_INT, offsetof(ix_config, read_wait_ms), "1000", 1, 600000,
+	 "a search or get with min_size waits this long for the log to reach it, then answers UNAVAILABLE", NULL},
+#ifdef MURI_TEST_FAULTS
+	{"test_lie", CM_CFG_STR, offsetof(ix_config, test_lie), "none", 0, 0,
+	 "test builds only: lie in search answers (none, fabricate, distance, drop_nn, replay, mix)", NULL},
+#endif
 };
 
 typedef struct ix_ctx {
@@ -108,7 +122,17 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.lease_ms = (uint32_t)c->cfg.lease_ms,
 		.suspect_ms = (uint32_t)c->cfg.suspect_ms,
 		.tls_ca_file = c->cfg.tls_ca && *c->cfg.tls_ca ? c->cfg.tls_ca : NULL,
+		.read_wait_ms = (uint32_t)c->cfg.read_wait_ms,
 	};
+#ifdef MURI_TEST_FAULTS
+	if (ix_lie_parse(c->cfg.test_lie ? c->cfg.test_lie : "none", &o.test_lie) != CM_OK) {
+		snprintf(err, errlen, "test_lie: \"%s\" is not none, fabricate, distance, drop_nn, replay or mix",
+			 c->cfg.test_lie);
+		return -2;
+	}
+	if (o.test_lie)
+		cm_warn("test_lie", "kind=%s this indexer lies in its search answers (a test build)", c->cfg.test_lie);
+#endif
 	int ledger = c->cfg.genesis && *c->cfg.genesis;
 	o.deny_set_config = c->cfg.allow_set_config == 0 || (c->cfg.allow_set_config < 0 && ledger);
 	ix_options_default(&o.frag);

@@ -355,6 +355,8 @@ int ix_fragment_search(ix_fragment *f, const ix_query *q, cm_arena *a, ix_result
 				}
 			out->hits = hits;
 			out->log_size = f->size;
+			/* under the same lock: the root of exactly what was searched */
+			rc = cm_merkle_root(f->merkle, f->size, out->root);
 		}
 	}
 	ix_reader_end(c.rd);

@@ -1,10 +1,12 @@
 /* The MurIndexer service: the registry of fragments this node holds (each
- * an ix_fragment store plus its replication, ix_replica.c), the read,
- * proof and challenge handlers, Status, and the life cycle (loading
- * fragments, the ticker that drives every replication core).
+ * an ix_fragment store plus its replication, ix_replica.c), the proof and
+ * challenge handlers, Status, and the life cycle (loading fragments, the
+ * ticker that drives every replication core). Search and Get are in
+ * ix_read_rpc.c.
  *
- * Signed messages (search answers, roots, challenge responses) are signed
- * over H(domain || the message packed with its signature field empty). */
+ * Signed roots and challenge responses are signed over H(domain || the
+ * message packed with its signature field empty); search answers over the
+ * canonical answer digest (common/cm_answer.h). */
 #include "ix_service_int.h"
 #include "cm_time.h"
 #include "cm_err.h"
@@ -24,6 +26,9 @@
 #include <unistd.h>
 
 #include "indexer.pb-c.h"
+#ifdef MURI_TEST_FAULTS
+#include "ix_lie.h"
+#endif
 
 #define CONFIG_FILE "config"
 #define STORE_DIR "store"
@@ -199,98 +204,6 @@ static int data_of(ix_service *s, cm_rpc_call *call, const char *magu, uint32_t 
 	*fo = f;
 	if (!*st)
 		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "%s/%u holds no data on this indexer", magu, fragment);
-	return GRPC_STATUS_OK;
-}
-
-static int h_search(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
-{
-	ix_service *s = arg;
-	const Muri__V1__LocalSearchRequest *req = (const Muri__V1__LocalSearchRequest *)msg;
-	struct frag *f;
-	ix_fragment *st;
-	if (!req->query)
-		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "query: required");
-	f = ixs_find_frag(s, req->magu, req->fragment);
-	if (f && !ixs_store_of(f) && ix_replica_is_member(f)) {
-		/* assigned here, nothing received yet: an empty log answers, at size 0 */
-		Muri__V1__LocalSearchResponse *r = cm_rpc_alloc(call, sizeof(*r));
-		if (!r)
-			return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-		muri__v1__local_search_response__init(r);
-		int code = sign_into(s, call, CM_DOM_ANSWER, &r->base, &r->signer, &r->signature);
-		if (code == GRPC_STATUS_OK)
-			*resp = &r->base;
-		return code;
-	}
-	int code = data_of(s, call, req->magu, req->fragment, &f, &st);
-	if (code != GRPC_STATUS_OK)
-		return code;
-	cm_arena *a = cm_rpc_arena(call);
-	char err[ERR_MAX];
-	ix_filter filter = {0};
-	if (req->filter && ix_filter_from_pb(req->filter, a, &filter, err, sizeof(err)) != CM_OK)
-		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", err);
-	ix_query q = {.vec = req->query->values, .dim = (uint32_t)req->query->n_values, .k = req->top_k,
-		      .filter = &filter, .include_vectors = req->include_vectors};
-	ix_result res;
-	int rc = ix_fragment_search(st, &q, a, &res, err, sizeof(err));
-	if (rc != CM_OK)
-		return ixs_fail_from(call, rc, err);
-	Muri__V1__LocalSearchResponse *r = cm_rpc_alloc(call, sizeof(*r));
-	Muri__V1__Hit **hits = cm_rpc_alloc(call, (res.n ? res.n : 1) * sizeof(*hits));
-	if (!r || !hits)
-		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-	muri__v1__local_search_response__init(r);
-	for (size_t i = 0; i < res.n; i++)
-		if (ix_hit_to_pb(&res.hits[i], a, &hits[i]) != CM_OK)
-			return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-	r->hits = hits;
-	r->n_hits = res.n;
-	r->log_size = res.log_size;
-	code = sign_into(s, call, CM_DOM_ANSWER, &r->base, &r->signer, &r->signature);
-	if (code == GRPC_STATUS_OK)
-		*resp = &r->base;
-	return code;
-}
-
-static int h_get(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
-{
-	ix_service *s = arg;
-	const Muri__V1__LocalGetRequest *req = (const Muri__V1__LocalGetRequest *)msg;
-	struct frag *f;
-	ix_fragment *st;
-	int code = data_of(s, call, req->magu, req->fragment, &f, &st);
-	if (code != GRPC_STATUS_OK)
-		return code;
-	if (req->n_ids < 1 || req->n_ids > s->o.frag.max_get)
-		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "ids: %zu, expected 1..%u", req->n_ids,
-				   s->o.frag.max_get);
-	cm_arena *a = cm_rpc_arena(call);
-	uint8_t(*ids)[IX_ID_BYTES] = cm_arena_alloc(a, req->n_ids * IX_ID_BYTES);
-	if (!ids)
-		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-	for (size_t i = 0; i < req->n_ids; i++)
-		if (ix_uuid_parse(req->ids[i], ids[i]) != CM_OK)
-			return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "ids[%zu]: \"%.40s\" is not a UUIDv4", i,
-					   req->ids[i]);
-	ix_hit *hits = NULL;
-	size_t n = 0;
-	char err[ERR_MAX];
-	int rc = ix_fragment_get(st, (const uint8_t(*)[IX_ID_BYTES])ids, req->n_ids, req->include_vectors, a,
-				 &hits, &n, err, sizeof(err));
-	if (rc != CM_OK)
-		return ixs_fail_from(call, rc, err);
-	Muri__V1__LocalGetResponse *r = cm_rpc_alloc(call, sizeof(*r));
-	Muri__V1__Hit **pbs = cm_rpc_alloc(call, (n ? n : 1) * sizeof(*pbs));
-	if (!r || !pbs)
-		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-	muri__v1__local_get_response__init(r);
-	for (size_t i = 0; i < n; i++)
-		if (ix_hit_to_pb(&hits[i], a, &pbs[i]) != CM_OK)
-			return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-	r->hits = pbs;
-	r->n_hits = n;
-	*resp = &r->base;
 	return GRPC_STATUS_OK;
 }
 
@@ -517,8 +430,8 @@ int ix_service_register(ix_service *s, cm_rpc_server *srv, void *status_arg,
 		{"Write", ix_h_write, NULL},
 		{"Replicate", ix_h_replicate, NULL},
 		{"FetchLog", ix_h_fetch_log, NULL},
-		{"Search", h_search, NULL},
-		{"Get", h_get, NULL},
+		{"Search", ix_h_search, NULL},
+		{"Get", ix_h_get, NULL},
 		{"GetRoot", h_get_root, NULL},
 		{"InclusionProof", h_inclusion, NULL},
 		{"ConsistencyProof", h_consistency, NULL},
@@ -650,8 +563,15 @@ int ix_service_open(const ix_service_opts *o, ix_service **out, char *err, size_
 		s->o.frag.max_append = defaults.max_append;
 	if (!s->o.frag.max_get)
 		s->o.frag.max_get = defaults.max_get;
+	if (!s->o.read_wait_ms)
+		s->o.read_wait_ms = 1000;
 	pthread_rwlock_init(&s->lk, NULL);
-	int rc = load_fragments(s, err, errlen);
+	int rc = CM_OK;
+#ifdef MURI_TEST_FAULTS
+	rc = ix_lie_new(s->o.test_lie, &s->lie);
+#endif
+	if (rc == CM_OK)
+		rc = load_fragments(s, err, errlen);
 	if (rc == CM_OK) {
 		s->ticker_running = pthread_create(&s->ticker, NULL, ticker_main, s) == 0;
 		if (!s->ticker_running) {
@@ -701,6 +621,9 @@ void ix_service_close(ix_service *s)
 	free(s->frags);
 	pthread_rwlock_destroy(&s->lk);
 	pthread_mutex_destroy(&s->sink_mu);
+#ifdef MURI_TEST_FAULTS
+	ix_lie_free(s->lie);
+#endif
 	cm_keypair_wipe(&s->key);
 	free(s->data_dir);
 	free(s);

@@ -36,6 +36,8 @@ typedef struct ix_service_opts {
 	uint32_t suspect_ms;         /* a backup's wait for its primary before asking for failover; 0: 5000 */
 	const char *tls_ca_file;     /* to reach peers over TLS; NULL: plaintext */
 	int deny_set_config;         /* 1: SetConfig answers FAILED_PRECONDITION (the ledger configures) */
+	uint32_t read_wait_ms;       /* a read with min_size waits this long for the log to reach it; 0: 1000 */
+	int test_lie;                /* built with -Dtest_faults=true: enum ix_lie_kind (ix_lie.h), 0 honest */
 } ix_service_opts;
 
 /* Opens every fragment found under data_dir with its saved configuration
@@ -66,8 +68,10 @@ typedef void (*ix_failover_fn)(void *arg, const char *magu, uint32_t fragment, c
  * called any more. Without a sink requests are only logged. */
 void ix_service_set_failover_sink(ix_service *s, ix_failover_fn fn, void *arg);
 
-/* The digest a signed message is signed over: H(domain || msg packed with
- * its signature field empty). Exposed for clients and tests that verify. */
+/* The digest a signed root or challenge response is signed over:
+ * H(domain || msg packed with its signature field empty). Exposed for
+ * clients and tests that verify. Search answers are signed over the
+ * canonical answer digest instead (common/cm_answer.h). */
 void ix_signed_digest(uint8_t out[CM_HASH_BYTES], uint8_t domain, const ProtobufCMessage *msg);
 
 #endif

@@ -86,6 +86,7 @@ struct ix_service {
 	int ticker_running;
 	void *status_arg;
 	int (*status)(void *arg, cm_rpc_call *call, Muri__V1__StatusResponse **out);
+	struct ix_lie *lie;          /* test builds (-Dtest_faults=true): the lying mode; NULL: honest */
 	pthread_mutex_t sink_mu;     /* the failover sink */
 	ix_failover_fn sink;
 	void *sink_arg;
@@ -138,5 +139,9 @@ int ix_h_fetch_log(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pr
 int ixr_apply_config(ix_service *s, const Muri__V1__FragmentConfig *cfg, const Muri__V1__FragmentSchema *schema,
 		     int *changed, char *err, size_t errlen);
 int ix_h_set_config(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
+
+/* ix_read_rpc.c: Search and Get. */
+int ix_h_search(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
+int ix_h_get(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
 
 #endif

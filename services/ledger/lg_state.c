@@ -46,7 +46,7 @@
  * lg_store_state_digest() hashes the full state for audits and tests.
  *
  * The handlers live by concept in lg_st_accounts.c, lg_st_staking.c,
- * lg_st_magu.c, lg_st_roots.c, lg_st_settle.c and lg_st_gov.c; the queries in
+ * lg_st_magu.c, lg_st_roots.c, lg_st_evidence.c, lg_st_settle.c and lg_st_gov.c; the queries in
  * lg_query.c; what they share in lg_state_int.h.
  *
  * Determinism: integers only, every list read in key order (ORDER BY), no
@@ -95,6 +95,10 @@ static const lg_param_def params[P_COUNT] = {
 				 "stake taken from a signer of two roots for one (magu, fragment, size)"},
 	[P_DOUBLE_ROOT_REWARD_PCT] = {"double_root_reward_pct", 10, 0, 100, 1,
 				      "percent of a double-root slash paid to its reporter (the rest is burnt)"},
+	[P_ANSWER_FRAUD_SLASH] = {"answer_fraud_slash", 1000, 0, INT64_MAX, 1,
+				  "stake taken from a signer of a search answer its committed log contradicts"},
+	[P_ANSWER_FRAUD_REWARD_PCT] = {"answer_fraud_reward_pct", 10, 0, 100, 1,
+				       "percent of an answer-fraud slash paid to its reporter (the rest is burnt)"},
 };
 
 const lg_param_def *lg_param_find(const char *name)
@@ -202,6 +206,7 @@ static int run_payload(lg_state *st, const Muri__V1__Transaction *t)
 	case MURI__V1__TRANSACTION__PAYLOAD_VOTE: return lg_st_vote(st, t);
 	case MURI__V1__TRANSACTION__PAYLOAD_APPROVE: return lg_st_approve(st, t);
 	case MURI__V1__TRANSACTION__PAYLOAD_REPORT_DOUBLE_ROOT: return lg_st_double_root(st, t);
+	case MURI__V1__TRANSACTION__PAYLOAD_REPORT_ANSWER: return lg_st_report_answer(st, t);
 	default: return lg_st_fail(st, "payload: not executable here");
 	}
 }

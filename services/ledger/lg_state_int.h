@@ -39,6 +39,8 @@ enum param_id {
 	P_UNSIGNED_NOOPS,
 	P_DOUBLE_ROOT_SLASH,
 	P_DOUBLE_ROOT_REWARD_PCT,
+	P_ANSWER_FRAUD_SLASH,
+	P_ANSWER_FRAUD_REWARD_PCT,
 	P_COUNT
 };
 
@@ -197,6 +199,7 @@ int lg_st_penalize(lg_state *st, const uint8_t *pk, uint64_t want, int jail, con
 		   uint64_t *slashed);
 int lg_st_approve(lg_state *st, const Muri__V1__Transaction *t);     /* lg_st_settle.c */
 int lg_st_double_root(lg_state *st, const Muri__V1__Transaction *t); /* lg_st_roots.c */
+int lg_st_report_answer(lg_state *st, const Muri__V1__Transaction *t); /* lg_st_evidence.c */
 
 /* Effects (lg_st_effects.c): the notes of the block being executed. Each
  * note returns 0 or CM_ERR_NOMEM. mark/rewind undo a failed payload's notes;

@@ -402,6 +402,10 @@ int lg_store_double_root_seen(lg_store *s, const uint8_t signer[LG_KEY_BYTES], c
 			      uint32_t fragment, uint64_t size);
 int lg_store_double_root_put(lg_store *s, const uint8_t signer[LG_KEY_BYTES], const char *magu,
 			     uint32_t fragment, uint64_t size);
+/* Answer-fraud evidence already punished, by (signer, answer digest): seen
+ * returns 1, 0, or a negative error. */
+int lg_store_answer_fraud_seen(lg_store *s, const uint8_t signer[LG_KEY_BYTES], const uint8_t digest[32]);
+int lg_store_answer_fraud_put(lg_store *s, const uint8_t signer[LG_KEY_BYTES], const uint8_t digest[32]);
 
 /* Digest of the whole current state (every state table and the tx index,
  * rows in key order): two stores in the same state have the same digest.

@@ -1,6 +1,6 @@
 /* The store's rows of settlement and evidence: allowances searchers give
  * gateways, settled receipts with their payouts, what each node earned, and
- * the double-root evidence already punished. */
+ * the double-root and answer-fraud evidence already punished. */
 #include "lg_store_int.h"
 
 #include <stdlib.h>
@@ -159,3 +159,21 @@ int lg_store_double_root_put(lg_store *s, const uint8_t signer[LG_KEY_BYTES], co
 	return ls_write_row(s, T_DOUBLE_ROOTS, S_DROOT_PUT, c, 4, 4);
 }
 
+/* ---- answer-fraud evidence ---- */
+
+int lg_store_answer_fraud_seen(lg_store *s, const uint8_t signer[LG_KEY_BYTES], const uint8_t digest[32])
+{
+	col k[] = {cb(signer, LG_KEY_BYTES), cb(digest, 32)};
+	sqlite3_stmt *st = ls_prep(s, S_AFRAUD_HAS, k, 2);
+	int rc;
+	if (!st)
+		return CM_ERR_IO;
+	rc = ls_get_row(s, st, ls_one_row, NULL);
+	return rc == CM_OK ? 1 : rc == CM_ERR_NOTFOUND ? 0 : rc;
+}
+
+int lg_store_answer_fraud_put(lg_store *s, const uint8_t signer[LG_KEY_BYTES], const uint8_t digest[32])
+{
+	col c[] = {cb(signer, LG_KEY_BYTES), cb(digest, 32)};
+	return ls_write_row(s, T_ANSWER_FRAUDS, S_AFRAUD_PUT, c, 2, 2);
+}

@@ -73,6 +73,8 @@ const char lg_store_schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS double_roots(signer BLOB NOT NULL, magu TEXT NOT NULL,"
 	" fragment INTEGER NOT NULL, size INTEGER NOT NULL,"
 	" PRIMARY KEY(signer, magu, fragment, size)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS answer_frauds(signer BLOB NOT NULL, digest BLOB NOT NULL,"
+	" PRIMARY KEY(signer, digest)) WITHOUT ROWID;"
 	/* derived from the chain, outside the state root */
 	"CREATE TABLE IF NOT EXISTS roots(height INTEGER PRIMARY KEY, root BLOB NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS effects(height INTEGER PRIMARY KEY, data BLOB NOT NULL);";
@@ -87,6 +89,7 @@ const lg_store_table lg_store_state_tables[] = {
 	{"params", "name"}, {"counters", "name"}, {"replicas", "position"}, {"gateways", "pk"},
 	{"txs", "hash"}, {"allowances", "searcher, gateway"}, {"receipts", "gateway, id"},
 	{"payouts", "node, seq"}, {"earnings", "node"}, {"double_roots", "signer, magu, fragment, size"},
+	{"answer_frauds", "signer, digest"},
 };
 const size_t lg_store_state_table_count = sizeof(lg_store_state_tables) / sizeof(lg_store_state_tables[0]);
 
@@ -228,5 +231,7 @@ const char *const lg_store_stmt_sql[S_HEAD_COUNT] = {
 			" AND size = ?4",
 	[S_DROOT_PUT] = "INSERT OR REPLACE INTO double_roots(signer, magu, fragment, size)"
 			" VALUES (?1, ?2, ?3, ?4)",
+	[S_AFRAUD_HAS] = "SELECT 1 FROM answer_frauds WHERE signer = ?1 AND digest = ?2",
+	[S_AFRAUD_PUT] = "INSERT OR REPLACE INTO answer_frauds(signer, digest) VALUES (?1, ?2)",
 };
 

@@ -3,6 +3,7 @@
  * only ever executes well-formed bodies. Checks that need state (nonce,
  * balance, existence of a target) are lg_state's. */
 #include "lg_tx.h"
+#include "cm_answer.h"
 #include "lg_state.h"
 #include "cm_err.h"
 #include "cm_merkle.h"
@@ -288,6 +289,37 @@ static int check_double_root(const Muri__V1__ReportDoubleRoot *d, char *err, siz
 	return rc != CM_OK ? rc : check_signed_root(d->b, "report_double_root.b", err, errlen);
 }
 
+/* Field sizes only: whether it is evidence is the state's call (lg_st_evidence.c). */
+static int check_report_answer(const Muri__V1__ReportAnswer *r, char *err, size_t errlen)
+{
+	const Muri__V1__LocalSearchResponse *a = r->answer;
+	if (!lg_name_valid(r->magu))
+		return fail(err, errlen, CM_ERR_INVALID, "report_answer.magu: not a valid Magu name");
+	if (r->fragment >= LG_FRAGMENTS_MAX)
+		return fail(err, errlen, CM_ERR_INVALID, "report_answer.fragment: %u is out of range 0..%d",
+			    r->fragment, LG_FRAGMENTS_MAX - 1);
+	if (r->query.len != CM_HASH_BYTES)
+		return fail(err, errlen, CM_ERR_INVALID, "report_answer.query: %zu bytes, expected %d", r->query.len,
+			    CM_HASH_BYTES);
+	if (!a)
+		return fail(err, errlen, CM_ERR_INVALID, "report_answer.answer: missing");
+	if (!key_len_ok(&a->signer) || a->signature.len != CM_SIG_BYTES || a->root.len != CM_HASH_BYTES)
+		return fail(err, errlen, CM_ERR_INVALID,
+			    "report_answer.answer: signer (32 bytes), signature (64) and root (32) are required");
+	if (a->n_hits > CM_ANSWER_HITS_MAX)
+		return fail(err, errlen, CM_ERR_INVALID, "report_answer.answer.hits: %zu, at most %d", a->n_hits,
+			    CM_ANSWER_HITS_MAX);
+	if (!r->by_root && r->hit >= a->n_hits)
+		return fail(err, errlen, CM_ERR_INVALID, "report_answer.hit: %u, the answer has %zu hits", r->hit,
+			    a->n_hits);
+	if (r->leaf_path.len % CM_MERKLE_HASH_BYTES != 0 ||
+	    r->leaf_path.len > CM_MERKLE_MAX_PATH * CM_MERKLE_HASH_BYTES)
+		return fail(err, errlen, CM_ERR_INVALID,
+			    "report_answer.leaf_path: %zu bytes, must be a multiple of %d up to %d hashes",
+			    r->leaf_path.len, CM_MERKLE_HASH_BYTES, CM_MERKLE_MAX_PATH);
+	return CM_OK;
+}
+
 static int check_answer(const Muri__V1__AnswerChallenge *a, char *err, size_t errlen)
 {
 	if (a->n_answers < 1 || a->n_answers > LG_LEAVES_MAX)
@@ -444,6 +476,8 @@ int lg_tx_check(const Muri__V1__Transaction *tx, char *err, size_t errlen)
 		return CM_OK;
 	case MURI__V1__TRANSACTION__PAYLOAD_REPORT_DOUBLE_ROOT:
 		return check_double_root(tx->report_double_root, err, errlen);
+	case MURI__V1__TRANSACTION__PAYLOAD_REPORT_ANSWER:
+		return check_report_answer(tx->report_answer, err, errlen);
 	case MURI__V1__TRANSACTION__PAYLOAD_NOOP:
 		if (tx->noop->data.len > LG_NOOP_MAX)
 			return fail(err, errlen, CM_ERR_INVALID, "noop.data: %zu bytes, at most %d",

@@ -26,7 +26,8 @@ BATCH = 2500
 @pytest.fixture
 def net(servers, stubs, tmp_path):
     n = ChainNet(servers, stubs, tmp_path)
-    gw = Gateway(servers, stubs, n, tmp_path)
+    # calls that name no timeout get 20 s: the suite may run on a busy machine
+    gw = Gateway(servers, stubs, n, tmp_path, args=("--default-timeout-ms", "20000"))
     n.gw = gw
     yield n
     gw.close()
@@ -194,7 +195,7 @@ def test_gateway_end_to_end(net, servers, stubs, tmp_path):
     assert d.vector_count == len(base) - 2 + 1
 
     # a second gateway over the same ledger sees the collection and its data
-    gw2 = Gateway(servers, stubs, net, tmp_path, name="gateway2")
+    gw2 = Gateway(servers, stubs, net, tmp_path, name="gateway2", args=("--default-timeout-ms", "20000"))
     try:
         lst = None
         end = time.time() + 30
@@ -218,7 +219,8 @@ def test_gateway_end_to_end(net, servers, stubs, tmp_path):
 @pytest.fixture
 def small(servers, stubs, tmp_path):
     n = ChainNet(servers, stubs, tmp_path)
-    gw = Gateway(servers, stubs, n, tmp_path, args=("--max-batch", "100", "--max-queries", "20"))
+    gw = Gateway(servers, stubs, n, tmp_path, args=("--max-batch", "100", "--max-queries", "20",
+                                                    "--default-timeout-ms", "20000"))
     n.gw = gw
     yield n
     gw.close()
@@ -395,5 +397,73 @@ def test_gateway_writes_through_a_failover(net, stubs):
     # a write retried on the new primary is there once (a refused one may have landed too, once)
     assert d.vector_count == len(ids) if not errors else d.vector_count >= len(ids)
     assert searches[0] > 0
+    # with one replica of three left: QUORUM is refused as PARTIAL, ONE still answers
+    other = next(ix for ix in net.indexers if ix is not killed and ix.server.proc.poll() is None)
+    other.server.kill9()
+    q = vec(tpb, [0.0] * D)
+    code, msg = code_of(lambda: stub.Search(vpb.SearchRequest(collection="fo", query_vector=q, top_k=5,
+                                                              consistency_level=tpb.QUORUM, timeout_ms=3000), timeout=10))
+    assert code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and msg.startswith("PARTIAL"), msg
+    r = stub.Search(vpb.SearchRequest(collection="fo", query_vector=q, top_k=5, consistency_level=tpb.ONE,
+                                      timeout_ms=5000), timeout=10)
+    assert len(r.results) == 5 and r.metrics.consistency_level_achieved == tpb.ONE
+    code, msg = code_of(lambda: stub.Insert(vpb.InsertRequest(collection="fo", vectors=[q], consistency_level=tpb.QUORUM,
+                                                              timeout_ms=1500), timeout=10))
+    assert code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and msg.startswith("FAILED"), msg
     print(f"\n{len(ids)} acknowledged writes, {len(errors)} refused; {searches[0]} QUORUM searches answered, "
           f"{searches[1]} refused; epoch {first.epoch} -> {after.epoch}")
+
+
+def test_gateway_byzantine_indexer(servers, stubs, tmp_path):
+    """One indexer lies in its search answers (test_lie = fabricate: a real
+    record's id with the query's own vector): at QUORUM and ALL the results
+    are still the exact top k, the gateway counts the liar's lies in its
+    node metrics and asks it last, and a spot check proves an answer false
+    against the committed root and reports it: the ledger jails the liar."""
+    import os
+    import subprocess
+    import urllib.request
+    from muri_util import wait_until
+    from test_indexer import EXE
+    if "--test-lie" not in subprocess.run([os.path.join(os.environ["MURI_BUILD_ROOT"], EXE), "--help"],
+                                          capture_output=True, text=True).stdout:
+        pytest.skip("the indexer's test_lie needs a build with -Dtest_faults=true")
+    vpb, tpb, lpb = stubs.vectorstore_pb2, stubs.types_pb2, stubs.ledger_pb2
+    net = ChainNet(servers, stubs, tmp_path, ix_args=("--root-every", "100", "--root-interval-ms", "200"))
+    liar = net.indexers[2]
+    liar.server.stop()
+    liar.server = servers("ix2-liar", liar.server.cmd[0], *liar.server.cmd[7:], "--test-lie", "fabricate")
+    gw = Gateway(servers, stubs, net, tmp_path, args=("--default-timeout-ms", "20000", "--spot-permille", "1000"))
+    try:
+        stub = gw.stub
+        D, N = 16, 1000
+        create(stub, vpb, tpb, name="byz", dim=D, metric=tpb.L2, fragments=1, replication=3)
+        rng = np.random.default_rng(3)
+        base = rng.normal(size=(N, D)).astype(np.float32)
+        r = stub.Insert(vpb.InsertRequest(collection="byz", vectors=[vec(tpb, v) for v in base],
+                                          consistency_level=tpb.ALL), timeout=60)
+        row_of = {i: n for n, i in enumerate(r.vector_ids)}
+        assert wait_until(lambda: stub.DescribeCollection(vpb.DescribeCollectionRequest(name="byz"), timeout=10)
+                          .fragment_states[0].committed_size >= 500, timeout=60), "no root committed"
+        queries = rng.normal(size=(40, D)).astype(np.float32)
+        for level in (tpb.ALL, tpb.QUORUM):
+            res = stub.SearchBatch(vpb.SearchBatchRequest(collection="byz", query_vectors=[vec(tpb, q) for q in queries],
+                                                          top_k=K, consistency_level=level), timeout=60)
+            for q, got in zip(queries, res.results):
+                want = list(np.argsort(((base - q) ** 2).sum(axis=1), kind="stable")[:K])
+                assert [row_of[x.id] for x in got.results] == want, level
+        liar_hex = net.ixacc[2].pk.hex()
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{gw.server.metrics_port}/metrics", timeout=10).read().decode()
+        lies = {line.split('node="')[1][:64]: float(line.split()[-1])
+                for line in metrics.splitlines() if line.startswith("muri_gateway_node_lies_total{")}
+        assert lies.get(liar_hex, 0) > 0, lies
+        assert all(v == 0 for k, v in lies.items() if k != liar_hex), lies
+
+        def jailed():
+            return net.lstubs[0].GetIndexer(lpb.IndexerRequest(pubkey=net.ixacc[2].pk), timeout=10).jailed
+        assert wait_until(jailed, timeout=60), "the ledger did not jail the liar"
+        assert not any(net.lstubs[0].GetIndexer(lpb.IndexerRequest(pubkey=a.pk), timeout=10).jailed
+                       for a in net.ixacc[:2])
+    finally:
+        gw.close()
+        net.close()

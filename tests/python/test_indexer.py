@@ -16,8 +16,9 @@ import grpc
 import numpy as np
 import pytest
 
+from answer_digest import answer_digest, query_digest
 from conftest import CHANNEL_OPTIONS
-from muri_util import (DOM_ANSWER, DOM_CHALLENGE, DOM_ROOT, Indexer, cosine_distances, dataset, h,
+from muri_util import (DOM_CHALLENGE, DOM_ROOT, Indexer, cosine_distances, dataset, h,
                        leaf_hash, verify_inclusion, wait_until)
 from sodium_keys import key_file_public, verify
 
@@ -421,7 +422,8 @@ def test_search_answers_are_signed(start_indexer):
     resp = search(ix, "s", 0, np.array([0, 1, 0, 0], np.float32), 2, include_vectors=True)
     assert [round(x.distance, 5) for x in resp.hits] == [-2.0, 0.0]
     assert resp.log_size == 2 and resp.signer == ix.pubkey
-    m = pb.LocalSearchResponse()
-    m.CopyFrom(resp)
-    m.signature = b""
-    assert verify(ix.pubkey, resp.signature, h(DOM_ANSWER, m.SerializeToString()))
+    # over the canonical answer digest (common/cm_answer.h), bound to this query
+    qd = query_digest(np.array([0, 1, 0, 0], np.float32), 2)
+    assert verify(ix.pubkey, resp.signature, answer_digest(qd, "s", 0, resp))
+    assert not verify(ix.pubkey, resp.signature, answer_digest(query_digest(np.array([0, 1, 0, 0], np.float32), 3),
+                                                               "s", 0, resp))

@@ -1,0 +1,188 @@
+/* The read handlers of the MurIndexer: Search (a signed answer over the
+ * canonical digest of common/cm_answer.h, with the log size and root it was
+ * computed at) and Get. Both honour min_size (read your writes): they answer
+ * once this replica's log holds at least that many records, waiting up to
+ * read_wait_ms, and UNAVAILABLE after that so the caller asks another
+ * replica. Built with -Dtest_faults=true, an indexer configured with
+ * test_lie tampers with its answers (ix_lie.h) for the Byzantine tests. */
+#include "ix_service_int.h"
+#include "cm_answer.h"
+#include "cm_err.h"
+#include "cm_merkle.h"
+#include "cm_time.h"
+#ifdef MURI_TEST_FAULTS
+#include "ix_lie.h"
+#endif
+
+#include <string.h>
+#include <time.h>
+
+#define ERR_MAX 256
+#define POLL_MIN_US 200
+#define POLL_MAX_US 5000
+
+/* Waits until fragment (magu, fragment) has a store holding at least
+ * min_size records; on success *fo and *st are set (*st NULL when the node
+ * is a member holding nothing yet and min_size is 0). Fails the call. */
+static int wait_size(ix_service *s, cm_rpc_call *call, const char *magu, uint32_t fragment, uint64_t min_size,
+		     struct frag **fo, ix_fragment **st)
+{
+	uint64_t start = cm_now_ms();
+	long pause_us = POLL_MIN_US;
+	for (;;) {
+		struct frag *f = ixs_find_frag(s, magu, fragment);
+		ix_fragment *x = f ? ixs_store_of(f) : NULL;
+		if (!f || (!x && !ix_replica_is_member(f)))
+			return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "%s/%u holds no data on this indexer", magu,
+					   fragment);
+		uint64_t size = x ? ix_fragment_size(x) : 0;
+		if (size >= min_size) {
+			*fo = f;
+			*st = x;
+			return GRPC_STATUS_OK;
+		}
+		uint64_t waited = cm_now_ms() - start;
+		if (waited >= s->o.read_wait_ms || cm_rpc_deadline_left_ms(call) <= 0 || cm_rpc_cancelled(call))
+			return cm_rpc_fail(call, GRPC_STATUS_UNAVAILABLE,
+					   "min_size: this replica of %s/%u holds %llu records, %llu asked (waited %llu ms)",
+					   magu, fragment, (unsigned long long)size, (unsigned long long)min_size,
+					   (unsigned long long)waited);
+		struct timespec t = {.tv_sec = 0, .tv_nsec = pause_us * 1000L};
+		nanosleep(&t, NULL);
+		pause_us = pause_us * 2 > POLL_MAX_US ? POLL_MAX_US : pause_us * 2;
+	}
+}
+
+/* Signs r for the query digest over the canonical answer digest. */
+static int sign_answer(ix_service *s, cm_rpc_call *call, const uint8_t *qd, const char *magu, uint32_t fragment,
+		       Muri__V1__LocalSearchResponse *r)
+{
+	uint8_t *sig = cm_rpc_alloc(call, CM_SIG_BYTES);
+	if (!sig)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	if (cm_answer_sign(&s->key, qd, magu, fragment, r, sig) != CM_OK)
+		return cm_rpc_fail(call, GRPC_STATUS_INTERNAL, "cannot encode the answer digest");
+	return GRPC_STATUS_OK;
+}
+
+int ix_h_search(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	ix_service *s = arg;
+	const Muri__V1__LocalSearchRequest *req = (const Muri__V1__LocalSearchRequest *)msg;
+	struct frag *f;
+	ix_fragment *st;
+	cm_arena *a = cm_rpc_arena(call);
+	char err[ERR_MAX];
+	uint8_t qd[CM_HASH_BYTES];
+	if (!req->query)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "query: required");
+	ix_filter filter = {0};
+	if (req->filter && ix_filter_from_pb(req->filter, a, &filter, err, sizeof(err)) != CM_OK)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", err);
+	if (cm_answer_query_digest(qd, req->query->values, (uint32_t)req->query->n_values, req->top_k, req->filter) !=
+	    CM_OK)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "filter: a duplicate or empty key");
+	int code = wait_size(s, call, req->magu, req->fragment, req->min_size, &f, &st);
+	if (code != GRPC_STATUS_OK)
+		return code;
+	Muri__V1__LocalSearchResponse *r = cm_rpc_alloc(call, sizeof(*r));
+	if (!r)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	muri__v1__local_search_response__init(r);
+	if (!st) {
+		/* assigned here, nothing received yet: an empty log answers, at size 0 */
+		uint8_t root[CM_HASH_BYTES];
+		cm_merkle_blake2b.empty(root);
+		ixs_set_hash(call, &r->root, root);
+		code = sign_answer(s, call, qd, req->magu, req->fragment, r);
+		if (code == GRPC_STATUS_OK)
+			*resp = &r->base;
+		return code;
+	}
+	ix_query q = {.vec = req->query->values, .dim = (uint32_t)req->query->n_values, .k = req->top_k,
+		      .filter = &filter, .include_vectors = req->include_vectors};
+	int lie = 0;
+#ifdef MURI_TEST_FAULTS
+	lie = ix_lie_next(s->lie);
+	if (lie == IX_LIE_DROP_NN && q.k < 1000)
+		q.k++; /* one more, to fill the place of the one dropped */
+#endif
+	ix_result res;
+	int rc = ix_fragment_search(st, &q, a, &res, err, sizeof(err));
+	if (rc != CM_OK)
+		return ixs_fail_from(call, rc, err);
+	Muri__V1__Hit **hits = cm_rpc_alloc(call, (res.n ? res.n : 1) * sizeof(*hits));
+	if (!hits)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	for (size_t i = 0; i < res.n; i++)
+		if (ix_hit_to_pb(&res.hits[i], a, &hits[i]) != CM_OK)
+			return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	r->hits = hits;
+	r->n_hits = res.n;
+	r->log_size = res.log_size;
+	ixs_set_hash(call, &r->root, res.root);
+	if (!r->root.data)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+#ifdef MURI_TEST_FAULTS
+	if (lie && ix_lie_tamper(lie, &f->spec, req->query->values, req->top_k, r, a) != CM_OK)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+#endif
+	code = sign_answer(s, call, qd, req->magu, req->fragment, r);
+#ifdef MURI_TEST_FAULTS
+	if (code == GRPC_STATUS_OK && lie == IX_LIE_REPLAY)
+		r = ix_lie_replay(s->lie, req->magu, req->fragment, r, a);
+#endif
+	(void)lie;
+	if (code == GRPC_STATUS_OK)
+		*resp = &r->base;
+	return code;
+}
+
+int ix_h_get(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	ix_service *s = arg;
+	const Muri__V1__LocalGetRequest *req = (const Muri__V1__LocalGetRequest *)msg;
+	struct frag *f;
+	ix_fragment *st;
+	if (req->n_ids < 1 || req->n_ids > s->o.frag.max_get)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "ids: %zu, expected 1..%u", req->n_ids,
+				   s->o.frag.max_get);
+	cm_arena *a = cm_rpc_arena(call);
+	uint8_t(*ids)[IX_ID_BYTES] = cm_arena_alloc(a, req->n_ids * IX_ID_BYTES);
+	if (!ids)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	for (size_t i = 0; i < req->n_ids; i++)
+		if (ix_uuid_parse(req->ids[i], ids[i]) != CM_OK)
+			return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "ids[%zu]: \"%.40s\" is not a UUIDv4", i,
+					   req->ids[i]);
+	int code = wait_size(s, call, req->magu, req->fragment, req->min_size, &f, &st);
+	if (code != GRPC_STATUS_OK)
+		return code;
+	Muri__V1__LocalGetResponse *r = cm_rpc_alloc(call, sizeof(*r));
+	if (!r)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	muri__v1__local_get_response__init(r);
+	if (!st) {
+		*resp = &r->base; /* a member holding nothing yet: none of the ids */
+		return GRPC_STATUS_OK;
+	}
+	/* the get reflects at least this size */
+	r->log_size = ix_fragment_size(st);
+	ix_hit *hits = NULL;
+	size_t n = 0;
+	char err[ERR_MAX];
+	int rc = ix_fragment_get(st, (const uint8_t(*)[IX_ID_BYTES])ids, req->n_ids, req->include_vectors, a, &hits,
+				 &n, err, sizeof(err));
+	if (rc != CM_OK)
+		return ixs_fail_from(call, rc, err);
+	Muri__V1__Hit **pbs = cm_rpc_alloc(call, (n ? n : 1) * sizeof(*pbs));
+	if (!pbs)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		if (ix_hit_to_pb(&hits[i], a, &pbs[i]) != CM_OK)
+			return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	r->hits = pbs;
+	r->n_hits = n;
+	*resp = &r->base;
+	return GRPC_STATUS_OK;
+}

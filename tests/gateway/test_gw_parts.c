@@ -1,0 +1,186 @@
+/* The gateway's small parts: the fan-out pool runs every task once, in
+ * parallel, within its bound; ids go to fragments by the rule the proto
+ * states; names, levels, vectors, timeouts and id lists are refused naming
+ * the field; versions only grow. */
+#include "tap.h"
+#include "cm_crypto.h"
+#include "cm_err.h"
+#include "cm_uuid.h"
+#include "gw.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+static atomic_int runs[1000];
+static atomic_int in_flight, most;
+
+static void task(void *arg, size_t i)
+{
+	(void)arg;
+	int now = atomic_fetch_add(&in_flight, 1) + 1;
+	for (int m = atomic_load(&most); now > m && !atomic_compare_exchange_weak(&most, &m, now);)
+		;
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = 2000000};
+	nanosleep(&ts, NULL);
+	atomic_fetch_add(&runs[i], 1);
+	atomic_fetch_sub(&in_flight, 1);
+}
+
+static void test_pool_runs_each_task_once_in_parallel(void)
+{
+	gw_pool *p = NULL;
+	TAP_EQ(gw_pool_new(8, 2000, &p), CM_OK);
+	TAP_EQ(gw_pool_run(p, 1000, task, NULL), CM_OK);
+	for (int i = 0; i < 1000; i++)
+		TAP_EQ(atomic_load(&runs[i]), 1);
+	/* 8 pool threads and the caller */
+	TAP_CHECK(atomic_load(&most) > 1 && atomic_load(&most) <= 9);
+	TAP_EQ(gw_pool_run(p, 0, task, NULL), CM_OK);
+	TAP_EQ(gw_pool_run(p, 1, task, NULL), CM_OK);
+	TAP_EQ(atomic_load(&runs[0]), 2);
+	gw_pool_free(p);
+}
+
+static void test_pool_refuses_beyond_its_bound(void)
+{
+	gw_pool *p = NULL;
+	memset(runs, 0, sizeof(runs));
+	TAP_EQ(gw_pool_new(2, 10, &p), CM_OK);
+	TAP_EQ(gw_pool_run(p, 12, task, NULL), CM_ERR_TOOBIG); /* 11 would queue */
+	for (int i = 0; i < 12; i++)
+		TAP_EQ(atomic_load(&runs[i]), 0);
+	TAP_EQ(gw_pool_run(p, 11, task, NULL), CM_OK);
+	gw_pool_free(p);
+}
+
+struct many {
+	gw_pool *p;
+	atomic_int done;
+};
+
+static void *runner(void *arg)
+{
+	struct many *m = arg;
+	for (int k = 0; k < 20; k++)
+		if (gw_pool_run(m->p, 5, task, NULL) == CM_OK)
+			atomic_fetch_add(&m->done, 1);
+	return NULL;
+}
+
+static void test_pool_serves_concurrent_requests(void)
+{
+	struct many m = {0};
+	TAP_EQ(gw_pool_new(4, 1000, &m.p), CM_OK);
+	pthread_t th[6];
+	for (int i = 0; i < 6; i++)
+		pthread_create(&th[i], NULL, runner, &m);
+	for (int i = 0; i < 6; i++)
+		pthread_join(th[i], NULL);
+	TAP_EQ(atomic_load(&m.done), 120);
+	gw_pool_free(m.p);
+}
+
+static void test_route_is_the_documented_rule(void)
+{
+	uint8_t id[16];
+	memset(id, 0, sizeof(id));
+	id[7] = 5;
+	TAP_EQ(gw_route_id(id, 3), 2);
+	id[0] = 1; /* 2^56 + 5 */
+	TAP_EQ(gw_route_id(id, 1000), (uint32_t)(((UINT64_C(1) << 56) + 5) % 1000));
+	TAP_EQ(gw_route_id(id, 1), 0);
+	/* random ids spread over the fragments */
+	unsigned count[4] = {0};
+	for (int i = 0; i < 4000; i++) {
+		cm_uuid u;
+		cm_uuid_v4(&u);
+		count[gw_route_id(u.b, 4)]++;
+	}
+	for (int f = 0; f < 4; f++)
+		TAP_CHECK(count[f] > 800 && count[f] < 1200);
+}
+
+static void test_checks_name_the_field(void)
+{
+	char err[GW_ERR_MAX];
+	TAP_EQ(gw_valid_name("a-b_c.9", "name", err, sizeof(err)), CM_OK);
+	TAP_EQ(gw_valid_name("", "name", err, sizeof(err)), CM_ERR_INVALID);
+	TAP_CHECK(strncmp(err, "name: 0 bytes", 13) == 0);
+	TAP_EQ(gw_valid_name("a/b", "collection", err, sizeof(err)), CM_ERR_INVALID);
+	TAP_CHECK(strncmp(err, "collection: byte 1", 18) == 0);
+	char longname[GW_NAME_MAX + 2];
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = 0;
+	TAP_EQ(gw_valid_name(longname, "name", err, sizeof(err)), CM_ERR_INVALID);
+	longname[GW_NAME_MAX] = 0;
+	TAP_EQ(gw_valid_name(longname, "name", err, sizeof(err)), CM_OK);
+	TAP_EQ(gw_valid_level(3, "consistency_level", err, sizeof(err)), CM_OK);
+	TAP_EQ(gw_valid_level(4, "consistency_level", err, sizeof(err)), CM_ERR_INVALID);
+	TAP_CHECK(strstr(err, "consistency_level: unknown") == err);
+	TAP_EQ(gw_valid_timeout(600000, "timeout_ms", err, sizeof(err)), CM_OK);
+	TAP_EQ(gw_valid_timeout(600001, "timeout_ms", err, sizeof(err)), CM_ERR_INVALID);
+	float v[3] = {1, 2, 3};
+	Muri__V1__Vector vec = MURI__V1__VECTOR__INIT;
+	vec.values = v;
+	vec.n_values = 3;
+	TAP_EQ(gw_valid_vector(&vec, 3, "vectors[0]", err, sizeof(err)), CM_OK);
+	TAP_EQ(gw_valid_vector(&vec, 4, "vectors[0]", err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "vectors[0]: 3 values, the collection's dimension is 4");
+	v[1] = NAN;
+	TAP_EQ(gw_valid_vector(&vec, 3, "query_vector", err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "query_vector: value 1 is not finite (NaN)");
+	v[1] = -INFINITY;
+	TAP_EQ(gw_valid_vector(&vec, 3, "query_vector", err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "query_vector: value 1 is not finite (infinity)");
+	TAP_EQ(gw_valid_vector(NULL, 3, "query_vector", err, sizeof(err)), CM_ERR_INVALID);
+}
+
+static void test_id_lists(void)
+{
+	char err[GW_ERR_MAX];
+	uint8_t raw[4][16];
+	char a[CM_UUID_CHARS + 1], b[CM_UUID_CHARS + 1];
+	cm_uuid u;
+	cm_uuid_v4(&u);
+	cm_uuid_format(&u, a);
+	cm_uuid_v4(&u);
+	cm_uuid_format(&u, b);
+	char upper[CM_UUID_CHARS + 1];
+	for (int i = 0; i <= CM_UUID_CHARS; i++)
+		upper[i] = (char)(a[i] >= 'a' && a[i] <= 'f' ? a[i] - 32 : a[i]);
+	char *ok[] = {a, b};
+	TAP_EQ(gw_parse_ids(ok, 2, raw, err, sizeof(err)), CM_OK);
+	char *dup[] = {a, b, upper};
+	TAP_EQ(gw_parse_ids(dup, 3, raw, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "ids[2]: repeats ids[0]");
+	char *bad[] = {a, "not-a-uuid"};
+	TAP_EQ(gw_parse_ids(bad, 2, raw, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "ids[1]: \"not-a-uuid\" is not a UUIDv4");
+}
+
+static void test_versions_grow(void)
+{
+	static gw_ctx g;
+	uint64_t last = 0;
+	for (int i = 0; i < 10000; i++) {
+		uint64_t v = gw_next_version(&g);
+		TAP_CHECK(v > last);
+		last = v;
+	}
+}
+
+int main(void)
+{
+	cm_crypto_init();
+	TAP_RUN(test_pool_runs_each_task_once_in_parallel);
+	TAP_RUN(test_pool_refuses_beyond_its_bound);
+	TAP_RUN(test_pool_serves_concurrent_requests);
+	TAP_RUN(test_route_is_the_documented_rule);
+	TAP_RUN(test_checks_name_the_field);
+	TAP_RUN(test_id_lists);
+	TAP_RUN(test_versions_grow);
+	return tap_done();
+}

@@ -1,0 +1,88 @@
+"""The canonical digest of an indexer's search answer (common/cm_answer.h),
+written again from its specification so that tests check the C code
+against an independent reading: the indexer signs it, gateways verify it."""
+import hashlib
+import struct
+import uuid
+
+DOM_ANSWER = 0x06
+
+
+def _h(kind, *parts):
+    m = hashlib.blake2b(digest_size=32)
+    m.update(bytes([DOM_ANSWER, ord(kind)]))
+    for p in parts:
+        m.update(p)
+    return m.digest()
+
+
+def vector_digest(values):
+    values = list(values)
+    return _h("V", struct.pack(">I", len(values)), struct.pack("<%df" % len(values), *values))
+
+
+def metadata_digest(meta):
+    items = sorted(meta.fields.items(), key=lambda kv: kv[0].encode())
+    b = struct.pack("<H", len(items))
+    for k, v in items:
+        kb = k.encode()
+        b += bytes([len(kb)]) + kb
+        kind = v.WhichOneof("kind")
+        if kind == "string_value":
+            sb = v.string_value.encode()
+            b += bytes([1]) + struct.pack("<H", len(sb)) + sb
+        elif kind == "number_value":
+            b += bytes([2]) + struct.pack("<d", v.number_value)
+        elif kind == "bool_value":
+            b += bytes([3, 1 if v.bool_value else 0])
+        else:
+            b += bytes([4]) + struct.pack("<q", v.int_value)
+    return _h("M", b)
+
+
+def _value(v):
+    kind = v.WhichOneof("kind")
+    if kind == "string_value":
+        sb = v.string_value.encode()
+        return bytes([1]) + struct.pack(">I", len(sb)) + sb
+    if kind == "number_value":
+        return bytes([2]) + struct.pack(">d", v.number_value)
+    if kind == "bool_value":
+        return bytes([3, 1 if v.bool_value else 0])
+    return bytes([4]) + struct.pack(">q", v.int_value)
+
+
+def filter_digest(f):
+    items = sorted(f.conditions.items(), key=lambda kv: kv[0].encode()) if f is not None else []
+    b = struct.pack(">I", len(items))
+    for k, c in items:
+        kb = k.encode()
+        b += struct.pack(">I", len(kb)) + kb
+        has = [c.HasField("eq"), len(getattr(c, "in").values) > 0, c.HasField("gt"), c.HasField("gte"), c.HasField("lt"), c.HasField("lte")]
+        b += bytes([sum(1 << i for i, x in enumerate(has) if x)])
+        if has[0]:
+            b += _value(c.eq)
+        if has[1]:
+            vals = getattr(c, "in").values
+            b += struct.pack(">I", len(vals)) + b"".join(_value(v) for v in vals)
+        for i, name in enumerate(["gt", "gte", "lt", "lte"]):
+            if has[2 + i]:
+                b += struct.pack(">d", getattr(c, name))
+    return _h("F", b)
+
+
+def query_digest(values, k, flt=None):
+    values = list(values)
+    return _h("Q", struct.pack(">I", len(values)), vector_digest(values), struct.pack(">I", k), filter_digest(flt))
+
+
+def hit_digest(hit):
+    vd = vector_digest(hit.vector.values if hit.HasField("vector") else [])
+    return _h("H", uuid.UUID(hit.id).bytes, struct.pack(">QQ", hit.version, hit.seq), struct.pack(">f", hit.distance + 0.0),
+              vd, metadata_digest(hit.metadata))
+
+
+def answer_digest(qd, magu, fragment, resp):
+    mb = magu.encode()
+    return _h("A", qd, struct.pack(">I", len(mb)) + mb, struct.pack(">IQ", fragment, resp.log_size), resp.root,
+              struct.pack(">I", len(resp.hits)), *[hit_digest(x) for x in resp.hits])
