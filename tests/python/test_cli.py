@@ -311,7 +311,17 @@ def test_account_transfer(devnet, tmp_path):
     a = json.loads(muri("account", "show", addr, "--dir", devnet, "--json").stdout)
     assert a["balance"] == 1234 and a["address"] == addr
     p = muri("account", "transfer", addr, 10**15, "--dir", devnet, check=False)
-    assert p.returncode == 1 and p.stderr.startswith("muri account: ")
+    assert p.returncode == 1 and p.stderr.startswith("muri account: ") and p.stderr.count("\n") == 1
+    # an indexer's transactions, signed by its own key (staked below min_stake: it stays out of placement)
+    p = muri("indexer", "register", "127.0.0.1:1", 1 << 30, "--key", key, "--dir", devnet)
+    assert "indexer registered at 127.0.0.1:1: committed at height" in p.stdout
+    muri("indexer", "stake", 10, "--key", key, "--dir", devnet)
+    show = muri("indexer", "show", addr, "--dir", devnet).stdout
+    assert re.search(r"^address\s+127\.0\.0\.1:1$", show, re.M) and re.search(r"^stake\s+10$", show, re.M), show
+    assert re.search(r"^active\s+no$", show, re.M), show
+    muri("indexer", "unstake", 10, "--key", key, "--dir", devnet)
+    a = json.loads(muri("account", "show", "--key", key, "--dir", devnet, "--json").stdout)
+    assert a["staked"] == 0 and a["unbonding"] + a["balance"] <= 1234
 
 
 def alive(pid):
