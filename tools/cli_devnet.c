@@ -123,7 +123,8 @@ static int cmd_up(int argc, char **argv)
 			dn_node *nd = &net.nodes[i];
 			int st;
 			if (waitpid(nd->pid, &st, WNOHANG) == nd->pid) {
-				cli_fail(CLI_FAIL, "devnet up", "%s exited at start; see %s/log", nd->name, nd->dir);
+				cli_fail(CLI_FAIL, "devnet up", "%s exited at start; see %s/log (muri devnet down --dir %s stops the rest)",
+					 nd->name, nd->dir, root);
 				failed = 1;
 				break;
 			}

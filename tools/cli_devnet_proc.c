@@ -30,18 +30,35 @@ extern char **environ;
 #define DN_CHALLENGE_INTERVAL 200
 #define DN_FRAGMENTS_DEFAULT 4
 
+/* A free port below the ephemeral range: the genesis fixes the addresses
+ * before the processes bind them, and a port the kernel may hand to an
+ * outgoing connection (one service dialling another) could be taken by then. */
 static int free_port(void)
 {
-	int s = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int port = -1;
-	if (s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(s, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (s >= 0)
-		close(s);
-	return port;
+	int lo = 32768;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	if (f) {
+		if (fscanf(f, "%d", &lo) != 1)
+			lo = 32768;
+		fclose(f);
+	}
+	if (lo <= 11000)
+		lo = 32768;
+	static unsigned seed;
+	if (!seed)
+		seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+	for (int tries = 0; tries < 200; tries++) {
+		int port = 10000 + (int)(rand_r(&seed) % (unsigned)(lo - 10000));
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		int ok = s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0;
+		if (s >= 0)
+			close(s);
+		if (ok)
+			return port;
+	}
+	return -1;
 }
 
 /* build/tools/muri -> build */
