@@ -211,7 +211,7 @@ static int cmd_down(int argc, char **argv)
 			dn_node *nd = &net.nodes[i];
 			if (nd->pid <= 0)
 				continue;
-			if (dn_running(nd) == nd->pid) {
+			if (dn_alive(nd->pid)) { /* verified as ours when signalled */
 				left++;
 			} else {
 				printf("stopped %s\n", nd->name);

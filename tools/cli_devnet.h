@@ -53,6 +53,9 @@ int dn_read_ports(dn_node *nd);
 /* The pid in D/NAME/pid if that process is alive and is this node's
  * (its command line names the node's key file); 0 otherwise. */
 pid_t dn_running(const dn_node *nd);
+/* The process exists and has not exited (a zombie has); one that is
+ * exiting has lost its command line already but is still alive. */
+int dn_alive(pid_t pid);
 /* Status RPC; prints it unless quiet; details (may be NULL) receive
  * "key=value " pairs. 0 when the service answered. */
 int dn_status_of(const char *target, const char *service, int quiet, char *details, size_t dlen);

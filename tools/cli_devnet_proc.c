@@ -252,6 +252,20 @@ int dn_read_ports(dn_node *nd)
 	return nd->rpc_port > 0 ? 0 : -1;
 }
 
+int dn_alive(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *rp = strrchr(buf, ')');
+	return rp && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
+}
+
 pid_t dn_running(const dn_node *nd)
 {
 	char path[DN_PATH + 32];
