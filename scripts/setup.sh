@@ -27,6 +27,9 @@ packages=(
   libopenblas-dev libmicrohttpd-dev openssl curl procps iproute2
   python3 python3-grpcio python3-grpc-tools python3-numpy python3-pytest
 )
+# what a caller needs beyond the build (scripts/devnet.sh: its demo data)
+read -r -a extra_packages <<<"${MURI_EXTRA_PACKAGES:-}"
+packages+=("${extra_packages[@]}")
 
 # apt-get with its arguments. Another package manager at work (an
 # unattended upgrade, a second install) holds apt's locks: wait for it, up to

@@ -1,0 +1,139 @@
+/* What the muri command's parts share: option parsing with --help, one-line
+ * errors (exit 2 for usage, 1 otherwise), where a devnet lives and how to
+ * reach its gateway and ledger, a small JSON reader, and the gateway's
+ * messages built from text. */
+#ifndef CLI_H
+#define CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cm_crypto.h"
+#include "cm_ledger_client.h"
+#include "cm_rpc.h"
+#include "vectorstore.pb-c.h"
+
+#define CLI_USAGE 2
+#define CLI_FAIL 1
+#define CLI_TIMEOUT_MS 30000 /* a command's RPC deadline unless --timeout */
+#define CLI_DEVNET_CHAIN "muri-devnet"
+
+/* ---- options ----------------------------------------------------------- */
+
+enum cli_opt_kind { CLI_STR, CLI_INT, CLI_FLAG };
+
+typedef struct cli_opt {
+	const char *name;  /* "--gateway" */
+	int kind;
+	void *dst;         /* const char ** / long * / int * */
+} cli_opt;
+
+/* Parses argv (without the command words) against opts; positional
+ * arguments go to pos (at most maxpos). Returns 0, CLI_USAGE after printing
+ * one line naming the problem, or -1 after printing help (exit 0). */
+int cli_parse(const char *cmd, const char *help, int argc, char **argv, const cli_opt *opts, char **pos,
+	      int maxpos, int *npos);
+
+/* Prints "muri CMD: message" to stderr; returns code. */
+int cli_fail(int code, const char *cmd, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- where things are -------------------------------------------------- */
+
+/* The devnet folder: --dir, else $MURI_DEVNET, else ~/.muri/devnet. */
+void cli_devnet_dir(const char *given, char *out, size_t len);
+
+/* The common connection options every client command takes. */
+typedef struct cli_conn {
+	const char *gateway;   /* host:port */
+	const char *ledger;    /* host:port[,host:port...] */
+	const char *dir;       /* devnet folder */
+	const char *chain_id;
+	const char *key;       /* signing key file */
+	long timeout_ms;
+	int json;
+} cli_conn;
+
+#define CLI_CONN_OPTS(c)                                                                      \
+	{"--gateway", CLI_STR, &(c).gateway}, {"--ledger", CLI_STR, &(c).ledger},            \
+		{"--dir", CLI_STR, &(c).dir}, {"--chain-id", CLI_STR, &(c).chain_id},        \
+		{"--key", CLI_STR, &(c).key}, {"--timeout", CLI_INT, &(c).timeout_ms},       \
+		{"--json", CLI_FLAG, &(c).json}
+#define CLI_CONN_HELP                                                                          \
+	"  --gateway HOST:PORT   the gateway (default: the devnet's, see --dir)\n"               \
+	"  --ledger HOST:PORT,.. ledger replicas (default: the devnet's genesis)\n"             \
+	"  --dir D               devnet folder (default $MURI_DEVNET or ~/.muri/devnet)\n"     \
+	"  --chain-id ID         chain id for transactions (default: the genesis's)\n"         \
+	"  --key FILE            signing key (default: the devnet's demo.key)\n"                \
+	"  --timeout MS          RPC deadline (default 30000)\n"                                  \
+	"  --json                print JSON\n"
+
+/* A client to the gateway; NULL after printing why. */
+cm_rpc_client *cli_gateway(const char *cmd, const cli_conn *c);
+/* A ledger client signing with the key (--key or the devnet's demo.key). */
+cm_ledger_client *cli_ledger(const char *cmd, const cli_conn *c);
+/* One gateway call; on failure prints "muri CMD: CODE: message" and returns
+ * CLI_FAIL (resp untouched). */
+int cli_call(const char *cmd, const cli_conn *c, cm_rpc_client *gw, const char *method, const ProtobufCMessage *req,
+	     const ProtobufCMessageDescriptor *d, ProtobufCMessage **resp);
+
+/* ---- JSON -------------------------------------------------------------- */
+
+enum cli_json_type { CJ_NULL, CJ_BOOL, CJ_NUM, CJ_STR, CJ_ARR, CJ_OBJ };
+
+typedef struct cli_json {
+	int type;
+	double num;
+	int is_int;           /* a number written without fraction or exponent */
+	int64_t ival;
+	char *str;            /* CJ_STR; also the key of an object member */
+	char *key;
+	struct cli_json *child, *next;
+	size_t n;             /* members */
+} cli_json;
+
+/* Parses text (NUL-terminated); NULL with a message in err on bad input. */
+cli_json *cli_json_parse(const char *text, char *err, size_t errlen);
+void cli_json_free(cli_json *j);
+const cli_json *cli_json_get(const cli_json *obj, const char *key);
+/* Writes s as a JSON string literal. */
+void cli_json_str(FILE *f, const char *s);
+
+/* ---- messages from text ------------------------------------------------ */
+
+/* A JSON array of numbers into *out (malloc'd floats). */
+int cli_json_floats(const cli_json *j, float **out, size_t *n, char *err, size_t errlen);
+/* A JSON object into a Metadata message (heap; free with cli_metadata_free). */
+Muri__V1__Metadata *cli_metadata(const cli_json *j, char *err, size_t errlen);
+void cli_metadata_free(Muri__V1__Metadata *m);
+/* A filter: {"field": value | {"$eq":v,"$in":[..],"$gt":n,...}}. */
+Muri__V1__Filter *cli_filter(const cli_json *j, char *err, size_t errlen);
+void cli_filter_free(Muri__V1__Filter *f);
+void cli_print_value(FILE *f, const Muri__V1__Value *v, int json);
+void cli_print_metadata(FILE *f, const Muri__V1__Metadata *m, int json);
+
+int cli_level(const char *s);    /* ONE|QUORUM|ALL -> enum, -1 if unknown */
+int cli_metric(const char *s);   /* cosine|l2|dot -> enum, -1 */
+const char *cli_metric_name(int m);
+
+/* A UUIDv4-shaped id derived from (collection, namespace, row): the same
+ * row of the same source gets the same id on every run. */
+void cli_row_id(char out[37], const char *collection, const char *ns, uint64_t row);
+
+/* ---- commands ---------------------------------------------------------- */
+
+int cli_cmd_devnet(int argc, char **argv);
+int cli_cmd_key(int argc, char **argv);
+int cli_cmd_keygen(int argc, char **argv);
+int cli_cmd_status(int argc, char **argv);
+int cli_cmd_account(int argc, char **argv);
+int cli_cmd_indexer(int argc, char **argv);
+int cli_cmd_collection(int argc, char **argv);
+int cli_cmd_insert(int argc, char **argv);
+int cli_cmd_get(int argc, char **argv);
+int cli_cmd_search(int argc, char **argv);
+int cli_cmd_delete(int argc, char **argv);
+int cli_cmd_import(int argc, char **argv);
+int cli_cmd_bench(int argc, char **argv);
+
+#endif

@@ -1,0 +1,258 @@
+/* The muri command's common ground: options and help, one-line errors, the
+ * devnet's folder and the gateway and ledger it names, enums from text and
+ * the deterministic row ids of an import. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cli.h"
+#include "cm_err.h"
+
+int cli_fail(int code, const char *cmd, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	for (char *p = msg; *p; p++) /* one line, whatever a server said */
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	fprintf(stderr, "muri %s: %s\n", cmd, msg);
+	return code;
+}
+
+int cli_parse(const char *cmd, const char *help, int argc, char **argv, const cli_opt *opts, char **pos,
+	      int maxpos, int *npos)
+{
+	*npos = 0;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			printf("%s", help);
+			return -1;
+		}
+		if (a[0] == '-' && a[1] == '-' && a[2]) {
+			const cli_opt *o = NULL;
+			const char *eq = strchr(a, '=');
+			size_t nl = eq ? (size_t)(eq - a) : strlen(a);
+			for (const cli_opt *p = opts; p && p->name; p++)
+				if (strlen(p->name) == nl && !strncmp(p->name, a, nl))
+					o = p;
+			if (!o)
+				return cli_fail(CLI_USAGE, cmd, "unknown option %s (see muri %s --help)", a, cmd);
+			if (o->kind == CLI_FLAG) {
+				if (eq)
+					return cli_fail(CLI_USAGE, cmd, "%s takes no value", o->name);
+				*(int *)o->dst = 1;
+				continue;
+			}
+			const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!v)
+				return cli_fail(CLI_USAGE, cmd, "%s needs a value", o->name);
+			if (o->kind == CLI_STR) {
+				*(const char **)o->dst = v;
+			} else {
+				char *end;
+				errno = 0;
+				long x = strtol(v, &end, 10);
+				if (errno || end == v || *end)
+					return cli_fail(CLI_USAGE, cmd, "%s: not an integer: %s", o->name, v);
+				*(long *)o->dst = x;
+			}
+			continue;
+		}
+		if (*npos >= maxpos)
+			return cli_fail(CLI_USAGE, cmd, "unexpected argument %s (see muri %s --help)", a, cmd);
+		pos[(*npos)++] = argv[i];
+	}
+	return 0;
+}
+
+void cli_devnet_dir(const char *given, char *out, size_t len)
+{
+	const char *env = getenv("MURI_DEVNET");
+	const char *home = getenv("HOME");
+	if (given && *given)
+		snprintf(out, len, "%s", given);
+	else if (env && *env)
+		snprintf(out, len, "%s", env);
+	else
+		snprintf(out, len, "%s/.muri/devnet", home && *home ? home : "/tmp");
+}
+
+/* "rpc_port=N" of a port file; 0 when absent. */
+static int port_of(const char *dir, const char *node)
+{
+	char path[4200], line[128];
+	snprintf(path, sizeof(path), "%s/%s/ports", dir, node);
+	FILE *f = fopen(path, "r");
+	int port = 0;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		sscanf(line, "rpc_port=%d", &port);
+	fclose(f);
+	return port;
+}
+
+cm_rpc_client *cli_gateway(const char *cmd, const cli_conn *c)
+{
+	char target[300], dir[4096], err[256];
+	if (c->gateway && *c->gateway) {
+		snprintf(target, sizeof(target), "%s", c->gateway);
+	} else {
+		cli_devnet_dir(c->dir, dir, sizeof(dir));
+		int port = port_of(dir, "gateway");
+		if (!port) {
+			cli_fail(CLI_FAIL, cmd, "no gateway: give --gateway HOST:PORT, or start a devnet in %s (muri devnet up)",
+				 dir);
+			return NULL;
+		}
+		snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+	}
+	cm_rpc_client *cl = NULL;
+	cm_rpc_client_opts o = {.target = target};
+	if (cm_rpc_client_new(&o, &cl, err, sizeof(err)) != CM_OK) {
+		cli_fail(CLI_FAIL, cmd, "gateway %s: %s", target, err);
+		return NULL;
+	}
+	return cl;
+}
+
+int cli_call(const char *cmd, const cli_conn *c, cm_rpc_client *gw, const char *method, const ProtobufCMessage *req,
+	     const ProtobufCMessageDescriptor *d, ProtobufCMessage **resp)
+{
+	cm_rpc_status st;
+	int to = c->timeout_ms > 0 ? (int)c->timeout_ms : CLI_TIMEOUT_MS;
+	if (cm_rpc_unary(gw, method, req, d, resp, to, &st) == CM_OK)
+		return 0;
+	if (st.code == GRPC_STATUS_UNAVAILABLE && !strstr(st.message, "PARTIAL") && !strstr(st.message, "FAILED"))
+		return cli_fail(CLI_FAIL, cmd, "gateway %s unreachable: %s", cm_rpc_client_target(gw), st.message);
+	return cli_fail(CLI_FAIL, cmd, "%s: %s", cm_rpc_code_name(st.code), st.message);
+}
+
+/* Genesis "chain_id = X" and "replica = HEX host:port" lines. */
+static int read_genesis(const char *path, char *chain, size_t chainlen, char addrs[][64], size_t *n)
+{
+	FILE *f = fopen(path, "r");
+	char line[512], a[64], hex[200];
+	if (!f)
+		return -1;
+	*n = 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, " chain_id = %63s", a) == 1)
+			snprintf(chain, chainlen, "%s", a);
+		else if (*n < CM_LC_MAX_REPLICAS && sscanf(line, " replica = %199s %63s", hex, a) == 2)
+			snprintf(addrs[(*n)++], 64, "%s", a);
+	}
+	fclose(f);
+	return 0;
+}
+
+cm_ledger_client *cli_ledger(const char *cmd, const cli_conn *c)
+{
+	char dir[4096], path[4200], chain[64] = CLI_DEVNET_CHAIN, err[300];
+	static char addrs[CM_LC_MAX_REPLICAS][64];
+	const char *ap[CM_LC_MAX_REPLICAS];
+	size_t n = 0;
+	cli_devnet_dir(c->dir, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/genesis.txt", dir);
+	int have_genesis = read_genesis(path, chain, sizeof(chain), addrs, &n) == 0;
+	if (c->ledger && *c->ledger) {
+		n = 0;
+		char buf[4096];
+		snprintf(buf, sizeof(buf), "%s", c->ledger);
+		for (char *save, *t = strtok_r(buf, ",", &save); t && n < CM_LC_MAX_REPLICAS; t = strtok_r(NULL, ",", &save))
+			snprintf(addrs[n++], 64, "%s", t);
+	} else if (!have_genesis || !n) {
+		cli_fail(CLI_FAIL, cmd, "no ledger: give --ledger HOST:PORT, or start a devnet in %s (muri devnet up)", dir);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++)
+		ap[i] = addrs[i];
+	cm_keypair kp;
+	const char *keyfile = c->key;
+	char defkey[4200];
+	if (!keyfile || !*keyfile) {
+		snprintf(defkey, sizeof(defkey), "%s/demo.key", dir);
+		keyfile = defkey;
+	}
+	int rc = cm_key_load(&kp, keyfile);
+	if (rc != CM_OK) {
+		cli_fail(CLI_FAIL, cmd, "key %s: %s", keyfile, cm_strerror(rc));
+		return NULL;
+	}
+	cm_ledger_client_opts o = {.chain_id = c->chain_id && *c->chain_id ? c->chain_id : chain,
+				   .n = n,
+				   .addrs = ap,
+				   .key = &kp,
+				   .fee = 1,
+				   .call_timeout_ms = c->timeout_ms > 0 ? (int)c->timeout_ms : 0,
+				   .max_attempts = (int)(2 * n)};
+	cm_ledger_client *lc = NULL;
+	rc = cm_ledger_client_new(&o, &lc, err, sizeof(err));
+	cm_keypair_wipe(&kp);
+	if (rc != CM_OK) {
+		cli_fail(CLI_FAIL, cmd, "ledger client: %s", err);
+		return NULL;
+	}
+	return lc;
+}
+
+int cli_level(const char *s)
+{
+	if (!s || !*s || !strcasecmp(s, "QUORUM"))
+		return MURI__V1__CONSISTENCY_LEVEL__QUORUM;
+	if (!strcasecmp(s, "ONE"))
+		return MURI__V1__CONSISTENCY_LEVEL__ONE;
+	if (!strcasecmp(s, "ALL"))
+		return MURI__V1__CONSISTENCY_LEVEL__ALL;
+	return -1;
+}
+
+int cli_metric(const char *s)
+{
+	if (!s || !*s || !strcasecmp(s, "cosine"))
+		return MURI__V1__METRIC__COSINE;
+	if (!strcasecmp(s, "l2"))
+		return MURI__V1__METRIC__L2;
+	if (!strcasecmp(s, "dot") || !strcasecmp(s, "dot_product"))
+		return MURI__V1__METRIC__DOT_PRODUCT;
+	return -1;
+}
+
+const char *cli_metric_name(int m)
+{
+	switch (m) {
+	case MURI__V1__METRIC__L2:
+		return "l2";
+	case MURI__V1__METRIC__DOT_PRODUCT:
+		return "dot";
+	default:
+		return "cosine";
+	}
+}
+
+void cli_row_id(char out[37], const char *collection, const char *ns, uint64_t row)
+{
+	uint8_t h[CM_HASH_BYTES], u[16];
+	crypto_generichash_state st;
+	uint8_t rb[8];
+	for (int i = 0; i < 8; i++)
+		rb[i] = (uint8_t)(row >> (56 - 8 * i));
+	crypto_generichash_init(&st, NULL, 0, sizeof(h));
+	crypto_generichash_update(&st, (const uint8_t *)"muri-import-row", 16);
+	crypto_generichash_update(&st, (const uint8_t *)collection, strlen(collection) + 1);
+	crypto_generichash_update(&st, (const uint8_t *)ns, strlen(ns) + 1);
+	crypto_generichash_update(&st, rb, sizeof(rb));
+	crypto_generichash_final(&st, h, sizeof(h));
+	memcpy(u, h, 16);
+	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
+	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3],
+		 u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+}
