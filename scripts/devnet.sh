@@ -17,7 +17,7 @@ export OMP_WAIT_POLICY=passive
 
 if [ "${1:-}" = run ]; then
   shift
-  bash "$root/scripts/setup.sh" "$root/build"
+  bash "$root/scripts/setup.sh" "$root/build" -Dtest_faults=false
   exec "$muri" devnet run "$@"
 fi
 rows=60000
@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-MURI_EXTRA_PACKAGES=dataset-fashion-mnist bash "$root/scripts/setup.sh" "$root/build"
+MURI_EXTRA_PACKAGES=dataset-fashion-mnist bash "$root/scripts/setup.sh" "$root/build" -Dtest_faults=false
 dir=${MURI_DEVNET:-$HOME/.muri/devnet}
 say() { printf '\n== %s\n' "$*"; }
 
