@@ -17,6 +17,14 @@ bash scripts/setup.sh "$root/build-asan" -Db_sanitize=address,undefined -Db_lund
 
 export OMP_WAIT_POLICY=passive
 rc=0
+# The deploy suite checks the Kubernetes manifests against the API schemas
+# with kubernetes-validate (PyPI; it carries the schemas), in a venv kept
+# outside the clone.
+k8s_venv=$HOME/.cache/muri/k8s-venv
+if [ ! -x "$k8s_venv/bin/kubernetes-validate" ]; then
+  (/usr/bin/python3 -m venv "$k8s_venv" && "$k8s_venv/bin/pip" install -q kubernetes-validate) >/dev/null 2>&1 ||
+    echo "== kubernetes-validate could not be installed from PyPI: the manifest check will be skipped"
+fi
 if ! docker info >/dev/null 2>&1; then
   echo "== tests/deploy: skipped (no Docker engine answers; the deploy suite runs only its checks of the rendered files)"
 fi
