@@ -34,6 +34,7 @@ typedef struct cm_ledger_client_opts {
 	int poll_ms;                     /* 0: CM_LC_POLL_DEFAULT */
 	int max_attempts;                /* replicas tried per call; 0: 2 * n */
 	size_t max_message;              /* 0: CM_RPC_MSG_MAX_DEFAULT */
+	const char *tls_ca_file;         /* PEM roots to verify the replicas over TLS; NULL: plaintext */
 } cm_ledger_client_opts;
 
 /* What became of one submitted transaction. */

@@ -19,10 +19,12 @@ FRAGMENTS = 2
 
 class ChainNet:
     def __init__(self, servers, stubs, tmp_path, n_ledger=4, n_indexers=3, params=None, ix_args=(),
-                 timing=("--lease-ms", "1000", "--suspect-ms", "3000")):
+                 timing=("--lease-ms", "1000", "--suspect-ms", "3000"), ledger_args=(), credentials=None):
         # timing: the indexers' lease and failure detection; the tests' default
         # is slower than the indexer's own (500 / 1000 ms) so that a busy
-        # machine (the sanitizer build) does not fail primaries over by itself
+        # machine (the sanitizer build) does not fail primaries over by itself;
+        # ledger_args go to every ledger replica; credentials: grpc channel
+        # credentials for the test's own calls to the ledgers (TLS), or None
         self.stubs = stubs
         self.pb = stubs.ledger_pb2
         self.replicas = [Account() for _ in range(n_ledger)]
@@ -39,8 +41,10 @@ class ChainNet:
             key = tmp_path / f"ledger{i}.key"
             write_key_file(str(key), acc.seed)
             servers(f"ledger{i}", LEDGER, "--listen", self.addrs[i], "--genesis", self.genesis,
-                    "--key-file", str(key), "--data-dir", str(tmp_path / f"ledger{i}-data"), "--grace-ms", "1000")
-        self.channels = [grpc.insecure_channel(a) for a in self.addrs]
+                    "--key-file", str(key), "--data-dir", str(tmp_path / f"ledger{i}-data"), "--grace-ms", "1000",
+                    *ledger_args)
+        self.channels = [grpc.secure_channel(a, credentials) if credentials else grpc.insecure_channel(a)
+                         for a in self.addrs]
         self.lstubs = [stubs.ledger_pb2_grpc.LedgerStub(c) for c in self.channels]
         self.indexers, self.datadirs = [], []
         for i, acc in enumerate(self.ixacc):

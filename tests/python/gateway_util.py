@@ -10,13 +10,14 @@ GATEWAY = "services/gateway/muri-gateway"
 
 
 class Gateway:
-    def __init__(self, servers, stubs, net, tmp_path, name="gateway", args=()):
+    def __init__(self, servers, stubs, net, tmp_path, name="gateway", args=(), credentials=None):
         payer = tmp_path / f"{name}-payer.key"
         if not payer.exists():
             write_key_file(str(payer), net.owner.seed)
         self.server = servers(name, GATEWAY, "--genesis", net.genesis, "--payer-key-file", str(payer),
                               "--key-file", str(tmp_path / f"{name}.key"), "--grace-ms", "1000", *args)
-        self.channel = grpc.insecure_channel(self.server.target, options=CHANNEL_OPTIONS)
+        self.channel = (grpc.secure_channel(self.server.target, credentials, options=CHANNEL_OPTIONS)
+                        if credentials else grpc.insecure_channel(self.server.target, options=CHANNEL_OPTIONS))
         self.stub = stubs.vectorstore_pb2_grpc.VectorStoreStub(self.channel)
 
     def close(self):
