@@ -104,10 +104,8 @@ def test_glove_recall_through_the_gateway_and_after_killing_a_primary(vs, gnet, 
     assert rc >= 0.95
 
     # kill the fragment's primary: searches at QUORUM keep answering
-    lch = grpc.insecure_channel(f"127.0.0.1:{gnet.port('ledger-0', 7100)}")
-    cfg = stubs.ledger_pb2_grpc.LedgerStub(lch).GetFragment(lpb.FragmentRequest(magu=COLL, fragment=0),
-                                                            timeout=10).config
-    lch.close()
+    cfg = stubs.ledger_pb2_grpc.LedgerStub(gnet.channel("ledger-0")).GetFragment(
+        lpb.FragmentRequest(magu=COLL, fragment=0), timeout=10).config
     pk_of = {}
     for x in INDEXERS:
         seed = bytes.fromhex(gnet.file(f"/net/keys/{x}.key").decode().split()[1])
