@@ -43,6 +43,7 @@ typedef struct gw_config {
 	int64_t fanout_threads;       /* threads that carry calls to indexers */
 	int64_t max_fanout;           /* calls to indexers queued or in flight at most */
 	int64_t stall_ms;             /* follower: no block this long, switch replica */
+	int64_t try_timeout_ms;       /* a replica call while others are left to ask: move on after this */
 	char *tls_ca;                 /* PEM roots for indexer and ledger TLS; "" = plaintext */
 	int64_t spot_permille;        /* answers spot-checked, per mille */
 	int64_t spot_queue;           /* spot checks waiting at most */

@@ -3,7 +3,9 @@
  * set, ALL: every one), all calls in parallel on the fan-out pool under the
  * request's deadline. A call slot that fails moves on to the fragment's next
  * replica not yet asked (the primary first, then the ledger's order), so a
- * dead replica costs one failed call, not the level. The answers, with
+ * dead replica costs one failed call, not the level; while others are left,
+ * a call gets at most try_timeout_ms, so a node that drops packets does not
+ * hold the request to its deadline. The answers, with
  * their vectors, are merged per query (gw_search_merge) into the global
  * top k; the metrics say how many nodes were asked and answered and which
  * level every fragment reached. */
@@ -80,10 +82,19 @@ static void ask(struct sjob *j, size_t q, uint32_t f, gw_search_answer *a)
 		if (!cl)
 			continue;
 		atomic_fetch_or(&j->asked_mask[f], 1u << r);
+		/* While other replicas are left to ask, one that does not answer
+		 * (a node that died without closing its connections, a partition
+		 * that drops packets) costs try_timeout_ms, not the deadline. */
+		uint64_t budget = j->deadline - now;
+		pthread_mutex_lock(&c->mu);
+		int others_left = c->next < fr->nrep;
+		pthread_mutex_unlock(&c->mu);
+		if (others_left && budget > (uint64_t)j->g->cfg->try_timeout_ms)
+			budget = (uint64_t)j->g->cfg->try_timeout_ms;
 		ProtobufCMessage *resp = NULL;
 		cm_rpc_status st;
 		int rc = cm_rpc_unary(cl, "/muri.v1.Indexer/Search", &req.base,
-				      &muri__v1__local_search_response__descriptor, &resp, (int)(j->deadline - now), &st);
+				      &muri__v1__local_search_response__descriptor, &resp, (int)budget, &st);
 		uint64_t took = cm_now_ms() - now;
 		if (rc == CM_OK && gw_owned_add(j->keep, resp) == CM_OK) {
 			a->resp = (Muri__V1__LocalSearchResponse *)resp;

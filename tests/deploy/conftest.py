@@ -106,6 +106,7 @@ class Compose:
     def __init__(self, images, workdir):
         self.project = f"muritest{RUN_ID}"
         self.network = f"{self.project}_default"
+        self.ca = None  # read_ca(): the CA once the network is up, when TLS between nodes is on
         gw, prom = free_ports(2)
         self.env = dict(os.environ, COMPOSE_PROJECT_NAME=self.project, MURI_IMAGE=images["muri"],
                         MURI_PROMETHEUS_IMAGE=images["prometheus"], MURI_GATEWAY_PORT=str(gw),
@@ -158,6 +159,13 @@ class Compose:
         with tarfile.open(fileobj=io.BytesIO(r.stdout)) as t:
             return t.extractfile(t.getmembers()[0]).read()
 
+    def read_ca(self):
+        """The network's CA when TLS between nodes is on (None otherwise)."""
+        try:
+            self.ca = self.file("/net/tls/ca.pem")
+        except subprocess.CalledProcessError:
+            self.ca = None
+
     def channel(self, service):
         """A TLS channel to a ledger or indexer through its published port
         (re-resolved: a restarted container gets another host port)."""
@@ -196,10 +204,7 @@ def net(images, tmp_path_factory):
         c("up", "-d")
         c.wait_healthy(LEDGERS + INDEXERS + ["gateway", "prometheus"])
         print(f"\ncompose up, every service healthy in {time.time() - t0:.0f} s")
-        try:
-            c.ca = c.file("/net/tls/ca.pem")  # TLS between nodes is on
-        except subprocess.CalledProcessError:
-            c.ca = None
+        c.read_ca()
         yield c
     finally:
         if os.environ.get("MURI_DEPLOY_KEEP"):

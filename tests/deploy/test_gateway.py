@@ -36,6 +36,7 @@ def gnet(images, tmp_path_factory):
     try:
         c("up", "-d")
         c.wait_healthy([f"ledger-{i}" for i in range(4)] + INDEXERS + ["gateway"])
+        c.read_ca()
         yield c
     finally:
         if os.environ.get("MURI_DEPLOY_KEEP"):
