@@ -40,7 +40,7 @@ static const cm_config_key gw_keys[] = {
 	{"stall_ms", CM_CFG_INT, offsetof(gw_config, stall_ms), "10000", 100, 3600000,
 	 "the follower switches ledger replica after this long without a block", NULL},
 	{"try_timeout_ms", CM_CFG_INT, offsetof(gw_config, try_timeout_ms), "1000", 10, 600000,
-	 "a search call to a replica gets at most this long while other replicas of its fragment are left to "
+	 "a search or get call to a replica gets at most this long while other replicas of its fragment are left to "
 	 "ask (a dead or partitioned node that drops packets costs this, not the request's deadline)", NULL},
 	{"spot_permille", CM_CFG_INT, offsetof(gw_config, spot_permille), "10", 0, 1000,
 	 "answers spot-checked by an inclusion proof against the committed root, per mille (0: none); an answer "

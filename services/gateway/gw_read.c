@@ -66,10 +66,15 @@ static void read_one(void *arg, size_t k)
 		cm_rpc_client *cl = gw_clients_get(j->g->clients, fr.rep[r].addr);
 		if (!cl)
 			continue;
+		/* as searches do: while other replicas are left, one that does not
+		 * answer costs try_timeout_ms, not the request's deadline */
+		uint64_t budget = j->deadline - now;
+		if (pos + 1 < fr.nrep && budget > (uint64_t)j->g->cfg->try_timeout_ms)
+			budget = (uint64_t)j->g->cfg->try_timeout_ms;
 		ProtobufCMessage *resp = NULL;
 		cm_rpc_status st;
 		int rc = cm_rpc_unary(cl, "/muri.v1.Indexer/Get", &req.base, &muri__v1__local_get_response__descriptor,
-				      &resp, (int)(j->deadline - now), &st);
+				      &resp, (int)budget, &st);
 		if (rc != CM_OK) {
 			rf->code = st.code;
 			snprintf(rf->msg, sizeof(rf->msg), "fragment %u at %s: %s", rf->fragment, fr.rep[r].addr, st.message);

@@ -328,6 +328,38 @@ def test_gateway_bad_input_writes_nothing(small, stubs):
     assert code == nf
 
 
+def test_gateway_reads_around_a_replica_that_does_not_answer(small, stubs):
+    """A replica that accepts connections but never answers (its process
+    stopped with SIGSTOP: what a dead container or a partition that drops
+    packets looks like) costs a search or get at most try_timeout_ms before
+    the gateway asks the fragment's next replica, not the request's
+    deadline: QUORUM searches and gets still answer within a 4 s deadline."""
+    import signal
+    vpb, tpb = stubs.vectorstore_pb2, stubs.types_pb2
+    stub = small.gw.stub
+    D = 8
+    create(stub, vpb, tpb, name="mute", dim=D, metric=tpb.L2, fragments=1)
+    vs = np.random.default_rng(5).normal(size=(40, D)).astype(np.float32)
+    r = stub.Insert(vpb.InsertRequest(collection="mute", vectors=[vec(tpb, x) for x in vs],
+                                      consistency_level=tpb.ALL), timeout=60)
+    assert r.status == vpb.SUCCESS
+    primary = stub.DescribeCollection(vpb.DescribeCollectionRequest(name="mute"), timeout=10).fragment_states[0].primary
+    mute = next(ix for ix in small.indexers if ix.server.target.endswith(primary.split(":")[1]))
+    mute.server.proc.send_signal(signal.SIGSTOP)
+    try:
+        for i in (3, 17, 29):
+            t0 = time.time()
+            got = stub.Search(vpb.SearchRequest(collection="mute", query_vector=vec(tpb, vs[i]), top_k=1,
+                                                consistency_level=tpb.QUORUM, timeout_ms=4000), timeout=10)
+            assert [x.id for x in got.results] == [r.vector_ids[i]]
+            assert got.metrics.nodes_answered >= 2
+            assert time.time() - t0 < 4.0
+        g = stub.Get(vpb.GetRequest(collection="mute", ids=r.vector_ids[:5]), timeout=10)
+        assert sorted(x.id for x in g.records) == sorted(r.vector_ids[:5])
+    finally:
+        mute.server.proc.send_signal(signal.SIGCONT)
+
+
 def test_gateway_writes_through_a_failover(net, stubs):
     """SIGKILL a fragment's primary under a write and search load through the
     gateway: searches at QUORUM keep succeeding, writes resume on the new
