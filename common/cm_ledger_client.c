@@ -39,12 +39,6 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 	return rc;
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 int cm_ledger_client_new(const cm_ledger_client_opts *o, cm_ledger_client **out, char *err, size_t errlen)
 {
 	if (!o || !out)
@@ -333,7 +327,7 @@ int cm_ledger_client_wait(cm_ledger_client *c, const uint8_t tx_hash[CM_HASH_BYT
 				    "the transaction did not commit within %d ms (last state %d%s%s)",
 				    timeout_ms > 0 ? timeout_ms : c->commit_timeout_ms, rc == CM_OK ? res->state : 0,
 				    rc == CM_OK ? "" : ", ", rc == CM_OK ? "" : st.message);
-		sleep_ms(c->poll_ms);
+		cm_sleep_ms((uint64_t)c->poll_ms);
 	}
 }
 

@@ -17,6 +17,12 @@ uint64_t cm_now_us(void)
 	return (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
 }
 
+void cm_sleep_ms(uint64_t ms)
+{
+	struct timespec t = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+	nanosleep(&t, NULL);
+}
+
 uint64_t cm_wall_ms(void)
 {
 	struct timespec t;

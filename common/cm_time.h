@@ -12,6 +12,8 @@
 uint64_t cm_now_ms(void);
 uint64_t cm_now_us(void);
 uint64_t cm_wall_ms(void);
+/* Sleeps ms milliseconds (a signal may cut it short). */
+void cm_sleep_ms(uint64_t ms);
 
 /* Initializes cv so that cm_cond_wait_ms measures on the monotonic clock;
  * 0 on success. */

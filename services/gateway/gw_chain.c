@@ -104,12 +104,6 @@ static void set_root(gw_frag *f, const Muri__V1__SignedRoot *r)
 	memcpy(f->committed_root, r->root.data, CM_HASH_BYTES);
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 /* The Magu from a ledger snapshot at or above height; CM_ERR_NOTFOUND once
  * a replica at that height does not have it (dropped since). */
 static int read_magu(gw_chain *c, const char *name, uint64_t height, Muri__V1__MaguInfo **out)
@@ -135,7 +129,7 @@ static int read_magu(gw_chain *c, const char *name, uint64_t height, Muri__V1__M
 			cm_warn("gw_chain_magu", "magu=%s code=%s message=\"%s\"", name, cm_rpc_code_name(st.code),
 				st.message);
 		}
-		sleep_ms(100);
+		cm_sleep_ms((uint64_t)100);
 	}
 	return rc == CM_OK ? CM_ERR_TIMEOUT : rc;
 }

@@ -143,12 +143,6 @@ static int save_point(ix_chain *c, const struct pending *p)
 	return CM_OK;
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 /* The fragment schema of a Magu from a ledger snapshot at or above height.
  * The caller frees *info (protobuf_c_message_free_unpacked). */
 static int read_magu(ix_chain *c, const char *magu, uint64_t height, Muri__V1__MaguInfo **info)
@@ -174,7 +168,7 @@ static int read_magu(ix_chain *c, const char *magu, uint64_t height, Muri__V1__M
 			cm_warn("chain_magu", "magu=%s height=%llu code=%s message=\"%s\"", magu,
 				(unsigned long long)height, cm_rpc_code_name(st.code), st.message);
 		}
-		sleep_ms(100);
+		cm_sleep_ms((uint64_t)100);
 	}
 	return rc;
 }
