@@ -178,6 +178,36 @@ def test_failover_through_the_ledger(chain):
     print(f"{len(ids)} acknowledged writes, {before} before the kill; epoch {first.epoch} -> {cur.epoch}")
 
 
+def magu_written_at_all(net, n, seed):
+    """Creates a one-fragment Magu replicated 3 ways by transaction and
+    writes n records at ALL to the primary the ledger named; returns its
+    configuration and primary once the write is acknowledged."""
+    pb, t, ipb = net.pb, net.stubs.types_pb2, net.stubs.indexer_pb2
+    spec = t.IndexSpec(kind=t.FLAT)
+    net.submit(signed_tx(pb, CHAIN, net.owner, fee=1,
+                         create_magu=pb.CreateMagu(name=MAGU, dimension=DIM, metric=t.L2, index=spec,
+                                                   fragments=1, replication=3, deposit=1000)))
+    sch = ipb.FragmentSchema(dimension=DIM, metric=t.L2, index=spec)
+    cfg = fragment_configs(net)[0]
+    primary = net.by_pk(cfg.primary)
+    recs = records(ipb, vec(n, seed=seed))
+
+    def acked():
+        try:
+            return write(primary, MAGU, 0, cfg.epoch, recs, sch, t.ALL)
+        except grpc.RpcError:
+            return None
+    r = wait_until(acked, timeout=60)
+    assert r and r.level_achieved == t.ALL and r.log_size == n
+    return cfg, primary
+
+
+def committed_at(net, size):
+    """The fragment once the ledger committed a root at size (None if it did not in time)."""
+    return wait_until(lambda: (lambda f: f if f.committed_size == size else None)(
+        net.lstubs[0].GetFragment(net.pb.FragmentRequest(magu=MAGU, fragment=0), timeout=10)), timeout=60)
+
+
 @pytest.fixture
 def chain_challenges(servers, stubs, tmp_path):
     n = ChainNet(servers, stubs, tmp_path, params={"challenge_interval": 5, "challenges_per_round": 64,
@@ -191,27 +221,11 @@ def test_roots_committed_and_challenges_passed(chain_challenges):
     """The replicas sign their roots at multiples of root_every and submit
     CommitRoot; the ledger commits the root, challenges the signers, and
     the answers (leaves, inclusion proofs, tags) pass on chain."""
-    net, pb, t = chain_challenges, chain_challenges.pb, chain_challenges.stubs.types_pb2
+    net, pb = chain_challenges, chain_challenges.pb
     ipb = net.stubs.indexer_pb2
-    spec = t.IndexSpec(kind=t.FLAT)
-    net.submit(signed_tx(pb, CHAIN, net.owner, fee=1,
-                         create_magu=pb.CreateMagu(name=MAGU, dimension=DIM, metric=t.L2, index=spec,
-                                                   fragments=1, replication=3, deposit=1000)))
-    sch = ipb.FragmentSchema(dimension=DIM, metric=t.L2, index=spec)
-    cfg = fragment_configs(net)[0]
-    primary = net.by_pk(cfg.primary)
-    recs = records(ipb, vec(40, seed=5))
-
-    def acked():
-        try:
-            return write(primary, MAGU, 0, cfg.epoch, recs, sch, t.ALL)
-        except grpc.RpcError:
-            return None
-    r = wait_until(acked, timeout=60)
-    assert r and r.level_achieved == t.ALL and r.log_size == 40
+    cfg, primary = magu_written_at_all(net, 40, seed=5)
     # the root at 32 (the largest multiple of 16) is committed by a majority's votes
-    frag = wait_until(lambda: (lambda f: f if f.committed_size == 32 else None)(
-        net.lstubs[0].GetFragment(pb.FragmentRequest(magu=MAGU, fragment=0), timeout=10)), timeout=60)
+    frag = committed_at(net, 32)
     assert frag, "no root committed"
     got = primary.stub.GetRoot(ipb.RootRequest(magu=MAGU, fragment=0, size=32), timeout=10)
     assert got.root == frag.committed_root
@@ -243,26 +257,10 @@ def test_roots_at_sizes_the_primary_names(chain_named_roots):
     has grown and root_ms passed; the backups learn the named size from its
     appends, so all replicas sign the same size (37 here, no multiple of
     root_every) and the ledger commits it."""
-    net, pb, t = chain_named_roots, chain_named_roots.pb, chain_named_roots.stubs.types_pb2
+    net = chain_named_roots
     ipb = net.stubs.indexer_pb2
-    spec = t.IndexSpec(kind=t.FLAT)
-    net.submit(signed_tx(pb, CHAIN, net.owner, fee=1,
-                         create_magu=pb.CreateMagu(name=MAGU, dimension=DIM, metric=t.L2, index=spec,
-                                                   fragments=1, replication=3, deposit=1000)))
-    sch = ipb.FragmentSchema(dimension=DIM, metric=t.L2, index=spec)
-    cfg = fragment_configs(net)[0]
-    primary = net.by_pk(cfg.primary)
-    recs = records(ipb, vec(37, seed=9))
-
-    def acked():
-        try:
-            return write(primary, MAGU, 0, cfg.epoch, recs, sch, t.ALL)
-        except grpc.RpcError:
-            return None
-    r = wait_until(acked, timeout=60)
-    assert r and r.level_achieved == t.ALL and r.log_size == 37
-    frag = wait_until(lambda: (lambda f: f if f.committed_size == 37 else None)(
-        net.lstubs[0].GetFragment(pb.FragmentRequest(magu=MAGU, fragment=0), timeout=10)), timeout=60)
+    cfg, _ = magu_written_at_all(net, 37, seed=9)
+    frag = committed_at(net, 37)
     assert frag, "the named size was not committed"
     for x in cfg.replicas:
         got = net.by_pk(x.pubkey).stub.GetRoot(ipb.RootRequest(magu=MAGU, fragment=0, size=37), timeout=10)
