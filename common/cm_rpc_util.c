@@ -2,6 +2,7 @@
  * PEM files and status codes. */
 #include "cm_rpc_int.h"
 #include "cm_err.h"
+#include "cm_pb.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -31,6 +32,10 @@ ProtobufCMessage *cm_rpc_unpack(const ProtobufCMessageDescriptor *desc, grpc_byt
 	ProtobufCMessage *m = protobuf_c_message_unpack(desc, a, GRPC_SLICE_LENGTH(s),
 							GRPC_SLICE_START_PTR(s));
 	grpc_slice_unref(s);
+	if (m && !cm_pb_well_formed(m)) {
+		protobuf_c_message_free_unpacked(m, a);
+		return NULL;
+	}
 	return m;
 }
 

@@ -3,6 +3,8 @@
  * only ever executes well-formed bodies. Checks that need state (nonce,
  * balance, existence of a target) are lg_state's. */
 #include "lg_tx.h"
+
+#include "cm_pb.h"
 #include "cm_answer.h"
 #include "lg_state.h"
 #include "cm_err.h"
@@ -95,6 +97,10 @@ int lg_tx_open(const Muri__V1__SignedTransaction *stx, const char *chain_id, uns
 	body = muri__v1__transaction__unpack(NULL, stx->body.len, stx->body.data);
 	if (!body)
 		return fail(err, errlen, CM_ERR_INVALID, "body: not a valid Transaction encoding");
+	if (!cm_pb_well_formed(&body->base)) {
+		rc = fail(err, errlen, CM_ERR_INVALID, "body: a field numbered 0 (not a valid Transaction encoding)");
+		goto out_free;
+	}
 	if (strcmp(body->chain_id, chain_id) != 0) {
 		rc = fail(err, errlen, CM_ERR_INVALID, "chain_id: \"%.64s\" is not this chain (\"%s\")",
 			  body->chain_id, chain_id);

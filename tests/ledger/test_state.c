@@ -132,6 +132,19 @@ static void test_tx_open(void)
 	lg_tx_signed_clear(&stx);
 	TAP_CHECK(stx.body.data == NULL);
 
+	/* an unknown field numbered 0 (its tag in two bytes, which protobuf-c
+	 * decodes) is refused, signed or not */
+	TAP_EQ(lg_tx_sign(&t, &K[1], &stx, NULL), CM_OK);
+	uint8_t *grown = malloc(stx.body.len + 6);
+	memcpy(grown, stx.body.data, stx.body.len);
+	memcpy(grown + stx.body.len, "\x85\x00\x01\x01\x85\x00", 6);
+	free(stx.body.data);
+	stx.body.data = grown;
+	stx.body.len += 6;
+	TAP_EQ(lg_tx_open(&stx, CHAIN, LG_TX_SKIP_SIG, &tx, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "body: a field numbered 0 (not a valid Transaction encoding)");
+	lg_tx_signed_clear(&stx);
+
 	/* stateless checks name the field */
 	Muri__V1__CreateMagu m = MURI__V1__CREATE_MAGU__INIT;
 	Muri__V1__IndexSpec ix = MURI__V1__INDEX_SPEC__INIT;
