@@ -25,6 +25,7 @@ packages=(
   libgrpc-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
   protobuf-compiler-grpc libsodium-dev libsqlite3-dev libcurl4-openssl-dev
   libopenblas-dev libmicrohttpd-dev openssl curl procps iproute2
+  clang libclang-rt-dev
   python3 python3-grpcio python3-grpc-tools python3-numpy python3-pytest python3-venv
 )
 # what a caller needs beyond the build (scripts/devnet.sh: its demo data)

@@ -14,6 +14,15 @@ cd "$root"
 bash scripts/setup.sh "$root/build" -Dtest_faults=true || { echo "0 passed, 1 failed"; exit 1; }
 bash scripts/setup.sh "$root/build-asan" -Db_sanitize=address,undefined -Db_lundef=false -Dtest_faults=true \
   || { echo "0 passed, 1 failed"; exit 1; }
+# The fuzz targets (tests/fuzz/): clang with libFuzzer, ASan and UBSan; only
+# the targets are built in this tree.
+if [ ! -f "$root/build-fuzz/build.ninja" ]; then
+  faiss_dir=$(bash scripts/setup.sh --deps) &&
+    CC=clang CXX=clang++ meson setup "$root/build-fuzz" "$root" -Dfaiss_dir="$faiss_dir" -Dfuzz=true \
+      -Db_sanitize=address,undefined -Db_lundef=false >/dev/null ||
+    { echo "0 passed, 1 failed"; exit 1; }
+fi
+ninja -C "$root/build-fuzz" fuzz >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
 
 export OMP_WAIT_POLICY=passive
 rc=0
@@ -32,6 +41,13 @@ echo "== tests: optimized build"
 meson test -C build --print-errorlogs --num-processes 2 "$@" || rc=1
 echo "== tests: ASan + UBSan build"
 meson test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 3 "$@" || rc=1
+# Each fuzz target replays its corpus, then fuzzes MURI_FUZZ_SECONDS (60).
+fuzz_log=
+if [ $# -eq 0 ] || [[ " $* " == *" --suite fuzz "* ]]; then
+  echo "== tests: fuzz targets, ${MURI_FUZZ_SECONDS:-60} s each"
+  meson test -C build-fuzz --no-rebuild --print-errorlogs --num-processes 2 --suite fuzz || rc=1
+  fuzz_log=build-fuzz/meson-logs/testlog.json
+fi
 
-/usr/bin/python3 scripts/test_summary.py build/meson-logs/testlog.json build-asan/meson-logs/testlog.json || rc=1
+/usr/bin/python3 scripts/test_summary.py build/meson-logs/testlog.json build-asan/meson-logs/testlog.json $fuzz_log || rc=1
 exit $rc

@@ -1,0 +1,38 @@
+/* The consensus envelope a peer sends (lg_hs_msg: proposal, vote,
+ * NEW-VIEW) and the safety state read back from disk. The first byte picks
+ * the decoder. Oracle: the encodings are canonical, so whatever decodes
+ * encodes back to exactly the input. */
+#include <string.h>
+
+#include "cm_err.h"
+#include "fuzz.h"
+#include "lg_hotstuff.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 1)
+		return 0;
+	const uint8_t *p = data + 1;
+	size_t n = size - 1;
+	uint8_t *out = malloc(n ? n : 1);
+	if (!out)
+		return 0;
+	size_t len = 0;
+	if (data[0] & 1) {
+		lg_hs_safety st;
+		if (lg_hs_safety_decode(p, n, &st) == CM_OK) {
+			FUZZ_CHECK(lg_hs_safety_size(&st) == n);
+			FUZZ_CHECK(lg_hs_safety_encode(&st, out, n, &len) == CM_OK);
+			FUZZ_CHECK(len == n && memcmp(out, p, n) == 0);
+		}
+	} else {
+		lg_hs_msg m;
+		if (lg_hs_msg_decode(p, n, &m) == CM_OK) {
+			FUZZ_CHECK(lg_hs_msg_size(&m) == n);
+			FUZZ_CHECK(lg_hs_msg_encode(&m, out, n, &len) == CM_OK);
+			FUZZ_CHECK(len == n && memcmp(out, p, n) == 0);
+		}
+	}
+	free(out);
+	return 0;
+}
