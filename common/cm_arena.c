@@ -43,8 +43,10 @@ void *cm_arena_alloc(cm_arena *a, size_t n)
 		need = ALIGN;
 	if (!a->head || a->head->size - a->used < need) {
 		size_t size = need > CM_ARENA_CHUNK ? need : CM_ARENA_CHUNK;
-		if (a->limit && a->total + size > a->limit)
+		if (a->limit && a->total + size > a->limit) {
+			a->over_limit = 1;
 			return NULL;
+		}
 		cm_arena_chunk *c = malloc(sizeof(*c) + size);
 		if (!c)
 			return NULL;
@@ -91,6 +93,7 @@ void cm_arena_reset(cm_arena *a)
 	a->head = keep;
 	a->used = 0;
 	a->total = keep ? keep->size : 0;
+	a->over_limit = 0;
 }
 
 void cm_arena_free(cm_arena *a)

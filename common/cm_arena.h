@@ -16,6 +16,7 @@ typedef struct cm_arena {
 	size_t used;            /* bytes taken from head */
 	size_t total;           /* bytes in all chunks */
 	size_t limit;           /* 0 = none; allocations beyond it fail */
+	int over_limit;         /* an allocation failed because of limit */
 	ProtobufCAllocator pb;  /* protobuf-c allocator drawing from this arena */
 } cm_arena;
 

@@ -55,6 +55,16 @@ typedef struct cm_rpc_server_opts {
 	int requests_per_worker;   /* outstanding accepts per method and worker, >= 1 */
 	size_t max_message;        /* bytes, both directions; 0 = CM_RPC_MSG_MAX_DEFAULT */
 	int max_streams;           /* concurrent server streams; more get RESOURCE_EXHAUSTED */
+	int conn_streams;          /* concurrent calls per connection (HTTP/2 streams); 0 = gRPC's default */
+	int idle_ms;               /* a connection with no call for this long is closed; 0 = never */
+	int age_ms;                /* a connection is asked to go away after this long, and closed
+				    * age_grace_ms later with whatever it still has open; 0 = never */
+	int age_grace_ms;
+	size_t memory;             /* bytes the transport may hold for all connections; 0 = unbounded */
+	size_t call_memory;        /* bytes one call may hold decoded (its request as protobuf-c
+				    * structs, which a message of many empty submessages makes
+				    * ~30x its wire size) and its response; past it the call
+				    * fails RESOURCE_EXHAUSTED; 0 = 8 x max_message */
 	const char *tls_cert_file; /* PEM certificate chain; NULL for plaintext */
 	const char *tls_key_file;  /* PEM private key, with tls_cert_file */
 	cm_metrics *metrics;       /* optional: per-method call counts and latencies */

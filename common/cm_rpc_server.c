@@ -19,7 +19,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 
-#define ARENA_LIMIT_FACTOR 8 /* a call's arena may hold this many times max_message */
+#define ARENA_LIMIT_FACTOR 8 /* by default a call's arena may hold this many times max_message */
 #define ON_DONE_MAX 8
 
 struct method {
@@ -79,6 +79,7 @@ struct cm_rpc_server {
 	char *listen;
 	int nworkers, per_worker, max_streams;
 	size_t max_message;
+	size_t call_memory;  /* a call's arena limit: its decoded request and its response */
 	char *tls_cert_file, *tls_key_file;
 	cm_metrics *metrics;
 
@@ -120,7 +121,7 @@ static struct cm_rpc_call *call_new(struct worker *w, struct method *m)
 	}
 	grpc_metadata_array_init(&c->md);
 	grpc_call_details_init(&c->details);
-	cm_arena_init(&c->arena, srv->max_message * ARENA_LIMIT_FACTOR);
+	cm_arena_init(&c->arena, srv->call_memory);
 	pthread_mutex_lock(&srv->mu);
 	srv->live++;
 	pthread_mutex_unlock(&srv->mu);
@@ -288,7 +289,11 @@ static const ProtobufCMessage *decode_request(struct cm_rpc_call *c)
 		return NULL;
 	}
 	ProtobufCMessage *req = cm_rpc_unpack(c->m->req_desc, c->payload, &c->arena.pb);
-	if (!req)
+	if (!req && c->arena.over_limit)
+		cm_rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED,
+			    "%s: the request decodes to more than %zu bytes (rpc_call_memory)", c->m->name,
+			    c->srv->call_memory);
+	else if (!req)
 		cm_rpc_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s: cannot decode the request as %s",
 			    c->m->name, c->m->req_desc->name);
 	return req;
@@ -506,24 +511,51 @@ int cm_rpc_server_new(const cm_rpc_server_opts *o, cm_rpc_server **out, char *er
 	srv->per_worker = o->requests_per_worker;
 	srv->max_streams = o->max_streams;
 	srv->max_message = o->max_message ? o->max_message : CM_RPC_MSG_MAX_DEFAULT;
+	srv->call_memory = o->call_memory ? o->call_memory : srv->max_message * ARENA_LIMIT_FACTOR;
 	srv->tls_cert_file = dup_or_null(o->tls_cert_file);
 	srv->tls_key_file = dup_or_null(o->tls_key_file);
 	srv->metrics = o->metrics;
 	pthread_mutex_init(&srv->mu, NULL);
 	pthread_cond_init(&srv->cv, NULL);
 	grpc_init();
-	grpc_arg args[3];
+	grpc_arg args[8];
+	size_t na = 0;
 	memset(args, 0, sizeof(args));
-	args[0].type = GRPC_ARG_INTEGER;
-	args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-	args[0].value.integer = (int)(srv->max_message > INT32_MAX ? INT32_MAX : srv->max_message);
-	args[1] = args[0];
-	args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
-	args[2].type = GRPC_ARG_INTEGER;
-	args[2].key = GRPC_ARG_ALLOW_REUSEPORT;
-	args[2].value.integer = 0;
-	grpc_channel_args ca = {.num_args = 3, .args = args};
+	int max_msg = (int)(srv->max_message > INT32_MAX ? INT32_MAX : srv->max_message);
+	const struct {
+		const char *key;
+		int value, set;
+	} ints[] = {
+		{GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, max_msg, 1},
+		{GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, max_msg, 1},
+		{GRPC_ARG_ALLOW_REUSEPORT, 0, 1},
+		{GRPC_ARG_MAX_CONCURRENT_STREAMS, o->conn_streams, o->conn_streams > 0},
+		{GRPC_ARG_MAX_CONNECTION_IDLE_MS, o->idle_ms, o->idle_ms > 0},
+		{GRPC_ARG_MAX_CONNECTION_AGE_MS, o->age_ms, o->age_ms > 0},
+		{GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, o->age_grace_ms, o->age_ms > 0},
+	};
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		if (!ints[i].set)
+			continue;
+		args[na].type = GRPC_ARG_INTEGER;
+		args[na].key = (char *)ints[i].key;
+		args[na].value.integer = ints[i].value;
+		na++;
+	}
+	grpc_resource_quota *quota = NULL;
+	if (o->memory > 0) {
+		quota = grpc_resource_quota_create("muri-rpc");
+		grpc_resource_quota_resize(quota, o->memory);
+		args[na].type = GRPC_ARG_POINTER;
+		args[na].key = (char *)GRPC_ARG_RESOURCE_QUOTA;
+		args[na].value.pointer.p = quota;
+		args[na].value.pointer.vtable = grpc_resource_quota_arg_vtable();
+		na++;
+	}
+	grpc_channel_args ca = {.num_args = na, .args = args};
 	srv->server = grpc_server_create(&ca, NULL);
+	if (quota)
+		grpc_resource_quota_unref(quota);
 	srv->ctl_cq = grpc_completion_queue_create_for_pluck(NULL);
 	srv->workers = calloc((size_t)srv->nworkers, sizeof(*srv->workers));
 	if (!srv->listen || !srv->server || !srv->workers) {

@@ -30,6 +30,12 @@ typedef struct cm_service_config {
 	int64_t rpc_accepts;
 	uint64_t rpc_max_message;
 	int64_t rpc_max_streams;
+	int64_t rpc_conn_calls;
+	int64_t rpc_idle_ms;
+	int64_t rpc_conn_age_ms;
+	int64_t rpc_conn_age_grace_ms;
+	uint64_t rpc_memory;
+	uint64_t rpc_call_memory;
 	char *tls_cert;
 	char *tls_key;
 	char *log_level;
@@ -54,6 +60,19 @@ typedef struct cm_service_config {
 	 "largest RPC message in bytes, either direction", NULL},                                     \
 	{"rpc_max_streams", CM_CFG_INT, offsetof(T, F.rpc_max_streams), "64", 0, 100000,              \
 	 "concurrent server streams", NULL},                                                          \
+	{"rpc_conn_calls", CM_CFG_INT, offsetof(T, F.rpc_conn_calls), "256", 1, 100000,               \
+	 "concurrent calls one connection may hold open (HTTP/2 streams)", NULL},                     \
+	{"rpc_idle_ms", CM_CFG_INT, offsetof(T, F.rpc_idle_ms), "300000", 0, 86400000,                \
+	 "a connection without a call for this long is closed; 0 = never", NULL},                     \
+	{"rpc_conn_age_ms", CM_CFG_INT, offsetof(T, F.rpc_conn_age_ms), "0", 0, 604800000,            \
+	 "a connection is asked to go away after this long (clients reconnect); 0 = never", NULL},    \
+	{"rpc_conn_age_grace_ms", CM_CFG_INT, offsetof(T, F.rpc_conn_age_grace_ms), "60000", 0,       \
+	 86400000, "after rpc_conn_age_ms, how long its calls may still run before it is closed",     \
+	 NULL},                                                                                       \
+	{"rpc_memory", CM_CFG_SIZE, offsetof(T, F.rpc_memory), "1G", 1048576, 1099511627776.0,        \
+	 "bytes the RPC transport may hold for all connections together", NULL},                     \
+	{"rpc_call_memory", CM_CFG_SIZE, offsetof(T, F.rpc_call_memory), "512M", 1048576,              \
+	 1099511627776.0, "bytes one call may hold: its decoded request and its response", NULL},     \
 	{"tls_cert", CM_CFG_STR, offsetof(T, F.tls_cert), "", 0, 0,                                   \
 	 "PEM certificate chain; with tls_key turns TLS on", NULL},                                   \
 	{"tls_key", CM_CFG_STR, offsetof(T, F.tls_key), "", 0, 0, "PEM private key", NULL},          \
