@@ -149,3 +149,19 @@ def test_gateway_refuses_huge_batches_by_count_before_anything_else(servers, stu
     assert s.proc.poll() is None
     gw.close()
     net.close()
+
+
+@pytest.mark.parametrize("name,exe,mod,stub_name,full", SERVICES[:1])
+def test_a_request_that_decodes_past_the_call_budget_is_refused(servers, stubs, tmp_path, name, exe, mod,
+                                                                 stub_name, full):
+    s = servers(name, exe, *service_args(name, tmp_path, tmp_path / f"{name}.key"),
+                "--rpc-max-message", "8M", "--rpc-call-memory", "1M")
+    # within the message limit, but its decoded copy needs 2 MiB
+    big = b"\xfa\x3e" + b"\x80\x80\x80\x01" + b"x" * (2 << 20)
+    with grpc.insecure_channel(s.target) as ch:
+        call = ch.unary_unary(f"/{full}/Status", request_serializer=None, response_deserializer=None)
+        with pytest.raises(grpc.RpcError) as e:
+            call(big, timeout=10)
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.value
+    assert "rpc_call_memory" in e.value.details(), e.value.details()
+    assert status_ok(stubs, mod, stub_name, s.target) == name
