@@ -1,8 +1,9 @@
 /* muri-gateway: the client API (VectorStore) over the Magus of a ledger. It
  * follows the chain from the genesis replicas (gw_chain.c), routes writes to
  * fragment primaries (gw_write.c), reads and searches replicas at the
- * requested consistency level (gw_read.c, gw_search.c) and creates and drops
- * collections by transactions of its payer account (gw_coll.c). */
+ * requested consistency level (gw_read.c, gw_search.c), creates and drops
+ * collections by transactions of its payer account (gw_coll.c) and settles
+ * a receipt for every search against the payer's allowance (gw_receipts.c). */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -52,7 +52,8 @@ struct gw_receipts {
 	gw_receipt **batch;
 	size_t nbatch;
 	int failures;                           /* failed attempts of this batch in a row */
-	uint64_t search_fee;                    /* 0: read GetParams before the next Settle */
+	uint64_t search_fee;                    /* read by GetParams before every Settle */
+	uint64_t height;                        /* the ledger's height at that read (the follower may lag) */
 	int approved, fresh;                    /* fresh: approved since the last committed Settle */
 	uint64_t allowance_left, allowance_expiry;
 	atomic_uint_least64_t refused;          /* receipts the full queue refused */
@@ -124,6 +125,8 @@ static int read_search_fee(gw_receipts *r)
 		return rc;
 	}
 	const Muri__V1__Params *p = (const Muri__V1__Params *)resp;
+	if (p->at && p->at->height > r->height)
+		r->height = p->at->height;
 	rc = CM_ERR_NOTFOUND;
 	for (size_t i = 0; i < p->n_values; i++)
 		if (p->values[i]->key && strcmp(p->values[i]->key, "search_fee") == 0 && p->values[i]->value > 0) {
@@ -141,7 +144,8 @@ static int read_search_fee(gw_receipts *r)
 static int approve(gw_receipts *r)
 {
 	const gw_config *cfg = r->g->cfg;
-	uint64_t expiry = gw_chain_height(r->g->chain) + (uint64_t)cfg->receipt_allowance_blocks;
+	uint64_t h = gw_chain_height(r->g->chain);
+	uint64_t expiry = (h > r->height ? h : r->height) + (uint64_t)cfg->receipt_allowance_blocks;
 	Muri__V1__Approve ap = MURI__V1__APPROVE__INIT;
 	ap.gateway.data = r->pk;
 	ap.gateway.len = CM_PK_BYTES;
@@ -175,6 +179,8 @@ static int ensure_allowance(gw_receipts *r, uint64_t first_fee)
 {
 	const gw_config *cfg = r->g->cfg;
 	uint64_t h = gw_chain_height(r->g->chain), margin = (uint64_t)cfg->receipt_allowance_blocks / 4;
+	if (r->height > h)
+		h = r->height;
 	if (r->approved && r->allowance_left >= first_fee && h + margin < r->allowance_expiry)
 		return CM_OK;
 	return approve(r);
@@ -334,8 +340,7 @@ static int on_fault(gw_receipts *r, size_t n, const char *msg)
 	case GW_FAULT_SETTLED:
 		drop_settled(r, f.receipt);
 		return 1;
-	case GW_FAULT_FEE:
-		r->search_fee = 0;
+	case GW_FAULT_FEE: /* read again before the next Settle */
 		return 1;
 	case GW_FAULT_ALLOWANCE:
 		if (r->fresh) { /* approved for this batch and still refused */
@@ -363,7 +368,9 @@ static int settle_once(gw_receipts *r, int final)
 		prune(r);
 	if (!r->nbatch)
 		return 0;
-	if (!r->search_fee && read_search_fee(r) != CM_OK)
+	if (!final && read_search_fee(r) != CM_OK) /* a raised search_fee, and the height for the allowance */
+		return 0;
+	if (!r->search_fee)
 		return 0;
 	uint64_t first = fee_of(r, r->batch[0]);
 	if (first > (uint64_t)cfg->receipt_allowance) {
@@ -470,13 +477,18 @@ static void *run(void *arg)
 {
 	gw_receipts *r = arg;
 	const gw_config *cfg = r->g->cfg;
-	/* at start: the allowance, so that the first receipts do not wait for it */
-	if (read_search_fee(r) == CM_OK)
-		ensure_allowance(r, 0);
+	/* at start: the allowance and the gateway's fee money, so that the first
+	 * receipts do not wait for them (failures are logged; tried again at the
+	 * first Settle) */
+	if (read_search_fee(r) == CM_OK && ensure_allowance(r, 0) == CM_OK)
+		ensure_gas(r);
 	pthread_mutex_lock(&r->mu);
 	while (!r->stop) {
+		/* a batch left over (the ledger did not take it) waits a whole flush_ms */
+		int backoff = r->nbatch > 0;
 		uint64_t until = cm_now_ms() + (uint64_t)cfg->receipt_flush_ms;
-		for (uint64_t now = cm_now_ms(); !r->stop && r->q.n < r->batch_max && now < until; now = cm_now_ms())
+		for (uint64_t now = cm_now_ms(); !r->stop && (backoff || r->q.n < r->batch_max) && now < until;
+		     now = cm_now_ms())
 			cm_cond_wait_ms(&r->cv, &r->mu, until - now);
 		if (r->stop)
 			break;
