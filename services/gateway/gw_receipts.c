@@ -140,7 +140,9 @@ static int read_search_fee(gw_receipts *r)
 }
 
 /* The payer grants the gateway key receipt_allowance until
- * receipt_allowance_blocks from now (replacing what is left). */
+ * receipt_allowance_blocks from now (replacing what is left). CM_ERR_STATE
+ * when the ledger refused it for good (the payer cannot pay its fee);
+ * another code when it may go through later. */
 static int approve(gw_receipts *r)
 {
 	const gw_config *cfg = r->g->cfg;
@@ -160,7 +162,7 @@ static int approve(gw_receipts *r)
 	if (rc != CM_OK) {
 		cm_warn("gw_receipt_approve", "amount=%lld error=\"%s\"", (long long)cfg->receipt_allowance,
 			rc == CM_ERR_STATE ? res.message : err);
-		return rc;
+		return rc == CM_ERR_STATE || res.code == GRPC_STATUS_FAILED_PRECONDITION ? CM_ERR_STATE : rc;
 	}
 	r->approved = r->fresh = 1;
 	r->allowance_left = ap.amount;
@@ -253,6 +255,7 @@ static int ensure_gas(gw_receipts *r)
  * receipts whose collection is gone or that have no node left. */
 static void prune(gw_receipts *r)
 {
+	size_t dropped = 0;
 	for (size_t i = r->nbatch; i-- > 0;) {
 		gw_receipt *x = r->batch[i];
 		gw_coll *m = NULL;
@@ -266,13 +269,19 @@ static void prune(gw_receipts *r)
 			int member = 0;
 			for (uint32_t f = 0; f < m->nfrag && !member; f++)
 				member = gw_frag_addr(&m->frags[f], x->nodes[j]) != NULL;
-			if (!member)
+			if (!member) {
 				gw_receipt_drop_node(x, j);
+				dropped++;
+			}
 		}
 		gw_coll_free(m);
 		if (!x->nnodes)
 			give_up(r, i, i + 1, "no_members", "none of its nodes is a replica of the collection now");
 	}
+	if (dropped)
+		cm_info("gw_receipt_nodes_left", "dropped=%zu message=\"nodes no longer replicas of the receipt's "
+						 "collection are left out of the receipts\"",
+			dropped);
 }
 
 /* Receipt i settled already: a Settle whose commit the gateway did not see
@@ -378,9 +387,14 @@ static int settle_once(gw_receipts *r, int final)
 		return 1;
 	}
 	if (!final) {
-		if (ensure_allowance(r, first) != CM_OK)
+		int rc = ensure_allowance(r, first);
+		if (rc == CM_ERR_STATE) {
+			give_up(r, 0, r->nbatch, "allowance", "the payer's Approve failed");
 			return 0;
-		int rc = ensure_gas(r);
+		}
+		if (rc != CM_OK)
+			return 0;
+		rc = ensure_gas(r);
 		if (rc == CM_ERR_STATE) {
 			give_up(r, 0, r->nbatch, "gas", "the gateway's account cannot pay a Settle's fee");
 			return 0;

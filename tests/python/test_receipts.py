@@ -235,3 +235,50 @@ def test_no_receipts_without_allowance(servers, stubs, tmp_path):
     finally:
         gw.close()
         net.close()
+
+
+def test_receipts_leave_out_a_node_that_left(servers, stubs, tmp_path):
+    """Receipts wait in the queue (a batch of 6, no timed flush) while a
+    backup replica unstakes and so leaves the Magu (a spare takes its seat):
+    the Settle that follows pays the remaining members only, so every
+    receipt settles and the departed node earns nothing for them."""
+    vpb, tpb, lpb = stubs.vectorstore_pb2, stubs.types_pb2, stubs.ledger_pb2
+    net = ChainNet(servers, stubs, tmp_path, params={"search_fee": FEE})
+    gw = Gateway(servers, stubs, net, tmp_path, args=(
+        "--default-timeout-ms", "20000", "--spot-permille", "0", "--receipt-batch", "6",
+        "--receipt-flush-ms", "600000"))
+    try:
+        gw_pk = key_file_public(str(tmp_path / "gateway.key"))
+        setup_collection(gw, stubs, "moving", fragments=1, replication=2)
+        d = gw.stub.DescribeCollection(vpb.DescribeCollectionRequest(name="moving"), timeout=30)
+        fs = d.fragment_states[0]
+        backup_hex = next(k for k, a in zip(fs.replica_keys, fs.replicas) if a != fs.primary)
+        leaver = next(a for a in net.ixacc if a.pk.hex() == backup_hex)
+        for q in queries(5, 11):  # at ALL: both replicas answer and are ranked
+            gw.stub.Search(vpb.SearchRequest(collection="moving", query_vector=tpb.Vector(values=list(map(float, q))),
+                                             top_k=5, consistency_level=tpb.ALL), timeout=30)
+        assert metric(gw, "muri_gateway_node_receipts_total", node=backup_hex) == 5
+        assert metric(gw, "muri_gateway_receipts_waiting") == 5
+        earned0 = earned(net, leaver.pk)
+
+        leaver.nonce = account(net, leaver.pk).nonce
+        net.submit(signed_tx(lpb, CHAIN, leaver, fee=1, unstake=lpb.Unstake(amount=5000)))
+
+        def gone():
+            s = gw.stub.DescribeCollection(vpb.DescribeCollectionRequest(name="moving"), timeout=30).fragment_states[0]
+            return backup_hex not in s.replica_keys
+        assert wait_until(gone, timeout=30), "the gateway never saw the node leave"
+        assert leaver.pk not in net.lstubs[0].GetMagu(lpb.MaguRequest(name="moving"), timeout=10).members
+        # the sixth search fills the batch: the Settle goes out now
+        gw.stub.Search(vpb.SearchRequest(collection="moving", query_vector=tpb.Vector(values=[0.5] * D),
+                                         top_k=5, consistency_level=tpb.ONE), timeout=30)
+        assert wait_until(lambda: len(all_receipts(net, gateway=gw_pk)) >= 6, timeout=60), metrics(gw)
+        got = all_receipts(net, gateway=gw_pk)
+        assert len(got) == 6 and sum(x.fee for x in got) == 6 * FEE
+        assert all(leaver.pk not in [p.node for p in x.payouts] for x in got)
+        assert earned(net, leaver.pk) == earned0
+        assert metric(gw, "muri_gateway_receipts_unsettled_total", reason="no_members") == 0
+        assert "event=gw_receipt_nodes_left dropped=5 " in gw.server.read_log()
+    finally:
+        gw.close()
+        net.close()
