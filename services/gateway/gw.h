@@ -158,6 +158,7 @@ typedef struct gw_ctx {
 	atomic_uint_least64_t salt;
 	struct gw_spotter *spotter;
 	struct gw_receipts *receipts;    /* NULL: no receipts (no payer, no node key or no allowance) */
+	atomic_uint_least64_t rank_gauges_ms; /* when the per-node rank gauges were last set */
 } gw_ctx;
 
 /* ---- helpers shared by the handlers ---- */
@@ -251,6 +252,7 @@ void gw_spot_offer(gw_spotter *s, const gw_coll *m, uint32_t fragment, const uin
 
 /* ---- search receipts (gw_receipts.c over gw_receipt.h) ---- */
 typedef struct gw_receipts gw_receipts;
+#define GW_RANK_GAUGES_MS 1000
 /* Starts the thread that approves (payer -> gateway key), tops the
  * gateway's account up and settles queued receipts in batches by Settle
  * transactions signed by gateway_key. Needs g->chain and the payer. */
@@ -259,7 +261,8 @@ int gw_receipts_start(gw_ctx *g, const cm_keypair *gateway_key, gw_receipts **ou
  * queued. Accepts NULL. */
 void gw_receipts_free(gw_receipts *r);
 /* After a successful Search or SearchBatch of queries query vectors over m:
- * sets the per-node rank gauges of the nodes in t and, with receipts on,
+ * sets the per-node rank gauges of every node in the rank table (at most
+ * once a second, GW_RANK_GAUGES_MS) and, with receipts on,
  * queues a receipt paying the nodes that answered without a proven lie and
  * are replicas of m, best first (gw_rank_receipt). Never blocks on I/O. */
 void gw_receipt_note(gw_ctx *g, const gw_coll *m, const gw_tally *t, size_t queries);

@@ -430,7 +430,7 @@ static int settle_once(gw_receipts *r, int final)
 		s->id.data = x->id;
 		s->id.len = GW_RECEIPT_ID_BYTES;
 		size_t b = muri__v1__search_receipt__get_packed_size(s) + 8;
-		if (n && (bytes + b > SETTLE_BYTES || s->fee > r->allowance_left - fees))
+		if (n && (bytes + b > SETTLE_BYTES || fees > r->allowance_left || s->fee > r->allowance_left - fees))
 			break;
 		bytes += b;
 		fees += s->fee;
@@ -487,6 +487,8 @@ static int settle_once(gw_receipts *r, int final)
 	return again && !final;
 }
 
+static void rank_gauges(gw_ctx *g);
+
 static void *run(void *arg)
 {
 	gw_receipts *r = arg;
@@ -510,6 +512,7 @@ static void *run(void *arg)
 		if (r->waiting)
 			cm_gauge_set(r->waiting, (double)r->q.n);
 		pthread_mutex_unlock(&r->mu);
+		rank_gauges(r->g); /* current without a search to set them */
 		while (r->nbatch && settle_once(r, 0)) {
 		}
 		pthread_mutex_lock(&r->mu);
@@ -615,19 +618,27 @@ void gw_receipts_free(gw_receipts *r)
 	free(r);
 }
 
-/* Per node: its rank in the table (gw_rank.h) as gauges. */
-static void rank_gauges(gw_ctx *g, const gw_tally *t)
+/* Per node: its standing in the rank table (gw_rank.h) as gauges, for every
+ * node in the table, at most once every GW_RANK_GAUGES_MS: the search path
+ * pays one atomic load, and one request a second copies the table. */
+static void rank_gauges(gw_ctx *g)
 {
-	for (size_t i = 0; g->metrics && i < t->n; i++) {
-		gw_rank_entry e;
-		pthread_mutex_lock(&g->rank_mu);
-		int rc = gw_ranks_get(&g->ranks, t->nodes[i].pk, &e);
-		double score = gw_ranks_score(&g->ranks, t->nodes[i].pk);
-		pthread_mutex_unlock(&g->rank_mu);
-		if (rc != CM_OK)
-			continue;
+	uint64_t now = cm_now_ms(), last = atomic_load(&g->rank_gauges_ms);
+	if (!g->metrics || now < last + GW_RANK_GAUGES_MS ||
+	    !atomic_compare_exchange_strong(&g->rank_gauges_ms, &last, now))
+		return;
+	pthread_mutex_lock(&g->rank_mu);
+	size_t n = g->ranks.n;
+	gw_rank_entry *e = malloc((n ? n : 1) * sizeof(*e));
+	double *score = malloc((n ? n : 1) * sizeof(*score));
+	for (size_t i = 0; e && score && i < n; i++) {
+		e[i] = g->ranks.e[i];
+		score[i] = gw_ranks_score(&g->ranks, e[i].node);
+	}
+	pthread_mutex_unlock(&g->rank_mu);
+	for (size_t i = 0; e && score && i < n; i++) {
 		char hex[2 * CM_PK_BYTES + 1], labels[2 * CM_PK_BYTES + 16];
-		cm_hex(hex, t->nodes[i].pk, CM_PK_BYTES);
+		cm_hex(hex, e[i].node, CM_PK_BYTES);
 		snprintf(labels, sizeof(labels), "node=\"%s\"", hex);
 		static const char *names[] = {"muri_gateway_node_rank_share", "muri_gateway_node_rank_latency_ms",
 					      "muri_gateway_node_rank_fail", "muri_gateway_node_rank_score"};
@@ -635,13 +646,15 @@ static void rank_gauges(gw_ctx *g, const gw_tally *t)
 			"the node's moving average share of final top-k hits (gw_rank.h; 0 for a merge it lied in)",
 			"the node's moving average answer latency", "the node's moving average of merges it did not answer",
 			"the score replicas are chosen by: share x (1 - fail) - latency / 100 ms"};
-		double v[] = {e.share, e.latency_ms, e.fail, score};
+		double v[] = {e[i].share, e[i].latency_ms, e[i].fail, score[i]};
 		for (int k = 0; k < 4; k++) {
 			cm_gauge *x = cm_metrics_gauge(g->metrics, names[k], labels, helps[k]);
 			if (x)
 				cm_gauge_set(x, v[k]);
 		}
 	}
+	free(e);
+	free(score);
 }
 
 static void node_receipt_counters(gw_ctx *g, const gw_receipt *x)
@@ -662,7 +675,7 @@ static void node_receipt_counters(gw_ctx *g, const gw_receipt *x)
 
 void gw_receipt_note(gw_ctx *g, const gw_coll *m, const gw_tally *t, size_t queries)
 {
-	rank_gauges(g, t);
+	rank_gauges(g);
 	gw_receipts *r = g->receipts;
 	if (!r || !queries)
 		return;
