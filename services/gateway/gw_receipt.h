@@ -31,6 +31,11 @@ gw_receipt *gw_receipt_new(size_t n);
 /* Removes node j (later nodes move up one rank); 0 when none is left. */
 size_t gw_receipt_drop_node(gw_receipt *r, size_t j);
 
+/* Removes node from every receipt of magu among v[0..n) (a node that left
+ * the Magu is paid by none of them); returns how many receipts named it.
+ * A receipt may be left with no node: the caller gives it up. */
+size_t gw_receipts_drop_node(gw_receipt *const *v, size_t n, const char *magu, const uint8_t node[CM_PK_BYTES]);
+
 /* A FIFO of at most cap receipts. Not thread-safe: the caller locks. */
 typedef struct gw_rqueue {
 	gw_receipt **v;

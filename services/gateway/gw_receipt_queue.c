@@ -24,6 +24,21 @@ size_t gw_receipt_drop_node(gw_receipt *r, size_t j)
 	return r->nnodes;
 }
 
+size_t gw_receipts_drop_node(gw_receipt *const *v, size_t n, const char *magu, const uint8_t node[CM_PK_BYTES])
+{
+	size_t named = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(v[i]->magu, magu) != 0)
+			continue;
+		for (size_t j = v[i]->nnodes; j-- > 0;)
+			if (memcmp(v[i]->nodes[j], node, CM_PK_BYTES) == 0) {
+				gw_receipt_drop_node(v[i], j);
+				named++;
+			}
+	}
+	return named;
+}
+
 int gw_rqueue_init(gw_rqueue *q, size_t cap)
 {
 	memset(q, 0, sizeof(*q));

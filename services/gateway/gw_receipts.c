@@ -331,16 +331,10 @@ static int on_fault(gw_receipts *r, size_t n, const char *msg)
 			return 0;
 		memcpy(node, r->batch[f.receipt]->nodes[f.node], CM_PK_BYTES);
 		snprintf(magu, sizeof(magu), "%s", r->batch[f.receipt]->magu);
-		for (size_t i = r->nbatch; i-- > 0;) {
-			gw_receipt *x = r->batch[i];
-			if (strcmp(x->magu, magu) != 0)
-				continue;
-			for (size_t j = x->nnodes; j-- > 0;)
-				if (memcmp(x->nodes[j], node, CM_PK_BYTES) == 0)
-					gw_receipt_drop_node(x, j);
-			if (!x->nnodes)
+		gw_receipts_drop_node(r->batch, r->nbatch, magu, node);
+		for (size_t i = r->nbatch; i-- > 0;)
+			if (!r->batch[i]->nnodes)
 				give_up(r, i, i + 1, "no_members", msg);
-		}
 		return 1;
 	}
 	case GW_FAULT_DROP_RECEIPT:

@@ -70,6 +70,25 @@ static void test_receipt_nodes(void)
 	free(r);
 }
 
+/* A node that left one Magu leaves the receipts of that Magu only. */
+static void test_drop_node_from_batch(void)
+{
+	gw_receipt *v[3] = {mk(1, 3), mk(1, 1), mk(1, 2)};
+	snprintf(v[0]->magu, sizeof(v[0]->magu), "a");
+	snprintf(v[1]->magu, sizeof(v[1]->magu), "a");
+	snprintf(v[2]->magu, sizeof(v[2]->magu), "b");
+	uint8_t node[CM_PK_BYTES];
+	memset(node, 0x20, CM_PK_BYTES); /* rank 0 of every receipt */
+	TAP_EQ(gw_receipts_drop_node(v, 3, "a", node), 2);
+	TAP_EQ(v[0]->nnodes, 2);
+	TAP_EQ(v[0]->nodes[0][0], 0x21); /* the others move up */
+	TAP_EQ(v[1]->nnodes, 0);         /* nobody left: the caller gives it up */
+	TAP_EQ(v[2]->nnodes, 2);         /* another Magu: untouched */
+	TAP_EQ(gw_receipts_drop_node(v, 3, "a", node), 0);
+	for (int i = 0; i < 3; i++)
+		free(v[i]);
+}
+
 /* The ledger's own messages (lg_st_settle.c, lg_tx.c, lg_state.c,
  * lg_node_admit.c), as a Settle of 4 receipts would get them. */
 static void test_faults(void)
@@ -152,6 +171,7 @@ int main(void)
 {
 	TAP_RUN(test_queue);
 	TAP_RUN(test_receipt_nodes);
+	TAP_RUN(test_drop_node_from_batch);
 	TAP_RUN(test_faults);
 	TAP_RUN(test_receipt_order);
 	return tap_done();

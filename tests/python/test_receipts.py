@@ -222,24 +222,43 @@ def test_receipts_pay_a_liar_less(servers, stubs, tmp_path):
         net.close()
 
 
-def test_no_receipts_without_allowance(servers, stubs, tmp_path):
+def test_receipts_off_or_unpaid(servers, stubs, tmp_path):
     """receipt_allowance 0 turns receipts off: searches answer, nothing is
-    approved or settled, and the log says why."""
+    approved or settled, and the log says why. A second gateway whose node
+    account has no money for a Settle's fee (receipt_fee_float 0: the payer
+    does not fund it) answers its searches too and counts the receipts
+    unsettled (reason gas)."""
     vpb, tpb = stubs.vectorstore_pb2, stubs.types_pb2
     net = ChainNet(servers, stubs, tmp_path, n_indexers=2)
     gw = Gateway(servers, stubs, net, tmp_path, args=("--default-timeout-ms", "20000", "--receipt-allowance", "0"))
+    gw2 = Gateway(servers, stubs, net, tmp_path, name="gw2", args=(
+        "--default-timeout-ms", "20000", "--receipt-fee-float", "0", "--receipt-flush-ms", "200"))
     try:
         setup_collection(gw, stubs, "free", fragments=1, replication=2, n=50)
         for q in queries(3, 1):
-            gw.stub.Search(vpb.SearchRequest(collection="free", query_vector=tpb.Vector(values=list(map(float, q))),
-                                             top_k=3), timeout=30)
+            r = gw.stub.Search(vpb.SearchRequest(collection="free", query_vector=tpb.Vector(values=list(map(float, q))),
+                                                 top_k=3), timeout=30)
+            assert len(r.results) == 3
         m = metrics(gw)
         assert "muri_gateway_receipts_queued_total" not in m
         assert any(k.startswith("muri_gateway_node_rank_share{") for k in m)  # ranks are shown regardless
         assert 'enabled=no reason="receipt_allowance is 0"' in gw.server.read_log()
+
+        assert wait_until(lambda: metric(gw2, "muri_gateway_receipt_approves_total") == 1, timeout=30)
+        assert wait_until(lambda: gw2.stub.ListCollections(vpb.ListCollectionsRequest(), timeout=10).collections,
+                          timeout=30)
+        for q in queries(2, 2):
+            r = gw2.stub.Search(vpb.SearchRequest(collection="free", query_vector=tpb.Vector(values=list(map(float, q))),
+                                                  top_k=3), timeout=30)
+            assert len(r.results) == 3
+        assert wait_until(lambda: metric(gw2, "muri_gateway_receipts_unsettled_total", reason="gas") == 2,
+                          timeout=30), metrics(gw2)
+        assert metric(gw2, "muri_gateway_receipts_settled_total") == 0
+        assert "receipt_fee_float is 0" in gw2.server.read_log()
         assert all_receipts(net, searcher=net.owner.pk) == []
     finally:
         gw.close()
+        gw2.close()
         net.close()
 
 
