@@ -72,6 +72,21 @@ static void count_unsettled(gw_receipts *r, const char *reason, uint64_t n)
 		cm_counter_add(c, n);
 }
 
+/* A message from elsewhere, fit for a quoted log value: " becomes '. */
+typedef struct quoted {
+	char s[CM_LC_MSG_MAX];
+} quoted;
+
+static quoted q(const char *m)
+{
+	quoted o;
+	snprintf(o.s, sizeof(o.s), "%s", m ? m : "");
+	for (char *c = o.s; *c; c++)
+		if (*c == '"' || *c == '\n')
+			*c = *c == '"' ? '\'' : ' ';
+	return o;
+}
+
 static void add(cm_counter *c, uint64_t n)
 {
 	if (c && n)
@@ -107,7 +122,7 @@ static void give_up(gw_receipts *r, size_t from, size_t to, const char *reason, 
 	char id[2 * GW_RECEIPT_ID_BYTES + 1];
 	cm_hex(id, r->batch[from]->id, GW_RECEIPT_ID_BYTES);
 	cm_warn("gw_receipt_unsettled", "receipts=%zu first=%s magu=%s reason=%s message=\"%s\"", to - from, id,
-		r->batch[from]->magu, reason, why);
+		r->batch[from]->magu, reason, q(why).s);
 	count_unsettled(r, reason, to - from);
 	for (size_t i = to; i-- > from;)
 		batch_remove(r, i);
@@ -121,7 +136,7 @@ static int read_search_fee(gw_receipts *r)
 	int rc = cm_ledger_client_call(r->lc, "/muri.v1.Ledger/GetParams", &req.base, &muri__v1__params__descriptor,
 				       &resp, &st);
 	if (rc != CM_OK) {
-		cm_warn("gw_receipt_params", "code=%s message=\"%s\"", cm_rpc_code_name(st.code), st.message);
+		cm_warn("gw_receipt_params", "code=%s message=\"%s\"", cm_rpc_code_name(st.code), q(st.message).s);
 		return rc;
 	}
 	const Muri__V1__Params *p = (const Muri__V1__Params *)resp;
@@ -161,7 +176,7 @@ static int approve(gw_receipts *r)
 	int rc = cm_ledger_client_submit(gw_chain_client(r->g->chain), &t, CM_LC_WAIT, &res, err, sizeof(err));
 	if (rc != CM_OK) {
 		cm_warn("gw_receipt_approve", "amount=%lld error=\"%s\"", (long long)cfg->receipt_allowance,
-			rc == CM_ERR_STATE ? res.message : err);
+			q(rc == CM_ERR_STATE ? res.message : err).s);
 		return rc == CM_ERR_STATE || res.code == GRPC_STATUS_FAILED_PRECONDITION ? CM_ERR_STATE : rc;
 	}
 	r->approved = r->fresh = 1;
@@ -207,7 +222,7 @@ static int gateway_balance(gw_receipts *r, uint64_t *out)
 		*out = 0;
 		return CM_OK;
 	}
-	cm_warn("gw_receipt_balance", "code=%s message=\"%s\"", cm_rpc_code_name(st.code), st.message);
+	cm_warn("gw_receipt_balance", "code=%s message=\"%s\"", cm_rpc_code_name(st.code), q(st.message).s);
 	return rc;
 }
 
@@ -241,7 +256,7 @@ static int ensure_gas(gw_receipts *r)
 	rc = cm_ledger_client_submit(gw_chain_client(r->g->chain), &t, CM_LC_WAIT, &res, err, sizeof(err));
 	if (rc != CM_OK) {
 		cm_warn("gw_receipt_topup", "amount=%llu error=\"%s\"", (unsigned long long)tr.amount,
-			rc == CM_ERR_STATE ? res.message : err);
+			q(rc == CM_ERR_STATE ? res.message : err).s);
 		return rc == CM_ERR_STATE || res.code == GRPC_STATUS_FAILED_PRECONDITION ? CM_ERR_STATE : rc;
 	}
 	add(r->topups, 1);
@@ -321,7 +336,7 @@ static int on_fault(gw_receipts *r, size_t n, const char *msg)
 	gw_fault f;
 	gw_fault_parse(msg, n, &f);
 	cm_warn("gw_receipt_settle_failed", "receipts=%zu fault=%s receipt=%zu message=\"%s\"", n,
-		gw_fault_name(f.kind), f.receipt, msg);
+		gw_fault_name(f.kind), f.receipt, q(msg).s);
 	switch (f.kind) {
 	case GW_FAULT_DROP_NODE: {
 		/* not a member (any more): of no receipt of that Magu in the batch */
@@ -470,7 +485,7 @@ static int settle_once(gw_receipts *r, int final)
 	    (res.code == GRPC_STATUS_INVALID_ARGUMENT || res.code == GRPC_STATUS_FAILED_PRECONDITION))
 		again = on_fault(r, n, res.message[0] ? res.message : err);
 	else
-		cm_warn("gw_receipt_settle_failed", "receipts=%zu error=\"%s\" (sent again later)", n, err);
+		cm_warn("gw_receipt_settle_failed", "receipts=%zu error=\"%s\" (sent again later)", n, q(err).s);
 	/* a fault that took receipts or nodes out made progress; the others count */
 	int progress = batch_weight(r) < before;
 	if (!progress && ++r->failures >= SETTLE_TRIES && r->nbatch) {
