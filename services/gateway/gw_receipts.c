@@ -46,7 +46,8 @@ struct gw_receipts {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	gw_rqueue q;
-	int stop, started;
+	atomic_int stop;                        /* set under mu; read without it between Settles */
+	int started;
 	pthread_t th;
 	/* the settling thread's own */
 	gw_receipt **batch;
@@ -522,7 +523,7 @@ static void *run(void *arg)
 			cm_gauge_set(r->waiting, (double)r->q.n);
 		pthread_mutex_unlock(&r->mu);
 		rank_gauges(r->g); /* current without a search to set them */
-		while (r->nbatch && settle_once(r, 0)) {
+		while (r->nbatch && !atomic_load(&r->stop) && settle_once(r, 0)) {
 		}
 		pthread_mutex_lock(&r->mu);
 	}
