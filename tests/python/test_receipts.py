@@ -144,7 +144,6 @@ def test_receipts_settle_and_pay_ranked_nodes(servers, stubs, tmp_path):
         assert m["muri_gateway_receipts_settled_total"] == 7
         assert m["muri_gateway_receipt_fees_total"] == FEE * 11
         assert m["muri_gateway_settles_total"] >= 2
-        assert m.get("muri_gateway_settles_failed_total", 0) == 0
         for a in net.ixacc:
             node = a.pk.hex()
             assert 0 < m[f'muri_gateway_node_rank_share{{node="{node}"}}'] <= 1
