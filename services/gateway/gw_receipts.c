@@ -19,11 +19,17 @@
  * is approved again, a raised search_fee is read again. Before sending, the
  * receipts are checked against what the gateway knows (its routing table,
  * the allowance it approved), so a failed Settle, whose fee is paid, is the
- * exception. A Settle that cannot reach the ledger is kept and sent again;
+ * exception. A node that left the Magu is dropped from every receipt of
+ * that Magu in the batch, not one receipt at a time. A Settle that cannot
+ * reach the ledger is kept and sent again every receipt_flush_ms for as
+ * long as it takes (new receipts queue meanwhile, up to receipt_queue_max);
  * one whose commit did not come in time is waited for once more, and a
- * receipt it settled after all fails with "settled already" next time and
- * counts as settled. After SETTLE_TRIES failures in a row the batch is
- * given up. */
+ * receipt it settled after all fails with "settled already" next time: the
+ * gateway's newest settled receipts (GetReceipts) then say which of the
+ * batch to drop as settled. After SETTLE_TRIES failures in a row that the
+ * ledger judged and that took nothing out of the batch, the batch is given
+ * up (reason "retries"). A stopping gateway sends one last Settle of what
+ * waits and does not wait for it. */
 #include "gw.h"
 #include "cm_err.h"
 #include "cm_genesis.h"
@@ -482,11 +488,16 @@ static int settle_once(gw_receipts *r, int final)
 	}
 	add(r->settles_failed, 1);
 	size_t before = batch_weight(r);
-	if (rc == CM_ERR_STATE ||
-	    (res.code == GRPC_STATUS_INVALID_ARGUMENT || res.code == GRPC_STATUS_FAILED_PRECONDITION))
+	int judged = rc == CM_ERR_STATE || res.code == GRPC_STATUS_INVALID_ARGUMENT ||
+		     res.code == GRPC_STATUS_FAILED_PRECONDITION;
+	if (judged) {
 		again = on_fault(r, n, res.message[0] ? res.message : err);
-	else
+	} else {
+		/* unreachable, or the commit did not come: the batch waits (new
+		 * receipts queue up to receipt_queue_max meanwhile) */
 		cm_warn("gw_receipt_settle_failed", "receipts=%zu error=\"%s\" (sent again later)", n, q(err).s);
+		return 0;
+	}
 	/* a fault that took receipts or nodes out made progress; the others count */
 	int progress = batch_weight(r) < before;
 	if (!progress && ++r->failures >= SETTLE_TRIES && r->nbatch) {

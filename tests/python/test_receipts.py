@@ -144,8 +144,12 @@ def test_receipts_settle_and_pay_ranked_nodes(servers, stubs, tmp_path):
         assert m["muri_gateway_receipts_settled_total"] == 7
         assert m["muri_gateway_receipt_fees_total"] == FEE * 11
         assert m["muri_gateway_settles_total"] >= 2
-        for a in net.ixacc:
-            node = a.pk.hex()
+        # every node a receipt paid has its standing in the rank table shown (set at most once a second)
+        assert wait_until(lambda: all(f'muri_gateway_node_rank_score{{node="{pk.hex()}"}}' in metrics(gw)
+                                      for pk in paid), timeout=30), (list(paid), metrics(gw))
+        m = metrics(gw)
+        for pk in paid:
+            node = pk.hex()
             assert 0 < m[f'muri_gateway_node_rank_share{{node="{node}"}}'] <= 1
             assert m[f'muri_gateway_node_rank_latency_ms{{node="{node}"}}'] >= 0
             assert f'muri_gateway_node_rank_score{{node="{node}"}}' in m
