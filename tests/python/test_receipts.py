@@ -310,3 +310,58 @@ def test_receipts_leave_out_a_node_that_left(servers, stubs, tmp_path):
     finally:
         gw.close()
         net.close()
+
+
+def pid_of(data_dir):
+    """The pid of the process started with data_dir on its command line (this test's own)."""
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/cmdline", "rb") as f:
+                    if str(data_dir).encode() in f.read().split(b"\0"):
+                        return int(p)
+            except OSError:
+                pass
+    raise AssertionError(f"no process for {data_dir}")
+
+
+def test_receipts_wait_out_a_ledger_outage(servers, stubs, tmp_path):
+    """Two of the four ledger replicas stop (SIGSTOP: no quorum, nothing
+    commits) while searches go on: every search answers, the receipts wait,
+    and once the replicas run again every receipt settles exactly once."""
+    import signal
+    vpb, tpb = stubs.vectorstore_pb2, stubs.types_pb2
+    net = ChainNet(servers, stubs, tmp_path, params={"search_fee": FEE})
+    gw = Gateway(servers, stubs, net, tmp_path, args=(
+        "--default-timeout-ms", "20000", "--spot-permille", "0", "--receipt-batch", "2",
+        "--receipt-flush-ms", "300"))
+    stopped = []
+    try:
+        gw_pk = key_file_public(str(tmp_path / "gateway.key"))
+        setup_collection(gw, stubs, "outage", fragments=1, replication=2, n=100)
+        assert wait_until(lambda: metric(gw, "muri_gateway_receipt_topups_total") >= 1, timeout=30)
+        payer0 = account(net, net.owner.pk).balance
+        stopped = [pid_of(tmp_path / f"ledger{i}-data") for i in (2, 3)]
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        for q in queries(6, 21):
+            r = gw.stub.Search(vpb.SearchRequest(collection="outage", query_vector=tpb.Vector(values=list(map(float, q))),
+                                                 top_k=5, consistency_level=tpb.ONE), timeout=30)
+            assert len(r.results) == 5
+        # nothing can commit: the receipts wait in the gateway
+        assert metric(gw, "muri_gateway_receipts_settled_total") == 0
+        assert metric(gw, "muri_gateway_receipts_queued_total") == 6
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        stopped = []
+        assert wait_until(lambda: len(all_receipts(net, gateway=gw_pk)) >= 6, timeout=120), metrics(gw)
+        assert wait_until(lambda: metric(gw, "muri_gateway_receipts_settled_total") == 6, timeout=60), metrics(gw)
+        got = all_receipts(net, gateway=gw_pk)
+        assert len(got) == 6 and len({x.id for x in got}) == 6
+        assert payer0 - account(net, net.owner.pk).balance == 6 * FEE
+        assert sum(v for k, v in metrics(gw).items() if k.startswith("muri_gateway_receipts_unsettled_total")) == 0
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        gw.close()
+        net.close()
