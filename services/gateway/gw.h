@@ -47,6 +47,12 @@ typedef struct gw_config {
 	char *tls_ca;                 /* PEM roots for indexer and ledger TLS; "" = plaintext */
 	int64_t spot_permille;        /* answers spot-checked, per mille */
 	int64_t spot_queue;           /* spot checks waiting at most */
+	int64_t receipt_batch;        /* receipts per Settle: one is sent when this many wait */
+	int64_t receipt_flush_ms;     /* ... or when the oldest waited this long */
+	int64_t receipt_queue_max;    /* receipts waiting at most (more are refused, counted) */
+	int64_t receipt_allowance;    /* the payer's Approve to the gateway key; 0: no receipts */
+	int64_t receipt_allowance_blocks; /* the Approve's expiry, in blocks from its height */
+	int64_t receipt_fee_float;    /* the payer tops the gateway's account up by this (0: never) */
 } gw_config;
 
 /* ---- routing table (gw_chain.c) ---- */
@@ -151,6 +157,8 @@ typedef struct gw_ctx {
 	gw_ranks ranks;
 	atomic_uint_least64_t salt;
 	struct gw_spotter *spotter;
+	struct gw_receipts *receipts;    /* NULL: no receipts (no payer, no node key or no allowance) */
+	atomic_uint_least64_t rank_gauges_ms; /* when the per-node rank gauges were last set */
 } gw_ctx;
 
 /* ---- helpers shared by the handlers ---- */
@@ -241,6 +249,23 @@ void gw_spotter_free(gw_spotter *s);
 void gw_spot_offer(gw_spotter *s, const gw_coll *m, uint32_t fragment, const uint8_t node[CM_PK_BYTES],
 		   const Muri__V1__Vector *query, uint32_t k, const Muri__V1__Filter *filter,
 		   const Muri__V1__LocalSearchResponse *r, int by_root);
+
+/* ---- search receipts (gw_receipts.c over gw_receipt.h) ---- */
+typedef struct gw_receipts gw_receipts;
+#define GW_RANK_GAUGES_MS 1000
+/* Starts the thread that approves (payer -> gateway key), tops the
+ * gateway's account up and settles queued receipts in batches by Settle
+ * transactions signed by gateway_key. Needs g->chain and the payer. */
+int gw_receipts_start(gw_ctx *g, const cm_keypair *gateway_key, gw_receipts **out, char *err, size_t errlen);
+/* Stops the thread after one last Settle (sent, not waited for) of what is
+ * queued. Accepts NULL. */
+void gw_receipts_free(gw_receipts *r);
+/* After a successful Search or SearchBatch of queries query vectors over m:
+ * sets the per-node rank gauges of every node in the rank table (at most
+ * once a second, GW_RANK_GAUGES_MS) and, with receipts on,
+ * queues a receipt paying the nodes that answered without a proven lie and
+ * are replicas of m, best first (gw_rank_receipt). Never blocks on I/O. */
+void gw_receipt_note(gw_ctx *g, const gw_coll *m, const gw_tally *t, size_t queries);
 
 /* ---- handlers ---- */
 int gw_h_create(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);

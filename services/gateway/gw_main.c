@@ -1,8 +1,9 @@
 /* muri-gateway: the client API (VectorStore) over the Magus of a ledger. It
  * follows the chain from the genesis replicas (gw_chain.c), routes writes to
  * fragment primaries (gw_write.c), reads and searches replicas at the
- * requested consistency level (gw_read.c, gw_search.c) and creates and drops
- * collections by transactions of its payer account (gw_coll.c). */
+ * requested consistency level (gw_read.c, gw_search.c), creates and drops
+ * collections by transactions of its payer account (gw_coll.c) and settles
+ * a receipt for every search against the payer's allowance (gw_receipts.c). */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,24 @@ static const cm_config_key gw_keys[] = {
 	 NULL},
 	{"spot_queue", CM_CFG_INT, offsetof(gw_config, spot_queue), "256", 1, 100000,
 	 "spot checks waiting at most (more are dropped)", NULL},
+	{"receipt_batch", CM_CFG_INT, offsetof(gw_config, receipt_batch), "100", 1, 1024,
+	 "search receipts per Settle: one is sent as soon as this many wait", NULL},
+	{"receipt_flush_ms", CM_CFG_INT, offsetof(gw_config, receipt_flush_ms), "1000", 10, 600000,
+	 "a Settle of what waits is sent at least this often", NULL},
+	{"receipt_queue_max", CM_CFG_INT, offsetof(gw_config, receipt_queue_max), "10000", 1, 1000000,
+	 "search receipts waiting at most; when full, a new receipt is refused (logged, counted in "
+	 "muri_gateway_receipts_unsettled_total{reason=\"queue_full\"}) and the search still answers",
+	 NULL},
+	{"receipt_allowance", CM_CFG_INT, offsetof(gw_config, receipt_allowance), "1000000", 0, 1e15,
+	 "the allowance the payer approves to the gateway's node key for search fees, again when it runs low; "
+	 "0: no receipts",
+	 NULL},
+	{"receipt_allowance_blocks", CM_CFG_INT, offsetof(gw_config, receipt_allowance_blocks), "100000", 10, 1e12,
+	 "the approval's expiry, in blocks from its height (approved again with a quarter left)", NULL},
+	{"receipt_fee_float", CM_CFG_INT, offsetof(gw_config, receipt_fee_float), "10000", 0, 1e15,
+	 "when the gateway's node account cannot pay a Settle's fee (chain_fee), the payer transfers it this much; "
+	 "0: never (fund the node key otherwise)",
+	 NULL},
 	{"tls_ca", CM_CFG_STR, offsetof(gw_config, tls_ca), "", 0, 0,
 	 "PEM CA file to verify indexers' and ledger replicas' TLS certificates; empty: plaintext", NULL},
 };
@@ -144,6 +163,13 @@ static int gw_init(void *ctx, const cm_service_env *env, char *err, size_t errle
 	}
 	if (rc != CM_OK)
 		return rc;
+	if (!g->has_payer || !env->key || cfg->receipt_allowance <= 0) {
+		cm_info("gw_receipts", "enabled=no reason=\"%s\"",
+			!g->has_payer ? "no payer_key_file" : !env->key ? "no key_file (the key that settles)"
+								: "receipt_allowance is 0");
+	} else if ((rc = gw_receipts_start(g, env->key, &g->receipts, err, errlen)) != CM_OK) {
+		return rc;
+	}
 	static const cm_rpc_handler handlers[] = {
 		{"Status", gw_status, NULL},
 		{"CreateCollection", gw_h_create, NULL},
@@ -165,6 +191,7 @@ static int gw_init(void *ctx, const cm_service_env *env, char *err, size_t errle
 static void gw_fini(void *ctx)
 {
 	gw_ctx *g = ctx;
+	gw_receipts_free(g->receipts);
 	gw_spotter_free(g->spotter);
 	gw_chain_free(g->chain);
 	gw_pool_free(g->pool);

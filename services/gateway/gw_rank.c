@@ -159,3 +159,42 @@ size_t gw_pick(const gw_ranks *r, const uint8_t (*replicas)[CM_PK_BYTES], size_t
 		free(p);
 	return want;
 }
+
+typedef struct rcand {
+	size_t i;
+	double share, score;
+	const uint8_t *node;
+} rcand;
+
+static int rcand_cmp(const void *x, const void *y)
+{
+	const rcand *a = x, *b = y;
+	if (a->share != b->share)
+		return a->share > b->share ? -1 : 1;
+	if (a->score != b->score)
+		return a->score > b->score ? -1 : 1;
+	return memcmp(a->node, b->node, CM_PK_BYTES);
+}
+
+size_t gw_rank_receipt(const gw_ranks *r, const gw_rank_input *in, size_t n, size_t *order, size_t max)
+{
+	rcand stack[64], *c = n <= 64 ? stack : malloc(n * sizeof(*c));
+	size_t k = 0;
+	if (!c)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!in[i].answered || in[i].lies)
+			continue;
+		double share = in[i].expected ? (double)in[i].contributed / (double)in[i].expected : 1.0;
+		c[k++] = (rcand){.i = i, .share = share > 1 ? 1 : share, .score = gw_ranks_score(r, in[i].node),
+				 .node = in[i].node};
+	}
+	qsort(c, k, sizeof(*c), rcand_cmp);
+	if (k > max)
+		k = max;
+	for (size_t i = 0; i < k; i++)
+		order[i] = c[i].i;
+	if (c != stack)
+		free(c);
+	return k;
+}

@@ -60,4 +60,19 @@ size_t gw_pick(const gw_ranks *r, const uint8_t (*replicas)[CM_PK_BYTES], size_t
 /* The number of replicas a level asks of n. */
 size_t gw_level_count(int level, size_t n);
 
+/* What one request's merges said of a node, for its receipt. */
+typedef struct gw_rank_input {
+	const uint8_t *node;
+	uint64_t contributed, expected, answered, lies;
+} gw_rank_input;
+
+/* The order a request's receipt pays its nodes in: writes into order (room
+ * for max) the indices of in[0..n) that answered and told no proven lie in
+ * this request, best first, and returns how many. Best: the larger share of
+ * this request's final top-k hits from the fragments it was asked for
+ * (contributed / expected; 1 when expected is 0), then the larger score in
+ * the table (gw_ranks_score: answers, failures and latency over time), then
+ * the smaller key. */
+size_t gw_rank_receipt(const gw_ranks *r, const gw_rank_input *in, size_t n, size_t *order, size_t max);
+
 #endif

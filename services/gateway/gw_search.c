@@ -356,6 +356,7 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 		goto out_cells;
 	}
 	gw_note_tally(g, m->name, tally);
+	gw_receipt_note(g, m, tally, nq);
 	free(tally);
 	Muri__V1__SearchMetrics *mt = cm_rpc_alloc(call, sizeof(*mt));
 	if (!mt) {
