@@ -107,6 +107,51 @@ class Server:
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 128 << 20), ("grpc.max_send_message_length", 128 << 20)]
 
 
+def scrape_metrics(server):
+    """The /metrics text of a running server ("" if it has none or is down)."""
+    import urllib.request
+    if server.proc.poll() is not None or not server.metrics_port:
+        return ""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5) as r:
+            return r.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def secrets_in(folder, texts, names):
+    """Every secret under folder (muri key files: the seed and the 64-byte
+    secret key in hex; PEM private keys: their base64 lines) that appears
+    in one of texts, described by the file it came from and where it showed
+    (never the secret itself)."""
+    from sodium_keys import keypair_from_seed
+    secrets = []
+    for root, _, files in os.walk(folder):
+        for fn in files:
+            path = os.path.join(root, fn)
+            try:
+                with open(path, "r", errors="replace") as f:
+                    head = f.read(1 << 16)
+            except OSError:
+                continue
+            if head.startswith("muri-ed25519-seed "):
+                seed = bytes.fromhex(head.split()[1])
+                sk = keypair_from_seed(seed)[1]
+                for form in (seed.hex(), sk.hex()):
+                    secrets += [(path, form), (path, form.upper())]
+            elif "PRIVATE KEY-----" in head:
+                secrets += [(path, line.strip()) for line in head.splitlines()
+                            if len(line.strip()) >= 32 and not line.startswith("-----")]
+    found = []
+    for i, text in enumerate(texts):
+        where = ("metrics of " if i < len(names) // 2 else "log of ") + names[i] if i < len(names) else str(i)
+        for path, secret in secrets:
+            hit = f"{os.path.relpath(path, folder)} in the {where}"
+            if secret in text and hit not in found:
+                found.append(hit)
+    return found
+
+
 @pytest.fixture
 def servers(request, tmp_path):
     """Starts servers; stops them after the test; keeps their logs if it failed."""
@@ -123,9 +168,12 @@ def servers(request, tmp_path):
 
     yield start
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    exposed = [scrape_metrics(s) for s in started]
     for s in started:
         s.stop(signal.SIGKILL if failed else signal.SIGTERM)
         s.log.close()
+    exposed += [s.read_log() for s in started]
+    leaks = secrets_in(str(tmp_path), exposed, [s.name for s in started] * 2)
     if failed:
         keep = os.path.join(BUILD, "test-logs", request.node.name)
         shutil.rmtree(keep, ignore_errors=True)
@@ -133,6 +181,7 @@ def servers(request, tmp_path):
         print(f"logs kept in {keep}")
         for s in started:
             print(f"--- {s.name} log ---\n{s.read_log()[-4000:]}")
+    assert not leaks, "secret key material in what a service exposed: " + "; ".join(leaks)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

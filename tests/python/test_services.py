@@ -163,3 +163,19 @@ def test_cli_keygen_and_status(servers, tmp_path):
     fields = dict(line.split(None, 1) for line in p.stdout.splitlines())
     assert fields["service"] == "ledger"
     assert fields["node_id"] == public_key_hex(key.read_text().split()[1])
+
+
+def test_the_secret_scan_every_test_runs_finds_a_leaked_key(tmp_path):
+    """The servers fixture greps every log and /metrics page of a test for
+    every key under the test's folder; here it is shown to find one."""
+    from conftest import secrets_in
+    from sodium_keys import keypair_from_seed, write_key_file
+    seed = bytes(range(32))
+    write_key_file(str(tmp_path / "node.key"), seed)
+    (tmp_path / "tls.key").write_text("-----BEGIN PRIVATE KEY-----\n" + "QUJD" * 16 + "\n-----END PRIVATE KEY-----\n")
+    pk, sk = keypair_from_seed(seed)
+    clean = f"event=listening node={pk.hex()}"
+    assert secrets_in(str(tmp_path), [clean, clean], ["a", "a"]) == []
+    assert secrets_in(str(tmp_path), ["", f"loaded {seed.hex()}"], ["a", "a"]) == ["node.key in the log of a"]
+    assert secrets_in(str(tmp_path), [f"sk={sk.hex().upper()}", ""], ["a", "a"]) == ["node.key in the metrics of a"]
+    assert secrets_in(str(tmp_path), ["x" + "QUJD" * 16, ""], ["a", "a"]) == ["tls.key in the metrics of a"]
