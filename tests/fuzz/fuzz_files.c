@@ -100,11 +100,14 @@ static void fuzz_genesis(const uint8_t *p, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 1)
+	int which;
+	const uint8_t *p;
+	size_t n;
+	if (!fuzz_pick(data, size, &which, &p, &n))
 		return 0;
-	if (data[0] & 1)
-		fuzz_genesis(data + 1, size - 1);
+	if (which)
+		fuzz_genesis(p, n);
 	else
-		fuzz_config(data + 1, size - 1);
+		fuzz_config(p, n);
 	return 0;
 }

@@ -10,27 +10,24 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 1)
+	int which;
+	const uint8_t *p;
+	size_t n;
+	if (!fuzz_pick(data, size, &which, &p, &n))
 		return 0;
-	const uint8_t *p = data + 1;
-	size_t n = size - 1;
 	uint8_t *out = malloc(n ? n : 1);
 	if (!out)
 		return 0;
 	size_t len = 0;
-	if (data[0] & 1) {
+	if (which) {
 		lg_hs_safety st;
 		if (lg_hs_safety_decode(p, n, &st) == CM_OK) {
-			FUZZ_CHECK(lg_hs_safety_size(&st) == n);
-			FUZZ_CHECK(lg_hs_safety_encode(&st, out, n, &len) == CM_OK);
-			FUZZ_CHECK(len == n && memcmp(out, p, n) == 0);
+			FUZZ_REENCODES(lg_hs_safety_size(&st), lg_hs_safety_encode(&st, out, n, &len), out, len, p, n);
 		}
 	} else {
 		lg_hs_msg m;
 		if (lg_hs_msg_decode(p, n, &m) == CM_OK) {
-			FUZZ_CHECK(lg_hs_msg_size(&m) == n);
-			FUZZ_CHECK(lg_hs_msg_encode(&m, out, n, &len) == CM_OK);
-			FUZZ_CHECK(len == n && memcmp(out, p, n) == 0);
+			FUZZ_REENCODES(lg_hs_msg_size(&m), lg_hs_msg_encode(&m, out, n, &len), out, len, p, n);
 		}
 	}
 	free(out);

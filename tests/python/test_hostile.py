@@ -110,17 +110,37 @@ def test_calls_that_never_finish_sending_are_bounded(servers, stubs, tmp_path, n
     assert status_ok(stubs, mod, stub_name, s.target) == name
 
 
+# a Status request carrying 2 MiB of an unknown field (1000, length-delimited)
+BIG_STATUS = b"\xfa\x3e" + b"\x80\x80\x80\x01" + b"x" * (2 << 20)
+
+
+def refused_big_status(target, full):
+    """The error of a raw Status call carrying BIG_STATUS."""
+    with grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)]) as ch:
+        call = ch.unary_unary(f"/{full}/Status", request_serializer=None, response_deserializer=None)
+        with pytest.raises(grpc.RpcError) as e:
+            call(BIG_STATUS, timeout=10)
+    return e.value
+
+
 @pytest.mark.parametrize("name,exe,mod,stub_name,full", SERVICES)
 def test_a_message_over_the_limit_is_refused(servers, stubs, tmp_path, name, exe, mod, stub_name, full):
     s = servers(name, exe, *service_args(name, tmp_path, tmp_path / f"{name}.key"), "--rpc-max-message", "1M")
-    # a Status request carrying 2 MiB of an unknown field
-    big = b"\xfa\x3e" + b"\x80\x80\x80\x01" + b"x" * (2 << 20)  # field 1000, length-delimited, 2 MiB
-    with grpc.insecure_channel(s.target, options=[("grpc.max_send_message_length", 64 << 20)]) as ch:
-        call = ch.unary_unary(f"/{full}/Status", request_serializer=None, response_deserializer=None)
-        with pytest.raises(grpc.RpcError) as e:
-            call(big, timeout=10)
-    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.value
-    assert "larger than max" in e.value.details(), e.value.details()
+    err = refused_big_status(s.target, full)
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err
+    assert "larger than max" in err.details(), err.details()
+    assert status_ok(stubs, mod, stub_name, s.target) == name
+
+
+@pytest.mark.parametrize("name,exe,mod,stub_name,full", SERVICES[:1])
+def test_a_request_that_decodes_past_the_call_budget_is_refused(servers, stubs, tmp_path, name, exe, mod,
+                                                                 stub_name, full):
+    # within the message limit, but its decoded copy needs 2 MiB
+    s = servers(name, exe, *service_args(name, tmp_path, tmp_path / f"{name}.key"),
+                "--rpc-max-message", "8M", "--rpc-call-memory", "1M")
+    err = refused_big_status(s.target, full)
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err
+    assert "rpc_call_memory" in err.details(), err.details()
     assert status_ok(stubs, mod, stub_name, s.target) == name
 
 
@@ -150,18 +170,3 @@ def test_gateway_refuses_huge_batches_by_count_before_anything_else(servers, stu
     gw.close()
     net.close()
 
-
-@pytest.mark.parametrize("name,exe,mod,stub_name,full", SERVICES[:1])
-def test_a_request_that_decodes_past_the_call_budget_is_refused(servers, stubs, tmp_path, name, exe, mod,
-                                                                 stub_name, full):
-    s = servers(name, exe, *service_args(name, tmp_path, tmp_path / f"{name}.key"),
-                "--rpc-max-message", "8M", "--rpc-call-memory", "1M")
-    # within the message limit, but its decoded copy needs 2 MiB
-    big = b"\xfa\x3e" + b"\x80\x80\x80\x01" + b"x" * (2 << 20)
-    with grpc.insecure_channel(s.target) as ch:
-        call = ch.unary_unary(f"/{full}/Status", request_serializer=None, response_deserializer=None)
-        with pytest.raises(grpc.RpcError) as e:
-            call(big, timeout=10)
-    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.value
-    assert "rpc_call_memory" in e.value.details(), e.value.details()
-    assert status_ok(stubs, mod, stub_name, s.target) == name
