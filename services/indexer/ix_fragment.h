@@ -44,6 +44,7 @@ typedef struct ix_options {
 	uint32_t readers;            /* SQLite connections for concurrent reads; 8 */
 	uint32_t rerank;             /* quantized indexes: candidates per k re-ranked exactly; 4 */
 	uint64_t seed;               /* HNSW level seed */
+	uint64_t postings_max_bytes; /* in-memory filter postings; past it filters read SQLite; 256 MiB */
 } ix_options;
 
 void ix_options_default(ix_options *o);
