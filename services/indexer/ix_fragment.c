@@ -923,6 +923,11 @@ void ix_fragment_info_get(ix_fragment *f, ix_fragment_info *out)
 	out->index_dead = f->ndead;
 	out->trained = f->index && !(ix_index_is_stand_in(f->index) && ix_spec_needs_training(&f->spec));
 	out->rebuilds = f->rebuilds;
+	ix_postings_stats ps;
+	ix_postings_stats_get(f->post, &ps);
+	out->postings_on = ps.enabled;
+	out->postings_bytes = ps.bytes;
+	out->postings_entries = ps.entries;
 	pthread_rwlock_unlock(&f->lk);
 	pthread_mutex_lock(&f->imu);
 	out->saved = f->saved_P == IX_NONE ? 0 : f->saved_P;

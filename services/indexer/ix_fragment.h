@@ -156,6 +156,8 @@ typedef struct ix_fragment_info {
 	int trained;             /* 0 while a trainable index waits for data */
 	int index_failed;        /* the indexer stopped on an error (index_error) */
 	char index_error[256];
+	int postings_on;         /* filters read in-memory postings (0: the SQLite tables) */
+	uint64_t postings_bytes, postings_entries;
 } ix_fragment_info;
 
 void ix_fragment_info_get(ix_fragment *f, ix_fragment_info *out);

@@ -51,6 +51,7 @@ struct ix_postings {
 	size_t ftabcap;
 	size_t entries, stale;
 	uint64_t disabled, compactions;
+	int capped; /* the last failed grow hit the cap */
 };
 
 static uint64_t mix(uint64_t x)
@@ -198,8 +199,11 @@ static void disable(ix_postings *p, const char *why)
  * out of memory. */
 static void *grow(ix_postings *p, void *ptr, size_t old_bytes, size_t new_bytes)
 {
-	if (p->max_bytes && p->bytes - old_bytes + new_bytes > p->max_bytes)
+	p->capped = 0;
+	if (p->max_bytes && p->bytes - old_bytes + new_bytes > p->max_bytes) {
+		p->capped = 1;
 		return NULL;
+	}
 	void *n = realloc(ptr, new_bytes);
 	if (!n)
 		return NULL;
@@ -450,7 +454,7 @@ void ix_postings_add(ix_postings *p, uint64_t seq, const ix_field *fields, uint3
 		pval v;
 		canon(&fields[i].v, &v);
 		if (add_one(p, seq, fields[i].key, fields[i].key_len, &v) != CM_OK) {
-			disable(p, p->max_bytes && p->bytes > p->max_bytes / 2 ? "memory cap" : "out of memory");
+			disable(p, p->capped ? "postings_max_bytes reached" : "out of memory");
 			return;
 		}
 	}
