@@ -34,6 +34,7 @@ void ix_options_default(ix_options *o)
 	o->readers = 8;
 	o->rerank = 4;
 	o->seed = 0x6d757269; /* "muri" */
+	o->postings_max_bytes = 256u << 20;
 }
 
 #define SHAPE_RANGE(field, v, lo, hi)                                                                    \
@@ -312,6 +313,7 @@ static int options_fill(ix_options *o, const ix_options *given, char *err, size_
 	DEF(readers);
 	DEF(rerank);
 	DEF(seed);
+	DEF(postings_max_bytes);
 #undef DEF
 	if (o->tombstone_share <= 0 || o->tombstone_share > 1)
 		return ix_errf(CM_ERR_INVALID, err, errlen, "options.tombstone_share: %g not in (0, 1]",
@@ -618,7 +620,8 @@ int ix_fragment_append(ix_fragment *f, const ix_record *recs, size_t n, char *er
 			break;
 		}
 		int kind = !dec[i].applied ? IX_P_IGNORED : r->op == IX_OP_DELETE ? IX_P_DELETE : IX_P_UPSERT;
-		ix_view_push(f, r->seq, kind, dec[i].delta, dec[i].prev, dec[i].prev_live, r->vec);
+		ix_view_push(f, r->seq, kind, dec[i].delta, dec[i].prev, dec[i].prev_live, r->vec, r->fields,
+			     r->nfields);
 	}
 	f->last_epoch = recs[n - 1].epoch;
 	pthread_rwlock_unlock(&f->lk);
@@ -920,6 +923,11 @@ void ix_fragment_info_get(ix_fragment *f, ix_fragment_info *out)
 	out->index_dead = f->ndead;
 	out->trained = f->index && !(ix_index_is_stand_in(f->index) && ix_spec_needs_training(&f->spec));
 	out->rebuilds = f->rebuilds;
+	ix_postings_stats ps;
+	ix_postings_stats_get(f->post, &ps);
+	out->postings_on = ps.enabled;
+	out->postings_bytes = ps.bytes;
+	out->postings_entries = ps.entries;
 	pthread_rwlock_unlock(&f->lk);
 	pthread_mutex_lock(&f->imu);
 	out->saved = f->saved_P == IX_NONE ? 0 : f->saved_P;

@@ -44,6 +44,7 @@ typedef struct ix_options {
 	uint32_t readers;            /* SQLite connections for concurrent reads; 8 */
 	uint32_t rerank;             /* quantized indexes: candidates per k re-ranked exactly; 4 */
 	uint64_t seed;               /* HNSW level seed */
+	uint64_t postings_max_bytes; /* in-memory filter postings; past it filters read SQLite; 256 MiB */
 } ix_options;
 
 void ix_options_default(ix_options *o);
@@ -155,6 +156,8 @@ typedef struct ix_fragment_info {
 	int trained;             /* 0 while a trainable index waits for data */
 	int index_failed;        /* the indexer stopped on an error (index_error) */
 	char index_error[256];
+	int postings_on;         /* filters read in-memory postings (0: the SQLite tables) */
+	uint64_t postings_bytes, postings_entries;
 } ix_fragment_info;
 
 void ix_fragment_info_get(ix_fragment *f, ix_fragment_info *out);

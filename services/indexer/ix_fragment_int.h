@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "ix_fragment.h"
+#include "ix_postings.h"
 
 #define IX_NONE UINT64_MAX
 #define IX_DB_FILE "fragment.db"
@@ -109,6 +110,7 @@ struct ix_fragment {
 	 * yet (pending entries, vector rows): lk is released in between, and
 	 * ix_view_trim must not shrink the buffers below it. */
 	size_t resv_pend, resv_rows;
+	ix_postings *post; /* metadata postings of the first size records (NULL before a load) */
 	int broken;
 	char broken_msg[IX_ERRLEN];
 
@@ -177,9 +179,13 @@ void ix_pos_set(ix_fragment *f, size_t pos, uint64_t dead_at);
 /* The position labelled seq, or -1. */
 long long ix_pos_find(const ix_fragment *f, uint64_t seq);
 /* Adds pending record seq == size (the caller reserved room) and applies
- * its kill of prev; vec is the record's vector, prepared here. */
+ * its kill of prev; vec is the record's vector, prepared here; an upsert's
+ * fields go into the filter postings. */
 void ix_view_push(ix_fragment *f, uint64_t seq, int kind, int delta, uint64_t prev, int prev_live,
-		  const float *vec);
+		  const float *vec, const ix_field *fields, uint32_t nfields);
+/* The index positions of the sorted seqs below the indexed end that are
+ * live, in order, into pos (room for n); returns their count. */
+size_t ix_view_positions(const ix_fragment *f, const uint64_t *seqs, size_t n, size_t *pos);
 /* Drops pending entries below newP (the index has just covered them); may
  * shrink the buffers, never below the room reserved. */
 void ix_view_trim(ix_fragment *f, uint64_t newP);

@@ -28,6 +28,7 @@ typedef struct ix_config {
 	int64_t persist_interval_ms;
 	int64_t read_connections;
 	int64_t max_index_backlog;
+	int64_t filter_postings_max_mb;
 	int64_t omp_threads;
 	char *tls_ca;
 	char *genesis;
@@ -69,6 +70,9 @@ static const cm_config_key ix_keys[] = {
 	{"max_index_backlog", CM_CFG_INT, offsetof(ix_config, max_index_backlog), "100000", 0, 1000000000,
 	 "a primary refuses writes (RESOURCE_EXHAUSTED) while a fragment's index is this many records behind its "
 	 "log, which searches would scan by brute force (0: no bound)", NULL},
+	{"filter_postings_max_mb", CM_CFG_INT, offsetof(ix_config, filter_postings_max_mb), "256", 1, 1048576,
+	 "memory of one fragment's in-memory filter postings; past it that fragment's filters read the SQLite "
+	 "metadata tables until it is reopened (a warning is logged, Status counts filter_postings_off)", NULL},
 	{"omp_threads", CM_CFG_INT, offsetof(ix_config, omp_threads), "1", 1, 256,
 	 "OpenMP threads faiss may use inside one search (searches run in parallel on RPC workers)", NULL},
 	{"tls_ca", CM_CFG_STR, offsetof(ix_config, tls_ca), "", 0, 0,
@@ -154,6 +158,7 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 	o.frag.persist_interval_ms = (uint32_t)c->cfg.persist_interval_ms;
 	o.frag.readers = (uint32_t)c->cfg.read_connections;
 	o.max_index_backlog = (uint32_t)c->cfg.max_index_backlog;
+	o.frag.postings_max_bytes = (uint64_t)c->cfg.filter_postings_max_mb << 20;
 	int rc = ix_service_open(&o, &c->ix, err, errlen);
 	if (rc != 0)
 		return rc;

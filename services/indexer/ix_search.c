@@ -204,7 +204,9 @@ static int search_view(sctx *c, const ix_filter *flt)
 	}
 	uint64_t *seqs = NULL;
 	size_t nseqs = 0, npos = 0;
-	rc = ix_filter_seqs(c->rd->db, flt, &seqs, &nseqs, c->err, c->errlen);
+	rc = ix_postings_seqs(f->post, flt, f->size, &seqs, &nseqs);
+	if (rc == CM_ERR_STATE) /* postings off (memory cap): the tables */
+		rc = ix_filter_seqs(c->rd->db, flt, &seqs, &nseqs, c->err, c->errlen);
 	if (rc != CM_OK)
 		return rc;
 	size_t *pos = malloc((nseqs ? nseqs : 1) * sizeof(*pos));
@@ -213,11 +215,7 @@ static int search_view(sctx *c, const ix_filter *flt)
 		rc = CM_ERR_NOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < nseqs && seqs[i] < ix_indexed_end(f); i++) {
-		long long p = ix_pos_find(f, seqs[i]);
-		if (p >= 0 && f->dead_at[p] == IX_NONE)
-			pos[npos++] = (size_t)p;
-	}
+	npos = ix_view_positions(f, seqs, nseqs, pos);
 	if ((rc = search_pending(c, 1, seqs, nseqs)) != CM_OK)
 		goto out;
 	if (npos == 0)

@@ -151,7 +151,7 @@ static int h_status(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, P
 
 void ix_service_status_details(ix_service *s, cm_rpc_call *call, Muri__V1__StatusResponse *r)
 {
-	uint64_t frags = 0, primaries = 0, records = 0, live = 0, backlog = 0;
+	uint64_t frags = 0, primaries = 0, records = 0, live = 0, backlog = 0, pbytes = 0, poff = 0;
 	pthread_rwlock_rdlock(&s->lk);
 	for (size_t i = 0; i < s->nfrags; i++) {
 		struct frag *f = s->frags[i];
@@ -166,11 +166,15 @@ void ix_service_status_details(ix_service *s, cm_rpc_call *call, Muri__V1__Statu
 			/* complete batches the index does not cover yet */
 			uint64_t whole = info.batch ? info.size / info.batch * info.batch : info.size;
 			backlog += whole > info.indexed ? whole - info.indexed : 0;
+			pbytes += info.postings_bytes;
+			poff += !info.postings_on;
 		}
 	}
 	pthread_rwlock_unlock(&s->lk);
-	const char *keys[] = {"fragments", "primary_of", "log_records", "live_vectors", "index_backlog"};
-	uint64_t vals[] = {frags, primaries, records, live, backlog};
+	const char *keys[] = {"fragments",     "primary_of",	    "log_records",
+			      "live_vectors",  "index_backlog",	    "filter_postings_bytes",
+			      "filter_postings_off"};
+	uint64_t vals[] = {frags, primaries, records, live, backlog, pbytes, poff};
 	enum { NDETAILS = sizeof(vals) / sizeof(vals[0]) };
 	Muri__V1__StatusResponse__DetailsEntry **d = cm_rpc_alloc(call, NDETAILS * sizeof(*d));
 	if (!d)

@@ -1,7 +1,8 @@
 /* The in-memory view of a fragment: the pending records (from the index's
  * batch boundary P to the log size) with their prepared vectors, the
- * tombstones of the index's positions, and loading both from SQLite and the
- * saved index at open or after a truncation. See ix_fragment_int.h. */
+ * tombstones of the index's positions, the metadata postings of filters, and
+ * loading them from SQLite and the saved index at open or after a
+ * truncation. See ix_fragment_int.h. */
 #include "ix_fragment_int.h"
 #include "cm_err.h"
 
@@ -137,10 +138,56 @@ static void view_kill(ix_fragment *f, uint64_t s, uint64_t t)
 	ix_pos_set(f, (size_t)pos, t);
 }
 
+/* 1 if the version written by seq is current in the view. */
+static int view_seq_live(void *arg, uint64_t seq)
+{
+	const ix_fragment *f = arg;
+	if (seq >= f->size)
+		return 0;
+	if (seq >= f->P) {
+		const ix_pend *e = &f->pend[f->pend_start + (seq - f->P)];
+		return e->kind == IX_P_UPSERT && e->killed_by == IX_NONE;
+	}
+	long long pos = ix_pos_find(f, seq);
+	return pos >= 0 && f->dead_at[pos] == IX_NONE;
+}
+
+size_t ix_view_positions(const ix_fragment *f, const uint64_t *seqs, size_t n, size_t *pos)
+{
+	const int64_t *lab = ix_index_labels(f->index);
+	size_t ntotal = ix_index_size(f->index), npos = 0;
+	uint64_t end = ix_indexed_end(f);
+	if (ntotal == 0)
+		return 0;
+	if (n > ntotal / 16) {
+		/* Many: one merge walk over the labels (both sorted). */
+		size_t i = 0;
+		for (size_t p = 0; p < ntotal && i < n && seqs[i] < end; p++) {
+			uint64_t l = (uint64_t)lab[p];
+			while (i < n && seqs[i] < l)
+				i++;
+			if (i < n && seqs[i] == l) {
+				if (f->dead_at[p] == IX_NONE)
+					pos[npos++] = p;
+				i++;
+			}
+		}
+		return npos;
+	}
+	for (size_t i = 0; i < n && seqs[i] < end; i++) {
+		long long p = ix_pos_find(f, seqs[i]);
+		if (p >= 0 && f->dead_at[p] == IX_NONE)
+			pos[npos++] = (size_t)p;
+	}
+	return npos;
+}
+
 /* Adds pending record seq == size (the caller reserved room) and applies
- * its kill; vec is the record's vector, prepared here. */
+ * its kill; vec is the record's vector, prepared here. An upsert's fields
+ * go into the postings; the superseded version's stay there (searches check
+ * liveness) until enough pile up to compact them away. */
 void ix_view_push(ix_fragment *f, uint64_t seq, int kind, int delta, uint64_t prev, int prev_live,
-		      const float *vec)
+		      const float *vec, const ix_field *fields, uint32_t nfields)
 {
 	assert(f->pend_start + ix_pend_len(f) < f->pend_cap);
 	ix_pend *e = &f->pend[f->pend_start + ix_pend_len(f)];
@@ -160,8 +207,13 @@ void ix_view_push(ix_fragment *f, uint64_t seq, int kind, int delta, uint64_t pr
 			f->resv_rows--;
 	}
 	f->size = seq + 1;
-	if (prev_live)
+	if (kind == IX_P_UPSERT && nfields)
+		ix_postings_add(f->post, seq, fields, nfields);
+	if (prev_live) {
 		view_kill(f, prev, seq);
+		if (ix_postings_note_stale(f->post, 1))
+			ix_postings_compact(f->post, view_seq_live, f);
+	}
 }
 
 /* Drops pending entries below the new P (the caller has just covered them),
@@ -222,12 +274,17 @@ void ix_view_cut(ix_fragment *f, uint64_t n)
 			ix_pos_set(f, i, IX_NONE);
 			f->ndead--;
 		}
+	/* Compactions may have dropped versions the cut revives: reload. On an
+	 * error the postings stay disabled and filters read the tables. */
+	ix_postings_load(f->post, f->wdb, NULL, 0);
 }
 
 void ix_view_free(ix_fragment *f)
 {
 	ix_index_free(f->index);
 	f->index = NULL;
+	ix_postings_free(f->post);
+	f->post = NULL;
 	free(f->dead_at);
 	free(f->livebits);
 	free(f->pend);
@@ -364,7 +421,7 @@ static int view_load_pending(ix_fragment *f)
 		int upsert = r.op != IX_OP_DELETE;
 		int kind = !applied ? IX_P_IGNORED : upsert ? IX_P_UPSERT : IX_P_DELETE;
 		int prev_live = applied && prev != IX_NONE && (upsert ? delta == 0 : delta == -1);
-		ix_view_push(f, seq, kind, delta, prev, prev_live, r.vec);
+		ix_view_push(f, seq, kind, delta, prev, prev_live, r.vec, NULL, 0);
 	}
 	sqlite3_finalize(s);
 	cm_arena_free(&a);
@@ -403,6 +460,11 @@ int ix_view_load(ix_fragment *f, char *err, size_t errlen)
 		dead_P += f->dead_at[i] < f->P;
 	if (!fresh && (uint64_t)(n - dead_P) != f->live_at_P)
 		goto fresh_view;
+	/* The postings of every indexed version, from the metadata tables. */
+	f->post = ix_postings_new((size_t)f->opt.postings_max_bytes);
+	if (!f->post)
+		return ix_errf(CM_ERR_NOMEM, err, errlen, "out of memory for the filter postings");
+	ix_postings_load(f->post, f->wdb, NULL, 0); /* on an error filters read the tables */
 	return CM_OK;
 }
 

@@ -5,9 +5,22 @@
  * recall@10 against the ground truth, QPS with one query per call from T
  * in-process threads (one per core) and from R RPC client threads (an RPC
  * client waits on the network, so saturating the server takes more of them),
- * and sequential p50/p99 latency.
+ * and sequential p50/p99 latency. Then:
+ *  - filtered search: every row carries a synthetic int field "bucket"
+ *    (a hash of the row, 0..999) and a filter bucket < b selects b/1000 of
+ *    the rows (0.1%, 1%, 5%, 15%, 50%): recall@10 against brute force over
+ *    the matching rows, QPS and p50/p99, next to the unfiltered search on the
+ *    same queries; and the cost of evaluating the filter alone, in process:
+ *    the in-memory postings against the SQLite metadata tables (the previous
+ *    path) holding the same rows;
+ *  - memory: the indexer's resident set per vector against the in-process
+ *    faiss index alone (its serialized size);
+ *  - search latency under ingest: p50/p99 of sequential searches while a
+ *    writer inserts at ONE (one indexer) at the rate the indexer sustained
+ *    while building, next to the idle figures.
  *   indexer-bench [--dataset NAME] [--rows N] [--queries N] [--threads T] [--rpc-threads R]
- *                 [--m M] [--ef-construction E] [--ef-search E] [--batch N] */
+ *                 [--m M] [--ef-construction E] [--ef-search E] [--batch N]
+ *                 [--filter-queries N] [--ingest-seconds S] [--filter-cost-only 1] */
 #include "tproc.h"
 #include "cm_crypto.h"
 #include "cm_err.h"
@@ -15,10 +28,14 @@
 #include "cm_uuid.h"
 #include "cm_vecs.h"
 #include "indexer.pb-c.h"
+#include "ix_filter.h"
+#include "ix_postings.h"
 
 #include <faiss/c_api/AutoTune_c.h>
 #include <faiss/c_api/Index_c.h>
+#include <faiss/c_api/IndexFlat_c.h>
 #include <faiss/c_api/index_factory_c.h>
+#include <faiss/c_api/index_io_c.h>
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
@@ -26,12 +43,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static float *base, *queries;
 static int32_t *truth;
 static size_t nb, nq, dim, dgt;
 static int threads = 2, rpc_threads = 8, m = 32, efc = 200, efs = 128, batch = 10000;
+static size_t nqf = 1000;       /* queries per filtered case */
+static double ingest_secs = 20; /* length of the search-under-ingest phase */
+static size_t faiss_bytes;      /* serialized size of the in-process faiss index */
 static char ids[1 << 20][37]; /* UUIDs of rows, up to 1M rows */
 
 static double now_s(void)
@@ -117,6 +139,15 @@ static int run_faiss(struct result *rs)
 	double t0 = now_s();
 	faiss_Index_add(idx, (idx_t)nb, bn);
 	double build_s = now_s() - t0;
+	char fname[] = "/tmp/muri-bench-faiss-XXXXXX";
+	int fd = mkstemp(fname);
+	struct stat stt;
+	if (fd >= 0 && faiss_write_index_fname(idx, fname) == 0 && stat(fname, &stt) == 0)
+		faiss_bytes = (size_t)stt.st_size;
+	if (fd >= 0) {
+		close(fd);
+		unlink(fname);
+	}
 	omp_set_num_threads(1);
 	int64_t *labels = calloc(nq * 10, sizeof(*labels));
 	double *lat = malloc(nq * sizeof(double));
@@ -193,7 +224,8 @@ static int pos_of(const char *id)
 	return -1;
 }
 
-static int search_rpc(cm_rpc_client *c, size_t q, int64_t *labels)
+/* Query q (optionally filtered); its 10 hits' rows into labels[q * 10..]. */
+static int search_rpc_f(cm_rpc_client *c, size_t q, Muri__V1__Filter *flt, int64_t *labels)
 {
 	Muri__V1__LocalSearchRequest req = MURI__V1__LOCAL_SEARCH_REQUEST__INIT;
 	Muri__V1__Vector v = MURI__V1__VECTOR__INIT;
@@ -203,6 +235,7 @@ static int search_rpc(cm_rpc_client *c, size_t q, int64_t *labels)
 	req.fragment = 0;
 	req.query = &v;
 	req.top_k = 10;
+	req.filter = flt;
 	ProtobufCMessage *resp = NULL;
 	cm_rpc_status st;
 	if (cm_rpc_unary(c, "/muri.v1.Indexer/Search", &req.base, &muri__v1__local_search_response__descriptor,
@@ -217,18 +250,24 @@ static int search_rpc(cm_rpc_client *c, size_t q, int64_t *labels)
 	return 0;
 }
 
+static int search_rpc(cm_rpc_client *c, size_t q, int64_t *labels)
+{
+	return search_rpc_f(c, q, NULL, labels);
+}
+
 struct rjob {
 	cm_rpc_client *c;
 	int64_t *labels;
 	size_t from, to;
 	int failed;
+	Muri__V1__Filter *flt;
 };
 
 static void *rpc_worker(void *arg)
 {
 	struct rjob *j = arg;
 	for (size_t q = j->from; q < j->to; q++)
-		if (search_rpc(j->c, q, j->labels) != 0)
+		if (search_rpc_f(j->c, q, j->flt, j->labels) != 0)
 			j->failed = 1;
 	return NULL;
 }
@@ -250,6 +289,351 @@ static int status_detail(cm_rpc_client *c, const char *key, char *out, size_t le
 		}
 	protobuf_c_message_free_unpacked(resp, NULL);
 	return rc;
+}
+
+
+/* ---- filtered search, memory, latency under ingest ------------------------- */
+
+#define NSEL 5
+static const int sel_permille[NSEL] = {1, 10, 50, 150, 500}; /* filter bucket < b */
+static uint16_t *bucket;                                     /* per row, 0..999 */
+static Muri__V1__FragmentSchema *g_schema;
+
+struct fres {
+	size_t matching;
+	double recall, qps, p50_ms, p99_ms;
+	double post_us, sql_us; /* filter evaluation alone, in process */
+};
+static struct fres fr[NSEL + 1]; /* [NSEL]: unfiltered on the same queries */
+static size_t rss_bytes, rss_empty;
+static struct {
+	double p50_ms, p99_ms, idle_p50_ms, idle_p99_ms, target_vps, written_vps;
+	size_t searches, rejected;
+	char backlog_end[32];
+} ing;
+
+static uint16_t bucket_of(size_t row)
+{
+	uint64_t z = (uint64_t)row * 0x9e3779b97f4a7c15ULL + 0x6d757269;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return (uint16_t)((z ^ (z >> 31)) % 1000);
+}
+
+/* The filter bucket < b, in caller-provided storage. */
+struct pbflt {
+	Muri__V1__Filter f;
+	Muri__V1__Filter__ConditionsEntry e;
+	Muri__V1__Filter__ConditionsEntry *ep[1];
+	Muri__V1__Condition c;
+};
+
+static void pbflt_init(struct pbflt *p, int b)
+{
+	muri__v1__filter__init(&p->f);
+	muri__v1__filter__conditions_entry__init(&p->e);
+	muri__v1__condition__init(&p->c);
+	p->c.lt__case = MURI__V1__CONDITION__LT__LT;
+	p->c.lt = b;
+	p->e.key = "bucket";
+	p->e.value = &p->c;
+	p->ep[0] = &p->e;
+	p->f.conditions = p->ep;
+	p->f.n_conditions = 1;
+}
+
+/* Exact top-10 rows among the rows with bucket < b (b 1000: all) for the
+ * first nqf queries, by brute force (faiss flat inner product over the
+ * normalized subset). */
+static int32_t *brute_force(int b, size_t *matching)
+{
+	size_t n = 0;
+	int32_t *rows = malloc(nb * sizeof(*rows));
+	for (size_t i = 0; i < nb; i++)
+		if (bucket[i] < b)
+			rows[n++] = (int32_t)i;
+	float *sub = malloc(n * dim * sizeof(float)), *qn = malloc(nqf * dim * sizeof(float));
+	for (size_t i = 0; i < n; i++)
+		memcpy(sub + i * dim, base + (size_t)rows[i] * dim, dim * sizeof(float));
+	memcpy(qn, queries, nqf * dim * sizeof(float));
+	normalize(sub, n);
+	normalize(qn, nqf);
+	FaissIndexFlatIP *fi = NULL;
+	faiss_IndexFlatIP_new_with(&fi, (idx_t)dim);
+	faiss_Index_add((FaissIndex *)fi, (idx_t)n, sub);
+	float *d = malloc(nqf * 10 * sizeof(float));
+	idx_t *l = malloc(nqf * 10 * sizeof(idx_t));
+	omp_set_num_threads(threads);
+	faiss_Index_search((FaissIndex *)fi, (idx_t)nqf, qn, 10, d, l);
+	omp_set_num_threads(1);
+	int32_t *t = malloc(nqf * 10 * sizeof(*t));
+	for (size_t i = 0; i < nqf * 10; i++)
+		t[i] = l[i] >= 0 ? rows[l[i]] : -2;
+	faiss_Index_free((FaissIndex *)fi);
+	free(rows);
+	free(sub);
+	free(qn);
+	free(d);
+	free(l);
+	*matching = n;
+	return t;
+}
+
+static double recall_vs(const int64_t *labels, const int32_t *t)
+{
+	size_t hit = 0, want = 0;
+	for (size_t q = 0; q < nqf; q++)
+		for (int j = 0; j < 10; j++) {
+			if (t[q * 10 + j] < 0)
+				continue;
+			want++;
+			for (int i = 0; i < 10; i++)
+				hit += labels[q * 10 + i] == t[q * 10 + j];
+		}
+	return want ? (double)hit / (double)want : 1.0;
+}
+
+/* Latency (sequential), recall and QPS (rpc_threads) of nqf queries. */
+static void measure(cm_rpc_client *c, Muri__V1__Filter *flt, const int32_t *t, struct fres *out)
+{
+	int64_t *labels = calloc(nqf * 10, sizeof(*labels));
+	double *lat = malloc(nqf * sizeof(double));
+	for (size_t q = 0; q < nqf; q++) {
+		double s = now_s();
+		search_rpc_f(c, q, flt, labels);
+		lat[q] = (now_s() - s) * 1e3;
+	}
+	qsort(lat, nqf, sizeof(double), cmp_d);
+	out->p50_ms = lat[nqf / 2];
+	out->p99_ms = lat[nqf * 99 / 100];
+	out->recall = recall_vs(labels, t);
+	pthread_t th[64];
+	struct rjob j[64];
+	double t0 = now_s();
+	for (int i = 0; i < rpc_threads; i++) {
+		j[i] = (struct rjob){c, labels, nqf * (size_t)i / (size_t)rpc_threads,
+				     nqf * (size_t)(i + 1) / (size_t)rpc_threads, 0, flt};
+		pthread_create(&th[i], NULL, rpc_worker, &j[i]);
+	}
+	for (int i = 0; i < rpc_threads; i++)
+		pthread_join(th[i], NULL);
+	out->qps = (double)nqf / (now_s() - t0);
+	free(labels);
+	free(lat);
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	return cmp_d(a, b);
+}
+
+/* Median time of evaluating each filter on in-memory postings and on the
+ * SQLite metadata tables (the previous path), both holding the bucket of
+ * every row, in this process. */
+static void filter_cost(void)
+{
+	ix_postings *p = ix_postings_new(0);
+	char path[] = "/tmp/muri-bench-meta-XXXXXX";
+	int fd = mkstemp(path);
+	sqlite3 *db = NULL;
+	ix_meta_stmts st;
+	if (fd < 0 || sqlite3_open(path, &db) != SQLITE_OK || ix_meta_schema(db, NULL, 0) != CM_OK ||
+	    ix_meta_prepare(db, &st) != CM_OK) {
+		fprintf(stderr, "filter cost: cannot set up SQLite\n");
+		return;
+	}
+	sqlite3_exec(db, "PRAGMA journal_mode=WAL; BEGIN", NULL, NULL, NULL);
+	for (size_t i = 0; i < nb; i++) {
+		ix_field fl = {.key = "bucket", .key_len = 6, .v = {.type = IX_V_INT, .u.i = bucket[i]}};
+		ix_postings_add(p, i, &fl, 1);
+		ix_meta_insert(&st, i, &fl, 1);
+	}
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	ix_meta_finalize(&st);
+	for (int s = 0; s < NSEL; s++) {
+		struct pbflt pb;
+		cm_arena a;
+		ix_filter f;
+		double tp[21], ts[21];
+		pbflt_init(&pb, sel_permille[s]);
+		cm_arena_init(&a, 0);
+		ix_filter_from_pb(&pb.f, &a, &f, NULL, 0);
+		for (int r = 0; r < 21; r++) {
+			uint64_t *seqs = NULL;
+			size_t n = 0;
+			double t0 = now_s();
+			ix_postings_seqs(p, &f, nb, &seqs, &n);
+			tp[r] = (now_s() - t0) * 1e6;
+			free(seqs);
+			seqs = NULL;
+			t0 = now_s();
+			sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+			ix_filter_seqs(db, &f, &seqs, &n, NULL, 0);
+			sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+			ts[r] = (now_s() - t0) * 1e6;
+			free(seqs);
+		}
+		qsort(tp, 21, sizeof(double), cmp_dbl);
+		qsort(ts, 21, sizeof(double), cmp_dbl);
+		fr[s].post_us = tp[10];
+		fr[s].sql_us = ts[10];
+		cm_arena_free(&a);
+	}
+	ix_postings_free(p);
+	sqlite3_close(db);
+	close(fd);
+	unlink(path);
+	char wal[64];
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	unlink(wal);
+	snprintf(wal, sizeof(wal), "%s-shm", path);
+	unlink(wal);
+}
+
+static void run_filtered(cm_rpc_client *c)
+{
+	for (int s = 0; s <= NSEL; s++) {
+		int b = s < NSEL ? sel_permille[s] : 1000;
+		int32_t *t = brute_force(b, &fr[s].matching);
+		struct pbflt pb;
+		pbflt_init(&pb, b);
+		measure(c, s < NSEL ? &pb.f : NULL, t, &fr[s]);
+		free(t);
+		fprintf(stderr, "  filter bucket < %d: %zu rows, recall %.4f, p99 %.3f ms\n", b, fr[s].matching,
+			fr[s].recall, fr[s].p99_ms);
+	}
+}
+
+static size_t rss_of(pid_t pid)
+{
+	char path[64], line[256];
+	size_t kb = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *fp = fopen(path, "r");
+	if (!fp)
+		return 0;
+	while (fgets(line, sizeof(line), fp))
+		if (sscanf(line, "VmRSS: %zu kB", &kb) == 1)
+			break;
+	fclose(fp);
+	return kb * 1024;
+}
+
+/* Writes at ONE at a fixed rate until stop; rows cycle through the base
+ * under fresh ids. */
+struct wjob {
+	cm_rpc_client *c;
+	double vps, secs;
+	size_t written, rejected;
+	volatile int done;
+};
+
+static void *writer(void *arg)
+{
+	struct wjob *w = arg;
+	enum { WB = 1000 };
+	static Muri__V1__LogRecord recs[WB];
+	static Muri__V1__LogRecord *rp[WB];
+	static Muri__V1__Vector vecs[WB];
+	static Muri__V1__Metadata md[WB];
+	static Muri__V1__Metadata__FieldsEntry fe[WB];
+	static Muri__V1__Metadata__FieldsEntry *fep[WB];
+	static Muri__V1__Value val[WB];
+	static char wid[WB][37];
+	double t0 = now_s();
+	size_t row = 0;
+	while (now_s() - t0 < w->secs) {
+		double due = t0 + (double)w->written / w->vps;
+		double wait = due - now_s();
+		if (wait > 0)
+			nanosleep(&(struct timespec){.tv_sec = (time_t)wait,
+						     .tv_nsec = (long)((wait - (double)(time_t)wait) * 1e9)},
+				  NULL);
+		for (size_t i = 0; i < WB; i++, row = (row + 1) % nb) {
+			cm_uuid u;
+			cm_uuid_v4(&u);
+			cm_uuid_format(&u, wid[i]);
+			muri__v1__log_record__init(&recs[i]);
+			muri__v1__vector__init(&vecs[i]);
+			muri__v1__metadata__init(&md[i]);
+			muri__v1__metadata__fields_entry__init(&fe[i]);
+			muri__v1__value__init(&val[i]);
+			val[i].kind_case = MURI__V1__VALUE__KIND_INT_VALUE;
+			val[i].int_value = bucket[row];
+			fe[i].key = "bucket";
+			fe[i].value = &val[i];
+			fep[i] = &fe[i];
+			md[i].fields = &fep[i];
+			md[i].n_fields = 1;
+			vecs[i].values = base + row * dim;
+			vecs[i].n_values = dim;
+			recs[i].id = wid[i];
+			recs[i].version = 1;
+			recs[i].vector = &vecs[i];
+			recs[i].metadata = &md[i];
+			rp[i] = &recs[i];
+		}
+		Muri__V1__FragmentWriteRequest req = MURI__V1__FRAGMENT_WRITE_REQUEST__INIT;
+		req.magu = "bench";
+		req.epoch = 1;
+		req.records = rp;
+		req.n_records = WB;
+		req.schema = g_schema;
+		req.consistency_level = MURI__V1__CONSISTENCY_LEVEL__ONE;
+		ProtobufCMessage *resp = NULL;
+		cm_rpc_status st;
+		if (cm_rpc_unary(w->c, "/muri.v1.Indexer/Write", &req.base, &muri__v1__fragment_write_response__descriptor,
+				 &resp, 120000, &st) != CM_OK) {
+			w->rejected += WB; /* back-pressure (RESOURCE_EXHAUSTED) or an error: retried later */
+			nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 50000000}, NULL);
+			continue;
+		}
+		protobuf_c_message_free_unpacked(resp, NULL);
+		w->written += WB;
+	}
+	w->done = 1;
+	return NULL;
+}
+
+static void run_ingest(cm_rpc_client *c, double vps)
+{
+	struct wjob w = {.c = c, .vps = vps, .secs = ingest_secs};
+	size_t cap = 1 << 16, n = 0;
+	double *lat = malloc(cap * sizeof(double));
+	int64_t *labels = calloc(nq * 10, sizeof(*labels));
+	/* idle, the same loop */
+	for (size_t q = 0; q < nqf; q++) {
+		double s = now_s();
+		search_rpc(c, q, labels);
+		lat[q] = (now_s() - s) * 1e3;
+	}
+	qsort(lat, nqf, sizeof(double), cmp_d);
+	ing.idle_p50_ms = lat[nqf / 2];
+	ing.idle_p99_ms = lat[nqf * 99 / 100];
+	pthread_t t;
+	double t0 = now_s();
+	pthread_create(&t, NULL, writer, &w);
+	for (size_t q = 0; !w.done; q = (q + 1) % nq) {
+		double s = now_s();
+		search_rpc(c, q, labels);
+		if (n == cap) {
+			cap *= 2;
+			lat = realloc(lat, cap * sizeof(double));
+		}
+		lat[n++] = (now_s() - s) * 1e3;
+	}
+	pthread_join(t, NULL);
+	double el = now_s() - t0;
+	status_detail(c, "index_backlog", ing.backlog_end, sizeof(ing.backlog_end));
+	qsort(lat, n, sizeof(double), cmp_d);
+	ing.p50_ms = n ? lat[n / 2] : 0;
+	ing.p99_ms = n ? lat[n * 99 / 100] : 0;
+	ing.searches = n;
+	ing.target_vps = vps;
+	ing.written_vps = (double)w.written / el;
+	ing.rejected = w.rejected;
+	free(lat);
+	free(labels);
 }
 
 static int run_rpc(struct result *r, double *ingest_vps, double *index_s)
@@ -299,6 +683,7 @@ static int run_rpc(struct result *r, double *ingest_vps, double *index_s)
 		return -1;
 	}
 	protobuf_c_message_free_unpacked(resp, NULL);
+	rss_empty = rss_of(p.pid);
 	Muri__V1__IndexSpec spec = MURI__V1__INDEX_SPEC__INIT;
 	spec.kind = MURI__V1__INDEX_KIND__HNSW;
 	spec.hnsw_m = (uint32_t)m;
@@ -312,6 +697,11 @@ static int run_rpc(struct result *r, double *ingest_vps, double *index_s)
 	Muri__V1__LogRecord *recs = calloc((size_t)batch, sizeof(*recs));
 	Muri__V1__LogRecord **rp = calloc((size_t)batch, sizeof(*rp));
 	Muri__V1__Vector *vecs = calloc((size_t)batch, sizeof(*vecs));
+	Muri__V1__Metadata *md = calloc((size_t)batch, sizeof(*md));
+	Muri__V1__Metadata__FieldsEntry *fe = calloc((size_t)batch, sizeof(*fe));
+	Muri__V1__Metadata__FieldsEntry **fep = calloc((size_t)batch, sizeof(*fep));
+	Muri__V1__Value *val = calloc((size_t)batch, sizeof(*val));
+	g_schema = &schema;
 	double t0 = now_s();
 	for (size_t start = 0; start < nb; start += (size_t)batch) {
 		size_t n = nb - start < (size_t)batch ? nb - start : (size_t)batch;
@@ -326,6 +716,17 @@ static int run_rpc(struct result *r, double *ingest_vps, double *index_s)
 			recs[i].id = ids[start + i];
 			recs[i].version = 1;
 			recs[i].vector = &vecs[i];
+			muri__v1__metadata__init(&md[i]);
+			muri__v1__metadata__fields_entry__init(&fe[i]);
+			muri__v1__value__init(&val[i]);
+			val[i].kind_case = MURI__V1__VALUE__KIND_INT_VALUE;
+			val[i].int_value = bucket[start + i];
+			fe[i].key = "bucket";
+			fe[i].value = &val[i];
+			fep[i] = &fe[i];
+			md[i].fields = &fep[i];
+			md[i].n_fields = 1;
+			recs[i].metadata = &md[i];
 			rp[i] = &recs[i];
 		}
 		Muri__V1__FragmentWriteRequest w = MURI__V1__FRAGMENT_WRITE_REQUEST__INIT;
@@ -371,12 +772,22 @@ static int run_rpc(struct result *r, double *ingest_vps, double *index_s)
 	for (int i = 0; i < rpc_threads; i++)
 		pthread_join(t[i], NULL);
 	r->qps = (double)nq / (now_s() - t0);
+	rss_bytes = rss_of(p.pid);
+	fprintf(stderr, "muri-indexer: filtered searches...\n");
+	run_filtered(c);
+	fprintf(stderr, "muri-indexer: searches while inserting at %.0f vectors/s for %.0f s...\n",
+		(double)nb / *index_s, ingest_secs);
+	run_ingest(c, (double)nb / *index_s);
 	free(lat);
 	free(labels);
 	free(sorted);
 	free(recs);
 	free(rp);
 	free(vecs);
+	free(md);
+	free(fe);
+	free(fep);
+	free(val);
 	cm_keypair_wipe(&kp);
 	cm_rpc_client_free(c);
 	tproc_stop(&p, SIGTERM, 60000);
@@ -392,6 +803,7 @@ int main(int argc, char **argv)
 {
 	const char *name = "glove-100-angular";
 	size_t rows = 0, nqueries = 10000;
+	int cost_only = 0;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--dataset"))
 			name = argv[i + 1];
@@ -411,6 +823,12 @@ int main(int argc, char **argv)
 			efs = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--batch"))
 			batch = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--filter-queries"))
+			nqf = (size_t)atol(argv[i + 1]);
+		else if (!strcmp(argv[i], "--ingest-seconds"))
+			ingest_secs = atof(argv[i + 1]);
+		else if (!strcmp(argv[i], "--filter-cost-only"))
+			cost_only = atoi(argv[i + 1]);
 	}
 	if (threads < 1 || threads > 64 || rpc_threads < 1 || rpc_threads > 64 || batch < 1 || batch > 10000) {
 		fprintf(stderr, "--threads 1..64, --rpc-threads 1..64, --batch 1..10000\n");
@@ -431,6 +849,25 @@ int main(int argc, char **argv)
 	if (rc != CM_OK || nb > sizeof(ids) / sizeof(ids[0]) || (rows && rows != nb)) {
 		fprintf(stderr, "cannot read %s (or more than 1M rows)\n", name);
 		return 1;
+	}
+	if (nqf < 100 || nqf > nq || ingest_secs < 1) {
+		fprintf(stderr, "--filter-queries 100..queries, --ingest-seconds 1 or more\n");
+		return 2;
+	}
+	bucket = malloc(nb * sizeof(*bucket));
+	for (size_t i = 0; i < nb; i++)
+		bucket[i] = bucket_of(i);
+	fprintf(stderr, "filter evaluation in process: postings against SQLite...\n");
+	filter_cost();
+	if (cost_only) {
+		printf("filter evaluation over %zu rows (int field bucket, filter bucket < b), median of 21, in process:\n", nb);
+		printf("%-14s %11s %11s\n", "selectivity", "postings us", "SQLite us");
+		for (int s = 0; s < NSEL; s++) {
+			char lb[32];
+			snprintf(lb, sizeof(lb), "%.1f%%", sel_permille[s] / 10.0);
+			printf("%-14s %11.1f %11.1f\n", lb, fr[s].post_us, fr[s].sql_us);
+		}
+		return 0;
 	}
 	if (rows) {
 		fprintf(stderr, "note: --rows cuts the base; ground truth is for the full base, so recall is not meaningful\n");
@@ -464,5 +901,37 @@ int main(int argc, char **argv)
 		       r.qps / fs[match].qps);
 	printf("ingest at ONE (durable, %d per Write): %.0f vectors/s; index caught up %.1f s after the first write "
 	       "(in-process build with %d threads: %.1f s)\n", batch, ingest, index_s, threads, fs[0].build_s);
+	printf("\nfiltered search: int field bucket (a hash of the row, 0..999), filter bucket < b; %zu queries, k=10, "
+	       "recall against brute force over the matching rows; QPS from %d RPC client threads; filter evaluation "
+	       "alone (median of 21, in process, the same rows): postings vs SQLite tables\n", nqf, rpc_threads);
+	printf("%-14s %9s %8s %8s %9s %9s %11s %11s\n", "selectivity", "rows", "recall", "QPS", "p50 ms", "p99 ms",
+	       "postings us", "SQLite us");
+	for (int s = NSEL; s >= 0; s--) {
+		char lb[32];
+		if (s == NSEL)
+			snprintf(lb, sizeof(lb), "unfiltered");
+		else
+			snprintf(lb, sizeof(lb), "%.1f%%", sel_permille[s] / 10.0);
+		printf("%-14s %9zu %8.4f %8.0f %9.3f %9.3f", lb, fr[s].matching, fr[s].recall, fr[s].qps,
+		       fr[s].p50_ms, fr[s].p99_ms);
+		if (s < NSEL)
+			printf(" %11.1f %11.1f\n", fr[s].post_us, fr[s].sql_us);
+		else
+			printf(" %11s %11s\n", "-", "-");
+	}
+	printf("filtered p99 at 50%% / unfiltered p99: %.2f (target 1.5)\n", fr[NSEL - 1].p99_ms / fr[NSEL].p99_ms);
+	printf("\nmemory: indexer resident %.1f MiB (%.1f MiB before the first write) = %.0f bytes per vector, %.0f "
+	       "above the empty process; in-process faiss index alone (serialized) %.1f MiB = %.0f bytes per vector; "
+	       "ratio %.2f, above the empty process %.2f (target 1.5)\n",
+	       rss_bytes / 1048576.0, rss_empty / 1048576.0, (double)rss_bytes / (double)nb,
+	       (double)(rss_bytes - rss_empty) / (double)nb, faiss_bytes / 1048576.0, (double)faiss_bytes / (double)nb,
+	       (double)rss_bytes / (double)faiss_bytes, (double)(rss_bytes - rss_empty) / (double)faiss_bytes);
+	printf("\nsearch under ingest (one indexer, inserts at ONE, 1000 per Write, target %.0f vectors/s = the rate the "
+	       "indexer sustained while building; %.0f s):\n", ing.target_vps, ingest_secs);
+	printf("%-28s %9s %9s %9s\n", "", "searches", "p50 ms", "p99 ms");
+	printf("%-28s %9zu %9.3f %9.3f\n", "idle", nqf, ing.idle_p50_ms, ing.idle_p99_ms);
+	printf("%-28s %9zu %9.3f %9.3f\n", "during inserts", ing.searches, ing.p50_ms, ing.p99_ms);
+	printf("inserted %.0f vectors/s (%zu refused by back-pressure or errors); index backlog at the end: %s\n",
+	       ing.written_vps, ing.rejected, ing.backlog_end);
 	return 0;
 }
