@@ -14,7 +14,12 @@
  * active fills the first vacant seat of every Magu and takes only the
  * fragments that rank that seat among their top replication. A changed
  * replica set bumps the fragment's epoch; the primary stays if it is still a
- * replica, else the first replica that was one before takes over. */
+ * replica, else the first replica that was one before takes over.
+ *
+ * Hand-over. A member that unstakes (not one jailed or dropped) stays a
+ * replica of each of its fragments that got a new replica, marked leaving
+ * (lg_st_handover.c), until the new replicas signed a root of the hand-over
+ * epoch or handover_deadline blocks passed; only then is it removed. */
 #include "lg_state_int.h"
 #include "cm_fragment.h"
 #include "cm_ring.h"
@@ -170,7 +175,7 @@ static int in_list(const uint8_t (*list)[LG_KEY_BYTES], uint32_t n, const uint8_
  * epoch goes up by one, pending failover requests are dropped, and the
  * primary stays if it is still a replica, else becomes the first replica
  * that was one before (it has the data), else the first. */
-static int reconfigure(lg_state *st, lg_fragment *f, const uint8_t (*repl)[LG_KEY_BYTES], uint32_t n)
+int lg_st_reconfigure(lg_state *st, lg_fragment *f, const uint8_t (*repl)[LG_KEY_BYTES], uint32_t n)
 {
 	const uint8_t *primary = NULL;
 	int rc;
@@ -207,8 +212,9 @@ static int reconfigure(lg_state *st, lg_fragment *f, const uint8_t (*repl)[LG_KE
 /* Re-places the fragments of a Magu over its current slots: every fragment
  * when only_with is NULL (a slot was filled), else only the fragments that
  * have only_with as a replica (its slot was vacated or handed over); by the
- * rendezvous property no other fragment can change. */
-static int replace_fragments(lg_state *st, const lg_magu *m, const uint8_t *only_with)
+ * rendezvous property no other fragment can change. keep (may be NULL): a
+ * leaver that hands its fragments over; leavers still handing over stay. */
+static int replace_fragments(lg_state *st, const lg_magu *m, const uint8_t *only_with, const uint8_t *keep)
 {
 	lg_slot *slots = NULL;
 	lg_fragment *fr = NULL;
@@ -226,8 +232,9 @@ static int replace_fragments(lg_state *st, const lg_magu *m, const uint8_t *only
 		if (only_with && !in_list((const uint8_t(*)[LG_KEY_BYTES])fr[i].replicas, fr[i].nreplicas,
 					  only_with))
 			continue;
-		if ((rc = place_fragment(&sr, m->name, fr[i].fragment, m->replication, repl, &n)) == CM_OK)
-			rc = reconfigure(st, &fr[i], (const uint8_t(*)[LG_KEY_BYTES])repl, n);
+		if ((rc = place_fragment(&sr, m->name, fr[i].fragment, m->replication, repl, &n)) == CM_OK &&
+		    (rc = lg_st_handover_keep(st, &fr[i], keep, repl, &n)) == CM_OK)
+			rc = lg_st_reconfigure(st, &fr[i], (const uint8_t(*)[LG_KEY_BYTES])repl, n);
 	}
 out:
 	slot_ring_free(&sr);
@@ -238,8 +245,9 @@ out:
 
 /* pk (now inactive) leaves the Magu where it holds slot sl: a stake-weighted
  * draw among active indexers that are not members takes the slot over, or
- * the slot is left vacant; only pk's fragments move. */
-static int leave_magu(lg_state *st, const lg_slot *held, const uint8_t *pk)
+ * the slot is left vacant; only pk's fragments move. With handover, pk stays
+ * a replica of them until their new replicas caught up. */
+static int leave_magu(lg_state *st, const lg_slot *held, const uint8_t *pk, int handover)
 {
 	lg_magu m;
 	lg_slot *slots = NULL, sl = *held;
@@ -282,7 +290,7 @@ static int leave_magu(lg_state *st, const lg_slot *held, const uint8_t *pk)
 	}
 	if ((rc = lg_store_slot_put(st->store, &sl)) == CM_OK &&
 	    (rc = lg_st_fx_magu(st, LG_FX_MEMBERS, m.name)) == CM_OK)
-		rc = replace_fragments(st, &m, pk);
+		rc = replace_fragments(st, &m, pk, handover ? pk : NULL);
 out:
 	free(slots);
 	free(act);
@@ -319,7 +327,7 @@ static int join_magus(lg_state *st, const uint8_t *pk)
 			if ((rc = lg_store_slot_put(st->store, &slots[vacant])) == CM_OK &&
 			    (rc = lg_st_fx_magu(st, LG_FX_MEMBERS, names[i])) == CM_OK &&
 			    (rc = lg_store_magu_get(st->store, names[i], &m)) == CM_OK)
-				rc = replace_fragments(st, &m, NULL);
+				rc = replace_fragments(st, &m, NULL, NULL);
 		}
 		free(slots);
 	}
@@ -352,7 +360,7 @@ int lg_st_refresh_indexer(lg_state *st, const uint8_t *pk)
 	if ((rc = lg_store_slots_of_holder(st->store, pk, &held, &nh)) != CM_OK)
 		return rc;
 	for (size_t i = 0; i < nh && rc == CM_OK; i++)
-		rc = leave_magu(st, &held[i], pk);
+		rc = leave_magu(st, &held[i], pk, !ix.jailed); /* a jailed node is not trusted to hand over */
 	free(held);
 	return rc;
 }
@@ -524,7 +532,7 @@ static int drop_replica(lg_state *st, const Muri__V1__Transaction *t, const lg_f
 	for (size_t i = 0; i < nh && rc == CM_OK && !found; i++)
 		if (strcmp(held[i].magu, f->magu) == 0) {
 			found = 1;
-			rc = leave_magu(st, &held[i], q->drop.data);
+			rc = leave_magu(st, &held[i], q->drop.data, 0);
 		}
 	free(held);
 	if (rc != CM_OK)

@@ -170,8 +170,9 @@ static int has_replica(const lg_fragment *f, const uint8_t *pk)
 }
 
 /* Checks that only the fragments that held `gone` changed, each by one
- * replica; returns how many moved, and the key that came in (or -1). */
-static int check_minimal_move(const frag_snapshot *a, const frag_snapshot *b, int gone, int *came)
+ * replica and `bump` epochs; returns how many moved, and the key that came
+ * in (or -1). */
+static int check_minimal_move(const frag_snapshot *a, const frag_snapshot *b, int gone, int *came, uint64_t bump)
 {
 	int moved = 0;
 	*came = -1;
@@ -185,7 +186,7 @@ static int check_minimal_move(const frag_snapshot *a, const frag_snapshot *b, in
 			continue;
 		}
 		moved++;
-		TAP_EQ(y->epoch, x->epoch + 1);
+		TAP_EQ(y->epoch, x->epoch + bump);
 		TAP_CHECK(!has_replica(y, K[gone].pk));
 		TAP_EQ(y->nreplicas, x->nreplicas);
 		int fresh = 0;
@@ -213,8 +214,10 @@ static void test_minimal_movement(void)
 	uint8_t h[32];
 	int came;
 
-	/* 10 active indexers; "a" wants 3 x 2 = 6 members, "b" 64 x 3 capped at 10 */
-	if (open_indexers(&c, "movement", 10, NULL, &g, NULL) != CM_OK)
+	/* 10 active indexers; "a" wants 3 x 2 = 6 members, "b" 64 x 3 capped at 10;
+	 * a leaver's hand-over ends one block after it starts (test_handover) */
+	static const char *const quick[] = {"param.handover_deadline = 1", NULL};
+	if (open_indexers(&c, "movement", 10, NULL, &g, quick) != CM_OK)
 		return;
 	add_create(&c, &b, K_ACC0, "a", 3, 2, 100, NULL);
 	add_create(&c, &b, K_ACC0, "b", 64, 3, 100, NULL);
@@ -236,9 +239,10 @@ static void test_minimal_movement(void)
 	add_stake(&c, &b, member, account(&c, member).staked, 1, h);
 	TAP_EQ(commit(&c, &b), CM_OK);
 	TAP_COMMITTED(&c, h);
+	TAP_EQ(commit(&c, &b), CM_OK); /* the hand-over's deadline: the leaver is removed */
 	frag_snapshot a1;
 	snapshot(&c, "a", &a1);
-	int moved = check_minimal_move(&a0, &a1, member, &came);
+	int moved = check_minimal_move(&a0, &a1, member, &came, 2);
 	TAP_CHECK(moved >= 1);
 	TAP_CHECK(came >= 0 && came < 10 && came != member);
 	TAP_EQ(lg_store_slots_of_magu(c.s, "a", &sl, &ns), CM_OK);
@@ -249,7 +253,7 @@ static void test_minimal_movement(void)
 	free(sl);
 	/* in "b" every indexer was a member: its slot is vacated, its fragments go to others */
 	snapshot(&c, "b", &s1);
-	moved = check_minimal_move(&s0, &s1, member, &came);
+	moved = check_minimal_move(&s0, &s1, member, &came, 2);
 	TAP_CHECK(moved >= 64 * 3 / 10 / 2); /* about 64 * 3 / 10 */
 	printf("# leaving indexer moved %d of 64 fragments of \"b\"\n", moved);
 
@@ -310,6 +314,152 @@ static void test_last_member_keeps_its_fragments(void)
 		TAP_EQ(s1.f[i].epoch, s0.f[i].epoch);
 		TAP_CHECK(memcmp(s1.f[i].primary, s0.f[i].primary, 32) == 0);
 	}
+	chain_close(&c);
+}
+
+/* ---- hand-over (lg_st_handover.c) ---- */
+
+static size_t handovers_of(tchain *c, const char *magu, uint32_t fragment, lg_handover *first)
+{
+	lg_handover *h = NULL;
+	size_t n = 0;
+	TAP_EQ(lg_store_handovers(c->s, magu, fragment, &h, &n), CM_OK);
+	if (n && first)
+		*first = h[0];
+	free(h);
+	return n;
+}
+
+/* A backup unstakes: it stays a replica, marked leaving, next to the spare
+ * that took its seat (epoch + 1, primary kept); a root vote of an old
+ * replica does not end the hand-over, the spare's first root vote of the
+ * epoch does (epoch + 1 without the leaver); its stake stays bonded past
+ * unbonding_delay until then, and is released after. */
+static void test_handover(void)
+{
+	tchain c;
+	tblock b = {0};
+	gtext g;
+	uint8_t h[32];
+	lg_fragment f0, f1, f2;
+	lg_handover ho;
+	cm_merkle *log = make_log(8, "ho");
+	static const char *const ps[] = {"param.handover_deadline = 50", "param.unbonding_delay = 2", NULL};
+
+	if (open_indexers(&c, "handover", 4, NULL, &g, ps) != CM_OK)
+		return;
+	add_create(&c, &b, K_ACC0, "h", 1, 3, 100, NULL);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_EQ(lg_store_fragment_get(c.s, "h", 0, &f0), CM_OK);
+	TAP_EQ(f0.nreplicas, 3);
+	int P = key_index(f0.primary), L = -1, spare = -1;
+	for (uint32_t i = 0; i < f0.nreplicas && L < 0; i++)
+		if (key_index(f0.replicas[i]) != P)
+			L = key_index(f0.replicas[i]);
+	for (int i = 0; i < 4; i++)
+		if (!has_replica(&f0, K[i].pk))
+			spare = i;
+	TAP_CHECK(L >= 0 && spare >= 0);
+	if (L < 0 || spare < 0)
+		return;
+	lg_account a0 = account(&c, L);
+
+	add_stake(&c, &b, L, a0.staked, 1, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "h", 0, &f1), CM_OK);
+	TAP_EQ(f1.epoch, f0.epoch + 1);
+	TAP_EQ(f1.nreplicas, 4);
+	TAP_CHECK(has_replica(&f1, K[L].pk));
+	TAP_CHECK(has_replica(&f1, K[spare].pk));
+	TAP_CHECK(memcmp(f1.primary, f0.primary, 32) == 0);
+	TAP_EQ(handovers_of(&c, "h", 0, &ho), 1);
+	TAP_CHECK(memcmp(ho.leaver, K[L].pk, 32) == 0);
+	TAP_EQ(ho.npending, 1);
+	TAP_CHECK(memcmp(ho.pending[0], K[spare].pk, 32) == 0);
+	TAP_EQ(lg_store_is_leaving(c.s, K[L].pk), 1);
+
+	for (int i = 0; i < 3; i++) /* past unbonding_delay */
+		TAP_EQ(commit(&c, &b), CM_OK);
+	lg_account a1 = account(&c, L);
+	TAP_EQ(a1.staked, 0);
+	TAP_EQ(a1.unbonding, a0.staked);
+
+	add_commit_root(&c, &b, P, "h", 0, log, 0, 4, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "h", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, f1.epoch);
+	TAP_EQ(f2.nreplicas, 4);
+	add_commit_root(&c, &b, L, "h", 0, log, 0, 4, h); /* the leaver's own vote neither */
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "h", 0, &f2), CM_OK);
+	TAP_EQ(f2.nreplicas, 4);
+
+	add_commit_root(&c, &b, spare, "h", 0, log, 0, 4, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "h", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, f1.epoch + 1);
+	TAP_EQ(f2.nreplicas, 3);
+	TAP_CHECK(!has_replica(&f2, K[L].pk));
+	TAP_CHECK(has_replica(&f2, K[spare].pk));
+	TAP_CHECK(memcmp(f2.primary, f0.primary, 32) == 0);
+	TAP_EQ(handovers_of(&c, "h", 0, NULL), 0);
+	TAP_EQ(lg_store_is_leaving(c.s, K[L].pk), 0);
+	lg_account a2 = account(&c, L);
+	TAP_EQ(a2.unbonding, a0.staked); /* due since blocks ago, released only now: */
+	TAP_EQ(commit(&c, &b), CM_OK);
+	lg_account a3 = account(&c, L);
+	TAP_EQ(a3.unbonding, 0);
+	TAP_EQ(a3.balance, a2.balance + a0.staked);
+	cm_merkle_free(log);
+	chain_close(&c);
+}
+
+/* A primary that unstakes stays the primary while it hands over (nothing
+ * moves before the spare holds the log); without a root vote of the spare
+ * the hand-over ends at handover_deadline: the leaver is removed and a
+ * replica that was one before it started becomes the primary. */
+static void test_handover_deadline(void)
+{
+	tchain c;
+	tblock b = {0};
+	gtext g;
+	uint8_t h[32];
+	lg_fragment f0, f1, f2;
+	static const char *const ps[] = {"param.handover_deadline = 4", NULL};
+
+	if (open_indexers(&c, "handover_dl", 4, NULL, &g, ps) != CM_OK)
+		return;
+	add_create(&c, &b, K_ACC0, "d", 1, 3, 100, NULL);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_EQ(lg_store_fragment_get(c.s, "d", 0, &f0), CM_OK);
+	int P = key_index(f0.primary), spare = -1;
+	for (int i = 0; i < 4; i++)
+		if (!has_replica(&f0, K[i].pk))
+			spare = i;
+	add_stake(&c, &b, P, account(&c, P).staked, 1, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	uint64_t started = lg_state_height(c.st);
+	TAP_EQ(lg_store_fragment_get(c.s, "d", 0, &f1), CM_OK);
+	TAP_EQ(f1.nreplicas, 4);
+	TAP_CHECK(memcmp(f1.primary, K[P].pk, 32) == 0);
+	while (lg_state_height(c.st) < started + 3) {
+		TAP_EQ(commit(&c, &b), CM_OK);
+		TAP_EQ(lg_store_fragment_get(c.s, "d", 0, &f2), CM_OK);
+		TAP_EQ(f2.nreplicas, 4);
+	}
+	TAP_EQ(commit(&c, &b), CM_OK); /* begin-block of started + 4 */
+	TAP_EQ(lg_store_fragment_get(c.s, "d", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, f1.epoch + 1);
+	TAP_EQ(f2.nreplicas, 3);
+	TAP_CHECK(!has_replica(&f2, K[P].pk));
+	TAP_CHECK(has_replica(&f0, f2.primary)); /* not the spare: one that held the log before */
+	TAP_CHECK(spare < 0 || memcmp(f2.primary, K[spare].pk, 32) != 0);
+	TAP_EQ(handovers_of(&c, "d", 0, NULL), 0);
 	chain_close(&c);
 }
 
@@ -948,6 +1098,8 @@ int main(void)
 	TAP_RUN(test_stake_weighting);
 	TAP_RUN(test_minimal_movement);
 	TAP_RUN(test_last_member_keeps_its_fragments);
+	TAP_RUN(test_handover);
+	TAP_RUN(test_handover_deadline);
 	TAP_RUN(test_index_params_on_chain);
 	TAP_RUN(test_failover);
 	TAP_RUN(test_drop_replica);
