@@ -74,6 +74,7 @@ struct frag {
 	uint64_t failovers;          /* failover requests made */
 	uint64_t root_signed;        /* the largest size whose root this node submitted (ix_chain's thread) */
 	uint64_t root_epoch;         /* the epoch it was signed in */
+	uint64_t handoff_logged;     /* the epoch whose hand-off of the primary role was logged */
 };
 
 struct ix_service {

@@ -543,6 +543,41 @@ static int drop_replica(lg_state *st, const Muri__V1__Transaction *t, const lg_f
 			  lg_st_kh(q->drop.data).s, q->magu, q->fragment);
 }
 
+/* A leaving replica (lg_st_handover.c) is not made primary: when the shared
+ * rule picks one, a replica that stays and reported the same log (last
+ * epoch, size and root) takes its place; with none *k becomes CM_ERR_UNAVAILABLE
+ * (later reports decide). This is how a leaving primary hands its role
+ * over: it stops taking writes, waits until a backup holds its whole log,
+ * and gives the epoch up (services/indexer/ix_repl.h ix_repl_handoff). */
+static int handover_choice(lg_state *st, const lg_fragment *f, const cm_fragment_report *reps, size_t nr, int *k)
+{
+	lg_handover *h = NULL;
+	size_t nh;
+	int rc = lg_store_handovers(st->store, f->magu, f->fragment, &h, &nh), leaving = 0;
+	for (size_t i = 0; i < nh && rc == CM_OK; i++)
+		leaving |= lg_st_key_eq(h[i].leaver, f->replicas[*k]);
+	if (rc != CM_OK || !leaving) {
+		free(h);
+		return rc;
+	}
+	const cm_fragment_report *best = NULL;
+	for (size_t i = 0; i < nr && !best; i++)
+		if (lg_st_key_eq(reps[i].sender, f->replicas[*k]) && reps[i].epoch == f->epoch)
+			best = &reps[i];
+	int pick = CM_ERR_UNAVAILABLE;
+	for (size_t i = 0; best && i < nr && pick < 0; i++) {
+		int j = lg_st_replica_index(f, reps[i].sender), left = 0;
+		for (size_t x = 0; x < nh; x++)
+			left |= lg_st_key_eq(h[x].leaver, reps[i].sender);
+		if (j >= 0 && !left && reps[i].epoch == f->epoch && reps[i].last_epoch == best->last_epoch &&
+		    reps[i].size == best->size && memcmp(reps[i].root, best->root, LG_ROOT_BYTES) == 0)
+			pick = j;
+	}
+	free(h);
+	*k = pick;
+	return CM_OK;
+}
+
 /* A replica's failover report: recorded per replica (a later one replaces
  * its earlier one); once reports of the current epoch from a majority of
  * the replica set are in, epoch + 1 begins with the primary the fragment's
@@ -595,10 +630,17 @@ int lg_st_failover(lg_state *st, const Muri__V1__Transaction *t)
 	}
 	free(reqs);
 	k = cm_fragment_choose_primary(f.epoch, (const uint8_t(*)[CM_PK_BYTES])f.replicas, f.nreplicas, reps, nr);
+	if (k >= 0 && (rc = handover_choice(st, &f, reps, nr, &k)) != CM_OK) {
+		free(reps);
+		return rc;
+	}
 	free(reps);
 	if (k == CM_ERR_STATE)
 		return lg_st_note(st, "failover report recorded: %zu of %u replicas, %u needed", count,
 				  f.nreplicas, cm_fragment_majority(f.nreplicas));
+	if (k == CM_ERR_UNAVAILABLE)
+		return lg_st_note(st, "failover report recorded: the longest log is a leaving replica's; waiting for "
+				  "a replica that stays to report it");
 	if (k < 0)
 		return k;
 	memcpy(f.primary, f.replicas[k], LG_KEY_BYTES);

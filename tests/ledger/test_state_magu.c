@@ -418,7 +418,82 @@ static void test_handover(void)
 	chain_close(&c);
 }
 
-/* A primary that unstakes stays the primary while it hands over (nothing
+/* A leaving primary hands its role over through a failover of its epoch
+ * (it stops taking writes and gives the epoch up once a backup holds its
+ * whole log): a leaving replica is never chosen, even with the longest
+ * log; the decision waits for a replica that stays to report that log,
+ * which becomes the primary at epoch + 1 with the leaver still a replica;
+ * the spare's root vote then removes the leaver and the new primary stays. */
+static void test_handover_of_the_primary(void)
+{
+	tchain c;
+	tblock b = {0};
+	gtext g;
+	uint8_t h[32];
+	lg_fragment f0, f1, f2;
+	cm_merkle *log = make_log(8, "hp");
+	static const char *const ps[] = {"param.handover_deadline = 1000", NULL};
+
+	if (open_indexers(&c, "handover_p", 4, NULL, &g, ps) != CM_OK)
+		return;
+	add_create(&c, &b, K_ACC0, "p", 1, 3, 100, NULL);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_EQ(lg_store_fragment_get(c.s, "p", 0, &f0), CM_OK);
+	int P = key_index(f0.primary), B = -1, C = -1, spare = -1;
+	for (uint32_t i = 0; i < f0.nreplicas; i++) {
+		int k = key_index(f0.replicas[i]);
+		if (k != P && B < 0)
+			B = k;
+		else if (k != P)
+			C = k;
+	}
+	for (int i = 0; i < 4; i++)
+		if (!has_replica(&f0, K[i].pk))
+			spare = i;
+	TAP_CHECK(B >= 0 && C >= 0 && spare >= 0);
+	if (B < 0 || C < 0 || spare < 0)
+		return;
+	add_stake(&c, &b, P, account(&c, P).staked, 1, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "p", 0, &f1), CM_OK);
+	TAP_EQ(f1.nreplicas, 4);
+	TAP_CHECK(memcmp(f1.primary, K[P].pk, 32) == 0);
+
+	/* P (30 records), C (20) and the spare (0) report: a majority of 4, but
+	 * the longest log is the leaver's and no replica that stays has it */
+	add_failover(&c, &b, P, "p", 0, f1.epoch, 30, f1.epoch, NULL);
+	add_failover(&c, &b, C, "p", 0, f1.epoch, 20, f1.epoch, NULL);
+	add_failover(&c, &b, spare, "p", 0, f1.epoch, 0, 0, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "p", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, f1.epoch);
+	TAP_CHECK(memcmp(f2.primary, K[P].pk, 32) == 0);
+	/* B reports P's log: it becomes the primary; P stays a replica, leaving */
+	add_failover(&c, &b, B, "p", 0, f1.epoch, 30, f1.epoch, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "p", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, f1.epoch + 1);
+	TAP_CHECK(memcmp(f2.primary, K[B].pk, 32) == 0);
+	TAP_EQ(f2.nreplicas, 4);
+	TAP_EQ(handovers_of(&c, "p", 0, NULL), 1);
+	/* the spare's root vote in the new epoch ends the hand-over */
+	add_commit_root(&c, &b, spare, "p", 0, log, 0, 4, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "p", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, f1.epoch + 2);
+	TAP_EQ(f2.nreplicas, 3);
+	TAP_CHECK(!has_replica(&f2, K[P].pk));
+	TAP_CHECK(memcmp(f2.primary, K[B].pk, 32) == 0);
+	cm_merkle_free(log);
+	chain_close(&c);
+}
+
+/* A primary that unstakes stays the primary while it hands over, as long as
+ * it does not give its epoch up (ix_repl_handoff; nothing
  * moves before the spare holds the log); without a root vote of the spare
  * the hand-over ends at handover_deadline: the leaver is removed and a
  * replica that was one before it started becomes the primary. */
@@ -1099,6 +1174,7 @@ int main(void)
 	TAP_RUN(test_minimal_movement);
 	TAP_RUN(test_last_member_keeps_its_fragments);
 	TAP_RUN(test_handover);
+	TAP_RUN(test_handover_of_the_primary);
 	TAP_RUN(test_handover_deadline);
 	TAP_RUN(test_index_params_on_chain);
 	TAP_RUN(test_failover);
