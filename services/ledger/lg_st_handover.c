@@ -9,7 +9,9 @@
  * epoch: a replica signs a root only over what it took from the epoch's
  * primary. Once every new replica voted, or handover_deadline blocks after
  * the start, the leaver is removed at epoch + 1, and its unbonding stake is
- * released only after its last hand-over ended. */
+ * released only after its last hand-over ended. A leaver is never removed
+ * while it is the primary: its role moves first, by a failover of its
+ * epoch that picks a replica that stays (lg_st_magu.c handover_choice). */
 #include "lg_state_int.h"
 
 #include <stdio.h>
@@ -76,9 +78,19 @@ int lg_st_handover_keep(lg_state *st, const lg_fragment *f, const uint8_t *keep,
 	return lg_store_handover_put(st->store, &nw);
 }
 
-/* Ends h: the leaver leaves the fragment's replica set at epoch + 1. A
- * leaving primary hands its role to the first replica not still pending
- * (one that held the log before, or signed a root of the epoch). */
+/* 1 if h's leaver is its fragment's primary, 0 if not, or an error. */
+static int leaver_is_primary(lg_state *st, const lg_handover *h)
+{
+	lg_fragment f;
+	int rc = lg_store_fragment_get(st->store, h->magu, h->fragment, &f);
+	if (rc == CM_ERR_NOTFOUND)
+		return 0;
+	return rc != CM_OK ? rc : lg_st_key_eq(f.primary, h->leaver);
+}
+
+/* Ends h: the leaver leaves the fragment's replica set at epoch + 1; not
+ * while it is the primary (the caller waits, except when it is the last
+ * holder of the fragment's data). */
 static int finish(lg_state *st, const lg_handover *h)
 {
 	lg_fragment f;
@@ -95,12 +107,6 @@ static int finish(lg_state *st, const lg_handover *h)
 			memcpy(repl[n++], f.replicas[i], LG_KEY_BYTES);
 	if (n == f.nreplicas || n == 0)
 		return CM_OK;
-	if (lg_st_key_eq(f.primary, h->leaver))
-		for (uint32_t i = 0; i < n; i++)
-			if (!in_keys((const uint8_t(*)[LG_KEY_BYTES])h->pending, h->npending, repl[i])) {
-				memcpy(f.primary, repl[i], LG_KEY_BYTES);
-				break;
-			}
 	return lg_st_reconfigure(st, &f, (const uint8_t(*)[LG_KEY_BYTES])repl, n);
 }
 
@@ -118,7 +124,7 @@ int lg_st_handover_signed(lg_state *st, const char *magu, uint32_t fragment, con
 		if (k == h[i].npending)
 			continue;
 		h[i].npending = k;
-		rc = k ? lg_store_handover_put(st->store, &h[i]) : finish(st, &h[i]);
+		rc = k || leaver_is_primary(st, &h[i]) != 0 ? lg_store_handover_put(st->store, &h[i]) : finish(st, &h[i]);
 	}
 	free(h);
 	return rc;
@@ -131,9 +137,13 @@ int lg_st_handover_expire(lg_state *st)
 	uint64_t deadline = lg_st_pu(st, P_HANDOVER_DEADLINE);
 	int rc = lg_store_handovers(st->store, NULL, 0, &h, &nh);
 
-	for (size_t i = 0; i < nh && rc == CM_OK; i++)
-		if (lg_st_height(st) >= h[i].start_height + deadline)
+	for (size_t i = 0; i < nh && rc == CM_OK; i++) {
+		int p = leaver_is_primary(st, &h[i]);
+		if (p < 0)
+			rc = p;
+		else if (!p && (h[i].npending == 0 || lg_st_height(st) >= h[i].start_height + deadline))
 			rc = finish(st, &h[i]);
+	}
 	free(h);
 	return rc;
 }

@@ -545,17 +545,23 @@ static int drop_replica(lg_state *st, const Muri__V1__Transaction *t, const lg_f
 
 /* A leaving replica (lg_st_handover.c) is not made primary: when the shared
  * rule picks one, a replica that stays and reported the same log (last
- * epoch, size and root) takes its place; with none *k becomes CM_ERR_UNAVAILABLE
- * (later reports decide). This is how a leaving primary hands its role
- * over: it stops taking writes, waits until a backup holds its whole log,
- * and gives the epoch up (services/indexer/ix_repl.h ix_repl_handoff). */
+ * epoch, size and root) takes its place; with none *k becomes
+ * CM_ERR_UNAVAILABLE (later reports decide) until the hand-over's deadline,
+ * after which the shared rule's pick stands (the leaver keeps its seat
+ * while it is primary: lg_st_handover_expire). This is how a leaving
+ * primary hands its role over: it stops taking writes, waits until a
+ * backup holds its whole log, and gives the epoch up
+ * (services/indexer/ix_repl.h ix_repl_handoff). */
 static int handover_choice(lg_state *st, const lg_fragment *f, const cm_fragment_report *reps, size_t nr, int *k)
 {
 	lg_handover *h = NULL;
 	size_t nh;
-	int rc = lg_store_handovers(st->store, f->magu, f->fragment, &h, &nh), leaving = 0;
+	int rc = lg_store_handovers(st->store, f->magu, f->fragment, &h, &nh), leaving = 0, past = 0;
 	for (size_t i = 0; i < nh && rc == CM_OK; i++)
-		leaving |= lg_st_key_eq(h[i].leaver, f->replicas[*k]);
+		if (lg_st_key_eq(h[i].leaver, f->replicas[*k])) {
+			leaving = 1;
+			past = lg_st_height(st) >= h[i].start_height + lg_st_pu(st, P_HANDOVER_DEADLINE);
+		}
 	if (rc != CM_OK || !leaving) {
 		free(h);
 		return rc;
@@ -574,7 +580,8 @@ static int handover_choice(lg_state *st, const lg_fragment *f, const cm_fragment
 			pick = j;
 	}
 	free(h);
-	*k = pick;
+	if (pick >= 0 || !past)
+		*k = pick;
 	return CM_OK;
 }
 

@@ -170,8 +170,9 @@ static int has_replica(const lg_fragment *f, const uint8_t *pk)
 }
 
 /* Checks that only the fragments that held `gone` changed, each by one
- * replica and `bump` epochs; returns how many moved, and the key that came
- * in (or -1). */
+ * replica and `bump` epochs (where `gone` was the primary, it stays until
+ * its role moves: one replica joined at epoch + 1); returns how many moved,
+ * and the key that came in (or -1). */
 static int check_minimal_move(const frag_snapshot *a, const frag_snapshot *b, int gone, int *came, uint64_t bump)
 {
 	int moved = 0;
@@ -186,6 +187,15 @@ static int check_minimal_move(const frag_snapshot *a, const frag_snapshot *b, in
 			continue;
 		}
 		moved++;
+		if (memcmp(x->primary, K[gone].pk, 32) == 0) { /* handing over, still the primary */
+			TAP_EQ(y->epoch, x->epoch + 1);
+			TAP_EQ(y->nreplicas, x->nreplicas + 1);
+			TAP_CHECK(memcmp(y->primary, K[gone].pk, 32) == 0);
+			for (uint32_t j = 0; j < y->nreplicas; j++)
+				if (!has_replica(x, y->replicas[j]) && came)
+					*came = key_index(y->replicas[j]);
+			continue;
+		}
 		TAP_EQ(y->epoch, x->epoch + bump);
 		TAP_CHECK(!has_replica(y, K[gone].pk));
 		TAP_EQ(y->nreplicas, x->nreplicas);
@@ -197,10 +207,7 @@ static int check_minimal_move(const frag_snapshot *a, const frag_snapshot *b, in
 					*came = key_index(y->replicas[j]);
 			}
 		TAP_EQ(fresh, 1);
-		if (memcmp(x->primary, K[gone].pk, 32) != 0)
-			TAP_CHECK(memcmp(x->primary, y->primary, 32) == 0);
-		else
-			TAP_CHECK(has_replica(x, y->primary)); /* a replica that has the data */
+		TAP_CHECK(memcmp(x->primary, y->primary, 32) == 0);
 	}
 	return moved;
 }
@@ -231,7 +238,9 @@ static void test_minimal_movement(void)
 	free(sl);
 
 	/* a member of "a" (the primary of its fragment 0) unstakes below
-	 * min_stake: a non-member takes its slot, and only its fragments move */
+	 * min_stake: a non-member takes its slot, and only its fragments move
+	 * (those it is the primary of only gain the new replica: it stays until
+	 * its role moves, test_handover_of_the_primary) */
 	frag_snapshot a0;
 	snapshot(&c, "a", &a0);
 	snapshot(&c, "b", &s0);
@@ -492,11 +501,10 @@ static void test_handover_of_the_primary(void)
 	chain_close(&c);
 }
 
-/* A primary that unstakes stays the primary while it hands over, as long as
- * it does not give its epoch up (ix_repl_handoff; nothing
- * moves before the spare holds the log); without a root vote of the spare
- * the hand-over ends at handover_deadline: the leaver is removed and a
- * replica that was one before it started becomes the primary. */
+/* A primary that unstakes and whose role cannot move to a replica that
+ * stays is not removed: past handover_deadline the ledger's failover rule
+ * may pick it again (its log is the longest), and it leaves at the first
+ * begin-block after a failover moved the role to a replica with its log. */
 static void test_handover_deadline(void)
 {
 	tchain c;
@@ -511,29 +519,57 @@ static void test_handover_deadline(void)
 	add_create(&c, &b, K_ACC0, "d", 1, 3, 100, NULL);
 	TAP_EQ(commit(&c, &b), CM_OK);
 	TAP_EQ(lg_store_fragment_get(c.s, "d", 0, &f0), CM_OK);
-	int P = key_index(f0.primary), spare = -1;
+	int P = key_index(f0.primary), B = -1, C = -1, spare = -1;
+	for (uint32_t i = 0; i < f0.nreplicas; i++) {
+		int k = key_index(f0.replicas[i]);
+		if (k != P && B < 0)
+			B = k;
+		else if (k != P)
+			C = k;
+	}
 	for (int i = 0; i < 4; i++)
 		if (!has_replica(&f0, K[i].pk))
 			spare = i;
+	TAP_CHECK(B >= 0 && C >= 0 && spare >= 0);
+	if (B < 0 || C < 0 || spare < 0)
+		return;
 	add_stake(&c, &b, P, account(&c, P).staked, 1, h);
 	TAP_EQ(commit(&c, &b), CM_OK);
 	TAP_COMMITTED(&c, h);
 	uint64_t started = lg_state_height(c.st);
 	TAP_EQ(lg_store_fragment_get(c.s, "d", 0, &f1), CM_OK);
 	TAP_EQ(f1.nreplicas, 4);
-	TAP_CHECK(memcmp(f1.primary, K[P].pk, 32) == 0);
-	while (lg_state_height(c.st) < started + 3) {
+	while (lg_state_height(c.st) < started + 6) /* past the deadline: still there, still the primary */
 		TAP_EQ(commit(&c, &b), CM_OK);
-		TAP_EQ(lg_store_fragment_get(c.s, "d", 0, &f2), CM_OK);
-		TAP_EQ(f2.nreplicas, 4);
-	}
-	TAP_EQ(commit(&c, &b), CM_OK); /* begin-block of started + 4 */
+	TAP_EQ(lg_store_fragment_get(c.s, "d", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, f1.epoch);
+	TAP_EQ(f2.nreplicas, 4);
+	TAP_CHECK(memcmp(f2.primary, K[P].pk, 32) == 0);
+	/* no replica that stays has P's log: past the deadline the rule picks P again */
+	add_failover(&c, &b, P, "d", 0, f1.epoch, 30, f1.epoch, NULL);
+	add_failover(&c, &b, C, "d", 0, f1.epoch, 20, f1.epoch, NULL);
+	add_failover(&c, &b, spare, "d", 0, f1.epoch, 0, 0, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
 	TAP_EQ(lg_store_fragment_get(c.s, "d", 0, &f2), CM_OK);
 	TAP_EQ(f2.epoch, f1.epoch + 1);
+	TAP_CHECK(memcmp(f2.primary, K[P].pk, 32) == 0);
+	TAP_EQ(f2.nreplicas, 4);
+	/* B reports P's log in the next epoch: B takes the role, and P leaves at the next block */
+	add_failover(&c, &b, P, "d", 0, f2.epoch, 30, f1.epoch, NULL);
+	add_failover(&c, &b, B, "d", 0, f2.epoch, 30, f1.epoch, NULL);
+	add_failover(&c, &b, C, "d", 0, f2.epoch, 20, f1.epoch, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "d", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, f1.epoch + 2);
+	TAP_CHECK(memcmp(f2.primary, K[B].pk, 32) == 0);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_EQ(lg_store_fragment_get(c.s, "d", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, f1.epoch + 3);
 	TAP_EQ(f2.nreplicas, 3);
 	TAP_CHECK(!has_replica(&f2, K[P].pk));
-	TAP_CHECK(has_replica(&f0, f2.primary)); /* not the spare: one that held the log before */
-	TAP_CHECK(spare < 0 || memcmp(f2.primary, K[spare].pk, 32) != 0);
+	TAP_CHECK(memcmp(f2.primary, K[B].pk, 32) == 0);
 	TAP_EQ(handovers_of(&c, "d", 0, NULL), 0);
 	chain_close(&c);
 }
