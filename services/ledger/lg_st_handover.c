@@ -49,15 +49,18 @@ int lg_st_handover_keep(lg_state *st, const lg_fragment *f, const uint8_t *keep,
 		}
 		if (!in_keys((const uint8_t(*)[LG_KEY_BYTES])repl, *n, h[i].leaver))
 			memcpy(repl[(*n)++], h[i].leaver, LG_KEY_BYTES);
-		/* pending: only those still placed */
-		uint32_t k = 0;
+		/* pending: those still placed, and any replica new in this placement */
+		lg_handover nx = h[i];
+		nx.npending = 0;
 		for (uint32_t j = 0; j < h[i].npending; j++)
 			if (in_keys((const uint8_t(*)[LG_KEY_BYTES])repl, placed, h[i].pending[j]))
-				memmove(h[i].pending[k++], h[i].pending[j], LG_KEY_BYTES);
-		if (k != h[i].npending) {
-			h[i].npending = k;
-			rc = lg_store_handover_put(st->store, &h[i]);
-		}
+				memcpy(nx.pending[nx.npending++], h[i].pending[j], LG_KEY_BYTES);
+		for (uint32_t j = 0; j < placed; j++)
+			if (!in_keys(old, f->nreplicas, repl[j]) &&
+			    !in_keys((const uint8_t(*)[LG_KEY_BYTES])nx.pending, nx.npending, repl[j]))
+				memcpy(nx.pending[nx.npending++], repl[j], LG_KEY_BYTES);
+		if (nx.npending != h[i].npending || memcmp(nx.pending, h[i].pending, (size_t)nx.npending * LG_KEY_BYTES))
+			rc = lg_store_handover_put(st->store, &nx);
 	}
 	free(h);
 	if (rc != CM_OK || !keep || !in_keys(old, f->nreplicas, keep) ||

@@ -418,6 +418,7 @@ static void test_handover(void)
 	TAP_EQ(handovers_of(&c, "h", 0, NULL), 0);
 	TAP_EQ(lg_store_is_leaving(c.s, K[L].pk), 0);
 	lg_account a2 = account(&c, L);
+	(void)ho;
 	TAP_EQ(a2.unbonding, a0.staked); /* due since blocks ago, released only now: */
 	TAP_EQ(commit(&c, &b), CM_OK);
 	lg_account a3 = account(&c, L);
@@ -1201,6 +1202,61 @@ out:
 	chain_close(&c);
 }
 
+/* A hand-over whose new replica dies: the primary has it dropped, the
+ * remaining spare takes its seat and becomes the one the hand-over waits
+ * for; the leaver stays until that one's root vote. */
+static void test_handover_joiner_replaced(void)
+{
+	tchain c;
+	tblock b = {0};
+	gtext g;
+	uint8_t h[32];
+	lg_fragment f0, f1;
+	lg_handover ho;
+	cm_merkle *log = make_log(8, "hj");
+	static const char *const ps[] = {"param.handover_deadline = 1000", NULL};
+
+	if (open_indexers(&c, "handover_j", 5, NULL, &g, ps) != CM_OK)
+		return;
+	add_create(&c, &b, K_ACC0, "j", 1, 3, 100, NULL);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_EQ(lg_store_fragment_get(c.s, "j", 0, &f0), CM_OK);
+	int P = key_index(f0.primary), L = -1;
+	for (uint32_t i = 0; i < f0.nreplicas && L < 0; i++)
+		if (key_index(f0.replicas[i]) != P)
+			L = key_index(f0.replicas[i]);
+	add_stake(&c, &b, L, account(&c, L).staked, 1, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(handovers_of(&c, "j", 0, &ho), 1);
+	TAP_EQ(ho.npending, 1);
+	int J = key_index(ho.pending[0]), S = -1;
+	for (int i = 0; i < 5; i++)
+		if (!has_replica(&f0, K[i].pk) && i != J)
+			S = i;
+	TAP_CHECK(J >= 0 && S >= 0);
+	if (J < 0 || S < 0)
+		return;
+	TAP_EQ(lg_store_fragment_get(c.s, "j", 0, &f1), CM_OK);
+	add_drop(&c, &b, P, "j", f1.epoch, J, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "j", 0, &f1), CM_OK);
+	TAP_EQ(f1.nreplicas, 4);
+	TAP_CHECK(has_replica(&f1, K[L].pk) && has_replica(&f1, K[S].pk) && !has_replica(&f1, K[J].pk));
+	TAP_EQ(handovers_of(&c, "j", 0, &ho), 1);
+	TAP_EQ(ho.npending, 1);
+	TAP_CHECK(memcmp(ho.pending[0], K[S].pk, 32) == 0);
+	add_commit_root(&c, &b, S, "j", 0, log, 0, 4, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "j", 0, &f1), CM_OK);
+	TAP_EQ(f1.nreplicas, 3);
+	TAP_CHECK(!has_replica(&f1, K[L].pk));
+	cm_merkle_free(log);
+	chain_close(&c);
+}
+
 int main(void)
 {
 	if (st_setup() != 0)
@@ -1212,6 +1268,7 @@ int main(void)
 	TAP_RUN(test_handover);
 	TAP_RUN(test_handover_of_the_primary);
 	TAP_RUN(test_handover_deadline);
+	TAP_RUN(test_handover_joiner_replaced);
 	TAP_RUN(test_index_params_on_chain);
 	TAP_RUN(test_failover);
 	TAP_RUN(test_drop_replica);
