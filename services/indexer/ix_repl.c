@@ -11,7 +11,9 @@
  * answered appends it sent within lease_ms; a backup asks the ledger for
  * failover only after suspect_ms > lease_ms without a valid append, and
  * from then on refuses that epoch, so by the time the ledger can commit
- * epoch + 1 the old primary's lease has run out. */
+ * epoch + 1 the old primary's lease has run out. Hand-off: a primary the
+ * ledger lists as leaving takes no more writes, and gives its epoch up as
+ * above once a backup that stays holds its whole log (ix_repl_handoff). */
 #include "ix_repl.h"
 #include "cm_bytes.h"
 #include "cm_err.h"
