@@ -32,7 +32,7 @@ enum cm_domain {
 	CM_DOM_REPL_APPEND = 0x10, /* a primary's signed append to its backups */
 	CM_DOM_REPL_ACK = 0x11,  /* a backup's signed answer to an append */
 	CM_DOM_REPL_FAILOVER = 0x12, /* a replica's signed failover request */
-	CM_DOM_REPL_FETCH = 0x13, /* a member's signed FetchLog request */
+	CM_DOM_READ = 0x13,      /* a signed read request: FetchLog, proofs, challenges (cm_read_auth.h) */
 	CM_DOM_TEST = 0xff,      /* tests only */
 };
 

@@ -1,4 +1,4 @@
-/* Chain id and replica lines of a genesis file (see cm_genesis.h). */
+/* Chain id, replica and gateway lines of a genesis file (see cm_genesis.h). */
 #include "cm_genesis.h"
 #include "cm_err.h"
 
@@ -52,6 +52,14 @@ int cm_genesis_read_replicas(const char *path, cm_genesis_replicas *g, char *err
 				g->addrp[g->n] = g->addrs[g->n];
 				g->n++;
 			}
+		} else if (strcmp(key, "gateway") == 0) {
+			if (k != 2 || g->ngateways >= CM_GENESIS_GATEWAYS_MAX || strlen(a) != 2 * CM_PK_BYTES ||
+			    cm_unhex(g->gateways[g->ngateways], CM_PK_BYTES, a) != CM_OK)
+				rc = fail(err, errlen, CM_ERR_INVALID,
+					  "%s:%d: gateway: expected <hex pubkey> (at most %d gateways)", path, lineno,
+					  CM_GENESIS_GATEWAYS_MAX);
+			else
+				g->ngateways++;
 		}
 	}
 	fclose(fp);

@@ -79,7 +79,7 @@ static int bin_dir(char *out, size_t len)
 }
 
 /* The devnet's genesis: its ledger replicas, its indexers registered and
- * staked, and a demo account holding MURI. */
+ * staked, its gateway, and a demo account holding MURI. */
 static int write_genesis(const dn_net *net)
 {
 	char tmp[DN_PATH + 32];
@@ -112,6 +112,11 @@ static int write_genesis(const dn_net *net)
 			fprintf(f, "account = %s 1000000\n", hex);
 			fprintf(f, "indexer = %s 127.0.0.1:%d %llu 100000\n", hex, net->nodes[i].listen_port,
 				(unsigned long long)(1ull << 40));
+		}
+	for (int i = 0; i < net->n; i++) /* may read indexers' proofs (spot checks) */
+		if (!strcmp(net->nodes[i].service, "gateway")) {
+			cm_hex(hex, net->nodes[i].key.pk, CM_PK_BYTES);
+			fprintf(f, "gateway = %s\n", hex);
 		}
 	if (fclose(f) != 0)
 		return -1;

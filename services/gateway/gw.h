@@ -240,7 +240,11 @@ void gw_replica_order(gw_ctx *g, const gw_frag *fr, uint32_t *order);
 
 /* ---- spot checks (gw_spotter.c) ---- */
 typedef struct gw_spotter gw_spotter;
-int gw_spotter_start(gw_ctx *g, size_t queue_max, gw_spotter **out);
+/* key: the gateway's node key, which signs its InclusionProof reads
+ * (indexers answer a key listed as `gateway` in the genesis); NULL: none, and
+ * the indexers refuse the reads. err names the cause of a failure. */
+int gw_spotter_start(gw_ctx *g, const cm_keypair *key, size_t queue_max, gw_spotter **out, char *err,
+		     size_t errlen);
 void gw_spotter_free(gw_spotter *s);
 /* Offers node's answer r for fragment of m to a spot check: taken (copied)
  * for one in 1000/spot_permille answers with a hit below the committed

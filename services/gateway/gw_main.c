@@ -157,10 +157,8 @@ static int gw_init(void *ctx, const cm_service_env *env, char *err, size_t errle
 	rc = gw_chain_start(&co, &g->chain, err, errlen);
 	if (key == &eph)
 		cm_keypair_wipe(&eph);
-	if (rc == CM_OK && cfg->spot_permille > 0 && gw_spotter_start(g, (size_t)cfg->spot_queue, &g->spotter) != CM_OK) {
-		snprintf(err, errlen, "cannot start the spot checks: out of memory");
-		rc = CM_ERR_NOMEM;
-	}
+	if (rc == CM_OK && cfg->spot_permille > 0)
+		rc = gw_spotter_start(g, env->key, (size_t)cfg->spot_queue, &g->spotter, err, errlen);
 	if (rc != CM_OK)
 		return rc;
 	if (!g->has_payer || !env->key || cfg->receipt_allowance <= 0) {

@@ -2,7 +2,9 @@
  * answers (spot_permille) is offered here with the query's digest; one hit
  * below the fragment's committed size is checked on a thread of its own by
  * an InclusionProof against the committed root (asked of the other replicas
- * first, the answerer last), and an answer proven false, or one whose root
+ * first, the answerer last; a read signed with the gateway's node key, which
+ * the indexers answer when the genesis lists it as a gateway), and an
+ * answer proven false, or one whose root
  * the merge found contradicting the committed root, is reported to the
  * ledger as a ReportAnswer transaction signed by the payer account. Nothing
  * here delays a search: offers beyond the bounded queue are dropped and
@@ -10,7 +12,9 @@
 #include "gw.h"
 #include "cm_answer.h"
 #include "cm_err.h"
+#include "cm_genesis.h"
 #include "cm_log.h"
+#include "cm_read_auth.h"
 #include "cm_time.h"
 #include "gw_spot.h"
 
@@ -38,6 +42,9 @@ struct gw_spotter {
 	int stop, started;
 	pthread_t th;
 	atomic_uint_least64_t salt;
+	int has_key;
+	cm_keypair key;                    /* signs the reads */
+	char chain_id[sizeof(((cm_genesis_replicas *)0)->chain_id)];
 	cm_counter *checks, *false_answers, *reports, *dropped;
 };
 
@@ -84,6 +91,8 @@ static void check(gw_spotter *s, struct job *j)
 	req.fragment = j->fragment;
 	req.index = j->r->hits[j->hit]->seq;
 	req.size = j->fr.committed_size;
+	Muri__V1__ReadAuth auth;
+	uint8_t sig[CM_SIG_BYTES];
 	/* the other replicas first: a proof from the accused proves nothing against it */
 	for (int pass = 0; pass < 2; pass++)
 		for (uint32_t i = 0; i < j->fr.nrep; i++) {
@@ -94,9 +103,17 @@ static void check(gw_spotter *s, struct job *j)
 				continue;
 			ProtobufCMessage *resp = NULL;
 			cm_rpc_status st;
-			if (cm_rpc_unary(cl, "/muri.v1.Indexer/InclusionProof", &req.base,
-					 &muri__v1__inclusion_proof_response__descriptor, &resp, 5000, &st) != CM_OK)
+			/* each ask signed anew: an indexer answers a signed read once */
+			if (s->has_key && cm_read_auth_sign(&req.base, &auth, sig, &s->key, "InclusionProof", s->chain_id,
+							    cm_wall_ms()) != CM_OK)
 				continue;
+			if (cm_rpc_unary(cl, "/muri.v1.Indexer/InclusionProof", &req.base,
+					 &muri__v1__inclusion_proof_response__descriptor, &resp, 5000, &st) != CM_OK) {
+				if (st.code == GRPC_STATUS_PERMISSION_DENIED || st.code == GRPC_STATUS_UNAUTHENTICATED)
+					cm_warn("gw_spot_refused", "magu=%s fragment=%u code=%d message=\"%s\"", j->magu,
+						j->fragment, st.code, st.message);
+				continue;
+			}
 			const Muri__V1__InclusionProofResponse *p = (const Muri__V1__InclusionProofResponse *)resp;
 			const char *why = NULL;
 			int v = gw_spot_judge(j->node, j->query, j->magu, j->fragment, j->r, j->hit, p, j->fr.committed_size,
@@ -133,11 +150,37 @@ static void *spot_main(void *arg)
 	return NULL;
 }
 
-int gw_spotter_start(gw_ctx *g, size_t queue_max, gw_spotter **out)
+int gw_spotter_start(gw_ctx *g, const cm_keypair *key, size_t queue_max, gw_spotter **out, char *err,
+		     size_t errlen)
 {
+	cm_genesis_replicas *gen = calloc(1, sizeof(*gen));
 	gw_spotter *s = calloc(1, sizeof(*s));
-	if (!s)
+	if (!s || !gen) {
+		free(gen);
+		free(s);
+		snprintf(err, errlen, "cannot start the spot checks: out of memory");
 		return CM_ERR_NOMEM;
+	}
+	int rc = cm_genesis_read_replicas(g->cfg->genesis, gen, err, errlen);
+	if (rc != CM_OK) {
+		free(gen);
+		free(s);
+		return rc;
+	}
+	snprintf(s->chain_id, sizeof(s->chain_id), "%s", gen->chain_id);
+	if (key) {
+		s->key = *key;
+		s->has_key = 1;
+		int listed = 0;
+		for (uint32_t i = 0; i < gen->ngateways; i++)
+			listed |= memcmp(gen->gateways[i], key->pk, CM_PK_BYTES) == 0;
+		if (!listed)
+			cm_warn("gw_spot_unlisted", "message=\"this gateway's node key is not a gateway of the genesis: "
+				"indexers refuse its spot checks' proof reads\"");
+	} else {
+		cm_warn("gw_spot_no_key", "message=\"no key_file: indexers refuse the spot checks' proof reads\"");
+	}
+	free(gen);
 	s->g = g;
 	s->cap = queue_max ? queue_max : 1;
 	s->q = calloc(s->cap, sizeof(*s->q));
@@ -155,6 +198,7 @@ int gw_spotter_start(gw_ctx *g, size_t queue_max, gw_spotter **out)
 	}
 	if (!s->q || pthread_create(&s->th, NULL, spot_main, s) != 0) {
 		gw_spotter_free(s);
+		snprintf(err, errlen, "cannot start the spot checks: out of memory");
 		return CM_ERR_NOMEM;
 	}
 	s->started = 1;
@@ -176,6 +220,7 @@ void gw_spotter_free(gw_spotter *s)
 	for (size_t i = 0; s->q && i < s->n; i++)
 		protobuf_c_message_free_unpacked(&s->q[(s->head + i) % s->cap].r->base, NULL);
 	free(s->q);
+	cm_keypair_wipe(&s->key);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	free(s);

@@ -82,8 +82,10 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 	return rc;
 }
 
-/* Reads chain_id and the replica lines of the ledger's genesis file
- * (common/cm_genesis.h; the other keys are the ledger's business). */
+/* Reads chain_id, the replica and the gateway lines of the ledger's genesis
+ * file (common/cm_genesis.h; the other keys are the ledger's business): the
+ * ledger replicas (the challengers) and the gateways (spot checks) may read
+ * every fragment's proofs. */
 static int read_genesis(ix_chain *c, const char *path, char *err, size_t errlen)
 {
 	cm_genesis_replicas g;
@@ -98,6 +100,15 @@ static int read_genesis(ix_chain *c, const char *path, char *err, size_t errlen)
 		snprintf(c->addrs[i], IX_ADDR_MAX, "%s", g.addrs[i]);
 		c->addrp[i] = c->addrs[i];
 	}
+	uint8_t(*readers)[CM_PK_BYTES] = malloc((g.n + g.ngateways) * CM_PK_BYTES);
+	if (!readers)
+		return fail(err, errlen, CM_ERR_NOMEM, "out of memory");
+	memcpy(readers, g.pks, g.n * CM_PK_BYTES);
+	memcpy(readers + g.n, g.gateways, g.ngateways * CM_PK_BYTES);
+	rc = ix_service_set_readers(c->o.svc, (const uint8_t(*)[CM_PK_BYTES])readers, g.n + g.ngateways);
+	free(readers);
+	if (rc != CM_OK)
+		return fail(err, errlen, rc, "out of memory");
 	return CM_OK;
 }
 

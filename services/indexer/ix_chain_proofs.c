@@ -82,8 +82,8 @@ static int commit_root(ix_service *s, cm_ledger_client *lc, struct frag *f, ix_f
 	rc = cm_ledger_client_submit(lc, &t, 0, NULL, err, sizeof(err));
 	free(path);
 	if (rc == CM_OK)
-		cm_info("root_submitted", "magu=%s fragment=%u size=%llu from=%llu", f->magu, f->fragment,
-			(unsigned long long)size, (unsigned long long)from);
+		cm_info("root_submitted", "magu=%s fragment=%u epoch=%llu size=%llu from=%llu", f->magu, f->fragment,
+			(unsigned long long)epoch, (unsigned long long)size, (unsigned long long)from);
 	else
 		cm_warn("root_refused", "magu=%s fragment=%u size=%llu error=\"%s\"", f->magu, f->fragment,
 			(unsigned long long)size, err);

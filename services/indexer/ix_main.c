@@ -39,6 +39,8 @@ typedef struct ix_config {
 	int64_t root_ms;
 	int64_t root_interval_ms;
 	int64_t read_wait_ms;
+	int64_t read_auth_window_ms;
+	int64_t read_replay_max;
 #ifdef MURI_TEST_FAULTS
 	char *test_lie;
 #endif
@@ -97,6 +99,10 @@ static const cm_config_key ix_keys[] = {
 	 "with genesis: how often the fragments' sizes are checked for a root to submit", NULL},
 	{"read_wait_ms", CM_CFG_INT, offsetof(ix_config, read_wait_ms), "1000", 1, 600000,
 	 "a search or get with min_size waits this long for the log to reach it, then answers UNAVAILABLE", NULL},
+	{"read_auth_window_ms", CM_CFG_INT, offsetof(ix_config, read_auth_window_ms), "60000", 1000, 3600000,
+	 "FetchLog and proof reads are answered only when signed with a wall clock this close to ours", NULL},
+	{"read_replay_max", CM_CFG_INT, offsetof(ix_config, read_replay_max), "65536", 16, 16777216,
+	 "signed reads remembered so that none is answered twice within read_auth_window_ms", NULL},
 #ifdef MURI_TEST_FAULTS
 	{"test_lie", CM_CFG_STR, offsetof(ix_config, test_lie), "none", 0, 0,
 	 "test builds only: lie in search answers (none, fabricate, distance, drop_nn, replay, mix)", NULL},
@@ -142,6 +148,8 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.root_ms = (uint32_t)c->cfg.root_ms,
 		.tls_ca_file = c->cfg.tls_ca && *c->cfg.tls_ca ? c->cfg.tls_ca : NULL,
 		.read_wait_ms = (uint32_t)c->cfg.read_wait_ms,
+		.read_auth_window_ms = (uint32_t)c->cfg.read_auth_window_ms,
+		.read_replay_max = (uint32_t)c->cfg.read_replay_max,
 	};
 #ifdef MURI_TEST_FAULTS
 	if (ix_lie_parse(c->cfg.test_lie ? c->cfg.test_lie : "none", &o.test_lie) != CM_OK) {

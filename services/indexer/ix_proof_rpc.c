@@ -1,7 +1,9 @@
 /* What an indexer proves and signs: the digest signed messages are signed
  * over, H(domain || the message packed with its signature field empty);
  * GetRoot (a signed root at a size the replica may sign), InclusionProof,
- * ConsistencyProof and Challenge (leaves, RFC 9162 paths and tags, signed).
+ * ConsistencyProof and Challenge (leaves, RFC 9162 paths and tags, signed;
+ * answered only to a signed read by a replica of the fragment, a ledger
+ * replica or a genesis gateway, ix_read_auth.h).
  * Search answers are signed over the canonical answer digest instead
  * (ix_read_rpc.c, common/cm_answer.h). */
 #include "ix_service_int.h"
@@ -67,7 +69,7 @@ void ixs_set_hash(cm_rpc_call *call, ProtobufCBinaryData *field, const uint8_t *
 static int data_of(ix_service *s, cm_rpc_call *call, const char *magu, uint32_t fragment, struct frag **fo,
 		   ix_fragment **st)
 {
-	struct frag *f = ixs_find_frag(s, magu, fragment);
+	struct frag *f = *fo ? *fo : ixs_find_frag(s, magu, fragment);
 	*st = f ? ixs_store_of(f) : NULL;
 	*fo = f;
 	if (!*st)
@@ -79,7 +81,7 @@ int ix_h_get_root(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pro
 {
 	ix_service *s = arg;
 	const Muri__V1__RootRequest *req = (const Muri__V1__RootRequest *)msg;
-	struct frag *f;
+	struct frag *f = NULL;
 	ix_fragment *st;
 	int code = data_of(s, call, req->magu, req->fragment, &f, &st);
 	if (code != GRPC_STATUS_OK)
@@ -143,9 +145,12 @@ int ix_h_inclusion(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pr
 {
 	ix_service *s = arg;
 	const Muri__V1__InclusionProofRequest *req = (const Muri__V1__InclusionProofRequest *)msg;
-	struct frag *f;
+	struct frag *f = ixs_find_frag(s, req->magu, req->fragment);
+	int code = ixs_read_check(s, call, "InclusionProof", msg, req->auth, req->magu, req->fragment, f, 1);
+	if (code != GRPC_STATUS_OK)
+		return code;
 	ix_fragment *st;
-	int code = data_of(s, call, req->magu, req->fragment, &f, &st);
+	code = data_of(s, call, req->magu, req->fragment, &f, &st);
 	if (code != GRPC_STATUS_OK)
 		return code;
 	uint64_t L = ix_fragment_size(st);
@@ -173,9 +178,12 @@ int ix_h_consistency(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, 
 {
 	ix_service *s = arg;
 	const Muri__V1__ConsistencyProofRequest *req = (const Muri__V1__ConsistencyProofRequest *)msg;
-	struct frag *f;
+	struct frag *f = ixs_find_frag(s, req->magu, req->fragment);
+	int code = ixs_read_check(s, call, "ConsistencyProof", msg, req->auth, req->magu, req->fragment, f, 1);
+	if (code != GRPC_STATUS_OK)
+		return code;
 	ix_fragment *st;
-	int code = data_of(s, call, req->magu, req->fragment, &f, &st);
+	code = data_of(s, call, req->magu, req->fragment, &f, &st);
 	if (code != GRPC_STATUS_OK)
 		return code;
 	uint64_t L = ix_fragment_size(st);
@@ -204,9 +212,12 @@ int ix_h_challenge(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pr
 {
 	ix_service *s = arg;
 	const Muri__V1__ChallengeRequest *req = (const Muri__V1__ChallengeRequest *)msg;
-	struct frag *f;
+	struct frag *f = ixs_find_frag(s, req->magu, req->fragment);
+	int code = ixs_read_check(s, call, "Challenge", msg, req->auth, req->magu, req->fragment, f, 1);
+	if (code != GRPC_STATUS_OK)
+		return code;
 	ix_fragment *st;
-	int code = data_of(s, call, req->magu, req->fragment, &f, &st);
+	code = data_of(s, call, req->magu, req->fragment, &f, &st);
 	if (code != GRPC_STATUS_OK)
 		return code;
 	if (req->beacon.len != CM_HASH_BYTES)

@@ -11,7 +11,9 @@
  * answered appends it sent within lease_ms; a backup asks the ledger for
  * failover only after suspect_ms > lease_ms without a valid append, and
  * from then on refuses that epoch, so by the time the ledger can commit
- * epoch + 1 the old primary's lease has run out. */
+ * epoch + 1 the old primary's lease has run out. Hand-off: a primary the
+ * ledger lists as leaving takes no more writes, and gives its epoch up as
+ * above once a backup that stays holds its whole log (ix_repl_handoff). */
 #include "ix_repl.h"
 #include "cm_bytes.h"
 #include "cm_err.h"
@@ -59,6 +61,8 @@ struct ix_repl {
 	uint8_t commit_root[CM_HASH_BYTES];
 	ix_repl_entry *buf;      /* o.batch entries for shipping */
 	ix_repl_stats stats;
+	uint64_t handoff_epoch;  /* primary: hands its role over in this epoch (ix_repl_handoff) */
+	uint32_t handoff_skip;   /* replicas (by index) that cannot take it: leaving too */
 };
 
 /* ---- configuration ---------------------------------------------------------- */
@@ -385,7 +389,7 @@ int ix_repl_write(ix_repl *r, ix_repl_entry *e, uint32_t n, int level, uint64_t 
 {
 	if (!is_primary(r))
 		return CM_ERR_PERM;
-	if (closed(r))
+	if (closed(r) || r->handoff_epoch == r->st.cfg.epoch)
 		return CM_ERR_STATE;
 	if (n == 0)
 		return CM_ERR_INVALID;
@@ -738,10 +742,36 @@ void ix_repl_tick(ix_repl *r)
 		ship_all(r, 0);
 		check_pending(r);
 		check_drops(r);
+		if (r->handoff_epoch == r->st.cfg.epoch && r->npend == 0) {
+			uint64_t size = r->io.log_size(r->io.ctx);
+			for (uint32_t i = 0; i < r->st.cfg.n; i++)
+				if ((int)i != r->self && !(r->handoff_skip & (1u << i)) && r->peer[i].known &&
+				    r->peer[i].acked >= size) {
+					report(r); /* a replica that may take over holds the whole log */
+					break;
+				}
+		}
 		return;
 	}
 	if (t >= r->last_heard_ms + r->o.suspect_ms)
 		report(r); /* the primary is gone */
+}
+
+int ix_repl_handoff(ix_repl *r, uint64_t epoch, const uint8_t (*skip)[CM_PK_BYTES], uint32_t nskip)
+{
+	if (!is_primary(r))
+		return CM_ERR_PERM;
+	if (epoch != r->st.cfg.epoch)
+		return CM_ERR_STATE;
+	uint32_t mask = 0;
+	for (uint32_t i = 0; i < nskip; i++) {
+		int k = index_of(&r->st.cfg, skip[i]);
+		if (k >= 0)
+			mask |= 1u << k;
+	}
+	r->handoff_epoch = epoch;
+	r->handoff_skip = mask;
+	return CM_OK;
 }
 
 /* ---- reading ---------------------------------------------------------------- */

@@ -197,6 +197,15 @@ void ix_repl_tick(ix_repl *r);
 int ix_repl_write(ix_repl *r, ix_repl_entry *e, uint32_t n, int level, uint64_t deadline_ms,
 		  uint64_t token, uint64_t *first);
 
+/* Primary of epoch only: hands the primary role over (a leaving replica).
+ * It takes no more writes in this epoch (ix_repl_write: CM_ERR_STATE) and
+ * goes on shipping; once a backup not in skip (replicas leaving too) holds
+ * its whole log and no write waits, it gives the epoch up as a failover
+ * does (a failover report, closing appends), so the ledger can commit
+ * epoch + 1 with a replica of the longest log that is not leaving.
+ * CM_ERR_PERM if not the primary, CM_ERR_STATE if epoch is not current. */
+int ix_repl_handoff(ix_repl *r, uint64_t epoch, const uint8_t (*skip)[CM_PK_BYTES], uint32_t nskip);
+
 /* Reading the state. */
 uint64_t ix_repl_epoch(const ix_repl *r);
 int ix_repl_is_primary(const ix_repl *r);

@@ -706,9 +706,31 @@ void ix_replica_free(struct frag *f)
 	f->cfg = NULL;
 }
 
+/* One tick of f's core. A primary the ledger lists as leaving hands its
+ * role over first (ix_repl_handoff); the configuration is read without
+ * waiting for a configuration change in progress (the next tick sees it). */
 void ix_replica_tick(struct frag *f)
 {
+	uint8_t leaving[IX_MAX_REPLICAS][CM_PK_BYTES];
+	uint32_t nl = 0;
+	uint64_t epoch = 0;
+	int me = 0;
+	if (pthread_mutex_trylock(&f->cfg_mu) == 0) {
+		for (size_t i = 0; f->cfg && i < f->cfg->n_leaving && nl < IX_MAX_REPLICAS; i++)
+			if (f->cfg->leaving[i].len == CM_PK_BYTES) {
+				memcpy(leaving[nl++], f->cfg->leaving[i].data, CM_PK_BYTES);
+				me |= memcmp(f->cfg->leaving[i].data, f->svc->key.pk, CM_PK_BYTES) == 0;
+			}
+		epoch = f->cfg ? f->cfg->epoch : 0;
+		pthread_mutex_unlock(&f->cfg_mu);
+	}
 	ixr_core_enter(f);
+	if (f->core && me && ix_repl_is_primary(f->core) && ix_repl_handoff(f->core, epoch,
+		(const uint8_t(*)[CM_PK_BYTES])leaving, nl) == CM_OK && f->handoff_logged != epoch) {
+		f->handoff_logged = epoch;
+		cm_info("handoff", "magu=%s fragment=%u epoch=%llu message=\"leaving: no more writes here; the role "
+			"goes to a replica that holds the whole log\"", f->magu, f->fragment, (unsigned long long)epoch);
+	}
 	if (f->core)
 		ix_repl_tick(f->core);
 	ixr_core_leave(f);

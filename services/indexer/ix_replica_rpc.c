@@ -1,6 +1,7 @@
 /* The replication RPCs, thin over the core (ix_replica.c): Write,
  * Replicate, FetchLog and SetConfig decode the request, call the core under
- * the fragment's core lock, and encode its answer. SetConfig is how a
+ * the fragment's core lock, and encode its answer; FetchLog answers only a
+ * fragment's replicas (ix_read_auth.h). SetConfig is how a
  * configuration arrives when allowed (allow_set_config); the ledger's feed
  * (ix_chain.c) drives the same path, ixr_apply_config. */
 #include "ix_service_int.h"
@@ -12,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FETCH_SKEW_MS 60000           /* FetchLog's wall_ms: at most this far from ours */
 
 /* ---- handlers ------------------------------------------------------------------------- */
 
@@ -414,30 +414,13 @@ int ix_h_fetch_log(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pr
 	if (req->max_records < 1 || req->max_records > 10000)
 		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "max_records: %u, expected 1..10000",
 				   req->max_records);
-	if (req->requester.len != CM_PK_BYTES || req->signature.len != CM_SIG_BYTES)
-		return cm_rpc_fail(call, GRPC_STATUS_PERMISSION_DENIED,
-				   "signature: FetchLog needs the requester's key and its signature over the request");
-	uint64_t now = cm_wall_ms();
-	if (req->wall_ms + FETCH_SKEW_MS < now || req->wall_ms > now + FETCH_SKEW_MS)
-		return cm_rpc_fail(call, GRPC_STATUS_PERMISSION_DENIED, "wall_ms: %llu is more than %d ms from now",
-				   (unsigned long long)req->wall_ms, FETCH_SKEW_MS);
 	struct frag *f = ixs_find_frag(s, req->magu, req->fragment);
-	if (!f)
-		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "%s/%u holds no data here", req->magu, req->fragment);
+	int code = ixs_read_check(s, call, "FetchLog", msg, req->auth, req->magu, req->fragment, f, 0);
+	if (code != GRPC_STATUS_OK)
+		return code;
 	ixr_core_enter(f);
-	int member = f->core && ix_repl_is_member(f->core, req->requester.data);
 	uint64_t epoch = f->core ? ix_repl_epoch(f->core) : 0;
 	ixr_core_leave(f);
-	if (!member)
-		return cm_rpc_fail(call, GRPC_STATUS_PERMISSION_DENIED, "requester: not a replica of %s/%u in epoch %llu",
-				   req->magu, req->fragment, (unsigned long long)epoch);
-	Muri__V1__FetchLogRequest unsigned_req = *req;
-	unsigned_req.signature.data = NULL;
-	unsigned_req.signature.len = 0;
-	uint8_t d[CM_HASH_BYTES];
-	ix_signed_digest(d, CM_DOM_REPL_FETCH, &unsigned_req.base);
-	if (cm_verify(req->requester.data, req->signature.data, d, sizeof(d)) != CM_OK)
-		return cm_rpc_fail(call, GRPC_STATUS_PERMISSION_DENIED, "signature: not the requester's over this request");
 	ix_fragment *st = ixs_store_of(f);
 	if (!st)
 		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "%s/%u holds no data here", req->magu, req->fragment);

@@ -5,6 +5,7 @@
  * replication in ix_replica_rpc.c, Search and Get in ix_read_rpc.c, roots,
  * proofs and challenges (and the signing of them) in ix_proof_rpc.c. */
 #include "ix_service_int.h"
+#include "ix_read_auth.h"
 #include "cm_time.h"
 #include "cm_err.h"
 #include "cm_log.h"
@@ -337,10 +338,15 @@ int ix_service_open(const ix_service_opts *o, ix_service **out, char *err, size_
 		s->o.frag.max_get = defaults.max_get;
 	if (!s->o.read_wait_ms)
 		s->o.read_wait_ms = 1000;
+	if (!s->o.read_auth_window_ms)
+		s->o.read_auth_window_ms = 60000;
+	if (!s->o.read_replay_max)
+		s->o.read_replay_max = 65536;
 	pthread_rwlock_init(&s->lk, NULL);
-	int rc = CM_OK;
+	int rc = ix_read_auth_new(s->o.read_auth_window_ms, s->o.read_replay_max, &s->reads);
 #ifdef MURI_TEST_FAULTS
-	rc = ix_lie_new(s->o.test_lie, &s->lie);
+	if (rc == CM_OK)
+		rc = ix_lie_new(s->o.test_lie, &s->lie);
 #endif
 	if (rc == CM_OK)
 		rc = load_fragments(s, err, errlen);
@@ -393,12 +399,18 @@ void ix_service_close(ix_service *s)
 	free(s->frags);
 	pthread_rwlock_destroy(&s->lk);
 	pthread_mutex_destroy(&s->sink_mu);
+	ix_read_auth_free(s->reads);
 #ifdef MURI_TEST_FAULTS
 	ix_lie_free(s->lie);
 #endif
 	cm_keypair_wipe(&s->key);
 	free(s->data_dir);
 	free(s);
+}
+
+int ix_service_set_readers(ix_service *s, const uint8_t (*pks)[CM_PK_BYTES], size_t n)
+{
+	return ix_read_auth_set_readers(s->reads, pks, n);
 }
 
 void ix_service_set_failover_sink(ix_service *s, ix_failover_fn fn, void *arg)

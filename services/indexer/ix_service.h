@@ -42,6 +42,8 @@ typedef struct ix_service_opts {
 	uint32_t max_index_backlog;  /* a primary refuses writes (RESOURCE_EXHAUSTED) while a fragment's
 				      * index is this many records behind its log; 0: no bound */
 	uint32_t read_wait_ms;       /* a read with min_size waits this long for the log to reach it; 0: 1000 */
+	uint32_t read_auth_window_ms; /* a signed read's wall_ms at most this far from ours; 0: 60000 */
+	uint32_t read_replay_max;    /* signed reads remembered against replays; 0: 65536 */
 	int test_lie;                /* built with -Dtest_faults=true: enum ix_lie_kind (ix_lie.h), 0 honest */
 } ix_service_opts;
 
@@ -74,6 +76,9 @@ typedef void (*ix_failover_fn)(void *arg, const char *magu, uint32_t fragment, c
 /* Sets (fn NULL: clears) the sink; once it returns, a cleared sink is not
  * called any more. Without a sink requests are only logged. */
 void ix_service_set_failover_sink(ix_service *s, ix_failover_fn fn, void *arg);
+/* Sets the keys that may read every fragment's proofs besides its replicas
+ * (the ledger replicas and the genesis gateways). */
+int ix_service_set_readers(ix_service *s, const uint8_t (*pks)[CM_PK_BYTES], size_t n);
 
 /* The digest a signed root or challenge response is signed over:
  * H(domain || msg packed with its signature field empty). Exposed for

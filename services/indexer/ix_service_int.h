@@ -74,6 +74,7 @@ struct frag {
 	uint64_t failovers;          /* failover requests made */
 	uint64_t root_signed;        /* the largest size whose root this node submitted (ix_chain's thread) */
 	uint64_t root_epoch;         /* the epoch it was signed in */
+	uint64_t handoff_logged;     /* the epoch whose hand-off of the primary role was logged */
 };
 
 struct ix_service {
@@ -93,6 +94,7 @@ struct ix_service {
 	ix_failover_fn sink;
 	void *sink_arg;
 	char chain_id[IX_CHAIN_ID_MAX + 1]; /* the ledger's chain, bound into signed roots ("" without one) */
+	struct ix_read_auth *reads;  /* who may read logs and proofs (ix_read_auth.h) */
 };
 
 /* ix_service.c */
@@ -145,6 +147,13 @@ int ix_h_fetch_log(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pr
 int ixr_apply_config(ix_service *s, const Muri__V1__FragmentConfig *cfg, const Muri__V1__FragmentSchema *schema,
 		     int *changed, char *err, size_t errlen);
 int ix_h_set_config(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
+
+/* ix_read_auth.c: the check of a signed read of magu/fragment (f: its entry
+ * here, or NULL) named method: GRPC_STATUS_OK when req's auth is a fresh,
+ * unreplayed signature by a replica of the fragment (with proofs set, also
+ * by a ledger replica or a genesis gateway); the failed status otherwise. */
+int ixs_read_check(ix_service *s, cm_rpc_call *call, const char *method, const ProtobufCMessage *req,
+		   const Muri__V1__ReadAuth *auth, const char *magu, uint32_t fragment, struct frag *f, int proofs);
 
 /* ix_read_rpc.c: Search and Get. */
 int ix_h_search(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);

@@ -123,6 +123,22 @@ int lg_query_fill_config(lg_store *s, const lg_fragment *f, Muri__V1__FragmentCo
 		    lg_query_dup_str(&r->address, ix.address) != CM_OK)
 			return CM_ERR_NOMEM;
 	}
+	lg_handover *h = NULL;
+	size_t nh = 0;
+	if ((rc = lg_store_handovers(s, f->magu, f->fragment, &h, &nh)) != CM_OK)
+		return rc;
+	if (nh && !(c->leaving = pb_array(nh, sizeof(*c->leaving)))) {
+		free(h);
+		return CM_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < nh; i++) {
+		if (lg_query_dup_bytes(&c->leaving[i], h[i].leaver, LG_KEY_BYTES) != CM_OK) {
+			free(h);
+			return CM_ERR_NOMEM;
+		}
+		c->n_leaving = i + 1;
+	}
+	free(h);
 	return CM_OK;
 }
 

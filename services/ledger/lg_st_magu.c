@@ -14,7 +14,12 @@
  * active fills the first vacant seat of every Magu and takes only the
  * fragments that rank that seat among their top replication. A changed
  * replica set bumps the fragment's epoch; the primary stays if it is still a
- * replica, else the first replica that was one before takes over. */
+ * replica, else the first replica that was one before takes over.
+ *
+ * Hand-over. A member that unstakes (not one jailed or dropped) stays a
+ * replica of each of its fragments that got a new replica, marked leaving
+ * (lg_st_handover.c), until the new replicas signed a root of the hand-over
+ * epoch or handover_deadline blocks passed; only then is it removed. */
 #include "lg_state_int.h"
 #include "cm_fragment.h"
 #include "cm_ring.h"
@@ -170,7 +175,7 @@ static int in_list(const uint8_t (*list)[LG_KEY_BYTES], uint32_t n, const uint8_
  * epoch goes up by one, pending failover requests are dropped, and the
  * primary stays if it is still a replica, else becomes the first replica
  * that was one before (it has the data), else the first. */
-static int reconfigure(lg_state *st, lg_fragment *f, const uint8_t (*repl)[LG_KEY_BYTES], uint32_t n)
+int lg_st_reconfigure(lg_state *st, lg_fragment *f, const uint8_t (*repl)[LG_KEY_BYTES], uint32_t n)
 {
 	const uint8_t *primary = NULL;
 	int rc;
@@ -207,8 +212,9 @@ static int reconfigure(lg_state *st, lg_fragment *f, const uint8_t (*repl)[LG_KE
 /* Re-places the fragments of a Magu over its current slots: every fragment
  * when only_with is NULL (a slot was filled), else only the fragments that
  * have only_with as a replica (its slot was vacated or handed over); by the
- * rendezvous property no other fragment can change. */
-static int replace_fragments(lg_state *st, const lg_magu *m, const uint8_t *only_with)
+ * rendezvous property no other fragment can change. keep (may be NULL): a
+ * leaver that hands its fragments over; leavers still handing over stay. */
+static int replace_fragments(lg_state *st, const lg_magu *m, const uint8_t *only_with, const uint8_t *keep)
 {
 	lg_slot *slots = NULL;
 	lg_fragment *fr = NULL;
@@ -226,8 +232,9 @@ static int replace_fragments(lg_state *st, const lg_magu *m, const uint8_t *only
 		if (only_with && !in_list((const uint8_t(*)[LG_KEY_BYTES])fr[i].replicas, fr[i].nreplicas,
 					  only_with))
 			continue;
-		if ((rc = place_fragment(&sr, m->name, fr[i].fragment, m->replication, repl, &n)) == CM_OK)
-			rc = reconfigure(st, &fr[i], (const uint8_t(*)[LG_KEY_BYTES])repl, n);
+		if ((rc = place_fragment(&sr, m->name, fr[i].fragment, m->replication, repl, &n)) == CM_OK &&
+		    (rc = lg_st_handover_keep(st, &fr[i], keep, repl, &n)) == CM_OK)
+			rc = lg_st_reconfigure(st, &fr[i], (const uint8_t(*)[LG_KEY_BYTES])repl, n);
 	}
 out:
 	slot_ring_free(&sr);
@@ -238,8 +245,9 @@ out:
 
 /* pk (now inactive) leaves the Magu where it holds slot sl: a stake-weighted
  * draw among active indexers that are not members takes the slot over, or
- * the slot is left vacant; only pk's fragments move. */
-static int leave_magu(lg_state *st, const lg_slot *held, const uint8_t *pk)
+ * the slot is left vacant; only pk's fragments move. With handover, pk stays
+ * a replica of them until their new replicas caught up. */
+static int leave_magu(lg_state *st, const lg_slot *held, const uint8_t *pk, int handover)
 {
 	lg_magu m;
 	lg_slot *slots = NULL, sl = *held;
@@ -282,7 +290,7 @@ static int leave_magu(lg_state *st, const lg_slot *held, const uint8_t *pk)
 	}
 	if ((rc = lg_store_slot_put(st->store, &sl)) == CM_OK &&
 	    (rc = lg_st_fx_magu(st, LG_FX_MEMBERS, m.name)) == CM_OK)
-		rc = replace_fragments(st, &m, pk);
+		rc = replace_fragments(st, &m, pk, handover ? pk : NULL);
 out:
 	free(slots);
 	free(act);
@@ -319,7 +327,7 @@ static int join_magus(lg_state *st, const uint8_t *pk)
 			if ((rc = lg_store_slot_put(st->store, &slots[vacant])) == CM_OK &&
 			    (rc = lg_st_fx_magu(st, LG_FX_MEMBERS, names[i])) == CM_OK &&
 			    (rc = lg_store_magu_get(st->store, names[i], &m)) == CM_OK)
-				rc = replace_fragments(st, &m, NULL);
+				rc = replace_fragments(st, &m, NULL, NULL);
 		}
 		free(slots);
 	}
@@ -352,7 +360,7 @@ int lg_st_refresh_indexer(lg_state *st, const uint8_t *pk)
 	if ((rc = lg_store_slots_of_holder(st->store, pk, &held, &nh)) != CM_OK)
 		return rc;
 	for (size_t i = 0; i < nh && rc == CM_OK; i++)
-		rc = leave_magu(st, &held[i], pk);
+		rc = leave_magu(st, &held[i], pk, !ix.jailed); /* a jailed node is not trusted to hand over */
 	free(held);
 	return rc;
 }
@@ -524,7 +532,7 @@ static int drop_replica(lg_state *st, const Muri__V1__Transaction *t, const lg_f
 	for (size_t i = 0; i < nh && rc == CM_OK && !found; i++)
 		if (strcmp(held[i].magu, f->magu) == 0) {
 			found = 1;
-			rc = leave_magu(st, &held[i], q->drop.data);
+			rc = leave_magu(st, &held[i], q->drop.data, 0);
 		}
 	free(held);
 	if (rc != CM_OK)
@@ -533,6 +541,48 @@ static int drop_replica(lg_state *st, const Muri__V1__Transaction *t, const lg_f
 		return lg_st_fail(st, "failover.drop: %s holds no seat of \"%s\"", lg_st_kh(q->drop.data).s, q->magu);
 	return lg_st_note(st, "%s dropped from \"%s\" at the request of fragment %u's primary",
 			  lg_st_kh(q->drop.data).s, q->magu, q->fragment);
+}
+
+/* A leaving replica (lg_st_handover.c) is not made primary: when the shared
+ * rule picks one, a replica that stays and reported the same log (last
+ * epoch, size and root) takes its place; with none *k becomes
+ * CM_ERR_UNAVAILABLE (later reports decide) until the hand-over's deadline,
+ * after which the shared rule's pick stands (the leaver keeps its seat
+ * while it is primary: lg_st_handover_expire). This is how a leaving
+ * primary hands its role over: it stops taking writes, waits until a
+ * backup holds its whole log, and gives the epoch up
+ * (services/indexer/ix_repl.h ix_repl_handoff). */
+static int handover_choice(lg_state *st, const lg_fragment *f, const cm_fragment_report *reps, size_t nr, int *k)
+{
+	lg_handover *h = NULL;
+	size_t nh;
+	int rc = lg_store_handovers(st->store, f->magu, f->fragment, &h, &nh), leaving = 0, past = 0;
+	for (size_t i = 0; i < nh && rc == CM_OK; i++)
+		if (lg_st_key_eq(h[i].leaver, f->replicas[*k])) {
+			leaving = 1;
+			past = lg_st_height(st) >= h[i].start_height + lg_st_pu(st, P_HANDOVER_DEADLINE);
+		}
+	if (rc != CM_OK || !leaving) {
+		free(h);
+		return rc;
+	}
+	const cm_fragment_report *best = NULL;
+	for (size_t i = 0; i < nr && !best; i++)
+		if (lg_st_key_eq(reps[i].sender, f->replicas[*k]) && reps[i].epoch == f->epoch)
+			best = &reps[i];
+	int pick = CM_ERR_UNAVAILABLE;
+	for (size_t i = 0; best && i < nr && pick < 0; i++) {
+		int j = lg_st_replica_index(f, reps[i].sender), left = 0;
+		for (size_t x = 0; x < nh; x++)
+			left |= lg_st_key_eq(h[x].leaver, reps[i].sender);
+		if (j >= 0 && !left && reps[i].epoch == f->epoch && reps[i].last_epoch == best->last_epoch &&
+		    reps[i].size == best->size && memcmp(reps[i].root, best->root, LG_ROOT_BYTES) == 0)
+			pick = j;
+	}
+	free(h);
+	if (pick >= 0 || !past)
+		*k = pick;
+	return CM_OK;
 }
 
 /* A replica's failover report: recorded per replica (a later one replaces
@@ -587,10 +637,17 @@ int lg_st_failover(lg_state *st, const Muri__V1__Transaction *t)
 	}
 	free(reqs);
 	k = cm_fragment_choose_primary(f.epoch, (const uint8_t(*)[CM_PK_BYTES])f.replicas, f.nreplicas, reps, nr);
+	if (k >= 0 && (rc = handover_choice(st, &f, reps, nr, &k)) != CM_OK) {
+		free(reps);
+		return rc;
+	}
 	free(reps);
 	if (k == CM_ERR_STATE)
 		return lg_st_note(st, "failover report recorded: %zu of %u replicas, %u needed", count,
 				  f.nreplicas, cm_fragment_majority(f.nreplicas));
+	if (k == CM_ERR_UNAVAILABLE)
+		return lg_st_note(st, "failover report recorded: the longest log is a leaving replica's; waiting for "
+				  "a replica that stays to report it");
 	if (k < 0)
 		return k;
 	memcpy(f.primary, f.replicas[k], LG_KEY_BYTES);

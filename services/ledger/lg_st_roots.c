@@ -52,7 +52,7 @@ static uint64_t rng_below(rng *r, uint64_t n)
 	return x % n;
 }
 
-int lg_st_commit_root(lg_state *st, const Muri__V1__Transaction *t)
+static int commit_root_vote(lg_state *st, const Muri__V1__Transaction *t)
 {
 	const Muri__V1__SignedRoot *r = t->commit_root->root;
 	const ProtobufCBinaryData *proof = &t->commit_root->consistency_proof;
@@ -129,6 +129,17 @@ int lg_st_commit_root(lg_state *st, const Muri__V1__Transaction *t)
 		return rc;
 	return lg_st_note(st, "root committed: fragment %u of \"%s\" at size %llu", f.fragment, f.magu,
 		    (unsigned long long)f.committed_size);
+}
+
+/* A vote recorded (with or without a commit) also tells a hand-over that
+ * its signer holds the epoch's log (lg_st_handover.c). */
+int lg_st_commit_root(lg_state *st, const Muri__V1__Transaction *t)
+{
+	const Muri__V1__SignedRoot *r = t->commit_root->root;
+	int rc = commit_root_vote(st, t);
+	if (rc != TX_OK)
+		return rc;
+	return lg_st_handover_signed(st, r->magu, r->fragment, r->signer.data);
 }
 
 /* Checks an answer against its challenge; 1 if right, else 0 with why. */

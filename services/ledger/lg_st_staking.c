@@ -1,5 +1,6 @@
 /* The state machine's staking: indexer registration, stake, unstake with
- * its unbonding delay and the release of due stake at begin-block, and
+ * its unbonding delay and the release of due stake at begin-block (not
+ * while the indexer still hands a fragment over, lg_st_handover.c), and
  * slashing (stake then unbonding stake, failures, jail). */
 #include "lg_state_int.h"
 
@@ -153,6 +154,11 @@ int lg_st_release_unbonded(lg_state *st)
 		return rc;
 	for (size_t i = 0; i < n && rc == CM_OK; i++) {
 		lg_account a;
+		/* a node handing fragments over keeps its stake bonded until it left them */
+		if ((rc = lg_store_is_leaving(st->store, due[i].pk)) != 0) {
+			rc = rc == 1 ? CM_OK : rc;
+			continue;
+		}
 		if ((rc = lg_st_account(st, due[i].pk, &a)) != CM_OK)
 			break;
 		a.unbonding -= due[i].amount < a.unbonding ? due[i].amount : a.unbonding;

@@ -99,6 +99,8 @@ static const lg_param_def params[P_COUNT] = {
 				  "stake taken from a signer of a search answer its committed log contradicts"},
 	[P_ANSWER_FRAUD_REWARD_PCT] = {"answer_fraud_reward_pct", 10, 0, 100, 1,
 				       "percent of an answer-fraud slash paid to its reporter (the rest is burnt)"},
+	[P_HANDOVER_DEADLINE] = {"handover_deadline", 2000, 1, 10000000, 1,
+				 "blocks an unstaking replica stays while its replacements catch up; then it is removed anyway"},
 };
 
 const lg_param_def *lg_param_find(const char *name)
@@ -372,7 +374,8 @@ int lg_state_apply(lg_state *st, const lg_block_in *b, unsigned flags, uint8_t r
 	st->nouts = 0;
 	lg_st_fx_reset(st);
 	st->err[0] = '\0';
-	if ((rc = lg_st_release_unbonded(st)) != CM_OK || (rc = lg_st_decide_proposals(st)) != CM_OK)
+	if ((rc = lg_st_handover_expire(st)) != CM_OK || (rc = lg_st_release_unbonded(st)) != CM_OK ||
+	    (rc = lg_st_decide_proposals(st)) != CM_OK)
 		goto fail;
 	for (size_t i = 0; i < b->ntxs; i++) {
 		size_t len = b->txs[i] ? b->txs[i]->body.len : 0;

@@ -41,6 +41,7 @@ enum param_id {
 	P_DOUBLE_ROOT_REWARD_PCT,
 	P_ANSWER_FRAUD_SLASH,
 	P_ANSWER_FRAUD_REWARD_PCT,
+	P_HANDOVER_DEADLINE,
 	P_COUNT
 };
 
@@ -191,6 +192,18 @@ int lg_st_pay_fees(lg_state *st);          /* lg_st_accounts.c */
 /* Membership (lg_st_magu.c): brings an indexer's active flag in line with
  * its stake and record, moving it out of or into Magus when it changes. */
 int lg_st_refresh_indexer(lg_state *st, const uint8_t *pk);
+/* lg_st_magu.c: gives a fragment a new replica set (epoch + 1 when it differs). */
+int lg_st_reconfigure(lg_state *st, lg_fragment *f, const uint8_t (*repl)[LG_KEY_BYTES], uint32_t n);
+/* lg_st_handover.c. Given f's new placement repl (*n), appends the leavers
+ * that stay: those handing f over already and keep (NULL: none), which
+ * starts a hand-over if f gets new replicas and there is room. */
+int lg_st_handover_keep(lg_state *st, const lg_fragment *f, const uint8_t *keep, uint8_t repl[][LG_KEY_BYTES],
+			uint32_t *n);
+/* A root vote of the fragment's current epoch by signer: it is caught up;
+ * a hand-over whose new replicas all are ends. */
+int lg_st_handover_signed(lg_state *st, const char *magu, uint32_t fragment, const uint8_t *signer);
+/* Begin-block: hand-overs older than handover_deadline blocks end. */
+int lg_st_handover_expire(lg_state *st);
 /* Slashing (lg_st_staking.c): takes up to want from pk's stake, then its
  * unbonding stake (burnt); counts a failure and jails at max_failures, or
  * at once with jail; notes the penalty with reason in the block's effects.

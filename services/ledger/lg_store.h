@@ -254,6 +254,24 @@ int lg_store_root_votes(lg_store *s, const char *magu, uint32_t fragment, uint64
  * must prove consistency from the new committed root). */
 int lg_store_root_votes_clear(lg_store *s, const char *magu, uint32_t fragment);
 
+/* A hand-over: leaver (an indexer that unstaked) stays a replica of the
+ * fragment while the replicas that joined in its place (pending) catch up;
+ * each leaves pending with its first root vote of the epoch. */
+typedef struct lg_handover {
+	char magu[LG_NAME_MAX + 1];
+	uint32_t fragment;
+	uint8_t leaver[LG_KEY_BYTES];
+	uint64_t start_height;
+	uint32_t npending;
+	uint8_t pending[LG_MAX_REPLICAS][LG_KEY_BYTES];
+} lg_handover;
+int lg_store_handover_put(lg_store *s, const lg_handover *h);
+int lg_store_handover_del(lg_store *s, const char *magu, uint32_t fragment, const uint8_t *leaver);
+/* The hand-overs of one fragment (by leaver), or of every fragment (magu NULL). */
+int lg_store_handovers(lg_store *s, const char *magu, uint32_t fragment, lg_handover **out, size_t *n);
+/* 1 if pk is handing a fragment over, 0 if not, or an error. */
+int lg_store_is_leaving(lg_store *s, const uint8_t *pk);
+
 /* A replica's failover report (proto FailoverRequest): one per requester. */
 typedef struct lg_failover {
 	uint8_t requester[LG_KEY_BYTES];

@@ -245,6 +245,58 @@ int lg_store_failovers_clear(lg_store *s, const char *magu, uint32_t fragment)
 	return rc;
 }
 
+/* ---- hand-overs ---- */
+
+int lg_store_handover_put(lg_store *s, const lg_handover *h)
+{
+	col c[] = {ct(h->magu), cu(h->fragment), cb(h->leaver, LG_KEY_BYTES), cu(h->start_height),
+		   cb(h->pending, (size_t)h->npending * LG_KEY_BYTES)};
+	return ls_write_row(s, T_HANDOVERS, S_HO_PUT, c, 3, 5);
+}
+
+int lg_store_handover_del(lg_store *s, const char *magu, uint32_t fragment, const uint8_t *leaver)
+{
+	col d[] = {ct(magu), cu(fragment), cb(leaver, LG_KEY_BYTES)};
+	return ls_delete_row(s, T_HANDOVERS, S_HO_DEL, d, 3);
+}
+
+static int handover_row(sqlite3_stmt *st, void *dst)
+{
+	lg_handover *h = dst;
+	h->fragment = (uint32_t)ls_col_u64(st, 1);
+	h->start_height = ls_col_u64(st, 3);
+	return ls_col_text(st, 0, h->magu, sizeof(h->magu)) && ls_col_fixed(st, 2, h->leaver, LG_KEY_BYTES) &&
+	       col_keys(st, 4, h->pending, &h->npending, LG_MAX_REPLICAS);
+}
+
+int lg_store_handovers(lg_store *s, const char *magu, uint32_t fragment, lg_handover **out, size_t *n)
+{
+	col k[] = {ct(magu ? magu : ""), cu(fragment)};
+	sqlite3_stmt *st = magu ? ls_prep(s, S_HO_OF, k, 2) : ls_stmt(s, S_HO_ALL);
+	return st ? ls_list_rows(s, st, sizeof(lg_handover), handover_row, (void **)out, n) : CM_ERR_IO;
+}
+
+int lg_store_is_leaving(lg_store *s, const uint8_t *pk)
+{
+	col k[] = {cb(pk, LG_KEY_BYTES)};
+	sqlite3_stmt *st = ls_prep(s, S_HO_LEAVER, k, 1);
+	if (!st)
+		return CM_ERR_IO;
+	int rc = ls_get_row(s, st, ls_one_row, NULL);
+	return rc == CM_OK ? 1 : rc == CM_ERR_NOTFOUND ? 0 : rc;
+}
+
+static int handovers_clear(lg_store *s, const char *magu, uint32_t fragment)
+{
+	lg_handover *h = NULL;
+	size_t n;
+	int rc = lg_store_handovers(s, magu, fragment, &h, &n);
+	for (size_t i = 0; i < n && rc == CM_OK; i++)
+		rc = lg_store_handover_del(s, magu, fragment, h[i].leaver);
+	free(h);
+	return rc;
+}
+
 int lg_store_magu_del(lg_store *s, const char *name)
 {
 	lg_slot *sl = NULL;
@@ -263,7 +315,8 @@ int lg_store_magu_del(lg_store *s, const char *name)
 	for (size_t i = 0; i < nf && rc == CM_OK; i++) {
 		col d[] = {ct(name), cu(fr[i].fragment)};
 		if ((rc = lg_store_root_votes_clear(s, name, fr[i].fragment)) == CM_OK &&
-		    (rc = lg_store_failovers_clear(s, name, fr[i].fragment)) == CM_OK)
+		    (rc = lg_store_failovers_clear(s, name, fr[i].fragment)) == CM_OK &&
+		    (rc = handovers_clear(s, name, fr[i].fragment)) == CM_OK)
 			rc = ls_delete_row(s, T_FRAGMENTS, S_FRAG_DEL, d, 2);
 	}
 	if (rc == CM_OK)

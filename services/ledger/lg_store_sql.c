@@ -39,6 +39,10 @@ const char lg_store_schema_sql[] =
 	" requester BLOB NOT NULL, epoch INTEGER NOT NULL, log_size INTEGER NOT NULL,"
 	" last_epoch INTEGER NOT NULL, root BLOB NOT NULL,"
 	" PRIMARY KEY(magu, fragment, requester)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS handovers(magu TEXT NOT NULL, fragment INTEGER NOT NULL,"
+	" leaver BLOB NOT NULL, start_height INTEGER NOT NULL, pending BLOB NOT NULL,"
+	" PRIMARY KEY(magu, fragment, leaver)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS handovers_leaver ON handovers(leaver, magu, fragment);"
 	"CREATE TABLE IF NOT EXISTS challenges(id INTEGER PRIMARY KEY, magu TEXT NOT NULL,"
 	" fragment INTEGER NOT NULL, indexer BLOB NOT NULL, beacon BLOB NOT NULL,"
 	" size INTEGER NOT NULL, root BLOB NOT NULL, leaves BLOB NOT NULL,"
@@ -89,7 +93,7 @@ const lg_store_table lg_store_state_tables[] = {
 	{"params", "name"}, {"counters", "name"}, {"replicas", "position"}, {"gateways", "pk"},
 	{"txs", "hash"}, {"allowances", "searcher, gateway"}, {"receipts", "gateway, id"},
 	{"payouts", "node, seq"}, {"earnings", "node"}, {"double_roots", "signer, magu, fragment, size"},
-	{"answer_frauds", "signer, digest"},
+	{"answer_frauds", "signer, digest"}, {"handovers", "magu, fragment, leaver"},
 };
 const size_t lg_store_state_table_count = sizeof(lg_store_state_tables) / sizeof(lg_store_state_tables[0]);
 
@@ -203,6 +207,14 @@ const char *const lg_store_stmt_sql[S_HEAD_COUNT] = {
 	[S_REPLICAS] = "SELECT position, pk, address FROM replicas ORDER BY position",
 	[S_GATEWAY_PUT] = "INSERT OR REPLACE INTO gateways(pk) VALUES (?1)",
 	[S_GATEWAY_GET] = "SELECT 1 FROM gateways WHERE pk = ?1",
+	[S_HO_PUT] = "INSERT OR REPLACE INTO handovers(magu, fragment, leaver, start_height, pending)"
+		     " VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_HO_DEL] = "DELETE FROM handovers WHERE magu = ?1 AND fragment = ?2 AND leaver = ?3",
+	[S_HO_OF] = "SELECT magu, fragment, leaver, start_height, pending FROM handovers WHERE magu = ?1"
+		    " AND fragment = ?2 ORDER BY leaver",
+	[S_HO_ALL] = "SELECT magu, fragment, leaver, start_height, pending FROM handovers"
+		     " ORDER BY magu, fragment, leaver",
+	[S_HO_LEAVER] = "SELECT 1 FROM handovers WHERE leaver = ?1 LIMIT 1",
 	[S_READ_BEGIN] = "BEGIN",
 	[S_ROOT_PUT] = "INSERT OR REPLACE INTO roots(height, root) VALUES (?1, ?2)",
 	[S_ROOT_GET] = "SELECT root FROM roots WHERE height = ?1",

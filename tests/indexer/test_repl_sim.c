@@ -12,10 +12,19 @@
  * ledger model replaces it with a spare (a fresh node, or one dropped before
  * with its stale log) at epoch + 1; the spare must catch up, and a majority
  * of the new set must hold every acknowledged write when it is committed.
+ * Hand-off: in some schedules the ledger marks the current primary leaving
+ * (an indexer that unstaked); its core then hands the role over
+ * (ix_repl_handoff: no more writes, ship until a backup that stays holds the
+ * whole log, give the epoch up) and the ledger model never picks a leaving
+ * replica while one that stays reported the same log; without one it waits
+ * until the hand-over's deadline, after which the leaver may be picked by
+ * the ordinary rule. Every commit checks that the new primary holds every
+ * write acknowledged at QUORUM.
  * MURI_SIM_SEEDS sets the number of schedules (default 2000),
  * MURI_SIM_SEED=<n> replays one, MURI_SIM_TRACE=1 prints its events, and
- * MURI_SIM_BUG=pick|longest|nosig|clock runs with a known-bad ledger rule
- * (the configurer's choice; the longest log regardless of its last epoch),
+ * MURI_SIM_BUG=pick|longest|nosig|clock|handoff runs with a known-bad ledger rule
+ * (the configurer's choice; the longest log regardless of its last epoch;
+ * during a hand-off the first reporter that stays, whatever its log),
  * without signature checks, or with a cut-off primary whose clock stops (so
  * its lease never lapses), to show the invariants catch what they guard. */
 #include "tap.h"
@@ -162,7 +171,7 @@ struct acked_slot {
 
 typedef struct sim {
 	uint64_t seed;
-	int bug_pick, bug_nosig, bug_longest, bug_clock;
+	int bug_pick, bug_nosig, bug_longest, bug_clock, bug_handoff;
 	int trace;
 	int direct;                   /* clients write only to the ledger's primary */
 	uint64_t now;
@@ -178,6 +187,9 @@ typedef struct sim {
 	uint32_t lease_ms, suspect_ms, heartbeat_ms, feed_ms;
 	int blocked[NODES][NODES];
 	int cut_primary;              /* node id cut off from replicas and ledger, -1 */
+	uint32_t handoff_rate;        /* ppm per tick: the ledger marks the primary leaving */
+	int leaving;                  /* the node marked leaving, -1 */
+	uint64_t leaving_until;       /* the mark lapses then (the hand-over's deadline) */
 	/* the ledger model */
 	ix_repl_config cfg;
 	int primary_of[EPOCHS_MAX];
@@ -201,7 +213,7 @@ typedef struct sim {
 	/* results */
 	int failed;
 	char why[512];
-	uint64_t failovers, kills, msgs, adv_moves, truncs, drops;
+	uint64_t failovers, kills, msgs, adv_moves, truncs, drops, handoffs;
 } sim;
 
 static int sim_drops; /* the random schedules replace silent backups */
@@ -624,6 +636,31 @@ static void ledger_commit_failover(void)
 	} else {
 		pick = ix_repl_choose_primary(&S.cfg, S.reports, (size_t)S.nreports);
 	}
+	int from_leaver = S.leaving >= 0 && primary_node() == S.leaving;
+	if (pick >= 0 && S.leaving >= 0 && !S.bug_pick && !S.bug_longest && cfg_node((uint32_t)pick) == S.leaving) {
+		/* never the leaver: one that stays and reported the same log, else wait */
+		const ix_repl_failover *best = NULL;
+		for (int i = 0; i < S.nreports && !best; i++)
+			if (node_of_pk(S.reports[i].sender) == S.leaving)
+				best = &S.reports[i];
+		pick = -1;
+		for (int i = 0; i < S.nreports && best; i++) {
+			int who = node_of_pk(S.reports[i].sender);
+			if (who == S.leaving || cfg_index(who) < 0)
+				continue;
+			if (S.bug_handoff || (S.reports[i].last_epoch == best->last_epoch && S.reports[i].size == best->size &&
+					      memcmp(S.reports[i].root, best->root, CM_HASH_BYTES) == 0)) {
+				pick = cfg_index(who);
+				break;
+			}
+		}
+		if (pick < 0 && S.now < S.leaving_until) {
+			trace("ledger waits: the longest log is the leaving node %d's", S.leaving);
+			return;
+		}
+		if (pick < 0) /* past the deadline: the ordinary rule */
+			pick = cfg_index(S.leaving);
+	}
 	if (pick < 0)
 		return;
 	if (S.bug_pick || S.bug_longest) /* those picked a node */
@@ -637,6 +674,10 @@ static void ledger_commit_failover(void)
 		S.primary_of[S.cfg.epoch] = pn;
 	S.nreports = 0;
 	S.failovers++;
+	if (from_leaver && pn != S.leaving) {
+		S.handoffs++;
+		S.leaving = -1; /* handed over: the rest of the hand-over is the ledger's (lg_st_handover.c) */
+	}
 	trace("ledger commits epoch %" PRIu64 " primary %d", S.cfg.epoch, pn);
 	/* the new primary's log holds every write acknowledged at QUORUM */
 	if (!holds_acked(pn))
@@ -683,10 +724,17 @@ static void ledger_on_failover(const ix_repl_failover *f)
 	int who = node_of_pk(f->sender);
 	if (who < 0 || cfg_index(who) < 0 || f->epoch != S.cfg.epoch || verify_any(f->sender, d, f->sig) != 0)
 		return;
-	for (int i = 0; i < S.nreports; i++)
-		if (memcmp(S.reports[i].sender, f->sender, CM_PK_BYTES) == 0)
-			return;
-	S.reports[S.nreports++] = *f;
+	int i = 0;
+	while (i < S.nreports && memcmp(S.reports[i].sender, f->sender, CM_PK_BYTES) != 0)
+		i++;
+	if (i < S.nreports && S.leaving < 0) {
+		if (S.nreports >= majority())
+			ledger_commit_failover();
+		return;
+	}
+	S.reports[i] = *f; /* during a hand-off a later report replaces one (as the ledger's do) */
+	if (i == S.nreports)
+		S.nreports++;
 	if (S.nreports >= majority())
 		ledger_commit_failover();
 }
@@ -1054,7 +1102,7 @@ static void sim_init(uint64_t seed)
 		cm_merkle_free(S.node[i].mk);
 		free(S.node[i].log);
 	}
-	int bp = S.bug_pick, bn = S.bug_nosig, bl = S.bug_longest, bc = S.bug_clock, tr = S.trace;
+	int bp = S.bug_pick, bn = S.bug_nosig, bl = S.bug_longest, bc = S.bug_clock, bh = S.bug_handoff, tr = S.trace;
 	memset(&S, 0, sizeof(S));
 	S.pool = pool;
 	memset(S.pool, 0, sizeof(struct pkt) * POOL);
@@ -1062,6 +1110,7 @@ static void sim_init(uint64_t seed)
 	S.bug_nosig = bn;
 	S.bug_longest = bl;
 	S.bug_clock = bc;
+	S.bug_handoff = bh;
 	S.trace = tr;
 	S.seed = seed;
 	rng_state = seed;
@@ -1085,6 +1134,10 @@ static void sim_init(uint64_t seed)
 	S.root_every = (uint32_t)below(3) * 8;
 	S.root_ms = (uint32_t)below(3) * 200;
 	S.cut_primary = -1;
+	/* from the seed but not its stream, so schedules without hand-offs stay as they were */
+	S.handoff_rate = (uint32_t)(mix64(seed ^ 0x4a4e444f4646ULL) % 3) * 1000;
+	S.leaving = -1;
+	S.leaving_until = 0;
 	S.cfg.epoch = 1;
 	S.cfg.n = S.n;
 	S.cfg.primary = (uint32_t)below(S.n);
@@ -1133,6 +1186,17 @@ static void step(int safety)
 		}
 		if (chance(S.adv))
 			adversary();
+		if (S.handoff_rate && S.leaving < 0 && primary_node() >= 0 && chance(S.handoff_rate)) {
+			S.leaving = primary_node();
+			S.leaving_until = S.now + 2000 + below(3000);
+			trace("ledger marks node %d (the primary) leaving", S.leaving);
+		}
+	}
+	if (S.leaving >= 0 && S.node[S.leaving].core && ix_repl_is_primary(S.node[S.leaving].core)) {
+		uint8_t pk[1][CM_PK_BYTES];
+		memcpy(pk[0], S.node[S.leaving].pk, CM_PK_BYTES);
+		ix_repl_handoff(S.node[S.leaving].core, ix_repl_epoch(S.node[S.leaving].core),
+				(const uint8_t(*)[CM_PK_BYTES])pk, 1);
 	}
 	for (uint32_t i = 0; i < S.world; i++) {
 		struct node *nd = &S.node[i];
@@ -1423,7 +1487,7 @@ static void test_random_schedules(void)
 	const char *bug = getenv("MURI_SIM_BUG");
 	long count = env ? atol(env) : DEFAULT_SEEDS;
 	int failures = 0;
-	uint64_t failovers = 0, kills = 0, msgs = 0, adv = 0, acks = 0, truncs = 0, drops = 0;
+	uint64_t failovers = 0, kills = 0, msgs = 0, adv = 0, acks = 0, truncs = 0, drops = 0, handoffs = 0;
 	struct timespec t0, t1;
 	sim_drops = 1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -1446,14 +1510,15 @@ static void test_random_schedules(void)
 		acks += S.acks_q;
 		truncs += S.truncs;
 		drops += S.drops;
+		handoffs += S.handoffs;
 	}
 	sim_drops = 0;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	printf("# %ld schedules: %" PRIu64 " failovers, %" PRIu64 " kills, %" PRIu64 " adversary moves, %" PRIu64
 	       " messages, %" PRIu64 " QUORUM acks, %" PRIu64 " truncations, %" PRIu64
-	       " backups replaced by spares; %d failed, %.1f s\n",
-	       count, failovers, kills, adv, msgs, acks, truncs, drops, failures, secs);
+	       " backups replaced by spares, %" PRIu64 " primaries handed off; %d failed, %.1f s\n",
+	       count, failovers, kills, adv, msgs, acks, truncs, drops, handoffs, failures, secs);
 	if (bug)
 		printf("# MURI_SIM_BUG=%s: failures are expected\n", bug);
 	else
@@ -1472,6 +1537,7 @@ int main(void)
 	S.bug_nosig = bug && strcmp(bug, "nosig") == 0;
 	S.bug_longest = bug && strcmp(bug, "longest") == 0;
 	S.bug_clock = bug && strcmp(bug, "clock") == 0;
+	S.bug_handoff = bug && strcmp(bug, "handoff") == 0;
 	TAP_RUN(test_choose_primary);
 	TAP_RUN(test_config_epochs);
 	TAP_RUN(test_old_epoch_append_after_config);

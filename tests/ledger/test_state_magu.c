@@ -170,8 +170,10 @@ static int has_replica(const lg_fragment *f, const uint8_t *pk)
 }
 
 /* Checks that only the fragments that held `gone` changed, each by one
- * replica; returns how many moved, and the key that came in (or -1). */
-static int check_minimal_move(const frag_snapshot *a, const frag_snapshot *b, int gone, int *came)
+ * replica and `bump` epochs (where `gone` was the primary, it stays until
+ * its role moves: one replica joined at epoch + 1); returns how many moved,
+ * and the key that came in (or -1). */
+static int check_minimal_move(const frag_snapshot *a, const frag_snapshot *b, int gone, int *came, uint64_t bump)
 {
 	int moved = 0;
 	*came = -1;
@@ -185,7 +187,16 @@ static int check_minimal_move(const frag_snapshot *a, const frag_snapshot *b, in
 			continue;
 		}
 		moved++;
-		TAP_EQ(y->epoch, x->epoch + 1);
+		if (memcmp(x->primary, K[gone].pk, 32) == 0) { /* handing over, still the primary */
+			TAP_EQ(y->epoch, x->epoch + 1);
+			TAP_EQ(y->nreplicas, x->nreplicas + 1);
+			TAP_CHECK(memcmp(y->primary, K[gone].pk, 32) == 0);
+			for (uint32_t j = 0; j < y->nreplicas; j++)
+				if (!has_replica(x, y->replicas[j]) && came)
+					*came = key_index(y->replicas[j]);
+			continue;
+		}
+		TAP_EQ(y->epoch, x->epoch + bump);
 		TAP_CHECK(!has_replica(y, K[gone].pk));
 		TAP_EQ(y->nreplicas, x->nreplicas);
 		int fresh = 0;
@@ -196,10 +207,7 @@ static int check_minimal_move(const frag_snapshot *a, const frag_snapshot *b, in
 					*came = key_index(y->replicas[j]);
 			}
 		TAP_EQ(fresh, 1);
-		if (memcmp(x->primary, K[gone].pk, 32) != 0)
-			TAP_CHECK(memcmp(x->primary, y->primary, 32) == 0);
-		else
-			TAP_CHECK(has_replica(x, y->primary)); /* a replica that has the data */
+		TAP_CHECK(memcmp(x->primary, y->primary, 32) == 0);
 	}
 	return moved;
 }
@@ -213,8 +221,10 @@ static void test_minimal_movement(void)
 	uint8_t h[32];
 	int came;
 
-	/* 10 active indexers; "a" wants 3 x 2 = 6 members, "b" 64 x 3 capped at 10 */
-	if (open_indexers(&c, "movement", 10, NULL, &g, NULL) != CM_OK)
+	/* 10 active indexers; "a" wants 3 x 2 = 6 members, "b" 64 x 3 capped at 10;
+	 * a leaver's hand-over ends one block after it starts (test_handover) */
+	static const char *const quick[] = {"param.handover_deadline = 1", NULL};
+	if (open_indexers(&c, "movement", 10, NULL, &g, quick) != CM_OK)
 		return;
 	add_create(&c, &b, K_ACC0, "a", 3, 2, 100, NULL);
 	add_create(&c, &b, K_ACC0, "b", 64, 3, 100, NULL);
@@ -228,7 +238,9 @@ static void test_minimal_movement(void)
 	free(sl);
 
 	/* a member of "a" (the primary of its fragment 0) unstakes below
-	 * min_stake: a non-member takes its slot, and only its fragments move */
+	 * min_stake: a non-member takes its slot, and only its fragments move
+	 * (those it is the primary of only gain the new replica: it stays until
+	 * its role moves, test_handover_of_the_primary) */
 	frag_snapshot a0;
 	snapshot(&c, "a", &a0);
 	snapshot(&c, "b", &s0);
@@ -236,9 +248,10 @@ static void test_minimal_movement(void)
 	add_stake(&c, &b, member, account(&c, member).staked, 1, h);
 	TAP_EQ(commit(&c, &b), CM_OK);
 	TAP_COMMITTED(&c, h);
+	TAP_EQ(commit(&c, &b), CM_OK); /* the hand-over's deadline: the leaver is removed */
 	frag_snapshot a1;
 	snapshot(&c, "a", &a1);
-	int moved = check_minimal_move(&a0, &a1, member, &came);
+	int moved = check_minimal_move(&a0, &a1, member, &came, 2);
 	TAP_CHECK(moved >= 1);
 	TAP_CHECK(came >= 0 && came < 10 && came != member);
 	TAP_EQ(lg_store_slots_of_magu(c.s, "a", &sl, &ns), CM_OK);
@@ -249,7 +262,7 @@ static void test_minimal_movement(void)
 	free(sl);
 	/* in "b" every indexer was a member: its slot is vacated, its fragments go to others */
 	snapshot(&c, "b", &s1);
-	moved = check_minimal_move(&s0, &s1, member, &came);
+	moved = check_minimal_move(&s0, &s1, member, &came, 2);
 	TAP_CHECK(moved >= 64 * 3 / 10 / 2); /* about 64 * 3 / 10 */
 	printf("# leaving indexer moved %d of 64 fragments of \"b\"\n", moved);
 
@@ -310,6 +323,255 @@ static void test_last_member_keeps_its_fragments(void)
 		TAP_EQ(s1.f[i].epoch, s0.f[i].epoch);
 		TAP_CHECK(memcmp(s1.f[i].primary, s0.f[i].primary, 32) == 0);
 	}
+	chain_close(&c);
+}
+
+/* ---- hand-over (lg_st_handover.c) ---- */
+
+static size_t handovers_of(tchain *c, const char *magu, uint32_t fragment, lg_handover *first)
+{
+	lg_handover *h = NULL;
+	size_t n = 0;
+	TAP_EQ(lg_store_handovers(c->s, magu, fragment, &h, &n), CM_OK);
+	if (n && first)
+		*first = h[0];
+	free(h);
+	return n;
+}
+
+/* A backup unstakes: it stays a replica, marked leaving, next to the spare
+ * that took its seat (epoch + 1, primary kept); a root vote of an old
+ * replica does not end the hand-over, the spare's first root vote of the
+ * epoch does (epoch + 1 without the leaver); its stake stays bonded past
+ * unbonding_delay until then, and is released after. */
+static void test_handover(void)
+{
+	tchain c;
+	tblock b = {0};
+	gtext g;
+	uint8_t h[32];
+	lg_fragment f0, f1, f2;
+	lg_handover ho;
+	cm_merkle *log = make_log(8, "ho");
+	static const char *const ps[] = {"param.handover_deadline = 50", "param.unbonding_delay = 2", NULL};
+
+	if (open_indexers(&c, "handover", 4, NULL, &g, ps) != CM_OK)
+		return;
+	add_create(&c, &b, K_ACC0, "h", 1, 3, 100, NULL);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_EQ(lg_store_fragment_get(c.s, "h", 0, &f0), CM_OK);
+	TAP_EQ(f0.nreplicas, 3);
+	int P = key_index(f0.primary), L = -1, spare = -1;
+	for (uint32_t i = 0; i < f0.nreplicas && L < 0; i++)
+		if (key_index(f0.replicas[i]) != P)
+			L = key_index(f0.replicas[i]);
+	for (int i = 0; i < 4; i++)
+		if (!has_replica(&f0, K[i].pk))
+			spare = i;
+	TAP_CHECK(L >= 0 && spare >= 0);
+	if (L < 0 || spare < 0)
+		return;
+	lg_account a0 = account(&c, L);
+
+	add_stake(&c, &b, L, a0.staked, 1, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "h", 0, &f1), CM_OK);
+	TAP_EQ(f1.epoch, f0.epoch + 1);
+	TAP_EQ(f1.nreplicas, 4);
+	TAP_CHECK(has_replica(&f1, K[L].pk));
+	TAP_CHECK(has_replica(&f1, K[spare].pk));
+	TAP_CHECK(memcmp(f1.primary, f0.primary, 32) == 0);
+	TAP_EQ(handovers_of(&c, "h", 0, &ho), 1);
+	TAP_CHECK(memcmp(ho.leaver, K[L].pk, 32) == 0);
+	TAP_EQ(ho.npending, 1);
+	TAP_CHECK(memcmp(ho.pending[0], K[spare].pk, 32) == 0);
+	TAP_EQ(lg_store_is_leaving(c.s, K[L].pk), 1);
+
+	for (int i = 0; i < 3; i++) /* past unbonding_delay */
+		TAP_EQ(commit(&c, &b), CM_OK);
+	lg_account a1 = account(&c, L);
+	TAP_EQ(a1.staked, 0);
+	TAP_EQ(a1.unbonding, a0.staked);
+
+	add_commit_root(&c, &b, P, "h", 0, log, 0, 4, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "h", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, f1.epoch);
+	TAP_EQ(f2.nreplicas, 4);
+	add_commit_root(&c, &b, L, "h", 0, log, 0, 4, h); /* the leaver's own vote neither */
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "h", 0, &f2), CM_OK);
+	TAP_EQ(f2.nreplicas, 4);
+
+	add_commit_root(&c, &b, spare, "h", 0, log, 0, 4, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "h", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, f1.epoch + 1);
+	TAP_EQ(f2.nreplicas, 3);
+	TAP_CHECK(!has_replica(&f2, K[L].pk));
+	TAP_CHECK(has_replica(&f2, K[spare].pk));
+	TAP_CHECK(memcmp(f2.primary, f0.primary, 32) == 0);
+	TAP_EQ(handovers_of(&c, "h", 0, NULL), 0);
+	TAP_EQ(lg_store_is_leaving(c.s, K[L].pk), 0);
+	lg_account a2 = account(&c, L);
+	(void)ho;
+	TAP_EQ(a2.unbonding, a0.staked); /* due since blocks ago, released only now: */
+	TAP_EQ(commit(&c, &b), CM_OK);
+	lg_account a3 = account(&c, L);
+	TAP_EQ(a3.unbonding, 0);
+	TAP_EQ(a3.balance, a2.balance + a0.staked);
+	cm_merkle_free(log);
+	chain_close(&c);
+}
+
+/* A leaving primary hands its role over through a failover of its epoch
+ * (it stops taking writes and gives the epoch up once a backup holds its
+ * whole log): a leaving replica is never chosen, even with the longest
+ * log; the decision waits for a replica that stays to report that log,
+ * which becomes the primary at epoch + 1 with the leaver still a replica;
+ * the spare's root vote then removes the leaver and the new primary stays. */
+static void test_handover_of_the_primary(void)
+{
+	tchain c;
+	tblock b = {0};
+	gtext g;
+	uint8_t h[32];
+	lg_fragment f0, f1, f2;
+	cm_merkle *log = make_log(8, "hp");
+	static const char *const ps[] = {"param.handover_deadline = 1000", NULL};
+
+	if (open_indexers(&c, "handover_p", 4, NULL, &g, ps) != CM_OK)
+		return;
+	add_create(&c, &b, K_ACC0, "p", 1, 3, 100, NULL);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_EQ(lg_store_fragment_get(c.s, "p", 0, &f0), CM_OK);
+	int P = key_index(f0.primary), B = -1, C = -1, spare = -1;
+	for (uint32_t i = 0; i < f0.nreplicas; i++) {
+		int k = key_index(f0.replicas[i]);
+		if (k != P && B < 0)
+			B = k;
+		else if (k != P)
+			C = k;
+	}
+	for (int i = 0; i < 4; i++)
+		if (!has_replica(&f0, K[i].pk))
+			spare = i;
+	TAP_CHECK(B >= 0 && C >= 0 && spare >= 0);
+	if (B < 0 || C < 0 || spare < 0)
+		return;
+	add_stake(&c, &b, P, account(&c, P).staked, 1, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "p", 0, &f1), CM_OK);
+	TAP_EQ(f1.nreplicas, 4);
+	TAP_CHECK(memcmp(f1.primary, K[P].pk, 32) == 0);
+
+	/* P (30 records), C (20) and the spare (0) report: a majority of 4, but
+	 * the longest log is the leaver's and no replica that stays has it */
+	add_failover(&c, &b, P, "p", 0, f1.epoch, 30, f1.epoch, NULL);
+	add_failover(&c, &b, C, "p", 0, f1.epoch, 20, f1.epoch, NULL);
+	add_failover(&c, &b, spare, "p", 0, f1.epoch, 0, 0, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "p", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, f1.epoch);
+	TAP_CHECK(memcmp(f2.primary, K[P].pk, 32) == 0);
+	/* B reports P's log: it becomes the primary; P stays a replica, leaving */
+	add_failover(&c, &b, B, "p", 0, f1.epoch, 30, f1.epoch, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "p", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, f1.epoch + 1);
+	TAP_CHECK(memcmp(f2.primary, K[B].pk, 32) == 0);
+	TAP_EQ(f2.nreplicas, 4);
+	TAP_EQ(handovers_of(&c, "p", 0, NULL), 1);
+	/* the spare's root vote in the new epoch ends the hand-over */
+	add_commit_root(&c, &b, spare, "p", 0, log, 0, 4, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "p", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, f1.epoch + 2);
+	TAP_EQ(f2.nreplicas, 3);
+	TAP_CHECK(!has_replica(&f2, K[P].pk));
+	TAP_CHECK(memcmp(f2.primary, K[B].pk, 32) == 0);
+	cm_merkle_free(log);
+	chain_close(&c);
+}
+
+/* A primary that unstakes and whose role cannot move to a replica that
+ * stays is not removed: past handover_deadline the ledger's failover rule
+ * may pick it again (its log is the longest), and it leaves at the first
+ * begin-block after a failover moved the role to a replica with its log. */
+static void test_handover_deadline(void)
+{
+	tchain c;
+	tblock b = {0};
+	gtext g;
+	uint8_t h[32];
+	lg_fragment f0, f1, f2;
+	static const char *const ps[] = {"param.handover_deadline = 4", NULL};
+
+	if (open_indexers(&c, "handover_dl", 4, NULL, &g, ps) != CM_OK)
+		return;
+	add_create(&c, &b, K_ACC0, "d", 1, 3, 100, NULL);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_EQ(lg_store_fragment_get(c.s, "d", 0, &f0), CM_OK);
+	int P = key_index(f0.primary), B = -1, C = -1, spare = -1;
+	for (uint32_t i = 0; i < f0.nreplicas; i++) {
+		int k = key_index(f0.replicas[i]);
+		if (k != P && B < 0)
+			B = k;
+		else if (k != P)
+			C = k;
+	}
+	for (int i = 0; i < 4; i++)
+		if (!has_replica(&f0, K[i].pk))
+			spare = i;
+	TAP_CHECK(B >= 0 && C >= 0 && spare >= 0);
+	if (B < 0 || C < 0 || spare < 0)
+		return;
+	add_stake(&c, &b, P, account(&c, P).staked, 1, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	uint64_t started = lg_state_height(c.st);
+	TAP_EQ(lg_store_fragment_get(c.s, "d", 0, &f1), CM_OK);
+	TAP_EQ(f1.nreplicas, 4);
+	while (lg_state_height(c.st) < started + 6) /* past the deadline: still there, still the primary */
+		TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_EQ(lg_store_fragment_get(c.s, "d", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, f1.epoch);
+	TAP_EQ(f2.nreplicas, 4);
+	TAP_CHECK(memcmp(f2.primary, K[P].pk, 32) == 0);
+	/* no replica that stays has P's log: past the deadline the rule picks P again */
+	add_failover(&c, &b, P, "d", 0, f1.epoch, 30, f1.epoch, NULL);
+	add_failover(&c, &b, C, "d", 0, f1.epoch, 20, f1.epoch, NULL);
+	add_failover(&c, &b, spare, "d", 0, f1.epoch, 0, 0, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "d", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, f1.epoch + 1);
+	TAP_CHECK(memcmp(f2.primary, K[P].pk, 32) == 0);
+	TAP_EQ(f2.nreplicas, 4);
+	/* B reports P's log in the next epoch: B takes the role, and P leaves at the next block */
+	add_failover(&c, &b, P, "d", 0, f2.epoch, 30, f1.epoch, NULL);
+	add_failover(&c, &b, B, "d", 0, f2.epoch, 30, f1.epoch, NULL);
+	add_failover(&c, &b, C, "d", 0, f2.epoch, 20, f1.epoch, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "d", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, f1.epoch + 2);
+	TAP_CHECK(memcmp(f2.primary, K[B].pk, 32) == 0);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_EQ(lg_store_fragment_get(c.s, "d", 0, &f2), CM_OK);
+	TAP_EQ(f2.epoch, f1.epoch + 3);
+	TAP_EQ(f2.nreplicas, 3);
+	TAP_CHECK(!has_replica(&f2, K[P].pk));
+	TAP_CHECK(memcmp(f2.primary, K[B].pk, 32) == 0);
+	TAP_EQ(handovers_of(&c, "d", 0, NULL), 0);
 	chain_close(&c);
 }
 
@@ -940,6 +1202,61 @@ out:
 	chain_close(&c);
 }
 
+/* A hand-over whose new replica dies: the primary has it dropped, the
+ * remaining spare takes its seat and becomes the one the hand-over waits
+ * for; the leaver stays until that one's root vote. */
+static void test_handover_joiner_replaced(void)
+{
+	tchain c;
+	tblock b = {0};
+	gtext g;
+	uint8_t h[32];
+	lg_fragment f0, f1;
+	lg_handover ho;
+	cm_merkle *log = make_log(8, "hj");
+	static const char *const ps[] = {"param.handover_deadline = 1000", NULL};
+
+	if (open_indexers(&c, "handover_j", 5, NULL, &g, ps) != CM_OK)
+		return;
+	add_create(&c, &b, K_ACC0, "j", 1, 3, 100, NULL);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_EQ(lg_store_fragment_get(c.s, "j", 0, &f0), CM_OK);
+	int P = key_index(f0.primary), L = -1;
+	for (uint32_t i = 0; i < f0.nreplicas && L < 0; i++)
+		if (key_index(f0.replicas[i]) != P)
+			L = key_index(f0.replicas[i]);
+	add_stake(&c, &b, L, account(&c, L).staked, 1, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(handovers_of(&c, "j", 0, &ho), 1);
+	TAP_EQ(ho.npending, 1);
+	int J = key_index(ho.pending[0]), S = -1;
+	for (int i = 0; i < 5; i++)
+		if (!has_replica(&f0, K[i].pk) && i != J)
+			S = i;
+	TAP_CHECK(J >= 0 && S >= 0);
+	if (J < 0 || S < 0)
+		return;
+	TAP_EQ(lg_store_fragment_get(c.s, "j", 0, &f1), CM_OK);
+	add_drop(&c, &b, P, "j", f1.epoch, J, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "j", 0, &f1), CM_OK);
+	TAP_EQ(f1.nreplicas, 4);
+	TAP_CHECK(has_replica(&f1, K[L].pk) && has_replica(&f1, K[S].pk) && !has_replica(&f1, K[J].pk));
+	TAP_EQ(handovers_of(&c, "j", 0, &ho), 1);
+	TAP_EQ(ho.npending, 1);
+	TAP_CHECK(memcmp(ho.pending[0], K[S].pk, 32) == 0);
+	add_commit_root(&c, &b, S, "j", 0, log, 0, 4, h);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h);
+	TAP_EQ(lg_store_fragment_get(c.s, "j", 0, &f1), CM_OK);
+	TAP_EQ(f1.nreplicas, 3);
+	TAP_CHECK(!has_replica(&f1, K[L].pk));
+	cm_merkle_free(log);
+	chain_close(&c);
+}
+
 int main(void)
 {
 	if (st_setup() != 0)
@@ -948,6 +1265,10 @@ int main(void)
 	TAP_RUN(test_stake_weighting);
 	TAP_RUN(test_minimal_movement);
 	TAP_RUN(test_last_member_keeps_its_fragments);
+	TAP_RUN(test_handover);
+	TAP_RUN(test_handover_of_the_primary);
+	TAP_RUN(test_handover_deadline);
+	TAP_RUN(test_handover_joiner_replaced);
 	TAP_RUN(test_index_params_on_chain);
 	TAP_RUN(test_failover);
 	TAP_RUN(test_drop_replica);

@@ -30,13 +30,15 @@ class ChainNet:
         self.replicas = [Account() for _ in range(n_ledger)]
         self.ixacc = [Account() for _ in range(n_indexers)]
         self.owner = Account()
+        self.gwacc = Account()  # the genesis gateway: a Gateway named "gateway" runs with its key
         ports = free_ports(n_ledger + n_indexers)
         self.addrs = [f"127.0.0.1:{p}" for p in ports[:n_ledger]]
         self.ixaddrs = [f"127.0.0.1:{p}" for p in ports[n_ledger:]]
         self.genesis = str(tmp_path / "genesis.txt")
         make_genesis(self.genesis, CHAIN, list(zip(self.replicas, self.addrs)),
                      [(a, 10_000_000) for a in [self.owner] + self.ixacc], params,
-                     indexers=[(x, a, 1 << 30, 5000) for x, a in zip(self.ixacc, self.ixaddrs)])
+                     indexers=[(x, a, 1 << 30, 5000) for x, a in zip(self.ixacc, self.ixaddrs)],
+                     gateways=[self.gwacc])
         for i, acc in enumerate(self.replicas):
             key = tmp_path / f"ledger{i}.key"
             write_key_file(str(key), acc.seed)

@@ -14,8 +14,11 @@ class Gateway:
         payer = tmp_path / f"{name}-payer.key"
         if not payer.exists():
             write_key_file(str(payer), net.owner.seed)
+        key = tmp_path / f"{name}.key"
+        if name == "gateway" and not key.exists():  # the gateway the genesis lists (indexers answer its proof reads)
+            write_key_file(str(key), net.gwacc.seed)
         self.server = servers(name, GATEWAY, "--genesis", net.genesis, "--payer-key-file", str(payer),
-                              "--key-file", str(tmp_path / f"{name}.key"), "--grace-ms", "1000", *args)
+                              "--key-file", str(key), "--grace-ms", "1000", *args)
         self.channel = (grpc.secure_channel(self.server.target, credentials, options=CHANNEL_OPTIONS)
                         if credentials else grpc.insecure_channel(self.server.target, options=CHANNEL_OPTIONS))
         self.stub = stubs.vectorstore_pb2_grpc.VectorStoreStub(self.channel)

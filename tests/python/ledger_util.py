@@ -46,8 +46,8 @@ class Account:
         self.nonce = 0
 
 
-def make_genesis(path, chain_id, replicas, accounts, params=None, indexers=None):
-    """replicas: [(Account, "host:port")]; accounts: [(Account, balance)]."""
+def make_genesis(path, chain_id, replicas, accounts, params=None, indexers=None, gateways=()):
+    """replicas: [(Account, "host:port")]; accounts: [(Account, balance)]; gateways: [Account]."""
     lines = [f"chain_id = {chain_id}", "genesis_time_ms = 1700000000000"]
     for acc, addr in replicas:
         lines.append(f"replica = {acc.pk.hex()} {addr}")
@@ -55,6 +55,8 @@ def make_genesis(path, chain_id, replicas, accounts, params=None, indexers=None)
         lines.append(f"account = {acc.pk.hex()} {bal}")
     for acc, addr, cap, stake in indexers or []:
         lines.append(f"indexer = {acc.pk.hex()} {addr} {cap} {stake}")
+    for acc in gateways:
+        lines.append(f"gateway = {acc.pk.hex()}")
     for k, v in (params or {}).items():
         lines.append(f"param.{k} = {v}")
     with open(path, "w") as f:

@@ -496,6 +496,12 @@ def test_gateway_byzantine_indexer(servers, stubs, tmp_path):
         assert wait_until(jailed, timeout=60), "the ledger did not jail the liar"
         assert not any(net.lstubs[0].GetIndexer(lpb.IndexerRequest(pubkey=a.pk), timeout=10).jailed
                        for a in net.ixacc[:2])
+        # the spot checks' proofs came from the honest replicas, which answer
+        # the gateway's signed reads because the genesis lists its key
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{gw.server.metrics_port}/metrics", timeout=10).read().decode()
+        proven = sum(float(line.split()[-1]) for line in metrics.splitlines()
+                     if line.startswith("muri_gateway_spot_false_total"))
+        assert proven > 0, "no spot check proved an answer false with an inclusion proof"
     finally:
         gw.close()
         net.close()

@@ -20,6 +20,7 @@ from answer_digest import answer_digest, query_digest
 from conftest import CHANNEL_OPTIONS
 from muri_util import (DOM_CHALLENGE, DOM_ROOT, Indexer, cosine_distances, dataset, h,
                        leaf_hash, verify_inclusion, wait_until)
+from read_auth import keys_of, signed as signed_read
 from sodium_keys import key_file_public, verify
 
 EXE = "services/indexer/muri-indexer"
@@ -384,8 +385,10 @@ def test_challenges_verify_and_detect_a_lost_record(start_indexer, tmp_path):
     assert verify(ix.pubkey, signed.signature, h(DOM_ROOT, msg.SerializeToString()))
     beacon = os.urandom(32)
     leaves = [0, 17, 150, 299]
-    resp = ix.stub.Challenge(pb.ChallengeRequest(magu="ch", fragment=0, beacon=beacon, size=300,
-                                                 leaf_indices=leaves), timeout=10)
+    # a challenge is read by a replica of the fragment (here its only one) with a signed request
+    me = keys_of(ix.key_path)
+    resp = ix.stub.Challenge(signed_read(pb.ChallengeRequest(magu="ch", fragment=0, beacon=beacon, size=300,
+                                                        leaf_indices=leaves), "Challenge", "", me), timeout=10)
     assert resp.root == signed.root
     for ans, idx in zip(resp.answers, leaves):
         assert ans.index == idx
@@ -403,8 +406,8 @@ def test_challenges_verify_and_detect_a_lost_record(start_indexer, tmp_path):
     con.close()
     ix.restart()
     try:
-        resp = ix.stub.Challenge(pb.ChallengeRequest(magu="ch", fragment=0, beacon=beacon, size=300,
-                                                     leaf_indices=[150]), timeout=10)
+        resp = ix.stub.Challenge(signed_read(pb.ChallengeRequest(magu="ch", fragment=0, beacon=beacon, size=300,
+                                                            leaf_indices=[150]), "Challenge", "", me), timeout=10)
         ok = all(verify_inclusion(leaf_hash(a.leaf), a.index, 300, list(a.path), signed.root) and
                  a.tag == h(DOM_CHALLENGE, beacon, ix.pubkey, a.leaf) for a in resp.answers)
     except grpc.RpcError as e:

@@ -1,7 +1,7 @@
 """Replication rules of muri-indexer as a peer or an outsider sees them over
 its RPCs: a configuration's epoch never repeats with different contents,
 Replicate is taken only from the epoch's primary (signed), FetchLog answers
-only members (signed requests), a primary without a lease acknowledges
+only members (signed, fresh, unreplayed requests), a primary without a lease acknowledges
 nothing, and concurrent first writes to a fragment share one store."""
 import hashlib
 import threading
@@ -11,11 +11,11 @@ import grpc
 import numpy as np
 import pytest
 
-from muri_util import h, wait_until
+from muri_util import wait_until
+from read_auth import signed
 from sodium_keys import keypair_from_seed, sign
 from test_indexer import records, root_of, schema, search, set_config, start_indexer, write  # noqa: F401
 
-DOM_REPL_FETCH = 0x13
 
 
 def vec(n, seed=1):
@@ -75,12 +75,10 @@ def test_replicate_only_from_the_primary_signed(start_indexer):
     assert root_of(b, "s").root == root_of(a, "s").root
 
 
-def fetch(ix, key, requester, wall_ms=None, magu="f"):
-    pb = ix.pb
-    req = pb.FetchLogRequest(magu=magu, fragment=0, from_seq=0, max_records=100, requester=requester,
-                             wall_ms=wall_ms if wall_ms is not None else int(time.time() * 1000))
-    if key is not None:
-        req.signature = sign(key, h(DOM_REPL_FETCH, req.SerializeToString()))
+def fetch(ix, keys, wall_ms=None, magu="f", chain_id=""):
+    req = ix.pb.FetchLogRequest(magu=magu, fragment=0, from_seq=0, max_records=100)
+    if keys is not None:
+        signed(req, "FetchLog", chain_id, keys, wall_ms)
     return ix.stub.FetchLog(req, timeout=10)
 
 
@@ -94,16 +92,37 @@ def test_fetch_log_answers_members_only(start_indexer, tmp_path):
         b_pk, b_sk = keypair_from_seed(bytes.fromhex(f.read().split()[1]))
     assert b_pk == b.pubkey
     out_pk, out_sk = keypair_from_seed(bytes(32))
-    for name, key, who in [("unsigned", None, b_pk), ("an outsider", out_sk, out_pk),
-                           ("a member's key claimed by an outsider", out_sk, b_pk)]:
-        with pytest.raises(grpc.RpcError) as e:
-            fetch(a, key, who)
-        assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED, name
-    with pytest.raises(grpc.RpcError) as e:  # an old request replayed
-        fetch(a, b_sk, b_pk, wall_ms=int(time.time() * 1000) - 3_600_000)
-    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED and "wall_ms" in e.value.details()
-    got = fetch(a, b_sk, b_pk)
+    with pytest.raises(grpc.RpcError) as e:
+        fetch(a, None)
+    assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED and "auth:" in e.value.details()
+    with pytest.raises(grpc.RpcError) as e:
+        fetch(a, (out_pk, out_sk))
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "auth.requester" in e.value.details() and "not a replica of f/0" in e.value.details()
+    with pytest.raises(grpc.RpcError) as e:  # a member's key claimed by an outsider
+        fetch(a, (b_pk, out_sk))
+    assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED and "auth.signature" in e.value.details()
+    with pytest.raises(grpc.RpcError) as e:  # signed for another chain
+        fetch(a, (b_pk, b_sk), chain_id="another-chain")
+    assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED and "auth.signature" in e.value.details()
+    with pytest.raises(grpc.RpcError) as e:  # an old request
+        fetch(a, (b_pk, b_sk), wall_ms=int(time.time() * 1000) - 3_600_000)
+    assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED and "auth.wall_ms" in e.value.details()
+    req = signed(a.pb.FetchLogRequest(magu="f", fragment=0, from_seq=0, max_records=100), "FetchLog", "",
+                 (b_pk, b_sk))
+    got = a.stub.FetchLog(req, timeout=10)
     assert got.log_size == 6 and len(got.records) == 6 and got.epoch == 1
+    with pytest.raises(grpc.RpcError) as e:  # the same signed request again
+        a.stub.FetchLog(req, timeout=10)
+    assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED and "replay" in e.value.details()
+    # a request signed for FetchLog is no InclusionProof
+    p = a.pb.InclusionProofRequest(magu="f", fragment=0, index=0, size=6)
+    p.auth.CopyFrom(signed(a.pb.FetchLogRequest(magu="f", fragment=0, from_seq=0, max_records=100), "FetchLog",
+                           "", (b_pk, b_sk)).auth)
+    with pytest.raises(grpc.RpcError) as e:
+        a.stub.InclusionProof(p, timeout=10)
+    assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert fetch(a, (b_pk, b_sk)).log_size == 6
 
 
 def test_concurrent_first_writes_share_one_store(start_indexer):
