@@ -35,6 +35,10 @@ typedef struct cli_opt {
 int cli_parse(const char *cmd, const char *help, int argc, char **argv, const cli_opt *opts, char **pos,
 	      int maxpos, int *npos);
 
+/* 1 when muri set GRPC_VERBOSITY=NONE for itself (the services it starts
+ * do not inherit it). */
+extern int cli_quiet_grpc;
+
 /* Prints "muri CMD: message" to stderr; returns code. */
 int cli_fail(int code, const char *cmd, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -50,6 +54,7 @@ typedef struct cli_conn {
 	const char *dir;       /* devnet folder */
 	const char *chain_id;
 	const char *key;       /* signing key file */
+	const char *tls_ca;    /* PEM CA to verify servers' TLS certificates */
 	long timeout_ms;
 	int json;
 } cli_conn;
@@ -58,7 +63,7 @@ typedef struct cli_conn {
 	{"--gateway", CLI_STR, &(c).gateway}, {"--ledger", CLI_STR, &(c).ledger},            \
 		{"--dir", CLI_STR, &(c).dir}, {"--chain-id", CLI_STR, &(c).chain_id},        \
 		{"--key", CLI_STR, &(c).key}, {"--timeout", CLI_INT, &(c).timeout_ms},       \
-		{"--json", CLI_FLAG, &(c).json}
+		{"--json", CLI_FLAG, &(c).json}, {"--tls-ca", CLI_STR, &(c).tls_ca}
 #define CLI_CONN_HELP                                                                          \
 	"  --gateway HOST:PORT   the gateway (default: the devnet's, see --dir)\n"               \
 	"  --ledger HOST:PORT,.. ledger replicas (default: the devnet's genesis)\n"             \
@@ -66,7 +71,16 @@ typedef struct cli_conn {
 	"  --chain-id ID         chain id for transactions (default: the genesis's)\n"         \
 	"  --key FILE            signing key (default: the devnet's demo.key)\n"                \
 	"  --timeout MS          RPC deadline (default 30000)\n"                                  \
+	"  --tls-ca FILE         PEM CA to verify the servers' TLS (default: the devnet's\n"        \
+	"                        D/tls/ca.pem when the address comes from it; else plaintext)\n" \
 	"  --json                print JSON\n"
+
+/* The CA file to verify TLS with: --tls-ca, else the devnet's D/tls/ca.pem
+ * when the address comes from the devnet (from_devnet) and the file exists,
+ * else NULL (plaintext). buf holds the devnet's path. */
+const char *cli_tls_ca(const cli_conn *c, int from_devnet, char *buf, size_t len);
+/* What to add to an UNAVAILABLE error: a hint about TLS. */
+const char *cli_tls_hint(const char *ca);
 
 /* A client to the gateway; NULL after printing why. */
 cm_rpc_client *cli_gateway(const char *cmd, const cli_conn *c);

@@ -3,6 +3,7 @@
  * the exit status is 2 for a usage error and 1 for any other failure. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -43,6 +44,11 @@ int main(int argc, char **argv)
 {
 	if (cm_crypto_init() != CM_OK)
 		return 1;
+	/* errors are one line of ours: gRPC's own log lines (a failed TLS
+	 * handshake) stay out unless asked for; the services a devnet starts
+	 * get the environment as it was */
+	if (!getenv("GRPC_VERBOSITY") && setenv("GRPC_VERBOSITY", "NONE", 1) == 0)
+		cli_quiet_grpc = 1;
 	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2) {
 		fputs(usage, stderr);

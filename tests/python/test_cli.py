@@ -1,5 +1,7 @@
 """The muri command end to end against a devnet it starts itself (`muri
-devnet up` in the test's tmp folder, processes on ports picked at run time):
+devnet up` in the test's tmp folder, processes on ports picked at run time,
+every one serving TLS with a certificate of the devnet's own CA; plaintext
+and a client without the CA are refused):
 import over HTTP with Range requests, killed halfway and resumed with no
 duplicates and no loss; bench on glove-100-angular-10k; import from a file
 with metadata and a filtered search; the progress bar on a pseudo-terminal
@@ -20,6 +22,7 @@ import threading
 import time
 import uuid
 
+import grpc
 import numpy as np
 import pytest
 
@@ -372,3 +375,41 @@ def test_status_down_and_up_with_data_kept(devnet, tmp_path):
     res = json.loads(muri("search", "keep", "--vector", "[2, 1, 2, 3]", "--k", 1, "--dir", d,
                           "--json").stdout)["results"]
     assert res[0]["id"] == ids[2] and res[0]["distance"] < 1e-6
+
+
+def test_devnet_serves_tls_only(devnet, tmp_path):
+    d = devnet
+    ca = d / "tls" / "ca.pem"
+    assert ca.is_file() and not (d / "tls" / "ca.key").exists()  # the CA's key signed and went
+    nodes = json.loads(muri("devnet", "status", "--dir", d, "--json").stdout)["nodes"]
+    for n in nodes:
+        assert os.stat(d / n["name"] / "tls.key").st_mode & 0o777 == 0o600
+        # plaintext is refused on every process's port
+        with grpc.insecure_channel(n["rpc"]) as ch:
+            with pytest.raises(grpc.RpcError) as e:
+                ch.unary_unary("/muri.v1.Ledger/Status", request_serializer=lambda x: x,
+                               response_deserializer=lambda x: x)(b"", timeout=5)
+            assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    gw = nodes[-1]["rpc"]
+    with grpc.secure_channel(gw, grpc.ssl_channel_credentials(ca.read_bytes())) as ch:
+        status = ch.unary_unary("/muri.v1.VectorStore/Status", request_serializer=lambda x: x,
+                                response_deserializer=lambda x: x)(b"", timeout=10)
+        assert b"gateway" in status
+    # the command without the CA (an address, not the devnet's folder): one line saying what to do
+    p = muri("collection", "list", "--gateway", gw, "--timeout", 3000, check=False)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+    assert f"gateway {gw} unreachable" in p.stderr and "--tls-ca FILE" in p.stderr, p.stderr
+    p = muri("status", gw, check=False)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "--tls-ca FILE" in p.stderr, p.stderr
+    # with the CA it is answered; a CA that did not sign the certificate is refused
+    muri("collection", "create", "overtls", "--dim", 4, "--fragments", 1, "--dir", d)
+    assert "overtls" in muri("collection", "list", "--gateway", gw, "--tls-ca", ca).stdout
+    assert "service   gateway" in muri("status", gw, "--tls-ca", ca).stdout
+    other = tmp_path / "other.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", tmp_path / "other.key", "-out", other, "-days", "1", "-subj", "/CN=other"],
+                   check=True, capture_output=True)
+    p = muri("collection", "list", "--gateway", gw, "--tls-ca", other, "--timeout", 3000, check=False)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and f"CA {other}" in p.stderr, p.stderr
+    # the ledger's clients too: an account read from the devnet's folder works over TLS
+    assert muri("account", "show", "--dir", d, "--json").returncode == 0
