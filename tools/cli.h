@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "cm_crypto.h"
+#include "cm_json.h"
 #include "cm_ledger_client.h"
 #include "cm_rpc.h"
 #include "vectorstore.pb-c.h"
@@ -91,37 +92,10 @@ cm_ledger_client *cli_ledger(const char *cmd, const cli_conn *c);
 int cli_call(const char *cmd, const cli_conn *c, cm_rpc_client *gw, const char *method, const ProtobufCMessage *req,
 	     const ProtobufCMessageDescriptor *d, ProtobufCMessage **resp);
 
-/* ---- JSON -------------------------------------------------------------- */
+/* ---- messages from text (JSON: cm_json.h) ----------------------------- */
 
-enum cli_json_type { CJ_NULL, CJ_BOOL, CJ_NUM, CJ_STR, CJ_ARR, CJ_OBJ };
-
-typedef struct cli_json {
-	int type;
-	double num;
-	int is_int;           /* a number written without fraction or exponent */
-	int64_t ival;
-	char *str;            /* CJ_STR; also the key of an object member */
-	char *key;
-	struct cli_json *child, *next;
-	size_t n;             /* members */
-} cli_json;
-
-/* Parses text (NUL-terminated); NULL with a message in err on bad input. */
-cli_json *cli_json_parse(const char *text, char *err, size_t errlen);
-void cli_json_free(cli_json *j);
-const cli_json *cli_json_get(const cli_json *obj, const char *key);
-/* Writes s as a JSON string literal. */
-void cli_json_str(FILE *f, const char *s);
-
-/* ---- messages from text ------------------------------------------------ */
-
-/* A JSON array of numbers into *out (malloc'd floats). */
-int cli_json_floats(const cli_json *j, float **out, size_t *n, char *err, size_t errlen);
-/* A JSON object into a Metadata message (heap; free with cli_metadata_free). */
-Muri__V1__Metadata *cli_metadata(const cli_json *j, char *err, size_t errlen);
-void cli_metadata_free(Muri__V1__Metadata *m);
 /* A filter: {"field": value | {"$eq":v,"$in":[..],"$gt":n,...}}. */
-Muri__V1__Filter *cli_filter(const cli_json *j, char *err, size_t errlen);
+Muri__V1__Filter *cli_filter(const cm_json *j, char *err, size_t errlen);
 void cli_filter_free(Muri__V1__Filter *f);
 void cli_print_value(FILE *f, const Muri__V1__Value *v, int json);
 void cli_print_metadata(FILE *f, const Muri__V1__Metadata *m, int json);
@@ -130,9 +104,6 @@ int cli_level(const char *s);    /* ONE|QUORUM|ALL -> enum, -1 if unknown */
 int cli_metric(const char *s);   /* cosine|l2|dot -> enum, -1 */
 const char *cli_metric_name(int m);
 
-/* A UUIDv4-shaped id derived from (collection, namespace, row): the same
- * row of the same source gets the same id on every run. */
-void cli_row_id(char out[37], const char *collection, const char *ns, uint64_t row);
 
 /* ---- commands ---------------------------------------------------------- */
 

@@ -258,9 +258,9 @@ static void json_details(const char *det)
 			continue;
 		*eq = '\0';
 		printf("%s", first ? "" : ", ");
-		cli_json_str(stdout, t);
+		cm_json_str(stdout, t);
 		printf(": ");
-		cli_json_str(stdout, eq + 1);
+		cm_json_str(stdout, eq + 1);
 		first = 0;
 	}
 	printf("}");
@@ -276,7 +276,7 @@ static void print_collections(const Muri__V1__ListCollectionsResponse *l, int js
 		const Muri__V1__CollectionInfo *c = l->collections[i];
 		if (json) {
 			printf("%s\n    {\"name\": ", i ? "," : "");
-			cli_json_str(stdout, c->name);
+			cm_json_str(stdout, c->name);
 			printf(", \"dimension\": %u, \"metric\": \"%s\", \"vectors\": %llu, \"fragments\": [", c->dimension,
 			       cli_metric_name(c->metric), (unsigned long long)c->vector_count);
 		} else {
@@ -332,7 +332,7 @@ static int cmd_status(int argc, char **argv)
 	int serving = 0;
 	if (json) {
 		printf("{\n  \"dir\": ");
-		cli_json_str(stdout, root);
+		cm_json_str(stdout, root);
 		printf(",\n  \"nodes\": [");
 	} else {
 		printf("devnet %s\n%-12s %-8s %-16s %-16s %-8s %-14s %s\n", root, "node", "role", "rpc", "metrics", "pid",

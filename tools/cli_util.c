@@ -276,23 +276,3 @@ const char *cli_metric_name(int m)
 		return "cosine";
 	}
 }
-
-void cli_row_id(char out[37], const char *collection, const char *ns, uint64_t row)
-{
-	uint8_t h[CM_HASH_BYTES], u[16];
-	crypto_generichash_state st;
-	uint8_t rb[8];
-	for (int i = 0; i < 8; i++)
-		rb[i] = (uint8_t)(row >> (56 - 8 * i));
-	crypto_generichash_init(&st, NULL, 0, sizeof(h));
-	crypto_generichash_update(&st, (const uint8_t *)"muri-import-row", 16);
-	crypto_generichash_update(&st, (const uint8_t *)collection, strlen(collection) + 1);
-	crypto_generichash_update(&st, (const uint8_t *)ns, strlen(ns) + 1);
-	crypto_generichash_update(&st, rb, sizeof(rb));
-	crypto_generichash_final(&st, h, sizeof(h));
-	memcpy(u, h, 16);
-	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
-	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3],
-		 u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
-}
