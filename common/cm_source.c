@@ -116,7 +116,7 @@ static int fetch(cm_src *s)
 			snprintf(s->err, sizeof(s->err), "%s: HTTP %ld", s->url, code);
 		if (!retry || attempt >= CM_SRC_RETRIES)
 			return -1;
-		fprintf(stderr, "muri import: %s; retrying in %ld ms\n", s->err, backoff);
+		fprintf(stderr, "import: %s; retrying in %ld ms\n", s->err, backoff);
 		usleep((useconds_t)backoff * 1000);
 		backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
 	}
