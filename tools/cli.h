@@ -119,6 +119,9 @@ int cli_cmd_get(int argc, char **argv);
 int cli_cmd_search(int argc, char **argv);
 int cli_cmd_delete(int argc, char **argv);
 int cli_cmd_import(int argc, char **argv);
+/* muri import --server-side: the gateway's Import RPC (cli_import_remote.c). */
+int cli_import_remote(const cli_conn *c, const char *source, const char *collection, const char *format, long batch,
+		      int level);
 int cli_cmd_bench(int argc, char **argv);
 
 #endif

@@ -92,15 +92,20 @@ static const char help[] =
 	"  --id-namespace S  ids from S instead of the source's file name\n"
 	"  --range-bytes N   bytes per HTTP Range request (default 4 MiB)\n"
 	"  --retries N       attempts of a failed batch beyond the first (default 8, backoff up to 10 s)\n"
-	"  --restart         ignore the resume file\n" CLI_CONN_HELP;
+	"  --restart         ignore the resume file\n"
+	"  --server-side     the gateway reads SOURCE itself (its Import RPC: an http(s):// or s3:// URL it can\n"
+	"                    reach; a path becomes file://, which a gateway reads only if its import_schemes allow);\n"
+	"                    progress comes from the gateway, and calling it again resumes there (same row ids)\n"
+	CLI_CONN_HELP;
 
 int cli_cmd_import(int argc, char **argv)
 {
 	cli_conn c = {0};
 	const char *collection = NULL, *format = NULL, *metadata = NULL, *level = NULL, *resume = NULL, *ns = NULL;
 	long batch = IMP_BATCH_DEFAULT, limit = 0, retries = IMP_RETRIES, range = CM_SRC_CHUNK;
-	int restart = 0;
+	int restart = 0, server_side = 0;
 	const cli_opt opts[] = {CLI_CONN_OPTS(c),
+				{"--server-side", CLI_FLAG, &server_side},
 				{"--collection", CLI_STR, &collection},
 				{"--format", CLI_STR, &format},
 				{"--metadata", CLI_STR, &metadata},
@@ -127,6 +132,15 @@ int cli_cmd_import(int argc, char **argv)
 	int lv = cli_level(level);
 	if (lv < 0)
 		return cli_fail(CLI_USAGE, "import", "--level must be ONE, QUORUM or ALL: %s", level);
+	if (server_side) {
+		if (metadata || limit || resume || ns || restart || range != CM_SRC_CHUNK)
+			return cli_fail(CLI_USAGE, "import", "--server-side takes --format, --batch and --level only "
+							     "(not --metadata, --limit, --resume-file, --id-namespace, --restart, "
+							     "--range-bytes)");
+		if (format && cm_fmt_of(format) < 0)
+			return cli_fail(CLI_USAGE, "import", "--format must be fvecs, npy or jsonl: %s", format);
+		return cli_import_remote(&c, pos[0], collection, format, batch, lv);
+	}
 	static cm_reader m;
 	memset(&m, 0, sizeof(m));
 	m.source = pos[0];

@@ -5,7 +5,9 @@ Range requests, batch by batch, with progress on the stream and a summary;
 the count and the recall of searches against the ground truth; an import
 cancelled halfway and called again resumes with no duplicates and no loss,
 under the ids `muri import` gives the same rows; jsonl rows with metadata;
-bad requests answered with the field they got wrong."""
+bad requests answered with the field they got wrong; `muri import
+--server-side` on the same RPC, and the command's own import of the same
+file landing on the same ids."""
 import json
 import os
 import subprocess
@@ -163,3 +165,24 @@ def test_import_bad_requests(net, stubs):
     fails(bad, ["source:", "404"], source=srv.url("missing.fvecs"))
     fails(bad, ["collection:"], collection="no/slash")
     assert count(d, "bad") == 0
+
+
+def test_muri_import_server_side(net, stubs):
+    d, ch, srv = net
+    muri("collection", "create", "cli", "--dim", 100, "--metric", "cosine", "--fragments", 2, "--dir", d)
+    p = muri("import", srv.url("base.fvecs"), "--collection", "cli", "--server-side", "--batch", 2000, "--dir", d,
+             timeout=300)
+    assert "imported 10000 rows into cli" in p.stdout and "(server-side)" in p.stdout, p.stdout
+    assert count(d, "cli") == 10000
+    # the command reading the file itself gives the rows the same ids: nothing added
+    muri("import", os.path.join(GLOVE, "base.fvecs"), "--collection", "cli", "--dir", d, "--batch", 2000,
+         timeout=300)
+    assert count(d, "cli") == 10000
+    # a local path becomes file://, which this gateway does not read (import_schemes)
+    p = muri("import", os.path.join(GLOVE, "base.fvecs"), "--collection", "cli", "--server-side", "--dir", d,
+             check=False)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+    assert "PERMISSION_DENIED" in p.stderr and "import_schemes" in p.stderr, p.stderr
+    p = muri("import", srv.url("base.fvecs"), "--collection", "cli", "--server-side", "--limit", 5, "--dir", d,
+             check=False)
+    assert p.returncode == 2 and "--server-side takes" in p.stderr
