@@ -41,7 +41,7 @@ def muri(*args, timeout=120, check=True, **kw):
 
 
 def row_id(collection, ns, row):
-    """The id muri import gives a row (tools/cli_util.c cli_row_id)."""
+    """The id muri import gives a row (common/cm_formats.c cm_import_row_id)."""
     h = hashlib.blake2b(digest_size=32)
     h.update(b"muri-import-row\0")
     h.update(collection.encode() + b"\0")
