@@ -73,12 +73,13 @@ typedef struct cli_conn {
 	"  --key FILE            signing key (default: the devnet's demo.key)\n"                \
 	"  --timeout MS          RPC deadline (default 30000)\n"                                  \
 	"  --tls-ca FILE         PEM CA to verify the servers' TLS (default: the devnet's\n"        \
-	"                        D/tls/ca.pem when the address comes from it; else plaintext)\n" \
+	"                        D/tls/ca.pem when the address comes from it or --dir is given;\n" \
+	"                        else plaintext)\n"                                                 \
 	"  --json                print JSON\n"
 
 /* The CA file to verify TLS with: --tls-ca, else the devnet's D/tls/ca.pem
- * when the address comes from the devnet (from_devnet) and the file exists,
- * else NULL (plaintext). buf holds the devnet's path. */
+ * when the address comes from the devnet (from_devnet) or --dir names it,
+ * and the file exists; else NULL (plaintext). buf holds the devnet's path. */
 const char *cli_tls_ca(const cli_conn *c, int from_devnet, char *buf, size_t len);
 /* What to add to an UNAVAILABLE error: a hint about TLS. */
 const char *cli_tls_hint(const char *ca);

@@ -106,7 +106,7 @@ const char *cli_tls_ca(const cli_conn *c, int from_devnet, char *buf, size_t len
 {
 	if (c->tls_ca && *c->tls_ca)
 		return c->tls_ca;
-	if (!from_devnet)
+	if (!from_devnet && !(c->dir && *c->dir)) /* an address of its own and no devnet named */
 		return NULL;
 	char dir[4096];
 	cli_devnet_dir(c->dir, dir, sizeof(dir));
