@@ -272,10 +272,11 @@ int gw_h_import(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg)
 	case MURI__V1__IMPORT_FORMAT__IMPORT_FORMAT_UNSPECIFIED:
 		r->fmt = cm_fmt_guess(m->ns);
 		if (r->fmt < 0) {
-			imp_free(m);
-			return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+			code = cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
 					   "format: cannot tell the format of \"%.200s\" from its name; give FVECS, NPY or JSONL",
 					   m->ns);
+			imp_free(m);
+			return code;
 		}
 		break;
 	case MURI__V1__IMPORT_FORMAT__FVECS:

@@ -67,7 +67,7 @@ def test_import_over_http_count_and_recall(net, stubs):
     gt = fvecs(os.path.join(GLOVE, "groundtruth.ivecs"))[:100, :10]
     r = stub(ch, stubs).SearchBatch(vpb.SearchBatchRequest(
         collection="glove", query_vectors=[tpb.Vector(values=v.tolist()) for v in q], top_k=10,
-        consistency_level=tpb.QUORUM), timeout=120)
+        consistency_level=tpb.QUORUM, timeout_ms=100000), timeout=120)
     hits = 0
     for res, truth in zip(r.results, gt):
         want = {row_id("glove", "base.fvecs", int(t)) for t in truth}
