@@ -25,9 +25,12 @@ static const char usage[] =
 	"  search COLLECTION --vector JSON | --like ID [--filter JSON] [--k K]\n"
 	"  delete COLLECTION ID...\n"
 	"  import SOURCE --collection C           a file, file://, http(s):// or s3:// URL, resumable\n"
+	"  import URL --collection C --server-side  the gateway reads it (its Import RPC)\n"
 	"  bench --collection C --queries Q.fvecs --truth GT.ivecs\n"
 	"a process:\n"
-	"  status HOST:PORT [--service S]         its Status RPC\n";
+	"  status HOST:PORT [--service S]         its Status RPC\n"
+	"a devnet's processes serve TLS; client commands verify them with its CA (D/tls/ca.pem) when the\n"
+	"address comes from --dir, or with --tls-ca FILE; plaintext otherwise\n";
 
 static const struct {
 	const char *name;

@@ -355,6 +355,8 @@ def test_status_down_and_up_with_data_kept(devnet, tmp_path):
         assert alive(n["pid"])
     assert "keep" in {c["name"] for c in st["collections"]}
     assert re.fullmatch(r"ledger-[0-3]", nodes[0]["details"]["leader"])
+    ca = (d / "tls" / "ca.pem").read_bytes()
+    certs = [(d / n["name"] / "tls.crt").read_bytes() for n in nodes]
     # up on a running network says so
     p = muri("devnet", "up", "--dir", d)
     assert "already running" in p.stdout
@@ -368,6 +370,9 @@ def test_status_down_and_up_with_data_kept(devnet, tmp_path):
     assert "nothing running" in p.stdout
     # up again: same addresses, the data still there
     muri("devnet", "up", "--dir", d, timeout=180)
+    # the same CA and certificates: made once
+    assert (d / "tls" / "ca.pem").read_bytes() == ca
+    assert [(d / n["name"] / "tls.crt").read_bytes() for n in nodes] == certs
     again = json.loads(muri("devnet", "status", "--dir", d, "--json").stdout)["nodes"]
     assert [n["rpc"] for n in again] == [n["rpc"] for n in nodes]
     got = json.loads(muri("get", "keep", *ids, "--dir", d, "--json").stdout)
