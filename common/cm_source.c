@@ -105,7 +105,7 @@ static int fetch(cm_src *s)
 			return -1;
 		}
 		if (rc == CURLE_WRITE_ERROR && code == 200) {
-			snprintf(s->err, sizeof(s->err), "%s: the server ignores Range requests and the file is over %u MiB (--range-bytes)",
+			snprintf(s->err, sizeof(s->err), "%s: the server ignores Range requests and the file is over %u MiB (the range size)",
 				 s->url, (unsigned)(s->chunk >> 20));
 			return -1;
 		}

@@ -1,7 +1,8 @@
 /* A byte stream an import reads from: a local path or file:// URL, an
  * http(s):// URL read in Range requests of a bounded size (never the whole
  * body at once), or s3://BUCKET/KEY signed with SigV4 by libcurl. Each range
- * is retried with exponential backoff. Opened at any offset, for resuming. */
+ * is retried with exponential backoff. Opened at any offset, for resuming.
+ * `muri import` and the gateway's Import read through it. */
 #ifndef CM_SOURCE_H
 #define CM_SOURCE_H
 

@@ -1,7 +1,7 @@
 /* What the muri command's parts share: option parsing with --help, one-line
  * errors (exit 2 for usage, 1 otherwise), where a devnet lives and how to
- * reach its gateway and ledger, a small JSON reader, and the gateway's
- * messages built from text. */
+ * reach its gateway and ledger (over TLS with its CA, or --tls-ca), and the
+ * gateway's messages built from text (JSON: common/cm_json.h). */
 #ifndef CLI_H
 #define CLI_H
 
