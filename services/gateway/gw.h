@@ -50,6 +50,7 @@ typedef struct gw_config {
 	char *import_schemes;         /* URL schemes Import reads (gw_import.c) */
 	int64_t import_batch_timeout_ms; /* deadline of one Import batch's write */
 	int64_t import_range_bytes;   /* bytes per HTTP Range request of an Import */
+	int64_t import_resume_max;    /* interrupted imports whose progress is remembered */
 } gw_config;
 
 /* The Import RPC's configuration keys (gw_import.c), in gw_main.c's table. */
@@ -60,7 +61,10 @@ typedef struct gw_config {
 	{"import_batch_timeout_ms", CM_CFG_INT, offsetof(gw_config, import_batch_timeout_ms), "60000", 100,      \
 	 600000, "deadline of the write of one Import batch", NULL},                                              \
 	{"import_range_bytes", CM_CFG_INT, offsetof(gw_config, import_range_bytes), "4194304", 4096, 67108864,  \
-	 "bytes per HTTP Range request an Import reads (the memory a stream's reader holds)", NULL}
+	 "bytes per HTTP Range request an Import reads (the memory a stream's reader holds)", NULL},             \
+	{"import_resume_max", CM_CFG_INT, offsetof(gw_config, import_resume_max), "256", 1, 1000000,             \
+	 "interrupted imports whose progress the gateway remembers, to resume them (the oldest is forgotten)",  \
+	 NULL}
 
 /* ---- routing table (gw_chain.c) ---- */
 

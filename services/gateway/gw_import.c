@@ -10,7 +10,7 @@
  * jsonl row may name its own), so writing a batch again replaces the same
  * records. The rows done per (collection generation, source, format) are
  * remembered after each acknowledged batch, in memory and for at most
- * GW_IMPORT_RESUME_MAX imports: the same Import called again after an
+ * import_resume_max imports: the same Import called again after an
  * interruption (a cancelled stream, a failed batch) resumes there; one the
  * gateway forgot (restarted) starts again at row 0 and rewrites the same
  * ids. Each stream runs on a thread of its own; the RPC server's
@@ -33,7 +33,6 @@
 #define GW_IMPORT_BATCH_DEFAULT 1000
 #define GW_IMPORT_BATCH_MAX 10000
 #define GW_IMPORT_SOURCE_MAX 4096 /* bytes of a source URL */
-#define GW_IMPORT_RESUME_MAX 256  /* imports whose progress is remembered */
 
 /* ---- where interrupted imports stopped ---- */
 
@@ -42,7 +41,9 @@ struct resume {
 	uint64_t rows, byte, used_ms;
 };
 
-static struct resume resumes[GW_IMPORT_RESUME_MAX];
+/* import_resume_max entries, made on first use and kept for the process */
+static struct resume *resumes;
+static size_t nresumes;
 static pthread_mutex_t resume_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void resume_key(uint8_t key[16], const char *collection, uint64_t gen, const char *source, int fmt)
@@ -59,11 +60,20 @@ static void resume_key(uint8_t key[16], const char *collection, uint64_t gen, co
 	crypto_generichash_final(&st, key, 16);
 }
 
-static void resume_get(const uint8_t key[16], uint64_t *rows, uint64_t *byte)
+/* Under resume_mu: the table, made on first use; 0 when out of memory
+ * (imports then start at row 0, which is still correct). */
+static size_t resume_table(const gw_ctx *g)
+{
+	if (!resumes && (resumes = calloc((size_t)g->cfg->import_resume_max, sizeof(*resumes))))
+		nresumes = (size_t)g->cfg->import_resume_max;
+	return nresumes;
+}
+
+static void resume_get(const gw_ctx *g, const uint8_t key[16], uint64_t *rows, uint64_t *byte)
 {
 	pthread_mutex_lock(&resume_mu);
 	*rows = *byte = 0;
-	for (size_t i = 0; i < GW_IMPORT_RESUME_MAX; i++)
+	for (size_t i = 0, n = resume_table(g); i < n; i++)
 		if (resumes[i].used_ms && !memcmp(resumes[i].key, key, 16)) {
 			*rows = resumes[i].rows;
 			*byte = resumes[i].byte;
@@ -72,21 +82,21 @@ static void resume_get(const uint8_t key[16], uint64_t *rows, uint64_t *byte)
 }
 
 /* rows 0: forget it (the import completed). The oldest entry makes room. */
-static void resume_put(const uint8_t key[16], uint64_t rows, uint64_t byte)
+static void resume_put(const gw_ctx *g, const uint8_t key[16], uint64_t rows, uint64_t byte)
 {
 	pthread_mutex_lock(&resume_mu);
-	size_t at = GW_IMPORT_RESUME_MAX, oldest = 0;
-	for (size_t i = 0; i < GW_IMPORT_RESUME_MAX; i++) {
+	size_t n = resume_table(g), at = n, oldest = 0;
+	for (size_t i = 0; i < n; i++) {
 		if (resumes[i].used_ms && !memcmp(resumes[i].key, key, 16))
 			at = i;
 		if (resumes[i].used_ms < resumes[oldest].used_ms)
 			oldest = i;
 	}
 	if (!rows) {
-		if (at < GW_IMPORT_RESUME_MAX)
+		if (at < n)
 			memset(&resumes[at], 0, sizeof(resumes[at]));
-	} else {
-		if (at == GW_IMPORT_RESUME_MAX)
+	} else if (n) {
+		if (at == n)
 			at = oldest;
 		memcpy(resumes[at].key, key, 16);
 		resumes[at].rows = rows;
@@ -231,7 +241,7 @@ static int run(gw_ctx *g, cm_rpc_call *call, imp *m, const uint8_t key[16], uint
 			if (code != GRPC_STATUS_OK)
 				return code; /* the write path's status names the fragments */
 			*done += n;
-			resume_put(key, *done, r->byte);
+			resume_put(g, key, *done, r->byte);
 			if (progress(call, *done, total, NULL) != CM_OK || cm_rpc_cancelled(call))
 				return cm_rpc_fail(call, GRPC_STATUS_CANCELLED, "the import was cancelled after row %llu",
 						   (unsigned long long)*done);
@@ -317,7 +327,7 @@ int gw_h_import(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg)
 	}
 	r->dim = cdim; /* jsonl rows must have it too */
 	uint64_t start = 0, byte = 0;
-	resume_get(key, &start, &byte);
+	resume_get(g, key, &start, &byte);
 	r->start_row = start;
 	r->byte = byte;
 	m->vecs = malloc(m->batch * cdim * sizeof(float) + 64);
@@ -341,7 +351,7 @@ int gw_h_import(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg)
 	uint64_t t0 = cm_now_ms(), done = start;
 	code = run(g, call, m, key, &done);
 	if (code == GRPC_STATUS_OK) {
-		resume_put(key, 0, 0);
+		resume_put(g, key, 0, 0);
 		char text[256];
 		snprintf(text, sizeof(text), "imported %llu rows into %s in %.1f s", (unsigned long long)done,
 			 m->collection, (double)(cm_now_ms() - t0) / 1000.0);
