@@ -118,10 +118,12 @@ class RangeServer:
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli") / "devnet"
-    p = muri("devnet", "up", "--dir", d, timeout=180)
-    assert "running in" in p.stdout and "gateway" in p.stdout
-    yield d
-    subprocess.run([MURI, "devnet", "down", "--dir", str(d), "--grace", "20"], capture_output=True, timeout=120)
+    try:  # stopped whatever happens, a failed `up` included
+        p = muri("devnet", "up", "--dir", d, timeout=180)
+        assert "running in" in p.stdout and "gateway" in p.stdout
+        yield d
+    finally:
+        subprocess.run([MURI, "devnet", "down", "--dir", str(d), "--grace", "20"], capture_output=True, timeout=120)
 
 
 def vectors_in(d, collection):

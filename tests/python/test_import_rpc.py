@@ -22,15 +22,18 @@ from test_cli import GLOVE, MURI, RangeServer, muri, row_id
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     d = tmp_path_factory.mktemp("imp") / "devnet"
-    muri("devnet", "up", "--dir", d, timeout=180)
-    port = [ln.split("=")[1] for ln in (d / "gateway" / "ports").read_text().split() if ln.startswith("rpc_port=")][0]
-    creds = grpc.ssl_channel_credentials((d / "tls" / "ca.pem").read_bytes())
-    ch = grpc.secure_channel(f"127.0.0.1:{port}", creds, options=[("grpc.max_receive_message_length", 64 << 20)])
-    srv = RangeServer(GLOVE)
-    yield d, ch, srv
-    srv.close()
-    ch.close()
-    subprocess.run([MURI, "devnet", "down", "--dir", str(d), "--grace", "20"], capture_output=True, timeout=120)
+    try:  # stopped whatever happens, a failed `up` included
+        muri("devnet", "up", "--dir", d, timeout=180)
+        port = [ln.split("=")[1] for ln in (d / "gateway" / "ports").read_text().split()
+                if ln.startswith("rpc_port=")][0]
+        creds = grpc.ssl_channel_credentials((d / "tls" / "ca.pem").read_bytes())
+        ch = grpc.secure_channel(f"127.0.0.1:{port}", creds, options=[("grpc.max_receive_message_length", 64 << 20)])
+        srv = RangeServer(GLOVE)
+        yield d, ch, srv
+        srv.close()
+        ch.close()
+    finally:
+        subprocess.run([MURI, "devnet", "down", "--dir", str(d), "--grace", "20"], capture_output=True, timeout=120)
 
 
 def stub(ch, stubs):
