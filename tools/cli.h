@@ -1,7 +1,7 @@
 /* What the muri command's parts share: option parsing with --help, one-line
  * errors (exit 2 for usage, 1 otherwise), where a devnet lives and how to
- * reach its gateway and ledger, a small JSON reader, and the gateway's
- * messages built from text. */
+ * reach its gateway and ledger (over TLS with its CA, or --tls-ca), and the
+ * gateway's messages built from text (JSON: common/cm_json.h). */
 #ifndef CLI_H
 #define CLI_H
 
@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "cm_crypto.h"
+#include "cm_json.h"
 #include "cm_ledger_client.h"
 #include "cm_rpc.h"
 #include "vectorstore.pb-c.h"
@@ -35,6 +36,10 @@ typedef struct cli_opt {
 int cli_parse(const char *cmd, const char *help, int argc, char **argv, const cli_opt *opts, char **pos,
 	      int maxpos, int *npos);
 
+/* 1 when muri set GRPC_VERBOSITY=NONE for itself (the services it starts
+ * do not inherit it). */
+extern int cli_quiet_grpc;
+
 /* Prints "muri CMD: message" to stderr; returns code. */
 int cli_fail(int code, const char *cmd, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -50,6 +55,7 @@ typedef struct cli_conn {
 	const char *dir;       /* devnet folder */
 	const char *chain_id;
 	const char *key;       /* signing key file */
+	const char *tls_ca;    /* PEM CA to verify servers' TLS certificates */
 	long timeout_ms;
 	int json;
 } cli_conn;
@@ -58,7 +64,7 @@ typedef struct cli_conn {
 	{"--gateway", CLI_STR, &(c).gateway}, {"--ledger", CLI_STR, &(c).ledger},            \
 		{"--dir", CLI_STR, &(c).dir}, {"--chain-id", CLI_STR, &(c).chain_id},        \
 		{"--key", CLI_STR, &(c).key}, {"--timeout", CLI_INT, &(c).timeout_ms},       \
-		{"--json", CLI_FLAG, &(c).json}
+		{"--json", CLI_FLAG, &(c).json}, {"--tls-ca", CLI_STR, &(c).tls_ca}
 #define CLI_CONN_HELP                                                                          \
 	"  --gateway HOST:PORT   the gateway (default: the devnet's, see --dir)\n"               \
 	"  --ledger HOST:PORT,.. ledger replicas (default: the devnet's genesis)\n"             \
@@ -66,7 +72,17 @@ typedef struct cli_conn {
 	"  --chain-id ID         chain id for transactions (default: the genesis's)\n"         \
 	"  --key FILE            signing key (default: the devnet's demo.key)\n"                \
 	"  --timeout MS          RPC deadline (default 30000)\n"                                  \
+	"  --tls-ca FILE         PEM CA to verify the servers' TLS (default: the devnet's\n"        \
+	"                        D/tls/ca.pem when the address comes from it or --dir is given;\n" \
+	"                        else plaintext)\n"                                                 \
 	"  --json                print JSON\n"
+
+/* The CA file to verify TLS with: --tls-ca, else the devnet's D/tls/ca.pem
+ * when the address comes from the devnet (from_devnet) or --dir names it,
+ * and the file exists; else NULL (plaintext). buf holds the devnet's path. */
+const char *cli_tls_ca(const cli_conn *c, int from_devnet, char *buf, size_t len);
+/* What to add to an UNAVAILABLE error: a hint about TLS. */
+const char *cli_tls_hint(const char *ca);
 
 /* A client to the gateway; NULL after printing why. */
 cm_rpc_client *cli_gateway(const char *cmd, const cli_conn *c);
@@ -77,37 +93,10 @@ cm_ledger_client *cli_ledger(const char *cmd, const cli_conn *c);
 int cli_call(const char *cmd, const cli_conn *c, cm_rpc_client *gw, const char *method, const ProtobufCMessage *req,
 	     const ProtobufCMessageDescriptor *d, ProtobufCMessage **resp);
 
-/* ---- JSON -------------------------------------------------------------- */
+/* ---- messages from text (JSON: cm_json.h) ----------------------------- */
 
-enum cli_json_type { CJ_NULL, CJ_BOOL, CJ_NUM, CJ_STR, CJ_ARR, CJ_OBJ };
-
-typedef struct cli_json {
-	int type;
-	double num;
-	int is_int;           /* a number written without fraction or exponent */
-	int64_t ival;
-	char *str;            /* CJ_STR; also the key of an object member */
-	char *key;
-	struct cli_json *child, *next;
-	size_t n;             /* members */
-} cli_json;
-
-/* Parses text (NUL-terminated); NULL with a message in err on bad input. */
-cli_json *cli_json_parse(const char *text, char *err, size_t errlen);
-void cli_json_free(cli_json *j);
-const cli_json *cli_json_get(const cli_json *obj, const char *key);
-/* Writes s as a JSON string literal. */
-void cli_json_str(FILE *f, const char *s);
-
-/* ---- messages from text ------------------------------------------------ */
-
-/* A JSON array of numbers into *out (malloc'd floats). */
-int cli_json_floats(const cli_json *j, float **out, size_t *n, char *err, size_t errlen);
-/* A JSON object into a Metadata message (heap; free with cli_metadata_free). */
-Muri__V1__Metadata *cli_metadata(const cli_json *j, char *err, size_t errlen);
-void cli_metadata_free(Muri__V1__Metadata *m);
 /* A filter: {"field": value | {"$eq":v,"$in":[..],"$gt":n,...}}. */
-Muri__V1__Filter *cli_filter(const cli_json *j, char *err, size_t errlen);
+Muri__V1__Filter *cli_filter(const cm_json *j, char *err, size_t errlen);
 void cli_filter_free(Muri__V1__Filter *f);
 void cli_print_value(FILE *f, const Muri__V1__Value *v, int json);
 void cli_print_metadata(FILE *f, const Muri__V1__Metadata *m, int json);
@@ -116,9 +105,6 @@ int cli_level(const char *s);    /* ONE|QUORUM|ALL -> enum, -1 if unknown */
 int cli_metric(const char *s);   /* cosine|l2|dot -> enum, -1 */
 const char *cli_metric_name(int m);
 
-/* A UUIDv4-shaped id derived from (collection, namespace, row): the same
- * row of the same source gets the same id on every run. */
-void cli_row_id(char out[37], const char *collection, const char *ns, uint64_t row);
 
 /* ---- commands ---------------------------------------------------------- */
 
@@ -134,6 +120,9 @@ int cli_cmd_get(int argc, char **argv);
 int cli_cmd_search(int argc, char **argv);
 int cli_cmd_delete(int argc, char **argv);
 int cli_cmd_import(int argc, char **argv);
+/* muri import --server-side: the gateway's Import RPC (cli_import_remote.c). */
+int cli_import_remote(const cli_conn *c, const char *source, const char *collection, const char *format, long batch,
+		      int level);
 int cli_cmd_bench(int argc, char **argv);
 
 #endif

@@ -49,17 +49,18 @@ int cli_cmd_key(int argc, char **argv)
 
 int cli_cmd_status(int argc, char **argv)
 {
-	const char *service = "gateway";
-	const cli_opt opts[] = {{"--service", CLI_STR, &service}, {NULL, 0, NULL}};
-	static const char help[] = "usage: muri status HOST:PORT [--service ledger|indexer|gateway]\n"
-				   "The Status RPC of one process (default: a gateway).\n";
+	const char *service = "gateway", *ca = NULL;
+	const cli_opt opts[] = {{"--service", CLI_STR, &service}, {"--tls-ca", CLI_STR, &ca}, {NULL, 0, NULL}};
+	static const char help[] = "usage: muri status HOST:PORT [--service ledger|indexer|gateway] [--tls-ca FILE]\n"
+				   "The Status RPC of one process (default: a gateway); over TLS verified with the\n"
+				   "PEM CA in FILE when given (a devnet's is D/tls/ca.pem), else plaintext.\n";
 	char *pos[1];
 	int npos, prc = cli_parse("status", help, argc, argv, opts, pos, 1, &npos);
 	if (prc)
 		return prc < 0 ? 0 : prc;
 	if (npos != 1)
 		return cli_fail(CLI_USAGE, "status", "give the process's HOST:PORT");
-	return dn_status_of(pos[0], service, 0, NULL, 0);
+	return dn_status_of(pos[0], ca, service, 0, NULL, 0);
 }
 
 /* A 64-hex-digit address, or a key file whose public half is the address. */

@@ -1,7 +1,7 @@
 /* muri bench: recall@k, throughput and latency of a collection's searches
  * through the gateway. The queries come from an .fvecs file and the truth
  * from an .ivecs file of base row numbers; a base row's id is the one
- * `muri import` gave it (cli_row_id of the collection, the base file's name
+ * `muri import` gave it (cm_import_row_id of the collection, the base file's name
  * and the row), so the base must have been imported with muri import. */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cm_formats.h"
 #include "cm_err.h"
 #include "cm_time.h"
 #include "cm_vecs.h"
@@ -191,7 +192,7 @@ int cli_cmd_bench(int argc, char **argv)
 		rc = cli_fail(CLI_FAIL, "bench", "out of memory");
 	for (size_t i = 0; !rc && i < nq; i++)
 		for (long j = 0; j < k; j++)
-			cli_row_id(b.truth[i * (size_t)k + (size_t)j], collection, base, (uint64_t)gt[i * gk + (size_t)j]);
+			cm_import_row_id(b.truth[i * (size_t)k + (size_t)j], collection, base, (uint64_t)gt[i * gk + (size_t)j]);
 	if (!rc && !(b.gw = cli_gateway("bench", &c)))
 		rc = CLI_FAIL;
 	pthread_t th[256];

@@ -23,7 +23,7 @@ static void print_info(const Muri__V1__CollectionInfo *c, int json, int detail)
 {
 	if (json) {
 		printf("{\"name\": ");
-		cli_json_str(stdout, c->name);
+		cm_json_str(stdout, c->name);
 		printf(", \"dimension\": %u, \"metric\": \"%s\", \"index\": \"%s\", \"fragments\": %u, \"replication\": %u, "
 		       "\"vectors\": %llu, \"owner\": \"%s\", \"created_height\": %llu, \"fragment_states\": [",
 		       c->dimension, cli_metric_name(c->metric), index_name(c->index ? c->index->kind : 0), c->fragments,

@@ -42,18 +42,18 @@ static void rows_free(rows *r)
 		if (r->ids)
 			free(r->ids[i]);
 		if (r->meta)
-			cli_metadata_free(r->meta[i]);
+			cm_json_metadata_free(r->meta[i]);
 	}
 	free(r->ids);
 	free(r->meta);
 	free(r->vecs);
 }
 
-static int rows_add(rows *r, const cli_json *vec, const cli_json *id, const cli_json *meta, char *err, size_t errlen)
+static int rows_add(rows *r, const cm_json *vec, const cm_json *id, const cm_json *meta, char *err, size_t errlen)
 {
 	float *v;
 	size_t d;
-	if (cli_json_floats(vec, &v, &d, err, errlen) != 0)
+	if (cm_json_floats(vec, &v, &d, err, errlen) != 0)
 		return -1;
 	if (r->n && d != r->dim) {
 		free(v);
@@ -76,10 +76,10 @@ static int rows_add(rows *r, const cli_json *vec, const cli_json *id, const cli_
 	}
 	memcpy(r->vecs + r->n * d, v, d * sizeof(float));
 	free(v);
-	r->ids[r->n] = id && id->type == CJ_STR ? strdup(id->str) : NULL;
+	r->ids[r->n] = id && id->type == CM_JSON_STR ? strdup(id->str) : NULL;
 	r->meta[r->n] = NULL;
 	r->n++;
-	if (meta && !(r->meta[r->n - 1] = cli_metadata(meta, err, errlen)))
+	if (meta && !(r->meta[r->n - 1] = cm_json_metadata(meta, err, errlen)))
 		return -1;
 	return 0;
 }
@@ -98,21 +98,21 @@ static int rows_from_file(const char *cmd, const char *path, rows *r)
 	if (!text)
 		return cli_fail(CLI_FAIL, cmd, "%s: cannot read it (or larger than %u MiB: use muri import)", path,
 				DATA_FILE_MAX >> 20);
-	cli_json *j = cli_json_parse(text, err, sizeof(err));
+	cm_json *j = cm_json_parse(text, err, sizeof(err));
 	free(text);
-	if (!j || j->type != CJ_ARR) {
-		cli_json_free(j);
+	if (!j || j->type != CM_JSON_ARR) {
+		cm_json_free(j);
 		return cli_fail(CLI_FAIL, cmd, "%s: %s", path, j ? "expected a JSON array of rows" : err);
 	}
 	int rc = 0;
-	for (const cli_json *row = j->child; row && !rc; row = row->next) {
-		if (row->type == CJ_OBJ)
-			rc = rows_add(r, cli_json_get(row, "vector"), cli_json_get(row, "id"), cli_json_get(row, "metadata"),
+	for (const cm_json *row = j->child; row && !rc; row = row->next) {
+		if (row->type == CM_JSON_OBJ)
+			rc = rows_add(r, cm_json_get(row, "vector"), cm_json_get(row, "id"), cm_json_get(row, "metadata"),
 				      err, sizeof(err));
 		else
 			rc = rows_add(r, row, NULL, NULL, err, sizeof(err));
 	}
-	cli_json_free(j);
+	cm_json_free(j);
 	if (rc)
 		return cli_fail(CLI_FAIL, cmd, "%s: row %zu: %s", path, r->n, err);
 	return 0;
@@ -145,12 +145,12 @@ int cli_cmd_insert(int argc, char **argv)
 		return cli_fail(CLI_USAGE, "insert", "--level must be ONE, QUORUM or ALL: %s", level);
 	rows r = {0};
 	if (vector) {
-		cli_json *v = cli_json_parse(vector, err, sizeof(err));
-		cli_json *m = metadata ? cli_json_parse(metadata, err, sizeof(err)) : NULL;
-		cli_json idj = {.type = CJ_STR, .str = (char *)id};
+		cm_json *v = cm_json_parse(vector, err, sizeof(err));
+		cm_json *m = metadata ? cm_json_parse(metadata, err, sizeof(err)) : NULL;
+		cm_json idj = {.type = CM_JSON_STR, .str = (char *)id};
 		int rc = v && (!metadata || m) ? rows_add(&r, v, id ? &idj : NULL, m, err, sizeof(err)) : -1;
-		cli_json_free(v);
-		cli_json_free(m);
+		cm_json_free(v);
+		cm_json_free(m);
 		if (rc) {
 			rows_free(&r);
 			return cli_fail(CLI_USAGE, "insert", "%s", err);

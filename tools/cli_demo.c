@@ -19,12 +19,14 @@
 #include "ledger.pb-c.h"
 #include "lg_tx.h"
 
+static const char *demo_ca; /* the devnet's CA: every process serves TLS */
+
 static cm_rpc_client *client_to(int port)
 {
 	char target[32], err[256];
 	cm_rpc_client *c = NULL;
 	snprintf(target, sizeof(target), "127.0.0.1:%d", port);
-	cm_rpc_client_opts o = {.target = target};
+	cm_rpc_client_opts o = {.target = target, .tls_ca_file = demo_ca};
 	return cm_rpc_client_new(&o, &c, err, sizeof(err)) == CM_OK ? c : NULL;
 }
 
@@ -115,7 +117,7 @@ static int demo_vectors(dn_node *ix, int nix, dn_node *ledgers, int nledgers, co
 	cm_ledger_client *lc = NULL;
 	char err[256];
 	cm_ledger_client_opts lo = {.chain_id = "muri-devnet", .n = (size_t)nledgers, .addrs = addrs, .key = demo,
-				    .fee = 1};
+				    .fee = 1, .tls_ca_file = demo_ca};
 	if (cm_ledger_client_new(&lo, &lc, err, sizeof(err)) != CM_OK) {
 		printf("demo: ledger client: %s\n", err);
 		return -1;
@@ -260,7 +262,7 @@ static int demo_transfer(const char *target, const cm_keypair *demo, const uint8
 {
 	cm_rpc_client *c = NULL;
 	char err[256];
-	cm_rpc_client_opts o = {.target = target};
+	cm_rpc_client_opts o = {.target = target, .tls_ca_file = demo_ca};
 	if (cm_rpc_client_new(&o, &c, err, sizeof(err)) != CM_OK)
 		return -1;
 	Muri__V1__Transaction t = MURI__V1__TRANSACTION__INIT;
@@ -356,6 +358,7 @@ int dn_foreground(int argc, char **argv)
 		dn_close(&net);
 		return cli_fail(strstr(err, "--") ? CLI_USAGE : CLI_FAIL, "devnet", "%s", err);
 	}
+	demo_ca = net.tls_ca;
 	for (int i = 0; i < net.n; i++)
 		if (dn_running(&net.nodes[i])) {
 			dn_close(&net);
@@ -396,7 +399,7 @@ int dn_foreground(int argc, char **argv)
 			char rpc[32], met[32];
 			snprintf(rpc, sizeof(rpc), "127.0.0.1:%d", nodes[i].rpc_port);
 			snprintf(met, sizeof(met), "127.0.0.1:%d", nodes[i].metrics_port);
-			int ok = dn_status_of(rpc, nodes[i].service, 1, NULL, 0) == 0;
+			int ok = dn_status_of(rpc, demo_ca, nodes[i].service, 1, NULL, 0) == 0;
 			failed |= !ok && !stop_requested;
 			printf("%-12s %-22s %-22s %s\n", nodes[i].name, rpc, met, ok ? "serving" : "NOT ANSWERING");
 		}

@@ -131,7 +131,7 @@ static int cmd_up(int argc, char **argv)
 			char target[32];
 			snprintf(target, sizeof(target), "127.0.0.1:%d", nd->rpc_port);
 			ready += (nd->rpc_port || dn_read_ports(nd) == 0) &&
-				 dn_status_of(target, nd->service, 1, NULL, 0) == 0;
+				 dn_status_of(target, net.tls_ca, nd->service, 1, NULL, 0) == 0;
 		}
 		if (ready == net.n)
 			break;
@@ -143,7 +143,7 @@ static int cmd_up(int argc, char **argv)
 	for (int i = 0; !failed && ready == net.n && i < net.ledgers; i++) {
 		char target[32];
 		snprintf(target, sizeof(target), "127.0.0.1:%d", net.nodes[i].rpc_port);
-		if (dn_status_of(target, "ledger", 1, det, sizeof(det)) == 0) {
+		if (dn_status_of(target, net.tls_ca, "ledger", 1, det, sizeof(det)) == 0) {
 			long long h = detail_num(det, "height");
 			lheight = lheight < 0 || h < lheight ? h : lheight;
 		}
@@ -151,7 +151,7 @@ static int cmd_up(int argc, char **argv)
 	while (!failed && ready == net.n && cm_now_us() < end) {
 		char target[32];
 		snprintf(target, sizeof(target), "127.0.0.1:%d", net.nodes[net.n - 1].rpc_port);
-		if (dn_status_of(target, "gateway", 1, det, sizeof(det)) == 0 &&
+		if (dn_status_of(target, net.tls_ca, "gateway", 1, det, sizeof(det)) == 0 &&
 		    (gheight = detail_num(det, "chain_height")) >= lheight)
 			break;
 		usleep(100000);
@@ -160,7 +160,7 @@ static int cmd_up(int argc, char **argv)
 		for (int i = 0; i < net.n; i++) {
 			char target[32];
 			snprintf(target, sizeof(target), "127.0.0.1:%d", net.nodes[i].rpc_port);
-			if (!net.nodes[i].rpc_port || dn_status_of(target, net.nodes[i].service, 1, NULL, 0) != 0)
+			if (!net.nodes[i].rpc_port || dn_status_of(target, net.tls_ca, net.nodes[i].service, 1, NULL, 0) != 0)
 				fprintf(stderr, "muri devnet up: %s does not answer; see %s/log\n", net.nodes[i].name,
 					net.nodes[i].dir);
 		}
@@ -258,9 +258,9 @@ static void json_details(const char *det)
 			continue;
 		*eq = '\0';
 		printf("%s", first ? "" : ", ");
-		cli_json_str(stdout, t);
+		cm_json_str(stdout, t);
 		printf(": ");
-		cli_json_str(stdout, eq + 1);
+		cm_json_str(stdout, eq + 1);
 		first = 0;
 	}
 	printf("}");
@@ -276,7 +276,7 @@ static void print_collections(const Muri__V1__ListCollectionsResponse *l, int js
 		const Muri__V1__CollectionInfo *c = l->collections[i];
 		if (json) {
 			printf("%s\n    {\"name\": ", i ? "," : "");
-			cli_json_str(stdout, c->name);
+			cm_json_str(stdout, c->name);
 			printf(", \"dimension\": %u, \"metric\": \"%s\", \"vectors\": %llu, \"fragments\": [", c->dimension,
 			       cli_metric_name(c->metric), (unsigned long long)c->vector_count);
 		} else {
@@ -332,7 +332,7 @@ static int cmd_status(int argc, char **argv)
 	int serving = 0;
 	if (json) {
 		printf("{\n  \"dir\": ");
-		cli_json_str(stdout, root);
+		cm_json_str(stdout, root);
 		printf(",\n  \"nodes\": [");
 	} else {
 		printf("devnet %s\n%-12s %-8s %-16s %-16s %-8s %-14s %s\n", root, "node", "role", "rpc", "metrics", "pid",
@@ -348,7 +348,7 @@ static int cmd_status(int argc, char **argv)
 			if (dn_read_ports(nd) == 0) {
 				snprintf(rpc, sizeof(rpc), "127.0.0.1:%d", nd->rpc_port);
 				snprintf(met, sizeof(met), "127.0.0.1:%d", nd->metrics_port);
-				if (dn_status_of(rpc, nd->service, 1, det, sizeof(det)) == 0) {
+				if (dn_status_of(rpc, net.tls_ca, nd->service, 1, det, sizeof(det)) == 0) {
 					status = "serving";
 					serving++;
 				}
@@ -378,7 +378,7 @@ static int cmd_status(int argc, char **argv)
 	if (gw->rpc_port > 0) {
 		char target[32];
 		snprintf(target, sizeof(target), "127.0.0.1:%d", gw->rpc_port);
-		cli_conn c = {.gateway = target, .timeout_ms = 10000};
+		cli_conn c = {.gateway = target, .tls_ca = net.tls_ca, .timeout_ms = 10000};
 		cm_rpc_client *cl = cli_gateway("devnet status", &c);
 		Muri__V1__ListCollectionsRequest req = MURI__V1__LIST_COLLECTIONS_REQUEST__INIT;
 		if (cl)

@@ -5,7 +5,9 @@
  * The folder D holds: genesis.txt (the chain: replicas, indexers, the demo
  * account), demo.key, nodes.txt (each process's name, role and the listen
  * port the genesis names, kept so a restart serves the same addresses), and
- * per process D/NAME/{node.key, data/, log, ports, pid}. */
+ * per process D/NAME/{node.key, tls.crt, tls.key, data/, log, ports, pid};
+ * D/tls/ca.pem is the CA every process and client verifies TLS against
+ * (cli_devnet_tls.c). */
 #ifndef CLI_DEVNET_H
 #define CLI_DEVNET_H
 
@@ -23,6 +25,7 @@ typedef struct dn_node {
 	char dir[DN_PATH];
 	char port_file[DN_PATH + 16];
 	char key_file[DN_PATH + 16];
+	char tls_cert[DN_PATH + 16], tls_key[DN_PATH + 16];
 	cm_keypair key;
 	pid_t pid;
 	int listen_port;         /* fixed: the genesis names the addresses */
@@ -34,6 +37,7 @@ typedef struct dn_net {
 	char bindir[DN_PATH];
 	char genesis[DN_PATH + 16];
 	char demo_key[DN_PATH + 16];
+	char tls_ca[DN_PATH + 16];
 	cm_keypair demo;
 	dn_node nodes[DN_MAX];
 	int n, ledgers, indexers;
@@ -43,6 +47,9 @@ typedef struct dn_net {
  * the genesis (an existing folder keeps its counts, keys and ports; ledgers,
  * indexers and base_port apply to a new one). err says why on failure. */
 int dn_prepare(dn_net *net, const char *root, int ledgers, int indexers, int base_port, char *err, size_t errlen);
+/* The CA and every process's certificate and key, made once
+ * (cli_devnet_tls.c); dn_prepare calls it. */
+int dn_tls_prepare(dn_net *net, char *err, size_t errlen);
 /* Wipes the keys. */
 void dn_close(dn_net *net);
 /* Starts one process: detached in a session of its own (background) or in
@@ -56,9 +63,10 @@ pid_t dn_running(const dn_node *nd);
 /* The process exists and has not exited (a zombie has); one that is
  * exiting has lost its command line already but is still alive. */
 int dn_alive(pid_t pid);
-/* Status RPC; prints it unless quiet; details (may be NULL) receive
- * "key=value " pairs. 0 when the service answered. */
-int dn_status_of(const char *target, const char *service, int quiet, char *details, size_t dlen);
+/* Status RPC, over TLS verified with ca (a PEM file) unless ca is NULL;
+ * prints it unless quiet; details (may be NULL) receive "key=value " pairs.
+ * 0 when the service answered. */
+int dn_status_of(const char *target, const char *ca, const char *service, int quiet, char *details, size_t dlen);
 
 /* The foreground devnet with its demo (cli_demo.c). */
 int dn_foreground(int argc, char **argv);

@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "cli.h"
 #include "cli_devnet.h"
 #include "cm_err.h"
 #include "cm_rpc.h"
@@ -217,6 +218,9 @@ int dn_prepare(dn_net *net, const char *root, int ledgers, int indexers, int bas
 			snprintf(err, errlen, "cannot prepare %s/%s (folder and key)", root, net->nodes[i].name);
 			return CM_ERR_IO;
 		}
+	int rc = dn_tls_prepare(net, err, errlen);
+	if (rc != CM_OK)
+		return rc;
 	struct stat st;
 	if (stat(net->genesis, &st) != 0 && write_genesis(net) != 0) { /* kept: the chain's identity */
 		snprintf(err, errlen, "cannot write %s", net->genesis);
@@ -323,9 +327,11 @@ int dn_spawn(dn_net *net, dn_node *nd, int detach)
 	int gateway = !strcmp(nd->service, "gateway");
 	/* every service takes the genesis: the ledger's replicas; the indexers and the
 	 * gateway follow the chain; the gateway pays for collections from the demo account */
-	char *argv[20] = {exe, "--listen", listen, "--metrics-listen", mlisten, "--key-file", nd->key_file,
-			  "--data-dir", data, "--port-file", nd->port_file, "--genesis", net->genesis};
-	int argn = 13;
+	char *argv[32] = {exe, "--listen", listen, "--metrics-listen", mlisten, "--key-file", nd->key_file,
+			  "--data-dir", data, "--port-file", nd->port_file, "--genesis", net->genesis,
+			  /* TLS on its port; the CA verifies every other process it calls */
+			  "--tls-cert", nd->tls_cert, "--tls-key", nd->tls_key, "--tls-ca", net->tls_ca};
+	int argn = 19;
 	if (gateway) {
 		argv[argn++] = "--payer-key-file";
 		argv[argn++] = net->demo_key;
@@ -360,7 +366,11 @@ int dn_spawn(dn_net *net, dn_node *nd, int detach)
 	posix_spawnattr_setsigmask(&at, &none);
 	posix_spawnattr_setsigdefault(&at, &dfl);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | (detach ? POSIX_SPAWN_SETSID : 0));
+	if (cli_quiet_grpc)
+		unsetenv("GRPC_VERBOSITY");
 	int rc = posix_spawn(&nd->pid, exe, &fa, &at, argv, environ);
+	if (cli_quiet_grpc)
+		setenv("GRPC_VERBOSITY", "NONE", 1);
 	posix_spawnattr_destroy(&at);
 	posix_spawn_file_actions_destroy(&fa);
 	if (rc != 0) {
@@ -388,7 +398,7 @@ static const char *status_method(const char *service)
 	return NULL;
 }
 
-int dn_status_of(const char *target, const char *service, int quiet, char *details, size_t dlen)
+int dn_status_of(const char *target, const char *ca, const char *service, int quiet, char *details, size_t dlen)
 {
 	const char *method = status_method(service);
 	if (details && dlen)
@@ -399,7 +409,7 @@ int dn_status_of(const char *target, const char *service, int quiet, char *detai
 	}
 	cm_rpc_client *c = NULL;
 	char err[256];
-	cm_rpc_client_opts o = {.target = target};
+	cm_rpc_client_opts o = {.target = target, .tls_ca_file = ca && *ca ? ca : NULL};
 	if (cm_rpc_client_new(&o, &c, err, sizeof(err)) != CM_OK) {
 		if (!quiet)
 			fprintf(stderr, "muri status: %s\n", err);
@@ -412,7 +422,8 @@ int dn_status_of(const char *target, const char *service, int quiet, char *detai
 	cm_rpc_client_free(c);
 	if (rc != CM_OK) {
 		if (!quiet)
-			fprintf(stderr, "muri status: %s: %s: %s\n", target, cm_rpc_code_name(st.code), st.message);
+			fprintf(stderr, "muri status: %s: %s: %s%s\n", target, cm_rpc_code_name(st.code), st.message,
+				st.code == GRPC_STATUS_UNAVAILABLE ? cli_tls_hint(ca) : "");
 		return 1;
 	}
 	Muri__V1__StatusResponse *s = (Muri__V1__StatusResponse *)resp;

@@ -3,7 +3,7 @@
  * Upsert, with metadata from a parallel .jsonl file.
  *
  * No duplicates, no loss, across retries and interruptions: row r of a
- * source gets the id cli_row_id(collection, the source's file name, r), so
+ * source gets the id cm_import_row_id(collection, the source's file name, r), so
  * writing a batch again replaces the same records; after each acknowledged
  * batch a resume file records the rows and bytes done (written atomically),
  * and a new run of the same import starts there. A batch that was written
@@ -19,216 +19,14 @@
 
 #include "cli.h"
 #include "cli_progress.h"
-#include "cli_source.h"
+#include "cm_formats.h"
+#include "cm_source.h"
 #include "cm_err.h"
 #include "cm_time.h"
 
 #define IMP_BATCH_DEFAULT 1000
 #define IMP_BATCH_MAX 10000
 #define IMP_RETRIES 8
-
-enum { F_FVECS = 1, F_NPY, F_JSONL };
-
-typedef struct imp {
-	const char *source, *collection;
-	int fmt;
-	size_t dim;
-	int u8;                  /* npy of uint8 */
-	size_t chunk;            /* bytes per range request */
-	uint64_t data_off, row_bytes, total;
-	cli_src *src, *meta;
-	char *line, *mline;
-	size_t cap, mcap;
-	uint64_t byte, meta_byte; /* stream offsets after the rows done */
-	char err[600];
-} imp;
-
-static int fmt_of(const char *s)
-{
-	if (!strcmp(s, "fvecs"))
-		return F_FVECS;
-	if (!strcmp(s, "npy"))
-		return F_NPY;
-	if (!strcmp(s, "jsonl"))
-		return F_JSONL;
-	return -1;
-}
-
-static int guess_fmt(const char *name)
-{
-	const char *dot = strrchr(name, '.');
-	return dot ? fmt_of(dot + 1) : -1;
-}
-
-/* Dimension and layout from the first bytes: .fvecs's first row length,
- * .npy's header. */
-static int read_header(imp *m)
-{
-	cli_src *s;
-	if (cli_src_open(m->source, 0, m->chunk, &s, m->err, sizeof(m->err)) != 0)
-		return -1;
-	int64_t size = cli_src_size(s);
-	int rc = 0;
-	if (m->fmt == F_FVECS) {
-		int32_t d = 0;
-		if (cli_src_read(s, &d, 4) != 4 || d < 1 || d > 65536) {
-			snprintf(m->err, sizeof(m->err), "%s: not an .fvecs file (first row's dimension %d)", m->source, d);
-			rc = -1;
-		} else {
-			m->dim = (size_t)d;
-			m->row_bytes = 4 + 4 * (uint64_t)d;
-			if (size >= 0 && size % (int64_t)m->row_bytes) {
-				snprintf(m->err, sizeof(m->err), "%s: not an .fvecs file of %d-d rows (%lld bytes)", m->source,
-					 d, (long long)size);
-				rc = -1;
-			}
-			m->total = size > 0 ? (uint64_t)size / m->row_bytes : 0;
-		}
-	} else {
-		unsigned char h[12];
-		char hdr[4096];
-		if (cli_src_read(s, h, 10) != 10 || memcmp(h, "\x93NUMPY", 6) != 0) {
-			snprintf(m->err, sizeof(m->err), "%s: not an .npy file", m->source);
-			cli_src_close(s);
-			return -1;
-		}
-		size_t hl = h[8] | (size_t)h[9] << 8, pre = 10;
-		if (h[6] >= 2) { /* version 2: a 4-byte header length */
-			if (cli_src_read(s, h + 10, 2) != 2) {
-				cli_src_close(s);
-				return -1;
-			}
-			hl = h[8] | (size_t)h[9] << 8 | (size_t)h[10] << 16 | (size_t)h[11] << 24;
-			pre = 12;
-		}
-		if (hl >= sizeof(hdr) || cli_src_read(s, hdr, hl) != (ssize_t)hl) {
-			snprintf(m->err, sizeof(m->err), "%s: .npy header too long or cut", m->source);
-			cli_src_close(s);
-			return -1;
-		}
-		hdr[hl] = '\0';
-		unsigned long long rows = 0, d = 0;
-		const char *shape = strstr(hdr, "'shape'");
-		m->u8 = strstr(hdr, "'|u1'") != NULL;
-		if (!strstr(hdr, "'<f4'") && !m->u8) {
-			snprintf(m->err, sizeof(m->err), "%s: .npy dtype must be float32 ('<f4') or uint8 ('|u1')", m->source);
-			rc = -1;
-		} else if (strstr(hdr, "'fortran_order': True")) {
-			snprintf(m->err, sizeof(m->err), "%s: .npy in Fortran order is not supported", m->source);
-			rc = -1;
-		} else if (!shape || sscanf(shape, "'shape': (%llu, %llu)", &rows, &d) != 2 || !d || d > 65536) {
-			snprintf(m->err, sizeof(m->err), "%s: .npy shape must be (rows, dimension)", m->source);
-			rc = -1;
-		}
-		m->dim = (size_t)d;
-		m->total = rows;
-		m->row_bytes = d * (m->u8 ? 1 : 4);
-		m->data_off = pre + hl;
-	}
-	cli_src_close(s);
-	return rc;
-}
-
-/* The next row's vector (and its id and metadata for jsonl); 1 a row, 0 the
- * end, -1 an error. */
-static int next_row(imp *m, uint64_t row, float *vec, char *id, Muri__V1__Metadata **meta)
-{
-	*meta = NULL;
-	id[0] = '\0';
-	if (m->fmt == F_JSONL) {
-		size_t used;
-		ssize_t n;
-		do {
-			n = cli_src_line(m->src, &m->line, &m->cap, &used);
-			if (n >= 0)
-				m->byte += used;
-		} while (n == 0); /* blank lines */
-		if (n == -1)
-			return 0;
-		if (n < 0) {
-			snprintf(m->err, sizeof(m->err), "%s", cli_src_error(m->src));
-			return -1;
-		}
-		char e[300];
-		cli_json *j = cli_json_parse(m->line, e, sizeof(e));
-		const cli_json *v = j && j->type == CJ_OBJ ? cli_json_get(j, "vector") : j;
-		float *f = NULL;
-		size_t d = 0;
-		int rc = j && cli_json_floats(v, &f, &d, e, sizeof(e)) == 0 ? 0 : -1;
-		if (!rc && m->dim && d != m->dim) {
-			snprintf(e, sizeof(e), "%zu values, earlier rows had %zu", d, m->dim);
-			rc = -1;
-		}
-		const cli_json *ij = cli_json_get(j, "id"), *mj = cli_json_get(j, "metadata");
-		if (!rc && ij && ij->type == CJ_STR)
-			snprintf(id, 37, "%s", ij->str);
-		if (!rc && mj && !(*meta = cli_metadata(mj, e, sizeof(e))))
-			rc = -1;
-		if (rc)
-			snprintf(m->err, sizeof(m->err), "%s: row %llu: %s", m->source, (unsigned long long)row + 1, e);
-		else {
-			m->dim = d;
-			memcpy(vec, f, d * sizeof(float));
-		}
-		free(f);
-		cli_json_free(j);
-		return rc ? -1 : 1;
-	}
-	if (m->total && row >= m->total)
-		return 0;
-	unsigned char *buf = (unsigned char *)vec; /* rows are read in place, then widened */
-	size_t want = m->fmt == F_FVECS ? 4 + m->dim * 4 : m->row_bytes;
-	unsigned char tmp[4];
-	if (m->fmt == F_FVECS) {
-		ssize_t r = cli_src_read(m->src, tmp, 4);
-		if (r == 0)
-			return 0;
-		int32_t d;
-		memcpy(&d, tmp, 4);
-		if (r != 4 || (size_t)d != m->dim) {
-			snprintf(m->err, sizeof(m->err), "%s: row %llu: dimension %d, the first row's is %zu", m->source,
-				 (unsigned long long)row + 1, r == 4 ? d : -1, m->dim);
-			return -1;
-		}
-		want -= 4;
-	}
-	ssize_t r = cli_src_read(m->src, buf, want);
-	if (r == 0 && m->fmt == F_NPY)
-		return 0;
-	if (r != (ssize_t)want) {
-		snprintf(m->err, sizeof(m->err), "%s: row %llu: %s", m->source, (unsigned long long)row + 1,
-			 r < 0 ? cli_src_error(m->src) : "the file ends inside the row");
-		return -1;
-	}
-	if (m->u8)
-		for (size_t k = m->dim; k-- > 0;)
-			vec[k] = (float)buf[k];
-	for (size_t k = 0; k < m->dim; k++)
-		if (!isfinite(vec[k])) {
-			snprintf(m->err, sizeof(m->err), "%s: row %llu: value %zu is not finite", m->source,
-				 (unsigned long long)row + 1, k);
-			return -1;
-		}
-	m->byte += (m->fmt == F_FVECS ? 4 : 0) + want;
-	if (m->meta) {
-		size_t used;
-		ssize_t n = cli_src_line(m->meta, &m->mline, &m->mcap, &used);
-		if (n < 0) {
-			snprintf(m->err, sizeof(m->err), "metadata: %s", n == -1 ? "fewer lines than rows" : cli_src_error(m->meta));
-			return -1;
-		}
-		m->meta_byte += used;
-		char e[300];
-		cli_json *j = cli_json_parse(m->mline, e, sizeof(e));
-		if (!j || !(*meta = cli_metadata(j, e, sizeof(e)))) {
-			snprintf(m->err, sizeof(m->err), "metadata line %llu: %s", (unsigned long long)row + 1, e);
-			cli_json_free(j);
-			return -1;
-		}
-		cli_json_free(j);
-	}
-	return 1;
-}
 
 static int save_resume(const char *path, uint64_t rows, uint64_t byte, uint64_t meta_byte)
 {
@@ -294,15 +92,20 @@ static const char help[] =
 	"  --id-namespace S  ids from S instead of the source's file name\n"
 	"  --range-bytes N   bytes per HTTP Range request (default 4 MiB)\n"
 	"  --retries N       attempts of a failed batch beyond the first (default 8, backoff up to 10 s)\n"
-	"  --restart         ignore the resume file\n" CLI_CONN_HELP;
+	"  --restart         ignore the resume file\n"
+	"  --server-side     the gateway reads SOURCE itself (its Import RPC: an http(s):// or s3:// URL it can\n"
+	"                    reach; a path becomes file://, which a gateway reads only if its import_schemes allow);\n"
+	"                    progress comes from the gateway, and calling it again resumes there (same row ids)\n"
+	CLI_CONN_HELP;
 
 int cli_cmd_import(int argc, char **argv)
 {
 	cli_conn c = {0};
 	const char *collection = NULL, *format = NULL, *metadata = NULL, *level = NULL, *resume = NULL, *ns = NULL;
-	long batch = IMP_BATCH_DEFAULT, limit = 0, retries = IMP_RETRIES, range = CLI_SRC_CHUNK;
-	int restart = 0;
+	long batch = IMP_BATCH_DEFAULT, limit = 0, retries = IMP_RETRIES, range = CM_SRC_CHUNK;
+	int restart = 0, server_side = 0;
 	const cli_opt opts[] = {CLI_CONN_OPTS(c),
+				{"--server-side", CLI_FLAG, &server_side},
 				{"--collection", CLI_STR, &collection},
 				{"--format", CLI_STR, &format},
 				{"--metadata", CLI_STR, &metadata},
@@ -323,27 +126,35 @@ int cli_cmd_import(int argc, char **argv)
 		return cli_fail(CLI_USAGE, "import", "give the SOURCE (a path or URL)");
 	if (!collection)
 		return cli_fail(CLI_USAGE, "import", "--collection is required");
-	if (batch < 1 || batch > IMP_BATCH_MAX || limit < 0 || retries < 0 || range < 4096 || range > CLI_SRC_CHUNK_MAX)
+	if (batch < 1 || batch > IMP_BATCH_MAX || limit < 0 || retries < 0 || range < 4096 || range > CM_SRC_CHUNK_MAX)
 		return cli_fail(CLI_USAGE, "import", "--batch must be 1..%d, --range-bytes 4096..%u; --limit and --retries >= 0",
-				IMP_BATCH_MAX, CLI_SRC_CHUNK_MAX);
+				IMP_BATCH_MAX, CM_SRC_CHUNK_MAX);
 	int lv = cli_level(level);
 	if (lv < 0)
 		return cli_fail(CLI_USAGE, "import", "--level must be ONE, QUORUM or ALL: %s", level);
-	static imp m;
+	if (server_side) {
+		if (metadata || limit || resume || ns || restart || range != CM_SRC_CHUNK)
+			return cli_fail(CLI_USAGE, "import", "--server-side takes --format, --batch and --level only "
+							     "(not --metadata, --limit, --resume-file, --id-namespace, --restart, "
+							     "--range-bytes)");
+		if (format && cm_fmt_of(format) < 0)
+			return cli_fail(CLI_USAGE, "import", "--format must be fvecs, npy or jsonl: %s", format);
+		return cli_import_remote(&c, pos[0], collection, format, batch, lv);
+	}
+	static cm_reader m;
 	memset(&m, 0, sizeof(m));
 	m.source = pos[0];
-	m.collection = collection;
 	m.chunk = (size_t)range;
 	char name[1024];
-	cli_src_name(m.source, name, sizeof(name));
-	m.fmt = format ? fmt_of(format) : guess_fmt(name);
+	cm_src_name(m.source, name, sizeof(name));
+	m.fmt = format ? cm_fmt_of(format) : cm_fmt_guess(name);
 	if (m.fmt < 0)
 		return cli_fail(CLI_USAGE, "import", format ? "--format must be fvecs, npy or jsonl: %s"
 							    : "cannot tell the format of %s: give --format fvecs|npy|jsonl",
 				format ? format : name);
-	if (m.fmt == F_JSONL && metadata)
+	if (m.fmt == CM_FMT_JSONL && metadata)
 		return cli_fail(CLI_USAGE, "import", "--metadata goes with fvecs or npy; a jsonl row carries its own");
-	if (m.fmt != F_JSONL && read_header(&m) != 0)
+	if (m.fmt != CM_FMT_JSONL && cm_reader_header(&m) != 0)
 		return cli_fail(CLI_FAIL, "import", "%s", m.err);
 	/* the collection exists and takes this dimension: nothing is written otherwise */
 	cm_rpc_client *gw = cli_gateway("import", &c);
@@ -397,11 +208,9 @@ int cli_cmd_import(int argc, char **argv)
 		if (done)
 			fprintf(stderr, "muri import: resuming after row %llu (%s)\n", (unsigned long long)done, rpath);
 	}
-	if (m.fmt != F_JSONL)
-		m.byte = m.data_off + done * m.row_bytes;
+	m.start_row = done;
 	int rc = 0;
-	if (cli_src_open(m.source, m.byte, m.chunk, &m.src, m.err, sizeof(m.err)) != 0 ||
-	    (metadata && cli_src_open(metadata, m.meta_byte, m.chunk, &m.meta, m.err, sizeof(m.err)) != 0))
+	if (cm_reader_open(&m, metadata) != 0)
 		rc = cli_fail(CLI_FAIL, "import", "%s", m.err);
 	uint64_t total = m.total;
 	if (limit && (!total || (uint64_t)limit < total))
@@ -423,11 +232,11 @@ int cli_cmd_import(int argc, char **argv)
 		size_t n = 0, with_meta = 0;
 		int r = 1;
 		while (n < (size_t)batch && (!limit || done + n < (uint64_t)limit)) {
-			r = next_row(&m, done + n, vecs + n * m.dim, ids[n], &mp[n]);
+			r = cm_reader_next(&m, done + n, vecs + n * m.dim, ids[n], &mp[n]);
 			if (r <= 0)
 				break;
 			if (!ids[n][0])
-				cli_row_id(ids[n], collection, idns, done + n);
+				cm_import_row_id(ids[n], collection, idns, done + n);
 			with_meta += mp[n] != NULL;
 			n++;
 		}
@@ -462,7 +271,7 @@ int cli_cmd_import(int argc, char **argv)
 		}
 		for (size_t i = 0; i < n; i++) {
 			if (mp[i] != &empty)
-				cli_metadata_free(mp[i]);
+				cm_json_metadata_free(mp[i]);
 			mp[i] = NULL;
 		}
 		if (r == 0 || !n)
@@ -485,10 +294,7 @@ int cli_cmd_import(int argc, char **argv)
 	free(vv);
 	free(vp);
 	free(mp);
-	free(m.line);
-	free(m.mline);
-	cli_src_close(m.src);
-	cli_src_close(m.meta);
+	cm_reader_close(&m);
 	cm_rpc_client_free(gw);
 	return rc;
 }

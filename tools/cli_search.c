@@ -46,9 +46,9 @@ int cli_cmd_search(int argc, char **argv)
 		return cli_fail(CLI_USAGE, "search", "--level must be ONE, QUORUM or ALL: %s", level);
 	Muri__V1__Filter *flt = NULL;
 	if (filter) {
-		cli_json *fj = cli_json_parse(filter, err, sizeof(err));
+		cm_json *fj = cm_json_parse(filter, err, sizeof(err));
 		flt = fj ? cli_filter(fj, err, sizeof(err)) : NULL;
-		cli_json_free(fj);
+		cm_json_free(fj);
 		if (!flt)
 			return cli_fail(CLI_USAGE, "search", "--filter: %s", err);
 	}
@@ -58,10 +58,10 @@ int cli_cmd_search(int argc, char **argv)
 	cm_rpc_client *gw = NULL;
 	ProtobufCMessage *got = NULL;
 	if (vector) {
-		cli_json *vj = cli_json_parse(vector, err, sizeof(err));
-		if (!vj || cli_json_floats(vj, &q, &dim, err, sizeof(err)) != 0)
+		cm_json *vj = cm_json_parse(vector, err, sizeof(err));
+		if (!vj || cm_json_floats(vj, &q, &dim, err, sizeof(err)) != 0)
 			rc = cli_fail(CLI_USAGE, "search", "--vector: %s", err);
-		cli_json_free(vj);
+		cm_json_free(vj);
 	} else if (fvecs) {
 		float *all = NULL;
 		size_t rows = 0;

@@ -7,9 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cm_err.h"
+
+int cli_quiet_grpc;
 
 int cli_fail(int code, const char *cmd, const char *fmt, ...)
 {
@@ -99,9 +102,31 @@ static int port_of(const char *dir, const char *node)
 	return port;
 }
 
+const char *cli_tls_ca(const cli_conn *c, int from_devnet, char *buf, size_t len)
+{
+	if (c->tls_ca && *c->tls_ca)
+		return c->tls_ca;
+	if (!from_devnet && !(c->dir && *c->dir)) /* an address of its own and no devnet named */
+		return NULL;
+	char dir[4096];
+	cli_devnet_dir(c->dir, dir, sizeof(dir));
+	snprintf(buf, len, "%s/tls/ca.pem", dir);
+	return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
+const char *cli_tls_hint(const char *ca)
+{
+	static char hint[600];
+	if (!ca)
+		return " (connected without TLS: a server that serves TLS needs --tls-ca FILE, or --dir of its devnet)";
+	snprintf(hint, sizeof(hint), " (TLS verified with the CA %s: is the server there, serving TLS with a "
+		 "certificate that CA signed?)", ca);
+	return hint;
+}
+
 cm_rpc_client *cli_gateway(const char *cmd, const cli_conn *c)
 {
-	char target[300], dir[4096], err[256];
+	char target[300], dir[4096], err[256], cabuf[4200];
 	if (c->gateway && *c->gateway) {
 		snprintf(target, sizeof(target), "%s", c->gateway);
 	} else {
@@ -115,7 +140,12 @@ cm_rpc_client *cli_gateway(const char *cmd, const cli_conn *c)
 		snprintf(target, sizeof(target), "127.0.0.1:%d", port);
 	}
 	cm_rpc_client *cl = NULL;
-	cm_rpc_client_opts o = {.target = target};
+	const char *ca = cli_tls_ca(c, !(c->gateway && *c->gateway), cabuf, sizeof(cabuf));
+	if (ca && access(ca, R_OK) != 0) {
+		cli_fail(CLI_FAIL, cmd, "--tls-ca %s: %s", ca, strerror(errno));
+		return NULL;
+	}
+	cm_rpc_client_opts o = {.target = target, .tls_ca_file = ca};
 	if (cm_rpc_client_new(&o, &cl, err, sizeof(err)) != CM_OK) {
 		cli_fail(CLI_FAIL, cmd, "gateway %s: %s", target, err);
 		return NULL;
@@ -130,8 +160,10 @@ int cli_call(const char *cmd, const cli_conn *c, cm_rpc_client *gw, const char *
 	int to = c->timeout_ms > 0 ? (int)c->timeout_ms : CLI_TIMEOUT_MS;
 	if (cm_rpc_unary(gw, method, req, d, resp, to, &st) == CM_OK)
 		return 0;
+	char cabuf[4200];
 	if (st.code == GRPC_STATUS_UNAVAILABLE && !strstr(st.message, "PARTIAL") && !strstr(st.message, "FAILED"))
-		return cli_fail(CLI_FAIL, cmd, "gateway %s unreachable: %s", cm_rpc_client_target(gw), st.message);
+		return cli_fail(CLI_FAIL, cmd, "gateway %s unreachable: %s%s", cm_rpc_client_target(gw), st.message,
+				cli_tls_hint(cli_tls_ca(c, !(c->gateway && *c->gateway), cabuf, sizeof(cabuf))));
 	return cli_fail(CLI_FAIL, cmd, "%s: %s", cm_rpc_code_name(st.code), st.message);
 }
 
@@ -186,7 +218,15 @@ cm_ledger_client *cli_ledger(const char *cmd, const cli_conn *c)
 		cli_fail(CLI_FAIL, cmd, "key %s: %s", keyfile, cm_strerror(rc));
 		return NULL;
 	}
+	char cabuf[4200];
+	const char *ca = cli_tls_ca(c, !(c->ledger && *c->ledger), cabuf, sizeof(cabuf));
+	if (ca && access(ca, R_OK) != 0) {
+		cm_keypair_wipe(&kp);
+		cli_fail(CLI_FAIL, cmd, "--tls-ca %s: %s", ca, strerror(errno));
+		return NULL;
+	}
 	cm_ledger_client_opts o = {.chain_id = c->chain_id && *c->chain_id ? c->chain_id : chain,
+				   .tls_ca_file = ca,
 				   .n = n,
 				   .addrs = ap,
 				   .key = &kp,
@@ -235,24 +275,4 @@ const char *cli_metric_name(int m)
 	default:
 		return "cosine";
 	}
-}
-
-void cli_row_id(char out[37], const char *collection, const char *ns, uint64_t row)
-{
-	uint8_t h[CM_HASH_BYTES], u[16];
-	crypto_generichash_state st;
-	uint8_t rb[8];
-	for (int i = 0; i < 8; i++)
-		rb[i] = (uint8_t)(row >> (56 - 8 * i));
-	crypto_generichash_init(&st, NULL, 0, sizeof(h));
-	crypto_generichash_update(&st, (const uint8_t *)"muri-import-row", 16);
-	crypto_generichash_update(&st, (const uint8_t *)collection, strlen(collection) + 1);
-	crypto_generichash_update(&st, (const uint8_t *)ns, strlen(ns) + 1);
-	crypto_generichash_update(&st, rb, sizeof(rb));
-	crypto_generichash_final(&st, h, sizeof(h));
-	memcpy(u, h, 16);
-	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
-	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3],
-		 u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
 }

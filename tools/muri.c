@@ -3,6 +3,7 @@
  * the exit status is 2 for a usage error and 1 for any other failure. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -24,9 +25,12 @@ static const char usage[] =
 	"  search COLLECTION --vector JSON | --like ID [--filter JSON] [--k K]\n"
 	"  delete COLLECTION ID...\n"
 	"  import SOURCE --collection C           a file, file://, http(s):// or s3:// URL, resumable\n"
+	"  import URL --collection C --server-side  the gateway reads it (its Import RPC)\n"
 	"  bench --collection C --queries Q.fvecs --truth GT.ivecs\n"
 	"a process:\n"
-	"  status HOST:PORT [--service S]         its Status RPC\n";
+	"  status HOST:PORT [--service S]         its Status RPC\n"
+	"a devnet's processes serve TLS; client commands verify them with its CA (D/tls/ca.pem) when the\n"
+	"address comes from --dir, or with --tls-ca FILE; plaintext otherwise\n";
 
 static const struct {
 	const char *name;
@@ -43,6 +47,11 @@ int main(int argc, char **argv)
 {
 	if (cm_crypto_init() != CM_OK)
 		return 1;
+	/* errors are one line of ours: gRPC's own log lines (a failed TLS
+	 * handshake) stay out unless asked for; the services a devnet starts
+	 * get the environment as it was */
+	if (!getenv("GRPC_VERBOSITY") && setenv("GRPC_VERBOSITY", "NONE", 1) == 0)
+		cli_quiet_grpc = 1;
 	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2) {
 		fputs(usage, stderr);

@@ -53,7 +53,24 @@ typedef struct gw_config {
 	int64_t receipt_allowance;    /* the payer's Approve to the gateway key; 0: no receipts */
 	int64_t receipt_allowance_blocks; /* the Approve's expiry, in blocks from its height */
 	int64_t receipt_fee_float;    /* the payer tops the gateway's account up by this (0: never) */
+	char *import_schemes;         /* URL schemes Import reads (gw_import.c) */
+	int64_t import_batch_timeout_ms; /* deadline of one Import batch's write */
+	int64_t import_range_bytes;   /* bytes per HTTP Range request of an Import */
+	int64_t import_resume_max;    /* interrupted imports whose progress is remembered */
 } gw_config;
+
+/* The Import RPC's configuration keys (gw_import.c), in gw_main.c's table. */
+#define GW_IMPORT_CONFIG_KEYS                                                                                     \
+	{"import_schemes", CM_CFG_STR, offsetof(gw_config, import_schemes), "http,https,s3", 0, 0,                \
+	 "URL schemes the Import RPC reads, comma-separated, of http, https, s3, file (file:// reads the "       \
+	 "gateway's own files: only for an operator who trusts every client)", NULL},                            \
+	{"import_batch_timeout_ms", CM_CFG_INT, offsetof(gw_config, import_batch_timeout_ms), "60000", 100,      \
+	 600000, "deadline of the write of one Import batch", NULL},                                              \
+	{"import_range_bytes", CM_CFG_INT, offsetof(gw_config, import_range_bytes), "4194304", 4096, 67108864,  \
+	 "bytes per HTTP Range request an Import reads (the memory a stream's reader holds)", NULL},             \
+	{"import_resume_max", CM_CFG_INT, offsetof(gw_config, import_resume_max), "256", 1, 1000000,             \
+	 "interrupted imports whose progress the gateway remembers, to resume them (the oldest is forgotten)",  \
+	 NULL}
 
 /* ---- routing table (gw_chain.c) ---- */
 
@@ -283,6 +300,7 @@ int gw_h_delete(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, Proto
 int gw_h_get(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
 int gw_h_search(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
 int gw_h_search_batch(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
+int gw_h_import(void *arg, cm_rpc_call *call, const ProtobufCMessage *req);
 
 /* Reads records of ids (grouped by fragment) from one replica per fragment
  * (primary first), at or after the acknowledged size: found[i] = 1 and

@@ -69,6 +69,7 @@ static const cm_config_key gw_keys[] = {
 	 NULL},
 	{"tls_ca", CM_CFG_STR, offsetof(gw_config, tls_ca), "", 0, 0,
 	 "PEM CA file to verify indexers' and ledger replicas' TLS certificates; empty: plaintext", NULL},
+	GW_IMPORT_CONFIG_KEYS,
 };
 
 static int gw_status(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp)
@@ -181,6 +182,7 @@ static int gw_init(void *ctx, const cm_service_env *env, char *err, size_t errle
 		{"Get", gw_h_get, NULL},
 		{"Search", gw_h_search, NULL},
 		{"SearchBatch", gw_h_search_batch, NULL},
+		{"Import", NULL, gw_h_import},
 	};
 	return cm_rpc_server_add(env->rpc, &muri__v1__vector_store__descriptor, handlers,
 				 sizeof(handlers) / sizeof(handlers[0]), g);

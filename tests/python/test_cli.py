@@ -1,5 +1,7 @@
 """The muri command end to end against a devnet it starts itself (`muri
-devnet up` in the test's tmp folder, processes on ports picked at run time):
+devnet up` in the test's tmp folder, processes on ports picked at run time,
+every one serving TLS with a certificate of the devnet's own CA; plaintext
+and a client without the CA are refused):
 import over HTTP with Range requests, killed halfway and resumed with no
 duplicates and no loss; bench on glove-100-angular-10k; import from a file
 with metadata and a filtered search; the progress bar on a pseudo-terminal
@@ -20,6 +22,7 @@ import threading
 import time
 import uuid
 
+import grpc
 import numpy as np
 import pytest
 
@@ -38,7 +41,7 @@ def muri(*args, timeout=120, check=True, **kw):
 
 
 def row_id(collection, ns, row):
-    """The id muri import gives a row (tools/cli_util.c cli_row_id)."""
+    """The id muri import gives a row (common/cm_formats.c cm_import_row_id)."""
     h = hashlib.blake2b(digest_size=32)
     h.update(b"muri-import-row\0")
     h.update(collection.encode() + b"\0")
@@ -115,10 +118,12 @@ class RangeServer:
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli") / "devnet"
-    p = muri("devnet", "up", "--dir", d, timeout=180)
-    assert "running in" in p.stdout and "gateway" in p.stdout
-    yield d
-    subprocess.run([MURI, "devnet", "down", "--dir", str(d), "--grace", "20"], capture_output=True, timeout=120)
+    try:  # stopped whatever happens, a failed `up` included
+        p = muri("devnet", "up", "--dir", d, timeout=180)
+        assert "running in" in p.stdout and "gateway" in p.stdout
+        yield d
+    finally:
+        subprocess.run([MURI, "devnet", "down", "--dir", str(d), "--grace", "20"], capture_output=True, timeout=120)
 
 
 def vectors_in(d, collection):
@@ -352,6 +357,8 @@ def test_status_down_and_up_with_data_kept(devnet, tmp_path):
         assert alive(n["pid"])
     assert "keep" in {c["name"] for c in st["collections"]}
     assert re.fullmatch(r"ledger-[0-3]", nodes[0]["details"]["leader"])
+    ca = (d / "tls" / "ca.pem").read_bytes()
+    certs = [(d / n["name"] / "tls.crt").read_bytes() for n in nodes]
     # up on a running network says so
     p = muri("devnet", "up", "--dir", d)
     assert "already running" in p.stdout
@@ -365,6 +372,9 @@ def test_status_down_and_up_with_data_kept(devnet, tmp_path):
     assert "nothing running" in p.stdout
     # up again: same addresses, the data still there
     muri("devnet", "up", "--dir", d, timeout=180)
+    # the same CA and certificates: made once
+    assert (d / "tls" / "ca.pem").read_bytes() == ca
+    assert [(d / n["name"] / "tls.crt").read_bytes() for n in nodes] == certs
     again = json.loads(muri("devnet", "status", "--dir", d, "--json").stdout)["nodes"]
     assert [n["rpc"] for n in again] == [n["rpc"] for n in nodes]
     got = json.loads(muri("get", "keep", *ids, "--dir", d, "--json").stdout)
@@ -372,3 +382,41 @@ def test_status_down_and_up_with_data_kept(devnet, tmp_path):
     res = json.loads(muri("search", "keep", "--vector", "[2, 1, 2, 3]", "--k", 1, "--dir", d,
                           "--json").stdout)["results"]
     assert res[0]["id"] == ids[2] and res[0]["distance"] < 1e-6
+
+
+def test_devnet_serves_tls_only(devnet, tmp_path):
+    d = devnet
+    ca = d / "tls" / "ca.pem"
+    assert ca.is_file() and not (d / "tls" / "ca.key").exists()  # the CA's key signed and went
+    nodes = json.loads(muri("devnet", "status", "--dir", d, "--json").stdout)["nodes"]
+    for n in nodes:
+        assert os.stat(d / n["name"] / "tls.key").st_mode & 0o777 == 0o600
+        # plaintext is refused on every process's port
+        with grpc.insecure_channel(n["rpc"]) as ch:
+            with pytest.raises(grpc.RpcError) as e:
+                ch.unary_unary("/muri.v1.Ledger/Status", request_serializer=lambda x: x,
+                               response_deserializer=lambda x: x)(b"", timeout=5)
+            assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    gw = nodes[-1]["rpc"]
+    with grpc.secure_channel(gw, grpc.ssl_channel_credentials(ca.read_bytes())) as ch:
+        status = ch.unary_unary("/muri.v1.VectorStore/Status", request_serializer=lambda x: x,
+                                response_deserializer=lambda x: x)(b"", timeout=10)
+        assert b"gateway" in status
+    # the command without the CA (an address, not the devnet's folder): one line saying what to do
+    p = muri("collection", "list", "--gateway", gw, "--timeout", 3000, check=False)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+    assert f"gateway {gw} unreachable" in p.stderr and "--tls-ca FILE" in p.stderr, p.stderr
+    p = muri("status", gw, check=False)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "--tls-ca FILE" in p.stderr, p.stderr
+    # with the CA it is answered; a CA that did not sign the certificate is refused
+    muri("collection", "create", "overtls", "--dim", 4, "--fragments", 1, "--dir", d)
+    assert "overtls" in muri("collection", "list", "--gateway", gw, "--tls-ca", ca).stdout
+    assert "service   gateway" in muri("status", gw, "--tls-ca", ca).stdout
+    other = tmp_path / "other.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", tmp_path / "other.key", "-out", other, "-days", "1", "-subj", "/CN=other"],
+                   check=True, capture_output=True)
+    p = muri("collection", "list", "--gateway", gw, "--tls-ca", other, "--timeout", 3000, check=False)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and f"CA {other}" in p.stderr, p.stderr
+    # the ledger's clients too: an account read from the devnet's folder works over TLS
+    assert muri("account", "show", "--dir", d, "--json").returncode == 0

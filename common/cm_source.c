@@ -1,5 +1,5 @@
 /* Import sources: local files, and URLs read range by range through
- * libcurl with retries (cli_source.h). */
+ * libcurl with retries (cm_source.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,9 +9,9 @@
 
 #include <curl/curl.h>
 
-#include "cli_source.h"
+#include "cm_source.h"
 
-struct cli_src {
+struct cm_src {
 	FILE *f;                 /* a local file */
 	CURL *curl;              /* a URL */
 	char *url;
@@ -28,7 +28,7 @@ struct cli_src {
 
 static size_t on_body(char *p, size_t sz, size_t n, void *arg)
 {
-	cli_src *s = arg;
+	cm_src *s = arg;
 	size_t add = sz * n;
 	if (s->len + add > s->chunk + 65536) /* a server that ignores Range */
 		return 0;
@@ -39,7 +39,7 @@ static size_t on_body(char *p, size_t sz, size_t n, void *arg)
 
 static size_t on_header(char *p, size_t sz, size_t n, void *arg)
 {
-	cli_src *s = arg;
+	cm_src *s = arg;
 	size_t len = sz * n;
 	char line[256];
 	snprintf(line, sizeof(line), "%.*s", (int)(len < 255 ? len : 255), p);
@@ -52,7 +52,7 @@ static size_t on_header(char *p, size_t sz, size_t n, void *arg)
 }
 
 /* Fetches the next range into buf; 0, or -1 with err set. */
-static int fetch(cli_src *s)
+static int fetch(cm_src *s)
 {
 	s->len = s->off = 0;
 	if (s->size >= 0 && s->pos >= (uint64_t)s->size) {
@@ -62,7 +62,7 @@ static int fetch(cli_src *s)
 	char range[64];
 	snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)s->pos,
 		 (unsigned long long)(s->pos + s->chunk - 1));
-	long backoff = CLI_SRC_BACKOFF_MS;
+	long backoff = CM_SRC_BACKOFF_MS;
 	for (int attempt = 0;; attempt++) {
 		s->len = 0;
 		curl_easy_reset(s->curl);
@@ -105,7 +105,7 @@ static int fetch(cli_src *s)
 			return -1;
 		}
 		if (rc == CURLE_WRITE_ERROR && code == 200) {
-			snprintf(s->err, sizeof(s->err), "%s: the server ignores Range requests and the file is over %u MiB (--range-bytes)",
+			snprintf(s->err, sizeof(s->err), "%s: the server ignores Range requests and the file is over %u MiB (the range size)",
 				 s->url, (unsigned)(s->chunk >> 20));
 			return -1;
 		}
@@ -114,21 +114,21 @@ static int fetch(cli_src *s)
 			snprintf(s->err, sizeof(s->err), "%s: %s", s->url, curl_easy_strerror(rc));
 		else
 			snprintf(s->err, sizeof(s->err), "%s: HTTP %ld", s->url, code);
-		if (!retry || attempt >= CLI_SRC_RETRIES)
+		if (!retry || attempt >= CM_SRC_RETRIES)
 			return -1;
-		fprintf(stderr, "muri import: %s; retrying in %ld ms\n", s->err, backoff);
+		fprintf(stderr, "import: %s; retrying in %ld ms\n", s->err, backoff);
 		usleep((useconds_t)backoff * 1000);
 		backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
 	}
 }
 
-int cli_src_open(const char *source, uint64_t offset, size_t chunk, cli_src **out, char *err, size_t errlen)
+int cm_src_open(const char *source, uint64_t offset, size_t chunk, cm_src **out, char *err, size_t errlen)
 {
-	cli_src *s = calloc(1, sizeof(*s));
+	cm_src *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -1;
 	s->size = -1;
-	s->chunk = chunk ? chunk : CLI_SRC_CHUNK;
+	s->chunk = chunk ? chunk : CM_SRC_CHUNK;
 	const char *path = !strncmp(source, "file://", 7) ? source + 7 : NULL;
 	int http = !strncmp(source, "http://", 7) || !strncmp(source, "https://", 8);
 	int s3 = !strncmp(source, "s3://", 5);
@@ -150,7 +150,7 @@ int cli_src_open(const char *source, uint64_t offset, size_t chunk, cli_src **ou
 			s->size = (int64_t)ftello(s->f);
 		if (fseeko(s->f, (off_t)offset, SEEK_SET) != 0) {
 			snprintf(err, errlen, "%s: cannot seek to %llu", path, (unsigned long long)offset);
-			cli_src_close(s);
+			cm_src_close(s);
 			return -1;
 		}
 		*out = s;
@@ -188,23 +188,23 @@ int cli_src_open(const char *source, uint64_t offset, size_t chunk, cli_src **ou
 	s->buf = malloc(s->chunk + 65536);
 	s->curl = curl_easy_init();
 	if (!s->url || !s->buf || !s->curl) {
-		cli_src_close(s);
+		cm_src_close(s);
 		return -1;
 	}
 	s->pos = offset;
 	if (fetch(s) != 0) {
 		snprintf(err, errlen, "%s", s->err);
-		cli_src_close(s);
+		cm_src_close(s);
 		return -1;
 	}
 	*out = s;
 	return 0;
 }
 
-int64_t cli_src_size(const cli_src *s) { return s->size; }
-const char *cli_src_error(const cli_src *s) { return s->err; }
+int64_t cm_src_size(const cm_src *s) { return s->size; }
+const char *cm_src_error(const cm_src *s) { return s->err; }
 
-ssize_t cli_src_read(cli_src *s, void *buf, size_t n)
+ssize_t cm_src_read(cm_src *s, void *buf, size_t n)
 {
 	if (s->f) {
 		size_t got = fread(buf, 1, n, s->f);
@@ -232,13 +232,13 @@ ssize_t cli_src_read(cli_src *s, void *buf, size_t n)
 	return (ssize_t)done;
 }
 
-ssize_t cli_src_line(cli_src *s, char **line, size_t *cap, size_t *consumed)
+ssize_t cm_src_line(cm_src *s, char **line, size_t *cap, size_t *consumed)
 {
 	size_t n = 0;
 	*consumed = 0;
 	for (;;) {
 		char c;
-		ssize_t r = cli_src_read(s, &c, 1);
+		ssize_t r = cm_src_read(s, &c, 1);
 		if (r < 0)
 			return -2;
 		if (r == 0)
@@ -264,7 +264,7 @@ ssize_t cli_src_line(cli_src *s, char **line, size_t *cap, size_t *consumed)
 	return (ssize_t)n;
 }
 
-void cli_src_close(cli_src *s)
+void cm_src_close(cm_src *s)
 {
 	if (!s)
 		return;
@@ -279,7 +279,7 @@ void cli_src_close(cli_src *s)
 	free(s);
 }
 
-void cli_src_name(const char *source, char *out, size_t len)
+void cm_src_name(const char *source, char *out, size_t len)
 {
 	char tmp[2048];
 	snprintf(tmp, sizeof(tmp), "%s", source);
