@@ -38,6 +38,7 @@ typedef struct ix_config {
 	int64_t root_ms;
 	int64_t root_interval_ms;
 	int64_t read_wait_ms;
+	int64_t max_search_batch;
 #ifdef MURI_TEST_FAULTS
 	char *test_lie;
 #endif
@@ -93,6 +94,8 @@ static const cm_config_key ix_keys[] = {
 	 "with genesis: how often the fragments' sizes are checked for a root to submit", NULL},
 	{"read_wait_ms", CM_CFG_INT, offsetof(ix_config, read_wait_ms), "1000", 1, 600000,
 	 "a search or get with min_size waits this long for the log to reach it, then answers UNAVAILABLE", NULL},
+	{"max_search_batch", CM_CFG_INT, offsetof(ix_config, max_search_batch), "256", 1, 100000,
+	 "query vectors one Search call may carry (LocalSearchRequest.queries)", NULL},
 #ifdef MURI_TEST_FAULTS
 	{"test_lie", CM_CFG_STR, offsetof(ix_config, test_lie), "none", 0, 0,
 	 "test builds only: lie in search answers (none, fabricate, distance, drop_nn, replay, mix)", NULL},
@@ -138,6 +141,8 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.root_ms = (uint32_t)c->cfg.root_ms,
 		.tls_ca_file = c->cfg.tls_ca && *c->cfg.tls_ca ? c->cfg.tls_ca : NULL,
 		.read_wait_ms = (uint32_t)c->cfg.read_wait_ms,
+		.max_search_batch = (uint32_t)c->cfg.max_search_batch,
+		.metrics = env->metrics,
 	};
 #ifdef MURI_TEST_FAULTS
 	if (ix_lie_parse(c->cfg.test_lie ? c->cfg.test_lie : "none", &o.test_lie) != CM_OK) {

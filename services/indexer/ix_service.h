@@ -42,6 +42,8 @@ typedef struct ix_service_opts {
 	uint32_t max_index_backlog;  /* a primary refuses writes (RESOURCE_EXHAUSTED) while a fragment's
 				      * index is this many records behind its log; 0: no bound */
 	uint32_t read_wait_ms;       /* a read with min_size waits this long for the log to reach it; 0: 1000 */
+	uint32_t max_search_batch;   /* query vectors one Search call may carry; 0: 256 */
+	cm_metrics *metrics;         /* NULL: no per-stage search histograms */
 	int test_lie;                /* built with -Dtest_faults=true: enum ix_lie_kind (ix_lie.h), 0 honest */
 } ix_service_opts;
 
