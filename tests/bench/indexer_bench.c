@@ -27,6 +27,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static float *base, *queries;
 static int32_t *truth;
@@ -252,13 +256,61 @@ static int status_detail(cm_rpc_client *c, const char *key, char *out, size_t le
 	return rc;
 }
 
+/* Where the server's Search time went: the mean of each stage histogram
+ * (muri_indexer_search_stage_seconds, muri_rpc_*_seconds of Search) from
+ * the indexer's /metrics, over every search of the run. */
+static void print_stages(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	const char *get = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+	if (write(fd, get, strlen(get)) != (ssize_t)strlen(get)) {
+		close(fd);
+		return;
+	}
+	size_t cap = 1 << 22, n = 0;
+	char *buf = malloc(cap + 1);
+	ssize_t got;
+	while (buf && n < cap && (got = read(fd, buf + n, cap - n)) > 0)
+		n += (size_t)got;
+	close(fd);
+	if (!buf)
+		return;
+	buf[n] = 0;
+	static const char *const names[] = {"muri_rpc_decode_seconds", "muri_indexer_search_stage_seconds",
+					     "muri_rpc_encode_seconds", "muri_rpc_seconds"};
+	printf("server-side Search time by stage (mean per answer, us):");
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		for (char *l = buf; (l = strstr(l, names[i])) != NULL; l++) {
+			char lab[128];
+			double sum, cnt;
+			if (sscanf(l + strlen(names[i]), "_sum{%127[^}]} %lf", lab, &sum) != 2 ||
+			    (i != 1 && !strstr(lab, "Indexer/Search")))
+				continue;
+			char key[256];
+			snprintf(key, sizeof(key), "%s_count{%s} ", names[i], lab);
+			char *c = strstr(buf, key);
+			if (c && sscanf(c + strlen(key), "%lf", &cnt) == 1 && cnt > 0)
+				printf(" %s %.1f", i == 1 ? lab : names[i] + 5, sum / cnt * 1e6);
+		}
+	printf("\n");
+	free(buf);
+}
+
 static int run_rpc(struct result *r, double *ingest_vps, double *index_s)
 {
 	tproc p;
 	char ws[16];
 	snprintf(ws, sizeof(ws), "%d", threads > 4 ? threads : 4);
+	/* no write backpressure: ingest runs ahead of the index on a busy machine */
 	const char *args[] = {"--key-file", "node.key", "--data-dir", "data", "--rpc-workers", ws,
-			      "--log-level", "warn", NULL};
+			      "--log-level", "warn", "--max-index-backlog", "0", NULL};
 	char exe[512];
 	tproc_build_path("services/indexer/muri-indexer", exe, sizeof(exe));
 	char key[600], data[600];
@@ -371,6 +423,7 @@ static int run_rpc(struct result *r, double *ingest_vps, double *index_s)
 	for (int i = 0; i < rpc_threads; i++)
 		pthread_join(t[i], NULL);
 	r->qps = (double)nq / (now_s() - t0);
+	print_stages(p.metrics_port);
 	free(lat);
 	free(labels);
 	free(sorted);
