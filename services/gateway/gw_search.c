@@ -98,8 +98,9 @@ static void ask(struct sjob *j, size_t q0, size_t n, uint32_t f, struct cell *c,
 		 * (a node that died without closing its connections, a partition
 		 * that drops packets) costs try_timeout_ms, not the deadline. */
 		uint64_t budget = j->deadline - now;
+		/* at ALL every replica is asked at once: none is left over */
 		pthread_mutex_lock(&c->mu);
-		int others_left = c->next < fr->nrep;
+		int others_left = c->next < fr->nrep && j->want[f] < fr->nrep;
 		pthread_mutex_unlock(&c->mu);
 		/* a call carrying n queries takes longer: each one past the first adds try_query_ms */
 		uint64_t try_ms = (uint64_t)j->g->cfg->try_timeout_ms + (uint64_t)(n - 1) * (uint64_t)j->g->cfg->try_query_ms;
