@@ -35,7 +35,7 @@ struct sjob {
 	uint32_t per_query;        /* call slots per query: sum of want over fragments */
 	uint32_t *slot_frag;       /* per_query: the fragment of each slot */
 	uint32_t *want;            /* per fragment */
-	uint32_t (*order)[GW_MAX_REPLICAS]; /* replica order per fragment */
+	uint32_t (*order)[GW_MAX_REPLICAS]; /* replica order per group of per_call queries and fragment */
 	struct cell *cells;        /* nq * nfrag */
 	size_t per_call;           /* queries one Search call carries (queries_per_call) */
 	struct cell *gcells;       /* first round: ngroups * nfrag, a group being per_call queries */
@@ -81,7 +81,7 @@ static void ask(struct sjob *j, size_t q0, size_t n, uint32_t f, struct cell *c,
 		pthread_mutex_unlock(&c->mu);
 		if (pos == UINT32_MAX)
 			return;
-		uint32_t r = j->order[f][pos];
+		uint32_t r = j->order[(q0 / j->per_call) * j->m->nfrag + f][pos];
 		uint64_t now = cm_now_ms();
 		if (now >= j->deadline) {
 			pthread_mutex_lock(&j->mu);
@@ -263,19 +263,21 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 	j->filter = filter;
 	j->keep = gw_owned_new(call);
 	pthread_mutex_init(&j->mu, NULL);
+	j->per_call = g->cfg->queries_per_call > 0 ? (size_t)g->cfg->queries_per_call : 1;
+	size_t ngroups = (nq + j->per_call - 1) / j->per_call;
 	j->want = calloc(m->nfrag, sizeof(*j->want));
-	j->order = calloc(m->nfrag, sizeof(*j->order));
+	j->order = calloc(ngroups * m->nfrag, sizeof(*j->order));
 	j->asked_mask = calloc(m->nfrag, sizeof(*j->asked_mask));
 	j->answered_mask = calloc(m->nfrag, sizeof(*j->answered_mask));
 	for (uint32_t f = 0; j->want && j->order && f < m->nfrag; f++) {
 		const gw_frag *fr = &m->frags[f];
 		j->want[f] = (uint32_t)want_of(level, fr->nrep);
 		j->per_query += j->want[f];
-		/* by rank: suspected liars last, load spread over equally good nodes */
-		gw_replica_order(g, fr, j->order[f]);
+		/* by rank: suspected liars last, load spread over equally good
+		 * nodes, each group of a batch drawn on its own */
+		for (size_t gi = 0; gi < ngroups; gi++)
+			gw_replica_order(g, fr, j->order[gi * m->nfrag + f]);
 	}
-	j->per_call = g->cfg->queries_per_call > 0 ? (size_t)g->cfg->queries_per_call : 1;
-	size_t ngroups = (nq + j->per_call - 1) / j->per_call;
 	size_t ncalls = ngroups * j->per_query;
 	j->slot_frag = calloc(j->per_query ? j->per_query : 1, sizeof(*j->slot_frag));
 	j->cells = calloc(nq * m->nfrag, sizeof(*j->cells));

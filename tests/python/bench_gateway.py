@@ -30,7 +30,9 @@ def test_gateway_bench(servers, stubs, tmp_path):
     # log's ingest, then waits for the indexes before searching
     net = ChainNet(servers, stubs, tmp_path, n_indexers=3,
                    ix_args=("--max-index-backlog", "0", "--log-level", "warn"))
-    gw = Gateway(servers, stubs, net, tmp_path, args=("--default-timeout-ms", "60000", "--log-level", "warn"))
+    # no failures here: a slow replica on a busy machine is waited for, not left for another
+    gw = Gateway(servers, stubs, net, tmp_path, args=("--default-timeout-ms", "60000", "--try-timeout-ms", "30000",
+                                                      "--log-level", "warn"))
     try:
         info = gw.stub.CreateCollection(vpb.CreateCollectionRequest(
             name=COLL, dimension=100, metric=tpb.COSINE,
