@@ -7,7 +7,8 @@
  * client waits on the network, so saturating the server takes more of them),
  * and sequential p50/p99 latency.
  *   indexer-bench [--dataset NAME] [--rows N] [--queries N] [--threads T] [--rpc-threads R]
- *                 [--m M] [--ef-construction E] [--ef-search E] [--batch N] */
+ *                 [--m M] [--ef-construction E] [--ef-search E] [--batch N] [--rpc-batch N]
+ * --rpc-batch N also measures QPS with N queries per Search call. */
 #include "tproc.h"
 #include "cm_crypto.h"
 #include "cm_err.h"
@@ -36,6 +37,9 @@ static float *base, *queries;
 static int32_t *truth;
 static size_t nb, nq, dim, dgt;
 static int threads = 2, rpc_threads = 8, m = 32, efc = 200, efs = 128, batch = 10000;
+static int rpc_batch_opt = 0; /* > 0: also QPS with this many queries per Search call (LocalSearchRequest.queries) */
+static int rpc_batch = 0;     /* what rpc_worker sends: 0 one query per call */
+static double batch_qps, batch_recall;
 static char ids[1 << 20][37]; /* UUIDs of rows, up to 1M rows */
 
 static double now_s(void)
@@ -221,6 +225,36 @@ static int search_rpc(cm_rpc_client *c, size_t q, int64_t *labels)
 	return 0;
 }
 
+/* Queries q0..q0+n in one Search call. */
+static int search_rpc_batch(cm_rpc_client *c, size_t q0, size_t n, int64_t *labels)
+{
+	Muri__V1__LocalSearchRequest req = MURI__V1__LOCAL_SEARCH_REQUEST__INIT;
+	Muri__V1__Vector v[1000], *vp[1000];
+	for (size_t i = 0; i < n; i++) {
+		muri__v1__vector__init(&v[i]);
+		v[i].values = queries + (q0 + i) * dim;
+		v[i].n_values = dim;
+		vp[i] = &v[i];
+	}
+	req.magu = "bench";
+	req.queries = vp;
+	req.n_queries = n;
+	req.top_k = 10;
+	ProtobufCMessage *resp = NULL;
+	cm_rpc_status st;
+	if (cm_rpc_unary(c, "/muri.v1.Indexer/Search", &req.base, &muri__v1__local_search_response__descriptor,
+			 &resp, 60000, &st) != CM_OK) {
+		fprintf(stderr, "search batch: %s %s\n", cm_rpc_code_name(st.code), st.message);
+		return -1;
+	}
+	Muri__V1__LocalSearchResponse *r = (Muri__V1__LocalSearchResponse *)resp;
+	for (size_t q = 0; q < n && q < r->n_answers; q++)
+		for (size_t i = 0; i < 10; i++)
+			labels[(q0 + q) * 10 + i] = i < r->answers[q]->n_hits ? pos_of(r->answers[q]->hits[i]->id) : -1;
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return 0;
+}
+
 struct rjob {
 	cm_rpc_client *c;
 	int64_t *labels;
@@ -231,9 +265,12 @@ struct rjob {
 static void *rpc_worker(void *arg)
 {
 	struct rjob *j = arg;
-	for (size_t q = j->from; q < j->to; q++)
-		if (search_rpc(j->c, q, j->labels) != 0)
+	for (size_t q = j->from; q < j->to;) {
+		size_t n = rpc_batch > 0 ? (j->to - q < (size_t)rpc_batch ? j->to - q : (size_t)rpc_batch) : 1;
+		if ((rpc_batch > 0 ? search_rpc_batch(j->c, q, n, j->labels) : search_rpc(j->c, q, j->labels)) != 0)
 			j->failed = 1;
+		q += n;
+	}
 	return NULL;
 }
 
@@ -423,6 +460,21 @@ static int run_rpc(struct result *r, double *ingest_vps, double *index_s)
 	for (int i = 0; i < rpc_threads; i++)
 		pthread_join(t[i], NULL);
 	r->qps = (double)nq / (now_s() - t0);
+	if (rpc_batch_opt > 0) {
+		rpc_batch = rpc_batch_opt;
+		memset(labels, 0xff, nq * 10 * sizeof(*labels));
+		t0 = now_s();
+		for (int i = 0; i < rpc_threads; i++) {
+			j[i] = (struct rjob){c, labels, nq * (size_t)i / (size_t)rpc_threads,
+					     nq * (size_t)(i + 1) / (size_t)rpc_threads, 0};
+			pthread_create(&t[i], NULL, rpc_worker, &j[i]);
+		}
+		for (int i = 0; i < rpc_threads; i++)
+			pthread_join(t[i], NULL);
+		batch_qps = (double)nq / (now_s() - t0);
+		batch_recall = recall_of(labels);
+		rpc_batch = 0;
+	}
 	print_stages(p.metrics_port);
 	free(lat);
 	free(labels);
@@ -464,9 +516,12 @@ int main(int argc, char **argv)
 			efs = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--batch"))
 			batch = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--rpc-batch"))
+			rpc_batch_opt = atoi(argv[i + 1]);
 	}
-	if (threads < 1 || threads > 64 || rpc_threads < 1 || rpc_threads > 64 || batch < 1 || batch > 10000) {
-		fprintf(stderr, "--threads 1..64, --rpc-threads 1..64, --batch 1..10000\n");
+	if (threads < 1 || threads > 64 || rpc_threads < 1 || rpc_threads > 64 || batch < 1 || batch > 10000 ||
+	    rpc_batch_opt < 0 || rpc_batch_opt > 256) {
+		fprintf(stderr, "--threads 1..64, --rpc-threads 1..64, --batch 1..10000, --rpc-batch 0..256\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -511,10 +566,17 @@ int main(int argc, char **argv)
 	char label[64];
 	snprintf(label, sizeof(label), "muri-indexer Search RPC, efSearch %d", efs);
 	printf("%-40s %8.4f %10.0f %9.3f %9.3f\n", label, r.recall, r.qps, r.p50_ms, r.p99_ms);
+	if (rpc_batch_opt > 0) {
+		snprintf(label, sizeof(label), "Search RPC, %d queries per call", rpc_batch_opt);
+		printf("%-40s %8.4f %10.0f\n", label, batch_recall, batch_qps);
+	}
 	printf("RPC / in-process QPS at the same efSearch: %.2f\n", r.qps / fs[0].qps);
 	if (match >= 0)
 		printf("RPC / in-process QPS at the same or higher in-process recall (efSearch %d): %.2f\n", fs[match].ef,
 		       r.qps / fs[match].qps);
+	if (match >= 0 && rpc_batch_opt > 0)
+		printf("batched RPC / in-process QPS at the same or higher in-process recall: %.2f\n",
+		       batch_qps / fs[match].qps);
 	printf("ingest at ONE (durable, %d per Write): %.0f vectors/s; index caught up %.1f s after the first write "
 	       "(in-process build with %d threads: %.1f s)\n", batch, ingest, index_s, threads, fs[0].build_s);
 	return 0;
