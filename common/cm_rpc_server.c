@@ -31,6 +31,7 @@ struct method {
 	void *handle; /* from grpc_server_register_method */
 	cm_counter *calls, *failures;
 	cm_histogram *seconds;
+	cm_histogram *decode, *encode; /* unary: request unpacking, response packing */
 };
 
 enum tag_kind { TAG_ACCEPT, TAG_FINISH, TAG_WRITE, TAG_CLOSE, TAG_STATUS, TAG_COUNT };
@@ -301,15 +302,22 @@ static const ProtobufCMessage *decode_request(struct cm_rpc_call *c)
 
 static void run_unary(struct cm_rpc_call *c)
 {
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	const ProtobufCMessage *req = decode_request(c);
 	ProtobufCMessage *resp = NULL;
+	if (req && c->m->decode)
+		cm_histogram_observe(c->m->decode, seconds_since(&t0));
 	if (req) {
 		c->code = c->m->unary(c->m->arg, c, req, &resp);
 		if (c->code == GRPC_STATUS_OK && (!resp || resp->descriptor != c->m->resp_desc)) {
 			cm_rpc_fail(c, GRPC_STATUS_INTERNAL, "%s: the handler gave no %s",
 				    c->m->name, c->m->resp_desc->name);
 		} else if (c->code == GRPC_STATUS_OK) {
+			clock_gettime(CLOCK_MONOTONIC, &t0);
 			c->resp_bb = cm_rpc_pack(resp);
+			if (c->resp_bb && c->m->encode)
+				cm_histogram_observe(c->m->encode, seconds_since(&t0));
 			if (!c->resp_bb)
 				cm_rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		}
@@ -575,6 +583,8 @@ static void method_metrics(cm_rpc_server *srv, struct method *m)
 {
 	static const double bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
 					0.01,   0.025,   0.05,   0.1,   0.25,   1,     5};
+	static const double fine[] = {0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025,
+				      0.0005,   0.001,   0.0025,   0.005,   0.01,   0.05};
 	char labels[CM_RPC_METHOD_MAX + 16];
 	if (!srv->metrics)
 		return;
@@ -586,6 +596,12 @@ static void method_metrics(cm_rpc_server *srv, struct method *m)
 	m->seconds = cm_metrics_histogram(srv->metrics, "muri_rpc_seconds", labels,
 					  "time from accepting an RPC call to sending its status",
 					  bounds, sizeof(bounds) / sizeof(bounds[0]));
+	m->decode = cm_metrics_histogram(srv->metrics, "muri_rpc_decode_seconds", labels,
+					 "time unpacking a unary call's request message", fine,
+					 sizeof(fine) / sizeof(fine[0]));
+	m->encode = cm_metrics_histogram(srv->metrics, "muri_rpc_encode_seconds", labels,
+					 "time packing a unary call's response message", fine,
+					 sizeof(fine) / sizeof(fine[0]));
 	if (!m->calls || !m->failures || !m->seconds)
 		m->calls = NULL;
 }

@@ -5,6 +5,8 @@
 #   scripts/bench.sh indexer [indexer-bench options]
 #   scripts/bench.sh ledger [ledger-bench options]
 #   scripts/bench.sh failover [--rounds N] [--lease-ms MS] [--suspect-ms MS]
+#   scripts/bench.sh gateway [--rows N (0: all)] [--queries N] [--ef-search E] [--dataset NAME]
+#                            [gateway-bench options, e.g. --rpc-threads R --batch-queries N]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-rpc}
@@ -30,5 +32,20 @@ case "$what" in
     export MURI_SOURCE_ROOT="$root"
     cd "$root/build"
     exec /usr/bin/python3 -m pytest -q -s -p no:cacheprovider "$root/tests/python/bench_failover.py" ;;
-  *) echo "unknown benchmark: $what (known: rpc, indexer, ledger, failover)" >&2; exit 2 ;;
+  gateway)
+    extra=()
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --rows) export MURI_BENCH_ROWS=$2; shift 2 ;;
+        --queries) export MURI_BENCH_QUERIES=$2; shift 2 ;;
+        --ef-search) export MURI_BENCH_EF_SEARCH=$2; shift 2 ;;
+        --dataset) export MURI_BENCH_DATASET=$2; shift 2 ;;
+        *) extra+=("$1"); shift ;;
+      esac
+    done
+    export MURI_BENCH_ARGS="${extra[*]:-}" MURI_SOURCE_ROOT="$root"
+    export MURI_DATASETS=${MURI_DATASETS:-$root/../shared/datasets}
+    cd "$root/build"
+    exec /usr/bin/python3 -m pytest -q -s -p no:cacheprovider "$root/tests/python/bench_gateway.py" ;;
+  *) echo "unknown benchmark: $what (known: rpc, indexer, ledger, failover, gateway)" >&2; exit 2 ;;
 esac

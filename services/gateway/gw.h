@@ -38,6 +38,8 @@ typedef struct gw_config {
 	int64_t chain_fee;            /* fee of the gateway's transactions */
 	int64_t max_batch;            /* vectors per Insert/Upsert/Update, ids per Delete/Get */
 	int64_t max_queries;          /* query vectors per SearchBatch */
+	int64_t queries_per_call;     /* a SearchBatch's query vectors in one Search call to a replica */
+	int64_t try_query_ms;         /* try_timeout_ms grows by this for each query of a call past the first */
 	int64_t default_timeout_ms;   /* a request with timeout_ms 0 */
 	int64_t create_timeout_ms;    /* CreateCollection: commit and serving replicas */
 	int64_t fanout_threads;       /* threads that carry calls to indexers */

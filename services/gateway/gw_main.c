@@ -30,6 +30,11 @@ static const cm_config_key gw_keys[] = {
 	 "vectors per Insert, Upsert or Update and ids per Delete or Get", NULL},
 	{"max_queries", CM_CFG_INT, offsetof(gw_config, max_queries), "1000", 1, 100000,
 	 "query vectors per SearchBatch", NULL},
+	{"queries_per_call", CM_CFG_INT, offsetof(gw_config, queries_per_call), "64", 1, 100000,
+	 "a SearchBatch's query vectors sent to one replica in one Search call (at most the indexers' "
+	 "max_search_batch; 1: a call per query)", NULL},
+	{"try_query_ms", CM_CFG_INT, offsetof(gw_config, try_query_ms), "50", 0, 600000,
+	 "a search call carrying several queries gets try_timeout_ms plus this for each query past the first", NULL},
 	{"default_timeout_ms", CM_CFG_INT, offsetof(gw_config, default_timeout_ms), "5000", 1, 600000,
 	 "deadline of a request whose timeout_ms is 0", NULL},
 	{"create_timeout_ms", CM_CFG_INT, offsetof(gw_config, create_timeout_ms), "60000", 100, 600000,

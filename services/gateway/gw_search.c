@@ -35,8 +35,10 @@ struct sjob {
 	uint32_t per_query;        /* call slots per query: sum of want over fragments */
 	uint32_t *slot_frag;       /* per_query: the fragment of each slot */
 	uint32_t *want;            /* per fragment */
-	uint32_t (*order)[GW_MAX_REPLICAS]; /* replica order per fragment */
+	uint32_t (*order)[GW_MAX_REPLICAS]; /* replica order per group of per_call queries and fragment */
 	struct cell *cells;        /* nq * nfrag */
+	size_t per_call;           /* queries one Search call carries (queries_per_call) */
+	struct cell *gcells;       /* first round: ngroups * nfrag, a group being per_call queries */
 	gw_search_answer *ans;     /* nq * per_query */
 	gw_search_answer *more;    /* answers of follow-up rounds (their q set) */
 	size_t more_off;           /* the current round's first */
@@ -48,17 +50,27 @@ struct sjob {
 	pthread_mutex_t mu;
 };
 
-/* Asks the fragment f for query q at its next replica not yet asked, moving
- * on when one fails; a->resp stays NULL when none answered. */
-static void ask(struct sjob *j, size_t q, uint32_t f, gw_search_answer *a)
+/* Asks the fragment f for queries q0..q0+n at its next replica not yet
+ * asked (cell c), moving on when one fails: one Search call carries them all
+ * (LocalSearchRequest.queries when n > 1) and the answer of query q0+i goes
+ * to out[i * stride]. The answers' resp stay NULL when no replica answered. */
+static void ask(struct sjob *j, size_t q0, size_t n, uint32_t f, struct cell *c, gw_search_answer *out,
+		size_t stride)
 {
 	const gw_frag *fr = &j->m->frags[f];
-	struct cell *c = &j->cells[q * j->m->nfrag + f];
-	a->fragment = f;
+	for (size_t i = 0; i < n; i++) {
+		out[i * stride].fragment = f;
+		out[i * stride].q = q0 + i;
+	}
 	Muri__V1__LocalSearchRequest req = MURI__V1__LOCAL_SEARCH_REQUEST__INIT;
 	req.magu = (char *)j->m->name;
 	req.fragment = f;
-	req.query = j->queries[q];
+	if (n == 1) {
+		req.query = j->queries[q0];
+	} else {
+		req.queries = &j->queries[q0];
+		req.n_queries = n;
+	}
 	req.top_k = j->top_k;
 	req.filter = j->filter;
 	req.include_vectors = 1; /* every distance is checked against its vector */
@@ -69,7 +81,7 @@ static void ask(struct sjob *j, size_t q, uint32_t f, gw_search_answer *a)
 		pthread_mutex_unlock(&c->mu);
 		if (pos == UINT32_MAX)
 			return;
-		uint32_t r = j->order[f][pos];
+		uint32_t r = j->order[(q0 / j->per_call) * j->m->nfrag + f][pos];
 		uint64_t now = cm_now_ms();
 		if (now >= j->deadline) {
 			pthread_mutex_lock(&j->mu);
@@ -86,20 +98,31 @@ static void ask(struct sjob *j, size_t q, uint32_t f, gw_search_answer *a)
 		 * (a node that died without closing its connections, a partition
 		 * that drops packets) costs try_timeout_ms, not the deadline. */
 		uint64_t budget = j->deadline - now;
+		/* at ALL every replica is asked at once: none is left over */
 		pthread_mutex_lock(&c->mu);
-		int others_left = c->next < fr->nrep;
+		int others_left = c->next < fr->nrep && j->want[f] < fr->nrep;
 		pthread_mutex_unlock(&c->mu);
-		if (others_left && budget > (uint64_t)j->g->cfg->try_timeout_ms)
-			budget = (uint64_t)j->g->cfg->try_timeout_ms;
+		/* a call carrying n queries takes longer: each one past the first adds try_query_ms */
+		uint64_t try_ms = (uint64_t)j->g->cfg->try_timeout_ms + (uint64_t)(n - 1) * (uint64_t)j->g->cfg->try_query_ms;
+		if (others_left && budget > try_ms)
+			budget = try_ms;
 		ProtobufCMessage *resp = NULL;
 		cm_rpc_status st;
 		int rc = cm_rpc_unary(cl, "/muri.v1.Indexer/Search", &req.base,
 				      &muri__v1__local_search_response__descriptor, &resp, (int)budget, &st);
 		uint64_t took = cm_now_ms() - now;
-		if (rc == CM_OK && gw_owned_add(j->keep, resp) == CM_OK) {
-			a->resp = (Muri__V1__LocalSearchResponse *)resp;
-			a->replica = r;
-			a->latency_ms = took;
+		int kept = rc == CM_OK && gw_owned_add(j->keep, resp) == CM_OK;
+		Muri__V1__LocalSearchResponse *lr = kept ? (Muri__V1__LocalSearchResponse *)resp : NULL;
+		int complete = lr && (n == 1 ? lr->n_answers == 0 : lr->n_answers == n);
+		for (size_t i = 0; complete && n > 1 && i < n; i++)
+			complete = lr->answers[i] && lr->answers[i]->n_answers == 0;
+		if (complete) {
+			for (size_t i = 0; i < n; i++) {
+				gw_search_answer *a = &out[i * stride];
+				a->resp = n == 1 ? lr : lr->answers[i];
+				a->replica = r;
+				a->latency_ms = took;
+			}
 			atomic_fetch_or(&j->answered_mask[f], 1u << r);
 			pthread_mutex_lock(&c->mu);
 			c->answered++;
@@ -107,20 +130,30 @@ static void ask(struct sjob *j, size_t q, uint32_t f, gw_search_answer *a)
 			return;
 		}
 		pthread_mutex_lock(&j->mu);
-		j->last_code = rc == CM_OK ? GRPC_STATUS_RESOURCE_EXHAUSTED : st.code;
-		snprintf(j->last_msg, sizeof(j->last_msg), "fragment %u at %s: %s", f, fr->rep[r].addr,
-			 rc == CM_OK ? "out of memory" : st.message);
+		j->last_code = rc != CM_OK ? st.code : lr ? GRPC_STATUS_INTERNAL : GRPC_STATUS_RESOURCE_EXHAUSTED;
+		if (rc != CM_OK)
+			snprintf(j->last_msg, sizeof(j->last_msg), "fragment %u at %s: %s", f, fr->rep[r].addr, st.message);
+		else if (lr)
+			snprintf(j->last_msg, sizeof(j->last_msg), "fragment %u at %s: %zu answers to %zu queries", f,
+				 fr->rep[r].addr, lr->n_answers, n);
+		else
+			snprintf(j->last_msg, sizeof(j->last_msg), "fragment %u at %s: out of memory", f,
+				 fr->rep[r].addr);
 		pthread_mutex_unlock(&j->mu);
-		if (rc == CM_OK || st.code == GRPC_STATUS_INVALID_ARGUMENT)
+		if ((rc == CM_OK && !lr) || (rc != CM_OK && st.code == GRPC_STATUS_INVALID_ARGUMENT))
 			return;
 	}
 }
 
-/* The first round: call slot t of the level's slots of every query. */
+/* The first round: call slot s of the level's slots of every group of up to
+ * per_call queries (task t: group t / per_query, slot t % per_query). */
 static void search_one(void *arg, size_t t)
 {
 	struct sjob *j = arg;
-	ask(j, t / j->per_query, j->slot_frag[t % j->per_query], &j->ans[t]);
+	size_t g = t / j->per_query, s = t % j->per_query, q0 = g * j->per_call;
+	size_t n = j->nq - q0 < j->per_call ? j->nq - q0 : j->per_call;
+	uint32_t f = j->slot_frag[s];
+	ask(j, q0, n, f, &j->gcells[g * j->m->nfrag + f], &j->ans[q0 * j->per_query + s], j->per_query);
 }
 
 /* A follow-up round: one more replica for each unsettled (query, fragment). */
@@ -128,7 +161,7 @@ static void search_more(void *arg, size_t t)
 {
 	struct sjob *j = arg;
 	gw_search_answer *a = &j->more[j->more_off + t];
-	ask(j, a->q, a->fragment, a);
+	ask(j, a->q, 1, a->fragment, &j->cells[a->q * j->m->nfrag + a->fragment], a, 1);
 }
 
 /* Merges query q over its first-round answers and those of follow-up rounds. */
@@ -230,23 +263,28 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 	j->filter = filter;
 	j->keep = gw_owned_new(call);
 	pthread_mutex_init(&j->mu, NULL);
+	j->per_call = g->cfg->queries_per_call > 0 ? (size_t)g->cfg->queries_per_call : 1;
+	size_t ngroups = (nq + j->per_call - 1) / j->per_call;
 	j->want = calloc(m->nfrag, sizeof(*j->want));
-	j->order = calloc(m->nfrag, sizeof(*j->order));
+	j->order = calloc(ngroups * m->nfrag, sizeof(*j->order));
 	j->asked_mask = calloc(m->nfrag, sizeof(*j->asked_mask));
 	j->answered_mask = calloc(m->nfrag, sizeof(*j->answered_mask));
 	for (uint32_t f = 0; j->want && j->order && f < m->nfrag; f++) {
 		const gw_frag *fr = &m->frags[f];
 		j->want[f] = (uint32_t)want_of(level, fr->nrep);
 		j->per_query += j->want[f];
-		/* by rank: suspected liars last, load spread over equally good nodes */
-		gw_replica_order(g, fr, j->order[f]);
+		/* by rank: suspected liars last, load spread over equally good
+		 * nodes, each group of a batch drawn on its own */
+		for (size_t gi = 0; gi < ngroups; gi++)
+			gw_replica_order(g, fr, j->order[gi * m->nfrag + f]);
 	}
-	size_t ncalls = nq * j->per_query;
+	size_t ncalls = ngroups * j->per_query;
 	j->slot_frag = calloc(j->per_query ? j->per_query : 1, sizeof(*j->slot_frag));
 	j->cells = calloc(nq * m->nfrag, sizeof(*j->cells));
-	j->ans = cm_rpc_alloc(call, (ncalls ? ncalls : 1) * sizeof(*j->ans));
+	j->gcells = calloc(ngroups * m->nfrag, sizeof(*j->gcells));
+	j->ans = cm_rpc_alloc(call, (nq * j->per_query > 0 ? nq * j->per_query : 1) * sizeof(*j->ans));
 	if (!j->keep || !j->want || !j->order || !j->asked_mask || !j->answered_mask || !j->slot_frag || !j->cells ||
-	    !j->ans) {
+	    !j->gcells || !j->ans) {
 		code = cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		goto out;
 	}
@@ -255,7 +293,19 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 			j->slot_frag[s++] = f;
 	for (size_t i = 0; i < nq * m->nfrag; i++)
 		pthread_mutex_init(&j->cells[i].mu, NULL);
-	if (gw_pool_run(g->pool, ncalls, search_one, j) != CM_OK) {
+	for (size_t i = 0; i < ngroups * m->nfrag; i++)
+		pthread_mutex_init(&j->gcells[i].mu, NULL);
+	int pooled = gw_pool_run(g->pool, ncalls, search_one, j);
+	/* every query of a group stands where its group's call left it */
+	for (size_t q = 0; q < nq; q++)
+		for (uint32_t f = 0; f < m->nfrag; f++) {
+			const struct cell *gc = &j->gcells[(q / j->per_call) * m->nfrag + f];
+			j->cells[q * m->nfrag + f].next = gc->next;
+			j->cells[q * m->nfrag + f].answered = gc->answered;
+		}
+	for (size_t i = 0; i < ngroups * m->nfrag; i++)
+		pthread_mutex_destroy(&j->gcells[i].mu);
+	if (pooled != CM_OK) {
 		code = cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
 				   "the gateway has max_fanout calls to indexers queued; try again");
 		goto out_cells;
@@ -388,6 +438,7 @@ out:
 	free(j->more);
 	free(j->slot_frag);
 	free(j->cells);
+	free(j->gcells);
 	free(j);
 	gw_coll_free(m);
 	return code;

@@ -127,6 +127,7 @@ typedef struct ix_result {
 	size_t n;
 	uint64_t log_size;       /* the log size the answer reflects */
 	uint8_t root[CM_MERKLE_HASH_BYTES]; /* the Merkle root at log_size */
+	double search_s, hits_s;  /* time in the index and reading the hits' records */
 } ix_result;
 
 /* The k nearest live vectors satisfying the filter. Hits and everything

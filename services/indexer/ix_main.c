@@ -41,6 +41,7 @@ typedef struct ix_config {
 	int64_t read_wait_ms;
 	int64_t read_auth_window_ms;
 	int64_t read_replay_max;
+	int64_t max_search_batch;
 #ifdef MURI_TEST_FAULTS
 	char *test_lie;
 #endif
@@ -103,6 +104,8 @@ static const cm_config_key ix_keys[] = {
 	 "FetchLog and proof reads are answered only when signed with a wall clock this close to ours", NULL},
 	{"read_replay_max", CM_CFG_INT, offsetof(ix_config, read_replay_max), "65536", 16, 16777216,
 	 "signed reads remembered so that none is answered twice within read_auth_window_ms", NULL},
+	{"max_search_batch", CM_CFG_INT, offsetof(ix_config, max_search_batch), "256", 1, 100000,
+	 "query vectors one Search call may carry (LocalSearchRequest.queries)", NULL},
 #ifdef MURI_TEST_FAULTS
 	{"test_lie", CM_CFG_STR, offsetof(ix_config, test_lie), "none", 0, 0,
 	 "test builds only: lie in search answers (none, fabricate, distance, drop_nn, replay, mix)", NULL},
@@ -150,6 +153,8 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.read_wait_ms = (uint32_t)c->cfg.read_wait_ms,
 		.read_auth_window_ms = (uint32_t)c->cfg.read_auth_window_ms,
 		.read_replay_max = (uint32_t)c->cfg.read_replay_max,
+		.max_search_batch = (uint32_t)c->cfg.max_search_batch,
+		.metrics = env->metrics,
 	};
 #ifdef MURI_TEST_FAULTS
 	if (ix_lie_parse(c->cfg.test_lie ? c->cfg.test_lie : "none", &o.test_lie) != CM_OK) {

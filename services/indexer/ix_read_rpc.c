@@ -14,6 +14,7 @@
 #include "ix_lie.h"
 #endif
 
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -65,42 +66,85 @@ static int sign_answer(ix_service *s, cm_rpc_call *call, const uint8_t *qd, cons
 	return GRPC_STATUS_OK;
 }
 
-int ix_h_search(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+/* ---- stage histograms ------------------------------------------------------ */
+
+enum { ST_VALIDATE, ST_WAIT, ST_SEARCH, ST_HITS, ST_SIGN, ST_BUILD };
+static const char *const stage_name[IX_SEARCH_STAGES] = {"validate", "wait", "search", "hits", "sign", "build"};
+
+void ixs_read_metrics(ix_service *s)
 {
-	ix_service *s = arg;
-	const Muri__V1__LocalSearchRequest *req = (const Muri__V1__LocalSearchRequest *)msg;
+	static const double bounds[] = {0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+					0.001,    0.0025,  0.005,    0.01,    0.05,   0.25,    1};
+	for (int i = 0; i < IX_SEARCH_STAGES && s->o.metrics; i++) {
+		char labels[64];
+		snprintf(labels, sizeof(labels), "stage=\"%s\"", stage_name[i]);
+		s->stage[i] = cm_metrics_histogram(
+			s->o.metrics, "muri_indexer_search_stage_seconds", labels,
+			"time of one Search answer by stage: validate (query checks and digest), wait (min_size), search "
+			"(the index and pending records), hits (reading the hits' records), sign (answer digest and "
+			"signature), build (the response message); request decoding and response encoding are "
+			"muri_rpc_decode_seconds and muri_rpc_encode_seconds",
+			bounds, sizeof(bounds) / sizeof(bounds[0]));
+	}
+}
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void observe(ix_service *s, int stage, double seconds)
+{
+	if (s->stage[stage])
+		cm_histogram_observe(s->stage[stage], seconds);
+}
+
+/* ---- Search ------------------------------------------------------------------ */
+
+#define SEARCH_BATCH_DEFAULT 256
+
+/* What every answer of one call shares. */
+struct sreq {
+	ix_service *s;
+	cm_rpc_call *call;
+	const Muri__V1__LocalSearchRequest *req;
 	struct frag *f;
 	ix_fragment *st;
+	ix_filter filter;
+};
+
+/* Answers one query vector v (field names it in messages) into *out. */
+static int answer_one(struct sreq *c, const Muri__V1__Vector *v, const char *field, Muri__V1__LocalSearchResponse **out)
+{
+	ix_service *s = c->s;
+	cm_rpc_call *call = c->call;
+	const Muri__V1__LocalSearchRequest *req = c->req;
 	cm_arena *a = cm_rpc_arena(call);
 	char err[ERR_MAX];
 	uint8_t qd[CM_HASH_BYTES];
-	if (!req->query)
-		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "query: required");
-	ix_filter filter = {0};
-	if (req->filter && ix_filter_from_pb(req->filter, a, &filter, err, sizeof(err)) != CM_OK)
-		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", err);
-	if (cm_answer_query_digest(qd, req->query->values, (uint32_t)req->query->n_values, req->top_k, req->filter) !=
-	    CM_OK)
+	double t = now_s(), t1;
+	if (cm_answer_query_digest(qd, v->values, (uint32_t)v->n_values, req->top_k, req->filter) != CM_OK)
 		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "filter: a duplicate or empty key");
-	int code = wait_size(s, call, req->magu, req->fragment, req->min_size, &f, &st);
-	if (code != GRPC_STATUS_OK)
-		return code;
+	observe(s, ST_VALIDATE, (t1 = now_s()) - t);
 	Muri__V1__LocalSearchResponse *r = cm_rpc_alloc(call, sizeof(*r));
 	if (!r)
 		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 	muri__v1__local_search_response__init(r);
-	if (!st) {
+	int code;
+	if (!c->st) {
 		/* assigned here, nothing received yet: an empty log answers, at size 0 */
 		uint8_t root[CM_HASH_BYTES];
 		cm_merkle_blake2b.empty(root);
 		ixs_set_hash(call, &r->root, root);
 		code = sign_answer(s, call, qd, req->magu, req->fragment, r);
 		if (code == GRPC_STATUS_OK)
-			*resp = &r->base;
+			*out = r;
 		return code;
 	}
-	ix_query q = {.vec = req->query->values, .dim = (uint32_t)req->query->n_values, .k = req->top_k,
-		      .filter = &filter, .include_vectors = req->include_vectors};
+	ix_query q = {.vec = v->values, .dim = (uint32_t)v->n_values, .k = req->top_k,
+		      .filter = &c->filter, .include_vectors = req->include_vectors};
 	int lie = 0;
 #ifdef MURI_TEST_FAULTS
 	lie = ix_lie_next(s->lie);
@@ -108,9 +152,16 @@ int ix_h_search(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Proto
 		q.k++; /* one more, to fill the place of the one dropped */
 #endif
 	ix_result res;
-	int rc = ix_fragment_search(st, &q, a, &res, err, sizeof(err));
-	if (rc != CM_OK)
+	int rc = ix_fragment_search(c->st, &q, a, &res, err, sizeof(err));
+	if (rc != CM_OK) {
+		/* name the batch's element in place of the single query's field */
+		if (rc == CM_ERR_INVALID && strncmp(err, "query.", 6) == 0 && strcmp(field, "query") != 0)
+			return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s%s", field, err + 5);
 		return ixs_fail_from(call, rc, err);
+	}
+	observe(s, ST_SEARCH, res.search_s);
+	observe(s, ST_HITS, res.hits_s);
+	t = now_s();
 	Muri__V1__Hit **hits = cm_rpc_alloc(call, (res.n ? res.n : 1) * sizeof(*hits));
 	if (!hits)
 		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -124,18 +175,73 @@ int ix_h_search(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Proto
 	if (!r->root.data)
 		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 #ifdef MURI_TEST_FAULTS
-	if (lie && ix_lie_tamper(lie, &f->spec, req->query->values, req->top_k, r, a) != CM_OK)
+	if (lie && ix_lie_tamper(lie, &c->f->spec, v->values, req->top_k, r, a) != CM_OK)
 		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 #endif
+	observe(s, ST_BUILD, (t1 = now_s()) - t);
 	code = sign_answer(s, call, qd, req->magu, req->fragment, r);
+	observe(s, ST_SIGN, now_s() - t1);
 #ifdef MURI_TEST_FAULTS
 	if (code == GRPC_STATUS_OK && lie == IX_LIE_REPLAY)
 		r = ix_lie_replay(s->lie, req->magu, req->fragment, r, a);
 #endif
 	(void)lie;
 	if (code == GRPC_STATUS_OK)
-		*resp = &r->base;
+		*out = r;
 	return code;
+}
+
+int ix_h_search(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	ix_service *s = arg;
+	const Muri__V1__LocalSearchRequest *req = (const Muri__V1__LocalSearchRequest *)msg;
+	struct sreq c = {.s = s, .call = call, .req = req};
+	cm_arena *a = cm_rpc_arena(call);
+	char err[ERR_MAX];
+	size_t maxb = s->o.max_search_batch ? s->o.max_search_batch : SEARCH_BATCH_DEFAULT;
+	double t = now_s();
+	if (req->query && req->n_queries)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+				   "queries: %zu vectors and query set too; send one or the other", req->n_queries);
+	if (!req->query && !req->n_queries)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "query: required (or 1..%zu in queries)", maxb);
+	if (req->n_queries > maxb)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "queries: %zu, expected 1..%zu", req->n_queries,
+				   maxb);
+	for (size_t i = 0; i < req->n_queries; i++)
+		if (!req->queries[i])
+			return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "queries[%zu]: required", i);
+	if (req->filter && ix_filter_from_pb(req->filter, a, &c.filter, err, sizeof(err)) != CM_OK)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", err);
+	observe(s, ST_VALIDATE, now_s() - t);
+	t = now_s();
+	int code = wait_size(s, call, req->magu, req->fragment, req->min_size, &c.f, &c.st);
+	if (code != GRPC_STATUS_OK)
+		return code;
+	if (req->min_size)
+		observe(s, ST_WAIT, now_s() - t);
+	if (req->query) {
+		Muri__V1__LocalSearchResponse *r = NULL;
+		code = answer_one(&c, req->query, "query", &r);
+		if (code == GRPC_STATUS_OK)
+			*resp = &r->base;
+		return code;
+	}
+	Muri__V1__LocalSearchResponse *r = cm_rpc_alloc(call, sizeof(*r));
+	Muri__V1__LocalSearchResponse **ans = cm_rpc_alloc(call, req->n_queries * sizeof(*ans));
+	if (!r || !ans)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	muri__v1__local_search_response__init(r);
+	for (size_t i = 0; i < req->n_queries; i++) {
+		char field[32];
+		snprintf(field, sizeof(field), "queries[%zu]", i);
+		if ((code = answer_one(&c, req->queries[i], field, &ans[i])) != GRPC_STATUS_OK)
+			return code;
+	}
+	r->answers = ans;
+	r->n_answers = req->n_queries;
+	*resp = &r->base;
+	return GRPC_STATUS_OK;
 }
 
 int ix_h_get(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)

@@ -8,11 +8,19 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct cand {
 	float d;
 	uint64_t seq;
 } cand;
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
 
 static int cand_less(const cand *a, const cand *b)
 {
@@ -272,6 +280,8 @@ int ix_fragment_search(ix_fragment *f, const ix_query *q, cm_arena *a, ix_result
 	sctx c = {.f = f, .err = err, .errlen = errlen};
 	float *qv = NULL;
 	int rc;
+	double t0 = now_s();
+	out->search_s = out->hits_s = 0;
 	if (!q->vec || q->dim != f->spec.dim)
 		return ix_errf(CM_ERR_INVALID, err, errlen, "query.vector: %u values, the dimension is %u", q->dim,
 			       f->spec.dim);
@@ -316,6 +326,8 @@ int ix_fragment_search(ix_fragment *f, const ix_query *q, cm_arena *a, ix_result
 	rc = search_view(&c, q->filter);
 	if (rc == CM_OK) {
 		qsort(c.top.h, c.top.n, sizeof(cand), cand_cmp);
+		double t1 = now_s();
+		out->search_s = t1 - t0;
 		ix_hit *hits = cm_arena_alloc(a, (c.top.n ? c.top.n : 1) * sizeof(*hits));
 		if (!hits)
 			rc = CM_ERR_NOMEM;
@@ -352,6 +364,7 @@ int ix_fragment_search(ix_fragment *f, const ix_query *q, cm_arena *a, ix_result
 					hits[i].dim = 0;
 				}
 			out->hits = hits;
+			out->hits_s = now_s() - t1;
 			out->log_size = f->size;
 			/* under the same lock: the root of exactly what was searched */
 			rc = cm_merkle_root(f->merkle, f->size, out->root);

@@ -307,6 +307,7 @@ int ix_service_open(const ix_service_opts *o, ix_service **out, char *err, size_
 	}
 	pthread_mutex_init(&s->sink_mu, NULL);
 	s->o = *o;
+	ixs_read_metrics(s);
 	s->o.data_dir = s->data_dir;
 	s->key = *o->key;
 	s->o.key = &s->key;

@@ -44,6 +44,8 @@ typedef struct ix_service_opts {
 	uint32_t read_wait_ms;       /* a read with min_size waits this long for the log to reach it; 0: 1000 */
 	uint32_t read_auth_window_ms; /* a signed read's wall_ms at most this far from ours; 0: 60000 */
 	uint32_t read_replay_max;    /* signed reads remembered against replays; 0: 65536 */
+	uint32_t max_search_batch;   /* query vectors one Search call may carry; 0: 256 */
+	cm_metrics *metrics;         /* NULL: no per-stage search histograms */
 	int test_lie;                /* built with -Dtest_faults=true: enum ix_lie_kind (ix_lie.h), 0 honest */
 } ix_service_opts;
 

@@ -15,6 +15,7 @@
 
 #define IX_ERR_MAX 256
 #define IX_CHAIN_ID_MAX 64
+#define IX_SEARCH_STAGES 6 /* validate, wait, search, hits, sign, build */
 
 struct frag;
 
@@ -95,7 +96,11 @@ struct ix_service {
 	void *sink_arg;
 	char chain_id[IX_CHAIN_ID_MAX + 1]; /* the ledger's chain, bound into signed roots ("" without one) */
 	struct ix_read_auth *reads;  /* who may read logs and proofs (ix_read_auth.h) */
+	cm_histogram *stage[IX_SEARCH_STAGES]; /* Search's time by stage (ix_read_rpc.c); NULL without metrics */
 };
+
+/* ix_read_rpc.c: registers the Search stage histograms on s->o.metrics. */
+void ixs_read_metrics(ix_service *s);
 
 /* ix_service.c */
 struct frag *ixs_find_frag(ix_service *s, const char *magu, uint32_t fragment);

@@ -19,8 +19,9 @@
  *    writer inserts at ONE (one indexer) at the rate the indexer sustained
  *    while building, next to the idle figures.
  *   indexer-bench [--dataset NAME] [--rows N] [--queries N] [--threads T] [--rpc-threads R]
- *                 [--m M] [--ef-construction E] [--ef-search E] [--batch N]
- *                 [--filter-queries N] [--ingest-seconds S] [--filter-cost-only 1] */
+ *                 [--m M] [--ef-construction E] [--ef-search E] [--batch N] [--rpc-batch N]
+ *                 [--filter-queries N] [--ingest-seconds S] [--filter-cost-only 1]
+ * --rpc-batch N also measures QPS with N queries per Search call. */
 #include "tproc.h"
 #include "cm_crypto.h"
 #include "cm_err.h"
@@ -45,6 +46,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static float *base, *queries;
@@ -54,6 +58,9 @@ static int threads = 2, rpc_threads = 8, m = 32, efc = 200, efs = 128, batch = 1
 static size_t nqf = 1000;       /* queries per filtered case */
 static double ingest_secs = 20; /* length of the search-under-ingest phase */
 static size_t faiss_bytes;      /* serialized size of the in-process faiss index */
+static int rpc_batch_opt = 0; /* > 0: also QPS with this many queries per Search call (LocalSearchRequest.queries) */
+static int rpc_batch = 0;     /* what rpc_worker sends: 0 one query per call */
+static double batch_qps, batch_recall;
 static char ids[1 << 20][37]; /* UUIDs of rows, up to 1M rows */
 
 static double now_s(void)
@@ -255,6 +262,36 @@ static int search_rpc(cm_rpc_client *c, size_t q, int64_t *labels)
 	return search_rpc_f(c, q, NULL, labels);
 }
 
+/* Queries q0..q0+n in one Search call. */
+static int search_rpc_batch(cm_rpc_client *c, size_t q0, size_t n, int64_t *labels)
+{
+	Muri__V1__LocalSearchRequest req = MURI__V1__LOCAL_SEARCH_REQUEST__INIT;
+	Muri__V1__Vector v[1000], *vp[1000];
+	for (size_t i = 0; i < n; i++) {
+		muri__v1__vector__init(&v[i]);
+		v[i].values = queries + (q0 + i) * dim;
+		v[i].n_values = dim;
+		vp[i] = &v[i];
+	}
+	req.magu = "bench";
+	req.queries = vp;
+	req.n_queries = n;
+	req.top_k = 10;
+	ProtobufCMessage *resp = NULL;
+	cm_rpc_status st;
+	if (cm_rpc_unary(c, "/muri.v1.Indexer/Search", &req.base, &muri__v1__local_search_response__descriptor,
+			 &resp, 60000, &st) != CM_OK) {
+		fprintf(stderr, "search batch: %s %s\n", cm_rpc_code_name(st.code), st.message);
+		return -1;
+	}
+	Muri__V1__LocalSearchResponse *r = (Muri__V1__LocalSearchResponse *)resp;
+	for (size_t q = 0; q < n && q < r->n_answers; q++)
+		for (size_t i = 0; i < 10; i++)
+			labels[(q0 + q) * 10 + i] = i < r->answers[q]->n_hits ? pos_of(r->answers[q]->hits[i]->id) : -1;
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return 0;
+}
+
 struct rjob {
 	cm_rpc_client *c;
 	int64_t *labels;
@@ -266,9 +303,12 @@ struct rjob {
 static void *rpc_worker(void *arg)
 {
 	struct rjob *j = arg;
-	for (size_t q = j->from; q < j->to; q++)
-		if (search_rpc_f(j->c, q, j->flt, j->labels) != 0)
+	for (size_t q = j->from; q < j->to;) {
+		size_t n = rpc_batch > 0 ? (j->to - q < (size_t)rpc_batch ? j->to - q : (size_t)rpc_batch) : 1;
+		if ((rpc_batch > 0 ? search_rpc_batch(j->c, q, n, j->labels) : search_rpc_f(j->c, q, j->flt, j->labels)) != 0)
 			j->failed = 1;
+		q += n;
+	}
 	return NULL;
 }
 
@@ -636,13 +676,61 @@ static void run_ingest(cm_rpc_client *c, double vps)
 	free(labels);
 }
 
+/* Where the server's Search time went: the mean of each stage histogram
+ * (muri_indexer_search_stage_seconds, muri_rpc_*_seconds of Search) from
+ * the indexer's /metrics, over every search of the run. */
+static void print_stages(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	const char *get = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+	if (write(fd, get, strlen(get)) != (ssize_t)strlen(get)) {
+		close(fd);
+		return;
+	}
+	size_t cap = 1 << 22, n = 0;
+	char *buf = malloc(cap + 1);
+	ssize_t got;
+	while (buf && n < cap && (got = read(fd, buf + n, cap - n)) > 0)
+		n += (size_t)got;
+	close(fd);
+	if (!buf)
+		return;
+	buf[n] = 0;
+	static const char *const names[] = {"muri_rpc_decode_seconds", "muri_indexer_search_stage_seconds",
+					     "muri_rpc_encode_seconds", "muri_rpc_seconds"};
+	printf("server-side Search time by stage (mean per answer, us):");
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		for (char *l = buf; (l = strstr(l, names[i])) != NULL; l++) {
+			char lab[128];
+			double sum, cnt;
+			if (sscanf(l + strlen(names[i]), "_sum{%127[^}]} %lf", lab, &sum) != 2 ||
+			    (i != 1 && !strstr(lab, "Indexer/Search")))
+				continue;
+			char key[256];
+			snprintf(key, sizeof(key), "%s_count{%s} ", names[i], lab);
+			char *c = strstr(buf, key);
+			if (c && sscanf(c + strlen(key), "%lf", &cnt) == 1 && cnt > 0)
+				printf(" %s %.1f", i == 1 ? lab : names[i] + 5, sum / cnt * 1e6);
+		}
+	printf("\n");
+	free(buf);
+}
+
 static int run_rpc(struct result *r, double *ingest_vps, double *index_s)
 {
 	tproc p;
 	char ws[16];
 	snprintf(ws, sizeof(ws), "%d", threads > 4 ? threads : 4);
+	/* no write backpressure: ingest runs ahead of the index on a busy machine */
 	const char *args[] = {"--key-file", "node.key", "--data-dir", "data", "--rpc-workers", ws,
-			      "--log-level", "warn", NULL};
+			      "--log-level", "warn", "--max-index-backlog", "0", NULL};
 	char exe[512];
 	tproc_build_path("services/indexer/muri-indexer", exe, sizeof(exe));
 	char key[600], data[600];
@@ -772,6 +860,22 @@ static int run_rpc(struct result *r, double *ingest_vps, double *index_s)
 	for (int i = 0; i < rpc_threads; i++)
 		pthread_join(t[i], NULL);
 	r->qps = (double)nq / (now_s() - t0);
+	if (rpc_batch_opt > 0) {
+		rpc_batch = rpc_batch_opt;
+		memset(labels, 0xff, nq * 10 * sizeof(*labels));
+		t0 = now_s();
+		for (int i = 0; i < rpc_threads; i++) {
+			j[i] = (struct rjob){c, labels, nq * (size_t)i / (size_t)rpc_threads,
+					     nq * (size_t)(i + 1) / (size_t)rpc_threads, 0};
+			pthread_create(&t[i], NULL, rpc_worker, &j[i]);
+		}
+		for (int i = 0; i < rpc_threads; i++)
+			pthread_join(t[i], NULL);
+		batch_qps = (double)nq / (now_s() - t0);
+		batch_recall = recall_of(labels);
+		rpc_batch = 0;
+	}
+	print_stages(p.metrics_port);
 	rss_bytes = rss_of(p.pid);
 	fprintf(stderr, "muri-indexer: filtered searches...\n");
 	run_filtered(c);
@@ -829,9 +933,12 @@ int main(int argc, char **argv)
 			ingest_secs = atof(argv[i + 1]);
 		else if (!strcmp(argv[i], "--filter-cost-only"))
 			cost_only = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--rpc-batch"))
+			rpc_batch_opt = atoi(argv[i + 1]);
 	}
-	if (threads < 1 || threads > 64 || rpc_threads < 1 || rpc_threads > 64 || batch < 1 || batch > 10000) {
-		fprintf(stderr, "--threads 1..64, --rpc-threads 1..64, --batch 1..10000\n");
+	if (threads < 1 || threads > 64 || rpc_threads < 1 || rpc_threads > 64 || batch < 1 || batch > 10000 ||
+	    rpc_batch_opt < 0 || rpc_batch_opt > 256) {
+		fprintf(stderr, "--threads 1..64, --rpc-threads 1..64, --batch 1..10000, --rpc-batch 0..256\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -895,10 +1002,17 @@ int main(int argc, char **argv)
 	char label[64];
 	snprintf(label, sizeof(label), "muri-indexer Search RPC, efSearch %d", efs);
 	printf("%-40s %8.4f %10.0f %9.3f %9.3f\n", label, r.recall, r.qps, r.p50_ms, r.p99_ms);
+	if (rpc_batch_opt > 0) {
+		snprintf(label, sizeof(label), "Search RPC, %d queries per call", rpc_batch_opt);
+		printf("%-40s %8.4f %10.0f\n", label, batch_recall, batch_qps);
+	}
 	printf("RPC / in-process QPS at the same efSearch: %.2f\n", r.qps / fs[0].qps);
 	if (match >= 0)
 		printf("RPC / in-process QPS at the same or higher in-process recall (efSearch %d): %.2f\n", fs[match].ef,
 		       r.qps / fs[match].qps);
+	if (match >= 0 && rpc_batch_opt > 0)
+		printf("batched RPC / in-process QPS at the same or higher in-process recall: %.2f\n",
+		       batch_qps / fs[match].qps);
 	printf("ingest at ONE (durable, %d per Write): %.0f vectors/s; index caught up %.1f s after the first write "
 	       "(in-process build with %d threads: %.1f s)\n", batch, ingest, index_s, threads, fs[0].build_s);
 	printf("\nfiltered search: int field bucket (a hash of the row, 0..999), filter bucket < b; %zu queries, k=10, "
