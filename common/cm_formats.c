@@ -64,6 +64,7 @@ int cm_reader_header(cm_reader *m)
 		size_t hl = h[8] | (size_t)h[9] << 8, pre = 10;
 		if (h[6] >= 2) { /* version 2: a 4-byte header length */
 			if (cm_src_read(s, h + 10, 2) != 2) {
+				snprintf(m->err, sizeof(m->err), "%s: .npy header cut", m->source);
 				cm_src_close(s);
 				return -1;
 			}
