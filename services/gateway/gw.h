@@ -53,6 +53,10 @@ typedef struct gw_config {
 	int64_t receipt_allowance;    /* the payer's Approve to the gateway key; 0: no receipts */
 	int64_t receipt_allowance_blocks; /* the Approve's expiry, in blocks from its height */
 	int64_t receipt_fee_float;    /* the payer tops the gateway's account up by this (0: never) */
+	char *console_listen;         /* the console's HTTP host:port; "" = off (gw_console.h) */
+	int64_t console_poll_ms;      /* the console asks every node's Status this often */
+	int64_t console_max_body;     /* bytes of a console request's body */
+	int64_t console_connections;  /* the console's HTTP connections at once */
 } gw_config;
 
 /* ---- routing table (gw_chain.c) ---- */
@@ -159,6 +163,9 @@ typedef struct gw_ctx {
 	struct gw_spotter *spotter;
 	struct gw_receipts *receipts;    /* NULL: no receipts (no payer, no node key or no allowance) */
 	atomic_uint_least64_t rank_gauges_ms; /* when the per-node rank gauges were last set */
+	uint8_t node_pk[CM_PK_BYTES];    /* the gateway's node key (has_node_pk) */
+	int has_node_pk;
+	struct gw_console *console;      /* NULL: console_listen is off */
 } gw_ctx;
 
 /* ---- helpers shared by the handlers ---- */

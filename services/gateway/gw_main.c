@@ -13,6 +13,7 @@
 #include "cm_log.h"
 #include "cm_service.h"
 #include "gw.h"
+#include "gw_console.h"
 
 static const cm_config_key gw_keys[] = {
 	CM_SERVICE_CONFIG_KEYS(gw_config, base, 7300, 9300),
@@ -67,6 +68,16 @@ static const cm_config_key gw_keys[] = {
 	 "when the gateway's node account cannot pay a Settle's fee (chain_fee), the payer transfers it this much; "
 	 "0: never (fund the node key otherwise)",
 	 NULL},
+	{"console_listen", CM_CFG_STR, offsetof(gw_config, console_listen), "", 0, 0,
+	 "host:port of the console, a web page and JSON endpoints (/api/...) showing the network, collections, chain "
+	 "and a search box; empty: off",
+	 NULL},
+	{"console_poll_ms", CM_CFG_INT, offsetof(gw_config, console_poll_ms), "1000", 1000, 3600000,
+	 "the console asks every ledger replica and indexer for its Status this often (at most once a second)", NULL},
+	{"console_max_body", CM_CFG_INT, offsetof(gw_config, console_max_body), "1048576", 1024, 67108864,
+	 "bytes of a console request's body (a search); a longer one gets 413", NULL},
+	{"console_connections", CM_CFG_INT, offsetof(gw_config, console_connections), "32", 1, 4096,
+	 "the console's HTTP connections at once", NULL},
 	{"tls_ca", CM_CFG_STR, offsetof(gw_config, tls_ca), "", 0, 0,
 	 "PEM CA file to verify indexers' and ledger replicas' TLS certificates; empty: plaintext", NULL},
 };
@@ -142,6 +153,10 @@ static int gw_init(void *ctx, const cm_service_env *env, char *err, size_t errle
 		key = &eph;
 	}
 	g->metrics = env->metrics;
+	if (env->key) {
+		memcpy(g->node_pk, env->key->pk, CM_PK_BYTES);
+		g->has_node_pk = 1;
+	}
 	metrics_init(g, env->metrics);
 	int rc = gw_clients_new(cfg->tls_ca, (size_t)cfg->base.rpc_max_message, &g->clients);
 	if (rc == CM_OK)
@@ -188,9 +203,24 @@ static int gw_init(void *ctx, const cm_service_env *env, char *err, size_t errle
 				 sizeof(handlers) / sizeof(handlers[0]), g);
 }
 
+/* The console starts once the VectorStore port is known (its searches go there). */
+static int gw_started(void *ctx, int rpc_port, char *err, size_t errlen)
+{
+	gw_ctx *g = ctx;
+	const char *l = g->cfg->console_listen;
+	int port = 0;
+	if (!l || !l[0] || !g->chain)
+		return CM_OK;
+	int rc = gw_console_start(g, l, rpc_port, &g->console, &port, err, errlen);
+	if (rc == CM_OK)
+		cm_info("console", "console_port=%d url=\"http://%.*s:%d/\"", port, (int)(strrchr(l, ':') - l), l, port);
+	return rc;
+}
+
 static void gw_fini(void *ctx)
 {
 	gw_ctx *g = ctx;
+	gw_console_free(g->console);
 	gw_receipts_free(g->receipts);
 	gw_spotter_free(g->spotter);
 	gw_chain_free(g->chain);
@@ -219,6 +249,7 @@ int main(int argc, char **argv)
 		.base_offset = offsetof(gw_config, base),
 		.ctx = &g,
 		.init = gw_init,
+		.started = gw_started,
 		.fini = gw_fini,
 		.status_details = gw_details,
 	};
