@@ -54,6 +54,7 @@ typedef struct gw_config {
 	int64_t receipt_allowance_blocks; /* the Approve's expiry, in blocks from its height */
 	int64_t receipt_fee_float;    /* the payer tops the gateway's account up by this (0: never) */
 	char *console_listen;         /* the console's HTTP host:port; "" = off (gw_console.h) */
+	char *console_url_file;       /* the console's URL is written here once it listens; "" = none */
 	int64_t console_poll_ms;      /* the console asks every node's Status this often */
 	int64_t console_max_body;     /* bytes of a console request's body */
 	int64_t console_connections;  /* the console's HTTP connections at once */

@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cm_err.h"
+#include "cm_http.h"
 #include "cm_log.h"
 #include "cm_service.h"
 #include "gw.h"
@@ -72,6 +74,8 @@ static const cm_config_key gw_keys[] = {
 	 "host:port of the console, a web page and JSON endpoints (/api/...) showing the network, collections, chain "
 	 "and a search box; empty: off",
 	 NULL},
+	{"console_url_file", CM_CFG_STR, offsetof(gw_config, console_url_file), "", 0, 0,
+	 "file the console's URL is written to once it listens (muri devnet reads it); empty: none", NULL},
 	{"console_poll_ms", CM_CFG_INT, offsetof(gw_config, console_poll_ms), "1000", 1000, 3600000,
 	 "the console asks every ledger replica and indexer for its Status this often (at most once a second)", NULL},
 	{"console_max_body", CM_CFG_INT, offsetof(gw_config, console_max_body), "1048576", 1024, 67108864,
@@ -203,18 +207,43 @@ static int gw_init(void *ctx, const cm_service_env *env, char *err, size_t errle
 				 sizeof(handlers) / sizeof(handlers[0]), g);
 }
 
+/* Writes the console's URL to path (through a temporary file and a rename). */
+static int write_url_file(const char *path, const char *url)
+{
+	char tmp[4096];
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return CM_ERR_INVALID;
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return CM_ERR_IO;
+	fprintf(f, "%s\n", url);
+	if (fclose(f) != 0 || rename(tmp, path) != 0) {
+		unlink(tmp);
+		return CM_ERR_IO;
+	}
+	return CM_OK;
+}
+
 /* The console starts once the VectorStore port is known (its searches go there). */
 static int gw_started(void *ctx, int rpc_port, char *err, size_t errlen)
 {
 	gw_ctx *g = ctx;
 	const char *l = g->cfg->console_listen;
-	int port = 0;
+	char host[GW_ADDR_MAX], url[GW_ADDR_MAX + 32];
+	int port = 0, unused;
 	if (!l || !l[0] || !g->chain)
 		return CM_OK;
 	int rc = gw_console_start(g, l, rpc_port, &g->console, &port, err, errlen);
-	if (rc == CM_OK)
-		cm_info("console", "console_port=%d url=\"http://%.*s:%d/\"", port, (int)(strrchr(l, ':') - l), l, port);
-	return rc;
+	if (rc != CM_OK || cm_http_split(l, host, sizeof(host), &unused) != CM_OK)
+		return rc != CM_OK ? rc : CM_ERR_INVALID;
+	snprintf(url, sizeof(url), strchr(host, ':') ? "http://[%s]:%d/" : "http://%s:%d/", host, port);
+	cm_info("console", "console_port=%d url=\"%s\"", port, url);
+	const char *uf = g->cfg->console_url_file;
+	if (uf && uf[0] && write_url_file(uf, url) != CM_OK) {
+		snprintf(err, errlen, "console_url_file: cannot write %s", uf);
+		return CM_ERR_IO;
+	}
+	return CM_OK;
 }
 
 static void gw_fini(void *ctx)
