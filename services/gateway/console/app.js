@@ -130,16 +130,20 @@ function drawPicture(net) {
     const am = (a0 + a1) / 2, [lx, ly] = polar(cx, cy, 126, am);
     const t = el("text", { class: "label", x: lx, y: ly + 4, "text-anchor": "middle" }, arcs);
     t.textContent = `${f.collection}/${f.fragment}`;
-    f.replicas.forEach((pk) => {
+    f.replicas.forEach((pk, ri) => {
       const to = ixPos[pk];
       if (!to) return;
       const ix = net.indexers.find((x) => x.node === pk);
       const role = pk === f.primary ? "primary" : "backup";
-      /* through the band between the rings: out from the arc, round to the indexer */
+      /* out from the arc, round the band between the rings, in to the indexer */
       const ai = Math.atan2(to[1] - cy, to[0] - cx);
-      const [sx, sy] = polar(cx, cy, 158, am), [c1x, c1y] = polar(cx, cy, 215, am), [c2x, c2y] = polar(cx, cy, 215, ai);
+      let delta = ai - am;
+      while (delta > Math.PI) delta -= 2 * Math.PI;
+      while (delta <= -Math.PI) delta += 2 * Math.PI;
+      const rr = 178 + 14 * ri + 4 * (i % 3);
+      const [sx, sy] = polar(cx, cy, 158, am), [p1x, p1y] = polar(cx, cy, rr, am), [p2x, p2y] = polar(cx, cy, rr, ai);
       el("path", { class: `link ${role} ${ix && !ix.up ? "down" : ""}`,
-        d: `M ${sx} ${sy} C ${c1x} ${c1y} ${c2x} ${c2y} ${to[0]} ${to[1]}` }, links);
+        d: `M ${sx} ${sy} L ${p1x} ${p1y} A ${rr} ${rr} 0 0 ${delta > 0 ? 1 : 0} ${p2x} ${p2y} L ${to[0]} ${to[1]}` }, links);
     });
   });
   net.indexers.forEach((x) => {
