@@ -1,5 +1,6 @@
 /* The HTTP server of cm_http.h: libmicrohttpd with its internal thread; a
- * request's body is gathered (up to max_body) before the handler runs. */
+ * request's body is gathered (up to max_body) before the handler runs, on
+ * the connection's own thread. */
 #include "cm_http.h"
 
 #include <arpa/inet.h>
@@ -172,7 +173,8 @@ int cm_http_start(const cm_http_opts *o, cm_http_fn fn, void *arg, cm_http **out
 	h->fn = fn;
 	h->arg = arg;
 	h->max_body = o->max_body;
-	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | (ipv6 ? MHD_USE_IPv6 : 0);
+	/* a thread per connection (at most conn_max): a slow request does not hold up the others */
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | (ipv6 ? MHD_USE_IPv6 : 0);
 	h->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR,
 				(struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, o->conn_max,
 				MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, completed,

@@ -1,6 +1,6 @@
 /* A small HTTP server over libmicrohttpd for what a service serves besides
  * gRPC (the gateway's console): one handler for every request, a bounded
- * request body, bounded connections, its own thread. */
+ * request body, bounded connections, a thread per connection. */
 #ifndef CM_HTTP_H
 #define CM_HTTP_H
 
@@ -26,7 +26,8 @@ typedef struct cm_http_response {
 	const char *cache;              /* Cache-Control, or NULL */
 } cm_http_response;
 
-/* Fills resp; runs on the server's thread (one at a time). */
+/* Fills resp; runs on the connection's thread (several at once, at most
+ * conn_max). */
 typedef void (*cm_http_fn)(void *arg, const cm_http_request *req, cm_http_response *resp);
 
 typedef struct cm_http_opts {

@@ -218,9 +218,13 @@ static void *run(void *arg)
 		for (size_t i = 0; i < n; i++)
 			poll_one(p, i);
 		if (tick % CHAIN_EVERY == 0)
-			for (size_t i = 0; i < n; i++)
-				if (!p->nodes[i].ledger)
+			for (size_t i = 0; i < n; i++) {
+				pthread_mutex_lock(&p->mu);
+				int ledger = p->nodes[i].ledger;
+				pthread_mutex_unlock(&p->mu);
+				if (!ledger)
 					chain_one(p, i);
+			}
 		pthread_mutex_lock(&p->mu);
 		uint64_t wait = (uint64_t)p->poll_ms;
 		uint64_t took = cm_now_ms() - t0;

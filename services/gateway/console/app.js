@@ -6,6 +6,7 @@
 const $ = (sel) => document.querySelector(sel);
 const SVGNS = "http://www.w3.org/2000/svg";
 const POLL_MS = 1000;
+const STALL_MS = 5000; /* a replica without a new block this long is drawn stalled */
 const state = { net: null, page: "network", timer: null, colls: [] };
 
 function short(hex) { return hex ? hex.slice(0, 8) + "…" : "—"; }
@@ -57,6 +58,12 @@ async function poll() {
   state.timer = setTimeout(poll, POLL_MS);
 }
 
+/* the newest commit any answering replica saw: a stalled chain shows at once */
+function lastCommit(net) {
+  const ms = net.ledgers.filter((l) => l.up && l.since_commit_ms !== undefined).map((l) => l.since_commit_ms);
+  return ms.length ? `${(Math.min(...ms) / 1000).toFixed(1)} s ago` : "unknown";
+}
+
 function fact(dt, dd) { return `<div><dt>${esc(dt)}</dt><dd>${esc(dd)}</dd></div>`; }
 
 function drawNetwork(net) {
@@ -70,7 +77,8 @@ function drawNetwork(net) {
     fact("leader", net.leader >= 0 ? `replica ${net.leader}` : "none") +
     fact("ledgers up", `${h.ledgers_up} / ${h.ledgers}`) +
     fact("indexers up", `${ixUp} / ${net.indexers.length}`) +
-    fact("fragments ok", `${h.fragments_ok} / ${h.fragments_ok + h.fragments_degraded + h.fragments_lost}`);
+    fact("fragments ok", `${h.fragments_ok} / ${h.fragments_ok + h.fragments_degraded + h.fragments_lost}`) +
+    fact("last commit", lastCommit(net));
   drawPicture(net);
   drawNodeTable(net);
   drawFragTable(net);
@@ -160,6 +168,7 @@ function drawPicture(net) {
   net.ledgers.forEach((l, i) => {
     const [px, py] = polar(cx, cy, nl > 1 ? 62 : 0, -Math.PI / 2 + (2 * Math.PI * i) / nl);
     const g = nodeGroup(nodes, l, "ledger", l.node, l.up);
+    if (l.up && l.since_commit_ms > STALL_MS) g.classList.add("stalled");
     el("rect", { x: px - 20, y: py - 16, width: 40, height: 32, rx: 6 }, g);
     const t = el("text", { x: px, y: py + 4 }, g);
     t.textContent = `L${l.index}`;
