@@ -4,8 +4,8 @@ driven over the DevTools protocol. What a person sees is checked: every
 process with its role and address, up; Magu content; a search typed into
 the page answers the same ids as the same search over gRPC; the collections
 and chain pages list what the chain holds; a SIGKILLed indexer turns red
-(down) on the page within 5 s and Magu's mood changes; the page fits a phone
-viewport. A screenshot of each page is written under build/test-logs/console."""
+(down) on the page within 5 s and Magu turns worried, alarmed when a second
+one leaves the fragments below QUORUM; the page fits a phone viewport. A screenshot of each page is written under build/test-logs/console."""
 import base64
 import json
 import os
@@ -220,6 +220,15 @@ def test_console_in_a_browser(servers, stubs, tmp_path):
         assert mood == "worried"  # one of three replicas down: every fragment still reaches QUORUM
         print(f"indexer down on the page after {took:.2f} s; Magu {mood}")
         browser.screenshot("network-indexer-down")
+
+        # a second one: every fragment is left with one of three replicas, below QUORUM: alarmed
+        ix1 = net.indexers[1].pubkey.hex()
+        net.indexers[1].server.kill9()
+        browser.wait(f"document.querySelector('#nodes-table tr[data-node=\"{ix1}\"]').dataset.up === 'false'",
+                     timeout=5)
+        browser.wait("document.querySelector('#magu').dataset.mood === 'alarmed'", timeout=5)
+        assert browser.js("document.querySelectorAll('#picture path.arc.lost').length") == 2
+        browser.screenshot("network-alarmed")
 
         # a phone: the page fits its width (wide tables scroll inside their frame)
         browser.viewport(390, 844, mobile=True)
