@@ -276,3 +276,50 @@ def test_console_endpoints(servers, stubs, tmp_path):
     finally:
         gw.close()
         net.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed (scripts/setup.sh)")
+@pytest.mark.skipif(websocket is None, reason="python3-websocket is not installed (scripts/setup.sh)")
+def test_console_shows_who_lied(servers, stubs, tmp_path):
+    """One indexer of three fabricates answers (test_lie): after searches at
+    ALL the gateway's merges prove its lies, and the page marks it (a badge
+    on its node, its lies in the table) and no honest one."""
+    from test_indexer import EXE
+    if "--test-lie" not in subprocess.run([os.path.join(BUILD, EXE), "--help"], capture_output=True,
+                                          text=True).stdout:
+        pytest.skip("the indexer's test_lie needs a build with -Dtest_faults=true")
+    vpb, tpb = stubs.vectorstore_pb2, stubs.types_pb2
+    net = ChainNet(servers, stubs, tmp_path)
+    liar = net.indexers[2]
+    liar.server.stop()
+    liar.server = servers("ix2-liar", liar.server.cmd[0], *liar.server.cmd[7:], "--test-lie", "fabricate")
+    (cport,) = free_ports(1)
+    gw = Gateway(servers, stubs, net, tmp_path, args=("--console-listen", f"127.0.0.1:{cport}",
+                                                      "--default-timeout-ms", "20000", "--spot-permille", "0"))
+    browser = None
+    try:
+        gw.stub.CreateCollection(vpb.CreateCollectionRequest(
+            name="byz", dimension=D, metric=tpb.L2, index=tpb.IndexSpec(kind=tpb.FLAT), fragments=1,
+            replication=3), timeout=90)
+        base = np.random.default_rng(3).normal(size=(100, D)).astype(np.float32)
+        gw.stub.Insert(vpb.InsertRequest(collection="byz", consistency_level=tpb.ALL,
+                                         vectors=[tpb.Vector(values=list(map(float, v))) for v in base]), timeout=60)
+        for q in np.random.default_rng(4).normal(size=(10, D)).astype(np.float32):
+            gw.stub.Search(vpb.SearchRequest(collection="byz", query_vector=tpb.Vector(values=list(map(float, q))),
+                                             top_k=5, consistency_level=tpb.ALL), timeout=30)
+        lies = {x["node"]: (x["rank"] or {}).get("lies", 0) for x in api(cport, "/api/network")["indexers"]}
+        liar_pk = net.ixacc[2].pk.hex()
+        assert lies[liar_pk] > 0 and all(v == 0 for k, v in lies.items() if k != liar_pk), lies
+        browser = Browser(str(tmp_path))
+        browser.go(f"http://127.0.0.1:{cport}/#network")
+        marked = browser.wait("(() => { const m = [...document.querySelectorAll('#picture g.node.liar')]"
+                              ".map(g => g.dataset.node); return m.length && m; })()")
+        assert marked == [liar_pk]
+        assert f"lies {lies[liar_pk]}" in browser.js(
+            f"document.querySelector('#nodes-table tr[data-node=\"{liar_pk}\"]').textContent")
+        browser.screenshot("network-liar")
+    finally:
+        if browser:
+            browser.close()
+        gw.close()
+        net.close()

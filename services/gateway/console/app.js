@@ -162,6 +162,17 @@ function drawPicture(net) {
     t.textContent = short(x.node).slice(0, 6);
     const t2 = el("text", { x: px, y: py + 38 }, g);
     t2.textContent = x.up ? `${x.fragments.length} frag` : "DOWN";
+    /* who lied: proven lies in the gateway's merges, failed challenges, jailed */
+    const lies = x.rank ? x.rank.lies : 0;
+    if (lies > 0 || x.challenges_failed > 0 || x.jailed) {
+      g.classList.add("liar");
+      const b = el("g", { class: "badge" }, g);
+      el("circle", { cx: px + 18, cy: py - 18, r: 9 }, b);
+      const bt = el("text", { x: px + 18, y: py - 14 }, b);
+      bt.textContent = "!";
+      el("title", {}, b).textContent = `${lies} proven lies, ${x.challenges_failed} failed challenges${x.jailed ? ", jailed" : ""}`;
+      g.setAttribute("aria-label", `${g.getAttribute("aria-label")}, caught lying or failing challenges`);
+    }
   });
   /* ledger replicas in the centre, the leader starred */
   const nl = Math.max(1, net.ledgers.length);
