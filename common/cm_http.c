@@ -207,3 +207,8 @@ const char *cm_http_query(const cm_http_request *req, const char *key)
 {
 	return MHD_lookup_connection_value((struct MHD_Connection *)req->conn, MHD_GET_ARGUMENT_KIND, key);
 }
+
+const char *cm_http_header(const cm_http_request *req, const char *name)
+{
+	return MHD_lookup_connection_value((struct MHD_Connection *)req->conn, MHD_HEADER_KIND, name);
+}

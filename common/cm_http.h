@@ -52,5 +52,7 @@ int cm_http_start(const cm_http_opts *o, cm_http_fn fn, void *arg, cm_http **out
 void cm_http_stop(cm_http *h);
 /* A query argument of the request (?key=value), or NULL. */
 const char *cm_http_query(const cm_http_request *req, const char *key);
+/* A request header (case-insensitive name), or NULL. */
+const char *cm_http_header(const cm_http_request *req, const char *name);
 
 #endif

@@ -3,6 +3,7 @@
  * and gw_console_search.c under /api. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cm_err.h"
 #include "cm_http.h"
@@ -76,7 +77,17 @@ static void handle(void *arg, const cm_http_request *q, cm_http_response *r)
 	unsigned status;
 	const char *rest = url + 5;
 	if (strcmp(rest, "search") == 0) {
-		status = strcmp(q->method, "POST") == 0 ? gw_api_search(&c->api, q->body, f) : 405;
+		/* a JSON body only: another site's page cannot send one without a
+		 * CORS preflight, which the console never allows */
+		const char *ct = cm_http_header(q, "Content-Type");
+		if (strcmp(q->method, "POST") != 0) {
+			status = 405;
+		} else if (!ct || strncasecmp(ct, "application/json", 16) != 0) {
+			gw_api_error(f, "Content-Type: expected application/json");
+			status = 415;
+		} else {
+			status = gw_api_search(&c->api, q->body, f);
+		}
 	} else if (!is_get(q)) {
 		status = 405;
 	} else if (strcmp(rest, "network") == 0) {

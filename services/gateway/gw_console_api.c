@@ -122,7 +122,7 @@ unsigned gw_api_network(gw_console_api *a, FILE *f)
 	for (size_t i = 0; i < n; i++)
 		if (nodes[i].ledger) {
 			nledger++;
-			ledgers_up += nodes[i].up;
+			ledgers_up += nodes[i].up || !nodes[i].polled; /* not asked yet: not counted down */
 			if (nodes[i].up && nodes[i].view > top_view)
 				top_view = nodes[i].view;
 		}

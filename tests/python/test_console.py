@@ -252,8 +252,9 @@ def test_console_endpoints(servers, stubs, tmp_path):
         assert wait_until(lambda: api(cport, "/api/network")["ledgers"][0]["up"], timeout=20)
         assert api(cport, "/api/collections") == {"collections": []}
 
-        def err(path, data=None):
-            req = urllib.request.Request(f"http://127.0.0.1:{cport}{path}", data=data)
+        def err(path, data=None, kind="application/json"):
+            req = urllib.request.Request(f"http://127.0.0.1:{cport}{path}", data=data,
+                                         headers={"Content-Type": kind} if data is not None else {})
             with pytest.raises(urllib.error.HTTPError) as e:
                 urllib.request.urlopen(req, timeout=10)
             return e.value.code, json.loads(e.value.read())["error"]
@@ -267,6 +268,9 @@ def test_console_endpoints(servers, stubs, tmp_path):
         assert err("/api/search", b'{"collection":"x","vector":[1],"consistency":"MOST"}') == \
             (400, "consistency: expected ONE, QUORUM or ALL")
         assert err("/api/search", b"x" * (2 << 20))[0] == 413
+        # a form post (what another site's page may send without asking) is refused
+        assert err("/api/search", b'{"collection":"x","vector":[1]}', "text/plain") == \
+            (415, "Content-Type: expected application/json")
         page = urllib.request.urlopen(f"http://127.0.0.1:{cport}/", timeout=10).read().decode()
         assert "<main" in page and "/app.js" in page
         svg = urllib.request.urlopen(f"http://127.0.0.1:{cport}/magu.svg", timeout=10)
