@@ -250,15 +250,19 @@ unsigned gw_api_network(gw_console_api *a, FILE *f)
 
 static void coll_head(FILE *f, const gw_coll *m)
 {
-	uint64_t committed = 0;
-	for (uint32_t k = 0; k < m->nfrag; k++)
-		committed += m->frags[k].committed_size;
+	uint64_t committed = 0, log = 0;
+	for (uint32_t k = 0; k < m->nfrag; k++) {
+		const gw_frag *fr = &m->frags[k];
+		committed += fr->committed_size;
+		log += fr->acked_size > fr->committed_size ? fr->acked_size : fr->committed_size;
+	}
 	fputs("{\"name\":", f);
 	gw_json_str(f, m->name);
 	fprintf(f,
 		",\"dimension\":%u,\"metric\":\"%s\",\"index\":\"%s\",\"fragments\":%u,\"replication\":%u,"
-		"\"committed_records\":%llu,\"created_height\":%llu,\"owner\":",
+		"\"committed_records\":%llu,\"log_records\":%llu,\"created_height\":%llu,\"owner\":",
 		m->dim, metric_name(m->metric), index_name(m->index.kind), m->nfrag, m->repl, (unsigned long long)committed,
+		(unsigned long long)log,
 		(unsigned long long)m->created_height);
 	gw_json_hex(f, m->owner, CM_PK_BYTES);
 }
@@ -303,8 +307,10 @@ unsigned gw_api_collection(gw_console_api *a, const char *name, FILE *f)
 	for (uint32_t k = 0; k < m->nfrag; k++) {
 		const gw_frag *fr = &m->frags[k];
 		uint32_t up = replicas_up(fr, nodes, n);
-		fprintf(f, "%s{\"fragment\":%u,\"epoch\":%llu,\"state\":\"%s\",\"committed_size\":%llu,\"committed_root\":",
-			k ? "," : "", k, (unsigned long long)fr->epoch, frag_state(fr, up),
+		fprintf(f,
+			"%s{\"fragment\":%u,\"epoch\":%llu,\"state\":\"%s\",\"acked_size\":%llu,\"committed_size\":%llu,"
+			"\"committed_root\":",
+			k ? "," : "", k, (unsigned long long)fr->epoch, frag_state(fr, up), (unsigned long long)fr->acked_size,
 			(unsigned long long)fr->committed_size);
 		if (fr->committed_size)
 			gw_json_hex(f, fr->committed_root, CM_HASH_BYTES);

@@ -187,6 +187,9 @@ def test_console_in_a_browser(servers, stubs, tmp_path):
         browser.go(url + "#collections/songs")
         browser.wait("document.querySelector('#colls-table tbody').textContent.includes('songs') && "
                      "document.querySelectorAll('#coll-detail tbody tr').length === 2")
+        coll = api(cport, "/api/collections/songs")
+        assert coll["log_records"] == 120 and [f["state"] for f in coll["fragment_list"]] == ["ok", "ok"]
+        assert all(sum(r["role"] == "primary" for r in f["replicas"]) == 1 for f in coll["fragment_list"])
         browser.screenshot("collections")
         browser.go(url + "#chain")
         browser.wait("document.querySelectorAll('#blocks-table tbody tr').length > 0")

@@ -231,14 +231,14 @@ async function loadCollections(name) {
     state.colls = r.collections;
     $("#colls-table tbody").innerHTML = r.collections.map((c) => `<tr>
       <th scope="row"><a href="#collections/${encodeURIComponent(c.name)}">${esc(c.name)}</a></th><td>${c.dimension}</td>
-      <td>${esc(c.metric)}</td><td>${esc(c.index)}</td><td>${c.fragments}</td><td>${c.replication}</td><td>${c.committed_records}</td></tr>`).join("");
+      <td>${esc(c.metric)}</td><td>${esc(c.index)}</td><td>${c.fragments}</td><td>${c.replication}</td><td>${c.log_records}</td><td>${c.committed_records}</td></tr>`).join("");
     if (name) {
       const c = await api(`/api/collections/${name}`);
       $("#coll-detail").innerHTML = `<h2 id="h-coll">${esc(c.name)}: fragments</h2><div class="table-wrap"><table aria-labelledby="h-coll">
-        <thead><tr><th scope="col">Fragment</th><th scope="col">Epoch</th><th scope="col">State</th><th scope="col">Replicas</th><th scope="col">Committed size</th><th scope="col">Committed root</th></tr></thead><tbody>` +
+        <thead><tr><th scope="col">Fragment</th><th scope="col">Epoch</th><th scope="col">State</th><th scope="col">Replicas</th><th scope="col">Log (acked here)</th><th scope="col">Committed size</th><th scope="col">Committed root</th></tr></thead><tbody>` +
         c.fragment_list.map((f) => `<tr><td>${f.fragment}</td><td>${f.epoch}</td><td>${pill(f.state, f.state)}</td>
           <td>${f.replicas.map((r) => `${nodeLink(r.node)} ${pill(r.role, r.role)} ${pill(r.up ? "up" : "down", r.up ? "up" : "down")}`).join("<br>")}</td>
-          <td>${f.committed_size}</td><td class="mono">${esc(f.committed_root || "—")}</td></tr>`).join("") + "</tbody></table></div>";
+          <td>${f.acked_size}</td><td>${f.committed_size}</td><td class="mono">${esc(f.committed_root || "—")}</td></tr>`).join("") + "</tbody></table></div>";
     } else {
       $("#coll-detail").innerHTML = "";
     }
@@ -317,7 +317,8 @@ async function loadNode(hex) {
     let html = `<div class="table-wrap"><table aria-label="Node record"><tbody>${rows.map(([k, v]) => `<tr><th scope="row">${k}</th><td>${v}</td></tr>`).join("")}</tbody></table></div>`;
     if (n.challenges) {
       html += `<h2 id="h-nch">Challenges</h2><div class="table-wrap"><table aria-labelledby="h-nch"><thead><tr><th scope="col">Id</th><th scope="col">Fragment</th><th scope="col">Issued</th><th scope="col">Outcome</th></tr></thead><tbody>` +
-        n.challenges.map((c) => `<tr><td>${c.id}</td><td>${esc(c.collection)}/${c.fragment}</td><td>${c.issued_height}</td><td>${pill(c.state, c.state)}</td></tr>`).join("") + "</tbody></table></div>";
+        (n.challenges.map((c) => `<tr><td>${c.id}</td><td>${esc(c.collection)}/${c.fragment}</td><td>${c.issued_height}</td><td>${pill(c.state, c.state)}</td></tr>`).join("") ||
+          `<tr><td colspan="4">none yet</td></tr>`) + "</tbody></table></div>";
     }
     d.innerHTML = html;
   } catch (e) {
