@@ -167,6 +167,7 @@ typedef struct gw_ctx {
 	uint8_t node_pk[CM_PK_BYTES];    /* the gateway's node key (has_node_pk) */
 	int has_node_pk;
 	struct gw_console *console;      /* NULL: console_listen is off */
+	struct gw_recent *recent;        /* the latest searches' answers, for the console (gw_recent.h) */
 } gw_ctx;
 
 /* ---- helpers shared by the handlers ---- */

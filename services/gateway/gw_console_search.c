@@ -1,15 +1,16 @@
 /* POST /api/search: a search typed into the console, sent to the gateway's
  * own VectorStore Search exactly as a client's would be (so it answers the
  * same ids), with the query vector given or taken from a stored record by
- * id (Get). The answer adds, for each replica of the collection, what the
- * gateway's rank table says of it and whether it answered in this search
- * (its answers counter moved). */
+ * id (Get). The answer adds every node that answered it, with its latency
+ * and rank in this answer, as the gateway's merge recorded them
+ * (gw_recent.h). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "cm_err.h"
 #include "gw_console.h"
+#include "gw_recent.h"
 
 #define SEARCH_TIMEOUT_MS 30000
 
@@ -38,79 +39,44 @@ static unsigned rpc_error(FILE *f, const char *what, int rc, const cm_rpc_status
 	return c == 3 || c == 11 ? 400 : c == 5 ? 404 : c == 4 ? 504 : c == 14 ? 503 : c == 8 ? 429 : 502;
 }
 
-typedef struct node_before {
-	uint8_t pk[CM_PK_BYTES];
-	uint64_t answers;
-	int known;
-} node_before;
-
-/* The collection's distinct replicas and their answers so far. */
-static size_t replicas_of(gw_console_api *a, const gw_coll *m, node_before *out, size_t max)
+/* Every node that answered this search, in its rank in this answer (the
+ * larger share of the final top k from its fragment, then the faster; what
+ * the gateway's merge recorded for this fingerprint, gw_recent.h), then the
+ * collection's other replicas (not asked, or asked without an answer). */
+static void nodes_json(gw_console_api *a, FILE *f, const gw_coll *m, const Muri__V1__Vector *q, uint32_t k, int level)
 {
+	gw_recent_node got[GW_RECENT_NODES];
 	size_t n = 0;
-	pthread_mutex_lock(&a->g->rank_mu);
-	for (uint32_t k = 0; k < m->nfrag; k++)
-		for (uint32_t r = 0; r < m->frags[k].nrep; r++) {
-			const uint8_t *pk = m->frags[k].rep[r].pk;
-			size_t i = 0;
-			while (i < n && memcmp(out[i].pk, pk, CM_PK_BYTES) != 0)
-				i++;
-			if (i < n || n == max)
-				continue;
-			memcpy(out[n].pk, pk, CM_PK_BYTES);
-			gw_rank_entry e;
-			out[n].known = gw_ranks_get(&a->g->ranks, pk, &e) == CM_OK;
-			out[n].answers = out[n].known ? e.answers : 0;
-			n++;
-		}
-	pthread_mutex_unlock(&a->g->rank_mu);
-	return n;
-}
-
-static int by_score_desc(const void *x, const void *y)
-{
-	const double *a = x, *b = y;
-	return a[0] < b[0] ? 1 : a[0] > b[0] ? -1 : 0;
-}
-
-static void nodes_json(gw_console_api *a, FILE *f, const gw_coll *m, const node_before *before, size_t n)
-{
-	/* order by the rank table's score (gw_pick's order) */
-	double(*ord)[2] = calloc(n ? n : 1, sizeof(*ord));
-	if (!ord) {
-		fputs("[]", f);
-		return;
-	}
-	pthread_mutex_lock(&a->g->rank_mu);
-	for (size_t i = 0; i < n; i++) {
-		ord[i][0] = gw_ranks_score(&a->g->ranks, before[i].pk);
-		ord[i][1] = (double)i;
-	}
-	pthread_mutex_unlock(&a->g->rank_mu);
-	qsort(ord, n, sizeof(*ord), by_score_desc);
+	if (gw_recent_find(a->g->recent, m->name, q, k, level, got, GW_RECENT_NODES, &n) != CM_OK)
+		n = 0;
 	fputc('[', f);
-	for (size_t j = 0; j < n; j++) {
-		const node_before *b = &before[(size_t)ord[j][1]];
-		gw_rank_entry e;
-		pthread_mutex_lock(&a->g->rank_mu);
-		int known = gw_ranks_get(&a->g->ranks, b->pk, &e) == CM_OK;
-		pthread_mutex_unlock(&a->g->rank_mu);
-		fputs(j ? ",{\"node\":" : "{\"node\":", f);
-		gw_json_hex(f, b->pk, CM_PK_BYTES);
-		const char *addr = NULL;
-		for (uint32_t k = 0; k < m->nfrag && !addr; k++)
-			addr = gw_frag_addr(&m->frags[k], b->pk);
+	for (size_t i = 0; i < n; i++) {
+		fputs(i ? ",{\"node\":" : "{\"node\":", f);
+		gw_json_hex(f, got[i].pk, CM_PK_BYTES);
 		fputs(",\"addr\":", f);
-		gw_json_str(f, addr);
-		fprintf(f, ",\"rank\":%zu,\"score\":%.4f,\"answered\":%s", j + 1, ord[j][0],
-			known && e.answers > b->answers ? "true" : "false");
-		if (known)
-			fprintf(f, ",\"latency_ms\":%.3f,\"share\":%.4f,\"lies\":%llu", e.latency_ms, e.share,
-				(unsigned long long)e.lies);
-		fputc('}', f);
+		gw_json_str(f, got[i].fragment < m->nfrag ? gw_frag_addr(&m->frags[got[i].fragment], got[i].pk) : NULL);
+		fprintf(f,
+			",\"answered\":true,\"rank\":%zu,\"fragment\":%u,\"latency_ms\":%llu,\"contributed\":%llu,"
+			"\"expected\":%llu,\"lies\":%llu}",
+			i + 1, got[i].fragment, (unsigned long long)got[i].latency_ms, (unsigned long long)got[i].contributed,
+			(unsigned long long)got[i].expected, (unsigned long long)got[i].lies);
 	}
+	size_t out = n;
+	for (uint32_t fr = 0; fr < m->nfrag; fr++)
+		for (uint32_t r = 0; r < m->frags[fr].nrep; r++) {
+			const gw_replica *rep = &m->frags[fr].rep[r];
+			int seen = 0;
+			for (size_t i = 0; i < n && !seen; i++)
+				seen = got[i].fragment == fr && memcmp(got[i].pk, rep->pk, CM_PK_BYTES) == 0;
+			if (seen)
+				continue;
+			fputs(out++ ? ",{\"node\":" : "{\"node\":", f);
+			gw_json_hex(f, rep->pk, CM_PK_BYTES);
+			fputs(",\"addr\":", f);
+			gw_json_str(f, rep->addr);
+			fprintf(f, ",\"answered\":false,\"fragment\":%u}", fr);
+		}
 	fputc(']', f);
-	free(ord);
 }
 
 /* The query vector of a stored record. */
@@ -151,7 +117,6 @@ unsigned gw_api_search(gw_console_api *a, const char *body, FILE *f)
 	Muri__V1__GetResponse *got = NULL;
 	Muri__V1__SearchResponse *resp = NULL;
 	gw_coll *m = NULL;
-	node_before *before = NULL;
 	const cli_json *jc = cli_json_get(j, "collection"), *jv = cli_json_get(j, "vector"),
 		       *jid = cli_json_get(j, "id"), *jk = cli_json_get(j, "top_k"),
 		       *jl = cli_json_get(j, "consistency"), *jf = cli_json_get(j, "filter");
@@ -199,14 +164,6 @@ unsigned gw_api_search(gw_console_api *a, const char *body, FILE *f)
 		code = 404;
 		goto out;
 	}
-	size_t maxn = (size_t)m->nfrag * m->repl + 1;
-	before = calloc(maxn, sizeof(*before));
-	if (!before) {
-		gw_api_error(f, "out of memory");
-		code = 500;
-		goto out;
-	}
-	size_t nb = replicas_of(a, m, before, maxn);
 	Muri__V1__SearchRequest rq = MURI__V1__SEARCH_REQUEST__INIT;
 	rq.collection = jc->str;
 	rq.query_vector = &qv;
@@ -237,11 +194,10 @@ unsigned gw_api_search(gw_console_api *a, const char *body, FILE *f)
 			resp->metrics->nodes_queried, resp->metrics->nodes_answered, resp->metrics->time_ms,
 			level_name(resp->metrics->consistency_level_achieved));
 	fputs(",\"nodes\":", f);
-	nodes_json(a, f, m, before, nb);
+	nodes_json(a, f, m, &qv, (uint32_t)k, level);
 	fputc('}', f);
 	code = 200;
 out:
-	free(before);
 	gw_coll_free(m);
 	if (resp)
 		protobuf_c_message_free_unpacked(&resp->base, NULL);

@@ -16,6 +16,7 @@
 #include "cm_service.h"
 #include "gw.h"
 #include "gw_console.h"
+#include "gw_recent.h"
 
 static const cm_config_key gw_keys[] = {
 	CM_SERVICE_CONFIG_KEYS(gw_config, base, 7300, 9300),
@@ -165,6 +166,8 @@ static int gw_init(void *ctx, const cm_service_env *env, char *err, size_t errle
 	int rc = gw_clients_new(cfg->tls_ca, (size_t)cfg->base.rpc_max_message, &g->clients);
 	if (rc == CM_OK)
 		rc = gw_pool_new((int)cfg->fanout_threads, (size_t)cfg->max_fanout, &g->pool);
+	if (rc == CM_OK && cfg->console_listen && cfg->console_listen[0])
+		rc = gw_recent_new(&g->recent);
 	if (rc != CM_OK) {
 		snprintf(err, errlen, "cannot start: %s", cm_strerror(rc));
 		if (key == &eph)
@@ -250,6 +253,7 @@ static void gw_fini(void *ctx)
 {
 	gw_ctx *g = ctx;
 	gw_console_free(g->console);
+	gw_recent_free(g->recent);
 	gw_receipts_free(g->receipts);
 	gw_spotter_free(g->spotter);
 	gw_chain_free(g->chain);

@@ -171,7 +171,10 @@ def test_console_in_a_browser(servers, stubs, tmp_path):
         r = gw.stub.Search(vpb.SearchRequest(collection="songs", query_vector=tpb.Vector(values=list(map(float, q))),
                                              top_k=10, consistency_level=tpb.ALL), timeout=30)
         assert page_ids == [h.id for h in r.results]
-        assert browser.js("document.querySelectorAll('#answer-nodes tbody tr').length") == 3
+        # at ALL every replica of both fragments answered: six answers, ranked 1..6
+        answered = browser.js("[...document.querySelectorAll('#answer-nodes tbody tr')]"
+                              ".map(r => [r.dataset.answered, r.cells[0].textContent])")
+        assert answered == [["true", str(i)] for i in range(1, 7)], answered
         browser.screenshot("search")
 
         # a filter and a stored record's id as the query
@@ -317,6 +320,16 @@ def test_console_shows_who_lied(servers, stubs, tmp_path):
         lies = {x["node"]: (x["rank"] or {}).get("lies", 0) for x in api(cport, "/api/network")["indexers"]}
         liar_pk = net.ixacc[2].pk.hex()
         assert lies[liar_pk] > 0 and all(v == 0 for k, v in lies.items() if k != liar_pk), lies
+        # a search through the console: the liar's answer ranks last, with its lie
+        q = [float(x) for x in np.random.default_rng(5).normal(size=D)]
+        req = urllib.request.Request(f"http://127.0.0.1:{cport}/api/search", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"collection": "byz", "vector": q, "top_k": 5,
+                                                      "consistency": "ALL"}).encode())
+        got = json.loads(urllib.request.urlopen(req, timeout=30).read())
+        answers = [n for n in got["nodes"] if n["answered"]]
+        assert len(answers) == 3 and answers[-1]["node"] == liar_pk and answers[-1]["lies"] > 0, answers
+        assert all(n["lies"] == 0 for n in answers[:-1]), answers
+        lies = {x["node"]: (x["rank"] or {}).get("lies", 0) for x in api(cport, "/api/network")["indexers"]}
         browser = Browser(str(tmp_path))
         browser.go(f"http://127.0.0.1:{cport}/#network")
         marked = browser.wait("(() => { const m = [...document.querySelectorAll('#picture g.node.liar')]"

@@ -278,9 +278,9 @@ async function runSearch(ev) {
     st.textContent = `${r.results.length} hits in ${m.time_ms !== undefined ? m.time_ms.toFixed(1) : "?"} ms · ${m.nodes_answered}/${m.nodes_queried} replicas answered · level ${m.level}`;
     $("#hits-table tbody").innerHTML = r.results.map((h, i) => `<tr data-id="${esc(h.id)}"><td>${i + 1}</td><td class="mono">${esc(h.id)}</td>
       <td>${h.distance.toFixed(5)}</td><td class="mono">${esc(JSON.stringify(h.metadata))}</td></tr>`).join("");
-    $("#answer-nodes tbody").innerHTML = r.nodes.map((n) => `<tr><td>${n.rank}</td><td>${nodeLink(n.node)}</td>
-      <td>${pill(n.answered ? "up" : "none", n.answered ? "yes" : "no")}</td><td>${n.latency_ms !== undefined ? n.latency_ms.toFixed(2) : "—"}</td>
-      <td>${n.share !== undefined ? n.share.toFixed(3) : "—"}</td><td>${n.lies !== undefined ? n.lies : "—"}</td></tr>`).join("");
+    $("#answer-nodes tbody").innerHTML = r.nodes.map((n) => `<tr data-answered="${n.answered}"><td>${n.rank || "—"}</td><td>${nodeLink(n.node)}</td>
+      <td>${n.fragment}</td><td>${pill(n.answered ? "up" : "none", n.answered ? "yes" : "no")}</td><td>${n.answered ? n.latency_ms : "—"}</td>
+      <td>${n.answered ? `${n.contributed} / ${n.expected}` : "—"}</td><td>${n.answered ? n.lies : "—"}</td></tr>`).join("");
   } catch (e) {
     st.innerHTML = `<span class="err">${esc(e.message)}</span>`;
   }
