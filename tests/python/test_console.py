@@ -86,10 +86,16 @@ class Browser:
         assert wait_until(check, timeout=timeout, interval=0.1), f"never true: {expr}"
         return got["v"]
 
-    def screenshot(self, name):
+    def screenshot(self, name, full=False):
+        """The viewport, or with full the whole page."""
         os.makedirs(ARTIFACTS, exist_ok=True)
         path = os.path.join(ARTIFACTS, f"{name}.png")
-        data = self.call("Page.captureScreenshot", format="png")["data"]
+        args = {}
+        if full:
+            size = self.call("Page.getLayoutMetrics")["cssContentSize"]
+            args = {"captureBeyondViewport": True,
+                    "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}}
+        data = self.call("Page.captureScreenshot", format="png", **args)["data"]
         with open(path, "wb") as f:
             f.write(base64.b64decode(data))
         print(f"screenshot: {path}")
@@ -175,7 +181,7 @@ def test_console_in_a_browser(servers, stubs, tmp_path):
         answered = browser.js("[...document.querySelectorAll('#answer-nodes tbody tr')]"
                               ".map(r => [r.dataset.answered, r.cells[0].textContent])")
         assert answered == [["true", str(i)] for i in range(1, 7)], answered
-        browser.screenshot("search")
+        browser.screenshot("search", full=True)
 
         # a filter and a stored record's id as the query
         browser.js(f"""(() => {{
@@ -196,7 +202,7 @@ def test_console_in_a_browser(servers, stubs, tmp_path):
         browser.screenshot("collections")
         browser.go(url + "#chain")
         browser.wait("document.querySelectorAll('#blocks-table tbody tr').length > 0")
-        browser.screenshot("chain")
+        browser.screenshot("chain", full=True)
         # the block that created the collection, and the receipts of the searches above
         kinds, top = set(), api(cport, "/api/blocks?limit=1")["tip"]
         while top >= 1 and ("create_magu", "committed") not in kinds:
