@@ -219,7 +219,8 @@ unsigned gw_api_node(gw_console_api *a, const char *hex, FILE *f)
 	for (size_t i = 0; i < n; i++)
 		if (memcmp(nodes[i].pk, pk, CM_PK_BYTES) == 0)
 			x = &nodes[i];
-	const char *role = x ? (x->ledger ? "ledger" : "indexer") : a->has_self_pk && !memcmp(pk, a->self_pk, CM_PK_BYTES) ? "gateway" : "account";
+	int self = a->has_self_pk && !memcmp(pk, a->self_pk, CM_PK_BYTES);
+	const char *role = x ? (x->ledger ? "ledger" : "indexer") : self ? "gateway" : "account";
 	fprintf(f, ",\"role\":\"%s\"", role);
 	if (x) {
 		fputs(",\"addr\":", f);

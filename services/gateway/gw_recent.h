@@ -21,7 +21,9 @@ typedef struct gw_recent_node {
 	uint8_t pk[CM_PK_BYTES];
 	uint32_t fragment;
 	uint64_t latency_ms;
-	uint64_t contributed, expected; /* the node's hits in the final top k, of those from the fragments it was asked for (over all of them) */
+	/* the node's hits in the final top k, of those from the fragments it
+	 * was asked for (over all of them) */
+	uint64_t contributed, expected;
 	uint64_t lies;
 } gw_recent_node;
 

@@ -5,7 +5,8 @@ process with its role and address, up; Magu content; a search typed into
 the page answers the same ids as the same search over gRPC; the collections
 and chain pages list what the chain holds; a SIGKILLed indexer turns red
 (down) on the page within 5 s and Magu turns worried, alarmed when a second
-one leaves the fragments below QUORUM; the page fits a phone viewport. A screenshot of each page is written under build/test-logs/console."""
+one leaves the fragments below QUORUM; the page fits a phone viewport. A
+screenshot of each page is written under build/test-logs/console."""
 import base64
 import json
 import os
@@ -134,7 +135,8 @@ def test_console_in_a_browser(servers, stubs, tmp_path):
         base = np.random.default_rng(7).normal(size=(120, D)).astype(np.float32)
         genres = ["jazz", "rock", "folk"]
         gw.stub.Insert(vpb.InsertRequest(
-            collection="songs", consistency_level=tpb.ALL, vectors=[tpb.Vector(values=list(map(float, v))) for v in base],
+            collection="songs", consistency_level=tpb.ALL,
+            vectors=[tpb.Vector(values=list(map(float, v))) for v in base],
             metadata=[tpb.Metadata(fields={"genre": tpb.Value(string_value=genres[i % 3])}) for i in range(len(base))]),
             timeout=60)
 
@@ -190,7 +192,8 @@ def test_console_in_a_browser(servers, stubs, tmp_path):
             document.querySelector('#s-filter').value = '{{"genre": "jazz"}}';
             document.querySelector('#s-go').click(); }})()""")
         browser.wait(f"(() => {{ const r = document.querySelector('#hits-table tbody tr'); "
-                     f"return r && r.textContent.includes('jazz') && !document.querySelector('#hits-table').textContent.includes('rock'); }})()")
+                     f"return r && r.textContent.includes('jazz') && "
+                     f"!document.querySelector('#hits-table').textContent.includes('rock'); }})()")
 
         # collections and chain pages
         browser.go(url + "#collections/songs")
@@ -328,7 +331,8 @@ def test_console_shows_who_lied(servers, stubs, tmp_path):
         assert lies[liar_pk] > 0 and all(v == 0 for k, v in lies.items() if k != liar_pk), lies
         # a search through the console: the liar's answer ranks last, with its lie
         q = [float(x) for x in np.random.default_rng(5).normal(size=D)]
-        req = urllib.request.Request(f"http://127.0.0.1:{cport}/api/search", headers={"Content-Type": "application/json"},
+        req = urllib.request.Request(f"http://127.0.0.1:{cport}/api/search",
+                                     headers={"Content-Type": "application/json"},
                                      data=json.dumps({"collection": "byz", "vector": q, "top_k": 5,
                                                       "consistency": "ALL"}).encode())
         got = json.loads(urllib.request.urlopen(req, timeout=30).read())
