@@ -3,6 +3,7 @@
  * libmicrohttpd on its own thread. Registering takes the registry's mutex;
  * updating a metric is a few relaxed atomic operations and never locks. */
 #include "cm_metrics.h"
+#include "cm_http.h"
 #include "cm_err.h"
 
 #include <arpa/inet.h>
@@ -591,8 +592,6 @@ int cm_metrics_serve(cm_metrics *m, const char *bind_addr, int port, int *bound_
 		     cm_health_fn health, void *health_arg)
 {
 	struct sockaddr_storage ss;
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 	unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD;
 	struct MHD_Daemon *d;
 	const union MHD_DaemonInfo *info;
@@ -600,18 +599,13 @@ int cm_metrics_serve(cm_metrics *m, const char *bind_addr, int port, int *bound_
 
 	if (!m || !bind_addr || port < 0 || port > 65535)
 		return CM_ERR_INVALID;
-	if (strcmp(bind_addr, "localhost") == 0)
-		bind_addr = "127.0.0.1";
-	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET, bind_addr, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)port);
-	} else if (inet_pton(AF_INET6, bind_addr, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)port);
-		flags |= MHD_USE_IPv6;
-	} else {
-		return CM_ERR_INVALID;
+	{
+		socklen_t sl;
+		int ipv6;
+		if (cm_http_sockaddr(bind_addr, port, &ss, &sl, &ipv6) != CM_OK)
+			return CM_ERR_INVALID;
+		if (ipv6)
+			flags |= MHD_USE_IPv6;
 	}
 
 	pthread_mutex_lock(&m->mu);

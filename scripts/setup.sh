@@ -27,6 +27,7 @@ packages=(
   libopenblas-dev libmicrohttpd-dev openssl curl procps iproute2
   clang libclang-rt-dev
   python3 python3-grpcio python3-grpc-tools python3-numpy python3-pytest python3-venv
+  chromium python3-websocket
 )
 # what a caller needs beyond the build (scripts/devnet.sh: its demo data)
 read -r -a extra_packages <<<"${MURI_EXTRA_PACKAGES:-}"

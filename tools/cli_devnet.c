@@ -62,6 +62,13 @@ static void print_endpoints(const dn_net *net)
 	printf("ledger    ");
 	for (int i = 0; i < net->ledgers; i++)
 		printf("%s127.0.0.1:%d", i ? "," : "", net->nodes[i].rpc_port);
+	char path[DN_PATH + 32], url[300] = "";
+	snprintf(path, sizeof(path), "%s/console_url", gw->dir);
+	FILE *f = fopen(path, "r");
+	if (f && fgets(url, sizeof(url), f))
+		printf("\nconsole   %s", url);
+	if (f)
+		fclose(f);
 	printf("\nstop it:  muri devnet down --dir %s\n", net->root);
 }
 

@@ -332,9 +332,16 @@ int dn_spawn(dn_net *net, dn_node *nd, int detach)
 			  /* TLS on its port; the CA verifies every other process it calls */
 			  "--tls-cert", nd->tls_cert, "--tls-key", nd->tls_key, "--tls-ca", net->tls_ca};
 	int argn = 19;
+	char curl[DN_PATH + 32];
+	snprintf(curl, sizeof(curl), "%s/console_url", nd->dir);
 	if (gateway) {
 		argv[argn++] = "--payer-key-file";
 		argv[argn++] = net->demo_key;
+		/* the console on loopback, any free port; its URL in D/gateway/console_url */
+		argv[argn++] = "--console-listen";
+		argv[argn++] = "127.0.0.1:0";
+		argv[argn++] = "--console-url-file";
+		argv[argn++] = curl;
 	} else if (!strcmp(nd->service, "indexer")) {
 		/* a laptop's devnet shares its cores with everything else: a lease
 		 * and failure detection that a busy second does not break */

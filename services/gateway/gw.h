@@ -59,6 +59,11 @@ typedef struct gw_config {
 	int64_t import_batch_timeout_ms; /* deadline of one Import batch's write */
 	int64_t import_range_bytes;   /* bytes per HTTP Range request of an Import */
 	int64_t import_resume_max;    /* interrupted imports whose progress is remembered */
+	char *console_listen;         /* the console's HTTP host:port; "" = off (gw_console.h) */
+	char *console_url_file;       /* the console's URL is written here once it listens; "" = none */
+	int64_t console_poll_ms;      /* the console asks every node's Status this often */
+	int64_t console_max_body;     /* bytes of a console request's body */
+	int64_t console_connections;  /* the console's HTTP connections at once */
 } gw_config;
 
 /* The Import RPC's configuration keys (gw_import.c), in gw_main.c's table. */
@@ -178,6 +183,10 @@ typedef struct gw_ctx {
 	struct gw_spotter *spotter;
 	struct gw_receipts *receipts;    /* NULL: no receipts (no payer, no node key or no allowance) */
 	atomic_uint_least64_t rank_gauges_ms; /* when the per-node rank gauges were last set */
+	uint8_t node_pk[CM_PK_BYTES];    /* the gateway's node key (has_node_pk) */
+	int has_node_pk;
+	struct gw_console *console;      /* NULL: console_listen is off */
+	struct gw_recent *recent;        /* the latest searches' answers, for the console (gw_recent.h) */
 } gw_ctx;
 
 /* ---- helpers shared by the handlers ---- */

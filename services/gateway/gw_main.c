@@ -8,11 +8,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cm_err.h"
+#include "cm_http.h"
 #include "cm_log.h"
 #include "cm_service.h"
 #include "gw.h"
+#include "gw_console.h"
+#include "gw_recent.h"
 
 static const cm_config_key gw_keys[] = {
 	CM_SERVICE_CONFIG_KEYS(gw_config, base, 7300, 9300),
@@ -72,6 +76,18 @@ static const cm_config_key gw_keys[] = {
 	 "when the gateway's node account cannot pay a Settle's fee (chain_fee), the payer transfers it this much; "
 	 "0: never (fund the node key otherwise)",
 	 NULL},
+	{"console_listen", CM_CFG_STR, offsetof(gw_config, console_listen), "", 0, 0,
+	 "host:port of the console, a web page and JSON endpoints (/api/...) showing the network, collections, chain "
+	 "and a search box; empty: off",
+	 NULL},
+	{"console_url_file", CM_CFG_STR, offsetof(gw_config, console_url_file), "", 0, 0,
+	 "file the console's URL is written to once it listens (muri devnet reads it); empty: none", NULL},
+	{"console_poll_ms", CM_CFG_INT, offsetof(gw_config, console_poll_ms), "1000", 1000, 3600000,
+	 "the console asks every ledger replica and indexer for its Status this often (at most once a second)", NULL},
+	{"console_max_body", CM_CFG_INT, offsetof(gw_config, console_max_body), "1048576", 1024, 67108864,
+	 "bytes of a console request's body (a search); a longer one gets 413", NULL},
+	{"console_connections", CM_CFG_INT, offsetof(gw_config, console_connections), "32", 1, 4096,
+	 "the console's HTTP connections at once", NULL},
 	{"tls_ca", CM_CFG_STR, offsetof(gw_config, tls_ca), "", 0, 0,
 	 "PEM CA file to verify indexers' and ledger replicas' TLS certificates; empty: plaintext", NULL},
 	GW_IMPORT_CONFIG_KEYS,
@@ -148,10 +164,16 @@ static int gw_init(void *ctx, const cm_service_env *env, char *err, size_t errle
 		key = &eph;
 	}
 	g->metrics = env->metrics;
+	if (env->key) {
+		memcpy(g->node_pk, env->key->pk, CM_PK_BYTES);
+		g->has_node_pk = 1;
+	}
 	metrics_init(g, env->metrics);
 	int rc = gw_clients_new(cfg->tls_ca, (size_t)cfg->base.rpc_max_message, &g->clients);
 	if (rc == CM_OK)
 		rc = gw_pool_new((int)cfg->fanout_threads, (size_t)cfg->max_fanout, &g->pool);
+	if (rc == CM_OK && cfg->console_listen && cfg->console_listen[0])
+		rc = gw_recent_new(&g->recent);
 	if (rc != CM_OK) {
 		snprintf(err, errlen, "cannot start: %s", cm_strerror(rc));
 		if (key == &eph)
@@ -193,9 +215,50 @@ static int gw_init(void *ctx, const cm_service_env *env, char *err, size_t errle
 				 sizeof(handlers) / sizeof(handlers[0]), g);
 }
 
+/* Writes the console's URL to path (through a temporary file and a rename). */
+static int write_url_file(const char *path, const char *url)
+{
+	char tmp[4096];
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return CM_ERR_INVALID;
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return CM_ERR_IO;
+	fprintf(f, "%s\n", url);
+	if (fclose(f) != 0 || rename(tmp, path) != 0) {
+		unlink(tmp);
+		return CM_ERR_IO;
+	}
+	return CM_OK;
+}
+
+/* The console starts once the VectorStore port is known (its searches go there). */
+static int gw_started(void *ctx, int rpc_port, char *err, size_t errlen)
+{
+	gw_ctx *g = ctx;
+	const char *l = g->cfg->console_listen;
+	char host[GW_ADDR_MAX], url[GW_ADDR_MAX + 32];
+	int port = 0, unused;
+	if (!l || !l[0] || !g->chain)
+		return CM_OK;
+	int rc = gw_console_start(g, l, rpc_port, &g->console, &port, err, errlen);
+	if (rc != CM_OK || cm_http_split(l, host, sizeof(host), &unused) != CM_OK)
+		return rc != CM_OK ? rc : CM_ERR_INVALID;
+	snprintf(url, sizeof(url), strchr(host, ':') ? "http://[%s]:%d/" : "http://%s:%d/", host, port);
+	cm_info("console", "console_port=%d url=\"%s\"", port, url);
+	const char *uf = g->cfg->console_url_file;
+	if (uf && uf[0] && write_url_file(uf, url) != CM_OK) {
+		snprintf(err, errlen, "console_url_file: cannot write %s", uf);
+		return CM_ERR_IO;
+	}
+	return CM_OK;
+}
+
 static void gw_fini(void *ctx)
 {
 	gw_ctx *g = ctx;
+	gw_console_free(g->console);
+	gw_recent_free(g->recent);
 	gw_receipts_free(g->receipts);
 	gw_spotter_free(g->spotter);
 	gw_chain_free(g->chain);
@@ -224,6 +287,7 @@ int main(int argc, char **argv)
 		.base_offset = offsetof(gw_config, base),
 		.ctx = &g,
 		.init = gw_init,
+		.started = gw_started,
 		.fini = gw_fini,
 		.status_details = gw_details,
 	};

@@ -10,6 +10,7 @@
  * top k; the metrics say how many nodes were asked and answered and which
  * level every fragment reached. */
 #include "gw.h"
+#include "gw_recent.h"
 #include "cm_err.h"
 #include "cm_time.h"
 #include "ix_filter.h"
@@ -406,6 +407,7 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 		goto out_cells;
 	}
 	gw_note_tally(g, m->name, tally);
+	gw_recent_note(g->recent, m, j->queries, nq, j->top_k, level, j->ans, nq * j->per_query, j->more, nmore, tally);
 	gw_receipt_note(g, m, tally, nq);
 	free(tally);
 	Muri__V1__SearchMetrics *mt = cm_rpc_alloc(call, sizeof(*mt));
