@@ -34,7 +34,7 @@ static const char *challenge_name(int s)
 
 void gw_json_str(FILE *f, const char *s)
 {
-	cli_json_str(f, s ? s : "");
+	cm_json_str(f, s ? s : "");
 }
 
 void gw_json_hex(FILE *f, const uint8_t *b, size_t n)

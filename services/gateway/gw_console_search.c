@@ -104,10 +104,10 @@ static unsigned vector_of_id(gw_console_api *a, const char *coll, const char *id
 unsigned gw_api_search(gw_console_api *a, const char *body, FILE *f)
 {
 	char err[256] = "";
-	cli_json *j = cli_json_parse(body, err, sizeof(err));
-	if (!j || j->type != CJ_OBJ) {
+	cm_json *j = cm_json_parse(body, err, sizeof(err));
+	if (!j || j->type != CM_JSON_OBJ) {
 		gw_api_error(f, err[0] ? err : "body: expected a JSON object");
-		cli_json_free(j);
+		cm_json_free(j);
 		return 400;
 	}
 	unsigned code = 400;
@@ -117,32 +117,32 @@ unsigned gw_api_search(gw_console_api *a, const char *body, FILE *f)
 	Muri__V1__GetResponse *got = NULL;
 	Muri__V1__SearchResponse *resp = NULL;
 	gw_coll *m = NULL;
-	const cli_json *jc = cli_json_get(j, "collection"), *jv = cli_json_get(j, "vector"),
-		       *jid = cli_json_get(j, "id"), *jk = cli_json_get(j, "top_k"),
-		       *jl = cli_json_get(j, "consistency"), *jf = cli_json_get(j, "filter");
-	int level = level_of(jl && jl->type == CJ_STR ? jl->str : NULL);
-	int64_t k = jk && jk->type == CJ_NUM && jk->is_int ? jk->ival : 10;
-	if (!jc || jc->type != CJ_STR || !jc->str[0]) {
+	const cm_json *jc = cm_json_get(j, "collection"), *jv = cm_json_get(j, "vector"),
+		       *jid = cm_json_get(j, "id"), *jk = cm_json_get(j, "top_k"),
+		       *jl = cm_json_get(j, "consistency"), *jf = cm_json_get(j, "filter");
+	int level = level_of(jl && jl->type == CM_JSON_STR ? jl->str : NULL);
+	int64_t k = jk && jk->type == CM_JSON_NUM && jk->is_int ? jk->ival : 10;
+	if (!jc || jc->type != CM_JSON_STR || !jc->str[0]) {
 		gw_api_error(f, "collection: required");
 		goto out;
 	}
-	if (level < 0 || (jl && jl->type != CJ_STR)) {
+	if (level < 0 || (jl && jl->type != CM_JSON_STR)) {
 		gw_api_error(f, "consistency: expected ONE, QUORUM or ALL");
 		goto out;
 	}
-	if ((jk && (jk->type != CJ_NUM || !jk->is_int)) || k < 1 || k > GW_MAX_TOP_K) {
+	if ((jk && (jk->type != CM_JSON_NUM || !jk->is_int)) || k < 1 || k > GW_MAX_TOP_K) {
 		gw_api_error(f, "top_k: expected 1..1000");
 		goto out;
 	}
-	if (jf && jf->type != CJ_NULL && !(filter = cli_filter(jf, err, sizeof(err)))) {
+	if (jf && jf->type != CM_JSON_NULL && !(filter = cli_filter(jf, err, sizeof(err)))) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "filter: %s", err);
 		gw_api_error(f, msg);
 		goto out;
 	}
 	Muri__V1__Vector qv = MURI__V1__VECTOR__INIT;
-	if (jv && jv->type != CJ_NULL) {
-		if (cli_json_floats(jv, &vals, &nvals, err, sizeof(err)) != CM_OK) {
+	if (jv && jv->type != CM_JSON_NULL) {
+		if (cm_json_floats(jv, &vals, &nvals, err, sizeof(err)) != CM_OK) {
 			char msg[300];
 			snprintf(msg, sizeof(msg), "vector: %s", err);
 			gw_api_error(f, msg);
@@ -150,7 +150,7 @@ unsigned gw_api_search(gw_console_api *a, const char *body, FILE *f)
 		}
 		qv.values = vals;
 		qv.n_values = nvals;
-	} else if (jid && jid->type == CJ_STR && jid->str[0]) {
+	} else if (jid && jid->type == CM_JSON_STR && jid->str[0]) {
 		if ((code = vector_of_id(a, jc->str, jid->str, &got, f)) != 200)
 			goto out;
 		qv.values = got->records[0]->vector->values;
@@ -205,6 +205,6 @@ out:
 		protobuf_c_message_free_unpacked(&got->base, NULL);
 	cli_filter_free(filter);
 	free(vals);
-	cli_json_free(j);
+	cm_json_free(j);
 	return code;
 }
