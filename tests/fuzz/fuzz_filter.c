@@ -2,9 +2,11 @@
  * records' Metadata (each length-prefixed: a little-endian u16 for the
  * filter, then one byte per record). Every record the indexer's rules
  * accept is indexed in an in-memory copy of the metadata tables; the filter
- * the rules accept is then answered twice, by the SQL path search uses
- * (ix_filter_seqs) and by the record-by-record rule (ix_filter_match).
- * Oracle: both name the same records; a refusal says why. */
+ * the rules accept is then answered three times: by the in-memory postings
+ * search uses (ix_postings_seqs, both fed record by record and rebuilt from
+ * the tables), by the SQL path it falls back to (ix_filter_seqs) and by the
+ * record-by-record rule (ix_filter_match). Oracle: all name the same
+ * records; a refusal says why. */
 #include <sqlite3.h>
 #include <string.h>
 
@@ -12,6 +14,7 @@
 #include "cm_err.h"
 #include "fuzz.h"
 #include "ix_filter.h"
+#include "ix_postings.h"
 #include "ix_record.h"
 
 #define MAX_RECORDS 16
@@ -43,6 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ix_meta_stmts st;
 	memset(&st, 0, sizeof st);
 	FUZZ_CHECK(ix_meta_prepare(db, &st) == CM_OK);
+	ix_postings *fed = ix_postings_new(0), *loaded = ix_postings_new(0);
+	FUZZ_CHECK(fed && loaded);
 
 	Muri__V1__Metadata *mpb[MAX_RECORDS];
 	int expect[MAX_RECORDS];
@@ -64,6 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			continue;
 		}
 		FUZZ_CHECK(ix_meta_insert(&st, nrec + 1, fields, nfields) == CM_OK);
+		ix_postings_add(fed, nrec + 1, fields, nfields);
 		expect[nrec] = ix_filter_match(&f, fields, nfields);
 		nrec++;
 	}
@@ -79,6 +85,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(got == expect[i]);
 	}
 	FUZZ_CHECK(j == nseqs);
+	FUZZ_CHECK(ix_postings_load(loaded, db, err, sizeof err) == CM_OK);
+	ix_postings *both[] = {fed, loaded};
+	for (int b = 0; b < 2; b++) {
+		uint64_t *ps = NULL;
+		size_t np = 0;
+		FUZZ_CHECK(ix_postings_seqs(both[b], &f, nrec + 1, &ps, &np) == CM_OK);
+		FUZZ_CHECK(np == nseqs && (np == 0 || memcmp(ps, seqs, np * sizeof *ps) == 0));
+		free(ps);
+	}
+	ix_postings_free(fed);
+	ix_postings_free(loaded);
 	free(seqs);
 	for (size_t i = 0; i < nrec; i++)
 		muri__v1__metadata__free_unpacked(mpb[i], NULL);
