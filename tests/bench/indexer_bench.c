@@ -7,7 +7,15 @@
  * client waits on the network, so saturating the server takes more of them),
  * and sequential p50/p99 latency.
  *   indexer-bench [--dataset NAME] [--rows N] [--queries N] [--threads T] [--rpc-threads R]
- *                 [--m M] [--ef-construction E] [--ef-search E] [--batch N] */
+ *                 [--m M] [--ef-construction E] [--ef-search E] [--batch N] [--parts LIST]
+ *                 [--sample N]
+ * --sample N measures N queries drawn at random (fixed seed) from all of
+ * them (the first ones of glove's query file are much easier than the rest).
+ * --parts (default faiss,muri,hnswlib,rpc) picks the runs: muri is the
+ * indexer's own build and search path in-process (ix_index), hnswlib the
+ * baseline of hnswlib_baseline.py (run when MURI_HNSWLIB_PYTHON names a
+ * Python with hnswlib, as scripts/bench.sh sets it; M 16 unless
+ * --hnswlib-m). */
 #include "tproc.h"
 #include "cm_crypto.h"
 #include "cm_err.h"
@@ -15,6 +23,7 @@
 #include "cm_uuid.h"
 #include "cm_vecs.h"
 #include "indexer.pb-c.h"
+#include "inproc_muri.h"
 
 #include <faiss/c_api/AutoTune_c.h>
 #include <faiss/c_api/Index_c.h>
@@ -71,7 +80,7 @@ static double recall_of(const int64_t *labels) /* nq x 10 row numbers */
 }
 
 struct result {
-	double recall, qps, p50_ms, p99_ms, build_s;
+	double recall, qps, p50_ms, p99_ms, build_s, cpu_qps;
 	int ef;
 };
 
@@ -85,16 +94,21 @@ struct fjob {
 	const float *qn;
 	int64_t *labels;
 	size_t from, to;
+	double cpu_s; /* the thread's CPU time */
 };
 
 static void *faiss_worker(void *arg)
 {
 	struct fjob *j = arg;
 	float d[10];
+	double c0 = inproc_thread_cpu_s();
 	for (size_t q = j->from; q < j->to; q++)
 		faiss_Index_search(j->idx, 1, j->qn + q * dim, 10, d, j->labels + q * 10);
+	j->cpu_s = inproc_thread_cpu_s() - c0;
 	return NULL;
 }
+
+static double faiss_build_cpu_s;
 
 static int run_faiss(struct result *rs)
 {
@@ -114,9 +128,10 @@ static int run_faiss(struct result *rs)
 	normalize(bn, nb);
 	normalize(qn, nq);
 	omp_set_num_threads(threads);
-	double t0 = now_s();
+	double t0 = now_s(), c0 = inproc_process_cpu_s();
 	faiss_Index_add(idx, (idx_t)nb, bn);
 	double build_s = now_s() - t0;
+	faiss_build_cpu_s = inproc_process_cpu_s() - c0;
 	omp_set_num_threads(1);
 	int64_t *labels = calloc(nq * 10, sizeof(*labels));
 	double *lat = malloc(nq * sizeof(double));
@@ -142,12 +157,16 @@ static int run_faiss(struct result *rs)
 	struct fjob j[64];
 	t0 = now_s();
 	for (int i = 0; i < threads; i++) {
-		j[i] = (struct fjob){idx, qn, labels, nq * (size_t)i / (size_t)threads, nq * (size_t)(i + 1) / (size_t)threads};
+		j[i] = (struct fjob){idx, qn, labels, nq * (size_t)i / (size_t)threads, nq * (size_t)(i + 1) / (size_t)threads, 0};
 		pthread_create(&t[i], NULL, faiss_worker, &j[i]);
 	}
-	for (int i = 0; i < threads; i++)
+	double cpu = 0;
+	for (int i = 0; i < threads; i++) {
 		pthread_join(t[i], NULL);
+		cpu += j[i].cpu_s;
+	}
 	r->qps = (double)nq / (now_s() - t0);
+	r->cpu_qps = (double)nq * threads / cpu;
 	}
 	faiss_ParameterSpace_free(ps);
 	free(lat);
@@ -388,10 +407,67 @@ static int run_rpc(struct result *r, double *ingest_vps, double *index_s)
 	return 0;
 }
 
+/* ---- comparisons at equal recall -------------------------------------------- */
+
+/* CPU-QPS at recall r, linear between the two rows around it (rows by rising
+ * recall; the nearest end outside them). */
+static double interp_rows(const struct inproc_row *h, int n, double r)
+{
+	if (n == 1 || r <= h[0].recall)
+		return h[0].cpu_qps;
+	for (int i = 1; i < n; i++)
+		if (r <= h[i].recall) {
+			double w = h[i].recall > h[i - 1].recall ? (r - h[i - 1].recall) / (h[i].recall - h[i - 1].recall) : 1;
+			return h[i - 1].cpu_qps + w * (h[i].cpu_qps - h[i - 1].cpu_qps);
+		}
+	return h[n - 1].cpu_qps;
+}
+
+static double interp_qps(const struct result *fs, double r)
+{
+	struct inproc_row h[SWEEP];
+	for (int i = 0; i < SWEEP; i++)
+		h[i] = (struct inproc_row){.ef = fs[i].ef, .recall = fs[i].recall, .qps = fs[i].qps, .cpu_qps = fs[i].cpu_qps};
+	return interp_rows(h, SWEEP, r);
+}
+
+/* ---- hnswlib (baseline, through hnswlib_baseline.py) ------------------------- */
+
+static double hnswlib_build_s, hnswlib_build_cpu_s;
+static size_t queries_read, sample; /* queries read, and the random sample measured (0: all) */
+
+static int run_hnswlib(const char *ds, const char *name, int hm, struct inproc_row *rows, int max)
+{
+	const char *py = getenv("MURI_HNSWLIB_PYTHON"), *src = getenv("MURI_SOURCE_ROOT");
+	if (!py || !src) {
+		fprintf(stderr, "hnswlib: skipped (MURI_HNSWLIB_PYTHON / MURI_SOURCE_ROOT not set; scripts/bench.sh sets them)\n");
+		return 0;
+	}
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd), "'%s' '%s/tests/bench/hnswlib_baseline.py' '%s/%s' --m %d --ef-construction %d "
+		 "--threads %d --queries %zu --sample %zu --ef 64,96,128,192,256,384", py, src, ds, name, hm, efc, threads,
+		 queries_read, sample);
+	fprintf(stderr, "hnswlib: %s\n", cmd);
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return 0;
+	int n = 0, ef;
+	double rec, qps, cq, b, bc;
+	while (n < max && fscanf(f, "hnswlib %d %lf %lf %lf %lf %lf\n", &ef, &rec, &qps, &cq, &b, &bc) == 6) {
+		rows[n++] = (struct inproc_row){.ef = ef, .recall = rec, .qps = qps, .cpu_qps = cq};
+		hnswlib_build_s = b;
+		hnswlib_build_cpu_s = bc;
+	}
+	if (pclose(f) != 0)
+		fprintf(stderr, "hnswlib: the baseline script failed\n");
+	return n;
+}
+
 int main(int argc, char **argv)
 {
-	const char *name = "glove-100-angular";
+	const char *name = "glove-100-angular", *parts = "faiss,muri,hnswlib,rpc";
 	size_t rows = 0, nqueries = 10000;
+	int hnswlib_m = 16;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--dataset"))
 			name = argv[i + 1];
@@ -411,6 +487,12 @@ int main(int argc, char **argv)
 			efs = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--batch"))
 			batch = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--sample"))
+			sample = (size_t)atol(argv[i + 1]);
+		else if (!strcmp(argv[i], "--parts"))
+			parts = argv[i + 1];
+		else if (!strcmp(argv[i], "--hnswlib-m"))
+			hnswlib_m = atoi(argv[i + 1]);
 	}
 	if (threads < 1 || threads > 64 || rpc_threads < 1 || rpc_threads > 64 || batch < 1 || batch > 10000) {
 		fprintf(stderr, "--threads 1..64, --rpc-threads 1..64, --batch 1..10000\n");
@@ -432,37 +514,115 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cannot read %s (or more than 1M rows)\n", name);
 		return 1;
 	}
+	queries_read = nq;
+	if (sample && sample < nq) { /* a random sample of the queries (fixed seed), never the head */
+		uint64_t z = 42;
+		for (size_t i = 0; i < sample; i++) {
+			z = z * 6364136223846793005ULL + 1442695040888963407ULL;
+			size_t j = i + (size_t)((z >> 33) % (nq - i));
+			for (size_t c = 0; c < dim; c++) {
+				float t = queries[i * dim + c];
+				queries[i * dim + c] = queries[j * dim + c];
+				queries[j * dim + c] = t;
+			}
+			for (size_t c = 0; c < dgt; c++) {
+				int32_t t = truth[i * dgt + c];
+				truth[i * dgt + c] = truth[j * dgt + c];
+				truth[j * dgt + c] = t;
+			}
+		}
+		nq = sample;
+	}
 	if (rows) {
 		fprintf(stderr, "note: --rows cuts the base; ground truth is for the full base, so recall is not meaningful\n");
 	}
 	struct result fs[SWEEP], r;
-	double ingest, index_s;
-	fprintf(stderr, "in-process faiss: building HNSW%d efConstruction %d over %zu x %zu...\n", m, efc, nb, dim);
-	if (run_faiss(fs) != 0)
-		return 1;
-	fprintf(stderr, "muri-indexer: ingesting and indexing...\n");
-	if (run_rpc(&r, &ingest, &index_s) != 0)
-		return 1;
+	double ingest = 0, index_s = 0;
+	int efl[SWEEP];
+	for (int i = 0; i < SWEEP; i++)
+		efl[i] = efs * sweep_factor[i] / 4;
+	memset(fs, 0, sizeof(fs));
+	memset(&r, 0, sizeof(r));
+	if (strstr(parts, "faiss")) {
+		fprintf(stderr, "in-process faiss: building HNSW%d efConstruction %d over %zu x %zu...\n", m, efc, nb, dim);
+		if (run_faiss(fs) != 0)
+			return 1;
+	}
+	struct inproc_row mr[SWEEP];
+	double muri_build_s = 0, muri_build_cpu_s = 0;
+	if (strstr(parts, "muri")) {
+		fprintf(stderr, "in-process muri: building HNSW%d efConstruction %d over %zu x %zu...\n", m, efc, nb, dim);
+		if (inproc_muri(base, nb, queries, nq, dim, m, efc, (size_t)batch, threads, threads, efl, SWEEP,
+				recall_of, mr, &muri_build_s, &muri_build_cpu_s) != 0)
+			return 1;
+	}
+	struct inproc_row hr[16];
+	int nh = strstr(parts, "hnswlib") ? run_hnswlib(ds ? ds : "../shared/datasets", name, hnswlib_m, hr, 16) : 0;
+	if (strstr(parts, "rpc")) {
+		fprintf(stderr, "muri-indexer: ingesting and indexing...\n");
+		if (run_rpc(&r, &ingest, &index_s) != 0)
+			return 1;
+	}
 	printf("dataset %s: %zu x %zu, %zu queries, k=10; HNSW M=%d efConstruction=%d efSearch=%d; QPS with one query "
 	       "per call from %d in-process threads and from %d RPC client threads (enough to keep the server busy)\n",
 	       name, nb, dim, nq, m, efc, efs, threads, rpc_threads);
-	printf("%-40s %8s %10s %9s %9s\n", "", "recall", "QPS", "p50 ms", "p99 ms");
+	printf("%-40s %8s %10s %9s %9s %10s\n", "", "recall", "QPS", "p50 ms", "p99 ms", "CPU-QPS");
+	printf("(CPU-QPS: queries per CPU-second of the searching threads times their number, the QPS they would give "
+	       "with a core each; stable on a shared machine, where wall QPS is not. Ratios compare CPU-QPS.)\n");
 	int match = -1;
-	for (int i = 0; i < SWEEP; i++) {
+	for (int i = 0; strstr(parts, "faiss") && i < SWEEP; i++) {
 		char label[64];
 		snprintf(label, sizeof(label), "in-process faiss, efSearch %d", fs[i].ef);
-		printf("%-40s %8.4f %10.0f %9.3f %9.3f\n", label, fs[i].recall, fs[i].qps, fs[i].p50_ms, fs[i].p99_ms);
+		printf("%-40s %8.4f %10.0f %9.3f %9.3f %10.0f\n", label, fs[i].recall, fs[i].qps, fs[i].p50_ms, fs[i].p99_ms,
+		       fs[i].cpu_qps);
 		if (match < 0 && fs[i].recall >= r.recall)
 			match = i;
 	}
-	char label[64];
-	snprintf(label, sizeof(label), "muri-indexer Search RPC, efSearch %d", efs);
-	printf("%-40s %8.4f %10.0f %9.3f %9.3f\n", label, r.recall, r.qps, r.p50_ms, r.p99_ms);
-	printf("RPC / in-process QPS at the same efSearch: %.2f\n", r.qps / fs[0].qps);
-	if (match >= 0)
-		printf("RPC / in-process QPS at the same or higher in-process recall (efSearch %d): %.2f\n", fs[match].ef,
-		       r.qps / fs[match].qps);
-	printf("ingest at ONE (durable, %d per Write): %.0f vectors/s; index caught up %.1f s after the first write "
-	       "(in-process build with %d threads: %.1f s)\n", batch, ingest, index_s, threads, fs[0].build_s);
+	for (int i = 0; strstr(parts, "muri") && i < SWEEP; i++) {
+		char label[64];
+		snprintf(label, sizeof(label), "faiss search, muri graph, efSearch %d", mr[i].ef);
+		printf("%-40s %8.4f %10.0f %9s %9s %10.0f\n", label, mr[i].f_recall, mr[i].f_qps, "", "", mr[i].f_cpu_qps);
+	}
+	for (int i = 0; strstr(parts, "muri") && i < SWEEP; i++) {
+		char label[64];
+		snprintf(label, sizeof(label), "in-process muri, efSearch %d", mr[i].ef);
+		printf("%-40s %8.4f %10.0f %9s %9s %10.0f", label, mr[i].recall, mr[i].qps, "", "", mr[i].cpu_qps);
+		if (strstr(parts, "faiss"))
+			printf("   muri/faiss %.2f", mr[i].cpu_qps / interp_qps(fs, mr[i].recall));
+		printf("   muri/faiss-same-graph %.2f", mr[i].cpu_qps / mr[i].f_cpu_qps);
+		if (nh)
+			printf("   muri/hnswlib %.2f", mr[i].cpu_qps / interp_rows(hr, nh, mr[i].recall));
+		printf("  (QPS ratios at the same recall, interpolated)\n");
+	}
+	for (int i = 0; i < nh; i++) {
+		char label[64];
+		snprintf(label, sizeof(label), "hnswlib M%d, ef %d", hnswlib_m, hr[i].ef);
+		printf("%-40s %8.4f %10.0f %9s %9s %10.0f\n", label, hr[i].recall, hr[i].qps, "", "", hr[i].cpu_qps);
+	}
+	if (strstr(parts, "rpc")) {
+		char label[64];
+		snprintf(label, sizeof(label), "muri-indexer Search RPC, efSearch %d", efs);
+		printf("%-40s %8.4f %10.0f %9.3f %9.3f\n", label, r.recall, r.qps, r.p50_ms, r.p99_ms);
+		if (strstr(parts, "faiss")) {
+			printf("RPC / in-process QPS at the same efSearch: %.2f\n", r.qps / fs[0].qps);
+			if (match >= 0)
+				printf("RPC / in-process QPS at the same or higher in-process recall (efSearch %d): %.2f\n",
+				       fs[match].ef, r.qps / fs[match].qps);
+		}
+		printf("ingest at ONE (durable, %d per Write): %.0f vectors/s; index caught up %.1f s after the first "
+		       "write\n", batch, ingest, index_s);
+	}
+	printf("build over %zu vectors (wall s / CPU s):", nb);
+	if (strstr(parts, "faiss"))
+		printf(" faiss batch add, %d threads %.1f / %.1f;", threads, fs[0].build_s, faiss_build_cpu_s);
+	if (strstr(parts, "muri"))
+		printf(" muri ix_index_add (%d per call), %d threads %.1f / %.1f;", batch, threads, muri_build_s,
+		       muri_build_cpu_s);
+	if (nh)
+		printf(" hnswlib M%d, %d threads %.1f / %.1f;", hnswlib_m, threads, hnswlib_build_s, hnswlib_build_cpu_s);
+	printf("\n");
+	if (strstr(parts, "faiss") && strstr(parts, "muri"))
+		printf("muri build / faiss build: %.2f wall, %.2f CPU\n", muri_build_s / fs[0].build_s,
+		       muri_build_cpu_s / faiss_build_cpu_s);
 	return 0;
 }
