@@ -33,15 +33,22 @@ def main():
     ap.add_argument("--ef-construction", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--queries", type=int, default=10000)
-    ap.add_argument("--sample", type=int, default=0, help="a random sample of the queries (seed 42)")
+    ap.add_argument("--query-ids", default="", help="file of the query row numbers to measure, one a line")
+    ap.add_argument("--rows", type=int, default=0, help="cut the base to its first rows (exact truth recomputed)")
     ap.add_argument("--ef", default="64,96,128,192,256")
     a = ap.parse_args()
-    base = read_vecs(os.path.join(a.dataset, "base.fvecs"), np.float32)
+    base = read_vecs(os.path.join(a.dataset, "base.fvecs"), np.float32, a.rows)
     queries = read_vecs(os.path.join(a.dataset, "query.fvecs"), np.float32, a.queries)
     truth = read_vecs(os.path.join(a.dataset, "groundtruth.ivecs"), np.int32, a.queries)[:, :10]
-    if a.sample and a.sample < queries.shape[0]:
-        pick = np.random.default_rng(42).choice(queries.shape[0], a.sample, replace=False)
+    if a.query_ids:
+        with open(a.query_ids) as f:
+            pick = np.array([int(x) for x in f.read().split()], dtype=np.int64)
         queries, truth = np.ascontiguousarray(queries[pick]), truth[pick]
+    if a.rows:  # the exact top 10 over the cut base, cosine
+        bn = base / np.linalg.norm(base, axis=1, keepdims=True)
+        qn = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+        sim = qn @ bn.T
+        truth = np.argpartition(-sim, 10, axis=1)[:, :10]
     index = hnswlib.Index(space="cosine", dim=base.shape[1])
     index.init_index(max_elements=base.shape[0], M=a.m, ef_construction=a.ef_construction, random_seed=100)
     t0, c0 = time.monotonic(), time.process_time()

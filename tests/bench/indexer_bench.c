@@ -10,7 +10,9 @@
  *                 [--m M] [--ef-construction E] [--ef-search E] [--batch N] [--parts LIST]
  *                 [--sample N]
  * --sample N measures N queries drawn at random (fixed seed) from all of
- * them (the first ones of glove's query file are much easier than the rest).
+ * them (the first ones of glove's query file are much easier than the rest);
+ * --rows N cuts the base to its first N rows and recomputes the exact top 10
+ * of the measured queries over them.
  * --parts (default faiss,muri,hnswlib,rpc) picks the runs: muri is the
  * indexer's own build and search path in-process (ix_index), hnswlib the
  * baseline of hnswlib_baseline.py (run when MURI_HNSWLIB_PYTHON names a
@@ -435,8 +437,38 @@ static double interp_qps(const struct result *fs, double r)
 
 static double hnswlib_build_s, hnswlib_build_cpu_s;
 static size_t queries_read, sample; /* queries read, and the random sample measured (0: all) */
+static char sample_file[64];          /* the row numbers of the measured queries, one a line */
+static size_t rows;                   /* --rows: the base cut to its first rows */
 
-static int run_hnswlib(const char *ds, const char *name, int hm, struct inproc_row *rows, int max)
+/* With --rows the dataset's ground truth (for the whole base) does not
+ * apply: the exact top 10 of each measured query over the cut base, by a
+ * flat inner-product search of the normalized vectors. */
+static int exact_truth(void)
+{
+	FaissIndex *flat = NULL;
+	if (faiss_index_factory(&flat, (int)dim, "Flat", METRIC_INNER_PRODUCT) != 0)
+		return -1;
+	float *bn = malloc(nb * dim * sizeof(float)), *qn = malloc(nq * dim * sizeof(float)), *d = malloc(nq * 10 * sizeof(float));
+	int64_t *l = malloc(nq * 10 * sizeof(int64_t));
+	memcpy(bn, base, nb * dim * sizeof(float));
+	memcpy(qn, queries, nq * dim * sizeof(float));
+	normalize(bn, nb);
+	normalize(qn, nq);
+	faiss_Index_add(flat, (idx_t)nb, bn);
+	faiss_Index_search(flat, (idx_t)nq, qn, 10, d, l);
+	for (size_t q = 0; q < nq; q++)
+		for (size_t j = 0; j < 10; j++)
+			truth[q * dgt + j] = (int32_t)l[q * 10 + j];
+	faiss_Index_free(flat);
+	free(bn);
+	free(qn);
+	free(d);
+	free(l);
+	fprintf(stderr, "--rows %zu: exact ground truth recomputed over the cut base\n", rows);
+	return 0;
+}
+
+static int run_hnswlib(const char *ds, const char *name, int hm, struct inproc_row *out, int max)
 {
 	const char *py = getenv("MURI_HNSWLIB_PYTHON"), *src = getenv("MURI_SOURCE_ROOT");
 	if (!py || !src) {
@@ -445,8 +477,8 @@ static int run_hnswlib(const char *ds, const char *name, int hm, struct inproc_r
 	}
 	char cmd[2048];
 	snprintf(cmd, sizeof(cmd), "'%s' '%s/tests/bench/hnswlib_baseline.py' '%s/%s' --m %d --ef-construction %d "
-		 "--threads %d --queries %zu --sample %zu --ef 64,96,128,192,256,384", py, src, ds, name, hm, efc, threads,
-		 queries_read, sample);
+		 "--threads %d --queries %zu --query-ids %s --rows %zu --ef 64,96,128,192,256,384", py, src, ds, name, hm,
+		 efc, threads, queries_read, sample_file, rows);
 	fprintf(stderr, "hnswlib: %s\n", cmd);
 	FILE *f = popen(cmd, "r");
 	if (!f)
@@ -454,7 +486,7 @@ static int run_hnswlib(const char *ds, const char *name, int hm, struct inproc_r
 	int n = 0, ef;
 	double rec, qps, cq, b, bc;
 	while (n < max && fscanf(f, "hnswlib %d %lf %lf %lf %lf %lf\n", &ef, &rec, &qps, &cq, &b, &bc) == 6) {
-		rows[n++] = (struct inproc_row){.ef = ef, .recall = rec, .qps = qps, .cpu_qps = cq};
+		out[n++] = (struct inproc_row){.ef = ef, .recall = rec, .qps = qps, .cpu_qps = cq};
 		hnswlib_build_s = b;
 		hnswlib_build_cpu_s = bc;
 	}
@@ -466,7 +498,7 @@ static int run_hnswlib(const char *ds, const char *name, int hm, struct inproc_r
 int main(int argc, char **argv)
 {
 	const char *name = "glove-100-angular", *parts = "faiss,muri,hnswlib,rpc";
-	size_t rows = 0, nqueries = 10000;
+	size_t nqueries = 10000;
 	int hnswlib_m = 16;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--dataset"))
@@ -515,11 +547,17 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	queries_read = nq;
+	size_t *perm = malloc(nq * sizeof(size_t));
+	for (size_t i = 0; i < nq; i++)
+		perm[i] = i;
 	if (sample && sample < nq) { /* a random sample of the queries (fixed seed), never the head */
 		uint64_t z = 42;
 		for (size_t i = 0; i < sample; i++) {
 			z = z * 6364136223846793005ULL + 1442695040888963407ULL;
 			size_t j = i + (size_t)((z >> 33) % (nq - i));
+			size_t tp = perm[i];
+			perm[i] = perm[j];
+			perm[j] = tp;
 			for (size_t c = 0; c < dim; c++) {
 				float t = queries[i * dim + c];
 				queries[i * dim + c] = queries[j * dim + c];
@@ -533,9 +571,15 @@ int main(int argc, char **argv)
 		}
 		nq = sample;
 	}
-	if (rows) {
-		fprintf(stderr, "note: --rows cuts the base; ground truth is for the full base, so recall is not meaningful\n");
-	}
+	snprintf(sample_file, sizeof(sample_file), "/tmp/indexer-bench-sample-%d", (int)getpid());
+	FILE *sf = fopen(sample_file, "w");
+	for (size_t i = 0; sf && i < nq; i++)
+		fprintf(sf, "%zu\n", perm[i]);
+	if (sf)
+		fclose(sf);
+	free(perm);
+	if (rows && exact_truth() != 0)
+		return 1;
 	struct result fs[SWEEP], r;
 	double ingest = 0, index_s = 0;
 	int efl[SWEEP];
@@ -621,6 +665,7 @@ int main(int argc, char **argv)
 	if (nh)
 		printf(" hnswlib M%d, %d threads %.1f / %.1f;", hnswlib_m, threads, hnswlib_build_s, hnswlib_build_cpu_s);
 	printf("\n");
+	unlink(sample_file);
 	if (strstr(parts, "faiss") && strstr(parts, "muri"))
 		printf("muri build / faiss build: %.2f wall, %.2f CPU\n", muri_build_s / fs[0].build_s,
 		       muri_build_cpu_s / faiss_build_cpu_s);
