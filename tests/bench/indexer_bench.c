@@ -411,18 +411,27 @@ static int run_rpc(struct result *r, double *ingest_vps, double *index_s)
 
 /* ---- comparisons at equal recall -------------------------------------------- */
 
-/* CPU-QPS at recall r, linear between the two rows around it (rows by rising
- * recall; the nearest end outside them). */
+/* CPU-QPS at recall r, linear between the two rows around it (rows by
+ * rising recall); 0 where r is past the best row (no baseline there). */
 static double interp_rows(const struct inproc_row *h, int n, double r)
 {
-	if (n == 1 || r <= h[0].recall)
+	if (r <= h[0].recall)
 		return h[0].cpu_qps;
 	for (int i = 1; i < n; i++)
 		if (r <= h[i].recall) {
 			double w = h[i].recall > h[i - 1].recall ? (r - h[i - 1].recall) / (h[i].recall - h[i - 1].recall) : 1;
 			return h[i - 1].cpu_qps + w * (h[i].cpu_qps - h[i - 1].cpu_qps);
 		}
-	return h[n - 1].cpu_qps;
+	return 0;
+}
+
+/* "   name R" with the ratio a / b, or "   name -" when b is 0. */
+static void ratio(const char *name, double a, double b)
+{
+	if (b > 0)
+		printf("   %s %.2f", name, a / b);
+	else
+		printf("   %s -", name);
 }
 
 static double interp_qps(const struct result *fs, double r)
@@ -632,11 +641,11 @@ int main(int argc, char **argv)
 		snprintf(label, sizeof(label), "in-process muri, efSearch %d", mr[i].ef);
 		printf("%-40s %8.4f %10.0f %9s %9s %10.0f", label, mr[i].recall, mr[i].qps, "", "", mr[i].cpu_qps);
 		if (strstr(parts, "faiss"))
-			printf("   muri/faiss %.2f", mr[i].cpu_qps / interp_qps(fs, mr[i].recall));
+			ratio("muri/faiss", mr[i].cpu_qps, interp_qps(fs, mr[i].recall));
 		printf("   muri/faiss-same-graph %.2f", mr[i].cpu_qps / mr[i].f_cpu_qps);
 		if (nh)
-			printf("   muri/hnswlib %.2f", mr[i].cpu_qps / interp_rows(hr, nh, mr[i].recall));
-		printf("  (QPS ratios at the same recall, interpolated)\n");
+			ratio("muri/hnswlib", mr[i].cpu_qps, interp_rows(hr, nh, mr[i].recall));
+		printf("  (CPU-QPS at the same recall, interpolated; -: the baseline never reaches it)\n");
 	}
 	for (int i = 0; i < nh; i++) {
 		char label[64];
