@@ -18,6 +18,15 @@ case "$what" in
   rpc) exec "$root/build/tests/bench/rpc-bench" "$@" ;;
   indexer)
     export MURI_DATASETS=${MURI_DATASETS:-$root/../shared/datasets}
+    # hnswlib (PyPI) as a baseline only, in a venv of its own; never a muri dependency
+    hv=$HOME/.cache/muri/hnswlib-venv
+    if ! "$hv/bin/python" -c 'import hnswlib, numpy' 2>/dev/null; then
+      (/usr/bin/python3 -m venv "$hv" && "$hv/bin/pip" install -q hnswlib==0.8.0 numpy) >/dev/null 2>&1 ||
+        echo "== hnswlib could not be installed from PyPI: its baseline rows are skipped"
+    fi
+    if "$hv/bin/python" -c 'import hnswlib, numpy' 2>/dev/null; then
+      export MURI_HNSWLIB_PYTHON=$hv/bin/python MURI_SOURCE_ROOT=$root
+    fi
     exec "$root/build/tests/bench/indexer-bench" "$@" ;;
   ledger) exec "$root/build/tests/bench/ledger-bench" "$@" ;;
   failover)

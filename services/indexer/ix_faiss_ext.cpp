@@ -2,11 +2,15 @@
 // Search with an IDSelector: IndexIDMap refuses SearchParameters, HNSW and
 // IVF apply a selector to positions of the sub-index, and a search with
 // parameters takes efSearch / nprobe from them (not from the index), so they
-// are copied from the index here; an HNSW under a selector is walked by a
-// loop of our own that keeps its recall as the filter narrows. Incremental HNSW adds: IndexHNSW::add
-// initializes a lock per existing node and a visited table on every call
-// and draws levels from an unsaved generator; this inserts vertex by vertex
-// with state kept between calls and levels that depend on the position.
+// are copied from the index here. An HNSW over flat storage is walked by
+// ix_hnsw.c (filtered or not: faster than faiss's search, the same on every
+// CPU); over other storage a filtered search is walked by a loop here that
+// keeps its recall as the filter narrows. HNSW adds: IndexHNSW::add
+// initializes a lock per existing node and a visited table on every call,
+// draws levels from an unsaved generator and is not deterministic on several
+// threads; here levels depend on the position, and a flat-storage HNSW takes
+// blocks planned in parallel by ix_hnsw.c (deterministic), other storage
+// vertex by vertex with state kept between calls.
 #include "ix_faiss_ext.h"
 
 #include <algorithm>
@@ -32,7 +36,10 @@
 #include <faiss/impl/IDSelector.h>
 #include <faiss/impl/NSG.h> // faiss::nsg::storage_distance_computer: the same as IndexHNSW.cpp's private one
 
+#include <faiss/utils/distances.h>
+
 #include "cm_err.h"
+#include "ix_hnsw.h"
 
 namespace {
 
@@ -155,8 +162,76 @@ void hnsw_filtered(const faiss::IndexHNSW *h, const float *x, int64_t k, int ef,
 			dist[i] = -dist[i];
 }
 
+// The flat storage of an HNSW whose metric the walk of ix_hnsw.c knows, or
+// NULL (other storages go through faiss's distance computers).
+const faiss::IndexFlat *flat_storage(const faiss::IndexHNSW *h)
+{
+	auto f = dynamic_cast<const faiss::IndexFlat *>(h->storage);
+	if (!f || (h->metric_type != faiss::METRIC_INNER_PRODUCT && h->metric_type != faiss::METRIC_L2) ||
+	    f->metric_type != h->metric_type)
+		return nullptr;
+	return f;
+}
+
+ix_hnsw_graph graph_of(const faiss::IndexHNSW *h, const faiss::IndexFlat *f)
+{
+	const faiss::HNSW &g = h->hnsw;
+	ix_hnsw_graph v;
+	v.neighbors = g.neighbors.data();
+	v.offsets = g.offsets.data();
+	v.cum = g.cum_nneighbor_per_level.data();
+	v.ncum = (int)g.cum_nneighbor_per_level.size();
+	v.levels = g.levels.data();
+	v.entry = g.entry_point;
+	v.max_level = g.max_level;
+	v.x = f->get_xb();
+	v.d = (size_t)h->d;
+	v.ntotal = (size_t)h->ntotal;
+	v.ip = h->metric_type == faiss::METRIC_INNER_PRODUCT;
+	return v;
+}
+
+struct scratch_holder {
+	ix_hnsw_scratch *s = nullptr;
+	~scratch_holder() { ix_hnsw_scratch_free(s); }
+};
+
+ix_hnsw_scratch *thread_scratch()
+{
+	thread_local scratch_holder h;
+	if (!h.s && !(h.s = ix_hnsw_scratch_new()))
+		throw std::bad_alloc();
+	return h.s;
+}
+
+// One query through ix_hnsw_search. The k found are given faiss's values
+// (its kernels, as IndexHNSW::search and ix_distances give them) and
+// ordered by them, ties by position.
+void hnsw_walk(const faiss::IndexHNSW *h, const faiss::IndexFlat *f, const float *x, int64_t k, int ef,
+	       const uint8_t *bitmap, size_t nbytes, float *dist, int64_t *labels)
+{
+	ix_hnsw_graph g = graph_of(h, f);
+	long n = ix_hnsw_search(&g, thread_scratch(), x, (size_t)k, (size_t)ef, bitmap, nbytes, dist, labels);
+	if (n < 0)
+		throw std::bad_alloc();
+	const float *xb = f->get_xb();
+	thread_local std::vector<std::pair<float, int64_t>> r;
+	r.resize((size_t)n);
+	for (long i = 0; i < n; i++) {
+		const float *y = xb + (size_t)labels[i] * (size_t)h->d;
+		r[i].first = g.ip ? -faiss::fvec_inner_product(x, y, (size_t)h->d)
+				  : faiss::fvec_L2sqr(x, y, (size_t)h->d);
+		r[i].second = labels[i];
+	}
+	std::sort(r.begin(), r.end());
+	for (int64_t i = 0; i < k; i++) {
+		dist[i] = i < n ? (g.ip ? -r[i].first : r[i].first) : std::numeric_limits<float>::infinity();
+		labels[i] = i < n ? r[i].second : -1;
+	}
+}
+
 void search_sub(const faiss::Index *sub, size_t nq, const float *x, int64_t k, int exhaustive,
-		faiss::IDSelector *sel, size_t admitted, float *dist, int64_t *labels)
+		faiss::IDSelectorBitmap *sel, size_t admitted, float *dist, int64_t *labels)
 {
 	double w = widen(sub, sel, admitted);
 	if (auto hnsw = dynamic_cast<const faiss::IndexHNSW *>(sub)) {
@@ -168,6 +243,12 @@ void search_sub(const faiss::Index *sub, size_t nq, const float *x, int64_t k, i
 			faiss::SearchParameters p;
 			p.sel = sel;
 			hnsw->storage->search((faiss::Index::idx_t)nq, x, k, dist, labels, sel ? &p : nullptr);
+			return;
+		}
+		if (auto f = flat_storage(hnsw)) {
+			for (size_t i = 0; i < nq; i++)
+				hnsw_walk(hnsw, f, x + i * hnsw->d, k, ef, sel ? sel->bitmap : nullptr,
+					  sel ? sel->n : 0, dist + i * k, labels + i * k);
 			return;
 		}
 		if (sel) {
@@ -227,12 +308,22 @@ extern "C" int ix_faiss_search(const FaissIndex *index, size_t nq, const float *
 }
 
 struct ix_faiss_adder {
-	std::vector<omp_lock_t> locks; // one per HNSW node, as add_with_locks wants
+	std::vector<omp_lock_t> locks; // one per HNSW node, as add_with_locks wants (storage not flat)
 	faiss::VisitedTable vt{0};
+	std::vector<ix_hnsw_scratch *> scr; // one per build thread
+	// a prepared block: its plan, vectors and levels, against ntotal == n0
+	ix_hnsw_plan plan{};
+	bool planned = false;
+	size_t n0 = 0;
+	std::vector<float> x;
+	std::vector<int> levels;
 	~ix_faiss_adder()
 	{
 		for (auto &l : locks)
 			omp_destroy_lock(&l);
+		for (auto s : scr)
+			ix_hnsw_scratch_free(s);
+		ix_hnsw_plan_free(&plan);
 	}
 };
 
@@ -246,15 +337,21 @@ uint64_t mix(uint64_t z)
 	return z ^ (z >> 31);
 }
 
-void hnsw_add(faiss::IndexHNSW *h, ix_faiss_adder &a, size_t n, const float *x, uint64_t seed)
+// The level of the vector at position pos: drawn from (seed, pos).
+int level_of(faiss::HNSW &hnsw, uint64_t seed, size_t pos)
+{
+	hnsw.rng = faiss::RandomGenerator((int64_t)(mix(seed ^ pos) >> 1));
+	return hnsw.random_level() + 1;
+}
+
+// faiss's own insertion, vertex by vertex (storages the walk does not know).
+void hnsw_add_faiss(faiss::IndexHNSW *h, ix_faiss_adder &a, size_t n, const float *x, uint64_t seed)
 {
 	faiss::HNSW &hnsw = h->hnsw;
 	size_t n0 = (size_t)h->ntotal;
 	FAISS_THROW_IF_NOT(h->is_trained && hnsw.levels.size() == n0);
-	for (size_t i = 0; i < n; i++) {
-		hnsw.rng = faiss::RandomGenerator((int64_t)(mix(seed ^ (n0 + i)) >> 1));
-		hnsw.levels.push_back(hnsw.random_level() + 1);
-	}
+	for (size_t i = 0; i < n; i++)
+		hnsw.levels.push_back(level_of(hnsw, seed, n0 + i));
 	h->storage->add((faiss::Index::idx_t)n, x);
 	h->ntotal = h->storage->ntotal;
 	hnsw.prepare_level_tab(n, true);
@@ -273,31 +370,155 @@ void hnsw_add(faiss::IndexHNSW *h, ix_faiss_adder &a, size_t n, const float *x, 
 	}
 }
 
+// Plans the block of n (<= IX_FAISS_HNSW_BLOCK) vectors that follows the
+// index, on `threads` threads; only reads the index.
+void hnsw_prepare(faiss::IndexHNSW *h, const faiss::IndexFlat *f, ix_faiss_adder &a, size_t n, const float *x,
+		  uint64_t seed, int threads)
+{
+	FAISS_THROW_IF_NOT(h->is_trained && h->hnsw.levels.size() == (size_t)h->ntotal);
+	ix_hnsw_plan_free(&a.plan);
+	a.planned = false;
+	a.n0 = (size_t)h->ntotal;
+	a.levels.resize(n);
+	for (size_t i = 0; i < n; i++)
+		a.levels[i] = level_of(h->hnsw, seed, a.n0 + i);
+	a.x.assign(x, x + n * (size_t)h->d);
+	threads = std::max(1, std::min(threads, 64));
+	while (a.scr.size() < (size_t)threads) {
+		ix_hnsw_scratch *s = ix_hnsw_scratch_new();
+		if (!s)
+			throw std::bad_alloc();
+		a.scr.push_back(s);
+	}
+	ix_hnsw_graph g = graph_of(h, f);
+	if (ix_hnsw_plan_block(&g, a.x.data(), n, a.levels.data(), (size_t)h->hnsw.efConstruction, threads,
+			       a.scr.data(), &a.plan) != 0)
+		throw std::bad_alloc();
+	a.planned = true;
+}
+
+// Applies the prepared block: vectors, levels, links, entry point.
+void hnsw_commit(faiss::IndexHNSW *h, ix_faiss_adder &a)
+{
+	faiss::HNSW &hnsw = h->hnsw;
+	FAISS_THROW_IF_NOT_MSG(a.planned && a.n0 == (size_t)h->ntotal, "no block prepared for this index");
+	size_t n = a.plan.n;
+	hnsw.levels.insert(hnsw.levels.end(), a.levels.begin(), a.levels.end());
+	h->storage->add((faiss::Index::idx_t)n, a.x.data());
+	h->ntotal = h->storage->ntotal;
+	hnsw.prepare_level_tab(n, true);
+	for (size_t i = 0; i < n; i++)
+		std::copy(a.plan.links + a.plan.loff[i], a.plan.links + a.plan.loff[i + 1],
+			  hnsw.neighbors.begin() + (ptrdiff_t)hnsw.offsets[a.n0 + i]);
+	const int *cum = hnsw.cum_nneighbor_per_level.data();
+	size_t o = 0;
+	for (size_t c = 0; c < a.plan.nchg; c++) {
+		int l = a.plan.chg_level[c];
+		size_t m = (size_t)(cum[l + 1] - cum[l]);
+		std::copy(a.plan.chg_links + o, a.plan.chg_links + o + m,
+			  hnsw.neighbors.begin() + (ptrdiff_t)(hnsw.offsets[a.plan.chg_node[c]] + cum[l]));
+		o += m;
+	}
+	hnsw.entry_point = a.plan.entry;
+	hnsw.max_level = a.plan.max_level;
+	ix_hnsw_plan_free(&a.plan);
+	a.planned = false;
+}
+
+struct target {
+	faiss::IndexIDMap *idmap;
+	faiss::IndexHNSW *hnsw;
+	const faiss::IndexFlat *flat;
+};
+
+target target_of(FaissIndex *index)
+{
+	auto idx = reinterpret_cast<faiss::Index *>(index);
+	auto idmap = dynamic_cast<faiss::IndexIDMap *>(idx);
+	auto hnsw = dynamic_cast<faiss::IndexHNSW *>(idmap ? idmap->index : idx);
+	return {idmap, hnsw, hnsw ? flat_storage(hnsw) : nullptr};
+}
+
+void add_labels(const target &t, size_t n, const int64_t *labels)
+{
+	if (t.idmap) {
+		t.idmap->id_map.insert(t.idmap->id_map.end(), labels, labels + n);
+		t.idmap->ntotal = t.hnsw->ntotal;
+	}
+}
+
 } // namespace
 
 extern "C" int ix_faiss_add(FaissIndex *index, ix_faiss_adder **adder, size_t n, const float *x,
-			    const int64_t *labels, uint64_t seed, char *err, size_t errlen)
+			    const int64_t *labels, uint64_t seed, int threads, char *err, size_t errlen)
 {
 	try {
 		one_thread guard;
-		auto idx = reinterpret_cast<faiss::Index *>(index);
-		auto idmap = dynamic_cast<faiss::IndexIDMap *>(idx);
-		auto hnsw = dynamic_cast<faiss::IndexHNSW *>(idmap ? idmap->index : idx);
-		if (!hnsw) {
-			if (idmap)
-				idmap->add_with_ids((faiss::Index::idx_t)n, x, labels);
+		target t = target_of(index);
+		if (!t.hnsw) {
+			auto idx = reinterpret_cast<faiss::Index *>(index);
+			if (t.idmap)
+				t.idmap->add_with_ids((faiss::Index::idx_t)n, x, labels);
 			else
 				idx->add((faiss::Index::idx_t)n, x);
 			return CM_OK;
 		}
 		if (!*adder)
 			*adder = new ix_faiss_adder();
-		hnsw_add(hnsw, **adder, n, x, seed);
-		if (idmap) {
-			idmap->id_map.insert(idmap->id_map.end(), labels, labels + n);
-			idmap->ntotal = hnsw->ntotal;
+		if (!t.flat) {
+			hnsw_add_faiss(t.hnsw, **adder, n, x, seed);
+			add_labels(t, n, labels);
+			return CM_OK;
+		}
+		for (size_t i = 0; i < n; i += IX_FAISS_HNSW_BLOCK) {
+			size_t m = std::min(n - i, (size_t)IX_FAISS_HNSW_BLOCK);
+			hnsw_prepare(t.hnsw, t.flat, **adder, m, x + i * (size_t)t.hnsw->d, seed, threads);
+			hnsw_commit(t.hnsw, **adder);
+			add_labels(t, m, labels + i);
 		}
 		return CM_OK;
+	} catch (const std::bad_alloc &) {
+		return fail(CM_ERR_NOMEM, err, errlen, "out of memory");
+	} catch (const std::exception &e) {
+		return fail(CM_ERR_INTERNAL, err, errlen, e.what());
+	} catch (...) {
+		return fail(CM_ERR_INTERNAL, err, errlen, "unknown exception");
+	}
+}
+
+extern "C" int ix_faiss_block_prepare(FaissIndex *index, ix_faiss_adder **adder, size_t n, const float *x,
+				      uint64_t seed, int threads, char *err, size_t errlen)
+{
+	try {
+		target t = target_of(index);
+		if (!t.flat || n > IX_FAISS_HNSW_BLOCK)
+			return fail(CM_ERR_INVALID, err, errlen, "blocks are for HNSW over flat storage");
+		if (!*adder)
+			*adder = new ix_faiss_adder();
+		hnsw_prepare(t.hnsw, t.flat, **adder, n, x, seed, threads);
+		return CM_OK;
+	} catch (const std::bad_alloc &) {
+		return fail(CM_ERR_NOMEM, err, errlen, "out of memory");
+	} catch (const std::exception &e) {
+		return fail(CM_ERR_INTERNAL, err, errlen, e.what());
+	} catch (...) {
+		return fail(CM_ERR_INTERNAL, err, errlen, "unknown exception");
+	}
+}
+
+extern "C" int ix_faiss_block_commit(FaissIndex *index, ix_faiss_adder *adder, const int64_t *labels, char *err,
+				     size_t errlen)
+{
+	try {
+		target t = target_of(index);
+		if (!t.flat || !adder)
+			return fail(CM_ERR_INVALID, err, errlen, "no block prepared");
+		size_t n = adder->plan.n;
+		hnsw_commit(t.hnsw, *adder);
+		add_labels(t, n, labels);
+		return CM_OK;
+	} catch (const std::bad_alloc &) {
+		return fail(CM_ERR_NOMEM, err, errlen, "out of memory");
 	} catch (const std::exception &e) {
 		return fail(CM_ERR_INTERNAL, err, errlen, e.what());
 	} catch (...) {

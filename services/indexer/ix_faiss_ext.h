@@ -1,7 +1,7 @@
 /* What the faiss 1.7.3 C API lacks, over its C++ API: search with an id
  * selector (a bitmap over the positions of an IndexIDMap's sub-index) and
- * the index's own efSearch / nprobe, and an incremental, deterministic HNSW
- * add.
+ * the index's own efSearch / nprobe (an HNSW over flat storage walked by
+ * ix_hnsw.c), and an incremental, deterministic, parallel HNSW add.
  * Every function catches faiss's exceptions and answers with a cm_err code. */
 #ifndef IX_FAISS_EXT_H
 #define IX_FAISS_EXT_H
@@ -44,16 +44,28 @@ int ix_faiss_search(const FaissIndex *index, size_t nq, const float *x, int64_t 
  * kept between calls). Owned by the caller: ix_faiss_adder_free(). */
 typedef struct ix_faiss_adder ix_faiss_adder;
 
-/* Adds n vectors with labels (an IndexIDMap) on the calling thread. An HNSW
- * (under the id map) inserts them one by one in order, each at a level drawn
- * from (seed, its position), with state kept in *adder (created on first
- * use): faiss's own add costs O(index size) per call and draws levels from a
- * generator it does not save, so this makes the graph a function of the
- * sequence of vectors alone, however the adds are grouped and whether or
- * not the index was saved and reloaded in between. Other indexes use faiss's
+/* Adds n vectors with labels (an IndexIDMap) on `threads` threads. An HNSW
+ * (under the id map) over flat storage takes them in blocks of
+ * IX_FAISS_HNSW_BLOCK from the start of the call (ix_hnsw_plan_block: planned
+ * in parallel against the graph before the block, then applied), each vector
+ * at a level drawn from (seed, its position): the graph is a function of the
+ * vectors and how they are grouped into calls, whatever the thread count,
+ * and whether or not the index was saved and reloaded in between. An HNSW
+ * over other storage uses faiss's insertion vertex by vertex (one thread),
+ * with state kept in *adder (created on first use). Other indexes use faiss's
  * add_with_ids. On an error the index may hold part of the vectors. */
 int ix_faiss_add(FaissIndex *index, ix_faiss_adder **adder, size_t n, const float *x,
-		 const int64_t *labels, uint64_t seed, char *err, size_t errlen);
+		 const int64_t *labels, uint64_t seed, int threads, char *err, size_t errlen);
+#define IX_FAISS_HNSW_BLOCK 128
+/* The two steps of adding one block (n <= IX_FAISS_HNSW_BLOCK) to an HNSW
+ * over flat storage, as ix_faiss_add does: prepare only reads the index (the
+ * costly part; searches may run meanwhile, the index must not change until
+ * the commit), commit applies the block with its labels. CM_ERR_INVALID for
+ * other indexes. */
+int ix_faiss_block_prepare(FaissIndex *index, ix_faiss_adder **adder, size_t n, const float *x, uint64_t seed,
+			   int threads, char *err, size_t errlen);
+int ix_faiss_block_commit(FaissIndex *index, ix_faiss_adder *adder, const int64_t *labels, char *err,
+			  size_t errlen);
 void ix_faiss_adder_free(ix_faiss_adder *adder);
 
 #ifdef __cplusplus

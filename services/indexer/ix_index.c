@@ -233,6 +233,15 @@ int ix_index_create(const ix_spec *s, int stand_in, ix_index **out, char *err, s
 	return CM_OK;
 }
 
+int ix_index_set_search_params(ix_index *ix, uint32_t ef_search, uint32_t nprobe, char *err, size_t errlen)
+{
+	if (ix->spec.kind == IX_HNSW && ef_search)
+		ix->spec.ef_search = ef_search;
+	if (ix->spec.kind == IX_IVF && nprobe)
+		ix->spec.nprobe = nprobe;
+	return apply_params(ix, err, errlen);
+}
+
 void ix_index_free(ix_index *ix)
 {
 	if (!ix)
@@ -260,12 +269,44 @@ int ix_index_train(ix_index *ix, size_t n, const float *x, char *err, size_t err
 	return CM_OK;
 }
 
+static _Atomic int build_threads = 1;
+
+void ix_index_set_build_threads(int n)
+{
+	build_threads = n < 1 ? 1 : n > 64 ? 64 : n;
+}
+
+int ix_index_build_threads(void)
+{
+	return build_threads;
+}
+
+FaissIndex *ix_index_faiss(const ix_index *ix)
+{
+	return ix->fi;
+}
+
+int ix_index_blocks(const ix_index *ix)
+{
+	return ix->spec.kind == IX_HNSW && !ix->stand_in && ix->spec.quantizer == IX_Q_NONE;
+}
+
+int ix_index_prepare(ix_index *ix, size_t n, const float *x, uint64_t seed, char *err, size_t errlen)
+{
+	return ix_faiss_block_prepare(ix->fi, &ix->adder, n, x, seed, ix_index_build_threads(), err, errlen);
+}
+
+int ix_index_commit(ix_index *ix, const int64_t *labels, char *err, size_t errlen)
+{
+	return ix_faiss_block_commit(ix->fi, ix->adder, labels, err, errlen);
+}
+
 int ix_index_add(ix_index *ix, size_t n, const float *x, const int64_t *labels, uint64_t seed, char *err,
 		 size_t errlen)
 {
 	if (n == 0)
 		return CM_OK;
-	return ix_faiss_add(ix->fi, &ix->adder, n, x, labels, seed, err, errlen);
+	return ix_faiss_add(ix->fi, &ix->adder, n, x, labels, seed, ix_index_build_threads(), err, errlen);
 }
 
 size_t ix_index_size(const ix_index *ix)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "cm_arena.h"
+#include "ix_faiss_ext.h"
 #include "indexer.pb-c.h"
 #include "types.pb-c.h"
 
@@ -62,6 +63,9 @@ typedef struct ix_index ix_index;
  * released with ix_index_free(). Errors are faiss's message in err. */
 int ix_index_create(const ix_spec *s, int stand_in, ix_index **out, char *err, size_t errlen);
 void ix_index_free(ix_index *ix);
+/* Sets the HNSW efSearch / IVF nprobe of a built index (0: unchanged); not
+ * concurrently with a search. */
+int ix_index_set_search_params(ix_index *ix, uint32_t ef_search, uint32_t nprobe, char *err, size_t errlen);
 /* 1 for the stand-in Flat, 0 for the spec's index. */
 int ix_index_is_stand_in(const ix_index *ix);
 /* 1 if the index keeps vectors exactly, so an exhaustive search is exact. */
@@ -71,12 +75,31 @@ int ix_index_is_exact(const ix_index *ix);
  * index. */
 int ix_index_train(ix_index *ix, size_t n, const float *x, char *err, size_t errlen);
 /* Adds n prepared vectors with labels greater than every label present, in
- * increasing order. An HNSW inserts them one by one, each at a level drawn
- * from (seed, position), so its graph depends only on the sequence of
- * vectors, not on how adds are grouped; other indexes depend on the grouping
- * too (IVF assigns a group with BLAS). Calls cost O(n), not O(index size). */
+ * increasing order. An HNSW over exact storage inserts them in blocks of
+ * IX_INDEX_BLOCK from the start of the call, planned on
+ * ix_index_build_threads() threads (ix_faiss_add), each vector at a level
+ * drawn from (seed, position): its graph depends on the vectors and how they
+ * are grouped into calls, never on the thread count; other indexes depend on
+ * the grouping too (IVF assigns a group with BLAS). Calls cost O(n), not
+ * O(index size). */
 int ix_index_add(ix_index *ix, size_t n, const float *x, const int64_t *labels, uint64_t seed,
 		 char *err, size_t errlen);
+/* Threads an HNSW build plans a block on (process-wide, 1..64, default 1). */
+void ix_index_set_build_threads(int n);
+int ix_index_build_threads(void);
+#define IX_INDEX_BLOCK IX_FAISS_HNSW_BLOCK
+/* 1 if the index adds in blocks (ix_index_prepare / ix_index_commit): an
+ * HNSW over exact storage. */
+int ix_index_blocks(const ix_index *ix);
+/* The two steps of ix_index_add for one block of n <= IX_INDEX_BLOCK
+ * prepared vectors: prepare reads the index only (searches may go on; the
+ * index must not change before the commit), commit applies it with labels
+ * under the same rules as ix_index_add. The same blocks give the same graph
+ * as ix_index_add calls of those blocks. */
+int ix_index_prepare(ix_index *ix, size_t n, const float *x, uint64_t seed, char *err, size_t errlen);
+int ix_index_commit(ix_index *ix, const int64_t *labels, char *err, size_t errlen);
+/* The faiss index (an IndexIDMap) behind ix, for benchmarks. */
+FaissIndex *ix_index_faiss(const ix_index *ix);
 /* Vectors in the index, and their labels in position order (valid until the
  * next add). */
 size_t ix_index_size(const ix_index *ix);

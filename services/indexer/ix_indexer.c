@@ -61,9 +61,11 @@ static void index_fail(ix_fragment *f, const char *what, const char *why)
 	pthread_mutex_unlock(&f->imu);
 }
 
-/* Adds batch [P, P+B): HNSW vectors one by one, a few per hold of the write
- * lock (the part added so far is excluded from the exact tail), others at
- * once. */
+/* Adds batch [P, P+B): an HNSW over exact storage in blocks of
+ * IX_INDEX_BLOCK, each planned without the lock (only this thread changes the
+ * index; searches go on) and committed under the write lock; another HNSW
+ * vector by vector, a few per hold of the write lock (the part added so far
+ * is excluded from the exact tail); others at once. */
 static int add_batch(ix_fragment *f)
 {
 	char why[IX_ERRLEN];
@@ -90,15 +92,21 @@ static int add_batch(ix_fragment *f)
 		labels[n++] = (int64_t)s;
 	}
 	pthread_rwlock_unlock(&f->lk);
-	int one_by_one = f->spec.kind == IX_HNSW && !ix_index_is_stand_in(f->index);
+	int blocks = ix_index_blocks(f->index);
+	int one_by_one = !blocks && f->spec.kind == IX_HNSW && !ix_index_is_stand_in(f->index);
 	size_t i = 0;
 	do {
+		size_t pm = blocks ? (n - i < IX_INDEX_BLOCK ? n - i : IX_INDEX_BLOCK) : 0;
+		if (pm)
+			rc = ix_index_prepare(f->index, pm, x + i * d, f->seed, why, sizeof(why));
 		pthread_rwlock_wrlock(&f->lk);
 		long long t0 = (long long)cm_now_us();
-		rc = ix_pos_reserve(f, ix_index_size(f->index) + (n - i));
+		if (rc == CM_OK)
+			rc = ix_pos_reserve(f, ix_index_size(f->index) + (n - i));
 		while (rc == CM_OK && i < n) {
-			size_t m = one_by_one ? 1 : n - i, base = ix_index_size(f->index);
-			rc = ix_index_add(f->index, m, x + i * d, labels + i, f->seed, why, sizeof(why));
+			size_t m = blocks ? pm : one_by_one ? 1 : n - i, base = ix_index_size(f->index);
+			rc = blocks ? ix_index_commit(f->index, labels + i, why, sizeof(why))
+				    : ix_index_add(f->index, m, x + i * d, labels + i, f->seed, why, sizeof(why));
 			if (rc != CM_OK)
 				break;
 			for (size_t j = 0; j < m; j++) {
@@ -108,7 +116,7 @@ static int add_batch(ix_fragment *f)
 			}
 			i += m;
 			f->part_last = (uint64_t)labels[i - 1];
-			if ((long long)cm_now_us() - t0 >= IX_HOLD_US)
+			if (blocks || (long long)cm_now_us() - t0 >= IX_HOLD_US)
 				break;
 		}
 		if (rc == CM_OK && i == n) {
@@ -341,8 +349,10 @@ static enum step indexer_step(ix_fragment *f, uint64_t *observed)
 void *ix_indexer_main(void *arg)
 {
 	ix_fragment *f = arg;
-	/* One thread for adds and training: HNSW built by several is not
-	 * deterministic. This sets only this thread's OpenMP team size. */
+	/* One OpenMP thread for faiss's adds and training (faiss's HNSW built
+	 * by several is not deterministic); an HNSW block is planned on
+	 * ix_index_build_threads() threads, deterministically. This sets only
+	 * this thread's OpenMP team size. */
 	omp_set_num_threads(1);
 	pthread_mutex_lock(&f->imu);
 	for (;;) {

@@ -9,6 +9,7 @@
 #include "cm_log.h"
 #include "cm_service.h"
 #include "ix_chain.h"
+#include "ix_index.h"
 #include "ix_service.h"
 #ifdef MURI_TEST_FAULTS
 #include "cm_err.h"
@@ -30,6 +31,7 @@ typedef struct ix_config {
 	int64_t max_index_backlog;
 	int64_t filter_postings_max_mb;
 	int64_t omp_threads;
+	int64_t index_threads;
 	char *tls_ca;
 	char *genesis;
 	int64_t allow_set_config;
@@ -78,6 +80,8 @@ static const cm_config_key ix_keys[] = {
 	 "metadata tables until it is reopened (a warning is logged, Status counts filter_postings_off)", NULL},
 	{"omp_threads", CM_CFG_INT, offsetof(ix_config, omp_threads), "1", 1, 256,
 	 "OpenMP threads faiss may use inside one search (searches run in parallel on RPC workers)", NULL},
+	{"index_threads", CM_CFG_INT, offsetof(ix_config, index_threads), "2", 1, 64,
+	 "threads an HNSW index plans each block of new vectors on (the graph is the same whatever the count)", NULL},
 	{"tls_ca", CM_CFG_STR, offsetof(ix_config, tls_ca), "", 0, 0,
 	 "PEM CA file to verify peers' TLS certificates; empty: plaintext to peers", NULL},
 	{"genesis", CM_CFG_STR, offsetof(ix_config, genesis), "", 0, 0,
@@ -136,6 +140,7 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		return -2;
 	}
 	omp_set_num_threads((int)c->cfg.omp_threads);
+	ix_index_set_build_threads((int)c->cfg.index_threads);
 	ix_service_opts o = {
 		.data_dir = env->base->data_dir,
 		.key = env->key,

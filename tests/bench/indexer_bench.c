@@ -21,7 +21,17 @@
  *   indexer-bench [--dataset NAME] [--rows N] [--queries N] [--threads T] [--rpc-threads R]
  *                 [--m M] [--ef-construction E] [--ef-search E] [--batch N] [--rpc-batch N]
  *                 [--filter-queries N] [--ingest-seconds S] [--filter-cost-only 1]
- * --rpc-batch N also measures QPS with N queries per Search call. */
+ *                 [--parts LIST] [--sample N]
+ * --rpc-batch N also measures QPS with N queries per Search call.
+ * --sample N measures N queries drawn at random (fixed seed) from all of
+ * them (the first ones of glove's query file are much easier than the rest);
+ * --rows N cuts the base to its first N rows and recomputes the exact top 10
+ * of the measured queries over them.
+ * --parts (default faiss,muri,hnswlib,rpc) picks the runs: muri is the
+ * indexer's own build and search path in-process (ix_index), hnswlib the
+ * baseline of hnswlib_baseline.py (run when MURI_HNSWLIB_PYTHON names a
+ * Python with hnswlib, as scripts/bench.sh sets it; M 16 unless
+ * --hnswlib-m). */
 #include "tproc.h"
 #include "cm_crypto.h"
 #include "cm_err.h"
@@ -31,6 +41,7 @@
 #include "indexer.pb-c.h"
 #include "ix_filter.h"
 #include "ix_postings.h"
+#include "inproc_muri.h"
 
 #include <faiss/c_api/AutoTune_c.h>
 #include <faiss/c_api/Index_c.h>
@@ -100,7 +111,7 @@ static double recall_of(const int64_t *labels) /* nq x 10 row numbers */
 }
 
 struct result {
-	double recall, qps, p50_ms, p99_ms, build_s;
+	double recall, qps, p50_ms, p99_ms, build_s, cpu_qps;
 	int ef;
 };
 
@@ -114,16 +125,21 @@ struct fjob {
 	const float *qn;
 	int64_t *labels;
 	size_t from, to;
+	double cpu_s; /* the thread's CPU time */
 };
 
 static void *faiss_worker(void *arg)
 {
 	struct fjob *j = arg;
 	float d[10];
+	double c0 = inproc_thread_cpu_s();
 	for (size_t q = j->from; q < j->to; q++)
 		faiss_Index_search(j->idx, 1, j->qn + q * dim, 10, d, j->labels + q * 10);
+	j->cpu_s = inproc_thread_cpu_s() - c0;
 	return NULL;
 }
+
+static double faiss_build_cpu_s;
 
 static int run_faiss(struct result *rs)
 {
@@ -143,7 +159,7 @@ static int run_faiss(struct result *rs)
 	normalize(bn, nb);
 	normalize(qn, nq);
 	omp_set_num_threads(threads);
-	double t0 = now_s();
+	double t0 = now_s(), c0 = inproc_process_cpu_s();
 	faiss_Index_add(idx, (idx_t)nb, bn);
 	double build_s = now_s() - t0;
 	char fname[] = "/tmp/muri-bench-faiss-XXXXXX";
@@ -155,6 +171,7 @@ static int run_faiss(struct result *rs)
 		close(fd);
 		unlink(fname);
 	}
+	faiss_build_cpu_s = inproc_process_cpu_s() - c0;
 	omp_set_num_threads(1);
 	int64_t *labels = calloc(nq * 10, sizeof(*labels));
 	double *lat = malloc(nq * sizeof(double));
@@ -180,12 +197,16 @@ static int run_faiss(struct result *rs)
 	struct fjob j[64];
 	t0 = now_s();
 	for (int i = 0; i < threads; i++) {
-		j[i] = (struct fjob){idx, qn, labels, nq * (size_t)i / (size_t)threads, nq * (size_t)(i + 1) / (size_t)threads};
+		j[i] = (struct fjob){idx, qn, labels, nq * (size_t)i / (size_t)threads, nq * (size_t)(i + 1) / (size_t)threads, 0};
 		pthread_create(&t[i], NULL, faiss_worker, &j[i]);
 	}
-	for (int i = 0; i < threads; i++)
+	double cpu = 0;
+	for (int i = 0; i < threads; i++) {
 		pthread_join(t[i], NULL);
+		cpu += j[i].cpu_s;
+	}
 	r->qps = (double)nq / (now_s() - t0);
+	r->cpu_qps = (double)nq * threads / cpu;
 	}
 	faiss_ParameterSpace_free(ps);
 	free(lat);
@@ -903,10 +924,106 @@ static int run_rpc(struct result *r, double *ingest_vps, double *index_s)
 	return 0;
 }
 
+/* ---- comparisons at equal recall -------------------------------------------- */
+
+/* CPU-QPS at recall r, linear between the two rows around it (rows by
+ * rising recall); 0 where r is past the best row (no baseline there). */
+static double interp_rows(const struct inproc_row *h, int n, double r)
+{
+	if (r <= h[0].recall)
+		return h[0].cpu_qps;
+	for (int i = 1; i < n; i++)
+		if (r <= h[i].recall) {
+			double w = h[i].recall > h[i - 1].recall ? (r - h[i - 1].recall) / (h[i].recall - h[i - 1].recall) : 1;
+			return h[i - 1].cpu_qps + w * (h[i].cpu_qps - h[i - 1].cpu_qps);
+		}
+	return 0;
+}
+
+/* "   name R" with the ratio a / b, or "   name -" when b is 0. */
+static void ratio(const char *name, double a, double b)
+{
+	if (b > 0)
+		printf("   %s %.2f", name, a / b);
+	else
+		printf("   %s -", name);
+}
+
+static double interp_qps(const struct result *fs, double r)
+{
+	struct inproc_row h[SWEEP];
+	for (int i = 0; i < SWEEP; i++)
+		h[i] = (struct inproc_row){.ef = fs[i].ef, .recall = fs[i].recall, .qps = fs[i].qps, .cpu_qps = fs[i].cpu_qps};
+	return interp_rows(h, SWEEP, r);
+}
+
+/* ---- hnswlib (baseline, through hnswlib_baseline.py) ------------------------- */
+
+static double hnswlib_build_s, hnswlib_build_cpu_s;
+static size_t queries_read, sample; /* queries read, and the random sample measured (0: all) */
+static char sample_file[64];          /* the row numbers of the measured queries, one a line */
+static size_t rows;                   /* --rows: the base cut to its first rows */
+
+/* With --rows the dataset's ground truth (for the whole base) does not
+ * apply: the exact top 10 of each measured query over the cut base, by a
+ * flat inner-product search of the normalized vectors. */
+static int exact_truth(void)
+{
+	FaissIndex *flat = NULL;
+	if (faiss_index_factory(&flat, (int)dim, "Flat", METRIC_INNER_PRODUCT) != 0)
+		return -1;
+	float *bn = malloc(nb * dim * sizeof(float)), *qn = malloc(nq * dim * sizeof(float)), *d = malloc(nq * 10 * sizeof(float));
+	int64_t *l = malloc(nq * 10 * sizeof(int64_t));
+	memcpy(bn, base, nb * dim * sizeof(float));
+	memcpy(qn, queries, nq * dim * sizeof(float));
+	normalize(bn, nb);
+	normalize(qn, nq);
+	faiss_Index_add(flat, (idx_t)nb, bn);
+	faiss_Index_search(flat, (idx_t)nq, qn, 10, d, l);
+	for (size_t q = 0; q < nq; q++)
+		for (size_t j = 0; j < 10; j++)
+			truth[q * dgt + j] = (int32_t)l[q * 10 + j];
+	faiss_Index_free(flat);
+	free(bn);
+	free(qn);
+	free(d);
+	free(l);
+	fprintf(stderr, "--rows %zu: exact ground truth recomputed over the cut base\n", rows);
+	return 0;
+}
+
+static int run_hnswlib(const char *ds, const char *name, int hm, struct inproc_row *out, int max)
+{
+	const char *py = getenv("MURI_HNSWLIB_PYTHON"), *src = getenv("MURI_SOURCE_ROOT");
+	if (!py || !src) {
+		fprintf(stderr, "hnswlib: skipped (MURI_HNSWLIB_PYTHON / MURI_SOURCE_ROOT not set; scripts/bench.sh sets them)\n");
+		return 0;
+	}
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd), "'%s' '%s/tests/bench/hnswlib_baseline.py' '%s/%s' --m %d --ef-construction %d "
+		 "--threads %d --queries %zu --query-ids %s --rows %zu --ef 64,96,128,192,256,384", py, src, ds, name, hm,
+		 efc, threads, queries_read, sample_file, rows);
+	fprintf(stderr, "hnswlib: %s\n", cmd);
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return 0;
+	int n = 0, ef;
+	double rec, qps, cq, b, bc;
+	while (n < max && fscanf(f, "hnswlib %d %lf %lf %lf %lf %lf\n", &ef, &rec, &qps, &cq, &b, &bc) == 6) {
+		out[n++] = (struct inproc_row){.ef = ef, .recall = rec, .qps = qps, .cpu_qps = cq};
+		hnswlib_build_s = b;
+		hnswlib_build_cpu_s = bc;
+	}
+	if (pclose(f) != 0)
+		fprintf(stderr, "hnswlib: the baseline script failed\n");
+	return n;
+}
+
 int main(int argc, char **argv)
 {
-	const char *name = "glove-100-angular";
-	size_t rows = 0, nqueries = 10000;
+	const char *name = "glove-100-angular", *parts = "faiss,muri,hnswlib,rpc";
+	size_t nqueries = 10000;
+	int hnswlib_m = 16;
 	int cost_only = 0;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--dataset"))
@@ -935,6 +1052,12 @@ int main(int argc, char **argv)
 			cost_only = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--rpc-batch"))
 			rpc_batch_opt = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--sample"))
+			sample = (size_t)atol(argv[i + 1]);
+		else if (!strcmp(argv[i], "--parts"))
+			parts = argv[i + 1];
+		else if (!strcmp(argv[i], "--hnswlib-m"))
+			hnswlib_m = atoi(argv[i + 1]);
 	}
 	if (threads < 1 || threads > 64 || rpc_threads < 1 || rpc_threads > 64 || batch < 1 || batch > 10000 ||
 	    rpc_batch_opt < 0 || rpc_batch_opt > 256) {
@@ -957,6 +1080,40 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cannot read %s (or more than 1M rows)\n", name);
 		return 1;
 	}
+	queries_read = nq;
+	size_t *perm = malloc(nq * sizeof(size_t));
+	for (size_t i = 0; i < nq; i++)
+		perm[i] = i;
+	if (sample && sample < nq) { /* a random sample of the queries (fixed seed), never the head */
+		uint64_t z = 42;
+		for (size_t i = 0; i < sample; i++) {
+			z = z * 6364136223846793005ULL + 1442695040888963407ULL;
+			size_t j = i + (size_t)((z >> 33) % (nq - i));
+			size_t tp = perm[i];
+			perm[i] = perm[j];
+			perm[j] = tp;
+			for (size_t c = 0; c < dim; c++) {
+				float t = queries[i * dim + c];
+				queries[i * dim + c] = queries[j * dim + c];
+				queries[j * dim + c] = t;
+			}
+			for (size_t c = 0; c < dgt; c++) {
+				int32_t t = truth[i * dgt + c];
+				truth[i * dgt + c] = truth[j * dgt + c];
+				truth[j * dgt + c] = t;
+			}
+		}
+		nq = sample;
+	}
+	snprintf(sample_file, sizeof(sample_file), "/tmp/indexer-bench-sample-%d", (int)getpid());
+	FILE *sf = fopen(sample_file, "w");
+	for (size_t i = 0; sf && i < nq; i++)
+		fprintf(sf, "%zu\n", perm[i]);
+	if (sf)
+		fclose(sf);
+	free(perm);
+	if (rows && exact_truth() != 0)
+		return 1;
 	if (nqf < 100 || nqf > nq || ingest_secs < 1) {
 		fprintf(stderr, "--filter-queries 100..queries, --ingest-seconds 1 or more\n");
 		return 2;
@@ -976,76 +1133,135 @@ int main(int argc, char **argv)
 		}
 		return 0;
 	}
-	if (rows) {
-		fprintf(stderr, "note: --rows cuts the base; ground truth is for the full base, so recall is not meaningful\n");
-	}
 	struct result fs[SWEEP], r;
-	double ingest, index_s;
-	fprintf(stderr, "in-process faiss: building HNSW%d efConstruction %d over %zu x %zu...\n", m, efc, nb, dim);
-	if (run_faiss(fs) != 0)
-		return 1;
-	fprintf(stderr, "muri-indexer: ingesting and indexing...\n");
-	if (run_rpc(&r, &ingest, &index_s) != 0)
-		return 1;
+	double ingest = 0, index_s = 0;
+	int efl[SWEEP];
+	for (int i = 0; i < SWEEP; i++)
+		efl[i] = efs * sweep_factor[i] / 4;
+	memset(fs, 0, sizeof(fs));
+	memset(&r, 0, sizeof(r));
+	if (strstr(parts, "faiss")) {
+		fprintf(stderr, "in-process faiss: building HNSW%d efConstruction %d over %zu x %zu...\n", m, efc, nb, dim);
+		if (run_faiss(fs) != 0)
+			return 1;
+	}
+	struct inproc_row mr[SWEEP];
+	double muri_build_s = 0, muri_build_cpu_s = 0;
+	if (strstr(parts, "muri")) {
+		fprintf(stderr, "in-process muri: building HNSW%d efConstruction %d over %zu x %zu...\n", m, efc, nb, dim);
+		if (inproc_muri(base, nb, queries, nq, dim, m, efc, (size_t)batch, threads, threads, efl, SWEEP,
+				recall_of, mr, &muri_build_s, &muri_build_cpu_s) != 0)
+			return 1;
+	}
+	struct inproc_row hr[16];
+	int nh = strstr(parts, "hnswlib") ? run_hnswlib(ds ? ds : "../shared/datasets", name, hnswlib_m, hr, 16) : 0;
+	if (strstr(parts, "rpc")) {
+		fprintf(stderr, "muri-indexer: ingesting and indexing...\n");
+		if (run_rpc(&r, &ingest, &index_s) != 0)
+			return 1;
+	}
 	printf("dataset %s: %zu x %zu, %zu queries, k=10; HNSW M=%d efConstruction=%d efSearch=%d; QPS with one query "
 	       "per call from %d in-process threads and from %d RPC client threads (enough to keep the server busy)\n",
 	       name, nb, dim, nq, m, efc, efs, threads, rpc_threads);
-	printf("%-40s %8s %10s %9s %9s\n", "", "recall", "QPS", "p50 ms", "p99 ms");
+	printf("%-40s %8s %10s %9s %9s %10s\n", "", "recall", "QPS", "p50 ms", "p99 ms", "CPU-QPS");
+	printf("(CPU-QPS: queries per CPU-second of the searching threads times their number, the QPS they would give "
+	       "with a core each; stable on a shared machine, where wall QPS is not. Ratios compare CPU-QPS.)\n");
 	int match = -1;
-	for (int i = 0; i < SWEEP; i++) {
+	for (int i = 0; strstr(parts, "faiss") && i < SWEEP; i++) {
 		char label[64];
 		snprintf(label, sizeof(label), "in-process faiss, efSearch %d", fs[i].ef);
-		printf("%-40s %8.4f %10.0f %9.3f %9.3f\n", label, fs[i].recall, fs[i].qps, fs[i].p50_ms, fs[i].p99_ms);
+		printf("%-40s %8.4f %10.0f %9.3f %9.3f %10.0f\n", label, fs[i].recall, fs[i].qps, fs[i].p50_ms, fs[i].p99_ms,
+		       fs[i].cpu_qps);
 		if (match < 0 && fs[i].recall >= r.recall)
 			match = i;
 	}
-	char label[64];
-	snprintf(label, sizeof(label), "muri-indexer Search RPC, efSearch %d", efs);
-	printf("%-40s %8.4f %10.0f %9.3f %9.3f\n", label, r.recall, r.qps, r.p50_ms, r.p99_ms);
-	if (rpc_batch_opt > 0) {
-		snprintf(label, sizeof(label), "Search RPC, %d queries per call", rpc_batch_opt);
-		printf("%-40s %8.4f %10.0f\n", label, batch_recall, batch_qps);
+	for (int i = 0; strstr(parts, "muri") && i < SWEEP; i++) {
+		char label[64];
+		snprintf(label, sizeof(label), "faiss search, muri graph, efSearch %d", mr[i].ef);
+		printf("%-40s %8.4f %10.0f %9s %9s %10.0f\n", label, mr[i].f_recall, mr[i].f_qps, "", "", mr[i].f_cpu_qps);
 	}
-	printf("RPC / in-process QPS at the same efSearch: %.2f\n", r.qps / fs[0].qps);
-	if (match >= 0)
-		printf("RPC / in-process QPS at the same or higher in-process recall (efSearch %d): %.2f\n", fs[match].ef,
-		       r.qps / fs[match].qps);
-	if (match >= 0 && rpc_batch_opt > 0)
-		printf("batched RPC / in-process QPS at the same or higher in-process recall: %.2f\n",
-		       batch_qps / fs[match].qps);
-	printf("ingest at ONE (durable, %d per Write): %.0f vectors/s; index caught up %.1f s after the first write "
-	       "(in-process build with %d threads: %.1f s)\n", batch, ingest, index_s, threads, fs[0].build_s);
-	printf("\nfiltered search: int field bucket (a hash of the row, 0..999), filter bucket < b; %zu queries, k=10, "
-	       "recall against brute force over the matching rows; QPS from %d RPC client threads; filter evaluation "
-	       "alone (median of 21, in process, the same rows): postings vs SQLite tables\n", nqf, rpc_threads);
-	printf("%-14s %9s %8s %8s %9s %9s %11s %11s\n", "selectivity", "rows", "recall", "QPS", "p50 ms", "p99 ms",
-	       "postings us", "SQLite us");
-	for (int s = NSEL; s >= 0; s--) {
-		char lb[32];
-		if (s == NSEL)
-			snprintf(lb, sizeof(lb), "unfiltered");
-		else
-			snprintf(lb, sizeof(lb), "%.1f%%", sel_permille[s] / 10.0);
-		printf("%-14s %9zu %8.4f %8.0f %9.3f %9.3f", lb, fr[s].matching, fr[s].recall, fr[s].qps,
-		       fr[s].p50_ms, fr[s].p99_ms);
-		if (s < NSEL)
-			printf(" %11.1f %11.1f\n", fr[s].post_us, fr[s].sql_us);
-		else
-			printf(" %11s %11s\n", "-", "-");
+	for (int i = 0; strstr(parts, "muri") && i < SWEEP; i++) {
+		char label[64];
+		snprintf(label, sizeof(label), "in-process muri, efSearch %d", mr[i].ef);
+		printf("%-40s %8.4f %10.0f %9s %9s %10.0f", label, mr[i].recall, mr[i].qps, "", "", mr[i].cpu_qps);
+		if (strstr(parts, "faiss"))
+			ratio("muri/faiss", mr[i].cpu_qps, interp_qps(fs, mr[i].recall));
+		printf("   muri/faiss-same-graph %.2f", mr[i].cpu_qps / mr[i].f_cpu_qps);
+		if (nh)
+			ratio("muri/hnswlib", mr[i].cpu_qps, interp_rows(hr, nh, mr[i].recall));
+		printf("  (CPU-QPS at the same recall, interpolated; -: the baseline never reaches it)\n");
 	}
-	printf("filtered p99 at 50%% / unfiltered p99: %.2f (target 1.5)\n", fr[NSEL - 1].p99_ms / fr[NSEL].p99_ms);
-	printf("\nmemory: indexer resident %.1f MiB (%.1f MiB before the first write) = %.0f bytes per vector, %.0f "
-	       "above the empty process; in-process faiss index alone (serialized) %.1f MiB = %.0f bytes per vector; "
-	       "ratio %.2f, above the empty process %.2f (target 1.5)\n",
-	       rss_bytes / 1048576.0, rss_empty / 1048576.0, (double)rss_bytes / (double)nb,
-	       (double)(rss_bytes - rss_empty) / (double)nb, faiss_bytes / 1048576.0, (double)faiss_bytes / (double)nb,
-	       (double)rss_bytes / (double)faiss_bytes, (double)(rss_bytes - rss_empty) / (double)faiss_bytes);
-	printf("\nsearch under ingest (one indexer, inserts at ONE, 1000 per Write, target %.0f vectors/s = the rate the "
-	       "indexer sustained while building; %.0f s):\n", ing.target_vps, ingest_secs);
-	printf("%-28s %9s %9s %9s\n", "", "searches", "p50 ms", "p99 ms");
-	printf("%-28s %9zu %9.3f %9.3f\n", "idle", nqf, ing.idle_p50_ms, ing.idle_p99_ms);
-	printf("%-28s %9zu %9.3f %9.3f\n", "during inserts", ing.searches, ing.p50_ms, ing.p99_ms);
-	printf("inserted %.0f vectors/s (%zu refused by back-pressure or errors); index backlog at the end: %s\n",
-	       ing.written_vps, ing.rejected, ing.backlog_end);
+	for (int i = 0; i < nh; i++) {
+		char label[64];
+		snprintf(label, sizeof(label), "hnswlib M%d, ef %d", hnswlib_m, hr[i].ef);
+		printf("%-40s %8.4f %10.0f %9s %9s %10.0f\n", label, hr[i].recall, hr[i].qps, "", "", hr[i].cpu_qps);
+	}
+	if (strstr(parts, "rpc")) {
+		char label[64];
+		snprintf(label, sizeof(label), "muri-indexer Search RPC, efSearch %d", efs);
+		printf("%-40s %8.4f %10.0f %9.3f %9.3f\n", label, r.recall, r.qps, r.p50_ms, r.p99_ms);
+		if (rpc_batch_opt > 0) {
+			snprintf(label, sizeof(label), "Search RPC, %d queries per call", rpc_batch_opt);
+			printf("%-40s %8.4f %10.0f\n", label, batch_recall, batch_qps);
+		}
+		if (strstr(parts, "faiss")) {
+			printf("RPC / in-process QPS at the same efSearch: %.2f\n", r.qps / fs[0].qps);
+			if (match >= 0)
+				printf("RPC / in-process QPS at the same or higher in-process recall (efSearch %d): %.2f\n",
+				       fs[match].ef, r.qps / fs[match].qps);
+			if (match >= 0 && rpc_batch_opt > 0)
+				printf("batched RPC / in-process QPS at the same or higher in-process recall: %.2f\n",
+				       batch_qps / fs[match].qps);
+		}
+		printf("ingest at ONE (durable, %d per Write): %.0f vectors/s; index caught up %.1f s after the first "
+		       "write\n", batch, ingest, index_s);
+	}
+	printf("build over %zu vectors (wall s / CPU s):", nb);
+	if (strstr(parts, "faiss"))
+		printf(" faiss batch add, %d threads %.1f / %.1f;", threads, fs[0].build_s, faiss_build_cpu_s);
+	if (strstr(parts, "muri"))
+		printf(" muri ix_index_add (%d per call), %d threads %.1f / %.1f;", batch, threads, muri_build_s,
+		       muri_build_cpu_s);
+	if (nh)
+		printf(" hnswlib M%d, %d threads %.1f / %.1f;", hnswlib_m, threads, hnswlib_build_s, hnswlib_build_cpu_s);
+	printf("\n");
+	unlink(sample_file);
+	if (strstr(parts, "faiss") && strstr(parts, "muri"))
+		printf("muri build / faiss build: %.2f wall, %.2f CPU\n", muri_build_s / fs[0].build_s,
+		       muri_build_cpu_s / faiss_build_cpu_s);
+	if (strstr(parts, "rpc")) {
+		printf("\nfiltered search: int field bucket (a hash of the row, 0..999), filter bucket < b; %zu queries, k=10, "
+		       "recall against brute force over the matching rows; QPS from %d RPC client threads; filter evaluation "
+		       "alone (median of 21, in process, the same rows): postings vs SQLite tables\n", nqf, rpc_threads);
+		printf("%-14s %9s %8s %8s %9s %9s %11s %11s\n", "selectivity", "rows", "recall", "QPS", "p50 ms", "p99 ms",
+		       "postings us", "SQLite us");
+		for (int s = NSEL; s >= 0; s--) {
+			char lb[32];
+			if (s == NSEL)
+				snprintf(lb, sizeof(lb), "unfiltered");
+			else
+				snprintf(lb, sizeof(lb), "%.1f%%", sel_permille[s] / 10.0);
+			printf("%-14s %9zu %8.4f %8.0f %9.3f %9.3f", lb, fr[s].matching, fr[s].recall, fr[s].qps,
+			       fr[s].p50_ms, fr[s].p99_ms);
+			if (s < NSEL)
+				printf(" %11.1f %11.1f\n", fr[s].post_us, fr[s].sql_us);
+			else
+				printf(" %11s %11s\n", "-", "-");
+		}
+		printf("filtered p99 at 50%% / unfiltered p99: %.2f (target 1.5)\n", fr[NSEL - 1].p99_ms / fr[NSEL].p99_ms);
+		printf("\nmemory: indexer resident %.1f MiB (%.1f MiB before the first write) = %.0f bytes per vector, %.0f "
+		       "above the empty process; in-process faiss index alone (serialized) %.1f MiB = %.0f bytes per vector; "
+		       "ratio %.2f, above the empty process %.2f (target 1.5)\n",
+		       rss_bytes / 1048576.0, rss_empty / 1048576.0, (double)rss_bytes / (double)nb,
+		       (double)(rss_bytes - rss_empty) / (double)nb, faiss_bytes / 1048576.0, (double)faiss_bytes / (double)nb,
+		       (double)rss_bytes / (double)faiss_bytes, (double)(rss_bytes - rss_empty) / (double)faiss_bytes);
+		printf("\nsearch under ingest (one indexer, inserts at ONE, 1000 per Write, target %.0f vectors/s = the rate the "
+		       "indexer sustained while building; %.0f s):\n", ing.target_vps, ingest_secs);
+		printf("%-28s %9s %9s %9s\n", "", "searches", "p50 ms", "p99 ms");
+		printf("%-28s %9zu %9.3f %9.3f\n", "idle", nqf, ing.idle_p50_ms, ing.idle_p99_ms);
+		printf("%-28s %9zu %9.3f %9.3f\n", "during inserts", ing.searches, ing.p50_ms, ing.p99_ms);
+		printf("inserted %.0f vectors/s (%zu refused by back-pressure or errors); index backlog at the end: %s\n",
+		       ing.written_vps, ing.rejected, ing.backlog_end);
+	}
 	return 0;
 }
