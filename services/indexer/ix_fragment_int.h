@@ -14,15 +14,19 @@
  * and searched exactly. The indexer adds batch [P, P+B) once the log holds
  * it, then checks two triggers that depend only on the log prefix: train a
  * trainable index once enough vectors are live, and rebuild when the dead
- * share passes the limit. Adds run on one thread and HNSW vectors are
- * inserted one by one at levels drawn from (seed, position), so equal log
- * prefixes give equal indexes.
+ * share passes the limit. HNSW over flat storage adds in blocks of
+ * IX_INDEX_BLOCK (ix_hnsw.c): a block is planned against the graph before it
+ * on index_threads threads, without the write lock, then committed under
+ * it; levels come from (seed, position) and the plan does not depend on the
+ * thread count, so equal log prefixes (added in the same aligned batches)
+ * give equal indexes. Other HNSW storage adds one vector at a time, other
+ * indexes a batch at once.
  *
  * Locks: wmu serializes writers (append, truncate, floor, saved-index
  * bookkeeping); lk (a writer-preferring rwlock) guards the in-memory view:
  * searches hold it shared, appends and the indexer's adds and swaps hold it
- * exclusively for short steps (HNSW vectors are added one by one for at most
- * IX_HOLD_US per hold). The FAISS index is changed only by the indexer thread
+ * exclusively for short steps (one block's commit, or at most IX_HOLD_US of
+ * one-at-a-time HNSW adds per hold). The FAISS index is changed only by the indexer thread
  * (or by a truncation while the indexer is paused). A search reads SQLite in
  * one transaction begun under lk, so its snapshot holds every record the view
  * knows; metadata rows of superseded versions are removed one append later
@@ -44,8 +48,8 @@
 #define IX_INDEX_SUFFIX ".faiss"
 #define IX_ERRLEN 256
 /* The indexer holds the write lock at most about this long while adding
- * HNSW vectors one by one (an HNSW graph does not depend on how its adds are
- * grouped; other indexes add a whole batch at once). */
+ * HNSW vectors one at a time (HNSW over storage the block build does not
+ * cover, such as SQ8). */
 #define IX_HOLD_US 2000
 
 enum ix_pend_kind { IX_P_IGNORED = 0, IX_P_UPSERT = 1, IX_P_DELETE = 2 };
