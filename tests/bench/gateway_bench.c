@@ -13,6 +13,7 @@
  *                 [--dataset NAME] [--rows N] [--queries N] [--threads T] [--rpc-threads R]
  *                 [--m M] [--ef-construction E] [--ef-search E] [--insert-batch N] [--batch-queries N]
  *                 [--seed S] */
+#include "bench_util.h"
 #include "cm_err.h"
 #include "cm_rpc.h"
 #include "cm_vecs.h"
@@ -45,31 +46,6 @@ static int *sorted;             /* rows sorted by id */
 static int threads = 2, rpc_threads = 8, m = 32, efc = 200, efs = 128, insert_batch = 10000, batch_queries = 100;
 static const char *collection = "bench";
 
-static double now_s(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static void normalize(float *x, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		double s = 0;
-		for (size_t j = 0; j < dim; j++)
-			s += (double)x[i * dim + j] * x[i * dim + j];
-		float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0;
-		for (size_t j = 0; j < dim; j++)
-			x[i * dim + j] *= inv;
-	}
-}
-
 static double recall_of(const int64_t *labels) /* nq x K */
 {
 	size_t hit = 0;
@@ -79,12 +55,6 @@ static double recall_of(const int64_t *labels) /* nq x K */
 				if (labels[q * K + i] >= 0 && labels[q * K + i] == truth[q * K + j])
 					hit++;
 	return (double)hit / (double)(nq * K);
-}
-
-static double pct(double *v, size_t n, int p)
-{
-	qsort(v, n, sizeof(double), cmp_d);
-	return v[n * (size_t)p / 100 < n ? n * (size_t)p / 100 : n - 1];
 }
 
 /* ---- in-process faiss baseline ----------------------------------------------- */
@@ -128,8 +98,8 @@ static int run_faiss(struct result *rs, double *build_s)
 	memcpy(bn, base, nb * dim * sizeof(float));
 	for (size_t q = 0; q < nq; q++)
 		memcpy(qn + q * dim, queries + qsel[q] * dim, dim * sizeof(float));
-	normalize(bn, nb);
-	normalize(qn, nq);
+	normalize_rows(bn, nb, dim);
+	normalize_rows(qn, nq, dim);
 	omp_set_num_threads(threads);
 	double t0 = now_s();
 	faiss_Index_add(idx, (idx_t)nb, bn);
@@ -183,8 +153,8 @@ static int exact_truth(void)
 	memcpy(bn, base, nb * dim * sizeof(float));
 	for (size_t q = 0; q < nq; q++)
 		memcpy(qn + q * dim, queries + qsel[q] * dim, dim * sizeof(float));
-	normalize(bn, nb);
-	normalize(qn, nq);
+	normalize_rows(bn, nb, dim);
+	normalize_rows(qn, nq, dim);
 	omp_set_num_threads(threads);
 	faiss_Index_add((FaissIndex *)idx, (idx_t)nb, bn);
 	faiss_Index_search((FaissIndex *)idx, (idx_t)nq, qn, K, d, truth);

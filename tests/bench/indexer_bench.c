@@ -32,6 +32,7 @@
  * baseline of hnswlib_baseline.py (run when MURI_HNSWLIB_PYTHON names a
  * Python with hnswlib, as scripts/bench.sh sets it; M 16 unless
  * --hnswlib-m). */
+#include "bench_util.h"
 #include "tproc.h"
 #include "cm_crypto.h"
 #include "cm_err.h"
@@ -73,31 +74,6 @@ static int rpc_batch_opt = 0; /* > 0: also QPS with this many queries per Search
 static int rpc_batch = 0;     /* what rpc_worker sends: 0 one query per call */
 static double batch_qps, batch_recall;
 static char ids[1 << 20][37]; /* UUIDs of rows, up to 1M rows */
-
-static double now_s(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static void normalize(float *x, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		double s = 0;
-		for (size_t j = 0; j < dim; j++)
-			s += (double)x[i * dim + j] * x[i * dim + j];
-		float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0;
-		for (size_t j = 0; j < dim; j++)
-			x[i * dim + j] *= inv;
-	}
-}
 
 static double recall_of(const int64_t *labels) /* nq x 10 row numbers */
 {
@@ -156,8 +132,8 @@ static int run_faiss(struct result *rs)
 	float *bn = malloc(nb * dim * sizeof(float)), *qn = malloc(nq * dim * sizeof(float));
 	memcpy(bn, base, nb * dim * sizeof(float));
 	memcpy(qn, queries, nq * dim * sizeof(float));
-	normalize(bn, nb);
-	normalize(qn, nq);
+	normalize_rows(bn, nb, dim);
+	normalize_rows(qn, nq, dim);
 	omp_set_num_threads(threads);
 	double t0 = now_s(), c0 = inproc_process_cpu_s();
 	faiss_Index_add(idx, (idx_t)nb, bn);
@@ -417,8 +393,8 @@ static int32_t *brute_force(int b, size_t *matching)
 	for (size_t i = 0; i < n; i++)
 		memcpy(sub + i * dim, base + (size_t)rows[i] * dim, dim * sizeof(float));
 	memcpy(qn, queries, nqf * dim * sizeof(float));
-	normalize(sub, n);
-	normalize(qn, nqf);
+	normalize_rows(sub, n, dim);
+	normalize_rows(qn, nqf, dim);
 	FaissIndexFlatIP *fi = NULL;
 	faiss_IndexFlatIP_new_with(&fi, (idx_t)dim);
 	faiss_Index_add((FaissIndex *)fi, (idx_t)n, sub);
@@ -976,8 +952,8 @@ static int exact_truth(void)
 	int64_t *l = malloc(nq * 10 * sizeof(int64_t));
 	memcpy(bn, base, nb * dim * sizeof(float));
 	memcpy(qn, queries, nq * dim * sizeof(float));
-	normalize(bn, nb);
-	normalize(qn, nq);
+	normalize_rows(bn, nb, dim);
+	normalize_rows(qn, nq, dim);
 	faiss_Index_add(flat, (idx_t)nb, bn);
 	faiss_Index_search(flat, (idx_t)nq, qn, 10, d, l);
 	for (size_t q = 0; q < nq; q++)

@@ -19,6 +19,7 @@
  * a round of 4 such calls leaves at once, so with --rate a smaller batch
  * offers the load more evenly.
  *   ledger-bench [--txs N] [--senders S] [--threads T] [--blocks 500,2000,8000] [--rate R] [--batch B] [--noop] */
+#include "bench_util.h"
 #include "tproc.h"
 #include "cm_crypto.h"
 #include "cm_err.h"
@@ -58,22 +59,9 @@ static uint64_t *order; /* (hash64 << 24 | index) sorted, to find a tx by hash *
 static char addrs[N_REPLICAS][32];
 static atomic_size_t next_tx, committed_count, submit_errors, blocks_seen;
 
-static double now_s(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
 	return x < y ? -1 : x > y;
 }
 
