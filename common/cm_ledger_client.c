@@ -120,8 +120,12 @@ static int transient(int code)
 	return code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_DEADLINE_EXCEEDED;
 }
 
-/* One unary call, moving to the next replica on a transient failure. *from
- * (may be NULL) receives the replica that answered last. */
+/* One unary call, moving to the next replica on a transient failure. A
+ * replica that is not up yet (a network starting, a replica restarting)
+ * fails at once, so after each round of failures it pauses (50 ms, doubling
+ * to 500 ms) and tries again until max_attempts calls were made and
+ * call_timeout_ms has passed. *from (may be NULL) receives the replica that
+ * answered last. */
 static int call_any(cm_ledger_client *c, const char *method, const ProtobufCMessage *req,
 		    const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp, cm_rpc_status *st,
 		    size_t *from)
@@ -131,7 +135,8 @@ static int call_any(cm_ledger_client *c, const char *method, const ProtobufCMess
 		st = &local;
 	int rc = CM_ERR_UNAVAILABLE;
 	size_t start = atomic_load(&c->cur) % c->n;
-	for (int a = 0; a < c->max_attempts; a++) {
+	uint64_t t0 = cm_now_us(), pause_ms = 50;
+	for (int a = 0;; a++) {
 		size_t r = (start + (size_t)a) % c->n;
 		memset(st, 0, sizeof(*st));
 		rc = cm_rpc_unary(c->ch[r], method, req, desc, resp, c->call_timeout_ms, st);
@@ -140,6 +145,12 @@ static int call_any(cm_ledger_client *c, const char *method, const ProtobufCMess
 		if (rc == CM_OK || !transient(st->code)) {
 			atomic_store(&c->cur, r);
 			return rc;
+		}
+		if (a + 1 >= c->max_attempts && cm_now_us() - t0 >= (uint64_t)c->call_timeout_ms * 1000)
+			break;
+		if ((size_t)(a + 1) % c->n == 0) {
+			cm_sleep_ms(pause_ms);
+			pause_ms = pause_ms * 2 > 500 ? 500 : pause_ms * 2;
 		}
 	}
 	return rc;

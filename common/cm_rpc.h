@@ -49,6 +49,10 @@ typedef struct cm_rpc_handler {
 	cm_rpc_stream_fn stream;
 } cm_rpc_handler;
 
+/* Reconnect backoff of every client channel (ms). */
+#define CM_RPC_RECONNECT_MIN_MS 100
+#define CM_RPC_RECONNECT_MAX_MS 1000
+
 typedef struct cm_rpc_server_opts {
 	const char *listen;        /* "host:port"; port 0 picks a free one */
 	int workers;               /* worker threads, >= 1 */

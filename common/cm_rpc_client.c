@@ -52,19 +52,30 @@ int cm_rpc_client_new(const cm_rpc_client_opts *o, cm_rpc_client **out, char *er
 	}
 	grpc_init();
 	size_t max = o->max_message ? o->max_message : CM_RPC_MSG_MAX_DEFAULT;
-	grpc_arg args[3];
+	grpc_arg args[5];
 	memset(args, 0, sizeof(args));
 	args[0].type = GRPC_ARG_INTEGER;
 	args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
 	args[0].value.integer = (int)(max > INT32_MAX ? INT32_MAX : max);
 	args[1] = args[0];
 	args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
-	size_t nargs = 2;
+	/* a peer that was down (not started yet, restarting) is tried again
+	 * within 100 ms to 1 s, not gRPC's default 1 s to 120 s: calls to a
+	 * channel waiting out its backoff fail at once. (gRPC's minimum
+	 * reconnect backoff stays at its default: it is also the time a
+	 * connection attempt, TLS handshake included, may take.) */
+	args[2].type = GRPC_ARG_INTEGER;
+	args[2].key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS;
+	args[2].value.integer = CM_RPC_RECONNECT_MIN_MS;
+	args[3] = args[2];
+	args[3].key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
+	args[3].value.integer = CM_RPC_RECONNECT_MAX_MS;
+	size_t nargs = 4;
 	if (o->tls_server_name && *o->tls_server_name) {
-		args[2].type = GRPC_ARG_STRING;
-		args[2].key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
-		args[2].value.string = (char *)o->tls_server_name;
-		nargs = 3;
+		args[4].type = GRPC_ARG_STRING;
+		args[4].key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+		args[4].value.string = (char *)o->tls_server_name;
+		nargs = 5;
 	}
 	grpc_channel_args ca = {.num_args = nargs, .args = args};
 	grpc_channel_credentials *creds;
