@@ -352,19 +352,24 @@ static void intersect(seqset *acc, int *acc_set, seqset *part)
 		*acc_set = 1;
 		return;
 	}
+	acc->n = ix_seqs_intersect(acc->v, acc->n, part->v, part->n);
+	part->n = 0;
+}
+
+size_t ix_seqs_intersect(uint64_t *a, size_t na, const uint64_t *b, size_t nb)
+{
 	size_t i = 0, j = 0, m = 0;
-	while (i < acc->n && j < part->n) {
-		if (acc->v[i] < part->v[j])
+	while (i < na && j < nb) {
+		if (a[i] < b[j])
 			i++;
-		else if (acc->v[i] > part->v[j])
+		else if (a[i] > b[j])
 			j++;
 		else {
-			acc->v[m++] = acc->v[i];
+			a[m++] = a[i];
 			i++, j++;
 		}
 	}
-	acc->n = m;
-	part->n = 0;
+	return m;
 }
 
 int ix_filter_seqs(sqlite3 *db, const ix_filter *f, uint64_t **seqs, size_t *n, char *err, size_t errlen)

@@ -64,6 +64,10 @@ int ix_meta_delete(ix_meta_stmts *st, uint64_t seq);
 /* The seqs of indexed record versions that satisfy a non-empty filter,
  * sorted and unique, read on db (the caller's transaction, if any). *seqs is
  * a heap array the caller frees (NULL when *n is 0). */
+/* Keeps in a (na sorted, unique values) those also in b (nb, sorted);
+ * returns how many. */
+size_t ix_seqs_intersect(uint64_t *a, size_t na, const uint64_t *b, size_t nb);
+
 int ix_filter_seqs(sqlite3 *db, const ix_filter *f, uint64_t **seqs, size_t *n, char *err, size_t errlen);
 
 #endif

@@ -612,18 +612,7 @@ static void intersect(seqs *acc, int *acc_set, seqs *part)
 		*acc_set = 1;
 		return;
 	}
-	size_t i = 0, j = 0, m = 0;
-	while (i < acc->n && j < part->n) {
-		if (acc->v[i] < part->v[j])
-			i++;
-		else if (acc->v[i] > part->v[j])
-			j++;
-		else {
-			acc->v[m++] = acc->v[i];
-			i++, j++;
-		}
-	}
-	acc->n = m;
+	acc->n = ix_seqs_intersect(acc->v, acc->n, part->v, part->n);
 	free(part->v);
 }
 
