@@ -13,11 +13,11 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cm_ledger_client.h"
 #include "cli_devnet.h"
 #include "cm_err.h"
 #include "indexer.pb-c.h"
 #include "ledger.pb-c.h"
-#include "lg_tx.h"
 
 static const char *demo_ca; /* the devnet's CA: every process serves TLS */
 
@@ -256,52 +256,46 @@ static int demo_vectors(dn_node *ix, int nix, dn_node *ledgers, int nledgers, co
 	return rc;
 }
 
-/* A transfer from the demo account, submitted to a ledger replica and
- * waited for: shows the chain committing. */
-static int demo_transfer(const char *target, const cm_keypair *demo, const uint8_t to[CM_PK_BYTES])
+/* A transfer from the demo account to the first indexer, waited for:
+ * shows the chain committing. Through the ledger client, which signs with
+ * the account's next free nonce (the gateway spends from the same account
+ * at its start: its receipts' Approve and top-up). */
+static int demo_transfer(const dn_node *ledgers, int n, const cm_keypair *demo, const uint8_t to[CM_PK_BYTES])
 {
-	cm_rpc_client *c = NULL;
-	char err[256];
-	cm_rpc_client_opts o = {.target = target, .tls_ca_file = demo_ca};
-	if (cm_rpc_client_new(&o, &c, err, sizeof(err)) != CM_OK)
+	char addr[CM_LC_MAX_REPLICAS][32];
+	const char *addrs[CM_LC_MAX_REPLICAS];
+	for (int i = 0; i < n && i < CM_LC_MAX_REPLICAS; i++) {
+		snprintf(addr[i], sizeof(addr[i]), "127.0.0.1:%d", ledgers[i].rpc_port);
+		addrs[i] = addr[i];
+	}
+	cm_ledger_client_opts o = {.chain_id = "muri-devnet", .n = (size_t)(n < CM_LC_MAX_REPLICAS ? n : CM_LC_MAX_REPLICAS),
+				   .addrs = addrs, .key = demo, .fee = 1, .commit_timeout_ms = 15000,
+				   .tls_ca_file = demo_ca};
+	cm_ledger_client *c = NULL;
+	char err[512];
+	if (cm_ledger_client_new(&o, &c, err, sizeof(err)) != CM_OK) {
+		printf("demo: transfer not committed: %s\n", err);
 		return -1;
+	}
 	Muri__V1__Transaction t = MURI__V1__TRANSACTION__INIT;
 	Muri__V1__Transfer tr = MURI__V1__TRANSFER__INIT;
-	t.chain_id = "muri-devnet";
-	t.sender.data = (uint8_t *)demo->pk;
-	t.sender.len = CM_PK_BYTES;
-	t.nonce = 0;
-	t.fee = 1;
 	tr.to.data = (uint8_t *)to;
 	tr.to.len = CM_PK_BYTES;
 	tr.amount = 1000;
 	t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_TRANSFER;
 	t.transfer = &tr;
-	Muri__V1__SignedTransaction stx = MURI__V1__SIGNED_TRANSACTION__INIT;
-	uint8_t hash[CM_HASH_BYTES];
-	int rc = lg_tx_sign(&t, demo, &stx, hash);
-	Muri__V1__SubmitRequest req = MURI__V1__SUBMIT_REQUEST__INIT;
-	req.tx = &stx;
-	req.wait_commit = 1;
-	req.timeout_ms = 15000;
-	ProtobufCMessage *resp = NULL;
-	cm_rpc_status st;
-	if (rc == CM_OK)
-		rc = cm_rpc_unary(c, "/muri.v1.Ledger/SubmitTransaction", &req.base, &muri__v1__submit_response__descriptor,
-				  &resp, 20000, &st);
+	cm_ledger_result res;
+	int rc = cm_ledger_client_submit(c, &t, CM_LC_WAIT, &res, err, sizeof(err));
 	if (rc == CM_OK) {
-		Muri__V1__SubmitResponse *r = (Muri__V1__SubmitResponse *)resp;
 		char hex[2 * CM_HASH_BYTES + 1];
-		cm_hex(hex, hash, CM_HASH_BYTES);
+		cm_hex(hex, res.tx_hash, CM_HASH_BYTES);
 		printf("demo: transfer of 1000 MURI %s at height %llu (tx %.16s...)\n",
-		       r->state == MURI__V1__TX_STATE__TX_COMMITTED ? "committed" : "failed",
-		       (unsigned long long)r->height, hex);
-		protobuf_c_message_free_unpacked(resp, NULL);
+		       res.state == MURI__V1__TX_STATE__TX_COMMITTED ? "committed" : "failed",
+		       (unsigned long long)res.height, hex);
 	} else {
-		printf("demo: transfer not committed: %s %s\n", cm_rpc_code_name(st.code), st.message);
+		printf("demo: transfer not committed: %s\n", err);
 	}
-	lg_tx_signed_clear(&stx);
-	cm_rpc_client_free(c);
+	cm_ledger_client_free(c);
 	return rc == CM_OK ? 0 : -1;
 }
 
@@ -404,9 +398,8 @@ int dn_foreground(int argc, char **argv)
 			printf("%-12s %-22s %-22s %s\n", nodes[i].name, rpc, met, ok ? "serving" : "NOT ANSWERING");
 		}
 		if (!failed && !stop_requested) {
-			char target[32];
-			snprintf(target, sizeof(target), "127.0.0.1:%d", nodes[0].rpc_port);
-			failed |= demo_transfer(target, &net.demo, nodes[net.ledgers].key.pk) != 0 && !stop_requested;
+			failed |= demo_transfer(nodes, net.ledgers, &net.demo, nodes[net.ledgers].key.pk) != 0 &&
+				  !stop_requested;
 		}
 		if (!failed && !stop_requested)
 			failed |= demo_vectors(&nodes[net.ledgers], net.indexers, nodes, net.ledgers, &net.demo) != 0 &&
