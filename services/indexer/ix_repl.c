@@ -476,7 +476,12 @@ static int on_ack(ix_repl *r, const ix_repl_ack *a)
 		} else {
 			p->lo = p->acked;
 		}
-		send_append(r, (uint32_t)b);
+		/* the next append follows at once only when there is something to
+		 * ship or a probe to continue; otherwise at the next heartbeat
+		 * (an unconditional resend kept every backup in a busy ping-pong
+		 * of empty appends, a signature and a verification each way) */
+		if (!p->known || p->acked < size)
+			send_append(r, (uint32_t)b);
 	}
 	check_pending(r);
 	return CM_OK;
