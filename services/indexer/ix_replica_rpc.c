@@ -209,33 +209,66 @@ int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protob
 				   "retry once it catches up", req->magu, req->fragment, (unsigned long long)backlog,
 				   s->o.max_index_backlog);
 	}
-	uint64_t size = ix_fragment_size(f->store);
+	/* every record is checked before any is appended: bad input writes nothing */
 	for (size_t i = 0; rc == CM_OK && i < req->n_records; i++) {
 		char e2[IX_ERR_MAX - 32];
 		if (ix_record_from_pb(req->records[i], f->spec.dim, a, &recs[i], e2, sizeof(e2)) != CM_OK) {
 			snprintf(err, sizeof(err), "records[%zu]: %s", i, e2);
 			rc = CM_ERR_INVALID;
-			break;
 		}
-		recs[i].seq = size + i;
-		recs[i].epoch = epoch;
-		rc = ixr_entry_of(&recs[i], a, &e[i]);
 	}
+	/* A large write goes to the log in pieces of repl_batch records, the
+	 * core lock released between them: the senders ship each piece as soon
+	 * as it is durable here, so the backups append piece i while this node
+	 * appends piece i + 1, instead of starting once the whole write is
+	 * down. Only the last piece has a waiter: logs are prefixes, so the
+	 * level it reaches every earlier piece reached too. A piece refused
+	 * after earlier ones were appended fails the call; those records stay
+	 * in the log, and a retry of the same ids overwrites them (upserts by
+	 * id), so nothing is duplicated. */
 	struct waiter w;
 	memset(&w, 0, sizeof(w));
-	uint64_t first = 0;
-	if (rc == CM_OK) {
-		w.token = ++f->next_token;
-		w.next = f->waiters;
-		f->waiters = &w;
-		rc = ix_repl_write(f->core, e, (uint32_t)req->n_records, core_level(req->consistency_level),
-				   cm_now_ms() + timeout, w.token, &first);
+	uint64_t first = 0, first0 = 0;
+	size_t piece = s->o.repl_batch ? s->o.repl_batch : req->n_records;
+	for (size_t at = 0; rc == CM_OK && at < req->n_records; at += piece) {
+		size_t n = req->n_records - at < piece ? req->n_records - at : piece;
+		int last = at + n == req->n_records;
+		if (at > 0) { /* let acks and senders in between pieces */
+			ixr_core_leave(f);
+			ixr_core_enter(f);
+			if (!f->core || !ix_repl_is_primary(f->core) || ix_repl_epoch(f->core) != epoch) {
+				snprintf(err, sizeof(err), "epoch: %llu ended after %zu of %zu records were appended; "
+					 "send the write again", (unsigned long long)epoch, at, req->n_records);
+				rc = CM_ERR_STATE;
+				break;
+			}
+		}
+		uint64_t size = ix_fragment_size(f->store);
+		for (size_t i = at; rc == CM_OK && i < at + n; i++) {
+			recs[i].seq = size + (i - at);
+			recs[i].epoch = epoch;
+			rc = ixr_entry_of(&recs[i], a, &e[i]);
+		}
+		if (rc != CM_OK)
+			break;
+		uint64_t token = ++f->next_token;
+		if (last) {
+			w.token = token;
+			w.next = f->waiters;
+			f->waiters = &w;
+		}
+		rc = ix_repl_write(f->core, e + at, (uint32_t)n, core_level(req->consistency_level),
+				   cm_now_ms() + timeout, token, &first);
 		if (rc != CM_OK) {
-			unlink_waiter(f, &w);
-			snprintf(err, sizeof(err), "%s",
+			if (last)
+				unlink_waiter(f, &w);
+			snprintf(err, sizeof(err), "%s%s",
 				 rc == CM_ERR_STATE ? "epoch: this primary asked for failover; wait for the next epoch"
 				 : rc == CM_ERR_TOOBIG ? "too many writes wait for their level"
-						       : "cannot append to the log");
+						       : "cannot append to the log",
+				 at > 0 ? " (part of the records were appended; send the write again)" : "");
+		} else if (at == 0) {
+			first0 = first;
 		}
 	}
 	if (rc != CM_OK) {
@@ -271,7 +304,7 @@ int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protob
 		acked[i].len = CM_PK_BYTES;
 	}
 	r->n_acked_by = w.nacked;
-	r->first_seq = w.first;
+	r->first_seq = first0;
 	r->log_size = w.end;
 	uint8_t root[CM_HASH_BYTES];
 	if (ix_fragment_root(st, w.end, root) == CM_OK)

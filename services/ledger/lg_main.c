@@ -64,8 +64,9 @@ static const cm_config_key lg_keys[] = {
 	 "signature verifier threads; 0: one per core", NULL},
 	{"idle_when_final", CM_CFG_BOOL, offsetof(lg_config, idle_when_final), "false", 0, 0,
 	 "with no transaction waiting, stop making empty blocks once the last block with transactions is "
-	 "final for followers (then one every empty_block_ms); false: empty blocks while any block is "
-	 "uncommitted, the lowest commit latency", NULL},
+	 "final for followers and its effects are vouched for by a final block's state root (then one "
+	 "every empty_block_ms); false: empty blocks as fast as the replicas vote (the lowest latency for "
+	 "height-driven steps; an idle 4-replica chain keeps most of a core busy)", NULL},
 	{"empty_block_ms", CM_CFG_INT, offsetof(lg_config, empty_block_ms), "1000", 0, 3600000,
 	 "with idle_when_final, an idle chain's leader proposes an empty block at most this often (keeps "
 	 "heights, challenges and deadlines moving); 0: never, the chain idles", NULL},

@@ -284,19 +284,28 @@ void lg_node_observe_tx(void *arg, uint64_t height, uint32_t index, const uint8_
 
 /* Tracks what a follower can see as final on the committed chain: a block
  * is final for it once it and two committed descendants sit in consecutive
- * views (cm_follower's rule, the three-chain). The chain idles only when the
- * last block with transactions is final in that sense (see
- * io_make_payload), so a follower is never left waiting for the last
- * transactions to show. */
-static void note_finality(lg_node *n, const cm_block *b, size_t ntxs)
+ * views (cm_follower's rule, the three-chain), and a verified follower
+ * applies a block's effects once a final block's state root vouches for
+ * them (its state_height at or above the block). The chain idles only when
+ * the last block with transactions is final and vouched for in that sense
+ * (see io_make_payload), so a follower is never left waiting for the next
+ * empty block to see the last transactions take effect. */
+static void note_finality(lg_node *n, const cm_block *b, size_t ntxs, uint64_t state_height)
 {
 	if (ntxs > 0)
 		n->last_txs_height = b->height;
 	n->view_run = b->view == n->last_commit_view + 1 ? n->view_run + 1 : 1;
 	n->last_commit_view = b->view;
 	n->last_commit_ms = cm_now_ms();
-	if (n->view_run >= 3)
+	n->recent_sh[0] = n->recent_sh[1];
+	n->recent_sh[1] = n->recent_sh[2];
+	n->recent_sh[2] = state_height;
+	if (n->view_run >= 3) {
 		n->final_through = b->height - 2;
+		/* the block now final vouches for the state at its state_height */
+		if (n->recent_sh[0] > n->pinned_through)
+			n->pinned_through = n->recent_sh[0];
+	}
 }
 
 static int io_commit(void *ctx, const cm_block *b, const cm_qc *qc)
@@ -371,7 +380,7 @@ static int io_commit(void *ctx, const cm_block *b, const cm_qc *qc)
 	}
 	if (rc == CM_OK) {
 		lg_mempool_remove(n->mp, (const uint8_t(*)[CM_HASH_BYTES])hashes, body->n_txs);
-		note_finality(n, b, body->n_txs);
+		note_finality(n, b, body->n_txs, body->state_height);
 		cm_counter_add(n->m_blocks, 1);
 		cm_counter_add(n->m_txs, body->n_txs);
 		cm_gauge_set(n->m_height, (double)b->height);
@@ -662,7 +671,7 @@ static int io_make_payload(void *ctx, const cm_block *parent, uint64_t height, u
 	 * heights (challenges, deadlines, expiries) still move. */
 	int idle_due = n->o.empty_block_ms && cm_now_ms() - n->last_commit_ms >= n->o.empty_block_ms;
 	if (n->o.idle_when_final && lg_mempool_count(n->mp) == 0 && br.txs == 0 &&
-	    n->final_through >= n->last_txs_height && !idle_due) {
+	    n->final_through >= n->last_txs_height && n->pinned_through >= n->last_txs_height && !idle_due) {
 		branch_free(&br);
 		return CM_ERR_STATE;
 	}

@@ -123,6 +123,9 @@ struct lg_node {
 	uint64_t height;           /* committed height */
 	uint64_t last_txs_height;  /* the last committed block with transactions (consensus thread) */
 	uint64_t final_through;    /* committed blocks final for followers up to here (consensus thread) */
+	uint64_t pinned_through;   /* the highest state_height a block final for followers carries: a
+				    * verified follower applies effects up to here (consensus thread) */
+	uint64_t recent_sh[3];     /* state_height of the last three committed blocks, newest last */
 	uint64_t last_commit_view;
 	uint32_t view_run;         /* committed blocks in consecutive views, ending at the last */
 	uint64_t last_commit_ms;   /* monotonic time of the last commit */
