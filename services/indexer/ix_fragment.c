@@ -928,6 +928,8 @@ void ix_fragment_info_get(ix_fragment *f, ix_fragment_info *out)
 	out->postings_on = ps.enabled;
 	out->postings_bytes = ps.bytes;
 	out->postings_entries = ps.entries;
+	out->filter_compiled = atomic_load(&f->filter_compiled);
+	out->filter_sets = atomic_load(&f->filter_sets);
 	pthread_rwlock_unlock(&f->lk);
 	pthread_mutex_lock(&f->imu);
 	out->saved = f->saved_P == IX_NONE ? 0 : f->saved_P;

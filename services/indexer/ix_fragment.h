@@ -159,6 +159,10 @@ typedef struct ix_fragment_info {
 	char index_error[256];
 	int postings_on;         /* filters read in-memory postings (0: the SQLite tables) */
 	uint64_t postings_bytes, postings_entries;
+	/* filtered searches since open whose filter the graph walk tested per
+	 * position (compiled), and those searched over the set of matching
+	 * positions (few matches, or the walk came back short) */
+	uint64_t filter_compiled, filter_sets;
 } ix_fragment_info;
 
 void ix_fragment_info_get(ix_fragment *f, ix_fragment_info *out);
