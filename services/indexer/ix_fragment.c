@@ -35,6 +35,7 @@ void ix_options_default(ix_options *o)
 	o->rerank = 4;
 	o->seed = 0x6d757269; /* "muri" */
 	o->postings_max_bytes = 256u << 20;
+	o->trim_interval_ms = 1000;
 }
 
 #define SHAPE_RANGE(field, v, lo, hi)                                                                    \
