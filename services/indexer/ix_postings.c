@@ -405,7 +405,8 @@ static int add_one(ix_postings *p, uint64_t seq, const char *key, size_t klen, c
 	if (posting_push(p, &p->p[pi], seq) != CM_OK)
 		return CM_ERR_NOMEM;
 	pfield *fl = &p->fl[fi];
-	fl->entries += p->p[pi].n - had;
+	p->p[pi].live += p->p[pi].n - had;
+	fl->live += p->p[pi].n - had;
 	if (seq >= fl->ncol) {
 		size_t cap = fl->ncol ? fl->ncol + fl->ncol / 2 : 1024;
 		if (cap <= seq)
@@ -435,6 +436,20 @@ void ix_postings_add(ix_postings *p, uint64_t seq, const ix_field *fields, uint3
 	}
 }
 
+void ix_postings_kill(ix_postings *p, uint64_t seq)
+{
+	if (!p || !p->enabled)
+		return;
+	for (size_t i = 0; i < p->nfl; i++) {
+		pfield *fl = &p->fl[i];
+		uint32_t id = seq < fl->ncol ? fl->col[seq] : 0;
+		if (id && p->p[id - 1].live) {
+			p->p[id - 1].live--;
+			fl->live--;
+		}
+	}
+}
+
 int ix_postings_note_stale(ix_postings *p, size_t nfields)
 {
 	if (!p || !p->enabled)
@@ -447,6 +462,8 @@ void ix_postings_compact(ix_postings *p, ix_live_fn live, void *arg)
 {
 	if (!p || !p->enabled)
 		return;
+	for (size_t i = 0; i < p->nfl; i++)
+		p->fl[i].live = 0;
 	for (size_t i = 0; i < p->np; i++) {
 		posting *q = &p->p[i];
 		pfield *fl = &p->fl[q->field];
@@ -459,8 +476,9 @@ void ix_postings_compact(ix_postings *p, ix_live_fn live, void *arg)
 				fl->col[seq] = 0;
 		}
 		p->entries -= q->n - m;
-		fl->entries -= q->n - m;
 		q->n = m;
+		q->live = m; /* all that is left */
+		fl->live += m;
 		if (q->cap > 64 && 4 * m < q->cap) {
 			size_t cap = 2 * m + 4;
 			uint64_t *n = grow(p, q->seq, q->cap * sizeof(*n), cap * sizeof(*n));

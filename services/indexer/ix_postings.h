@@ -55,6 +55,10 @@ int ix_postings_load(ix_postings *p, sqlite3 *db, char *err, size_t errlen);
  * memory the postings become disabled. */
 void ix_postings_add(ix_postings *p, uint64_t seq, const ix_field *fields, uint32_t nfields);
 
+/* The record version at seq was superseded or deleted: its postings count
+ * one live version less (what ix_postings_compile estimates from). */
+void ix_postings_kill(ix_postings *p, uint64_t seq);
+
 /* Notes that n entries' versions were superseded; returns 1 when the stale
  * share makes a compaction worth it. */
 int ix_postings_note_stale(ix_postings *p, size_t nfields);
@@ -78,10 +82,12 @@ typedef struct ix_pfilter ix_pfilter;
 
 /* Compiles a non-empty filter, in time independent of how many records it
  * matches (a range spanning more than 1024 values is estimated, not
- * summed). *est estimates the seqs that match (superseded versions the
- * postings still hold included): the sum of the admitted postings' sizes of
- * the narrowest condition, an upper bound unless a range spans more than
- * 1024 values. CM_ERR_STATE if the postings are disabled, CM_ERR_NOMEM.
+ * summed). *est estimates the live versions that match: the narrowest
+ * condition's count of live versions (ix_postings_kill) among its admitted
+ * postings, an upper bound unless a range spans more than 1024 values. It
+ * depends only on the records and which of them are live, not on when the
+ * postings were loaded or compacted, so replicas at the same log size
+ * estimate alike (after ix_postings_load, compact against liveness). CM_ERR_STATE if the postings are disabled, CM_ERR_NOMEM.
  * Free with ix_pfilter_free. */
 int ix_postings_compile(const ix_postings *p, const ix_filter *f, ix_pfilter **out, size_t *est);
 /* 1 if the record version at seq satisfies the filter: the seqs below size

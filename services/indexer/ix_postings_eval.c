@@ -240,9 +240,9 @@ static size_t range_count(const ix_postings *p, const pfield *fl, const ix_cond 
 	if (to <= from)
 		return 0;
 	if (to - from > 1024)
-		return (size_t)((double)fl->entries * (double)(to - from) / (double)fl->nnum) + 1;
+		return (size_t)((double)fl->live * (double)(to - from) / (double)fl->nnum) + 1;
 	for (size_t j = from; j < to; j++)
-		n += p->p[fl->num[j]].n;
+		n += p->p[fl->num[j]].live;
 	return n;
 }
 
@@ -304,10 +304,10 @@ int ix_postings_compile(const ix_postings *p, const ix_filter *f, ix_pfilter **o
 			}
 			count = 0;
 			for (size_t j = 0; j < u; j++)
-				count += p->p[set[j] - 1].n;
+				count += p->p[set[j] - 1].live;
 		} else if (c->has_eq) {
 			pc->one = (uint32_t)eq + 1;
-			count = p->p[eq].n;
+			count = p->p[eq].live;
 		}
 		if (pc->range) {
 			size_t r = range_count(p, fl, c);

@@ -24,6 +24,7 @@ typedef struct posting {
 	uint64_t hash;
 	uint64_t *seq;
 	size_t n, cap;
+	size_t live; /* of the n, versions not superseded or deleted (by ix_postings_kill) */
 } posting;
 
 typedef struct pfield {
@@ -34,7 +35,7 @@ typedef struct pfield {
 	size_t nnum, capnum;
 	uint32_t *col; /* col[seq]: the posting of seq's value + 1, 0 if none */
 	size_t ncol;   /* seqs col has room for */
-	size_t entries;
+	size_t live; /* live entries of the field's postings */
 } pfield;
 
 struct ix_postings {

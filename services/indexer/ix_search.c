@@ -202,15 +202,15 @@ static int pred_admit(const void *arg, size_t pos)
 	return ix_pfilter_match(a->pf, (uint64_t)a->labels[pos]);
 }
 
-/* A filter matching about est records (an upper bound, or an estimate),
- * searched through its compiled test: the pending records one by one, the
- * index by a walk that tests each position it visits. *done = 0 (and the
- * candidates left as they were) when the index gave fewer than k: the
- * caller then searches the filter's positions exactly. */
+/* A filter matching about est live records (an upper bound, or an
+ * estimate), searched through its compiled test: the pending records one by
+ * one, the index by a walk that tests each position it visits. Called with
+ * no candidates yet; *done = 0 (and none kept) when the index gave fewer
+ * than k: the caller then searches the filter's positions exactly. */
 static int search_compiled(sctx *c, const ix_pfilter *pf, size_t est, uint32_t kk, int *done)
 {
 	ix_fragment *f = c->f;
-	size_t ntotal = ix_index_size(f->index), nlive_idx = ntotal - f->ndead, found = 0, saved_n = c->top.n;
+	size_t ntotal = ix_index_size(f->index), nlive_idx = ntotal - f->ndead, found = 0;
 	uint64_t from = ix_indexed_end(f);
 	*done = 0;
 	for (uint64_t s = from; s < f->size; s++) {
@@ -226,7 +226,7 @@ static int search_compiled(sctx *c, const ix_pfilter *pf, size_t est, uint32_t k
 			 .arg = &pa};
 	int rc = search_index(c, &sel, est < nlive_idx ? est : nlive_idx, kk, 0, &found);
 	if (rc == CM_OK && found < c->k) {
-		c->top.n = saved_n; /* drop the pending candidates: the caller starts over */
+		c->top.n = 0; /* the caller starts over */
 		return CM_OK;
 	}
 	*done = 1;
