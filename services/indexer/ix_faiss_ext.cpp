@@ -59,6 +59,13 @@ int fail(int code, char *err, size_t errlen, const char *what)
 	return code;
 }
 
+// An ix_select as faiss's selector (for searches faiss's own code runs).
+struct select_ids : faiss::IDSelector {
+	const ix_select *s;
+	explicit select_ids(const ix_select *sel) : s(sel) {}
+	bool is_member(faiss::Index::idx_t id) const override { return ix_select_admits(s, (size_t)id); }
+};
+
 // How much wider a search under a selector must look: ntotal / admitted
 // (1 without a selector or when the count is not known).
 double widen(const faiss::Index *sub, const faiss::IDSelector *sel, size_t admitted)
@@ -208,10 +215,10 @@ ix_hnsw_scratch *thread_scratch()
 // (its kernels, as IndexHNSW::search and ix_distances give them) and
 // ordered by them, ties by position.
 void hnsw_walk(const faiss::IndexHNSW *h, const faiss::IndexFlat *f, const float *x, int64_t k, int ef,
-	       const uint8_t *bitmap, size_t nbytes, float *dist, int64_t *labels)
+	       const ix_select *sel, float *dist, int64_t *labels)
 {
 	ix_hnsw_graph g = graph_of(h, f);
-	long n = ix_hnsw_search(&g, thread_scratch(), x, (size_t)k, (size_t)ef, bitmap, nbytes, dist, labels);
+	long n = ix_hnsw_search(&g, thread_scratch(), x, (size_t)k, (size_t)ef, sel, dist, labels);
 	if (n < 0)
 		throw std::bad_alloc();
 	const float *xb = f->get_xb();
@@ -231,7 +238,7 @@ void hnsw_walk(const faiss::IndexHNSW *h, const faiss::IndexFlat *f, const float
 }
 
 void search_sub(const faiss::Index *sub, size_t nq, const float *x, int64_t k, int exhaustive,
-		faiss::IDSelectorBitmap *sel, size_t admitted, float *dist, int64_t *labels)
+		const ix_select *xs, faiss::IDSelector *sel, size_t admitted, float *dist, int64_t *labels)
 {
 	double w = widen(sub, sel, admitted);
 	if (auto hnsw = dynamic_cast<const faiss::IndexHNSW *>(sub)) {
@@ -247,8 +254,7 @@ void search_sub(const faiss::Index *sub, size_t nq, const float *x, int64_t k, i
 		}
 		if (auto f = flat_storage(hnsw)) {
 			for (size_t i = 0; i < nq; i++)
-				hnsw_walk(hnsw, f, x + i * hnsw->d, k, ef, sel ? sel->bitmap : nullptr,
-					  sel ? sel->n : 0, dist + i * k, labels + i * k);
+				hnsw_walk(hnsw, f, x + i * hnsw->d, k, ef, xs, dist + i * k, labels + i * k);
 			return;
 		}
 		if (sel) {
@@ -281,7 +287,7 @@ void search_sub(const faiss::Index *sub, size_t nq, const float *x, int64_t k, i
 } // namespace
 
 extern "C" int ix_faiss_search(const FaissIndex *index, size_t nq, const float *x, int64_t k,
-			       int exhaustive, const uint8_t *bitmap, size_t nbytes, size_t admitted,
+			       int exhaustive, const ix_select *sel, size_t admitted,
 			       float *distances, int64_t *labels, char *err, size_t errlen)
 {
 	try {
@@ -289,8 +295,8 @@ extern "C" int ix_faiss_search(const FaissIndex *index, size_t nq, const float *
 		auto idx = reinterpret_cast<const faiss::Index *>(index);
 		auto idmap = dynamic_cast<const faiss::IndexIDMap *>(idx);
 		const faiss::Index *sub = idmap ? idmap->index : idx;
-		faiss::IDSelectorBitmap bm(nbytes, bitmap);
-		search_sub(sub, nq, x, k, exhaustive, bitmap ? &bm : nullptr, admitted, distances, labels);
+		select_ids ids(sel);
+		search_sub(sub, nq, x, k, exhaustive, sel, sel ? &ids : nullptr, admitted, distances, labels);
 		if (idmap) {
 			const auto &map = idmap->id_map;
 			for (size_t i = 0; i < nq * (size_t)k; i++)

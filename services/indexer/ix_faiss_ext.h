@@ -11,15 +11,16 @@
 
 #include <faiss/c_api/Index_c.h>
 
+#include "ix_hnsw.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* Searches the nq queries x of an IndexIDMap (or a plain index) for the k
- * nearest, considering only sub-index positions whose bit is set in bitmap
- * (bit i of byte i/8, nbytes bytes; positions past it are excluded), or all
- * positions when bitmap is NULL; admitted is how many positions the bitmap
- * admits (0: not known). The sub-index's own efSearch (raised to k) or
+ * nearest, considering only sub-index positions sel admits (ix_select: a
+ * bitmap and/or a per-position test; NULL: all); admitted is how many
+ * positions it admits, or an upper bound (0: not known). The sub-index's own efSearch (raised to k) or
  * nprobe applies. Under a selector an HNSW keeps the efSearch best admitted
  * vertices and walks on until no candidate is nearer than the worst of them
  * (faiss's own walk keeps efSearch vertices of any kind and filters those,
@@ -33,7 +34,7 @@ extern "C" {
  * the calling thread only. CM_ERR_INVALID if the index cannot take a
  * selector (IndexPQ), CM_ERR_INTERNAL for other faiss errors; err says which. */
 int ix_faiss_search(const FaissIndex *index, size_t nq, const float *x, int64_t k, int exhaustive,
-		    const uint8_t *bitmap, size_t nbytes, size_t admitted, float *distances, int64_t *labels,
+		    const ix_select *sel, size_t admitted, float *distances, int64_t *labels,
 		    char *err, size_t errlen);
 /* An HNSW beam of ef costs about this many distances per beam entry (the
  * neighbours it expands); past ntotal / IX_FAISS_SCAN_FACTOR a filtered

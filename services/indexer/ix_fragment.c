@@ -35,6 +35,7 @@ void ix_options_default(ix_options *o)
 	o->rerank = 4;
 	o->seed = 0x6d757269; /* "muri" */
 	o->postings_max_bytes = 256u << 20;
+	o->trim_interval_ms = 1000;
 }
 
 #define SHAPE_RANGE(field, v, lo, hi)                                                                    \
@@ -928,6 +929,8 @@ void ix_fragment_info_get(ix_fragment *f, ix_fragment_info *out)
 	out->postings_on = ps.enabled;
 	out->postings_bytes = ps.bytes;
 	out->postings_entries = ps.entries;
+	out->filter_compiled = atomic_load(&f->filter_compiled);
+	out->filter_sets = atomic_load(&f->filter_sets);
 	pthread_rwlock_unlock(&f->lk);
 	pthread_mutex_lock(&f->imu);
 	out->saved = f->saved_P == IX_NONE ? 0 : f->saved_P;

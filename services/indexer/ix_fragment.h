@@ -24,7 +24,8 @@
 typedef struct ix_fragment ix_fragment;
 
 /* Limits and tuning. Zero fields take the defaults of ix_options_default(),
- * except persist_interval_ms, where 0 means "save at close only".
+ * except persist_interval_ms, where 0 means "save at close only", and
+ * trim_interval_ms, where 0 means "never".
  * batch, seed, tombstone_share, exact_threshold, exact_share, train_min,
  * train_max and rerank shape the index and its answers: they are fixed when
  * a fragment is created and stored with it (replicas must agree on them; a
@@ -45,6 +46,8 @@ typedef struct ix_options {
 	uint32_t rerank;             /* quantized indexes: candidates per k re-ranked exactly; 4 */
 	uint64_t seed;               /* HNSW level seed */
 	uint64_t postings_max_bytes; /* in-memory filter postings; past it filters read SQLite; 256 MiB */
+	uint32_t trim_interval_ms;   /* when an indexer catches up, give the heap's free memory back
+				      * (malloc_trim), at most this often per process (0: never); 1000 */
 } ix_options;
 
 void ix_options_default(ix_options *o);
@@ -159,6 +162,10 @@ typedef struct ix_fragment_info {
 	char index_error[256];
 	int postings_on;         /* filters read in-memory postings (0: the SQLite tables) */
 	uint64_t postings_bytes, postings_entries;
+	/* filtered searches since open whose filter the graph walk tested per
+	 * position (compiled), and those searched over the set of matching
+	 * positions (few matches, or the walk came back short) */
+	uint64_t filter_compiled, filter_sets;
 } ix_fragment_info;
 
 void ix_fragment_info_get(ix_fragment *f, ix_fragment_info *out);

@@ -36,6 +36,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdint.h>
 
@@ -115,6 +116,7 @@ struct ix_fragment {
 	 * ix_view_trim must not shrink the buffers below it. */
 	size_t resv_pend, resv_rows;
 	ix_postings *post; /* metadata postings of the first size records (NULL before a load) */
+	_Atomic uint64_t filter_compiled, filter_sets; /* filtered searches by path (ix_fragment_info) */
 	int broken;
 	char broken_msg[IX_ERRLEN];
 

@@ -256,10 +256,6 @@ static inline void prefetch_vec(const float *p, size_t d)
 		__builtin_prefetch(c + o, 0, 3);
 }
 
-static inline int admitted(const uint8_t *bitmap, size_t nbytes, int32_t v)
-{
-	return !bitmap || ((size_t)v >> 3 < nbytes && (bitmap[v >> 3] >> (v & 7)) & 1);
-}
 
 static inline const int32_t *links_of(const ix_hnsw_graph *g, int32_t v, int level, size_t *n)
 {
@@ -294,7 +290,7 @@ static node descend(const ix_hnsw_graph *g, dist_fn f, const float *q, node ep, 
 /* Best-first beam of ef on one level from ep; the ef best admitted are left
  * in s->best (a max-heap). 0, or -1 out of memory. */
 static int beam(const ix_hnsw_graph *g, ix_hnsw_scratch *s, dist_fn f, const float *q, node ep, int level,
-		size_t ef, const uint8_t *bitmap, size_t nbytes)
+		size_t ef, const ix_select *sel)
 {
 	const size_t d = g->d;
 	const float *x = g->x;
@@ -305,7 +301,7 @@ static int beam(const ix_hnsw_graph *g, ix_hnsw_scratch *s, dist_fn f, const flo
 	heap *cand = &s->cand, *best = &s->best;
 	heap_push(cand, ep, 0);
 	seen[ep.id] = mark;
-	if (admitted(bitmap, nbytes, ep.id))
+	if (ix_select_admits(sel, (size_t)ep.id))
 		heap_push(best, ep, 1);
 	while (cand->n) {
 		node c = cand->v[0];
@@ -331,7 +327,7 @@ static int beam(const ix_hnsw_graph *g, ix_hnsw_scratch *s, dist_fn f, const flo
 			node e = {f(q, x + (size_t)v * d, d), v};
 			if (best->n < ef || before(e, best->v[0])) {
 				heap_push(cand, e, 0);
-				if (admitted(bitmap, nbytes, v)) {
+				if (ix_select_admits(sel, (size_t)v)) {
 					heap_push(best, e, 1);
 					if (best->n > ef)
 						heap_pop(best, 1);
@@ -356,7 +352,7 @@ static size_t drain_best(heap *best, node *out)
 }
 
 long ix_hnsw_search(const ix_hnsw_graph *g, ix_hnsw_scratch *s, const float *q, size_t k, size_t ef,
-		    const uint8_t *bitmap, size_t nbytes, float *dist, int64_t *pos)
+		    const ix_select *sel, float *dist, int64_t *pos)
 {
 	if (g->entry < 0 || g->ntotal == 0 || k == 0)
 		return 0;
@@ -365,7 +361,7 @@ long ix_hnsw_search(const ix_hnsw_graph *g, ix_hnsw_scratch *s, const float *q, 
 	dist_fn f = pick(g->ip);
 	node ep = {f(q, g->x + (size_t)g->entry * g->d, g->d), g->entry};
 	ep = descend(g, f, q, ep, g->max_level, 0);
-	if (beam(g, s, f, q, ep, 0, ef, bitmap, nbytes))
+	if (beam(g, s, f, q, ep, 0, ef, sel))
 		return -1;
 	heap *best = &s->best;
 	while (best->n > k)
@@ -495,7 +491,7 @@ int ix_hnsw_plan_block(const ix_hnsw_graph *g, const float *bx, size_t n, const 
 		node ep = {f(q, g->x + (size_t)g->entry * d, d), g->entry};
 		ep = descend(g, f, q, ep, g->max_level, top);
 		for (int l = top < g->max_level ? top : g->max_level; l >= 0; l--) {
-			if (beam(g, s, f, q, ep, l, efc, NULL, 0)) {
+			if (beam(g, s, f, q, ep, l, efc, NULL)) {
 #pragma omp atomic write
 				failed = 1;
 				break;

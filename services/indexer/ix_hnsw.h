@@ -32,6 +32,27 @@ typedef struct ix_hnsw_graph {
 	int ip; /* 1: distance is -<q, x> (inner product), 0: squared L2 */
 } ix_hnsw_graph;
 
+/* Which positions a search may return: those set in bitmap (bit i of byte
+ * i/8; positions past nbytes * 8 are not admitted; NULL: every position)
+ * that admit(arg, position) also admits, when admit is set. A filter is
+ * evaluated this way per visited position, without building a set of the
+ * positions it matches first. */
+typedef struct ix_select {
+	const uint8_t *bitmap;
+	size_t nbytes;
+	int (*admit)(const void *arg, size_t pos);
+	const void *arg;
+} ix_select;
+
+static inline int ix_select_admits(const ix_select *s, size_t pos)
+{
+	if (!s)
+		return 1;
+	if (s->bitmap && (pos >> 3 >= s->nbytes || !((s->bitmap[pos >> 3] >> (pos & 7)) & 1)))
+		return 0;
+	return !s->admit || s->admit(s->arg, pos);
+}
+
 /* Per-thread working memory: a visited table and the two heaps. */
 typedef struct ix_hnsw_scratch ix_hnsw_scratch;
 ix_hnsw_scratch *ix_hnsw_scratch_new(void);
@@ -44,13 +65,13 @@ float ix_hnsw_distance(const float *a, const float *b, size_t d, int ip);
 float ix_hnsw_distance_scalar(const float *a, const float *b, size_t d, int ip);
 
 /* The k nearest positions to q with a beam of ef (>= k) among positions
- * admitted by bitmap (bit i of byte i/8, nbytes bytes; NULL: all). The beam
+ * sel admits (NULL: all). The beam
  * keeps ef admitted positions and the walk goes on while a candidate is
  * nearer than the worst of them. Writes walk distances (ix_hnsw_distance)
  * and positions nearest first, (distance, position) ascending; returns how
  * many were found (<= k). CM_ERR_NOMEM as a negative value -1. */
 long ix_hnsw_search(const ix_hnsw_graph *g, ix_hnsw_scratch *s, const float *q, size_t k, size_t ef,
-		    const uint8_t *bitmap, size_t nbytes, float *dist, int64_t *pos);
+		    const ix_select *sel, float *dist, int64_t *pos);
 
 /* The links a block of n new vectors bx (positions g->ntotal onwards, node
  * i with levels[i] levels) gets, and the lists of existing nodes they change.

@@ -331,8 +331,8 @@ static float to_distance(int metric, float faiss_value)
 	}
 }
 
-int ix_index_search(const ix_index *ix, const float *q, uint32_t k, int exhaustive, const uint8_t *bitmap,
-		    size_t nbytes, size_t admitted, float *dist, int64_t *labels, size_t *n, char *err,
+int ix_index_search(const ix_index *ix, const float *q, uint32_t k, int exhaustive, const ix_select *sel,
+		    size_t admitted, float *dist, int64_t *labels, size_t *n, char *err,
 		    size_t errlen)
 {
 	size_t m = 0;
@@ -340,7 +340,7 @@ int ix_index_search(const ix_index *ix, const float *q, uint32_t k, int exhausti
 		*n = 0;
 		return CM_OK;
 	}
-	int rc = ix_faiss_search(ix->fi, 1, q, k, exhaustive, bitmap, nbytes, admitted, dist, labels, err, errlen);
+	int rc = ix_faiss_search(ix->fi, 1, q, k, exhaustive, sel, admitted, dist, labels, err, errlen);
 	if (rc)
 		return rc;
 	for (uint32_t i = 0; i < k; i++) {

@@ -104,12 +104,13 @@ FaissIndex *ix_index_faiss(const ix_index *ix);
  * next add). */
 size_t ix_index_size(const ix_index *ix);
 const int64_t *ix_index_labels(const ix_index *ix);
-/* The k nearest to a prepared query among the positions set in bitmap (NULL:
- * all; admitted of them set, 0 if not known), on the calling thread. Writes
+/* The k nearest to a prepared query among the positions sel admits (NULL:
+ * all; admitted of them, or an upper bound, 0 if not known), on the calling
+ * thread. Writes
  * up to k (label, muri distance) pairs, nearest first, and their count to
  * *n. exhaustive and admitted as ix_faiss_search. */
 int ix_index_search(const ix_index *ix, const float *q, uint32_t k, int exhaustive,
-		    const uint8_t *bitmap, size_t nbytes, size_t admitted, float *dist, int64_t *labels,
+		    const ix_select *sel, size_t admitted, float *dist, int64_t *labels,
 		    size_t *n, char *err, size_t errlen);
 /* Writes the index to path and fsyncs it. */
 int ix_index_save(const ix_index *ix, const char *path, char *err, size_t errlen);

@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <stdatomic.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,6 +348,23 @@ static enum step indexer_step(ix_fragment *f, uint64_t *observed)
 	return STEP_IDLE;
 }
 
+/* Gives the heap's free memory back to the system, at most once per
+ * interval_ms in the process (every fragment's indexer shares it); 1 if it
+ * did or never will (interval 0). A large Write leaves tens of MiB free in
+ * glibc's arenas (its records' buffers, fragmented between live blocks),
+ * which glibc keeps resident: only the top of an arena is trimmed on free. */
+static int trim_heap(uint32_t interval_ms)
+{
+	static _Atomic long long last;
+	if (!interval_ms)
+		return 1;
+	long long now = (long long)cm_now_ms(), was = atomic_load(&last);
+	if (now - was < (long long)interval_ms || !atomic_compare_exchange_strong(&last, &was, now))
+		return 0;
+	malloc_trim(0);
+	return 1;
+}
+
 void *ix_indexer_main(void *arg)
 {
 	ix_fragment *f = arg;
@@ -354,6 +373,7 @@ void *ix_indexer_main(void *arg)
 	 * ix_index_build_threads() threads, deterministically. This sets only
 	 * this thread's OpenMP team size. */
 	omp_set_num_threads(1);
+	int worked = 0; /* since the last trim */
 	pthread_mutex_lock(&f->imu);
 	for (;;) {
 		if (f->stop)
@@ -372,8 +392,15 @@ void *ix_indexer_main(void *arg)
 		enum step s = indexer_step(f, &observed);
 		pthread_mutex_lock(&f->imu);
 		if (s == STEP_WORK) {
+			worked = 1;
 			pthread_cond_broadcast(&f->icv);
 			continue;
+		}
+		if (worked && !f->kick) {
+			/* caught up: what the writes and the build freed goes back */
+			pthread_mutex_unlock(&f->imu);
+			worked = !trim_heap(f->opt.trim_interval_ms);
+			pthread_mutex_lock(&f->imu);
 		}
 		if (!f->kick) {
 			f->idle_at = observed;

@@ -1,6 +1,7 @@
 /* muri-indexer: a MurIndexer. Holds the fragments of Magus it is assigned
  * (write log, Merkle log, FAISS index), answers searches, replicates with
  * its peers, and proves what it stores. */
+#include <malloc.h>
 #include <omp.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -32,6 +33,9 @@ typedef struct ix_config {
 	int64_t filter_postings_max_mb;
 	int64_t omp_threads;
 	int64_t index_threads;
+	int64_t malloc_arena_max;
+	int64_t malloc_mmap_threshold_kb;
+	int64_t malloc_trim_interval_ms;
 	char *tls_ca;
 	char *genesis;
 	int64_t allow_set_config;
@@ -82,6 +86,15 @@ static const cm_config_key ix_keys[] = {
 	 "OpenMP threads faiss may use inside one search (searches run in parallel on RPC workers)", NULL},
 	{"index_threads", CM_CFG_INT, offsetof(ix_config, index_threads), "2", 1, 64,
 	 "threads an HNSW index plans each block of new vectors on (the graph is the same whatever the count)", NULL},
+	{"malloc_arena_max", CM_CFG_INT, offsetof(ix_config, malloc_arena_max), "0", 0, 1024,
+	 "glibc malloc arenas at most (mallopt M_ARENA_MAX; 0: glibc's default, 8 per core)", NULL},
+	{"malloc_mmap_threshold_kb", CM_CFG_INT, offsetof(ix_config, malloc_mmap_threshold_kb), "128", 0, 32768,
+	 "allocations of at least this many KiB get pages of their own, given back to the system when freed "
+	 "(mallopt M_MMAP_THRESHOLD; 0: glibc's default, which rises to 32 MiB as large buffers are freed, so "
+	 "that a Write's buffers stay in the heap afterwards)", NULL},
+	{"malloc_trim_interval_ms", CM_CFG_INT, offsetof(ix_config, malloc_trim_interval_ms), "1000", 0, 86400000,
+	 "when a fragment's index catches up with its log, give the heap's free memory back to the system "
+	 "(malloc_trim), at most once per this many ms (0: never)", NULL},
 	{"tls_ca", CM_CFG_STR, offsetof(ix_config, tls_ca), "", 0, 0,
 	 "PEM CA file to verify peers' TLS certificates; empty: plaintext to peers", NULL},
 	{"genesis", CM_CFG_STR, offsetof(ix_config, genesis), "", 0, 0,
@@ -141,6 +154,11 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 	}
 	omp_set_num_threads((int)c->cfg.omp_threads);
 	ix_index_set_build_threads((int)c->cfg.index_threads);
+	if (c->cfg.malloc_arena_max && !mallopt(M_ARENA_MAX, (int)c->cfg.malloc_arena_max))
+		cm_warn("mallopt", "what=M_ARENA_MAX value=%lld refused", (long long)c->cfg.malloc_arena_max);
+	if (c->cfg.malloc_mmap_threshold_kb && !mallopt(M_MMAP_THRESHOLD, (int)c->cfg.malloc_mmap_threshold_kb * 1024))
+		cm_warn("mallopt", "what=M_MMAP_THRESHOLD value=%lldkB refused",
+			(long long)c->cfg.malloc_mmap_threshold_kb);
 	ix_service_opts o = {
 		.data_dir = env->base->data_dir,
 		.key = env->key,
@@ -177,6 +195,7 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 	o.frag.readers = (uint32_t)c->cfg.read_connections;
 	o.max_index_backlog = (uint32_t)c->cfg.max_index_backlog;
 	o.frag.postings_max_bytes = (uint64_t)c->cfg.filter_postings_max_mb << 20;
+	o.frag.trim_interval_ms = (uint32_t)c->cfg.malloc_trim_interval_ms;
 	int rc = ix_service_open(&o, &c->ix, err, errlen);
 	if (rc != 0)
 		return rc;

@@ -1,58 +1,15 @@
 /* In-memory postings: a hash table of (field, value) postings, each a sorted
- * seq array; per field the numeric postings in value order; filter
- * evaluation by lookups, unions (a bitmap over seqs, or a sort when small)
- * and merge intersections. See ix_postings.h. */
-#include "ix_postings.h"
+ * seq array; per field the numeric postings in value order and a column of
+ * each seq's posting; their upkeep (appends, compaction, the memory cap,
+ * loading from the tables). Filters are evaluated in ix_postings_eval.c.
+ * See ix_postings.h. */
+#include "ix_postings_int.h"
 #include "cm_err.h"
 #include "cm_log.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Canonical value types: a number that is integral and fits int64 is an
- * int, so numerically equal numbers (5 and 5.0) share one posting. */
-enum { PV_INT = 0, PV_DBL = 1, PV_STR = 2, PV_BOOL = 3 };
-
-typedef struct pval {
-	int type;
-	int64_t i; /* PV_INT, PV_BOOL */
-	double d;  /* PV_DBL */
-	const char *s;
-	uint32_t len;
-} pval;
-
-typedef struct posting {
-	uint32_t field;
-	pval v; /* s owned for PV_STR */
-	uint64_t hash;
-	uint64_t *seq;
-	size_t n, cap;
-} posting;
-
-typedef struct pfield {
-	char *name;
-	uint32_t len;
-	uint64_t hash;
-	uint32_t *num; /* numeric postings in value order */
-	size_t nnum, capnum;
-} pfield;
-
-struct ix_postings {
-	size_t max_bytes, bytes;
-	int enabled;
-	posting *p;
-	size_t np, capp;
-	uint32_t *tab; /* open addressing: posting index + 1, 0 empty */
-	size_t tabcap;
-	pfield *fl;
-	size_t nfl, capfl;
-	uint32_t *ftab; /* field index + 1 */
-	size_t ftabcap;
-	size_t entries, stale;
-	uint64_t disabled, compactions;
-	int capped; /* the last failed grow hit the cap */
-};
 
 static uint64_t mix(uint64_t x)
 {
@@ -64,7 +21,7 @@ static uint64_t mix(uint64_t x)
 	return x;
 }
 
-static uint64_t hash_bytes(const void *b, size_t n, uint64_t h)
+uint64_t ixp_hash_bytes(const void *b, size_t n, uint64_t h)
 {
 	const unsigned char *s = b;
 	h ^= 0xcbf29ce484222325ULL;
@@ -73,7 +30,7 @@ static uint64_t hash_bytes(const void *b, size_t n, uint64_t h)
 	return mix(h);
 }
 
-static void canon(const ix_value *v, pval *out)
+void ixp_canon(const ix_value *v, pval *out)
 {
 	memset(out, 0, sizeof(*out));
 	switch (v->type) {
@@ -102,11 +59,11 @@ static void canon(const ix_value *v, pval *out)
 	}
 }
 
-static uint64_t pval_hash(uint32_t field, const pval *v)
+uint64_t ixp_pval_hash(uint32_t field, const pval *v)
 {
 	uint64_t h = mix(((uint64_t)field << 8) ^ (uint64_t)v->type);
 	if (v->type == PV_STR)
-		return hash_bytes(v->s, v->len, h);
+		return ixp_hash_bytes(v->s, v->len, h);
 	uint64_t bits;
 	if (v->type == PV_DBL)
 		memcpy(&bits, &v->d, sizeof(bits));
@@ -126,7 +83,7 @@ static int pval_eq(const pval *a, const pval *b)
 	return a->i == b->i;
 }
 
-static int is_numeric(const pval *v)
+int ixp_is_numeric(const pval *v)
 {
 	return v->type == PV_INT || v->type == PV_DBL;
 }
@@ -145,7 +102,7 @@ static int cmp_int_double(int64_t i, double d)
 	return frac > 0 ? -1 : frac < 0 ? 1 : 0;
 }
 
-static int cmp_to_double(const pval *a, double b)
+int ixp_cmp_to_double(const pval *a, double b)
 {
 	if (a->type == PV_INT)
 		return cmp_int_double(a->i, b);
@@ -157,8 +114,8 @@ static int cmp_pval(const pval *a, const pval *b)
 	if (a->type == PV_INT && b->type == PV_INT)
 		return a->i < b->i ? -1 : a->i > b->i;
 	if (b->type == PV_DBL)
-		return cmp_to_double(a, b->d);
-	return -cmp_to_double(b, a->d);
+		return ixp_cmp_to_double(a, b->d);
+	return -ixp_cmp_to_double(b, a->d);
 }
 
 /* ---- memory ---- */
@@ -173,6 +130,7 @@ static void drop_all(ix_postings *p)
 	for (size_t i = 0; i < p->nfl; i++) {
 		free(p->fl[i].name);
 		free(p->fl[i].num);
+		free(p->fl[i].col);
 	}
 	free(p->p);
 	free(p->tab);
@@ -250,7 +208,7 @@ void ix_postings_stats_get(const ix_postings *p, ix_postings_stats *out)
 
 /* ---- lookups ---- */
 
-static long find_field(const ix_postings *p, const char *name, size_t len, uint64_t h)
+long ixp_find_field(const ix_postings *p, const char *name, size_t len, uint64_t h)
 {
 	if (!p->ftabcap)
 		return -1;
@@ -264,7 +222,7 @@ static long find_field(const ix_postings *p, const char *name, size_t len, uint6
 	}
 }
 
-static long find_posting(const ix_postings *p, uint32_t field, const pval *v, uint64_t h)
+long ixp_find_posting(const ix_postings *p, uint32_t field, const pval *v, uint64_t h)
 {
 	if (!p->tabcap)
 		return -1;
@@ -366,7 +324,7 @@ static long add_posting(ix_postings *p, uint32_t field, const pval *v, uint64_t 
 	}
 	pfield *fl = &p->fl[field];
 	size_t at = 0;
-	if (is_numeric(v)) {
+	if (ixp_is_numeric(v)) {
 		if (fl->nnum == fl->capnum) {
 			size_t cap = fl->capnum ? 2 * fl->capnum : 16;
 			uint32_t *n = grow(p, fl->num, fl->capnum * sizeof(*n), cap * sizeof(*n));
@@ -385,7 +343,7 @@ static long add_posting(ix_postings *p, uint32_t field, const pval *v, uint64_t 
 	q->field = field;
 	q->v = copy;
 	q->hash = h;
-	if (is_numeric(v)) {
+	if (ixp_is_numeric(v)) {
 		memmove(fl->num + at + 1, fl->num + at, (fl->nnum - at) * sizeof(*fl->num));
 		fl->num[at] = (uint32_t)p->np;
 		fl->nnum++;
@@ -435,15 +393,33 @@ static int posting_push(ix_postings *p, posting *q, uint64_t seq)
 
 static int add_one(ix_postings *p, uint64_t seq, const char *key, size_t klen, const pval *v)
 {
-	uint64_t fh = hash_bytes(key, klen, 0x6669656c64ULL);
-	long fi = find_field(p, key, klen, fh);
+	uint64_t fh = ixp_hash_bytes(key, klen, IXP_FIELD_SALT);
+	long fi = ixp_find_field(p, key, klen, fh);
 	if (fi < 0 && (fi = add_field(p, key, klen, fh)) < 0)
 		return CM_ERR_NOMEM;
-	uint64_t h = pval_hash((uint32_t)fi, v);
-	long pi = find_posting(p, (uint32_t)fi, v, h);
+	uint64_t h = ixp_pval_hash((uint32_t)fi, v);
+	long pi = ixp_find_posting(p, (uint32_t)fi, v, h);
 	if (pi < 0 && (pi = add_posting(p, (uint32_t)fi, v, h)) < 0)
 		return CM_ERR_NOMEM;
-	return posting_push(p, &p->p[pi], seq);
+	size_t had = p->p[pi].n;
+	if (posting_push(p, &p->p[pi], seq) != CM_OK)
+		return CM_ERR_NOMEM;
+	pfield *fl = &p->fl[fi];
+	p->p[pi].live += p->p[pi].n - had;
+	fl->live += p->p[pi].n - had;
+	if (seq >= fl->ncol) {
+		size_t cap = fl->ncol ? fl->ncol + fl->ncol / 2 : 1024;
+		if (cap <= seq)
+			cap = (size_t)seq + 1024;
+		uint32_t *c = grow(p, fl->col, fl->ncol * sizeof(*c), cap * sizeof(*c));
+		if (!c)
+			return CM_ERR_NOMEM;
+		memset(c + fl->ncol, 0, (cap - fl->ncol) * sizeof(*c));
+		fl->col = c;
+		fl->ncol = cap;
+	}
+	fl->col[seq] = (uint32_t)pi + 1;
+	return CM_OK;
 }
 
 void ix_postings_add(ix_postings *p, uint64_t seq, const ix_field *fields, uint32_t nfields)
@@ -452,10 +428,24 @@ void ix_postings_add(ix_postings *p, uint64_t seq, const ix_field *fields, uint3
 		return;
 	for (uint32_t i = 0; i < nfields; i++) {
 		pval v;
-		canon(&fields[i].v, &v);
+		ixp_canon(&fields[i].v, &v);
 		if (add_one(p, seq, fields[i].key, fields[i].key_len, &v) != CM_OK) {
 			disable(p, p->capped ? "postings_max_bytes reached" : "out of memory");
 			return;
+		}
+	}
+}
+
+void ix_postings_kill(ix_postings *p, uint64_t seq)
+{
+	if (!p || !p->enabled)
+		return;
+	for (size_t i = 0; i < p->nfl; i++) {
+		pfield *fl = &p->fl[i];
+		uint32_t id = seq < fl->ncol ? fl->col[seq] : 0;
+		if (id && p->p[id - 1].live) {
+			p->p[id - 1].live--;
+			fl->live--;
 		}
 	}
 }
@@ -472,14 +462,23 @@ void ix_postings_compact(ix_postings *p, ix_live_fn live, void *arg)
 {
 	if (!p || !p->enabled)
 		return;
+	for (size_t i = 0; i < p->nfl; i++)
+		p->fl[i].live = 0;
 	for (size_t i = 0; i < p->np; i++) {
 		posting *q = &p->p[i];
+		pfield *fl = &p->fl[q->field];
 		size_t m = 0;
-		for (size_t j = 0; j < q->n; j++)
-			if (live(arg, q->seq[j]))
-				q->seq[m++] = q->seq[j];
+		for (size_t j = 0; j < q->n; j++) {
+			uint64_t seq = q->seq[j];
+			if (live(arg, seq))
+				q->seq[m++] = seq;
+			else if (seq < fl->ncol && fl->col[seq] == i + 1)
+				fl->col[seq] = 0;
+		}
 		p->entries -= q->n - m;
 		q->n = m;
+		q->live = m; /* all that is left */
+		fl->live += m;
 		if (q->cap > 64 && 4 * m < q->cap) {
 			size_t cap = 2 * m + 4;
 			uint64_t *n = grow(p, q->seq, q->cap * sizeof(*n), cap * sizeof(*n));
@@ -533,191 +532,5 @@ int ix_postings_load(ix_postings *p, sqlite3 *db, char *err, size_t errlen)
 			return ix_errf(CM_ERR_IO, err, errlen, "sqlite: loading filter postings: %s", sqlite3_errmsg(db));
 		}
 	}
-	return CM_OK;
-}
-
-/* ---- evaluation ---- */
-
-typedef struct seqs {
-	uint64_t *v;
-	size_t n;
-} seqs;
-
-static int u64_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* The union of the postings qs[0..nq) below size, sorted and unique. */
-static int unite(const ix_postings *p, const uint32_t *qs, size_t nq, uint64_t size, seqs *out)
-{
-	size_t total = 0;
-	out->v = NULL;
-	out->n = 0;
-	for (size_t i = 0; i < nq; i++)
-		total += p->p[qs[i]].n;
-	if (total == 0)
-		return CM_OK;
-	out->v = malloc(total * sizeof(*out->v));
-	if (!out->v)
-		return CM_ERR_NOMEM;
-	if (nq == 1 || total < 4096 || total < size / 64) {
-		size_t m = 0;
-		for (size_t i = 0; i < nq; i++) {
-			const posting *q = &p->p[qs[i]];
-			memcpy(out->v + m, q->seq, q->n * sizeof(*q->seq));
-			m += q->n;
-		}
-		if (nq > 1) {
-			qsort(out->v, m, sizeof(*out->v), u64_cmp);
-			size_t u = 0;
-			for (size_t i = 0; i < m; i++)
-				if (u == 0 || out->v[u - 1] != out->v[i])
-					out->v[u++] = out->v[i];
-			m = u;
-		}
-		while (m && out->v[m - 1] >= size)
-			m--;
-		out->n = m;
-		return CM_OK;
-	}
-	/* Dense: a bitmap over [0, size), read back in order. */
-	size_t words = (size_t)(size / 64) + 1;
-	uint64_t *bm = calloc(words, sizeof(*bm));
-	if (!bm) {
-		free(out->v);
-		out->v = NULL;
-		return CM_ERR_NOMEM;
-	}
-	for (size_t i = 0; i < nq; i++) {
-		const posting *q = &p->p[qs[i]];
-		for (size_t j = 0; j < q->n && q->seq[j] < size; j++)
-			bm[q->seq[j] >> 6] |= 1ULL << (q->seq[j] & 63);
-	}
-	size_t m = 0;
-	for (size_t w = 0; w < words; w++)
-		for (uint64_t b = bm[w]; b; b &= b - 1)
-			out->v[m++] = ((uint64_t)w << 6) | (uint64_t)__builtin_ctzll(b);
-	free(bm);
-	out->n = m;
-	return CM_OK;
-}
-
-/* acc = acc AND part; acc_set says acc holds a set yet. Frees part. */
-static void intersect(seqs *acc, int *acc_set, seqs *part)
-{
-	if (!*acc_set) {
-		*acc = *part;
-		*acc_set = 1;
-		return;
-	}
-	acc->n = ix_seqs_intersect(acc->v, acc->n, part->v, part->n);
-	free(part->v);
-}
-
-/* Posting of field fi equal to v, or -1. */
-static long lookup(const ix_postings *p, long fi, const ix_value *v)
-{
-	pval c;
-	canon(v, &c);
-	return find_posting(p, (uint32_t)fi, &c, pval_hash((uint32_t)fi, &c));
-}
-
-/* The numeric postings of fl in the condition's range: [*from, *to). */
-static void range_of(const ix_postings *p, const pfield *fl, const ix_cond *c, size_t *from, size_t *to)
-{
-	size_t lo = 0, hi = fl->nnum;
-	/* first position whose value passes the lower bounds (monotone) */
-	size_t a = lo, b = hi;
-	while (a < b) {
-		size_t mid = a + (b - a) / 2;
-		const pval *v = &p->p[fl->num[mid]].v;
-		int below = (c->has_gt && cmp_to_double(v, c->gt) <= 0) || (c->has_gte && cmp_to_double(v, c->gte) < 0);
-		if (below)
-			a = mid + 1;
-		else
-			b = mid;
-	}
-	lo = a;
-	a = lo, b = hi;
-	/* first position whose value fails the upper bounds */
-	while (a < b) {
-		size_t mid = a + (b - a) / 2;
-		const pval *v = &p->p[fl->num[mid]].v;
-		int above = (c->has_lt && cmp_to_double(v, c->lt) >= 0) || (c->has_lte && cmp_to_double(v, c->lte) > 0);
-		if (above)
-			b = mid;
-		else
-			a = mid + 1;
-	}
-	*from = lo;
-	*to = a;
-}
-
-int ix_postings_seqs(const ix_postings *p, const ix_filter *f, uint64_t size, uint64_t **out, size_t *nout)
-{
-	if (!p || !p->enabled)
-		return CM_ERR_STATE;
-	seqs acc = {0};
-	int acc_set = 0, rc = CM_OK;
-	uint32_t *qs = NULL;
-	for (uint32_t i = 0; i < f->n && rc == CM_OK && !(acc_set && acc.n == 0); i++) {
-		const ix_cond *c = &f->conds[i];
-		size_t klen = strlen(c->key);
-		long fi = find_field(p, c->key, klen, hash_bytes(c->key, klen, 0x6669656c64ULL));
-		seqs part = {0};
-		if (fi < 0) {
-			intersect(&acc, &acc_set, &part); /* no record has the field */
-			break;
-		}
-		const pfield *fl = &p->fl[fi];
-		if (c->has_eq) {
-			long q = lookup(p, fi, &c->eq);
-			uint32_t one = q < 0 ? 0 : (uint32_t)q;
-			if ((rc = unite(p, &one, q < 0 ? 0 : 1, size, &part)) != CM_OK)
-				break;
-			intersect(&acc, &acc_set, &part);
-		}
-		if (c->nin) {
-			uint32_t *t = realloc(qs, c->nin * sizeof(*qs));
-			size_t nq = 0;
-			if (!t) {
-				rc = CM_ERR_NOMEM;
-				break;
-			}
-			qs = t;
-			for (uint32_t j = 0; j < c->nin; j++) {
-				long q = lookup(p, fi, &c->in[j]);
-				int dup = 0;
-				for (size_t k = 0; q >= 0 && k < nq && !dup; k++)
-					dup = qs[k] == (uint32_t)q;
-				if (q >= 0 && !dup)
-					qs[nq++] = (uint32_t)q;
-			}
-			if ((rc = unite(p, qs, nq, size, &part)) != CM_OK)
-				break;
-			intersect(&acc, &acc_set, &part);
-		}
-		if (c->has_gt || c->has_gte || c->has_lt || c->has_lte) {
-			size_t from, to;
-			range_of(p, fl, c, &from, &to);
-			if ((rc = unite(p, to > from ? fl->num + from : NULL, to > from ? to - from : 0, size, &part)) !=
-			    CM_OK)
-				break;
-			intersect(&acc, &acc_set, &part);
-		}
-	}
-	free(qs);
-	if (rc != CM_OK) {
-		free(acc.v);
-		return rc;
-	}
-	if (acc.n == 0) {
-		free(acc.v);
-		acc.v = NULL;
-	}
-	*out = acc.v;
-	*nout = acc.n;
 	return CM_OK;
 }

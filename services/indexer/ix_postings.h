@@ -1,9 +1,14 @@
 /* In-memory postings of a fragment's metadata, for filtered searches: per
- * (field, value) the sorted seqs of the record versions carrying it, and per
- * field its numeric values in order (for ranges). They mirror the metadata
- * tables (ix_filter.h) and answer ix_filter_seqs's question without SQLite:
- * equality looks one posting up, $in unites several, a range unites the
- * postings between its bounds, conditions intersect.
+ * (field, value) the sorted seqs of the record versions carrying it, per
+ * field its numeric values in order (for ranges) and a column giving each
+ * seq's value (its posting; 4 bytes per log record per field). They mirror
+ * the metadata tables (ix_filter.h) and answer ix_filter_seqs's question
+ * without SQLite in two ways: as a set (equality looks one posting up, $in
+ * unites several, a range unites the postings between its bounds,
+ * conditions intersect), for filters that match few records; or compiled
+ * into a test of one seq (a column read and a comparison per condition,
+ * no work per matching record), which a graph search applies to the
+ * positions it visits, for filters that match many.
  *
  * Like the tables, postings may hold seqs of versions that were superseded
  * or deleted since: callers check liveness on the view (as search does), and
@@ -50,6 +55,10 @@ int ix_postings_load(ix_postings *p, sqlite3 *db, char *err, size_t errlen);
  * memory the postings become disabled. */
 void ix_postings_add(ix_postings *p, uint64_t seq, const ix_field *fields, uint32_t nfields);
 
+/* The record version at seq was superseded or deleted: its postings count
+ * one live version less (what ix_postings_compile estimates from). */
+void ix_postings_kill(ix_postings *p, uint64_t seq);
+
 /* Notes that n entries' versions were superseded; returns 1 when the stale
  * share makes a compaction worth it. */
 int ix_postings_note_stale(ix_postings *p, size_t nfields);
@@ -66,5 +75,24 @@ void ix_postings_stats_get(const ix_postings *p, ix_postings_stats *out);
  * CM_ERR_STATE if the postings are disabled (read the tables instead),
  * CM_ERR_NOMEM. */
 int ix_postings_seqs(const ix_postings *p, const ix_filter *f, uint64_t size, uint64_t **seqs, size_t *n);
+
+/* A filter compiled against the postings; valid while they do not change
+ * (the caller holds the view lock). */
+typedef struct ix_pfilter ix_pfilter;
+
+/* Compiles a non-empty filter, in time independent of how many records it
+ * matches (a range spanning more than 1024 values is estimated, not
+ * summed). *est estimates the live versions that match: the narrowest
+ * condition's count of live versions (ix_postings_kill) among its admitted
+ * postings, an upper bound unless a range spans more than 1024 values. It
+ * depends only on the records and which of them are live, not on when the
+ * postings were loaded or compacted, so replicas at the same log size
+ * estimate alike (after ix_postings_load, compact against liveness). CM_ERR_STATE if the postings are disabled, CM_ERR_NOMEM.
+ * Free with ix_pfilter_free. */
+int ix_postings_compile(const ix_postings *p, const ix_filter *f, ix_pfilter **out, size_t *est);
+/* 1 if the record version at seq satisfies the filter: the seqs below size
+ * it admits are exactly those ix_postings_seqs gives. */
+int ix_pfilter_match(const ix_pfilter *pf, uint64_t seq);
+void ix_pfilter_free(ix_pfilter *pf);
 
 #endif

@@ -1,7 +1,11 @@
 /* Search of one fragment: the FAISS index (with a selector for tombstones
  * and filters, exhaustively when few vectors match or the graph comes back
  * short) merged with an exact scan of the records the index does not cover
- * yet; hits are read from the log. */
+ * yet; hits are read from the log. A filter that matches many records is
+ * compiled from the postings into a test the graph walk applies to each
+ * position it visits (nothing per matching record, nothing per position of
+ * the index); one that matches few is turned into the set of its positions
+ * and searched exactly. */
 #include "ix_fragment_int.h"
 #include "cm_err.h"
 
@@ -109,15 +113,16 @@ static int exact_from_log(sctx *c, const uint64_t *seqs, size_t n)
 	return rc;
 }
 
-/* Searches the index among the positions in bits (NULL: all). exact: every
- * candidate, exactly. Returns the count found through *found. */
-/* admitted: how many positions bits admits (the search widens by the share). */
-static int search_index(sctx *c, const uint8_t *bits, size_t admitted, uint32_t kk, int exhaustive, size_t *found)
+/* Searches the index among the positions sel admits (NULL: all);
+ * exhaustive: every candidate, exactly; admitted: how many positions sel
+ * admits, or an upper bound (the search widens by the share). Returns the
+ * count found through *found. */
+static int search_index(sctx *c, const ix_select *sel, size_t admitted, uint32_t kk, int exhaustive, size_t *found)
 {
 	ix_fragment *f = c->f;
 	size_t n = 0;
-	int rc = ix_index_search(f->index, c->q, kk, exhaustive, bits, bits ? ix_index_size(f->index) / 8 + 1 : 0,
-				 admitted, c->dist, c->labels, &n, c->err, c->errlen);
+	int rc = ix_index_search(f->index, c->q, kk, exhaustive, sel, admitted, c->dist, c->labels, &n, c->err,
+				 c->errlen);
 	if (rc == CM_OK)
 		for (size_t i = 0; i < n; i++)
 			topk_push(&c->top, c->dist[i], (uint64_t)c->labels[i]);
@@ -136,7 +141,8 @@ static int exact_positions(sctx *c, const size_t *pos, size_t n, uint8_t *bits)
 		for (size_t i = 0; i < n; i++)
 			bits[pos[i] / 8] |= (uint8_t)(1u << (pos[i] % 8));
 		uint32_t kk = c->k < n ? c->k : (uint32_t)n;
-		return search_index(c, bits, n, kk, 1, &found);
+		ix_select sel = {.bitmap = bits, .nbytes = ix_index_size(f->index) / 8 + 1};
+		return search_index(c, &sel, n, kk, 1, &found);
 	}
 	uint64_t *seqs = malloc(n * sizeof(*seqs));
 	if (!seqs)
@@ -184,11 +190,55 @@ static int search_pending(sctx *c, int filtered, const uint64_t *sel, size_t nse
 	return CM_OK;
 }
 
+/* The filter test on an index position: its label's seq. */
+typedef struct pred_arg {
+	const int64_t *labels;
+	const ix_pfilter *pf;
+} pred_arg;
+
+static int pred_admit(const void *arg, size_t pos)
+{
+	const pred_arg *a = arg;
+	return ix_pfilter_match(a->pf, (uint64_t)a->labels[pos]);
+}
+
+/* A filter matching about est live records (an upper bound, or an
+ * estimate), searched through its compiled test: the pending records one by
+ * one, the index by a walk that tests each position it visits. Called with
+ * no candidates yet; *done = 0 (and none kept) when the index gave fewer
+ * than k: the caller then searches the filter's positions exactly. */
+static int search_compiled(sctx *c, const ix_pfilter *pf, size_t est, uint32_t kk, int *done)
+{
+	ix_fragment *f = c->f;
+	size_t ntotal = ix_index_size(f->index), nlive_idx = ntotal - f->ndead, found = 0;
+	uint64_t from = ix_indexed_end(f);
+	*done = 0;
+	for (uint64_t s = from; s < f->size; s++) {
+		const ix_pend *e = ix_pend_at(f, s);
+		float d;
+		if (e->kind != IX_P_UPSERT || e->killed_by != IX_NONE || !ix_pfilter_match(pf, s))
+			continue;
+		ix_distances(&f->spec, c->q, ix_pvec_row(f, e->row), 1, &d);
+		topk_push(&c->top, d, s);
+	}
+	pred_arg pa = {ix_index_labels(f->index), pf};
+	ix_select sel = {.bitmap = f->ndead ? f->livebits : NULL, .nbytes = ntotal / 8 + 1, .admit = pred_admit,
+			 .arg = &pa};
+	int rc = search_index(c, &sel, est < nlive_idx ? est : nlive_idx, kk, 0, &found);
+	if (rc == CM_OK && found < c->k) {
+		c->top.n = 0; /* the caller starts over */
+		return CM_OK;
+	}
+	*done = 1;
+	return rc;
+}
+
 static int search_view(sctx *c, const ix_filter *flt)
 {
 	ix_fragment *f = c->f;
 	size_t ntotal = ix_index_size(f->index), nlive_idx = ntotal - f->ndead, found = 0;
 	uint32_t kk = (uint32_t)(c->kbuf < ntotal ? c->kbuf : ntotal);
+	ix_select live = {.bitmap = f->livebits, .nbytes = ntotal / 8 + 1};
 	int rc;
 	if (!flt || flt->n == 0) {
 		if ((rc = search_pending(c, 0, NULL, 0)) != CM_OK)
@@ -200,16 +250,30 @@ static int search_view(sctx *c, const ix_filter *flt)
 		if (!copy)
 			return CM_ERR_NOMEM;
 		memcpy(copy, c->top.h, c->top.n * sizeof(cand));
-		rc = search_index(c, f->ndead ? f->livebits : NULL, nlive_idx, kk, 0, &found);
+		rc = search_index(c, f->ndead ? &live : NULL, nlive_idx, kk, 0, &found);
 		if (rc == CM_OK && found < (c->k < nlive_idx ? c->k : nlive_idx)) {
 			/* Too many tombstones on the graph's path: visit everything. */
 			memcpy(c->top.h, copy, saved.n * sizeof(cand));
 			c->top.n = saved.n;
-			rc = search_index(c, f->ndead ? f->livebits : NULL, nlive_idx, kk, 1, &found);
+			rc = search_index(c, f->ndead ? &live : NULL, nlive_idx, kk, 1, &found);
 		}
 		free(copy);
 		return rc;
 	}
+	ix_pfilter *pf = NULL;
+	size_t est = 0;
+	if (nlive_idx && ix_postings_compile(f->post, flt, &pf, &est) == CM_OK) {
+		int done = 0;
+		rc = CM_OK;
+		if (est > f->opt.exact_threshold && (double)est >= f->opt.exact_share * (double)nlive_idx)
+			rc = search_compiled(c, pf, est, kk, &done);
+		ix_pfilter_free(pf);
+		if (done)
+			atomic_fetch_add(&f->filter_compiled, 1);
+		if (rc != CM_OK || done)
+			return rc;
+	}
+	atomic_fetch_add(&f->filter_sets, 1);
 	uint64_t *seqs = NULL;
 	size_t nseqs = 0, npos = 0;
 	rc = ix_postings_seqs(f->post, flt, f->size, &seqs, &nseqs);
@@ -241,7 +305,8 @@ static int search_view(sctx *c, const ix_filter *flt)
 		goto out;
 	}
 	memcpy(copy, c->top.h, saved_n * sizeof(cand));
-	rc = search_index(c, bits, npos, kk, 0, &found);
+	ix_select sel = {.bitmap = bits, .nbytes = ntotal / 8 + 1};
+	rc = search_index(c, &sel, npos, kk, 0, &found);
 	if (rc == CM_OK && found < (c->k < npos ? c->k : npos)) {
 		/* The graph or the probed lists held too few matches. */
 		memcpy(c->top.h, copy, saved_n * sizeof(cand));

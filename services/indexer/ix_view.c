@@ -211,6 +211,7 @@ void ix_view_push(ix_fragment *f, uint64_t seq, int kind, int delta, uint64_t pr
 		ix_postings_add(f->post, seq, fields, nfields);
 	if (prev_live) {
 		view_kill(f, prev, seq);
+		ix_postings_kill(f->post, prev);
 		if (ix_postings_note_stale(f->post, 1))
 			ix_postings_compact(f->post, view_seq_live, f);
 	}
@@ -274,9 +275,11 @@ void ix_view_cut(ix_fragment *f, uint64_t n)
 			ix_pos_set(f, i, IX_NONE);
 			f->ndead--;
 		}
-	/* Compactions may have dropped versions the cut revives: reload. On an
+	/* Compactions may have dropped versions the cut revives: reload, and
+	 * keep the live ones (so the live counts are the running view's). On an
 	 * error the postings stay disabled and filters read the tables. */
-	ix_postings_load(f->post, f->wdb, NULL, 0);
+	if (ix_postings_load(f->post, f->wdb, NULL, 0) == CM_OK)
+		ix_postings_compact(f->post, view_seq_live, f);
 }
 
 void ix_view_free(ix_fragment *f)
@@ -464,7 +467,9 @@ int ix_view_load(ix_fragment *f, char *err, size_t errlen)
 	f->post = ix_postings_new((size_t)f->opt.postings_max_bytes);
 	if (!f->post)
 		return ix_errf(CM_ERR_NOMEM, err, errlen, "out of memory for the filter postings");
-	ix_postings_load(f->post, f->wdb, NULL, 0); /* on an error filters read the tables */
+	/* on an error filters read the tables; the live ones kept, as above */
+	if (ix_postings_load(f->post, f->wdb, NULL, 0) == CM_OK)
+		ix_postings_compact(f->post, view_seq_live, f);
 	return CM_OK;
 }
 

@@ -10,9 +10,12 @@
  *    (a hash of the row, 0..999) and a filter bucket < b selects b/1000 of
  *    the rows (0.1%, 1%, 5%, 15%, 50%): recall@10 against brute force over
  *    the matching rows, QPS and p50/p99, next to the unfiltered search on the
- *    same queries; and the cost of evaluating the filter alone, in process:
- *    the in-memory postings against the SQLite metadata tables (the previous
- *    path) holding the same rows;
+ *    same queries, with the indexer's CPU time and its search stage
+ *    (muri_indexer_search_stage_seconds) per query, which a busy machine
+ *    disturbs less than wall latency; and the cost of evaluating the filter
+ *    alone, in process: the postings as a set of seqs (ix_postings_seqs),
+ *    compiled into a per-seq test (ix_postings_compile, and one test) and
+ *    the SQLite metadata tables (the fallback) holding the same rows;
  *  - memory: the indexer's resident set per vector against the in-process
  *    faiss index alone (its serialized size);
  *  - search latency under ingest: p50/p99 of sequential searches while a
@@ -340,7 +343,11 @@ struct fres {
 	size_t matching;
 	double recall, qps, p50_ms, p99_ms;
 	double post_us, sql_us; /* filter evaluation alone, in process */
+	double compile_us, test_ns; /* compiled: setup per query, one test */
+	double cpu_us, stage_us;    /* the indexer's CPU and search stage per query (sequential) */
 };
+static pid_t g_pid;  /* the indexer under test */
+static int g_mport;  /* its metrics port */
 static struct fres fr[NSEL + 1]; /* [NSEL]: unfiltered on the same queries */
 static size_t rss_bytes, rss_empty;
 static struct {
@@ -431,15 +438,64 @@ static double recall_vs(const int64_t *labels, const int32_t *t)
 }
 
 /* Latency (sequential), recall and QPS (rpc_threads) of nqf queries. */
+/* CPU seconds (user + system) of process pid so far. */
+static double cpu_of(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *fp = fopen(path, "r");
+	if (!fp)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = 0;
+	char *r = strrchr(buf, ')');
+	unsigned long ut = 0, st = 0;
+	/* after the name: state and fields 4..13, then utime stime */
+	if (!r || sscanf(r + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static char *fetch_metrics(int port);
+/* Sum and count of the search stage histogram (stage "search") so far. */
+static void search_stage(int port, double *sum, double *cnt)
+{
+	*sum = *cnt = 0;
+	char *buf = fetch_metrics(port);
+	if (!buf)
+		return;
+	const char *name = "muri_indexer_search_stage_seconds";
+	char key[256];
+	for (char *l = buf; (l = strstr(l, name)) != NULL; l++) {
+		char lab[128];
+		double v;
+		if (sscanf(l + strlen(name), "_sum{%127[^}]} %lf", lab, &v) != 2 || !strstr(lab, "\"search\""))
+			continue;
+		*sum = v;
+		snprintf(key, sizeof(key), "%s_count{%s} ", name, lab);
+		char *c = strstr(buf, key);
+		if (c)
+			sscanf(c + strlen(key), "%lf", cnt);
+		break;
+	}
+	free(buf);
+}
+
 static void measure(cm_rpc_client *c, Muri__V1__Filter *flt, const int32_t *t, struct fres *out)
 {
 	int64_t *labels = calloc(nqf * 10, sizeof(*labels));
 	double *lat = malloc(nqf * sizeof(double));
+	double s0, c0, s1, c1, cpu0 = cpu_of(g_pid);
+	search_stage(g_mport, &s0, &c0);
 	for (size_t q = 0; q < nqf; q++) {
 		double s = now_s();
 		search_rpc_f(c, q, flt, labels);
 		lat[q] = (now_s() - s) * 1e3;
 	}
+	out->cpu_us = (cpu_of(g_pid) - cpu0) / (double)nqf * 1e6;
+	search_stage(g_mport, &s1, &c1);
+	out->stage_us = c1 > c0 ? (s1 - s0) / (c1 - c0) * 1e6 : 0;
 	qsort(lat, nqf, sizeof(double), cmp_d);
 	out->p50_ms = lat[nqf / 2];
 	out->p99_ms = lat[nqf * 99 / 100];
@@ -491,7 +547,7 @@ static void filter_cost(void)
 		struct pbflt pb;
 		cm_arena a;
 		ix_filter f;
-		double tp[21], ts[21];
+		double tp[21], ts[21], tc[21];
 		pbflt_init(&pb, sel_permille[s]);
 		cm_arena_init(&a, 0);
 		ix_filter_from_pb(&pb.f, &a, &f, NULL, 0);
@@ -503,6 +559,24 @@ static void filter_cost(void)
 			tp[r] = (now_s() - t0) * 1e6;
 			free(seqs);
 			seqs = NULL;
+			ix_pfilter *pf = NULL;
+			size_t est = 0;
+			t0 = now_s();
+			ix_postings_compile(p, &f, &pf, &est);
+			ix_pfilter_free(pf);
+			tc[r] = (now_s() - t0) * 1e6;
+			if (r == 0 && ix_postings_compile(p, &f, &pf, &est) == CM_OK) {
+				/* one test: every row once, the mean */
+				size_t hits = 0;
+				t0 = now_s();
+				for (size_t i = 0; i < nb; i++)
+					hits += (size_t)ix_pfilter_match(pf, (uint64_t)i);
+				fr[s].test_ns = (now_s() - t0) * 1e9 / (double)nb;
+				ix_pfilter_free(pf);
+				if (hits != n)
+					fprintf(stderr, "filter cost: the compiled test admits %zu rows, the set %zu\n", hits,
+						n);
+			}
 			t0 = now_s();
 			sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
 			ix_filter_seqs(db, &f, &seqs, &n, NULL, 0);
@@ -512,6 +586,8 @@ static void filter_cost(void)
 		}
 		qsort(tp, 21, sizeof(double), cmp_dbl);
 		qsort(ts, 21, sizeof(double), cmp_dbl);
+		qsort(tc, 21, sizeof(double), cmp_dbl);
+		fr[s].compile_us = tc[10];
 		fr[s].post_us = tp[10];
 		fr[s].sql_us = ts[10];
 		cm_arena_free(&a);
@@ -676,7 +752,8 @@ static void run_ingest(cm_rpc_client *c, double vps)
 /* Where the server's Search time went: the mean of each stage histogram
  * (muri_indexer_search_stage_seconds, muri_rpc_*_seconds of Search) from
  * the indexer's /metrics, over every search of the run. */
-static void print_stages(int port)
+/* The indexer's /metrics page (malloc'd), or NULL. */
+static char *fetch_metrics(int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -684,12 +761,12 @@ static void print_stages(int port)
 	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
 		if (fd >= 0)
 			close(fd);
-		return;
+		return NULL;
 	}
 	const char *get = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
 	if (write(fd, get, strlen(get)) != (ssize_t)strlen(get)) {
 		close(fd);
-		return;
+		return NULL;
 	}
 	size_t cap = 1 << 22, n = 0;
 	char *buf = malloc(cap + 1);
@@ -697,9 +774,16 @@ static void print_stages(int port)
 	while (buf && n < cap && (got = read(fd, buf + n, cap - n)) > 0)
 		n += (size_t)got;
 	close(fd);
+	if (buf)
+		buf[n] = 0;
+	return buf;
+}
+
+static void print_stages(int port)
+{
+	char *buf = fetch_metrics(port);
 	if (!buf)
 		return;
-	buf[n] = 0;
 	static const char *const names[] = {"muri_rpc_decode_seconds", "muri_indexer_search_stage_seconds",
 					     "muri_rpc_encode_seconds", "muri_rpc_seconds"};
 	printf("server-side Search time by stage (mean per answer, us):");
@@ -874,6 +958,8 @@ static int run_rpc(struct result *r, double *ingest_vps, double *index_s)
 	}
 	print_stages(p.metrics_port);
 	rss_bytes = rss_of(p.pid);
+	g_pid = p.pid;
+	g_mport = p.metrics_port;
 	fprintf(stderr, "muri-indexer: filtered searches...\n");
 	run_filtered(c);
 	fprintf(stderr, "muri-indexer: searches while inserting at %.0f vectors/s for %.0f s...\n",
@@ -1101,11 +1187,12 @@ int main(int argc, char **argv)
 	filter_cost();
 	if (cost_only) {
 		printf("filter evaluation over %zu rows (int field bucket, filter bucket < b), median of 21, in process:\n", nb);
-		printf("%-14s %11s %11s\n", "selectivity", "postings us", "SQLite us");
+		printf("%-14s %11s %11s %9s %11s\n", "selectivity", "compiled us", "test ns", "set us", "SQLite us");
 		for (int s = 0; s < NSEL; s++) {
 			char lb[32];
 			snprintf(lb, sizeof(lb), "%.1f%%", sel_permille[s] / 10.0);
-			printf("%-14s %11.1f %11.1f\n", lb, fr[s].post_us, fr[s].sql_us);
+			printf("%-14s %11.2f %11.1f %9.1f %11.1f\n", lb, fr[s].compile_us, fr[s].test_ns, fr[s].post_us,
+			       fr[s].sql_us);
 		}
 		return 0;
 	}
@@ -1208,23 +1295,28 @@ int main(int argc, char **argv)
 	if (strstr(parts, "rpc")) {
 		printf("\nfiltered search: int field bucket (a hash of the row, 0..999), filter bucket < b; %zu queries, k=10, "
 		       "recall against brute force over the matching rows; QPS from %d RPC client threads; filter evaluation "
-		       "alone (median of 21, in process, the same rows): postings vs SQLite tables\n", nqf, rpc_threads);
-		printf("%-14s %9s %8s %8s %9s %9s %11s %11s\n", "selectivity", "rows", "recall", "QPS", "p50 ms", "p99 ms",
-		       "postings us", "SQLite us");
+		       "alone (median of 21, in process, the same rows): compiled postings (setup, one test), postings as a "
+		       "set, SQLite tables; the indexer's CPU and search stage per query over the sequential run\n", nqf,
+		       rpc_threads);
+		printf("%-14s %9s %8s %8s %9s %9s %9s %9s %11s %9s %9s %11s\n", "selectivity", "rows", "recall", "QPS",
+		       "p50 ms", "p99 ms", "CPU us", "stage us", "compiled us", "test ns", "set us", "SQLite us");
 		for (int s = NSEL; s >= 0; s--) {
 			char lb[32];
 			if (s == NSEL)
 				snprintf(lb, sizeof(lb), "unfiltered");
 			else
 				snprintf(lb, sizeof(lb), "%.1f%%", sel_permille[s] / 10.0);
-			printf("%-14s %9zu %8.4f %8.0f %9.3f %9.3f", lb, fr[s].matching, fr[s].recall, fr[s].qps,
-			       fr[s].p50_ms, fr[s].p99_ms);
+			printf("%-14s %9zu %8.4f %8.0f %9.3f %9.3f %9.1f %9.1f", lb, fr[s].matching, fr[s].recall, fr[s].qps,
+			       fr[s].p50_ms, fr[s].p99_ms, fr[s].cpu_us, fr[s].stage_us);
 			if (s < NSEL)
-				printf(" %11.1f %11.1f\n", fr[s].post_us, fr[s].sql_us);
+				printf(" %11.2f %9.1f %9.1f %11.1f\n", fr[s].compile_us, fr[s].test_ns, fr[s].post_us,
+				       fr[s].sql_us);
 			else
-				printf(" %11s %11s\n", "-", "-");
+				printf(" %11s %9s %9s %11s\n", "-", "-", "-", "-");
 		}
-		printf("filtered p99 at 50%% / unfiltered p99: %.2f (target 1.5)\n", fr[NSEL - 1].p99_ms / fr[NSEL].p99_ms);
+		printf("at 50%% / unfiltered: p99 %.2f (target 1.5), p50 %.2f, CPU per query %.2f, search stage %.2f\n",
+		       fr[NSEL - 1].p99_ms / fr[NSEL].p99_ms, fr[NSEL - 1].p50_ms / fr[NSEL].p50_ms,
+		       fr[NSEL - 1].cpu_us / fr[NSEL].cpu_us, fr[NSEL - 1].stage_us / fr[NSEL].stage_us);
 		printf("\nmemory: indexer resident %.1f MiB (%.1f MiB before the first write) = %.0f bytes per vector, %.0f "
 		       "above the empty process; in-process faiss index alone (serialized) %.1f MiB = %.0f bytes per vector; "
 		       "ratio %.2f, above the empty process %.2f (target 1.5)\n",

@@ -53,7 +53,7 @@ static void *worker(void *arg)
 		size_t n = 10;
 		if (j->faiss) {
 			faiss_Index_search(ix_index_faiss(j->ix), 1, j->q + i * j->dim, 10, dist, lab);
-		} else if (ix_index_search(j->ix, j->q + i * j->dim, 10, 0, NULL, 0, 0, dist, lab, &n, err, sizeof(err))) {
+		} else if (ix_index_search(j->ix, j->q + i * j->dim, 10, 0, NULL, 0, dist, lab, &n, err, sizeof(err))) {
 			j->failed = 1;
 			fprintf(stderr, "ix_index_search: %s\n", err);
 			return NULL;

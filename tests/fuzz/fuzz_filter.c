@@ -2,11 +2,13 @@
  * records' Metadata (each length-prefixed: a little-endian u16 for the
  * filter, then one byte per record). Every record the indexer's rules
  * accept is indexed in an in-memory copy of the metadata tables; the filter
- * the rules accept is then answered three times: by the in-memory postings
- * search uses (ix_postings_seqs, both fed record by record and rebuilt from
- * the tables), by the SQL path it falls back to (ix_filter_seqs) and by the
- * record-by-record rule (ix_filter_match). Oracle: all name the same
- * records; a refusal says why. */
+ * the rules accept is then answered four times: by the in-memory postings
+ * search uses, as a set (ix_postings_seqs) and compiled into the per-seq
+ * test the graph walk applies (ix_postings_compile, ix_pfilter_match), both
+ * fed record by record and rebuilt from the tables; by the SQL path they
+ * fall back to (ix_filter_seqs) and by the record-by-record rule
+ * (ix_filter_match). Oracle: all name the same records, and the compiled
+ * filter's estimate is at least their number; a refusal says why. */
 #include <sqlite3.h>
 #include <string.h>
 
@@ -93,6 +95,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(ix_postings_seqs(both[b], &f, nrec + 1, &ps, &np) == CM_OK);
 		FUZZ_CHECK(np == nseqs && (np == 0 || memcmp(ps, seqs, np * sizeof *ps) == 0));
 		free(ps);
+		ix_pfilter *pf = NULL;
+		size_t est = 0;
+		FUZZ_CHECK(ix_postings_compile(both[b], &f, &pf, &est) == CM_OK);
+		FUZZ_CHECK(est >= nseqs);
+		for (size_t i = 0, k = 0; i < nrec + 3; i++) {
+			int in = k < nseqs && seqs[k] == i;
+			k += in;
+			FUZZ_CHECK(ix_pfilter_match(pf, i) == in);
+		}
+		ix_pfilter_free(pf);
 	}
 	ix_postings_free(fed);
 	ix_postings_free(loaded);

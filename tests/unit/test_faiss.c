@@ -122,7 +122,8 @@ static int search_all(const ix_index *ix, int metric, const uint8_t *bitmap, siz
 		size_t n = 0;
 		memcpy(q, queries + i * d, d * sizeof(float));
 		ix_vec_prepare(&s, q, 1);
-		rc = ix_index_search(ix, q, 10, 0, bitmap, nbytes, 0, dist + i * 10, labels + i * 10, &n, err,
+		ix_select sel = {.bitmap = bitmap, .nbytes = nbytes};
+		rc = ix_index_search(ix, q, 10, 0, bitmap ? &sel : NULL, 0, dist + i * 10, labels + i * 10, &n, err,
 				     sizeof(err));
 		for (size_t j = n; j < 10; j++)
 			labels[i * 10 + j] = -1;
