@@ -1,0 +1,444 @@
+/* Cost against dimension: the same data at several dimensions, searched in
+ * process by muri's own index path (ix_index, HNSW) and by exact flat search
+ * (faiss IndexFlat, batched). glove-100-angular's first --rows rows and a
+ * seeded random sample of its queries are lifted from 100 to each of --dims
+ * by one seeded random map with orthonormal columns (x -> Qx, Q of D x 100,
+ * Q^T Q = I), which keeps every norm and inner product and so every cosine
+ * distance and the exact top 10: only the cost changes. Real sets of other
+ * dimensions (--real NAME=DIR,METRIC, a folder with base.fvecs and
+ * query.fvecs, e.g. Fashion-MNIST's 784-d images) are measured natively.
+ * For each row: exact top 10 (faiss flat, float32) of the sampled queries,
+ * flat QPS, the HNSW build time, recall@10 and CPU-QPS at each efSearch,
+ * CPU-QPS interpolated at --recall, and QPS x dimension (flat for the whole
+ * search, HNSW at equal recall) relative to the first row: 1.0 is cost
+ * exactly linear in the dimension, above 1 cheaper than linear.
+ *   dims-bench [--dataset DIR] [--rows N] [--sample N] [--dims LIST] [--real NAME=DIR,cosine|l2]...
+ *              [--threads T] [--m M] [--ef-construction E] [--efs LIST] [--recall R] [--seed S] */
+#include "bench_util.h"
+#include "cm_vecs.h"
+#include "inproc_muri.h"
+#include "ix_index.h"
+#include "ix_record.h"
+
+#include <faiss/c_api/Index_c.h>
+#include <faiss/c_api/index_factory_c.h>
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ROWS 16
+#define MAX_EFS 16
+#define K 10
+
+static int threads = 2, m = 32, efc = 200, nef;
+static int efs[MAX_EFS];
+static double target = 0.95;
+static uint64_t seed = 0x6d757269;
+
+/* The current row's truth, for inproc_muri's recall callback. */
+static const int32_t *cur_truth;
+static size_t cur_nq;
+
+static double recall_of(const int64_t *labels)
+{
+	size_t hit = 0;
+	for (size_t q = 0; q < cur_nq; q++)
+		for (int i = 0; i < K; i++)
+			for (int j = 0; j < K; j++)
+				hit += labels[q * K + i] == cur_truth[q * K + j];
+	return (double)hit / (double)(cur_nq * K);
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static double gauss(uint64_t *s)
+{
+	double u = ((double)(splitmix(s) >> 11) + 0.5) / 9007199254740992.0;
+	double v = ((double)(splitmix(s) >> 11) + 0.5) / 9007199254740992.0;
+	return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
+}
+
+/* A D x d map with orthonormal columns (column-major, D per column), from
+ * Gaussian columns by Gram-Schmidt done twice; heap, the caller frees. */
+static double *orthonormal_map(size_t D, size_t d, uint64_t s)
+{
+	double *q = malloc(D * d * sizeof(double));
+	if (!q)
+		return NULL;
+	for (size_t i = 0; i < D * d; i++)
+		q[i] = gauss(&s);
+	for (size_t c = 0; c < d; c++) {
+		double *v = q + c * D;
+		for (int pass = 0; pass < 2; pass++)
+			for (size_t p = 0; p < c; p++) {
+				const double *u = q + p * D;
+				double dot = 0;
+				for (size_t i = 0; i < D; i++)
+					dot += u[i] * v[i];
+				for (size_t i = 0; i < D; i++)
+					v[i] -= dot * u[i];
+			}
+		double n = 0;
+		for (size_t i = 0; i < D; i++)
+			n += v[i] * v[i];
+		n = 1 / sqrt(n);
+		for (size_t i = 0; i < D; i++)
+			v[i] *= n;
+	}
+	return q;
+}
+
+/* n rows of x (d each) lifted to D by map (D x d): heap, the caller frees. */
+static float *lift(const float *x, size_t n, size_t d, const double *map, size_t D)
+{
+	float *y = malloc(n * D * sizeof(float));
+	double *acc = malloc(D * sizeof(double));
+	if (!y || !acc) {
+		free(y);
+		free(acc);
+		return NULL;
+	}
+	for (size_t r = 0; r < n; r++) {
+		memset(acc, 0, D * sizeof(double));
+		for (size_t c = 0; c < d; c++) {
+			double xc = x[r * d + c];
+			const double *col = map + c * D;
+			for (size_t i = 0; i < D; i++)
+				acc[i] += xc * col[i];
+		}
+		for (size_t i = 0; i < D; i++)
+			y[r * D + i] = (float)acc[i];
+	}
+	free(acc);
+	return y;
+}
+
+/* A flat index of the metric over the base (normalized for cosine, as the
+ * indexer stores it). */
+static FaissIndex *flat_of(const float *base, size_t nb, size_t dim, int metric)
+{
+	FaissIndex *f = NULL;
+	if (faiss_index_factory(&f, (int)dim, "Flat", metric == IX_L2 ? METRIC_L2 : METRIC_INNER_PRODUCT) != 0)
+		return NULL;
+	float *b = malloc(nb * dim * sizeof(float));
+	if (!b) {
+		faiss_Index_free(f);
+		return NULL;
+	}
+	memcpy(b, base, nb * dim * sizeof(float));
+	if (metric == IX_COSINE)
+		normalize_rows(b, nb, dim);
+	faiss_Index_add(f, (idx_t)nb, b);
+	free(b);
+	return f;
+}
+
+/* Batched flat search of the queries on threads: the top K row numbers
+ * into labels (nq x K), the wall QPS into *qps. */
+static int flat_search(FaissIndex *f, const float *q, size_t nq, size_t dim, int metric, int64_t *labels,
+		       double *qps)
+{
+	float *qn = malloc(nq * dim * sizeof(float)), *d = malloc(nq * K * sizeof(float));
+	if (!qn || !d) {
+		free(qn);
+		free(d);
+		return -1;
+	}
+	memcpy(qn, q, nq * dim * sizeof(float));
+	if (metric == IX_COSINE)
+		normalize_rows(qn, nq, dim);
+	omp_set_num_threads(threads);
+	*qps = 0;
+	for (int rep = 0; rep < 3; rep++) { /* the best of 3: the first pays the BLAS threads' start */
+		double t0 = now_s();
+		faiss_Index_search(f, (idx_t)nq, qn, K, d, labels);
+		double r = (double)nq / (now_s() - t0);
+		*qps = r > *qps ? r : *qps;
+	}
+	free(qn);
+	free(d);
+	return 0;
+}
+
+struct row {
+	char name[64];
+	size_t dim, nb, nq;
+	double flat_qps, flat_recall, build_s, hnsw_cpu_qps; /* hnsw_cpu_qps: at the target recall, 0 if never */
+	struct inproc_row r[MAX_EFS];
+};
+
+static double at_recall(const struct inproc_row *h, int n, double r)
+{
+	if (r <= h[0].recall)
+		return h[0].cpu_qps;
+	for (int i = 1; i < n; i++)
+		if (r <= h[i].recall) {
+			double w = h[i].recall > h[i - 1].recall ? (r - h[i - 1].recall) / (h[i].recall - h[i - 1].recall) : 1;
+			return h[i - 1].cpu_qps + w * (h[i].cpu_qps - h[i - 1].cpu_qps);
+		}
+	return 0;
+}
+
+/* Measures one row: truth is nq x K (from the flat search of the same
+ * data when NULL: then the flat row's recall is 1 by definition). */
+static int measure(struct row *w, const char *name, const float *base, size_t nb, const float *q, size_t nq,
+		   size_t dim, int metric, int32_t *truth)
+{
+	int64_t *lab = malloc(nq * K * sizeof(int64_t));
+	FaissIndex *f = flat_of(base, nb, dim, metric);
+	if (!lab || !f) {
+		free(lab);
+		faiss_Index_free(f);
+		return -1;
+	}
+	snprintf(w->name, sizeof(w->name), "%s", name);
+	w->dim = dim;
+	w->nb = nb;
+	w->nq = nq;
+	fprintf(stderr, "%s: %zu x %zu, flat search...\n", name, nb, dim);
+	int rc = flat_search(f, q, nq, dim, metric, lab, &w->flat_qps);
+	faiss_Index_free(f);
+	if (rc) {
+		free(lab);
+		return -1;
+	}
+	cur_truth = truth;
+	cur_nq = nq;
+	w->flat_recall = recall_of(lab);
+	free(lab);
+	fprintf(stderr, "%s: flat %.0f QPS, recall %.4f; building HNSW%d efConstruction %d...\n", name, w->flat_qps,
+		w->flat_recall, m, efc);
+	double build_cpu;
+	inproc_muri_set_metric(metric);
+	if (inproc_muri(base, nb, q, nq, dim, m, efc, 10000, threads, threads, efs, nef, recall_of, w->r, &w->build_s,
+			&build_cpu) != 0)
+		return -1;
+	w->hnsw_cpu_qps = at_recall(w->r, nef, target);
+	return 0;
+}
+
+/* The exact top K of each query over base (faiss flat, float32), nq x K. */
+static int32_t *exact_truth(const float *base, size_t nb, const float *q, size_t nq, size_t dim, int metric)
+{
+	FaissIndex *f = flat_of(base, nb, dim, metric);
+	int64_t *lab = malloc(nq * K * sizeof(int64_t));
+	int32_t *t = malloc(nq * K * sizeof(int32_t));
+	double qps;
+	if (!f || !lab || !t || flat_search(f, q, nq, dim, metric, lab, &qps) != 0) {
+		faiss_Index_free(f);
+		free(lab);
+		free(t);
+		return NULL;
+	}
+	for (size_t i = 0; i < nq * K; i++)
+		t[i] = (int32_t)lab[i];
+	faiss_Index_free(f);
+	free(lab);
+	return t;
+}
+
+/* A seeded sample of n of the rows of x (d each), in the file's order of draw. */
+static float *sample_rows(const float *x, size_t rows, size_t d, size_t n, uint64_t s)
+{
+	size_t *perm = malloc(rows * sizeof(size_t));
+	float *y = malloc(n * d * sizeof(float));
+	if (!perm || !y) {
+		free(perm);
+		free(y);
+		return NULL;
+	}
+	for (size_t i = 0; i < rows; i++)
+		perm[i] = i;
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i + (size_t)(splitmix(&s) % (rows - i)), t = perm[i];
+		perm[i] = perm[j];
+		perm[j] = t;
+		memcpy(y + i * d, x + perm[i] * d, d * sizeof(float));
+	}
+	free(perm);
+	return y;
+}
+
+static int parse_list(const char *s, int *out, int max)
+{
+	int n = 0;
+	while (*s && n < max) {
+		out[n++] = atoi(s);
+		const char *c = strchr(s, ',');
+		if (!c)
+			break;
+		s = c + 1;
+	}
+	return n;
+}
+
+static int load(const char *dir, size_t rows, size_t sample, uint64_t s, float **base, size_t *nb, float **q,
+		size_t *nq, size_t *dim)
+{
+	char p[1024];
+	float *qall = NULL;
+	size_t qrows, qd;
+	snprintf(p, sizeof(p), "%s/base.fvecs", dir);
+	if (cm_fvecs_read(p, rows, base, nb, dim) != 0) {
+		fprintf(stderr, "%s: cannot read\n", p);
+		return -1;
+	}
+	snprintf(p, sizeof(p), "%s/query.fvecs", dir);
+	if (cm_fvecs_read(p, 0, &qall, &qrows, &qd) != 0 || qd != *dim) {
+		fprintf(stderr, "%s: cannot read, or not %zu-d\n", p, *dim);
+		free(qall);
+		return -1;
+	}
+	*nq = sample < qrows ? sample : qrows;
+	*q = sample_rows(qall, qrows, qd, *nq, s);
+	free(qall);
+	return *q ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+	const char *ds = getenv("MURI_DATASETS"), *dataset = NULL, *reals[8];
+	size_t rows = 20000, sample = 1000;
+	int dims[MAX_ROWS], ndims = parse_list("100,384,768,1536", dims, MAX_ROWS), nreal = 0;
+	nef = parse_list("16,24,32,48,64,96,128,192", efs, MAX_EFS);
+	for (int i = 1; i + 1 < argc; i += 2) {
+		const char *a = argv[i], *v = argv[i + 1];
+		if (!strcmp(a, "--dataset"))
+			dataset = v;
+		else if (!strcmp(a, "--rows"))
+			rows = (size_t)atol(v);
+		else if (!strcmp(a, "--sample"))
+			sample = (size_t)atol(v);
+		else if (!strcmp(a, "--dims"))
+			ndims = parse_list(v, dims, MAX_ROWS);
+		else if (!strcmp(a, "--real") && nreal < 8)
+			reals[nreal++] = v;
+		else if (!strcmp(a, "--threads"))
+			threads = atoi(v);
+		else if (!strcmp(a, "--m"))
+			m = atoi(v);
+		else if (!strcmp(a, "--ef-construction"))
+			efc = atoi(v);
+		else if (!strcmp(a, "--efs"))
+			nef = parse_list(v, efs, MAX_EFS);
+		else if (!strcmp(a, "--recall"))
+			target = atof(v);
+		else if (!strcmp(a, "--seed"))
+			seed = (uint64_t)strtoull(v, NULL, 0);
+		else {
+			fprintf(stderr, "unknown option %s (see the head of tests/bench/dims_bench.c)\n", a);
+			return 2;
+		}
+	}
+	if ((argc - 1) % 2 || rows < 100 || sample < 10 || threads < 1 || threads > 64 || nef < 1 || ndims < 1) {
+		fprintf(stderr, "usage: dims-bench [--dataset DIR] [--rows N>=100] [--sample N>=10] [--dims LIST] "
+				"[--real NAME=DIR,cosine|l2] [--threads 1..64] [--m M] [--ef-construction E] [--efs LIST] "
+				"[--recall R] [--seed S]\n");
+		return 2;
+	}
+	char gdir[1024];
+	snprintf(gdir, sizeof(gdir), "%s/glove-100-angular", ds ? ds : "../shared/datasets");
+	if (!dataset)
+		dataset = gdir;
+	float *base = NULL, *q = NULL;
+	size_t nb, nq, d;
+	if (load(dataset, rows, sample, seed, &base, &nb, &q, &nq, &d) != 0)
+		return 1;
+	fprintf(stderr, "%s: exact top %d of %zu sampled queries over %zu rows...\n", dataset, K, nq, nb);
+	int32_t *truth = exact_truth(base, nb, q, nq, d, IX_COSINE);
+	if (!truth)
+		return 1;
+	struct row *out = calloc(MAX_ROWS + 8, sizeof(struct row));
+	int nrow = 0;
+	for (int i = 0; i < ndims; i++) {
+		size_t D = (size_t)dims[i];
+		char name[64];
+		if (D < d || D > IX_DIM_MAX) {
+			fprintf(stderr, "--dims: %zu is not in %zu..%d\n", D, d, IX_DIM_MAX);
+			return 2;
+		}
+		float *lb = (float *)base, *lq = (float *)q;
+		if (D != d) { /* the native dimension is measured as it is */
+			double *map = orthonormal_map(D, d, seed ^ D);
+			lb = map ? lift(base, nb, d, map, D) : NULL;
+			lq = map ? lift(q, nq, d, map, D) : NULL;
+			free(map);
+			if (!lb || !lq)
+				return 1;
+		}
+		snprintf(name, sizeof(name), D == d ? "glove-%zu" : "glove-100 lifted to %zu", D);
+		if (measure(&out[nrow++], name, lb, nb, lq, nq, D, IX_COSINE, truth) != 0)
+			return 1;
+		if (lb != base) {
+			free(lb);
+			free(lq);
+		}
+	}
+	for (int i = 0; i < nreal; i++) {
+		char name[64], dir[1024];
+		const char *eq = strchr(reals[i], '='), *comma = strrchr(reals[i], ',');
+		if (!eq || !comma || comma < eq) {
+			fprintf(stderr, "--real %s: expected NAME=DIR,cosine|l2\n", reals[i]);
+			return 2;
+		}
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - reals[i]), reals[i]);
+		snprintf(dir, sizeof(dir), "%.*s", (int)(comma - eq - 1), eq + 1);
+		int metric = !strcmp(comma + 1, "l2") ? IX_L2 : IX_COSINE;
+		float *rb, *rq;
+		size_t rnb, rnq, rd;
+		if (load(dir, rows, sample, seed, &rb, &rnb, &rq, &rnq, &rd) != 0)
+			return 1;
+		int32_t *rt = exact_truth(rb, rnb, rq, rnq, rd, metric);
+		if (!rt || measure(&out[nrow++], name, rb, rnb, rq, rnq, rd, metric, rt) != 0)
+			return 1;
+		free(rb);
+		free(rq);
+		free(rt);
+	}
+
+	printf("cost against dimension, in process: %zu base rows, %zu sampled queries (seed %#llx), k=%d; flat = exact "
+	       "search (faiss IndexFlat, all queries in one call, %d threads); HNSW = muri's ix_index (M %d, "
+	       "efConstruction %d), one query per call from %d threads, CPU-QPS (queries per CPU-second of the searching "
+	       "threads times their number)\n",
+	       nb, nq, (unsigned long long)seed, K, threads, m, efc, threads);
+	printf("\nrecall@10 / CPU-QPS at each efSearch:\n%-28s %6s", "data", "dim");
+	for (int e = 0; e < nef; e++)
+		printf("  ef %-14d", efs[e]);
+	printf("\n");
+	for (int i = 0; i < nrow; i++) {
+		printf("%-28s %6zu", out[i].name, out[i].dim);
+		for (int e = 0; e < nef; e++)
+			printf("  %.4f / %-7.0f", out[i].r[e].recall, out[i].r[e].cpu_qps);
+		printf("\n");
+	}
+	printf("\n%-28s %6s %10s %12s %8s %9s %13s %14s %8s\n", "data", "dim", "flat QPS", "flat QPSxdim", "(rel)",
+	       "build s", "HNSW CPU-QPS", "HNSW QPSxdim", "(rel)");
+	printf("%-28s %6s %10s %12s %8s %9s %13s %14s %8s\n", "", "", "", "", "", "", "at recall", "", "");
+	for (int i = 0; i < nrow; i++) {
+		double fx = out[i].flat_qps * (double)out[i].dim, hx = out[i].hnsw_cpu_qps * (double)out[i].dim;
+		double f0 = out[0].flat_qps * (double)out[0].dim, h0 = out[0].hnsw_cpu_qps * (double)out[0].dim;
+		printf("%-28s %6zu %10.0f %12.0f %8.2f %9.1f %13.0f %14.0f", out[i].name, out[i].dim, out[i].flat_qps, fx,
+		       fx / f0, out[i].build_s, out[i].hnsw_cpu_qps, hx);
+		if (h0 > 0 && hx > 0)
+			printf(" %8.2f\n", hx / h0);
+		else
+			printf(" %8s\n", "-");
+	}
+	printf("(HNSW CPU-QPS interpolated at recall@10 %.2f; rel: QPS x dim over the first row's, 1.00 = cost linear in "
+	       "the dimension; -: recall %.2f never reached)\n",
+	       target, target);
+	free(base);
+	free(q);
+	free(truth);
+	free(out);
+	return 0;
+}
