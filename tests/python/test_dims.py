@@ -193,3 +193,53 @@ def test_4096_dimensions_insert_search_get_import(net, stubs, tmp_path):
     assert code == grpc.StatusCode.INVALID_ARGUMENT and msg.startswith("vectors[0]: 4095 values"), msg
     code, msg = code_of(lambda: create(stub, vpb, tpb, "d4097", 4097, tpb.FLAT))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and msg.startswith("dimension"), msg
+
+
+def test_messages_bound_high_dimension_requests(servers, stubs, tmp_path):
+    """Vectors of 4096 dimensions are 16 KiB each: with every process at
+    rpc_max_message 1M, a request or reply that would not fit in one message
+    is refused up front, naming the field and the most that fit, instead of
+    failing between the gateway and a replica; a SearchBatch whose replica
+    answers would not fit in one call is split into calls that do."""
+    vpb, tpb = stubs.vectorstore_pb2, stubs.types_pb2
+    net = ChainNet(servers, stubs, tmp_path, ix_args=("--rpc-max-message", "1M"))
+    gw = Gateway(servers, stubs, net, tmp_path, args=("--default-timeout-ms", "30000", "--rpc-max-message", "1M"))
+    try:
+        stub = gw.stub
+        D = 4096
+        stub.CreateCollection(vpb.CreateCollectionRequest(name="big", dimension=D, metric=tpb.L2,
+                                                          index=tpb.IndexSpec(kind=tpb.FLAT), fragments=1,
+                                                          replication=3), timeout=90)
+        base = np.random.default_rng(11).normal(size=(120, D)).astype(np.float32)
+        # a request over the limit is refused by gRPC before the gateway reads it
+        code, msg = code_of(lambda: stub.Insert(vpb.InsertRequest(collection="big", vectors=[vec(tpb, v) for v in base[:100]]),
+                                                timeout=30))
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, (code, msg)
+        ids = []
+        for s in range(0, 120, 40):
+            r = stub.Insert(vpb.InsertRequest(collection="big", vectors=[vec(tpb, v) for v in base[s:s + 40]],
+                                              consistency_level=tpb.ALL), timeout=60)
+            ids.extend(r.vector_ids)
+        bad = grpc.StatusCode.INVALID_ARGUMENT
+        code, msg = code_of(lambda: stub.Get(vpb.GetRequest(collection="big", ids=ids[:60], include_vectors=True), timeout=30))
+        assert code == bad and msg.startswith("ids: 60 records with 4096-d vectors") and msg.endswith("at most 47"), msg
+        g = stub.Get(vpb.GetRequest(collection="big", ids=ids[:47], include_vectors=True), timeout=30)
+        assert len(g.records) == 47 and np.array_equal(np.array(g.records[46].vector.values, dtype=np.float32), base[46])
+        assert len(stub.Get(vpb.GetRequest(collection="big", ids=ids), timeout=30).records) == 120
+        code, msg = code_of(lambda: stub.Search(vpb.SearchRequest(collection="big", query_vector=vec(tpb, base[0]),
+                                                                  top_k=60), timeout=30))
+        assert code == bad and msg.startswith("top_k: 60 hits with 4096-d vectors"), msg
+        r = stub.Search(vpb.SearchRequest(collection="big", query_vector=vec(tpb, base[0]), top_k=47,
+                                          include_vectors=True, consistency_level=tpb.ALL), timeout=30)
+        assert len(r.results) == 47 and r.results[0].id == ids[0]
+        # 10 queries x 10 hits x 16 KiB do not fit in one call to a replica: the gateway splits them
+        qs = [vec(tpb, v) for v in base[:10]]
+        r = stub.SearchBatch(vpb.SearchBatchRequest(collection="big", query_vectors=qs, top_k=10,
+                                                    consistency_level=tpb.QUORUM), timeout=60)
+        assert [x.results[0].id for x in r.results] == ids[:10]
+        code, msg = code_of(lambda: stub.SearchBatch(vpb.SearchBatchRequest(collection="big", query_vectors=qs, top_k=10,
+                                                                            include_vectors=True), timeout=30))
+        assert code == bad and msg.startswith("include_vectors: 100 hits"), msg
+    finally:
+        gw.close()
+        net.close()
