@@ -8,14 +8,25 @@
  * dimensions (--real NAME=DIR,METRIC, a folder with base.fvecs and
  * query.fvecs, e.g. Fashion-MNIST's 784-d images) are measured natively.
  * For each row: exact top 10 (faiss flat, float32) of the sampled queries,
- * flat QPS and CPU-QPS, the HNSW build time, recall@10 and CPU-QPS at each efSearch,
+ * flat QPS and CPU-QPS, the HNSW build's CPU seconds, recall@10 and CPU-QPS at each efSearch,
  * CPU-QPS interpolated at --recall, and CPU-QPS x dimension (flat for the
  * whole search, HNSW at equal recall) relative to the first row: 1.0 is cost
  * exactly linear in the dimension, above 1 cheaper than linear.
+ * Binary rows (--binary 1, the default): the sign bits of each lifted set
+ * (random-hyperplane codes of the originals, D bits rounded up to a
+ * multiple of 8) under Hamming distance, faiss's IndexBinaryFlat (all
+ * queries in one call) and IndexBinaryHNSW (M --m, efConstruction
+ * --ef-construction, one query per call) through ix_faiss_binary, on one
+ * thread, recall@10 against brute-force Hamming with ties counted (a hit
+ * at the 10th true distance is a hit).
  *   dims-bench [--dataset DIR] [--rows N] [--sample N] [--dims LIST] [--real NAME=DIR,cosine|l2]...
- *              [--threads T] [--m M] [--ef-construction E] [--efs LIST] [--recall R] [--seed S] */
+ *              [--threads T] [--m M] [--ef-construction E] [--efs LIST] [--recall R] [--seed S]
+ *              [--binary 0|1] */
 #include "bench_util.h"
+#include "cm_answer.h"
+#include "cm_err.h"
 #include "cm_vecs.h"
+#include "ix_faiss_binary.h"
 #include "inproc_muri.h"
 #include "ix_index.h"
 #include "ix_record.h"
@@ -175,7 +186,7 @@ static int flat_search(FaissIndex *f, const float *q, size_t nq, size_t dim, int
 struct row {
 	char name[64];
 	size_t dim, nb, nq;
-	double flat_qps, flat_cpu_qps, flat_recall, build_s, hnsw_cpu_qps; /* hnsw_cpu_qps: at the target recall, 0 if never */
+	double flat_qps, flat_cpu_qps, flat_recall, build_s, build_cpu_s, hnsw_cpu_qps; /* hnsw_cpu_qps: at the target recall, 0 if never */
 	struct inproc_row r[MAX_EFS];
 };
 
@@ -189,6 +200,116 @@ static double at_recall(const struct inproc_row *h, int n, double r)
 			return h[i - 1].cpu_qps + w * (h[i].cpu_qps - h[i - 1].cpu_qps);
 		}
 	return 0;
+}
+
+
+/* ---- binary codes under Hamming distance ---------------------------------- */
+
+struct brow {
+	size_t bits;
+	double flat_cpu_qps, build_cpu_s, at_recall;
+	struct inproc_row r[MAX_EFS];
+};
+
+/* Sign bits of n rows of d floats, bit i in byte i / 8 at i % 8, cs bytes per row. */
+static uint8_t *sign_codes(const float *x, size_t n, size_t d, size_t cs)
+{
+	uint8_t *c = calloc(n, cs);
+	for (size_t r = 0; c && r < n; r++)
+		for (size_t i = 0; i < d; i++)
+			if (x[r * d + i] > 0)
+				c[r * cs + i / 8] |= (uint8_t)(1u << (i % 8));
+	return c;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Recall@10 with ties: a label whose true distance is at most the query's
+ * 10th smallest counts. */
+static double bin_recall(const uint8_t *b, const uint8_t *q, size_t nq, size_t cs, const uint32_t *kth,
+			 const int64_t *lab)
+{
+	size_t hit = 0;
+	for (size_t i = 0; i < nq; i++)
+		for (int j = 0; j < K; j++)
+			hit += lab[i * K + j] >= 0 &&
+			       cm_answer_hamming(q + i * cs, b + (size_t)lab[i * K + j] * cs, cs) <= kth[i];
+	return (double)hit / (double)(nq * K);
+}
+
+static int measure_binary(struct brow *w, const float *base, size_t nb, const float *q, size_t nq, size_t d)
+{
+	char err[256];
+	size_t cs = (d + 7) / 8;
+	w->bits = cs * 8;
+	uint8_t *cb = sign_codes(base, nb, d, cs), *cq = sign_codes(q, nq, d, cs);
+	uint32_t *kth = malloc(nq * sizeof(uint32_t)), *all = malloc(nb * sizeof(uint32_t));
+	int32_t *dist = malloc(nq * K * sizeof(int32_t));
+	int64_t *lab = malloc((nq * K > nb ? nq * K : nb) * sizeof(int64_t));
+	ix_bin_index *flat = NULL, *hnsw = NULL;
+	int rc = -1;
+	if (!cb || !cq || !kth || !all || !dist || !lab)
+		goto out;
+	for (size_t i = 0; i < nq; i++) {
+		for (size_t r = 0; r < nb; r++)
+			all[r] = cm_answer_hamming(cq + i * cs, cb + r * cs, cs);
+		qsort(all, nb, sizeof(uint32_t), cmp_u32);
+		kth[i] = all[K - 1];
+	}
+	for (size_t r = 0; r < nb; r++)
+		lab[r] = (int64_t)r;
+	fprintf(stderr, "binary %zu bits: flat and HNSW%d...\n", w->bits, m);
+	if (ix_bin_create(IX_BIN_FLAT, (uint32_t)w->bits, 0, 0, 0, &flat, err, sizeof(err)) != CM_OK ||
+	    ix_bin_add(flat, nb, cb, lab, err, sizeof(err)) != CM_OK ||
+	    ix_bin_create(IX_BIN_HNSW, (uint32_t)w->bits, (uint32_t)m, (uint32_t)efc, (uint32_t)efs[0], &hnsw, err,
+			  sizeof(err)) != CM_OK) {
+		fprintf(stderr, "binary: %s\n", err);
+		goto out;
+	}
+	double c0 = inproc_thread_cpu_s();
+	if (ix_bin_add(hnsw, nb, cb, lab, err, sizeof(err)) != CM_OK) {
+		fprintf(stderr, "binary: %s\n", err);
+		goto out;
+	}
+	w->build_cpu_s = inproc_thread_cpu_s() - c0;
+	w->flat_cpu_qps = 0;
+	for (int rep = 0; rep < 3; rep++) {
+		c0 = inproc_thread_cpu_s();
+		if (ix_bin_search(flat, nq, cq, K, NULL, 0, dist, lab, err, sizeof(err)) != CM_OK)
+			goto out;
+		double c = (double)nq / (inproc_thread_cpu_s() - c0);
+		w->flat_cpu_qps = c > w->flat_cpu_qps ? c : w->flat_cpu_qps;
+	}
+	if (bin_recall(cb, cq, nq, cs, kth, lab) != 1.0)
+		fprintf(stderr, "binary: the flat index is not exact\n");
+	for (int e = 0; e < nef; e++) {
+		if (ix_bin_set_ef_search(hnsw, (uint32_t)efs[e], err, sizeof(err)) != CM_OK)
+			goto out;
+		c0 = inproc_thread_cpu_s();
+		for (size_t i = 0; i < nq; i++)
+			if (ix_bin_search(hnsw, 1, cq + i * cs, K, NULL, 0, dist + i * K, lab + i * K, err, sizeof(err)) !=
+			    CM_OK)
+				goto out;
+		w->r[e].ef = efs[e];
+		w->r[e].cpu_qps = (double)nq / (inproc_thread_cpu_s() - c0);
+		w->r[e].recall = bin_recall(cb, cq, nq, cs, kth, lab);
+	}
+	w->at_recall = at_recall(w->r, nef, target);
+	rc = 0;
+out:
+	ix_bin_free(flat);
+	ix_bin_free(hnsw);
+	free(cb);
+	free(cq);
+	free(kth);
+	free(all);
+	free(dist);
+	free(lab);
+	return rc;
 }
 
 /* Measures one row: truth is nq x K (from the flat search of the same
@@ -220,10 +341,9 @@ static int measure(struct row *w, const char *name, const float *base, size_t nb
 	free(lab);
 	fprintf(stderr, "%s: flat %.0f QPS, recall %.4f; building HNSW%d efConstruction %d...\n", name, w->flat_qps,
 		w->flat_recall, m, efc);
-	double build_cpu;
 	inproc_muri_set_metric(metric);
 	if (inproc_muri(base, nb, q, nq, dim, m, efc, 10000, threads, threads, efs, nef, recall_of, w->r, &w->build_s,
-			&build_cpu) != 0)
+			&w->build_cpu_s) != 0)
 		return -1;
 	w->hnsw_cpu_qps = at_recall(w->r, nef, target);
 	return 0;
@@ -311,7 +431,7 @@ int main(int argc, char **argv)
 {
 	const char *ds = getenv("MURI_DATASETS"), *dataset = NULL, *reals[8];
 	size_t rows = 20000, sample = 1000;
-	int dims[MAX_ROWS], ndims = parse_list("100,384,768,1536", dims, MAX_ROWS), nreal = 0;
+	int dims[MAX_ROWS], ndims = parse_list("100,384,768,1536", dims, MAX_ROWS), nreal = 0, binary = 1;
 	nef = parse_list("10,16,24,32,48,64,96,128,192", efs, MAX_EFS);
 	for (int i = 1; i + 1 < argc; i += 2) {
 		const char *a = argv[i], *v = argv[i + 1];
@@ -335,6 +455,8 @@ int main(int argc, char **argv)
 			nef = parse_list(v, efs, MAX_EFS);
 		else if (!strcmp(a, "--recall"))
 			target = atof(v);
+		else if (!strcmp(a, "--binary"))
+			binary = atoi(v);
 		else if (!strcmp(a, "--seed"))
 			seed = (uint64_t)strtoull(v, NULL, 0);
 		else {
@@ -361,6 +483,7 @@ int main(int argc, char **argv)
 	if (!truth)
 		return 1;
 	struct row *out = calloc(MAX_ROWS + 8, sizeof(struct row));
+	struct brow *bout = calloc(MAX_ROWS, sizeof(struct brow));
 	int nrow = 0;
 	for (int i = 0; i < ndims; i++) {
 		size_t D = (size_t)dims[i];
@@ -380,6 +503,8 @@ int main(int argc, char **argv)
 		}
 		snprintf(name, sizeof(name), D == d ? "glove-%zu" : "glove-100 lifted to %zu", D);
 		if (measure(&out[nrow++], name, lb, nb, lq, nq, D, IX_COSINE, truth) != 0)
+			return 1;
+		if (binary && measure_binary(&bout[i], lb, nb, lq, nq, D) != 0)
 			return 1;
 		if (lb != base) {
 			free(lb);
@@ -424,14 +549,14 @@ int main(int argc, char **argv)
 		printf("\n");
 	}
 	printf("\n%-28s %6s %9s %9s %12s %6s %8s %12s %13s %6s\n", "data", "dim", "flat QPS", "flat", "flat CPU-QPS",
-	       "(rel)", "build s", "HNSW CPU-QPS", "HNSW CPU-QPS", "(rel)");
-	printf("%-28s %6s %9s %9s %12s %6s %8s %12s %13s %6s\n", "", "", "(wall)", "CPU-QPS", "x dim", "", "", "at recall",
+	       "(rel)", "build", "HNSW CPU-QPS", "HNSW CPU-QPS", "(rel)");
+	printf("%-28s %6s %9s %9s %12s %6s %8s %12s %13s %6s\n", "", "", "(wall)", "CPU-QPS", "x dim", "", "CPU s", "at recall",
 	       "x dim", "");
 	for (int i = 0; i < nrow; i++) {
 		double fx = out[i].flat_cpu_qps * (double)out[i].dim, hx = out[i].hnsw_cpu_qps * (double)out[i].dim;
 		double f0 = out[0].flat_cpu_qps * (double)out[0].dim, h0 = out[0].hnsw_cpu_qps * (double)out[0].dim;
 		printf("%-28s %6zu %9.0f %9.0f %12.0f %6.2f %8.1f %12.0f %13.0f", out[i].name, out[i].dim, out[i].flat_qps,
-		       out[i].flat_cpu_qps, fx, fx / f0, out[i].build_s, out[i].hnsw_cpu_qps, hx);
+		       out[i].flat_cpu_qps, fx, fx / f0, out[i].build_cpu_s, out[i].hnsw_cpu_qps, hx);
 		if (h0 > 0 && hx > 0)
 			printf(" %6.2f\n", hx / h0);
 		else
@@ -440,9 +565,25 @@ int main(int argc, char **argv)
 	printf("(HNSW CPU-QPS interpolated at recall@10 %.2f; rel: CPU-QPS x dim over the first row's, 1.00 = cost "
 	       "linear in the dimension, above 1 cheaper; -: recall %.2f never reached)\n",
 	       target, target);
+	if (binary) {
+		printf("\nbinary codes (sign bits of the rows above), Hamming distance, one thread: IndexBinaryFlat (all "
+		       "queries in one call) and IndexBinaryHNSW (M %d, efConstruction %d, one query per call); "
+		       "recall@10 against brute force, ties counted; CPU-QPS\n%-10s %12s %9s", m, efc, "bits",
+		       "flat CPU-QPS", "build s");
+		for (int e = 0; e < nef; e++)
+			printf("  ef %-14d", efs[e]);
+		printf(" %12s\n", "at recall");
+		for (int i = 0; i < ndims; i++) {
+			printf("%-10zu %12.0f %9.1f", bout[i].bits, bout[i].flat_cpu_qps, bout[i].build_cpu_s);
+			for (int e = 0; e < nef; e++)
+				printf("  %.4f / %-7.0f", bout[i].r[e].recall, bout[i].r[e].cpu_qps);
+			printf(" %12.0f\n", bout[i].at_recall);
+		}
+	}
 	free(base);
 	free(q);
 	free(truth);
 	free(out);
+	free(bout);
 	return 0;
 }
