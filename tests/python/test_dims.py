@@ -5,6 +5,7 @@ inserted, searched with recall@10 checked against numpy brute force, read
 back, updated and deleted, and refuses vectors of the wrong dimension with
 INVALID_ARGUMENT naming the field; a 4096-d collection (the largest
 dimension) takes inserts, searches, gets and an Import of an .fvecs file."""
+import signal
 import time
 
 import grpc
@@ -13,7 +14,7 @@ import pytest
 
 from chain_util import ChainNet
 from gateway_util import Gateway
-from muri_util import dataset
+from muri_util import dataset, wait_until
 
 K = 10
 
@@ -200,7 +201,8 @@ def test_messages_bound_high_dimension_requests(servers, stubs, tmp_path):
     rpc_max_message 1M, a request or reply that would not fit in one message
     is refused up front, naming the field and the most that fit, instead of
     failing between the gateway and a replica; a SearchBatch whose replica
-    answers would not fit in one call is split into calls that do."""
+    answers would not fit in one call is split into calls that do; a backup
+    that fell 2 MB behind is caught up in appends that fit."""
     vpb, tpb = stubs.vectorstore_pb2, stubs.types_pb2
     net = ChainNet(servers, stubs, tmp_path, ix_args=("--rpc-max-message", "1M"))
     gw = Gateway(servers, stubs, net, tmp_path, args=("--default-timeout-ms", "30000", "--rpc-max-message", "1M"))
@@ -211,6 +213,12 @@ def test_messages_bound_high_dimension_requests(servers, stubs, tmp_path):
                                                           index=tpb.IndexSpec(kind=tpb.FLAT), fragments=1,
                                                           replication=3), timeout=90)
         base = np.random.default_rng(11).normal(size=(120, D)).astype(np.float32)
+        # a backup stopped while 120 records (2 MB) are written: its primary
+        # must ship them in appends that fit in a message to catch it up
+        first = stub.DescribeCollection(vpb.DescribeCollectionRequest(name="big"), timeout=10).fragment_states[0]
+        primary = first.primary
+        backup = next(ix for ix in net.indexers if not ix.server.target.endswith(":" + primary.split(":")[1]))
+        backup.server.proc.send_signal(signal.SIGSTOP)
         # a request over the limit is refused by gRPC before the gateway reads it
         code, msg = code_of(lambda: stub.Insert(vpb.InsertRequest(collection="big", vectors=[vec(tpb, v) for v in base[:100]]),
                                                 timeout=30))
@@ -218,8 +226,21 @@ def test_messages_bound_high_dimension_requests(servers, stubs, tmp_path):
         ids = []
         for s in range(0, 120, 40):
             r = stub.Insert(vpb.InsertRequest(collection="big", vectors=[vec(tpb, v) for v in base[s:s + 40]],
-                                              consistency_level=tpb.ALL), timeout=60)
+                                              consistency_level=tpb.QUORUM), timeout=60)
             ids.extend(r.vector_ids)
+        backup.server.proc.send_signal(signal.SIGCONT)
+
+        def all_answer():
+            try:
+                return stub.Search(vpb.SearchRequest(collection="big", query_vector=vec(tpb, base[119]), top_k=1,
+                                                     consistency_level=tpb.ALL, timeout_ms=2000), timeout=10)
+            except grpc.RpcError:
+                return None
+        r = wait_until(all_answer, timeout=60, interval=0.5)
+        assert r and r.results[0].id == ids[119], "the stopped backup never caught up"
+        # ... by its primary, not by a failover its silence would have forced
+        after = stub.DescribeCollection(vpb.DescribeCollectionRequest(name="big"), timeout=10).fragment_states[0]
+        assert (after.epoch, after.primary) == (first.epoch, first.primary)
         bad = grpc.StatusCode.INVALID_ARGUMENT
         code, msg = code_of(lambda: stub.Get(vpb.GetRequest(collection="big", ids=ids[:60], include_vectors=True), timeout=30))
         assert code == bad and msg.startswith("ids: 60 records with 4096-d vectors") and msg.endswith("at most 47"), msg
