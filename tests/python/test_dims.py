@@ -15,6 +15,7 @@ import pytest
 from chain_util import ChainNet
 from gateway_util import Gateway
 from muri_util import dataset, wait_until
+from test_indexer import start_indexer  # noqa: F401 (a fixture)
 
 K = 10
 
@@ -264,3 +265,33 @@ def test_messages_bound_high_dimension_requests(servers, stubs, tmp_path):
     finally:
         gw.close()
         net.close()
+
+
+def test_fetch_log_of_wide_records_fits_in_a_message(start_indexer, tmp_path):
+    """FetchLog of 4096-d records from an indexer at rpc_max_message 1M:
+    max_records 100 (1.6 MB) comes back in calls of fewer records that fit,
+    and following log_size reads every record once, in order."""
+    from read_auth import signed
+    from sodium_keys import keypair_from_seed
+    from test_indexer import records, schema, set_config, write
+    a, b = start_indexer("a", "--rpc-max-message", "1M"), start_indexer("b", "--rpc-max-message", "1M")
+    for ix in (a, b):
+        set_config(ix, ix, "w", 0, 1, [a, b], a)
+    t = a.types
+    vs = np.random.default_rng(3).normal(size=(100, 4096)).astype(np.float32)
+    for s in range(0, 100, 25):
+        r = write(a, "w", 0, 1, records(a.pb, vs[s:s + 25]), schema(t, 4096, t.L2, t.FLAT), t.ALL)
+        assert r.level_achieved == t.ALL
+    with open(tmp_path / "b.key") as f:
+        keys = keypair_from_seed(bytes.fromhex(f.read().split()[1]))
+    got, calls, seq = [], 0, 0
+    while seq < 100 and calls < 20:
+        req = a.pb.FetchLogRequest(magu="w", fragment=0, from_seq=seq, max_records=100)
+        signed(req, "FetchLog", "", keys)
+        resp = a.stub.FetchLog(req, timeout=30)
+        assert resp.log_size == 100 and 1 <= len(resp.records) < 100
+        got.extend(resp.records)
+        seq += len(resp.records)
+        calls += 1
+    assert [r.seq for r in got] == list(range(100)) and calls >= 2
+    assert np.array_equal(np.array(got[99].vector.values, dtype=np.float32), vs[99])
