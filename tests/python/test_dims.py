@@ -206,7 +206,8 @@ def test_messages_bound_high_dimension_requests(servers, stubs, tmp_path):
     that fell 2 MB behind is caught up in appends that fit."""
     vpb, tpb = stubs.vectorstore_pb2, stubs.types_pb2
     net = ChainNet(servers, stubs, tmp_path, ix_args=("--rpc-max-message", "1M"))
-    gw = Gateway(servers, stubs, net, tmp_path, args=("--default-timeout-ms", "30000", "--rpc-max-message", "1M"))
+    gw = Gateway(servers, stubs, net, tmp_path, args=("--default-timeout-ms", "30000", "--rpc-max-message", "1M",
+                                                      "--import-schemes", "file"))
     try:
         stub = gw.stub
         D = 4096
@@ -262,6 +263,19 @@ def test_messages_bound_high_dimension_requests(servers, stubs, tmp_path):
         code, msg = code_of(lambda: stub.SearchBatch(vpb.SearchBatchRequest(collection="big", query_vectors=qs, top_k=10,
                                                                             include_vectors=True), timeout=30))
         assert code == bad and msg.startswith("include_vectors: 100 hits"), msg
+        # Import: a batch goes to the primary in one message (70 rows are 1.1 MB); the default
+        # batch (1,000) shrinks to what fits
+        path = tmp_path / "more.fvecs"
+        rows = np.empty((70, D + 1), dtype=np.int32)
+        rows[:, 0] = D
+        rows[:, 1:] = np.random.default_rng(12).normal(size=(70, D)).astype(np.float32).view(np.int32)
+        rows.tofile(path)
+        code, msg = code_of(lambda: list(stub.Import(vpb.ImportRequest(collection="big", source=f"file://{path}",
+                                                                       batch_size=60), timeout=60)))
+        assert code == bad and msg.startswith("batch_size: 60 rows with 4096-d vectors") and msg.endswith("at most 47"), msg
+        msgs = list(stub.Import(vpb.ImportRequest(collection="big", source=f"file://{path}"), timeout=120))
+        assert [m.imported for m in msgs] == [47, 70, 70] and msgs[-1].summary.status == vpb.SUCCESS, msgs[-1]
+        assert stub.DescribeCollection(vpb.DescribeCollectionRequest(name="big"), timeout=10).vector_count == 190
     finally:
         gw.close()
         net.close()
