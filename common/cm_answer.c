@@ -107,6 +107,21 @@ void cm_answer_vector_digest_le(uint8_t out[CM_HASH_BYTES], const uint8_t *le, u
 
 /* ---- sorting map entries by key bytes -------------------------------------- */
 
+uint32_t cm_answer_hamming(const uint8_t *a, const uint8_t *b, size_t nbytes)
+{
+	uint32_t d = 0;
+	size_t i = 0;
+	for (; i + 8 <= nbytes; i += 8) {
+		uint64_t x, y;
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		d += (uint32_t)__builtin_popcountll(x ^ y);
+	}
+	for (; i < nbytes; i++)
+		d += (uint32_t)__builtin_popcount((unsigned)(a[i] ^ b[i]));
+	return d;
+}
+
 static int key_cmp(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);

@@ -40,6 +40,11 @@ void cm_answer_vector_digest(uint8_t out[CM_HASH_BYTES], const float *v, uint32_
  * (dim x 4 bytes, little-endian f32). */
 void cm_answer_vector_digest_le(uint8_t out[CM_HASH_BYTES], const uint8_t *le, uint32_t dim);
 
+/* The HAMMING metric's distance between two packed binary vectors of
+ * nbytes bytes: the number of bits in which they differ (what an indexer's
+ * binary index computes, and a gateway recomputes to verify a hit). */
+uint32_t cm_answer_hamming(const uint8_t *a, const uint8_t *b, size_t nbytes);
+
 /* H('M' || u16 n || fields sorted by key bytes, each as in a canonical record:
  * u8 key_len | key | u8 type | value). NULL or no fields: n = 0.
  * CM_ERR_INVALID for a duplicate or empty key, a key over 255 bytes, a

@@ -5,6 +5,7 @@
 #   scripts/bench.sh indexer [indexer-bench options]
 #   scripts/bench.sh ledger [ledger-bench options]
 #   scripts/bench.sh failover [--rounds N] [--lease-ms MS] [--suspect-ms MS]
+#   scripts/bench.sh dims [dims-bench options, e.g. --rows N --sample N --dims 100,384,768,1536]
 #   scripts/bench.sh gateway [--rows N (0: all)] [--queries N] [--ef-search E] [--dataset NAME]
 #                            [gateway-bench options, e.g. --rpc-threads R --batch-queries N]
 set -euo pipefail
@@ -29,6 +30,20 @@ case "$what" in
     fi
     exec "$root/build/tests/bench/indexer-bench" "$@" ;;
   ledger) exec "$root/build/tests/bench/ledger-bench" "$@" ;;
+  dims)
+    # glove lifted to each dimension, plus Fashion-MNIST (784-d, Debian's
+    # dataset-fashion-mnist) as .fvecs cached outside the clone when installed
+    export MURI_DATASETS=${MURI_DATASETS:-$root/../shared/datasets}
+    real=()
+    fm=$HOME/.cache/muri/datasets/fashion-mnist-784
+    if [ -d /usr/share/datasets/fashion-mnist ] && /usr/bin/python3 "$root/tests/bench/fashion_mnist.py" "$fm" >/dev/null; then
+      real=(--real "fashion-mnist-784=$fm,l2")
+    else
+      echo "== Fashion-MNIST not installed (apt-get install dataset-fashion-mnist): its row is skipped"
+    fi
+    echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+    "$root/build/tests/bench/dims-bench" "${real[@]}" "$@"
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" ;;
   failover)
     while [ $# -gt 0 ]; do
       case "$1" in
@@ -56,5 +71,5 @@ case "$what" in
     export MURI_DATASETS=${MURI_DATASETS:-$root/../shared/datasets}
     cd "$root/build"
     exec /usr/bin/python3 -m pytest -q -s -p no:cacheprovider "$root/tests/python/bench_gateway.py" ;;
-  *) echo "unknown benchmark: $what (known: rpc, indexer, ledger, failover, gateway)" >&2; exit 2 ;;
+  *) echo "unknown benchmark: $what (known: rpc, indexer, ledger, dims, failover, gateway)" >&2; exit 2 ;;
 esac

@@ -219,6 +219,17 @@ int gw_valid_name(const char *name, const char *field, char *err, size_t errlen)
 int gw_valid_level(int level, const char *field, char *err, size_t errlen);
 int gw_valid_vector(const Muri__V1__Vector *v, uint32_t dim, const char *field, char *err, size_t errlen);
 int gw_valid_timeout(uint32_t t, const char *field, char *err, size_t errlen);
+/* Bytes of one hit or record with a dim-d vector in a message, metadata
+ * aside: 4 per value plus its id, distance, version, seq and framing. */
+#define GW_HIT_WIRE_BYTES(dim) ((uint64_t)(dim) * 4 + 128)
+/* Hits with dim-d vectors that fit in one message of max_message bytes
+ * (3/4 of it; the rest is left for metadata and framing). */
+size_t gw_vectors_per_message(uint32_t dim, uint64_t max_message);
+/* CM_OK if n hits (what: "hits", "records") with dim-d vectors fit in one
+ * message; else CM_ERR_TOOBIG with err naming field, the size and the most
+ * that fit. */
+int gw_valid_vectors_fit(uint64_t n, uint32_t dim, uint64_t max_message, const char *field, const char *what,
+			 char *err, size_t errlen);
 
 /* Checks ids[0..n) as UUIDv4 strings without repeats (naming ids[i]); raw
  * receives their bytes. */

@@ -266,6 +266,7 @@ int gw_h_import(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg)
 	if (q->batch_size > bmax)
 		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "batch_size: %u, expected 1..%zu (0: %d)", q->batch_size,
 				   bmax, GW_IMPORT_BATCH_DEFAULT);
+	uint32_t batch_asked = q->batch_size;
 	imp *m = calloc(1, sizeof(*m));
 	if (!m)
 		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -326,6 +327,16 @@ int gw_h_import(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg)
 		return code;
 	}
 	r->dim = cdim; /* jsonl rows must have it too */
+	/* a batch goes to a fragment's primary in one message: the default
+	 * shrinks to what fits at this dimension, a batch_size asked must fit */
+	if (batch_asked && gw_valid_vectors_fit(batch_asked, cdim, g->cfg->base.rpc_max_message, "batch_size", "rows",
+						err, sizeof(err)) != CM_OK) {
+		imp_free(m);
+		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
+	}
+	size_t fit = gw_vectors_per_message(cdim, g->cfg->base.rpc_max_message);
+	if (m->batch > fit)
+		m->batch = fit ? fit : 1;
 	uint64_t start = 0, byte = 0;
 	resume_get(g, key, &start, &byte);
 	r->start_row = start;

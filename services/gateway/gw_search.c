@@ -249,6 +249,16 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 			return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
 		}
 	}
+	/* a replica answers each query with its hits' vectors (the distances
+	 * are checked against them), and the reply carries them if asked */
+	uint64_t max_message = g->cfg->base.rpc_max_message;
+	if (gw_valid_vectors_fit(top_k, m->dim, max_message, "top_k", "hits", err, sizeof(err)) != CM_OK ||
+	    (include_vectors &&
+	     gw_valid_vectors_fit((uint64_t)nq * top_k, m->dim, max_message, "include_vectors", "hits", err,
+				  sizeof(err)) != CM_OK)) {
+		gw_coll_free(m);
+		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
+	}
 	int level = level_in ? level_in : MURI__V1__CONSISTENCY_LEVEL__QUORUM;
 	struct sjob *j = calloc(1, sizeof(*j));
 	if (!j) {
@@ -265,6 +275,10 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 	j->keep = gw_owned_new(call);
 	pthread_mutex_init(&j->mu, NULL);
 	j->per_call = g->cfg->queries_per_call > 0 ? (size_t)g->cfg->queries_per_call : 1;
+	/* as many queries per call as their answers' vectors fit in one message */
+	size_t fit = gw_vectors_per_message(m->dim, max_message) / top_k;
+	if (j->per_call > fit)
+		j->per_call = fit ? fit : 1;
 	size_t ngroups = (nq + j->per_call - 1) / j->per_call;
 	j->want = calloc(m->nfrag, sizeof(*j->want));
 	j->order = calloc(ngroups * m->nfrag, sizeof(*j->order));

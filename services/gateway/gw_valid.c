@@ -1,10 +1,12 @@
 /* Checks of client input that are not the indexer's record rules (those the
  * gateway runs from services/indexer/ix_record.c and ix_filter.c, so both
- * sides agree): names, consistency levels, vectors, timeouts. Each names the
- * field it refuses. */
+ * sides agree): names, consistency levels, vectors, timeouts, and whether
+ * the vectors a request asks for fit in one message (rpc_max_message) at
+ * the collection's dimension. Each names the field it refuses. */
 #include "gw.h"
 #include "cm_err.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,4 +62,30 @@ int gw_valid_timeout(uint32_t t, const char *field, char *err, size_t errlen)
 		return CM_ERR_INVALID;
 	}
 	return CM_OK;
+}
+
+/* The bytes hits (or records) with vectors may take in one message: 3/4 of
+ * it, the rest left for ids, metadata, signatures and framing. */
+static uint64_t vector_room(uint64_t max_message)
+{
+	return max_message / 4 * 3;
+}
+
+size_t gw_vectors_per_message(uint32_t dim, uint64_t max_message)
+{
+	return (size_t)(vector_room(max_message) / GW_HIT_WIRE_BYTES(dim));
+}
+
+int gw_valid_vectors_fit(uint64_t n, uint32_t dim, uint64_t max_message, const char *field, const char *what,
+			 char *err, size_t errlen)
+{
+	uint64_t need = n * GW_HIT_WIRE_BYTES(dim);
+	if (need <= vector_room(max_message))
+		return CM_OK;
+	snprintf(err, errlen,
+		 "%s: %" PRIu64 " %s with %u-d vectors take about %.1f MiB in one message, above 3/4 of "
+		 "rpc_max_message (%.1f MiB): at most %zu",
+		 field, n, what, dim, (double)need / 1048576.0, (double)max_message / 1048576.0,
+		 gw_vectors_per_message(dim, max_message));
+	return CM_ERR_TOOBIG;
 }

@@ -164,6 +164,7 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.key = env->key,
 		.max_fragments = (uint32_t)c->cfg.max_fragments,
 		.repl_batch = (uint32_t)c->cfg.repl_batch,
+		.max_message = env->base->rpc_max_message,
 		.repl_timeout_ms = (uint32_t)c->cfg.repl_timeout_ms,
 		.write_timeout_ms = (uint32_t)c->cfg.write_timeout_ms,
 		.heartbeat_ms = (uint32_t)c->cfg.heartbeat_ms,

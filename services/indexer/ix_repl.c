@@ -331,6 +331,16 @@ static void send_append(ix_repl *r, uint32_t b)
 	uint32_t n = 0;
 	if (p->known && prev < size && r->io.log_read(r->io.ctx, prev, r->o.batch, r->buf, &n) != 0)
 		return;
+	/* an append must fit in one message: wide records (high dimensions,
+	 * large metadata) go in fewer per append */
+	uint64_t bytes = 0;
+	for (uint32_t i = 0; r->o.append_bytes && i < n; i++) {
+		bytes += r->buf[i].len;
+		if (i && bytes > r->o.append_bytes) {
+			n = i;
+			break;
+		}
+	}
 	ix_repl_msg m;
 	memset(&m, 0, sizeof(m));
 	m.type = IX_REPL_APPEND;

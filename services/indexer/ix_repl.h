@@ -99,6 +99,7 @@ typedef struct ix_repl_opts {
 	uint8_t fragment[CM_HASH_BYTES]; /* identifies the fragment in every digest */
 	uint8_t self[CM_PK_BYTES];
 	uint32_t batch;               /* entries per append; 0: 256 */
+	uint64_t append_bytes;        /* ... and their bytes at most (always one entry); 0: no bound */
 	uint32_t max_pending;         /* client writes awaiting their level; 0: 1024 */
 	uint32_t heartbeat_ms;        /* primary: an append to every backup at least this often; 0: 100 */
 	uint32_t retry_ms;            /* primary: resend an unanswered append; 0: heartbeat_ms */

@@ -465,6 +465,7 @@ int ixr_core_new(struct frag *f, const ix_repl_persist *st)
 	memcpy(o.fragment, f->id, CM_HASH_BYTES);
 	memcpy(o.self, s->key.pk, CM_PK_BYTES);
 	o.batch = s->o.repl_batch;
+	o.append_bytes = s->o.max_message / 2;
 	o.max_pending = MAX_PENDING;
 	o.heartbeat_ms = s->o.heartbeat_ms;
 	o.retry_ms = 2 * s->o.heartbeat_ms; /* an append unanswered this long is sent again */

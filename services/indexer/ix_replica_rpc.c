@@ -463,6 +463,16 @@ int ix_h_fetch_log(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pr
 	int rc = ix_fragment_read(st, req->from_seq, req->max_records, a, &recs, &n);
 	if (rc != CM_OK)
 		return ixs_fail_from(call, rc, "from_seq: beyond the log");
+	/* the answer fits in one message: wide records (high dimensions, large
+	 * metadata) come fewer per call, at least one; log_size says what is left */
+	uint64_t bytes = 0;
+	for (size_t i = 0; s->o.max_message && i < n; i++) {
+		bytes += ix_record_encoded_size(&recs[i]);
+		if (i && bytes > s->o.max_message / 2) {
+			n = i;
+			break;
+		}
+	}
 	Muri__V1__FetchLogResponse *r = cm_rpc_alloc(call, sizeof(*r));
 	Muri__V1__LogRecord **pbs = cm_rpc_alloc(call, (n ? n : 1) * sizeof(*pbs));
 	if (!r || !pbs)

@@ -29,6 +29,7 @@ typedef struct ix_service_opts {
 	ix_options frag;             /* storage and index tuning of every fragment */
 	uint32_t max_fragments;      /* fragments held at most */
 	uint32_t repl_batch;         /* records per Replicate call */
+	uint64_t max_message;        /* rpc_max_message: an append's records take at most half of it; 0: no bound */
 	uint32_t repl_timeout_ms;    /* deadline of one Replicate call */
 	uint32_t write_timeout_ms;   /* default wait for the consistency level */
 	uint32_t heartbeat_ms;       /* primary -> backups at least this often; 0: 100 */

@@ -65,13 +65,20 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+static int metric = IX_COSINE;
+
+void inproc_muri_set_metric(int m)
+{
+	metric = m;
+}
+
 int inproc_muri(const float *base, size_t nb, const float *queries, size_t nq, size_t dim, int m, int efc,
 		size_t batch, int build_threads, int threads, const int *efs, int nef,
 		double (*recall_of)(const int64_t *labels), struct inproc_row *rows, double *build_s,
 		double *build_cpu_s)
 {
 	char err[256];
-	ix_spec s = {.dim = (uint32_t)dim, .metric = IX_COSINE, .kind = IX_HNSW, .hnsw_m = (uint32_t)m,
+	ix_spec s = {.dim = (uint32_t)dim, .metric = metric, .kind = IX_HNSW, .hnsw_m = (uint32_t)m,
 		     .ef_construction = (uint32_t)efc, .ef_search = (uint32_t)efs[0]};
 	ix_index *ix = NULL;
 	float *b = malloc(nb * dim * sizeof(float)), *q = malloc(nq * dim * sizeof(float));

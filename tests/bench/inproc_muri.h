@@ -17,7 +17,10 @@ struct inproc_row {
 double inproc_thread_cpu_s(void);
 double inproc_process_cpu_s(void);
 
-/* Builds a COSINE HNSW (m, efc) over nb x dim vectors (not yet normalized)
+/* The metric inproc_muri builds with (enum ix_metric; IX_COSINE unless set). */
+void inproc_muri_set_metric(int metric);
+
+/* Builds a COSINE (or inproc_muri_set_metric's) HNSW (m, efc) over nb x dim vectors (not yet normalized)
  * in add calls of batch vectors with build_threads threads, then for each
  * of the nef efSearch values searches the nq queries (one per call from
  * threads threads) for 10 each, writing row numbers to labels (nq x 10) and
