@@ -22,6 +22,8 @@ gpr_timespec cm_rpc_deadline(int64_t timeout_ms);
 /* Reads a whole PEM file into a NUL-terminated heap string the caller frees
  * (after wiping it, for keys). */
 int cm_rpc_read_pem(const char *path, char **out, char *err, size_t errlen);
+/* The gRPC call under a server call (for its auth context). */
+grpc_call *cm_rpc_call_grpc(const cm_rpc_call *call);
 /* Copies a status detail slice into st->message, truncating. */
 void cm_rpc_status_set(cm_rpc_status *st, int code, grpc_slice details);
 
