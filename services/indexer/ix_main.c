@@ -177,6 +177,11 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 	o.frag.readers = (uint32_t)c->cfg.read_connections;
 	o.max_index_backlog = (uint32_t)c->cfg.max_index_backlog;
 	o.frag.postings_max_bytes = (uint64_t)c->cfg.filter_postings_max_mb << 20;
+	/* mutual TLS: peers' certificates verified against tls_ca; role checks
+	 * read the node key each certificate is bound to (cm_tls_id.h) */
+	if (env->base->tls_cert && *env->base->tls_cert && o.tls_ca_file &&
+	    cm_rpc_server_verify_clients(env->rpc, o.tls_ca_file, err, errlen) != CM_OK)
+		return -2;
 	int rc = ix_service_open(&o, &c->ix, err, errlen);
 	if (rc != 0)
 		return rc;
