@@ -145,6 +145,9 @@ typedef struct cm_rpc_client_opts {
 	size_t max_message;          /* 0 = CM_RPC_MSG_MAX_DEFAULT */
 	const char *tls_ca_file;     /* PEM roots to verify the server; NULL for plaintext */
 	const char *tls_server_name; /* name to check in the server's certificate; NULL = host of target */
+	const uint8_t *tls_expect_node; /* with TLS: 32 bytes, the node key the server's certificate must be
+					 * bound to (cm_tls_id.h); an answer from another fails
+					 * UNAUTHENTICATED (CM_ERR_PERM). NULL: any */
 } cm_rpc_client_opts;
 
 /* This process's TLS identity as a client: every channel made with a

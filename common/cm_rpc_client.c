@@ -26,6 +26,8 @@ struct cm_rpc_client {
 	pthread_mutex_t mu;
 	struct cached_method methods[METHOD_CACHE];
 	size_t nmethods;
+	int expect;                      /* answers only from the server bound to node */
+	uint8_t node[CM_PK_BYTES];
 };
 
 struct cm_rpc_stream {
@@ -159,6 +161,10 @@ int cm_rpc_client_new(const cm_rpc_client_opts *o, cm_rpc_client **out, char *er
 	} else {
 		creds = grpc_insecure_credentials_create();
 	}
+	if (o->tls_expect_node && o->tls_ca_file && *o->tls_ca_file) {
+		c->expect = 1;
+		memcpy(c->node, o->tls_expect_node, CM_PK_BYTES);
+	}
 	c->channel = grpc_channel_create(c->target, creds, &ca);
 	grpc_channel_credentials_release(creds);
 	pthread_mutex_init(&c->mu, NULL);
@@ -222,6 +228,28 @@ static void destroy_cq(grpc_completion_queue *cq)
 	grpc_completion_queue_destroy(cq);
 }
 
+/* CM_OK when the server's certificate on call is bound to c->node; else
+ * CM_ERR_PERM with an UNAUTHENTICATED status saying why. */
+static int check_server(cm_rpc_client *c, grpc_call *call, cm_rpc_status *st)
+{
+	uint8_t pk[CM_PK_BYTES];
+	char why[256], want[2 * CM_PK_BYTES + 1], got[2 * CM_PK_BYTES + 1];
+	int rc = cm_rpc_node_of_call(call, pk, why, sizeof(why));
+	if (rc == CM_OK && memcmp(pk, c->node, CM_PK_BYTES) == 0)
+		return CM_OK;
+	cm_hex(want, c->node, CM_PK_BYTES);
+	if (rc == CM_OK) {
+		cm_hex(got, pk, CM_PK_BYTES);
+		snprintf(why, sizeof(why), "it is node %.16s", got);
+	}
+	if (st) {
+		st->code = GRPC_STATUS_UNAUTHENTICATED;
+		snprintf(st->message, sizeof(st->message), "tls: the server at %s is not node %.16s: %s", c->target,
+			 want, why);
+	}
+	return CM_ERR_PERM;
+}
+
 int cm_rpc_unary(cm_rpc_client *c, const char *method, const ProtobufCMessage *req,
 		 const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
 		 int timeout_ms, cm_rpc_status *st)
@@ -261,6 +289,8 @@ int cm_rpc_unary(cm_rpc_client *c, const char *method, const ProtobufCMessage *r
 		grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 		cm_rpc_status_set(st, status, details);
 		rc = cm_rpc_code_to_err(status);
+		if (rc == CM_OK && c->expect)
+			rc = check_server(c, call, st);
 		if (rc == CM_OK) {
 			ProtobufCMessage *m = recv_bb ? cm_rpc_unpack(resp_desc, recv_bb, NULL) : NULL;
 			if (!m) {

@@ -1,6 +1,6 @@
-/* Who calls a server (cm_rpc.h, cm_rpc_peer_node): the caller's verified
- * certificate from the call's gRPC auth context, and the node key it is
- * bound to (cm_tls_id.h). A connection's calls all carry the same
+/* Who is at the other end of a call (cm_rpc.h, cm_rpc_peer_node; a
+ * client's tls_expect_node): the peer's verified certificate from the
+ * call's gRPC auth context, and the node key it is bound to (cm_tls_id.h). A connection's calls all carry the same
  * certificate, so the last few certificates checked are remembered by their
  * hash (a signature check per call would cost ~50 us). */
 #include "cm_rpc_int.h"
@@ -48,7 +48,12 @@ static void cache_put(const uint8_t h[CM_HASH_BYTES], const uint8_t pk[CM_PK_BYT
 
 int cm_rpc_peer_node(cm_rpc_call *call, uint8_t pk[CM_PK_BYTES], char *why, size_t whylen)
 {
-	grpc_auth_context *ctx = grpc_call_auth_context(cm_rpc_call_grpc(call));
+	return cm_rpc_node_of_call(cm_rpc_call_grpc(call), pk, why, whylen);
+}
+
+int cm_rpc_node_of_call(grpc_call *gc, uint8_t pk[CM_PK_BYTES], char *why, size_t whylen)
+{
+	grpc_auth_context *ctx = grpc_call_auth_context(gc);
 	if (!ctx) {
 		snprintf(why, whylen, "the call did not come over TLS");
 		return CM_ERR_NOTFOUND;
@@ -59,8 +64,8 @@ int cm_rpc_peer_node(cm_rpc_call *call, uint8_t pk[CM_PK_BYTES], char *why, size
 	int rc;
 	if (!p || !p->value || p->value_length == 0) {
 		snprintf(why, whylen,
-			 "the caller presented no TLS client certificate (a node calls with its tls_cert and tls_key, "
-			 "verified against this node's tls_ca)");
+			 "the peer presented no TLS certificate (a node calls with its tls_cert and tls_key, "
+			 "verified against the other's tls_ca)");
 		rc = CM_ERR_NOTFOUND;
 	} else {
 		uint8_t h[CM_HASH_BYTES];

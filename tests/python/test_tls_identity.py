@@ -138,7 +138,7 @@ def test_only_chain_roles_get_in(net4, tmp_path):
     refused(copied.fetch, grpc.StatusCode.UNAUTHENTICATED, "tls:", "another TLS key")
     refused(lambda: copied.replicate(first.epoch), grpc.StatusCode.UNAUTHENTICATED, "another TLS key")
     anon = caller("anon", keys=keys_of_seed(seed_of[backup.pubkey]), cert=False)
-    refused(anon.fetch, grpc.StatusCode.UNAUTHENTICATED, "tls:", "no TLS client certificate")
+    refused(anon.fetch, grpc.StatusCode.UNAUTHENTICATED, "tls:", "presented no TLS certificate")
     refused(anon.deliver, grpc.StatusCode.UNAUTHENTICATED, "tls:")
     # public calls need no certificate
     assert anon.ix.Status(t.StatusRequest(), timeout=10).service == "indexer"
