@@ -347,8 +347,8 @@ int cm_service_main(cm_service *svc, int argc, char **argv)
 	 * certificate on every TLS channel it opens (mutual TLS) */
 	if (base->tls_cert && *base->tls_cert &&
 	    cm_rpc_client_set_identity(base->tls_cert, base->tls_key, err, sizeof(err)) != CM_OK) {
-		fprintf(stderr, "muri-%s: tls_key: %s\n", svc->name, err);
-		cm_error("config", "key=tls_key error=\"%s\"", err);
+		fprintf(stderr, "muri-%s: tls_cert/tls_key: %s\n", svc->name, err);
+		cm_error("config", "key=tls_cert/tls_key error=\"%s\"", err);
 		cm_config_free(svc->keys, svc->nkeys, svc->cfg);
 		return 2;
 	}

@@ -6,13 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cm_err.h"
 #include "cm_log.h"
 #include "cm_service.h"
 #include "ix_chain.h"
 #include "ix_index.h"
 #include "ix_service.h"
 #ifdef MURI_TEST_FAULTS
-#include "cm_err.h"
 #include "ix_lie.h"
 #endif
 
