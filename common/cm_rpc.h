@@ -74,6 +74,13 @@ typedef struct cm_rpc_server_opts {
 	cm_metrics *metrics;       /* optional: per-method call counts and latencies */
 } cm_rpc_server_opts;
 
+/* Mutual TLS (before start, on a TLS server): the server asks every caller
+ * for a certificate and verifies one that is given against the PEM roots in
+ * ca_file; a caller without one is still served (clients of public
+ * methods), and handlers that need to know who calls read the peer's node
+ * key (cm_rpc_peer_node). */
+int cm_rpc_server_verify_clients(cm_rpc_server *srv, const char *ca_file, char *err, size_t errlen);
+
 /* Creates a server that is not yet listening. On failure returns a negative
  * code and writes why into err. The caller owns *out (cm_rpc_server_free). */
 int cm_rpc_server_new(const cm_rpc_server_opts *opts, cm_rpc_server **out, char *err,
@@ -117,6 +124,16 @@ int64_t cm_rpc_deadline_left_ms(const cm_rpc_call *call);
 int cm_rpc_cancelled(cm_rpc_call *call);
 /* The full method name ("/muri.v1.Indexer/Search"). */
 const char *cm_rpc_method(const cm_rpc_call *call);
+/* ---- who calls (cm_rpc_peer.c) ---- */
+/* 1 when the call's server verifies callers' certificates
+ * (cm_rpc_server_verify_clients): then role checks use cm_rpc_peer_node. */
+int cm_rpc_peer_checked(const cm_rpc_call *call);
+/* The ed25519 node key the caller's TLS certificate is bound to
+ * (cm_tls_id.h): CM_OK with pk; CM_ERR_NOTFOUND when the caller presented
+ * no certificate; CM_ERR_INVALID / CM_ERR_VERIFY when its certificate names
+ * no node key or a wrong one. why says which, for the status message. */
+int cm_rpc_peer_node(cm_rpc_call *call, uint8_t pk[32], char *why, size_t whylen);
+
 /* Sends one message on a server stream and waits until gRPC took it.
  * CM_OK, or CM_ERR_CANCELLED when the stream is gone. */
 int cm_rpc_stream_send(cm_rpc_call *call, const ProtobufCMessage *msg);
@@ -128,7 +145,17 @@ typedef struct cm_rpc_client_opts {
 	size_t max_message;          /* 0 = CM_RPC_MSG_MAX_DEFAULT */
 	const char *tls_ca_file;     /* PEM roots to verify the server; NULL for plaintext */
 	const char *tls_server_name; /* name to check in the server's certificate; NULL = host of target */
+	const uint8_t *tls_expect_node; /* with TLS: 32 bytes, the node key the server's certificate must be
+					 * bound to (cm_tls_id.h); an answer from another fails
+					 * UNAUTHENTICATED (CM_ERR_PERM). NULL: any */
 } cm_rpc_client_opts;
+
+/* This process's TLS identity as a client: every channel made with a
+ * tls_ca_file afterwards presents this certificate (mutual TLS), so peers
+ * know which node key calls (cm_tls_id.h). The key file must not be
+ * readable by group or others. Called once at start (cm_service.c) by
+ * services that serve TLS; NULLs clear it. */
+int cm_rpc_client_set_identity(const char *cert_file, const char *key_file, char *err, size_t errlen);
 
 /* A channel to one server, shared by any number of threads. The caller owns
  * *out (cm_rpc_client_free). */

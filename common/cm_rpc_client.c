@@ -3,7 +3,9 @@
  * streams read one message at a time with a bounded wait. Method names are
  * registered with the channel once and cached. */
 #include "cm_rpc_int.h"
+#include "cm_crypto.h"
 #include "cm_err.h"
+#include "cm_tls_id.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -24,6 +26,8 @@ struct cm_rpc_client {
 	pthread_mutex_t mu;
 	struct cached_method methods[METHOD_CACHE];
 	size_t nmethods;
+	int expect;                      /* answers only from the server bound to node */
+	uint8_t node[CM_PK_BYTES];
 };
 
 struct cm_rpc_stream {
@@ -38,6 +42,73 @@ struct cm_rpc_stream {
 	cm_rpc_status final;
 	int tag_send, tag_recv, tag_status;
 };
+
+/* the process's client certificate (cm_rpc_client_set_identity): file
+ * names only; the key is read for each channel and wiped at once */
+static pthread_mutex_t id_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *id_cert, *id_key;
+
+int cm_rpc_client_set_identity(const char *cert_file, const char *key_file, char *err, size_t errlen)
+{
+	char *c = NULL, *k = NULL;
+	if (cert_file && key_file) {
+		char *pem = NULL, *key = NULL;
+		size_t nk = 0;
+		int rc = cm_rpc_read_pem(cert_file, &pem, err, errlen);
+		if (rc == CM_OK)
+			rc = cm_read_secret_file(key_file, CM_RPC_PEM_MAX, &key, &nk, err, errlen);
+		free(pem);
+		if (key) {
+			cm_wipe(key, nk);
+			free(key);
+		}
+		if (rc != CM_OK)
+			return rc;
+		if (!(c = strdup(cert_file)) || !(k = strdup(key_file))) {
+			free(c);
+			return CM_ERR_NOMEM;
+		}
+	}
+	pthread_mutex_lock(&id_mu);
+	free(id_cert);
+	free(id_key);
+	id_cert = c;
+	id_key = k;
+	pthread_mutex_unlock(&id_mu);
+	return CM_OK;
+}
+
+/* TLS channel credentials: the roots in ca_file and, when the process has an
+ * identity, its certificate and key. NULL with err on failure. */
+static grpc_channel_credentials *tls_creds(const char *ca_file, char *err, size_t errlen)
+{
+	char *ca_pem = NULL, *cert = NULL, *key = NULL;
+	size_t nk = 0;
+	grpc_channel_credentials *creds = NULL;
+	if (cm_rpc_read_pem(ca_file, &ca_pem, err, errlen) != CM_OK)
+		return NULL;
+	pthread_mutex_lock(&id_mu);
+	int rc = CM_OK;
+	if (id_cert) {
+		rc = cm_rpc_read_pem(id_cert, &cert, err, errlen);
+		if (rc == CM_OK)
+			rc = cm_read_secret_file(id_key, CM_RPC_PEM_MAX, &key, &nk, err, errlen);
+	}
+	pthread_mutex_unlock(&id_mu);
+	if (rc == CM_OK) {
+		grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
+		creds = grpc_ssl_credentials_create(ca_pem, cert ? &pair : NULL, NULL, NULL);
+		if (!creds)
+			snprintf(err, errlen, "cannot create TLS credentials from %s", ca_file);
+	}
+	if (key) {
+		cm_wipe(key, nk);
+		free(key);
+	}
+	free(cert);
+	free(ca_pem);
+	return creds;
+}
 
 int cm_rpc_client_new(const cm_rpc_client_opts *o, cm_rpc_client **out, char *err, size_t errlen)
 {
@@ -80,18 +151,19 @@ int cm_rpc_client_new(const cm_rpc_client_opts *o, cm_rpc_client **out, char *er
 	grpc_channel_args ca = {.num_args = nargs, .args = args};
 	grpc_channel_credentials *creds;
 	if (o->tls_ca_file && *o->tls_ca_file) {
-		char *ca_pem = NULL;
-		int rc = cm_rpc_read_pem(o->tls_ca_file, &ca_pem, err, errlen);
-		if (rc != CM_OK) {
+		creds = tls_creds(o->tls_ca_file, err, errlen);
+		if (!creds) {
 			free(c->target);
 			free(c);
 			grpc_shutdown();
-			return rc;
+			return CM_ERR_INVALID;
 		}
-		creds = grpc_ssl_credentials_create(ca_pem, NULL, NULL, NULL);
-		free(ca_pem);
 	} else {
 		creds = grpc_insecure_credentials_create();
+	}
+	if (o->tls_expect_node && o->tls_ca_file && *o->tls_ca_file) {
+		c->expect = 1;
+		memcpy(c->node, o->tls_expect_node, CM_PK_BYTES);
 	}
 	c->channel = grpc_channel_create(c->target, creds, &ca);
 	grpc_channel_credentials_release(creds);
@@ -156,6 +228,28 @@ static void destroy_cq(grpc_completion_queue *cq)
 	grpc_completion_queue_destroy(cq);
 }
 
+/* CM_OK when the server's certificate on call is bound to c->node; else
+ * CM_ERR_PERM with an UNAUTHENTICATED status saying why. */
+static int check_server(cm_rpc_client *c, grpc_call *call, cm_rpc_status *st)
+{
+	uint8_t pk[CM_PK_BYTES];
+	char why[256], want[2 * CM_PK_BYTES + 1], got[2 * CM_PK_BYTES + 1];
+	int rc = cm_rpc_node_of_call(call, pk, why, sizeof(why));
+	if (rc == CM_OK && memcmp(pk, c->node, CM_PK_BYTES) == 0)
+		return CM_OK;
+	cm_hex(want, c->node, CM_PK_BYTES);
+	if (rc == CM_OK) {
+		cm_hex(got, pk, CM_PK_BYTES);
+		snprintf(why, sizeof(why), "it is node %.16s", got);
+	}
+	if (st) {
+		st->code = GRPC_STATUS_UNAUTHENTICATED;
+		snprintf(st->message, sizeof(st->message), "tls: the server at %s is not node %.16s: %s", c->target,
+			 want, why);
+	}
+	return CM_ERR_PERM;
+}
+
 int cm_rpc_unary(cm_rpc_client *c, const char *method, const ProtobufCMessage *req,
 		 const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
 		 int timeout_ms, cm_rpc_status *st)
@@ -195,6 +289,8 @@ int cm_rpc_unary(cm_rpc_client *c, const char *method, const ProtobufCMessage *r
 		grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 		cm_rpc_status_set(st, status, details);
 		rc = cm_rpc_code_to_err(status);
+		if (rc == CM_OK && c->expect)
+			rc = check_server(c, call, st);
 		if (rc == CM_OK) {
 			ProtobufCMessage *m = recv_bb ? cm_rpc_unpack(resp_desc, recv_bb, NULL) : NULL;
 			if (!m) {

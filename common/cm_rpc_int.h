@@ -22,6 +22,12 @@ gpr_timespec cm_rpc_deadline(int64_t timeout_ms);
 /* Reads a whole PEM file into a NUL-terminated heap string the caller frees
  * (after wiping it, for keys). */
 int cm_rpc_read_pem(const char *path, char **out, char *err, size_t errlen);
+/* The gRPC call under a server call (for its auth context). */
+grpc_call *cm_rpc_call_grpc(const cm_rpc_call *call);
+/* The node key the peer's certificate on call gc is bound to (server or
+ * client side; cm_rpc_peer.c): CM_OK, CM_ERR_NOTFOUND (no certificate),
+ * CM_ERR_INVALID / CM_ERR_VERIFY; why says which. */
+int cm_rpc_node_of_call(grpc_call *gc, uint8_t pk[32], char *why, size_t whylen);
 /* Copies a status detail slice into st->message, truncating. */
 void cm_rpc_status_set(cm_rpc_status *st, int code, grpc_slice details);
 

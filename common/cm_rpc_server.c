@@ -8,6 +8,7 @@
 #include "cm_arena.h"
 #include "cm_crypto.h"
 #include "cm_err.h"
+#include "cm_tls_id.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -82,6 +83,7 @@ struct cm_rpc_server {
 	size_t max_message;
 	size_t call_memory;  /* a call's arena limit: its decoded request and its response */
 	char *tls_cert_file, *tls_key_file;
+	char *tls_client_ca; /* mutual TLS: callers' certificates verified against it */
 	cm_metrics *metrics;
 
 	grpc_server *server;
@@ -237,6 +239,16 @@ int cm_rpc_cancelled(cm_rpc_call *call)
 		return closed;
 	}
 	return 0;
+}
+
+grpc_call *cm_rpc_call_grpc(const cm_rpc_call *call)
+{
+	return call->call;
+}
+
+int cm_rpc_peer_checked(const cm_rpc_call *call)
+{
+	return call->srv->tls_client_ca != NULL;
 }
 
 const char *cm_rpc_method(const cm_rpc_call *call)
@@ -645,25 +657,45 @@ int cm_rpc_server_add(cm_rpc_server *srv, const ProtobufCServiceDescriptor *svc,
 	return CM_OK;
 }
 
+int cm_rpc_server_verify_clients(cm_rpc_server *srv, const char *ca_file, char *err, size_t errlen)
+{
+	if (srv->started || !srv->tls_cert_file || !ca_file || !*ca_file) {
+		snprintf(err, errlen, "mutual TLS needs a TLS server (tls_cert, tls_key) and a CA file, before start");
+		return CM_ERR_INVALID;
+	}
+	free(srv->tls_client_ca);
+	srv->tls_client_ca = strdup(ca_file);
+	return srv->tls_client_ca ? CM_OK : CM_ERR_NOMEM;
+}
+
 int cm_rpc_server_start(cm_rpc_server *srv, int *port, char *err, size_t errlen)
 {
 	grpc_server_credentials *creds;
 	if (srv->started)
 		return CM_ERR_STATE;
 	if (srv->tls_cert_file) {
-		char *cert = NULL, *key = NULL;
+		char *cert = NULL, *key = NULL, *ca = NULL;
+		size_t nkey = 0;
 		int rc = cm_rpc_read_pem(srv->tls_cert_file, &cert, err, errlen);
 		if (rc == CM_OK)
-			rc = cm_rpc_read_pem(srv->tls_key_file, &key, err, errlen);
+			rc = cm_read_secret_file(srv->tls_key_file, CM_RPC_PEM_MAX, &key, &nkey, err, errlen);
+		if (rc == CM_OK && srv->tls_client_ca)
+			rc = cm_rpc_read_pem(srv->tls_client_ca, &ca, err, errlen);
 		if (rc != CM_OK) {
+			if (key)
+				cm_wipe(key, nkey);
+			free(key);
 			free(cert);
 			return rc;
 		}
 		grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
-		creds = grpc_ssl_server_credentials_create(NULL, &pair, 1, 0, NULL);
-		cm_wipe(key, strlen(key));
+		creds = grpc_ssl_server_credentials_create_ex(
+			ca, &pair, 1,
+			ca ? GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE, NULL);
+		cm_wipe(key, nkey);
 		free(key);
 		free(cert);
+		free(ca);
 	} else {
 		creds = grpc_insecure_server_credentials_create();
 	}
@@ -754,6 +786,7 @@ void cm_rpc_server_free(cm_rpc_server *srv)
 	free(srv->listen);
 	free(srv->tls_cert_file);
 	free(srv->tls_key_file);
+	free(srv->tls_client_ca);
 	pthread_mutex_destroy(&srv->mu);
 	pthread_cond_destroy(&srv->cv);
 	free(srv);

@@ -343,6 +343,15 @@ int cm_service_main(cm_service *svc, int argc, char **argv)
 		cm_config_free(svc->keys, svc->nkeys, svc->cfg);
 		return 2;
 	}
+	/* the TLS key is checked here, at start, and the process presents its
+	 * certificate on every TLS channel it opens (mutual TLS) */
+	if (base->tls_cert && *base->tls_cert &&
+	    cm_rpc_client_set_identity(base->tls_cert, base->tls_key, err, sizeof(err)) != CM_OK) {
+		fprintf(stderr, "muri-%s: tls_cert/tls_key: %s\n", svc->name, err);
+		cm_error("config", "key=tls_cert/tls_key error=\"%s\"", err);
+		cm_config_free(svc->keys, svc->nkeys, svc->cfg);
+		return 2;
+	}
 
 	if (sigwatch_start(&watch, base->grace_ms) != CM_OK) {
 		cm_error("start_failed", "error=\"cannot start the signal thread\"");
@@ -426,6 +435,7 @@ out:
 	if (exit_code == 0)
 		cm_info("stopped", "uptime_ms=%llu", (unsigned long long)(cm_now_ms() - svc->start_ms));
 	cm_keypair_wipe(&svc->key);
+	cm_rpc_client_set_identity(NULL, NULL, err, sizeof(err));
 	cm_config_free(svc->keys, svc->nkeys, svc->cfg);
 	return exit_code;
 }

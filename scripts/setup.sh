@@ -23,7 +23,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 packages=(
   build-essential meson ninja-build pkg-config cmake dpkg-dev
   libgrpc-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
-  protobuf-compiler-grpc libsodium-dev libsqlite3-dev libcurl4-openssl-dev
+  protobuf-compiler-grpc libsodium-dev libssl-dev libsqlite3-dev libcurl4-openssl-dev
   libopenblas-dev libmicrohttpd-dev openssl curl procps iproute2
   clang libclang-rt-dev
   python3 python3-grpcio python3-grpc-tools python3-numpy python3-pytest python3-venv

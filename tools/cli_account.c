@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cm_tls_id.h"
 #include "cli_devnet.h"
 #include "cm_err.h"
 
@@ -36,15 +37,54 @@ static int keygen(const char *cmd, int argc, char **argv)
 
 int cli_cmd_keygen(int argc, char **argv) { return keygen("keygen", argc, argv); }
 
+/* `muri key tls-uri NODE_KEY TLS_KEY`: the URI a node's TLS certificate
+ * carries so that peers know its node key (cm_tls_id.h); for operators who
+ * bring their own certificates. */
+static int tls_uri(int argc, char **argv)
+{
+	static const char help[] =
+		"usage: muri key tls-uri NODE_KEY_FILE TLS_KEY_FILE\n"
+		"Prints muri:node:<node key>:<signature>, the node key's signature over the public half of the\n"
+		"PEM private key TLS_KEY_FILE. Put it in the certificate as a URI subject alternative name\n"
+		"(e.g. openssl req ... -addext \"subjectAltName=DNS:host,URI:<it>\"); peers then take calls\n"
+		"over that certificate as the node's. Both files must be mode 0600.\n";
+	if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
+		fputs(help, stdout);
+		return 0;
+	}
+	if (argc != 2)
+		return cli_fail(CLI_USAGE, "key tls-uri", "give NODE_KEY_FILE TLS_KEY_FILE");
+	cm_keypair kp;
+	int rc = cm_key_load(&kp, argv[0]);
+	if (rc != CM_OK)
+		return cli_fail(CLI_FAIL, "key tls-uri", "%s: %s%s", argv[0], cm_strerror(rc),
+				rc == CM_ERR_PERM ? " (readable by group or others; chmod 600 it)" : "");
+	uint8_t *spki = NULL;
+	size_t n = 0;
+	char err[512], uri[CM_TLS_ID_URI_MAX];
+	rc = cm_tls_id_spki_of_key_file(argv[1], &spki, &n, err, sizeof(err));
+	if (rc != CM_OK) {
+		cm_keypair_wipe(&kp);
+		return cli_fail(CLI_FAIL, "key tls-uri", "%s", err);
+	}
+	cm_tls_id_uri(&kp, spki, n, uri);
+	cm_keypair_wipe(&kp);
+	free(spki);
+	printf("%s\n", uri);
+	return 0;
+}
+
 int cli_cmd_key(int argc, char **argv)
 {
 	if (argc >= 1 && !strcmp(argv[0], "gen"))
 		return keygen("key gen", argc - 1, argv + 1);
+	if (argc >= 1 && !strcmp(argv[0], "tls-uri"))
+		return tls_uri(argc - 1, argv + 1);
 	if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
-		printf("usage: muri key gen FILE\n");
+		printf("usage: muri key gen FILE | muri key tls-uri NODE_KEY_FILE TLS_KEY_FILE\n");
 		return 0;
 	}
-	return cli_fail(CLI_USAGE, "key", "expected `muri key gen FILE`");
+	return cli_fail(CLI_USAGE, "key", "expected `muri key gen FILE` or `muri key tls-uri NODE_KEY TLS_KEY`");
 }
 
 int cli_cmd_status(int argc, char **argv)

@@ -353,6 +353,16 @@ int dn_foreground(int argc, char **argv)
 		return cli_fail(strstr(err, "--") ? CLI_USAGE : CLI_FAIL, "devnet", "%s", err);
 	}
 	demo_ca = net.tls_ca;
+	/* the demo writes and searches straight on the indexers as the devnet's
+	 * gateway: with its certificate (mutual TLS; indexers answer Write and
+	 * Search only to fragment replicas, ledger replicas and the genesis
+	 * gateway) */
+	for (int i = 0; i < net.n; i++)
+		if (!strcmp(net.nodes[i].service, "gateway") &&
+		    cm_rpc_client_set_identity(net.nodes[i].tls_cert, net.nodes[i].tls_key, err, sizeof(err)) != CM_OK) {
+			dn_close(&net);
+			return cli_fail(CLI_FAIL, "devnet", "%s", err);
+		}
 	for (int i = 0; i < net.n; i++)
 		if (dn_running(&net.nodes[i])) {
 			dn_close(&net);

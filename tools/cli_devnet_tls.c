@@ -1,17 +1,22 @@
 /* A devnet's TLS: a local CA (EC P-256) made once in D/tls/ca.pem and, per
  * process, a certificate it signed for 127.0.0.1 and localhost in
- * D/NAME/tls.crt with its key in D/NAME/tls.key (0600). Every process serves
- * TLS with its certificate and verifies the others' against the CA; the
- * clients (muri with --dir) verify against the same CA. The CA's key signs
- * the certificates and is removed at once: nothing else can be signed with
- * it. The files stay from one `muri devnet up` to the next; when one is
- * missing, a new CA and new certificates for every process are made (the
+ * D/NAME/tls.crt with its key in D/NAME/tls.key (0600). Each certificate
+ * also carries the URI muri:node:<node key>:<signature> by which the
+ * process's node key names the certificate's public key (cm_tls_id.h), so
+ * peers know which node calls. Every process serves TLS with its
+ * certificate, presents it when it calls another (mutual TLS) and verifies
+ * the others' against the CA; the clients (muri with --dir) verify against
+ * the same CA. The CA's key signs the certificates and is removed at once:
+ * nothing else can be signed with it. The files stay from one `muri devnet
+ * up` to the next; when one is missing, or a certificate is not bound to its
+ * node's key, a new CA and new certificates for every process are made (the
  * processes read them when they start). The certificates come from the
  * openssl command. */
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -19,6 +24,8 @@
 
 #include "cli_devnet.h"
 #include "cm_err.h"
+#include "cm_rpc_int.h"
+#include "cm_tls_id.h"
 
 extern char **environ;
 
@@ -58,6 +65,39 @@ static int exists(const char *path)
 	return stat(path, &st) == 0 && st.st_size > 0;
 }
 
+/* 1 when nd's certificate is bound to nd's node key. */
+static int bound(const dn_node *nd)
+{
+	char *pem = NULL, err[256];
+	uint8_t pk[CM_PK_BYTES];
+	if (cm_rpc_read_pem(nd->tls_cert, &pem, err, sizeof(err)) != CM_OK)
+		return 0;
+	int ok = cm_tls_id_of_cert(pem, strlen(pem), pk, err, sizeof(err)) == CM_OK &&
+		 memcmp(pk, nd->key.pk, CM_PK_BYTES) == 0;
+	free(pem);
+	return ok;
+}
+
+/* The extensions of nd's certificate, its node URI included, into path. */
+static int write_ext(const dn_node *nd, const char *path, char *err, size_t errlen)
+{
+	uint8_t *spki = NULL;
+	size_t n = 0;
+	int rc = cm_tls_id_spki_of_key_file(nd->tls_key, &spki, &n, err, errlen);
+	if (rc != CM_OK)
+		return -1;
+	char uri[CM_TLS_ID_URI_MAX];
+	cm_tls_id_uri(&nd->key, spki, n, uri);
+	free(spki);
+	FILE *f = fopen(path, "w");
+	if (!f || fprintf(f, "subjectAltName=DNS:localhost,IP:127.0.0.1,URI:%s\nextendedKeyUsage=serverAuth,"
+			     "clientAuth\nbasicConstraints=CA:FALSE\n", uri) < 0 || fclose(f) != 0) {
+		snprintf(err, errlen, "cannot write %s", path);
+		return -1;
+	}
+	return 0;
+}
+
 static int make_all(dn_net *net, const char *dir, char *err, size_t errlen)
 {
 	char log[DN_PATH + 32], cakey[DN_PATH + 32], ext[DN_PATH + 32], csr[DN_PATH + 32], srl[DN_PATH + 32],
@@ -73,25 +113,29 @@ static int make_all(dn_net *net, const char *dir, char *err, size_t errlen)
 			   "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
 			   "-keyout", cakey, "-out", net->tls_ca, NULL};
 	int rc = run_openssl(ca_args, log, err, errlen);
-	FILE *f = rc ? NULL : fopen(ext, "w");
-	if (!rc && (!f || fprintf(f, "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,"
-				     "clientAuth\nbasicConstraints=CA:FALSE\n") < 0 || fclose(f) != 0)) {
-		snprintf(err, errlen, "cannot write %s", ext);
-		rc = -1;
-	}
 	for (int i = 0; !rc && i < net->n; i++) {
 		dn_node *nd = &net->nodes[i];
 		snprintf(subj, sizeof(subj), "/CN=%s", nd->name);
-		char *req_args[] = {"openssl", "req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
-				    "ec_paramgen_curve:prime256v1", "-subj", subj, "-keyout", nd->tls_key, "-out", csr, NULL};
+		unlink(nd->tls_key);
+		char *key_args[] = {"openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+				    "ec_paramgen_curve:prime256v1", "-out", nd->tls_key, NULL};
+		char *req_args[] = {"openssl", "req", "-new", "-key", nd->tls_key, "-subj", subj, "-out", csr, NULL};
 		char *sign_args[] = {"openssl", "x509", "-req", "-in", csr, "-CA", net->tls_ca, "-CAkey", cakey,
 				     "-CAcreateserial", "-CAserial", srl, "-days", DN_TLS_DAYS, "-extfile", ext, "-out",
 				     nd->tls_cert, NULL};
-		rc = run_openssl(req_args, log, err, errlen);
+		rc = run_openssl(key_args, log, err, errlen);
+		if (!rc && chmod(nd->tls_key, 0600) != 0) {
+			snprintf(err, errlen, "chmod %s: %s", nd->tls_key, strerror(errno));
+			rc = -1;
+		}
+		if (!rc)
+			rc = write_ext(nd, ext, err, errlen);
+		if (!rc)
+			rc = run_openssl(req_args, log, err, errlen);
 		if (!rc)
 			rc = run_openssl(sign_args, log, err, errlen);
-		if (!rc && (chmod(nd->tls_key, 0600) != 0 || chmod(nd->tls_cert, 0644) != 0)) {
-			snprintf(err, errlen, "chmod %s: %s", nd->tls_key, strerror(errno));
+		if (!rc && chmod(nd->tls_cert, 0644) != 0) {
+			snprintf(err, errlen, "chmod %s: %s", nd->tls_cert, strerror(errno));
 			rc = -1;
 		}
 	}
@@ -120,7 +164,7 @@ int dn_tls_prepare(dn_net *net, char *err, size_t errlen)
 		dn_node *nd = &net->nodes[i];
 		snprintf(nd->tls_cert, sizeof(nd->tls_cert), "%s/tls.crt", nd->dir);
 		snprintf(nd->tls_key, sizeof(nd->tls_key), "%s/tls.key", nd->dir);
-		complete &= exists(nd->tls_cert) && exists(nd->tls_key);
+		complete &= exists(nd->tls_cert) && exists(nd->tls_key) && bound(nd);
 	}
 	if (complete)
 		return CM_OK;

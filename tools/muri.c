@@ -16,6 +16,7 @@ static const char usage[] =
 	"  devnet up | down | status | run        start, stop, inspect a devnet (default dir ~/.muri/devnet)\n"
 	"keys and the ledger:\n"
 	"  key gen FILE                           new ed25519 key; prints its address\n"
+	"  key tls-uri NODE_KEY TLS_KEY           the URI SAN binding a TLS certificate to a node key\n"
 	"  account show | transfer TO AMOUNT      balances and transfers\n"
 	"  indexer register | stake | unstake     an indexer's transactions\n"
 	"collections and vectors (through the gateway):\n"

@@ -7,13 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cm_err.h"
 #include "cm_log.h"
 #include "cm_service.h"
 #include "ix_chain.h"
 #include "ix_index.h"
 #include "ix_service.h"
 #ifdef MURI_TEST_FAULTS
-#include "cm_err.h"
 #include "ix_lie.h"
 #endif
 
@@ -197,6 +197,11 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 	o.max_index_backlog = (uint32_t)c->cfg.max_index_backlog;
 	o.frag.postings_max_bytes = (uint64_t)c->cfg.filter_postings_max_mb << 20;
 	o.frag.trim_interval_ms = (uint32_t)c->cfg.malloc_trim_interval_ms;
+	/* mutual TLS: peers' certificates verified against tls_ca; role checks
+	 * read the node key each certificate is bound to (cm_tls_id.h) */
+	if (env->base->tls_cert && *env->base->tls_cert && o.tls_ca_file &&
+	    cm_rpc_server_verify_clients(env->rpc, o.tls_ca_file, err, errlen) != CM_OK)
+		return -2;
 	int rc = ix_service_open(&o, &c->ix, err, errlen);
 	if (rc != 0)
 		return rc;

@@ -1,5 +1,6 @@
 /* Signed reads (ix_read_auth.h): the window, the replay cache, the readers,
- * and the check every restricted handler makes (ixs_read_check). */
+ * and the checks restricted handlers make: ixs_read_check (a signed read)
+ * and ixs_peer_check (who the caller's TLS certificate says calls). */
 #include "ix_read_auth.h"
 #include "cm_err.h"
 #include "cm_read_auth.h"
@@ -148,9 +149,49 @@ int ix_read_auth_once(ix_read_auth *a, const uint8_t sig[CM_SIG_BYTES], uint64_t
 
 /* ---- the check of a restricted handler ------------------------------------------------- */
 
+/* 1 when pk is a replica of f (NULL: none) in its current epoch, written to *epoch. */
+static int is_member(struct frag *f, const uint8_t pk[CM_PK_BYTES], uint64_t *epoch)
+{
+	int member = 0;
+	*epoch = 0;
+	if (f) {
+		ixr_core_enter(f);
+		member = f->core && ix_repl_is_member(f->core, pk);
+		*epoch = f->core ? ix_repl_epoch(f->core) : 0;
+		ixr_core_leave(f);
+	}
+	return member;
+}
+
+int ixs_peer_check(ix_service *s, cm_rpc_call *call, const char *method, const char *magu, uint32_t fragment,
+		   struct frag *f, int readers)
+{
+	if (!cm_rpc_peer_checked(call))
+		return GRPC_STATUS_OK;
+	uint8_t pk[CM_PK_BYTES];
+	char why[256];
+	if (cm_rpc_peer_node(call, pk, why, sizeof(why)) != CM_OK)
+		return cm_rpc_fail(call, GRPC_STATUS_UNAUTHENTICATED,
+				   "tls: %s answers only a node whose certificate is bound to its node key: %s", method,
+				   why);
+	uint64_t epoch;
+	if (is_member(f, pk, &epoch) || (readers && ix_read_auth_is_reader(s->reads, pk)))
+		return GRPC_STATUS_OK;
+	char hex[2 * CM_PK_BYTES + 1];
+	cm_hex(hex, pk, CM_PK_BYTES);
+	return cm_rpc_fail(call, GRPC_STATUS_PERMISSION_DENIED,
+			   "tls: the caller's certificate is node %.16s, which the chain does not name a replica of "
+			   "%s/%u in epoch %llu%s; %s refused",
+			   hex, magu, fragment, (unsigned long long)epoch,
+			   readers ? ", a ledger replica or a genesis gateway" : "", method);
+}
+
 int ixs_read_check(ix_service *s, cm_rpc_call *call, const char *method, const ProtobufCMessage *req,
 		   const Muri__V1__ReadAuth *auth, const char *magu, uint32_t fragment, struct frag *f, int proofs)
 {
+	int code = ixs_peer_check(s, call, method, magu, fragment, f, proofs);
+	if (code != GRPC_STATUS_OK)
+		return code;
 	if (!auth || auth->requester.len != CM_PK_BYTES || auth->signature.len != CM_SIG_BYTES)
 		return cm_rpc_fail(call, GRPC_STATUS_UNAUTHENTICATED,
 				   "auth: %s answers only a request signed by the caller's node key (auth.requester, "
@@ -170,14 +211,8 @@ int ixs_read_check(ix_service *s, cm_rpc_call *call, const char *method, const P
 		return cm_rpc_fail(call, GRPC_STATUS_UNAUTHENTICATED,
 				   "auth.signature: not auth.requester's signature over this %s request on chain \"%s\"",
 				   method, chain);
-	int member = 0;
 	uint64_t epoch = 0;
-	if (f) {
-		ixr_core_enter(f);
-		member = f->core && ix_repl_is_member(f->core, auth->requester.data);
-		epoch = f->core ? ix_repl_epoch(f->core) : 0;
-		ixr_core_leave(f);
-	}
+	int member = is_member(f, auth->requester.data, &epoch);
 	if (!member && !(proofs && ix_read_auth_is_reader(s->reads, auth->requester.data))) {
 		char hex[2 * CM_PK_BYTES + 1];
 		cm_hex(hex, auth->requester.data, CM_PK_BYTES);

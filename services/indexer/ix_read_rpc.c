@@ -215,7 +215,10 @@ int ix_h_search(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Proto
 		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", err);
 	observe(s, ST_VALIDATE, now_s() - t);
 	t = now_s();
-	int code = wait_size(s, call, req->magu, req->fragment, req->min_size, &c.f, &c.st);
+	int code = ixs_peer_check(s, call, "Search", req->magu, req->fragment, ixs_find_frag(s, req->magu, req->fragment), 1);
+	if (code != GRPC_STATUS_OK)
+		return code;
+	code = wait_size(s, call, req->magu, req->fragment, req->min_size, &c.f, &c.st);
 	if (code != GRPC_STATUS_OK)
 		return code;
 	if (req->min_size)
@@ -250,6 +253,9 @@ int ix_h_get(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protobuf
 	const Muri__V1__LocalGetRequest *req = (const Muri__V1__LocalGetRequest *)msg;
 	struct frag *f;
 	ix_fragment *st;
+	int code = ixs_peer_check(s, call, "Get", req->magu, req->fragment, ixs_find_frag(s, req->magu, req->fragment), 1);
+	if (code != GRPC_STATUS_OK)
+		return code;
 	if (req->n_ids < 1 || req->n_ids > s->o.frag.max_get)
 		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "ids: %zu, expected 1..%u", req->n_ids,
 				   s->o.frag.max_get);
@@ -261,7 +267,7 @@ int ix_h_get(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protobuf
 		if (ix_uuid_parse(req->ids[i], ids[i]) != CM_OK)
 			return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "ids[%zu]: \"%.40s\" is not a UUIDv4", i,
 					   req->ids[i]);
-	int code = wait_size(s, call, req->magu, req->fragment, req->min_size, &f, &st);
+	code = wait_size(s, call, req->magu, req->fragment, req->min_size, &f, &st);
 	if (code != GRPC_STATUS_OK)
 		return code;
 	Muri__V1__LocalGetResponse *r = cm_rpc_alloc(call, sizeof(*r));

@@ -576,7 +576,8 @@ static void *sender_main(void *arg)
 	struct frag *f = sd->f;
 	cm_rpc_client *c = NULL;
 	char err[IX_ERR_MAX];
-	cm_rpc_client_opts o = {.target = sd->addr, .tls_ca_file = f->svc->o.tls_ca_file};
+	/* appends go to, and acks are taken from, the backup's node key only */
+	cm_rpc_client_opts o = {.target = sd->addr, .tls_ca_file = f->svc->o.tls_ca_file, .tls_expect_node = sd->pk};
 	if (cm_rpc_client_new(&o, &c, err, sizeof(err)) != CM_OK) {
 		cm_warn("peer_unreachable", "magu=%s fragment=%u peer=%s err=\"%s\"", f->magu, f->fragment, sd->addr, err);
 		return NULL;

@@ -163,6 +163,9 @@ int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protob
 	const Muri__V1__FragmentWriteRequest *req = (const Muri__V1__FragmentWriteRequest *)msg;
 	char err[IX_ERR_MAX] = "";
 	struct frag *f = ixs_find_frag(s, req->magu, req->fragment);
+	int code = ixs_peer_check(s, call, "Write", req->magu, req->fragment, f, 1);
+	if (code != GRPC_STATUS_OK)
+		return code;
 	if (!f)
 		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "%s/%u is not assigned to this indexer", req->magu,
 				   req->fragment);
@@ -324,6 +327,9 @@ int ix_h_replicate(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pr
 	ix_service *s = arg;
 	const Muri__V1__ReplicateRequest *req = (const Muri__V1__ReplicateRequest *)msg;
 	struct frag *f = ixs_find_frag(s, req->magu, req->fragment);
+	int code = ixs_peer_check(s, call, "Replicate", req->magu, req->fragment, f, 0);
+	if (code != GRPC_STATUS_OK)
+		return code;
 	if (!f)
 		return cm_rpc_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "%s/%u has no configuration on this indexer",
 				   req->magu, req->fragment);

@@ -160,6 +160,15 @@ int ix_h_set_config(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, P
 int ixs_read_check(ix_service *s, cm_rpc_call *call, const char *method, const ProtobufCMessage *req,
 		   const Muri__V1__ReadAuth *auth, const char *magu, uint32_t fragment, struct frag *f, int proofs);
 
+/* ix_read_auth.c: with mutual TLS on (cm_rpc_peer_checked), GRPC_STATUS_OK
+ * only when the caller's certificate is bound to the node key of a replica
+ * of magu/fragment (f: its entry here, or NULL) in its current epoch, or
+ * with readers set, of a ledger replica or a genesis gateway; the failed
+ * status (UNAUTHENTICATED, PERMISSION_DENIED naming why) otherwise. Without
+ * mutual TLS, GRPC_STATUS_OK. ixs_read_check makes it too. */
+int ixs_peer_check(ix_service *s, cm_rpc_call *call, const char *method, const char *magu, uint32_t fragment,
+		   struct frag *f, int readers);
+
 /* ix_read_rpc.c: Search and Get. */
 int ix_h_search(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
 /* ix_proof_rpc.c */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cm_err.h"
 #include "cm_service.h"
 #include "lg_node.h"
 
@@ -154,6 +155,11 @@ static int lg_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.tls_ca_file = c->cfg.tls_ca && *c->cfg.tls_ca ? c->cfg.tls_ca : NULL,
 		.metrics = env->metrics,
 	};
+	/* mutual TLS: peers' certificates verified against tls_ca; role checks
+	 * read the node key each certificate is bound to (cm_tls_id.h) */
+	if (env->base->tls_cert && *env->base->tls_cert && o.tls_ca_file &&
+	    cm_rpc_server_verify_clients(env->rpc, o.tls_ca_file, err, errlen) != CM_OK)
+		return -2;
 	int rc = lg_node_open(&o, &c->node, err, errlen);
 	if (rc != 0)
 		return rc;

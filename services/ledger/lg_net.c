@@ -329,9 +329,33 @@ void lg_net_send(lg_net *net, int to, const uint8_t *msg, size_t len)
 	}
 }
 
+/* With mutual TLS on: GRPC_STATUS_OK only when the caller's certificate is
+ * bound to another replica's node key (cm_tls_id.h); the failed status. */
+static int peer_replica(lg_net *net, cm_rpc_call *call, const char *method)
+{
+	if (!cm_rpc_peer_checked(call))
+		return GRPC_STATUS_OK;
+	uint8_t pk[CM_PK_BYTES];
+	char why[256], hex[2 * CM_PK_BYTES + 1];
+	if (cm_rpc_peer_node(call, pk, why, sizeof(why)) != CM_OK)
+		return cm_rpc_fail(call, GRPC_STATUS_UNAUTHENTICATED,
+				   "tls: %s answers only a ledger replica whose certificate is bound to its node key: %s",
+				   method, why);
+	for (uint32_t i = 0; i < net->n; i++)
+		if (i != net->self && memcmp(net->pubkeys[i], pk, CM_PK_BYTES) == 0)
+			return GRPC_STATUS_OK;
+	cm_hex(hex, pk, CM_PK_BYTES);
+	return cm_rpc_fail(call, GRPC_STATUS_PERMISSION_DENIED,
+			   "tls: the caller's certificate is node %.16s, not a ledger replica of chain \"%s\"; %s refused",
+			   hex, net->chain_id, method);
+}
+
 static int on_deliver(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
 {
 	lg_net *net = arg;
+	int denied = peer_replica(net, call, "Deliver");
+	if (denied != GRPC_STATUS_OK)
+		return denied;
 	const Muri__V1__ConsensusEnvelope *env = (const Muri__V1__ConsensusEnvelope *)msg;
 	uint8_t digest[CM_HASH_BYTES];
 	const char *why = NULL;
@@ -368,6 +392,9 @@ static int on_deliver(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg,
 static int on_relay(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
 {
 	lg_net *net = arg;
+	int denied = peer_replica(net, call, "Relay");
+	if (denied != GRPC_STATUS_OK)
+		return denied;
 	const Muri__V1__RelayRequest *req = (const Muri__V1__RelayRequest *)msg;
 	uint8_t digest[CM_HASH_BYTES];
 	const char *why = NULL;
@@ -406,6 +433,9 @@ static int on_relay(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, P
 static int on_fetch(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
 {
 	lg_net *net = arg;
+	int denied = peer_replica(net, call, "FetchBlocks");
+	if (denied != GRPC_STATUS_OK)
+		return denied;
 	const Muri__V1__FetchBlocksRequest *req = (const Muri__V1__FetchBlocksRequest *)msg;
 	if (strcmp(req->chain_id, net->chain_id) != 0)
 		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "chain_id: not this chain");

@@ -107,6 +107,7 @@ class Compose:
         self.project = f"muritest{RUN_ID}"
         self.network = f"{self.project}_default"
         self.ca = None  # read_ca(): the CA once the network is up, when TLS between nodes is on
+        self.client_cert = None  # read_ca(): (key, certificate) of the gateway
         gw, prom = free_ports(2)
         self.env = dict(os.environ, COMPOSE_PROJECT_NAME=self.project, MURI_IMAGE=images["muri"],
                         MURI_PROMETHEUS_IMAGE=images["prometheus"], MURI_GATEWAY_PORT=str(gw),
@@ -160,11 +161,15 @@ class Compose:
             return t.extractfile(t.getmembers()[0]).read()
 
     def read_ca(self):
-        """The network's CA when TLS between nodes is on (None otherwise)."""
+        """The network's CA when TLS between nodes is on (None otherwise),
+        and the gateway's certificate and key: the test calls the indexers
+        as the network's gateway (with mutual TLS they answer writes and
+        searches only to a key the chain gives a role)."""
         try:
             self.ca = self.file("/net/tls/ca.pem")
+            self.client_cert = (self.file("/net/tls/gateway.key"), self.file("/net/tls/gateway.pem"))
         except subprocess.CalledProcessError:
-            self.ca = None
+            self.ca = self.client_cert = None
 
     def channel(self, service):
         """A TLS channel to a ledger or indexer through its published port
@@ -175,7 +180,7 @@ class Compose:
         if key not in self.channels:
             if self.ca:
                 self.channels[key] = grpc.secure_channel(
-                    f"127.0.0.1:{port}", grpc.ssl_channel_credentials(self.ca),
+                    f"127.0.0.1:{port}", grpc.ssl_channel_credentials(self.ca, *(self.client_cert or ())),
                     options=CHANNEL_OPTIONS + [("grpc.ssl_target_name_override", service)])
             else:
                 self.channels[key] = grpc.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS)

@@ -47,7 +47,10 @@ def gnet(images, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def vs(gnet, stubs):
-    ch = grpc.insecure_channel(f"127.0.0.1:{gnet.gateway_port}", options=CHANNEL_OPTIONS)
+    # with TLS on, the gateway serves its clients TLS too: verified with the network's CA
+    ch = (grpc.secure_channel(f"127.0.0.1:{gnet.gateway_port}", grpc.ssl_channel_credentials(gnet.ca),
+                              options=CHANNEL_OPTIONS + [("grpc.ssl_target_name_override", "gateway")])
+          if gnet.ca else grpc.insecure_channel(f"127.0.0.1:{gnet.gateway_port}", options=CHANNEL_OPTIONS))
     stub = stubs.vectorstore_pb2_grpc.VectorStoreStub(ch)
     t, v = stubs.types_pb2, stubs.vectorstore_pb2
     try:

@@ -19,12 +19,16 @@ FRAGMENTS = 2
 
 class ChainNet:
     def __init__(self, servers, stubs, tmp_path, n_ledger=4, n_indexers=3, params=None, ix_args=(),
-                 timing=("--lease-ms", "1000", "--suspect-ms", "3000"), ledger_args=(), credentials=None):
+                 timing=("--lease-ms", "1000", "--suspect-ms", "3000"), ledger_args=(), credentials=None,
+                 pki=None):
         # timing: the indexers' lease and failure detection; the tests' default
         # is slower than the indexer's own (500 / 1000 ms) so that a busy
         # machine (the sanitizer build) does not fail primaries over by itself;
         # ledger_args go to every ledger replica; credentials: grpc channel
-        # credentials for the test's own calls to the ledgers (TLS), or None
+        # credentials for the test's own calls to the ledgers (TLS), or None;
+        # pki: a tls_util.TestCA: every ledger and indexer serves mutual TLS
+        # with a certificate bound to its node key, and the test's own calls
+        # verify against it (the indexers' present the genesis gateway's)
         self.stubs = stubs
         self.pb = stubs.ledger_pb2
         self.replicas = [Account() for _ in range(n_ledger)]
@@ -44,7 +48,11 @@ class ChainNet:
             write_key_file(str(key), acc.seed)
             servers(f"ledger{i}", LEDGER, "--listen", self.addrs[i], "--genesis", self.genesis,
                     "--key-file", str(key), "--data-dir", str(tmp_path / f"ledger{i}-data"), "--grace-ms", "1000",
-                    *ledger_args)
+                    *(pki.args(f"ledger{i}", acc.seed) if pki else ()), *ledger_args)
+        if pki and not credentials:
+            credentials = pki.credentials()
+        self.pki = pki
+        self.gw_cert = pki.issue("harness-gateway", self.gwacc.seed) if pki else None
         self.channels = [grpc.secure_channel(a, credentials) if credentials else grpc.insecure_channel(a)
                          for a in self.addrs]
         self.lstubs = [stubs.ledger_pb2_grpc.LedgerStub(c) for c in self.channels]
@@ -55,9 +63,10 @@ class ChainNet:
             # the genesis names the indexer at ixaddrs[i]: it listens there (the later flag wins)
             s = servers(f"ix{i}", INDEXER, "--key-file", str(key), "--data-dir", str(tmp_path / f"ix{i}-data"),
                         "--grace-ms", "2000", "--genesis", self.genesis, *timing,
-                        "--listen", self.ixaddrs[i], *ix_args)
+                        "--listen", self.ixaddrs[i], *(pki.args(f"ix{i}", acc.seed) if pki else ()), *ix_args)
             self.datadirs.append(tmp_path / f"ix{i}-data")
-            ix = Indexer(s, stubs, str(key), CHANNEL_OPTIONS)
+            ix = Indexer(s, stubs, str(key), CHANNEL_OPTIONS,
+                         credentials=pki.credentials(self.gw_cert) if pki else None)
             ix.pubkey = acc.pk
             self.indexers.append(ix)
 

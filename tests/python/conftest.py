@@ -1,6 +1,7 @@
 """Shared fixtures for muri's Python tests: protobuf/grpc stubs generated from
 the .proto files at test time, and server processes started on 127.0.0.1 with
 ports chosen at run time (read back from the port file), logs kept on failure."""
+import base64
 import os
 import shutil
 import signal
@@ -123,7 +124,8 @@ def secrets_in(folder, texts, names):
     """Every secret under folder (muri key files: the seed and the 64-byte
     secret key in hex; PEM private keys: their base64 lines) that appears
     in one of texts, described by the file it came from and where it showed
-    (never the secret itself)."""
+    (never the secret itself). TLS private keys count whatever form they leak
+    in: base64 lines, the whole key or an EC key's private scalar in hex."""
     from sodium_keys import keypair_from_seed
     secrets = []
     for root, _, files in os.walk(folder):
@@ -140,8 +142,18 @@ def secrets_in(folder, texts, names):
                 for form in (seed.hex(), sk.hex()):
                     secrets += [(path, form), (path, form.upper())]
             elif "PRIVATE KEY-----" in head:
-                secrets += [(path, line.strip()) for line in head.splitlines()
-                            if len(line.strip()) >= 32 and not line.startswith("-----")]
+                body = [line.strip() for line in head.splitlines() if line.strip() and not line.startswith("-----")]
+                secrets += [(path, line) for line in body if len(line) >= 32]
+                # the key as bytes, and an EC key's private scalar (after
+                # version 1 and a 32-byte OCTET STRING tag, in SEC1 and
+                # PKCS#8 alike), in hex as a careless log line would print them
+                try:
+                    der = base64.b64decode("".join(body))
+                except ValueError:
+                    der = b""
+                at = der.find(bytes([0x02, 0x01, 0x01, 0x04, 0x20]))
+                for raw in ([der] if der else []) + ([der[at + 5:at + 37]] if at >= 0 else []):
+                    secrets += [(path, raw.hex()), (path, raw.hex().upper())]
     found = []
     for i, text in enumerate(texts):
         where = ("metrics of " if i < len(names) // 2 else "log of ") + names[i] if i < len(names) else str(i)

@@ -79,8 +79,9 @@ def wait_until(fn, timeout=60.0, interval=0.05):
 class Indexer:
     """A thin client of one muri-indexer process."""
 
-    def __init__(self, server, stubs, key_path, channel_options):
+    def __init__(self, server, stubs, key_path, channel_options, credentials=None):
         self.server = server
+        self.credentials = credentials  # grpc channel credentials (TLS), or None: plaintext
         self.stubs = stubs
         self.options = channel_options
         self.pb = stubs.indexer_pb2
@@ -95,7 +96,9 @@ class Indexer:
         import grpc
         if self.channel:
             self.channel.close()
-        self.channel = grpc.insecure_channel(self.server.target, options=self.options)
+        self.channel = (grpc.secure_channel(self.server.target, self.credentials, options=self.options)
+                        if getattr(self, "credentials", None) else
+                        grpc.insecure_channel(self.server.target, options=self.options))
         self.stub = self.stubs.indexer_pb2_grpc.IndexerStub(self.channel)
 
     def restart(self):

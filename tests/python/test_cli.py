@@ -124,6 +124,13 @@ def devnet(tmp_path_factory):
         yield d
     finally:
         subprocess.run([MURI, "devnet", "down", "--dir", str(d), "--grace", "20"], capture_output=True, timeout=120)
+    # no key of the devnet (node keys, TLS keys, the demo account's) in any process's log
+    from conftest import secrets_in
+    logs = [(n, open(os.path.join(d, n, "log"), errors="replace").read()) for n in sorted(os.listdir(d))
+            if os.path.isfile(os.path.join(d, n, "log"))]
+    assert logs, "the devnet wrote no logs"
+    leaks = secrets_in(str(d), [""] * len(logs) + [t for _, t in logs], [n for n, _ in logs] * 2)
+    assert not leaks, "secret key material in a devnet log: " + "; ".join(leaks)
 
 
 def vectors_in(d, collection):

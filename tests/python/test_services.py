@@ -179,3 +179,13 @@ def test_the_secret_scan_every_test_runs_finds_a_leaked_key(tmp_path):
     assert secrets_in(str(tmp_path), ["", f"loaded {seed.hex()}"], ["a", "a"]) == ["node.key in the log of a"]
     assert secrets_in(str(tmp_path), [f"sk={sk.hex().upper()}", ""], ["a", "a"]) == ["node.key in the metrics of a"]
     assert secrets_in(str(tmp_path), ["x" + "QUJD" * 16, ""], ["a", "a"]) == ["tls.key in the metrics of a"]
+    # a real TLS key: its private scalar printed in hex is found too
+    ec = tmp_path / "ec.key"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-out", str(ec)], check=True, capture_output=True)
+    text = subprocess.run(["openssl", "pkey", "-in", str(ec), "-text", "-noout"], check=True, capture_output=True,
+                          text=True).stdout
+    priv = "".join(text.split("priv:")[1].split("pub:")[0].split()).replace(":", "")
+    assert len(priv) >= 64
+    assert secrets_in(str(tmp_path), ["", f"key={priv[-64:]}"], ["a", "a"]) == ["ec.key in the log of a"]
+    assert secrets_in(str(tmp_path), ["", "key=" + "ab" * 32], ["a", "a"]) == []

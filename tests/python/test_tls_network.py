@@ -1,37 +1,28 @@
 """A network over TLS end to end: 4 ledger replicas, 3 indexers and a
-gateway, every one serving TLS with a certificate the others verify against
-a given CA (--tls-ca): the ledgers' consensus links, the indexers' and the
-gateway's verified followers and ledger clients (their transactions), the
-replication between indexers and the gateway's fan-out. A collection created
-through the gateway (a transaction from its ledger client), written at
-QUORUM and searched, works; a plaintext client is refused."""
-import os
-import subprocess
-
+gateway, every one serving TLS with a certificate from a test CA, bound to
+its node key (common/cm_tls_id.h), presenting it when it calls another and
+verifying the others' against the CA (--tls-ca): the ledgers' consensus
+links, the indexers' and the gateway's verified followers and ledger
+clients (their transactions), the replication between indexers and the
+gateway's fan-out. A collection created through the gateway (a transaction
+from its ledger client), written at QUORUM and searched, works; a plaintext
+client is refused."""
 import grpc
 import numpy as np
 import pytest
 
 from chain_util import ChainNet
 from gateway_util import Gateway
-
-
-def make_cert(d):
-    crt, key = os.path.join(d, "node.crt"), os.path.join(d, "node.key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
-    os.chmod(key, 0o600)
-    return crt, key
+from tls_util import TestCA
 
 
 @pytest.fixture
 def tls_net(servers, stubs, tmp_path):
-    crt, key = make_cert(str(tmp_path))
-    tls = ("--tls-cert", crt, "--tls-key", key, "--tls-ca", crt)
-    creds = grpc.ssl_channel_credentials(open(crt, "rb").read())
-    n = ChainNet(servers, stubs, tmp_path, ledger_args=tls, ix_args=tls, credentials=creds)
-    n.gw = Gateway(servers, stubs, n, tmp_path, args=tls + ("--default-timeout-ms", "20000"), credentials=creds)
+    pki = TestCA(tmp_path / "pki")
+    n = ChainNet(servers, stubs, tmp_path, pki=pki)
+    creds = pki.credentials()
+    n.gw = Gateway(servers, stubs, n, tmp_path, args=pki.args("gateway", n.gwacc.seed) +
+                   ("--default-timeout-ms", "20000"), credentials=creds)
     yield n
     n.gw.close()
     n.close()

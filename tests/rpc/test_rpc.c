@@ -6,9 +6,12 @@
 #include "tproc.h"
 #include "cm_err.h"
 #include "cm_rpc.h"
+#include "cm_tls_id.h"
 #include "echo.pb-c.h"
 
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -306,6 +309,86 @@ static void test_tls(void)
 	tproc_cleanup(&p, tap_case_failed);
 }
 
+/* DIR/NAME.{key,crt}: a self-signed certificate bound to node (cm_tls_id.h). */
+static int make_bound_cert(const char *dir, const char *name, const cm_keypair *node)
+{
+	char cmd[2048], key[600], why[256], uri[CM_TLS_ID_URI_MAX];
+	snprintf(key, sizeof(key), "%s/%s.key", dir, name);
+	snprintf(cmd, sizeof(cmd),
+		 "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out %s >/dev/null 2>&1 && "
+		 "chmod 600 %s", key, key);
+	if (system(cmd) != 0)
+		return -1;
+	uint8_t *spki = NULL;
+	size_t n = 0;
+	if (cm_tls_id_spki_of_key_file(key, &spki, &n, why, sizeof(why)) != CM_OK)
+		return -1;
+	cm_tls_id_uri(node, spki, n, uri);
+	free(spki);
+	snprintf(cmd, sizeof(cmd),
+		 "openssl req -x509 -new -key %s -out %s/%s.crt -days 2 -subj /CN=localhost "
+		 "-addext subjectAltName=DNS:localhost,IP:127.0.0.1,URI:%s >/dev/null 2>&1",
+		 key, dir, name, uri);
+	return system(cmd);
+}
+
+/* A client told which node key to expect takes answers only from a server
+ * whose certificate is bound to it. */
+static void test_tls_expected_node(void)
+{
+	cm_keypair node, other;
+	cm_keypair_generate(&node);
+	cm_keypair_generate(&other);
+	char crt[600], key[600], plain[600], err[256];
+	TAP_EQ(make_bound_cert(tmpdir, "bound", &node), 0);
+	TAP_EQ(make_cert(tmpdir, "plain"), 0);
+	snprintf(crt, sizeof(crt), "%s/bound.crt", tmpdir);
+	snprintf(key, sizeof(key), "%s/bound.key", tmpdir);
+	snprintf(plain, sizeof(plain), "%s/plain.crt", tmpdir);
+	tproc p;
+	const char *args[] = {"--tls-cert", crt, "--tls-key", key, NULL};
+	if (start_echo(&p, "echo-bound", args) != 0) {
+		TAP_CHECK(0);
+		return;
+	}
+	Muri__Test__EchoRequest req = MURI__TEST__ECHO_REQUEST__INIT;
+	cm_rpc_status st;
+	const uint8_t *expect[] = {node.pk, other.pk};
+	for (int i = 0; i < 2; i++) {
+		cm_rpc_client *c = NULL;
+		cm_rpc_client_opts o = {.target = p.target, .tls_ca_file = crt, .tls_expect_node = expect[i]};
+		TAP_EQ(cm_rpc_client_new(&o, &c, err, sizeof(err)), CM_OK);
+		int rc = say(c, &req, 5000, &st, NULL);
+		if (i == 0) {
+			TAP_EQ(rc, CM_OK);
+		} else {
+			TAP_EQ(rc, CM_ERR_PERM);
+			TAP_EQ(st.code, GRPC_STATUS_UNAUTHENTICATED);
+			TAP_CHECK(strstr(st.message, "is not node") != NULL);
+		}
+		cm_rpc_client_free(c);
+	}
+	TAP_EQ(tproc_stop(&p, SIGTERM, 10000), 0);
+	tproc_cleanup(&p, tap_case_failed);
+	/* a server whose certificate names no node key */
+	snprintf(key, sizeof(key), "%s/plain.key", tmpdir);
+	const char *args2[] = {"--tls-cert", plain, "--tls-key", key, NULL};
+	if (start_echo(&p, "echo-plain", args2) != 0) {
+		TAP_CHECK(0);
+		return;
+	}
+	cm_rpc_client *c = NULL;
+	cm_rpc_client_opts o = {.target = p.target, .tls_ca_file = plain, .tls_expect_node = node.pk};
+	TAP_EQ(cm_rpc_client_new(&o, &c, err, sizeof(err)), CM_OK);
+	TAP_EQ(say(c, &req, 5000, &st, NULL), CM_ERR_PERM);
+	TAP_CHECK(strstr(st.message, "names no node key") != NULL);
+	cm_rpc_client_free(c);
+	TAP_EQ(tproc_stop(&p, SIGTERM, 10000), 0);
+	tproc_cleanup(&p, tap_case_failed);
+	cm_keypair_wipe(&node);
+	cm_keypair_wipe(&other);
+}
+
 struct inflight {
 	cm_rpc_client *c;
 	unsigned sleep_ms;
@@ -472,6 +555,7 @@ int main(void)
 	TAP_RUN(test_stream_cancel_and_wait);
 	TAP_RUN(test_concurrent_clients);
 	TAP_RUN(test_tls);
+	TAP_RUN(test_tls_expected_node);
 	TAP_RUN(test_port_in_use);
 	TAP_RUN(test_bad_config_names_key);
 	TAP_RUN(test_sigterm_lets_calls_finish);
