@@ -33,6 +33,8 @@ enum cm_domain {
 	CM_DOM_REPL_ACK = 0x11,  /* a backup's signed answer to an append */
 	CM_DOM_REPL_FAILOVER = 0x12, /* a replica's signed failover request */
 	CM_DOM_READ = 0x13,      /* a signed read request: FetchLog, proofs, challenges (cm_read_auth.h) */
+	CM_DOM_API_KEY = 0x14,   /* the on-chain hash of a client API key (cm_api_key.h) */
+	CM_DOM_CALL = 0x15,      /* a client's signed gateway call (cm_api_key.h) */
 	CM_DOM_TEST = 0xff,      /* tests only */
 };
 
