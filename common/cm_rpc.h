@@ -117,6 +117,14 @@ int64_t cm_rpc_deadline_left_ms(const cm_rpc_call *call);
 int cm_rpc_cancelled(cm_rpc_call *call);
 /* The full method name ("/muri.v1.Indexer/Search"). */
 const char *cm_rpc_method(const cm_rpc_call *call);
+/* The value of the request's metadata entry key (lower case, as gRPC
+ * sends it) as a NUL-terminated copy in call memory; NULL when absent,
+ * longer than CM_RPC_METADATA_MAX, binary (holds a NUL) or out of memory. */
+#define CM_RPC_METADATA_MAX 4096
+const char *cm_rpc_metadata(cm_rpc_call *call, const char *key);
+/* The request message's bytes as received (a copy in call memory);
+ * CM_ERR_NOTFOUND when the call has none, CM_ERR_NOMEM. */
+int cm_rpc_request_bytes(cm_rpc_call *call, const uint8_t **p, size_t *n);
 /* Sends one message on a server stream and waits until gRPC took it.
  * CM_OK, or CM_ERR_CANCELLED when the stream is gone. */
 int cm_rpc_stream_send(cm_rpc_call *call, const ProtobufCMessage *msg);
