@@ -144,6 +144,11 @@ int cm_rpc_client_new(const cm_rpc_client_opts *opts, cm_rpc_client **out, char 
 		      size_t errlen);
 void cm_rpc_client_free(cm_rpc_client *c);
 const char *cm_rpc_client_target(const cm_rpc_client *c);
+/* Adds a metadata entry (lower-case key) that every later call on c sends,
+ * such as a credential ("authorization", "Bearer ..."). Before the client is
+ * shared between threads; at most CM_RPC_CLIENT_MD_MAX entries. */
+#define CM_RPC_CLIENT_MD_MAX 4
+int cm_rpc_client_set_metadata(cm_rpc_client *c, const char *key, const char *value);
 
 /* One unary call of the full method name with a deadline timeout_ms from now
  * (0: none). Returns CM_OK with *resp set (the caller frees it with

@@ -24,6 +24,8 @@ struct cm_rpc_client {
 	pthread_mutex_t mu;
 	struct cached_method methods[METHOD_CACHE];
 	size_t nmethods;
+	grpc_metadata md[CM_RPC_CLIENT_MD_MAX]; /* sent with every call (cm_rpc_client_set_metadata) */
+	size_t nmd;
 };
 
 struct cm_rpc_stream {
@@ -105,10 +107,24 @@ void cm_rpc_client_free(cm_rpc_client *c)
 	if (!c)
 		return;
 	grpc_channel_destroy(c->channel);
+	for (size_t i = 0; i < c->nmd; i++) {
+		grpc_slice_unref(c->md[i].key);
+		grpc_slice_unref(c->md[i].value); /* may hold a credential; gRPC owns the bytes */
+	}
 	pthread_mutex_destroy(&c->mu);
 	free(c->target);
 	free(c);
 	grpc_shutdown();
+}
+
+int cm_rpc_client_set_metadata(cm_rpc_client *c, const char *key, const char *value)
+{
+	if (c->nmd >= CM_RPC_CLIENT_MD_MAX)
+		return CM_ERR_TOOBIG;
+	c->md[c->nmd].key = grpc_slice_from_copied_string(key);
+	c->md[c->nmd].value = grpc_slice_from_copied_string(value);
+	c->nmd++;
+	return CM_OK;
 }
 
 const char *cm_rpc_client_target(const cm_rpc_client *c)
@@ -176,6 +192,8 @@ int cm_rpc_unary(cm_rpc_client *c, const char *method, const ProtobufCMessage *r
 	grpc_op ops[6];
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].data.send_initial_metadata.count = c->nmd;
+	ops[0].data.send_initial_metadata.metadata = c->nmd ? c->md : NULL;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = send_bb;
 	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -239,6 +257,8 @@ int cm_rpc_stream_open(cm_rpc_client *c, const char *method, const ProtobufCMess
 	grpc_op ops[3];
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].data.send_initial_metadata.count = c->nmd;
+	ops[0].data.send_initial_metadata.metadata = c->nmd ? c->md : NULL;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = bb;
 	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
