@@ -78,7 +78,8 @@ typedef struct cli_conn {
 	"                        D/tls/ca.pem when the address comes from it or --dir is given;\n" \
 	"                        else plaintext)\n"                                                 \
 	"  --api-key KEY|@FILE   the gateway's API key (default: $MURI_API_KEY, else the\n"       \
-	"                        devnet's D/admin.apikey when the gateway is the devnet's)\n"     \
+	"                        devnet's D/admin.apikey when the gateway is the devnet's or\n"   \
+	"                        --dir is given)\n"                                                \
 	"  --json                print JSON\n"
 
 /* The CA file to verify TLS with: --tls-ca, else the devnet's D/tls/ca.pem
@@ -133,7 +134,7 @@ int cli_apikey(int argc, char **argv);
 int cli_cmd_access(int argc, char **argv);
 int cli_cmd_audit(int argc, char **argv);
 /* The API key for c (--api-key, $MURI_API_KEY, the devnet's D/admin.apikey
- * when from_devnet) into out; 0 when there is one, 1 when none, -1 after
+ * when from_devnet or --dir is given) into out; 0 when there is one, 1 when none, -1 after
  * printing why a given one cannot be read. The caller wipes out. */
 int cli_api_key(const char *cmd, const cli_conn *c, int from_devnet, char *out, size_t len);
 

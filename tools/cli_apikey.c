@@ -51,7 +51,7 @@ int cli_api_key(const char *cmd, const cli_conn *c, int from_devnet, char *out, 
 		snprintf(out, len, "%s", k);
 		return 0;
 	}
-	if (!from_devnet)
+	if (!from_devnet && !(c->dir && *c->dir)) /* never sent to a gateway the devnet did not name */
 		return 1;
 	char dir[4096], path[4200];
 	cli_devnet_dir(c->dir, dir, sizeof(dir));

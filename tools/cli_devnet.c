@@ -440,7 +440,7 @@ static int cmd_status(int argc, char **argv)
 	if (gw->rpc_port > 0) {
 		char target[32];
 		snprintf(target, sizeof(target), "127.0.0.1:%d", gw->rpc_port);
-		cli_conn c = {.gateway = target, .tls_ca = net.tls_ca, .timeout_ms = 10000};
+		cli_conn c = {.gateway = target, .tls_ca = net.tls_ca, .timeout_ms = 10000, .dir = net.root};
 		cm_rpc_client *cl = cli_gateway("devnet status", &c);
 		Muri__V1__ListCollectionsRequest req = MURI__V1__LIST_COLLECTIONS_REQUEST__INIT;
 		if (cl)

@@ -209,6 +209,8 @@ int gw_authorize(gw_ctx *g, cm_rpc_call *call, const char *method, const char *c
  * reserves the fee from who's allowance to this gateway; RESOURCE_EXHAUSTED
  * saying so when there is not enough left. */
 int gw_charge(gw_ctx *g, cm_rpc_call *call, const gw_caller *who, size_t queries);
+/* Gives back what gw_charge reserved for a search that left no receipt. */
+void gw_uncharge(gw_ctx *g, const gw_caller *who, size_t queries);
 
 /* ---- helpers shared by the handlers ---- */
 

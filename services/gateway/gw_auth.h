@@ -69,5 +69,7 @@ int gw_auth_visible(gw_auth *a, const gw_caller *c, const char *collection);
  * of searches served since (spend reserves fee; CM_ERR_RANGE when what is
  * left is below fee, with *left set). */
 int gw_auth_spend(gw_auth *a, const uint8_t searcher[CM_PK_BYTES], uint64_t fee, uint64_t *left);
+/* Gives back fee that gw_auth_spend reserved (a search that failed). */
+void gw_auth_refund(gw_auth *a, const uint8_t searcher[CM_PK_BYTES], uint64_t fee);
 
 #endif

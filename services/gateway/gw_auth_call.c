@@ -185,14 +185,17 @@ int gw_auth_caller(gw_auth *a, cm_rpc_call *call, const char *chain_id, gw_calle
 	const char *bearer = cm_rpc_metadata(call, "authorization");
 	const char *key = cm_rpc_metadata(call, "api-key");
 	const char *acct = cm_rpc_metadata(call, "x-muri-account");
-	if (bearer) {
-		if (strncasecmp(bearer, "Bearer ", 7) != 0)
-			return cm_rpc_fail(call, GRPC_STATUS_UNAUTHENTICATED,
-					   "authorization: expected \"Bearer <API key>\"");
-		return by_key(a, call, bearer + 7, out);
+	if (bearer || key) { /* the call's copies of the key are wiped once hashed */
+		int code = bearer && strncasecmp(bearer, "Bearer ", 7) != 0
+				   ? cm_rpc_fail(call, GRPC_STATUS_UNAUTHENTICATED,
+						 "authorization: expected \"Bearer <API key>\"")
+				   : by_key(a, call, bearer ? bearer + 7 : key, out);
+		if (bearer)
+			cm_wipe((char *)bearer, strlen(bearer));
+		if (key)
+			cm_wipe((char *)key, strlen(key));
+		return code;
 	}
-	if (key)
-		return by_key(a, call, key, out);
 	if (acct)
 		return by_signature(a, call, chain_id ? chain_id : "", acct, out);
 	out->anonymous = 1;
@@ -270,7 +273,8 @@ int gw_auth_allow(gw_auth *a, cm_rpc_call *call, const gw_caller *c, const char 
 	int held = acl ? holds(acl, c->account) : 0;
 	int pub = acl && acl->public_read;
 	pthread_mutex_unlock(&a->mu);
-	if (held >= (int)need || (need == GW_NEED_READ && pub))
+	/* no such collection: the handler answers NOT_FOUND (names are public on chain) */
+	if (!acl || held >= (int)need || (need == GW_NEED_READ && pub))
 		return GRPC_STATUS_OK;
 	return cm_rpc_fail(call, GRPC_STATUS_PERMISSION_DENIED,
 			   "collection \"%s\": account %s has no %s permission (%s; %s)", collection, who,
@@ -312,6 +316,15 @@ int gw_auth_spend(gw_auth *a, const uint8_t searcher[CM_PK_BYTES], uint64_t fee,
 	return rc;
 }
 
+void gw_auth_refund(gw_auth *a, const uint8_t searcher[CM_PK_BYTES], uint64_t fee)
+{
+	pthread_mutex_lock(&a->mu);
+	gw_allow *w = gw_auth_allow_find(a, searcher, 0);
+	if (w)
+		w->spent = w->spent > fee ? w->spent - fee : 0;
+	pthread_mutex_unlock(&a->mu);
+}
+
 /* ---- the handlers' entry points (gw.h) ---- */
 
 #include "gw.h"
@@ -344,4 +357,12 @@ int gw_charge(gw_ctx *g, cm_rpc_call *call, const gw_caller *who, size_t queries
 			   "account %s has %llu left of its allowance to this gateway (%s...), this search costs %llu: "
 			   "approve more (an Approve to the gateway's node key)",
 			   who_hex, (unsigned long long)left, gw_hex_s, (unsigned long long)total);
+}
+
+void gw_uncharge(gw_ctx *g, const gw_caller *who, size_t queries)
+{
+	uint64_t fee = gw_receipts_fee(g->receipts);
+	if (who->open || who->anonymous || !g->receipts || !fee)
+		return;
+	gw_auth_refund(g->auth, who->account, queries && fee > UINT64_MAX / queries ? UINT64_MAX : fee * queries);
 }

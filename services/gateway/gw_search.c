@@ -254,6 +254,7 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 		}
 	}
 	int level = level_in ? level_in : MURI__V1__CONSISTENCY_LEVEL__QUORUM;
+	int noted = 0; /* a receipt was left: the charge stands */
 	if ((code = gw_charge(g, call, &who, nq)) != GRPC_STATUS_OK) {
 		gw_coll_free(m);
 		return code;
@@ -417,6 +418,7 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 	gw_note_tally(g, m->name, tally);
 	gw_recent_note(g->recent, m, j->queries, nq, j->top_k, level, j->ans, nq * j->per_query, j->more, nmore, tally);
 	gw_receipt_note(g, m, tally, nq, !who.open && !who.anonymous ? who.account : NULL);
+	noted = 1;
 	free(tally);
 	Muri__V1__SearchMetrics *mt = cm_rpc_alloc(call, sizeof(*mt));
 	if (!mt) {
@@ -440,6 +442,8 @@ out_cells:
 	for (size_t i = 0; i < nq * m->nfrag; i++)
 		pthread_mutex_destroy(&j->cells[i].mu);
 out:
+	if (!noted)
+		gw_uncharge(g, &who, nq);
 	pthread_mutex_destroy(&j->mu);
 	free(j->want);
 	free(j->order);
