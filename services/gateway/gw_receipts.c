@@ -370,6 +370,12 @@ static int on_fault(gw_receipts *r, size_t n, const char *msg)
 	case GW_FAULT_FEE: /* read again before the next Settle */
 		return 1;
 	case GW_FAULT_ALLOWANCE:
+		if (f.receipt < n && r->batch[f.receipt]->has_searcher) {
+			/* a caller's own allowance ran out (or expired) on chain: the payer
+			 * cannot approve for it; that receipt goes, balance too */
+			give_up(r, f.receipt, f.receipt + 1, "caller_allowance", msg);
+			return 1;
+		}
 		if (r->fresh) { /* approved for this batch and still refused */
 			give_up(r, f.receipt, n, "allowance", msg);
 			return 1;
@@ -377,6 +383,10 @@ static int on_fault(gw_receipts *r, size_t n, const char *msg)
 		r->approved = 0;
 		return 1;
 	case GW_FAULT_BALANCE:
+		if (f.receipt < n && r->batch[f.receipt]->has_searcher) { /* a caller who cannot pay: only its receipt */
+			give_up(r, f.receipt, f.receipt + 1, "caller_balance", msg);
+			return 1;
+		}
 		give_up(r, f.receipt, n, "balance", msg);
 		return 1;
 	case GW_FAULT_GAS:
