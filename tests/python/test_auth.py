@@ -162,6 +162,16 @@ def test_auth_end_to_end(servers, stubs, tmp_path):
         keys = net.lstubs[0].ListApiKeys(lpb.ApiKeysRequest(account=alice.pk), timeout=10).keys
         assert {k.label: k.revoked_height for k in keys} == {"alice admin": 0, "alice read-only": r.height}
 
+        # a key past its expiry height is refused, saying so
+        ke = new_key()
+        h0 = chain_height(gw, stubs)
+        net.submit(signed_tx(lpb, CHAIN, alice, create_api_key=lpb.CreateApiKey(
+            key_hash=key_hash(ke), scope=lpb.SCOPE_READ, expiry_height=h0 + 30)))
+        assert wait_until(lambda: chain_height(gw, stubs) > h0 + 30, timeout=60)
+        code, msg = code_of(lambda: gw.stub.ListCollections(vpb.ListCollectionsRequest(), timeout=10,
+                                                            metadata=bearer(ke)))
+        assert code == grpc.StatusCode.UNAUTHENTICATED and f"API key: expired at height {h0 + 30}" in msg, msg
+
         # a signed call: accepted once, its replay and a stale one refused
         req = vpb.SearchRequest(collection="private", query_vector=vec(tpb, 2), top_k=2)
         md = signed_call_md(alice, "/muri.v1.VectorStore/Search", req.SerializeToString())
