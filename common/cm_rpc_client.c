@@ -3,6 +3,7 @@
  * streams read one message at a time with a bounded wait. Method names are
  * registered with the channel once and cached. */
 #include "cm_rpc_int.h"
+#include "cm_crypto.h"
 #include "cm_err.h"
 
 #include <pthread.h>
@@ -109,7 +110,9 @@ void cm_rpc_client_free(cm_rpc_client *c)
 	grpc_channel_destroy(c->channel);
 	for (size_t i = 0; i < c->nmd; i++) {
 		grpc_slice_unref(c->md[i].key);
-		grpc_slice_unref(c->md[i].value); /* may hold a credential; gRPC owns the bytes */
+		/* the value may be a credential: wiped (our copy; no call holds it after the channel went) */
+		cm_wipe(GRPC_SLICE_START_PTR(c->md[i].value), GRPC_SLICE_LENGTH(c->md[i].value));
+		grpc_slice_unref(c->md[i].value);
 	}
 	pthread_mutex_destroy(&c->mu);
 	free(c->target);
