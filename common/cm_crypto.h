@@ -34,6 +34,8 @@ enum cm_domain {
 	CM_DOM_REPL_FAILOVER = 0x12, /* a replica's signed failover request */
 	CM_DOM_READ = 0x13,      /* a signed read request: FetchLog, proofs, challenges (cm_read_auth.h) */
 	CM_DOM_TLS_ID = 0x14,    /* a node key naming its TLS key (cm_tls_id.h) */
+	CM_DOM_API_KEY = 0x15,   /* the on-chain hash of a client API key (cm_api_key.h) */
+	CM_DOM_CALL = 0x16,      /* a client's signed gateway call (cm_api_key.h) */
 	CM_DOM_TEST = 0xff,      /* tests only */
 };
 

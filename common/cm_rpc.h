@@ -134,6 +134,14 @@ int cm_rpc_peer_checked(const cm_rpc_call *call);
  * no node key or a wrong one. why says which, for the status message. */
 int cm_rpc_peer_node(cm_rpc_call *call, uint8_t pk[32], char *why, size_t whylen);
 
+/* The value of the request's metadata entry key (lower case, as gRPC
+ * sends it) as a NUL-terminated copy in call memory; NULL when absent,
+ * longer than CM_RPC_METADATA_MAX, binary (holds a NUL) or out of memory. */
+#define CM_RPC_METADATA_MAX 4096
+const char *cm_rpc_metadata(cm_rpc_call *call, const char *key);
+/* The request message's bytes as received (a copy in call memory);
+ * CM_ERR_NOTFOUND when the call has none, CM_ERR_NOMEM. */
+int cm_rpc_request_bytes(cm_rpc_call *call, const uint8_t **p, size_t *n);
 /* Sends one message on a server stream and waits until gRPC took it.
  * CM_OK, or CM_ERR_CANCELLED when the stream is gone. */
 int cm_rpc_stream_send(cm_rpc_call *call, const ProtobufCMessage *msg);
@@ -163,6 +171,11 @@ int cm_rpc_client_new(const cm_rpc_client_opts *opts, cm_rpc_client **out, char 
 		      size_t errlen);
 void cm_rpc_client_free(cm_rpc_client *c);
 const char *cm_rpc_client_target(const cm_rpc_client *c);
+/* Adds a metadata entry (lower-case key) that every later call on c sends,
+ * such as a credential ("authorization", "Bearer ..."). Before the client is
+ * shared between threads; at most CM_RPC_CLIENT_MD_MAX entries. */
+#define CM_RPC_CLIENT_MD_MAX 4
+int cm_rpc_client_set_metadata(cm_rpc_client *c, const char *key, const char *value);
 
 /* One unary call of the full method name with a deadline timeout_ms from now
  * (0: none). Returns CM_OK with *resp set (the caller frees it with

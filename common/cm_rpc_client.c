@@ -28,6 +28,8 @@ struct cm_rpc_client {
 	size_t nmethods;
 	int expect;                      /* answers only from the server bound to node */
 	uint8_t node[CM_PK_BYTES];
+	grpc_metadata md[CM_RPC_CLIENT_MD_MAX]; /* sent with every call (cm_rpc_client_set_metadata) */
+	size_t nmd;
 };
 
 struct cm_rpc_stream {
@@ -177,10 +179,26 @@ void cm_rpc_client_free(cm_rpc_client *c)
 	if (!c)
 		return;
 	grpc_channel_destroy(c->channel);
+	for (size_t i = 0; i < c->nmd; i++) {
+		grpc_slice_unref(c->md[i].key);
+		/* the value may be a credential: wiped (our copy; no call holds it after the channel went) */
+		cm_wipe(GRPC_SLICE_START_PTR(c->md[i].value), GRPC_SLICE_LENGTH(c->md[i].value));
+		grpc_slice_unref(c->md[i].value);
+	}
 	pthread_mutex_destroy(&c->mu);
 	free(c->target);
 	free(c);
 	grpc_shutdown();
+}
+
+int cm_rpc_client_set_metadata(cm_rpc_client *c, const char *key, const char *value)
+{
+	if (c->nmd >= CM_RPC_CLIENT_MD_MAX)
+		return CM_ERR_TOOBIG;
+	c->md[c->nmd].key = grpc_slice_from_copied_string(key);
+	c->md[c->nmd].value = grpc_slice_from_copied_string(value);
+	c->nmd++;
+	return CM_OK;
 }
 
 const char *cm_rpc_client_target(const cm_rpc_client *c)
@@ -270,6 +288,8 @@ int cm_rpc_unary(cm_rpc_client *c, const char *method, const ProtobufCMessage *r
 	grpc_op ops[6];
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].data.send_initial_metadata.count = c->nmd;
+	ops[0].data.send_initial_metadata.metadata = c->nmd ? c->md : NULL;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = send_bb;
 	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -335,6 +355,8 @@ int cm_rpc_stream_open(cm_rpc_client *c, const char *method, const ProtobufCMess
 	grpc_op ops[3];
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].data.send_initial_metadata.count = c->nmd;
+	ops[0].data.send_initial_metadata.metadata = c->nmd ? c->md : NULL;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = bb;
 	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 
@@ -254,6 +255,45 @@ int cm_rpc_peer_checked(const cm_rpc_call *call)
 const char *cm_rpc_method(const cm_rpc_call *call)
 {
 	return call->m ? call->m->name : "";
+}
+
+const char *cm_rpc_metadata(cm_rpc_call *call, const char *key)
+{
+	size_t klen = strlen(key);
+	for (size_t i = 0; i < call->md.count; i++) {
+		const grpc_metadata *m = &call->md.metadata[i];
+		if (GRPC_SLICE_LENGTH(m->key) != klen || memcmp(GRPC_SLICE_START_PTR(m->key), key, klen) != 0)
+			continue;
+		size_t n = GRPC_SLICE_LENGTH(m->value);
+		if (n > CM_RPC_METADATA_MAX || memchr(GRPC_SLICE_START_PTR(m->value), 0, n))
+			return NULL;
+		char *v = cm_rpc_alloc(call, n + 1);
+		if (!v)
+			return NULL;
+		memcpy(v, GRPC_SLICE_START_PTR(m->value), n);
+		v[n] = '\0';
+		return v;
+	}
+	return NULL;
+}
+
+int cm_rpc_request_bytes(cm_rpc_call *call, const uint8_t **p, size_t *n)
+{
+	grpc_byte_buffer_reader r;
+	if (!call->payload || !grpc_byte_buffer_reader_init(&r, call->payload))
+		return CM_ERR_NOTFOUND;
+	grpc_slice s = grpc_byte_buffer_reader_readall(&r);
+	grpc_byte_buffer_reader_destroy(&r);
+	size_t len = GRPC_SLICE_LENGTH(s);
+	uint8_t *copy = cm_rpc_alloc(call, len ? len : 1);
+	if (copy)
+		memcpy(copy, GRPC_SLICE_START_PTR(s), len);
+	grpc_slice_unref(s);
+	if (!copy)
+		return CM_ERR_NOMEM;
+	*p = copy;
+	*n = len;
+	return CM_OK;
 }
 
 static void set_status_slice(struct cm_rpc_call *c)

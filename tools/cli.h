@@ -56,6 +56,7 @@ typedef struct cli_conn {
 	const char *chain_id;
 	const char *key;       /* signing key file */
 	const char *tls_ca;    /* PEM CA to verify servers' TLS certificates */
+	const char *api_key;   /* the gateway credential: a key, or @FILE holding one */
 	long timeout_ms;
 	int json;
 } cli_conn;
@@ -64,7 +65,8 @@ typedef struct cli_conn {
 	{"--gateway", CLI_STR, &(c).gateway}, {"--ledger", CLI_STR, &(c).ledger},            \
 		{"--dir", CLI_STR, &(c).dir}, {"--chain-id", CLI_STR, &(c).chain_id},        \
 		{"--key", CLI_STR, &(c).key}, {"--timeout", CLI_INT, &(c).timeout_ms},       \
-		{"--json", CLI_FLAG, &(c).json}, {"--tls-ca", CLI_STR, &(c).tls_ca}
+		{"--json", CLI_FLAG, &(c).json}, {"--tls-ca", CLI_STR, &(c).tls_ca},        \
+		{"--api-key", CLI_STR, &(c).api_key}
 #define CLI_CONN_HELP                                                                          \
 	"  --gateway HOST:PORT   the gateway (default: the devnet's, see --dir)\n"               \
 	"  --ledger HOST:PORT,.. ledger replicas (default: the devnet's genesis)\n"             \
@@ -75,6 +77,9 @@ typedef struct cli_conn {
 	"  --tls-ca FILE         PEM CA to verify the servers' TLS (default: the devnet's\n"        \
 	"                        D/tls/ca.pem when the address comes from it or --dir is given;\n" \
 	"                        else plaintext)\n"                                                 \
+	"  --api-key KEY|@FILE   the gateway's API key (default: $MURI_API_KEY, else the\n"       \
+	"                        devnet's D/admin.apikey when the gateway is the devnet's or\n"   \
+	"                        --dir is given)\n"                                                \
 	"  --json                print JSON\n"
 
 /* The CA file to verify TLS with: --tls-ca, else the devnet's D/tls/ca.pem
@@ -124,5 +129,13 @@ int cli_cmd_import(int argc, char **argv);
 int cli_import_remote(const cli_conn *c, const char *source, const char *collection, const char *format, long batch,
 		      int level);
 int cli_cmd_bench(int argc, char **argv);
+/* cli_apikey.c: muri key create|list|revoke, muri access, muri audit. */
+int cli_apikey(int argc, char **argv);
+int cli_cmd_access(int argc, char **argv);
+int cli_cmd_audit(int argc, char **argv);
+/* The API key for c (--api-key, $MURI_API_KEY, the devnet's D/admin.apikey
+ * when from_devnet or --dir is given) into out; 0 when there is one, 1 when none, -1 after
+ * printing why a given one cannot be read. The caller wipes out. */
+int cli_api_key(const char *cmd, const cli_conn *c, int from_devnet, char *out, size_t len);
 
 #endif

@@ -80,11 +80,16 @@ int cli_cmd_key(int argc, char **argv)
 		return keygen("key gen", argc - 1, argv + 1);
 	if (argc >= 1 && !strcmp(argv[0], "tls-uri"))
 		return tls_uri(argc - 1, argv + 1);
+	if (argc >= 1 && (!strcmp(argv[0], "create") || !strcmp(argv[0], "list") || !strcmp(argv[0], "revoke")))
+		return cli_apikey(argc, argv);
 	if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
-		printf("usage: muri key gen FILE | muri key tls-uri NODE_KEY_FILE TLS_KEY_FILE\n");
+		printf("usage: muri key gen FILE               a new ed25519 key file (an account)\n"
+		       "       muri key create|list|revoke ...  the account's gateway API keys (--help on each)\n"
+		       "       muri key tls-uri NODE_KEY_FILE TLS_KEY_FILE  the certificate URI binding a TLS key to a node key\n");
 		return 0;
 	}
-	return cli_fail(CLI_USAGE, "key", "expected `muri key gen FILE` or `muri key tls-uri NODE_KEY TLS_KEY`");
+	return cli_fail(CLI_USAGE, "key", "expected `muri key gen FILE`, `muri key create|list|revoke` or "
+			"`muri key tls-uri NODE_KEY TLS_KEY`");
 }
 
 int cli_cmd_status(int argc, char **argv)

@@ -25,6 +25,10 @@
 
 #include "cli.h"
 #include "cli_devnet.h"
+#include "cm_api_key.h"
+#include "ledger.pb-c.h"
+
+#include <fcntl.h>
 #include "cm_err.h"
 #include "cm_time.h"
 
@@ -59,6 +63,8 @@ static void print_endpoints(const dn_net *net)
 	}
 	const dn_node *gw = &net->nodes[net->n - 1];
 	printf("\ngateway   127.0.0.1:%d  (muri collection list --dir %s)\n", gw->rpc_port, net->root);
+	printf("admin key %s/admin.apikey  (an admin API key of the demo account; muri commands on this devnet\n"
+	       "          send it; other clients: authorization: Bearer <key>)\n", net->root);
 	printf("ledger    ");
 	for (int i = 0; i < net->ledgers; i++)
 		printf("%s127.0.0.1:%d", i ? "," : "", net->nodes[i].rpc_port);
@@ -70,6 +76,52 @@ static void print_endpoints(const dn_net *net)
 	if (f)
 		fclose(f);
 	printf("\nstop it:  muri devnet down --dir %s\n", net->root);
+}
+
+/* The devnet's admin API key: made once, by a CreateApiKey of the demo
+ * account, and kept in D/admin.apikey (0600), which client commands on
+ * this devnet read. 0, or -1 after printing why not. */
+static int admin_key(const dn_net *net)
+{
+	char path[DN_PATH + 32], key[CM_API_KEY_CHARS + 1];
+	uint8_t h[CM_HASH_BYTES];
+	snprintf(path, sizeof(path), "%s/admin.apikey", net->root);
+	if (access(path, F_OK) == 0)
+		return 0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return cli_fail(CLI_FAIL, "devnet up", "%s: %s", path, strerror(errno)), -1;
+	cm_api_key_new(key);
+	cm_api_key_hash(key, strlen(key), h);
+	size_t len = strlen(key);
+	int ok = write(fd, key, len) == (ssize_t)len && write(fd, "\n", 1) == 1;
+	cm_wipe(key, sizeof(key));
+	if (close(fd) != 0 || !ok) {
+		unlink(path);
+		return cli_fail(CLI_FAIL, "devnet up", "cannot write %s", path), -1;
+	}
+	cli_conn c = {.dir = net->root};
+	cm_ledger_client *lc = cli_ledger("devnet up", &c);
+	if (!lc) {
+		unlink(path);
+		return -1;
+	}
+	Muri__V1__Transaction t = MURI__V1__TRANSACTION__INIT;
+	Muri__V1__CreateApiKey ck = MURI__V1__CREATE_API_KEY__INIT;
+	ck.key_hash = (ProtobufCBinaryData){CM_HASH_BYTES, h};
+	ck.scope = MURI__V1__KEY_SCOPE__SCOPE_ADMIN;
+	ck.label = "devnet admin";
+	t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_CREATE_API_KEY;
+	t.create_api_key = &ck;
+	cm_ledger_result res;
+	char err[600];
+	int rc = cm_ledger_client_submit(lc, &t, CM_LC_WAIT, &res, err, sizeof(err));
+	cm_ledger_client_free(lc);
+	if (rc != CM_OK) {
+		unlink(path);
+		return cli_fail(CLI_FAIL, "devnet up", "the admin API key: %s", rc == CM_ERR_STATE ? res.message : err), -1;
+	}
+	return 0;
 }
 
 static int cmd_up(int argc, char **argv)
@@ -144,8 +196,11 @@ static int cmd_up(int argc, char **argv)
 			break;
 		usleep(100000);
 	}
+	if (!failed && ready == net.n && admin_key(&net) != 0)
+		failed = 1;
 	/* the gateway has followed the chain to where the ledger stood, so a
-	 * restarted network shows its collections as soon as up returns */
+	 * restarted network shows its collections (and knows the admin key) as
+	 * soon as up returns */
 	long long lheight = -1, gheight = -1;
 	for (int i = 0; !failed && ready == net.n && i < net.ledgers; i++) {
 		char target[32];
@@ -385,7 +440,7 @@ static int cmd_status(int argc, char **argv)
 	if (gw->rpc_port > 0) {
 		char target[32];
 		snprintf(target, sizeof(target), "127.0.0.1:%d", gw->rpc_port);
-		cli_conn c = {.gateway = target, .tls_ca = net.tls_ca, .timeout_ms = 10000};
+		cli_conn c = {.gateway = target, .tls_ca = net.tls_ca, .timeout_ms = 10000, .dir = net.root};
 		cm_rpc_client *cl = cli_gateway("devnet status", &c);
 		Muri__V1__ListCollectionsRequest req = MURI__V1__LIST_COLLECTIONS_REQUEST__INIT;
 		if (cl)

@@ -337,6 +337,9 @@ int dn_spawn(dn_net *net, dn_node *nd, int detach)
 	if (gateway) {
 		argv[argn++] = "--payer-key-file";
 		argv[argn++] = net->demo_key;
+		/* callers prove an account: the devnet's admin key is D/admin.apikey */
+		argv[argn++] = "--auth";
+		argv[argn++] = "true";
 		/* the console on loopback, any free port; its URL in D/gateway/console_url */
 		argv[argn++] = "--console-listen";
 		argv[argn++] = "127.0.0.1:0";

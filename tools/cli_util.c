@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cm_api_key.h"
 #include "cm_err.h"
 
 int cli_quiet_grpc;
@@ -149,6 +150,18 @@ cm_rpc_client *cli_gateway(const char *cmd, const cli_conn *c)
 	if (cm_rpc_client_new(&o, &cl, err, sizeof(err)) != CM_OK) {
 		cli_fail(CLI_FAIL, cmd, "gateway %s: %s", target, err);
 		return NULL;
+	}
+	char key[CM_API_KEY_MAX + 16], bearer[CM_API_KEY_MAX + 32];
+	int k = cli_api_key(cmd, c, !(c->gateway && *c->gateway), key, sizeof(key));
+	if (k < 0) {
+		cm_rpc_client_free(cl);
+		return NULL;
+	}
+	if (k == 0) {
+		snprintf(bearer, sizeof(bearer), "Bearer %s", key);
+		cm_rpc_client_set_metadata(cl, "authorization", bearer);
+		cm_wipe(bearer, sizeof(bearer));
+		cm_wipe(key, sizeof(key));
 	}
 	return cl;
 }

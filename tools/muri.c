@@ -18,6 +18,9 @@ static const char usage[] =
 	"  key gen FILE                           new ed25519 key; prints its address\n"
 	"  key tls-uri NODE_KEY TLS_KEY           the URI SAN binding a TLS certificate to a node key\n"
 	"  account show | transfer TO AMOUNT      balances and transfers\n"
+	"  key create | list | revoke             an account's gateway API keys\n"
+	"  access show | set COLLECTION           a collection's owner, readers, writers, public flag\n"
+	"  audit --collection C                   admin actions on a collection, from the chain\n"
 	"  indexer register | stake | unstake     an indexer's transactions\n"
 	"collections and vectors (through the gateway):\n"
 	"  collection create | list | describe | drop\n"
@@ -41,7 +44,7 @@ static const struct {
 	{"status", cli_cmd_status},   {"account", cli_cmd_account}, {"indexer", cli_cmd_indexer},
 	{"collection", cli_cmd_collection}, {"insert", cli_cmd_insert}, {"get", cli_cmd_get},
 	{"search", cli_cmd_search},   {"delete", cli_cmd_delete},   {"import", cli_cmd_import},
-	{"bench", cli_cmd_bench},
+	{"bench", cli_cmd_bench},     {"access", cli_cmd_access},   {"audit", cli_cmd_audit},
 };
 
 int main(int argc, char **argv)

@@ -59,6 +59,11 @@ typedef struct gw_config {
 	int64_t import_batch_timeout_ms; /* deadline of one Import batch's write */
 	int64_t import_range_bytes;   /* bytes per HTTP Range request of an Import */
 	int64_t import_resume_max;    /* interrupted imports whose progress is remembered */
+	bool auth;                    /* callers must prove an account (gw_auth.h) */
+	bool auth_anonymous_reads;    /* ... except to read public collections */
+	int64_t auth_signed_window_ms; /* a signed call's timestamp within this of the clock */
+	int64_t auth_nonce_cache;     /* signed calls remembered against replay */
+	int64_t auth_keys_max;        /* API keys the gateway mirrors at most */
 	char *console_listen;         /* the console's HTTP host:port; "" = off (gw_console.h) */
 	char *console_url_file;       /* the console's URL is written here once it listens; "" = none */
 	int64_t console_poll_ms;      /* the console asks every node's Status this often */
@@ -118,6 +123,7 @@ typedef struct gw_chain_opts {
 	uint64_t fee;
 	int stall_ms;
 	const char *tls_ca_file;
+	struct gw_auth *auth;            /* fed every final block; NULL: none */
 } gw_chain_opts;
 
 int gw_chain_start(const gw_chain_opts *o, gw_chain **out, char *err, size_t errlen);
@@ -139,6 +145,8 @@ uint64_t gw_chain_version(gw_chain *c);
 void gw_chain_wait(gw_chain *c, uint64_t seen, uint64_t ms);
 /* The last height applied. */
 uint64_t gw_chain_height(gw_chain *c);
+/* The chain id of the genesis the gateway follows. */
+const char *gw_chain_id(gw_chain *c);
 
 /* ---- channels to indexers (gw_clients.c) ---- */
 
@@ -187,7 +195,22 @@ typedef struct gw_ctx {
 	int has_node_pk;
 	struct gw_console *console;      /* NULL: console_listen is off */
 	struct gw_recent *recent;        /* the latest searches' answers, for the console (gw_recent.h) */
+	struct gw_auth *auth;            /* callers, keys and access lists (gw_auth.h) */
 } gw_ctx;
+
+/* ---- authentication and authorization (gw_auth_call.c over gw_auth.h) ---- */
+#include "gw_auth.h"
+/* Authenticates the call and checks that the caller may do need on
+ * collection (NULL: on none); GRPC_STATUS_OK with *who set, or the failed
+ * status (UNAUTHENTICATED, PERMISSION_DENIED) with its message. */
+int gw_authorize(gw_ctx *g, cm_rpc_call *call, const char *method, const char *collection, enum gw_need need,
+		 gw_caller *who);
+/* Before a search of queries vectors by who: with receipts on and auth on,
+ * reserves the fee from who's allowance to this gateway; RESOURCE_EXHAUSTED
+ * saying so when there is not enough left. */
+int gw_charge(gw_ctx *g, cm_rpc_call *call, const gw_caller *who, size_t queries);
+/* Gives back what gw_charge reserved for a search that left no receipt. */
+void gw_uncharge(gw_ctx *g, const gw_caller *who, size_t queries);
 
 /* ---- helpers shared by the handlers ---- */
 
@@ -308,7 +331,9 @@ void gw_receipts_free(gw_receipts *r);
  * once a second, GW_RANK_GAUGES_MS) and, with receipts on,
  * queues a receipt paying the nodes that answered without a proven lie and
  * are replicas of m, best first (gw_rank_receipt). Never blocks on I/O. */
-void gw_receipt_note(gw_ctx *g, const gw_coll *m, const gw_tally *t, size_t queries);
+void gw_receipt_note(gw_ctx *g, const gw_coll *m, const gw_tally *t, size_t queries, const uint8_t *searcher);
+/* The search_fee the receipts last read from the ledger (0: not yet, or receipts off). */
+uint64_t gw_receipts_fee(gw_receipts *r);
 
 /* ---- handlers ---- */
 int gw_h_create(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);

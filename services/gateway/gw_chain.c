@@ -219,6 +219,8 @@ static int on_block(void *arg, const Muri__V1__Block *b)
 	gw_chain *c = arg;
 	const Muri__V1__BlockEffects *e = b->effects;
 	uint64_t h = b->header ? b->header->height : 0;
+	if (c->o.auth)
+		gw_auth_apply_block(c->o.auth, b);
 	if (e) {
 		for (size_t i = 0; i < e->n_magus_created; i++)
 			if (e->magus_created[i])
@@ -390,6 +392,11 @@ void gw_chain_wait(gw_chain *c, uint64_t seen, uint64_t ms)
 	for (uint64_t now = cm_now_ms(); c->version == seen && now < until; now = cm_now_ms())
 		cm_cond_wait_ms(&c->cv, &c->mu, until - now);
 	pthread_mutex_unlock(&c->mu);
+}
+
+const char *gw_chain_id(gw_chain *c)
+{
+	return c->gen.chain_id;
 }
 
 uint64_t gw_chain_height(gw_chain *c)

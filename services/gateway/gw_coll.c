@@ -158,6 +158,10 @@ int gw_h_describe(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pro
 	char err[GW_ERR_MAX] = "";
 	if (gw_valid_name(q->name, "name", err, sizeof(err)) != CM_OK)
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
+	gw_caller who;
+	int ac = gw_authorize(g, call, NULL, q->name, GW_NEED_READ, &who);
+	if (ac != GRPC_STATUS_OK)
+		return ac;
 	gw_coll *m = NULL;
 	if (gw_chain_get(g->chain, q->name, &m) != CM_OK)
 		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "name: no collection \"%s\"", q->name);
@@ -177,8 +181,22 @@ int gw_h_list(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protobu
 	(void)msg;
 	gw_coll **v = NULL;
 	size_t n = 0;
+	gw_caller who;
+	int ac = gw_auth_caller(g->auth, call, gw_chain_id(g->chain), &who);
+	if (ac != GRPC_STATUS_OK)
+		return ac;
+	if (who.anonymous && !g->cfg->auth_anonymous_reads)
+		return gw_authorize(g, call, NULL, NULL, GW_NEED_READ, &who); /* says no credential */
 	if (gw_chain_list(g->chain, &v, &n) != CM_OK)
 		return gw_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	size_t kept = 0; /* a collection the caller may not read is not listed */
+	for (size_t i = 0; i < n; i++) {
+		if (gw_auth_visible(g->auth, &who, v[i]->name))
+			v[kept++] = v[i];
+		else
+			gw_coll_free(v[i]);
+	}
+	n = kept;
 	Muri__V1__ListCollectionsResponse *r = cm_rpc_alloc(call, sizeof(*r));
 	Muri__V1__CollectionInfo **cs = cm_rpc_alloc(call, (n ? n : 1) * sizeof(*cs));
 	int code = r && cs ? GRPC_STATUS_OK : GRPC_STATUS_RESOURCE_EXHAUSTED;
@@ -211,6 +229,10 @@ int gw_h_create(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Proto
 	char err[GW_ERR_MAX + 128] = "";
 	if (gw_valid_name(q->name, "name", err, sizeof(err)) != CM_OK)
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
+	gw_caller who;
+	int ac = gw_authorize(g, call, NULL, NULL, GW_NEED_ADMIN, &who);
+	if (ac != GRPC_STATUS_OK)
+		return ac;
 	if (q->dimension < 1 || q->dimension > GW_MAX_DIM)
 		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "dimension: %u, expected 1..%d", q->dimension,
 				   GW_MAX_DIM);
@@ -250,6 +272,10 @@ int gw_h_create(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Proto
 	cm.fragments = q->fragments;
 	cm.replication = q->replication;
 	cm.deposit = (uint64_t)g->cfg->create_deposit;
+	if (!who.open) { /* the caller owns the collection's access lists; the payer its deposit */
+		cm.access_owner.data = who.account;
+		cm.access_owner.len = CM_PK_BYTES;
+	}
 	t.payload_case = MURI__V1__TRANSACTION__PAYLOAD_CREATE_MAGU;
 	t.create_magu = &cm;
 	cm_ledger_result res;
@@ -298,6 +324,10 @@ int gw_h_drop(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protobu
 	char err[GW_ERR_MAX + 128] = "";
 	if (gw_valid_name(q->name, "name", err, sizeof(err)) != CM_OK)
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
+	gw_caller who;
+	int ac = gw_authorize(g, call, NULL, q->name, GW_NEED_ADMIN, &who);
+	if (ac != GRPC_STATUS_OK)
+		return ac;
 	gw_coll *m = NULL;
 	if (gw_chain_get(g->chain, q->name, &m) != CM_OK)
 		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "name: no collection \"%s\"", q->name);

@@ -259,7 +259,11 @@ int gw_h_import(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg)
 	if (gw_valid_name(q->collection, "collection", err, sizeof(err)) != CM_OK ||
 	    gw_valid_level(q->consistency_level, "consistency_level", err, sizeof(err)) != CM_OK)
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
-	int code = check_source(g, call, q->source);
+	gw_caller who;
+	int code = gw_authorize(g, call, NULL, q->collection, GW_NEED_WRITE, &who);
+	if (code != GRPC_STATUS_OK)
+		return code;
+	code = check_source(g, call, q->source);
 	if (code != GRPC_STATUS_OK)
 		return code;
 	size_t bmax = (size_t)g->cfg->max_batch < GW_IMPORT_BATCH_MAX ? (size_t)g->cfg->max_batch : GW_IMPORT_BATCH_MAX;

@@ -76,6 +76,21 @@ static const cm_config_key gw_keys[] = {
 	 "when the gateway's node account cannot pay a Settle's fee (chain_fee), the payer transfers it this much; "
 	 "0: never (fund the node key otherwise)",
 	 NULL},
+	{"auth", CM_CFG_BOOL, offsetof(gw_config, auth), "false", 0, 0,
+	 "callers must prove a ledger account (an API key in authorization: Bearer or api-key, or a signed call) and "
+	 "hold the permission on the collection; false: every caller may do anything and the payer pays (only for "
+	 "a gateway no stranger reaches)", NULL},
+	{"auth_anonymous_reads", CM_CFG_BOOL, offsetof(gw_config, auth_anonymous_reads), "false", 0, 0,
+	 "with auth, calls without a credential may list, describe, get and search public collections (nothing "
+	 "else)", NULL},
+	{"auth_signed_window_ms", CM_CFG_INT, offsetof(gw_config, auth_signed_window_ms), "30000", 1000, 3600000,
+	 "a signed call's timestamp must be within this of the gateway's clock; its nonce is remembered this long",
+	 NULL},
+	{"auth_nonce_cache", CM_CFG_INT, offsetof(gw_config, auth_nonce_cache), "100000", 16, 10000000,
+	 "signed calls remembered within the window (replays refused); when full, signed calls get "
+	 "RESOURCE_EXHAUSTED", NULL},
+	{"auth_keys_max", CM_CFG_INT, offsetof(gw_config, auth_keys_max), "1000000", 1, 100000000,
+	 "API keys the gateway mirrors from the chain at most (a key past it is refused, and logged)", NULL},
 	{"console_listen", CM_CFG_STR, offsetof(gw_config, console_listen), "", 0, 0,
 	 "host:port of the console, a web page and JSON endpoints (/api/...) showing the network, collections, chain "
 	 "and a search box; empty: off",
@@ -180,8 +195,23 @@ static int gw_init(void *ctx, const cm_service_env *env, char *err, size_t errle
 			cm_keypair_wipe(&eph);
 		return rc;
 	}
+	gw_auth_opts ao = {.enabled = cfg->auth, .anonymous_reads = cfg->auth_anonymous_reads,
+			   .window_ms = (uint64_t)cfg->auth_signed_window_ms, .nonce_cache = (size_t)cfg->auth_nonce_cache,
+			   .keys_max = (size_t)cfg->auth_keys_max, .node_pk = env->key ? env->key->pk : NULL};
+	if ((rc = gw_auth_new(&ao, &g->auth)) != CM_OK) {
+		snprintf(err, errlen, "cannot start: %s", cm_strerror(rc));
+		if (key == &eph)
+			cm_keypair_wipe(&eph);
+		return rc;
+	}
+	if (!cfg->auth)
+		cm_warn("gw_auth", "enabled=no message=\"auth is off: every caller may create, write, read and drop "
+			"every collection, paid by the payer account (set auth = true on a gateway strangers reach)\"");
+	else
+		cm_info("gw_auth", "enabled=yes anonymous_reads=%s", cfg->auth_anonymous_reads ? "yes" : "no");
 	gw_chain_opts co = {.genesis_file = cfg->genesis, .key = key, .fee = (uint64_t)cfg->chain_fee,
-			    .stall_ms = (int)cfg->stall_ms, .tls_ca_file = cfg->tls_ca[0] ? cfg->tls_ca : NULL};
+			    .stall_ms = (int)cfg->stall_ms, .tls_ca_file = cfg->tls_ca[0] ? cfg->tls_ca : NULL,
+			    .auth = g->auth};
 	rc = gw_chain_start(&co, &g->chain, err, errlen);
 	if (key == &eph)
 		cm_keypair_wipe(&eph);
@@ -262,6 +292,7 @@ static void gw_fini(void *ctx)
 	gw_receipts_free(g->receipts);
 	gw_spotter_free(g->spotter);
 	gw_chain_free(g->chain);
+	gw_auth_free(g->auth);
 	gw_pool_free(g->pool);
 	gw_clients_free(g->clients);
 	cm_keypair_wipe(&g->payer);

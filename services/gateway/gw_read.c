@@ -215,6 +215,10 @@ int gw_h_get(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protobuf
 	char err[GW_ERR_MAX] = "";
 	if (gw_valid_name(req->collection, "collection", err, sizeof(err)) != CM_OK)
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
+	gw_caller who;
+	int ac = gw_authorize(g, call, NULL, req->collection, GW_NEED_READ, &who);
+	if (ac != GRPC_STATUS_OK)
+		return ac;
 	if (req->n_ids < 1 || req->n_ids > (size_t)g->cfg->max_batch)
 		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "ids: %zu, expected 1..%lld", req->n_ids,
 				   (long long)g->cfg->max_batch);

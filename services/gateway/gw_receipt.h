@@ -21,6 +21,8 @@ typedef struct gw_receipt {
 	char magu[GW_RECEIPT_MAGU_MAX + 1];
 	uint8_t id[GW_RECEIPT_ID_BYTES];
 	uint64_t queries;            /* query vectors searched: the fee is queries x search_fee */
+	int has_searcher;            /* the caller's account pays (its allowance); else the payer */
+	uint8_t searcher[CM_PK_BYTES];
 	uint32_t nnodes;             /* 1..GW_RECEIPT_NODES_MAX */
 	uint8_t nodes[][CM_PK_BYTES]; /* best first */
 } gw_receipt;

@@ -60,6 +60,7 @@ struct gw_receipts {
 	size_t nbatch;
 	int failures;                           /* failed attempts of this batch in a row */
 	uint64_t search_fee;                    /* read by GetParams before every Settle */
+	atomic_uint_least64_t fee_seen;         /* search_fee for the handlers' threads */
 	uint64_t height;                        /* the ledger's height at that read (the follower may lag) */
 	int approved, fresh;                    /* fresh: approved since the last committed Settle */
 	uint64_t allowance_left, allowance_expiry;
@@ -153,6 +154,7 @@ static int read_search_fee(gw_receipts *r)
 	for (size_t i = 0; i < p->n_values; i++)
 		if (p->values[i]->key && strcmp(p->values[i]->key, "search_fee") == 0 && p->values[i]->value > 0) {
 			r->search_fee = (uint64_t)p->values[i]->value;
+			atomic_store(&r->fee_seen, r->search_fee);
 			rc = CM_OK;
 		}
 	protobuf_c_message_free_unpacked(resp, NULL);
@@ -368,6 +370,12 @@ static int on_fault(gw_receipts *r, size_t n, const char *msg)
 	case GW_FAULT_FEE: /* read again before the next Settle */
 		return 1;
 	case GW_FAULT_ALLOWANCE:
+		if (f.receipt < n && r->batch[f.receipt]->has_searcher) {
+			/* a caller's own allowance ran out (or expired) on chain: the payer
+			 * cannot approve for it; that receipt goes, balance too */
+			give_up(r, f.receipt, f.receipt + 1, "caller_allowance", msg);
+			return 1;
+		}
 		if (r->fresh) { /* approved for this batch and still refused */
 			give_up(r, f.receipt, n, "allowance", msg);
 			return 1;
@@ -375,6 +383,10 @@ static int on_fault(gw_receipts *r, size_t n, const char *msg)
 		r->approved = 0;
 		return 1;
 	case GW_FAULT_BALANCE:
+		if (f.receipt < n && r->batch[f.receipt]->has_searcher) { /* a caller who cannot pay: only its receipt */
+			give_up(r, f.receipt, f.receipt + 1, "caller_balance", msg);
+			return 1;
+		}
 		give_up(r, f.receipt, n, "balance", msg);
 		return 1;
 	case GW_FAULT_GAS:
@@ -436,7 +448,7 @@ static int settle_once(gw_receipts *r, int final)
 		Muri__V1__SearchReceipt *s = &sr[n];
 		muri__v1__search_receipt__init(s);
 		s->magu = x->magu;
-		s->searcher.data = (uint8_t *)payer;
+		s->searcher.data = x->has_searcher ? x->searcher : (uint8_t *)payer;
 		s->searcher.len = CM_PK_BYTES;
 		s->ranked_nodes = &nodes[n * GW_RECEIPT_NODES_MAX];
 		s->n_ranked_nodes = x->nnodes;
@@ -446,10 +458,12 @@ static int settle_once(gw_receipts *r, int final)
 		s->id.data = x->id;
 		s->id.len = GW_RECEIPT_ID_BYTES;
 		size_t b = muri__v1__search_receipt__get_packed_size(s) + 8;
-		if (n && (bytes + b > SETTLE_BYTES || fees > r->allowance_left || s->fee > r->allowance_left - fees))
+		/* a caller's receipt spends the caller's allowance (checked per search, gw_auth_spend) */
+		uint64_t pf = x->has_searcher ? 0 : s->fee;
+		if (n && (bytes + b > SETTLE_BYTES || fees > r->allowance_left || pf > r->allowance_left - fees))
 			break;
 		bytes += b;
-		fees += s->fee;
+		fees += pf;
 		srp[n] = s;
 	}
 	Muri__V1__Settle st = MURI__V1__SETTLE__INIT;
@@ -694,7 +708,12 @@ static void node_receipt_counters(gw_ctx *g, const gw_receipt *x)
 	}
 }
 
-void gw_receipt_note(gw_ctx *g, const gw_coll *m, const gw_tally *t, size_t queries)
+uint64_t gw_receipts_fee(gw_receipts *r)
+{
+	return r ? atomic_load(&r->fee_seen) : 0;
+}
+
+void gw_receipt_note(gw_ctx *g, const gw_coll *m, const gw_tally *t, size_t queries, const uint8_t *searcher)
 {
 	rank_gauges(g);
 	gw_receipts *r = g->receipts;
@@ -726,6 +745,10 @@ void gw_receipt_note(gw_ctx *g, const gw_coll *m, const gw_tally *t, size_t quer
 	snprintf(x->magu, sizeof(x->magu), "%s", m->name);
 	randombytes_buf(x->id, sizeof(x->id));
 	x->queries = queries;
+	if (searcher) {
+		x->has_searcher = 1;
+		memcpy(x->searcher, searcher, CM_PK_BYTES);
+	}
 	for (size_t i = 0; i < k; i++)
 		memcpy(x->nodes[i], in[order[i]].node, CM_PK_BYTES);
 	node_receipt_counters(g, x);

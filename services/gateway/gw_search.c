@@ -216,6 +216,10 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 	    gw_valid_level(level_in, "consistency_level", err, sizeof(err)) != CM_OK ||
 	    gw_valid_timeout(timeout_ms, "timeout_ms", err, sizeof(err)) != CM_OK)
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
+	gw_caller who;
+	int ac = gw_authorize(g, call, NULL, collection, GW_NEED_READ, &who);
+	if (ac != GRPC_STATUS_OK)
+		return ac;
 	if (top_k < 1 || top_k > GW_MAX_TOP_K)
 		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "top_k: %u, expected 1..%d", top_k, GW_MAX_TOP_K);
 	if (metric < MURI__V1__METRIC__METRIC_UNSPECIFIED || metric > MURI__V1__METRIC__DOT_PRODUCT)
@@ -260,6 +264,11 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
 	}
 	int level = level_in ? level_in : MURI__V1__CONSISTENCY_LEVEL__QUORUM;
+	int noted = 0; /* a receipt was left: the charge stands */
+	if ((code = gw_charge(g, call, &who, nq)) != GRPC_STATUS_OK) {
+		gw_coll_free(m);
+		return code;
+	}
 	struct sjob *j = calloc(1, sizeof(*j));
 	if (!j) {
 		gw_coll_free(m);
@@ -422,7 +431,8 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 	}
 	gw_note_tally(g, m->name, tally);
 	gw_recent_note(g->recent, m, j->queries, nq, j->top_k, level, j->ans, nq * j->per_query, j->more, nmore, tally);
-	gw_receipt_note(g, m, tally, nq);
+	gw_receipt_note(g, m, tally, nq, !who.open && !who.anonymous ? who.account : NULL);
+	noted = 1;
 	free(tally);
 	Muri__V1__SearchMetrics *mt = cm_rpc_alloc(call, sizeof(*mt));
 	if (!mt) {
@@ -446,6 +456,8 @@ out_cells:
 	for (size_t i = 0; i < nq * m->nfrag; i++)
 		pthread_mutex_destroy(&j->cells[i].mu);
 out:
+	if (!noted)
+		gw_uncharge(g, &who, nq);
 	pthread_mutex_destroy(&j->mu);
 	free(j->want);
 	free(j->order);

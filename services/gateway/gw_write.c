@@ -262,6 +262,10 @@ static int do_write(gw_ctx *g, cm_rpc_call *call, enum wkind kind, const char *c
 	    gw_valid_level(level_in, "consistency_level", err, sizeof(err)) != CM_OK ||
 	    gw_valid_timeout(timeout_ms, "timeout_ms", err, sizeof(err)) != CM_OK)
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
+	gw_caller who;
+	int ac = gw_authorize(g, call, NULL, collection, GW_NEED_WRITE, &who);
+	if (ac != GRPC_STATUS_OK)
+		return ac;
 	if (n < 1 || n > (size_t)g->cfg->max_batch)
 		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "vectors: %zu, expected 1..%lld", n,
 				   (long long)g->cfg->max_batch);
@@ -395,6 +399,10 @@ int gw_h_delete(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Proto
 	    gw_valid_level(q->consistency_level, "consistency_level", err, sizeof(err)) != CM_OK ||
 	    gw_valid_timeout(q->timeout_ms, "timeout_ms", err, sizeof(err)) != CM_OK)
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
+	gw_caller who;
+	int ac = gw_authorize(g, call, NULL, q->collection, GW_NEED_WRITE, &who);
+	if (ac != GRPC_STATUS_OK)
+		return ac;
 	size_t n = q->n_ids;
 	if (n < 1 || n > (size_t)g->cfg->max_batch)
 		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "ids: %zu, expected 1..%lld", n,

@@ -403,6 +403,33 @@ static int h_earnings(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg,
 	return give(call, rc, x, resp, "earnings");
 }
 
+static int h_api_keys(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	const Muri__V1__ApiKeysRequest *req = (const Muri__V1__ApiKeysRequest *)msg;
+	int code = key_arg(call, &req->account, "account");
+	if (code)
+		return code;
+	Muri__V1__ApiKeysResponse *x = NULL;
+	lg_store *rd = lg_node_reader_get(n);
+	int rc = lg_query_api_keys(rd, req->account.data, &x);
+	lg_node_reader_put(n, rd);
+	return give(call, rc, x, resp, "API keys");
+}
+
+static int h_access(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	lg_node *n = arg;
+	const Muri__V1__AccessRequest *req = (const Muri__V1__AccessRequest *)msg;
+	if (!lg_name_valid(req->magu))
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "magu: not a valid Magu name");
+	Muri__V1__AccessInfo *x = NULL;
+	lg_store *rd = lg_node_reader_get(n);
+	int rc = lg_query_access(rd, req->magu, &x);
+	lg_node_reader_put(n, rd);
+	return give(call, rc, x, resp, "Magu");
+}
+
 static int h_proposal(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
 {
 	lg_node *n = arg;
@@ -538,6 +565,8 @@ int lg_node_register(lg_node *n, cm_rpc_server *srv, void *sarg,
 		{"GetFragment", h_fragment, NULL},
 		{"GetReceipts", h_receipts, NULL},
 		{"GetEarnings", h_earnings, NULL},
+		{"ListApiKeys", h_api_keys, NULL},
+		{"GetAccess", h_access, NULL},
 		{"Status", h_status, NULL},
 	};
 	int rc = cm_rpc_server_add(srv, &muri__v1__ledger__descriptor, h, sizeof(h) / sizeof(h[0]), n);

@@ -62,6 +62,10 @@ int lg_query_earnings(lg_store *s, const uint8_t node[CM_PK_BYTES], Muri__V1__Ea
  * height and state root); CM_ERR_NOTFOUND for a height not committed, or
  * committed by a build that did not record effects. */
 int lg_query_effects(lg_store *s, uint64_t height, Muri__V1__BlockEffects **out);
+/* lg_query_access.c: an account's API keys by hash (at most 1000), and a
+ * Magu's access lists (CM_ERR_NOTFOUND: no such Magu). */
+int lg_query_api_keys(lg_store *s, const uint8_t account[CM_PK_BYTES], Muri__V1__ApiKeysResponse **out);
+int lg_query_access(lg_store *s, const char *magu, Muri__V1__AccessInfo **out);
 /* Where a query would read now: the head height and state root. */
 int lg_query_read_at(lg_store *s, Muri__V1__ReadAt **out);
 

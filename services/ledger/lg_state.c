@@ -192,14 +192,25 @@ int lg_st_add_counter(lg_state *st, const char *name, uint64_t add, uint64_t sub
 	return lg_store_counter_put(st->store, name, v);
 }
 
+/* A Magu created or dropped by t (outcome rc) takes or loses its access lists. */
+static int with_access(lg_state *st, const Muri__V1__Transaction *t, int rc)
+{
+	if (rc != TX_OK)
+		return rc;
+	int r = t->payload_case == MURI__V1__TRANSACTION__PAYLOAD_CREATE_MAGU
+			? lg_st_access_created(st, t)
+			: lg_st_access_dropped(st, t->drop_magu->name);
+	return r == CM_OK ? TX_OK : r;
+}
+
 static int run_payload(lg_state *st, const Muri__V1__Transaction *t)
 {
 	switch (t->payload_case) {
 	case MURI__V1__TRANSACTION__PAYLOAD_REGISTER_INDEXER: return lg_st_register(st, t);
 	case MURI__V1__TRANSACTION__PAYLOAD_STAKE: return lg_st_stake(st, t);
 	case MURI__V1__TRANSACTION__PAYLOAD_UNSTAKE: return lg_st_unstake(st, t);
-	case MURI__V1__TRANSACTION__PAYLOAD_CREATE_MAGU: return lg_st_create_magu(st, t);
-	case MURI__V1__TRANSACTION__PAYLOAD_DROP_MAGU: return lg_st_drop_magu(st, t);
+	case MURI__V1__TRANSACTION__PAYLOAD_CREATE_MAGU: return with_access(st, t, lg_st_create_magu(st, t));
+	case MURI__V1__TRANSACTION__PAYLOAD_DROP_MAGU: return with_access(st, t, lg_st_drop_magu(st, t));
 	case MURI__V1__TRANSACTION__PAYLOAD_COMMIT_ROOT: return lg_st_commit_root(st, t);
 	case MURI__V1__TRANSACTION__PAYLOAD_ANSWER_CHALLENGE: return lg_st_answer(st, t);
 	case MURI__V1__TRANSACTION__PAYLOAD_SETTLE: return lg_st_settle(st, t);
@@ -209,6 +220,9 @@ static int run_payload(lg_state *st, const Muri__V1__Transaction *t)
 	case MURI__V1__TRANSACTION__PAYLOAD_APPROVE: return lg_st_approve(st, t);
 	case MURI__V1__TRANSACTION__PAYLOAD_REPORT_DOUBLE_ROOT: return lg_st_double_root(st, t);
 	case MURI__V1__TRANSACTION__PAYLOAD_REPORT_ANSWER: return lg_st_report_answer(st, t);
+	case MURI__V1__TRANSACTION__PAYLOAD_CREATE_API_KEY: return lg_st_create_api_key(st, t);
+	case MURI__V1__TRANSACTION__PAYLOAD_REVOKE_API_KEY: return lg_st_revoke_api_key(st, t);
+	case MURI__V1__TRANSACTION__PAYLOAD_SET_ACCESS: return lg_st_set_access(st, t);
 	default: return lg_st_fail(st, "payload: not executable here");
 	}
 }

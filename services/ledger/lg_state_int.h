@@ -213,6 +213,17 @@ int lg_st_penalize(lg_state *st, const uint8_t *pk, uint64_t want, int jail, con
 int lg_st_approve(lg_state *st, const Muri__V1__Transaction *t);     /* lg_st_settle.c */
 int lg_st_double_root(lg_state *st, const Muri__V1__Transaction *t); /* lg_st_roots.c */
 int lg_st_report_answer(lg_state *st, const Muri__V1__Transaction *t); /* lg_st_evidence.c */
+/* lg_st_access.c: API keys and Magu access lists. */
+int lg_st_create_api_key(lg_state *st, const Muri__V1__Transaction *t);
+int lg_st_revoke_api_key(lg_state *st, const Muri__V1__Transaction *t);
+int lg_st_set_access(lg_state *st, const Muri__V1__Transaction *t);
+/* After a CreateMagu succeeded: records access_owner when it names one. */
+int lg_st_access_created(lg_state *st, const Muri__V1__Transaction *t);
+/* After a DropMagu succeeded: deletes the Magu's access lists. */
+int lg_st_access_dropped(lg_state *st, const char *magu);
+/* A Magu's access lists (its creator as owner when it has no row);
+ * CM_ERR_NOTFOUND if there is no such Magu. */
+int lg_st_access_of(lg_state *st, const char *magu, lg_access *a);
 
 /* Effects (lg_st_effects.c): the notes of the block being executed. Each
  * note returns 0 or CM_ERR_NOMEM. mark/rewind undo a failed payload's notes;

@@ -430,4 +430,38 @@ int lg_store_answer_fraud_put(lg_store *s, const uint8_t signer[LG_KEY_BYTES], c
  * For tests and audits; costs a full scan. */
 int lg_store_state_digest(lg_store *s, uint8_t out[CM_HASH_BYTES]);
 
+/* ---- access: API keys and Magu access lists (lg_store_access.c) ---- */
+
+/* An API key of account: only its hash is on chain. collections is the
+ * key's Magu names joined by '\n' ("" : every collection). */
+typedef struct lg_api_key {
+	uint8_t hash[CM_HASH_BYTES];
+	uint8_t account[LG_KEY_BYTES];
+	uint32_t scope;               /* Muri__V1__KeyScope */
+	uint64_t expiry;              /* 0: never */
+	char collections[LG_KEY_COLLECTIONS_MAX * (LG_NAME_MAX + 1)];
+	char label[LG_KEY_LABEL_MAX + 1];
+	uint64_t created_height, revoked_height; /* revoked_height 0: live */
+} lg_api_key;
+int lg_store_api_key_get(lg_store *s, const uint8_t hash[CM_HASH_BYTES], lg_api_key *out);
+int lg_store_api_key_put(lg_store *s, const lg_api_key *k);
+/* At most max keys of account, by hash. */
+int lg_store_api_keys_of(lg_store *s, const uint8_t account[LG_KEY_BYTES], size_t max, lg_api_key **out,
+			 size_t *n);
+
+/* A Magu's access lists; a Magu without a row is owned by its creator with
+ * empty lists (lg_st_access.c reads it so). */
+typedef struct lg_access {
+	char magu[LG_NAME_MAX + 1];
+	uint8_t owner[LG_KEY_BYTES];
+	uint32_t nreaders, nwriters;
+	uint8_t readers[LG_ACCESS_LIST_MAX][LG_KEY_BYTES];
+	uint8_t writers[LG_ACCESS_LIST_MAX][LG_KEY_BYTES];
+	int public_read;
+	uint64_t changed_height;
+} lg_access;
+int lg_store_access_get(lg_store *s, const char *magu, lg_access *out);
+int lg_store_access_put(lg_store *s, const lg_access *a);
+int lg_store_access_del(lg_store *s, const char *magu);
+
 #endif

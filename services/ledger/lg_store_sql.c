@@ -79,6 +79,14 @@ const char lg_store_schema_sql[] =
 	" PRIMARY KEY(signer, magu, fragment, size)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS answer_frauds(signer BLOB NOT NULL, digest BLOB NOT NULL,"
 	" PRIMARY KEY(signer, digest)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS api_keys(hash BLOB PRIMARY KEY, account BLOB NOT NULL,"
+	" scope INTEGER NOT NULL, expiry INTEGER NOT NULL, collections TEXT NOT NULL,"
+	" label TEXT NOT NULL, created_height INTEGER NOT NULL, revoked_height INTEGER NOT NULL)"
+	" WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS api_keys_account ON api_keys(account, hash);"
+	"CREATE TABLE IF NOT EXISTS access(magu TEXT PRIMARY KEY, owner BLOB NOT NULL,"
+	" readers BLOB NOT NULL, writers BLOB NOT NULL, public_read INTEGER NOT NULL,"
+	" changed_height INTEGER NOT NULL) WITHOUT ROWID;"
 	/* derived from the chain, outside the state root */
 	"CREATE TABLE IF NOT EXISTS roots(height INTEGER PRIMARY KEY, root BLOB NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS effects(height INTEGER PRIMARY KEY, data BLOB NOT NULL);";
@@ -94,6 +102,7 @@ const lg_store_table lg_store_state_tables[] = {
 	{"txs", "hash"}, {"allowances", "searcher, gateway"}, {"receipts", "gateway, id"},
 	{"payouts", "node, seq"}, {"earnings", "node"}, {"double_roots", "signer, magu, fragment, size"},
 	{"answer_frauds", "signer, digest"}, {"handovers", "magu, fragment, leaver"},
+	{"api_keys", "hash"}, {"access", "magu"},
 };
 const size_t lg_store_state_table_count = sizeof(lg_store_state_tables) / sizeof(lg_store_state_tables[0]);
 
@@ -245,5 +254,16 @@ const char *const lg_store_stmt_sql[S_HEAD_COUNT] = {
 			" VALUES (?1, ?2, ?3, ?4)",
 	[S_AFRAUD_HAS] = "SELECT 1 FROM answer_frauds WHERE signer = ?1 AND digest = ?2",
 	[S_AFRAUD_PUT] = "INSERT OR REPLACE INTO answer_frauds(signer, digest) VALUES (?1, ?2)",
+	[S_KEY_GET] = "SELECT hash, account, scope, expiry, collections, label, created_height, revoked_height"
+		      " FROM api_keys WHERE hash = ?1",
+	[S_KEY_PUT] = "INSERT OR REPLACE INTO api_keys(hash, account, scope, expiry, collections, label,"
+		      " created_height, revoked_height) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[S_KEYS_OF] = "SELECT hash, account, scope, expiry, collections, label, created_height, revoked_height"
+		      " FROM api_keys WHERE account = ?1 ORDER BY hash LIMIT ?2",
+	[S_ACCESS_GET] = "SELECT magu, owner, readers, writers, public_read, changed_height FROM access"
+			 " WHERE magu = ?1",
+	[S_ACCESS_PUT] = "INSERT OR REPLACE INTO access(magu, owner, readers, writers, public_read,"
+			 " changed_height) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[S_ACCESS_DEL] = "DELETE FROM access WHERE magu = ?1",
 };
 

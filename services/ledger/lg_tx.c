@@ -237,6 +237,9 @@ static int check_create_magu(const Muri__V1__CreateMagu *m, char *err, size_t er
 	if (!lg_name_valid(m->name))
 		return fail(err, errlen, CM_ERR_INVALID,
 			    "create_magu.name: must be 1..%d bytes of [A-Za-z0-9_.-]", LG_NAME_MAX);
+	if (m->access_owner.len && !key_len_ok(&m->access_owner))
+		return fail(err, errlen, CM_ERR_INVALID, "create_magu.access_owner: %zu bytes, expected %d",
+			    m->access_owner.len, CM_PK_BYTES);
 	if (m->dimension < 1 || m->dimension > LG_DIM_MAX)
 		return fail(err, errlen, CM_ERR_INVALID, "create_magu.dimension: %u is out of range 1..%d",
 			    m->dimension, LG_DIM_MAX);
@@ -406,6 +409,54 @@ static int check_propose(const Muri__V1__Propose *p, char *err, size_t errlen)
 	return CM_OK;
 }
 
+static int check_create_api_key(const Muri__V1__CreateApiKey *c, char *err, size_t errlen)
+{
+	if (c->key_hash.len != CM_HASH_BYTES)
+		return fail(err, errlen, CM_ERR_INVALID, "create_api_key.key_hash: %zu bytes, expected %d",
+			    c->key_hash.len, CM_HASH_BYTES);
+	if (c->scope != MURI__V1__KEY_SCOPE__SCOPE_READ && c->scope != MURI__V1__KEY_SCOPE__SCOPE_WRITE &&
+	    c->scope != MURI__V1__KEY_SCOPE__SCOPE_ADMIN)
+		return fail(err, errlen, CM_ERR_INVALID, "create_api_key.scope: %d is not READ, WRITE or ADMIN",
+			    (int)c->scope);
+	if (c->n_collections > LG_KEY_COLLECTIONS_MAX)
+		return fail(err, errlen, CM_ERR_INVALID, "create_api_key.collections: %zu names, at most %d",
+			    c->n_collections, LG_KEY_COLLECTIONS_MAX);
+	for (size_t i = 0; i < c->n_collections; i++)
+		if (!lg_name_valid(c->collections[i]))
+			return fail(err, errlen, CM_ERR_INVALID, "create_api_key.collections[%zu]: not a valid Magu name",
+				    i);
+	if (c->label && strlen(c->label) > LG_KEY_LABEL_MAX)
+		return fail(err, errlen, CM_ERR_INVALID, "create_api_key.label: %zu bytes, at most %d",
+			    strlen(c->label), LG_KEY_LABEL_MAX);
+	return CM_OK;
+}
+
+static int check_keys(const ProtobufCBinaryData *v, size_t n, const char *field, char *err, size_t errlen)
+{
+	if (n > LG_ACCESS_LIST_MAX)
+		return fail(err, errlen, CM_ERR_INVALID, "set_access.%s: %zu accounts, at most %d", field, n,
+			    LG_ACCESS_LIST_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (!key_len_ok(&v[i]))
+			return fail(err, errlen, CM_ERR_INVALID, "set_access.%s[%zu]: %zu bytes, expected %d", field, i,
+				    v[i].len, CM_PK_BYTES);
+	return CM_OK;
+}
+
+static int check_set_access(const Muri__V1__SetAccess *s, char *err, size_t errlen)
+{
+	int rc;
+	if (!lg_name_valid(s->magu))
+		return fail(err, errlen, CM_ERR_INVALID, "set_access.magu: not a valid Magu name");
+	if ((rc = check_keys(s->readers, s->n_readers, "readers", err, errlen)) != CM_OK ||
+	    (rc = check_keys(s->writers, s->n_writers, "writers", err, errlen)) != CM_OK)
+		return rc;
+	if (s->new_owner.len && !key_len_ok(&s->new_owner))
+		return fail(err, errlen, CM_ERR_INVALID, "set_access.new_owner: %zu bytes, expected %d",
+			    s->new_owner.len, CM_PK_BYTES);
+	return CM_OK;
+}
+
 int lg_tx_check(const Muri__V1__Transaction *tx, char *err, size_t errlen)
 {
 	if (!tx)
@@ -483,6 +534,15 @@ int lg_tx_check(const Muri__V1__Transaction *tx, char *err, size_t errlen)
 			return fail(err, errlen, CM_ERR_INVALID, "approve.gateway: %zu bytes, expected %d",
 				    tx->approve->gateway.len, CM_PK_BYTES);
 		return CM_OK;
+	case MURI__V1__TRANSACTION__PAYLOAD_CREATE_API_KEY:
+		return check_create_api_key(tx->create_api_key, err, errlen);
+	case MURI__V1__TRANSACTION__PAYLOAD_REVOKE_API_KEY:
+		if (tx->revoke_api_key->key_hash.len != CM_HASH_BYTES)
+			return fail(err, errlen, CM_ERR_INVALID, "revoke_api_key.key_hash: %zu bytes, expected %d",
+				    tx->revoke_api_key->key_hash.len, CM_HASH_BYTES);
+		return CM_OK;
+	case MURI__V1__TRANSACTION__PAYLOAD_SET_ACCESS:
+		return check_set_access(tx->set_access, err, errlen);
 	case MURI__V1__TRANSACTION__PAYLOAD_REPORT_DOUBLE_ROOT:
 		return check_double_root(tx->report_double_root, err, errlen);
 	case MURI__V1__TRANSACTION__PAYLOAD_REPORT_ANSWER:

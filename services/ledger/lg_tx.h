@@ -27,6 +27,9 @@
 #define LG_NOOP_MAX 1024             /* bytes of a Noop payload */
 #define LG_PARAM_NAME_MAX 48
 #define LG_MSG_MAX 256               /* an error or outcome message, with its NUL */
+#define LG_KEY_COLLECTIONS_MAX 64    /* collections an API key names */
+#define LG_KEY_LABEL_MAX 64          /* bytes of an API key's label */
+#define LG_ACCESS_LIST_MAX 256       /* accounts in a Magu's readers or writers */
 
 /* A decoded, checked transaction. */
 typedef struct lg_tx {

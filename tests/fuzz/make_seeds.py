@@ -55,6 +55,10 @@ def main():
             chain_id=CHAIN, epoch=1))),
         "failover": dict(failover=L.FailoverRequest()),
         "drop_magu": dict(drop_magu=L.DropMagu(name="docs")),
+        "create_api_key": dict(create_api_key=L.CreateApiKey(
+            key_hash=bytes(32), scope=L.SCOPE_WRITE, expiry_height=50, collections=["docs"], label="ci")),
+        "revoke_api_key": dict(revoke_api_key=L.RevokeApiKey(key_hash=bytes(32))),
+        "set_access": dict(set_access=L.SetAccess(magu="docs", readers=[b.pk], writers=[a.pk], public_read=True)),
     }
     for name, payload in txs.items():
         stx = signed_tx(L, CHAIN, a, **payload)

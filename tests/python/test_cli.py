@@ -417,7 +417,8 @@ def test_devnet_serves_tls_only(devnet, tmp_path):
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "--tls-ca FILE" in p.stderr, p.stderr
     # with the CA it is answered; a CA that did not sign the certificate is refused
     muri("collection", "create", "overtls", "--dim", 4, "--fragments", 1, "--dir", d)
-    assert "overtls" in muri("collection", "list", "--gateway", gw, "--tls-ca", ca).stdout
+    assert "overtls" in muri("collection", "list", "--gateway", gw, "--tls-ca", ca, "--api-key",
+                             "@" + str(d / "admin.apikey")).stdout
     assert "service   gateway" in muri("status", gw, "--tls-ca", ca).stdout
     other = tmp_path / "other.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",

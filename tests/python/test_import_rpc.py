@@ -26,7 +26,10 @@ def net(tmp_path_factory):
         muri("devnet", "up", "--dir", d, timeout=180)
         port = [ln.split("=")[1] for ln in (d / "gateway" / "ports").read_text().split()
                 if ln.startswith("rpc_port=")][0]
-        creds = grpc.ssl_channel_credentials((d / "tls" / "ca.pem").read_bytes())
+        # the devnet's gateway runs with auth: its admin API key goes with every call
+        creds = grpc.composite_channel_credentials(
+            grpc.ssl_channel_credentials((d / "tls" / "ca.pem").read_bytes()),
+            grpc.access_token_call_credentials((d / "admin.apikey").read_text().strip()))
         ch = grpc.secure_channel(f"127.0.0.1:{port}", creds, options=[("grpc.max_receive_message_length", 64 << 20)])
         srv = RangeServer(GLOVE)
         yield d, ch, srv
