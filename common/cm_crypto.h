@@ -33,6 +33,7 @@ enum cm_domain {
 	CM_DOM_REPL_ACK = 0x11,  /* a backup's signed answer to an append */
 	CM_DOM_REPL_FAILOVER = 0x12, /* a replica's signed failover request */
 	CM_DOM_READ = 0x13,      /* a signed read request: FetchLog, proofs, challenges (cm_read_auth.h) */
+	CM_DOM_SCROLL = 0x14,    /* an indexer's signed page of records (cm_scroll.h) */
 	CM_DOM_TEST = 0xff,      /* tests only */
 };
 
