@@ -5,7 +5,11 @@ with its current metadata (and vectors when asked), after updates and
 deletes; a filter returns exactly the matching records; pages still
 complete with an indexer killed; bad page sizes, cursors, filters and names
 are INVALID_ARGUMENT naming the field, a missing collection NOT_FOUND; an
-indexer's own Scroll page is signed by it and refuses a bad limit."""
+indexer's own Scroll page is signed by it and refuses a bad limit; `muri
+scroll` prints a page and its cursor, or every page with --all."""
+import json
+import os
+import subprocess
 import uuid
 
 import grpc
@@ -13,7 +17,10 @@ import numpy as np
 import pytest
 
 from chain_util import ChainNet
+from conftest import BUILD
 from gateway_util import Gateway
+
+MURI = os.path.join(BUILD, "tools", "muri")
 
 COLL = "rows"
 D = 8
@@ -126,6 +133,24 @@ def test_scroll(net, stubs):
     with pytest.raises(grpc.RpcError) as e:
         ix.stub.Scroll(ipb.LocalScrollRequest(magu=COLL, fragment=0, limit=0), timeout=20)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "limit: 0" in e.value.details()
+
+    # muri scroll: one page and its cursor, then the rest with --all, as JSON
+    def muri(*args):
+        p = subprocess.run([MURI, "scroll", COLL, "--gateway", net.gw.server.target, *args], capture_output=True,
+                           text=True, timeout=60)
+        return p.returncode, p.stdout, p.stderr
+    rc, out, _ = muri("--page-size", "30")
+    lines = out.splitlines()
+    assert rc == 0 and len(lines) == 31 and lines[-1].startswith("next: c1")
+    assert [ln.split()[0] for ln in lines[:30]] == got[:30]
+    rc, out, _ = muri("--page-size", "50", "--cursor", lines[-1].split()[1], "--all", "--json")
+    page = json.loads(out)
+    assert rc == 0 and [x["id"] for x in page["records"]] == got[30:] and page["next_cursor"] == ""
+    assert all(x["metadata"] == expect[x["id"]] for x in page["records"])
+    rc, out, err = muri("--cursor", "nope")
+    assert rc == 1 and "cursor:" in err and out == ""
+    rc, _, err = muri("--filter", "{")
+    assert rc == 2 and "--filter" in err
 
     # one indexer down: every fragment still has replicas to read a page from
     net.indexers[0].server.kill9()
