@@ -1,8 +1,10 @@
 /* Scroll: a page of a collection's live records in ascending id order,
  * merged across its fragments. Every fragment is asked in parallel, at
  * consistency ONE (one replica, in the node ranks' order, the next one when
- * it fails or its page does not check out), for its first page_size records
- * above the cursor's id, at or after the log size this gateway was
+ * it fails or its page does not check out), for its first records above the
+ * cursor's id (at most page_size, and 2 * page_size / fragments + 16: ids
+ * spread evenly, so that fills a page while a call holds about twice a
+ * page, not a page per fragment), at or after the log size this gateway was
  * acknowledged at (read your writes). A page checks out when it is signed
  * by the replica asked over the request (common/cm_scroll.h) and every hit
  * is a UUIDv4 of this fragment, above the cursor, in ascending order, below
@@ -29,6 +31,7 @@
 #include <string.h>
 
 #define SCROLL_PAGE_DEFAULT 100
+#define SCROLL_FRAG_SLACK 16 /* records a fragment is asked for beyond its even share of two pages */
 #define CURSOR_TAG "c1"
 #define CURSOR_CHARS (2 + 2 * IX_ID_BYTES)
 
@@ -46,7 +49,8 @@ struct sjob {
 	const gw_coll *m;
 	uint64_t deadline;
 	const Muri__V1__ScrollRequest *req;
-	uint32_t limit;
+	uint32_t limit;                        /* the page size */
+	uint32_t frag_limit;                   /* records asked of each fragment */
 	const uint8_t *after;                  /* NULL: from the first id */
 	const ix_filter *filter;
 	gw_owned *keep;
@@ -68,8 +72,8 @@ static int page_ok(const struct sjob *j, uint32_t k, const uint8_t *node, const 
 		snprintf(why, whylen, "%s", rc == CM_ERR_PERM ? "signed by another node" : "signature does not verify");
 		return 0;
 	}
-	if (r->n_hits > j->limit) {
-		snprintf(why, whylen, "%zu hits, %u asked", r->n_hits, j->limit);
+	if (r->n_hits > j->frag_limit) {
+		snprintf(why, whylen, "%zu hits, %u asked", r->n_hits, j->frag_limit);
 		return 0;
 	}
 	if (r->log_size < q->min_size) {
@@ -143,7 +147,7 @@ static void scroll_one(void *arg, size_t i)
 	q.magu = (char *)j->m->name;
 	q.fragment = sf->fragment;
 	q.after_id = after;
-	q.limit = j->limit;
+	q.limit = j->frag_limit;
 	q.filter = j->req->filter;
 	q.include_vectors = j->req->include_vectors;
 	q.min_size = fr.acked_size;
@@ -319,6 +323,8 @@ int gw_h_scroll(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Proto
 		snprintf(err, sizeof(err), "out of memory");
 		goto out;
 	}
+	uint64_t share = 2 * (uint64_t)limit / m->nfrag + SCROLL_FRAG_SLACK;
+	j.frag_limit = share < limit ? (uint32_t)share : limit;
 	for (uint32_t k = 0; k < m->nfrag; k++)
 		j.f[k].fragment = k;
 	if (gw_pool_run(g->pool, m->nfrag, scroll_one, &j) != CM_OK) {
