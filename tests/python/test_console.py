@@ -247,6 +247,7 @@ def test_console_in_a_browser(servers, stubs, tmp_path):
                                                      for x in page]
             seen += [r["id"] for r in rows]
             if i == 1:
+                browser.js("document.querySelector('#h-records').scrollIntoView()")
                 browser.screenshot("collections-records")
         assert len(seen) == len(set(seen)) == 120
         assert browser.js("document.querySelector('#r-next').disabled")
