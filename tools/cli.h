@@ -122,6 +122,7 @@ int cli_cmd_indexer(int argc, char **argv);
 int cli_cmd_collection(int argc, char **argv);
 int cli_cmd_insert(int argc, char **argv);
 int cli_cmd_get(int argc, char **argv);
+int cli_cmd_scroll(int argc, char **argv);
 int cli_cmd_search(int argc, char **argv);
 int cli_cmd_delete(int argc, char **argv);
 int cli_cmd_import(int argc, char **argv);

@@ -26,6 +26,7 @@ static const char usage[] =
 	"  collection create | list | describe | drop\n"
 	"  insert COLLECTION --vector JSON | --file F\n"
 	"  get COLLECTION ID...\n"
+	"  scroll COLLECTION [--page-size N] [--cursor C | --all]  records in id order, a page at a time\n"
 	"  search COLLECTION --vector JSON | --like ID [--filter JSON] [--k K]\n"
 	"  delete COLLECTION ID...\n"
 	"  import SOURCE --collection C           a file, file://, http(s):// or s3:// URL, resumable\n"
@@ -45,6 +46,7 @@ static const struct {
 	{"collection", cli_cmd_collection}, {"insert", cli_cmd_insert}, {"get", cli_cmd_get},
 	{"search", cli_cmd_search},   {"delete", cli_cmd_delete},   {"import", cli_cmd_import},
 	{"bench", cli_cmd_bench},     {"access", cli_cmd_access},   {"audit", cli_cmd_audit},
+	{"scroll", cli_cmd_scroll},
 };
 
 int main(int argc, char **argv)

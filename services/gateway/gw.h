@@ -38,6 +38,7 @@ typedef struct gw_config {
 	int64_t chain_fee;            /* fee of the gateway's transactions */
 	int64_t max_batch;            /* vectors per Insert/Upsert/Update, ids per Delete/Get */
 	int64_t max_queries;          /* query vectors per SearchBatch */
+	int64_t max_scroll_page;      /* records per Scroll page (gw_scroll.c) */
 	int64_t queries_per_call;     /* a SearchBatch's query vectors in one Search call to a replica */
 	int64_t try_query_ms;         /* try_timeout_ms grows by this for each query of a call past the first */
 	int64_t default_timeout_ms;   /* a request with timeout_ms 0 */
@@ -348,6 +349,7 @@ int gw_h_get(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, Protobuf
 int gw_h_search(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
 int gw_h_search_batch(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
 int gw_h_import(void *arg, cm_rpc_call *call, const ProtobufCMessage *req);
+int gw_h_scroll(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
 
 /* Reads records of ids (grouped by fragment) from one replica per fragment
  * (primary first), at or after the acknowledged size: found[i] = 1 and

@@ -94,6 +94,18 @@ static void handle(void *arg, const cm_http_request *q, cm_http_response *r)
 		status = gw_api_network(&c->api, f);
 	} else if (strcmp(rest, "collections") == 0) {
 		status = gw_api_collections(&c->api, f);
+	} else if (strncmp(rest, "collections/", 12) == 0 && strstr(rest + 12, "/")) {
+		/* /api/collections/<name>/records (a name holds no slash) */
+		const char *name = rest + 12, *slash = strchr(name, '/');
+		char nm[GW_NAME_MAX + 1];
+		if (strcmp(slash, "/records") != 0 || (size_t)(slash - name) > GW_NAME_MAX) {
+			status = 404;
+		} else {
+			memcpy(nm, name, (size_t)(slash - name));
+			nm[slash - name] = '\0';
+			status = gw_api_records(&c->api, nm, cm_http_query(q, "cursor"), cm_http_query(q, "limit"),
+						cm_http_query(q, "vectors"), cm_http_query(q, "filter"), f);
+		}
 	} else if (strncmp(rest, "collections/", 12) == 0) {
 		status = gw_api_collection(&c->api, rest + 12, f);
 	} else if (strcmp(rest, "blocks") == 0) {

@@ -39,7 +39,16 @@ typedef struct gw_console_node {
 	uint64_t challenge_id;           /* the latest decided challenge (0: none) */
 	int challenge_state;             /* Muri__V1__ChallengeState */
 	uint64_t challenges_failed;
+	uint64_t leases_held, lease_ms;  /* primaries holding their lease now; the lease's length */
 } gw_console_node;
+
+/* A gateway the genesis lists (`gateway = <hex key>`, no address): its
+ * latest settled receipt on chain is what the console knows of its life. */
+typedef struct gw_console_gateway {
+	uint8_t pk[CM_PK_BYTES];
+	int checked;                     /* the ledger answered GetReceipts for it */
+	uint64_t last_settle_height;     /* 0: none settled yet */
+} gw_console_gateway;
 
 /* Starts the console on listen ("host:port") and its poller; rpc_port is
  * the gateway's own VectorStore port (the console's searches go through it,
@@ -56,6 +65,8 @@ void gw_console_poll_free(gw_console_poll *p);
  * malloc'd, *n entries. */
 int gw_console_poll_nodes(gw_console_poll *p, gw_console_node **out, size_t *n);
 const char *gw_console_poll_chain_id(gw_console_poll *p);
+/* A copy of the genesis's gateways: *out malloc'd, *n entries. */
+int gw_console_poll_gateways(gw_console_poll *p, gw_console_gateway **out, size_t *n);
 
 /* ---- gw_console_api.c: JSON endpoints, each writes one JSON value to f;
  * returns the HTTP status ---- */
@@ -73,6 +84,9 @@ unsigned gw_api_collection(gw_console_api *a, const char *name, FILE *f);
 unsigned gw_api_blocks(gw_console_api *a, const char *from, const char *limit, FILE *f);
 unsigned gw_api_node(gw_console_api *a, const char *hex, FILE *f);
 unsigned gw_api_search(gw_console_api *a, const char *body, FILE *f);
+/* gw_console_records.c: a page of records through the gateway's Scroll */
+unsigned gw_api_records(gw_console_api *a, const char *name, const char *cursor, const char *limit,
+			const char *vectors, const char *filter, FILE *f);
 /* {"error": msg} */
 void gw_api_error(FILE *f, const char *msg);
 void gw_json_str(FILE *f, const char *s);

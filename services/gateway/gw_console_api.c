@@ -104,6 +104,44 @@ static void rank_json(gw_console_api *a, FILE *f, const uint8_t *pk)
 		(unsigned long long)e.answers, (unsigned long long)e.lies);
 }
 
+/* This gateway (up: it answers this page), then every other gateway the
+ * genesis lists, with its latest settled receipt on chain; their health is
+ * unknown (the genesis gives no address to ask). */
+static void gateways_json(gw_console_api *a, FILE *f)
+{
+	gw_console_gateway *gws = NULL;
+	size_t n = 0;
+	if (gw_console_poll_gateways(a->poll, &gws, &n) != CM_OK)
+		n = 0;
+	uint64_t height = gw_chain_height(a->g->chain);
+	int self_listed = 0;
+	for (size_t i = 0; i < n; i++)
+		self_listed |= a->has_self_pk && memcmp(gws[i].pk, a->self_pk, CM_PK_BYTES) == 0;
+	fputs("[{\"role\":\"gateway\",\"self\":true,\"up\":true,\"health\":\"up\",\"node\":", f);
+	if (a->has_self_pk)
+		gw_json_hex(f, a->self_pk, CM_PK_BYTES);
+	else
+		fputs("null", f);
+	fprintf(f, ",\"in_genesis\":%s,\"rpc_port\":%d", self_listed ? "true" : "false", a->rpc_port);
+	for (size_t i = 0; i < n; i++)
+		if (a->has_self_pk && memcmp(gws[i].pk, a->self_pk, CM_PK_BYTES) == 0 && gws[i].last_settle_height)
+			fprintf(f, ",\"last_settle_height\":%llu", (unsigned long long)gws[i].last_settle_height);
+	fputc('}', f);
+	for (size_t i = 0; i < n; i++) {
+		if (a->has_self_pk && memcmp(gws[i].pk, a->self_pk, CM_PK_BYTES) == 0)
+			continue;
+		fputs(",{\"role\":\"gateway\",\"self\":false,\"up\":null,\"health\":\"unknown\",\"in_genesis\":true,\"node\":", f);
+		gw_json_hex(f, gws[i].pk, CM_PK_BYTES);
+		if (gws[i].checked && gws[i].last_settle_height)
+			fprintf(f, ",\"last_settle_height\":%llu,\"blocks_since_settle\":%llu",
+				(unsigned long long)gws[i].last_settle_height,
+				(unsigned long long)(height > gws[i].last_settle_height ? height - gws[i].last_settle_height : 0));
+		fputc('}', f);
+	}
+	fputc(']', f);
+	free(gws);
+}
+
 unsigned gw_api_network(gw_console_api *a, FILE *f)
 {
 	gw_console_node *nodes = NULL;
@@ -176,6 +214,9 @@ unsigned gw_api_network(gw_console_api *a, FILE *f)
 			fputs(",\"error\":", f);
 			gw_json_str(f, x->error);
 		}
+		fprintf(f, ",\"lease\":{\"primaries\":%llu,\"held\":%llu,\"lease_ms\":%llu}",
+			(unsigned long long)x->primary_of, (unsigned long long)x->leases_held,
+			(unsigned long long)x->lease_ms);
 		fprintf(f, ",\"last_challenge\":{\"id\":%llu,\"result\":\"%s\"},\"challenges_failed\":%llu,\"rank\":",
 			(unsigned long long)x->challenge_id, challenge_name(x->challenge_state),
 			(unsigned long long)x->challenges_failed);
@@ -196,12 +237,9 @@ unsigned gw_api_network(gw_console_api *a, FILE *f)
 			}
 		fputs("]}", f);
 	}
-	fputs("],\"gateways\":[{\"role\":\"gateway\",\"self\":true,\"up\":true,\"node\":", f);
-	if (a->has_self_pk)
-		gw_json_hex(f, a->self_pk, CM_PK_BYTES);
-	else
-		fputs("null", f);
-	fprintf(f, ",\"rpc_port\":%d}],\"fragments\":[", a->rpc_port);
+	fputs("],\"gateways\":", f);
+	gateways_json(a, f);
+	fputs(",\"fragments\":[", f);
 	uint32_t nok = 0, ndeg = 0, nlost = 0;
 	first = 1;
 	for (size_t c = 0; c < nc; c++)

@@ -28,6 +28,8 @@ struct gw_console_poll {
 	gw_console_node *nodes;          /* under mu */
 	size_t n;
 	cm_rpc_client **clients;         /* the poller thread's own, one per node */
+	gw_console_gateway gws[CM_GENESIS_GATEWAYS_MAX]; /* the genesis's gateways, under mu */
+	uint32_t ngws;
 };
 
 static int find(gw_console_poll *p, int ledger, const uint8_t *pk)
@@ -141,6 +143,8 @@ static void poll_one(gw_console_poll *p, size_t i)
 			n->primary_of = detail(s, "primary_of");
 			n->log_records = detail(s, "log_records");
 			n->live_vectors = detail(s, "live_vectors");
+			n->leases_held = detail(s, "leases_held");
+			n->lease_ms = detail(s, "lease_ms");
 		}
 	} else {
 		n->up = 0;
@@ -206,6 +210,35 @@ static void chain_one(gw_console_poll *p, size_t i)
 		protobuf_c_message_free_unpacked(&ch->base, NULL);
 }
 
+/* A genesis gateway's latest settled receipt, from the ledger: its sign of
+ * life on chain (gateways are listed by key only, without an address). */
+static void chain_gateway(gw_console_poll *p, uint32_t i)
+{
+	cm_ledger_client *lc = p->g->chain ? gw_chain_client(p->g->chain) : NULL;
+	uint8_t pk[CM_PK_BYTES];
+	if (!lc)
+		return;
+	pthread_mutex_lock(&p->mu);
+	memcpy(pk, p->gws[i].pk, CM_PK_BYTES);
+	pthread_mutex_unlock(&p->mu);
+	Muri__V1__ReceiptsRequest rq = MURI__V1__RECEIPTS_REQUEST__INIT;
+	rq.gateway.data = pk;
+	rq.gateway.len = CM_PK_BYTES;
+	rq.limit = 1;
+	Muri__V1__ReceiptsResponse *r = NULL;
+	cm_rpc_status st;
+	int rc = cm_ledger_client_call(lc, "/muri.v1.Ledger/GetReceipts", &rq.base,
+				       &muri__v1__receipts_response__descriptor, (ProtobufCMessage **)&r, &st);
+	pthread_mutex_lock(&p->mu);
+	if (rc == CM_OK && r) {
+		p->gws[i].checked = 1;
+		p->gws[i].last_settle_height = r->n_receipts ? r->receipts[0]->height : 0;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (r)
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+}
+
 static void *run(void *arg)
 {
 	gw_console_poll *p = arg;
@@ -225,6 +258,9 @@ static void *run(void *arg)
 				if (!ledger)
 					chain_one(p, i);
 			}
+		if (tick % CHAIN_EVERY == 0)
+			for (uint32_t i = 0; i < p->ngws; i++)
+				chain_gateway(p, i);
 		pthread_mutex_lock(&p->mu);
 		uint64_t wait = (uint64_t)p->poll_ms;
 		uint64_t took = cm_now_ms() - t0;
@@ -275,6 +311,8 @@ int gw_console_poll_start(gw_ctx *g, int poll_ms, gw_console_poll **out, char *e
 			snprintf(x->addr, sizeof(x->addr), "%s", gen->addrs[i]);
 		}
 		genesis_indexers(p, g->cfg->genesis);
+		for (uint32_t i = 0; i < gen->ngateways && i < CM_GENESIS_GATEWAYS_MAX; i++)
+			memcpy(p->gws[p->ngws++].pk, gen->gateways[i], CM_PK_BYTES);
 		if (pthread_create(&p->th, NULL, run, p) != 0) {
 			snprintf(err, errlen, "console: cannot start the poller thread");
 			rc = CM_ERR_NOMEM;
@@ -328,4 +366,19 @@ int gw_console_poll_nodes(gw_console_poll *p, gw_console_node **out, size_t *n)
 const char *gw_console_poll_chain_id(gw_console_poll *p)
 {
 	return p->chain_id;
+}
+
+int gw_console_poll_gateways(gw_console_poll *p, gw_console_gateway **out, size_t *n)
+{
+	pthread_mutex_lock(&p->mu);
+	size_t k = p->ngws;
+	gw_console_gateway *c = malloc((k ? k : 1) * sizeof(*c));
+	if (c)
+		memcpy(c, p->gws, k * sizeof(*c));
+	pthread_mutex_unlock(&p->mu);
+	if (!c)
+		return CM_ERR_NOMEM;
+	*out = c;
+	*n = k;
+	return CM_OK;
 }

@@ -34,6 +34,8 @@ static const cm_config_key gw_keys[] = {
 	 "vectors per Insert, Upsert or Update and ids per Delete or Get", NULL},
 	{"max_queries", CM_CFG_INT, offsetof(gw_config, max_queries), "1000", 1, 100000,
 	 "query vectors per SearchBatch", NULL},
+	{"max_scroll_page", CM_CFG_INT, offsetof(gw_config, max_scroll_page), "1000", 1, 10000,
+	 "records per Scroll page at most (page_size); each fragment is asked for this many", NULL},
 	{"queries_per_call", CM_CFG_INT, offsetof(gw_config, queries_per_call), "64", 1, 100000,
 	 "a SearchBatch's query vectors sent to one replica in one Search call (at most the indexers' "
 	 "max_search_batch; 1: a call per query)", NULL},
@@ -240,6 +242,7 @@ static int gw_init(void *ctx, const cm_service_env *env, char *err, size_t errle
 		{"Search", gw_h_search, NULL},
 		{"SearchBatch", gw_h_search_batch, NULL},
 		{"Import", NULL, gw_h_import},
+		{"Scroll", gw_h_scroll, NULL},
 	};
 	return cm_rpc_server_add(env->rpc, &muri__v1__vector_store__descriptor, handlers,
 				 sizeof(handlers) / sizeof(handlers[0]), g);

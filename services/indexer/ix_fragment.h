@@ -142,6 +142,31 @@ int ix_fragment_search(ix_fragment *f, const ix_query *q, cm_arena *a, ix_result
  * in request order; allocated in a. */
 int ix_fragment_get(ix_fragment *f, const uint8_t (*ids)[IX_ID_BYTES], size_t nids, int include_vectors,
 		    cm_arena *a, ix_hit **hits, size_t *n, char *err, size_t errlen);
+/* A page of live records in ascending id order (ix_scroll.c). */
+typedef struct ix_scroll_query {
+	const uint8_t *after;    /* IX_ID_BYTES: start above this id; NULL: from the first */
+	uint32_t limit;          /* hits at most, 1..max_get */
+	uint32_t scan_max;       /* live records examined at most, >= 1 */
+	const ix_filter *filter; /* NULL or empty: none */
+	int include_vectors;
+} ix_scroll_query;
+
+typedef struct ix_scroll_result {
+	ix_hit *hits;            /* ascending id; distance 0 */
+	size_t n;
+	uint64_t log_size;       /* the snapshot's log size */
+	uint8_t root[CM_MERKLE_HASH_BYTES]; /* the Merkle root at log_size */
+	int done;                /* no live record above last (or after, when none was examined) */
+	int has_last;
+	uint8_t last[IX_ID_BYTES]; /* the last id examined */
+} ix_scroll_result;
+
+/* The first q->limit live records above q->after that satisfy q->filter,
+ * examining at most q->scan_max, read from one snapshot whose log size and
+ * root are returned; hits allocated in a. CM_ERR_INVALID names limit or
+ * scan_max; CM_ERR_TIMEOUT when writes kept the snapshot from settling. */
+int ix_fragment_scroll(ix_fragment *f, const ix_scroll_query *q, cm_arena *a, ix_scroll_result *out, char *err,
+		       size_t errlen);
 /* A Hit message built in a, referring to h's memory. */
 int ix_hit_to_pb(const ix_hit *h, cm_arena *a, Muri__V1__Hit **out);
 

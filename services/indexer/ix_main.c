@@ -48,6 +48,7 @@ typedef struct ix_config {
 	int64_t read_auth_window_ms;
 	int64_t read_replay_max;
 	int64_t max_search_batch;
+	int64_t max_scroll_scan;
 #ifdef MURI_TEST_FAULTS
 	char *test_lie;
 #endif
@@ -123,6 +124,8 @@ static const cm_config_key ix_keys[] = {
 	 "signed reads remembered so that none is answered twice within read_auth_window_ms", NULL},
 	{"max_search_batch", CM_CFG_INT, offsetof(ix_config, max_search_batch), "256", 1, 100000,
 	 "query vectors one Search call may carry (LocalSearchRequest.queries)", NULL},
+	{"max_scroll_scan", CM_CFG_INT, offsetof(ix_config, max_scroll_scan), "100000", 1, 100000000,
+	 "live records one Scroll call examines at most (its filter may match few of them)", NULL},
 #ifdef MURI_TEST_FAULTS
 	{"test_lie", CM_CFG_STR, offsetof(ix_config, test_lie), "none", 0, 0,
 	 "test builds only: lie in search answers (none, fabricate, distance, drop_nn, replay, mix)", NULL},
@@ -178,6 +181,7 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.read_auth_window_ms = (uint32_t)c->cfg.read_auth_window_ms,
 		.read_replay_max = (uint32_t)c->cfg.read_replay_max,
 		.max_search_batch = (uint32_t)c->cfg.max_search_batch,
+		.max_scroll_scan = (uint32_t)c->cfg.max_scroll_scan,
 		.metrics = env->metrics,
 	};
 #ifdef MURI_TEST_FAULTS

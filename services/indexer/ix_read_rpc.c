@@ -1,6 +1,7 @@
 /* The read handlers of the MurIndexer: Search (a signed answer over the
  * canonical digest of common/cm_answer.h, with the log size and root it was
- * computed at) and Get. Both honour min_size (read your writes): they answer
+ * computed at), Get and Scroll (a signed page of records in id order,
+ * common/cm_scroll.h). All honour min_size (read your writes): they answer
  * once this replica's log holds at least that many records, waiting up to
  * read_wait_ms, and UNAVAILABLE after that so the caller asks another
  * replica. Built with -Dtest_faults=true, an indexer configured with
@@ -9,6 +10,7 @@
 #include "cm_answer.h"
 #include "cm_err.h"
 #include "cm_merkle.h"
+#include "cm_scroll.h"
 #include "cm_time.h"
 #ifdef MURI_TEST_FAULTS
 #include "ix_lie.h"
@@ -295,6 +297,82 @@ int ix_h_get(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protobuf
 			return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 	r->hits = pbs;
 	r->n_hits = n;
+	*resp = &r->base;
+	return GRPC_STATUS_OK;
+}
+
+/* ---- Scroll ------------------------------------------------------------------ */
+
+#define SCROLL_SCAN_DEFAULT 100000
+
+/* A page of the fragment's live records in id order (ix_fragment_scroll),
+ * signed over cm_scroll_digest. A member that holds nothing yet answers an
+ * empty, finished page at size 0. */
+int ix_h_scroll(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+	ix_service *s = arg;
+	const Muri__V1__LocalScrollRequest *req = (const Muri__V1__LocalScrollRequest *)msg;
+	cm_arena *a = cm_rpc_arena(call);
+	char err[ERR_MAX];
+	uint32_t scan_cap = s->o.max_scroll_scan ? s->o.max_scroll_scan : SCROLL_SCAN_DEFAULT;
+	if (req->limit < 1 || req->limit > s->o.frag.max_get)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "limit: %u, expected 1..%u", req->limit,
+				   s->o.frag.max_get);
+	if (req->scan_max > scan_cap)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "scan_max: %u, expected 0..%u (max_scroll_scan)",
+				   req->scan_max, scan_cap);
+	uint8_t after[IX_ID_BYTES];
+	int has_after = req->after_id && req->after_id[0];
+	if (has_after && ix_uuid_parse(req->after_id, after) != CM_OK)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "after_id: \"%.40s\" is not a UUIDv4",
+				   req->after_id);
+	ix_filter filter = {0};
+	if (req->filter && ix_filter_from_pb(req->filter, a, &filter, err, sizeof(err)) != CM_OK)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", err);
+	struct frag *f;
+	ix_fragment *st;
+	int code = wait_size(s, call, req->magu, req->fragment, req->min_size, &f, &st);
+	if (code != GRPC_STATUS_OK)
+		return code;
+	Muri__V1__LocalScrollResponse *r = cm_rpc_alloc(call, sizeof(*r));
+	uint8_t *sig = cm_rpc_alloc(call, CM_SIG_BYTES);
+	if (!r || !sig)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	muri__v1__local_scroll_response__init(r);
+	if (!st) {
+		uint8_t root[CM_HASH_BYTES];
+		cm_merkle_blake2b.empty(root);
+		ixs_set_hash(call, &r->root, root);
+		r->done = 1;
+	} else {
+		ix_scroll_query q = {.after = has_after ? after : NULL, .limit = req->limit,
+				     .scan_max = req->scan_max ? req->scan_max : scan_cap, .filter = &filter,
+				     .include_vectors = req->include_vectors};
+		ix_scroll_result res;
+		int rc = ix_fragment_scroll(st, &q, a, &res, err, sizeof(err));
+		if (rc != CM_OK)
+			return ixs_fail_from(call, rc, err);
+		Muri__V1__Hit **hits = cm_rpc_alloc(call, (res.n ? res.n : 1) * sizeof(*hits));
+		char *last = cm_rpc_alloc(call, IX_UUID_CHARS + 1);
+		if (!hits || !last)
+			return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		for (size_t i = 0; i < res.n; i++)
+			if (ix_hit_to_pb(&res.hits[i], a, &hits[i]) != CM_OK)
+				return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		r->hits = hits;
+		r->n_hits = res.n;
+		r->log_size = res.log_size;
+		r->done = res.done;
+		last[0] = '\0';
+		if (res.has_last)
+			ix_uuid_format(res.last, last);
+		r->last_id = last;
+		ixs_set_hash(call, &r->root, res.root);
+	}
+	if (!r->root.data)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	if (cm_scroll_sign(&s->key, req, r, sig) != CM_OK)
+		return cm_rpc_fail(call, GRPC_STATUS_INTERNAL, "cannot encode the page digest");
 	*resp = &r->base;
 	return GRPC_STATUS_OK;
 }

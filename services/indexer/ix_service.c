@@ -152,13 +152,18 @@ static int h_status(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, P
 
 void ix_service_status_details(ix_service *s, cm_rpc_call *call, Muri__V1__StatusResponse *r)
 {
-	uint64_t frags = 0, primaries = 0, records = 0, live = 0, backlog = 0, pbytes = 0, poff = 0;
+	uint64_t frags = 0, primaries = 0, records = 0, live = 0, backlog = 0, pbytes = 0, poff = 0, leases = 0;
 	pthread_rwlock_rdlock(&s->lk);
 	for (size_t i = 0; i < s->nfrags; i++) {
 		struct frag *f = s->frags[i];
 		ix_fragment *st = ixs_store_of(f);
 		frags++;
-		primaries += ix_replica_is_primary(f);
+		/* a primary holds its lease while a majority answered within lease_ms */
+		ixr_core_enter(f);
+		int primary = f->core && ix_repl_is_primary(f->core);
+		leases += primary && ix_repl_has_lease(f->core);
+		ixr_core_leave(f);
+		primaries += primary;
 		if (st) {
 			ix_fragment_info info;
 			ix_fragment_info_get(st, &info);
@@ -174,8 +179,8 @@ void ix_service_status_details(ix_service *s, cm_rpc_call *call, Muri__V1__Statu
 	pthread_rwlock_unlock(&s->lk);
 	const char *keys[] = {"fragments",     "primary_of",	    "log_records",
 			      "live_vectors",  "index_backlog",	    "filter_postings_bytes",
-			      "filter_postings_off"};
-	uint64_t vals[] = {frags, primaries, records, live, backlog, pbytes, poff};
+			      "filter_postings_off", "leases_held",	    "lease_ms"};
+	uint64_t vals[] = {frags, primaries, records, live, backlog, pbytes, poff, leases, s->o.lease_ms};
 	enum { NDETAILS = sizeof(vals) / sizeof(vals[0]) };
 	Muri__V1__StatusResponse__DetailsEntry **d = cm_rpc_alloc(call, NDETAILS * sizeof(*d));
 	if (!d)
@@ -205,6 +210,7 @@ int ix_service_register(ix_service *s, cm_rpc_server *srv, void *status_arg,
 		{"FetchLog", ix_h_fetch_log, NULL},
 		{"Search", ix_h_search, NULL},
 		{"Get", ix_h_get, NULL},
+		{"Scroll", ix_h_scroll, NULL},
 		{"GetRoot", ix_h_get_root, NULL},
 		{"InclusionProof", ix_h_inclusion, NULL},
 		{"ConsistencyProof", ix_h_consistency, NULL},

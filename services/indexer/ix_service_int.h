@@ -177,5 +177,6 @@ int ix_h_inclusion(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pr
 int ix_h_consistency(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
 int ix_h_challenge(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
 int ix_h_get(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
+int ix_h_scroll(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp);
 
 #endif

@@ -2,7 +2,7 @@
  * of each method of the VectorStore, Indexer, Ledger and Consensus
  * services, picked by the first byte. Oracles: whatever protobuf-c decodes
  * and the RPC layer accepts (cm_pb_well_formed) packs to bytes that decode again and pack to the same bytes; every Filter
- * inside a search either compiles or is refused with a message; every query
+ * inside a search or scroll either compiles or is refused with a message; every query
  * vector is either accepted by the gateway's check or refused with one. */
 #include <string.h>
 
@@ -80,6 +80,10 @@ static void check_fields(const ProtobufCMessage *m)
 		const Muri__V1__LocalSearchRequest *r = (const void *)m;
 		check_filter(r->filter);
 		check_vector(r->query);
+	} else if (d == &muri__v1__scroll_request__descriptor) {
+		check_filter(((const Muri__V1__ScrollRequest *)(const void *)m)->filter);
+	} else if (d == &muri__v1__local_scroll_request__descriptor) {
+		check_filter(((const Muri__V1__LocalScrollRequest *)(const void *)m)->filter);
 	}
 }
 

@@ -85,6 +85,10 @@ def main():
                                                              top_k=5, filter=flt),
         ("VectorStore", "Insert"): V.InsertRequest(collection="docs", vectors=[vec], metadata=[meta]),
         ("Indexer", "Search"): I.LocalSearchRequest(magu="docs", fragment=1, query=vec, top_k=3, filter=flt),
+        ("VectorStore", "Scroll"): V.ScrollRequest(collection="docs", page_size=20, filter=flt,
+                                                  cursor="c1" + "1b4e28ba2fa141d2883f0016d3cca427"),
+        ("Indexer", "Scroll"): I.LocalScrollRequest(magu="docs", fragment=1, limit=20, filter=flt,
+                                                    after_id="1b4e28ba-2fa1-41d2-883f-0016d3cca427"),
         ("Ledger", "SubmitTransaction"): L.SubmitRequest(
             tx=signed_tx(L, CHAIN, a, transfer=L.Transfer(to=b.pk, amount=1))),
     }

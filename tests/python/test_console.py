@@ -159,6 +159,20 @@ def test_console_in_a_browser(servers, stubs, tmp_path):
         assert {r["node"] for r in rows if r["role"] == "indexer"} == {ix.pubkey.hex() for ix in net.indexers}
         assert all(r["up"] for r in rows), rows
         assert browser.js("document.querySelector('#magu').dataset.mood") == "content"
+        # each primary's lease, from its Status: every primary holds it while its backups answer
+        def leases_held():
+            ixs = api(cport, "/api/network")["indexers"]
+            return (sum(x["lease"]["primaries"] for x in ixs) == 2 and
+                    all(x["lease"]["held"] == x["lease"]["primaries"] and x["lease"]["lease_ms"] > 0 for x in ixs))
+        assert wait_until(leases_held, timeout=20), api(cport, "/api/network")["indexers"]
+        primaries = [x["node"] for x in api(cport, "/api/network")["indexers"] if x["lease"]["primaries"]]
+        browser.wait(f"document.querySelector('#nodes-table tr[data-node=\"{primaries[0]}\"]')"
+                     f".textContent.includes('lease held on')")
+        assert "last challenge" in browser.js("document.querySelector('#nodes-table tr[data-role=\"indexer\"]')"
+                                              ".textContent")
+        # the one gateway the genesis lists is this one
+        gws = api(cport, "/api/network")["gateways"]
+        assert [(g["self"], g["in_genesis"], g["node"]) for g in gws] == [(True, True, net.gwacc.pk.hex())]
         # the picture: a node for every process, the leader starred, a ring arc per fragment
         assert browser.js("document.querySelectorAll('#picture g.node').length") == 8
         assert browser.js("document.querySelectorAll('#picture g.node.ledger polygon.star').length") == 1
@@ -203,6 +217,59 @@ def test_console_in_a_browser(servers, stubs, tmp_path):
         assert coll["log_records"] == 120 and [f["state"] for f in coll["fragment_list"]] == ["ok", "ok"]
         assert all(sum(r["role"] == "primary" for r in f["replicas"]) == 1 for f in coll["fragment_list"])
         browser.screenshot("collections")
+
+        # the data browser: page through every record on the page, each page the same as a gRPC Scroll's
+        def grpc_pages(size, vectors=False):
+            pages, cursor = [], ""
+            while True:
+                r = gw.stub.Scroll(vpb.ScrollRequest(collection="songs", page_size=size, cursor=cursor,
+                                                     include_vectors=vectors), timeout=30)
+                pages.append(r.records)
+                if not r.next_cursor:
+                    return pages
+                cursor = r.next_cursor
+        REC_ROWS = """[...document.querySelectorAll('#records-table tbody tr[data-id]')].map(r => ({
+          id: r.dataset.id, metadata: JSON.parse(r.cells[3].dataset.metadata),
+          vector: r.cells[4].dataset.vector ? JSON.parse(r.cells[4].dataset.vector) : null}))"""
+        want = grpc_pages(20)
+        assert sum(len(p) for p in want) == 120 and len(want) == 6
+        browser.wait("!document.querySelector('#records').hidden && "
+                     "document.querySelectorAll('#records-table tbody tr[data-id]').length === 20")
+        seen = []
+        for i, page in enumerate(want):
+            if i:
+                browser.js("document.querySelector('#r-next').click()")
+            browser.wait(f"document.querySelector('#r-page').textContent.startsWith('page {i + 1}') && "
+                         f"document.querySelector('#r-status').textContent.startsWith('{len(page)} record')")
+            rows = browser.js(REC_ROWS)
+            assert [r["id"] for r in rows] == [x.id for x in page]
+            assert [r["metadata"] for r in rows] == [{k: v.string_value for k, v in x.metadata.fields.items()}
+                                                     for x in page]
+            seen += [r["id"] for r in rows]
+            if i == 1:
+                browser.js("document.querySelector('#h-records').scrollIntoView()")
+                browser.screenshot("collections-records")
+        assert len(seen) == len(set(seen)) == 120
+        assert browser.js("document.querySelector('#r-next').disabled")
+        assert "(last)" in browser.js("document.querySelector('#r-page').textContent")
+        browser.js("document.querySelector('#r-prev').click()")
+        browser.wait("document.querySelector('#r-page').textContent === 'page 5'")
+        assert [r["id"] for r in browser.js(REC_ROWS)] == [x.id for x in want[4]]
+        # on request, the vectors, and a filter
+        browser.js("""(() => { document.querySelector('#r-vectors').checked = true;
+            document.querySelector('#r-limit').value = '50';
+            document.querySelector('#r-filter').value = '{"genre": "folk"}';
+            document.querySelector('#r-go').click(); })()""")
+        browser.wait("document.querySelector('#r-page').textContent.startsWith('page 1') && "
+                     "document.querySelectorAll('#records-table tbody tr[data-id]').length === 40")
+        folk = gw.stub.Scroll(vpb.ScrollRequest(collection="songs", page_size=50, include_vectors=True,
+                                                filter=tpb.Filter(conditions={"genre": tpb.Condition(
+                                                    eq=tpb.Value(string_value="folk"))})), timeout=30)
+        rows = browser.js(REC_ROWS)
+        assert [r["id"] for r in rows] == [x.id for x in folk.records] and not folk.next_cursor
+        assert all(r["metadata"] == {"genre": "folk"} for r in rows)
+        assert all(np.allclose(r["vector"], list(x.vector.values)) for r, x in zip(rows, folk.records))
+        browser.screenshot("collections-records-vectors", full=True)
         browser.go(url + "#chain")
         browser.wait("document.querySelectorAll('#blocks-table tbody tr').length > 0")
         browser.screenshot("chain", full=True)
@@ -251,6 +318,24 @@ def test_console_in_a_browser(servers, stubs, tmp_path):
         browser.wait("document.querySelectorAll('#nodes-table tbody tr').length === 8")
         assert browser.js("document.documentElement.scrollWidth") <= 392
         browser.screenshot("network-phone")
+        # the browser kept its place on that collection (40 folk records); ask for the first 20 of all
+        # again: at ONE a page needs one replica per fragment, and one of three still answers
+        browser.go(url + "#collections/songs")
+        browser.wait("document.querySelectorAll('#records-table tbody tr[data-id]').length === 40")
+        browser.js("""(() => { document.querySelector('#r-vectors').checked = false;
+            document.querySelector('#r-limit').value = '20'; document.querySelector('#r-filter').value = '';
+            document.querySelector('#r-go').click(); })()""")
+        browser.wait("document.querySelectorAll('#records-table tbody tr[data-id]').length === 20", timeout=30)
+        assert [r["id"] for r in browser.js(REC_ROWS)] == [x.id for x in want[0]]
+        assert browser.js("document.documentElement.scrollWidth") <= 392
+        browser.screenshot("collections-phone", full=True)
+        # landmarks and labels a screen reader announces: every table has a caption or a label
+        assert browser.js("['header', 'nav', 'main', 'footer'].every(t => document.querySelector(t))")
+        unlabelled = browser.js("""[...document.querySelectorAll('table')].filter(t =>
+            !(t.caption && t.caption.textContent.trim()) && !t.getAttribute('aria-label') &&
+            !t.getAttribute('aria-labelledby')).map(t => t.id || t.outerHTML.slice(0, 80))""")
+        assert unlabelled == [], unlabelled
+        assert browser.js("[...document.querySelectorAll('input, select, textarea')].every(e => e.closest('label'))")
     finally:
         if browser:
             browser.close()
@@ -262,10 +347,15 @@ def test_console_endpoints(servers, stubs, tmp_path):
     """The JSON endpoints as a script uses them: errors name what is wrong."""
     net = ChainNet(servers, stubs, tmp_path, n_indexers=1)
     (cport,) = free_ports(1)
-    gw = Gateway(servers, stubs, net, tmp_path, args=("--console-listen", f"127.0.0.1:{cport}"))
+    # a gateway of its own key: the genesis lists another one, which the network shows too
+    gw = Gateway(servers, stubs, net, tmp_path, name="gw-other", args=("--console-listen", f"127.0.0.1:{cport}"))
     try:
         assert wait_until(lambda: api(cport, "/api/network")["ledgers"][0]["up"], timeout=20)
         assert api(cport, "/api/collections") == {"collections": []}
+        gws = api(cport, "/api/network")["gateways"]
+        assert [(g["self"], g["in_genesis"], g["health"]) for g in gws] == [(True, False, "up"),
+                                                                            (False, True, "unknown")]
+        assert gws[1]["node"] == net.gwacc.pk.hex() and gws[0]["node"] != gws[1]["node"]
 
         def err(path, data=None, kind="application/json"):
             req = urllib.request.Request(f"http://127.0.0.1:{cport}{path}", data=data,
@@ -274,6 +364,12 @@ def test_console_endpoints(servers, stubs, tmp_path):
                 urllib.request.urlopen(req, timeout=10)
             return e.value.code, json.loads(e.value.read())["error"]
         assert err("/api/collections/nope") == (404, "collection: not found")
+        assert err("/api/collections/nope/records") == (404, 'collection: no collection "nope"')
+        assert err("/api/collections/nope/records?limit=0") == (400, "limit: expected 1..1000")
+        assert err("/api/collections/nope/records?vectors=yes") == (400, "vectors: expected 0 or 1")
+        assert err("/api/collections/nope/records?filter=%7B") [0] == 400
+        assert err("/api/collections/nope/records?cursor=zz")[1].startswith('cursor: "zz" is not a cursor')
+        assert err("/api/collections/nope/other") == (404, "not found")
         assert err("/api/nodes/xyz") == (400, "node: expected 64 hex digits (a public key)")
         assert err("/api/blocks?limit=0") == (400, "limit: expected 1..50")
         assert err("/api/search") == (405, "method not allowed")

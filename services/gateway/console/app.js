@@ -7,7 +7,8 @@ const $ = (sel) => document.querySelector(sel);
 const SVGNS = "http://www.w3.org/2000/svg";
 const POLL_MS = 1000;
 const STALL_MS = 5000; /* a replica without a new block this long is drawn stalled */
-const state = { net: null, page: "network", timer: null, colls: [] };
+const state = { net: null, page: "network", timer: null, colls: [],
+  rec: { coll: "", cursors: [""], page: 0, next: "" } };
 
 function short(hex) { return hex ? hex.slice(0, 8) + "…" : "—"; }
 function esc(s) {
@@ -188,12 +189,19 @@ function drawPicture(net) {
   const tl = el("text", { class: "label", x: cx, y: cy + 104, "text-anchor": "middle" }, layer);
   tl.textContent = `ledger · height ${net.height}`;
   /* the gateway, top left, joined to the ledger it follows */
-  net.gateways.forEach((gw) => {
-    el("path", { class: "link", d: `M 90 70 Q 200 120 ${cx - 40} ${cy - 40}` }, links);
-    const g = nodeGroup(nodes, gw, "gateway", gw.node, gw.up);
-    el("rect", { x: 40, y: 46, width: 100, height: 48, rx: 10 }, g);
-    const t = el("text", { x: 90, y: 75 }, g);
-    t.textContent = "gateway";
+  /* this gateway first; the genesis's others below it, grey: no address to ask */
+  net.gateways.forEach((gw, i) => {
+    const y = 46 + 62 * i;
+    el("path", { class: `link${gw.self ? "" : " backup"}`, d: `M 90 ${y + 24} Q 200 ${y + 74} ${cx - 40} ${cy - 40}` }, links);
+    const g = nodeGroup(nodes, gw, "gateway", gw.node, gw.self || gw.up);
+    if (!gw.self) {
+      g.classList.replace("down", "unknown");
+      g.setAttribute("aria-label", `gateway ${short(gw.node)} health unknown`);
+      g.querySelector("title").textContent = `gateway ${gw.node} (genesis; health unknown)`;
+    }
+    el("rect", { x: 40, y, width: 100, height: 48, rx: 10 }, g);
+    const t = el("text", { x: 90, y: y + 29 }, g);
+    t.textContent = gw.self ? "gateway" : `gw ${short(gw.node)}`;
   });
 }
 
@@ -207,14 +215,21 @@ function drawNodeTable(net) {
     <td>height ${esc(l.height)} · view ${esc(l.view)}${l.since_commit_ms !== undefined ? ` · last commit ${(l.since_commit_ms / 1000).toFixed(1)} s ago` : ""}${l.error ? ` · <span class="err">${esc(l.error)}</span>` : ""}</td></tr>`));
   net.indexers.forEach((x) => {
     const prim = x.fragments.filter((f) => f.role === "primary").length;
+    const lease = x.lease && x.lease.primaries ? ` · lease held on ${x.lease.held} of ${x.lease.primaries} primar${x.lease.primaries === 1 ? "y" : "ies"} (${x.lease.lease_ms} ms)${x.lease.held < x.lease.primaries ? " " + pill("degraded", "lease lapsed") : ""}` : "";
     const rank = x.rank ? ` · rank score ${x.rank.score.toFixed(2)}, ${x.rank.latency_ms.toFixed(1)} ms, lies ${x.rank.lies}` : "";
     rows.push(`<tr data-role="indexer" data-node="${esc(x.node)}" data-addr="${esc(x.addr)}" data-up="${x.up}">
     <td>indexer</td><td>${nodeLink(x.node)}</td><td class="mono">${esc(x.addr)}</td>
     <td>${pill(x.up ? "up" : "down", x.up ? "up" : "down")}${x.jailed ? " " + pill("failed", "jailed") : ""}</td>
-    <td>stake ${esc(x.stake)} · fragments ${x.fragments.length} (${prim} primary) · challenge ${pill(x.last_challenge.result, challengeText(x.last_challenge))}${rank}${x.error ? ` · <span class="err">${esc(x.error)}</span>` : ""}</td></tr>`);
+    <td>stake ${esc(x.stake)} · fragments ${x.fragments.length} (${prim} primary)${lease} · last challenge ${pill(x.last_challenge.result, challengeText(x.last_challenge))}${rank}${x.error ? ` · <span class="err">${esc(x.error)}</span>` : ""}</td></tr>`);
   });
-  net.gateways.forEach((g) => rows.push(`<tr data-role="gateway" data-node="${esc(g.node || "")}" data-up="true">
-    <td>gateway</td><td>${nodeLink(g.node)}</td><td class="mono">rpc port ${esc(g.rpc_port)}</td><td>${pill("up", "up")}</td><td>this console's gateway</td></tr>`));
+  net.gateways.forEach((g) => {
+    const settle = g.last_settle_height ? `last receipts settled at height ${g.last_settle_height}` +
+      (g.blocks_since_settle !== undefined ? ` (${g.blocks_since_settle} blocks ago)` : "") : "no receipts settled yet";
+    rows.push(`<tr data-role="gateway" data-node="${esc(g.node || "")}" data-up="${g.self ? "true" : "unknown"}">
+    <td>gateway</td><td>${nodeLink(g.node)}</td><td class="mono">${g.self ? `rpc port ${esc(g.rpc_port)}` : "not in genesis"}</td>
+    <td>${g.self ? pill("up", "up") : pill("none", "unknown")}</td>
+    <td>${g.self ? "this console's gateway" : "listed in genesis (key only: no address to ask)"}${g.self && !g.in_genesis ? " · not listed in genesis" : ""} · ${esc(settle)}</td></tr>`);
+  });
   $("#nodes-table tbody").innerHTML = rows.join("");
 }
 
@@ -239,12 +254,78 @@ async function loadCollections(name) {
         c.fragment_list.map((f) => `<tr><td>${f.fragment}</td><td>${f.epoch}</td><td>${pill(f.state, f.state)}</td>
           <td>${f.replicas.map((r) => `${nodeLink(r.node)} ${pill(r.role, r.role)} ${pill(r.up ? "up" : "down", r.up ? "up" : "down")}`).join("<br>")}</td>
           <td>${f.acked_size}</td><td>${f.committed_size}</td><td class="mono">${esc(f.committed_root || "—")}</td></tr>`).join("") + "</tbody></table></div>";
+      $("#records").hidden = false;
+      if (state.rec.coll !== c.name) {
+        state.rec = { coll: c.name, cursors: [""], page: 0, next: "" };
+        $("#r-caption").textContent = `Records of ${c.name}`;
+        loadRecords();
+      }
     } else {
       $("#coll-detail").innerHTML = "";
+      $("#records").hidden = true;
+      state.rec.coll = "";
     }
   } catch (e) {
     $("#coll-detail").innerHTML = `<p class="err">${esc(e.message)}</p>`;
   }
+}
+
+/* The data browser: one page of the collection's records (the gateway's
+ * Scroll), Previous and Next walking the cursors it returned. */
+function vectorText(v) {
+  if (!v) return "—";
+  const head = v.slice(0, 6).map((x) => Number(x).toPrecision(4)).join(", ");
+  return `[${head}${v.length > 6 ? ", …" : ""}] (${v.length})`;
+}
+
+async function loadRecords() {
+  const rec = state.rec;
+  const q = new URLSearchParams({ limit: $("#r-limit").value });
+  if (rec.cursors[rec.page]) q.set("cursor", rec.cursors[rec.page]);
+  if ($("#r-vectors").checked) q.set("vectors", "1");
+  const filter = $("#r-filter").value.trim();
+  if (filter) q.set("filter", filter);
+  $("#r-status").textContent = "loading…";
+  $("#r-prev").disabled = $("#r-next").disabled = true;
+  try {
+    const r = await api(`/api/collections/${encodeURIComponent(rec.coll)}/records?${q}`);
+    if (rec !== state.rec) return; /* another collection was opened meanwhile */
+    const base = rec.page * Number($("#r-limit").value);
+    $("#records-table tbody").innerHTML = r.records.map((x, i) => `<tr data-id="${esc(x.id)}">
+      <td>${base + i + 1}</td><th scope="row" class="mono">${esc(x.id)}</th><td>${esc(x.version)}</td>
+      <td class="mono" data-metadata="${esc(JSON.stringify(x.metadata || {}))}">${esc(JSON.stringify(x.metadata || {}))}</td>
+      <td class="mono vec"${x.vector ? ` data-vector="${esc(JSON.stringify(x.vector))}" title="${esc(x.vector.join(", "))}"` : ""}>${esc(vectorText(x.vector))}</td></tr>`).join("") ||
+      `<tr><td colspan="5">no records on this page</td></tr>`;
+    rec.next = r.next_cursor;
+    $("#r-page").textContent = `page ${rec.page + 1}${r.next_cursor ? "" : " (last)"}`;
+    $("#r-status").textContent = `${r.records.length} record${r.records.length === 1 ? "" : "s"}`;
+    $("#r-prev").disabled = rec.page === 0;
+    $("#r-next").disabled = !r.next_cursor;
+  } catch (e) {
+    $("#r-status").innerHTML = `<span class="err">${esc(e.message)}</span>`;
+    $("#r-prev").disabled = rec.page === 0;
+  }
+}
+
+function recordsFirst(ev) {
+  if (ev) ev.preventDefault();
+  state.rec.cursors = [""];
+  state.rec.page = 0;
+  loadRecords();
+}
+
+function recordsNext() {
+  const rec = state.rec;
+  if (!rec.next) return;
+  rec.cursors[rec.page + 1] = rec.next;
+  rec.page++;
+  loadRecords();
+}
+
+function recordsPrev() {
+  if (state.rec.page === 0) return;
+  state.rec.page--;
+  loadRecords();
 }
 
 /* ---- search ---- */
@@ -332,6 +413,9 @@ async function init() {
     $("#magu").innerHTML = text.replace(/<\?xml[^>]*>/, "");
   } catch (e) { /* the page works without the mascot */ }
   $("#search-form").addEventListener("submit", runSearch);
+  $("#records-form").addEventListener("submit", recordsFirst);
+  $("#r-next").addEventListener("click", recordsNext);
+  $("#r-prev").addEventListener("click", recordsPrev);
   window.addEventListener("hashchange", show);
   show();
   poll();
