@@ -49,7 +49,8 @@ async function api(path, opts) {
   const r = await fetch(path, o);
   const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
   if (r.status === 401) keyStatus(`API key needed: ${body.error || "HTTP 401"}`, true);
-  if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
+  if (!r.ok) throw Object.assign(new Error(body.error || `HTTP ${r.status}`), { status: r.status });
+  if (key) keyStatus("key set", false);
   return body;
 }
 
@@ -82,7 +83,7 @@ async function poll() {
     $("#conn").textContent = `chain ${net.chain_id} · height ${net.height}`;
     drawNetwork(net);
   } catch (e) {
-    $("#conn").textContent = `console unreachable: ${e.message}`;
+    $("#conn").textContent = e.status === 401 ? "the gateway wants an API key" : `console unreachable: ${e.message}`;
   }
   state.timer = setTimeout(poll, POLL_MS);
 }
