@@ -5,8 +5,9 @@ process with its role and address, up; Magu content; a search typed into
 the page answers the same ids as the same search over gRPC; the collections
 and chain pages list what the chain holds; a SIGKILLed indexer turns red
 (down) on the page within 5 s and Magu turns worried, alarmed when a second
-one leaves the fragments below QUORUM; the page fits a phone viewport. A
-screenshot of each page is written under build/test-logs/console."""
+one leaves the fragments below QUORUM; the page fits a phone viewport; with
+auth on, the page asks for an API key and shows only what that key may
+read. A screenshot of each page is written under build/test-logs/console."""
 import base64
 import hashlib
 import json
@@ -533,6 +534,26 @@ def test_console_with_auth(servers, stubs, tmp_path):
         assert code == 200 and len(body["records"]) == 5, body
         code, body = http(cport, "/api/search", key=admin, data=q)
         assert code == 200 and len(body["results"]) == 2, body
+
+        # a gateway that lets anonymous callers read public collections: no key sees only those
+        (cport2,) = free_ports(1)
+        gw2 = Gateway(servers, stubs, net, tmp_path, name="gw-anon", args=(
+            "--auth", "true", "--auth-anonymous-reads", "true", "--receipt-allowance", "0",
+            "--console-listen", f"127.0.0.1:{cport2}"))
+        try:
+            assert wait_until(lambda: http(cport2, "/api/collections/private")[0] == 403, timeout=30), \
+                http(cport2, "/api/collections/private")
+            assert http(cport2, "/api/collections") == (200, {"collections": []})
+            assert http(cport2, "/api/network")[0] == 200
+            net.submit(signed_tx(lpb, CHAIN, alice, set_access=lpb.SetAccess(magu="private", public_read=True)))
+            assert wait_until(lambda: [c["name"] for c in http(cport2, "/api/collections")[1]["collections"]]
+                              == ["private"], timeout=30)
+            code, body = http(cport2, "/api/collections/private/records")
+            assert code == 200 and len(body["records"]) == 5, body
+            code, body = http(cport2, "/api/collections", key="muri_" + "1" * 64)
+            assert code == 401 and body["error"].startswith("API key: unknown"), body
+        finally:
+            gw2.close()
 
         if CHROMIUM is None or websocket is None:
             return
