@@ -103,8 +103,8 @@ unsigned gw_api_blocks(gw_console_api *a, const char *from, const char *limit, F
 unsigned gw_api_node(gw_console_api *a, const char *hex, FILE *f);
 unsigned gw_api_search(gw_console_api *a, const gw_console_who *who, const char *body, FILE *f);
 /* gw_console_records.c: a page of records through the gateway's Scroll */
-unsigned gw_api_records(gw_console_api *a, const gw_console_who *who, const char *name, const char *cursor, const char *limit,
-			const char *vectors, const char *filter, FILE *f);
+unsigned gw_api_records(gw_console_api *a, const gw_console_who *who, const char *name, const char *cursor,
+			const char *limit, const char *vectors, const char *filter, FILE *f);
 /* {"error": msg} */
 void gw_api_error(FILE *f, const char *msg);
 void gw_json_str(FILE *f, const char *s);

@@ -21,8 +21,8 @@ static unsigned scroll_error(FILE *f, const cm_rpc_status *st, int rc)
 	return c == 3 || c == 11 ? 400 : c == 5 ? 404 : c == 4 ? 504 : c == 14 ? 503 : c == 8 ? 429 : 502;
 }
 
-unsigned gw_api_records(gw_console_api *a, const gw_console_who *who, const char *name, const char *cursor, const char *limit,
-			const char *vectors, const char *filter, FILE *f)
+unsigned gw_api_records(gw_console_api *a, const gw_console_who *who, const char *name, const char *cursor,
+			const char *limit, const char *vectors, const char *filter, FILE *f)
 {
 	char err[256] = "";
 	long long n = RECORDS_PAGE_DEFAULT;
