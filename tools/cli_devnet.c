@@ -71,8 +71,11 @@ static void print_endpoints(const dn_net *net)
 	char path[DN_PATH + 32], url[300] = "";
 	snprintf(path, sizeof(path), "%s/console_url", gw->dir);
 	FILE *f = fopen(path, "r");
-	if (f && fgets(url, sizeof(url), f))
-		printf("\nconsole   %s", url);
+	if (f && fgets(url, sizeof(url), f)) {
+		url[strcspn(url, "\n")] = '\0';
+		printf("\nconsole   %s  (it asks for an API key: paste the contents of %s/admin.apikey)", url,
+		       net->root);
+	}
 	if (f)
 		fclose(f);
 	printf("\nstop it:  muri devnet down --dir %s\n", net->root);

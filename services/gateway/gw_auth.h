@@ -56,6 +56,11 @@ void gw_auth_set_height(gw_auth *a, uint64_t height);
  * message saying what is wrong with the credential (unknown, expired,
  * revoked, a bad or replayed signature). chain_id: the signed calls' chain. */
 int gw_auth_caller(gw_auth *a, cm_rpc_call *call, const char *chain_id, gw_caller *out);
+/* Authenticates an API key given without a gRPC call (the console's
+ * `Authorization: Bearer <key>`), by the same rules: GRPC_STATUS_OK with
+ * *out set, or UNAUTHENTICATED with why saying whether the key is empty, too
+ * long, unknown, revoked or expired (never the key). The caller wipes key. */
+int gw_auth_key(gw_auth *a, const char *key, gw_caller *out, char *why, size_t whylen);
 /* May c do need on collection (NULL: an action on no collection, such as
  * CreateCollection)? GRPC_STATUS_OK, UNAUTHENTICATED for an anonymous
  * caller who may not, or PERMISSION_DENIED naming the collection and the

@@ -26,26 +26,29 @@ static const char *scope_name(int s)
 
 /* ---- the credential ---- */
 
-static int by_key(gw_auth *a, cm_rpc_call *call, const char *key, gw_caller *out)
+int gw_auth_key(gw_auth *a, const char *key, gw_caller *out, char *why, size_t whylen)
 {
 	uint8_t h[CM_HASH_BYTES];
 	size_t len = strlen(key);
-	if (len == 0 || len > CM_API_KEY_MAX)
-		return cm_rpc_fail(call, GRPC_STATUS_UNAUTHENTICATED, "API key: %s", len ? "too long" : "empty");
+	memset(out, 0, sizeof(*out));
+	if (len == 0 || len > CM_API_KEY_MAX) {
+		snprintf(why, whylen, "API key: %s", len ? "too long" : "empty");
+		return GRPC_STATUS_UNAUTHENTICATED;
+	}
 	cm_api_key_hash(key, len, h);
 	pthread_mutex_lock(&a->mu);
 	gw_key *k = gw_auth_key_find(a, h);
-	int code = GRPC_STATUS_OK;
+	int code = GRPC_STATUS_UNAUTHENTICATED;
 	if (!k)
-		code = cm_rpc_fail(call, GRPC_STATUS_UNAUTHENTICATED,
-				   "API key: unknown to this gateway (never created, or its CreateApiKey has not "
-				   "committed yet; the chain is at height %llu)", (unsigned long long)a->height);
+		snprintf(why, whylen, "API key: unknown to this gateway (never created, or its CreateApiKey has not "
+			 "committed yet; the chain is at height %llu)", (unsigned long long)a->height);
 	else if (k->revoked)
-		code = cm_rpc_fail(call, GRPC_STATUS_UNAUTHENTICATED, "API key: revoked at height %llu",
-				   (unsigned long long)k->revoked);
+		snprintf(why, whylen, "API key: revoked at height %llu", (unsigned long long)k->revoked);
 	else if (k->expiry && a->height > k->expiry)
-		code = cm_rpc_fail(call, GRPC_STATUS_UNAUTHENTICATED, "API key: expired at height %llu (the chain "
-				   "is at %llu)", (unsigned long long)k->expiry, (unsigned long long)a->height);
+		snprintf(why, whylen, "API key: expired at height %llu (the chain is at %llu)",
+			 (unsigned long long)k->expiry, (unsigned long long)a->height);
+	else
+		code = GRPC_STATUS_OK;
 	if (code == GRPC_STATUS_OK) {
 		memcpy(out->account, k->account, CM_PK_BYTES);
 		out->scope = k->scope;
@@ -57,6 +60,13 @@ static int by_key(gw_auth *a, cm_rpc_call *call, const char *key, gw_caller *out
 	pthread_mutex_unlock(&a->mu);
 	cm_wipe(h, sizeof(h));
 	return code;
+}
+
+static int by_key(gw_auth *a, cm_rpc_call *call, const char *key, gw_caller *out)
+{
+	char why[256];
+	int code = gw_auth_key(a, key, out, why, sizeof(why));
+	return code == GRPC_STATUS_OK ? code : cm_rpc_fail(call, code, "%s", why);
 }
 
 static size_t slot_of(const gw_auth *a, const uint8_t *id)

@@ -77,16 +77,34 @@ typedef struct gw_console_api {
 	cm_rpc_client *self;             /* the gateway's own VectorStore */
 	uint8_t self_pk[CM_PK_BYTES];
 	int has_self_pk;
+	char target[64];                 /* the gateway's own VectorStore, "127.0.0.1:<rpc_port>" */
+	const char *tls_ca;              /* its TLS roots, or NULL (plaintext) */
 } gw_console_api;
+
+/* Who asks one /api request (gw_console.c): with auth on, the caller that
+ * `Authorization: Bearer <key>` proves (gw_auth_key), or an anonymous one;
+ * with auth off an open caller. key: the API key, forwarded to the
+ * gateway's own VectorStore for records and searches; NULL: none. */
+typedef struct gw_console_who {
+	gw_caller c;
+	const char *key;
+} gw_console_who;
+/* A client of the gateway's own VectorStore that sends who's key (a channel
+ * of its own, freed with gw_console_client_done), or the shared one. */
+cm_rpc_client *gw_console_client(gw_console_api *a, const gw_console_who *who, char *err, size_t errlen);
+void gw_console_client_done(gw_console_api *a, cm_rpc_client *c);
+/* 1 if who may read collection; else writes the JSON error and returns 0 */
+int gw_console_may_read(gw_console_api *a, const gw_console_who *who, const char *collection, FILE *f);
+
 unsigned gw_api_network(gw_console_api *a, FILE *f);
-unsigned gw_api_collections(gw_console_api *a, FILE *f);
-unsigned gw_api_collection(gw_console_api *a, const char *name, FILE *f);
+unsigned gw_api_collections(gw_console_api *a, const gw_console_who *who, FILE *f);
+unsigned gw_api_collection(gw_console_api *a, const gw_console_who *who, const char *name, FILE *f);
 unsigned gw_api_blocks(gw_console_api *a, const char *from, const char *limit, FILE *f);
 unsigned gw_api_node(gw_console_api *a, const char *hex, FILE *f);
-unsigned gw_api_search(gw_console_api *a, const char *body, FILE *f);
+unsigned gw_api_search(gw_console_api *a, const gw_console_who *who, const char *body, FILE *f);
 /* gw_console_records.c: a page of records through the gateway's Scroll */
-unsigned gw_api_records(gw_console_api *a, const char *name, const char *cursor, const char *limit,
-			const char *vectors, const char *filter, FILE *f);
+unsigned gw_api_records(gw_console_api *a, const gw_console_who *who, const char *name, const char *cursor,
+			const char *limit, const char *vectors, const char *filter, FILE *f);
 /* {"error": msg} */
 void gw_api_error(FILE *f, const char *msg);
 void gw_json_str(FILE *f, const char *s);

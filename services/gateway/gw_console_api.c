@@ -305,7 +305,7 @@ static void coll_head(FILE *f, const gw_coll *m)
 	gw_json_hex(f, m->owner, CM_PK_BYTES);
 }
 
-unsigned gw_api_collections(gw_console_api *a, FILE *f)
+unsigned gw_api_collections(gw_console_api *a, const gw_console_who *who, FILE *f)
 {
 	gw_coll **cs = NULL;
 	size_t nc = 0;
@@ -314,11 +314,15 @@ unsigned gw_api_collections(gw_console_api *a, FILE *f)
 		return 500;
 	}
 	fputs("{\"collections\":[", f);
+	int first = 1;
 	for (size_t c = 0; c < nc; c++) {
-		if (c)
-			fputc(',', f);
-		coll_head(f, cs[c]);
-		fputc('}', f);
+		if (who->c.open || gw_auth_visible(a->g->auth, &who->c, cs[c]->name)) {
+			if (!first)
+				fputc(',', f);
+			first = 0;
+			coll_head(f, cs[c]);
+			fputc('}', f);
+		}
 		gw_coll_free(cs[c]);
 	}
 	free(cs);
@@ -326,7 +330,7 @@ unsigned gw_api_collections(gw_console_api *a, FILE *f)
 	return 200;
 }
 
-unsigned gw_api_collection(gw_console_api *a, const char *name, FILE *f)
+unsigned gw_api_collection(gw_console_api *a, const gw_console_who *who, const char *name, FILE *f)
 {
 	gw_coll *m = NULL;
 	gw_console_node *nodes = NULL;
@@ -334,6 +338,10 @@ unsigned gw_api_collection(gw_console_api *a, const char *name, FILE *f)
 	if (gw_chain_get(a->g->chain, name, &m) != CM_OK) {
 		gw_api_error(f, "collection: not found");
 		return 404;
+	}
+	if (!gw_console_may_read(a, who, name, f)) {
+		gw_coll_free(m);
+		return 403;
 	}
 	if (gw_console_poll_nodes(a->poll, &nodes, &n) != CM_OK) {
 		gw_coll_free(m);

@@ -21,8 +21,8 @@ static unsigned scroll_error(FILE *f, const cm_rpc_status *st, int rc)
 	return c == 3 || c == 11 ? 400 : c == 5 ? 404 : c == 4 ? 504 : c == 14 ? 503 : c == 8 ? 429 : 502;
 }
 
-unsigned gw_api_records(gw_console_api *a, const char *name, const char *cursor, const char *limit,
-			const char *vectors, const char *filter, FILE *f)
+unsigned gw_api_records(gw_console_api *a, const gw_console_who *who, const char *name, const char *cursor,
+			const char *limit, const char *vectors, const char *filter, FILE *f)
 {
 	char err[256] = "";
 	long long n = RECORDS_PAGE_DEFAULT;
@@ -53,6 +53,14 @@ unsigned gw_api_records(gw_console_api *a, const char *name, const char *cursor,
 			return 400;
 		}
 	}
+	cm_rpc_client *cl = NULL;
+	if (!gw_console_may_read(a, who, name, f) || !(cl = gw_console_client(a, who, err, sizeof(err)))) {
+		if (cl == NULL && err[0])
+			gw_api_error(f, err);
+		cli_filter_free(pf);
+		cm_json_free(jf);
+		return err[0] ? 503 : 403;
+	}
 	Muri__V1__ScrollRequest rq = MURI__V1__SCROLL_REQUEST__INIT;
 	rq.collection = (char *)name;
 	rq.page_size = (uint32_t)n;
@@ -61,8 +69,9 @@ unsigned gw_api_records(gw_console_api *a, const char *name, const char *cursor,
 	rq.include_vectors = vectors && strcmp(vectors, "1") == 0;
 	Muri__V1__ScrollResponse *resp = NULL;
 	cm_rpc_status st = {0};
-	int rc = cm_rpc_unary(a->self, "/muri.v1.VectorStore/Scroll", &rq.base, &muri__v1__scroll_response__descriptor,
+	int rc = cm_rpc_unary(cl, "/muri.v1.VectorStore/Scroll", &rq.base, &muri__v1__scroll_response__descriptor,
 			      (ProtobufCMessage **)&resp, RECORDS_TIMEOUT_MS, &st);
+	gw_console_client_done(a, cl);
 	cli_filter_free(pf);
 	cm_json_free(jf);
 	if (rc != CM_OK || !resp)

@@ -80,7 +80,7 @@ static void nodes_json(gw_console_api *a, FILE *f, const gw_coll *m, const Muri_
 }
 
 /* The query vector of a stored record. */
-static unsigned vector_of_id(gw_console_api *a, const char *coll, const char *id, Muri__V1__GetResponse **out,
+static unsigned vector_of_id(cm_rpc_client *cl, const char *coll, const char *id, Muri__V1__GetResponse **out,
 			     FILE *f)
 {
 	Muri__V1__GetRequest g = MURI__V1__GET_REQUEST__INIT;
@@ -90,7 +90,7 @@ static unsigned vector_of_id(gw_console_api *a, const char *coll, const char *id
 	g.n_ids = 1;
 	g.include_vectors = 1;
 	cm_rpc_status st = {0};
-	int rc = cm_rpc_unary(a->self, "/muri.v1.VectorStore/Get", &g.base, &muri__v1__get_response__descriptor,
+	int rc = cm_rpc_unary(cl, "/muri.v1.VectorStore/Get", &g.base, &muri__v1__get_response__descriptor,
 			      (ProtobufCMessage **)out, SEARCH_TIMEOUT_MS, &st);
 	if (rc != CM_OK)
 		return rpc_error(f, "id", rc, &st);
@@ -101,7 +101,7 @@ static unsigned vector_of_id(gw_console_api *a, const char *coll, const char *id
 	return 200;
 }
 
-unsigned gw_api_search(gw_console_api *a, const char *body, FILE *f)
+unsigned gw_api_search(gw_console_api *a, const gw_console_who *who, const char *body, FILE *f)
 {
 	char err[256] = "";
 	cm_json *j = cm_json_parse(body, err, sizeof(err));
@@ -117,6 +117,7 @@ unsigned gw_api_search(gw_console_api *a, const char *body, FILE *f)
 	Muri__V1__GetResponse *got = NULL;
 	Muri__V1__SearchResponse *resp = NULL;
 	gw_coll *m = NULL;
+	cm_rpc_client *cl = NULL;
 	const cm_json *jc = cm_json_get(j, "collection"), *jv = cm_json_get(j, "vector"),
 		       *jid = cm_json_get(j, "id"), *jk = cm_json_get(j, "top_k"),
 		       *jl = cm_json_get(j, "consistency"), *jf = cm_json_get(j, "filter");
@@ -140,6 +141,15 @@ unsigned gw_api_search(gw_console_api *a, const char *body, FILE *f)
 		gw_api_error(f, msg);
 		goto out;
 	}
+	if (!gw_console_may_read(a, who, jc->str, f)) {
+		code = 403;
+		goto out;
+	}
+	if (!(cl = gw_console_client(a, who, err, sizeof(err)))) {
+		gw_api_error(f, err);
+		code = 503;
+		goto out;
+	}
 	Muri__V1__Vector qv = MURI__V1__VECTOR__INIT;
 	if (jv && jv->type != CM_JSON_NULL) {
 		if (cm_json_floats(jv, &vals, &nvals, err, sizeof(err)) != CM_OK) {
@@ -151,7 +161,7 @@ unsigned gw_api_search(gw_console_api *a, const char *body, FILE *f)
 		qv.values = vals;
 		qv.n_values = nvals;
 	} else if (jid && jid->type == CM_JSON_STR && jid->str[0]) {
-		if ((code = vector_of_id(a, jc->str, jid->str, &got, f)) != 200)
+		if ((code = vector_of_id(cl, jc->str, jid->str, &got, f)) != 200)
 			goto out;
 		qv.values = got->records[0]->vector->values;
 		qv.n_values = got->records[0]->vector->n_values;
@@ -171,7 +181,7 @@ unsigned gw_api_search(gw_console_api *a, const char *body, FILE *f)
 	rq.consistency_level = level;
 	rq.filter = filter;
 	cm_rpc_status st = {0};
-	int rc = cm_rpc_unary(a->self, "/muri.v1.VectorStore/Search", &rq.base, &muri__v1__search_response__descriptor,
+	int rc = cm_rpc_unary(cl, "/muri.v1.VectorStore/Search", &rq.base, &muri__v1__search_response__descriptor,
 			      (ProtobufCMessage **)&resp, SEARCH_TIMEOUT_MS, &st);
 	if (rc != CM_OK || !resp) {
 		code = rpc_error(f, "search", rc, &st);
@@ -198,6 +208,7 @@ unsigned gw_api_search(gw_console_api *a, const char *body, FILE *f)
 	fputc('}', f);
 	code = 200;
 out:
+	gw_console_client_done(a, cl);
 	gw_coll_free(m);
 	if (resp)
 		protobuf_c_message_free_unpacked(&resp->base, NULL);

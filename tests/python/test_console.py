@@ -5,24 +5,27 @@ process with its role and address, up; Magu content; a search typed into
 the page answers the same ids as the same search over gRPC; the collections
 and chain pages list what the chain holds; a SIGKILLed indexer turns red
 (down) on the page within 5 s and Magu turns worried, alarmed when a second
-one leaves the fragments below QUORUM; the page fits a phone viewport. A
-screenshot of each page is written under build/test-logs/console."""
+one leaves the fragments below QUORUM; the page fits a phone viewport; with
+auth on, the page asks for an API key and shows only what that key may
+read. A screenshot of each page is written under build/test-logs/console."""
 import base64
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 import numpy as np
 import pytest
 
-from chain_util import ChainNet
+from chain_util import CHAIN, ChainNet
 from conftest import BUILD
 from gateway_util import Gateway
-from ledger_util import free_ports
+from ledger_util import Account, free_ports, signed_tx
 from muri_util import wait_until
 
 try:
@@ -444,6 +447,135 @@ def test_console_shows_who_lied(servers, stubs, tmp_path):
         assert f"lies {lies[liar_pk]}" in browser.js(
             f"document.querySelector('#nodes-table tr[data-node=\"{liar_pk}\"]').textContent")
         browser.screenshot("network-liar")
+    finally:
+        if browser:
+            browser.close()
+        gw.close()
+        net.close()
+
+
+def api_key_hash(key):
+    return hashlib.blake2b(bytes([0x15]) + key.encode(), digest_size=32).digest()
+
+
+def http(port, path, key=None, data=None):
+    """(status, JSON body) of one console request, with key as its bearer."""
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_console_with_auth(servers, stubs, tmp_path):
+    """A gateway with auth on: the console's endpoints want an API key and
+    say why one is refused (missing, unknown, revoked); a key sees only the
+    collections its account may read; the page asks for the key, keeps it
+    for the tab and then lists what the key may see."""
+    vpb, tpb, lpb = stubs.vectorstore_pb2, stubs.types_pb2, stubs.ledger_pb2
+    net = ChainNet(servers, stubs, tmp_path, n_indexers=1)
+    alice, bob = Account(), Account()
+    admin, bob_ro, gone = ("muri_" + os.urandom(32).hex() for _ in range(3))
+    for who in (alice, bob):
+        net.submit(signed_tx(lpb, CHAIN, net.owner, transfer=lpb.Transfer(to=who.pk, amount=100_000)))
+    net.submit(signed_tx(lpb, CHAIN, alice, create_api_key=lpb.CreateApiKey(
+        key_hash=api_key_hash(admin), scope=lpb.SCOPE_ADMIN)))
+    net.submit(signed_tx(lpb, CHAIN, bob, create_api_key=lpb.CreateApiKey(
+        key_hash=api_key_hash(bob_ro), scope=lpb.SCOPE_READ)))
+    net.submit(signed_tx(lpb, CHAIN, bob, create_api_key=lpb.CreateApiKey(
+        key_hash=api_key_hash(gone), scope=lpb.SCOPE_READ)))
+    net.submit(signed_tx(lpb, CHAIN, bob, revoke_api_key=lpb.RevokeApiKey(key_hash=api_key_hash(gone))))
+    (cport,) = free_ports(1)
+    gw = Gateway(servers, stubs, net, tmp_path, args=(
+        "--auth", "true", "--receipt-allowance", "0", "--console-listen", f"127.0.0.1:{cport}"))
+    browser = None
+    try:
+        md = (("authorization", f"Bearer {admin}"),)
+        # the gateway knows the keys once it has followed the chain past their blocks
+        assert wait_until(lambda: http(cport, "/api/collections", key=admin)[0] == 200, timeout=30), \
+            http(cport, "/api/collections", key=admin)
+        gw.stub.CreateCollection(vpb.CreateCollectionRequest(name="private", dimension=D, metric=tpb.L2,
+                                                             fragments=1, replication=1), timeout=90, metadata=md)
+        gw.stub.Insert(vpb.InsertRequest(collection="private", consistency_level=tpb.ALL, vectors=[
+            tpb.Vector(values=[float(i)] * D) for i in range(5)]), timeout=60, metadata=md)
+
+        # no key, a key the chain never saw, a revoked one: 401 saying which
+        for path in ("/api/network", "/api/collections", "/api/collections/private/records", "/api/blocks"):
+            code, body = http(cport, path)
+            assert code == 401 and body["error"].startswith("Authorization: missing"), (path, body)
+        code, body = http(cport, "/api/collections", key="muri_" + "0" * 64)
+        assert code == 401 and body["error"].startswith("API key: unknown"), body
+        assert wait_until(lambda: "revoked" in http(cport, "/api/collections", key=gone)[1].get("error", ""),
+                          timeout=20), http(cport, "/api/collections", key=gone)
+        code, body = http(cport, "/api/search", data=b'{"collection":"private","vector":[1]}')
+        assert code == 401 and "missing" in body["error"], body
+
+        # bob's read-only key: alice's private collection is not listed, and refused by name
+        assert http(cport, "/api/collections", key=bob_ro) == (200, {"collections": []})
+        for path in ("/api/collections/private", "/api/collections/private/records"):
+            code, body = http(cport, path, key=bob_ro)
+            assert code == 403 and '"private"' in body["error"], (path, body)
+        q = json.dumps({"collection": "private", "vector": [1.0] * D, "top_k": 2}).encode()
+        code, body = http(cport, "/api/search", key=bob_ro, data=q)
+        assert code == 403 and '"private"' in body["error"], body
+        # the chain pages need only a valid key
+        code, body = http(cport, "/api/network", key=bob_ro)
+        assert code == 200 and len(body["ledgers"]) == 4, body
+
+        # alice's admin key: listed, browsed and searched (forwarded to the gateway's own VectorStore)
+        code, body = http(cport, "/api/collections", key=admin)
+        assert code == 200 and [c["name"] for c in body["collections"]] == ["private"], body
+        assert http(cport, "/api/collections/private", key=admin)[0] == 200
+        code, body = http(cport, "/api/collections/private/records", key=admin)
+        assert code == 200 and len(body["records"]) == 5, body
+        code, body = http(cport, "/api/search", key=admin, data=q)
+        assert code == 200 and len(body["results"]) == 2, body
+
+        # a gateway that lets anonymous callers read public collections: no key sees only those
+        (cport2,) = free_ports(1)
+        gw2 = Gateway(servers, stubs, net, tmp_path, name="gw-anon", args=(
+            "--auth", "true", "--auth-anonymous-reads", "true", "--receipt-allowance", "0",
+            "--console-listen", f"127.0.0.1:{cport2}"))
+        try:
+            assert wait_until(lambda: http(cport2, "/api/collections/private")[0] == 403, timeout=30), \
+                http(cport2, "/api/collections/private")
+            assert http(cport2, "/api/collections") == (200, {"collections": []})
+            assert http(cport2, "/api/network")[0] == 200
+            net.submit(signed_tx(lpb, CHAIN, alice, set_access=lpb.SetAccess(magu="private", public_read=True)))
+            assert wait_until(lambda: [c["name"] for c in http(cport2, "/api/collections")[1]["collections"]]
+                              == ["private"], timeout=30)
+            code, body = http(cport2, "/api/collections/private/records")
+            assert code == 200 and len(body["records"]) == 5, body
+            code, body = http(cport2, "/api/collections", key="muri_" + "1" * 64)
+            assert code == 401 and body["error"].startswith("API key: unknown"), body
+        finally:
+            gw2.close()
+
+        if CHROMIUM is None or websocket is None:
+            return
+        # the page: without a key it asks for one; with alice's key it lists her collection
+        browser = Browser(str(tmp_path))
+        url = f"http://127.0.0.1:{cport}/"
+        browser.go(url + "#collections")
+        browser.wait("document.querySelectorAll('#key-status[data-need=\"true\"]').length === 1")
+        assert "missing" in browser.js("document.querySelector('#key-status').textContent")
+        browser.js(f"""(() => {{
+            document.querySelector('#api-key').value = {json.dumps(admin)};
+            document.querySelector('#key-use').click(); }})()""")
+        browser.wait("document.querySelectorAll('#colls-table tbody tr').length === 1")
+        assert browser.js("document.querySelector('#colls-table tbody th').textContent") == "private"
+        # kept for the tab, never in the URL or the field
+        assert browser.js(f"sessionStorage.getItem('muri.apikey') === {json.dumps(admin)}")
+        assert admin not in browser.js("location.href")
+        assert browser.js("document.querySelector('#api-key').value") == ""
+        browser.screenshot("auth-collections")
+        # forgetting the key: asked again
+        browser.js("document.querySelector('#key-forget').click()")
+        browser.wait("document.querySelectorAll('#key-status[data-need=\"true\"]').length === 1")
     finally:
         if browser:
             browser.close()

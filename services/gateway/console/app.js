@@ -18,10 +18,39 @@ function esc(s) {
 function pill(cls, text) { return `<span class="pill ${esc(cls)}">${esc(text)}</span>`; }
 function nodeLink(hex) { return hex ? `<a class="mono" href="#node/${esc(hex)}" title="${esc(hex)}">${esc(short(hex))}</a>` : "—"; }
 
+/* ---- the API key: kept in this tab's sessionStorage (never in the URL),
+ * sent on every /api request as Authorization: Bearer <key> ---- */
+const KEY_SLOT = "muri.apikey";
+function apiKey() { try { return sessionStorage.getItem(KEY_SLOT) || ""; } catch (e) { return ""; } }
+function keyStatus(text, need) {
+  const s = $("#key-status");
+  s.textContent = text;
+  s.dataset.need = need ? "true" : "false";
+}
+function useKey(ev) {
+  ev.preventDefault();
+  const k = $("#api-key").value.trim();
+  $("#api-key").value = "";
+  try { if (k) sessionStorage.setItem(KEY_SLOT, k); else sessionStorage.removeItem(KEY_SLOT); } catch (e) { /* private mode */ }
+  keyStatus(k ? "key set" : "no key", false);
+  show();
+}
+function forgetKey() {
+  try { sessionStorage.removeItem(KEY_SLOT); } catch (e) { /* nothing kept */ }
+  keyStatus("no key", false);
+  show();
+}
+
 async function api(path, opts) {
-  const r = await fetch(path, opts);
+  const o = Object.assign({}, opts || {});
+  const key = apiKey();
+  o.headers = Object.assign({}, o.headers || {});
+  if (key) o.headers.Authorization = `Bearer ${key}`;
+  const r = await fetch(path, o);
   const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
-  if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
+  if (r.status === 401) keyStatus(`API key needed: ${body.error || "HTTP 401"}`, true);
+  if (!r.ok) throw Object.assign(new Error(body.error || `HTTP ${r.status}`), { status: r.status });
+  if (key) keyStatus("key set", false);
   return body;
 }
 
@@ -54,7 +83,7 @@ async function poll() {
     $("#conn").textContent = `chain ${net.chain_id} · height ${net.height}`;
     drawNetwork(net);
   } catch (e) {
-    $("#conn").textContent = `console unreachable: ${e.message}`;
+    $("#conn").textContent = e.status === 401 ? "the gateway wants an API key" : `console unreachable: ${e.message}`;
   }
   state.timer = setTimeout(poll, POLL_MS);
 }
@@ -413,6 +442,9 @@ async function init() {
     $("#magu").innerHTML = text.replace(/<\?xml[^>]*>/, "");
   } catch (e) { /* the page works without the mascot */ }
   $("#search-form").addEventListener("submit", runSearch);
+  $("#key-form").addEventListener("submit", useKey);
+  $("#key-forget").addEventListener("click", forgetKey);
+  keyStatus(apiKey() ? "key set" : "no key", false);
   $("#records-form").addEventListener("submit", recordsFirst);
   $("#r-next").addEventListener("click", recordsNext);
   $("#r-prev").addEventListener("click", recordsPrev);
