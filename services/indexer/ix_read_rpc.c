@@ -312,6 +312,11 @@ int ix_h_scroll(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Proto
 {
 	ix_service *s = arg;
 	const Muri__V1__LocalScrollRequest *req = (const Muri__V1__LocalScrollRequest *)msg;
+	/* a page is a fragment's records: under mutual TLS, only the roles that
+	 * may Search and Get may read it */
+	int code = ixs_peer_check(s, call, "Scroll", req->magu, req->fragment, ixs_find_frag(s, req->magu, req->fragment), 1);
+	if (code != GRPC_STATUS_OK)
+		return code;
 	cm_arena *a = cm_rpc_arena(call);
 	char err[ERR_MAX];
 	uint32_t scan_cap = s->o.max_scroll_scan ? s->o.max_scroll_scan : SCROLL_SCAN_DEFAULT;
@@ -331,7 +336,7 @@ int ix_h_scroll(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Proto
 		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", err);
 	struct frag *f;
 	ix_fragment *st;
-	int code = wait_size(s, call, req->magu, req->fragment, req->min_size, &f, &st);
+	code = wait_size(s, call, req->magu, req->fragment, req->min_size, &f, &st);
 	if (code != GRPC_STATUS_OK)
 		return code;
 	Muri__V1__LocalScrollResponse *r = cm_rpc_alloc(call, sizeof(*r));

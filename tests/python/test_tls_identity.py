@@ -73,6 +73,9 @@ class Caller:
         return self.ix.Search(self.pb.LocalSearchRequest(magu=MAGU, fragment=0, top_k=1,
                                                          query=t.Vector(values=[0.0] * 8)), timeout=10)
 
+    def scroll(self):
+        return self.ix.Scroll(self.pb.LocalScrollRequest(magu=MAGU, fragment=0, limit=10), timeout=10)
+
     def deliver(self):
         return self.lch.unary_unary("/muri.v1.Consensus/Deliver", request_serializer=lambda x: x,
                                     response_deserializer=lambda x: x)(b"", timeout=10)
@@ -116,7 +119,7 @@ def test_only_chain_roles_get_in(net4, tmp_path):
     # and no role on chain: refused everything a member may do, naming why
     s = caller("stranger", stranger.seed)
     hexpk = stranger.pk.hex()[:16]
-    for call in (s.fetch, s.inclusion, lambda: s.replicate(first.epoch), lambda: s.write(first.epoch), s.search):
+    for call in (s.fetch, s.inclusion, lambda: s.replicate(first.epoch), lambda: s.write(first.epoch), s.scroll, s.search):
         d = refused(call, grpc.StatusCode.PERMISSION_DENIED, "tls:", hexpk, f"replica of {MAGU}/0")
     assert "in epoch" in d
     refused(s.deliver, grpc.StatusCode.PERMISSION_DENIED, "tls:", hexpk, "not a ledger replica")
