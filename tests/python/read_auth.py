@@ -4,6 +4,9 @@ the request with auth.signature empty)."""
 import hashlib
 import time
 
+import grpc
+import pytest
+
 from sodium_keys import keypair_from_seed, sign
 
 DOM_READ = 0x13
@@ -30,3 +33,14 @@ def signed(req, method, chain_id, keys, wall_ms=None):
     req.auth.wall_ms = wall_ms if wall_ms is not None else int(time.time() * 1000)
     req.auth.signature = sign(sk, read_digest(req, method, chain_id))
     return req
+
+
+def refused(call, code, *words):
+    """A call that must fail with code and a message naming every word;
+    returns the message."""
+    with pytest.raises(grpc.RpcError) as e:
+        call()
+    assert e.value.code() == code, (e.value.code(), e.value.details())
+    for w in words:
+        assert w in e.value.details(), e.value.details()
+    return e.value.details()

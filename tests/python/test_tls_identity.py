@@ -19,7 +19,7 @@ from chain_util import CHAIN, ChainNet, vec
 from conftest import BUILD, CHANNEL_OPTIONS
 from ledger_util import Account
 from muri_util import wait_until
-from read_auth import keys_of, signed
+from read_auth import keys_of, refused, signed
 from test_indexer import records  # noqa: F401
 from test_membership import MAGU, config, create_magu, first_config, write_until_acked
 from tls_util import TestCA, node_uri
@@ -31,15 +31,6 @@ def net4(servers, stubs, tmp_path):
     n = ChainNet(servers, stubs, tmp_path, n_indexers=4, ix_args=("--drop-ms", "3000"), pki=pki)
     yield n
     n.close()
-
-
-def refused(call, code, *words):
-    with pytest.raises(grpc.RpcError) as e:
-        call()
-    assert e.value.code() == code, (e.value.code(), e.value.details())
-    for w in words:
-        assert w in e.value.details(), e.value.details()
-    return e.value.details()
 
 
 class Caller:
