@@ -142,6 +142,13 @@ const char *cm_rpc_metadata(cm_rpc_call *call, const char *key);
 /* The request message's bytes as received (a copy in call memory);
  * CM_ERR_NOTFOUND when the call has none, CM_ERR_NOMEM. */
 int cm_rpc_request_bytes(cm_rpc_call *call, const uint8_t **p, size_t *n);
+/* The request message's size in bytes as received (0: none). */
+size_t cm_rpc_request_size(const cm_rpc_call *call);
+/* Adds a trailing metadata entry (lower-case key, text value) sent with the
+ * call's status, such as retry-after-ms on a refusal; CM_ERR_TOOBIG past
+ * CM_RPC_TRAILERS_MAX. */
+#define CM_RPC_TRAILERS_MAX 4
+int cm_rpc_set_trailer(cm_rpc_call *call, const char *key, const char *value);
 /* Sends one message on a server stream and waits until gRPC took it.
  * CM_OK, or CM_ERR_CANCELLED when the stream is gone. */
 int cm_rpc_stream_send(cm_rpc_call *call, const ProtobufCMessage *msg);

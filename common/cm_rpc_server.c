@@ -65,6 +65,8 @@ struct cm_rpc_call {
 	grpc_slice status_slice;
 	int has_status_slice;
 	grpc_byte_buffer *resp_bb;
+	grpc_metadata trailers[CM_RPC_TRAILERS_MAX]; /* sent with the status */
+	size_t ntrailers;
 	int close_cancelled; /* written by RECV_CLOSE_ON_SERVER */
 	struct timespec start;
 	void (*done_fn[ON_DONE_MAX])(void *);
@@ -145,6 +147,10 @@ static void call_free(struct cm_rpc_call *c)
 		grpc_byte_buffer_destroy(c->resp_bb);
 	if (c->has_status_slice)
 		grpc_slice_unref(c->status_slice);
+	for (size_t i = 0; i < c->ntrailers; i++) {
+		grpc_slice_unref(c->trailers[i].key);
+		grpc_slice_unref(c->trailers[i].value);
+	}
 	grpc_metadata_array_destroy(&c->md);
 	grpc_call_details_destroy(&c->details);
 	cm_arena_free(&c->arena);
@@ -296,6 +302,22 @@ int cm_rpc_request_bytes(cm_rpc_call *call, const uint8_t **p, size_t *n)
 	return CM_OK;
 }
 
+size_t cm_rpc_request_size(const cm_rpc_call *call)
+{
+	return call->payload ? grpc_byte_buffer_length(call->payload) : 0;
+}
+
+int cm_rpc_set_trailer(cm_rpc_call *call, const char *key, const char *value)
+{
+	if (call->ntrailers == CM_RPC_TRAILERS_MAX)
+		return CM_ERR_TOOBIG;
+	grpc_metadata *m = &call->trailers[call->ntrailers++];
+	memset(m, 0, sizeof(*m));
+	m->key = grpc_slice_from_copied_string(key);
+	m->value = grpc_slice_from_copied_string(value);
+	return CM_OK;
+}
+
 static void set_status_slice(struct cm_rpc_call *c)
 {
 	c->status_slice = grpc_slice_from_copied_string(c->message);
@@ -326,6 +348,8 @@ static void finish_unary(struct cm_rpc_call *c)
 	set_status_slice(c);
 	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
 	ops[n].data.send_status_from_server.status = (grpc_status_code)c->code;
+	ops[n].data.send_status_from_server.trailing_metadata_count = c->ntrailers;
+	ops[n].data.send_status_from_server.trailing_metadata = c->ntrailers ? c->trailers : NULL;
 	ops[n++].data.send_status_from_server.status_details = &c->status_slice;
 	ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
 	ops[n++].data.recv_close_on_server.cancelled = &c->close_cancelled;
@@ -428,6 +452,8 @@ static void *stream_main(void *arg)
 	op.op = GRPC_OP_SEND_STATUS_FROM_SERVER;
 	op.data.send_status_from_server.status = (grpc_status_code)c->code;
 	op.data.send_status_from_server.status_details = &c->status_slice;
+	op.data.send_status_from_server.trailing_metadata_count = c->ntrailers;
+	op.data.send_status_from_server.trailing_metadata = c->ntrailers ? c->trailers : NULL;
 	record(c);
 	pthread_mutex_lock(&c->mu);
 	if (grpc_call_start_batch(c->call, &op, 1, &c->tags[TAG_STATUS], NULL) != GRPC_CALL_OK)
