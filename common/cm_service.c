@@ -116,7 +116,8 @@ int cm_service_status(cm_service *svc, cm_rpc_call *call, Muri__V1__StatusRespon
  * SIGTERM and SIGINT stop the service, once: a second one while it stops is
  * logged and ignored (the drain is bounded by grace_ms already, and what
  * follows it, such as saving indexes, must not be cut short; SIGKILL is the
- * way to end a process at once). SIGHUP is logged and ignored.
+ * way to end a process at once). SIGHUP runs the service's reload hook
+ * once it is up (and until it stops); without one it is logged and ignored.
  *
  * Every thread of ours blocks the three signals: cm_service_main blocks
  * them before it starts any thread, and threads inherit the mask. Threads
@@ -187,12 +188,21 @@ typedef struct sigwatch {
 	int quit;             /* set when the service has stopped (mu) */
 	int64_t grace_ms;
 	sigset_t wait_mask;   /* the thread's mask with the stop signals open, for ppoll */
+	cm_service *svc;      /* set while its reload hook may run (mu) */
 } sigwatch;
 
 static void sigwatch_take(sigwatch *w, int sig)
 {
 	if (sig == SIGHUP) {
-		cm_info("signal", "sig=HUP action=ignored");
+		pthread_mutex_lock(&w->mu);
+		cm_service *svc = w->svc;
+		if (svc && svc->reload) {
+			cm_info("signal", "sig=HUP action=reload");
+			svc->reload(svc->ctx); /* under mu: the service cannot stop meanwhile */
+		} else {
+			cm_info("signal", "sig=HUP action=ignored");
+		}
+		pthread_mutex_unlock(&w->mu);
 		return;
 	}
 	if (sig != SIGTERM && sig != SIGINT)
@@ -279,6 +289,32 @@ static void sigwatch_stop(sigwatch *w)
 	pthread_cond_destroy(&w->cv);
 }
 
+/* Lets the reload hook run (svc) or not (NULL), after a reload under way ended. */
+static void sigwatch_set_service(sigwatch *w, cm_service *svc)
+{
+	if (!w->made)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->svc = svc;
+	pthread_mutex_unlock(&w->mu);
+}
+
+int cm_service_reload_config(cm_service *svc, void *cfg, char *err, size_t errlen)
+{
+	char **argv = calloc((size_t)svc->argc + 1, sizeof(*argv));
+	if (!argv)
+		return CM_ERR_NOMEM;
+	memcpy(argv, svc->argv, (size_t)svc->argc * sizeof(*argv)); /* cm_config_load reorders its argv */
+	int rc = cm_config_load(svc->keys, svc->nkeys, cfg, svc->env_prefix, svc->argc, argv, err, errlen);
+	free(argv);
+	if (rc == 1) { /* --help cannot come back, but do not leave it half-done */
+		cm_config_free(svc->keys, svc->nkeys, cfg);
+		snprintf(err, errlen, "--help");
+		return CM_ERR_INVALID;
+	}
+	return rc;
+}
+
 static int health_default(void *arg, char *reason, size_t len)
 {
 	(void)arg;
@@ -286,7 +322,7 @@ static int health_default(void *arg, char *reason, size_t len)
 	return 1;
 }
 
-int cm_service_main(cm_service *svc, int argc, char **argv)
+static int service_run(cm_service *svc, int argc, char **argv)
 {
 	char err[ERR_MAX] = "";
 	sigset_t sigs;
@@ -309,6 +345,7 @@ int cm_service_main(cm_service *svc, int argc, char **argv)
 	}
 	svc->start_ms = cm_now_ms();
 	cm_log_set_service(svc->name);
+
 	if (cm_crypto_init() != CM_OK) {
 		fprintf(stderr, "muri-%s: cannot initialize libsodium\n", svc->name);
 		return 1;
@@ -419,10 +456,12 @@ int cm_service_main(cm_service *svc, int argc, char **argv)
 	}
 	cm_info("listening", "rpc_port=%d metrics_port=%d tls=%s version=%s", rpc_port, metrics_port,
 		opts.tls_cert_file ? "on" : "off", MURI_VERSION);
+	sigwatch_set_service(&watch, svc);
 
 	sigwatch_wait(&watch); /* logs "stopping" */
 	exit_code = 0;
 out:
+	sigwatch_set_service(&watch, NULL);
 	if (inited && svc->stopping)
 		svc->stopping(svc->ctx);
 	if (rpc)
@@ -438,4 +477,20 @@ out:
 	cm_rpc_client_set_identity(NULL, NULL, err, sizeof(err));
 	cm_config_free(svc->keys, svc->nkeys, svc->cfg);
 	return exit_code;
+}
+
+int cm_service_main(cm_service *svc, int argc, char **argv)
+{
+	/* the arguments as given, for cm_service_reload_config (loading reorders argv) */
+	svc->argc = argc > 0 ? argc : 0;
+	svc->argv = calloc((size_t)svc->argc + 1, sizeof(*svc->argv));
+	if (!svc->argv) {
+		fprintf(stderr, "muri-%s: out of memory\n", svc->name);
+		return 1;
+	}
+	memcpy(svc->argv, argv, (size_t)svc->argc * sizeof(*argv));
+	int rc = service_run(svc, argc, argv);
+	free(svc->argv);
+	svc->argv = NULL;
+	return rc;
 }

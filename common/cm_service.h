@@ -120,7 +120,13 @@ struct cm_service {
 	cm_health_fn health;
 	/* Extra Status details. Optional. */
 	void (*status_details)(void *ctx, cm_rpc_call *call, Muri__V1__StatusResponse *resp);
+	/* On SIGHUP, on the signal thread, between init and fini: applies what
+	 * may change without a restart (cm_service_reload_config reads the
+	 * configuration again). Optional: without it SIGHUP is logged and ignored. */
+	void (*reload)(void *ctx);
 	/* filled by cm_service_main */
+	int argc;
+	char **argv;                    /* a copy of main's arguments, as they were */
 	uint64_t start_ms;
 	cm_keypair key;
 	int has_key;
@@ -132,6 +138,12 @@ struct cm_service {
  * and SIGHUP in the calling thread, so that every thread started after it
  * inherits the block, and installs their handler for the whole process. */
 int cm_service_main(cm_service *svc, int argc, char **argv);
+
+/* Loads the configuration again from the sources it came from at start (the
+ * --config file as it is now, the environment, the command line) into cfg,
+ * a zeroed struct of the service's config type that the caller frees with
+ * cm_config_free. CM_OK, or an error with err naming the key. */
+int cm_service_reload_config(cm_service *svc, void *cfg, char *err, size_t errlen);
 
 /* Fills a Status response (service, version, node id, uptime, details) in
  * the call's memory; for the services' Status handlers. */
