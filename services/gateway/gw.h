@@ -15,6 +15,7 @@
 #include "cm_ledger_client.h"
 #include "cm_rpc.h"
 #include "cm_service.h"
+#include "gw_quota.h"
 #include "gw_rank.h"
 #include "indexer.pb-c.h"
 #include "ledger.pb-c.h"
@@ -70,7 +71,40 @@ typedef struct gw_config {
 	int64_t console_poll_ms;      /* the console asks every node's Status this often */
 	int64_t console_max_body;     /* bytes of a console request's body */
 	int64_t console_connections;  /* the console's HTTP connections at once */
+	double quota_requests_per_second; /* per account (gw_quota.h); 0: none */
+	double quota_requests_burst;
+	double quota_vectors_per_second;
+	double quota_vectors_burst;
+	int64_t quota_concurrent_calls;
+	uint64_t quota_request_bytes;
+	int64_t quota_top_k_batch;
+	int64_t quota_accounts;       /* accounts the quota table holds (read at start only) */
 } gw_config;
+
+/* The per-account quota keys (gw_quota_call.c), in gw_main.c's table; all
+ * but quota_accounts are read again on SIGHUP. */
+#define GW_QUOTA_CONFIG_KEYS                                                                                      \
+	{"quota_requests_per_second", CM_CFG_DOUBLE, offsetof(gw_config, quota_requests_per_second), "10000", 0,  \
+	 1e9, "requests one account (with auth off: all callers together) may make per second, on average; "      \
+	 "more get RESOURCE_EXHAUSTED with the wait (retry-after-ms); 0: no limit", NULL},                       \
+	{"quota_requests_burst", CM_CFG_DOUBLE, offsetof(gw_config, quota_requests_burst), "20000", 0, 1e12,     \
+	 "requests an idle account may make at once above its rate (0: one second's worth)", NULL},             \
+	{"quota_vectors_per_second", CM_CFG_DOUBLE, offsetof(gw_config, quota_vectors_per_second), "1000000", 0,  \
+	 1e12, "vectors one account may write per second (Insert, Upsert, Update, Import); a refused write "      \
+	 "writes nothing; an Import waits instead; 0: no limit", NULL},                                          \
+	{"quota_vectors_burst", CM_CFG_DOUBLE, offsetof(gw_config, quota_vectors_burst), "2000000", 0, 1e15,     \
+	 "vectors an idle account may write at once; a larger write is refused outright (0: one second's "       \
+	 "worth)", NULL},                                                                                         \
+	{"quota_concurrent_calls", CM_CFG_INT, offsetof(gw_config, quota_concurrent_calls), "1024", 0, 1000000,   \
+	 "calls of one account in flight at once; 0: no limit", NULL},                                           \
+	{"quota_request_bytes", CM_CFG_SIZE, offsetof(gw_config, quota_request_bytes), "0", 0, 2147483647.0,     \
+	 "bytes of one request message of one account (below rpc_max_message, which holds for all); 0: no "     \
+	 "limit", NULL},                                                                                          \
+	{"quota_top_k_batch", CM_CFG_INT, offsetof(gw_config, quota_top_k_batch), "1000000", 0, 1e12,            \
+	 "query vectors x top_k of one Search or SearchBatch; 0: no limit", NULL},                               \
+	{"quota_accounts", CM_CFG_INT, offsetof(gw_config, quota_accounts), "65536", 16, 100000000,              \
+	 "accounts whose quotas the gateway tracks at once (about 100 bytes each); past it the least recently "  \
+	 "seen idle account is forgotten (read at start only)", NULL}
 
 /* The Import RPC's configuration keys (gw_import.c), in gw_main.c's table. */
 #define GW_IMPORT_CONFIG_KEYS                                                                                     \
@@ -197,6 +231,8 @@ typedef struct gw_ctx {
 	struct gw_console *console;      /* NULL: console_listen is off */
 	struct gw_recent *recent;        /* the latest searches' answers, for the console (gw_recent.h) */
 	struct gw_auth *auth;            /* callers, keys and access lists (gw_auth.h) */
+	struct gw_quota *quota;          /* per-account limits (gw_quota.h) */
+	cm_counter *quota_refused[8];    /* muri_gateway_quota_refused_total{limit=...} (gw_quota_call.c) */
 } gw_ctx;
 
 /* ---- authentication and authorization (gw_auth_call.c over gw_auth.h) ---- */
@@ -206,6 +242,31 @@ typedef struct gw_ctx {
  * status (UNAUTHENTICATED, PERMISSION_DENIED) with its message. */
 int gw_authorize(gw_ctx *g, cm_rpc_call *call, const char *method, const char *collection, enum gw_need need,
 		 gw_caller *who);
+/* gw_authorize admits the call under the caller's quotas as a request of
+ * no vectors or queries (gw_admit); gw_authorize_ask admits it as ask, with
+ * qfield naming a search's query field; gw_authenticate admits nothing (a
+ * call admitted already, such as an Import's batch). */
+int gw_authenticate(gw_ctx *g, cm_rpc_call *call, const char *method, const char *collection, enum gw_need need,
+		    gw_caller *who);
+int gw_authorize_ask(gw_ctx *g, cm_rpc_call *call, const char *collection, enum gw_need need,
+		     const gw_quota_ask *ask, const char *qfield, gw_caller *who);
+/* ---- per-account quotas (gw_quota_call.c over gw_quota.h) ---- */
+/* Makes g->quota from the configuration and its metrics. */
+int gw_quota_start(gw_ctx *g, char *err, size_t errlen);
+/* The SIGHUP hook: reads the configuration again and applies its quota_*
+ * keys to the running gateway (logged; an invalid file keeps the old ones). */
+void gw_quota_reload(void *ctx);
+/* Admits a call of who asking ask (its bytes are the call's request size):
+ * GRPC_STATUS_OK (the call counts as in flight until it ends), or
+ * RESOURCE_EXHAUSTED naming the account, the limit and how long to wait,
+ * with a retry-after-ms trailer when waiting helps. fields names the
+ * request's fields for the top_k x batch message ("query_vectors",
+ * "top_k"). */
+int gw_admit(gw_ctx *g, cm_rpc_call *call, const gw_caller *who, const gw_quota_ask *ask, const char *qfield);
+/* Paces n vectors of a call admitted already (an Import's batch): waits for
+ * who's vector bucket, until the call ends; GRPC_STATUS_OK or the failure. */
+int gw_quota_pace(gw_ctx *g, cm_rpc_call *call, const gw_caller *who, uint64_t n);
+
 /* Before a search of queries vectors by who: with receipts on and auth on,
  * reserves the fee from who's allowance to this gateway; RESOURCE_EXHAUSTED
  * saying so when there is not enough left. */
@@ -349,6 +410,8 @@ int gw_h_get(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, Protobuf
 int gw_h_search(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
 int gw_h_search_batch(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
 int gw_h_import(void *arg, cm_rpc_call *call, const ProtobufCMessage *req);
+/* One batch of an Import, written as an Upsert by the Import's caller. */
+int gw_import_upsert(gw_ctx *g, cm_rpc_call *call, const Muri__V1__UpsertRequest *q, ProtobufCMessage **resp);
 int gw_h_scroll(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp);
 
 /* Reads records of ids (grouped by fragment) from one replica per fragment

@@ -339,8 +339,8 @@ void gw_auth_refund(gw_auth *a, const uint8_t searcher[CM_PK_BYTES], uint64_t fe
 
 #include "gw.h"
 
-int gw_authorize(gw_ctx *g, cm_rpc_call *call, const char *method, const char *collection, enum gw_need need,
-		 gw_caller *who)
+int gw_authenticate(gw_ctx *g, cm_rpc_call *call, const char *method, const char *collection, enum gw_need need,
+		    gw_caller *who)
 {
 	if (!method) {
 		const char *full = cm_rpc_method(call), *slash = strrchr(full, '/');
@@ -350,6 +350,26 @@ int gw_authorize(gw_ctx *g, cm_rpc_call *call, const char *method, const char *c
 	if (code != GRPC_STATUS_OK)
 		return code;
 	return gw_auth_allow(g->auth, call, who, method, collection, need);
+}
+
+int gw_authorize_ask(gw_ctx *g, cm_rpc_call *call, const char *collection, enum gw_need need,
+		     const gw_quota_ask *ask, const char *qfield, gw_caller *who)
+{
+	int code = gw_authenticate(g, call, NULL, collection, need, who);
+	if (code != GRPC_STATUS_OK)
+		return code;
+	gw_quota_ask none = {0};
+	return gw_admit(g, call, who, ask ? ask : &none, qfield);
+}
+
+int gw_authorize(gw_ctx *g, cm_rpc_call *call, const char *method, const char *collection, enum gw_need need,
+		 gw_caller *who)
+{
+	int code = gw_authenticate(g, call, method, collection, need, who);
+	if (code != GRPC_STATUS_OK)
+		return code;
+	gw_quota_ask none = {0};
+	return gw_admit(g, call, who, &none, NULL);
 }
 
 int gw_charge(gw_ctx *g, cm_rpc_call *call, const gw_caller *who, size_t queries)

@@ -187,6 +187,9 @@ int gw_h_list(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protobu
 		return ac;
 	if (who.anonymous && !g->cfg->auth_anonymous_reads)
 		return gw_authorize(g, call, NULL, NULL, GW_NEED_READ, &who); /* says no credential */
+	gw_quota_ask none = {0};
+	if ((ac = gw_admit(g, call, &who, &none, NULL)) != GRPC_STATUS_OK)
+		return ac;
 	if (gw_chain_list(g->chain, &v, &n) != CM_OK)
 		return gw_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 	size_t kept = 0; /* a collection the caller may not read is not listed */

@@ -229,7 +229,7 @@ static int run(gw_ctx *g, cm_rpc_call *call, imp *m, const uint8_t key[16], uint
 			u.consistency_level = m->level;
 			u.timeout_ms = (uint32_t)g->cfg->import_batch_timeout_ms;
 			ProtobufCMessage *resp = NULL;
-			code = gw_h_upsert(g, call, &u.base, &resp);
+			code = gw_import_upsert(g, call, &u, &resp);
 			for (size_t i = 0; i < n; i++) {
 				if (m->mp[i] != &empty)
 					cm_json_metadata_free(m->mp[i]);

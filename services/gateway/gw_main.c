@@ -108,6 +108,7 @@ static const cm_config_key gw_keys[] = {
 	{"tls_ca", CM_CFG_STR, offsetof(gw_config, tls_ca), "", 0, 0,
 	 "PEM CA file to verify indexers' and ledger replicas' TLS certificates; empty: plaintext", NULL},
 	GW_IMPORT_CONFIG_KEYS,
+	GW_QUOTA_CONFIG_KEYS,
 };
 
 static int gw_status(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp)
@@ -191,6 +192,11 @@ static int gw_init(void *ctx, const cm_service_env *env, char *err, size_t errle
 		rc = gw_pool_new((int)cfg->fanout_threads, (size_t)cfg->max_fanout, &g->pool);
 	if (rc == CM_OK && cfg->console_listen && cfg->console_listen[0])
 		rc = gw_recent_new(&g->recent);
+	if (rc == CM_OK && (rc = gw_quota_start(g, err, errlen)) != CM_OK) {
+		if (key == &eph)
+			cm_keypair_wipe(&eph);
+		return rc;
+	}
 	if (rc != CM_OK) {
 		snprintf(err, errlen, "cannot start: %s", cm_strerror(rc));
 		if (key == &eph)
@@ -296,6 +302,7 @@ static void gw_fini(void *ctx)
 	gw_spotter_free(g->spotter);
 	gw_chain_free(g->chain);
 	gw_auth_free(g->auth);
+	gw_quota_free(g->quota);
 	gw_pool_free(g->pool);
 	gw_clients_free(g->clients);
 	cm_keypair_wipe(&g->payer);
@@ -324,6 +331,7 @@ int main(int argc, char **argv)
 		.started = gw_started,
 		.fini = gw_fini,
 		.status_details = gw_details,
+		.reload = gw_quota_reload,
 	};
 	return cm_service_main(&svc, argc, argv);
 }

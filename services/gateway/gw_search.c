@@ -217,7 +217,8 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 	    gw_valid_timeout(timeout_ms, "timeout_ms", err, sizeof(err)) != CM_OK)
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
 	gw_caller who;
-	int ac = gw_authorize(g, call, NULL, collection, GW_NEED_READ, &who);
+	gw_quota_ask ask = {.queries = nq, .top_k = top_k};
+	int ac = gw_authorize_ask(g, call, collection, GW_NEED_READ, &ask, qfield, &who);
 	if (ac != GRPC_STATUS_OK)
 		return ac;
 	if (top_k < 1 || top_k > GW_MAX_TOP_K)

@@ -251,7 +251,9 @@ nomem:
 	return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 }
 
-enum wkind { W_INSERT, W_UPSERT, W_UPDATE };
+/* W_IMPORT: an Upsert that is one batch of an Import (admitted already:
+ * its vectors are paced rather than refused). */
+enum wkind { W_INSERT, W_UPSERT, W_UPDATE, W_IMPORT };
 
 static int do_write(gw_ctx *g, cm_rpc_call *call, enum wkind kind, const char *collection, char **ids, size_t n_ids,
 		    Muri__V1__Vector **vecs, size_t n, Muri__V1__Metadata **meta, size_t n_meta, int level_in,
@@ -263,7 +265,11 @@ static int do_write(gw_ctx *g, cm_rpc_call *call, enum wkind kind, const char *c
 	    gw_valid_timeout(timeout_ms, "timeout_ms", err, sizeof(err)) != CM_OK)
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
 	gw_caller who;
-	int ac = gw_authorize(g, call, NULL, collection, GW_NEED_WRITE, &who);
+	gw_quota_ask ask = {.vectors = n};
+	int ac = kind == W_IMPORT ? gw_authenticate(g, call, NULL, collection, GW_NEED_WRITE, &who)
+				  : gw_authorize_ask(g, call, collection, GW_NEED_WRITE, &ask, NULL, &who);
+	if (ac == GRPC_STATUS_OK && kind == W_IMPORT)
+		ac = gw_quota_pace(g, call, &who, n);
 	if (ac != GRPC_STATUS_OK)
 		return ac;
 	if (n < 1 || n > (size_t)g->cfg->max_batch)
@@ -380,6 +386,12 @@ int gw_h_upsert(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Proto
 {
 	const Muri__V1__UpsertRequest *q = (const Muri__V1__UpsertRequest *)msg;
 	return do_write(arg, call, W_UPSERT, q->collection, q->ids, q->n_ids, q->vectors, q->n_vectors, q->metadata,
+			q->n_metadata, q->consistency_level, q->timeout_ms, resp);
+}
+
+int gw_import_upsert(gw_ctx *g, cm_rpc_call *call, const Muri__V1__UpsertRequest *q, ProtobufCMessage **resp)
+{
+	return do_write(g, call, W_IMPORT, q->collection, q->ids, q->n_ids, q->vectors, q->n_vectors, q->metadata,
 			q->n_metadata, q->consistency_level, q->timeout_ms, resp);
 }
 
