@@ -8,6 +8,7 @@
 #   scripts/bench.sh dims [dims-bench options, e.g. --rows N --sample N --dims 100,384,768,1536]
 #   scripts/bench.sh gateway [--rows N (0: all)] [--queries N] [--ef-search E] [--dataset NAME]
 #                            [gateway-bench options, e.g. --rpc-threads R --batch-queries N]
+#   scripts/bench.sh fairness [--searches N] [--rate R] [--flood-threads T] [--quota-rps Q]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-rpc}
@@ -71,5 +72,19 @@ case "$what" in
     export MURI_DATASETS=${MURI_DATASETS:-$root/../shared/datasets}
     cd "$root/build"
     exec /usr/bin/python3 -m pytest -q -s -p no:cacheprovider "$root/tests/python/bench_gateway.py" ;;
-  *) echo "unknown benchmark: $what (known: rpc, indexer, ledger, dims, failover, gateway)" >&2; exit 2 ;;
+  fairness)
+    # a well-behaved account's latency while another floods the gateway (per-account quotas)
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --searches) export MURI_BENCH_SEARCHES=$2; shift 2 ;;
+        --rate) export MURI_BENCH_GOOD_RATE=$2; shift 2 ;;
+        --flood-threads) export MURI_BENCH_FLOOD_THREADS=$2; shift 2 ;;
+        --quota-rps) export MURI_BENCH_QUOTA_RPS=$2; shift 2 ;;
+        *) echo "unknown fairness option: $1" >&2; exit 2 ;;
+      esac
+    done
+    export MURI_SOURCE_ROOT="$root"
+    cd "$root/build"
+    exec /usr/bin/python3 -m pytest -q -s -p no:cacheprovider "$root/tests/python/bench_fairness.py" ;;
+  *) echo "unknown benchmark: $what (known: rpc, indexer, ledger, dims, failover, gateway, fairness)" >&2; exit 2 ;;
 esac
