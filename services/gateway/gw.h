@@ -259,9 +259,9 @@ void gw_quota_reload(void *ctx);
 /* Admits a call of who asking ask (its bytes are the call's request size):
  * GRPC_STATUS_OK (the call counts as in flight until it ends), or
  * RESOURCE_EXHAUSTED naming the account, the limit and how long to wait,
- * with a retry-after-ms trailer when waiting helps. fields names the
- * request's fields for the top_k x batch message ("query_vectors",
- * "top_k"). */
+ * with a retry-after-ms trailer when waiting helps. qfield names a
+ * search's query field for the queries x top_k message ("query_vectors";
+ * NULL: "queries"). */
 int gw_admit(gw_ctx *g, cm_rpc_call *call, const gw_caller *who, const gw_quota_ask *ask, const char *qfield);
 /* Paces n vectors of a call admitted already (an Import's batch): waits for
  * who's vector bucket, until the call ends; GRPC_STATUS_OK or the failure. */
