@@ -249,7 +249,8 @@ void search_sub(const faiss::Index *sub, size_t nq, const float *x, int64_t k, i
 		double scan, postf, nt = (double)sub->ntotal;
 		ix_faiss_filter_rules(&scan, &postf);
 		/* ix_faiss_set_filter_rules says why */
-		int post = sel && w > 1.0 && postf > 0;
+		const faiss::IndexFlat *flat = flat_storage(hnsw);
+		int post = flat && sel && w > 1.0 && postf > 0; /* hnsw_filtered keeps ef admitted */
 		if (post) {
 			double want = std::ceil(postf * (double)k * w);
 			if (want > (double)ef)
@@ -265,9 +266,9 @@ void search_sub(const faiss::Index *sub, size_t nq, const float *x, int64_t k, i
 			hnsw->storage->search((faiss::Index::idx_t)nq, x, k, dist, labels, sel ? &p : nullptr);
 			return;
 		}
-		if (auto f = flat_storage(hnsw)) {
+		if (flat) {
 			for (size_t i = 0; i < nq; i++)
-				hnsw_walk(hnsw, f, x + i * hnsw->d, k, ef, xs, post, dist + i * k, labels + i * k);
+				hnsw_walk(hnsw, flat, x + i * hnsw->d, k, ef, xs, post, dist + i * k, labels + i * k);
 			return;
 		}
 		if (sel) {
