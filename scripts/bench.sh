@@ -3,6 +3,7 @@
 # figures next to the baseline measured in the same run.
 #   scripts/bench.sh rpc [rpc-bench options]
 #   scripts/bench.sh indexer [indexer-bench options]
+#   scripts/bench.sh filter [filter-walk-bench options, e.g. --rows N --queries N --shares 50,15,5,1]
 #   scripts/bench.sh ledger [ledger-bench options]
 #   scripts/bench.sh failover [--rounds N] [--lease-ms MS] [--suspect-ms MS]
 #   scripts/bench.sh dims [dims-bench options, e.g. --rows N --sample N --dims 100,384,768,1536]
@@ -30,6 +31,9 @@ case "$what" in
       export MURI_HNSWLIB_PYTHON=$hv/bin/python MURI_SOURCE_ROOT=$root
     fi
     exec "$root/build/tests/bench/indexer-bench" "$@" ;;
+  filter)
+    export MURI_DATASETS=${MURI_DATASETS:-$root/../shared/datasets}
+    exec "$root/build/tests/bench/filter-walk-bench" "$@" ;;
   ledger) exec "$root/build/tests/bench/ledger-bench" "$@" ;;
   dims)
     # glove lifted to each dimension, plus Fashion-MNIST (784-d, Debian's
@@ -86,5 +90,5 @@ case "$what" in
     export MURI_SOURCE_ROOT="$root"
     cd "$root/build"
     exec /usr/bin/python3 -m pytest -q -s -p no:cacheprovider "$root/tests/python/bench_fairness.py" ;;
-  *) echo "unknown benchmark: $what (known: rpc, indexer, ledger, dims, failover, gateway, fairness)" >&2; exit 2 ;;
+  *) echo "unknown benchmark: $what (known: rpc, indexer, filter, ledger, dims, failover, gateway, fairness)" >&2; exit 2 ;;
 esac

@@ -14,6 +14,7 @@
 #include "ix_faiss_ext.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <exception>
@@ -65,6 +66,8 @@ struct select_ids : faiss::IDSelector {
 	explicit select_ids(const ix_select *sel) : s(sel) {}
 	bool is_member(faiss::Index::idx_t id) const override { return ix_select_admits(s, (size_t)id); }
 };
+
+std::atomic<double> scan_factor{IX_FAISS_SCAN_FACTOR}, post_factor{IX_FAISS_POST_FACTOR};
 
 // How much wider a search under a selector must look: ntotal / admitted
 // (1 without a selector or when the count is not known).
@@ -215,10 +218,10 @@ ix_hnsw_scratch *thread_scratch()
 // (its kernels, as IndexHNSW::search and ix_distances give them) and
 // ordered by them, ties by position.
 void hnsw_walk(const faiss::IndexHNSW *h, const faiss::IndexFlat *f, const float *x, int64_t k, int ef,
-	       const ix_select *sel, float *dist, int64_t *labels)
+	       const ix_select *sel, int post, float *dist, int64_t *labels)
 {
 	ix_hnsw_graph g = graph_of(h, f);
-	long n = ix_hnsw_search(&g, thread_scratch(), x, (size_t)k, (size_t)ef, sel, dist, labels);
+	long n = ix_hnsw_search(&g, thread_scratch(), x, (size_t)k, (size_t)ef, sel, post, dist, labels);
 	if (n < 0)
 		throw std::bad_alloc();
 	const float *xb = f->get_xb();
@@ -243,18 +246,29 @@ void search_sub(const faiss::Index *sub, size_t nq, const float *x, int64_t k, i
 	double w = widen(sub, sel, admitted);
 	if (auto hnsw = dynamic_cast<const faiss::IndexHNSW *>(sub)) {
 		int ef = std::max(hnsw->hnsw.efSearch, (int)k);
-		/* a filtered walk visits about ef / share vertices */
-		if (!exhaustive && sel && (double)ef * w * IX_FAISS_SCAN_FACTOR >= (double)sub->ntotal)
+		double scan, postf, nt = (double)sub->ntotal;
+		ix_faiss_filter_rules(&scan, &postf);
+		/* ix_faiss_set_filter_rules says why */
+		const faiss::IndexFlat *flat = flat_storage(hnsw);
+		int post = flat && sel && w > 1.0 && postf > 0; /* hnsw_filtered keeps ef admitted */
+		if (post) {
+			double want = std::ceil(postf * (double)k * w);
+			if (want > (double)ef)
+				ef = want < nt ? (int)want : (int)nt;
+			if (!exhaustive && nt / w + nt / IX_FAISS_TEST_COST <= (double)ef * scan)
+				exhaustive = 1;
+		} else if (!exhaustive && sel && (double)ef * scan * w * w >= nt) {
 			exhaustive = 1;
+		}
 		if (exhaustive) {
 			faiss::SearchParameters p;
 			p.sel = sel;
 			hnsw->storage->search((faiss::Index::idx_t)nq, x, k, dist, labels, sel ? &p : nullptr);
 			return;
 		}
-		if (auto f = flat_storage(hnsw)) {
+		if (flat) {
 			for (size_t i = 0; i < nq; i++)
-				hnsw_walk(hnsw, f, x + i * hnsw->d, k, ef, xs, dist + i * k, labels + i * k);
+				hnsw_walk(hnsw, flat, x + i * hnsw->d, k, ef, xs, post, dist + i * k, labels + i * k);
 			return;
 		}
 		if (sel) {
@@ -285,6 +299,18 @@ void search_sub(const faiss::Index *sub, size_t nq, const float *x, int64_t k, i
 }
 
 } // namespace
+
+extern "C" void ix_faiss_set_filter_rules(double scan, double post)
+{
+	scan_factor.store(scan > 0 ? scan : IX_FAISS_SCAN_FACTOR);
+	post_factor.store(post >= 0 ? post : IX_FAISS_POST_FACTOR);
+}
+
+extern "C" void ix_faiss_filter_rules(double *scan, double *post)
+{
+	*scan = scan_factor.load(std::memory_order_relaxed);
+	*post = post_factor.load(std::memory_order_relaxed);
+}
 
 extern "C" int ix_faiss_search(const FaissIndex *index, size_t nq, const float *x, int64_t k,
 			       int exhaustive, const ix_select *sel, size_t admitted,

@@ -25,9 +25,9 @@ extern "C" {
  * vertices and walks on until no candidate is nearer than the worst of them
  * (faiss's own walk keeps efSearch vertices of any kind and filters those,
  * so a filter admitting 5% found about 5% of a beam), and an IVF probes
- * nprobe * ntotal / admitted lists; where the walk would visit more than a
- * scan costs (efSearch * ntotal / admitted * IX_FAISS_SCAN_FACTOR >= ntotal)
- * the storage is scanned instead. exhaustive = 1 visits every stored vector:
+ * nprobe * ntotal / admitted lists; a broad filter keeps the admitted of
+ * the unfiltered beam and where the walk would cost more than a scan the
+ * storage is scanned instead (ix_faiss_set_filter_rules). exhaustive = 1 visits every stored vector:
  * an HNSW searches its storage, an IVF probes every list. Results are faiss's:
  * per query k distances (similarities for inner-product indexes) and labels
  * translated through the id map, -1 where fewer than k were found. Runs on
@@ -36,10 +36,27 @@ extern "C" {
 int ix_faiss_search(const FaissIndex *index, size_t nq, const float *x, int64_t k, int exhaustive,
 		    const ix_select *sel, size_t admitted, float *distances, int64_t *labels,
 		    char *err, size_t errlen);
-/* An HNSW beam of ef costs about this many distances per beam entry (the
- * neighbours it expands); past ntotal / IX_FAISS_SCAN_FACTOR a filtered
- * search scans the storage instead. */
+/* How a filtered HNSW search over flat storage picks its path, from the
+ * filter's share of the index (1 / w, w = ntotal / admitted), k and the
+ * index's beam ef. It walks as an unfiltered search with a beam of
+ * max(ef, post_factor * k * w), which holds post_factor * k admitted
+ * vertices in expectation, and keeps the admitted of the beam; or, where
+ * that costs more than a scan (a beam entry costs about scan_factor
+ * distances; a scan tests every position, 1 / IX_FAISS_TEST_COST of a
+ * distance each, and computes ntotal / w distances), it scans the storage.
+ * With post_factor 0 the walk keeps ef admitted vertices in its beam
+ * instead (visiting about ef * w), and scans where ef * scan_factor * w * w
+ * >= ntotal. Measured by filter-walk-bench (scripts/bench.sh filter) at
+ * 100,000 x 100, efSearch 128: the unfiltered beam filtered costs 1.1-1.6x
+ * an unfiltered search from 50% down to 15% at recall 0.99-0.997, where the
+ * walk keeping ef admitted costs 2.0x at 50% and 5.8x at 15%; the scan
+ * overtakes both near 5%. Process-wide (the indexer's config keys
+ * filter_post_factor and filter_scan_factor). */
 #define IX_FAISS_SCAN_FACTOR 16
+#define IX_FAISS_POST_FACTOR 3
+#define IX_FAISS_TEST_COST 32
+void ix_faiss_set_filter_rules(double scan_factor, double post_factor);
+void ix_faiss_filter_rules(double *scan_factor, double *post_factor);
 
 /* Per-index state of ix_faiss_add (HNSW's node locks and visited table,
  * kept between calls). Owned by the caller: ix_faiss_adder_free(). */

@@ -288,10 +288,13 @@ static node descend(const ix_hnsw_graph *g, dist_fn f, const float *q, node ep, 
 }
 
 /* Best-first beam of ef on one level from ep; the ef best admitted are left
- * in s->best (a max-heap). 0, or -1 out of memory. */
+ * in s->best (a max-heap); with post, the ef best of every vertex visited,
+ * admitted or not (the caller filters them). 0, or -1 out of memory. */
 static int beam(const ix_hnsw_graph *g, ix_hnsw_scratch *s, dist_fn f, const float *q, node ep, int level,
-		size_t ef, const ix_select *sel)
+		size_t ef, const ix_select *sel, int post)
 {
+	if (post)
+		sel = NULL;
 	const size_t d = g->d;
 	const float *x = g->x;
 	size_t links = (size_t)(g->cum[level + 1] - g->cum[level]);
@@ -352,18 +355,33 @@ static size_t drain_best(heap *best, node *out)
 }
 
 long ix_hnsw_search(const ix_hnsw_graph *g, ix_hnsw_scratch *s, const float *q, size_t k, size_t ef,
-		    const ix_select *sel, float *dist, int64_t *pos)
+		    const ix_select *sel, int post, float *dist, int64_t *pos)
 {
 	if (g->entry < 0 || g->ntotal == 0 || k == 0)
 		return 0;
 	if (ef < k)
 		ef = k;
+	post = post && sel;
 	dist_fn f = pick(g->ip);
 	node ep = {f(q, g->x + (size_t)g->entry * g->d, g->d), g->entry};
 	ep = descend(g, f, q, ep, g->max_level, 0);
-	if (beam(g, s, f, q, ep, 0, ef, sel))
+	if (beam(g, s, f, q, ep, 0, ef, sel, post))
 		return -1;
 	heap *best = &s->best;
+	if (post) { /* the admitted among the beam, nearest first */
+		size_t nb = best->n, n = 0;
+		if (heap_reserve(&s->cand, nb))
+			return -1;
+		node *all = s->cand.v;
+		drain_best(best, all);
+		for (size_t i = 0; i < nb && n < k; i++)
+			if (ix_select_admits(sel, (size_t)all[i].id)) {
+				dist[n] = all[i].d;
+				pos[n++] = all[i].id;
+			}
+		s->cand.n = 0;
+		return (long)n;
+	}
 	while (best->n > k)
 		heap_pop(best, 1);
 	long n = (long)best->n;
@@ -491,7 +509,7 @@ int ix_hnsw_plan_block(const ix_hnsw_graph *g, const float *bx, size_t n, const 
 		node ep = {f(q, g->x + (size_t)g->entry * d, d), g->entry};
 		ep = descend(g, f, q, ep, g->max_level, top);
 		for (int l = top < g->max_level ? top : g->max_level; l >= 0; l--) {
-			if (beam(g, s, f, q, ep, l, efc, NULL)) {
+			if (beam(g, s, f, q, ep, l, efc, NULL, 0)) {
 #pragma omp atomic write
 				failed = 1;
 				break;

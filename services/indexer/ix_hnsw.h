@@ -67,11 +67,15 @@ float ix_hnsw_distance_scalar(const float *a, const float *b, size_t d, int ip);
 /* The k nearest positions to q with a beam of ef (>= k) among positions
  * sel admits (NULL: all). The beam
  * keeps ef admitted positions and the walk goes on while a candidate is
- * nearer than the worst of them. Writes walk distances (ix_hnsw_distance)
- * and positions nearest first, (distance, position) ascending; returns how
- * many were found (<= k). CM_ERR_NOMEM as a negative value -1. */
+ * nearer than the worst of them. With post (and sel), the beam is the
+ * unfiltered one (ef positions, admitted or not) and the admitted among
+ * them are returned: the cost of an unfiltered search, for a filter broad
+ * enough that ef holds k admitted many times over. Writes walk distances
+ * (ix_hnsw_distance) and positions nearest first, (distance, position)
+ * ascending; returns how many were found (<= k; fewer than k when post
+ * found too few admitted). CM_ERR_NOMEM as a negative value -1. */
 long ix_hnsw_search(const ix_hnsw_graph *g, ix_hnsw_scratch *s, const float *q, size_t k, size_t ef,
-		    const ix_select *sel, float *dist, int64_t *pos);
+		    const ix_select *sel, int post, float *dist, int64_t *pos);
 
 /* The links a block of n new vectors bx (positions g->ntotal onwards, node
  * i with levels[i] levels) gets, and the lists of existing nodes they change.

@@ -11,6 +11,7 @@
 #include "cm_log.h"
 #include "cm_service.h"
 #include "ix_chain.h"
+#include "ix_faiss_ext.h"
 #include "ix_index.h"
 #include "ix_service.h"
 #ifdef MURI_TEST_FAULTS
@@ -33,6 +34,7 @@ typedef struct ix_config {
 	int64_t filter_postings_max_mb;
 	int64_t omp_threads;
 	int64_t index_threads;
+	double filter_post_factor, filter_scan_factor;
 	int64_t malloc_arena_max;
 	int64_t malloc_mmap_threshold_kb;
 	int64_t malloc_trim_interval_ms;
@@ -87,6 +89,13 @@ static const cm_config_key ix_keys[] = {
 	 "OpenMP threads faiss may use inside one search (searches run in parallel on RPC workers)", NULL},
 	{"index_threads", CM_CFG_INT, offsetof(ix_config, index_threads), "2", 1, 64,
 	 "threads an HNSW index plans each block of new vectors on (the graph is the same whatever the count)", NULL},
+	{"filter_post_factor", CM_CFG_DOUBLE, offsetof(ix_config, filter_post_factor), "3", 0, 1000,
+	 "a filtered HNSW search walks as an unfiltered one with a beam holding this many times k admitted "
+	 "vectors in expectation and keeps the admitted (0: the walk keeps efSearch admitted vectors instead); "
+	 "every replica of a fragment must use the same value, or their answers differ", NULL},
+	{"filter_scan_factor", CM_CFG_DOUBLE, offsetof(ix_config, filter_scan_factor), "16", 0.001, 1000000,
+	 "distances one HNSW beam entry costs, against which a filtered search picks a scan of the matching "
+	 "vectors instead of the walk; every replica of a fragment must use the same value", NULL},
 	{"malloc_arena_max", CM_CFG_INT, offsetof(ix_config, malloc_arena_max), "0", 0, 1024,
 	 "glibc malloc arenas at most (mallopt M_ARENA_MAX; 0: glibc's default, 8 per core)", NULL},
 	{"malloc_mmap_threshold_kb", CM_CFG_INT, offsetof(ix_config, malloc_mmap_threshold_kb), "128", 0, 32768,
@@ -157,6 +166,7 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 	}
 	omp_set_num_threads((int)c->cfg.omp_threads);
 	ix_index_set_build_threads((int)c->cfg.index_threads);
+	ix_faiss_set_filter_rules(c->cfg.filter_scan_factor, c->cfg.filter_post_factor);
 	if (c->cfg.malloc_arena_max && !mallopt(M_ARENA_MAX, (int)c->cfg.malloc_arena_max))
 		cm_warn("mallopt", "what=M_ARENA_MAX value=%lld refused", (long long)c->cfg.malloc_arena_max);
 	if (c->cfg.malloc_mmap_threshold_kb && !mallopt(M_MMAP_THRESHOLD, (int)c->cfg.malloc_mmap_threshold_kb * 1024))

@@ -712,9 +712,13 @@ static void test_graph_walk_filters_half(void)
 	TAP_CHECK(graph_filters_ok(f, 1, &recall));
 	printf("# indexed: recall@10 %.4f\n", recall);
 	ix_fragment_info_get(f, &after);
-	/* every one of the 120 searches tested the filter in the walk */
-	TAP_EQ(after.filter_compiled - before.filter_compiled, (uint64_t)120);
-	TAP_EQ(after.filter_sets - before.filter_sets, (uint64_t)0);
+	/* the 120 searches tested the filter on the graph's beam; a beam that
+	 * held fewer than k admitted (rare: it holds 3k in expectation) went
+	 * exact through the set of positions instead */
+	uint64_t walked = after.filter_compiled - before.filter_compiled, sets = after.filter_sets - before.filter_sets;
+	printf("# %llu by the graph, %llu exact\n", (unsigned long long)walked, (unsigned long long)sets);
+	TAP_EQ(walked + sets, (uint64_t)120);
+	TAP_CHECK(walked >= 114);
 
 	/* a third of the rows updated (new vector, new h and g), a tenth
 	 * deleted: searched right away (a pending tail searched with the
