@@ -144,6 +144,11 @@ extern "C" size_t ix_bin_size(const ix_bin_index *ix)
 	return (size_t)ix->map->ntotal;
 }
 
+extern "C" const int64_t *ix_bin_labels(const ix_bin_index *ix)
+{
+	return reinterpret_cast<const int64_t *>(ix->map->id_map.data());
+}
+
 extern "C" int ix_bin_set_ef_search(ix_bin_index *ix, uint32_t efs, char *err, size_t errlen)
 {
 	if (efs < 1 || efs > 4096)

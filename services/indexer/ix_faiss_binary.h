@@ -32,6 +32,8 @@ int ix_bin_create(int kind, uint32_t bits, uint32_t m, uint32_t ef_construction,
 void ix_bin_free(ix_bin_index *ix);
 uint32_t ix_bin_bits(const ix_bin_index *ix);
 size_t ix_bin_size(const ix_bin_index *ix);
+/* The labels in position order (valid until the next add). */
+const int64_t *ix_bin_labels(const ix_bin_index *ix);
 /* Sets an HNSW's efSearch (no effect on a flat index); not concurrently
  * with a search. */
 int ix_bin_set_ef_search(ix_bin_index *ix, uint32_t ef_search, char *err, size_t errlen);

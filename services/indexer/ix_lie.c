@@ -82,8 +82,8 @@ int ix_lie_tamper(int kind, const ix_spec *spec, const float *query, uint32_t k,
 {
 	switch (kind) {
 	case IX_LIE_FABRICATE: {
-		if (r->n_hits == 0)
-			return CM_OK;
+		if (r->n_hits == 0 || !query || spec->metric == IX_HAMMING)
+			return CM_OK; /* fabricates float vectors only */
 		Muri__V1__Hit *h = hit_copy(r->hits[0], a);
 		Muri__V1__Vector *v = cm_arena_alloc(a, sizeof(*v));
 		float *vals = cm_arena_alloc(a, spec->dim * sizeof(float));
