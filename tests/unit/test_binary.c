@@ -12,6 +12,8 @@
 #include "cm_err.h"
 #include "cm_vecs.h"
 #include "ix_faiss_binary.h"
+#include "ix_fragment.h"
+#include "ix_record.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -225,6 +227,134 @@ static void test_bad_parameters_named(void)
 	ix_bin_free(NULL);
 }
 
+/* A fragment of a HAMMING collection (64 bits, FLAT, batches of 16 so the
+ * index covers most records): records of format 2 round-trip and their
+ * leaves match the hits; a float record is refused naming the field; every
+ * search equals brute force, before and after a reopen (the saved index),
+ * with an update and a delete applied. */
+static void test_fragment_binary(void)
+{
+	enum { N = 300, NB = 8 };
+	char dir[] = "/tmp/muri-binfrag-XXXXXX", err[256];
+	TAP_CHECK(mkdtemp(dir) != NULL);
+	ix_spec spec = {.dim = 64, .metric = IX_HAMMING, .kind = IX_FLAT};
+	ix_options o;
+	ix_options_default(&o);
+	o.batch = 16;
+	ix_fragment *f = NULL;
+	TAP_EQ(ix_fragment_open(dir, &spec, &o, &f, err, sizeof(err)), CM_OK);
+	static uint8_t codes[N][NB];
+	static ix_record recs[N];
+	uint64_t rng = 42;
+	for (int i = 0; i < N; i++) {
+		for (int j = 0; j < NB; j++) {
+			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+			codes[i][j] = (uint8_t)(rng >> 56);
+		}
+		ix_record *r = &recs[i];
+		memset(r, 0, sizeof(*r));
+		r->seq = (uint64_t)i;
+		r->epoch = 1;
+		r->op = IX_OP_INSERT;
+		for (int j = 0; j < IX_ID_BYTES; j++)
+			r->id[j] = (uint8_t)(i * 7 + j);
+		r->id[0] = (uint8_t)(i >> 8), r->id[1] = (uint8_t)i; /* unique */
+		r->id[6] = (uint8_t)((r->id[6] & 0x0f) | 0x40);
+		r->id[8] = (uint8_t)((r->id[8] & 0x3f) | 0x80);
+		r->version = 1;
+		r->dim = 64;
+		r->bin = codes[i];
+	}
+	/* format 2 round trip; the leaf's vector digest is the hit's */
+	uint8_t buf[256];
+	size_t len = ix_record_encode(&recs[5], buf);
+	TAP_EQ(buf[0], IX_RECORD_FORMAT_BINARY);
+	TAP_EQ(len, (size_t)IX_RECORD_HEADER_BYTES + NB);
+	cm_arena a;
+	cm_arena_init(&a, 0);
+	ix_record back;
+	TAP_EQ(ix_record_decode(buf, len, &a, &back, err, sizeof(err)), CM_OK);
+	TAP_CHECK(back.bin && back.dim == 64 && memcmp(back.bin, codes[5], NB) == 0 && !back.vec);
+	cm_answer_leaf leaf;
+	TAP_EQ(cm_answer_leaf_parse(buf, len, &leaf), CM_OK);
+	ix_hit h = {.version = 1, .seq = 5, .dim = 64, .bin = codes[5]};
+	memcpy(h.id, recs[5].id, IX_ID_BYTES);
+	Muri__V1__Hit *pb;
+	TAP_EQ(ix_hit_to_pb(&h, &a, &pb), CM_OK);
+	TAP_EQ(pb->vector->binary.len, (size_t)NB);
+	TAP_EQ(cm_answer_hit_matches_leaf(pb, &leaf, NULL), CM_OK);
+	pb->vector->binary.data[0] ^= 1; /* codes[5] itself: restored below */
+	TAP_EQ(cm_answer_hit_matches_leaf(pb, &leaf, NULL), CM_ERR_VERIFY);
+	codes[5][0] ^= 1;
+	/* a float vector in a binary fragment */
+	float fv[64] = {1};
+	ix_record bad = recs[0];
+	bad.bin = NULL;
+	bad.vec = fv;
+	TAP_EQ(ix_fragment_append(f, &bad, 1, err, sizeof(err)), CM_ERR_INVALID);
+	TAP_CHECK(strstr(err, "records[0].vector.binary: missing") == err);
+	TAP_EQ(ix_fragment_append(f, recs, N, err, sizeof(err)), CM_OK);
+	/* an update of record 7 to record 9's code, a delete of record 9 */
+	ix_record upd[2] = {recs[7], recs[9]};
+	upd[0].seq = N, upd[0].op = IX_OP_UPDATE, upd[0].version = 2, upd[0].bin = codes[9];
+	upd[1].seq = N + 1, upd[1].op = IX_OP_DELETE, upd[1].version = 2, upd[1].bin = NULL, upd[1].dim = 0;
+	TAP_EQ(ix_fragment_append(f, upd, 2, err, sizeof(err)), CM_OK);
+	TAP_EQ(ix_fragment_wait_indexed(f, 30000), CM_OK);
+	for (int round = 0; round < 2; round++) {
+		int wrong = 0;
+		for (int qi = 0; qi < 20; qi++) {
+			const uint8_t *qc = codes[qi * 13 % N];
+			uint32_t d[N];
+			for (int i = 0; i < N; i++)
+				d[i] = cm_answer_hamming(qc, codes[i == 7 ? 9 : i], NB);
+			d[9] = UINT32_MAX; /* deleted */
+			ix_query q = {.bin = qc, .dim = 64, .k = K};
+			ix_result res;
+			cm_arena_reset(&a);
+			TAP_EQ(ix_fragment_search(f, &q, &a, &res, err, sizeof(err)), CM_OK);
+			TAP_EQ(res.n, (size_t)K);
+			/* the k-th smallest true distance, and every hit's exactly */
+			uint32_t sorted[N];
+			memcpy(sorted, d, sizeof(d));
+			for (int i = 0; i < K; i++)
+				for (int j = i + 1; j < N; j++)
+					if (sorted[j] < sorted[i]) {
+						uint32_t t = sorted[i];
+						sorted[i] = sorted[j];
+						sorted[j] = t;
+					}
+			for (size_t i = 0; i < res.n; i++) {
+				uint64_t s = res.hits[i].seq;
+				int row = s == N ? 7 : (int)s;
+				int miss = res.hits[i].distance != (float)d[row] || res.hits[i].distance != (float)sorted[i];
+				if (miss && wrong < 5)
+					printf("# query %d hit %zu: seq %llu distance %g, true %u, k-th %u\n", qi, i,
+						 (unsigned long long)s, (double)res.hits[i].distance, d[row], sorted[i]);
+				wrong += miss;
+			}
+		}
+		TAP_EQ(wrong, 0);
+		ix_query fq = {.vec = fv, .dim = 64, .k = K};
+		ix_result res;
+		TAP_EQ(ix_fragment_search(f, &fq, &a, &res, err, sizeof(err)), CM_ERR_INVALID);
+		TAP_CHECK(strstr(err, "query.binary") == err);
+		if (round == 0) { /* reopen: the saved binary index is loaded */
+			ix_fragment_close(f);
+			f = NULL;
+			TAP_EQ(ix_fragment_open(dir, NULL, &o, &f, err, sizeof(err)), CM_OK);
+			ix_fragment_info info;
+			ix_fragment_info_get(f, &info);
+			TAP_EQ(info.spec.metric, IX_HAMMING);
+			TAP_CHECK(info.saved > 0);
+		}
+	}
+	cm_arena_free(&a);
+	ix_fragment_close(f);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	TAP_EQ(system(cmd), 0);
+}
+
 int main(void)
 {
 	const char *ds = getenv("MURI_DATASETS");
@@ -256,6 +386,7 @@ int main(void)
 	TAP_RUN(test_hnsw_recall);
 	TAP_RUN(test_bitmap_is_exact_over_admitted);
 	TAP_RUN(test_bad_parameters_named);
+	TAP_RUN(test_fragment_binary);
 	free(base);
 	free(queries);
 	free(kth);
