@@ -180,7 +180,7 @@ static int answer_one(struct sreq *c, const Muri__V1__Vector *v, const char *fie
 	if (!r->root.data)
 		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 #ifdef MURI_TEST_FAULTS
-	if (lie && ix_lie_tamper(lie, &c->f->spec, v->values, req->top_k, r, a) != CM_OK)
+	if (lie && ix_lie_tamper(lie, &c->f->spec, v, req->top_k, r, a) != CM_OK)
 		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 #endif
 	observe(s, ST_BUILD, (t1 = now_s()) - t);

@@ -210,3 +210,65 @@ def test_binary_flat_exact_at_all(net, stubs):
                                           consistency_level=tpb.ALL), timeout=30)
         assert [x.distance for x in r.results] == list(np.sort(d)[:K])
         assert all(d[row_of[x.id]] == x.distance for x in r.results)
+
+
+def test_indexer_binary_replication_answers_and_proofs(start_indexer, tmp_path):
+    """At the indexer: binary records replicate (equal roots), a search's
+    signature is over the query's bytes (answer_digest.py, an independent
+    reading of common/cm_answer.h), FetchLog and InclusionProof carry the
+    format-2 leaf with the code, and floats are refused in either place."""
+    from answer_digest import answer_digest, query_digest_bin
+    from muri_util import leaf_hash, verify_inclusion
+    from read_auth import keys_of, signed
+    from sodium_keys import verify
+    from test_indexer import records, schema, set_config, write
+    a, b = start_indexer("a"), start_indexer("b")
+    for ix in (a, b):
+        set_config(ix, ix, "bin", 0, 1, [a, b], a)
+    t, pb = a.types, a.pb
+    sch = schema(t, 64, t.HAMMING, t.HNSW)
+    rng = np.random.default_rng(8)
+    base = rng.integers(0, 256, size=(300, 8), dtype=np.uint8)
+    recs = records(pb, [None] * len(base))
+    for r, c in zip(recs, base):
+        r.vector.binary = bytes(c)
+    w = write(a, "bin", 0, 1, recs, sch, t.ALL)
+    assert w.level_achieved == t.ALL and w.log_size == len(base)
+    ra = a.stub.GetRoot(pb.RootRequest(magu="bin", fragment=0, size=len(base)), timeout=10)
+    rb = b.stub.GetRoot(pb.RootRequest(magu="bin", fragment=0, size=len(base)), timeout=10)
+    assert ra.root == rb.root
+    bkeys = keys_of(tmp_path / "b.key")
+    for n, q in enumerate(rng.integers(0, 256, size=(5, 8), dtype=np.uint8)):
+        ix = (a, b)[n % 2]
+        req = pb.LocalSearchRequest(magu="bin", fragment=0, top_k=K, include_vectors=True)
+        req.query.binary = bytes(q)
+        resp = ix.stub.Search(req, timeout=30)
+        d = hamming(base, q)
+        assert [x.distance for x in resp.hits] == list(np.sort(d)[:K])
+        for x in resp.hits:
+            assert x.vector.binary == bytes(base[x.seq]) and x.distance == d[x.seq]
+        qd = query_digest_bin(bytes(q), K)
+        assert verify(ix.pubkey, resp.signature, answer_digest(qd, "bin", 0, resp))
+        other = bytes([q[0] ^ 1]) + bytes(q[1:])
+        assert not verify(ix.pubkey, resp.signature, answer_digest(query_digest_bin(other, K), "bin", 0, resp))
+        # the hit's leaf, proven under the answer's root
+        h = resp.hits[0]
+        p = a.stub.InclusionProof(signed(pb.InclusionProofRequest(magu="bin", fragment=0, index=h.seq,
+                                                                  size=resp.log_size), "InclusionProof", "", bkeys),
+                                  timeout=10)
+        assert p.leaf[0] == 2 and bytes(base[h.seq]) in p.leaf
+        assert verify_inclusion(leaf_hash(p.leaf), h.seq, resp.log_size, list(p.path), resp.root)
+    got = a.stub.FetchLog(signed(pb.FetchLogRequest(magu="bin", fragment=0, from_seq=0, max_records=10), "FetchLog",
+                                 "", bkeys), timeout=10)
+    assert [r.vector.binary for r in got.records] == [bytes(c) for c in base[:10]]
+    bad = grpc.StatusCode.INVALID_ARGUMENT
+    req = pb.LocalSearchRequest(magu="bin", fragment=0, top_k=K)
+    req.query.values.extend([0.5] * 64)
+    code, msg = code_of(lambda: a.stub.Search(req, timeout=10))
+    assert code == bad and "query.binary" in msg, msg
+    code, msg = code_of(lambda: write(a, "bin", 0, 1, records(pb, [np.ones(64, np.float32)]), sch, t.ALL))
+    assert code == bad and "vector.binary: missing" in msg, msg
+    short = records(pb, [None])
+    short[0].vector.binary = bytes(7)
+    code, msg = code_of(lambda: write(a, "bin", 0, 1, short, sch, t.ALL))
+    assert code == bad and "vector.binary: 7 bytes" in msg, msg
