@@ -246,6 +246,13 @@ int cli_cmd_insert(int argc, char **argv)
 
 static void print_vector(const Muri__V1__Vector *v)
 {
+	if (v && v->binary.len) { /* a binary vector (HAMMING): its bytes in hex, byte 0 first */
+		printf("\"");
+		for (size_t k = 0; k < v->binary.len; k++)
+			printf("%02x", v->binary.data[k]);
+		printf("\"");
+		return;
+	}
 	printf("[");
 	for (size_t k = 0; v && k < v->n_values; k++)
 		printf("%s%.9g", k ? ", " : "", v->values[k]);

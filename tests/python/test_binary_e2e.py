@@ -28,7 +28,7 @@ BITS = 384
 @pytest.fixture
 def net(servers, stubs, tmp_path):
     n = ChainNet(servers, stubs, tmp_path)
-    gw = Gateway(servers, stubs, n, tmp_path, args=("--default-timeout-ms", "30000"))
+    gw = Gateway(servers, stubs, n, tmp_path, args=("--default-timeout-ms", "30000", "--import-schemes", "file"))
     n.gw = gw
     yield n
     gw.close()
@@ -167,6 +167,9 @@ def test_binary_hamming_end_to_end(net, stubs):
                                             distance_metric=tpb.L2), "distance_metric: L2")):
         code, msg = code_of(lambda: call(req, timeout=30))
         assert code == bad and msg.startswith(want), (want, code, msg)
+    code, msg = code_of(lambda: list(stub.Import(vpb.ImportRequest(collection="codes", source="file:///tmp/rows.fvecs"),
+                                                 timeout=30)))
+    assert code == bad and msg.startswith('collection: "codes" holds binary vectors (HAMMING)'), msg
     assert stub.DescribeCollection(vpb.DescribeCollectionRequest(name="codes"), timeout=30).vector_count == N - 2
     g = stub.Get(vpb.GetRequest(collection="codes", ids=[ids[20]], include_vectors=True), timeout=30)
     assert g.records[0].vector.binary == bytes(base[20])
@@ -272,3 +275,62 @@ def test_indexer_binary_replication_answers_and_proofs(start_indexer, tmp_path):
     short[0].vector.binary = bytes(7)
     code, msg = code_of(lambda: write(a, "bin", 0, 1, short, sch, t.ALL))
     assert code == bad and "vector.binary: 7 bytes" in msg, msg
+
+
+def test_binary_byzantine_indexer(servers, stubs, tmp_path):
+    """One indexer of three lies in its answers on a binary collection
+    (test_lie = mix: a fabricated code under a real id, Hamming distances
+    made smaller, the nearest dropped, the previous answer replayed, in
+    turn): at QUORUM and ALL the results are still the exact top k, the
+    gateway counts the liar's lies only, and a spot check proves a
+    fabricated code false against the committed root (a format-2 leaf): the
+    ledger jails the liar."""
+    import os
+    import subprocess
+    import urllib.request
+    from muri_util import wait_until
+    from test_indexer import EXE
+    if "--test-lie" not in subprocess.run([os.path.join(os.environ["MURI_BUILD_ROOT"], EXE), "--help"],
+                                          capture_output=True, text=True).stdout:
+        pytest.skip("the indexer's test_lie needs a build with -Dtest_faults=true")
+    vpb, tpb, lpb = stubs.vectorstore_pb2, stubs.types_pb2, stubs.ledger_pb2
+    net = ChainNet(servers, stubs, tmp_path, ix_args=("--root-every", "100", "--root-interval-ms", "200"))
+    liar = net.indexers[2]
+    liar.server.stop()
+    liar.server = servers("ix2-liar", liar.server.cmd[0], *liar.server.cmd[7:], "--test-lie", "mix")
+    gw = Gateway(servers, stubs, net, tmp_path, args=("--default-timeout-ms", "20000", "--spot-permille", "1000"))
+    try:
+        stub = gw.stub
+        rng = np.random.default_rng(5)
+        base = rng.integers(0, 256, size=(1000, 16), dtype=np.uint8)  # 128 bits
+        stub.CreateCollection(vpb.CreateCollectionRequest(name="byzbits", dimension=128, metric=tpb.HAMMING,
+                                                          index=tpb.IndexSpec(kind=tpb.FLAT), fragments=1,
+                                                          replication=3), timeout=90)
+        r = stub.Insert(vpb.InsertRequest(collection="byzbits", vectors=[bvec(tpb, c) for c in base],
+                                          consistency_level=tpb.ALL), timeout=60)
+        row_of = {i: n for n, i in enumerate(r.vector_ids)}
+        assert wait_until(lambda: stub.DescribeCollection(vpb.DescribeCollectionRequest(name="byzbits"), timeout=10)
+                          .fragment_states[0].committed_size >= 500, timeout=60), "no root committed"
+        queries = rng.integers(0, 256, size=(40, 16), dtype=np.uint8)
+        for level in (tpb.ALL, tpb.QUORUM):
+            res = stub.SearchBatch(vpb.SearchBatchRequest(collection="byzbits", query_vectors=[bvec(tpb, q) for q in queries],
+                                                          top_k=K, consistency_level=level), timeout=60)
+            for q, got in zip(queries, res.results):
+                d = hamming(base, q)
+                assert [x.distance for x in got.results] == list(np.sort(d)[:K]), level
+                assert all(d[row_of[x.id]] == x.distance for x in got.results)
+        liar_hex = net.ixacc[2].pk.hex()
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{gw.server.metrics_port}/metrics", timeout=10).read().decode()
+        lies = {line.split('node="')[1][:64]: float(line.split()[-1])
+                for line in metrics.splitlines() if line.startswith("muri_gateway_node_lies_total{")}
+        assert lies.get(liar_hex, 0) > 0, lies
+        assert all(v == 0 for k, v in lies.items() if k != liar_hex), lies
+
+        def jailed():
+            return net.lstubs[0].GetIndexer(lpb.IndexerRequest(pubkey=net.ixacc[2].pk), timeout=10).jailed
+        assert wait_until(jailed, timeout=60), "the ledger did not jail the liar"
+        assert not any(net.lstubs[0].GetIndexer(lpb.IndexerRequest(pubkey=a.pk), timeout=10).jailed
+                       for a in net.ixacc[:2])
+    finally:
+        gw.close()
+        net.close()

@@ -227,17 +227,20 @@ static void test_bad_parameters_named(void)
 	ix_bin_free(NULL);
 }
 
-/* A fragment of a HAMMING collection (64 bits, FLAT, batches of 16 so the
- * index covers most records): records of format 2 round-trip and their
- * leaves match the hits; a float record is refused naming the field; every
- * search equals brute force, before and after a reopen (the saved index),
- * with an update and a delete applied. */
-static void test_fragment_binary(void)
+/* A fragment of a HAMMING collection (64 bits, FLAT or HNSW, batches of
+ * 16 so the index covers most records): records of format 2 round-trip and
+ * their leaves match the hits; a float record is refused naming the field;
+ * every search equals brute force (ties counted) with an update and a
+ * delete applied, after a reopen (the saved index is loaded), and after 40%
+ * of the records are deleted (the index is rebuilt without them). */
+static void fragment_binary(int kind)
 {
 	enum { N = 300, NB = 8 };
 	char dir[] = "/tmp/muri-binfrag-XXXXXX", err[256];
 	TAP_CHECK(mkdtemp(dir) != NULL);
-	ix_spec spec = {.dim = 64, .metric = IX_HAMMING, .kind = IX_FLAT};
+	ix_spec spec = {.dim = 64, .metric = IX_HAMMING, .kind = kind};
+	static int dead[N];
+	memset(dead, 0, sizeof(dead));
 	ix_options o;
 	ix_options_default(&o);
 	o.batch = 16;
@@ -300,14 +303,17 @@ static void test_fragment_binary(void)
 	upd[1].seq = N + 1, upd[1].op = IX_OP_DELETE, upd[1].version = 2, upd[1].bin = NULL, upd[1].dim = 0;
 	TAP_EQ(ix_fragment_append(f, upd, 2, err, sizeof(err)), CM_OK);
 	TAP_EQ(ix_fragment_wait_indexed(f, 30000), CM_OK);
-	for (int round = 0; round < 2; round++) {
+	dead[9] = 1;
+	for (int round = 0; round < 3; round++) {
 		int wrong = 0;
 		for (int qi = 0; qi < 20; qi++) {
 			const uint8_t *qc = codes[qi * 13 % N];
 			uint32_t d[N];
 			for (int i = 0; i < N; i++)
 				d[i] = cm_answer_hamming(qc, codes[i == 7 ? 9 : i], NB);
-			d[9] = UINT32_MAX; /* deleted */
+			for (int i = 0; i < N; i++)
+				if (dead[i])
+					d[i] = UINT32_MAX;
 			ix_query q = {.bin = qc, .dim = 64, .k = K};
 			ix_result res;
 			cm_arena_reset(&a);
@@ -346,6 +352,22 @@ static void test_fragment_binary(void)
 			ix_fragment_info_get(f, &info);
 			TAP_EQ(info.spec.metric, IX_HAMMING);
 			TAP_CHECK(info.saved > 0);
+		} else if (round == 1) { /* delete 120 of 300: past the tombstone share, a rebuild */
+			static ix_record del[120];
+			uint64_t size = ix_fragment_size(f);
+			for (int i = 0; i < 120; i++) {
+				int row = 100 + i;
+				del[i] = recs[row];
+				del[i].seq = size + (uint64_t)i, del[i].op = IX_OP_DELETE, del[i].version = 3;
+				del[i].bin = NULL, del[i].dim = 0;
+				dead[row] = 1;
+			}
+			TAP_EQ(ix_fragment_append(f, del, 120, err, sizeof(err)), CM_OK);
+			TAP_EQ(ix_fragment_wait_indexed(f, 30000), CM_OK);
+			ix_fragment_info info;
+			ix_fragment_info_get(f, &info);
+			TAP_CHECK(info.rebuilds > 0);
+			TAP_EQ(info.live, (uint64_t)(N - 121));
 		}
 	}
 	cm_arena_free(&a);
@@ -353,6 +375,16 @@ static void test_fragment_binary(void)
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	TAP_EQ(system(cmd), 0);
+}
+
+static void test_fragment_binary_flat(void)
+{
+	fragment_binary(IX_FLAT);
+}
+
+static void test_fragment_binary_hnsw(void)
+{
+	fragment_binary(IX_HNSW);
 }
 
 int main(void)
@@ -386,7 +418,8 @@ int main(void)
 	TAP_RUN(test_hnsw_recall);
 	TAP_RUN(test_bitmap_is_exact_over_admitted);
 	TAP_RUN(test_bad_parameters_named);
-	TAP_RUN(test_fragment_binary);
+	TAP_RUN(test_fragment_binary_flat);
+	TAP_RUN(test_fragment_binary_hnsw);
 	free(base);
 	free(queries);
 	free(kth);
