@@ -313,7 +313,8 @@ int ix_index_train(ix_index *ix, size_t n, const float *x, char *err, size_t err
 	return CM_OK;
 }
 
-static int bin_add(ix_index *ix, size_t n, const float *x, const int64_t *labels, char *err, size_t errlen);
+static int bin_add(ix_index *ix, size_t n, const float *x, const int64_t *labels, uint64_t seed, char *err,
+		   size_t errlen);
 
 static _Atomic int build_threads = 1;
 
@@ -353,7 +354,7 @@ int ix_index_add(ix_index *ix, size_t n, const float *x, const int64_t *labels, 
 	if (n == 0)
 		return CM_OK;
 	if (ix->bin)
-		return bin_add(ix, n, x, labels, err, errlen);
+		return bin_add(ix, n, x, labels, seed, err, errlen);
 	return ix_faiss_add(ix->fi, &ix->adder, n, x, labels, seed, ix_index_build_threads(), err, errlen);
 }
 
@@ -384,17 +385,18 @@ static float to_distance(int metric, float faiss_value)
 /* ---- binary indexes (HAMMING) ---- */
 
 /* Rows of ix_spec_row floats hold the codes in their first dim / 8 bytes. */
-static int bin_add(ix_index *ix, size_t n, const float *x, const int64_t *labels, char *err, size_t errlen)
+static int bin_add(ix_index *ix, size_t n, const float *x, const int64_t *labels, uint64_t seed, char *err,
+		   size_t errlen)
 {
 	size_t cs = ix->spec.dim / 8, row = (size_t)ix_spec_row(&ix->spec) * sizeof(float);
 	if (cs == row)
-		return ix_bin_add(ix->bin, n, (const uint8_t *)x, labels, err, errlen);
+		return ix_bin_add_seeded(ix->bin, n, (const uint8_t *)x, labels, seed, err, errlen);
 	uint8_t *codes = malloc(n * cs);
 	if (!codes)
 		return CM_ERR_NOMEM;
 	for (size_t i = 0; i < n; i++)
 		memcpy(codes + i * cs, (const uint8_t *)x + i * row, cs);
-	int rc = ix_bin_add(ix->bin, n, codes, labels, err, errlen);
+	int rc = ix_bin_add_seeded(ix->bin, n, codes, labels, seed, err, errlen);
 	free(codes);
 	return rc;
 }
