@@ -11,6 +11,7 @@
 #include <string.h>
 
 #define LEAF_FORMAT 1
+#define LEAF_FORMAT_BINARY 2 /* a HAMMING collection's inserts and updates */
 #define LEAF_HEADER (1 + 8 + 8 + 1 + CM_ANSWER_ID_BYTES + 8 + 4)
 #define META_KEY_MAX 255
 #define META_STRING_MAX 65535
@@ -103,6 +104,26 @@ void cm_answer_vector_digest_le(uint8_t out[CM_HASH_BYTES], const uint8_t *le, u
 	hash_be32(&h, dim);
 	cm_hasher_update(&h, le, (size_t)dim * 4);
 	cm_hasher_final(&h, out);
+}
+
+void cm_answer_binary_digest(uint8_t out[CM_HASH_BYTES], const uint8_t *b, uint32_t nbytes)
+{
+	cm_hasher h;
+	cm_hasher_init(&h, CM_DOM_ANSWER);
+	hash_u8(&h, CM_ANSWER_K_BINARY);
+	hash_be32(&h, nbytes);
+	cm_hasher_update(&h, b, nbytes);
+	cm_hasher_final(&h, out);
+}
+
+void cm_answer_pb_vector_digest(uint8_t out[CM_HASH_BYTES], const Muri__V1__Vector *v)
+{
+	if (v && v->binary.len)
+		cm_answer_binary_digest(out, v->binary.data, (uint32_t)v->binary.len);
+	else if (v)
+		cm_answer_vector_digest(out, v->values, (uint32_t)v->n_values);
+	else
+		cm_answer_vector_digest(out, NULL, 0);
 }
 
 /* ---- sorting map entries by key bytes -------------------------------------- */
@@ -317,23 +338,46 @@ int cm_answer_filter_digest(uint8_t out[CM_HASH_BYTES], const Muri__V1__Filter *
 
 /* ---- query, hits, answers ------------------------------------------------------ */
 
-int cm_answer_query_digest(uint8_t out[CM_HASH_BYTES], const float *v, uint32_t dim, uint32_t k,
-			   const Muri__V1__Filter *filter)
+static int query_digest(uint8_t out[CM_HASH_BYTES], const uint8_t vd[CM_HASH_BYTES], uint32_t dim, uint32_t k,
+			const Muri__V1__Filter *filter)
 {
-	uint8_t vd[CM_HASH_BYTES], fd[CM_HASH_BYTES];
+	uint8_t fd[CM_HASH_BYTES];
 	int rc = cm_answer_filter_digest(fd, filter);
 	if (rc != CM_OK)
 		return rc;
-	cm_answer_vector_digest(vd, v, dim);
 	cm_hasher h;
 	cm_hasher_init(&h, CM_DOM_ANSWER);
 	hash_u8(&h, CM_ANSWER_K_QUERY);
 	hash_be32(&h, dim);
-	cm_hasher_update(&h, vd, sizeof(vd));
+	cm_hasher_update(&h, vd, CM_HASH_BYTES);
 	hash_be32(&h, k);
 	cm_hasher_update(&h, fd, sizeof(fd));
 	cm_hasher_final(&h, out);
 	return CM_OK;
+}
+
+int cm_answer_query_digest(uint8_t out[CM_HASH_BYTES], const float *v, uint32_t dim, uint32_t k,
+			   const Muri__V1__Filter *filter)
+{
+	uint8_t vd[CM_HASH_BYTES];
+	cm_answer_vector_digest(vd, v, dim);
+	return query_digest(out, vd, dim, k, filter);
+}
+
+int cm_answer_query_digest_bin(uint8_t out[CM_HASH_BYTES], const uint8_t *b, uint32_t nbytes, uint32_t k,
+			       const Muri__V1__Filter *filter)
+{
+	uint8_t vd[CM_HASH_BYTES];
+	cm_answer_binary_digest(vd, b, nbytes);
+	return query_digest(out, vd, nbytes * 8, k, filter);
+}
+
+int cm_answer_query_digest_pb(uint8_t out[CM_HASH_BYTES], const Muri__V1__Vector *v, uint32_t k,
+			      const Muri__V1__Filter *filter)
+{
+	if (v && v->binary.len)
+		return cm_answer_query_digest_bin(out, v->binary.data, (uint32_t)v->binary.len, k, filter);
+	return cm_answer_query_digest(out, v ? v->values : NULL, v ? (uint32_t)v->n_values : 0, k, filter);
 }
 
 int cm_answer_hit_digest(uint8_t out[CM_HASH_BYTES], const Muri__V1__Hit *hit)
@@ -345,10 +389,7 @@ int cm_answer_hit_digest(uint8_t out[CM_HASH_BYTES], const Muri__V1__Hit *hit)
 	int rc = cm_answer_metadata_digest(md, hit->metadata);
 	if (rc != CM_OK)
 		return rc;
-	if (hit->vector)
-		cm_answer_vector_digest(vd, hit->vector->values, (uint32_t)hit->vector->n_values);
-	else
-		cm_answer_vector_digest(vd, NULL, 0);
+	cm_answer_pb_vector_digest(vd, hit->vector);
 	cm_hasher h;
 	cm_hasher_init(&h, CM_DOM_ANSWER);
 	hash_u8(&h, CM_ANSWER_K_HIT);
@@ -425,8 +466,9 @@ int cm_answer_verify(const uint8_t node[CM_PK_BYTES], const uint8_t query[CM_HAS
 int cm_answer_leaf_parse(const uint8_t *leaf, size_t len, cm_answer_leaf *out)
 {
 	cm_answer_leaf l;
-	if (!leaf || len < LEAF_HEADER + 2 || leaf[0] != LEAF_FORMAT)
+	if (!leaf || len < LEAF_HEADER + 2 || (leaf[0] != LEAF_FORMAT && leaf[0] != LEAF_FORMAT_BINARY))
 		return CM_ERR_INVALID;
+	int binary = leaf[0] == LEAF_FORMAT_BINARY;
 	const uint8_t *p = leaf + 1;
 	l.seq = get_le64(p);
 	l.epoch = get_le64(p + 8);
@@ -434,10 +476,12 @@ int cm_answer_leaf_parse(const uint8_t *leaf, size_t len, cm_answer_leaf *out)
 	memcpy(l.id, p + 17, CM_ANSWER_ID_BYTES);
 	l.version = get_le64(p + 17 + CM_ANSWER_ID_BYTES);
 	l.dim = get_le32(p + 25 + CM_ANSWER_ID_BYTES);
-	if (l.op > 2 || l.dim > (len - LEAF_HEADER - 2) / 4)
+	/* format 2: dim counts bits, stored as dim / 8 packed bytes */
+	size_t vbytes = binary ? l.dim / 8 : (size_t)l.dim * 4;
+	if (l.op > 2 || (binary && l.dim % 8) || vbytes > len - LEAF_HEADER - 2)
 		return CM_ERR_INVALID;
 	const uint8_t *vec = leaf + LEAF_HEADER;
-	const uint8_t *fields = vec + (size_t)l.dim * 4;
+	const uint8_t *fields = vec + vbytes;
 	size_t flen = len - (size_t)(fields - leaf);
 	/* walk the fields so that the bytes end exactly after the last one */
 	uint32_t nf = (uint32_t)fields[0] | (uint32_t)fields[1] << 8;
@@ -468,7 +512,10 @@ int cm_answer_leaf_parse(const uint8_t *leaf, size_t len, cm_answer_leaf *out)
 	}
 	if (at != flen)
 		return CM_ERR_INVALID;
-	cm_answer_vector_digest_le(l.vector, vec, l.dim);
+	if (binary)
+		cm_answer_binary_digest(l.vector, vec, (uint32_t)vbytes);
+	else
+		cm_answer_vector_digest_le(l.vector, vec, l.dim);
 	cm_answer_metadata_digest_le(l.metadata, fields, flen);
 	*out = l;
 	return CM_OK;
@@ -488,7 +535,7 @@ int cm_answer_hit_matches_leaf(const Muri__V1__Hit *h, const cm_answer_leaf *l, 
 	else if (h->version != l->version)
 		w = "version differs";
 	if (!w && h->vector) {
-		cm_answer_vector_digest(d, h->vector->values, (uint32_t)h->vector->n_values);
+		cm_answer_pb_vector_digest(d, h->vector);
 		if (memcmp(d, l->vector, CM_HASH_BYTES) != 0)
 			w = "vector differs";
 	}

@@ -32,6 +32,7 @@ enum cm_answer_kind {
 	CM_ANSWER_K_QUERY = 'Q',
 	CM_ANSWER_K_HIT = 'H',
 	CM_ANSWER_K_ANSWER = 'A',
+	CM_ANSWER_K_BINARY = 'B',
 };
 
 /* H('V' || u32 dim || dim x f32 bits little-endian). */
@@ -39,6 +40,13 @@ void cm_answer_vector_digest(uint8_t out[CM_HASH_BYTES], const float *v, uint32_
 /* The same digest over vector bytes as a canonical record holds them
  * (dim x 4 bytes, little-endian f32). */
 void cm_answer_vector_digest_le(uint8_t out[CM_HASH_BYTES], const uint8_t *le, uint32_t dim);
+
+/* A binary vector (HAMMING): H('B' || u32 nbytes || the packed bytes), as a
+ * canonical record of format 2 holds them. */
+void cm_answer_binary_digest(uint8_t out[CM_HASH_BYTES], const uint8_t *b, uint32_t nbytes);
+/* The digest of a Vector message: binary when its `binary` bytes are set,
+ * else of its float values (NULL: of no values). */
+void cm_answer_pb_vector_digest(uint8_t out[CM_HASH_BYTES], const Muri__V1__Vector *v);
 
 /* The HAMMING metric's distance between two packed binary vectors of
  * nbytes bytes: the number of bits in which they differ (what an indexer's
@@ -64,6 +72,15 @@ int cm_answer_filter_digest(uint8_t out[CM_HASH_BYTES], const Muri__V1__Filter *
 /* H('Q' || u32 dim || vector digest || u32 k || filter digest). */
 int cm_answer_query_digest(uint8_t out[CM_HASH_BYTES], const float *v, uint32_t dim, uint32_t k,
 			   const Muri__V1__Filter *filter);
+
+/* A binary query: H('Q' || u32 nbytes * 8 || binary digest || u32 k || filter
+ * digest); the kind byte of the vector digest keeps it apart from a float
+ * query. */
+int cm_answer_query_digest_bin(uint8_t out[CM_HASH_BYTES], const uint8_t *b, uint32_t nbytes, uint32_t k,
+			       const Muri__V1__Filter *filter);
+/* The query digest of a Vector message: binary or float, as it carries. */
+int cm_answer_query_digest_pb(uint8_t out[CM_HASH_BYTES], const Muri__V1__Vector *v, uint32_t k,
+			      const Muri__V1__Filter *filter);
 
 /* One hit's digest: H('H' || 16 id || u64 version || u64 seq || u32 distance
  * bits (-0 as +0, which protobuf does not tell apart) || vector digest (of no values when the hit has no vector) || metadata
@@ -98,12 +115,13 @@ typedef struct cm_answer_leaf {
 	uint8_t op;                          /* 0 insert, 1 update, 2 delete */
 	uint8_t id[CM_ANSWER_ID_BYTES];
 	uint64_t version;
-	uint32_t dim;
-	uint8_t vector[CM_HASH_BYTES];       /* cm_answer_vector_digest of its vector */
+	uint32_t dim;                        /* values, or bits of a binary vector */
+	uint8_t vector[CM_HASH_BYTES];       /* cm_answer_vector_digest (binary: _binary_digest) of its vector */
 	uint8_t metadata[CM_HASH_BYTES];     /* cm_answer_metadata_digest of its fields */
 } cm_answer_leaf;
 
-/* Parses the fields of canonical record bytes (format 1) that a hit can be
+/* Parses the fields of canonical record bytes (format 1, or 2 for a binary
+ * vector: dim bits in dim / 8 bytes) that a hit can be
  * compared with. CM_ERR_INVALID if the bytes are not a well-formed record. */
 int cm_answer_leaf_parse(const uint8_t *leaf, size_t len, cm_answer_leaf *out);
 /* CM_OK if hit h is what the leaf holds: an insert or update of the same

@@ -7,6 +7,7 @@
 #   scripts/bench.sh ledger [ledger-bench options]
 #   scripts/bench.sh failover [--rounds N] [--lease-ms MS] [--suspect-ms MS]
 #   scripts/bench.sh dims [dims-bench options, e.g. --rows N --sample N --dims 100,384,768,1536]
+#   scripts/bench.sh binary [--rows N] [--queries N] [--bits B]   (HAMMING codes through a gateway)
 #   scripts/bench.sh gateway [--rows N (0: all)] [--queries N] [--ef-search E] [--dataset NAME]
 #                            [gateway-bench options, e.g. --rpc-threads R --batch-queries N]
 #   scripts/bench.sh fairness [--searches N] [--rate R] [--flood-threads T] [--quota-rps Q]
@@ -90,5 +91,19 @@ case "$what" in
     export MURI_SOURCE_ROOT="$root"
     cd "$root/build"
     exec /usr/bin/python3 -m pytest -q -s -p no:cacheprovider "$root/tests/python/bench_fairness.py" ;;
-  *) echo "unknown benchmark: $what (known: rpc, indexer, filter, ledger, dims, failover, gateway, fairness)" >&2; exit 2 ;;
+  binary)
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --rows) export MURI_BENCH_ROWS=$2; shift 2 ;;
+        --queries) export MURI_BENCH_QUERIES=$2; shift 2 ;;
+        --bits) export MURI_BENCH_BITS=$2; shift 2 ;;
+        *) echo "unknown binary option: $1" >&2; exit 2 ;;
+      esac
+    done
+    export MURI_SOURCE_ROOT="$root" MURI_DATASETS=${MURI_DATASETS:-$root/../shared/datasets}
+    echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+    cd "$root/build"
+    /usr/bin/python3 -m pytest -q -s -p no:cacheprovider "$root/tests/python/bench_binary.py"
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" ;;
+  *) echo "unknown benchmark: $what (known: rpc, indexer, filter, ledger, dims, failover, gateway, fairness, binary)" >&2; exit 2 ;;
 esac

@@ -107,7 +107,10 @@ void cli_print_value(FILE *f, const Muri__V1__Value *v, int json);
 void cli_print_metadata(FILE *f, const Muri__V1__Metadata *m, int json);
 
 int cli_level(const char *s);    /* ONE|QUORUM|ALL -> enum, -1 if unknown */
-int cli_metric(const char *s);   /* cosine|l2|dot -> enum, -1 */
+int cli_metric(const char *s);   /* cosine|l2|dot|hamming -> enum, -1 */
+/* A binary vector given in hex (two digits a byte, byte 0 first) into
+ * malloc()ed bytes; -1 if not even-length hex. */
+int cli_hex_bytes(const char *hex, uint8_t **out, size_t *n);
 const char *cli_metric_name(int m);
 
 

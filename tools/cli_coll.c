@@ -10,7 +10,7 @@
 #include "cm_err.h"
 
 static const char help[] =
-	"usage: muri collection create NAME --dim D [--metric cosine|l2|dot] [--index hnsw|flat|ivf]\n"
+	"usage: muri collection create NAME --dim D [--metric cosine|l2|dot|hamming] [--index hnsw|flat|ivf]\n"
 	"                              [--fragments N] [--replication R]\n"
 	"       muri collection list | describe NAME | drop NAME   [options]\n" CLI_CONN_HELP;
 
@@ -86,10 +86,10 @@ int cli_cmd_collection(int argc, char **argv)
 	Muri__V1__IndexSpec spec = MURI__V1__INDEX_SPEC__INIT;
 	if (!strcmp(sub, "create")) {
 		if (dim <= 0)
-			return cli_fail(CLI_USAGE, "collection", "--dim: give the vectors' dimension (1..4096)");
+			return cli_fail(CLI_USAGE, "collection", "--dim: give the vectors' dimension (1..4096; hamming: bits, a multiple of 8)");
 		int m = cli_metric(metric);
 		if (m < 0)
-			return cli_fail(CLI_USAGE, "collection", "--metric must be cosine, l2 or dot: %s", metric);
+			return cli_fail(CLI_USAGE, "collection", "--metric must be cosine, l2, dot or hamming: %s", metric);
 		if (!index || !strcasecmp(index, "hnsw"))
 			spec.kind = MURI__V1__INDEX_KIND__HNSW;
 		else if (!strcasecmp(index, "flat"))

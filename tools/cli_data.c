@@ -120,6 +120,8 @@ static int rows_from_file(const char *cmd, const char *path, rows *r)
 
 static const char insert_help[] =
 	"usage: muri insert COLLECTION --vector '[0.1, 0.2, ...]' [--metadata '{\"k\": \"v\"}'] [--id UUID]\n"
+	"       muri insert COLLECTION --binary HEX [--metadata ...] [--id UUID]   (a HAMMING collection:\n"
+	"                                dimension / 8 bytes in hex, byte 0 first)\n"
 	"       muri insert COLLECTION --file F.json|F.fvecs\n"
 	"Writes vectors: new ids are assigned (printed) unless given, in which case each id is created\n"
 	"or replaced. A JSON file is an array of vectors or of {\"id\", \"vector\", \"metadata\"} objects.\n"
@@ -128,8 +130,9 @@ static const char insert_help[] =
 int cli_cmd_insert(int argc, char **argv)
 {
 	cli_conn c = {0};
-	const char *vector = NULL, *metadata = NULL, *id = NULL, *file = NULL, *level = NULL;
+	const char *vector = NULL, *metadata = NULL, *id = NULL, *file = NULL, *level = NULL, *binary = NULL;
 	const cli_opt opts[] = {CLI_CONN_OPTS(c),         {"--vector", CLI_STR, &vector}, {"--metadata", CLI_STR, &metadata},
+				{"--binary", CLI_STR, &binary},
 				{"--id", CLI_STR, &id},   {"--file", CLI_STR, &file},     {"--level", CLI_STR, &level},
 				{NULL, 0, NULL}};
 	char *pos[1], err[300];
@@ -138,8 +141,14 @@ int cli_cmd_insert(int argc, char **argv)
 		return prc < 0 ? 0 : prc;
 	if (npos != 1)
 		return cli_fail(CLI_USAGE, "insert", "give the COLLECTION");
-	if (!vector == !file)
-		return cli_fail(CLI_USAGE, "insert", "give one of --vector JSON or --file F");
+	if ((vector != NULL) + (file != NULL) + (binary != NULL) != 1)
+		return cli_fail(CLI_USAGE, "insert", "give one of --vector JSON, --binary HEX or --file F");
+	uint8_t *bin = NULL; /* one binary vector (HAMMING) */
+	size_t nbin = 0;
+	if (binary && cli_hex_bytes(binary, &bin, &nbin) != 0)
+		return cli_fail(CLI_USAGE, "insert", "--binary: not an even number of hex digits");
+	if (binary)
+		vector = "[0]"; /* the row's id and metadata; its vector is the binary one */
 	int lv = cli_level(level);
 	if (lv < 0)
 		return cli_fail(CLI_USAGE, "insert", "--level must be ONE, QUORUM or ALL: %s", level);
@@ -153,6 +162,7 @@ int cli_cmd_insert(int argc, char **argv)
 		cm_json_free(m);
 		if (rc) {
 			rows_free(&r);
+			free(bin);
 			return cli_fail(CLI_USAGE, "insert", "%s", err);
 		}
 	} else if (rows_from_file("insert", file, &r)) {
@@ -174,8 +184,10 @@ int cli_cmd_insert(int argc, char **argv)
 	Muri__V1__Metadata empty = MURI__V1__METADATA__INIT;
 	for (size_t i = 0; vv && vp && mp && i < r.n; i++) {
 		muri__v1__vector__init(&vv[i]);
-		vv[i].values = r.vecs + i * r.dim;
-		vv[i].n_values = r.dim;
+		vv[i].values = bin ? NULL : r.vecs + i * r.dim;
+		vv[i].n_values = bin ? 0 : r.dim;
+		vv[i].binary.data = bin;
+		vv[i].binary.len = bin ? nbin : 0;
 		vp[i] = &vv[i];
 		mp[i] = r.meta && r.meta[i] ? r.meta[i] : &empty;
 	}
@@ -226,6 +238,7 @@ int cli_cmd_insert(int argc, char **argv)
 	free(vv);
 	free(vp);
 	free(mp);
+	free(bin);
 	rows_free(&r);
 	cm_rpc_client_free(gw);
 	return rc;
@@ -233,6 +246,13 @@ int cli_cmd_insert(int argc, char **argv)
 
 static void print_vector(const Muri__V1__Vector *v)
 {
+	if (v && v->binary.len) { /* a binary vector (HAMMING): its bytes in hex, byte 0 first */
+		printf("\"");
+		for (size_t k = 0; k < v->binary.len; k++)
+			printf("%02x", v->binary.data[k]);
+		printf("\"");
+		return;
+	}
 	printf("[");
 	for (size_t k = 0; v && k < v->n_values; k++)
 		printf("%s%.9g", k ? ", " : "", v->values[k]);

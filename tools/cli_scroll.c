@@ -28,7 +28,12 @@ static void print_page(const Muri__V1__ScrollResponse *r, int json, int vectors,
 			printf("%s  version %llu  ", x->id, (unsigned long long)x->version);
 			cli_print_metadata(stdout, x->metadata, 0);
 		}
-		if (vectors && x->vector) {
+		if (vectors && x->vector && x->vector->binary.len) { /* HAMMING: hex, byte 0 first */
+			printf(json ? ", \"vector\": \"" : "  ");
+			for (size_t k = 0; k < x->vector->binary.len; k++)
+				printf("%02x", x->vector->binary.data[k]);
+			printf(json ? "\"" : "");
+		} else if (vectors && x->vector) {
 			printf(json ? ", \"vector\": [" : "  [");
 			for (size_t k = 0; k < x->vector->n_values; k++)
 				printf("%s%.9g", k ? ", " : "", x->vector->values[k]);

@@ -10,19 +10,21 @@
 #include "cm_vecs.h"
 
 static const char help[] =
-	"usage: muri search COLLECTION (--vector '[...]' | --fvecs F --row N | --like ID) [--k 10]\n"
+	"usage: muri search COLLECTION (--vector '[...]' | --binary HEX | --fvecs F --row N | --like ID) [--k 10]\n"
 	"                  [--filter '{\"label\": \"Sneaker\"}'] [--level ONE|QUORUM|ALL] [--vectors]\n"
 	"Nearest neighbours of the query. --like ID searches with the vector of a stored record.\n"
+	"--binary: a HAMMING collection's query, its dimension / 8 bytes in hex (byte 0 first).\n"
 	"A filter maps fields to a value or to {\"$eq\", \"$in\": [...], \"$gt\", \"$gte\", \"$lt\", \"$lte\"}.\n" CLI_CONN_HELP;
 
 int cli_cmd_search(int argc, char **argv)
 {
 	cli_conn c = {0};
-	const char *vector = NULL, *fvecs = NULL, *like = NULL, *filter = NULL, *level = NULL;
+	const char *vector = NULL, *fvecs = NULL, *like = NULL, *filter = NULL, *level = NULL, *binary = NULL;
 	long k = 10, row = 0;
 	int vectors = 0;
 	const cli_opt opts[] = {CLI_CONN_OPTS(c),
 				{"--vector", CLI_STR, &vector},
+				{"--binary", CLI_STR, &binary},
 				{"--fvecs", CLI_STR, &fvecs},
 				{"--row", CLI_INT, &row},
 				{"--like", CLI_STR, &like},
@@ -37,8 +39,9 @@ int cli_cmd_search(int argc, char **argv)
 		return prc < 0 ? 0 : prc;
 	if (npos != 1)
 		return cli_fail(CLI_USAGE, "search", "give the COLLECTION");
-	if ((vector != NULL) + (fvecs != NULL) + (like != NULL) != 1)
-		return cli_fail(CLI_USAGE, "search", "give one query: --vector JSON, --fvecs F --row N or --like ID");
+	if ((vector != NULL) + (binary != NULL) + (fvecs != NULL) + (like != NULL) != 1)
+		return cli_fail(CLI_USAGE, "search",
+				"give one query: --vector JSON, --binary HEX, --fvecs F --row N or --like ID");
 	if (k < 1 || k > 1000)
 		return cli_fail(CLI_USAGE, "search", "--k must be 1..1000");
 	int lv = cli_level(level);
@@ -53,8 +56,11 @@ int cli_cmd_search(int argc, char **argv)
 			return cli_fail(CLI_USAGE, "search", "--filter: %s", err);
 	}
 	float *q = NULL;
-	size_t dim = 0;
+	uint8_t *qb = NULL; /* a binary query (HAMMING) */
+	size_t dim = 0, nqb = 0;
 	int rc = 0;
+	if (binary && cli_hex_bytes(binary, &qb, &nqb) != 0)
+		return cli_fail(CLI_USAGE, "search", "--binary: not an even number of hex digits");
 	cm_rpc_client *gw = NULL;
 	ProtobufCMessage *got = NULL;
 	if (vector) {
@@ -96,15 +102,20 @@ int cli_cmd_search(int argc, char **argv)
 				printf("\n");
 			}
 			dim = r0->vector->n_values;
-			if ((q = malloc(dim * sizeof(float))))
+			nqb = r0->vector->binary.len;
+			if (nqb && (qb = malloc(nqb)))
+				memcpy(qb, r0->vector->binary.data, nqb);
+			else if (!nqb && (q = malloc(dim * sizeof(float))))
 				memcpy(q, r0->vector->values, dim * sizeof(float));
 		}
 	}
 	ProtobufCMessage *resp = NULL;
-	if (!rc && q) {
+	if (!rc && (q || qb)) {
 		Muri__V1__Vector qv = MURI__V1__VECTOR__INIT;
 		qv.values = q;
-		qv.n_values = dim;
+		qv.n_values = q ? dim : 0;
+		qv.binary.data = qb;
+		qv.binary.len = qb ? nqb : 0;
 		Muri__V1__SearchRequest s = MURI__V1__SEARCH_REQUEST__INIT;
 		s.collection = pos[0];
 		s.query_vector = &qv;
@@ -141,6 +152,7 @@ int cli_cmd_search(int argc, char **argv)
 	if (got)
 		protobuf_c_message_free_unpacked(got, NULL);
 	free(q);
+	free(qb);
 	cli_filter_free(flt);
 	cm_rpc_client_free(gw);
 	return rc;

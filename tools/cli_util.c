@@ -1,6 +1,7 @@
 /* The muri command's common ground: options and help, one-line errors, the
  * devnet's folder and the gateway and ledger it names, enums from text and
  * the deterministic row ids of an import. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -275,7 +276,31 @@ int cli_metric(const char *s)
 		return MURI__V1__METRIC__L2;
 	if (!strcasecmp(s, "dot") || !strcasecmp(s, "dot_product"))
 		return MURI__V1__METRIC__DOT_PRODUCT;
+	if (!strcasecmp(s, "hamming"))
+		return MURI__V1__METRIC__HAMMING;
 	return -1;
+}
+
+int cli_hex_bytes(const char *hex, uint8_t **out, size_t *n)
+{
+	size_t len = hex ? strlen(hex) : 0;
+	if (len == 0 || len % 2)
+		return -1;
+	uint8_t *b = malloc(len / 2);
+	if (!b)
+		return -1;
+	for (size_t i = 0; i < len / 2; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !isxdigit((unsigned char)hex[2 * i]) ||
+		    !isxdigit((unsigned char)hex[2 * i + 1])) {
+			free(b);
+			return -1;
+		}
+		b[i] = (uint8_t)v;
+	}
+	*out = b;
+	*n = len / 2;
+	return 0;
 }
 
 const char *cli_metric_name(int m)
@@ -285,6 +310,8 @@ const char *cli_metric_name(int m)
 		return "l2";
 	case MURI__V1__METRIC__DOT_PRODUCT:
 		return "dot";
+	case MURI__V1__METRIC__HAMMING:
+		return "hamming";
 	default:
 		return "cosine";
 	}

@@ -302,11 +302,18 @@ Muri__V1__FragmentSchema *gw_schema(cm_rpc_call *call, const gw_coll *m);
 /* ---- validation (gw_valid.c): 0, or a message naming the field in err ---- */
 int gw_valid_name(const char *name, const char *field, char *err, size_t errlen);
 int gw_valid_level(int level, const char *field, char *err, size_t errlen);
-int gw_valid_vector(const Muri__V1__Vector *v, uint32_t dim, const char *field, char *err, size_t errlen);
+/* A vector of a collection of dim and metric: dim finite values, or for
+ * HAMMING binary of dim / 8 bytes; the other field set is refused. */
+int gw_valid_vector(const Muri__V1__Vector *v, uint32_t dim, int metric, const char *field, char *err,
+		    size_t errlen);
 int gw_valid_timeout(uint32_t t, const char *field, char *err, size_t errlen);
 /* Bytes of one hit or record with a dim-d vector in a message, metadata
  * aside: 4 per value plus its id, distance, version, seq and framing. */
 #define GW_HIT_WIRE_BYTES(dim) ((uint64_t)(dim) * 4 + 128)
+/* The dimension in floats a collection's vector takes on the wire, for the
+ * size checks: its dimension, or a binary vector's (HAMMING) bytes / 4. */
+#define GW_WIRE_DIM(m) ((m)->metric == MURI__V1__METRIC__HAMMING ? ((m)->dim / 8 + 3) / 4 : (m)->dim)
+#define GW_MAX_BITS 65536 /* HAMMING: bits of a binary vector, a multiple of 8 */
 /* Hits with dim-d vectors that fit in one message of max_message bytes
  * (3/4 of it; the rest is left for metadata and framing). */
 size_t gw_vectors_per_message(uint32_t dim, uint64_t max_message);

@@ -236,12 +236,24 @@ int gw_h_create(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Proto
 	int ac = gw_authorize(g, call, NULL, NULL, GW_NEED_ADMIN, &who);
 	if (ac != GRPC_STATUS_OK)
 		return ac;
-	if (q->dimension < 1 || q->dimension > GW_MAX_DIM)
+	if (q->metric < MURI__V1__METRIC__METRIC_UNSPECIFIED || q->metric > MURI__V1__METRIC__HAMMING)
+		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+				   "metric: unknown metric %d (COSINE, L2, DOT_PRODUCT or HAMMING)", q->metric);
+	if (q->metric == MURI__V1__METRIC__HAMMING) {
+		/* binary vectors: the dimension counts bits, sent packed in bytes */
+		if (q->dimension < 8 || q->dimension > GW_MAX_BITS || q->dimension % 8)
+			return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+					   "dimension: %u bits under HAMMING, expected a multiple of 8 in 8..%d",
+					   q->dimension, GW_MAX_BITS);
+		if (q->index && q->index->kind == MURI__V1__INDEX_KIND__IVF)
+			return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "index.kind: HAMMING takes FLAT or HNSW");
+		if (q->index && (q->index->quantizer || q->index->pq_m))
+			return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+					   "index.quantizer: HAMMING vectors are not quantized");
+	} else if (q->dimension < 1 || q->dimension > GW_MAX_DIM) {
 		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "dimension: %u, expected 1..%d", q->dimension,
 				   GW_MAX_DIM);
-	if (q->metric < MURI__V1__METRIC__METRIC_UNSPECIFIED || q->metric > MURI__V1__METRIC__DOT_PRODUCT)
-		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "metric: unknown metric %d (COSINE, L2 or DOT_PRODUCT)",
-				   q->metric);
+	}
 	if (q->index && (q->index->kind < MURI__V1__INDEX_KIND__INDEX_UNSPECIFIED || q->index->kind > MURI__V1__INDEX_KIND__IVF))
 		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "index.kind: unknown index %d (FLAT, HNSW or IVF)",
 				   q->index->kind);

@@ -13,7 +13,10 @@
 
 static const char *metric_name(int m)
 {
-	return m == MURI__V1__METRIC__L2 ? "l2" : m == MURI__V1__METRIC__DOT_PRODUCT ? "dot" : "cosine";
+	return m == MURI__V1__METRIC__L2            ? "l2"
+	       : m == MURI__V1__METRIC__DOT_PRODUCT ? "dot"
+	       : m == MURI__V1__METRIC__HAMMING     ? "hamming"
+						    : "cosine";
 }
 
 static const char *index_name(int k)

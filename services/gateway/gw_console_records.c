@@ -85,7 +85,12 @@ unsigned gw_api_records(gw_console_api *a, const gw_console_who *who, const char
 		gw_json_str(f, r->id);
 		fprintf(f, ",\"version\":%llu,\"metadata\":", (unsigned long long)r->version);
 		cli_print_metadata(f, r->metadata, 1);
-		if (r->vector) {
+		if (r->vector && r->vector->binary.len) { /* HAMMING: hex, byte 0 first */
+			fputs(",\"vector\":\"", f);
+			for (size_t k = 0; k < r->vector->binary.len; k++)
+				fprintf(f, "%02x", r->vector->binary.data[k]);
+			fputc('"', f);
+		} else if (r->vector) {
 			fputs(",\"vector\":[", f);
 			for (size_t k = 0; k < r->vector->n_values; k++)
 				fprintf(f, "%s%.9g", k ? "," : "", (double)r->vector->values[k]);

@@ -165,6 +165,7 @@ unsigned gw_api_search(gw_console_api *a, const gw_console_who *who, const char 
 			goto out;
 		qv.values = got->records[0]->vector->values;
 		qv.n_values = got->records[0]->vector->n_values;
+		qv.binary = got->records[0]->vector->binary; /* a binary record's query (HAMMING) */
 	} else {
 		gw_api_error(f, "vector: required (or id of a stored record)");
 		goto out;

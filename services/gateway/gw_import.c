@@ -316,6 +316,15 @@ int gw_h_import(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg)
 		return code;
 	}
 	uint32_t cdim = c->dim;
+	if (c->metric == MURI__V1__METRIC__HAMMING) {
+		code = cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+				   "collection: \"%s\" holds binary vectors (HAMMING); Import reads float rows "
+				   "(fvecs, npy, jsonl): write its codes with Insert or Upsert (Vector.binary)",
+				   m->collection);
+		gw_coll_free(c);
+		imp_free(m);
+		return code;
+	}
 	uint8_t key[16];
 	resume_key(key, m->collection, c->gen, m->source, r->fmt);
 	gw_coll_free(c);

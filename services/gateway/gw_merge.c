@@ -132,7 +132,7 @@ static int record_key(const Muri__V1__Hit *h, const uint8_t *id, uint8_t out[HB]
 	int rc = cm_answer_metadata_digest(md, h->metadata);
 	if (rc != CM_OK)
 		return rc;
-	cm_answer_vector_digest(vd, h->vector->values, (uint32_t)h->vector->n_values);
+	cm_answer_pb_vector_digest(vd, h->vector);
 	cm_hasher hs;
 	cm_hasher_init(&hs, CM_DOM_ANSWER);
 	cm_hasher_update(&hs, "R", 1);
@@ -207,21 +207,34 @@ static int check_answer(const gw_query *q, const uint8_t *qd, const gw_frag_answ
 			flag(rep, GW_R_MALFORMED, "hits[%zu].id: not a UUIDv4", i);
 			return CM_OK;
 		}
-		if (!h->vector || h->vector->n_values != q->dim) {
+		if (q->metric == MURI__V1__METRIC__HAMMING) {
+			if (!h->vector || h->vector->n_values || h->vector->binary.len != q->dim / 8) {
+				flag(rep, GW_R_VECTOR, "hits[%zu].vector.binary: %zu bytes, the dimension is %u bits", i,
+				     h->vector ? h->vector->binary.len : 0, q->dim);
+				return CM_OK;
+			}
+			d = (double)cm_answer_hamming(q->bin, h->vector->binary.data, q->dim / 8);
+			if (h->distance != (float)d && !(o->skip & GW_SKIP_DISTANCE)) {
+				flag(rep, GW_R_DISTANCE, "hits[%zu].distance: %.9g, its vector gives %.0f bits", i,
+				     (double)h->distance, d);
+				return CM_OK;
+			}
+		} else if (!h->vector || h->vector->n_values != q->dim || h->vector->binary.len) {
 			flag(rep, GW_R_VECTOR, "hits[%zu].vector: %zu values, the dimension is %u", i,
 			     h->vector ? h->vector->n_values : 0, q->dim);
 			return CM_OK;
 		}
-		for (uint32_t j = 0; j < q->dim; j++)
+		for (uint32_t j = 0; !q->bin && j < q->dim; j++)
 			if (!isfinite(h->vector->values[j])) {
 				flag(rep, GW_R_VECTOR, "hits[%zu].vector: value %u is not finite", i, j);
 				return CM_OK;
 			}
-		if (gw_distance(q->metric, q->vec, h->vector->values, q->dim, o->rel_tol, &d, &tol) != CM_OK) {
+		if (!q->bin && gw_distance(q->metric, q->vec, h->vector->values, q->dim, o->rel_tol, &d, &tol) != CM_OK) {
 			flag(rep, GW_R_VECTOR, "hits[%zu].vector: zero vector under COSINE", i);
 			return CM_OK;
 		}
-		if ((!isfinite(h->distance) || fabs((double)h->distance - d) > tol) && !(o->skip & GW_SKIP_DISTANCE)) {
+		if (!q->bin && (!isfinite(h->distance) || fabs((double)h->distance - d) > tol) &&
+		    !(o->skip & GW_SKIP_DISTANCE)) {
 			flag(rep, GW_R_DISTANCE, "hits[%zu].distance: %.9g, its vector gives %.9g", i,
 			     (double)h->distance, d);
 			return CM_OK;
@@ -478,12 +491,12 @@ static int check_query(const gw_query *q, const gw_frag_answers *frags, size_t n
 	const char *what = NULL;
 	if (!q->magu || strlen(q->magu) > CM_ANSWER_MAGU_MAX)
 		what = "magu: missing or too long";
-	else if (!q->vec || q->dim < 1)
+	else if (q->metric == MURI__V1__METRIC__HAMMING ? !q->bin || q->dim < 8 || q->dim % 8 : !q->vec || q->dim < 1)
 		what = "query.vector: empty";
 	else if (q->k < 1 || q->k > GW_K_MAX)
 		what = "top_k: not in 1..1000";
 	else if (q->metric != MURI__V1__METRIC__COSINE && q->metric != MURI__V1__METRIC__L2 &&
-		 q->metric != MURI__V1__METRIC__DOT_PRODUCT)
+		 q->metric != MURI__V1__METRIC__DOT_PRODUCT && q->metric != MURI__V1__METRIC__HAMMING)
 		what = "metric: unknown";
 	for (size_t f = 0; !what && f < nfrags; f++)
 		if (frags[f].n > GW_ANSWERS_MAX || (frags[f].n && !frags[f].answers))
@@ -617,7 +630,9 @@ int gw_merge(const gw_query *q, const gw_frag_answers *frags, size_t nfrags, con
 		return rc;
 	if (opts.rel_tol <= 0)
 		opts.rel_tol = 1e-6;
-	if ((rc = cm_answer_query_digest(qd, q->vec, q->dim, q->k, q->filter)) != CM_OK) {
+	rc = q->bin ? cm_answer_query_digest_bin(qd, q->bin, q->dim / 8, q->k, q->filter)
+		    : cm_answer_query_digest(qd, q->vec, q->dim, q->k, q->filter);
+	if (rc != CM_OK) {
 		snprintf(err, errlen, "filter: %s", rc == CM_ERR_INVALID ? "a duplicate or empty key" : "out of memory");
 		return rc;
 	}

@@ -35,6 +35,8 @@
  * scale * (rel_tol + 2 * dim * FLT_EPSILON), scale being |q|^2 + |x|^2 for
  * L2, |q||x| for DOT_PRODUCT and 1 for COSINE: the bound of a float sum of
  * dim products in any order, so an honest replica on any SIMD level passes.
+ * HAMMING: a hit's binary bytes give the count of differing bits
+ * (cm_answer_hamming), which the claimed distance must equal exactly.
  * Results carry the recomputed distance; ties are broken by id bytes. */
 #ifndef GW_MERGE_H
 #define GW_MERGE_H
@@ -60,7 +62,8 @@ enum gw_reason {
 	GW_R_STALE,      /* log size below the read-your-writes floor */
 	GW_R_TOO_MANY,   /* more hits than k */
 	GW_R_DUPLICATE,  /* one id twice */
-	GW_R_VECTOR,     /* a hit without a vector, of another dimension, not finite, or zero under COSINE */
+	GW_R_VECTOR,     /* a hit without a vector, of another dimension, not finite, or zero under COSINE
+			  * (HAMMING: without binary bytes of the dimension) */
 	GW_R_DISTANCE,   /* a distance its vector does not give */
 	GW_R_ROOT,       /* a root the committed one or the other replicas at its size contradict */
 	GW_R_OMITTED,    /* left out an accepted candidate it held (exact indexes) */
@@ -89,9 +92,10 @@ typedef struct gw_frag_answers {
 
 typedef struct gw_query {
 	const char *magu;
-	const float *vec;               /* the query as the client sent it */
-	uint32_t dim;
-	int metric;                     /* Muri__V1__Metric: COSINE, L2, DOT_PRODUCT */
+	const float *vec;               /* the query as the client sent it (NULL for HAMMING) */
+	const uint8_t *bin;             /* HAMMING: the packed query, dim / 8 bytes */
+	uint32_t dim;                   /* values, or bits under HAMMING */
+	int metric;                     /* Muri__V1__Metric: COSINE, L2, DOT_PRODUCT, HAMMING */
 	uint32_t k;                     /* 1..GW_K_MAX, as sent to the indexers */
 	const Muri__V1__Filter *filter; /* as sent to the indexers, NULL: none */
 } gw_query;

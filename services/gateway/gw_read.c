@@ -231,7 +231,7 @@ int gw_h_get(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protobuf
 	gw_coll *m = NULL;
 	if (gw_chain_get(g->chain, req->collection, &m) != CM_OK)
 		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "collection: no collection \"%s\"", req->collection);
-	if (req->include_vectors && gw_valid_vectors_fit(req->n_ids, m->dim, g->cfg->base.rpc_max_message, "ids",
+	if (req->include_vectors && gw_valid_vectors_fit(req->n_ids, GW_WIRE_DIM(m), g->cfg->base.rpc_max_message, "ids",
 							 "records", err, sizeof(err)) != CM_OK) {
 		gw_coll_free(m);
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);

@@ -51,6 +51,7 @@ static void fingerprint(uint8_t out[CM_HASH_BYTES], const char *collection, cons
 	cm_hasher_update(&h, &top_k, sizeof(top_k));
 	cm_hasher_update(&h, &lv, sizeof(lv));
 	cm_hasher_update(&h, q->values, q->n_values * sizeof(float));
+	cm_hasher_update(&h, q->binary.data, q->binary.len); /* HAMMING: the packed query */
 	cm_hasher_final(&h, out);
 }
 

@@ -102,7 +102,10 @@ static int page_ok(const struct sjob *j, uint32_t k, const uint8_t *node, const 
 			snprintf(why, whylen, "hits[%zu]: %s out of order", i, h->id), ok = 0;
 		else if (h->seq >= r->log_size)
 			snprintf(why, whylen, "hits[%zu]: seq %llu beyond the log size", i, (unsigned long long)h->seq), ok = 0;
-		else if (j->req->include_vectors && (!h->vector || h->vector->n_values != j->m->dim))
+		else if (j->req->include_vectors &&
+			 (!h->vector || (j->m->metric == MURI__V1__METRIC__HAMMING
+						 ? h->vector->binary.len != j->m->dim / 8 || h->vector->n_values
+						 : h->vector->n_values != j->m->dim || h->vector->binary.len)))
 			snprintf(why, whylen, "hits[%zu]: no vector of dimension %u", i, j->m->dim), ok = 0;
 		else if (ix_meta_from_pb(h->metadata, &a, "metadata", &fields, &nf, err, sizeof(err)) != CM_OK)
 			snprintf(why, whylen, "hits[%zu]: %s", i, err), ok = 0;

@@ -223,9 +223,9 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 		return ac;
 	if (top_k < 1 || top_k > GW_MAX_TOP_K)
 		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "top_k: %u, expected 1..%d", top_k, GW_MAX_TOP_K);
-	if (metric < MURI__V1__METRIC__METRIC_UNSPECIFIED || metric > MURI__V1__METRIC__DOT_PRODUCT)
+	if (metric < MURI__V1__METRIC__METRIC_UNSPECIFIED || metric > MURI__V1__METRIC__HAMMING)
 		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-				   "distance_metric: unknown metric %d (COSINE, L2 or DOT_PRODUCT)", metric);
+				   "distance_metric: unknown metric %d (COSINE, L2, DOT_PRODUCT or HAMMING)", metric);
 	ix_filter xf;
 	if (filter && ix_filter_from_pb(filter, cm_rpc_arena(call), &xf, err, sizeof(err)) != CM_OK)
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
@@ -249,7 +249,7 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 			snprintf(field, sizeof(field), "%s", qfield);
 		else
 			snprintf(field, sizeof(field), "%s[%zu]", qfield, q);
-		if (gw_valid_vector(queries[q], m->dim, field, err, sizeof(err)) != CM_OK) {
+		if (gw_valid_vector(queries[q], m->dim, m->metric, field, err, sizeof(err)) != CM_OK) {
 			gw_coll_free(m);
 			return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
 		}
@@ -257,9 +257,9 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 	/* a replica answers each query with its hits' vectors (the distances
 	 * are checked against them), and the reply carries them if asked */
 	uint64_t max_message = g->cfg->base.rpc_max_message;
-	if (gw_valid_vectors_fit(top_k, m->dim, max_message, "top_k", "hits", err, sizeof(err)) != CM_OK ||
+	if (gw_valid_vectors_fit(top_k, GW_WIRE_DIM(m), max_message, "top_k", "hits", err, sizeof(err)) != CM_OK ||
 	    (include_vectors &&
-	     gw_valid_vectors_fit((uint64_t)nq * top_k, m->dim, max_message, "include_vectors", "hits", err,
+	     gw_valid_vectors_fit((uint64_t)nq * top_k, GW_WIRE_DIM(m), max_message, "include_vectors", "hits", err,
 				  sizeof(err)) != CM_OK)) {
 		gw_coll_free(m);
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
@@ -286,7 +286,7 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 	pthread_mutex_init(&j->mu, NULL);
 	j->per_call = g->cfg->queries_per_call > 0 ? (size_t)g->cfg->queries_per_call : 1;
 	/* as many queries per call as their answers' vectors fit in one message */
-	size_t fit = gw_vectors_per_message(m->dim, max_message) / top_k;
+	size_t fit = gw_vectors_per_message(GW_WIRE_DIM(m), max_message) / top_k;
 	if (j->per_call > fit)
 		j->per_call = fit ? fit : 1;
 	size_t ngroups = (nq + j->per_call - 1) / j->per_call;

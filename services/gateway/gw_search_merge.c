@@ -74,7 +74,10 @@ int gw_search_merge(gw_ctx *g, cm_rpc_call *call, const gw_coll *m, const Muri__
 			}
 		nf++;
 	}
-	gw_query q = {.magu = m->name, .vec = query->values, .dim = (uint32_t)query->n_values, .metric = m->metric,
+	int bin = m->metric == MURI__V1__METRIC__HAMMING;
+	gw_query q = {.magu = m->name, .vec = bin ? NULL : query->values,
+		      .bin = bin ? query->binary.data : NULL,
+		      .dim = bin ? (uint32_t)query->binary.len * 8 : (uint32_t)query->n_values, .metric = m->metric,
 		      .k = k, .filter = filter};
 	gw_merge_opts o = {.exact = m->index.kind == MURI__V1__INDEX_KIND__FLAT};
 	gw_merge_result r;

@@ -240,7 +240,7 @@ void gw_spot_offer(gw_spotter *s, const gw_coll *m, uint32_t fragment, const uin
 		return;
 	struct job j;
 	memset(&j, 0, sizeof(j));
-	if (cm_answer_query_digest(j.query, query->values, (uint32_t)query->n_values, k, filter) != CM_OK)
+	if (cm_answer_query_digest_pb(j.query, query, k, filter) != CM_OK)
 		return;
 	snprintf(j.magu, sizeof(j.magu), "%s", m->name);
 	j.fragment = fragment;

@@ -39,8 +39,30 @@ int gw_valid_level(int level, const char *field, char *err, size_t errlen)
 	return CM_OK;
 }
 
-int gw_valid_vector(const Muri__V1__Vector *v, uint32_t dim, const char *field, char *err, size_t errlen)
+int gw_valid_vector(const Muri__V1__Vector *v, uint32_t dim, int metric, const char *field, char *err,
+		    size_t errlen)
 {
+	if (metric == MURI__V1__METRIC__HAMMING) {
+		if (v && v->n_values) {
+			snprintf(err, errlen,
+				 "%s.values: %zu floats given, the collection holds binary vectors (HAMMING): "
+				 "send %s.binary of %u bytes",
+				 field, v->n_values, field, dim / 8);
+			return CM_ERR_INVALID;
+		}
+		if (!v || v->binary.len != dim / 8) {
+			snprintf(err, errlen, "%s.binary: %zu bytes, the collection's dimension is %u bits (%u bytes)",
+				 field, v ? v->binary.len : 0, dim, dim / 8);
+			return CM_ERR_INVALID;
+		}
+		return CM_OK;
+	}
+	if (v && v->binary.len) {
+		snprintf(err, errlen, "%s.binary: %zu bytes given, the collection holds float vectors (only HAMMING "
+			 "takes binary); send %s.values",
+			 field, v->binary.len, field);
+		return CM_ERR_INVALID;
+	}
 	if (!v || v->n_values != dim) {
 		snprintf(err, errlen, "%s: %zu values, the collection's dimension is %u", field, v ? v->n_values : 0,
 			 dim);

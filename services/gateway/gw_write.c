@@ -311,7 +311,7 @@ static int do_write(gw_ctx *g, cm_rpc_call *call, enum wkind kind, const char *c
 	for (size_t i = 0; i < n && code == GRPC_STATUS_OK; i++) {
 		char field[48];
 		snprintf(field, sizeof(field), "vectors[%zu]", i);
-		if (gw_valid_vector(vecs[i], m->dim, field, err, sizeof(err)) != CM_OK) {
+		if (gw_valid_vector(vecs[i], m->dim, m->metric, field, err, sizeof(err)) != CM_OK) {
 			code = GRPC_STATUS_INVALID_ARGUMENT;
 			break;
 		}

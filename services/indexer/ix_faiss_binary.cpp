@@ -18,6 +18,9 @@
 #include <faiss/IndexBinaryFlat.h>
 #include <faiss/IndexBinaryHNSW.h>
 #include <faiss/IndexIDMap.h>
+#include <faiss/impl/AuxIndexStructures.h>
+#include <faiss/impl/DistanceComputer.h>
+#include <faiss/impl/HNSW.h>
 #include <faiss/index_io.h>
 
 extern "C" {
@@ -29,6 +32,15 @@ struct ix_bin_index {
 	faiss::IndexBinaryIDMap *map; // owns its sub-index
 	int kind;
 	uint32_t bits;
+	// ix_bin_add_seeded's HNSW insertion state, kept between calls so a call
+	// costs what its vectors cost, not the index's size
+	std::vector<omp_lock_t> locks{};
+	faiss::VisitedTable vt{0};
+	~ix_bin_index()
+	{
+		for (auto &l : locks)
+			omp_destroy_lock(&l);
+	}
 };
 
 namespace {
@@ -78,6 +90,55 @@ int check_params(int kind, uint32_t bits, uint32_t m, uint32_t efc, uint32_t efs
 	if (kind == IX_BIN_HNSW && (efs < 1 || efs > 4096))
 		return fail(CM_ERR_INVALID, err, errlen, "index.hnsw_ef_search: expected 1..4096");
 	return CM_OK;
+}
+
+uint64_t mix(uint64_t z)
+{
+	z += UINT64_C(0x9e3779b97f4a7c15);
+	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return z ^ (z >> 31);
+}
+
+// The level (+1, faiss's convention) of the vector at position pos, drawn
+// from (seed, pos) as ix_faiss_ext draws the float HNSW's.
+int level_of(faiss::HNSW &hnsw, uint64_t seed, size_t pos)
+{
+	hnsw.rng = faiss::RandomGenerator((int64_t)(mix(seed ^ pos) >> 1));
+	return hnsw.random_level() + 1;
+}
+
+// HNSW insertion vertex by vertex in position order, on this thread, with
+// locks and a visited table kept in ix (faiss's add allocates both at the
+// index's size on every call).
+void hnsw_add_seeded(ix_bin_index *ix, size_t n, const uint8_t *codes, const int64_t *labels, uint64_t seed)
+{
+	auto *h = static_cast<faiss::IndexBinaryHNSW *>(ix->map->index);
+	faiss::HNSW &hnsw = h->hnsw;
+	size_t n0 = (size_t)h->ntotal, cs = ix->bits / 8;
+	FAISS_THROW_IF_NOT(hnsw.levels.size() == n0 && (size_t)ix->map->ntotal == n0);
+	for (size_t i = 0; i < n; i++)
+		hnsw.levels.push_back(level_of(hnsw, seed, n0 + i));
+	h->storage->add((faiss::Index::idx_t)n, codes);
+	h->ntotal = h->storage->ntotal;
+	hnsw.prepare_level_tab(n, true);
+	size_t nt = (size_t)h->ntotal, had = ix->locks.size();
+	if (had < nt) {
+		ix->locks.resize(std::max(nt, 2 * had)); // all unlocked: moving them is fine
+		for (size_t i = had; i < ix->locks.size(); i++)
+			omp_init_lock(&ix->locks[i]);
+	}
+	if (ix->vt.visited.size() < nt)
+		ix->vt.visited.resize(std::max(nt, 2 * ix->vt.visited.size()));
+	std::unique_ptr<faiss::DistanceComputer> dis(h->get_distance_computer());
+	for (size_t i = 0; i < n; i++) {
+		// the binary distance computer takes the code through a float pointer
+		dis->set_query(reinterpret_cast<const float *>(codes + i * cs));
+		hnsw.add_with_locks(*dis, hnsw.levels[n0 + i] - 1, (int)(n0 + i), ix->locks, ix->vt);
+	}
+	for (size_t i = 0; i < n; i++)
+		ix->map->id_map.push_back(labels[i]);
+	ix->map->ntotal += (faiss::Index::idx_t)n;
 }
 
 // Sorts each query's k results by (distance, label), -1 labels last, so
@@ -144,6 +205,11 @@ extern "C" size_t ix_bin_size(const ix_bin_index *ix)
 	return (size_t)ix->map->ntotal;
 }
 
+extern "C" const int64_t *ix_bin_labels(const ix_bin_index *ix)
+{
+	return reinterpret_cast<const int64_t *>(ix->map->id_map.data());
+}
+
 extern "C" int ix_bin_set_ef_search(ix_bin_index *ix, uint32_t efs, char *err, size_t errlen)
 {
 	if (efs < 1 || efs > 4096)
@@ -159,6 +225,21 @@ extern "C" int ix_bin_add(ix_bin_index *ix, size_t n, const uint8_t *codes, cons
 	try {
 		one_thread t;
 		ix->map->add_with_ids((faiss::Index::idx_t)n, codes, labels);
+		return CM_OK;
+	} catch (const std::bad_alloc &) {
+		return fail(CM_ERR_NOMEM, err, errlen, "out of memory");
+	} catch (const std::exception &e) {
+		return faiss_fail(err, errlen, e);
+	}
+}
+
+extern "C" int ix_bin_add_seeded(ix_bin_index *ix, size_t n, const uint8_t *codes, const int64_t *labels,
+				 uint64_t seed, char *err, size_t errlen)
+{
+	if (ix->kind != IX_BIN_HNSW)
+		return ix_bin_add(ix, n, codes, labels, err, errlen);
+	try {
+		hnsw_add_seeded(ix, n, codes, labels, seed);
 		return CM_OK;
 	} catch (const std::bad_alloc &) {
 		return fail(CM_ERR_NOMEM, err, errlen, "out of memory");

@@ -32,12 +32,22 @@ int ix_bin_create(int kind, uint32_t bits, uint32_t m, uint32_t ef_construction,
 void ix_bin_free(ix_bin_index *ix);
 uint32_t ix_bin_bits(const ix_bin_index *ix);
 size_t ix_bin_size(const ix_bin_index *ix);
+/* The labels in position order (valid until the next add). */
+const int64_t *ix_bin_labels(const ix_bin_index *ix);
 /* Sets an HNSW's efSearch (no effect on a flat index); not concurrently
  * with a search. */
 int ix_bin_set_ef_search(ix_bin_index *ix, uint32_t ef_search, char *err, size_t errlen);
 /* Adds n codes (n x bits / 8 bytes) with labels, on one thread, so equal
  * adds give equal graphs on every replica. */
 int ix_bin_add(ix_bin_index *ix, size_t n, const uint8_t *codes, const int64_t *labels, char *err, size_t errlen);
+/* The same, but an HNSW draws each vector's level from (seed, its position)
+ * and inserts vertex by vertex in position order with state kept between
+ * calls: a call costs what its vectors cost (faiss's own add allocates
+ * locks and a visited table at the index's size every time), and the graph
+ * depends only on the codes and how they are grouped into calls, also
+ * across a save and load. A flat index adds as ix_bin_add. */
+int ix_bin_add_seeded(ix_bin_index *ix, size_t n, const uint8_t *codes, const int64_t *labels, uint64_t seed,
+		      char *err, size_t errlen);
 /* The k nearest of the stored codes to each of nq queries: per query k
  * Hamming distances and labels, nearest first (ties by position), -1 labels
  * where fewer than k exist. bitmap (bit p of byte p / 8 over positions,

@@ -560,7 +560,13 @@ int ix_fragment_append(ix_fragment *f, const ix_record *recs, size_t n, char *er
 	for (size_t i = 0; i < n; i++) {
 		if (ix_record_validate(&recs[i], f->spec.dim, why, sizeof(why)) != CM_OK)
 			return ix_errf(CM_ERR_INVALID, err, errlen, "records[%zu].%s", i, why);
-		if (recs[i].op != IX_OP_DELETE && !ix_vec_usable(&f->spec, recs[i].vec))
+		if (recs[i].op != IX_OP_DELETE && (recs[i].bin != NULL) != (f->spec.metric == IX_HAMMING))
+			return ix_errf(CM_ERR_INVALID, err, errlen,
+				       f->spec.metric == IX_HAMMING
+					       ? "records[%zu].vector.binary: missing, the collection holds binary vectors (HAMMING)"
+					       : "records[%zu].vector.values: missing, the collection holds float vectors",
+				       i);
+		if (recs[i].op != IX_OP_DELETE && !recs[i].bin && !ix_vec_usable(&f->spec, recs[i].vec))
 			return ix_errf(CM_ERR_INVALID, err, errlen, "records[%zu].vector: zero vector under COSINE", i);
 		if (i && (recs[i].seq != recs[i - 1].seq + 1 || recs[i].epoch < recs[i - 1].epoch))
 			return ix_errf(recs[i].seq != recs[i - 1].seq + 1 ? CM_ERR_RANGE : CM_ERR_STATE, err, errlen,
@@ -621,7 +627,7 @@ int ix_fragment_append(ix_fragment *f, const ix_record *recs, size_t n, char *er
 			break;
 		}
 		int kind = !dec[i].applied ? IX_P_IGNORED : r->op == IX_OP_DELETE ? IX_P_DELETE : IX_P_UPSERT;
-		ix_view_push(f, r->seq, kind, dec[i].delta, dec[i].prev, dec[i].prev_live, r->vec, r->fields,
+		ix_view_push(f, r->seq, kind, dec[i].delta, dec[i].prev, dec[i].prev_live, r->vec, r->bin, r->fields,
 			     r->nfields);
 	}
 	f->last_epoch = recs[n - 1].epoch;
@@ -894,6 +900,7 @@ int ix_fragment_get(ix_fragment *f, const uint8_t (*ids)[IX_ID_BYTES], size_t ni
 		h->seq = seq;
 		h->dim = include_vectors ? r.dim : 0;
 		h->vec = include_vectors ? r.vec : NULL;
+		h->bin = include_vectors ? r.bin : NULL;
 		h->nfields = r.nfields;
 		h->fields = r.fields;
 	}

@@ -111,15 +111,17 @@ typedef struct ix_hit {
 	float distance;          /* 0 from get */
 	uint64_t version;
 	uint64_t seq;            /* the log record that wrote this version */
-	uint32_t dim;            /* 0 unless vectors were asked for */
+	uint32_t dim;            /* 0 unless vectors were asked for (HAMMING: bits) */
 	const float *vec;        /* as written (not normalized) */
+	const uint8_t *bin;      /* HAMMING: dim / 8 bytes, in place of vec */
 	uint32_t nfields;
 	const ix_field *fields;
 } ix_hit;
 
 typedef struct ix_query {
 	const float *vec;
-	uint32_t dim;
+	uint32_t dim;            /* values, or bits of bin */
+	const uint8_t *bin;      /* HAMMING: the packed query (dim / 8 bytes), in place of vec */
 	uint32_t k;              /* 1..max_k */
 	const ix_filter *filter; /* NULL or empty: none */
 	int include_vectors;

@@ -185,10 +185,11 @@ void ix_pos_set(ix_fragment *f, size_t pos, uint64_t dead_at);
 /* The position labelled seq, or -1. */
 long long ix_pos_find(const ix_fragment *f, uint64_t seq);
 /* Adds pending record seq == size (the caller reserved room) and applies
- * its kill of prev; vec is the record's vector, prepared here; an upsert's
- * fields go into the filter postings. */
+ * its kill of prev; vec (or bin, HAMMING) is the record's vector, copied
+ * into a row (ix_vec_row) and prepared here; an upsert's fields go into the
+ * filter postings. */
 void ix_view_push(ix_fragment *f, uint64_t seq, int kind, int delta, uint64_t prev, int prev_live,
-		  const float *vec, const ix_field *fields, uint32_t nfields);
+		  const float *vec, const uint8_t *bin, const ix_field *fields, uint32_t nfields);
 /* The index positions of the sorted seqs below the indexed end that are
  * live, in order, into pos (room for n); returns their count. */
 size_t ix_view_positions(const ix_fragment *f, const uint64_t *seqs, size_t n, size_t *pos);

@@ -3,7 +3,9 @@
  * selector searches and deterministic HNSW levels. */
 #include "ix_index.h"
 #include "ix_faiss_ext.h"
+#include "ix_faiss_binary.h"
 #include "ix_record.h"
+#include "cm_answer.h"
 #include "cm_err.h"
 
 #include <errno.h>
@@ -22,7 +24,8 @@
 #include <faiss/c_api/utils/distances_c.h>
 
 struct ix_index {
-	FaissIndex *fi; /* IndexIDMap over the sub-index */
+	FaissIndex *fi; /* IndexIDMap over the sub-index; NULL for HAMMING */
+	ix_bin_index *bin; /* HAMMING: the binary index (ix_faiss_binary) */
 	ix_faiss_adder *adder;
 	ix_spec spec;
 	int stand_in;
@@ -46,11 +49,23 @@ static int faiss_fail(char *err, size_t errlen, const char *what)
 int ix_spec_normalize(ix_spec *s, char *err, size_t errlen)
 {
 	ix_spec t = *s;
-	RANGE("dimension", t.dim, 1, IX_DIM_MAX);
 	if (t.metric == 0)
 		t.metric = IX_COSINE;
-	if (t.metric != IX_COSINE && t.metric != IX_L2 && t.metric != IX_DOT)
+	if (t.metric != IX_COSINE && t.metric != IX_L2 && t.metric != IX_DOT && t.metric != IX_HAMMING)
 		return ix_errf(CM_ERR_INVALID, err, errlen, "schema.metric: unknown metric %d", t.metric);
+	if (t.metric == IX_HAMMING) {
+		/* binary vectors: the dimension counts bits; faiss's binary
+		 * indexes are flat or HNSW, never quantized */
+		RANGE("dimension", t.dim, 8, IX_BITS_MAX);
+		if (t.dim % 8)
+			return ix_errf(CM_ERR_INVALID, err, errlen,
+				       "schema.dimension: %u bits under HAMMING, not a multiple of 8", t.dim);
+		if (t.kind == IX_IVF || t.quantizer != IX_Q_NONE)
+			return ix_errf(CM_ERR_INVALID, err, errlen,
+				       "schema.index.kind: HAMMING takes FLAT or HNSW without a quantizer");
+	} else {
+		RANGE("dimension", t.dim, 1, IX_DIM_MAX);
+	}
 	if (t.kind == 0)
 		t.kind = IX_HNSW;
 	if (t.kind != IX_FLAT && t.kind != IX_HNSW && t.kind != IX_IVF)
@@ -164,9 +179,21 @@ uint32_t ix_spec_train_min(const ix_spec *s)
 	return n;
 }
 
+uint32_t ix_spec_row(const ix_spec *s)
+{
+	return s->metric == IX_HAMMING ? (s->dim / 8 + 3) / 4 : s->dim;
+}
+
 void ix_spec_factory(const ix_spec *s, int stand_in, char out[IX_FACTORY_MAX])
 {
 	char q[24] = "Flat";
+	if (s->metric == IX_HAMMING) {
+		if (s->kind == IX_HNSW)
+			snprintf(out, IX_FACTORY_MAX, "BIDMap,BHNSW%u", s->hnsw_m);
+		else
+			snprintf(out, IX_FACTORY_MAX, "BIDMap,BFlat");
+		return;
+	}
 	if (s->quantizer == IX_Q_SQ8)
 		snprintf(q, sizeof(q), "SQ8");
 	else if (s->quantizer == IX_Q_PQ)
@@ -218,6 +245,17 @@ int ix_index_create(const ix_spec *s, int stand_in, ix_index **out, char *err, s
 		return CM_ERR_NOMEM;
 	ix->spec = *s;
 	ix->stand_in = stand_in;
+	if (s->metric == IX_HAMMING) {
+		int rc = ix_bin_create(s->kind == IX_HNSW ? IX_BIN_HNSW : IX_BIN_FLAT, s->dim, s->hnsw_m,
+				       s->ef_construction, s->ef_search, &ix->bin, err, errlen);
+		if (rc != CM_OK) {
+			free(ix);
+			return rc;
+		}
+		ix->stand_in = 0;
+		*out = ix;
+		return CM_OK;
+	}
 	ix_spec_factory(s, stand_in, desc);
 	if (faiss_index_factory(&ix->fi, (int)s->dim, desc, faiss_metric(s->metric)) != 0) {
 		int rc = faiss_fail(err, errlen, desc);
@@ -239,6 +277,8 @@ int ix_index_set_search_params(ix_index *ix, uint32_t ef_search, uint32_t nprobe
 		ix->spec.ef_search = ef_search;
 	if (ix->spec.kind == IX_IVF && nprobe)
 		ix->spec.nprobe = nprobe;
+	if (ix->bin)
+		return ix->spec.kind == IX_HNSW ? ix_bin_set_ef_search(ix->bin, ix->spec.ef_search, err, errlen) : CM_OK;
 	return apply_params(ix, err, errlen);
 }
 
@@ -248,6 +288,7 @@ void ix_index_free(ix_index *ix)
 		return;
 	if (ix->fi)
 		faiss_Index_free(ix->fi);
+	ix_bin_free(ix->bin);
 	ix_faiss_adder_free(ix->adder);
 	free(ix);
 }
@@ -259,15 +300,21 @@ int ix_index_is_stand_in(const ix_index *ix)
 
 int ix_index_is_exact(const ix_index *ix)
 {
-	return ix->stand_in || ix->spec.quantizer == IX_Q_NONE;
+	/* binary indexes keep the codes, and a selector search scans them */
+	return ix->stand_in || ix->spec.quantizer == IX_Q_NONE || ix->bin;
 }
 
 int ix_index_train(ix_index *ix, size_t n, const float *x, char *err, size_t errlen)
 {
+	if (ix->bin)
+		return ix_errf(CM_ERR_STATE, err, errlen, "binary indexes are not trained");
 	if (faiss_Index_train(ix->fi, (idx_t)n, x) != 0)
 		return faiss_fail(err, errlen, "train");
 	return CM_OK;
 }
+
+static int bin_add(ix_index *ix, size_t n, const float *x, const int64_t *labels, uint64_t seed, char *err,
+		   size_t errlen);
 
 static _Atomic int build_threads = 1;
 
@@ -288,7 +335,7 @@ FaissIndex *ix_index_faiss(const ix_index *ix)
 
 int ix_index_blocks(const ix_index *ix)
 {
-	return ix->spec.kind == IX_HNSW && !ix->stand_in && ix->spec.quantizer == IX_Q_NONE;
+	return ix->spec.kind == IX_HNSW && !ix->stand_in && ix->spec.quantizer == IX_Q_NONE && !ix->bin;
 }
 
 int ix_index_prepare(ix_index *ix, size_t n, const float *x, uint64_t seed, char *err, size_t errlen)
@@ -306,16 +353,20 @@ int ix_index_add(ix_index *ix, size_t n, const float *x, const int64_t *labels, 
 {
 	if (n == 0)
 		return CM_OK;
+	if (ix->bin)
+		return bin_add(ix, n, x, labels, seed, err, errlen);
 	return ix_faiss_add(ix->fi, &ix->adder, n, x, labels, seed, ix_index_build_threads(), err, errlen);
 }
 
 size_t ix_index_size(const ix_index *ix)
 {
-	return (size_t)faiss_Index_ntotal(ix->fi);
+	return ix->bin ? ix_bin_size(ix->bin) : (size_t)faiss_Index_ntotal(ix->fi);
 }
 
 const int64_t *ix_index_labels(const ix_index *ix)
 {
+	if (ix->bin)
+		return ix_bin_labels(ix->bin);
 	idx_t *map = NULL;
 	size_t n = 0;
 	faiss_IndexIDMap_id_map((FaissIndexIDMap *)ix->fi, &map, &n);
@@ -331,6 +382,94 @@ static float to_distance(int metric, float faiss_value)
 	}
 }
 
+/* ---- binary indexes (HAMMING) ---- */
+
+/* Rows of ix_spec_row floats hold the codes in their first dim / 8 bytes. */
+static int bin_add(ix_index *ix, size_t n, const float *x, const int64_t *labels, uint64_t seed, char *err,
+		   size_t errlen)
+{
+	size_t cs = ix->spec.dim / 8, row = (size_t)ix_spec_row(&ix->spec) * sizeof(float);
+	if (cs == row)
+		return ix_bin_add_seeded(ix->bin, n, (const uint8_t *)x, labels, seed, err, errlen);
+	uint8_t *codes = malloc(n * cs);
+	if (!codes)
+		return CM_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++)
+		memcpy(codes + i * cs, (const uint8_t *)x + i * row, cs);
+	int rc = ix_bin_add_seeded(ix->bin, n, codes, labels, seed, err, errlen);
+	free(codes);
+	return rc;
+}
+
+static int sel_admits(const ix_select *sel, size_t p)
+{
+	if (!sel)
+		return 1;
+	if (sel->bitmap && (p / 8 >= sel->nbytes || !(sel->bitmap[p / 8] >> (p % 8) & 1)))
+		return 0;
+	return !sel->admit || sel->admit(sel->arg, p);
+}
+
+/* An HNSW walk unrestricted (for a selector admitting most positions:
+ * tombstones), over a widened k, keeping the admitted; otherwise, and with
+ * exhaustive, the admitted codes exactly (ix_bin_search with a bitmap). */
+static int bin_search(const ix_index *ix, const uint8_t *q, uint32_t k, int exhaustive, const ix_select *sel,
+		      size_t admitted, float *dist, int64_t *labels, size_t *n, char *err, size_t errlen)
+{
+	size_t ntotal = ix_bin_size(ix->bin), m = 0;
+	const int64_t *lab = ix_bin_labels(ix->bin);
+	int hnsw = ix->spec.kind == IX_HNSW, rc = CM_OK;
+	int walk = hnsw && !exhaustive && (!sel || (!sel->admit && admitted * 2 >= ntotal));
+	uint8_t *bm = NULL;
+	uint32_t kk = k;
+	if (walk && sel) {
+		size_t w = (size_t)k * ntotal / (admitted ? admitted : 1) + 16;
+		kk = (uint32_t)(w < ntotal ? w : ntotal);
+	}
+	if (!walk && (sel || hnsw)) {
+		size_t nb = ntotal / 8 + 1;
+		if (!(bm = calloc(nb, 1)))
+			return CM_ERR_NOMEM;
+		for (size_t p = 0; p < ntotal; p++)
+			if (sel_admits(sel, p))
+				bm[p / 8] |= (uint8_t)(1u << (p % 8));
+	}
+	int32_t *d = malloc((size_t)kk * sizeof(*d));
+	int64_t *l = malloc((size_t)kk * sizeof(*l));
+	if (!d || !l) {
+		rc = CM_ERR_NOMEM;
+		goto out;
+	}
+	if ((rc = ix_bin_search(ix->bin, 1, q, kk, bm, bm ? ntotal / 8 + 1 : 0, d, l, err, errlen)) != CM_OK)
+		goto out;
+	/* labels are seqs, increasing with positions: find a label's position */
+	for (uint32_t i = 0; i < kk && m < k; i++) {
+		if (l[i] < 0)
+			continue;
+		if (walk && sel) {
+			size_t lo = 0, hi = ntotal;
+			while (lo < hi) {
+				size_t mid = (lo + hi) / 2;
+				if (lab[mid] < l[i])
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (lo >= ntotal || lab[lo] != l[i] || !sel_admits(sel, lo))
+				continue;
+		}
+		labels[m] = l[i];
+		dist[m] = (float)d[i];
+		m++;
+	}
+	*n = m;
+out:
+	free(bm);
+	free(d);
+	free(l);
+	return rc;
+}
+
 int ix_index_search(const ix_index *ix, const float *q, uint32_t k, int exhaustive, const ix_select *sel,
 		    size_t admitted, float *dist, int64_t *labels, size_t *n, char *err,
 		    size_t errlen)
@@ -340,6 +479,8 @@ int ix_index_search(const ix_index *ix, const float *q, uint32_t k, int exhausti
 		*n = 0;
 		return CM_OK;
 	}
+	if (ix->bin)
+		return bin_search(ix, (const uint8_t *)q, k, exhaustive, sel, admitted, dist, labels, n, err, errlen);
 	int rc = ix_faiss_search(ix->fi, 1, q, k, exhaustive, sel, admitted, dist, labels, err, errlen);
 	if (rc)
 		return rc;
@@ -356,6 +497,8 @@ int ix_index_search(const ix_index *ix, const float *q, uint32_t k, int exhausti
 
 int ix_index_save(const ix_index *ix, const char *path, char *err, size_t errlen)
 {
+	if (ix->bin)
+		return ix_bin_save(ix->bin, path, err, errlen);
 	FILE *f = fopen(path, "wb");
 	int rc = CM_OK;
 	if (!f)
@@ -377,6 +520,16 @@ int ix_index_load(const ix_spec *s, const char *path, int stand_in, ix_index **o
 		return CM_ERR_NOMEM;
 	ix->spec = *s;
 	ix->stand_in = stand_in;
+	if (s->metric == IX_HAMMING) {
+		int rc = ix_bin_load(path, s->kind == IX_HNSW ? IX_BIN_HNSW : IX_BIN_FLAT, s->dim,
+				     s->kind == IX_HNSW ? s->ef_search : 1, &ix->bin, err, errlen);
+		if (rc != CM_OK || stand_in) {
+			ix_index_free(ix);
+			return rc != CM_OK ? rc : ix_errf(CM_ERR_INVALID, err, errlen, "%s: binary indexes have no stand-in", path);
+		}
+		*out = ix;
+		return CM_OK;
+	}
 	if (faiss_read_index_fname(path, 0, &ix->fi) != 0) {
 		int rc = faiss_fail(err, errlen, "read_index");
 		free(ix);
@@ -416,8 +569,20 @@ void ix_vec_prepare(const ix_spec *s, float *x, size_t n)
 	}
 }
 
+void ix_vec_row(const ix_spec *s, const float *vec, const uint8_t *bin, float *row)
+{
+	if (s->metric != IX_HAMMING) {
+		memcpy(row, vec, s->dim * sizeof(float));
+		return;
+	}
+	memset(row, 0, ix_spec_row(s) * sizeof(float));
+	memcpy(row, bin, s->dim / 8);
+}
+
 int ix_vec_usable(const ix_spec *s, const float *x)
 {
+	if (s->metric == IX_HAMMING)
+		return 1;
 	if (s->metric != IX_COSINE)
 		return 1;
 	float n2 = faiss_fvec_norm_L2sqr(x, s->dim);
@@ -428,6 +593,13 @@ void ix_distances(const ix_spec *s, const float *q, const float *rows, size_t n,
 {
 	if (n == 0)
 		return;
+	if (s->metric == IX_HAMMING) {
+		size_t row = ix_spec_row(s);
+		for (size_t i = 0; i < n; i++)
+			out[i] = (float)cm_answer_hamming((const uint8_t *)q, (const uint8_t *)(rows + i * row),
+							  s->dim / 8);
+		return;
+	}
 	if (s->metric == IX_L2) {
 		faiss_fvec_L2sqr_ny(out, q, rows, s->dim, n);
 		return;

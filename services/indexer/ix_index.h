@@ -1,7 +1,11 @@
 /* A fragment's index spec (dimension, metric, index kind and parameters) and
  * the FAISS index built from it through the faiss C API: an IndexIDMap whose
  * labels are log sequence numbers, added in increasing order. Distances are
- * muri's: COSINE 1 - cos (vectors normalized), L2 squared, DOT_PRODUCT -dot. */
+ * muri's: COSINE 1 - cos (vectors normalized), L2 squared, DOT_PRODUCT -dot.
+ * HAMMING (binary vectors, dim in bits) is served by faiss's binary flat or
+ * HNSW index (ix_faiss_binary) behind the same calls: its distance is the
+ * count of differing bits, and a selector search scans the admitted codes
+ * exactly (or, for tombstones alone, walks the graph and drops them). */
 #ifndef IX_INDEX_H
 #define IX_INDEX_H
 
@@ -14,7 +18,7 @@
 #include "types.pb-c.h"
 
 /* The numbers of muri.v1.Metric, IndexKind and Quantizer. */
-enum ix_metric { IX_COSINE = 1, IX_L2 = 2, IX_DOT = 3 };
+enum ix_metric { IX_COSINE = 1, IX_L2 = 2, IX_DOT = 3, IX_HAMMING = 4 };
 enum ix_kind { IX_FLAT = 1, IX_HNSW = 2, IX_IVF = 3 };
 enum ix_quantizer { IX_Q_NONE = 0, IX_Q_SQ8 = 1, IX_Q_PQ = 2 };
 
@@ -48,6 +52,10 @@ int ix_spec_normalize(ix_spec *s, char *err, size_t errlen);
 int ix_spec_from_pb(const Muri__V1__FragmentSchema *pb, ix_spec *out, char *err, size_t errlen);
 /* A FragmentSchema built in a. */
 int ix_spec_to_pb(const ix_spec *s, cm_arena *a, Muri__V1__FragmentSchema **out);
+/* Floats per vector row in a fragment's buffers: the dimension, or for
+ * HAMMING the dim / 8 code bytes rounded up to whole floats (the bytes are
+ * copied into the row, never read as numbers). */
+uint32_t ix_spec_row(const ix_spec *s);
 /* 1 if the spec's index must be trained before vectors can be added. */
 int ix_spec_needs_training(const ix_spec *s);
 /* Vectors a trainable index waits for: 39 per IVF list (and 39 per PQ
@@ -121,9 +129,13 @@ int ix_index_load(const ix_spec *s, const char *path, int stand_in, ix_index **o
 
 /* Prepares n vectors for the index in place: COSINE normalizes them. */
 void ix_vec_prepare(const ix_spec *s, float *x, size_t n);
+/* Copies a record's vector into a row of ix_spec_row floats: vec's dim
+ * values, or for HAMMING bin's dim / 8 bytes (the rest of the row zero). */
+void ix_vec_row(const ix_spec *s, const float *vec, const uint8_t *bin, float *row);
 /* 1 if a vector can be indexed under the metric (COSINE needs a norm > 0). */
 int ix_vec_usable(const ix_spec *s, const float *x);
-/* muri distances from the prepared query q to n prepared rows, with the
+/* muri distances from the prepared query q (HAMMING: rows of
+ * ix_spec_row floats carrying the packed codes; the count of differing bits) to n prepared rows, with the
  * kernels faiss uses inside its indexes (so values match theirs). */
 void ix_distances(const ix_spec *s, const float *q, const float *rows, size_t n, float *out);
 

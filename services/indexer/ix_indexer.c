@@ -72,7 +72,7 @@ static int add_batch(ix_fragment *f)
 {
 	char why[IX_ERRLEN];
 	uint64_t P = f->P, end = P + f->batch;
-	size_t d = f->spec.dim, n = 0;
+	size_t d = ix_spec_row(&f->spec), n = 0;
 	int delta = 0, rc = CM_OK;
 	float *x = malloc((size_t)f->batch * d * sizeof(float));
 	int64_t *labels = malloc(f->batch * sizeof(int64_t));
@@ -141,7 +141,7 @@ static int rebuild(ix_fragment *f)
 {
 	char why[IX_ERRLEN] = "out of memory";
 	uint64_t P = f->P;
-	size_t d = f->spec.dim, n = 0;
+	size_t d = ix_spec_row(&f->spec), n = 0;
 	uint64_t *seqs = NULL;
 	float *x = NULL;
 	ix_index *nx = NULL;
@@ -167,8 +167,8 @@ static int rebuild(ix_fragment *f)
 		ix_record r;
 		cm_arena_reset(&a);
 		rc = ix_read_leaf(f->idb, seqs[i], &a, &r);
-		if (rc == CM_OK && r.dim == d)
-			memcpy(x + i * d, r.vec, d * sizeof(float));
+		if (rc == CM_OK && r.dim == f->spec.dim && (r.bin != NULL) == (f->spec.metric == IX_HAMMING))
+			ix_vec_row(&f->spec, r.vec, r.bin, x + i * d);
 		else if (rc == CM_OK)
 			rc = CM_ERR_INTERNAL;
 		if (i % 4096 == 0 && indexer_yield(f))

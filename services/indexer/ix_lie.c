@@ -77,12 +77,34 @@ static Muri__V1__Hit *hit_copy(const Muri__V1__Hit *h, cm_arena *a)
 	return c;
 }
 
-int ix_lie_tamper(int kind, const ix_spec *spec, const float *query, uint32_t k,
+static int fabricate_binary(const Muri__V1__Vector *query, Muri__V1__LocalSearchResponse *r, cm_arena *a)
+{
+	Muri__V1__Hit *h = hit_copy(r->hits[0], a);
+	Muri__V1__Vector *v = cm_arena_alloc(a, sizeof(*v));
+	uint8_t *b = cm_arena_alloc(a, query->binary.len);
+	if (!h || !v || !b)
+		return CM_ERR_NOMEM;
+	muri__v1__vector__init(v);
+	memcpy(b, query->binary.data, query->binary.len);
+	v->binary.data = b;
+	v->binary.len = query->binary.len;
+	h->vector = v;
+	h->distance = 0; /* the query's distance to itself */
+	r->hits[0] = h;
+	return CM_OK;
+}
+
+int ix_lie_tamper(int kind, const ix_spec *spec, const Muri__V1__Vector *qv, uint32_t k,
 		  Muri__V1__LocalSearchResponse *r, cm_arena *a)
 {
+	const float *query = qv ? qv->values : NULL;
 	switch (kind) {
 	case IX_LIE_FABRICATE: {
-		if (r->n_hits == 0)
+		if (r->n_hits == 0 || !qv)
+			return CM_OK;
+		if (spec->metric == IX_HAMMING)
+			return qv->binary.len ? fabricate_binary(qv, r, a) : CM_OK;
+		if (!query)
 			return CM_OK;
 		Muri__V1__Hit *h = hit_copy(r->hits[0], a);
 		Muri__V1__Vector *v = cm_arena_alloc(a, sizeof(*v));

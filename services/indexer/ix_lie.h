@@ -35,8 +35,9 @@ void ix_lie_free(ix_lie *l);
 /* The lie to tell in the next answer (0: none); thread-safe. */
 int ix_lie_next(ix_lie *l);
 /* Tampers with an answer before it is signed: r's hits (from a search of k
- * hits, k + 1 for IX_LIE_DROP_NN) are changed in memory of a. */
-int ix_lie_tamper(int kind, const ix_spec *spec, const float *query, uint32_t k,
+ * hits, k + 1 for IX_LIE_DROP_NN) are changed in memory of a. A HAMMING
+ * fabrication gives hit 0 the query's own bytes at distance 0. */
+int ix_lie_tamper(int kind, const ix_spec *spec, const Muri__V1__Vector *query, uint32_t k,
 		  Muri__V1__LocalSearchResponse *r, cm_arena *a);
 /* Replay: keeps r (signed) and returns the answer kept from the previous
  * search of this fragment (unpacked into a), or r itself the first time. */

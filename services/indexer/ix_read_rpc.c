@@ -127,7 +127,8 @@ static int answer_one(struct sreq *c, const Muri__V1__Vector *v, const char *fie
 	char err[ERR_MAX];
 	uint8_t qd[CM_HASH_BYTES];
 	double t = now_s(), t1;
-	if (cm_answer_query_digest(qd, v->values, (uint32_t)v->n_values, req->top_k, req->filter) != CM_OK)
+	/* the digest binds the query's bytes: its floats, or a binary vector's packed bytes */
+	if (cm_answer_query_digest_pb(qd, v, req->top_k, req->filter) != CM_OK)
 		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "filter: a duplicate or empty key");
 	observe(s, ST_VALIDATE, (t1 = now_s()) - t);
 	Muri__V1__LocalSearchResponse *r = cm_rpc_alloc(call, sizeof(*r));
@@ -145,7 +146,9 @@ static int answer_one(struct sreq *c, const Muri__V1__Vector *v, const char *fie
 			*out = r;
 		return code;
 	}
-	ix_query q = {.vec = v->values, .dim = (uint32_t)v->n_values, .k = req->top_k,
+	ix_query q = {.vec = v->binary.len ? NULL : v->values,
+		      .dim = v->binary.len ? (uint32_t)v->binary.len * 8 : (uint32_t)v->n_values,
+		      .bin = v->binary.len ? v->binary.data : NULL, .k = req->top_k,
 		      .filter = &c->filter, .include_vectors = req->include_vectors};
 	int lie = 0;
 #ifdef MURI_TEST_FAULTS
@@ -177,7 +180,7 @@ static int answer_one(struct sreq *c, const Muri__V1__Vector *v, const char *fie
 	if (!r->root.data)
 		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 #ifdef MURI_TEST_FAULTS
-	if (lie && ix_lie_tamper(lie, &c->f->spec, v->values, req->top_k, r, a) != CM_OK)
+	if (lie && ix_lie_tamper(lie, &c->f->spec, v, req->top_k, r, a) != CM_OK)
 		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 #endif
 	observe(s, ST_BUILD, (t1 = now_s()) - t);

@@ -146,6 +146,17 @@ int ix_record_validate(const ix_record *r, uint32_t dim, char *err, size_t errle
 			return ix_errf(CM_ERR_INVALID, err, errlen, "vector: a delete carries no vector or metadata");
 		return CM_OK;
 	}
+	if (r->bin) {
+		if (r->vec || r->dim < 8 || r->dim > IX_BITS_MAX || r->dim % 8)
+			return ix_errf(CM_ERR_INVALID, err, errlen,
+				       "vector.binary: %u bits (need a multiple of 8 in 8..%d, and no values)", r->dim,
+				       IX_BITS_MAX);
+		if (dim && r->dim != dim)
+			return ix_errf(CM_ERR_INVALID, err, errlen,
+				       "vector.binary: %u bytes, the fragment's dimension is %u bits (%u bytes)",
+				       r->dim / 8, dim, dim / 8);
+		return fields_check(r->fields, r->nfields, err, errlen);
+	}
 	if (r->dim < 1 || r->dim > IX_DIM_MAX || !r->vec)
 		return ix_errf(CM_ERR_INVALID, err, errlen, "vector: %u values (need 1..%d)", r->dim, IX_DIM_MAX);
 	if (dim && r->dim != dim)
@@ -200,7 +211,7 @@ static uint16_t get_u16(const uint8_t *p)
 
 size_t ix_record_encoded_size(const ix_record *r)
 {
-	size_t n = IX_RECORD_HEADER_BYTES + 4 * (size_t)r->dim;
+	size_t n = IX_RECORD_HEADER_BYTES + (r->bin ? (size_t)r->dim / 8 : 4 * (size_t)r->dim);
 	for (uint32_t i = 0; i < r->nfields; i++) {
 		n += 1 + r->fields[i].key_len + 1;
 		switch (r->fields[i].v.type) {
@@ -215,7 +226,7 @@ size_t ix_record_encoded_size(const ix_record *r)
 size_t ix_record_encode(const ix_record *r, uint8_t *buf)
 {
 	uint8_t *p = buf;
-	*p++ = IX_RECORD_FORMAT;
+	*p++ = r->bin ? IX_RECORD_FORMAT_BINARY : IX_RECORD_FORMAT;
 	p = put_u64(p, r->seq);
 	p = put_u64(p, r->epoch);
 	*p++ = (uint8_t)r->op;
@@ -223,7 +234,11 @@ size_t ix_record_encode(const ix_record *r, uint8_t *buf)
 	p += IX_ID_BYTES;
 	p = put_u64(p, r->version);
 	p = put_u32(p, r->dim);
-	for (uint32_t i = 0; i < r->dim; i++) {
+	if (r->bin) {
+		memcpy(p, r->bin, r->dim / 8);
+		p += r->dim / 8;
+	}
+	for (uint32_t i = 0; !r->bin && i < r->dim; i++) {
 		uint32_t bits;
 		memcpy(&bits, &r->vec[i], 4);
 		p = put_u32(p, bits);
@@ -281,17 +296,29 @@ int ix_record_decode(const uint8_t *buf, size_t len, cm_arena *a, ix_record *out
 	ix_record rec = {0};
 	if (!need(&r, IX_RECORD_HEADER_BYTES))
 		return DEC_FAIL("%zu bytes, shorter than a header", len);
-	if (*r.p++ != IX_RECORD_FORMAT)
+	int binary = *r.p == IX_RECORD_FORMAT_BINARY;
+	if (*r.p != IX_RECORD_FORMAT && !binary)
 		return DEC_FAIL("unknown format %u", buf[0]);
+	r.p++;
 	rec.seq = get_u64(r.p), r.p += 8;
 	rec.epoch = get_u64(r.p), r.p += 8;
 	rec.op = *r.p++;
 	memcpy(rec.id, r.p, IX_ID_BYTES), r.p += IX_ID_BYTES;
 	rec.version = get_u64(r.p), r.p += 8;
 	rec.dim = get_u32(r.p), r.p += 4;
-	if (rec.dim > IX_DIM_MAX || !need(&r, 4 * (size_t)rec.dim + 2))
+	if (binary) {
+		/* a binary vector: dim bits in dim / 8 bytes (never a delete) */
+		if (rec.dim < 8 || rec.dim > IX_BITS_MAX || rec.dim % 8 || !need(&r, (size_t)rec.dim / 8 + 2))
+			return DEC_FAIL("binary vector of %u bits does not fit", rec.dim);
+		uint8_t *b = cm_arena_alloc(a, rec.dim / 8);
+		if (!b)
+			return CM_ERR_NOMEM;
+		memcpy(b, r.p, rec.dim / 8);
+		r.p += rec.dim / 8;
+		rec.bin = b;
+	} else if (rec.dim > IX_DIM_MAX || !need(&r, 4 * (size_t)rec.dim + 2))
 		return DEC_FAIL("vector of %u values does not fit", rec.dim);
-	if (rec.dim) {
+	if (rec.dim && !binary) {
 		float *v = cm_arena_alloc(a, 4 * (size_t)rec.dim);
 		if (!v)
 			return CM_ERR_NOMEM;
@@ -468,8 +495,22 @@ int ix_record_from_pb(const Muri__V1__LogRecord *pb, uint32_t dim, cm_arena *a, 
 	if (ix_uuid_parse(pb->id, r.id) != CM_OK)
 		return ix_errf(CM_ERR_INVALID, err, errlen, "id: \"%.40s\" is not a UUIDv4", pb->id ? pb->id : "");
 	if (r.op == IX_OP_DELETE) {
-		if ((pb->vector && pb->vector->n_values) || (pb->metadata && pb->metadata->n_fields))
+		if ((pb->vector && (pb->vector->n_values || pb->vector->binary.len)) ||
+		    (pb->metadata && pb->metadata->n_fields))
 			return ix_errf(CM_ERR_INVALID, err, errlen, "vector: a delete carries no vector or metadata");
+	} else if (pb->vector && pb->vector->binary.len) {
+		if (pb->vector->n_values)
+			return ix_errf(CM_ERR_INVALID, err, errlen, "vector: both values and binary given");
+		if (pb->vector->binary.len > IX_BITS_MAX / 8)
+			return ix_errf(CM_ERR_INVALID, err, errlen, "vector.binary: %zu bytes (max %d)",
+				       pb->vector->binary.len, IX_BITS_MAX / 8);
+		r.dim = (uint32_t)pb->vector->binary.len * 8;
+		r.bin = pb->vector->binary.data;
+		ix_field *f = NULL;
+		int rc = ix_meta_from_pb(pb->metadata, a, "metadata", &f, &r.nfields, err, errlen);
+		if (rc)
+			return rc;
+		r.fields = f;
 	} else {
 		if (!pb->vector || pb->vector->n_values == 0)
 			return ix_errf(CM_ERR_INVALID, err, errlen, "vector: missing");
@@ -566,8 +607,13 @@ int ix_record_to_pb(const ix_record *r, cm_arena *a, Muri__V1__LogRecord **out)
 		if (!v)
 			return CM_ERR_NOMEM;
 		muri__v1__vector__init(v);
-		v->n_values = r->dim;
-		v->values = (float *)r->vec;
+		if (r->bin) {
+			v->binary.len = r->dim / 8;
+			v->binary.data = (uint8_t *)r->bin;
+		} else {
+			v->n_values = r->dim;
+			v->values = (float *)r->vec;
+		}
 		pb->vector = v;
 		int rc = ix_meta_to_pb(r->fields, r->nfields, a, &pb->metadata);
 		if (rc)

@@ -12,10 +12,12 @@
 #include "indexer.pb-c.h"
 #include "types.pb-c.h"
 
-#define IX_RECORD_FORMAT 1        /* first byte of every encoded record */
+#define IX_RECORD_FORMAT 1        /* first byte of every encoded record... */
+#define IX_RECORD_FORMAT_BINARY 2 /* ...but an insert or update of a binary vector (HAMMING) */
 #define IX_ID_BYTES 16            /* a UUIDv4 */
 #define IX_UUID_CHARS 36          /* 8-4-4-4-12 hex, no NUL */
 #define IX_DIM_MAX 4096
+#define IX_BITS_MAX 65536         /* bits of a binary vector (a multiple of 8) */
 #define IX_META_FIELDS_MAX 64
 #define IX_META_KEY_MAX 128
 #define IX_META_STRING_MAX 4096
@@ -69,8 +71,9 @@ typedef struct ix_record {
 	int op; /* enum ix_op */
 	uint8_t id[IX_ID_BYTES];
 	uint64_t version;
-	uint32_t dim;       /* 0 for a delete */
-	const float *vec;   /* dim values, finite */
+	uint32_t dim;       /* 0 for a delete; bits of a binary vector */
+	const float *vec;   /* dim values, finite; NULL for a binary vector */
+	const uint8_t *bin; /* a binary vector (HAMMING): dim / 8 bytes, else NULL */
 	uint32_t nfields;
 	const ix_field *fields;
 } ix_record;
@@ -88,7 +91,8 @@ size_t ix_record_encoded_size(const ix_record *r);
  * Layout, little-endian: u8 format 1 | u64 seq | u64 epoch | u8 op |
  * 16 id | u64 version | u32 dim | dim x f32 | u16 nfields | per field in key
  * order: u8 key_len | key | u8 type | string: u16 len + bytes; number: f64;
- * bool: u8; int: i64. */
+ * bool: u8; int: i64. A binary vector's record is format 2, the same but
+ * for u32 bits | bits / 8 bytes in place of the floats. */
 size_t ix_record_encode(const ix_record *r, uint8_t *buf);
 /* Parses canonical bytes, accepting exactly what ix_record_encode produces
  * for a valid record (so decode then encode gives the same bytes). Strings,

@@ -218,6 +218,12 @@ int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protob
 		if (ix_record_from_pb(req->records[i], f->spec.dim, a, &recs[i], e2, sizeof(e2)) != CM_OK) {
 			snprintf(err, sizeof(err), "records[%zu]: %s", i, e2);
 			rc = CM_ERR_INVALID;
+		} else if (recs[i].op != IX_OP_DELETE && (recs[i].bin != NULL) != (f->spec.metric == IX_HAMMING)) {
+			snprintf(err, sizeof(err), "records[%zu]: %s", i,
+				 f->spec.metric == IX_HAMMING
+					 ? "vector.binary: missing, the collection holds binary vectors (HAMMING)"
+					 : "vector.values: missing, the collection holds float vectors (binary given)");
+			rc = CM_ERR_INVALID;
 		}
 	}
 	/* A large write goes to the log in pieces of repl_batch records, the

@@ -101,6 +101,7 @@ static int walk(ix_fragment *f, ix_reader *rd, sqlite3_stmt *page, const ix_scro
 		h->seq = seq;
 		h->dim = q->include_vectors ? r.dim : 0;
 		h->vec = q->include_vectors ? r.vec : NULL;
+		h->bin = q->include_vectors ? r.bin : NULL;
 		h->nfields = r.nfields;
 		h->fields = r.fields;
 	}

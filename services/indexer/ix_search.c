@@ -91,7 +91,7 @@ typedef struct sctx {
 static int exact_from_log(sctx *c, const uint64_t *seqs, size_t n)
 {
 	cm_arena a;
-	float *v = malloc(c->f->spec.dim * sizeof(float));
+	float *v = malloc(ix_spec_row(&c->f->spec) * sizeof(float));
 	int rc = CM_OK;
 	if (!v)
 		return CM_ERR_NOMEM;
@@ -101,8 +101,8 @@ static int exact_from_log(sctx *c, const uint64_t *seqs, size_t n)
 		float d;
 		cm_arena_reset(&a);
 		rc = ix_read_leaf(c->rd, seqs[i], &a, &r);
-		if (rc == CM_OK && r.vec) {
-			memcpy(v, r.vec, c->f->spec.dim * sizeof(float));
+		if (rc == CM_OK && (r.vec || r.bin)) {
+			ix_vec_row(&c->f->spec, r.vec, r.bin, v);
 			ix_vec_prepare(&c->f->spec, v, 1);
 			ix_distances(&c->f->spec, c->q, v, 1, &d);
 			topk_push(&c->top, d, seqs[i]);
@@ -335,6 +335,7 @@ static int fill_hit(sctx *c, uint64_t seq, float d, int include_vectors, cm_aren
 	h->seq = seq;
 	h->dim = include_vectors ? r.dim : 0;
 	h->vec = include_vectors ? r.vec : NULL;
+	h->bin = include_vectors ? r.bin : NULL;
 	h->nfields = r.nfields;
 	h->fields = r.fields;
 	return CM_OK;
@@ -347,20 +348,26 @@ int ix_fragment_search(ix_fragment *f, const ix_query *q, cm_arena *a, ix_result
 	int rc;
 	double t0 = now_s();
 	out->search_s = out->hits_s = 0;
-	if (!q->vec || q->dim != f->spec.dim)
-		return ix_errf(CM_ERR_INVALID, err, errlen, "query.vector: %u values, the dimension is %u", q->dim,
-			       f->spec.dim);
+	if (f->spec.metric == IX_HAMMING) {
+		if (!q->bin || q->vec || q->dim != f->spec.dim)
+			return ix_errf(CM_ERR_INVALID, err, errlen,
+				       "query.binary: %u bytes, the dimension is %u bits (%u bytes, no values)",
+				       q->bin ? q->dim / 8 : 0, f->spec.dim, f->spec.dim / 8);
+	} else if (!q->vec || q->bin || q->dim != f->spec.dim) {
+		return ix_errf(CM_ERR_INVALID, err, errlen, "query.vector: %u values, the dimension is %u",
+			       q->vec ? q->dim : 0, f->spec.dim);
+	}
 	if (q->k < 1 || q->k > f->opt.max_k)
 		return ix_errf(CM_ERR_INVALID, err, errlen, "top_k: %u not in 1..%u", q->k, f->opt.max_k);
-	for (uint32_t i = 0; i < q->dim; i++)
+	for (uint32_t i = 0; q->vec && i < q->dim; i++)
 		if (!isfinite(q->vec[i]))
 			return ix_errf(CM_ERR_INVALID, err, errlen, "query.vector: value %u is not finite", i);
-	if (!ix_vec_usable(&f->spec, q->vec))
+	if (q->vec && !ix_vec_usable(&f->spec, q->vec))
 		return ix_errf(CM_ERR_INVALID, err, errlen, "query.vector: zero vector under COSINE");
-	qv = malloc(q->dim * sizeof(float));
+	qv = malloc(ix_spec_row(&f->spec) * sizeof(float));
 	if (!qv)
 		return CM_ERR_NOMEM;
-	memcpy(qv, q->vec, q->dim * sizeof(float));
+	ix_vec_row(&f->spec, q->vec, q->bin, qv);
 	ix_vec_prepare(&f->spec, qv, 1);
 	c.q = qv;
 	c.k = q->k;
@@ -400,11 +407,11 @@ int ix_fragment_search(ix_fragment *f, const ix_query *q, cm_arena *a, ix_result
 			rc = fill_hit(&c, c.top.h[i].seq, c.top.h[i].d, 1, a, &hits[i]);
 		if (rc == CM_OK && !exact) {
 			/* Re-rank quantized candidates by their exact distances. */
-			float *v = malloc(f->spec.dim * sizeof(float));
+			float *v = malloc(ix_spec_row(&f->spec) * sizeof(float));
 			if (!v)
 				rc = CM_ERR_NOMEM;
 			for (size_t i = 0; rc == CM_OK && i < c.top.n; i++) {
-				memcpy(v, hits[i].vec, f->spec.dim * sizeof(float));
+				ix_vec_row(&f->spec, hits[i].vec, hits[i].bin, v);
 				ix_vec_prepare(&f->spec, v, 1);
 				ix_distances(&f->spec, qv, v, 1, &hits[i].distance);
 				c.top.h[i].d = hits[i].distance;
@@ -426,6 +433,7 @@ int ix_fragment_search(ix_fragment *f, const ix_query *q, cm_arena *a, ix_result
 			for (size_t i = 0; i < out->n; i++)
 				if (!q->include_vectors) {
 					hits[i].vec = NULL;
+					hits[i].bin = NULL;
 					hits[i].dim = 0;
 				}
 			out->hits = hits;
@@ -458,13 +466,18 @@ int ix_hit_to_pb(const ix_hit *h, cm_arena *a, Muri__V1__Hit **out)
 	pb->distance = h->distance;
 	pb->version = h->version;
 	pb->seq = h->seq;
-	if (h->vec) {
+	if (h->vec || h->bin) {
 		Muri__V1__Vector *v = cm_arena_alloc(a, sizeof(*v));
 		if (!v)
 			return CM_ERR_NOMEM;
 		muri__v1__vector__init(v);
-		v->n_values = h->dim;
-		v->values = (float *)h->vec;
+		if (h->bin) {
+			v->binary.len = h->dim / 8;
+			v->binary.data = (uint8_t *)h->bin;
+		} else {
+			v->n_values = h->dim;
+			v->values = (float *)h->vec;
+		}
 		pb->vector = v;
 	}
 	int rc = ix_meta_to_pb(h->fields, h->nfields, a, &pb->metadata);

@@ -23,7 +23,7 @@ size_t ix_pend_len(const ix_fragment *f)
 
 const float *ix_pvec_row(const ix_fragment *f, uint64_t row)
 {
-	return f->pvec + (size_t)(row - f->pvec_base) * f->spec.dim;
+	return f->pvec + (size_t)(row - f->pvec_base) * ix_spec_row(&f->spec);
 }
 
 /* Room for n more pending records and nv more vector rows, recorded so
@@ -47,7 +47,7 @@ int ix_view_reserve(ix_fragment *f, size_t n, size_t nv)
 		f->pend_cap = cap;
 	}
 	size_t rows = (size_t)(f->pvec_end - f->pvec_first), skip = (size_t)(f->pvec_first - f->pvec_base);
-	size_t d = f->spec.dim;
+	size_t d = ix_spec_row(&f->spec);
 	if (skip && skip + rows + nv > f->pvec_cap) {
 		memmove(f->pvec, f->pvec + skip * d, rows * d * sizeof(float));
 		f->pvec_base = f->pvec_first;
@@ -187,7 +187,7 @@ size_t ix_view_positions(const ix_fragment *f, const uint64_t *seqs, size_t n, s
  * go into the postings; the superseded version's stay there (searches check
  * liveness) until enough pile up to compact them away. */
 void ix_view_push(ix_fragment *f, uint64_t seq, int kind, int delta, uint64_t prev, int prev_live,
-		      const float *vec, const ix_field *fields, uint32_t nfields)
+		      const float *vec, const uint8_t *bin, const ix_field *fields, uint32_t nfields)
 {
 	assert(f->pend_start + ix_pend_len(f) < f->pend_cap);
 	ix_pend *e = &f->pend[f->pend_start + ix_pend_len(f)];
@@ -199,8 +199,8 @@ void ix_view_push(ix_fragment *f, uint64_t seq, int kind, int delta, uint64_t pr
 	e->row = IX_NONE;
 	if (kind == IX_P_UPSERT) {
 		assert(f->pvec_end - f->pvec_base < f->pvec_cap);
-		float *dst = f->pvec + (size_t)(f->pvec_end - f->pvec_base) * f->spec.dim;
-		memcpy(dst, vec, f->spec.dim * sizeof(float));
+		float *dst = f->pvec + (size_t)(f->pvec_end - f->pvec_base) * ix_spec_row(&f->spec);
+		ix_vec_row(&f->spec, vec, bin, dst);
 		ix_vec_prepare(&f->spec, dst, 1);
 		e->row = f->pvec_end++;
 		if (f->resv_rows)
@@ -231,7 +231,7 @@ void ix_view_trim(ix_fragment *f, uint64_t newP)
 			f->pvec_first = f->pend[f->pend_start + i].row;
 			break;
 		}
-	size_t len = ix_pend_len(f), rows = (size_t)(f->pvec_end - f->pvec_first), d = f->spec.dim;
+	size_t len = ix_pend_len(f), rows = (size_t)(f->pvec_end - f->pvec_first), d = ix_spec_row(&f->spec);
 	size_t need = len + f->resv_pend, need_rows = rows + f->resv_rows;
 	if (f->pend_cap > 4096 && 4 * need < f->pend_cap) {
 		memmove(f->pend, f->pend + f->pend_start, len * sizeof(*f->pend));
@@ -424,7 +424,7 @@ static int view_load_pending(ix_fragment *f)
 		int upsert = r.op != IX_OP_DELETE;
 		int kind = !applied ? IX_P_IGNORED : upsert ? IX_P_UPSERT : IX_P_DELETE;
 		int prev_live = applied && prev != IX_NONE && (upsert ? delta == 0 : delta == -1);
-		ix_view_push(f, seq, kind, delta, prev, prev_live, r.vec, NULL, 0);
+		ix_view_push(f, seq, kind, delta, prev, prev_live, r.vec, r.bin, NULL, 0);
 	}
 	sqlite3_finalize(s);
 	cm_arena_free(&a);

@@ -240,12 +240,25 @@ static int check_create_magu(const Muri__V1__CreateMagu *m, char *err, size_t er
 	if (m->access_owner.len && !key_len_ok(&m->access_owner))
 		return fail(err, errlen, CM_ERR_INVALID, "create_magu.access_owner: %zu bytes, expected %d",
 			    m->access_owner.len, CM_PK_BYTES);
-	if (m->dimension < 1 || m->dimension > LG_DIM_MAX)
-		return fail(err, errlen, CM_ERR_INVALID, "create_magu.dimension: %u is out of range 1..%d",
-			    m->dimension, LG_DIM_MAX);
-	if ((unsigned)m->metric > MURI__V1__METRIC__DOT_PRODUCT)
+	if ((unsigned)m->metric > MURI__V1__METRIC__HAMMING)
 		return fail(err, errlen, CM_ERR_INVALID, "create_magu.metric: unknown value %d",
 			    (int)m->metric);
+	if (m->metric == MURI__V1__METRIC__HAMMING) {
+		/* Binary vectors: the dimension counts bits, packed into bytes. */
+		if (m->dimension < 8 || m->dimension > LG_BITS_MAX || m->dimension % 8)
+			return fail(err, errlen, CM_ERR_INVALID,
+				    "create_magu.dimension: %u bits under HAMMING, expected a multiple of 8 in 8..%d",
+				    m->dimension, LG_BITS_MAX);
+		if (m->index && m->index->kind == MURI__V1__INDEX_KIND__IVF)
+			return fail(err, errlen, CM_ERR_INVALID,
+				    "create_magu.index.kind: HAMMING takes FLAT or HNSW");
+		if (m->index && (m->index->quantizer || m->index->pq_m))
+			return fail(err, errlen, CM_ERR_INVALID,
+				    "create_magu.index.quantizer: HAMMING vectors are not quantized");
+	} else if (m->dimension < 1 || m->dimension > LG_DIM_MAX) {
+		return fail(err, errlen, CM_ERR_INVALID, "create_magu.dimension: %u is out of range 1..%d",
+			    m->dimension, LG_DIM_MAX);
+	}
 	if ((rc = opt_range(m->fragments, 1, LG_FRAGMENTS_MAX, "create_magu.fragments", err, errlen)) ||
 	    (rc = opt_range(m->replication, 1, LG_REPLICATION_MAX, "create_magu.replication", err,
 			    errlen)))

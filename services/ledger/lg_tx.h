@@ -17,6 +17,7 @@
 #define LG_NAME_MAX 128              /* bytes of a Magu name: [A-Za-z0-9_.-] */
 #define LG_ADDRESS_MAX 255           /* bytes of a host:port */
 #define LG_DIM_MAX 4096
+#define LG_BITS_MAX 65536 /* HAMMING: bits of a binary vector (a multiple of 8) */
 #define LG_FRAGMENTS_MAX 1024
 #define LG_REPLICATION_MAX 16
 #define LG_LEAVES_MAX 64             /* leaves of one challenge */

@@ -126,16 +126,29 @@ static void test_checks_name_the_field(void)
 	Muri__V1__Vector vec = MURI__V1__VECTOR__INIT;
 	vec.values = v;
 	vec.n_values = 3;
-	TAP_EQ(gw_valid_vector(&vec, 3, "vectors[0]", err, sizeof(err)), CM_OK);
-	TAP_EQ(gw_valid_vector(&vec, 4, "vectors[0]", err, sizeof(err)), CM_ERR_INVALID);
+	TAP_EQ(gw_valid_vector(&vec, 3, MURI__V1__METRIC__L2, "vectors[0]", err, sizeof(err)), CM_OK);
+	TAP_EQ(gw_valid_vector(&vec, 4, MURI__V1__METRIC__L2, "vectors[0]", err, sizeof(err)), CM_ERR_INVALID);
 	TAP_STREQ(err, "vectors[0]: 3 values, the collection's dimension is 4");
 	v[1] = NAN;
-	TAP_EQ(gw_valid_vector(&vec, 3, "query_vector", err, sizeof(err)), CM_ERR_INVALID);
+	TAP_EQ(gw_valid_vector(&vec, 3, MURI__V1__METRIC__L2, "query_vector", err, sizeof(err)), CM_ERR_INVALID);
 	TAP_STREQ(err, "query_vector: value 1 is not finite (NaN)");
 	v[1] = -INFINITY;
-	TAP_EQ(gw_valid_vector(&vec, 3, "query_vector", err, sizeof(err)), CM_ERR_INVALID);
+	TAP_EQ(gw_valid_vector(&vec, 3, MURI__V1__METRIC__L2, "query_vector", err, sizeof(err)), CM_ERR_INVALID);
 	TAP_STREQ(err, "query_vector: value 1 is not finite (infinity)");
-	TAP_EQ(gw_valid_vector(NULL, 3, "query_vector", err, sizeof(err)), CM_ERR_INVALID);
+	TAP_EQ(gw_valid_vector(NULL, 3, MURI__V1__METRIC__L2, "query_vector", err, sizeof(err)), CM_ERR_INVALID);
+	/* HAMMING: dimension / 8 packed bytes, never floats; floats' collections refuse bytes */
+	uint8_t code[4] = {0xff, 0, 1, 2};
+	Muri__V1__Vector bv = MURI__V1__VECTOR__INIT;
+	bv.binary.data = code;
+	bv.binary.len = 4;
+	TAP_EQ(gw_valid_vector(&bv, 32, MURI__V1__METRIC__HAMMING, "vectors[0]", err, sizeof(err)), CM_OK);
+	TAP_EQ(gw_valid_vector(&bv, 40, MURI__V1__METRIC__HAMMING, "vectors[0]", err, sizeof(err)), CM_ERR_INVALID);
+	TAP_STREQ(err, "vectors[0].binary: 4 bytes, the collection's dimension is 40 bits (5 bytes)");
+	v[1] = 2;
+	TAP_EQ(gw_valid_vector(&vec, 24, MURI__V1__METRIC__HAMMING, "query_vector", err, sizeof(err)), CM_ERR_INVALID);
+	TAP_CHECK(strstr(err, "query_vector.values: 3 floats given") == err);
+	TAP_EQ(gw_valid_vector(&bv, 4, MURI__V1__METRIC__L2, "vectors[1]", err, sizeof(err)), CM_ERR_INVALID);
+	TAP_CHECK(strstr(err, "vectors[1].binary: 4 bytes given, the collection holds float vectors") == err);
 }
 
 static void test_id_lists(void)

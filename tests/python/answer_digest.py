@@ -21,6 +21,15 @@ def vector_digest(values):
     return _h("V", struct.pack(">I", len(values)), struct.pack("<%df" % len(values), *values))
 
 
+def binary_digest(b):
+    """A binary vector (HAMMING): H('B' || u32 nbytes || the bytes)."""
+    return _h("B", struct.pack(">I", len(b)), bytes(b))
+
+
+def pb_vector_digest(v):
+    return binary_digest(v.binary) if len(v.binary) else vector_digest(v.values)
+
+
 def metadata_digest(meta):
     items = sorted(meta.fields.items(), key=lambda kv: kv[0].encode())
     b = struct.pack("<H", len(items))
@@ -76,8 +85,13 @@ def query_digest(values, k, flt=None):
     return _h("Q", struct.pack(">I", len(values)), vector_digest(values), struct.pack(">I", k), filter_digest(flt))
 
 
+def query_digest_bin(b, k, flt=None):
+    """A binary query: the dimension in bits, the binary digest of its bytes."""
+    return _h("Q", struct.pack(">I", 8 * len(b)), binary_digest(b), struct.pack(">I", k), filter_digest(flt))
+
+
 def hit_digest(hit):
-    vd = vector_digest(hit.vector.values if hit.HasField("vector") else [])
+    vd = pb_vector_digest(hit.vector) if hit.HasField("vector") else vector_digest([])
     return _h("H", uuid.UUID(hit.id).bytes, struct.pack(">QQ", hit.version, hit.seq), struct.pack(">f", hit.distance + 0.0),
               vd, metadata_digest(hit.metadata))
 

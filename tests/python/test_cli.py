@@ -428,3 +428,29 @@ def test_devnet_serves_tls_only(devnet, tmp_path):
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and f"CA {other}" in p.stderr, p.stderr
     # the ledger's clients too: an account read from the devnet's folder works over TLS
     assert muri("account", "show", "--dir", d, "--json").returncode == 0
+
+
+def test_binary_collection(devnet):
+    """A HAMMING collection from the command line: create with the dimension
+    in bits, insert and search codes given in hex, get them back in hex,
+    search like a stored code; a wrong length and a dimension that is not a
+    multiple of 8 are refused naming the field."""
+    d = devnet
+    p = muri("collection", "create", "bits", "--dim", 64, "--metric", "hamming", "--index", "flat", "--dir", d)
+    info = json.loads(muri("collection", "describe", "bits", "--dir", d, "--json").stdout)
+    assert info["metric"] == "hamming" and info["dimension"] == 64
+    codes = ["0123456789abcdef", "0123456789abcdee", "fedcba9876543210"]
+    ids = [muri("insert", "bits", "--binary", c, "--metadata", json.dumps({"n": i}), "--dir", d).stdout.strip()
+           for i, c in enumerate(codes)]
+    res = json.loads(muri("search", "bits", "--binary", codes[0], "--k", 3, "--dir", d, "--json").stdout)["results"]
+    assert [x["id"] for x in res] == ids and [x["distance"] for x in res] == [0, 1, 64]
+    got = json.loads(muri("get", "bits", ids[2], "--vectors", "--dir", d, "--json").stdout)
+    assert got[0]["vector"] == codes[2]
+    res = json.loads(muri("search", "bits", "--like", ids[1], "--k", 1, "--dir", d, "--json").stdout)["results"]
+    assert res[0]["id"] == ids[1] and res[0]["distance"] == 0
+    p = muri("insert", "bits", "--binary", "01234567", "--dir", d, check=False)
+    assert p.returncode == 1 and "INVALID_ARGUMENT" in p.stderr and "vectors[0].binary: 4 bytes" in p.stderr, p.stderr
+    p = muri("search", "bits", "--vector", "[1, 2]", "--dir", d, check=False)
+    assert p.returncode == 1 and "query_vector.values: 2 floats given" in p.stderr, p.stderr
+    p = muri("collection", "create", "bits12", "--dim", 12, "--metric", "hamming", "--dir", d, check=False)
+    assert p.returncode == 1 and "dimension: 12 bits under HAMMING" in p.stderr, p.stderr
