@@ -33,6 +33,8 @@ struct cm_rpc_client {
 };
 
 struct cm_rpc_stream {
+	cm_rpc_client *c;                /* outlives the stream; its expect is checked at the first message */
+	int server_checked;
 	grpc_completion_queue *cq;
 	grpc_call *call;
 	const ProtobufCMessageDescriptor *desc;
@@ -347,6 +349,7 @@ int cm_rpc_stream_open(cm_rpc_client *c, const char *method, const ProtobufCMess
 		return CM_ERR_NOMEM;
 	}
 	s->desc = resp_desc;
+	s->c = c;
 	s->cq = grpc_completion_queue_create_for_pluck(NULL);
 	s->call = create_call(c, method, s->cq, cm_rpc_deadline(timeout_ms));
 	s->details = grpc_empty_slice();
@@ -422,6 +425,21 @@ int cm_rpc_stream_next(cm_rpc_stream *s, ProtobufCMessage **msg, int wait_ms, cm
 	s->recv_pending = 0;
 	if (!ev.success || !s->recv_bb)
 		return stream_end(s, st);
+	if (s->c->expect && !s->server_checked) {
+		/* nothing from a server that is not the node expected is handed on */
+		cm_rpc_status why;
+		if (check_server(s->c, s->call, &why) != CM_OK) {
+			grpc_byte_buffer_destroy(s->recv_bb);
+			s->recv_bb = NULL;
+			grpc_call_cancel(s->call, NULL);
+			stream_end(s, NULL);
+			s->final = why;
+			if (st)
+				*st = s->final;
+			return CM_ERR_PERM;
+		}
+		s->server_checked = 1;
+	}
 	ProtobufCMessage *m = cm_rpc_unpack(s->desc, s->recv_bb, NULL);
 	grpc_byte_buffer_destroy(s->recv_bb);
 	s->recv_bb = NULL;

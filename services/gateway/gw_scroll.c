@@ -161,7 +161,7 @@ static void scroll_one(void *arg, size_t i)
 			snprintf(sf->msg, sizeof(sf->msg), "fragment %u: no page before the deadline", sf->fragment);
 			return;
 		}
-		cm_rpc_client *cl = gw_clients_get(j->g->clients, rep->addr);
+		cm_rpc_client *cl = gw_clients_get(j->g->clients, rep->addr, rep->pk);
 		if (!cl)
 			continue;
 		uint64_t budget = j->deadline - now;
