@@ -155,7 +155,8 @@ typedef struct cm_rpc_client_opts {
 	const char *tls_server_name; /* name to check in the server's certificate; NULL = host of target */
 	const uint8_t *tls_expect_node; /* with TLS: 32 bytes, the node key the server's certificate must be
 					 * bound to (cm_tls_id.h); an answer from another fails
-					 * UNAUTHENTICATED (CM_ERR_PERM), and a server stream
+					 * UNAUTHENTICATED (CM_ERR_PERM), as does its refusal
+					 * of a call, and a server stream
 					 * from another ends at its first message, unread.
 					 * NULL: any */
 } cm_rpc_client_opts;

@@ -366,6 +366,13 @@ static void test_tls_expected_node(void)
 			TAP_EQ(st.code, GRPC_STATUS_UNAUTHENTICATED);
 			TAP_CHECK(strstr(st.message, "is not node") != NULL);
 		}
+		/* a refusal: the expected node's is passed on; another's is not */
+		Muri__Test__EchoRequest fail = MURI__TEST__ECHO_REQUEST__INIT;
+		fail.fail_code = GRPC_STATUS_NOT_FOUND;
+		fail.fail_message = "no such fragment";
+		rc = say(c, &fail, 5000, &st, NULL);
+		TAP_EQ(st.code, i == 0 ? GRPC_STATUS_NOT_FOUND : GRPC_STATUS_UNAUTHENTICATED);
+		TAP_CHECK(strstr(st.message, i == 0 ? "no such fragment" : "is not node") != NULL);
 		/* a server stream: the expected node's messages are read; another's
 		 * stream ends at its first message, none handed on */
 		Muri__Test__EchoRequest sreq = MURI__TEST__ECHO_REQUEST__INIT;
