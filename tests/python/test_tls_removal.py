@@ -25,7 +25,7 @@ from conftest import CHANNEL_OPTIONS
 from gateway_util import Gateway
 from ledger_util import Account, signed_tx
 from muri_util import DOM_ROOT, h, wait_until
-from read_auth import keys_of, refused, signed
+from read_auth import refused, signed
 from sodium_keys import keypair_from_seed, sign, write_key_file
 from test_indexer import records
 from test_membership import MAGU, config, create_magu, first_config, write_until_acked
@@ -143,9 +143,12 @@ def test_slashed_backup_is_cut_off_at_the_next_block(tls4):
     mine = victim.stub.GetRoot(ipb.RootRequest(magu=MAGU, fragment=0, size=40), timeout=10)
     assert mine.signer == victim.pubkey and mine.epoch == first.epoch and mine.chain_id == CHAIN
     forged = resigned(mine, seed, bytes(32))
-    r = net.submit(signed_tx(lpb, CHAIN, net.reporter, fee=1, report_double_root=lpb.ReportDoubleRoot(a=mine, b=forged)))
+    staked = net.lstubs[1].GetAccount(lpb.AccountRequest(address=victim.pubkey), timeout=10).staked
+    r = net.submit(signed_tx(lpb, CHAIN, net.reporter, fee=1,
+                             report_double_root=lpb.ReportDoubleRoot(a=mine, b=forged)))
     info = net.lstubs[1].GetIndexer(lpb.IndexerRequest(pubkey=victim.pubkey), timeout=10)
     assert info.jailed, info
+    assert net.lstubs[1].GetAccount(lpb.AccountRequest(address=victim.pubkey), timeout=10).staked < staked
 
     def without_victim():
         c = config(net)
