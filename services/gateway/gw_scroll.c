@@ -296,6 +296,11 @@ int gw_h_scroll(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Proto
 	if (gw_valid_name(req->collection, "collection", err, sizeof(err)) != CM_OK ||
 	    gw_valid_timeout(req->timeout_ms, "timeout_ms", err, sizeof(err)) != CM_OK)
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
+	/* paging through a collection reads it: the caller needs read permission, as for Get */
+	gw_caller who;
+	int ac = gw_authorize(g, call, NULL, req->collection, GW_NEED_READ, &who);
+	if (ac != GRPC_STATUS_OK)
+		return ac;
 	uint32_t limit = req->page_size ? req->page_size
 				       : SCROLL_PAGE_DEFAULT < g->cfg->max_scroll_page ? SCROLL_PAGE_DEFAULT
 										      : (uint32_t)g->cfg->max_scroll_page;
