@@ -153,7 +153,7 @@ def compose(s):
     for name in indexers:
         services[name] = node("indexer", name)
     services["gateway"] = node("gateway", "gateway")
-    # once the ledgers run: an admin API key of the user account in the
+    # once the ledgers run: an admin API key of the payer account in the
     # shared volume, /net/admin.apikey (0600), made once
     services["admin-key"] = {
         "image": image,

@@ -8,8 +8,9 @@
 #   deploy/k8s/make-secrets.sh [--keep DIR] [IMAGE]   (default muri:dev; needs docker and kubectl)
 #
 # The material is made in a temporary folder, loaded, then wiped. --keep DIR
-# keeps DIR/user.key (0600: the funded user account, which makes the admin
-# API key, see docs/security.md), DIR/genesis.txt and DIR/ca.pem (with TLS on).
+# keeps DIR/payer.key and DIR/user.key (0600: the funded accounts; the payer
+# makes the admin API key, see docs/security.md), DIR/genesis.txt and
+# DIR/ca.pem (with TLS on).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 keep=
@@ -39,9 +40,9 @@ if [ -d "$work/tls" ]; then
 fi
 if [ -n "$keep" ]; then
   install -d -m 700 "$keep"
-  install -m 600 "$work/keys/user.key" "$keep/user.key"
+  install -m 600 "$work/keys/payer.key" "$work/keys/user.key" "$keep/"
   install -m 644 "$work/genesis.txt" "$keep/genesis.txt"
   [ -f "$work/tls/ca.pem" ] && install -m 644 "$work/tls/ca.pem" "$keep/ca.pem"
-  echo "kept user.key, genesis.txt and ca.pem in $keep"
+  echo "kept payer.key, user.key, genesis.txt and ca.pem in $keep"
 fi
 echo "made muri-genesis and muri-keys (and muri-tls with TLS on) in namespace $ns"
