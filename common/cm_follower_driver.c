@@ -104,7 +104,9 @@ static int follow_one(cm_follower *f, int r, int *progress)
 	if (!f->clients[r]) {
 		char err[256];
 		cm_rpc_client_opts co = {.target = f->addrs[r], .max_message = f->o.max_message,
-					 .tls_ca_file = f->o.tls_ca_file};
+					 .tls_ca_file = f->o.tls_ca_file,
+					 /* blocks are taken only from the genesis replica's own certificate */
+					 .tls_expect_node = f->o.genesis.pks[r]};
 		if (cm_rpc_client_new(&co, &f->clients[r], err, sizeof(err)) != CM_OK) {
 			cm_warn("follower_connect", "replica=%d target=%s error=\"%s\"", r, f->addrs[r], err);
 			return END_SWITCH;

@@ -66,7 +66,7 @@ int cm_ledger_client_new(const cm_ledger_client_opts *o, cm_ledger_client **out,
 	for (size_t i = 0; i < o->n; i++) {
 		char e[256] = "";
 		cm_rpc_client_opts co = {.target = o->addrs[i], .max_message = o->max_message,
-					 .tls_ca_file = o->tls_ca_file};
+					 .tls_ca_file = o->tls_ca_file, .tls_expect_node = o->pks ? o->pks[i] : NULL};
 		if (!o->addrs[i] || cm_rpc_client_new(&co, &c->ch[i], e, sizeof(e)) != CM_OK) {
 			cm_ledger_client_free(c);
 			return fail(err, errlen, CM_ERR_INVALID, "replicas[%zu]: %s", i,

@@ -35,6 +35,9 @@ typedef struct cm_ledger_client_opts {
 	int max_attempts;                /* replicas tried per call; 0: 2 * n */
 	size_t max_message;              /* 0: CM_RPC_MSG_MAX_DEFAULT */
 	const char *tls_ca_file;         /* PEM roots to verify the replicas over TLS; NULL: plaintext */
+	const uint8_t (*pks)[CM_PK_BYTES]; /* with TLS: n node keys in genesis order; replica i answers only
+					    * over a certificate bound to pks[i] (cm_rpc.h tls_expect_node).
+					    * NULL: any certificate the CA signed */
 } cm_ledger_client_opts;
 
 /* What became of one submitted transaction. */

@@ -162,7 +162,10 @@ typedef struct cm_rpc_client_opts {
 	const char *tls_server_name; /* name to check in the server's certificate; NULL = host of target */
 	const uint8_t *tls_expect_node; /* with TLS: 32 bytes, the node key the server's certificate must be
 					 * bound to (cm_tls_id.h); an answer from another fails
-					 * UNAUTHENTICATED (CM_ERR_PERM). NULL: any */
+					 * UNAUTHENTICATED (CM_ERR_PERM), as does its refusal
+					 * of a call, and a server stream
+					 * from another ends at its first message, unread.
+					 * NULL: any */
 } cm_rpc_client_opts;
 
 /* This process's TLS identity as a client: every channel made with a
@@ -193,7 +196,7 @@ int cm_rpc_unary(cm_rpc_client *c, const char *method, const ProtobufCMessage *r
 		 int timeout_ms, cm_rpc_status *st);
 
 /* Opens a server stream. The caller owns *out and ends it with
- * cm_rpc_stream_close. timeout_ms 0: no deadline. */
+ * cm_rpc_stream_close, before freeing c. timeout_ms 0: no deadline. */
 int cm_rpc_stream_open(cm_rpc_client *c, const char *method, const ProtobufCMessage *req,
 		       const ProtobufCMessageDescriptor *resp_desc, int timeout_ms,
 		       cm_rpc_stream **out, cm_rpc_status *st);

@@ -33,6 +33,8 @@ struct cm_rpc_client {
 };
 
 struct cm_rpc_stream {
+	cm_rpc_client *c;                /* outlives the stream; its expect is checked at the first message */
+	int server_checked;
 	grpc_completion_queue *cq;
 	grpc_call *call;
 	const ProtobufCMessageDescriptor *desc;
@@ -268,6 +270,21 @@ static int check_server(cm_rpc_client *c, grpc_call *call, cm_rpc_status *st)
 	return CM_ERR_PERM;
 }
 
+/* 1 when a server took part in call over TLS (it presented a certificate):
+ * a call that failed before reaching one (no connection) has none. */
+static int server_presented(grpc_call *call)
+{
+	grpc_auth_context *ctx = grpc_call_auth_context(call);
+	if (!ctx)
+		return 0;
+	grpc_auth_property_iterator it =
+		grpc_auth_context_find_properties_by_name(ctx, GRPC_X509_PEM_CERT_PROPERTY_NAME);
+	const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+	int yes = p && p->value && p->value_length;
+	grpc_auth_context_release(ctx);
+	return yes;
+}
+
 int cm_rpc_unary(cm_rpc_client *c, const char *method, const ProtobufCMessage *req,
 		 const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
 		 int timeout_ms, cm_rpc_status *st)
@@ -309,8 +326,10 @@ int cm_rpc_unary(cm_rpc_client *c, const char *method, const ProtobufCMessage *r
 		grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 		cm_rpc_status_set(st, status, details);
 		rc = cm_rpc_code_to_err(status);
-		if (rc == CM_OK && c->expect)
-			rc = check_server(c, call, st);
+		/* an answer, or a refusal, from a server that is not the node
+		 * expected is not passed on as that node's */
+		if (c->expect && (rc == CM_OK || server_presented(call)) && check_server(c, call, st) != CM_OK)
+			rc = CM_ERR_PERM;
 		if (rc == CM_OK) {
 			ProtobufCMessage *m = recv_bb ? cm_rpc_unpack(resp_desc, recv_bb, NULL) : NULL;
 			if (!m) {
@@ -347,6 +366,7 @@ int cm_rpc_stream_open(cm_rpc_client *c, const char *method, const ProtobufCMess
 		return CM_ERR_NOMEM;
 	}
 	s->desc = resp_desc;
+	s->c = c;
 	s->cq = grpc_completion_queue_create_for_pluck(NULL);
 	s->call = create_call(c, method, s->cq, cm_rpc_deadline(timeout_ms));
 	s->details = grpc_empty_slice();
@@ -422,6 +442,21 @@ int cm_rpc_stream_next(cm_rpc_stream *s, ProtobufCMessage **msg, int wait_ms, cm
 	s->recv_pending = 0;
 	if (!ev.success || !s->recv_bb)
 		return stream_end(s, st);
+	if (s->c->expect && !s->server_checked) {
+		/* nothing from a server that is not the node expected is handed on */
+		cm_rpc_status why;
+		if (check_server(s->c, s->call, &why) != CM_OK) {
+			grpc_byte_buffer_destroy(s->recv_bb);
+			s->recv_bb = NULL;
+			grpc_call_cancel(s->call, NULL);
+			stream_end(s, NULL);
+			s->final = why;
+			if (st)
+				*st = s->final;
+			return CM_ERR_PERM;
+		}
+		s->server_checked = 1;
+	}
 	ProtobufCMessage *m = cm_rpc_unpack(s->desc, s->recv_bb, NULL);
 	grpc_byte_buffer_destroy(s->recv_bb);
 	s->recv_bb = NULL;

@@ -98,7 +98,8 @@ def names(s):
 
 def service_env(s, kind):
     """MURI_<KIND>_<KEY> variables of the settings of one kind of node."""
-    return {f"MURI_{kind.upper()}_{k.upper()}": str(v) for k, v in s[kind]["settings"].items()}
+    return {f"MURI_{kind.upper()}_{k.upper()}": (("true" if v else "false") if isinstance(v, bool) else str(v))
+            for k, v in s[kind]["settings"].items()}
 
 
 def init_env(s, ledger_addr, indexer_addr):
@@ -152,6 +153,16 @@ def compose(s):
     for name in indexers:
         services[name] = node("indexer", name)
     services["gateway"] = node("gateway", "gateway")
+    # once the ledgers run: an admin API key of the payer account in the
+    # shared volume, /net/admin.apikey (0600), made once
+    services["admin-key"] = {
+        "image": image,
+        "command": ["admin-key"],
+        "volumes": ["net:/net"],
+        "depends_on": {x: {"condition": "service_healthy"} for x in ledgers},
+        "healthcheck": {"disable": True},
+        "restart": "on-failure",
+    }
     services["gateway"]["ports"] = ["${MURI_GATEWAY_BIND:-%s}:${MURI_GATEWAY_PORT:-%d}:%d"
                                     % (c["gateway_bind"], c["gateway_port"], p["gateway"])]
     volumes["prometheus-data"] = {}

@@ -182,18 +182,25 @@ int cli_call(const char *cmd, const cli_conn *c, cm_rpc_client *gw, const char *
 }
 
 /* Genesis "chain_id = X" and "replica = HEX host:port" lines. */
-static int read_genesis(const char *path, char *chain, size_t chainlen, char addrs[][64], size_t *n)
+/* The chain id and the replicas (address and key) of a genesis file; *keyed
+ * is 1 when every replica line's key parsed. */
+static int read_genesis(const char *path, char *chain, size_t chainlen, char addrs[][64],
+			uint8_t pks[][CM_PK_BYTES], size_t *n, int *keyed)
 {
 	FILE *f = fopen(path, "r");
 	char line[512], a[64], hex[200];
 	if (!f)
 		return -1;
 	*n = 0;
+	*keyed = 1;
 	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, " chain_id = %63s", a) == 1)
+		if (sscanf(line, " chain_id = %63s", a) == 1) {
 			snprintf(chain, chainlen, "%s", a);
-		else if (*n < CM_LC_MAX_REPLICAS && sscanf(line, " replica = %199s %63s", hex, a) == 2)
+		} else if (*n < CM_LC_MAX_REPLICAS && sscanf(line, " replica = %199s %63s", hex, a) == 2) {
+			if (cm_unhex(pks[*n], CM_PK_BYTES, hex) != CM_OK)
+				*keyed = 0;
 			snprintf(addrs[(*n)++], 64, "%s", a);
+		}
 	}
 	fclose(f);
 	return 0;
@@ -203,12 +210,15 @@ cm_ledger_client *cli_ledger(const char *cmd, const cli_conn *c)
 {
 	char dir[4096], path[4200], chain[64] = CLI_DEVNET_CHAIN, err[300];
 	static char addrs[CM_LC_MAX_REPLICAS][64];
+	static uint8_t pks[CM_LC_MAX_REPLICAS][CM_PK_BYTES];
 	const char *ap[CM_LC_MAX_REPLICAS];
 	size_t n = 0;
+	int keyed = 0;
 	cli_devnet_dir(c->dir, dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/genesis.txt", dir);
-	int have_genesis = read_genesis(path, chain, sizeof(chain), addrs, &n) == 0;
+	int have_genesis = read_genesis(path, chain, sizeof(chain), addrs, pks, &n, &keyed) == 0;
 	if (c->ledger && *c->ledger) {
+		keyed = 0; /* addresses given: their keys are not known */
 		n = 0;
 		char buf[4096];
 		snprintf(buf, sizeof(buf), "%s", c->ledger);
@@ -246,7 +256,9 @@ cm_ledger_client *cli_ledger(const char *cmd, const cli_conn *c)
 				   .key = &kp,
 				   .fee = 1,
 				   .call_timeout_ms = c->timeout_ms > 0 ? (int)c->timeout_ms : 0,
-				   .max_attempts = (int)(2 * n)};
+				   .max_attempts = (int)(2 * n),
+				   /* the genesis's replicas: each answers over its own node's certificate */
+				   .pks = keyed ? (const uint8_t(*)[CM_PK_BYTES])pks : NULL};
 	cm_ledger_client *lc = NULL;
 	rc = cm_ledger_client_new(&o, &lc, err, sizeof(err));
 	cm_keypair_wipe(&kp);

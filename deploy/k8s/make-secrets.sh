@@ -5,12 +5,19 @@
 #   ConfigMap muri-genesis (genesis.txt), Secret muri-keys (one key file per
 #   node, payer.key, user.key), Secret muri-tls (when TLS is on).
 #
-#   deploy/k8s/make-secrets.sh [IMAGE]     (default muri:dev; needs docker and kubectl)
+#   deploy/k8s/make-secrets.sh [--keep DIR] [IMAGE]   (default muri:dev; needs docker and kubectl)
 #
-# The material is made in a temporary folder, loaded, then wiped. Keep a copy
-# of keys/user.key and keys/payer.key if you want to sign transactions later.
+# The material is made in a temporary folder, loaded, then wiped. --keep DIR
+# keeps DIR/payer.key and DIR/user.key (0600: the funded accounts; the payer
+# makes the admin API key, see docs/security.md), DIR/genesis.txt and
+# DIR/ca.pem (with TLS on).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+keep=
+if [ "${1:-}" = --keep ]; then
+  keep=${2:?--keep needs a folder}
+  shift 2
+fi
 image=${1:-muri:dev}
 ns=$(awk '/^  name: / && !n {print $2; n=1}' "$here/namespace.yaml")
 work=$(mktemp -d)
@@ -30,5 +37,12 @@ kubectl -n "$ns" create secret generic muri-keys --from-file="$work/keys" --dry-
 if [ -d "$work/tls" ]; then
   kubectl -n "$ns" create secret generic muri-tls --from-file="$work/tls" --dry-run=client -o yaml |
     kubectl apply -f -
+fi
+if [ -n "$keep" ]; then
+  install -d -m 700 "$keep"
+  install -m 600 "$work/keys/payer.key" "$work/keys/user.key" "$keep/"
+  install -m 644 "$work/genesis.txt" "$keep/genesis.txt"
+  [ -f "$work/tls/ca.pem" ] && install -m 644 "$work/tls/ca.pem" "$keep/ca.pem"
+  echo "kept payer.key, user.key, genesis.txt and ca.pem in $keep"
 fi
 echo "made muri-genesis and muri-keys (and muri-tls with TLS on) in namespace $ns"

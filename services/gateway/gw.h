@@ -189,7 +189,7 @@ typedef struct gw_clients gw_clients;
 int gw_clients_new(const char *tls_ca, size_t max_message, gw_clients **out);
 void gw_clients_free(gw_clients *cs);
 /* The shared channel to addr (created on first use); NULL when it cannot be made. */
-cm_rpc_client *gw_clients_get(gw_clients *cs, const char *addr);
+cm_rpc_client *gw_clients_get(gw_clients *cs, const char *addr, const uint8_t pk[CM_PK_BYTES]);
 
 /* ---- fan-out pool (gw_pool.c) ---- */
 

@@ -268,7 +268,8 @@ int gw_chain_start(const gw_chain_opts *o, gw_chain **out, char *err, size_t err
 	int rc = cm_genesis_read_replicas(o->genesis_file, &c->gen, err, errlen);
 	if (rc == CM_OK) {
 		cm_ledger_client_opts lo = {.chain_id = c->gen.chain_id, .n = c->gen.n, .addrs = c->gen.addrp,
-					    .key = o->key, .fee = o->fee, .tls_ca_file = o->tls_ca_file};
+					    .key = o->key, .fee = o->fee, .tls_ca_file = o->tls_ca_file,
+					    .pks = (const uint8_t(*)[CM_PK_BYTES])c->gen.pks};
 		rc = cm_ledger_client_new(&lo, &c->lc, err, errlen);
 	}
 	if (rc == CM_OK) {

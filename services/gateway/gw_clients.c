@@ -1,6 +1,11 @@
-/* Channels to indexers by address, made on first use and kept for the life
- * of the process (one per indexer the chain has named: bounded by the
- * network, at most GW_CLIENTS_MAX). gRPC reconnects a channel by itself. */
+/* Channels to indexers by address and node key, made on first use and kept
+ * for the life of the process (one per indexer the chain has named: bounded
+ * by the network, at most GW_CLIENTS_MAX). gRPC reconnects a channel by
+ * itself. Over TLS a channel takes answers only from a server whose
+ * certificate is bound to the node key the chain names at that address
+ * (cm_rpc.h tls_expect_node): another node serving there, even with a
+ * certificate of the same CA, gets an UNAUTHENTICATED "tls: the server at
+ * ADDR is not node KEY: it is node OTHER". */
 #include "gw.h"
 #include "cm_err.h"
 #include "cm_log.h"
@@ -16,6 +21,7 @@ struct gw_clients {
 	size_t max_message;
 	size_t n;
 	char *addr[GW_CLIENTS_MAX];
+	uint8_t pk[GW_CLIENTS_MAX][CM_PK_BYTES];
 	cm_rpc_client *c[GW_CLIENTS_MAX];
 };
 
@@ -47,21 +53,23 @@ void gw_clients_free(gw_clients *cs)
 	free(cs);
 }
 
-cm_rpc_client *gw_clients_get(gw_clients *cs, const char *addr)
+cm_rpc_client *gw_clients_get(gw_clients *cs, const char *addr, const uint8_t pk[CM_PK_BYTES])
 {
 	if (!addr || !addr[0])
 		return NULL;
 	pthread_mutex_lock(&cs->mu);
 	cm_rpc_client *c = NULL;
 	for (size_t i = 0; i < cs->n && !c; i++)
-		if (strcmp(cs->addr[i], addr) == 0)
+		if (strcmp(cs->addr[i], addr) == 0 && memcmp(cs->pk[i], pk, CM_PK_BYTES) == 0)
 			c = cs->c[i];
 	if (!c && cs->n < GW_CLIENTS_MAX) {
 		char err[GW_ERR_MAX] = "";
-		cm_rpc_client_opts o = {.target = addr, .max_message = cs->max_message, .tls_ca_file = cs->tls_ca};
+		cm_rpc_client_opts o = {.target = addr, .max_message = cs->max_message, .tls_ca_file = cs->tls_ca,
+					.tls_expect_node = pk};
 		char *a = strdup(addr);
 		if (a && cm_rpc_client_new(&o, &c, err, sizeof(err)) == CM_OK) {
 			cs->addr[cs->n] = a;
+			memcpy(cs->pk[cs->n], pk, CM_PK_BYTES);
 			cs->c[cs->n++] = c;
 		} else {
 			free(a);

@@ -44,7 +44,8 @@ static void probe_one(void *arg, size_t k)
 			snprintf(p->msg, sizeof(p->msg), "collection: \"%s\" was dropped", j->m->name);
 			return;
 		}
-		cm_rpc_client *cl = p->fr.primary >= 0 ? gw_clients_get(j->g->clients, p->fr.rep[p->fr.primary].addr) : NULL;
+		const gw_replica *pr = p->fr.primary >= 0 ? &p->fr.rep[p->fr.primary] : NULL;
+		cm_rpc_client *cl = pr ? gw_clients_get(j->g->clients, pr->addr, pr->pk) : NULL;
 		if (cl) {
 			Muri__V1__FragmentWriteRequest req = MURI__V1__FRAGMENT_WRITE_REQUEST__INIT;
 			req.magu = (char *)j->m->name;

@@ -112,7 +112,8 @@ static void poll_one(gw_console_poll *p, size_t i)
 	pthread_mutex_unlock(&p->mu);
 	if (!p->clients[i] && x.addr[0]) {
 		const char *ca = p->g->cfg->tls_ca;
-		cm_rpc_client_opts o = {.target = x.addr, .tls_ca_file = ca && ca[0] ? ca : NULL};
+		/* the node the chain names there, not whoever serves the address */
+		cm_rpc_client_opts o = {.target = x.addr, .tls_ca_file = ca && ca[0] ? ca : NULL, .tls_expect_node = x.pk};
 		char err[256];
 		if (cm_rpc_client_new(&o, &p->clients[i], err, sizeof(err)) != CM_OK)
 			p->clients[i] = NULL;

@@ -63,7 +63,7 @@ static void read_one(void *arg, size_t k)
 			snprintf(rf->msg, sizeof(rf->msg), "fragment %u: no answer before the deadline", rf->fragment);
 			return;
 		}
-		cm_rpc_client *cl = gw_clients_get(j->g->clients, fr.rep[r].addr);
+		cm_rpc_client *cl = gw_clients_get(j->g->clients, fr.rep[r].addr, fr.rep[r].pk);
 		if (!cl)
 			continue;
 		/* as searches do: while other replicas are left, one that does not

@@ -586,7 +586,8 @@ int gw_receipts_start(gw_ctx *g, const cm_keypair *gateway_key, gw_receipts **ou
 	if (rc == CM_OK) {
 		cm_ledger_client_opts lo = {.chain_id = gen->chain_id, .n = gen->n, .addrs = gen->addrp,
 					    .key = gateway_key, .fee = (uint64_t)cfg->chain_fee,
-					    .tls_ca_file = cfg->tls_ca[0] ? cfg->tls_ca : NULL};
+					    .tls_ca_file = cfg->tls_ca[0] ? cfg->tls_ca : NULL,
+					    .pks = (const uint8_t(*)[CM_PK_BYTES])gen->pks};
 		rc = cm_ledger_client_new(&lo, &r->lc, err, errlen);
 	}
 	free(gen);

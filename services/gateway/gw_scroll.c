@@ -164,7 +164,7 @@ static void scroll_one(void *arg, size_t i)
 			snprintf(sf->msg, sizeof(sf->msg), "fragment %u: no page before the deadline", sf->fragment);
 			return;
 		}
-		cm_rpc_client *cl = gw_clients_get(j->g->clients, rep->addr);
+		cm_rpc_client *cl = gw_clients_get(j->g->clients, rep->addr, rep->pk);
 		if (!cl)
 			continue;
 		uint64_t budget = j->deadline - now;
@@ -299,6 +299,7 @@ int gw_h_scroll(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Proto
 	if (gw_valid_name(req->collection, "collection", err, sizeof(err)) != CM_OK ||
 	    gw_valid_timeout(req->timeout_ms, "timeout_ms", err, sizeof(err)) != CM_OK)
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
+	/* paging through a collection reads it: the caller needs read permission, as for Get */
 	gw_caller who;
 	int ac = gw_authorize(g, call, NULL, req->collection, GW_NEED_READ, &who);
 	if (ac != GRPC_STATUS_OK)

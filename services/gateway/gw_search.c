@@ -91,7 +91,7 @@ static void ask(struct sjob *j, size_t q0, size_t n, uint32_t f, struct cell *c,
 			pthread_mutex_unlock(&j->mu);
 			return;
 		}
-		cm_rpc_client *cl = gw_clients_get(j->g->clients, fr->rep[r].addr);
+		cm_rpc_client *cl = gw_clients_get(j->g->clients, fr->rep[r].addr, fr->rep[r].pk);
 		if (!cl)
 			continue;
 		atomic_fetch_or(&j->asked_mask[f], 1u << r);

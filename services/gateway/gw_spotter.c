@@ -98,7 +98,7 @@ static void check(gw_spotter *s, struct job *j)
 		for (uint32_t i = 0; i < j->fr.nrep; i++) {
 			if ((memcmp(j->fr.rep[i].pk, j->node, CM_PK_BYTES) == 0) != pass)
 				continue;
-			cm_rpc_client *cl = gw_clients_get(s->g->clients, j->fr.rep[i].addr);
+			cm_rpc_client *cl = gw_clients_get(s->g->clients, j->fr.rep[i].addr, j->fr.rep[i].pk);
 			if (!cl)
 				continue;
 			ProtobufCMessage *resp = NULL;

@@ -71,7 +71,7 @@ static void write_one(void *arg, size_t k)
 			snprintf(wf->msg, sizeof(wf->msg), "collection: \"%s\" was dropped", j->m->name);
 			return;
 		}
-		cm_rpc_client *cl = fr.primary >= 0 ? gw_clients_get(j->g->clients, fr.rep[fr.primary].addr) : NULL;
+		cm_rpc_client *cl = fr.primary >= 0 ? gw_clients_get(j->g->clients, fr.rep[fr.primary].addr, fr.rep[fr.primary].pk) : NULL;
 		if (!cl) {
 			gw_chain_wait(j->g->chain, ver, RETRY_WAIT_MS);
 			continue;

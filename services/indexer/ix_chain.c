@@ -400,7 +400,8 @@ int ix_chain_start(const ix_chain_opts *o, ix_chain **out, char *err, size_t err
 		return rc;
 	}
 	cm_ledger_client_opts lo = {.chain_id = c->chain_id, .n = c->n, .addrs = c->addrp, .key = o->key,
-				    .fee = o->fee, .tls_ca_file = o->tls_ca_file};
+				    .fee = o->fee, .tls_ca_file = o->tls_ca_file,
+				    .pks = (const uint8_t(*)[CM_PK_BYTES])c->pks};
 	rc = cm_ledger_client_new(&lo, &c->lc, err, errlen);
 	if (rc != CM_OK) {
 		ix_chain_free(c);

@@ -103,14 +103,16 @@ static void relay_digest(uint8_t out[CM_HASH_BYTES], const char *chain_id, uint3
 	cm_hasher_final(&h, out);
 }
 
-static cm_rpc_client *connect_peer(lg_net *net, const char *address)
+/* A channel to replica peer: with TLS it takes answers only over a
+ * certificate bound to that replica's genesis key. */
+static cm_rpc_client *connect_peer(lg_net *net, uint32_t peer, const char *address)
 {
 	cm_rpc_client *c = NULL;
 	char err[256];
 	if (!address[0])
 		return NULL;
 	cm_rpc_client_opts co = {.target = address, .tls_ca_file = net->tls_ca_file,
-				 .max_message = net->message_max + (1u << 20)};
+				 .max_message = net->message_max + (1u << 20), .tls_expect_node = net->pubkeys[peer]};
 	if (cm_rpc_client_new(&co, &c, err, sizeof(err)) != CM_OK)
 		return NULL;
 	return c;
@@ -221,7 +223,7 @@ static void *sender_main(void *arg)
 		if (changed || !p->client) {
 			pthread_mutex_lock(&p->fetch_mu);
 			cm_rpc_client_free(p->client);
-			p->client = connect_peer(net, address);
+			p->client = connect_peer(net, (uint32_t)(p - net->peers), address);
 			pthread_mutex_unlock(&p->fetch_mu);
 		}
 		if (batch) {
@@ -477,7 +479,7 @@ int lg_net_fetch(lg_net *net, uint32_t peer, const Muri__V1__FetchBlocksRequest 
 	memcpy(address, p->address, sizeof(address));
 	pthread_mutex_unlock(&p->mu);
 	/* a client of its own: the sender thread may be remaking the shared one */
-	cm_rpc_client *c = connect_peer(net, address);
+	cm_rpc_client *c = connect_peer(net, peer, address);
 	if (!c)
 		return CM_ERR_UNAVAILABLE;
 	int rc = cm_rpc_unary(c, "/muri.v1.Consensus/FetchBlocks", &req->base,

@@ -45,21 +45,44 @@ def gnet(images, tmp_path_factory):
             c.cleanup()
 
 
+def admin_key(gnet, timeout=120):
+    """The network's admin API key, /net/admin.apikey, once the admin-key
+    service made it."""
+    end = time.time() + timeout
+    while True:
+        try:
+            return gnet.file("/net/admin.apikey").decode().strip()
+        except Exception:
+            if time.time() > end:
+                raise AssertionError("no /net/admin.apikey: " + gnet("logs", "admin-key", check=False).stdout[-3000:])
+            time.sleep(2)
+
+
 @pytest.fixture(scope="module")
 def vs(gnet, stubs):
     # with TLS on, the gateway serves its clients TLS too: verified with the network's CA
     ch = (grpc.secure_channel(f"127.0.0.1:{gnet.gateway_port}", grpc.ssl_channel_credentials(gnet.ca),
                               options=CHANNEL_OPTIONS + [("grpc.ssl_target_name_override", "gateway")])
           if gnet.ca else grpc.insecure_channel(f"127.0.0.1:{gnet.gateway_port}", options=CHANNEL_OPTIONS))
-    stub = stubs.vectorstore_pb2_grpc.VectorStoreStub(ch)
+    raw = stubs.vectorstore_pb2_grpc.VectorStoreStub(ch)
     t, v = stubs.types_pb2, stubs.vectorstore_pb2
+    # the gateway runs with auth = true: no key, UNAUTHENTICATED
     try:
-        stub.DescribeCollection(v.DescribeCollectionRequest(name=COLL), timeout=30, wait_for_ready=True)
+        raw.DescribeCollection(v.DescribeCollectionRequest(name=COLL), timeout=30, wait_for_ready=True)
+        raise AssertionError("the gateway answered a caller with no API key")
     except grpc.RpcError as e:
         if e.code() == grpc.StatusCode.UNIMPLEMENTED:
             ch.close()
             pytest.skip("the gateway serves Status only on this branch (VectorStore answers UNIMPLEMENTED)")
-    yield stub
+        assert e.code() == grpc.StatusCode.UNAUTHENTICATED, (e.code(), e.details())
+    md = (("authorization", "Bearer " + admin_key(gnet)),)
+
+    class Keyed:
+        """The stub with the admin key on every call."""
+        def __getattr__(self, name):
+            f = getattr(raw, name)
+            return lambda req, **kw: f(req, metadata=md, **kw)
+    yield Keyed()
     ch.close()
 
 

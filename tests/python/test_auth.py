@@ -127,6 +127,13 @@ def test_auth_end_to_end(servers, stubs, tmp_path):
         code, msg = code_of(lambda: gw.stub.Search(vpb.SearchRequest(
             collection="private", query_vector=vec(tpb, 1), top_k=2), timeout=30, metadata=bearer(kb)))
         assert code == grpc.StatusCode.PERMISSION_DENIED and '"private"' in msg and "read" in msg, msg
+        code, msg = code_of(lambda: gw.stub.Scroll(vpb.ScrollRequest(collection="private"), timeout=30,
+                                                   metadata=bearer(kb)))
+        assert code == grpc.StatusCode.PERMISSION_DENIED and '"private"' in msg and "read" in msg, msg
+        code, msg = code_of(lambda: gw.stub.Scroll(vpb.ScrollRequest(collection="private"), timeout=30))
+        assert code == grpc.StatusCode.UNAUTHENTICATED and "no credential" in msg, msg
+        assert len(gw.stub.Scroll(vpb.ScrollRequest(collection="private"), timeout=30,
+                                  metadata=bearer(kr)).records) == 5
         listed = gw.stub.ListCollections(vpb.ListCollectionsRequest(), timeout=30, metadata=bearer(kb))
         assert [c.name for c in listed.collections] == []
         listed = gw.stub.ListCollections(vpb.ListCollectionsRequest(), timeout=30, metadata=bearer(ka))

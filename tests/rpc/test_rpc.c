@@ -366,6 +366,36 @@ static void test_tls_expected_node(void)
 			TAP_EQ(st.code, GRPC_STATUS_UNAUTHENTICATED);
 			TAP_CHECK(strstr(st.message, "is not node") != NULL);
 		}
+		/* a refusal: the expected node's is passed on; another's is not */
+		Muri__Test__EchoRequest fail = MURI__TEST__ECHO_REQUEST__INIT;
+		fail.fail_code = GRPC_STATUS_NOT_FOUND;
+		fail.fail_message = "no such fragment";
+		rc = say(c, &fail, 5000, &st, NULL);
+		TAP_EQ(st.code, i == 0 ? GRPC_STATUS_NOT_FOUND : GRPC_STATUS_UNAUTHENTICATED);
+		TAP_CHECK(strstr(st.message, i == 0 ? "no such fragment" : "is not node") != NULL);
+		/* a server stream: the expected node's messages are read; another's
+		 * stream ends at its first message, none handed on */
+		Muri__Test__EchoRequest sreq = MURI__TEST__ECHO_REQUEST__INIT;
+		sreq.count = 3;
+		cm_rpc_stream *s = NULL;
+		ProtobufCMessage *m = NULL;
+		int got = 0;
+		TAP_EQ(cm_rpc_stream_open(c, COUNT, &sreq.base, &muri__test__echo_reply__descriptor, 5000, &s, &st), CM_OK);
+		while (s && (rc = cm_rpc_stream_next(s, &m, 5000, &st)) == 1) {
+			got++;
+			protobuf_c_message_free_unpacked(m, NULL);
+		}
+		TAP_EQ(got, i == 0 ? 3 : 0);
+		if (i == 0) {
+			TAP_EQ(st.code, GRPC_STATUS_OK);
+		} else {
+			TAP_EQ(rc, CM_ERR_PERM);
+			TAP_EQ(st.code, GRPC_STATUS_UNAUTHENTICATED);
+			TAP_CHECK(strstr(st.message, "is not node") != NULL);
+			/* and stays ended */
+			TAP_EQ(cm_rpc_stream_next(s, &m, 100, &st), CM_ERR_PERM);
+		}
+		cm_rpc_stream_close(s);
 		cm_rpc_client_free(c);
 	}
 	TAP_EQ(tproc_stop(&p, SIGTERM, 10000), 0);
