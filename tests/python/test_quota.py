@@ -38,6 +38,20 @@ def refusal(fn):
     return e.value.code(), e.value.details(), dict(e.value.trailing_metadata() or ())
 
 
+def until_refused(fn, most=60):
+    """Calls fn until it fails (at most `most` times): (calls served, seconds taken, code, details,
+    trailing metadata). A loaded machine may refill a bucket between calls, so a test asserts
+    that a refusal came, and no more calls were served than the bucket and its refill allow."""
+    t0 = time.monotonic()
+    for served in range(most):
+        try:
+            fn()
+        except grpc.RpcError as e:
+            return (served, time.monotonic() - t0, e.code(), e.details(),
+                    dict(e.trailing_metadata() or ()))
+    pytest.fail(f"{most} calls in a row were served")
+
+
 class Quotas:
     """The gateway's config file: writes quota keys and sends SIGHUP."""
 
@@ -87,10 +101,9 @@ def test_quotas(servers, stubs, tmp_path):
 
         # requests per second: alice's burst of 3 passes, the 4th is refused with the wait; bob is served
         q.reload(gw, {**LOOSE, "quota_requests_per_second": 3, "quota_requests_burst": 3})
-        for _ in range(3):
-            count("qa", A)
-        code, msg, trail = refusal(lambda: count("qa", A))
+        served, took, code, msg, trail = until_refused(lambda: count("qa", A))
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, msg
+        assert 3 <= served <= 3 + 3 * took + 1, (served, took)
         assert f"account {alice.pk.hex()} over quota_requests_per_second=3: retry in " in msg, msg
         wait = int(msg.rsplit("retry in ", 1)[1].split(" ms")[0])
         assert 1 <= wait <= 334, msg
@@ -106,20 +119,18 @@ def test_quotas(servers, stubs, tmp_path):
         assert wait_until(lambda: gw.server.read_log().count("result=kept") > n, timeout=10)
         assert "quota_requests_per_second" in gw.server.read_log().split("result=kept")[-1][:300]
         time.sleep(1.1)
-        for _ in range(3):
-            count("qa", A)
-        code, msg, _ = refusal(lambda: count("qa", A))
-        assert "quota_requests_per_second=3:" in msg, msg
+        served, took, code, msg, _ = until_refused(lambda: count("qa", A))
+        assert "quota_requests_per_second=3:" in msg and 3 <= served <= 3 + 3 * took + 1, (msg, served, took)
 
         # vectors per second: a write past the bucket writes nothing and names the wait
-        q.reload(gw, {**LOOSE, "quota_vectors_per_second": 10, "quota_vectors_burst": 10})
+        q.reload(gw, {**LOOSE, "quota_vectors_per_second": 1, "quota_vectors_burst": 10})  # refill: 3 s for 3
         gw.stub.Insert(vpb.InsertRequest(collection="qa", vectors=[vec(tpb, 20 + i) for i in range(8)],
                                          consistency_level=tpb.ALL), timeout=30, metadata=A)
         code, msg, trail = refusal(lambda: gw.stub.Insert(vpb.InsertRequest(
             collection="qa", vectors=[vec(tpb, 30 + i) for i in range(5)], consistency_level=tpb.ALL),
             timeout=30, metadata=A))
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, msg
-        assert f"account {alice.pk.hex()} over quota_vectors_per_second=10" in msg and "nothing was written" in msg
+        assert f"account {alice.pk.hex()} over quota_vectors_per_second=1 (" in msg and "nothing was written" in msg
         assert "vectors: 5" in msg and int(trail["retry-after-ms"]) >= 1, (msg, trail)
         code, msg, trail = refusal(lambda: gw.stub.Insert(vpb.InsertRequest(
             collection="qa", vectors=[vec(tpb, 40 + i) for i in range(11)], consistency_level=tpb.ALL),
@@ -187,10 +198,13 @@ def test_quota_anonymous_shared(servers, stubs, tmp_path):
     other = grpc.insecure_channel(gw.server.target)
     stub2 = stubs.vectorstore_pb2_grpc.VectorStoreStub(other)
     try:
+        t0 = time.monotonic()
         for _ in range(3):
             gw.stub.ListCollections(vpb.ListCollectionsRequest(), timeout=10)
-        code, msg, trail = refusal(lambda: stub2.ListCollections(vpb.ListCollectionsRequest(), timeout=10))
+        served, took, code, msg, trail = until_refused(
+            lambda: stub2.ListCollections(vpb.ListCollectionsRequest(), timeout=10))
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, msg
+        assert served <= 2 * (time.monotonic() - t0) + 1, (served, took)  # only what refilled
         assert "account anonymous over quota_requests_per_second=2: retry in " in msg, msg
         assert 1 <= int(trail["retry-after-ms"]) <= 500, trail
         # the refusal is counted by limit
