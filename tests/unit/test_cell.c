@@ -7,6 +7,7 @@
 #include "cm_cell.h"
 #include "cm_crypto.h"
 #include "cm_err.h"
+#include "cm_splitmap.h"
 
 #include <stdint.h>
 
@@ -94,6 +95,66 @@ static void test_known_split_bits(void)
 	TAP_CHECK(!cm_cell_contains(&c, id, 1));
 }
 
+/* An id whose base is b (of nbase) and whose split bits start with bits
+ * (depth of them). */
+static void id_in(uint8_t id[16], uint32_t nbase, uint32_t b, uint64_t bits, uint32_t depth)
+{
+	for (uint64_t k = 0;; k++) {
+		id_of(id, k * nbase + b, k);
+		if ((cm_cell_hash(id) & ((1ULL << depth) - 1)) == bits)
+			return;
+	}
+}
+
+/* Two base fragments: 0 split into 2 and 3, 3 split into 4 and 5; 2 and 4
+ * live, 5 not yet; 1 sealing. */
+static void test_splitmap(void)
+{
+	static cm_splitmap m;
+	cm_split_target t[8];
+	size_t n;
+	uint32_t f;
+	uint8_t id[16];
+	memset(&m, 0, sizeof(m));
+	m.nbase = 2;
+	m.n = 6;
+	for (uint32_t i = 0; i < 6; i++)
+		m.f[i].present = 1;
+	m.f[0] = (cm_splitfrag){1, CM_PHASE_RETIRED, cm_cell_root(0), {2, 3}, 0, 0, 1};
+	m.f[1] = (cm_splitfrag){1, CM_PHASE_SEALING, cm_cell_root(1), {6, 7}, 0, 0, 1};
+	m.f[2] = (cm_splitfrag){1, CM_PHASE_SERVING, {0, 1, 0}, {0, 0}, 1, 0, 1};
+	m.f[3] = (cm_splitfrag){1, CM_PHASE_SPLIT, {0, 1, 1}, {4, 5}, 1, 0, 1};
+	m.f[4] = (cm_splitfrag){1, CM_PHASE_SERVING, {0, 2, 1}, {0, 0}, 1, 3, 1};
+	m.f[5] = (cm_splitfrag){1, CM_PHASE_SERVING, {0, 2, 3}, {0, 0}, 1, 3, 0};
+	id_in(id, 2, 0, 0, 1);
+	TAP_EQ(cm_splitmap_route(&m, id, &f), CM_OK);
+	TAP_EQ(f, 2);
+	id_in(id, 2, 0, 1, 2);
+	TAP_EQ(cm_splitmap_route(&m, id, &f), CM_OK);
+	TAP_EQ(f, 4);
+	id_in(id, 2, 0, 3, 2);
+	TAP_EQ(cm_splitmap_route(&m, id, &f), CM_ERR_UNAVAILABLE); /* 5 is not live yet */
+	TAP_EQ(f, 5);
+	id_in(id, 2, 1, 0, 0);
+	TAP_EQ(cm_splitmap_route(&m, id, &f), CM_ERR_UNAVAILABLE); /* 1 seals */
+	TAP_EQ(f, 1);
+	TAP_EQ(cm_splitmap_plan(&m, t, 8, &n), CM_OK);
+	TAP_EQ(n, 4);
+	TAP_EQ(t[0].fragment, 2);
+	TAP_CHECK(!t[0].restrict_cell);
+	TAP_EQ(t[1].fragment, 4);
+	TAP_EQ(t[2].fragment, 3); /* 5's records are still read from its frozen parent */
+	TAP_CHECK(t[2].restrict_cell && t[2].cell.depth == 2 && t[2].cell.path == 3);
+	TAP_EQ(t[3].fragment, 1);
+	id_in(id, 2, 0, 1, 2);    /* 4's id in 3's log: not 3's to answer */
+	TAP_CHECK(!cm_split_target_keeps(&m, &t[2], id));
+	id_in(id, 2, 0, 3, 2);
+	TAP_CHECK(cm_split_target_keeps(&m, &t[2], id));
+	TAP_EQ(cm_splitmap_plan(&m, t, 3, &n), CM_ERR_TOOBIG);
+	m.f[3].phase = CM_PHASE_RETIRED; /* retired before 5 is live: 5's cell has no reader */
+	TAP_EQ(cm_splitmap_plan(&m, t, 8, &n), CM_ERR_NOTFOUND);
+}
+
 int main(void)
 {
 	if (cm_crypto_init() != CM_OK)
@@ -101,5 +162,6 @@ int main(void)
 	TAP_RUN(test_base_is_prefix_mod);
 	TAP_RUN(test_halves_partition_and_spread);
 	TAP_RUN(test_known_split_bits);
+	TAP_RUN(test_splitmap);
 	return tap_done();
 }
