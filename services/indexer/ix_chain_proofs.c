@@ -109,11 +109,22 @@ void ixc_commit_roots(ix_service *s, cm_ledger_client *lc, const char *chain_id)
 		int member = f->core && ix_repl_is_member(f->core, s->key.pk);
 		uint64_t epoch = f->core ? ix_repl_epoch(f->core) : 0;
 		uint64_t size = f->core ? ix_repl_root_size(f->core) : 0, done = 0;
+		/* a sealing epoch (a split) signs only what is whole: the primary its
+		 * whole log, which the ledger freezes once committed (its vote
+		 * confirms a root committed at that size already); a backup what it
+		 * holds of it */
+		int sealing = f->cfg && f->cfg->epoch == epoch &&
+			      f->cfg->phase == MURI__V1__FRAGMENT_PHASE__FRAGMENT_PHASE_SEALING;
+		int sealing_primary = sealing && f->core && ix_repl_is_primary(f->core);
+		if (sealing)
+			size = f->core ? ix_repl_signable(f->core) : 0;
 		ixr_core_leave(f);
 		/* a new epoch drops the ledger's votes of the last: sign again */
-		if (!member || size == 0 || (size <= f->root_signed && epoch == f->root_epoch))
+		if (!member || (size == 0 && !sealing_primary) ||
+		    (size <= f->root_signed && epoch == f->root_epoch && (size || f->root_epoch)))
 			continue;
-		if (committed_size(lc, f->magu, f->fragment, &done) != CM_OK || size <= done)
+		if (committed_size(lc, f->magu, f->fragment, &done) != CM_OK || size < done ||
+		    (size == done && !sealing_primary))
 			continue;
 		if (commit_root(s, lc, f, st, done, size, epoch, chain_id) == CM_OK) {
 			f->root_signed = size;

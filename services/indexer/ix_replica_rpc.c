@@ -52,7 +52,9 @@ int ixr_apply_config(ix_service *s, const Muri__V1__FragmentConfig *cfg, const M
 		snprintf(err, errlen, "cannot start replication: %s", cm_strerror(rc));
 	}
 	int changed = rc == CM_OK && ix_repl_epoch(f->core) != before;
-	if (changed) {
+	/* the same epoch may come again with a new split phase (SPLIT, RETIRED):
+	 * keep the latest configuration */
+	if (changed || (rc == CM_OK && f->cfg && f->cfg->epoch == cfg->epoch)) {
 		if (f->cfg)
 			muri__v1__fragment_config__free_unpacked(f->cfg, NULL);
 		f->cfg = copy;
@@ -196,6 +198,23 @@ int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protob
 		ixr_core_leave(f);
 		return cm_rpc_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "epoch: the request has %llu, %s/%u is at %llu",
 				   (unsigned long long)req->epoch, req->magu, req->fragment, (unsigned long long)epoch);
+	}
+	if (f->cfg && (f->cfg->phase != MURI__V1__FRAGMENT_PHASE__FRAGMENT_PHASE_SERVING || f->cfg->source)) {
+		/* a split (services/ledger/lg_st_split.c): a sealing fragment's log
+		 * must stay its primary's whole log; a half takes writes only on
+		 * its derived records, which this indexer does not derive yet */
+		const Muri__V1__FragmentConfig *c = f->cfg;
+		if (c->source)
+			snprintf(err, sizeof(err), "%s/%u: a half of fragment %u, which split at size %llu, takes no "
+				 "writes before its records are derived from it", req->magu, req->fragment,
+				 c->source->fragment, (unsigned long long)c->source->size);
+		else
+			snprintf(err, sizeof(err), "%s/%u is %s to split into %u and %u: it takes no more writes; "
+				 "retry on the half that holds the id once the split is committed", req->magu,
+				 req->fragment, c->phase == MURI__V1__FRAGMENT_PHASE__FRAGMENT_PHASE_SEALING ? "sealing" : "frozen",
+				 c->n_children > 0 ? c->children[0] : 0, c->n_children > 1 ? c->children[1] : 0);
+		ixr_core_leave(f);
+		return cm_rpc_fail(call, GRPC_STATUS_UNAVAILABLE, "%s", err);
 	}
 	int rc = ixr_ensure_store(f, req->schema, err, sizeof(err));
 	if (rc != CM_OK) {

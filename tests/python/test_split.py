@@ -1,0 +1,123 @@
+"""A fragment split driven by the chain, on 4 ledger replicas and 3 indexers
+started from a genesis: one Magu of one fragment with 3 replicas takes
+QUORUM writes; its owner's SplitFragment (a stranger's, or one naming no
+fragment, fails with the field named) seals it in epoch + 1, after which its
+primary refuses writes with a retryable status that says why; the sealing
+primary signs its whole log, so the ledger freezes the fragment at the root
+that holds every acknowledged write and creates the two halves, each with
+its replicas, its cell and the parent's frozen log as its source. A half
+refuses writes until its records are derived (not built yet in the
+indexer). The gateway's routing by the split map and the halves' derivation
+are the parts of issue 16 still to come (README, Fragments that split)."""
+import grpc
+import pytest
+
+from chain_util import CHAIN, ChainNet, vec
+from ledger_util import signed_tx
+from muri_util import wait_until
+from test_indexer import records, write  # noqa: F401
+from test_membership import MAGU, config, create_magu, first_config, write_until_acked
+
+
+@pytest.fixture
+def net3(servers, stubs, tmp_path):
+    n = ChainNet(servers, stubs, tmp_path, n_indexers=3,
+                 ix_args=("--root-every", "4", "--root-interval-ms", "200", "--drop-ms", "0"))
+    yield n
+    n.close()
+
+
+def tx_outcome(net, stx):
+    r = net.lstubs[1].SubmitTransaction(net.pb.SubmitRequest(tx=stx, wait_commit=True, timeout_ms=20000),
+                                        timeout=30)
+    return r
+
+
+def magu(net):
+    return net.lstubs[0].GetMagu(net.pb.MaguRequest(name=MAGU), timeout=10)
+
+
+def test_split_seals_freezes_and_creates_halves(net3):
+    net, pb, t = net3, net3.pb, net3.stubs.types_pb2
+    sch = create_magu(net)
+    cfg = first_config(net)
+    acked = []
+    for seed in range(3):
+        recs = records(net.stubs.indexer_pb2, vec(4, 100 + seed))
+        write_until_acked(net, cfg, recs, sch, t.QUORUM)
+        acked += [r.id for r in recs]
+    frag = lambda: net.lstubs[0].GetFragment(pb.FragmentRequest(magu=MAGU, fragment=0), timeout=10)  # noqa: E731
+    assert wait_until(lambda: frag().committed_size == 12, timeout=30), frag()
+
+    # refusals name the field
+    stranger = net.ixacc[0]
+    stranger.nonce = net.lstubs[1].GetAccount(pb.AccountRequest(address=stranger.pk), timeout=10).nonce
+    r = tx_outcome(net, signed_tx(pb, CHAIN, stranger, fee=1,
+                                  split_fragment=pb.SplitFragment(magu=MAGU, fragment=0)))
+    assert r.state == pb.TX_FAILED and "only the owner of \"driven\" may split" in r.message, r
+    r = tx_outcome(net, signed_tx(pb, CHAIN, net.owner, fee=1,
+                                  split_fragment=pb.SplitFragment(magu=MAGU, fragment=9)))
+    assert r.state == pb.TX_FAILED and "split_fragment.fragment: no fragment 9" in r.message, r
+
+    # the owner's split: sealing in epoch + 1, the halves' numbers reserved
+    r = tx_outcome(net, signed_tx(pb, CHAIN, net.owner, fee=1,
+                                  split_fragment=pb.SplitFragment(magu=MAGU, fragment=0)))
+    assert r.state == pb.TX_COMMITTED, r.message
+    assert "sealing in epoch 2 to split into 1 and 2" in r.message, r.message
+
+    # the sealing primary takes no writes and says why (retryable); a write
+    # it acknowledged before it saw the seal is in the log the ledger freezes
+    def refused():
+        c = config(net)
+        recs = records(net.stubs.indexer_pb2, vec(1, 9))
+        try:
+            r = write(net.by_pk(c.primary), MAGU, 0, c.epoch, recs, sch, t.QUORUM, timeout_ms=2000)
+            if r.level_achieved >= t.QUORUM:
+                acked.append(recs[0].id)
+            return None
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.UNAVAILABLE and "to split into 1 and 2" in e.details():
+                return e.details()
+            return None
+    msg = wait_until(refused, timeout=30)
+    assert msg and "takes no more writes" in msg, msg
+
+    # the primary's whole log is committed: frozen, the halves created
+    def split_done():
+        m = magu(net)
+        return m if len(m.configs) == 3 and m.configs[0].phase == t.FRAGMENT_PHASE_SPLIT else None
+    m = wait_until(split_done, timeout=60)
+    assert m, magu(net)
+    parent, halves = m.configs[0], m.configs[1:]
+    assert list(parent.children) == [1, 2]
+    f0 = frag()
+    assert f0.committed_size == len(acked)  # every acknowledged write, nothing after
+    assert m.fragments == 1
+    for b, h in enumerate(halves):
+        assert h.fragment == 1 + b and h.epoch == 1 and len(h.replicas) == 3
+        assert h.phase == t.FRAGMENT_PHASE_SERVING
+        assert (h.cell_base, h.cell_depth, h.cell_path) == (0, 1, b)
+        assert h.source.fragment == 0 and h.source.size == len(acked) and h.source.root == f0.committed_root
+
+    # the frozen parent takes no root, and its records stay readable
+    got = net.by_pk(parent.primary).stub.Get(net.stubs.indexer_pb2.LocalGetRequest(magu=MAGU, fragment=0,
+                                                                                   ids=acked), timeout=10)
+    assert sorted(h.id for h in got.hits) == sorted(acked) and got.log_size == len(acked)
+
+    # a half refuses writes until its records are derived
+    h = halves[0]
+
+    def half_refuses():
+        try:
+            write(net.by_pk(h.primary), MAGU, 1, h.epoch, records(net.stubs.indexer_pb2, vec(1, 11)), sch,
+                  t.QUORUM)
+            return "acknowledged"
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.NOT_FOUND:  # the indexer has not applied the block yet
+                return None
+            return (e.code(), e.details())
+    got = wait_until(half_refuses, timeout=30)
+    assert got and got != "acknowledged", got
+    code, details = got
+    assert code == grpc.StatusCode.UNAVAILABLE, details
+    assert f"a half of fragment 0, which split at size {len(acked)}" in details, details
