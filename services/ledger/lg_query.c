@@ -123,6 +123,7 @@ static int fill_cell(lg_store *s, const lg_fragment *f, Muri__V1__FragmentConfig
 			return CM_ERR_NOMEM;
 		muri__v1__fragment_source__init(src);
 		c->source = src;
+		c->live = cell.derived;
 		src->fragment = cell.parent;
 		src->size = cell.src_size;
 		if (lg_query_dup_bytes(&src->root, cell.src_root, LG_ROOT_BYTES) != CM_OK)

@@ -241,6 +241,7 @@ static int derived(lg_state *st, lg_cell *c, char *what, size_t n)
 	int rc;
 	c->derived = 1;
 	if ((rc = lg_store_cell_put(st->store, c)) != CM_OK ||
+	    (rc = lg_st_fx_fragment(st, c->magu, c->fragment)) != CM_OK ||
 	    (rc = lg_store_cell_get(st->store, c->magu, c->parent, &p)) != CM_OK)
 		return rc == CM_ERR_NOTFOUND ? lg_st_err(st, CM_ERR_INTERNAL, "split child of a parent without a cell")
 					     : rc;

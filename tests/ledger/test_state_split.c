@@ -182,6 +182,11 @@ static void test_owner_split(void)
 	TAP_COMMITTED(&c, h[1]);
 	TAP_COMMITTED(&c, h[2]);
 	TAP_CHECK(cell_of(&c, "s", 2).derived);
+	TAP_EQ(lg_query_effects(c.s, lg_state_height(c.st), &e), CM_OK);
+	fc = config_in(e, 2); /* followers learn that the half takes writes */
+	TAP_CHECK(fc && fc->live && fc->source && fc->source->size == 8);
+	TAP_CHECK(!config_in(e, 3));
+	protobuf_c_message_free_unpacked(&e->base, NULL);
 	TAP_FAILED(&c, h[3], "commit_root.root.size: 0 is accepted only as the first root of a split's child");
 	TAP_EQ(cell_of(&c, "s", 1).state, LG_CELL_SPLIT); /* its sibling is not yet */
 
