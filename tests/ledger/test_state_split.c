@@ -324,6 +324,36 @@ static void test_auto_split(void)
 	chain_close(&off);
 }
 
+/* An empty fragment split by its owner freezes at size 0 on its sealing
+ * primary's empty root (a backup's does not count), and its halves derive
+ * from the empty log. */
+static void test_empty_split(void)
+{
+	tchain c;
+	tblock b = {0};
+	gtext g;
+	uint8_t h[3][32], empty[32];
+	lg_fragment f;
+	if (open_indexers(&c, "emptysplit", 4, NULL, &g, NULL) != CM_OK)
+		return;
+	add_create(&c, &b, K_ACC0, "e", 1, 3, 100, NULL);
+	add_split(&c, &b, K_ACC0, "e", 0, NULL);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_EQ(lg_store_fragment_get(c.s, "e", 0, &f), CM_OK);
+	add_empty_root(&c, &b, key_index(f.replicas[1]), "e", 0, 0, h[0]);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_FAILED(&c, h[0], "commit_root.root.size: 0 is accepted only as the first root of a split's child");
+	TAP_EQ(cell_of(&c, "e", 0).state, LG_CELL_SEALING);
+	add_empty_root(&c, &b, key_index(f.primary), "e", 0, 0, h[1]);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, h[1]);
+	TAP_EQ(cell_of(&c, "e", 0).state, LG_CELL_SPLIT);
+	lg_cell k = cell_of(&c, "e", 2);
+	cm_merkle_blake2b.empty(empty);
+	TAP_CHECK(k.has_parent && k.src_size == 0 && memcmp(k.src_root, empty, 32) == 0 && k.path == 1);
+	chain_close(&c);
+}
+
 /* A Magu dropped after a split leaves no cell behind. */
 static void test_drop_after_split(void)
 {
@@ -357,6 +387,7 @@ int main(void)
 		return 1;
 	TAP_RUN(test_owner_split);
 	TAP_RUN(test_auto_split);
+	TAP_RUN(test_empty_split);
 	TAP_RUN(test_drop_after_split);
 	return st_finish();
 }
