@@ -119,6 +119,7 @@ int ixp_derive(ix_service *s, struct frag *f, char *err, size_t errlen)
 	}
 	f->derived = 1;
 	f->derived_size = next;
+	f->split_live = c->live; /* a replica derives late when it lagged: the ledger may have said so already */
 	if ((rc = marker_save(f)) != CM_OK) {
 		snprintf(err, errlen, "cannot write %s/%s", f->dir, DERIVED_FILE);
 		return rc;

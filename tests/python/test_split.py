@@ -10,7 +10,8 @@ half's replicas derive its records from the frozen log (those whose ids
 fall in its cell), sign that log's root, and once the ledger commits it the
 half takes writes (of ids in its cell only) and the parent retires. The
 gateway's routing by the split map is the part of issue 16 still to come
-(README, Fragments that split)."""
+(README, Fragments that split). The second test kills a replica during the
+split."""
 import hashlib
 import uuid
 
@@ -151,3 +152,96 @@ def test_split_seals_freezes_and_creates_halves(net3):
             write(net.by_pk(h.primary), MAGU, 1 + b, h.epoch, [other], sch, t.QUORUM)
         assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT, ei.value.details()
         assert "records[0].id: not in the cell of" in ei.value.details(), ei.value.details()
+
+
+def test_split_with_a_replica_killed(net3):
+    """Under a QUORUM load one backup of the fragment (a replica of both
+    halves too) is SIGKILLed as the owner splits it: the split completes on
+    the other two (the sealing primary's whole log frozen, each half derived
+    and live on two of three), every write acknowledged before the freeze is
+    in exactly the half whose cell holds it, and the killed replica, started
+    again, catches the parent's log up, derives both halves and then holds
+    what the halves acknowledged since."""
+    import threading
+    import time
+    net, pb, t = net3, net3.pb, net3.stubs.types_pb2
+    ipb = net.stubs.indexer_pb2
+    sch = create_magu(net)
+    first = first_config(net)
+    victim = net.by_pk(next(r.pubkey for r in first.replicas if r.pubkey != first.primary))
+    acked, stop = [], threading.Event()
+
+    def load():
+        seed = 3000
+        while not stop.is_set():
+            seed += 1
+            recs = records(ipb, vec(3, seed))
+            try:
+                c = config(net)
+                r = write(net.by_pk(c.primary), MAGU, 0, c.epoch, recs, sch, t.QUORUM, timeout_ms=1500)
+                if r.level_achieved >= t.QUORUM:
+                    acked.extend(x.id for x in recs)
+            except grpc.RpcError:
+                time.sleep(0.05)
+    th = threading.Thread(target=load)
+    th.start()
+    try:
+        assert wait_until(lambda: len(acked) >= 30, timeout=60), "no QUORUM writes"
+        r = tx_outcome(net, signed_tx(pb, CHAIN, net.owner, fee=1,
+                                      split_fragment=pb.SplitFragment(magu=MAGU, fragment=0)))
+        assert r.state == pb.TX_COMMITTED, r.message
+        victim.server.kill9()
+
+        def live():
+            m = magu(net)
+            return m if len(m.configs) == 3 and all(c.live for c in m.configs[1:]) else None
+        m = wait_until(live, timeout=90)
+        assert m, magu(net)
+    finally:
+        stop.set()
+        th.join()
+    assert m.configs[0].phase == t.FRAGMENT_PHASE_RETIRED
+    frozen = net.lstubs[0].GetFragment(pb.FragmentRequest(magu=MAGU, fragment=0), timeout=10).committed_size
+    assert frozen >= len(acked)
+    # every acknowledged write in exactly its half, on the live replicas
+    for b in range(2):
+        h = m.configs[1 + b]
+        mine = sorted(i for i in acked if split_bit(i) == b)
+        for rep in h.replicas:
+            if rep.pubkey == victim.pubkey:
+                continue
+            got = net.by_pk(rep.pubkey).stub.Get(ipb.LocalGetRequest(magu=MAGU, fragment=1 + b, ids=acked),
+                                                 timeout=10)
+            assert sorted(x.id for x in got.hits) == mine, (b, rep.address)
+    # the halves take writes meanwhile; the victim comes back and holds them all
+    extra = {0: [], 1: []}
+    for b in range(2):
+        h = m.configs[1 + b]
+        for s in range(200):
+            rec = records(ipb, vec(1, 500 + 1000 * b + s))[0]
+            if split_bit(rec.id) != b:
+                continue
+
+            def half_acked(b=b, rec=rec):  # the half's primary may be the victim: fail over
+                c = net.lstubs[0].GetFragment(pb.FragmentRequest(magu=MAGU, fragment=1 + b), timeout=10).config
+                try:
+                    r = write(net.by_pk(c.primary), MAGU, 1 + b, c.epoch, [rec], sch, t.QUORUM, timeout_ms=2000)
+                    return r if r.level_achieved >= t.QUORUM else None
+                except grpc.RpcError:
+                    return None
+            assert wait_until(half_acked, timeout=60)
+            extra[b].append(rec.id)
+            if len(extra[b]) == 3:
+                break
+    victim.restart()
+    for b in range(2):
+        want = sorted([i for i in acked if split_bit(i) == b] + extra[b])
+
+        def caught_up(b=b, want=want):
+            try:
+                got = victim.stub.Get(ipb.LocalGetRequest(magu=MAGU, fragment=1 + b, ids=acked + extra[b]),
+                                      timeout=10)
+            except grpc.RpcError:
+                return False
+            return sorted(x.id for x in got.hits) == want
+        assert wait_until(caught_up, timeout=60), f"the restarted replica never held half {1 + b}"
