@@ -37,6 +37,7 @@ enum cm_domain {
 	CM_DOM_API_KEY = 0x15,   /* the on-chain hash of a client API key (cm_api_key.h) */
 	CM_DOM_CALL = 0x16,      /* a client's signed gateway call (cm_api_key.h) */
 	CM_DOM_SCROLL = 0x17,    /* an indexer's signed page of records (cm_scroll.h) */
+	CM_DOM_SPLIT = 0x18,     /* an id's split bits: which half of a split fragment (cm_cell.h) */
 	CM_DOM_TEST = 0xff,      /* tests only */
 };
 

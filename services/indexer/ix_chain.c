@@ -221,6 +221,8 @@ static void apply_config(ix_chain *c, uint64_t height, const Muri__V1__FragmentC
 	if (rc != CM_OK)
 		cm_warn("chain_config", "height=%llu magu=%s fragment=%u epoch=%llu error=\"%s\"",
 			(unsigned long long)height, cfg->magu, cfg->fragment, (unsigned long long)cfg->epoch, err);
+	else if (cfg->source && lists_me(c, cfg))
+		ixc_derive(c->o.svc, ixs_find_frag(c->o.svc, cfg->magu, cfg->fragment));
 	if (m)
 		protobuf_c_message_free_unpacked(&m->base, NULL);
 }

@@ -46,6 +46,10 @@ uint64_t ix_chain_applied(ix_chain *c);
  * node is a member of, at each multiple of every above the committed size;
  * AnswerChallenge for a challenge addressed to this node. */
 void ixc_commit_roots(ix_service *s, cm_ledger_client *lc, const char *chain_id);
+struct frag;
+/* A split's half this node holds: derives its records from the parent's
+ * frozen log if not done yet (ix_split.c); logs why not. f may be NULL. */
+void ixc_derive(ix_service *s, struct frag *f);
 void ixc_answer_challenge(ix_service *s, cm_ledger_client *lc, const Muri__V1__Challenge *ch);
 
 #endif

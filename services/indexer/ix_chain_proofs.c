@@ -7,6 +7,7 @@
  * (AnswerChallenge: each challenged leaf, its inclusion proof against the
  * committed root, tag = H(CM_DOM_CHALLENGE || beacon || indexer || leaf)). */
 #include "ix_chain.h"
+#include "ix_split.h"
 #include "ix_service_int.h"
 #include "cm_err.h"
 #include "cm_log.h"
@@ -40,14 +41,16 @@ static int committed_size(cm_ledger_client *lc, const char *magu, uint32_t fragm
  * core is still in epoch and may sign size (ix_repl_signable), so what is
  * signed is a prefix that epoch cannot truncate. */
 static int commit_root(ix_service *s, cm_ledger_client *lc, struct frag *f, ix_fragment *st, uint64_t from,
-		       uint64_t size, uint64_t epoch, const char *chain_id)
+		       uint64_t size, uint64_t epoch, const char *chain_id, int derived)
 {
 	uint8_t root[CM_HASH_BYTES], sig[CM_SIG_BYTES], d[CM_HASH_BYTES];
 	cm_merkle_path *path = malloc(sizeof(*path));
 	if (!path)
 		return CM_ERR_NOMEM;
 	ixr_core_enter(f);
-	int rc = f->core && ix_repl_epoch(f->core) == epoch && ix_repl_signable(f->core) >= size ? CM_OK : CM_ERR_STATE;
+	/* derived: a half's derived records, a function of a committed root */
+	int rc = f->core && ix_repl_epoch(f->core) == epoch && (derived || ix_repl_signable(f->core) >= size)
+			 ? CM_OK : CM_ERR_STATE;
 	if (rc == CM_OK)
 		rc = ix_fragment_root(st, size, root);
 	if (rc == CM_OK)
@@ -90,6 +93,19 @@ static int commit_root(ix_service *s, cm_ledger_client *lc, struct frag *f, ix_f
 	return rc;
 }
 
+void ixc_derive(ix_service *s, struct frag *f)
+{
+	char err[IX_ERR_MAX] = "";
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->cfg_mu);
+	int rc = f->cfg && f->cfg->source && !f->derived && f->core && ix_repl_is_member(f->core, s->key.pk)
+			 ? ixp_derive(s, f, err, sizeof(err)) : CM_OK;
+	pthread_mutex_unlock(&f->cfg_mu);
+	if (rc != CM_OK)
+		cm_warn("split_derive", "magu=%s fragment=%u error=\"%s\"", f->magu, f->fragment, err);
+}
+
 void ixc_commit_roots(ix_service *s, cm_ledger_client *lc, const char *chain_id)
 {
 	pthread_rwlock_rdlock(&s->lk);
@@ -102,6 +118,8 @@ void ixc_commit_roots(ix_service *s, cm_ledger_client *lc, const char *chain_id)
 		return;
 	for (size_t i = 0; i < n && !atomic_load(&s->stopping); i++) {
 		struct frag *f = fs[i];
+		if (f->cfg && f->cfg->source && !f->derived)
+			ixc_derive(s, f); /* the parent's frozen log may have arrived since */
 		ix_fragment *st = ixs_store_of(f);
 		if (!st)
 			continue;
@@ -109,13 +127,28 @@ void ixc_commit_roots(ix_service *s, cm_ledger_client *lc, const char *chain_id)
 		int member = f->core && ix_repl_is_member(f->core, s->key.pk);
 		uint64_t epoch = f->core ? ix_repl_epoch(f->core) : 0;
 		uint64_t size = f->core ? ix_repl_root_size(f->core) : 0, done = 0;
+		/* a sealing epoch (a split) signs only what is whole: the primary its
+		 * whole log, which the ledger freezes once committed (its vote
+		 * confirms a root committed at that size already); a backup what it
+		 * holds of it */
+		int sealing = f->cfg && f->cfg->epoch == epoch &&
+			      f->cfg->phase == MURI__V1__FRAGMENT_PHASE__FRAGMENT_PHASE_SEALING;
+		int sealing_primary = sealing && f->core && ix_repl_is_primary(f->core);
+		if (sealing)
+			size = f->core ? ix_repl_signable(f->core) : 0;
+		/* a half not live yet signs its whole derived log (size 0 too) */
+		int first = f->cfg && f->cfg->source && !f->cfg->live && f->derived;
+		if (first)
+			size = f->derived_size;
 		ixr_core_leave(f);
 		/* a new epoch drops the ledger's votes of the last: sign again */
-		if (!member || size == 0 || (size <= f->root_signed && epoch == f->root_epoch))
+		if (!member || (size == 0 && !sealing_primary && !first) ||
+		    (size <= f->root_signed && epoch == f->root_epoch && (size || f->root_epoch)))
 			continue;
-		if (committed_size(lc, f->magu, f->fragment, &done) != CM_OK || size <= done)
+		if (committed_size(lc, f->magu, f->fragment, &done) != CM_OK || size < done ||
+		    (size == done && !sealing_primary && !(first && size == 0)))
 			continue;
-		if (commit_root(s, lc, f, st, done, size, epoch, chain_id) == CM_OK) {
+		if (commit_root(s, lc, f, st, done, size, epoch, chain_id, first) == CM_OK) {
 			f->root_signed = size;
 			f->root_epoch = epoch;
 		}

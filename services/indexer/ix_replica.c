@@ -6,6 +6,8 @@
  * report, or the request to replace a silent backup, to the service's
  * failover sink (ix_chain submits them as FailoverRequest transactions). */
 #include "ix_service_int.h"
+#include "ix_split.h"
+#include "ix_split.h"
 #include "cm_bytes.h"
 #include "cm_err.h"
 #include "cm_log.h"
@@ -679,6 +681,7 @@ int ix_replica_load(struct frag *f, char *err, size_t errlen)
 {
 	ix_repl_persist st;
 	Muri__V1__FragmentConfig *cfg = NULL;
+	ixp_load(f);
 	int rc = load_state(f, &st, &cfg, err, errlen);
 	if (rc != CM_OK)
 		return rc;

@@ -5,6 +5,8 @@
  * configuration arrives when allowed (allow_set_config); the ledger's feed
  * (ix_chain.c) drives the same path, ixr_apply_config. */
 #include "ix_service_int.h"
+#include "ix_split.h"
+#include "cm_cell.h"
 #include "cm_err.h"
 #include "cm_log.h"
 #include "cm_time.h"
@@ -52,11 +54,14 @@ int ixr_apply_config(ix_service *s, const Muri__V1__FragmentConfig *cfg, const M
 		snprintf(err, errlen, "cannot start replication: %s", cm_strerror(rc));
 	}
 	int changed = rc == CM_OK && ix_repl_epoch(f->core) != before;
-	if (changed) {
+	/* the same epoch may come again with a new split phase (SPLIT, RETIRED):
+	 * keep the latest configuration */
+	if (changed || (rc == CM_OK && f->cfg && f->cfg->epoch == cfg->epoch)) {
 		if (f->cfg)
 			muri__v1__fragment_config__free_unpacked(f->cfg, NULL);
 		f->cfg = copy;
 		copy = NULL;
+		ixp_config(f);
 	}
 	/* a schema known from the ledger opens the store before any write */
 	if (rc == CM_OK && schema && !f->store && ix_repl_is_member(f->core, s->key.pk))
@@ -197,6 +202,24 @@ int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protob
 		return cm_rpc_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "epoch: the request has %llu, %s/%u is at %llu",
 				   (unsigned long long)req->epoch, req->magu, req->fragment, (unsigned long long)epoch);
 	}
+	if (!ixp_takes_writes(f)) {
+		/* a split (services/ledger/lg_st_split.c): a sealing fragment's log
+		 * must stay its primary's whole log; a half takes writes only on
+		 * its derived records, once the ledger committed their root */
+		const Muri__V1__FragmentConfig *c = f->cfg;
+		if (c->source)
+			snprintf(err, sizeof(err), "%s/%u: a half of fragment %u, which split at size %llu, takes no "
+				 "writes before its records are derived from it and their root is committed (%s)",
+				 req->magu, req->fragment, c->source->fragment, (unsigned long long)c->source->size,
+				 f->derived ? "derived here" : "not derived here yet");
+		else
+			snprintf(err, sizeof(err), "%s/%u is %s to split into %u and %u: it takes no more writes; "
+				 "retry on the half that holds the id once the split is committed", req->magu,
+				 req->fragment, c->phase == MURI__V1__FRAGMENT_PHASE__FRAGMENT_PHASE_SEALING ? "sealing" : "frozen",
+				 c->n_children > 0 ? c->children[0] : 0, c->n_children > 1 ? c->children[1] : 0);
+		ixr_core_leave(f);
+		return cm_rpc_fail(call, GRPC_STATUS_UNAVAILABLE, "%s", err);
+	}
 	int rc = ixr_ensure_store(f, req->schema, err, sizeof(err));
 	if (rc != CM_OK) {
 		ixr_core_leave(f);
@@ -224,6 +247,14 @@ int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protob
 					 ? "vector.binary: missing, the collection holds binary vectors (HAMMING)"
 					 : "vector.values: missing, the collection holds float vectors (binary given)");
 			rc = CM_ERR_INVALID;
+		} else if (f->cfg && f->cfg->cell_depth) { /* a split's half holds only its cell's ids */
+			cm_cell c = {f->cfg->cell_base, f->cfg->cell_depth, f->cfg->cell_path};
+			if (!cm_cell_contains_h(&c, c.base, cm_cell_hash(recs[i].id))) {
+				snprintf(err, sizeof(err), "records[%zu].id: not in the cell of %s/%u (a half of fragment "
+					 "%u); write it to the half that holds it", i, req->magu, req->fragment,
+					 f->cfg->source ? f->cfg->source->fragment : 0);
+				rc = CM_ERR_INVALID;
+			}
 		}
 	}
 	/* A large write goes to the log in pieces of repl_batch records, the

@@ -76,6 +76,9 @@ struct frag {
 	uint64_t root_signed;        /* the largest size whose root this node submitted (ix_chain's thread) */
 	uint64_t root_epoch;         /* the epoch it was signed in */
 	uint64_t handoff_logged;     /* the epoch whose hand-off of the primary role was logged */
+	int derived;                 /* a split's half: its records derived (ix_split.c) */
+	uint64_t derived_size;       /* how many */
+	int split_live;              /* ... and the ledger declared it live */
 };
 
 struct ix_service {

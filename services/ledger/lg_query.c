@@ -95,6 +95,43 @@ static int q_indexer(lg_store *s, const uint8_t pk[CM_PK_BYTES], Muri__V1__Index
 	return CM_OK;
 }
 
+/* The split fields of a FragmentConfig (a fragment with no cell row leaves
+ * them unset, so its encoding is as before splits existed). */
+static int fill_cell(lg_store *s, const lg_fragment *f, Muri__V1__FragmentConfig *c)
+{
+	lg_cell cell;
+	int rc = lg_store_cell_get(s, f->magu, f->fragment, &cell);
+	if (rc == CM_ERR_NOTFOUND)
+		return CM_OK;
+	if (rc != CM_OK)
+		return rc;
+	c->phase = (Muri__V1__FragmentPhase)cell.state;
+	if (cell.depth) {
+		c->cell_base = cell.base;
+		c->cell_depth = cell.depth;
+		c->cell_path = cell.path;
+	}
+	if (cell.nchildren) {
+		if (!(c->children = pb_array(cell.nchildren, sizeof(*c->children))))
+			return CM_ERR_NOMEM;
+		memcpy(c->children, cell.children, cell.nchildren * sizeof(*c->children));
+		c->n_children = cell.nchildren;
+	}
+	if (cell.has_parent) {
+		Muri__V1__FragmentSource *src = malloc(sizeof(*src));
+		if (!src)
+			return CM_ERR_NOMEM;
+		muri__v1__fragment_source__init(src);
+		c->source = src;
+		c->live = cell.derived;
+		src->fragment = cell.parent;
+		src->size = cell.src_size;
+		if (lg_query_dup_bytes(&src->root, cell.src_root, LG_ROOT_BYTES) != CM_OK)
+			return CM_ERR_NOMEM;
+	}
+	return CM_OK;
+}
+
 /* Fills one FragmentConfig, with each replica's address. */
 int lg_query_fill_config(lg_store *s, const lg_fragment *f, Muri__V1__FragmentConfig **out)
 {
@@ -139,7 +176,7 @@ int lg_query_fill_config(lg_store *s, const lg_fragment *f, Muri__V1__FragmentCo
 		c->n_leaving = i + 1;
 	}
 	free(h);
-	return CM_OK;
+	return fill_cell(s, f, c);
 }
 
 static int fill_magu(lg_store *s, const lg_magu *g, Muri__V1__MaguInfo *m)

@@ -229,9 +229,12 @@ static int replace_fragments(lg_state *st, const lg_magu *m, const uint8_t *only
 	    (rc = slot_ring_build(&sr, m->name, slots, ns)) != CM_OK)
 		goto out;
 	for (size_t i = 0; i < nf && rc == CM_OK; i++) {
+		int retired = 0;
 		if (only_with && !in_list((const uint8_t(*)[LG_KEY_BYTES])fr[i].replicas, fr[i].nreplicas,
 					  only_with))
 			continue;
+		if ((rc = lg_st_split_retired(st, m->name, fr[i].fragment, &retired)) != CM_OK || retired)
+			continue; /* a retired fragment of a split needs no replicas */
 		if ((rc = place_fragment(&sr, m->name, fr[i].fragment, m->replication, repl, &n)) == CM_OK &&
 		    (rc = lg_st_handover_keep(st, &fr[i], keep, repl, &n)) == CM_OK)
 			rc = lg_st_reconfigure(st, &fr[i], (const uint8_t(*)[LG_KEY_BYTES])repl, n);
@@ -240,6 +243,30 @@ out:
 	slot_ring_free(&sr);
 	free(slots);
 	free(fr);
+	return rc;
+}
+
+int lg_st_place(lg_state *st, const lg_magu *m, uint32_t fragment, lg_fragment *out)
+{
+	lg_slot *slots = NULL;
+	size_t ns;
+	slot_ring sr = {0};
+	lg_fragment f;
+	int rc;
+
+	memset(&f, 0, sizeof(f));
+	snprintf(f.magu, sizeof(f.magu), "%s", m->name);
+	f.fragment = fragment;
+	f.epoch = 1;
+	if ((rc = lg_store_slots_of_magu(st->store, m->name, &slots, &ns)) == CM_OK &&
+	    (rc = slot_ring_build(&sr, m->name, slots, ns)) == CM_OK &&
+	    (rc = place_fragment(&sr, m->name, fragment, m->replication, f.replicas, &f.nreplicas)) == CM_OK) {
+		if (f.nreplicas)
+			memcpy(f.primary, f.replicas[0], LG_KEY_BYTES);
+		*out = f;
+	}
+	slot_ring_free(&sr);
+	free(slots);
 	return rc;
 }
 

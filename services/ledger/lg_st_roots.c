@@ -60,7 +60,8 @@ static int commit_root_vote(lg_state *st, const Muri__V1__Transaction *t)
 	lg_fragment f;
 	lg_root_vote *votes = NULL;
 	size_t nv, agree = 0;
-	int rc = lg_store_fragment_get(st->store, r->magu, r->fragment, &f);
+	char split[160];
+	int same = 0, rc = lg_store_fragment_get(st->store, r->magu, r->fragment, &f);
 
 	if (rc == CM_ERR_NOTFOUND)
 		return lg_st_fail(st, "commit_root.root: no fragment %u in Magu \"%s\"", r->fragment, r->magu);
@@ -76,7 +77,17 @@ static int commit_root_vote(lg_state *st, const Muri__V1__Transaction *t)
 	if (lg_st_replica_index(&f, r->signer.data) < 0)
 		return lg_st_fail(st, "commit_root.root.signer: %s is not a replica of fragment %u (epoch %llu)",
 			       lg_st_kh(r->signer.data).s, r->fragment, (unsigned long long)f.epoch);
-	if (r->size <= f.committed_size) {
+	if ((rc = lg_st_split_vote_check(st, &f, r, &same)) != TX_OK)
+		return rc;
+	if (same == 1) { /* the sealing primary's whole log is the committed root */
+		if ((rc = lg_st_split_committed(st, &f, 1, split, sizeof(split))) != CM_OK)
+			return rc;
+		return lg_st_note(st, "fragment %u of \"%s\": the primary's log is the committed root%s", f.fragment,
+				  f.magu, split);
+	}
+	if (r->size == 0 && same != 2)
+		return lg_st_fail(st, "commit_root.root.size: 0 is accepted only as the first root of a split's child");
+	if (r->size <= f.committed_size && same != 2) {
 		if (r->size == f.committed_size && memcmp(r->root.data, f.committed_root, LG_ROOT_BYTES) == 0)
 			return lg_st_fail(st, "commit_root: the root at size %llu is committed already",
 				       (unsigned long long)r->size);
@@ -125,10 +136,11 @@ static int commit_root_vote(lg_state *st, const Muri__V1__Transaction *t)
 	f.committed_height = lg_st_height(st);
 	if ((rc = lg_store_fragment_put(st->store, &f)) != CM_OK ||
 	    (rc = lg_store_root_votes_clear(st->store, f.magu, f.fragment)) != CM_OK ||
-	    (rc = lg_st_fx_root(st, r)) != CM_OK)
+	    (rc = lg_st_fx_root(st, r)) != CM_OK ||
+	    (rc = lg_st_split_committed(st, &f, 0, split, sizeof(split))) != CM_OK)
 		return rc;
-	return lg_st_note(st, "root committed: fragment %u of \"%s\" at size %llu", f.fragment, f.magu,
-		    (unsigned long long)f.committed_size);
+	return lg_st_note(st, "root committed: fragment %u of \"%s\" at size %llu%s", f.fragment, f.magu,
+		    (unsigned long long)f.committed_size, split);
 }
 
 /* A vote recorded (with or without a commit) also tells a hand-over that

@@ -101,6 +101,8 @@ static const lg_param_def params[P_COUNT] = {
 				       "percent of an answer-fraud slash paid to its reporter (the rest is burnt)"},
 	[P_HANDOVER_DEADLINE] = {"handover_deadline", 2000, 1, 10000000, 1,
 				 "blocks an unstaking replica stays while its replacements catch up; then it is removed anyway"},
+	[P_SPLIT_SIZE] = {"split_size", 0, 0, INT64_MAX, 1,
+			  "log entries at which a fragment's committed root makes it split in two (0: only by its owner)"},
 };
 
 const lg_param_def *lg_param_find(const char *name)
@@ -223,6 +225,7 @@ static int run_payload(lg_state *st, const Muri__V1__Transaction *t)
 	case MURI__V1__TRANSACTION__PAYLOAD_CREATE_API_KEY: return lg_st_create_api_key(st, t);
 	case MURI__V1__TRANSACTION__PAYLOAD_REVOKE_API_KEY: return lg_st_revoke_api_key(st, t);
 	case MURI__V1__TRANSACTION__PAYLOAD_SET_ACCESS: return lg_st_set_access(st, t);
+	case MURI__V1__TRANSACTION__PAYLOAD_SPLIT_FRAGMENT: return lg_st_split_fragment(st, t);
 	default: return lg_st_fail(st, "payload: not executable here");
 	}
 }

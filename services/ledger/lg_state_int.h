@@ -42,6 +42,7 @@ enum param_id {
 	P_ANSWER_FRAUD_SLASH,
 	P_ANSWER_FRAUD_REWARD_PCT,
 	P_HANDOVER_DEADLINE,
+	P_SPLIT_SIZE,
 	P_COUNT
 };
 
@@ -213,6 +214,23 @@ int lg_st_penalize(lg_state *st, const uint8_t *pk, uint64_t want, int jail, con
 int lg_st_approve(lg_state *st, const Muri__V1__Transaction *t);     /* lg_st_settle.c */
 int lg_st_double_root(lg_state *st, const Muri__V1__Transaction *t); /* lg_st_roots.c */
 int lg_st_report_answer(lg_state *st, const Muri__V1__Transaction *t); /* lg_st_evidence.c */
+/* lg_st_magu.c: a new fragment of m placed on m's seats like every other
+ * (epoch 1, the first replica primary), not yet stored. */
+int lg_st_place(lg_state *st, const lg_magu *m, uint32_t fragment, lg_fragment *out);
+/* lg_st_split.c: fragment splits. SplitFragment by the Magu's owner. */
+int lg_st_split_fragment(lg_state *st, const Muri__V1__Transaction *t);
+/* Before a root vote r on f counts: fails it (TX_FAIL) on a frozen fragment;
+ * *same = 1 when it is a sealing primary's vote for the committed root
+ * (which freezes f at once), 2 when it is a new child's first root at size 0
+ * (the empty root; counted like a vote above the committed size), else 0. */
+int lg_st_split_vote_check(lg_state *st, const lg_fragment *f, const Muri__V1__SignedRoot *r, int *same);
+/* After a root of f committed (f as stored, its signers set), or a sealing
+ * primary confirmed it (primary_vote): freezes a sealing f into its children,
+ * marks a child derived (retiring its parent when both are), or starts a
+ * split at split_size. what (n bytes) receives text for the tx's outcome. */
+int lg_st_split_committed(lg_state *st, lg_fragment *f, int primary_vote, char *what, size_t n);
+/* *retired: f no longer needs replicas (both children derived). */
+int lg_st_split_retired(lg_state *st, const char *magu, uint32_t fragment, int *retired);
 /* lg_st_access.c: API keys and Magu access lists. */
 int lg_st_create_api_key(lg_state *st, const Muri__V1__Transaction *t);
 int lg_st_revoke_api_key(lg_state *st, const Muri__V1__Transaction *t);

@@ -240,6 +240,28 @@ int lg_store_fragments_of(lg_store *s, const char *magu, lg_fragment **out, size
 int lg_store_fragment_committed_count(lg_store *s, uint64_t *n);
 int lg_store_fragment_committed_nth(lg_store *s, uint64_t i, lg_fragment *out);
 
+/* A fragment's place in the splits of its Magu (services/ledger/lg_st_split.c,
+ * common/cm_cell.h). A fragment without a row is SERVING and owns the cell
+ * (its number, depth 0), with no parent: lg_store_cell_get then fills that
+ * default and returns CM_ERR_NOTFOUND. */
+enum lg_cell_state { LG_CELL_SERVING = 0, LG_CELL_SEALING = 1, LG_CELL_SPLIT = 2, LG_CELL_RETIRED = 3 };
+typedef struct lg_cell {
+	char magu[LG_NAME_MAX + 1];
+	uint32_t fragment;
+	uint32_t state;                     /* enum lg_cell_state */
+	uint32_t base, depth;
+	uint64_t path;
+	int has_parent;                     /* a split's child: derives from parent's log */
+	uint32_t parent;
+	uint64_t src_size;                  /* the parent's frozen size and root */
+	uint8_t src_root[LG_ROOT_BYTES];
+	uint32_t nchildren;                 /* 0 or 2 */
+	uint32_t children[2];
+	int derived;                        /* a child that committed its first root */
+} lg_cell;
+int lg_store_cell_get(lg_store *s, const char *magu, uint32_t fragment, lg_cell *out);
+int lg_store_cell_put(lg_store *s, const lg_cell *c);
+
 /* A replica's signature on a fragment root, waiting for a majority. */
 typedef struct lg_root_vote {
 	uint8_t signer[LG_KEY_BYTES];

@@ -3,6 +3,7 @@
  * of fragment roots. */
 #include "lg_store_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,6 +147,75 @@ int lg_store_fragment_committed_nth(lg_store *s, uint64_t i, lg_fragment *out)
 	col k[] = {cu(i)};
 	sqlite3_stmt *st = ls_prep(s, S_FRAG_NTH, k, 1);
 	return st ? ls_get_row(s, st, fragment_row, out) : CM_ERR_IO;
+}
+
+/* ---- cells of split fragments ---- */
+
+static int cell_row(sqlite3_stmt *st, void *dst)
+{
+	lg_cell *c = dst;
+	size_t n = (size_t)sqlite3_column_bytes(st, 7);
+	const uint8_t *p = sqlite3_column_blob(st, 7);
+	c->state = (uint32_t)ls_col_u64(st, 0);
+	c->base = (uint32_t)ls_col_u64(st, 1);
+	c->depth = (uint32_t)ls_col_u64(st, 2);
+	c->path = ls_col_u64(st, 3);
+	c->has_parent = sqlite3_column_type(st, 4) != SQLITE_NULL;
+	c->parent = c->has_parent ? (uint32_t)ls_col_u64(st, 4) : 0;
+	c->src_size = ls_col_u64(st, 5);
+	c->derived = (int)ls_col_u64(st, 8);
+	if (n % 4 || n / 4 > 2)
+		return 0;
+	c->nchildren = (uint32_t)(n / 4);
+	for (uint32_t i = 0; i < c->nchildren; i++)
+		c->children[i] = cm_get_be32(p + 4 * i);
+	return ls_col_fixed(st, 6, c->src_root, LG_ROOT_BYTES);
+}
+
+int lg_store_cell_get(lg_store *s, const char *magu, uint32_t fragment, lg_cell *out)
+{
+	col k[] = {ct(magu), cu(fragment)};
+	sqlite3_stmt *st = ls_prep(s, S_CELL_GET, k, 2);
+	lg_cell c;
+	int rc;
+	if (!st)
+		return CM_ERR_IO;
+	memset(&c, 0, sizeof(c));
+	snprintf(c.magu, sizeof(c.magu), "%s", magu);
+	c.fragment = fragment;
+	if ((rc = ls_get_row(s, st, cell_row, &c)) == CM_ERR_NOTFOUND) {
+		memset(&c, 0, sizeof(c));
+		snprintf(c.magu, sizeof(c.magu), "%s", magu);
+		c.fragment = fragment;
+		c.base = fragment;
+	} else if (rc != CM_OK) {
+		return rc;
+	}
+	*out = c;
+	return rc;
+}
+
+int lg_store_cell_put(lg_store *s, const lg_cell *c)
+{
+	uint8_t kids[8];
+	for (uint32_t i = 0; i < c->nchildren && i < 2; i++)
+		cm_put_be32(kids + 4 * i, c->children[i]);
+	col cols[] = {ct(c->magu), cu(c->fragment), cu(c->state), cu(c->base), cu(c->depth), cu(c->path),
+		      c->has_parent ? cu(c->parent) : cnull(), cu(c->src_size), cb(c->src_root, LG_ROOT_BYTES),
+		      cb(kids, (size_t)(c->nchildren > 2 ? 2 : c->nchildren) * 4), cu((uint64_t)c->derived)};
+	return ls_write_row(s, T_CELLS, S_CELL_PUT, cols, 2, 11);
+}
+
+/* Deletes a fragment's cell row if it has one (a fragment never split
+ * writes nothing). */
+static int cell_clear(lg_store *s, const char *magu, uint32_t fragment)
+{
+	lg_cell c;
+	col d[] = {ct(magu), cu(fragment)};
+	int rc = lg_store_cell_get(s, magu, fragment, &c);
+	if (rc == CM_ERR_NOTFOUND)
+		return CM_OK;
+	return rc == CM_OK ? ls_delete_row(s, T_CELLS, S_CELL_DEL, d, 2) : rc;
 }
 
 /* ---- root votes and failover requests ---- */
@@ -316,7 +386,8 @@ int lg_store_magu_del(lg_store *s, const char *name)
 		col d[] = {ct(name), cu(fr[i].fragment)};
 		if ((rc = lg_store_root_votes_clear(s, name, fr[i].fragment)) == CM_OK &&
 		    (rc = lg_store_failovers_clear(s, name, fr[i].fragment)) == CM_OK &&
-		    (rc = handovers_clear(s, name, fr[i].fragment)) == CM_OK)
+		    (rc = handovers_clear(s, name, fr[i].fragment)) == CM_OK &&
+		    (rc = cell_clear(s, name, fr[i].fragment)) == CM_OK)
 			rc = ls_delete_row(s, T_FRAGMENTS, S_FRAG_DEL, d, 2);
 	}
 	if (rc == CM_OK)

@@ -87,6 +87,10 @@ const char lg_store_schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS access(magu TEXT PRIMARY KEY, owner BLOB NOT NULL,"
 	" readers BLOB NOT NULL, writers BLOB NOT NULL, public_read INTEGER NOT NULL,"
 	" changed_height INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS cells(magu TEXT NOT NULL, fragment INTEGER NOT NULL,"
+	" state INTEGER NOT NULL, base INTEGER NOT NULL, depth INTEGER NOT NULL, path INTEGER NOT NULL,"
+	" parent INTEGER, src_size INTEGER NOT NULL, src_root BLOB NOT NULL, children BLOB NOT NULL,"
+	" derived INTEGER NOT NULL, PRIMARY KEY(magu, fragment)) WITHOUT ROWID;"
 	/* derived from the chain, outside the state root */
 	"CREATE TABLE IF NOT EXISTS roots(height INTEGER PRIMARY KEY, root BLOB NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS effects(height INTEGER PRIMARY KEY, data BLOB NOT NULL);";
@@ -102,7 +106,7 @@ const lg_store_table lg_store_state_tables[] = {
 	{"txs", "hash"}, {"allowances", "searcher, gateway"}, {"receipts", "gateway, id"},
 	{"payouts", "node, seq"}, {"earnings", "node"}, {"double_roots", "signer, magu, fragment, size"},
 	{"answer_frauds", "signer, digest"}, {"handovers", "magu, fragment, leaver"},
-	{"api_keys", "hash"}, {"access", "magu"},
+	{"api_keys", "hash"}, {"access", "magu"}, {"cells", "magu, fragment"},
 };
 const size_t lg_store_state_table_count = sizeof(lg_store_state_tables) / sizeof(lg_store_state_tables[0]);
 
@@ -164,10 +168,14 @@ const char *const lg_store_stmt_sql[S_HEAD_COUNT] = {
 	[S_FRAGS_OF] = "SELECT magu, fragment, epoch, primary_pk, replicas, committed_size,"
 		       " committed_root, committed_height, signers FROM fragments WHERE magu = ?1"
 		       " ORDER BY fragment",
-	[S_FRAG_COUNT] = "SELECT COUNT(*) FROM fragments WHERE committed_size > 0",
+	[S_FRAG_COUNT] = "SELECT COUNT(*) FROM fragments f WHERE committed_size > 0 AND NOT EXISTS"
+			 " (SELECT 1 FROM cells c WHERE c.magu = f.magu AND c.fragment = f.fragment"
+			 " AND c.state = 3)",
 	[S_FRAG_NTH] = "SELECT magu, fragment, epoch, primary_pk, replicas, committed_size,"
 		       " committed_root, committed_height, signers FROM fragments"
-		       " WHERE committed_size > 0 ORDER BY magu, fragment LIMIT 1 OFFSET ?1",
+		       " f WHERE committed_size > 0 AND NOT EXISTS (SELECT 1 FROM cells c WHERE"
+		       " c.magu = f.magu AND c.fragment = f.fragment AND c.state = 3)"
+		       " ORDER BY magu, fragment LIMIT 1 OFFSET ?1",
 	[S_RVOTE_PUT] = "INSERT OR REPLACE INTO root_votes(magu, fragment, size, signer, root)"
 			" VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_RVOTE_DEL] = "DELETE FROM root_votes WHERE magu = ?1 AND fragment = ?2 AND size = ?3"
@@ -265,5 +273,11 @@ const char *const lg_store_stmt_sql[S_HEAD_COUNT] = {
 	[S_ACCESS_PUT] = "INSERT OR REPLACE INTO access(magu, owner, readers, writers, public_read,"
 			 " changed_height) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_ACCESS_DEL] = "DELETE FROM access WHERE magu = ?1",
+	[S_CELL_GET] = "SELECT state, base, depth, path, parent, src_size, src_root, children, derived"
+		       " FROM cells WHERE magu = ?1 AND fragment = ?2",
+	[S_CELL_PUT] = "INSERT OR REPLACE INTO cells(magu, fragment, state, base, depth, path, parent,"
+		       " src_size, src_root, children, derived)"
+		       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	[S_CELL_DEL] = "DELETE FROM cells WHERE magu = ?1 AND fragment = ?2",
 };
 

@@ -266,8 +266,10 @@ static int check_create_magu(const Muri__V1__CreateMagu *m, char *err, size_t er
 	return check_index_spec(m->index, m->dimension, err, errlen);
 }
 
-/* The stateless checks of a SignedRoot; what names the field in messages. */
-static int check_signed_root(const Muri__V1__SignedRoot *r, const char *what, char *err,
+/* The stateless checks of a SignedRoot; what names the field in messages.
+ * min_size: 0 where a root of the empty log may be signed (a split's child
+ * commits one when it got no records, services/ledger/lg_st_split.c). */
+static int check_signed_root(const Muri__V1__SignedRoot *r, const char *what, uint64_t min_size, char *err,
 			     size_t errlen)
 {
 	if (!r)
@@ -277,8 +279,9 @@ static int check_signed_root(const Muri__V1__SignedRoot *r, const char *what, ch
 	if (r->fragment >= LG_FRAGMENTS_MAX)
 		return fail(err, errlen, CM_ERR_INVALID, "%s.fragment: %u is out of range 0..%d", what,
 			    r->fragment, LG_FRAGMENTS_MAX - 1);
-	if (r->size == 0 || r->size > CM_MERKLE_MAX_SIZE)
-		return fail(err, errlen, CM_ERR_INVALID, "%s.size: must be 1..2^63", what);
+	if (r->size < min_size || r->size > CM_MERKLE_MAX_SIZE)
+		return fail(err, errlen, CM_ERR_INVALID, "%s.size: must be %llu..2^63", what,
+			    (unsigned long long)min_size);
 	if (r->root.len != CM_MERKLE_HASH_BYTES)
 		return fail(err, errlen, CM_ERR_INVALID, "%s.root: %zu bytes, expected %d", what,
 			    r->root.len, CM_MERKLE_HASH_BYTES);
@@ -293,7 +296,7 @@ static int check_signed_root(const Muri__V1__SignedRoot *r, const char *what, ch
 
 static int check_commit_root(const Muri__V1__CommitRoot *c, char *err, size_t errlen)
 {
-	int rc = check_signed_root(c->root, "commit_root.root", err, errlen);
+	int rc = check_signed_root(c->root, "commit_root.root", 0, err, errlen);
 	if (rc != CM_OK)
 		return rc;
 	if (c->consistency_proof.len % CM_MERKLE_HASH_BYTES != 0 ||
@@ -307,8 +310,8 @@ static int check_commit_root(const Muri__V1__CommitRoot *c, char *err, size_t er
 /* Field sizes only: whether a and b are evidence is the state's call. */
 static int check_double_root(const Muri__V1__ReportDoubleRoot *d, char *err, size_t errlen)
 {
-	int rc = check_signed_root(d->a, "report_double_root.a", err, errlen);
-	return rc != CM_OK ? rc : check_signed_root(d->b, "report_double_root.b", err, errlen);
+	int rc = check_signed_root(d->a, "report_double_root.a", 1, err, errlen);
+	return rc != CM_OK ? rc : check_signed_root(d->b, "report_double_root.b", 1, err, errlen);
 }
 
 /* Field sizes only: whether it is evidence is the state's call (lg_st_evidence.c). */
@@ -556,6 +559,13 @@ int lg_tx_check(const Muri__V1__Transaction *tx, char *err, size_t errlen)
 		return CM_OK;
 	case MURI__V1__TRANSACTION__PAYLOAD_SET_ACCESS:
 		return check_set_access(tx->set_access, err, errlen);
+	case MURI__V1__TRANSACTION__PAYLOAD_SPLIT_FRAGMENT:
+		if (!lg_name_valid(tx->split_fragment->magu))
+			return fail(err, errlen, CM_ERR_INVALID, "split_fragment.magu: not a valid Magu name");
+		if (tx->split_fragment->fragment >= LG_FRAGMENTS_MAX)
+			return fail(err, errlen, CM_ERR_INVALID, "split_fragment.fragment: %u, at most %d",
+				    tx->split_fragment->fragment, LG_FRAGMENTS_MAX - 1);
+		return CM_OK;
 	case MURI__V1__TRANSACTION__PAYLOAD_REPORT_DOUBLE_ROOT:
 		return check_double_root(tx->report_double_root, err, errlen);
 	case MURI__V1__TRANSACTION__PAYLOAD_REPORT_ANSWER:
