@@ -14,6 +14,7 @@
 #include "cm_fragment.h"
 #include "cm_ledger_client.h"
 #include "cm_rpc.h"
+#include "cm_splitmap.h"
 #include "cm_service.h"
 #include "gw_quota.h"
 #include "gw_rank.h"
@@ -134,6 +135,8 @@ typedef struct gw_frag {
 	uint64_t committed_size;         /* last committed root on chain */
 	uint8_t committed_root[CM_HASH_BYTES];
 	uint64_t acked_size;             /* largest log size a write through this gateway was acked at */
+	cm_splitfrag split;              /* phase, cell, halves, parent (gw_split.c); present once configured */
+	uint8_t ask;                     /* in a copy (gw_chain_get): a search asks it (the plan) */
 } gw_frag;
 
 /* A collection (Magu) as the chain made it, and its fragments. In the table
@@ -144,10 +147,16 @@ typedef struct gw_coll {
 	uint32_t dim;
 	int metric;
 	Muri__V1__IndexSpec index;       /* scalars only (no unknown fields) */
-	uint32_t nfrag, repl;
+	uint32_t nfrag, repl;            /* nfrag: fragment numbers held, halves of splits included */
+	uint32_t nbase;                  /* the Magu's initial fragment count (MaguInfo.fragments) */
 	uint8_t owner[CM_PK_BYTES];
 	uint64_t created_height;
 	gw_frag *frags;                  /* nfrag */
+	/* in a copy (gw_chain_get): the split map and the search plan (gw_split.c) */
+	cm_splitmap *map;
+	cm_split_target *plan;
+	size_t nplan;
+	int plan_rc;                     /* CM_OK, or why the map has no plan (a cell nobody reads) */
 } gw_coll;
 
 typedef struct gw_chain gw_chain;
@@ -182,6 +191,28 @@ void gw_chain_wait(gw_chain *c, uint64_t seen, uint64_t ms);
 uint64_t gw_chain_height(gw_chain *c);
 /* The chain id of the genesis the gateway follows. */
 const char *gw_chain_id(gw_chain *c);
+
+/* ---- the split map of a collection (gw_split.c) ---- */
+
+/* Sets fr->split from a fragment configuration (the split fields 7-13). */
+void gw_split_set(gw_frag *fr, uint32_t fragment, const Muri__V1__FragmentConfig *cfg);
+/* Builds m->map, m->plan and each fragment's ask in a copy; CM_ERR_NOMEM. */
+int gw_split_plan(gw_coll *m);
+/* The fragment a write of id goes to now (cm_splitmap_route): CM_OK,
+ * CM_ERR_UNAVAILABLE (wait: it seals or its half is not live) or
+ * CM_ERR_NOTFOUND. */
+int gw_split_route(const gw_coll *m, const uint8_t id[16], uint32_t *fragment);
+/* Whether fr takes writes now (serving, and live if a half). */
+int gw_split_writable(const gw_frag *fr);
+/* The fragment a read of id asks: the plan's target whose cell holds it
+ * (a frozen parent for a half not live yet); the base fragment when none. */
+uint32_t gw_split_reader(const gw_coll *m, const uint8_t id[16]);
+/* Whether a hit of id from fragment f belongs to an answer (the plan reads
+ * id there). */
+int gw_split_keeps(const gw_coll *m, uint32_t f, const uint8_t id[16]);
+/* A fragment's state for Describe: serving, sealing, split, retired or
+ * deriving (a half not live yet). */
+const char *gw_split_state(const gw_frag *fr);
 
 /* ---- channels to indexers (gw_clients.c) ---- */
 

@@ -44,6 +44,8 @@ void gw_coll_free(gw_coll *m)
 	if (!m)
 		return;
 	free(m->frags);
+	free(m->map);
+	free(m->plan);
 	free(m);
 }
 
@@ -59,6 +61,12 @@ static gw_coll *coll_copy(const gw_coll *m)
 		return NULL;
 	}
 	memcpy(c->frags, m->frags, m->nfrag * sizeof(*c->frags));
+	c->map = NULL;
+	c->plan = NULL;
+	if (gw_split_plan(c) != CM_OK) {
+		gw_coll_free(c);
+		return NULL;
+	}
 	return c;
 }
 
@@ -80,6 +88,7 @@ static void set_config(gw_frag *f, const Muri__V1__FragmentConfig *cfg)
 {
 	if (cfg->epoch < f->epoch)
 		return;
+	gw_split_set(f, cfg->fragment, cfg);
 	f->epoch = cfg->epoch;
 	f->primary = -1;
 	f->nrep = 0;
@@ -134,6 +143,24 @@ static int read_magu(gw_chain *c, const char *name, uint64_t height, Muri__V1__M
 	return rc == CM_OK ? CM_ERR_TIMEOUT : rc;
 }
 
+/* Makes room for fragment numbers 0..n-1 (a split's halves); 0 on success. */
+static int grow(gw_coll *c, uint32_t n)
+{
+	if (n <= c->nfrag)
+		return 0;
+	if (n > GW_MAX_FRAGMENTS)
+		return -1;
+	gw_frag *f = realloc(c->frags, n * sizeof(*f));
+	if (!f)
+		return -1;
+	memset(f + c->nfrag, 0, (n - c->nfrag) * sizeof(*f));
+	for (uint32_t i = c->nfrag; i < n; i++)
+		f[i].primary = -1;
+	c->frags = f;
+	c->nfrag = n;
+	return 0;
+}
+
 static gw_coll *coll_from(const Muri__V1__MaguInfo *m, uint64_t gen)
 {
 	if (!m->name || strlen(m->name) > GW_NAME_MAX || m->fragments == 0 || m->fragments > GW_MAX_FRAGMENTS)
@@ -157,6 +184,7 @@ static gw_coll *coll_from(const Muri__V1__MaguInfo *m, uint64_t gen)
 		c->index = s;
 	}
 	c->nfrag = m->fragments;
+	c->nbase = m->fragments;
 	c->repl = m->replication;
 	if (m->owner.len == CM_PK_BYTES)
 		memcpy(c->owner, m->owner.data, CM_PK_BYTES);
@@ -164,7 +192,7 @@ static gw_coll *coll_from(const Muri__V1__MaguInfo *m, uint64_t gen)
 	for (uint32_t i = 0; i < c->nfrag; i++)
 		c->frags[i].primary = -1;
 	for (size_t i = 0; i < m->n_configs; i++)
-		if (m->configs[i] && m->configs[i]->fragment < c->nfrag)
+		if (m->configs[i] && m->configs[i]->fragment < GW_MAX_FRAGMENTS && grow(c, m->configs[i]->fragment + 1) == 0)
 			set_config(&c->frags[m->configs[i]->fragment], m->configs[i]);
 	for (size_t i = 0; i < m->n_committed_roots; i++)
 		if (m->committed_roots[i] && m->committed_roots[i]->fragment < c->nfrag)
@@ -238,7 +266,8 @@ static int on_block(void *arg, const Muri__V1__Block *b)
 	for (size_t i = 0; e && i < e->n_configs; i++) {
 		const Muri__V1__FragmentConfig *cfg = e->configs[i];
 		ssize_t at = cfg && cfg->magu ? find(c, cfg->magu) : -1;
-		if (at >= 0 && cfg->fragment < c->colls[at]->nfrag)
+		/* a split's halves are new fragment numbers */
+		if (at >= 0 && cfg->fragment < GW_MAX_FRAGMENTS && grow(c->colls[at], cfg->fragment + 1) == 0)
 			set_config(&c->colls[at]->frags[cfg->fragment], cfg);
 	}
 	for (size_t i = 0; e && i < e->n_roots; i++) {

@@ -107,7 +107,7 @@ static int describe(gw_ctx *g, cm_rpc_call *call, const gw_coll *m, uint64_t dea
 	ci->metric = m->metric;
 	ci->index = ix;
 	ci->replication = m->repl;
-	ci->fragments = m->nfrag;
+	ci->fragments = m->nbase; /* fragment_states lists the halves of splits too */
 	ci->owner = gw_hex(call, m->owner, CM_PK_BYTES);
 	ci->created_height = m->created_height;
 	ci->fragment_states = fs;
@@ -137,9 +137,12 @@ static int describe(gw_ctx *g, cm_rpc_call *call, const gw_coll *m, uint64_t dea
 		s->committed_size = fr->committed_size;
 		s->committed_root = fr->committed_size ? gw_hex(call, fr->committed_root, CM_HASH_BYTES) : "";
 		s->available = p[k].code == GRPC_STATUS_OK;
+		s->state = (char *)gw_split_state(&m->frags[k]);
+		s->searched = m->frags[k].ask;
 		s->log_size = p[k].log_size;
 		s->vector_count = p[k].live;
-		ci->vector_count += p[k].live;
+		if (m->frags[k].ask) /* a retired parent holds what its halves hold */
+			ci->vector_count += p[k].live;
 		fs[k] = s;
 		if (p[k].code != GRPC_STATUS_OK && code == GRPC_STATUS_OK) {
 			code = p[k].code;

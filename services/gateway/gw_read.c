@@ -121,7 +121,7 @@ int gw_read_ids(gw_ctx *g, cm_rpc_call *call, const gw_coll *m, char **ids, cons
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
-		cnt[gw_route_id(raw[i], m->nfrag)]++;
+		cnt[gw_split_reader(m, raw[i])]++;
 	for (uint32_t k = 0; k < m->nfrag; k++)
 		nf += cnt[k] > 0;
 	f = calloc(nf ? nf : 1, sizeof(*f));
@@ -142,7 +142,7 @@ int gw_read_ids(gw_ctx *g, cm_rpc_call *call, const gw_coll *m, char **ids, cons
 			slot[k] = (uint32_t)at++;
 		}
 	for (size_t i = 0; i < n; i++) {
-		struct rfrag *rf = &f[slot[gw_route_id(raw[i], m->nfrag)]];
+		struct rfrag *rf = &f[slot[gw_split_reader(m, raw[i])]];
 		rf->idx[rf->n] = i;
 		rf->ids[rf->n++] = ids[i];
 	}

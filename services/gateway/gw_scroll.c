@@ -96,7 +96,7 @@ static int page_ok(const struct sjob *j, uint32_t k, const uint8_t *node, const 
 		char err[256];
 		if (!h || ix_uuid_parse(h->id, id) != CM_OK)
 			snprintf(why, whylen, "hits[%zu]: not a UUIDv4", i), ok = 0;
-		else if (gw_route_id(id, j->m->nfrag) != k)
+		else if (!cm_cell_contains(&j->m->map->f[k].cell, id, j->m->nbase)) /* its own cell, halves and all */
 			snprintf(why, whylen, "hits[%zu]: %s belongs to another fragment", i, h->id), ok = 0;
 		else if (has_prev && id_cmp(id, prev) <= 0)
 			snprintf(why, whylen, "hits[%zu]: %s out of order", i, h->id), ok = 0;
@@ -136,6 +136,10 @@ static void scroll_one(void *arg, size_t i)
 	struct sjob *j = arg;
 	struct sfrag *sf = &j->f[i];
 	gw_frag fr;
+	if (sf->page) { /* not in the plan (split, or a half read from its parent) */
+		sf->code = GRPC_STATUS_OK;
+		return;
+	}
 	sf->code = GRPC_STATUS_UNAVAILABLE;
 	snprintf(sf->msg, sizeof(sf->msg), "fragment %u: no replica answered", sf->fragment);
 	if (gw_chain_frag(j->g->chain, j->m->name, j->m->gen, sf->fragment, &fr) != CM_OK) {
@@ -260,6 +264,9 @@ static int merge(cm_rpc_call *call, const struct sjob *j, Muri__V1__ScrollRespon
 			ix_uuid_parse(h->id, all[n].id); /* checked by page_ok */
 			if (frontier && id_cmp(all[n].id, frontier) > 0)
 				continue;
+			/* a frozen parent answers only for the cells the plan reads there */
+			if (!gw_split_keeps(j->m, k, all[n].id))
+				continue;
 			all[n++].h = h;
 		}
 	qsort(all, n, sizeof(*all), mhit_cmp);
@@ -331,10 +338,14 @@ int gw_h_scroll(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Proto
 		snprintf(err, sizeof(err), "out of memory");
 		goto out;
 	}
-	uint64_t share = 2 * (uint64_t)limit / m->nfrag + SCROLL_FRAG_SLACK;
+	uint64_t share = 2 * (uint64_t)limit / (m->nplan ? m->nplan : 1) + SCROLL_FRAG_SLACK;
 	j.frag_limit = share < limit ? (uint32_t)share : limit;
-	for (uint32_t k = 0; k < m->nfrag; k++)
+	Muri__V1__LocalScrollResponse none = MURI__V1__LOCAL_SCROLL_RESPONSE__INIT;
+	none.done = 1; /* a fragment the plan does not ask has nothing to add */
+	for (uint32_t k = 0; k < m->nfrag; k++) {
 		j.f[k].fragment = k;
+		j.f[k].page = m->frags[k].ask ? NULL : &none;
+	}
 	if (gw_pool_run(g->pool, m->nfrag, scroll_one, &j) != CM_OK) {
 		code = GRPC_STATUS_RESOURCE_EXHAUSTED;
 		snprintf(err, sizeof(err), "the gateway has max_fanout calls to indexers queued; try again");

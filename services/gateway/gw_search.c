@@ -296,7 +296,8 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 	j->answered_mask = calloc(m->nfrag, sizeof(*j->answered_mask));
 	for (uint32_t f = 0; j->want && j->order && f < m->nfrag; f++) {
 		const gw_frag *fr = &m->frags[f];
-		j->want[f] = (uint32_t)want_of(level, fr->nrep);
+		/* the split map's plan: a split or retired fragment, or a half read from its parent, is not asked */
+		j->want[f] = fr->ask ? (uint32_t)want_of(level, fr->nrep) : 0;
 		j->per_query += j->want[f];
 		/* by rank: suspected liars last, load spread over equally good
 		 * nodes, each group of a batch drawn on its own */
@@ -341,6 +342,8 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 	for (size_t q = 0; q < nq; q++)
 		for (uint32_t f = 0; f < m->nfrag; f++) {
 			const struct cell *c = &j->cells[q * m->nfrag + f];
+			if (!m->frags[f].ask)
+				continue;
 			int l = level_reached(c->answered, m->frags[f].nrep);
 			if (l < achieved)
 				achieved = l;

@@ -58,6 +58,8 @@ int gw_search_merge(gw_ctx *g, cm_rpc_call *call, const gw_coll *m, const Muri__
 	size_t na = 0, nf = 0;
 	for (uint32_t f = 0; f < m->nfrag; f++) {
 		const gw_frag *fr = &m->frags[f];
+		if (!fr->ask)
+			continue; /* not in the split map's plan */
 		fa[nf].fragment = f;
 		fa[nf].min_size = fr->acked_size;
 		fa[nf].committed_size = fr->committed_size;
@@ -91,7 +93,11 @@ int gw_search_merge(gw_ctx *g, cm_rpc_call *call, const gw_coll *m, const Muri__
 		code = GRPC_STATUS_RESOURCE_EXHAUSTED;
 		snprintf(err, errlen, "out of memory");
 	}
+	size_t nres = 0;
 	for (size_t i = 0; code == GRPC_STATUS_OK && i < r.n; i++) {
+		/* a frozen parent standing in for a half not live yet: only the half's cell */
+		if (!gw_split_keeps(m, r.hits[i].fragment, r.hits[i].id))
+			continue;
 		Muri__V1__SearchResult *x = cm_rpc_alloc(call, sizeof(*x));
 		if (!x) {
 			code = GRPC_STATUS_RESOURCE_EXHAUSTED;
@@ -103,7 +109,7 @@ int gw_search_merge(gw_ctx *g, cm_rpc_call *call, const gw_coll *m, const Muri__
 		x->distance = r.hits[i].distance;
 		x->metadata = r.hits[i].hit->metadata;
 		x->vector = include_vectors ? r.hits[i].hit->vector : NULL;
-		res[i] = x;
+		res[nres++] = x;
 	}
 	int any = 0;
 	for (size_t i = 0; code == GRPC_STATUS_OK && i < r.nfrags; i++) {
@@ -129,7 +135,7 @@ int gw_search_merge(gw_ctx *g, cm_rpc_call *call, const gw_coll *m, const Muri__
 				*tallied = 1;
 		}
 		*out = res;
-		*nout = r.n;
+		*nout = nres;
 	}
 	gw_merge_result_free(&r);
 	free(ga);

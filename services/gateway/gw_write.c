@@ -1,8 +1,12 @@
 /* Insert, Upsert, Update and Delete. The whole request is checked first
  * (the indexer's own record rules, ix_record.c, so nothing is refused half
- * way), then its records are grouped by fragment (gw_route_id) and each
- * group goes to its fragment's primary as one FragmentWriteRequest at the
- * requested level, all fragments in parallel. A group whose primary refuses
+ * way), then its records are grouped by fragment (the split map,
+ * gw_split_route) and each group goes to its fragment's primary as one
+ * FragmentWriteRequest at the requested level, all fragments in parallel.
+ * A record whose fragment seals or whose half is not live yet waits, and a
+ * group whose fragment stops taking writes (the indexer's UNAVAILABLE
+ * naming the halves, or the chain saying so) is routed again by the map as
+ * the chain moves, until the deadline. A group whose primary refuses
  * (another epoch, no lease yet, gone) is sent again, with the same ids and
  * versions, to the primary the chain names next, until the deadline: a
  * record re-sent that way replaces itself at the indexer (one record per
@@ -35,6 +39,8 @@ struct wfrag {
 	uint32_t nacked;
 	char acked[GW_MAX_REPLICAS][GW_ADDR_MAX];
 	uint32_t tries;
+	size_t *idx;                  /* the records' indexes in the request */
+	int reroute;                  /* the fragment stopped taking writes: route its records again */
 };
 
 struct wjob {
@@ -57,6 +63,8 @@ static void write_one(void *arg, size_t k)
 {
 	struct wjob *j = arg;
 	struct wfrag *wf = &j->f[k];
+	if (wf->code != -1)
+		return; /* failed when routed (no fragment owns its ids) */
 	wf->code = GRPC_STATUS_DEADLINE_EXCEEDED;
 	snprintf(wf->msg, sizeof(wf->msg), "fragment %u: no primary before the deadline", wf->fragment);
 	for (;;) {
@@ -69,6 +77,11 @@ static void write_one(void *arg, size_t k)
 		if (gw_chain_frag(j->g->chain, j->m->name, j->m->gen, wf->fragment, &fr) != CM_OK) {
 			wf->code = GRPC_STATUS_NOT_FOUND;
 			snprintf(wf->msg, sizeof(wf->msg), "collection: \"%s\" was dropped", j->m->name);
+			return;
+		}
+		if (!gw_split_writable(&fr)) {
+			/* sealing or split since it was routed: the caller routes again */
+			wf->reroute = 1;
 			return;
 		}
 		cm_rpc_client *cl = fr.primary >= 0 ? gw_clients_get(j->g->clients, fr.rep[fr.primary].addr, fr.rep[fr.primary].pk) : NULL;
@@ -139,59 +152,184 @@ static const char *level_name(int level)
 	return level == MURI__V1__CONSISTENCY_LEVEL__ONE ? "ONE" : level == MURI__V1__CONSISTENCY_LEVEL__ALL ? "ALL" : "QUORUM";
 }
 
+/* Routes the records not yet sent (pending) by m's split map into new
+ * groups appended to *f (*nf of *cap): *waiting counts those whose fragment
+ * seals or whose half is not live (wait_frag: one of them); a record no
+ * fragment owns fails at once in a group of its own. CM_ERR_NOMEM. */
+static int route_round(cm_rpc_call *call, const gw_coll *m, Muri__V1__LogRecord **recs, const uint8_t (*raw)[16],
+		       size_t n, uint8_t *pending, struct wfrag **f, size_t *nf, size_t *cap, size_t *waiting,
+		       uint32_t *wait_frag)
+{
+	uint32_t *dst = calloc(n, sizeof(*dst));
+	uint32_t *cnt = calloc(m->nfrag + 1, sizeof(*cnt));
+	uint32_t *slot = calloc(m->nfrag + 1, sizeof(*slot));
+	int rc = dst && cnt && slot ? CM_OK : CM_ERR_NOMEM;
+	*waiting = 0;
+	for (size_t i = 0; rc == CM_OK && i < n; i++) {
+		if (!pending[i])
+			continue;
+		uint32_t fr = 0;
+		int r = gw_split_route(m, raw[i], &fr);
+		if (r == CM_ERR_UNAVAILABLE) {
+			dst[i] = UINT32_MAX;
+			(*waiting)++;
+			*wait_frag = fr;
+			continue;
+		}
+		dst[i] = r == CM_OK ? fr : m->nfrag; /* m->nfrag: no owner */
+		cnt[dst[i]]++;
+	}
+	for (uint32_t k = 0; rc == CM_OK && k <= m->nfrag; k++) {
+		if (!cnt[k])
+			continue;
+		if (*nf == *cap) {
+			size_t c2 = *cap ? 2 * *cap : 8;
+			struct wfrag *x = realloc(*f, c2 * sizeof(*x));
+			if (!x) {
+				rc = CM_ERR_NOMEM;
+				break;
+			}
+			*f = x;
+			*cap = c2;
+		}
+		struct wfrag *w = &(*f)[*nf];
+		memset(w, 0, sizeof(*w));
+		w->fragment = k;
+		w->recs = cm_rpc_alloc(call, cnt[k] * sizeof(*w->recs));
+		w->idx = cm_rpc_alloc(call, cnt[k] * sizeof(*w->idx));
+		if (!w->recs || !w->idx) {
+			rc = CM_ERR_NOMEM;
+			break;
+		}
+		if (k == m->nfrag) {
+			w->code = GRPC_STATUS_UNAVAILABLE;
+			snprintf(w->msg, sizeof(w->msg), "no fragment of \"%s\" owns the ids' cell (its split map has a hole)",
+				 m->name);
+		}
+		slot[k] = (uint32_t)(*nf)++;
+	}
+	for (size_t i = 0; rc == CM_OK && i < n; i++)
+		if (pending[i] && dst[i] != UINT32_MAX) {
+			struct wfrag *w = &(*f)[slot[dst[i]]];
+			w->idx[w->n] = i;
+			w->recs[w->n++] = recs[i];
+			pending[i] = 0;
+		}
+	free(dst);
+	free(cnt);
+	free(slot);
+	return rc;
+}
+
 /* The outcome of a write of recs[0..n) (raw ids alongside): sends, then
  * fills out (status, storage nodes, consistency hash, timestamp). Returns
- * the gRPC status for the call. */
-static int send_groups(gw_ctx *g, cm_rpc_call *call, const gw_coll *m, Muri__V1__LogRecord **recs,
+ * the gRPC status for the call. Rounds: route what is pending by the
+ * current split map, send those groups in parallel, take back the records
+ * of groups whose fragment stopped taking writes, and wait for the chain to
+ * move while records wait for a sealing fragment or a half not live yet. */
+static int send_groups(gw_ctx *g, cm_rpc_call *call, const gw_coll *m0, Muri__V1__LogRecord **recs,
 		       const uint8_t (*raw)[16], size_t n, int level, uint64_t deadline, Muri__V1__WriteResponse *out)
 {
 	uint64_t t0 = cm_now_ms();
-	uint32_t *cnt = calloc(m->nfrag, sizeof(*cnt));
-	uint32_t *slot = calloc(m->nfrag, sizeof(*slot));
 	struct wfrag *f = NULL;
-	size_t nf = 0;
-	if (!cnt || !slot)
+	size_t nf = 0, cap = 0;
+	uint8_t *pending = malloc(n ? n : 1);
+	gw_coll *fresh = NULL;
+	const gw_coll *m = m0;
+	Muri__V1__FragmentSchema *schema = gw_schema(call, m0);
+	if (!pending || !schema)
 		goto nomem;
-	for (size_t i = 0; i < n; i++)
-		cnt[gw_route_id(raw[i], m->nfrag)]++;
-	for (uint32_t k = 0; k < m->nfrag; k++)
-		nf += cnt[k] > 0;
-	f = calloc(nf ? nf : 1, sizeof(*f));
-	if (!f)
-		goto nomem;
-	size_t at = 0;
-	for (uint32_t k = 0; k < m->nfrag; k++)
-		if (cnt[k]) {
-			f[at].fragment = k;
-			f[at].recs = cm_rpc_alloc(call, cnt[k] * sizeof(*f[at].recs));
-			if (!f[at].recs)
-				goto nomem;
-			slot[k] = (uint32_t)at++;
+	memset(pending, 1, n);
+	for (;;) {
+		uint64_t ver = gw_chain_version(g->chain);
+		size_t waiting = 0, first = nf;
+		uint32_t wait_frag = 0;
+		if (route_round(call, m, recs, raw, n, pending, &f, &nf, &cap, &waiting, &wait_frag) != CM_OK)
+			goto nomem;
+		size_t sent = 0;
+		for (size_t k = first; k < nf; k++)
+			sent += f[k].code == 0;
+		if (sent) {
+			/* the groups of this round: a no-owner group has its code set and is skipped */
+			struct wjob j = {.g = g, .m = m, .schema = schema, .level = level, .deadline = deadline,
+					 .f = f + first};
+			size_t cnt = nf - first;
+			for (size_t k = first; k < nf; k++)
+				if (f[k].code == 0)
+					f[k].code = -1; /* to send */
+			if (gw_pool_run(g->pool, cnt, write_one, &j) != CM_OK) {
+				if (first == 0) {
+					free(pending);
+					free(f);
+					return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+							   "the gateway has max_fanout calls to indexers queued; nothing was "
+							   "written, try again");
+				}
+				for (size_t k = first; k < nf; k++)
+					if (f[k].code == -1) {
+						f[k].code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+						snprintf(f[k].msg, sizeof(f[k].msg), "fragment %u: max_fanout calls queued",
+							 f[k].fragment);
+					}
+			}
 		}
-	for (size_t i = 0; i < n; i++) {
-		struct wfrag *w = &f[slot[gw_route_id(raw[i], m->nfrag)]];
-		w->recs[w->n++] = recs[i];
-	}
-	struct wjob j = {.g = g, .m = m, .schema = gw_schema(call, m), .level = level, .deadline = deadline, .f = f};
-	if (!j.schema)
-		goto nomem;
-	if (gw_pool_run(g->pool, nf, write_one, &j) != CM_OK) {
-		free(cnt);
-		free(slot);
-		free(f);
-		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
-				   "the gateway has max_fanout calls to indexers queued; nothing was written, try again");
+		/* records of a fragment that stopped taking writes go round again */
+		for (size_t k = first; k < nf; k++)
+			if (f[k].reroute) {
+				for (size_t r = 0; r < f[k].n; r++)
+					pending[f[k].idx[r]] = 1;
+				waiting += f[k].n;
+				f[k].n = 0; /* sent again in a later group */
+				f[k].code = GRPC_STATUS_OK;
+				f[k].nacked = 0;
+			}
+		if (!waiting)
+			break;
+		if (cm_now_ms() + 1 >= deadline) {
+			/* what still waits fails as one group */
+			struct wfrag *x = realloc(f, (nf + 1) * sizeof(*x));
+			if (!x)
+				goto nomem;
+			f = x;
+			memset(&f[nf], 0, sizeof(f[nf]));
+			f[nf].fragment = wait_frag;
+			f[nf].code = GRPC_STATUS_DEADLINE_EXCEEDED;
+			snprintf(f[nf].msg, sizeof(f[nf].msg), "%zu records wait for a split of \"%s\" to complete "
+				 "(fragment %u seals, or its half is not live yet) past the deadline", waiting, m->name,
+				 wait_frag);
+			nf++;
+			break;
+		}
+		if (g->m.retries)
+			cm_counter_add(g->m.retries, 1);
+		gw_chain_wait(g->chain, ver, RETRY_WAIT_MS);
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = RETRY_MIN_MS * 1000000L};
+		nanosleep(&ts, NULL);
+		gw_coll *c2 = NULL;
+		if (gw_chain_get(g->chain, m0->name, &c2) != CM_OK || c2->gen != m0->gen) {
+			gw_coll_free(c2);
+			free(pending);
+			free(f);
+			gw_coll_free(fresh);
+			return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "collection: \"%s\" was dropped", m0->name);
+		}
+		gw_coll_free(fresh);
+		fresh = c2;
+		m = fresh;
 	}
 	/* storage nodes, consistency hash over (fragment, size, root) of each acknowledged fragment */
 	char **nodes = cm_rpc_alloc(call, (nf * GW_MAX_REPLICAS + 1) * sizeof(*nodes));
 	cm_merkle *ml = NULL;
 	if (!nodes || cm_merkle_new(&ml, &cm_merkle_blake2b) != CM_OK)
 		goto nomem;
-	size_t ok = 0;
+	size_t ok = 0, groups = 0;
 	int code = GRPC_STATUS_OK;
 	char msg[GW_ERR_MAX] = "";
 	for (size_t k = 0; k < nf; k++) {
 		struct wfrag *w = &f[k];
+		if (w->n == 0 && w->code == GRPC_STATUS_OK && w->reroute)
+			continue; /* its records went to a later group */
+		groups++;
 		if (w->code == GRPC_STATUS_OK) {
 			ok++;
 			uint8_t leaf[4 + 8 + CM_HASH_BYTES];
@@ -227,27 +365,27 @@ static int send_groups(gw_ctx *g, cm_rpc_call *call, const gw_coll *m, Muri__V1_
 	}
 	cm_merkle_free(ml);
 	out->timestamp_ms = cm_wall_ms();
-	out->status = ok == nf ? MURI__V1__WRITE_STATUS__SUCCESS
+	out->status = ok == groups ? MURI__V1__WRITE_STATUS__SUCCESS
 		      : ok ? MURI__V1__WRITE_STATUS__PARTIAL
 			   : MURI__V1__WRITE_STATUS__FAILED;
 	if (g->m.writes) {
 		cm_counter_add(g->m.writes, 1);
 		cm_counter_add(g->m.write_records, n);
 		cm_histogram_observe(g->m.write_ms, (double)(cm_now_ms() - t0));
-		if (ok != nf)
+		if (ok != groups)
 			cm_counter_add(g->m.partial, 1);
 	}
-	free(cnt);
-	free(slot);
+	free(pending);
 	free(f);
+	gw_coll_free(fresh);
 	if (code != GRPC_STATUS_OK)
 		return cm_rpc_fail(call, code, "%s: %zu of %zu fragments acknowledged at %s: %s",
-				   ok ? "PARTIAL" : "FAILED", ok, nf, level_name(level), msg);
+				   ok ? "PARTIAL" : "FAILED", ok, groups, level_name(level), msg);
 	return GRPC_STATUS_OK;
 nomem:
-	free(cnt);
-	free(slot);
+	free(pending);
 	free(f);
+	gw_coll_free(fresh);
 	return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 }
 

@@ -1,0 +1,190 @@
+"""A fragment split through the gateway (README, Fragments that split): on 4
+ledger replicas and 3 indexers started from a genesis, a collection of one
+fragment created through the gateway takes QUORUM writes; its owner splits
+the fragment with a SplitFragment transaction while one client keeps
+upserting at QUORUM (retrying a batch with the same ids until it is
+acknowledged) and another keeps searching and getting. The gateway follows
+the split map: writes wait while the fragment seals and its halves derive,
+then go to the half whose cell holds each id; searches ask the frozen
+parent for a half not live yet, restricted to the half's cell. Afterwards
+every acknowledged id is found exactly once by Get and by Scroll, the
+halves' counts sum to the total, a record written after the split is in the
+half its cell names, and no search ever returned an id twice."""
+import threading
+import time
+import uuid
+
+import grpc
+import numpy as np
+import pytest
+
+from chain_util import CHAIN, ChainNet
+from gateway_util import Gateway
+from ledger_util import signed_tx
+from muri_util import wait_until
+from test_split import split_bit
+
+COLL = "halves"
+DIM = 8
+
+
+@pytest.fixture
+def net(servers, stubs, tmp_path):
+    n = ChainNet(servers, stubs, tmp_path, n_indexers=3,
+                 ix_args=("--root-every", "4", "--root-interval-ms", "200", "--drop-ms", "0"))
+    gw = Gateway(servers, stubs, n, tmp_path, args=("--default-timeout-ms", "20000"))
+    n.gw = gw
+    yield n
+    gw.close()
+    n.close()
+
+
+def vecs(tpb, n, seed):
+    return [tpb.Vector(values=[float(x) for x in v])
+            for v in np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)]
+
+
+def upsert_until_acked(stub, vpb, tpb, ids, seed, stop_at):
+    """Upserts ids (the same ids and vectors on every try: no duplicates)
+    until a QUORUM acknowledgement; returns the number of failed tries."""
+    fails = 0
+    while True:
+        try:
+            r = stub.Upsert(vpb.UpsertRequest(collection=COLL, ids=ids, vectors=vecs(tpb, len(ids), seed),
+                                              consistency_level=tpb.QUORUM, timeout_ms=15000), timeout=30)
+            if r.status == vpb.SUCCESS:
+                return fails
+        except grpc.RpcError:
+            pass
+        fails += 1
+        assert time.time() < stop_at, f"a batch was never acknowledged ({fails} tries)"
+        time.sleep(0.1)
+
+
+def test_split_through_the_gateway(net):
+    vpb, tpb, pb = net.stubs.vectorstore_pb2, net.stubs.types_pb2, net.pb
+    stub = net.gw.stub
+    stub.CreateCollection(vpb.CreateCollectionRequest(
+        name=COLL, dimension=DIM, metric=tpb.L2, index=tpb.IndexSpec(kind=tpb.FLAT), fragments=1,
+        replication=3), timeout=90)
+    acked, seed = [], [0]
+    for _ in range(6):
+        ids = [str(uuid.uuid4()) for _ in range(10)]
+        seed[0] += 1
+        upsert_until_acked(stub, vpb, tpb, ids, seed[0], time.time() + 60)
+        acked += ids
+    n_before = len(acked)
+
+    stop, errors, after_live = threading.Event(), [], []
+    stats = {"searches": 0, "search_failed": 0, "gets": 0, "write_retries": 0, "dups": []}
+    live_at = [None]
+
+    def writer():
+        while not stop.is_set():
+            ids = [str(uuid.uuid4()) for _ in range(5)]
+            seed[0] += 1
+            try:
+                stats["write_retries"] += upsert_until_acked(stub, vpb, tpb, ids, seed[0], time.time() + 120)
+            except AssertionError as e:
+                errors.append(str(e))
+                return
+            acked.extend(ids)
+            if live_at[0] is not None:
+                after_live.extend(ids)
+
+    def reader():
+        q = vecs(tpb, 1, 999)[0]
+        while not stop.is_set():
+            try:
+                r = stub.Search(vpb.SearchRequest(collection=COLL, query_vector=q, top_k=200,
+                                                  consistency_level=tpb.QUORUM, timeout_ms=10000), timeout=20)
+                got = [x.id for x in r.results]
+                if len(got) != len(set(got)):
+                    stats["dups"].append(got)
+                stats["searches"] += 1
+            except grpc.RpcError:
+                stats["search_failed"] += 1
+            sample = list(acked[:n_before:7])
+            try:
+                g = stub.Get(vpb.GetRequest(collection=COLL, ids=sample), timeout=20)
+                got = [x.id for x in g.records]
+                if sorted(got) != sorted(sample):
+                    errors.append(f"Get of {len(sample)} acknowledged ids found {len(got)}")
+                stats["gets"] += 1
+            except grpc.RpcError as e:
+                errors.append(f"Get failed: {e.details()}")
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+    for th in threads:
+        th.start()
+    try:
+        time.sleep(1.0)
+        # the gateway pays with the owner's account (CreateCollection): take up its nonce
+        net.owner.nonce = net.lstubs[1].GetAccount(pb.AccountRequest(address=net.owner.pk), timeout=10).nonce
+        r = net.submit(signed_tx(pb, CHAIN, net.owner, fee=1,
+                                 split_fragment=pb.SplitFragment(magu=COLL, fragment=0)))
+        assert "to split into 1 and 2" in r.message, r.message
+
+        def live():
+            m = net.lstubs[0].GetMagu(pb.MaguRequest(name=COLL), timeout=10)
+            ok = len(m.configs) == 3 and all(c.live for c in m.configs[1:]) and \
+                m.configs[0].phase == tpb.FRAGMENT_PHASE_RETIRED
+            return m if ok else None
+        m = wait_until(live, timeout=120)
+        assert m, "the split never completed"
+        live_at[0] = time.time()
+        # the load goes on until the halves took writes through the gateway
+        assert wait_until(lambda: len(after_live) >= 20 or errors, timeout=60), "no writes after the split"
+    finally:
+        stop.set()
+        for th in threads:
+            th.join()
+    assert not errors, errors[:5]
+    assert not stats["dups"], f"a search returned an id twice: {stats['dups'][0]}"
+    assert stats["searches"] > 0 and stats["gets"] > 0, stats
+    assert len(acked) == len(set(acked))
+
+    # Get: every acknowledged id exactly once
+    g = stub.Get(vpb.GetRequest(collection=COLL, ids=acked), timeout=30)
+    got = [x.id for x in g.records]
+    assert sorted(got) == sorted(acked)
+
+    # Scroll over the collection: each acknowledged id exactly once, nothing else
+    seen, cursor = [], ""
+    while True:
+        r = stub.Scroll(vpb.ScrollRequest(collection=COLL, page_size=37, cursor=cursor), timeout=30)
+        seen += [x.id for x in r.records]
+        cursor = r.next_cursor
+        if not cursor:
+            break
+    assert len(seen) == len(set(seen)), "Scroll returned an id twice"
+    assert sorted(seen) == sorted(acked)
+
+    # an exhaustive search finds them all, each once
+    q = vecs(tpb, 1, 5)[0]
+    r = stub.Search(vpb.SearchRequest(collection=COLL, query_vector=q, top_k=1000,
+                                      consistency_level=tpb.QUORUM), timeout=30)
+    found = [x.id for x in r.results]
+    assert len(found) == len(set(found)) and sorted(found) == sorted(acked)
+
+    # Describe: the parent retired, the halves serving, their counts summing to the total
+    d = stub.DescribeCollection(vpb.DescribeCollectionRequest(name=COLL), timeout=30)
+    states = {s.fragment: s for s in d.fragment_states}
+    assert d.fragments == 1 and sorted(states) == [0, 1, 2]
+    assert states[0].state == "retired" and not states[0].searched
+    assert states[1].state == states[2].state == "serving" and states[1].searched and states[2].searched
+    assert states[1].vector_count + states[2].vector_count == len(acked)
+    assert d.vector_count == len(acked)
+
+    # a record written after the split is in the half its cell names, only there
+    ipb = net.stubs.indexer_pb2
+    for b in range(2):
+        h = m.configs[1 + b]
+        mine = sorted(i for i in after_live if split_bit(i) == b)
+        ix = net.by_pk(h.primary)
+        got = ix.stub.Get(ipb.LocalGetRequest(magu=COLL, fragment=1 + b, ids=after_live), timeout=10)
+        assert sorted(x.id for x in got.hits) == mine, b
+    print(f"split through the gateway: {len(acked)} acknowledged ({n_before} before, {len(after_live)} after "
+          f"the halves went live), {stats['write_retries']} write retries, {stats['searches']} searches "
+          f"({stats['search_failed']} failed), {stats['gets']} gets")
