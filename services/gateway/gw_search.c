@@ -31,7 +31,8 @@ struct sjob {
 	uint64_t deadline;
 	Muri__V1__Vector **queries;
 	size_t nq;
-	uint32_t top_k;
+	uint32_t top_k;            /* asked of each fragment */
+	uint32_t user_k;           /* the request's top_k */
 	Muri__V1__Filter *filter;
 	uint32_t per_query;        /* call slots per query: sum of want over fragments */
 	uint32_t *slot_frag;       /* per_query: the fragment of each slot */
@@ -184,6 +185,8 @@ static int merge_query(struct sjob *j, cm_rpc_call *call, size_t q, size_t nmore
 			all[w++] = j->more[e];
 	int code = gw_search_merge(j->g, call, j->m, j->queries[q], j->top_k, j->filter, include_vectors, all, n, tally, final,
 				   uns, tallied, res, nres, err, errlen);
+	if (code == GRPC_STATUS_OK && *nres > j->user_k)
+		*nres = j->user_k; /* asked for more of a restricted parent (see run) */
 	free(all);
 	return code;
 }
@@ -281,12 +284,28 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 	j->queries = queries;
 	j->nq = nq;
 	j->top_k = top_k;
+	j->user_k = top_k;
+	/* a frozen parent read for a half not live yet answers for its whole
+	 * cell: ask it for twice as many, so that its top hits of the half's
+	 * cell (about half of them) still fill top_k */
+	for (size_t i = 0; i < m->nplan; i++)
+		if (m->plan[i].restrict_cell) {
+			uint64_t most = gw_vectors_per_message(GW_WIRE_DIM(m), max_message);
+			uint64_t k2 = 2 * (uint64_t)top_k;
+			if (k2 > GW_MAX_TOP_K)
+				k2 = GW_MAX_TOP_K;
+			if (k2 > most)
+				k2 = most;
+			if (k2 > top_k)
+				j->top_k = (uint32_t)k2;
+			break;
+		}
 	j->filter = filter;
 	j->keep = gw_owned_new(call);
 	pthread_mutex_init(&j->mu, NULL);
 	j->per_call = g->cfg->queries_per_call > 0 ? (size_t)g->cfg->queries_per_call : 1;
 	/* as many queries per call as their answers' vectors fit in one message */
-	size_t fit = gw_vectors_per_message(GW_WIRE_DIM(m), max_message) / top_k;
+	size_t fit = gw_vectors_per_message(GW_WIRE_DIM(m), max_message) / j->top_k;
 	if (j->per_call > fit)
 		j->per_call = fit ? fit : 1;
 	size_t ngroups = (nq + j->per_call - 1) / j->per_call;

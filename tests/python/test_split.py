@@ -9,9 +9,8 @@ its replicas, its cell and the parent's frozen log as its source. Each
 half's replicas derive its records from the frozen log (those whose ids
 fall in its cell), sign that log's root, and once the ledger commits it the
 half takes writes (of ids in its cell only) and the parent retires. The
-gateway's routing by the split map is the part of issue 16 still to come
-(README, Fragments that split). The second test kills a replica during the
-split."""
+second test kills a replica during the split; test_split_gateway.py runs a
+split through the gateway, which routes by the split map."""
 import hashlib
 import uuid
 
