@@ -31,8 +31,9 @@ DIM = 8
 @pytest.fixture
 def net(servers, stubs, tmp_path):
     n = ChainNet(servers, stubs, tmp_path, n_indexers=3,
-                 ix_args=("--root-every", "4", "--root-interval-ms", "200", "--drop-ms", "0"))
-    gw = Gateway(servers, stubs, n, tmp_path, args=("--default-timeout-ms", "20000"))
+                 ix_args=("--root-every", "4", "--root-interval-ms", "1500", "--drop-ms", "0"))
+    # more RPC workers: a write waiting for the split holds its worker
+    gw = Gateway(servers, stubs, n, tmp_path, args=("--default-timeout-ms", "20000", "--rpc-workers", "16"))
     n.gw = gw
     yield n
     gw.close()
@@ -77,6 +78,8 @@ def test_split_through_the_gateway(net):
 
     stop, errors, after_live = threading.Event(), [], []
     stats = {"searches": 0, "search_failed": 0, "gets": 0, "write_retries": 0, "dups": []}
+    describe_failed = []
+    seen_states = set()  # (fragment, state, searched) as Describe showed them during the load
     live_at = [None]
 
     def writer():
@@ -91,10 +94,12 @@ def test_split_through_the_gateway(net):
             acked.extend(ids)
             if live_at[0] is not None:
                 after_live.extend(ids)
+            time.sleep(0.05)  # an exhaustive search (top_k 1000) must still cover them all
 
     def reader():
         q = vecs(tpb, 1, 999)[0]
         while not stop.is_set():
+            t0 = time.time()
             try:
                 r = stub.Search(vpb.SearchRequest(collection=COLL, query_vector=q, top_k=200,
                                                   consistency_level=tpb.QUORUM, timeout_ms=10000), timeout=20)
@@ -102,6 +107,7 @@ def test_split_through_the_gateway(net):
                 if len(got) != len(set(got)):
                     stats["dups"].append(got)
                 stats["searches"] += 1
+                stats["search_max_s"] = max(stats.get("search_max_s", 0), time.time() - t0)
             except grpc.RpcError:
                 stats["search_failed"] += 1
             sample = list(acked[:n_before:7])
@@ -115,7 +121,16 @@ def test_split_through_the_gateway(net):
                 errors.append(f"Get failed: {e.details()}")
             time.sleep(0.05)
 
-    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+    def describer():
+        while not stop.is_set():
+            try:
+                d = stub.DescribeCollection(vpb.DescribeCollectionRequest(name=COLL), timeout=20)
+                seen_states.update((x.fragment, x.state, x.searched) for x in d.fragment_states)
+            except grpc.RpcError as e:
+                describe_failed.append(f"{e.code()}: {e.details()}")
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=t) for t in (writer, reader, describer)]
     for th in threads:
         th.start()
     try:
@@ -143,6 +158,8 @@ def test_split_through_the_gateway(net):
     assert not errors, errors[:5]
     assert not stats["dups"], f"a search returned an id twice: {stats['dups'][0]}"
     assert stats["searches"] > 0 and stats["gets"] > 0, stats
+    # the readers ran through the split: the parent sealing or frozen, then retired
+    assert (0, "serving", True) in seen_states and (0, "retired", False) in seen_states, seen_states
     assert len(acked) == len(set(acked))
 
     # Get: every acknowledged id exactly once
@@ -187,4 +204,4 @@ def test_split_through_the_gateway(net):
         assert sorted(x.id for x in got.hits) == mine, b
     print(f"split through the gateway: {len(acked)} acknowledged ({n_before} before, {len(after_live)} after "
           f"the halves went live), {stats['write_retries']} write retries, {stats['searches']} searches "
-          f"({stats['search_failed']} failed), {stats['gets']} gets")
+          f"({stats['search_failed']} failed, slowest {stats['search_max_s']:.2f} s), {stats['gets']} gets; states seen {sorted(seen_states)}; describe failed {len(describe_failed)} {describe_failed[:3]}")
