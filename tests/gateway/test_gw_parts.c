@@ -1,12 +1,14 @@
 /* The gateway's small parts: the fan-out pool runs every task once, in
  * parallel, within its bound; ids go to fragments by the rule the proto
  * states; names, levels, vectors, timeouts and id lists are refused naming
- * the field; versions only grow. */
+ * the field; versions only grow; the split map follows a fragment's
+ * configurations through a split (routing, search plan, kept hits). */
 #include "tap.h"
 #include "cm_crypto.h"
 #include "cm_err.h"
 #include "cm_uuid.h"
 #include "gw.h"
+#include "cm_cell.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -185,6 +187,102 @@ static void test_versions_grow(void)
 	}
 }
 
+/* A fragment configuration of a split (FragmentConfig fields 7-13). */
+static void split_cfg(gw_coll *m, uint32_t f, int phase, uint32_t depth, uint64_t path, int kids, int has_src,
+		      int live)
+{
+	Muri__V1__FragmentConfig c = MURI__V1__FRAGMENT_CONFIG__INIT;
+	Muri__V1__FragmentSource src = MURI__V1__FRAGMENT_SOURCE__INIT;
+	uint32_t children[2] = {1, 2};
+	c.fragment = f;
+	c.epoch = 1;
+	c.phase = (Muri__V1__FragmentPhase)phase;
+	c.cell_base = 0;
+	c.cell_depth = depth;
+	c.cell_path = path;
+	c.n_children = kids ? 2 : 0;
+	c.children = children;
+	src.fragment = 0;
+	c.source = has_src ? &src : NULL;
+	c.live = live;
+	gw_split_set(&m->frags[f], f, &c);
+}
+
+static void replan(gw_coll *m)
+{
+	free(m->map);
+	free(m->plan);
+	m->map = NULL;
+	m->plan = NULL;
+	TAP_EQ(gw_split_plan(m), CM_OK);
+}
+
+static void test_split_map_follows_the_configs(void)
+{
+	gw_coll m;
+	memset(&m, 0, sizeof(m));
+	m.nbase = 1;
+	m.nfrag = 3;
+	m.frags = calloc(3, sizeof(*m.frags));
+	uint8_t id[2][16]; /* an id of each half (split bit 0, 1) */
+	for (int got = 0; got != 3;) {
+		cm_uuid u;
+		cm_uuid_v4(&u);
+		int b = (int)(cm_cell_hash(u.b) & 1);
+		memcpy(id[b], u.b, 16);
+		got |= 1 << b;
+	}
+	uint32_t f = 99;
+	/* unsplit: fragment 0 takes and answers everything */
+	split_cfg(&m, 0, CM_PHASE_SERVING, 0, 0, 0, 0, 0);
+	replan(&m);
+	TAP_EQ(gw_split_route(&m, id[1], &f), CM_OK);
+	TAP_EQ(f, 0u);
+	TAP_EQ(m.nplan, 1u);
+	TAP_CHECK(m.frags[0].ask && !m.frags[1].ask && gw_split_keeps(&m, 0, id[0]));
+	TAP_CHECK(strcmp(gw_split_state(&m.frags[0]), "serving") == 0);
+	/* sealing: writes wait, reads stay on 0 */
+	split_cfg(&m, 0, CM_PHASE_SEALING, 0, 0, 1, 0, 0);
+	replan(&m);
+	TAP_EQ(gw_split_route(&m, id[0], &f), CM_ERR_UNAVAILABLE);
+	TAP_EQ(f, 0u);
+	TAP_CHECK(!gw_split_writable(&m.frags[0]) && m.frags[0].ask);
+	TAP_CHECK(strcmp(gw_split_state(&m.frags[0]), "sealing") == 0);
+	/* split, halves deriving: writes wait for the half, 0 answers for both cells */
+	split_cfg(&m, 0, CM_PHASE_SPLIT, 0, 0, 1, 0, 0);
+	split_cfg(&m, 1, CM_PHASE_SERVING, 1, 0, 0, 1, 0);
+	split_cfg(&m, 2, CM_PHASE_SERVING, 1, 1, 0, 1, 0);
+	replan(&m);
+	TAP_EQ(gw_split_route(&m, id[1], &f), CM_ERR_UNAVAILABLE);
+	TAP_EQ(f, 2u);
+	TAP_CHECK(m.frags[0].ask && !m.frags[1].ask && !m.frags[2].ask);
+	TAP_EQ(gw_split_reader(&m, id[0]), 0u);
+	TAP_CHECK(gw_split_keeps(&m, 0, id[0]) && gw_split_keeps(&m, 0, id[1]));
+	TAP_CHECK(strcmp(gw_split_state(&m.frags[1]), "deriving") == 0);
+	/* half 1 live: its ids go there, the parent answers only for half 2's cell */
+	split_cfg(&m, 1, CM_PHASE_SERVING, 1, 0, 0, 1, 1);
+	replan(&m);
+	TAP_EQ(gw_split_route(&m, id[0], &f), CM_OK);
+	TAP_EQ(f, 1u);
+	TAP_EQ(gw_split_route(&m, id[1], &f), CM_ERR_UNAVAILABLE);
+	TAP_EQ(gw_split_reader(&m, id[0]), 1u);
+	TAP_EQ(gw_split_reader(&m, id[1]), 0u);
+	TAP_CHECK(!gw_split_keeps(&m, 0, id[0]) && gw_split_keeps(&m, 0, id[1]));
+	TAP_CHECK(gw_split_keeps(&m, 1, id[0]) && !gw_split_keeps(&m, 1, id[1]));
+	/* both live, the parent retired: it is asked no more */
+	split_cfg(&m, 2, CM_PHASE_SERVING, 1, 1, 0, 1, 1);
+	split_cfg(&m, 0, CM_PHASE_RETIRED, 0, 0, 1, 0, 0);
+	replan(&m);
+	TAP_EQ(gw_split_route(&m, id[1], &f), CM_OK);
+	TAP_EQ(f, 2u);
+	TAP_CHECK(!m.frags[0].ask && m.frags[1].ask && m.frags[2].ask);
+	TAP_CHECK(!gw_split_keeps(&m, 0, id[0]) && !gw_split_keeps(&m, 0, id[1]) && gw_split_keeps(&m, 2, id[1]));
+	TAP_CHECK(strcmp(gw_split_state(&m.frags[0]), "retired") == 0);
+	free(m.map);
+	free(m.plan);
+	free(m.frags);
+}
+
 int main(void)
 {
 	cm_crypto_init();
@@ -195,5 +293,6 @@ int main(void)
 	TAP_RUN(test_checks_name_the_field);
 	TAP_RUN(test_id_lists);
 	TAP_RUN(test_versions_grow);
+	TAP_RUN(test_split_map_follows_the_configs);
 	return tap_done();
 }
