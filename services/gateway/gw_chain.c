@@ -2,8 +2,10 @@
  * genesis replicas hands over every final block; its effects keep the
  * routing table current: a created Magu is read once (GetMagu, at a snapshot
  * no older than the block) for its schema, fragment configurations and
- * committed roots; later FragmentConfigs replace a fragment's epoch, primary
- * and replicas; committed roots its committed size and root; a dropped Magu
+ * committed roots; later FragmentConfigs replace a fragment's epoch, primary,
+ * replicas and split fields (a split's halves add fragment numbers: every
+ * copy handed out carries the split map, gw_split.c); committed roots its
+ * committed size and root; a dropped Magu
  * leaves the table. The gateway only routes by this table (a wrong entry
  * makes a call fail at the indexer, which checks epochs), so it applies a
  * final block at once rather than waiting for a pin to vouch for its effects

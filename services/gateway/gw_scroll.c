@@ -1,5 +1,7 @@
 /* Scroll: a page of a collection's live records in ascending id order,
- * merged across its fragments. Every fragment is asked in parallel, at
+ * merged across its fragments (those the split map's plan asks: a frozen
+ * parent standing in for a half not live yet contributes only the ids of
+ * the half's cell). Every fragment is asked in parallel, at
  * consistency ONE (one replica, in the node ranks' order, the next one when
  * it fails or its page does not check out), for its first records above the
  * cursor's id (at most page_size, and 2 * page_size / fragments + 16: ids
