@@ -843,7 +843,7 @@ int main(int argc, char **argv)
 		{"delete p99 < 50 ms: 1 id at QUORUM, mixed load (ms)", mr.delete_p99, mr.delete_p99 < 50},
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-		printf("  %-68s %10.*f  %s\n", t[i].what, t[i].v < 10 ? 4 : 1, t[i].v, mark(t[i].met));
+		printf("  %-68s %10.*f  %s\n", t[i].what, t[i].v < 1 ? 4 : 1, t[i].v, mark(t[i].met));
 	printf("  %-68s %10.0f  %s\n", "bytes per vector: largest indexer resident set / vectors", rss_max / (double)nb,
 	       "(reported)");
 	if (mr.failed)
