@@ -11,6 +11,10 @@
 #   scripts/bench.sh gateway [--rows N (0: all)] [--queries N] [--ef-search E] [--dataset NAME]
 #                            [gateway-bench options, e.g. --rpc-threads R --batch-queries N]
 #   scripts/bench.sh fairness [--searches N] [--rate R] [--flood-threads T] [--quota-rps Q]
+#   scripts/bench.sh scale [--rows N (default 1000000)] [--queries N (default 1000)] [--replication N]
+#                          [--fragments N] [--min-free-mb MB] [--indexer-args "ARGS"]
+#                          [scale-bench options, e.g. --m M
+#                          --ef-construction E --efs E1,E2,.. --recall R --mixed-seconds S]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-rpc}
@@ -105,5 +109,52 @@ case "$what" in
     cd "$root/build"
     /usr/bin/python3 -m pytest -q -s -p no:cacheprovider "$root/tests/python/bench_binary.py"
     echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" ;;
-  *) echo "unknown benchmark: $what (known: rpc, indexer, filter, ledger, dims, failover, gateway, fairness, binary)" >&2; exit 2 ;;
+  scale)
+    # Fashion-MNIST grown to N rows by deformations (tests/bench/fashion_mnist_1m.py,
+    # Debian's dataset-fashion-mnist), generated once and cached outside the clone
+    rows=1000000 queries=1000 min_free=4096
+    extra=()
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --rows) rows=$2; shift 2 ;;
+        --queries) queries=$2; shift 2 ;;
+        --replication) export MURI_BENCH_REPLICATION=$2; shift 2 ;;
+        --fragments) export MURI_BENCH_FRAGMENTS=$2; shift 2 ;;
+        --min-free-mb) min_free=$2; shift 2 ;;
+        --indexer-args) export MURI_BENCH_IX_ARGS=$2; shift 2 ;;
+        *) extra+=("$1"); shift ;;
+      esac
+    done
+    if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+      MURI_EXTRA_PACKAGES=dataset-fashion-mnist bash "$root/scripts/setup.sh" "$root/build" -Dtest_faults=false >/dev/null 2>&1 ||
+        { echo "dataset-fashion-mnist could not be installed (apt-get install dataset-fashion-mnist)" >&2; exit 1; }
+    fi
+    echo "generating (or reusing) Fashion-MNIST x $rows..."
+    t0=$SECONDS
+    data=$(/usr/bin/python3 "$root/tests/bench/fashion_mnist_1m.py" --rows "$rows" --queries "$queries" | tail -1)
+    echo "dataset $data ready in $((SECONDS - t0)) s"
+    export MURI_BENCH_DATA=$data MURI_BENCH_ROWS=0 MURI_BENCH_QUERIES=$queries
+    export MURI_BENCH_ARGS="${extra[*]:-}" MURI_SOURCE_ROOT="$root"
+    # the network's data (SQLite logs of every replica) in a folder emptied at each run
+    run=${MURI_BENCH_RUN_DIR:-$HOME/.cache/muri/scale-run}
+    echo "disk: $(df -h --output=avail "$(dirname "$run")" | tail -1 | tr -d ' ') free; memory: $(awk '/MemAvailable/{print int($2/1024)}' /proc/meminfo) MiB available"
+    echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+    cd "$root/build"
+    /usr/bin/python3 -m pytest -q -s -p no:cacheprovider --basetemp "$run" "$root/tests/python/bench_scale.py" &
+    bench=$!
+    # stop the run (its process group) when the machine's available memory falls below min_free MiB
+    (while kill -0 "$bench" 2>/dev/null; do
+       avail=$(awk '/MemAvailable/{print int($2/1024)}' /proc/meminfo)
+       if [ "$avail" -lt "$min_free" ]; then
+         echo "== only $avail MiB available (below --min-free-mb $min_free): stopping the benchmark" >&2
+         pkill -TERM -P "$bench"; kill -TERM "$bench"; break
+       fi
+       sleep 5
+     done) &
+    rc=0
+    wait "$bench" || rc=$?
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    rm -rf "$run"
+    exit $rc ;;
+  *) echo "unknown benchmark: $what (known: rpc, indexer, filter, ledger, dims, failover, gateway, fairness, binary, scale)" >&2; exit 2 ;;
 esac

@@ -66,10 +66,16 @@ static void *worker(void *arg)
 }
 
 static int metric = IX_COSINE;
+static uint64_t seed = 42;
 
 void inproc_muri_set_metric(int m)
 {
 	metric = m;
+}
+
+void inproc_muri_set_seed(uint64_t s)
+{
+	seed = s;
 }
 
 int inproc_muri(const float *base, size_t nb, const float *queries, size_t nq, size_t dim, int m, int efc,
@@ -81,16 +87,20 @@ int inproc_muri(const float *base, size_t nb, const float *queries, size_t nq, s
 	ix_spec s = {.dim = (uint32_t)dim, .metric = metric, .kind = IX_HNSW, .hnsw_m = (uint32_t)m,
 		     .ef_construction = (uint32_t)efc, .ef_search = (uint32_t)efs[0]};
 	ix_index *ix = NULL;
-	float *b = malloc(nb * dim * sizeof(float)), *q = malloc(nq * dim * sizeof(float));
+	/* only COSINE changes the vectors (normalized): other metrics add the caller's rows */
+	float *b = metric == IX_COSINE ? malloc(nb * dim * sizeof(float)) : NULL, *q = malloc(nq * dim * sizeof(float));
+	const float *bx = b ? b : base;
 	int64_t *lab = malloc((batch > nq * 10 ? batch : nq * 10) * sizeof(int64_t));
 	int rc = -1;
-	if (!b || !q || !lab || ix_spec_normalize(&s, err, sizeof(err)) || ix_index_create(&s, 0, &ix, err, sizeof(err))) {
+	if ((!b && metric == IX_COSINE) || !q || !lab || ix_spec_normalize(&s, err, sizeof(err)) || ix_index_create(&s, 0, &ix, err, sizeof(err))) {
 		fprintf(stderr, "muri in-process: %s\n", err);
 		goto out;
 	}
-	memcpy(b, base, nb * dim * sizeof(float));
+	if (b) {
+		memcpy(b, base, nb * dim * sizeof(float));
+		ix_vec_prepare(&s, b, nb);
+	}
 	memcpy(q, queries, nq * dim * sizeof(float));
-	ix_vec_prepare(&s, b, nb);
 	ix_vec_prepare(&s, q, nq);
 	ix_index_set_build_threads(build_threads);
 	double t0 = now_s(), c0 = inproc_process_cpu_s();
@@ -98,7 +108,7 @@ int inproc_muri(const float *base, size_t nb, const float *queries, size_t nq, s
 		size_t n = nb - i < batch ? nb - i : batch;
 		for (size_t j = 0; j < n; j++)
 			lab[j] = (int64_t)(i + j);
-		if (ix_index_add(ix, n, b + i * dim, lab, 42, err, sizeof(err))) {
+		if (ix_index_add(ix, n, bx + i * dim, lab, seed, err, sizeof(err))) {
 			fprintf(stderr, "muri in-process add: %s\n", err);
 			goto out;
 		}

@@ -19,6 +19,9 @@ double inproc_process_cpu_s(void);
 
 /* The metric inproc_muri builds with (enum ix_metric; IX_COSINE unless set). */
 void inproc_muri_set_metric(int metric);
+/* The seed of the HNSW level draws (42 unless set; an indexer uses its
+ * fragment's IndexSpec.seed, so the same seed and batch give its graph). */
+void inproc_muri_set_seed(uint64_t seed);
 
 /* Builds a COSINE (or inproc_muri_set_metric's) HNSW (m, efc) over nb x dim vectors (not yet normalized)
  * in add calls of batch vectors with build_threads threads, then for each
