@@ -1,6 +1,7 @@
 /* What the benchmark programs share: a monotonic clock in seconds,
- * percentiles of latency samples, and L2 normalization of row-major
- * vectors (the cosine datasets, as the indexer stores them). */
+ * percentiles of latency samples (and a growing list of them), and L2
+ * normalization of row-major vectors (the cosine datasets, as the indexer
+ * stores them). */
 #ifndef MURI_BENCH_UTIL_H
 #define MURI_BENCH_UTIL_H
 
@@ -27,6 +28,33 @@ static inline double pct(double *v, size_t n, int p)
 {
 	qsort(v, n, sizeof(double), cmp_d);
 	return v[n * (size_t)p / 100 < n ? n * (size_t)p / 100 : n - 1];
+}
+
+/* Latency samples (ms) a thread collects: v is the owner's, freed with free(). */
+struct lat {
+	double *v;
+	size_t n, cap;
+};
+
+static inline void lat_add(struct lat *l, double ms)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 1024;
+		l->v = realloc(l->v, l->cap * sizeof(double));
+	}
+	l->v[l->n++] = ms;
+}
+
+static inline void lat_merge(struct lat *into, const struct lat *from)
+{
+	for (size_t i = 0; i < from->n; i++)
+		lat_add(into, from->v[i]);
+}
+
+/* The p-th percentile of l's samples (sorts them), 0 when there are none. */
+static inline double lat_pct(struct lat *l, int p)
+{
+	return l->n ? pct(l->v, l->n, p) : 0;
 }
 
 /* Scales each of the n rows of x (dim floats each) to unit length. */

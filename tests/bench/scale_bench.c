@@ -26,16 +26,11 @@
  *               [--batch-queries N] [--mixed-seconds S] [--mixed-searchers N] [--mixed-writers N] */
 #include "bench_util.h"
 #include "cm_err.h"
-#include "cm_rpc.h"
 #include "cm_vecs.h"
-#include "indexer.pb-c.h"
+#include "gw_client.h"
 #include "inproc_muri.h"
 #include "ix_index.h"
-#include "vectorstore.pb-c.h"
 
-#include <faiss/c_api/IndexFlat_c.h>
-#include <faiss/c_api/Index_c.h>
-#include <omp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -45,8 +40,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define K 10
-#define MAX_THREADS 64
+#define K GW_K
+#define MAX_THREADS GW_MAX_THREADS
 #define MAX_EFS 16
 #define MAX_PIDS 16
 #define INDEX_BATCH 256
@@ -56,8 +51,7 @@ static float *base, *queries;
 static FILE *base_file; /* base.fvecs, for the rows the mixed load updates once base is freed */
 static size_t nb, nq, dim;
 static int64_t *truth; /* nq x K row numbers */
-static char (*ids)[37];
-static int *sorted;
+static struct gw_client gw;
 static int threads = 2, rpc_threads = 8, m = 16, efc = 100, insert_batch = 10000, batch_queries = 100;
 static int replication = 3, fragments = 1, mixed_s = 60, mixed_searchers = 4, mixed_writers = 2;
 static double recall_target = 0.95;
@@ -65,197 +59,7 @@ static const char *collection = "scale";
 
 static double recall_of(const int64_t *labels)
 {
-	size_t hit = 0;
-	for (size_t q = 0; q < nq; q++)
-		for (int i = 0; i < K; i++)
-			for (int j = 0; j < K; j++)
-				if (labels[q * K + i] >= 0 && labels[q * K + i] == truth[q * K + j])
-					hit++;
-	return (double)hit / (double)(nq * K);
-}
-
-/* Exact top K by L2 over the rows (when --rows cuts the dataset). */
-static int exact_truth(void)
-{
-	FaissIndexFlatL2 *idx = NULL;
-	if (faiss_IndexFlatL2_new_with(&idx, (idx_t)dim) != 0)
-		return -1;
-	float *d = malloc(nq * K * sizeof(float));
-	omp_set_num_threads(threads);
-	faiss_Index_add((FaissIndex *)idx, (idx_t)nb, base);
-	faiss_Index_search((FaissIndex *)idx, (idx_t)nq, queries, K, d, truth);
-	omp_set_num_threads(1);
-	faiss_Index_free((FaissIndex *)idx);
-	free(d);
-	return 0;
-}
-
-static int cmp_id(const void *a, const void *b)
-{
-	return strcmp(ids[*(const int *)a], ids[*(const int *)b]);
-}
-
-static int row_of(const char *id)
-{
-	size_t lo = 0, hi = nb;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(ids[sorted[mid]], id);
-		if (c == 0)
-			return sorted[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
-}
-
-/* ---- latency samples ------------------------------------------------------------- */
-
-struct lat {
-	double *v;
-	size_t n, cap;
-};
-
-static void lat_add(struct lat *l, double ms)
-{
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 1024;
-		l->v = realloc(l->v, l->cap * sizeof(double));
-	}
-	l->v[l->n++] = ms;
-}
-
-static void lat_merge(struct lat *into, const struct lat *from)
-{
-	for (size_t i = 0; i < from->n; i++)
-		lat_add(into, from->v[i]);
-}
-
-static double lat_pct(struct lat *l, int p)
-{
-	return l->n ? pct(l->v, l->n, p) : 0;
-}
-
-/* ---- calls ------------------------------------------------------------------------ */
-
-static cm_rpc_client *gw;
-static Muri__V1__Vector *qvec;
-static Muri__V1__Vector **qptr;
-
-static int call(const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *d,
-		ProtobufCMessage **resp, int64_t deadline_ms)
-{
-	cm_rpc_status st;
-	if (cm_rpc_unary(gw, method, req, d, resp, deadline_ms, &st) != CM_OK) {
-		fprintf(stderr, "%s: %s %s\n", method, cm_rpc_code_name(st.code), st.message);
-		return -1;
-	}
-	return 0;
-}
-
-static int search_one(size_t q, int level, int64_t *labels)
-{
-	Muri__V1__SearchRequest req = MURI__V1__SEARCH_REQUEST__INIT;
-	req.query_vector = &qvec[q];
-	req.collection = (char *)collection;
-	req.top_k = K;
-	req.consistency_level = level;
-	req.timeout_ms = 30000;
-	ProtobufCMessage *resp = NULL;
-	if (call("/muri.v1.VectorStore/Search", &req.base, &muri__v1__search_response__descriptor, &resp, 60000))
-		return -1;
-	Muri__V1__SearchResponse *r = (Muri__V1__SearchResponse *)resp;
-	for (size_t i = 0; i < K; i++)
-		labels[q * K + i] = i < r->n_results ? row_of(r->results[i]->id) : -1;
-	protobuf_c_message_free_unpacked(resp, NULL);
-	return 0;
-}
-
-static int search_batch(size_t q0, size_t n, int level, int64_t *labels)
-{
-	Muri__V1__SearchBatchRequest req = MURI__V1__SEARCH_BATCH_REQUEST__INIT;
-	req.query_vectors = &qptr[q0];
-	req.n_query_vectors = n;
-	req.collection = (char *)collection;
-	req.top_k = K;
-	req.consistency_level = level;
-	req.timeout_ms = 60000;
-	ProtobufCMessage *resp = NULL;
-	if (call("/muri.v1.VectorStore/SearchBatch", &req.base, &muri__v1__search_batch_response__descriptor, &resp,
-		 120000))
-		return -1;
-	Muri__V1__SearchBatchResponse *r = (Muri__V1__SearchBatchResponse *)resp;
-	int rc = r->n_results == n ? 0 : -1;
-	for (size_t q = 0; rc == 0 && q < n; q++)
-		for (size_t i = 0; i < K; i++)
-			labels[(q0 + q) * K + i] =
-				i < r->results[q]->n_results ? row_of(r->results[q]->results[i]->id) : -1;
-	protobuf_c_message_free_unpacked(resp, NULL);
-	return rc;
-}
-
-/* ---- search phase ----------------------------------------------------------------- */
-
-struct gres {
-	double recall, qps, p50_ms, p99_ms, loaded_p99_ms;
-};
-
-struct sjob {
-	int level, batch, failed;
-	int64_t *labels;
-	size_t from, to;
-	struct lat lat;
-};
-
-static void *search_worker(void *arg)
-{
-	struct sjob *j = arg;
-	for (size_t q = j->from; q < j->to;) {
-		size_t n = j->batch ? (j->to - q < (size_t)batch_queries ? j->to - q : (size_t)batch_queries) : 1;
-		double s = now_s();
-		if ((j->batch ? search_batch(q, n, j->level, j->labels) : search_one(q, j->level, j->labels)) != 0)
-			j->failed = 1;
-		lat_add(&j->lat, (now_s() - s) * 1e3);
-		q += n;
-	}
-	return NULL;
-}
-
-/* Sequential latency per call, then QPS (queries/s) and p99 per call from rpc_threads threads. */
-static int run_level(int level, int batch, struct gres *r)
-{
-	int64_t *labels = calloc(nq * K, sizeof(*labels));
-	struct sjob one = {level, batch, 0, labels, 0, nq, {0}};
-	search_worker(&one);
-	r->p50_ms = lat_pct(&one.lat, 50);
-	r->p99_ms = lat_pct(&one.lat, 99);
-	r->recall = recall_of(labels);
-	int failed = one.failed;
-	free(one.lat.v);
-	pthread_t t[MAX_THREADS];
-	struct sjob j[MAX_THREADS];
-	struct lat all = {0};
-	size_t unit = batch ? (size_t)batch_queries : 1, units = (nq + unit - 1) / unit;
-	double t0 = now_s();
-	for (int i = 0; i < rpc_threads; i++) {
-		size_t from = units * (size_t)i / (size_t)rpc_threads * unit,
-		       to = units * (size_t)(i + 1) / (size_t)rpc_threads * unit;
-		j[i] = (struct sjob){level, batch, 0, labels, from < nq ? from : nq, to < nq ? to : nq, {0}};
-		pthread_create(&t[i], NULL, search_worker, &j[i]);
-	}
-	for (int i = 0; i < rpc_threads; i++) {
-		pthread_join(t[i], NULL);
-		failed |= j[i].failed;
-		lat_merge(&all, &j[i].lat);
-		free(j[i].lat.v);
-	}
-	r->qps = (double)nq / (now_s() - t0);
-	r->loaded_p99_ms = lat_pct(&all, 99);
-	free(all.v);
-	free(labels);
-	return failed ? -1 : 0;
+	return gw_recall(truth, nq, labels);
 }
 
 /* ---- mixed phase ----------------------------------------------------------------------- */
@@ -280,7 +84,7 @@ static void *mixed_worker(void *arg)
 		double s = now_s();
 		if (!j->writer) {
 			size_t q = ((size_t)j->nth + i * (size_t)mixed_searchers) % nq;
-			j->failed |= search_one(q, MURI__V1__CONSISTENCY_LEVEL__QUORUM, j->labels) != 0;
+			j->failed |= gw_search_one(&gw, q, MURI__V1__CONSISTENCY_LEVEL__QUORUM, j->labels) != 0;
 			lat_add(&j->a, (now_s() - s) * 1e3);
 			j->calls++;
 			continue;
@@ -299,7 +103,7 @@ static void *mixed_worker(void *arg)
 		Muri__V1__Vector vec = MURI__V1__VECTOR__INIT, *vp = &vec;
 		vec.values = v;
 		vec.n_values = dim;
-		char *id = ids[row];
+		char *id = gw.ids[row];
 		Muri__V1__UpsertRequest up = MURI__V1__UPSERT_REQUEST__INIT;
 		up.collection = (char *)collection;
 		up.ids = &id;
@@ -309,13 +113,13 @@ static void *mixed_worker(void *arg)
 		up.consistency_level = MURI__V1__CONSISTENCY_LEVEL__QUORUM;
 		up.timeout_ms = 30000;
 		ProtobufCMessage *resp = NULL;
-		if (call("/muri.v1.VectorStore/Update", &up.base, &muri__v1__write_response__descriptor, &resp, 60000) ||
+		if (gw_call(&gw, "Update", &up.base, &muri__v1__write_response__descriptor, &resp, 60000) ||
 		    ((Muri__V1__WriteResponse *)resp)->status != MURI__V1__WRITE_STATUS__SUCCESS)
 			j->failed = 1;
 		if (resp)
 			protobuf_c_message_free_unpacked(resp, NULL);
 		lat_add(&j->a, (now_s() - s) * 1e3);
-		char *did = ids[pool[npool - 1 - d]];
+		char *did = gw.ids[pool[npool - 1 - d]];
 		Muri__V1__DeleteRequest del = MURI__V1__DELETE_REQUEST__INIT;
 		del.collection = (char *)collection;
 		del.ids = &did;
@@ -324,7 +128,7 @@ static void *mixed_worker(void *arg)
 		del.timeout_ms = 30000;
 		resp = NULL;
 		s = now_s();
-		if (call("/muri.v1.VectorStore/Delete", &del.base, &muri__v1__delete_response__descriptor, &resp, 60000) ||
+		if (gw_call(&gw, "Delete", &del.base, &muri__v1__delete_response__descriptor, &resp, 60000) ||
 		    ((Muri__V1__DeleteResponse *)resp)->status != MURI__V1__WRITE_STATUS__SUCCESS ||
 		    ((Muri__V1__DeleteResponse *)resp)->deleted != 1)
 			j->failed = 1;
@@ -391,14 +195,11 @@ static void run_mixed(struct mres *r)
 	double el = now_s() - t0;
 	/* the queries answered at least once (searchers cycle through them) */
 	size_t hit = 0, seen = 0;
-	for (size_t q = 0; q < nq; q++) {
-		if (labels[q * K] < 0)
-			continue;
-		seen++;
-		for (int a = 0; a < K; a++)
-			for (int b = 0; b < K; b++)
-				hit += labels[q * K + a] >= 0 && labels[q * K + a] == truth[q * K + b];
-	}
+	for (size_t q = 0; q < nq; q++)
+		if (labels[q * K] >= 0) {
+			seen++;
+			hit += gw_hits(truth, labels, q);
+		}
 	r->search_recall = seen ? (double)hit / (double)(seen * K) : 0;
 	r->searches = s.n;
 	r->updates = u.n;
@@ -437,7 +238,7 @@ static int create_collection(int efs)
 	req.replication = (uint32_t)replication;
 	req.fragments = (uint32_t)fragments;
 	ProtobufCMessage *resp = NULL;
-	if (call("/muri.v1.VectorStore/CreateCollection", &req.base, &muri__v1__collection_info__descriptor, &resp,
+	if (gw_call(&gw, "CreateCollection", &req.base, &muri__v1__collection_info__descriptor, &resp,
 		 120000))
 		return -1;
 	protobuf_c_message_free_unpacked(resp, NULL);
@@ -451,7 +252,7 @@ static void describe(const char *when)
 	Muri__V1__DescribeCollectionRequest req = MURI__V1__DESCRIBE_COLLECTION_REQUEST__INIT;
 	req.name = (char *)collection;
 	ProtobufCMessage *resp = NULL;
-	if (call("/muri.v1.VectorStore/DescribeCollection", &req.base, &muri__v1__collection_info__descriptor, &resp,
+	if (gw_call(&gw, "DescribeCollection", &req.base, &muri__v1__collection_info__descriptor, &resp,
 		 30000))
 		return;
 	Muri__V1__CollectionInfo *ci = (Muri__V1__CollectionInfo *)resp;
@@ -462,75 +263,6 @@ static void describe(const char *when)
 		       (unsigned long long)f->log_size, (unsigned long long)f->vector_count);
 	}
 	protobuf_c_message_free_unpacked(resp, NULL);
-}
-
-static int insert_all(struct lat *l, double *vps)
-{
-	Muri__V1__Vector *vecs = calloc(nb, sizeof(*vecs));
-	Muri__V1__Vector **vp = calloc(nb, sizeof(*vp));
-	for (size_t i = 0; i < nb; i++) {
-		muri__v1__vector__init(&vecs[i]);
-		vecs[i].values = base + i * dim;
-		vecs[i].n_values = dim;
-		vp[i] = &vecs[i];
-	}
-	double t0 = now_s(), last = t0;
-	int rc = 0;
-	for (size_t s = 0; s < nb && rc == 0; s += (size_t)insert_batch) {
-		size_t n = nb - s < (size_t)insert_batch ? nb - s : (size_t)insert_batch;
-		Muri__V1__InsertRequest req = MURI__V1__INSERT_REQUEST__INIT;
-		req.collection = (char *)collection;
-		req.vectors = &vp[s];
-		req.n_vectors = n;
-		req.consistency_level = MURI__V1__CONSISTENCY_LEVEL__QUORUM;
-		req.timeout_ms = 120000;
-		ProtobufCMessage *resp = NULL;
-		double ts = now_s();
-		if (call("/muri.v1.VectorStore/Insert", &req.base, &muri__v1__write_response__descriptor, &resp, 180000))
-			return -1;
-		lat_add(l, (now_s() - ts) * 1e3);
-		Muri__V1__WriteResponse *w = (Muri__V1__WriteResponse *)resp;
-		if (w->status != MURI__V1__WRITE_STATUS__SUCCESS || w->n_vector_ids != n) {
-			fprintf(stderr, "Insert: status %d, %zu ids: %s\n", w->status, w->n_vector_ids, w->message);
-			rc = -1;
-		}
-		for (size_t i = 0; rc == 0 && i < n; i++)
-			snprintf(ids[s + i], sizeof(ids[0]), "%s", w->vector_ids[i]);
-		protobuf_c_message_free_unpacked(resp, NULL);
-		if (now_s() - last > 30) {
-			last = now_s();
-			fprintf(stderr, "  %zu rows inserted, %.0f s\n", s + n, last - t0);
-		}
-	}
-	*vps = (double)nb / (now_s() - t0);
-	free(vecs);
-	free(vp);
-	return rc;
-}
-
-static int status_detail(const char *target, const char *key, char *out, size_t len)
-{
-	cm_rpc_client *c = NULL;
-	char err[256];
-	cm_rpc_client_opts o = {.target = target};
-	if (cm_rpc_client_new(&o, &c, err, sizeof(err)) != CM_OK)
-		return -1;
-	Muri__V1__StatusRequest req = MURI__V1__STATUS_REQUEST__INIT;
-	ProtobufCMessage *resp = NULL;
-	cm_rpc_status st;
-	int rc = -1;
-	if (cm_rpc_unary(c, "/muri.v1.Indexer/Status", &req.base, &muri__v1__status_response__descriptor, &resp, 10000,
-			 &st) == CM_OK) {
-		Muri__V1__StatusResponse *s = (Muri__V1__StatusResponse *)resp;
-		for (size_t i = 0; i < s->n_details; i++)
-			if (strcmp(s->details[i]->key, key) == 0) {
-				snprintf(out, len, "%s", s->details[i]->value);
-				rc = 0;
-			}
-		protobuf_c_message_free_unpacked(resp, NULL);
-	}
-	cm_rpc_client_free(c);
-	return rc;
 }
 
 /* VmRSS or VmHWM of a process, in bytes (0 if unknown). */
@@ -658,7 +390,7 @@ int main(int argc, char **argv)
 	int exact = full > nb;
 	if (exact) {
 		fprintf(stderr, "ground truth: exact over the %zu rows used (faiss flat L2)\n", nb);
-		if (exact_truth() != 0)
+		if (gw_exact_truth(base, nb, queries, nq, dim, 0, threads, truth) != 0)
 			return 1;
 	} else {
 		for (size_t q = 0; q < nq; q++)
@@ -685,36 +417,25 @@ int main(int argc, char **argv)
 	fprintf(stderr, "in-process: built in %.0f s; efSearch %d gives recall %.4f\n", build_s, ir[pick].ef,
 		ir[pick].recall);
 	/* 2. load */
-	cm_rpc_client_opts o = {.target = target, .max_message = 256u << 20};
-	char err[256];
-	if (cm_rpc_client_new(&o, &gw, err, sizeof(err)) != CM_OK) {
-		fprintf(stderr, "%s\n", err);
+	if (gw_client_open(&gw, target, collection, nb, dim) != 0)
 		return 1;
-	}
+	gw.truth = truth;
+	gw.rpc_threads = rpc_threads;
+	gw.batch_queries = batch_queries;
 	if (create_collection(ir[pick].ef) != 0)
 		return 1;
-	ids = calloc(nb, sizeof(*ids));
 	struct lat ilat = {0};
 	double vps = 0;
 	fprintf(stderr, "inserting %zu rows at QUORUM, %d per Insert...\n", nb, insert_batch);
 	t0 = now_s();
-	if (insert_all(&ilat, &vps) != 0)
+	if (gw_insert_all(&gw, base, insert_batch, &ilat, &vps, 30) != 0)
 		return 1;
 	double ingest_s = now_s() - t0;
 	/* the rows are in the network now: 3 GB at 1M that the machine needs for the replicas */
 	free(base);
 	base = NULL;
-	sorted = malloc(nb * sizeof(int));
-	for (size_t i = 0; i < nb; i++)
-		sorted[i] = (int)i;
-	qsort(sorted, nb, sizeof(int), cmp_id);
-	char list[1024];
-	snprintf(list, sizeof(list), "%s", indexers);
-	for (char *save = NULL, *a = strtok_r(list, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
-		char backlog[32] = "";
-		while (status_detail(a, "index_backlog", backlog, sizeof(backlog)) == 0 && strcmp(backlog, "0") != 0)
-			nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 200000000}, NULL);
-	}
+	gw_sort_ids(&gw);
+	gw_wait_indexed(indexers);
 	double indexed_s = now_s() - t0;
 	phase[1] = indexed_s;
 	describe("after the load");
@@ -726,21 +447,14 @@ int main(int argc, char **argv)
 	fprintf(stderr, "indexed %.0f s after the first insert (ingest %.0f s); searching...\n", indexed_s, ingest_s);
 	/* 3. search */
 	t0 = now_s();
-	qvec = calloc(nq, sizeof(*qvec));
-	qptr = calloc(nq, sizeof(*qptr));
-	for (size_t q = 0; q < nq; q++) {
-		muri__v1__vector__init(&qvec[q]);
-		qvec[q].values = queries + q * dim;
-		qvec[q].n_values = dim;
-		qptr[q] = &qvec[q];
-	}
+	gw_client_set_queries(&gw, queries, NULL, nq);
 	static const int levels[2] = {MURI__V1__CONSISTENCY_LEVEL__ONE, MURI__V1__CONSISTENCY_LEVEL__QUORUM};
 	static const char *lname[2] = {"ONE", "QUORUM"};
-	struct gres gr[2][2];
+	struct gw_level gr[2][2];
 	int failed = 0;
 	for (int l = 0; l < 2; l++)
 		for (int b = 0; b < 2; b++) {
-			if (run_level(levels[l], b, &gr[l][b]) != 0) {
+			if (gw_run_level(&gw, levels[l], b, &gr[l][b]) != 0) {
 				fprintf(stderr, "%s %s: some calls failed (their queries count as misses)\n", lname[l],
 					b ? "SearchBatch" : "Search");
 				failed = 1;
@@ -758,7 +472,7 @@ int main(int argc, char **argv)
 	phase[3] = now_s() - t0;
 	failed |= mr.failed;
 	describe("after the mixed load");
-	cm_rpc_client_free(gw);
+	gw_client_free(&gw);
 
 	double load[3] = {0};
 	FILE *la = fopen("/proc/loadavg", "r");
