@@ -56,12 +56,14 @@ static void check_vector(const Muri__V1__Vector *v)
 	if (!v)
 		return;
 	char err[256] = "";
-	uint32_t dims[] = {(uint32_t)v->n_values, 1, 128};
-	for (size_t i = 0; i < sizeof dims / sizeof *dims; i++) {
-		err[0] = '\0';
-		if (gw_valid_vector(v, dims[i], "query", err, sizeof err) != CM_OK)
-			FUZZ_CHECK(err[0] != '\0');
-	}
+	uint32_t dims[] = {(uint32_t)v->n_values, 1, 128, (uint32_t)v->binary.len * 8};
+	int metrics[] = {MURI__V1__METRIC__L2, MURI__V1__METRIC__COSINE, MURI__V1__METRIC__HAMMING};
+	for (size_t i = 0; i < sizeof dims / sizeof *dims; i++)
+		for (size_t j = 0; j < sizeof metrics / sizeof *metrics; j++) {
+			err[0] = '\0';
+			if (gw_valid_vector(v, dims[i], metrics[j], "query", err, sizeof err) != CM_OK)
+				FUZZ_CHECK(err[0] != '\0');
+		}
 }
 
 static void check_fields(const ProtobufCMessage *m)
