@@ -198,12 +198,34 @@ static int refuse(gw_quota_refusal *why, const char *limit, double value, uint64
 	return CM_ERR_RANGE;
 }
 
+/* The stripe that holds key's account, and the key's hash. */
+static struct stripe *stripe_of(gw_quota *q, const uint8_t *key, uint64_t *h)
+{
+	crypto_shorthash((unsigned char *)h, key, GW_QUOTA_KEY_BYTES, q->hkey);
+	return &q->stripes[(*h >> 32) % GW_QUOTA_STRIPES];
+}
+
+/* The account's slot (found or added), stamped and refilled to now_us;
+ * NULL with the quota_accounts refusal when the stripe is full of busy
+ * accounts. Called with the stripe's lock held. */
+static gw_quota_slot *slot_for(gw_quota *q, struct stripe *st, const uint8_t *key, uint64_t h, uint64_t now_us,
+			       gw_quota_refusal *why)
+{
+	gw_quota_slot *s = find_or_add(q, st, key, h, now_us);
+	if (!s) {
+		refuse(why, "quota_accounts", (double)st->nslots * GW_QUOTA_STRIPES, 0, 0);
+		return NULL;
+	}
+	s->seen_us = now_us;
+	refill(s, &st->lim, now_us);
+	return s;
+}
+
 int gw_quota_admit(gw_quota *q, const uint8_t key[GW_QUOTA_KEY_BYTES], uint64_t now_us, const gw_quota_ask *ask,
 		   gw_quota_slot **held, gw_quota_refusal *why)
 {
 	uint64_t h;
-	crypto_shorthash((unsigned char *)&h, key, GW_QUOTA_KEY_BYTES, q->hkey);
-	struct stripe *st = &q->stripes[(h >> 32) % GW_QUOTA_STRIPES];
+	struct stripe *st = stripe_of(q, key, &h);
 	uint64_t batch = ask->queries && ask->top_k > UINT64_MAX / ask->queries ? UINT64_MAX : ask->queries * ask->top_k;
 	int rc = CM_OK;
 	pthread_mutex_lock(&st->mu);
@@ -220,14 +242,11 @@ int gw_quota_admit(gw_quota *q, const uint8_t key[GW_QUOTA_KEY_BYTES], uint64_t 
 		rc = refuse(why, "quota_vectors_burst", vec_burst(l), ask->vectors, 0);
 		goto out;
 	}
-	gw_quota_slot *s = find_or_add(q, st, key, h, now_us);
+	gw_quota_slot *s = slot_for(q, st, key, h, now_us, why);
 	if (!s) {
-		refuse(why, "quota_accounts", (double)st->nslots * GW_QUOTA_STRIPES, 0, 0);
 		rc = CM_ERR_TOOBIG;
 		goto out;
 	}
-	s->seen_us = now_us;
-	refill(s, l, now_us);
 	if (l->concurrent_calls && s->inflight >= l->concurrent_calls) {
 		rc = refuse(why, "quota_concurrent_calls", (double)l->concurrent_calls, 0, 0);
 		goto out;
@@ -257,8 +276,7 @@ int gw_quota_take_vectors(gw_quota *q, const uint8_t key[GW_QUOTA_KEY_BYTES], ui
 			  gw_quota_refusal *why)
 {
 	uint64_t h;
-	crypto_shorthash((unsigned char *)&h, key, GW_QUOTA_KEY_BYTES, q->hkey);
-	struct stripe *st = &q->stripes[(h >> 32) % GW_QUOTA_STRIPES];
+	struct stripe *st = stripe_of(q, key, &h);
 	int rc = CM_OK;
 	pthread_mutex_lock(&st->mu);
 	const gw_quota_limits *l = &st->lim;
@@ -268,14 +286,11 @@ int gw_quota_take_vectors(gw_quota *q, const uint8_t key[GW_QUOTA_KEY_BYTES], ui
 		rc = refuse(why, "quota_vectors_burst", vec_burst(l), n, 0);
 		goto out;
 	}
-	gw_quota_slot *s = find_or_add(q, st, key, h, now_us);
+	gw_quota_slot *s = slot_for(q, st, key, h, now_us, why);
 	if (!s) {
-		refuse(why, "quota_accounts", (double)st->nslots * GW_QUOTA_STRIPES, 0, 0);
 		rc = CM_ERR_TOOBIG;
 		goto out;
 	}
-	s->seen_us = now_us;
-	refill(s, l, now_us);
 	if (s->vec_tokens < (double)n - EPS) {
 		rc = refuse(why, "quota_vectors_per_second", l->vectors_per_second, n,
 			    wait_ms(s->vec_tokens, (double)n, l->vectors_per_second));
