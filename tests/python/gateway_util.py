@@ -2,6 +2,7 @@
 with the genesis and the owner account as its payer, and a VectorStore stub
 to it."""
 import grpc
+import pytest
 
 from conftest import CHANNEL_OPTIONS
 from sodium_keys import write_key_file
@@ -25,3 +26,22 @@ class Gateway:
 
     def close(self):
         self.channel.close()
+
+
+def gateway_net(servers, stubs, tmp_path, *args):
+    """A ChainNet with a Gateway started with args as net.gw, closed when the
+    generator resumes: a pytest fixture's body is `yield from` it."""
+    from chain_util import ChainNet
+    n = ChainNet(servers, stubs, tmp_path)
+    gw = Gateway(servers, stubs, n, tmp_path, args=args)
+    n.gw = gw
+    yield n
+    gw.close()
+    n.close()
+
+
+def code_of(fn):
+    """The status code and details of the RpcError fn() must raise."""
+    with pytest.raises(grpc.RpcError) as e:
+        fn()
+    return e.value.code(), e.value.details()

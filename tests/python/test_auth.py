@@ -13,10 +13,9 @@ import os
 import time
 
 import grpc
-import pytest
 
 from chain_util import CHAIN, ChainNet
-from gateway_util import Gateway
+from gateway_util import Gateway, code_of
 from ledger_util import Account, signed_tx
 from muri_util import wait_until
 from sodium_keys import sign
@@ -41,12 +40,6 @@ def bearer(key):
 
 def vec(tpb, x):
     return tpb.Vector(values=[float(x)] * D)
-
-
-def code_of(fn):
-    with pytest.raises(grpc.RpcError) as e:
-        fn()
-    return e.value.code(), e.value.details()
 
 
 def chain_height(gw, stubs):

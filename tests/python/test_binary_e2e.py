@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from chain_util import ChainNet
-from gateway_util import Gateway
+from gateway_util import Gateway, code_of, gateway_net
 from muri_util import dataset
 from test_dims import lift
 from test_indexer import start_indexer  # noqa: F401 (a fixture)
@@ -27,12 +27,7 @@ BITS = 384
 
 @pytest.fixture
 def net(servers, stubs, tmp_path):
-    n = ChainNet(servers, stubs, tmp_path)
-    gw = Gateway(servers, stubs, n, tmp_path, args=("--default-timeout-ms", "30000", "--import-schemes", "file"))
-    n.gw = gw
-    yield n
-    gw.close()
-    n.close()
+    yield from gateway_net(servers, stubs, tmp_path, "--default-timeout-ms", "30000", "--import-schemes", "file")
 
 
 def codes(x):
@@ -46,12 +41,6 @@ def hamming(base, q):
 
 def bvec(tpb, c):
     return tpb.Vector(binary=bytes(c))
-
-
-def code_of(fn):
-    with pytest.raises(grpc.RpcError) as e:
-        fn()
-    return e.value.code(), e.value.details()
 
 
 def recall(got, row_of, dist):

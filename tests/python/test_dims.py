@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from chain_util import ChainNet
-from gateway_util import Gateway
+from gateway_util import Gateway, code_of, gateway_net
 from muri_util import dataset, wait_until
 from test_indexer import start_indexer  # noqa: F401 (a fixture)
 
@@ -22,12 +22,7 @@ K = 10
 
 @pytest.fixture
 def net(servers, stubs, tmp_path):
-    n = ChainNet(servers, stubs, tmp_path)
-    gw = Gateway(servers, stubs, n, tmp_path, args=("--default-timeout-ms", "30000", "--import-schemes", "file"))
-    n.gw = gw
-    yield n
-    gw.close()
-    n.close()
+    yield from gateway_net(servers, stubs, tmp_path, "--default-timeout-ms", "30000", "--import-schemes", "file")
 
 
 def lift(x, dim, seed):
@@ -46,12 +41,6 @@ def cosine(base, q):
 
 def vec(tpb, v):
     return tpb.Vector(values=[float(x) for x in v])
-
-
-def code_of(fn):
-    with pytest.raises(grpc.RpcError) as e:
-        fn()
-    return e.value.code(), e.value.details()
 
 
 def create(stub, vpb, tpb, name, dim, kind):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from chain_util import ChainNet
-from gateway_util import Gateway
+from gateway_util import Gateway, code_of, gateway_net
 from muri_util import dataset
 
 COLL = "glove10k"
@@ -25,13 +25,8 @@ BATCH = 2500
 
 @pytest.fixture
 def net(servers, stubs, tmp_path):
-    n = ChainNet(servers, stubs, tmp_path)
     # calls that name no timeout get 20 s: the suite may run on a busy machine
-    gw = Gateway(servers, stubs, n, tmp_path, args=("--default-timeout-ms", "20000"))
-    n.gw = gw
-    yield n
-    gw.close()
-    n.close()
+    yield from gateway_net(servers, stubs, tmp_path, "--default-timeout-ms", "20000")
 
 
 def normalized(v):
@@ -55,12 +50,6 @@ def create(stub, vpb, tpb, name=COLL, dim=100, metric=None, fragments=2, replica
     return stub.CreateCollection(vpb.CreateCollectionRequest(
         name=name, dimension=dim, metric=metric or tpb.COSINE, index=tpb.IndexSpec(kind=tpb.FLAT),
         fragments=fragments, replication=replication), timeout=90)
-
-
-def code_of(fn):
-    with pytest.raises(grpc.RpcError) as e:
-        fn()
-    return e.value.code(), e.value.details()
 
 
 def test_gateway_end_to_end(net, servers, stubs, tmp_path):
@@ -218,13 +207,7 @@ def test_gateway_end_to_end(net, servers, stubs, tmp_path):
 
 @pytest.fixture
 def small(servers, stubs, tmp_path):
-    n = ChainNet(servers, stubs, tmp_path)
-    gw = Gateway(servers, stubs, n, tmp_path, args=("--max-batch", "100", "--max-queries", "20",
-                                                    "--default-timeout-ms", "20000"))
-    n.gw = gw
-    yield n
-    gw.close()
-    n.close()
+    yield from gateway_net(servers, stubs, tmp_path, "--max-batch", "100", "--max-queries", "20", "--default-timeout-ms", "20000")
 
 
 def test_gateway_bad_input_writes_nothing(small, stubs):

@@ -11,8 +11,7 @@ import grpc
 import numpy as np
 import pytest
 
-from chain_util import ChainNet
-from gateway_util import Gateway
+from gateway_util import gateway_net
 from muri_util import dataset
 
 COLL = "batched"
@@ -21,13 +20,7 @@ K = 10
 
 @pytest.fixture
 def net(servers, stubs, tmp_path):
-    n = ChainNet(servers, stubs, tmp_path)
-    gw = Gateway(servers, stubs, n, tmp_path, args=("--default-timeout-ms", "20000", "--queries-per-call", "7",
-                                                    "--max-queries", "40"))
-    n.gw = gw
-    yield n
-    gw.close()
-    n.close()
+    yield from gateway_net(servers, stubs, tmp_path, "--default-timeout-ms", "20000", "--queries-per-call", "7", "--max-queries", "40")
 
 
 def vec(pb, v):

@@ -16,9 +16,8 @@ import grpc
 import numpy as np
 import pytest
 
-from chain_util import ChainNet
 from conftest import BUILD
-from gateway_util import Gateway
+from gateway_util import gateway_net
 
 MURI = os.path.join(BUILD, "tools", "muri")
 
@@ -30,13 +29,7 @@ PAGE_MAX = 50
 
 @pytest.fixture
 def net(servers, stubs, tmp_path):
-    n = ChainNet(servers, stubs, tmp_path)
-    gw = Gateway(servers, stubs, n, tmp_path, args=("--default-timeout-ms", "20000",
-                                                    "--max-scroll-page", str(PAGE_MAX)))
-    n.gw = gw
-    yield n
-    gw.close()
-    n.close()
+    yield from gateway_net(servers, stubs, tmp_path, "--default-timeout-ms", "20000", "--max-scroll-page", str(PAGE_MAX))
 
 
 def scroll_all(stub, vpb, page_size, **kw):
