@@ -21,6 +21,30 @@ what=${1:-rpc}
 shift || true
 bash "$root/scripts/setup.sh" "$root/build" -Dtest_faults=false >/dev/null 2>&1
 export OMP_WAIT_POLICY=passive MURI_BUILD_ROOT="$root/build"
+
+# bench_env KNOWN OTHERS ARGS...: each "--name V" among ARGS whose name is in
+# KNOWN (a space-separated list) is exported as MURI_BENCH_<NAME> (upper case,
+# dashes to underscores); any other argument goes to the array extra when
+# OTHERS is "pass", and is refused otherwise.
+bench_env() {
+  local known=" $1 " others=$2 name
+  shift 2
+  extra=()
+  while [ $# -gt 0 ]; do
+    name=${1#--}
+    if [ "$name" != "$1" ] && [[ $known == *" $name "* ]] && [ $# -ge 2 ]; then
+      name=${name//-/_}
+      export "MURI_BENCH_${name^^}=$2"
+      shift 2
+    elif [ "$others" = pass ]; then
+      extra+=("$1")
+      shift
+    else
+      echo "unknown $what option: $1" >&2
+      exit 2
+    fi
+  done
+}
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB"
 case "$what" in
   rpc) exec "$root/build/tests/bench/rpc-bench" "$@" ;;
@@ -55,55 +79,24 @@ case "$what" in
     "$root/build/tests/bench/dims-bench" "${real[@]}" "$@"
     echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" ;;
   failover)
-    while [ $# -gt 0 ]; do
-      case "$1" in
-        --rounds) export MURI_BENCH_ROUNDS=$2; shift 2 ;;
-        --lease-ms) export MURI_BENCH_LEASE_MS=$2; shift 2 ;;
-        --suspect-ms) export MURI_BENCH_SUSPECT_MS=$2; shift 2 ;;
-        *) echo "unknown failover option: $1" >&2; exit 2 ;;
-      esac
-    done
+    bench_env "rounds lease-ms suspect-ms" refuse "$@"
     export MURI_SOURCE_ROOT="$root"
     cd "$root/build"
     exec /usr/bin/python3 -m pytest -q -s -p no:cacheprovider "$root/tests/python/bench_failover.py" ;;
   gateway)
-    extra=()
-    while [ $# -gt 0 ]; do
-      case "$1" in
-        --rows) export MURI_BENCH_ROWS=$2; shift 2 ;;
-        --queries) export MURI_BENCH_QUERIES=$2; shift 2 ;;
-        --ef-search) export MURI_BENCH_EF_SEARCH=$2; shift 2 ;;
-        --dataset) export MURI_BENCH_DATASET=$2; shift 2 ;;
-        *) extra+=("$1"); shift ;;
-      esac
-    done
+    bench_env "rows queries ef-search dataset" pass "$@"
     export MURI_BENCH_ARGS="${extra[*]:-}" MURI_SOURCE_ROOT="$root"
     export MURI_DATASETS=${MURI_DATASETS:-$root/../shared/datasets}
     cd "$root/build"
     exec /usr/bin/python3 -m pytest -q -s -p no:cacheprovider "$root/tests/python/bench_gateway.py" ;;
   fairness)
     # a well-behaved account's latency while another floods the gateway (per-account quotas)
-    while [ $# -gt 0 ]; do
-      case "$1" in
-        --searches) export MURI_BENCH_SEARCHES=$2; shift 2 ;;
-        --rate) export MURI_BENCH_GOOD_RATE=$2; shift 2 ;;
-        --flood-threads) export MURI_BENCH_FLOOD_THREADS=$2; shift 2 ;;
-        --quota-rps) export MURI_BENCH_QUOTA_RPS=$2; shift 2 ;;
-        *) echo "unknown fairness option: $1" >&2; exit 2 ;;
-      esac
-    done
+    bench_env "searches rate flood-threads quota-rps" refuse "$@"
     export MURI_SOURCE_ROOT="$root"
     cd "$root/build"
     exec /usr/bin/python3 -m pytest -q -s -p no:cacheprovider "$root/tests/python/bench_fairness.py" ;;
   binary)
-    while [ $# -gt 0 ]; do
-      case "$1" in
-        --rows) export MURI_BENCH_ROWS=$2; shift 2 ;;
-        --queries) export MURI_BENCH_QUERIES=$2; shift 2 ;;
-        --bits) export MURI_BENCH_BITS=$2; shift 2 ;;
-        *) echo "unknown binary option: $1" >&2; exit 2 ;;
-      esac
-    done
+    bench_env "rows queries bits" refuse "$@"
     export MURI_SOURCE_ROOT="$root" MURI_DATASETS=${MURI_DATASETS:-$root/../shared/datasets}
     echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
     cd "$root/build"
@@ -112,19 +105,9 @@ case "$what" in
   scale)
     # Fashion-MNIST grown to N rows by deformations (tests/bench/fashion_mnist_1m.py,
     # Debian's dataset-fashion-mnist), generated once and cached outside the clone
-    rows=1000000 queries=1000 min_free=4096
-    extra=()
-    while [ $# -gt 0 ]; do
-      case "$1" in
-        --rows) rows=$2; shift 2 ;;
-        --queries) queries=$2; shift 2 ;;
-        --replication) export MURI_BENCH_REPLICATION=$2; shift 2 ;;
-        --fragments) export MURI_BENCH_FRAGMENTS=$2; shift 2 ;;
-        --min-free-mb) min_free=$2; shift 2 ;;
-        --indexer-args) export MURI_BENCH_IX_ARGS=$2; shift 2 ;;
-        *) extra+=("$1"); shift ;;
-      esac
-    done
+    export MURI_BENCH_ROWS=1000000 MURI_BENCH_QUERIES=1000 MURI_BENCH_MIN_FREE_MB=4096
+    bench_env "rows queries replication fragments min-free-mb indexer-args" pass "$@"
+    rows=$MURI_BENCH_ROWS queries=$MURI_BENCH_QUERIES min_free=$MURI_BENCH_MIN_FREE_MB
     if [ ! -d /usr/share/datasets/fashion-mnist ]; then
       MURI_EXTRA_PACKAGES=dataset-fashion-mnist bash "$root/scripts/setup.sh" "$root/build" -Dtest_faults=false >/dev/null 2>&1 ||
         { echo "dataset-fashion-mnist could not be installed (apt-get install dataset-fashion-mnist)" >&2; exit 1; }

@@ -1,7 +1,7 @@
 """Fairness under a flood, with per-account quotas: one gateway (auth on,
 receipts off) over a network of 4 ledger replicas and 3 indexers, a
 collection of 1 fragment with 1,000 vectors of dimension 32. A well-behaved
-account searches sequentially at MURI_BENCH_GOOD_RATE searches a second
+account searches sequentially at MURI_BENCH_RATE searches a second
 (default 25) for MURI_BENCH_SEARCHES searches (default 200, top 10 at ONE),
 three times: on the idle gateway; while a second account floods it from
 MURI_BENCH_FLOOD_THREADS threads (default 16, in a process of its own, each
@@ -117,7 +117,7 @@ def test_bench_fairness(servers, stubs, tmp_path):
 
     vpb, tpb, lpb = stubs.vectorstore_pb2, stubs.types_pb2, stubs.ledger_pb2
     n = int(os.environ.get("MURI_BENCH_SEARCHES", "200"))
-    rate = float(os.environ.get("MURI_BENCH_GOOD_RATE", "25"))
+    rate = float(os.environ.get("MURI_BENCH_RATE", "25"))
     threads = int(os.environ.get("MURI_BENCH_FLOOD_THREADS", "16"))
     rps = float(os.environ.get("MURI_BENCH_QUOTA_RPS", "50"))
     net = ChainNet(servers, stubs, tmp_path)

@@ -10,7 +10,7 @@ Not part of the test suite (the file name does not match test_*.py). The
 options come from the environment (scripts/bench.sh sets them):
 MURI_BENCH_DATA (the dataset folder), MURI_BENCH_ROWS (0: all),
 MURI_BENCH_QUERIES, MURI_BENCH_REPLICATION, MURI_BENCH_FRAGMENTS,
-MURI_BENCH_IX_ARGS (more muri-indexer options, e.g. --persist-interval-ms),
+MURI_BENCH_INDEXER_ARGS (more muri-indexer options, e.g. --persist-interval-ms),
 MURI_BENCH_ARGS (more scale-bench options)."""
 import os
 import shutil
@@ -45,7 +45,7 @@ def test_scale_bench(servers, stubs, tmp_path):
     # and a slow backup is waited for, never replaced (drop_ms 0)
     net = ChainNet(servers, stubs, tmp_path, n_indexers=3,
                    ix_args=("--max-index-backlog", "0", "--repl-timeout-ms", "60000", "--drop-ms", "0",
-                            "--log-level", "warn", *env("MURI_BENCH_IX_ARGS", "").split()),
+                            "--log-level", "warn", *env("MURI_BENCH_INDEXER_ARGS", "").split()),
                    timing=("--lease-ms", "5000", "--suspect-ms", "30000"),
                    ledger_args=("--idle-when-final", "true"))
     gw = Gateway(servers, stubs, net, tmp_path, args=("--default-timeout-ms", "60000", "--try-timeout-ms", "30000",
