@@ -77,6 +77,16 @@ static int data_of(ix_service *s, cm_rpc_call *call, const char *magu, uint32_t 
 	return GRPC_STATUS_OK;
 }
 
+/* A read's checks (ixs_read_check: the caller's role and signed read) and
+ * then the fragment's data, for the proof RPCs. */
+static int checked_data(ix_service *s, cm_rpc_call *call, const char *method, const ProtobufCMessage *msg,
+			const Muri__V1__ReadAuth *auth, const char *magu, uint32_t fragment, ix_fragment **st)
+{
+	struct frag *f = ixs_find_frag(s, magu, fragment);
+	int code = ixs_read_check(s, call, method, msg, auth, magu, fragment, f, 1);
+	return code != GRPC_STATUS_OK ? code : data_of(s, call, magu, fragment, &f, st);
+}
+
 int ix_h_get_root(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
 {
 	ix_service *s = arg;
@@ -145,12 +155,8 @@ int ix_h_inclusion(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pr
 {
 	ix_service *s = arg;
 	const Muri__V1__InclusionProofRequest *req = (const Muri__V1__InclusionProofRequest *)msg;
-	struct frag *f = ixs_find_frag(s, req->magu, req->fragment);
-	int code = ixs_read_check(s, call, "InclusionProof", msg, req->auth, req->magu, req->fragment, f, 1);
-	if (code != GRPC_STATUS_OK)
-		return code;
 	ix_fragment *st;
-	code = data_of(s, call, req->magu, req->fragment, &f, &st);
+	int code = checked_data(s, call, "InclusionProof", msg, req->auth, req->magu, req->fragment, &st);
 	if (code != GRPC_STATUS_OK)
 		return code;
 	uint64_t L = ix_fragment_size(st);
@@ -178,12 +184,8 @@ int ix_h_consistency(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, 
 {
 	ix_service *s = arg;
 	const Muri__V1__ConsistencyProofRequest *req = (const Muri__V1__ConsistencyProofRequest *)msg;
-	struct frag *f = ixs_find_frag(s, req->magu, req->fragment);
-	int code = ixs_read_check(s, call, "ConsistencyProof", msg, req->auth, req->magu, req->fragment, f, 1);
-	if (code != GRPC_STATUS_OK)
-		return code;
 	ix_fragment *st;
-	code = data_of(s, call, req->magu, req->fragment, &f, &st);
+	int code = checked_data(s, call, "ConsistencyProof", msg, req->auth, req->magu, req->fragment, &st);
 	if (code != GRPC_STATUS_OK)
 		return code;
 	uint64_t L = ix_fragment_size(st);
@@ -212,12 +214,8 @@ int ix_h_challenge(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pr
 {
 	ix_service *s = arg;
 	const Muri__V1__ChallengeRequest *req = (const Muri__V1__ChallengeRequest *)msg;
-	struct frag *f = ixs_find_frag(s, req->magu, req->fragment);
-	int code = ixs_read_check(s, call, "Challenge", msg, req->auth, req->magu, req->fragment, f, 1);
-	if (code != GRPC_STATUS_OK)
-		return code;
 	ix_fragment *st;
-	code = data_of(s, call, req->magu, req->fragment, &f, &st);
+	int code = checked_data(s, call, "Challenge", msg, req->auth, req->magu, req->fragment, &st);
 	if (code != GRPC_STATUS_OK)
 		return code;
 	if (req->beacon.len != CM_HASH_BYTES)

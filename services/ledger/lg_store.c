@@ -163,10 +163,9 @@ static int ws_record(lg_store *s, enum table t, const col *keys, size_t nkeys, c
 	return CM_OK;
 }
 
-/* Inserts or replaces a row: cols[0..nkeys) are the key, bound as ?1.. in
- * column order with the rest. */
-int ls_write_row(lg_store *s, enum table t, enum stmt_id id, const col *cols, size_t nkeys,
-		     size_t ncols)
+/* Runs statement id once with cols bound as ?1.. (after the fault point);
+ * what names the step in the error. */
+static int step_bound(lg_store *s, enum stmt_id id, const col *cols, size_t ncols, const char *what)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -181,29 +180,22 @@ int ls_write_row(lg_store *s, enum table t, enum stmt_id id, const col *cols, si
 	}
 	rc = sqlite3_step(st);
 	ls_done(st);
-	if (rc != SQLITE_DONE)
-		return ls_db_err(s, "write");
-	return ws_record(s, t, cols, nkeys, cols + nkeys, ncols - nkeys);
+	return rc == SQLITE_DONE ? CM_OK : ls_db_err(s, what);
+}
+
+/* Inserts or replaces a row: cols[0..nkeys) are the key, bound as ?1.. in
+ * column order with the rest. */
+int ls_write_row(lg_store *s, enum table t, enum stmt_id id, const col *cols, size_t nkeys,
+		     size_t ncols)
+{
+	int rc = step_bound(s, id, cols, ncols, "write");
+	return rc != CM_OK ? rc : ws_record(s, t, cols, nkeys, cols + nkeys, ncols - nkeys);
 }
 
 int ls_delete_row(lg_store *s, enum table t, enum stmt_id id, const col *keys, size_t nkeys)
 {
-	sqlite3_stmt *st;
-	int rc;
-
-	if ((rc = ls_fault_point(s)) != CM_OK)
-		return rc;
-	if (!(st = ls_stmt(s, id)))
-		return CM_ERR_IO;
-	if (bind_cols(st, keys, nkeys) != SQLITE_OK) {
-		ls_done(st);
-		return ls_db_err(s, "bind");
-	}
-	rc = sqlite3_step(st);
-	ls_done(st);
-	if (rc != SQLITE_DONE)
-		return ls_db_err(s, "delete");
-	return ws_record(s, t, keys, nkeys, NULL, 0);
+	int rc = step_bound(s, id, keys, nkeys, "delete");
+	return rc != CM_OK ? rc : ws_record(s, t, keys, nkeys, NULL, 0);
 }
 
 /* ---- reading columns ---- */
