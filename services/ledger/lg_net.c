@@ -352,6 +352,24 @@ static int peer_replica(lg_net *net, cm_rpc_call *call, const char *method)
 			   hex, net->chain_id, method);
 }
 
+/* A refused consensus or relay message: counted, and failed with why. */
+static int rejected(lg_net *net, cm_rpc_call *call, int code, const char *why)
+{
+	atomic_fetch_add(&net->rejected, 1);
+	return cm_rpc_fail(call, code, "%s", why);
+}
+
+/* The empty ConsensusAck of a delivered message. */
+static int acked(cm_rpc_call *call, ProtobufCMessage **resp)
+{
+	Muri__V1__ConsensusAck *ack = cm_rpc_alloc(call, sizeof(*ack));
+	if (!ack)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	muri__v1__consensus_ack__init(ack);
+	*resp = &ack->base;
+	return GRPC_STATUS_OK;
+}
+
 static int on_deliver(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
 {
 	lg_net *net = arg;
@@ -377,18 +395,11 @@ static int on_deliver(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg,
 			code = GRPC_STATUS_UNAUTHENTICATED;
 		}
 	}
-	if (why) {
-		atomic_fetch_add(&net->rejected, 1);
-		return cm_rpc_fail(call, code, "%s", why);
-	}
+	if (why)
+		return rejected(net, call, code, why);
 	atomic_fetch_add(&net->received, 1);
 	net->deliver(net->arg, env->sender, env->message.data, env->message.len);
-	Muri__V1__ConsensusAck *ack = cm_rpc_alloc(call, sizeof(*ack));
-	if (!ack)
-		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-	muri__v1__consensus_ack__init(ack);
-	*resp = &ack->base;
-	return GRPC_STATUS_OK;
+	return acked(call, resp);
 }
 
 static int on_relay(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
@@ -418,18 +429,11 @@ static int on_relay(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, P
 			code = GRPC_STATUS_UNAUTHENTICATED;
 		}
 	}
-	if (why) {
-		atomic_fetch_add(&net->rejected, 1);
-		return cm_rpc_fail(call, code, "%s", why);
-	}
+	if (why)
+		return rejected(net, call, code, why);
 	atomic_fetch_add(&net->relay_received, req->n_txs);
 	net->relay(net->arg, req->sender, req->txs, req->n_txs);
-	Muri__V1__ConsensusAck *ack = cm_rpc_alloc(call, sizeof(*ack));
-	if (!ack)
-		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-	muri__v1__consensus_ack__init(ack);
-	*resp = &ack->base;
-	return GRPC_STATUS_OK;
+	return acked(call, resp);
 }
 
 static int on_fetch(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, ProtobufCMessage **resp)
