@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from chain_util import ChainNet
-from gateway_util import Gateway, code_of, gateway_net
-from muri_util import dataset
+from gateway_util import (Gateway, assert_only_liar_caught, code_of, gateway_net,
+                          require_test_lie, start_liar)
+from muri_util import dataset, wait_until
 from test_dims import lift
 from test_indexer import start_indexer  # noqa: F401 (a fixture)
 
@@ -274,19 +275,10 @@ def test_binary_byzantine_indexer(servers, stubs, tmp_path):
     gateway counts the liar's lies only, and a spot check proves a
     fabricated code false against the committed root (a format-2 leaf): the
     ledger jails the liar."""
-    import os
-    import subprocess
-    import urllib.request
-    from muri_util import wait_until
-    from test_indexer import EXE
-    if "--test-lie" not in subprocess.run([os.path.join(os.environ["MURI_BUILD_ROOT"], EXE), "--help"],
-                                          capture_output=True, text=True).stdout:
-        pytest.skip("the indexer's test_lie needs a build with -Dtest_faults=true")
+    require_test_lie()
     vpb, tpb, lpb = stubs.vectorstore_pb2, stubs.types_pb2, stubs.ledger_pb2
     net = ChainNet(servers, stubs, tmp_path, ix_args=("--root-every", "100", "--root-interval-ms", "200"))
-    liar = net.indexers[2]
-    liar.server.stop()
-    liar.server = servers("ix2-liar", liar.server.cmd[0], *liar.server.cmd[7:], "--test-lie", "mix")
+    liar = start_liar(servers, net, "mix")
     gw = Gateway(servers, stubs, net, tmp_path, args=("--default-timeout-ms", "20000", "--spot-permille", "1000"))
     try:
         stub = gw.stub
@@ -308,18 +300,7 @@ def test_binary_byzantine_indexer(servers, stubs, tmp_path):
                 d = hamming(base, q)
                 assert [x.distance for x in got.results] == list(np.sort(d)[:K]), level
                 assert all(d[row_of[x.id]] == x.distance for x in got.results)
-        liar_hex = net.ixacc[2].pk.hex()
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{gw.server.metrics_port}/metrics", timeout=10).read().decode()
-        lies = {line.split('node="')[1][:64]: float(line.split()[-1])
-                for line in metrics.splitlines() if line.startswith("muri_gateway_node_lies_total{")}
-        assert lies.get(liar_hex, 0) > 0, lies
-        assert all(v == 0 for k, v in lies.items() if k != liar_hex), lies
-
-        def jailed():
-            return net.lstubs[0].GetIndexer(lpb.IndexerRequest(pubkey=net.ixacc[2].pk), timeout=10).jailed
-        assert wait_until(jailed, timeout=60), "the ledger did not jail the liar"
-        assert not any(net.lstubs[0].GetIndexer(lpb.IndexerRequest(pubkey=a.pk), timeout=10).jailed
-                       for a in net.ixacc[:2])
+        assert_only_liar_caught(net, gw, lpb, liar)
     finally:
         gw.close()
         net.close()

@@ -24,7 +24,7 @@ import pytest
 
 from chain_util import CHAIN, ChainNet
 from conftest import BUILD
-from gateway_util import Gateway
+from gateway_util import Gateway, require_test_lie, start_liar
 from ledger_util import Account, free_ports, signed_tx
 from muri_util import wait_until
 
@@ -402,15 +402,10 @@ def test_console_shows_who_lied(servers, stubs, tmp_path):
     """One indexer of three fabricates answers (test_lie): after searches at
     ALL the gateway's merges prove its lies, and the page marks it (a badge
     on its node, its lies in the table) and no honest one."""
-    from test_indexer import EXE
-    if "--test-lie" not in subprocess.run([os.path.join(BUILD, EXE), "--help"], capture_output=True,
-                                          text=True).stdout:
-        pytest.skip("the indexer's test_lie needs a build with -Dtest_faults=true")
+    require_test_lie()
     vpb, tpb = stubs.vectorstore_pb2, stubs.types_pb2
     net = ChainNet(servers, stubs, tmp_path)
-    liar = net.indexers[2]
-    liar.server.stop()
-    liar.server = servers("ix2-liar", liar.server.cmd[0], *liar.server.cmd[7:], "--test-lie", "fabricate")
+    start_liar(servers, net, "fabricate")
     (cport,) = free_ports(1)
     gw = Gateway(servers, stubs, net, tmp_path, args=("--console-listen", f"127.0.0.1:{cport}",
                                                       "--default-timeout-ms", "20000", "--spot-permille", "0"))

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from chain_util import ChainNet
-from gateway_util import Gateway, code_of, gateway_net
-from muri_util import dataset
+from gateway_util import (Gateway, assert_only_liar_caught, code_of, gateway_net, metric_sum,
+                          require_test_lie, start_liar)
+from muri_util import dataset, wait_until
 
 COLL = "glove10k"
 K = 10
@@ -435,19 +436,10 @@ def test_gateway_byzantine_indexer(servers, stubs, tmp_path):
     are still the exact top k, the gateway counts the liar's lies in its
     node metrics and asks it last, and a spot check proves an answer false
     against the committed root and reports it: the ledger jails the liar."""
-    import os
-    import subprocess
-    import urllib.request
-    from muri_util import wait_until
-    from test_indexer import EXE
-    if "--test-lie" not in subprocess.run([os.path.join(os.environ["MURI_BUILD_ROOT"], EXE), "--help"],
-                                          capture_output=True, text=True).stdout:
-        pytest.skip("the indexer's test_lie needs a build with -Dtest_faults=true")
+    require_test_lie()
     vpb, tpb, lpb = stubs.vectorstore_pb2, stubs.types_pb2, stubs.ledger_pb2
     net = ChainNet(servers, stubs, tmp_path, ix_args=("--root-every", "100", "--root-interval-ms", "200"))
-    liar = net.indexers[2]
-    liar.server.stop()
-    liar.server = servers("ix2-liar", liar.server.cmd[0], *liar.server.cmd[7:], "--test-lie", "fabricate")
+    liar = start_liar(servers, net, "fabricate")
     gw = Gateway(servers, stubs, net, tmp_path, args=("--default-timeout-ms", "20000", "--spot-permille", "1000"))
     try:
         stub = gw.stub
@@ -467,24 +459,10 @@ def test_gateway_byzantine_indexer(servers, stubs, tmp_path):
             for q, got in zip(queries, res.results):
                 want = list(np.argsort(((base - q) ** 2).sum(axis=1), kind="stable")[:K])
                 assert [row_of[x.id] for x in got.results] == want, level
-        liar_hex = net.ixacc[2].pk.hex()
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{gw.server.metrics_port}/metrics", timeout=10).read().decode()
-        lies = {line.split('node="')[1][:64]: float(line.split()[-1])
-                for line in metrics.splitlines() if line.startswith("muri_gateway_node_lies_total{")}
-        assert lies.get(liar_hex, 0) > 0, lies
-        assert all(v == 0 for k, v in lies.items() if k != liar_hex), lies
-
-        def jailed():
-            return net.lstubs[0].GetIndexer(lpb.IndexerRequest(pubkey=net.ixacc[2].pk), timeout=10).jailed
-        assert wait_until(jailed, timeout=60), "the ledger did not jail the liar"
-        assert not any(net.lstubs[0].GetIndexer(lpb.IndexerRequest(pubkey=a.pk), timeout=10).jailed
-                       for a in net.ixacc[:2])
+        assert_only_liar_caught(net, gw, lpb, liar)
         # the spot checks' proofs came from the honest replicas, which answer
         # the gateway's signed reads because the genesis lists its key
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{gw.server.metrics_port}/metrics", timeout=10).read().decode()
-        proven = sum(float(line.split()[-1]) for line in metrics.splitlines()
-                     if line.startswith("muri_gateway_spot_false_total"))
-        assert proven > 0, "no spot check proved an answer false with an inclusion proof"
+        assert metric_sum(gw, "muri_gateway_spot_false_total") > 0, "no spot check proved an answer false with an inclusion proof"
     finally:
         gw.close()
         net.close()
