@@ -857,6 +857,11 @@ static void test_determinism(void)
 	digest(&bch, db);
 	digest(&r, dr);
 	TAP_CHECK(memcmp(da, db, 32) == 0 && memcmp(da, dr, 32) == 0);
+	uint8_t fin[32];
+	char finh[65];
+	lg_state_root(a.st, fin);
+	cm_hex(finh, fin, 32);
+	printf("# state root at height %d: %s\n", blocks, finh); /* the same before and after a change of placement */
 	printf("# %d blocks: %d txs committed, %d failed\n", blocks, committed, failed);
 	TAP_CHECK(committed > 500 && failed > 200);
 	/* the run exercised Magus, roots and challenges */
