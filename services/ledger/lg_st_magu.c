@@ -414,9 +414,14 @@ static int leave_magu(lg_state *st, const lg_slot *held, const uint8_t *pk, int 
 	    (rc = lg_store_indexer_active(st->store, &act, &na)) != CM_OK ||
 	    (rc = lg_store_fragments_of(st->store, m.name, &fr, &nf)) != CM_OK)
 		goto out;
-	for (size_t i = 0; i < nf; i++) /* what the seat's new holder takes over */
-		if (lg_st_replica_index(&fr[i], pk) >= 0)
+	for (size_t i = 0; i < nf && rc == CM_OK; i++) { /* what the seat's new holder takes over */
+		int retired = 0;
+		if (lg_st_replica_index(&fr[i], pk) >= 0 &&
+		    (rc = lg_st_split_retired(st, m.name, fr[i].fragment, &retired)) == CM_OK && !retired)
 			take = lg_fill_add(take, fit_bytes(&ft, &m, fr[i].committed_size));
+	}
+	if (rc != CM_OK)
+		goto out;
 	if (!(cand = malloc((na ? na : 1) * sizeof(*cand)))) {
 		rc = CM_ERR_NOMEM;
 		goto out;

@@ -17,6 +17,7 @@ MURI_BENCH_EF_SEARCH (default 64)."""
 import os
 import time
 
+import grpc
 import numpy as np
 
 from chain_util import ChainNet
@@ -27,6 +28,7 @@ OVERHEAD = 768   # the ledger's default record_overhead
 FILL_DIM = 256
 BATCH = 2000
 K = 10
+ROOT_EVERY = 500  # the indexer's root_every here: roots cover the log in steps of it
 
 
 def env(name, default):
@@ -55,7 +57,7 @@ def test_fill_bench(servers, stubs, tmp_path):
     print(f"searched: glove-100-angular first {rows} rows ({rows * rec_s} bytes by the chain's estimate); "
           f"capacity {capacity} bytes; filler {FILL_DIM}-d, {rec_f} bytes a record")
     net = ChainNet(servers, stubs, tmp_path, n_indexers=1, capacity=capacity,
-                   ix_args=("--max-index-backlog", "0", "--log-level", "warn", "--root-every", "500",
+                   ix_args=("--max-index-backlog", "0", "--log-level", "warn", "--root-every", str(ROOT_EVERY),
                             "--root-interval-ms", "200"),
                    ledger_args=("--idle-when-final", "true"))
     gw = Gateway(servers, stubs, net, tmp_path, args=("--default-timeout-ms", "60000", "--log-level", "warn"))
@@ -73,7 +75,8 @@ def test_fill_bench(servers, stubs, tmp_path):
             assert r.status == vpb.SUCCESS, r.message
 
     def settle(want_used):
-        # the chain's figure follows committed roots: wait until it covers the log
+        # the chain's figure follows committed roots (each a multiple of
+        # ROOT_EVERY records): wait until it covers what was written
         assert wait_until(lambda: info().used_bytes >= want_used, timeout=300), (info(), want_used)
         return info()
 
@@ -121,19 +124,28 @@ def test_fill_bench(servers, stubs, tmp_path):
         nb = base / np.linalg.norm(base, axis=1, keepdims=True)
         nqv = queries / np.linalg.norm(queries, axis=1, keepdims=True)
         truth = [set(t) for t in np.argsort(-(nqv @ nb.T), axis=1)[:, :K].tolist()]
-        settle(rows * rec_s)
+        settle(rows // ROOT_EVERY * ROOT_EVERY * rec_s)
         rng = np.random.default_rng(16)
         results, filled = [], 0
         for target in (400, 800):
             need = target * capacity // 1000 - info().used_bytes
             n = max(0, -(-need // rec_f))
+            n = -(-n // ROOT_EVERY) * ROOT_EVERY  # whole root steps, so the chain's figure gets there
             insert("filler", rng.normal(size=(n, FILL_DIM)).astype(np.float32))
             filled += n
-            x = settle(rows * rec_s + filled * rec_f)
+            x = settle(rows // ROOT_EVERY * ROOT_EVERY * rec_s + filled * rec_f)
             assert x.fill_permille >= target, x
             time.sleep(2)  # the filler's index catches up
             results.append(measure(f"{target // 10}%"))
         a, b = results
+        # at 80% the node is full for new placements: a collection that needs it is refused
+        try:
+            gw.stub.CreateCollection(vpb.CreateCollectionRequest(name="late", dimension=100, metric=tpb.COSINE,
+                                                                 fragments=1, replication=1), timeout=120)
+            raise AssertionError("a collection was placed on a node at max_fill")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.FAILED_PRECONDITION and "capacity" in e.details(), e
+            print(f"CreateCollection at {b['fill']:.1f}%: {e.code().name}: {e.details()}")
         print(f"\n| chain fill | used bytes | search p50 ms | p99 ms | QPS | CPU/search indexer us | "
               f"gateway us | recall@10 | load average |")
         print("|---|---|---|---|---|---|---|---|---|")
