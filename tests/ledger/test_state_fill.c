@@ -3,7 +3,8 @@
  * retired parent as GetIndexer shows them; an indexer at max_fill gets no
  * seat of a new Magu and no split half; CreateMagu fails naming capacity
  * when too few indexers have room; a replacement member is one with room;
- * with nobody able to take a split half the halves still get replicas; and
+ * a joining member takes fragments only while it has room; with nobody able
+ * to take a split half the halves still get replicas; and
  * two chains that apply the same blocks (seeded at random too) place alike. */
 #include "st_chain.h"
 #include "lg_fill.h"
@@ -443,6 +444,55 @@ static void test_replacement(void)
 	chain_close(&wz);
 }
 
+/* A new member takes the fragments that rank its seat first only while it
+ * has room: "m" (16 fragments x 1, 100 records each) over 2 of its 16 seats;
+ * N joins with room for 150 records (120 below max_fill) and takes one
+ * fragment, where with room for all it takes more (the control chain). */
+static int join_chain(const char *name, uint64_t ncap)
+{
+	tchain c, z;
+	tblock b = {0};
+	gtext g;
+	char zn[64];
+	cm_merkle *log = make_log(100, "j");
+	const int N = 5;
+	int got = 0;
+
+	snprintf(zn, sizeof(zn), "%sz", name);
+	g_base(&g);
+	g_indexer_cap(&g, 0, REC * 10000, 5000);
+	g_indexer_cap(&g, 1, REC * 10000, 5000);
+	g_account(&g, N, 1000000);
+	g_account(&g, K_ACC0, 100000000);
+	gl(&g, "param.record_overhead = 0");
+	if (chain_open(&c, name, &g) != CM_OK || chain_open(&z, zn, &g) != CM_OK)
+		return -1;
+	add_create(&c, &b, K_ACC0, "m", 16, 1, 100, NULL);
+	TAP_EQ(commit2(&c, &z, &b), CM_OK);
+	for (uint32_t f = 0; f < 16; f++)
+		add_commit_root(&c, &b, replica1(&c, "m", f), "m", f, log, 0, 100, NULL);
+	TAP_EQ(commit2(&c, &z, &b), CM_OK);
+	add_register_cap(&c, &b, N, ncap, NULL);
+	add_stake(&c, &b, N, 5000, 0, NULL);
+	TAP_EQ(commit2(&c, &z, &b), CM_OK);
+	TAP_CHECK(same_root(&c, &z));
+	for (uint32_t f = 0; f < 16; f++)
+		got += replica1(&c, "m", f) == N;
+	TAP_CHECK(used_of(&c, N) == (uint64_t)got * 100 * REC);
+	cm_merkle_free(log);
+	chain_close(&c);
+	chain_close(&z);
+	return got;
+}
+
+static void test_join(void)
+{
+	int small = join_chain("join", REC * 150), wide = join_chain("joinwide", REC * 10000);
+	printf("# the new member takes %d fragments with room for 120 records, %d with room for all\n", small, wide);
+	TAP_EQ(small, 1);
+	TAP_CHECK(wide >= 2);
+}
+
 /* Seeded: random capacities, Magus, roots and unstakes on two chains; their
  * state roots agree after every block, and no new Magu seats an indexer at
  * max_fill. */
@@ -527,6 +577,7 @@ int main(void)
 	TAP_RUN(test_full_skipped);
 	TAP_RUN(test_split_halves);
 	TAP_RUN(test_replacement);
+	TAP_RUN(test_join);
 	TAP_RUN(test_seeded);
 	return st_finish();
 }
