@@ -95,8 +95,13 @@ case "$what" in
       esac
     done
     export MURI_SOURCE_ROOT="$root" MURI_DATASETS=${MURI_DATASETS:-$root/../shared/datasets}
+    # a folder of its own: other pytest runs on the machine prune the shared /tmp/pytest-of-$USER
+    run=${MURI_BENCH_RUN_DIR:-$HOME/.cache/muri/fill-run}
     cd "$root/build"
-    exec /usr/bin/python3 -m pytest -q -s -p no:cacheprovider "$root/tests/python/bench_fill.py" ;;
+    rc=0
+    /usr/bin/python3 -m pytest -q -s -p no:cacheprovider --basetemp "$run" "$root/tests/python/bench_fill.py" || rc=$?
+    rm -rf "$run"
+    exit $rc ;;
   fairness)
     # a well-behaved account's latency while another floods the gateway (per-account quotas)
     while [ $# -gt 0 ]; do
