@@ -239,7 +239,8 @@ static void full_chain(const char *name, uint64_t records, int *X, uint8_t hb[32
 
 /* An indexer at max_fill (80 of 100 records) is no member of a new Magu and
  * replicates none of its fragments, and a Magu that needs it fails naming
- * capacity; one record below max_fill it is placed as before. */
+ * capacity; one record below max_fill it is placed as before, and at 80%
+ * once governance raised max_fill to 90%. */
 static void test_full_skipped(void)
 {
 	tchain c, z, d, dz;
@@ -274,6 +275,22 @@ static void test_full_skipped(void)
 		TAP_EQ(fr.nreplicas, 3);
 		TAP_CHECK(!holds(&fr, X));
 	}
+
+	/* governance raises max_fill to 90%: X (at 80%) has room again and the
+	 * Magu that needs all four indexers is created */
+	tblock b = {0};
+	uint8_t hd[32];
+	uint64_t at = lg_state_height(c.st) + 3;
+	add_propose(&c, &b, 0, "max_fill", 900, at, NULL);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	for (int k = 0; k < 4; k++)
+		add_vote(&c, &b, k, 1, 1, NULL);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	advance_to(&c, at);
+	TAP_EQ(lg_state_param(c.st, "max_fill"), 900);
+	add_create(&c, &b, K_ACC0, "d", 1, 4, 100, hd);
+	TAP_EQ(commit(&c, &b), CM_OK);
+	TAP_COMMITTED(&c, hd);
 
 	/* at 79 records X has room: "c" takes all four, "b" seats all four */
 	full_chain("full79", 79, &Y, hb2, hc2, &d, &dz);
