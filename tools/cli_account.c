@@ -290,10 +290,11 @@ int cli_cmd_indexer(int argc, char **argv)
 			Muri__V1__IndexerInfo *x = (Muri__V1__IndexerInfo *)resp;
 			char hex[2 * CM_PK_BYTES + 1];
 			cm_hex(hex, pk, CM_PK_BYTES);
-			printf("pubkey    %s\naddress   %s\ncapacity  %llu\nstake     %llu\nfailures  %u\nactive    %s\n"
-			       "jailed    %s\n",
-			       hex, x->address, (unsigned long long)x->capacity_bytes, (unsigned long long)x->stake,
-			       x->failures, x->active ? "yes" : "no", x->jailed ? "yes" : "no");
+			printf("pubkey    %s\naddress   %s\ncapacity  %llu\nused      %llu\nfill      %u.%u%%\n"
+			       "stake     %llu\nfailures  %u\nactive    %s\njailed    %s\n",
+			       hex, x->address, (unsigned long long)x->capacity_bytes, (unsigned long long)x->used_bytes,
+			       x->fill_permille / 10, x->fill_permille % 10, (unsigned long long)x->stake, x->failures,
+			       x->active ? "yes" : "no", x->jailed ? "yes" : "no");
 			protobuf_c_message_free_unpacked(resp, NULL);
 		}
 	} else {

@@ -244,8 +244,10 @@ unsigned gw_api_node(gw_console_api *a, const char *hex, FILE *f)
 				  (ProtobufCMessage **)&info, &st) == CM_OK && info) {
 		fputs(",\"indexer\":{\"addr\":", f);
 		gw_json_str(f, info->address);
-		fprintf(f, ",\"capacity_bytes\":%llu,\"stake\":%llu,\"failures\":%u,\"active\":%s,\"jailed\":%s}",
-			(unsigned long long)info->capacity_bytes, (unsigned long long)info->stake, info->failures,
+		fprintf(f, ",\"capacity_bytes\":%llu,\"used_bytes\":%llu,\"fill_permille\":%u,\"stake\":%llu,"
+			"\"failures\":%u,\"active\":%s,\"jailed\":%s}",
+			(unsigned long long)info->capacity_bytes, (unsigned long long)info->used_bytes,
+			info->fill_permille, (unsigned long long)info->stake, info->failures,
 			info->active ? "true" : "false", info->jailed ? "true" : "false");
 		protobuf_c_message_free_unpacked(&info->base, NULL);
 		Muri__V1__ChallengesRequest cr = MURI__V1__CHALLENGES_REQUEST__INIT;

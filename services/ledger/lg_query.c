@@ -3,10 +3,13 @@
  * it read (ReadAt: the head height and state root of that snapshot). Lists
  * are paged with opaque tokens and bounded. */
 #include "lg_query.h"
+#include "lg_fill.h"
 #include "cm_bytes.h"
 #include "cm_err.h"
+#include "lg_state.h"
 #include "lg_tx.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +69,23 @@ static int q_account(lg_store *s, const uint8_t pk[CM_PK_BYTES], Muri__V1__Accou
 	return CM_OK;
 }
 
+/* A parameter's value in the store, or its default without a row. */
+static int param_of(lg_store *s, const char *name, int64_t *v)
+{
+	lg_named *p = NULL;
+	size_t n;
+	const lg_param_def *d = lg_param_find(name);
+	int rc = lg_store_params(s, &p, &n);
+	if (rc != CM_OK)
+		return rc;
+	*v = d ? d->def : 0;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(p[i].name, name) == 0)
+			*v = p[i].value;
+	free(p);
+	return CM_OK;
+}
+
 static int q_indexer(lg_store *s, const uint8_t pk[CM_PK_BYTES], Muri__V1__IndexerInfo **out)
 {
 	lg_indexer ix;
@@ -79,10 +99,17 @@ static int q_indexer(lg_store *s, const uint8_t pk[CM_PK_BYTES], Muri__V1__Index
 		a.staked = 0;
 	else if (rc != CM_OK)
 		return rc;
+	int64_t overhead;
+	uint64_t used;
+	if ((rc = param_of(s, "record_overhead", &overhead)) != CM_OK ||
+	    (rc = lg_fill_used_of(s, (uint64_t)overhead, pk, &used)) != CM_OK)
+		return rc;
 	if (!(m = malloc(sizeof(*m))))
 		return CM_ERR_NOMEM;
 	muri__v1__indexer_info__init(m);
 	m->capacity_bytes = ix.capacity;
+	m->used_bytes = used;
+	m->fill_permille = lg_fill_permille(used, ix.capacity);
 	m->stake = a.staked;
 	m->failures = ix.failures > UINT32_MAX ? UINT32_MAX : (uint32_t)ix.failures;
 	m->active = ix.active;
@@ -285,6 +312,25 @@ static int q_params(lg_store *s, Muri__V1__Params **out)
 
 	if ((rc = lg_store_params(s, &p, &n)) != CM_OK)
 		return rc;
+	/* a parameter with no row (added after the chain began, lg_state.c)
+	 * reads as its default */
+	lg_named *all = realloc(p, (n + lg_param_count() + 1) * sizeof(*p));
+	if (!all) {
+		free(p);
+		return CM_ERR_NOMEM;
+	}
+	p = all;
+	for (size_t i = 0, n0 = n; i < lg_param_count(); i++) {
+		const lg_param_def *d = lg_param_at(i);
+		size_t j = 0;
+		while (j < n0 && strcmp(p[j].name, d->name) != 0)
+			j++;
+		if (j == n0) {
+			memset(&p[n], 0, sizeof(p[n]));
+			snprintf(p[n].name, sizeof(p[n].name), "%s", d->name);
+			p[n++].value = d->def;
+		}
+	}
 	if (!(m = malloc(sizeof(*m)))) {
 		free(p);
 		return CM_ERR_NOMEM;

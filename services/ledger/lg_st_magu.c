@@ -1,6 +1,7 @@
 /* The state machine's Magus and placement: creation (members drawn by
  * stake from the beacon, fragments placed on member slots), drop, the
- * membership changes that follow an indexer's activity, and failover.
+ * membership changes that follow an indexer's activity, a primary's request to
+ * drop a backup (failover reports: lg_st_failover.c), and the fill limit.
  *
  * Membership. A Magu has `slots` member seats, min(fragments x replication,
  * magu_max_members) but at least replication, filled at creation by a
@@ -19,10 +20,24 @@
  * Hand-over. A member that unstakes (not one jailed or dropped) stays a
  * replica of each of its fragments that got a new replica, marked leaving
  * (lg_st_handover.c), until the new replicas signed a root of the hand-over
- * epoch or handover_deadline blocks passed; only then is it removed. */
+ * epoch or handover_deadline blocks passed; only then is it removed.
+ *
+ * Fill (lg_fill.h). No placement takes an indexer to max_fill (per mille of
+ * its registered capacity) by the state's own estimate of its used bytes:
+ * CreateMagu draws its members among the active indexers below max_fill (and
+ * fails, naming capacity, with fewer than replication of them); a
+ * replacement member is drawn among the candidates that can take the
+ * leaver's fragments; a joining indexer at max_fill takes no seat; and a
+ * fragment's new replicas are its best-ranked seats whose holders can take
+ * its expected bytes (its committed size, a split half's half of the
+ * parent's) or hold it already. When fewer than replication seats qualify,
+ * the best-ranked others make up the set, in ring order after those that
+ * qualify (a fragment is never left without replicas). With every indexer
+ * below max_fill every step is the plain rendezvous placement above. */
 #include "lg_state_int.h"
 #include "cm_fragment.h"
 #include "cm_ring.h"
+#include "lg_fill.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,27 +155,125 @@ static int slot_ring_build(slot_ring *sr, const char *magu, const lg_slot *slots
 	return CM_OK;
 }
 
-/* The replicas of a fragment, in ring order: the holders of the r best slots. */
-static int place_fragment(const slot_ring *sr, const char *magu, uint32_t fragment, uint32_t r,
-			  uint8_t out[][LG_KEY_BYTES], uint32_t *n)
+/* ---- fill: who can take how many more bytes ---- */
+
+typedef struct fit {
+	lg_fill_table t;
+	uint64_t max_fill, overhead;
+} fit;
+
+static int fit_open(lg_state *st, fit *ft)
+{
+	ft->max_fill = lg_st_pu(st, P_MAX_FILL);
+	ft->overhead = lg_st_pu(st, P_RECORD_OVERHEAD);
+	return lg_fill_build(st->store, ft->overhead, &ft->t);
+}
+
+/* *ok: pk can take add more bytes and stay below max_fill. */
+static int fit_ok(lg_state *st, const fit *ft, const uint8_t *pk, uint64_t add, int *ok)
+{
+	lg_indexer ix;
+	int rc = lg_store_indexer_get(st->store, pk, &ix);
+	if (rc == CM_ERR_NOTFOUND) {
+		*ok = 1;
+		return CM_OK;
+	}
+	if (rc == CM_OK)
+		*ok = lg_fill_fits(lg_fill_used(&ft->t, pk), add, ix.capacity, ft->max_fill);
+	return rc;
+}
+
+/* The estimated bytes of records records of m. */
+static uint64_t fit_bytes(const fit *ft, const lg_magu *m, uint64_t records)
+{
+	return lg_fill_mul(records, lg_fill_record_bytes(m->dimension, m->metric, ft->overhead));
+}
+
+/* All of sr's slots in ring order for key k (ties as cm_ring_place). */
+static int rank_all(const slot_ring *sr, const pkey *k, size_t *order, size_t *got)
+{
+	cm_ring_node *nodes = malloc(sr->n * sizeof(*nodes));
+	size_t have = 0, idx[CM_RING_MAX_R], c;
+	int rc = CM_OK;
+	if (!nodes)
+		return CM_ERR_NOMEM;
+	memcpy(nodes, sr->nodes, sr->n * sizeof(*nodes));
+	while (have < sr->n) {
+		if ((rc = cm_ring_place(nodes, sr->n, k->b, k->n, CM_RING_MAX_R, idx, &c)) != CM_OK || c == 0)
+			break;
+		for (size_t j = 0; j < c; j++) {
+			order[have++] = idx[j];
+			nodes[idx[j]].weight = 0;
+		}
+	}
+	free(nodes);
+	*got = have;
+	return rc;
+}
+
+/* The replicas of fragment of m, best first: the holders of the r best
+ * slots that can take add bytes (or are in cur, a replica set that holds it
+ * already; NULL for a new fragment), then, when fewer qualify, the best of
+ * the others (*over counts them). New replicas are charged add in ft. With
+ * every holder able, this is the plain top r of the ring. */
+static int place_fragment(lg_state *st, fit *ft, const slot_ring *sr, const lg_magu *m, uint32_t fragment,
+			  uint64_t add, const lg_fragment *cur, uint8_t out[][LG_KEY_BYTES], uint32_t *n,
+			  uint32_t *over)
 {
 	pkey k;
 	uint8_t fb[4];
-	size_t idx[CM_RING_MAX_R], c = 0;
-	int rc;
+	size_t idx[CM_RING_MAX_R], c = 0, *order = NULL, no = 0, sel[LG_MAX_REPLICAS], ns = 0;
+	uint32_t r = m->replication, nok = 0;
+	int rc, *ok = NULL;
 
 	*n = 0;
+	*over = 0;
 	if (sr->n == 0)
 		return CM_OK;
-	pkey_init(&k, "muri.fragment", magu);
+	pkey_init(&k, "muri.fragment", m->name);
 	cm_put_be32(fb, fragment);
 	pkey_add(&k, fb, sizeof(fb));
 	if ((rc = cm_ring_place(sr->nodes, sr->n, k.b, k.n, r, idx, &c)) != CM_OK)
 		return rc;
-	for (size_t i = 0; i < c; i++)
-		memcpy(out[i], sr->holders[idx[i]], LG_KEY_BYTES);
-	*n = (uint32_t)c;
-	return CM_OK;
+	if (!(ok = calloc(sr->n, sizeof(*ok))) || !(order = malloc(sr->n * sizeof(*order)))) {
+		rc = CM_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < c && rc == CM_OK; i++) {
+		const uint8_t *h = sr->holders[idx[i]];
+		if (!(ok[idx[i]] = cur && lg_st_replica_index(cur, h) >= 0))
+			rc = fit_ok(st, ft, h, add, &ok[idx[i]]);
+		nok += ok[idx[i]] ? 1 : 0;
+		sel[ns++] = idx[i];
+	}
+	if (rc == CM_OK && nok < c) { /* some of the best cannot take it: walk the whole ring */
+		if ((rc = rank_all(sr, &k, order, &no)) != CM_OK)
+			goto out;
+		ns = 0;
+		for (size_t i = 0; i < no && ns < r && rc == CM_OK; i++) {
+			const uint8_t *h = sr->holders[order[i]];
+			if (!(ok[order[i]] = cur && lg_st_replica_index(cur, h) >= 0))
+				rc = fit_ok(st, ft, h, add, &ok[order[i]]);
+			if (ok[order[i]])
+				sel[ns++] = order[i];
+		}
+		for (size_t i = 0; i < no && ns < r && rc == CM_OK; i++)
+			if (!ok[order[i]]) { /* fewer qualify than r: the best of the rest */
+				sel[ns++] = order[i];
+				(*over)++;
+			}
+	}
+	for (size_t i = 0; i < ns && rc == CM_OK; i++) {
+		memcpy(out[i], sr->holders[sel[i]], LG_KEY_BYTES);
+		if (add && !(cur && lg_st_replica_index(cur, out[i]) >= 0))
+			rc = lg_fill_charge(&ft->t, out[i], add);
+	}
+	if (rc == CM_OK)
+		*n = (uint32_t)ns;
+out:
+	free(order);
+	free(ok);
+	return rc;
 }
 
 static int in_list(const uint8_t (*list)[LG_KEY_BYTES], uint32_t n, const uint8_t *pk)
@@ -214,14 +327,15 @@ int lg_st_reconfigure(lg_state *st, lg_fragment *f, const uint8_t (*repl)[LG_KEY
  * have only_with as a replica (its slot was vacated or handed over); by the
  * rendezvous property no other fragment can change. keep (may be NULL): a
  * leaver that hands its fragments over; leavers still handing over stay. */
-static int replace_fragments(lg_state *st, const lg_magu *m, const uint8_t *only_with, const uint8_t *keep)
+static int replace_fragments(lg_state *st, fit *ft, const lg_magu *m, const uint8_t *only_with,
+			     const uint8_t *keep)
 {
 	lg_slot *slots = NULL;
 	lg_fragment *fr = NULL;
 	size_t ns, nf;
 	slot_ring sr = {0};
 	uint8_t repl[LG_MAX_REPLICAS][LG_KEY_BYTES];
-	uint32_t n;
+	uint32_t n, over;
 	int rc;
 
 	if ((rc = lg_store_slots_of_magu(st->store, m->name, &slots, &ns)) != CM_OK ||
@@ -235,7 +349,8 @@ static int replace_fragments(lg_state *st, const lg_magu *m, const uint8_t *only
 			continue;
 		if ((rc = lg_st_split_retired(st, m->name, fr[i].fragment, &retired)) != CM_OK || retired)
 			continue; /* a retired fragment of a split needs no replicas */
-		if ((rc = place_fragment(&sr, m->name, fr[i].fragment, m->replication, repl, &n)) == CM_OK &&
+		if ((rc = place_fragment(st, ft, &sr, m, fr[i].fragment, fit_bytes(ft, m, fr[i].committed_size),
+					 &fr[i], repl, &n, &over)) == CM_OK &&
 		    (rc = lg_st_handover_keep(st, &fr[i], keep, repl, &n)) == CM_OK)
 			rc = lg_st_reconfigure(st, &fr[i], (const uint8_t(*)[LG_KEY_BYTES])repl, n);
 	}
@@ -246,25 +361,31 @@ out:
 	return rc;
 }
 
-int lg_st_place(lg_state *st, const lg_magu *m, uint32_t fragment, lg_fragment *out)
+int lg_st_place(lg_state *st, const lg_magu *m, uint32_t fragment, uint64_t records, lg_fragment *out)
 {
 	lg_slot *slots = NULL;
 	size_t ns;
 	slot_ring sr = {0};
 	lg_fragment f;
+	fit ft;
+	uint32_t over = 0;
 	int rc;
 
 	memset(&f, 0, sizeof(f));
 	snprintf(f.magu, sizeof(f.magu), "%s", m->name);
 	f.fragment = fragment;
 	f.epoch = 1;
+	if ((rc = fit_open(st, &ft)) != CM_OK)
+		return rc;
 	if ((rc = lg_store_slots_of_magu(st->store, m->name, &slots, &ns)) == CM_OK &&
 	    (rc = slot_ring_build(&sr, m->name, slots, ns)) == CM_OK &&
-	    (rc = place_fragment(&sr, m->name, fragment, m->replication, f.replicas, &f.nreplicas)) == CM_OK) {
+	    (rc = place_fragment(st, &ft, &sr, m, fragment, fit_bytes(&ft, m, records), NULL, f.replicas,
+				 &f.nreplicas, &over)) == CM_OK) {
 		if (f.nreplicas)
 			memcpy(f.primary, f.replicas[0], LG_KEY_BYTES);
 		*out = f;
 	}
+	lg_fill_free(&ft.t);
 	slot_ring_free(&sr);
 	free(slots);
 	return rc;
@@ -279,27 +400,43 @@ static int leave_magu(lg_state *st, const lg_slot *held, const uint8_t *pk, int 
 	lg_magu m;
 	lg_slot *slots = NULL, sl = *held;
 	lg_staked *act = NULL, *cand = NULL;
-	size_t ns, na, nc = 0, pick[1], got = 0;
+	lg_fragment *fr = NULL;
+	size_t ns, na, nc = 0, nf, pick[1], got = 0;
+	uint64_t take = 0;
+	fit ft = {0};
 	pkey k;
 	uint8_t sb[4], hb[8];
 	int rc;
 
 	if ((rc = lg_store_magu_get(st->store, held->magu, &m)) != CM_OK)
 		return rc == CM_ERR_NOTFOUND ? lg_st_err(st, CM_ERR_INTERNAL, "slot of a missing Magu") : rc;
-	if ((rc = lg_store_slots_of_magu(st->store, m.name, &slots, &ns)) != CM_OK ||
-	    (rc = lg_store_indexer_active(st->store, &act, &na)) != CM_OK)
+	if ((rc = fit_open(st, &ft)) != CM_OK || (rc = lg_store_slots_of_magu(st->store, m.name, &slots, &ns)) != CM_OK ||
+	    (rc = lg_store_indexer_active(st->store, &act, &na)) != CM_OK ||
+	    (rc = lg_store_fragments_of(st->store, m.name, &fr, &nf)) != CM_OK)
+		goto out;
+	for (size_t i = 0; i < nf && rc == CM_OK; i++) { /* what the seat's new holder takes over */
+		int retired = 0;
+		if (lg_st_replica_index(&fr[i], pk) >= 0 &&
+		    (rc = lg_st_split_retired(st, m.name, fr[i].fragment, &retired)) == CM_OK && !retired)
+			take = lg_fill_add(take, fit_bytes(&ft, &m, fr[i].committed_size));
+	}
+	if (rc != CM_OK)
 		goto out;
 	if (!(cand = malloc((na ? na : 1) * sizeof(*cand)))) {
 		rc = CM_ERR_NOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < na; i++) {
-		int member = 0;
+	for (size_t i = 0; i < na && rc == CM_OK; i++) {
+		int member = 0, room = 0;
 		for (size_t j = 0; j < ns && !member; j++)
 			member = slots[j].filled && lg_st_key_eq(slots[j].holder, act[i].pk);
-		if (!member && !lg_st_key_eq(act[i].pk, pk))
+		if (member || lg_st_key_eq(act[i].pk, pk) || (rc = fit_ok(st, &ft, act[i].pk, take, &room)) != CM_OK)
+			continue;
+		if (room) /* one that would pass max_fill does not take the seat */
 			cand[nc++] = act[i];
 	}
+	if (rc != CM_OK)
+		goto out;
 	pkey_init(&k, "muri.replace", m.name);
 	cm_put_be32(sb, sl.slot);
 	cm_put_be64(hb, lg_st_height(st));
@@ -317,30 +454,38 @@ static int leave_magu(lg_state *st, const lg_slot *held, const uint8_t *pk, int 
 	}
 	if ((rc = lg_store_slot_put(st->store, &sl)) == CM_OK &&
 	    (rc = lg_st_fx_magu(st, LG_FX_MEMBERS, m.name)) == CM_OK)
-		rc = replace_fragments(st, &m, pk, handover ? pk : NULL);
+		rc = replace_fragments(st, &ft, &m, pk, handover ? pk : NULL);
 out:
+	lg_fill_free(&ft.t);
 	free(slots);
 	free(act);
 	free(cand);
+	free(fr);
 	return rc;
 }
 
 /* pk (now active) fills the first vacant slot of every Magu, by name, where
- * it is not a member yet. */
+ * it is not a member yet, while it is below max_fill. */
 static int join_magus(lg_state *st, const uint8_t *pk)
 {
 	char(*names)[LG_NAME_MAX + 1] = NULL;
 	size_t nn;
+	fit ft;
 	int rc;
 
-	if ((rc = lg_store_magu_names(st->store, &names, &nn)) != CM_OK)
+	if ((rc = fit_open(st, &ft)) != CM_OK)
 		return rc;
+	if ((rc = lg_store_magu_names(st->store, &names, &nn)) != CM_OK) {
+		lg_fill_free(&ft.t);
+		return rc;
+	}
 	for (size_t i = 0; i < nn && rc == CM_OK; i++) {
 		lg_slot *slots = NULL;
 		size_t ns, vacant = SIZE_MAX;
-		int member = 0;
+		int member = 0, room = 0;
 		lg_magu m;
-		if ((rc = lg_store_slots_of_magu(st->store, names[i], &slots, &ns)) != CM_OK)
+		if ((rc = fit_ok(st, &ft, pk, 0, &room)) != CM_OK || !room ||
+		    (rc = lg_store_slots_of_magu(st->store, names[i], &slots, &ns)) != CM_OK)
 			break;
 		for (size_t j = 0; j < ns; j++) {
 			if (!slots[j].filled && vacant == SIZE_MAX)
@@ -354,10 +499,11 @@ static int join_magus(lg_state *st, const uint8_t *pk)
 			if ((rc = lg_store_slot_put(st->store, &slots[vacant])) == CM_OK &&
 			    (rc = lg_st_fx_magu(st, LG_FX_MEMBERS, names[i])) == CM_OK &&
 			    (rc = lg_store_magu_get(st->store, names[i], &m)) == CM_OK)
-				rc = replace_fragments(st, &m, NULL, NULL);
+				rc = replace_fragments(st, &ft, &m, NULL, NULL);
 		}
 		free(slots);
 	}
+	lg_fill_free(&ft.t);
 	free(names);
 	return rc;
 }
@@ -401,9 +547,11 @@ int lg_st_create_magu(lg_state *st, const Muri__V1__Transaction *t)
 	lg_magu m;
 	lg_account a;
 	lg_staked *act = NULL;
-	size_t na, *pick = NULL, got = 0;
+	size_t na, nroom = 0, *pick = NULL, got = 0;
 	lg_slot *slots = NULL;
 	slot_ring sr = {0};
+	fit ft = {0};
+	uint32_t over;
 	pkey k;
 	int rc = lg_store_magu_get(st->store, c->name, &m);
 
@@ -426,6 +574,24 @@ int lg_st_create_magu(lg_state *st, const Muri__V1__Transaction *t)
 		return lg_st_fail(st, "create_magu.replication: %u replicas need as many active indexers, %zu are active",
 			       R, na);
 	}
+	if ((rc = fit_open(st, &ft)) != CM_OK) {
+		free(act);
+		return rc;
+	}
+	for (size_t i = 0; i < na && rc == CM_OK; i++) { /* members only among those below max_fill */
+		int room = 0;
+		if ((rc = fit_ok(st, &ft, act[i].pk, 0, &room)) == CM_OK && room)
+			act[nroom++] = act[i];
+	}
+	if (rc != CM_OK)
+		goto out;
+	if (nroom < R) {
+		rc = lg_st_fail(st, "create_magu.replication: capacity: %u replicas need as many active indexers below "
+				"max_fill = %llu per mille of their registered capacity; %zu of %zu active are",
+				R, (unsigned long long)ft.max_fill, nroom, na);
+		goto out;
+	}
+	na = nroom;
 	target = (uint64_t)F * R;
 	if (target > lg_st_pu(st, P_MAGU_MAX_MEMBERS))
 		target = lg_st_pu(st, P_MAGU_MAX_MEMBERS);
@@ -478,7 +644,7 @@ int lg_st_create_magu(lg_state *st, const Muri__V1__Transaction *t)
 		snprintf(fr.magu, sizeof(fr.magu), "%s", m.name);
 		fr.fragment = f;
 		fr.epoch = 1;
-		if ((rc = place_fragment(&sr, m.name, f, R, fr.replicas, &fr.nreplicas)) != CM_OK)
+		if ((rc = place_fragment(st, &ft, &sr, &m, f, 0, NULL, fr.replicas, &fr.nreplicas, &over)) != CM_OK)
 			goto out;
 		memcpy(fr.primary, fr.replicas[0], LG_KEY_BYTES);
 		if ((rc = lg_store_fragment_put(st->store, &fr)) != CM_OK ||
@@ -493,6 +659,7 @@ int lg_st_create_magu(lg_state *st, const Muri__V1__Transaction *t)
 		goto out;
 	rc = lg_st_note(st, "Magu \"%s\" created: %u fragments x %u replicas over %zu members", m.name, F, R, got);
 out:
+	lg_fill_free(&ft.t);
 	slot_ring_free(&sr);
 	free(act);
 	free(pick);
@@ -539,7 +706,7 @@ int lg_st_drop_magu(lg_state *st, const Muri__V1__Transaction *t)
  * non-members takes the seat, or it is left vacant), so exactly the
  * fragments it held move, each to epoch + 1 with its primary kept. The
  * backup stays an active indexer. */
-static int drop_replica(lg_state *st, const Muri__V1__Transaction *t, const lg_fragment *f)
+int lg_st_drop_replica(lg_state *st, const Muri__V1__Transaction *t, const lg_fragment *f)
 {
 	const Muri__V1__FailoverRequest *q = t->failover;
 	lg_slot *held = NULL;
@@ -569,122 +736,3 @@ static int drop_replica(lg_state *st, const Muri__V1__Transaction *t, const lg_f
 	return lg_st_note(st, "%s dropped from \"%s\" at the request of fragment %u's primary",
 			  lg_st_kh(q->drop.data).s, q->magu, q->fragment);
 }
-
-/* A leaving replica (lg_st_handover.c) is not made primary: when the shared
- * rule picks one, a replica that stays and reported the same log (last
- * epoch, size and root) takes its place; with none *k becomes
- * CM_ERR_UNAVAILABLE (later reports decide) until the hand-over's deadline,
- * after which the shared rule's pick stands (the leaver keeps its seat
- * while it is primary: lg_st_handover_expire). This is how a leaving
- * primary hands its role over: it stops taking writes, waits until a
- * backup holds its whole log, and gives the epoch up
- * (services/indexer/ix_repl.h ix_repl_handoff). */
-static int handover_choice(lg_state *st, const lg_fragment *f, const cm_fragment_report *reps, size_t nr, int *k)
-{
-	lg_handover *h = NULL;
-	size_t nh;
-	int rc = lg_store_handovers(st->store, f->magu, f->fragment, &h, &nh), leaving = 0, past = 0;
-	for (size_t i = 0; i < nh && rc == CM_OK; i++)
-		if (lg_st_key_eq(h[i].leaver, f->replicas[*k])) {
-			leaving = 1;
-			past = lg_st_height(st) >= h[i].start_height + lg_st_pu(st, P_HANDOVER_DEADLINE);
-		}
-	if (rc != CM_OK || !leaving) {
-		free(h);
-		return rc;
-	}
-	const cm_fragment_report *best = NULL;
-	for (size_t i = 0; i < nr && !best; i++)
-		if (lg_st_key_eq(reps[i].sender, f->replicas[*k]) && reps[i].epoch == f->epoch)
-			best = &reps[i];
-	int pick = CM_ERR_UNAVAILABLE;
-	for (size_t i = 0; best && i < nr && pick < 0; i++) {
-		int j = lg_st_replica_index(f, reps[i].sender), left = 0;
-		for (size_t x = 0; x < nh; x++)
-			left |= lg_st_key_eq(h[x].leaver, reps[i].sender);
-		if (j >= 0 && !left && reps[i].epoch == f->epoch && reps[i].last_epoch == best->last_epoch &&
-		    reps[i].size == best->size && memcmp(reps[i].root, best->root, LG_ROOT_BYTES) == 0)
-			pick = j;
-	}
-	free(h);
-	if (pick >= 0 || !past)
-		*k = pick;
-	return CM_OK;
-}
-
-/* A replica's failover report: recorded per replica (a later one replaces
- * its earlier one); once reports of the current epoch from a majority of
- * the replica set are in, epoch + 1 begins with the primary the fragment's
- * shared rule picks (cm_fragment_choose_primary: the highest last epoch,
- * then the longest log, then the lowest replica index), so no write a
- * majority acknowledged is lost. The rows are read by requester key, and
- * the rule does not depend on their order. */
-int lg_st_failover(lg_state *st, const Muri__V1__Transaction *t)
-{
-	const Muri__V1__FailoverRequest *q = t->failover;
-	lg_fragment f;
-	lg_failover req, *reqs = NULL;
-	cm_fragment_report *reps = NULL;
-	size_t nr = 0, count = 0;
-	int k, rc = lg_store_fragment_get(st->store, q->magu, q->fragment, &f);
-
-	if (rc == CM_ERR_NOTFOUND)
-		return lg_st_fail(st, "failover: no fragment %u in Magu \"%s\"", q->fragment, q->magu);
-	if (rc != CM_OK)
-		return rc;
-	if (q->epoch != f.epoch)
-		return lg_st_fail(st, "failover.epoch: %llu is not the current epoch %llu",
-			       (unsigned long long)q->epoch, (unsigned long long)f.epoch);
-	if (lg_st_replica_index(&f, t->sender.data) < 0)
-		return lg_st_fail(st, "failover: the sender is not a replica of fragment %u of \"%s\"",
-			       q->fragment, q->magu);
-	if (q->drop.len)
-		return drop_replica(st, t, &f);
-	memset(&req, 0, sizeof(req));
-	memcpy(req.requester, t->sender.data, LG_KEY_BYTES);
-	req.epoch = q->epoch;
-	req.log_size = q->log_size;
-	req.last_epoch = q->last_epoch;
-	memcpy(req.root, q->root.data, LG_ROOT_BYTES); /* 32 bytes: checked by lg_tx */
-	if ((rc = lg_store_failover_put(st->store, f.magu, f.fragment, &req)) != CM_OK ||
-	    (rc = lg_store_failovers(st->store, f.magu, f.fragment, f.epoch, &reqs, &nr)) != CM_OK)
-		return rc;
-	if (nr && !(reps = calloc(nr, sizeof(*reps)))) {
-		free(reqs);
-		return CM_ERR_NOMEM;
-	}
-	for (size_t i = 0; i < nr; i++) {
-		reps[i].epoch = reqs[i].epoch;
-		reps[i].size = reqs[i].log_size;
-		reps[i].last_epoch = reqs[i].last_epoch;
-		memcpy(reps[i].root, reqs[i].root, LG_ROOT_BYTES);
-		memcpy(reps[i].sender, reqs[i].requester, LG_KEY_BYTES);
-		if (lg_st_replica_index(&f, reqs[i].requester) >= 0)
-			count++;
-	}
-	free(reqs);
-	k = cm_fragment_choose_primary(f.epoch, (const uint8_t(*)[CM_PK_BYTES])f.replicas, f.nreplicas, reps, nr);
-	if (k >= 0 && (rc = handover_choice(st, &f, reps, nr, &k)) != CM_OK) {
-		free(reps);
-		return rc;
-	}
-	free(reps);
-	if (k == CM_ERR_STATE)
-		return lg_st_note(st, "failover report recorded: %zu of %u replicas, %u needed", count,
-				  f.nreplicas, cm_fragment_majority(f.nreplicas));
-	if (k == CM_ERR_UNAVAILABLE)
-		return lg_st_note(st, "failover report recorded: the longest log is a leaving replica's; waiting for "
-				  "a replica that stays to report it");
-	if (k < 0)
-		return k;
-	memcpy(f.primary, f.replicas[k], LG_KEY_BYTES);
-	f.epoch++;
-	if ((rc = lg_store_failovers_clear(st->store, f.magu, f.fragment)) != CM_OK ||
-	    (rc = lg_store_root_votes_clear(st->store, f.magu, f.fragment)) != CM_OK ||
-	    (rc = lg_store_fragment_put(st->store, &f)) != CM_OK ||
-	    (rc = lg_st_fx_fragment(st, f.magu, f.fragment)) != CM_OK)
-		return rc;
-	return lg_st_note(st, "fragment %u of \"%s\": epoch %llu, primary %s", f.fragment, f.magu,
-		    (unsigned long long)f.epoch, lg_st_kh(f.primary).s);
-}
-

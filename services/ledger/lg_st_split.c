@@ -204,7 +204,8 @@ static int freeze(lg_state *st, const lg_fragment *f, lg_cell *c, char *what, si
 	for (int b = 0; b < 2; b++) {
 		lg_fragment kid;
 		lg_cell kc;
-		if ((rc = lg_st_place(st, &m, c->children[b], &kid)) != CM_OK)
+		if ((rc = lg_st_place(st, &m, c->children[b], f->committed_size / 2 + f->committed_size % 2, &kid)) !=
+		    CM_OK)
 			return rc;
 		memset(&kc, 0, sizeof(kc));
 		snprintf(kc.magu, sizeof(kc.magu), "%s", f->magu);

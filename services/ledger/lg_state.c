@@ -103,6 +103,10 @@ static const lg_param_def params[P_COUNT] = {
 				 "blocks an unstaking replica stays while its replacements catch up; then it is removed anyway"},
 	[P_SPLIT_SIZE] = {"split_size", 0, 0, INT64_MAX, 1,
 			  "log entries at which a fragment's committed root makes it split in two (0: only by its owner)"},
+	[P_MAX_FILL] = {"max_fill", 800, 1, 1000, 1,
+			"per mille of its registered capacity an indexer is filled to, at most, by new placements"},
+	[P_RECORD_OVERHEAD] = {"record_overhead", 768, 0, 1 << 20, 1,
+			       "bytes per record beside the vector itself in the fill estimate (index and metadata)"},
 };
 
 const lg_param_def *lg_param_find(const char *name)
@@ -465,8 +469,13 @@ static int apply_genesis(lg_state *st, const lg_genesis *g)
 		st->param[i] = params[i].def;
 	for (size_t i = 0; i < g->nparams; i++)
 		st->param[lg_param_find(g->params[i].name) - params] = g->params[i].value;
+	/* Parameters added after the first chains (P_MAX_FILL on) are stored
+	 * only when the genesis sets them to other than their default, so the
+	 * genesis state, and every state root after it, of a chain that predates
+	 * them stays the same; a missing row reads as the default. */
 	for (size_t i = 0; i < P_COUNT && rc == CM_OK; i++)
-		rc = lg_store_param_put(st->store, params[i].name, st->param[i]);
+		if (i < P_MAX_FILL || st->param[i] != params[i].def)
+			rc = lg_store_param_put(st->store, params[i].name, st->param[i]);
 	for (size_t i = 0; i < g->nreplicas && rc == CM_OK; i++) {
 		lg_replica r = {(uint32_t)i, {0}, {0}};
 		memcpy(r.pk, g->replicas[i].pk, LG_KEY_BYTES);

@@ -43,6 +43,8 @@ enum param_id {
 	P_ANSWER_FRAUD_REWARD_PCT,
 	P_HANDOVER_DEADLINE,
 	P_SPLIT_SIZE,
+	P_MAX_FILL,         /* from here on: stored at genesis only when set (lg_state.c) */
+	P_RECORD_OVERHEAD,
 	P_COUNT
 };
 
@@ -176,7 +178,7 @@ int lg_st_stake(lg_state *st, const Muri__V1__Transaction *t);
 int lg_st_unstake(lg_state *st, const Muri__V1__Transaction *t);
 int lg_st_create_magu(lg_state *st, const Muri__V1__Transaction *t); /* lg_st_magu.c */
 int lg_st_drop_magu(lg_state *st, const Muri__V1__Transaction *t);
-int lg_st_failover(lg_state *st, const Muri__V1__Transaction *t);
+int lg_st_failover(lg_state *st, const Muri__V1__Transaction *t);  /* lg_st_failover.c */
 int lg_st_commit_root(lg_state *st, const Muri__V1__Transaction *t); /* lg_st_roots.c */
 int lg_st_answer(lg_state *st, const Muri__V1__Transaction *t);
 int lg_st_settle(lg_state *st, const Muri__V1__Transaction *t);      /* lg_st_settle.c */
@@ -195,6 +197,9 @@ int lg_st_pay_fees(lg_state *st);          /* lg_st_accounts.c */
 int lg_st_refresh_indexer(lg_state *st, const uint8_t *pk);
 /* lg_st_magu.c: gives a fragment a new replica set (epoch + 1 when it differs). */
 int lg_st_reconfigure(lg_state *st, lg_fragment *f, const uint8_t (*repl)[LG_KEY_BYTES], uint32_t n);
+/* lg_st_magu.c: the primary of f's current epoch asks that the backup
+ * t->failover->drop be replaced (its member seat of the Magu moves). */
+int lg_st_drop_replica(lg_state *st, const Muri__V1__Transaction *t, const lg_fragment *f);
 /* lg_st_handover.c. Given f's new placement repl (*n), appends the leavers
  * that stay: those handing f over already and keep (NULL: none), which
  * starts a hand-over if f gets new replicas and there is room. */
@@ -215,8 +220,10 @@ int lg_st_approve(lg_state *st, const Muri__V1__Transaction *t);     /* lg_st_se
 int lg_st_double_root(lg_state *st, const Muri__V1__Transaction *t); /* lg_st_roots.c */
 int lg_st_report_answer(lg_state *st, const Muri__V1__Transaction *t); /* lg_st_evidence.c */
 /* lg_st_magu.c: a new fragment of m placed on m's seats like every other
- * (epoch 1, the first replica primary), not yet stored. */
-int lg_st_place(lg_state *st, const lg_magu *m, uint32_t fragment, lg_fragment *out);
+ * (epoch 1, the first replica primary), not yet stored; records: the log
+ * size it is expected to reach at once (a split half's), which its new
+ * replicas must have room for below max_fill. */
+int lg_st_place(lg_state *st, const lg_magu *m, uint32_t fragment, uint64_t records, lg_fragment *out);
 /* lg_st_split.c: fragment splits. SplitFragment by the Magu's owner. */
 int lg_st_split_fragment(lg_state *st, const Muri__V1__Transaction *t);
 /* Before a root vote r on f counts: fails it (TX_FAIL) on a frozen fragment;

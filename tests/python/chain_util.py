@@ -20,7 +20,7 @@ FRAGMENTS = 2
 class ChainNet:
     def __init__(self, servers, stubs, tmp_path, n_ledger=4, n_indexers=3, params=None, ix_args=(),
                  timing=("--lease-ms", "1000", "--suspect-ms", "3000"), ledger_args=(), credentials=None,
-                 pki=None):
+                 pki=None, capacity=1 << 30):
         # timing: the indexers' lease and failure detection; the tests' default
         # is slower than the indexer's own (500 / 1000 ms) so that a busy
         # machine (the sanitizer build) does not fail primaries over by itself;
@@ -28,7 +28,9 @@ class ChainNet:
         # credentials for the test's own calls to the ledgers (TLS), or None;
         # pki: a tls_util.TestCA: every ledger and indexer serves mutual TLS
         # with a certificate bound to its node key, and the test's own calls
-        # verify against it (the indexers' present the genesis gateway's)
+        # verify against it (the indexers' present the genesis gateway's);
+        # capacity: the bytes each indexer registers (placement keeps new
+        # fragments off an indexer at the ledger's max_fill of it)
         self.stubs = stubs
         self.pb = stubs.ledger_pb2
         self.replicas = [Account() for _ in range(n_ledger)]
@@ -41,7 +43,7 @@ class ChainNet:
         self.genesis = str(tmp_path / "genesis.txt")
         make_genesis(self.genesis, CHAIN, list(zip(self.replicas, self.addrs)),
                      [(a, 10_000_000) for a in [self.owner] + self.ixacc], params,
-                     indexers=[(x, a, 1 << 30, 5000) for x, a in zip(self.ixacc, self.ixaddrs)],
+                     indexers=[(x, a, capacity, 5000) for x, a in zip(self.ixacc, self.ixaddrs)],
                      gateways=[self.gwacc])
         for i, acc in enumerate(self.replicas):
             key = tmp_path / f"ledger{i}.key"

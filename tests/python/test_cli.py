@@ -331,6 +331,9 @@ def test_account_transfer(devnet, tmp_path):
     show = muri("indexer", "show", addr, "--dir", devnet).stdout
     assert re.search(r"^address\s+127\.0\.0\.1:1$", show, re.M) and re.search(r"^stake\s+10$", show, re.M), show
     assert re.search(r"^active\s+no$", show, re.M), show
+    # the chain's fill estimate beside the capacity: it replicates nothing
+    assert re.search(r"^capacity\s+1073741824$", show, re.M) and re.search(r"^used\s+0$", show, re.M), show
+    assert re.search(r"^fill\s+0\.0%$", show, re.M), show
     muri("indexer", "unstake", 10, "--key", key, "--dir", devnet)
     a = json.loads(muri("account", "show", "--key", key, "--dir", devnet, "--json").stdout)
     assert a["staked"] == 0 and a["unbonding"] + a["balance"] <= 1234
