@@ -154,6 +154,12 @@ void ixf_on_error(ixf *x, uint32_t peer)
 		fault(x, IXF_UNREACHABLE);
 }
 
+void ixf_on_bad(ixf *x, uint32_t peer, int why)
+{
+	if (!x->done && x->outstanding && peer == x->cur)
+		fault(x, why > IXF_OK && why < IXF_NFAULTS ? why : IXF_BAD);
+}
+
 void ixf_round(ixf *x)
 {
 	memset(x->failed, 0, sizeof(x->failed));

@@ -98,6 +98,9 @@ int ixf_next(ixf *x, ixf_req *req);
  * size. Returns the fault found (IXF_OK: taken); on a fault the staged
  * records are dropped and the next replica is asked from the start. */
 int ixf_on_page(ixf *x, uint32_t peer, const ixf_entry *e, size_t n, uint64_t log_size);
+/* The answer to the outstanding request could not be read (why: IXF_BAD, a
+ * malformed record; IXF_STAGE, no memory): the replica failed. */
+void ixf_on_bad(ixf *x, uint32_t peer, int why);
 /* The outstanding request failed (error, timeout, refusal): asked again
  * (the same page) up to retries times in a row, then the next replica. */
 void ixf_on_error(ixf *x, uint32_t peer);

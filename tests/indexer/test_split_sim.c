@@ -23,7 +23,7 @@
  * MURI_SIM_SEEDS: schedules (default 300); MURI_SIM_SEED=<n> replays one;
  * A child's replica that does not hold the parent's frozen log fetches it
  * from the parent's replicas (services/indexer/ix_split_fetch.c, a page per
- * request, two requests per feed so that kills and partitions fall in a
+ * request, four requests per feed so that kills and partitions fall in a
  * fetch); in half the schedules one parent replica lies to fetches
  * (withholds: no answer; short: empty pages or a log below the frozen size;
  * fabricates a record; reorders two; serves a log one record shorter
@@ -698,12 +698,12 @@ static void fetch_start(struct rep *r, const struct lfrag *v, const struct lfrag
 		r->fetching = 1;
 }
 
-/* Two pages per feed, so kills and partitions fall during fetches. */
+/* Four pages per feed, so kills and partitions fall during fetches. */
 static void fetch_steps(struct rep *r, const struct lfrag *v)
 {
 	uint64_t before[IXF_NFAULTS];
 	memcpy(before, r->fx.faults, sizeof(before));
-	for (int pages = 0; pages < 2 && r->fetching; pages++) {
+	for (int pages = 0; pages < 4 && r->fetching; pages++) {
 		ixf_req q;
 		int st = ixf_next(&r->fx, &q);
 		if (st == IXF_DONE) {
@@ -1108,7 +1108,7 @@ static void sim_init(uint64_t seed, int tr)
 	S.gw.n = NF;
 	/* half the schedules have a parent replica that lies to fetches */
 	S.liar = -1;
-	S.page = 1 + (uint32_t)below(PAGE_MAX);
+	S.page = 2 + (uint32_t)below(PAGE_MAX - 1);
 	if (below(2)) {
 		S.liar = S.member[0][below(NR)];
 		S.lie = 1 + (int)below(LIE_N - 1);
