@@ -18,10 +18,12 @@ import uuid
 import grpc
 import pytest
 
-from chain_util import CHAIN, ChainNet, DIM, MAGU, vec
+from chain_util import CHAIN, ChainNet, DIM, MAGU, fragment_configs, vec
 from ledger_util import signed_tx
 from muri_util import wait_until
+from conftest import CHANNEL_OPTIONS
 from read_auth import keys_of, signed
+from tls_util import TestCA
 from test_indexer import records, write
 from test_split import split_bit
 
@@ -29,9 +31,12 @@ PARENT = 0
 HALVES = (2, 3)   # a Magu of 2 fragments: 0's halves take the next numbers
 
 
-@pytest.fixture
-def net5(servers, stubs, tmp_path):
-    n = ChainNet(servers, stubs, tmp_path, n_indexers=5,
+@pytest.fixture(params=["plaintext", "mtls"])
+def net5(request, servers, stubs, tmp_path):
+    # mtls: every service serves mutual TLS with a certificate bound to its
+    # node key; the fetch's calls present the fetcher's (tls_util.TestCA)
+    pki = TestCA(tmp_path / "pki") if request.param == "mtls" else None
+    n = ChainNet(servers, stubs, tmp_path, n_indexers=5, pki=pki,
                  ix_args=("--root-every", "4", "--root-interval-ms", "200", "--drop-ms", "0",
                           "--split-fetch-page", "1", "--split-fetch-timeout-ms", "1000",
                           "--split-fetch-retries", "1"))
@@ -72,8 +77,7 @@ def test_half_without_the_parent_fetches_it(net5):
                          create_magu=pb.CreateMagu(name=MAGU, dimension=DIM, metric=t.L2, index=spec,
                                                    fragments=2, replication=3, deposit=1000)))
     sch = ipb.FragmentSchema(dimension=DIM, metric=t.L2, index=spec)
-    assert wait_until(lambda: len(net.lstubs[0].GetMagu(pb.MaguRequest(name=MAGU), timeout=10).configs) == 2,
-                      timeout=30)
+    assert len(fragment_configs(net)) == 2  # replica 0 committed the Magu
     acked = []
     for b in range(6):
         ids = base0_ids(100)
@@ -111,7 +115,17 @@ def test_half_without_the_parent_fetches_it(net5):
     def fetch_as(ix):
         req = signed(ipb.FetchLogRequest(magu=MAGU, fragment=PARENT, from_seq=0, max_records=10), "FetchLog",
                      CHAIN, keys_of(ix.key_path))
-        return holder.stub.FetchLog(req, timeout=10)
+        if not net.pki:
+            return holder.stub.FetchLog(req, timeout=10)
+        # over mutual TLS the caller's certificate must be bound to its node key too
+        i = net.indexers.index(ix)
+        ch = grpc.secure_channel(holder.server.target, net.pki.credentials(net.pki.issue(f"as-ix{i}",
+                                                                                       net.ixacc[i].seed)),
+                                 options=CHANNEL_OPTIONS)
+        try:
+            return net.stubs.indexer_pb2_grpc.IndexerStub(ch).FetchLog(req, timeout=10)
+        finally:
+            ch.close()
 
     def fetcher_may():
         try:
@@ -158,10 +172,17 @@ def test_half_without_the_parent_fetches_it(net5):
         if rep.pubkey == victim.pubkey:
             continue
         ix = net.by_pk(rep.pubkey)
-        got = ix.stub.GetRoot(ipb.RootRequest(magu=MAGU, fragment=h, size=derived), timeout=10)
+
+        def root_at(ix=ix):  # a replica vouches for a size once its epoch cannot truncate it
+            try:
+                return ix.stub.GetRoot(ipb.RootRequest(magu=MAGU, fragment=h, size=derived), timeout=10)
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.FAILED_PRECONDITION, e.details()
+                return None
+        got = wait_until(root_at, timeout=60)
+        assert got, f"{rep.address} never answered the root at {derived}"
         roots[rep.pubkey] = got.root
-    assert len(set(roots.values())) == 1, roots
-    assert any(pk in holders for pk in roots) or len(roots) >= 2
+    assert fetcher_pk in roots and len(roots) >= 2 and len(set(roots.values())) == 1, roots
 
     # the fetching replica answers every acknowledged id of its cell
     got = fetcher.stub.Get(ipb.LocalGetRequest(magu=MAGU, fragment=h, ids=acked), timeout=10)
