@@ -1,7 +1,11 @@
 /* A split's half on this indexer (ix_split.c): derivation of its first
- * records from the parent's frozen log, and whether it takes writes. For
- * services/indexer only; every function runs under the fragment's cfg_mu or
- * on the chain's thread, never inside a core call. */
+ * records from the parent's frozen log (this node's, or fetched from the
+ * parent's replicas), whether it takes writes and appends, and who may
+ * FetchLog a split parent. For services/indexer only; never inside a core
+ * call. ixp_derive runs under the fragment's cfg_mu; ixp_fetch takes it
+ * itself (the root submitter's thread); ixp_note_child runs on the chain's
+ * thread and ixp_child_reader in any handler (both under the parent's mu);
+ * ixp_takes_appends and ixp_takes_writes under the core lock. */
 #ifndef IX_SPLIT_H
 #define IX_SPLIT_H
 
