@@ -12,6 +12,7 @@
  * node are answered as their blocks are applied. */
 #include "ix_chain.h"
 #include "ix_service_int.h"
+#include "ix_split.h"
 #include "cm_err.h"
 #include "cm_follower.h"
 #include "cm_genesis.h"
@@ -197,6 +198,7 @@ static void apply_config(ix_chain *c, uint64_t height, const Muri__V1__FragmentC
 {
 	if (!cfg || !cfg->magu)
 		return;
+	ixp_note_child(c->o.svc, cfg); /* a half's replicas may fetch the parent held here */
 	int held = ixs_find_frag(c->o.svc, cfg->magu, cfg->fragment) != NULL;
 	if (!held && !lists_me(c, cfg))
 		return;
@@ -222,7 +224,7 @@ static void apply_config(ix_chain *c, uint64_t height, const Muri__V1__FragmentC
 		cm_warn("chain_config", "height=%llu magu=%s fragment=%u epoch=%llu error=\"%s\"",
 			(unsigned long long)height, cfg->magu, cfg->fragment, (unsigned long long)cfg->epoch, err);
 	else if (cfg->source && lists_me(c, cfg))
-		ixc_derive(c->o.svc, ixs_find_frag(c->o.svc, cfg->magu, cfg->fragment));
+		ixc_derive(c->o.svc, ixs_find_frag(c->o.svc, cfg->magu, cfg->fragment), NULL);
 	if (m)
 		protobuf_c_message_free_unpacked(&m->base, NULL);
 }

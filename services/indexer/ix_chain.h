@@ -48,8 +48,10 @@ uint64_t ix_chain_applied(ix_chain *c);
 void ixc_commit_roots(ix_service *s, cm_ledger_client *lc, const char *chain_id);
 struct frag;
 /* A split's half this node holds: derives its records from the parent's
- * frozen log if not done yet (ix_split.c); logs why not. f may be NULL. */
-void ixc_derive(ix_service *s, struct frag *f);
+ * frozen log if not done yet (ix_split.c): this node's copy, or with lc
+ * (the root submitter's thread only) one pass of fetching it from the
+ * parent's replicas; logs why not. f may be NULL. */
+void ixc_derive(ix_service *s, struct frag *f, cm_ledger_client *lc);
 void ixc_answer_challenge(ix_service *s, cm_ledger_client *lc, const Muri__V1__Challenge *ch);
 
 #endif

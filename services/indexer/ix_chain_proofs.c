@@ -93,7 +93,7 @@ static int commit_root(ix_service *s, cm_ledger_client *lc, struct frag *f, ix_f
 	return rc;
 }
 
-void ixc_derive(ix_service *s, struct frag *f)
+void ixc_derive(ix_service *s, struct frag *f, cm_ledger_client *lc)
 {
 	char err[IX_ERR_MAX] = "";
 	if (!f)
@@ -102,6 +102,10 @@ void ixc_derive(ix_service *s, struct frag *f)
 	int rc = f->cfg && f->cfg->source && !f->derived && f->core && ix_repl_is_member(f->core, s->key.pk)
 			 ? ixp_derive(s, f, err, sizeof(err)) : CM_OK;
 	pthread_mutex_unlock(&f->cfg_mu);
+	if (rc == CM_ERR_UNAVAILABLE && lc) { /* the parent is not held here: fetch it */
+		err[0] = 0;
+		rc = ixp_fetch(s, f, lc, err, sizeof(err));
+	}
 	if (rc != CM_OK)
 		cm_warn("split_derive", "magu=%s fragment=%u error=\"%s\"", f->magu, f->fragment, err);
 }
@@ -119,7 +123,7 @@ void ixc_commit_roots(ix_service *s, cm_ledger_client *lc, const char *chain_id)
 	for (size_t i = 0; i < n && !atomic_load(&s->stopping); i++) {
 		struct frag *f = fs[i];
 		if (f->cfg && f->cfg->source && !f->derived)
-			ixc_derive(s, f); /* the parent's frozen log may have arrived since */
+			ixc_derive(s, f, lc); /* the parent's frozen log may have arrived, or be fetched */
 		ix_fragment *st = ixs_store_of(f);
 		if (!st)
 			continue;

@@ -51,6 +51,10 @@ typedef struct ix_config {
 	int64_t read_replay_max;
 	int64_t max_search_batch;
 	int64_t max_scroll_scan;
+	int64_t split_fetch_page;
+	int64_t split_fetch_timeout_ms;
+	int64_t split_fetch_retries;
+	int64_t split_fetch_pass_ms;
 #ifdef MURI_TEST_FAULTS
 	char *test_lie;
 #endif
@@ -135,6 +139,16 @@ static const cm_config_key ix_keys[] = {
 	 "query vectors one Search call may carry (LocalSearchRequest.queries)", NULL},
 	{"max_scroll_scan", CM_CFG_INT, offsetof(ix_config, max_scroll_scan), "100000", 1, 100000000,
 	 "live records one Scroll call examines at most (its filter may match few of them)", NULL},
+	{"split_fetch_page", CM_CFG_INT, offsetof(ix_config, split_fetch_page), "256", 1, 10000,
+	 "records per FetchLog call of a split's half fetching its parent's frozen log from a parent replica",
+	 NULL},
+	{"split_fetch_timeout_ms", CM_CFG_INT, offsetof(ix_config, split_fetch_timeout_ms), "5000", 10, 600000,
+	 "deadline of one FetchLog call of a split's half fetching its parent's frozen log", NULL},
+	{"split_fetch_retries", CM_CFG_INT, offsetof(ix_config, split_fetch_retries), "2", 0, 100,
+	 "failed FetchLog calls in a row before a split's half asks the next parent replica (starting over)",
+	 NULL},
+	{"split_fetch_pass_ms", CM_CFG_INT, offsetof(ix_config, split_fetch_pass_ms), "2000", 10, 600000,
+	 "how long one pass of the root submitter fetches a parent's frozen log before its other work", NULL},
 #ifdef MURI_TEST_FAULTS
 	{"test_lie", CM_CFG_STR, offsetof(ix_config, test_lie), "none", 0, 0,
 	 "test builds only: lie in search answers (none, fabricate, distance, drop_nn, replay, mix)", NULL},
@@ -192,6 +206,10 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.read_replay_max = (uint32_t)c->cfg.read_replay_max,
 		.max_search_batch = (uint32_t)c->cfg.max_search_batch,
 		.max_scroll_scan = (uint32_t)c->cfg.max_scroll_scan,
+		.split_fetch_page = (uint32_t)c->cfg.split_fetch_page,
+		.split_fetch_timeout_ms = (uint32_t)c->cfg.split_fetch_timeout_ms,
+		.split_fetch_retries = (uint32_t)c->cfg.split_fetch_retries,
+		.split_fetch_pass_ms = (uint32_t)c->cfg.split_fetch_pass_ms,
 		.metrics = env->metrics,
 	};
 #ifdef MURI_TEST_FAULTS

@@ -6,6 +6,7 @@
 #include "cm_read_auth.h"
 #include "cm_time.h"
 #include "ix_service_int.h"
+#include "ix_split.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -163,6 +164,20 @@ static int is_member(struct frag *f, const uint8_t pk[CM_PK_BYTES], uint64_t *ep
 	return member;
 }
 
+/* ixs_peer_check and ixs_read_check: readers IXS_READ_LOG (FetchLog) lets a
+ * split half's replicas read its parent, IXS_READ_PROOFS the chain's readers. */
+static int may_read(ix_service *s, struct frag *f, const uint8_t pk[CM_PK_BYTES], int readers, uint64_t *epoch)
+{
+	return is_member(f, pk, epoch) || (readers == IXS_READ_PROOFS && ix_read_auth_is_reader(s->reads, pk)) ||
+	       (readers == IXS_READ_LOG && ixp_child_reader(f, pk));
+}
+
+static const char *readers_text(int readers)
+{
+	return readers == IXS_READ_LOG ? " or of one of its split halves"
+	       : readers ? ", a ledger replica or a genesis gateway" : "";
+}
+
 int ixs_peer_check(ix_service *s, cm_rpc_call *call, const char *method, const char *magu, uint32_t fragment,
 		   struct frag *f, int readers)
 {
@@ -175,15 +190,14 @@ int ixs_peer_check(ix_service *s, cm_rpc_call *call, const char *method, const c
 				   "tls: %s answers only a node whose certificate is bound to its node key: %s", method,
 				   why);
 	uint64_t epoch;
-	if (is_member(f, pk, &epoch) || (readers && ix_read_auth_is_reader(s->reads, pk)))
+	if (may_read(s, f, pk, readers, &epoch))
 		return GRPC_STATUS_OK;
 	char hex[2 * CM_PK_BYTES + 1];
 	cm_hex(hex, pk, CM_PK_BYTES);
 	return cm_rpc_fail(call, GRPC_STATUS_PERMISSION_DENIED,
 			   "tls: the caller's certificate is node %.16s, which the chain does not name a replica of "
 			   "%s/%u in epoch %llu%s; %s refused",
-			   hex, magu, fragment, (unsigned long long)epoch,
-			   readers ? ", a ledger replica or a genesis gateway" : "", method);
+			   hex, magu, fragment, (unsigned long long)epoch, readers_text(readers), method);
 }
 
 int ixs_read_check(ix_service *s, cm_rpc_call *call, const char *method, const ProtobufCMessage *req,
@@ -212,13 +226,12 @@ int ixs_read_check(ix_service *s, cm_rpc_call *call, const char *method, const P
 				   "auth.signature: not auth.requester's signature over this %s request on chain \"%s\"",
 				   method, chain);
 	uint64_t epoch = 0;
-	int member = is_member(f, auth->requester.data, &epoch);
-	if (!member && !(proofs && ix_read_auth_is_reader(s->reads, auth->requester.data))) {
+	if (!may_read(s, f, auth->requester.data, proofs, &epoch)) {
 		char hex[2 * CM_PK_BYTES + 1];
 		cm_hex(hex, auth->requester.data, CM_PK_BYTES);
 		return cm_rpc_fail(call, GRPC_STATUS_PERMISSION_DENIED,
 				   "auth.requester: %.16s is not a replica of %s/%u in epoch %llu%s", hex, magu, fragment,
-				   (unsigned long long)epoch, proofs ? ", a ledger replica or a genesis gateway" : "");
+				   (unsigned long long)epoch, readers_text(proofs));
 	}
 	int rc = ix_read_auth_once(s->reads, auth->signature.data, auth->wall_ms, now);
 	if (rc == CM_ERR_EXISTS)

@@ -393,6 +393,12 @@ int ix_h_replicate(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pr
 		ixr_core_leave(f);
 		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "prev_root: must be 32 bytes");
 	}
+	if (!ixp_takes_appends(f)) {
+		uint32_t parent = f->cfg->source->fragment;
+		ixr_core_leave(f);
+		return cm_rpc_fail(call, GRPC_STATUS_UNAVAILABLE, "%s/%u: a half of fragment %u takes its first records "
+				   "from the parent's frozen log, not derived here yet", req->magu, req->fragment, parent);
+	}
 	uint32_t dim = f->store ? f->spec.dim : req->schema ? req->schema->dimension : 0;
 	int rc = CM_OK;
 	for (size_t i = 0; rc == CM_OK && i < req->n_records; i++) {
@@ -491,7 +497,7 @@ int ix_h_fetch_log(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pr
 		return cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "max_records: %u, expected 1..10000",
 				   req->max_records);
 	struct frag *f = ixs_find_frag(s, req->magu, req->fragment);
-	int code = ixs_read_check(s, call, "FetchLog", msg, req->auth, req->magu, req->fragment, f, 0);
+	int code = ixs_read_check(s, call, "FetchLog", msg, req->auth, req->magu, req->fragment, f, IXS_READ_LOG);
 	if (code != GRPC_STATUS_OK)
 		return code;
 	ixr_core_enter(f);

@@ -6,6 +6,7 @@
  * proofs and challenges (and the signing of them) in ix_proof_rpc.c. */
 #include "ix_service_int.h"
 #include "ix_read_auth.h"
+#include "ix_split.h"
 #include "cm_time.h"
 #include "cm_err.h"
 #include "cm_log.h"
@@ -345,6 +346,12 @@ int ix_service_open(const ix_service_opts *o, ix_service **out, char *err, size_
 		s->o.frag.max_get = defaults.max_get;
 	if (!s->o.read_wait_ms)
 		s->o.read_wait_ms = 1000;
+	if (!s->o.split_fetch_page)
+		s->o.split_fetch_page = 256;
+	if (!s->o.split_fetch_timeout_ms)
+		s->o.split_fetch_timeout_ms = 5000;
+	if (!s->o.split_fetch_pass_ms)
+		s->o.split_fetch_pass_ms = 2000;
 	if (!s->o.read_auth_window_ms)
 		s->o.read_auth_window_ms = 60000;
 	if (!s->o.read_replay_max)
@@ -394,6 +401,7 @@ void ix_service_close(ix_service *s)
 	for (size_t i = 0; i < s->nfrags; i++) {
 		struct frag *f = s->frags[i];
 		ix_fragment_close(f->store);
+		ixp_free(f);
 		ix_replica_free(f);
 		cm_arena_free(&f->io);
 		pthread_mutex_destroy(&f->cfg_mu);

@@ -47,6 +47,11 @@ typedef struct ix_service_opts {
 	uint32_t read_replay_max;    /* signed reads remembered against replays; 0: 65536 */
 	uint32_t max_search_batch;   /* query vectors one Search call may carry; 0: 256 */
 	uint32_t max_scroll_scan;    /* live records one Scroll call examines at most; 0: 100000 */
+	/* a split's half without its parent's frozen log fetches it (ix_split.c) */
+	uint32_t split_fetch_page;   /* records per FetchLog call; 0: 256 */
+	uint32_t split_fetch_timeout_ms; /* deadline of one FetchLog call; 0: 5000 */
+	uint32_t split_fetch_retries; /* failed calls in a row before the next parent replica */
+	uint32_t split_fetch_pass_ms; /* a pass of the root submitter fetches at most this long; 0: 2000 */
 	cm_metrics *metrics;         /* NULL: no per-stage search histograms */
 	int test_lie;                /* built with -Dtest_faults=true: enum ix_lie_kind (ix_lie.h), 0 honest */
 } ix_service_opts;

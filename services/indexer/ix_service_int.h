@@ -79,6 +79,10 @@ struct frag {
 	int derived;                 /* a split's half: its records derived (ix_split.c) */
 	uint64_t derived_size;       /* how many */
 	int split_live;              /* ... and the ledger declared it live */
+	struct ixp_fetch *fetch;     /* a half fetching its parent's frozen log (ix_split.c; the root submitter's thread) */
+	/* a split parent: its halves' replicas, who may FetchLog it (ix_split.c; under mu) */
+	uint32_t child_no[2], nchild[2];
+	uint8_t child_pk[2][IX_MAX_REPLICAS][CM_PK_BYTES];
 };
 
 struct ix_service {
@@ -158,15 +162,20 @@ int ix_h_set_config(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, P
 
 /* ix_read_auth.c: the check of a signed read of magu/fragment (f: its entry
  * here, or NULL) named method: GRPC_STATUS_OK when req's auth is a fresh,
- * unreplayed signature by a replica of the fragment (with proofs set, also
- * by a ledger replica or a genesis gateway); the failed status otherwise. */
+ * unreplayed signature by a replica of the fragment (with proofs
+ * IXS_READ_PROOFS, also by a ledger replica or a genesis gateway; with
+ * IXS_READ_LOG, also by a replica of a split half of f, which derives from
+ * its frozen log); the failed status otherwise. */
+#define IXS_READ_PROOFS 1
+#define IXS_READ_LOG 2
 int ixs_read_check(ix_service *s, cm_rpc_call *call, const char *method, const ProtobufCMessage *req,
 		   const Muri__V1__ReadAuth *auth, const char *magu, uint32_t fragment, struct frag *f, int proofs);
 
 /* ix_read_auth.c: with mutual TLS on (cm_rpc_peer_checked), GRPC_STATUS_OK
  * only when the caller's certificate is bound to the node key of a replica
  * of magu/fragment (f: its entry here, or NULL) in its current epoch, or
- * with readers set, of a ledger replica or a genesis gateway; the failed
+ * with readers IXS_READ_PROOFS, of a ledger replica or a genesis gateway,
+ * with IXS_READ_LOG, of a replica of a split half of f; the failed
  * status (UNAUTHENTICATED, PERMISSION_DENIED naming why) otherwise. Without
  * mutual TLS, GRPC_STATUS_OK. ixs_read_check makes it too. */
 int ixs_peer_check(ix_service *s, cm_rpc_call *call, const char *method, const char *magu, uint32_t fragment,

@@ -21,11 +21,20 @@
  * root, and every acknowledged id is in exactly one child's committed log,
  * the one whose cell holds it.
  * MURI_SIM_SEEDS: schedules (default 300); MURI_SIM_SEED=<n> replays one;
- * MURI_SIM_TRACE=1 prints events; MURI_SIM_BUG=seal|gate|early|cell runs a
- * known-bad rule (a sealing primary signs the sizes it named before, not its
- * whole log; a primary takes writes while sealing; a child takes writes
+ * A child's replica that does not hold the parent's frozen log fetches it
+ * from the parent's replicas (services/indexer/ix_split_fetch.c, a page per
+ * request, four requests per feed so that kills and partitions fall in a
+ * fetch); in half the schedules one parent replica lies to fetches
+ * (withholds: no answer; short: empty pages or a log below the frozen size;
+ * fabricates a record; reorders two; serves a log one record shorter
+ * numbered as if whole). Checked: a fetched log becomes a child's only if
+ * it is exactly the frozen log's records of the cell.
+ * MURI_SIM_TRACE=1 prints events; MURI_SIM_BUG=seal|gate|early|cell|root runs
+ * a known-bad rule (a sealing primary signs the sizes it named before, not
+ * its whole log; a primary takes writes while sealing; a child takes writes
  * before its first root; searches read a split parent without its cell
- * restriction), and test_bugs_caught shows each is caught. */
+ * restriction; a fetch takes the fetched log without checking its root),
+ * and test_bugs_caught shows each is caught. */
 #include "tap.h"
 #include "cm_cell.h"
 #include "cm_crypto.h"
@@ -33,6 +42,7 @@
 #include "cm_merkle.h"
 #include "cm_splitmap.h"
 #include "ix_repl.h"
+#include "ix_split_fetch.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -117,6 +127,14 @@ struct rep {
 	int has_st;
 	int derived;                 /* a child's log was derived (on disk) */
 	ix_repl *core;               /* NULL while down or not derived */
+	/* a child's replica without the parent's frozen log fetches it
+	 * (ix_split_fetch): the core, the parent replicas it asks, the staged
+	 * records (in memory: a kill loses them) */
+	int fetching;
+	ixf fx;
+	int peers[NR];
+	struct dentry *stage;
+	uint64_t nstage;
 	uint64_t voted_size, voted_epoch;
 };
 
@@ -157,7 +175,9 @@ struct write {
 	uint64_t retry_at;
 };
 
-enum bug { BUG_NONE, BUG_SEAL, BUG_GATE, BUG_EARLY, BUG_CELL };
+enum bug { BUG_NONE, BUG_SEAL, BUG_GATE, BUG_EARLY, BUG_CELL, BUG_ROOT };
+/* How the lying parent replica answers a fetch of its frozen log. */
+enum lie { LIE_NONE, LIE_WITHHOLD, LIE_SHORT, LIE_FABRICATE, LIE_REORDER, LIE_SIZE, LIE_N };
 static int bug;
 
 typedef struct sim {
@@ -182,6 +202,9 @@ typedef struct sim {
 	struct write w[WRITES_MAX];
 	uint32_t nw;
 	uint64_t searches, searches_done, acks, refusals, kills, failovers;
+	int liar, lie;                       /* a parent replica that lies to fetches (-1: none) */
+	uint32_t page;                       /* records a fetch asks per page */
+	uint64_t fetched, fetch_faults[IXF_NFAULTS];
 } sim;
 
 static sim S;
@@ -546,29 +569,194 @@ static int view_writable(const struct lfrag *v)
 	return v->present && v->phase == CM_PHASE_SERVING && (!v->has_parent || v->live);
 }
 
-/* A child replica derives its first records from a copy of the parent's
- * frozen log: its own, or a reachable replica's. */
+/* The frozen log as the ledger committed it: a parent replica whose prefix
+ * has the frozen root (the checks' oracle, up or down). */
+static const struct rep *frozen_copy(uint64_t size, const uint8_t want[CM_HASH_BYTES])
+{
+	uint8_t root[CM_HASH_BYTES];
+	for (int n = 0; n < NN; n++) {
+		const struct rep *p = &S.node[n].r[0];
+		if (p->size >= size && cm_merkle_root(p->mk, size, root) == CM_OK && !memcmp(root, want, CM_HASH_BYTES))
+			return p;
+	}
+	return NULL;
+}
+
+static int stage_reset(void *arg)
+{
+	((struct rep *)arg)->nstage = 0;
+	return CM_OK;
+}
+
+static int stage_append(void *arg, const ixf_entry *e)
+{
+	struct rep *r = arg;
+	if (e->len != DATA || r->nstage >= LOG_MAX)
+		return CM_ERR_RANGE;
+	memcpy(r->stage[r->nstage++].data, e->data, DATA);
+	return CM_OK;
+}
+
+#define PAGE_MAX 32
+
+/* Parent replica p's answer to FetchLog(from, max): its log, or what
+ * S.lie says when p is the liar. 0 with *n entries, -1: no answer (a
+ * timeout). */
+static int serve(int p, uint64_t from, uint32_t max, struct dentry *buf, ixf_entry *e, size_t *n, uint64_t *log_size)
+{
+	const struct rep *src = &S.node[p].r[0];
+	uint64_t skip = 0;
+	*log_size = src->size;
+	*n = 0;
+	if (p == S.liar && S.lie == LIE_WITHHOLD)
+		return -1;
+	if (p == S.liar && S.lie == LIE_SIZE && from >= src->size / 2) {
+		skip = 1; /* a log one record shorter, numbered as if whole */
+		*log_size = src->size;
+	}
+	if (from + skip >= src->size)
+		return 0;
+	uint64_t k = src->size - from - skip < max ? src->size - from - skip : max;
+	for (uint64_t i = 0; i < k; i++)
+		buf[i] = src->log[from + skip + i];
+	if (p == S.liar && S.lie == LIE_SHORT) {
+		if (below(2))
+			k = 0;                      /* an empty page */
+		else
+			*log_size = from + k - 1;   /* a log short of the frozen size */
+	}
+	if (p == S.liar && S.lie == LIE_FABRICATE) {
+		uint64_t i = below(k);
+		buf[i].data[15] ^= (uint8_t)(1 + below(255)); /* another id (in or out of the cell) */
+	}
+	uint64_t swapped = UINT64_MAX;
+	if (p == S.liar && S.lie == LIE_REORDER && k >= 2) {
+		uint64_t i = below(k - 1);
+		struct dentry t = buf[i];
+		buf[i] = buf[i + 1];
+		buf[i + 1] = t;
+		/* the seq a record carries in its bytes: its own (half the time) or
+		 * rewritten to its new place (then only the root shows it) */
+		swapped = below(2) ? i : UINT64_MAX;
+	}
+	for (uint64_t i = 0; i < k; i++) {
+		e[i].seq = from + i + (i == swapped) - (swapped != UINT64_MAX && i == swapped + 1);
+		e[i].id = buf[i].data;
+		e[i].data = buf[i].data;
+		e[i].len = DATA;
+	}
+	*n = k;
+	return 0;
+}
+
+/* The fetch is done: the staged records must be exactly the frozen log's
+ * records of the cell, in log order, before they become the child's log. */
+static void fetch_done(struct rep *r, const struct lfrag *v)
+{
+	const struct rep *p = frozen_copy(v->src_size, v->src_root);
+	uint64_t k = 0;
+	for (uint64_t s = 0; p && s < v->src_size && !S.failed; s++) {
+		if (!cm_cell_contains(&v->cell, p->log[s].data, S.gw.nbase))
+			continue;
+		if (k >= r->nstage || memcmp(r->stage[k].data, p->log[s].data, DATA) != 0)
+			fail("node %d fetched fragment %d's records unverified: record %" PRIu64 " is not the frozen "
+			     "log's", r->node, r->frag, k);
+		k++;
+	}
+	if (!S.failed && k != r->nstage)
+		fail("node %d fetched %" PRIu64 " records for fragment %d, the frozen log has %" PRIu64, r->node,
+		     r->nstage, r->frag, k);
+	for (uint64_t i = 0; i < r->nstage; i++)
+		rep_append(r, 1, r->stage[i].data);
+	r->derived = 1;
+	r->fetching = 0;
+	S.fetched++;
+	trace("node %d derived fragment %d by fetching: %" PRIu64 " of %" PRIu64 " records (%" PRIu64 " pages)",
+	      r->node, r->frag, r->size, v->src_size, r->fx.pages);
+}
+
+/* A child replica without the parent's frozen log asks the parent's
+ * replicas (its view of the parent's configuration) for it. */
+static void fetch_start(struct rep *r, const struct lfrag *v, const struct lfrag *pv)
+{
+	ixf_opts o;
+	memset(&o, 0, sizeof(o));
+	o.size = v->src_size;
+	memcpy(o.root, v->src_root, CM_HASH_BYTES);
+	o.cell = v->cell;
+	o.page = S.page;
+	o.retries = 3;
+	o.skip_root_check = bug == BUG_ROOT;
+	uint32_t off = pv->cfg.n ? (uint32_t)below(pv->cfg.n) : 0;
+	for (uint32_t i = 0; i < pv->cfg.n; i++) {
+		int n = node_of_pk(pv->cfg.replicas[(i + off) % pv->cfg.n]);
+		if (n >= 0 && n != r->node)
+			r->peers[o.npeers++] = n;
+	}
+	ixf_io io = {r, stage_reset, stage_append};
+	if (o.npeers && ixf_init(&r->fx, &o, &io) == CM_OK)
+		r->fetching = 1;
+}
+
+/* Four pages per feed, so kills and partitions fall during fetches. */
+static void fetch_steps(struct rep *r, const struct lfrag *v)
+{
+	uint64_t before[IXF_NFAULTS];
+	memcpy(before, r->fx.faults, sizeof(before));
+	for (int pages = 0; pages < 4 && r->fetching; pages++) {
+		ixf_req q;
+		int st = ixf_next(&r->fx, &q);
+		if (st == IXF_DONE) {
+			fetch_done(r, v);
+			break;
+		}
+		if (st == IXF_WAIT) {
+			ixf_round(&r->fx);
+			break;
+		}
+		int p = r->peers[q.peer];
+		struct dentry buf[PAGE_MAX];
+		ixf_entry e[PAGE_MAX];
+		size_t n = 0;
+		uint64_t size = 0;
+		if (!S.node[p].up || S.blocked[r->node][p] || S.blocked[p][r->node] || chance(S.loss) ||
+		    serve(p, q.from, q.max, buf, e, &n, &size) != 0) {
+			ixf_on_error(&r->fx, q.peer);
+			trace("node %d fetching fragment %d: node %d does not answer", r->node, r->frag, p);
+			continue;
+		}
+		int fl = ixf_on_page(&r->fx, q.peer, e, n, size);
+		if (fl != IXF_OK) {
+			trace("node %d fetching fragment %d: node %d's page at %" PRIu64 " is %s", r->node, r->frag, p,
+			      q.from, ixf_fault_name(fl));
+		}
+	}
+	for (int i = 0; i < IXF_NFAULTS; i++)
+		S.fetch_faults[i] += r->fx.faults[i] - before[i];
+}
+
+/* A child replica derives its first records from the parent's frozen log:
+ * its own copy, or one fetched from the parent's replicas and verified. */
 static void derive(struct rep *r)
 {
 	const struct lfrag *v = &S.node[r->node].view[r->frag];
-	const struct rep *src = NULL;
+	const struct rep *own = &S.node[r->node].r[0];
 	uint8_t root[CM_HASH_BYTES];
-	for (int k = 0; k < NN && !src; k++) {
-		int n = (r->node + k) % NN;
-		const struct rep *p = &S.node[n].r[0];
-		if (!S.node[n].up || S.blocked[r->node][n] || S.blocked[n][r->node] || p->size < v->src_size)
-			continue;
-		if (cm_merkle_root(p->mk, v->src_size, root) == CM_OK && !memcmp(root, v->src_root, CM_HASH_BYTES))
-			src = p;
-	}
-	if (!src)
+	if (own->size >= v->src_size && cm_merkle_root(own->mk, v->src_size, root) == CM_OK &&
+	    !memcmp(root, v->src_root, CM_HASH_BYTES)) {
+		for (uint64_t s = 0; s < v->src_size; s++)
+			if (cm_cell_contains(&v->cell, own->log[s].data, S.gw.nbase))
+				rep_append(r, 1, own->log[s].data);
+		r->derived = 1;
+		r->fetching = 0;
+		trace("node %d derived fragment %d: %" PRIu64 " of %" PRIu64 " records", r->node, r->frag, r->size,
+		      v->src_size);
 		return;
-	for (uint64_t s = 0; s < v->src_size; s++)
-		if (cm_cell_contains(&v->cell, src->log[s].data, S.gw.nbase))
-			rep_append(r, 1, src->log[s].data);
-	r->derived = 1;
-	trace("node %d derived fragment %d: %" PRIu64 " of %" PRIu64 " records", r->node, r->frag, r->size,
-	      v->src_size);
+	}
+	if (!r->fetching)
+		fetch_start(r, v, &S.node[r->node].view[0]);
+	if (r->fetching)
+		fetch_steps(r, v);
 }
 
 static void feed(int n)
@@ -777,6 +965,8 @@ static void kill_node(int n)
 	for (int f = 0; f < NF; f++) {
 		ix_repl_destroy(nd->r[f].core);
 		nd->r[f].core = NULL;
+		nd->r[f].fetching = 0; /* a fetch in progress and its staged records are lost */
+		nd->r[f].nstage = 0;
 	}
 	for (uint32_t k = 0; k < S.nw; k++) /* its pending writes time out at the client, which retries */
 		if (S.w[k].pending && S.w[k].node == n) {
@@ -880,6 +1070,7 @@ static void sim_free(void)
 			ix_repl_destroy(S.node[n].r[f].core);
 			cm_merkle_free(S.node[n].r[f].mk);
 			free(S.node[n].r[f].log);
+			free(S.node[n].r[f].stage);
 		}
 	for (int f = 0; f < NF; f++) {
 		free(S.vmask[f]);
@@ -915,6 +1106,13 @@ static void sim_init(uint64_t seed, int tr)
 		S.split_size = 16 + below(64);
 	S.gw.nbase = 1;
 	S.gw.n = NF;
+	/* half the schedules have a parent replica that lies to fetches */
+	S.liar = -1;
+	S.page = 2 + (uint32_t)below(PAGE_MAX - 1);
+	if (below(2)) {
+		S.liar = S.member[0][below(NR)];
+		S.lie = 1 + (int)below(LIE_N - 1);
+	}
 	struct lfrag *p = &S.led[0];
 	p->present = 1;
 	p->cell = cm_cell_root(0);
@@ -930,6 +1128,7 @@ static void sim_init(uint64_t seed, int tr)
 			nd->r[f].node = n;
 			nd->r[f].frag = f;
 			nd->r[f].log = calloc(LOG_MAX, sizeof(struct dentry));
+			nd->r[f].stage = calloc(LOG_MAX, sizeof(struct dentry));
 			cm_merkle_new(&nd->r[f].mk, &cm_merkle_blake2b);
 		}
 	}
@@ -1003,8 +1202,8 @@ static int run(uint64_t seed, int tr)
 /* Each known-bad rule is caught by some schedule. */
 static void test_bugs_caught(void)
 {
-	static const char *const names[] = {"", "seal", "gate", "early", "cell"};
-	for (int b = BUG_SEAL; b <= BUG_CELL; b++) {
+	static const char *const names[] = {"", "seal", "gate", "early", "cell", "root"};
+	for (int b = BUG_SEAL; b <= BUG_ROOT; b++) {
 		uint64_t caught = 0, s;
 		bug = b;
 		for (s = 1; s <= 400 && !caught; s++)
@@ -1020,6 +1219,7 @@ static void test_schedules(void)
 	const char *one = getenv("MURI_SIM_SEED"), *ns = getenv("MURI_SIM_SEEDS");
 	int tr = getenv("MURI_SIM_TRACE") != NULL;
 	uint64_t n = ns ? strtoull(ns, NULL, 10) : DEFAULT_SEEDS, bad = 0, acks = 0, kills = 0, done = 0, fo = 0;
+	uint64_t fetched = 0, faults[IXF_NFAULTS] = {0};
 	if (one) {
 		TAP_EQ(run(strtoull(one, NULL, 10), tr), 0);
 		return;
@@ -1031,13 +1231,21 @@ static void test_schedules(void)
 		kills += S.kills;
 		done += S.searches_done;
 		fo += S.failovers;
+		fetched += S.fetched;
+		for (int i = 0; i < IXF_NFAULTS; i++)
+			faults[i] += S.fetch_faults[i];
 		if (bad >= 5)
 			break;
 	}
 	printf("# %" PRIu64 " schedules: %" PRIu64 " acknowledged writes, %" PRIu64 " kills, %" PRIu64
 	       " failovers, %" PRIu64 " searches checked\n", n, acks, kills, fo, done);
+	printf("# %" PRIu64 " halves derived by fetching; pages refused: %" PRIu64 " unreachable, %" PRIu64
+	       " short, %" PRIu64 " bad, %" PRIu64 " root\n", fetched, faults[IXF_UNREACHABLE], faults[IXF_SHORT],
+	       faults[IXF_BAD], faults[IXF_ROOT]);
 	TAP_EQ(bad, 0);
 	TAP_CHECK(acks > n * 20 && done > n * 5);
+	/* every way of lying was met and caught */
+	TAP_CHECK(n < 50 || (fetched > n / 4 && faults[IXF_SHORT] && faults[IXF_BAD] && faults[IXF_ROOT]));
 }
 
 int main(void)
@@ -1047,7 +1255,7 @@ int main(void)
 	const char *b = getenv("MURI_SIM_BUG");
 	if (b) {
 		bug = !strcmp(b, "seal") ? BUG_SEAL : !strcmp(b, "gate") ? BUG_GATE : !strcmp(b, "early") ? BUG_EARLY
-			: !strcmp(b, "cell") ? BUG_CELL : BUG_NONE;
+			: !strcmp(b, "cell") ? BUG_CELL : !strcmp(b, "root") ? BUG_ROOT : BUG_NONE;
 		TAP_RUN(test_schedules);
 		return tap_done();
 	}
