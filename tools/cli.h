@@ -137,6 +137,8 @@ int cli_cmd_bench(int argc, char **argv);
 int cli_apikey(int argc, char **argv);
 int cli_cmd_access(int argc, char **argv);
 int cli_cmd_audit(int argc, char **argv);
+/* cli_split.c: muri split COLLECTION FRAGMENT. */
+int cli_cmd_split(int argc, char **argv);
 /* The API key for c (--api-key, $MURI_API_KEY, the devnet's D/admin.apikey
  * when from_devnet or --dir is given) into out; 0 when there is one, 1 when none, -1 after
  * printing why a given one cannot be read. The caller wipes out. */

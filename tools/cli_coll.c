@@ -31,10 +31,12 @@ static void print_info(const Muri__V1__CollectionInfo *c, int json, int detail)
 		for (size_t i = 0; i < c->n_fragment_states; i++) {
 			const Muri__V1__FragmentState *s = c->fragment_states[i];
 			printf("%s{\"fragment\": %u, \"epoch\": %llu, \"primary\": \"%s\", \"replicas\": %zu, "
-			       "\"log_size\": %llu, \"vectors\": %llu, \"committed_size\": %llu, \"available\": %s}",
+			       "\"log_size\": %llu, \"vectors\": %llu, \"committed_size\": %llu, \"available\": %s, "
+			       "\"state\": \"%s\", \"searched\": %s}",
 			       i ? ", " : "", s->fragment, (unsigned long long)s->epoch, s->primary, s->n_replicas,
 			       (unsigned long long)s->log_size, (unsigned long long)s->vector_count,
-			       (unsigned long long)s->committed_size, s->available ? "true" : "false");
+			       (unsigned long long)s->committed_size, s->available ? "true" : "false",
+			       s->state && s->state[0] ? s->state : "serving", s->searched ? "true" : "false");
 		}
 		printf("]}");
 		return;
@@ -52,8 +54,10 @@ static void print_info(const Muri__V1__CollectionInfo *c, int json, int detail)
 	       (unsigned long long)c->created_height);
 	for (size_t i = 0; i < c->n_fragment_states; i++) {
 		const Muri__V1__FragmentState *s = c->fragment_states[i];
-		printf("fragment %u   epoch %llu, primary %s (%s), %zu replicas, log %llu, %llu vectors, committed %llu\n",
-		       s->fragment, (unsigned long long)s->epoch, s->primary, s->available ? "serving" : "NOT ANSWERING",
+		printf("fragment %u   %s%s, epoch %llu, primary %s (%s), %zu replicas, log %llu, %llu vectors, "
+		       "committed %llu\n",
+		       s->fragment, s->state && s->state[0] ? s->state : "serving", s->searched ? "" : " (not searched)",
+		       (unsigned long long)s->epoch, s->primary, s->available ? "serving" : "NOT ANSWERING",
 		       s->n_replicas, (unsigned long long)s->log_size, (unsigned long long)s->vector_count,
 		       (unsigned long long)s->committed_size);
 	}

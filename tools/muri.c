@@ -26,6 +26,7 @@ static const char usage[] =
 	"  collection create | list | describe | drop\n"
 	"  insert COLLECTION --vector JSON | --file F\n"
 	"  get COLLECTION ID...\n"
+	"  split COLLECTION FRAGMENT              split a fragment in two (the owner's SplitFragment)\n"
 	"  scroll COLLECTION [--page-size N] [--cursor C | --all]  records in id order, a page at a time\n"
 	"  search COLLECTION --vector JSON | --like ID [--filter JSON] [--k K]\n"
 	"  delete COLLECTION ID...\n"
@@ -46,7 +47,7 @@ static const struct {
 	{"collection", cli_cmd_collection}, {"insert", cli_cmd_insert}, {"get", cli_cmd_get},
 	{"search", cli_cmd_search},   {"delete", cli_cmd_delete},   {"import", cli_cmd_import},
 	{"bench", cli_cmd_bench},     {"access", cli_cmd_access},   {"audit", cli_cmd_audit},
-	{"scroll", cli_cmd_scroll},
+	{"scroll", cli_cmd_scroll},   {"split", cli_cmd_split},
 };
 
 int main(int argc, char **argv)

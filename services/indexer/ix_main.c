@@ -45,6 +45,7 @@ typedef struct ix_config {
 	int64_t chain_queue_max;
 	int64_t root_every;
 	int64_t root_ms;
+	int64_t root_hold_ms;
 	int64_t root_interval_ms;
 	int64_t read_wait_ms;
 	int64_t read_auth_window_ms;
@@ -127,6 +128,10 @@ static const cm_config_key ix_keys[] = {
 	{"root_ms", CM_CFG_INT, offsetof(ix_config, root_ms), "0", 0, 86400000,
 	 "a primary also names its log size for roots this long after the last named size, if the log grew (0: never)",
 	 NULL},
+	{"root_hold_ms", CM_CFG_INT, offsetof(ix_config, root_hold_ms), "5000", 0, 3600000,
+	 "a primary keeps the last size it named for roots this long while the ledger has not committed it, so that "
+	 "its replicas sign the same size under steady writes (0: a new size at every multiple)",
+	 NULL},
 	{"root_interval_ms", CM_CFG_INT, offsetof(ix_config, root_interval_ms), "1000", 10, 3600000,
 	 "with genesis: how often the fragments' sizes are checked for a root to submit", NULL},
 	{"read_wait_ms", CM_CFG_INT, offsetof(ix_config, read_wait_ms), "1000", 1, 600000,
@@ -200,6 +205,7 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.drop_ms = (uint32_t)c->cfg.drop_ms,
 		.root_every = (uint32_t)c->cfg.root_every,
 		.root_ms = (uint32_t)c->cfg.root_ms,
+		.root_hold_ms = (uint32_t)c->cfg.root_hold_ms,
 		.tls_ca_file = c->cfg.tls_ca && *c->cfg.tls_ca ? c->cfg.tls_ca : NULL,
 		.read_wait_ms = (uint32_t)c->cfg.read_wait_ms,
 		.read_auth_window_ms = (uint32_t)c->cfg.read_auth_window_ms,

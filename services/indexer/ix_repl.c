@@ -307,10 +307,16 @@ static void check_pending(ix_repl *r)
 
 /* Primary: names the sizes replicas sign their roots at: each multiple of
  * root_every, and the log size root_ms after the last named size if the
- * log grew since. */
+ * log grew since. While the last named size is not committed (above the
+ * floor) it stays named for root_hold_ms: the replicas look at the named
+ * size each on its own clock, and under steady writes a size renamed at
+ * every multiple would leave each with a different one and the ledger
+ * without a majority on any (no root committed while writes go on). */
 static void name_root(ix_repl *r)
 {
 	uint64_t size = r->io.log_size(r->io.ctx), t = now(r);
+	if (r->o.root_hold_ms && r->named > r->st.floor && t < r->named_ms + r->o.root_hold_ms)
+		return;
 	if (r->o.root_every && size / r->o.root_every * r->o.root_every > r->named) {
 		r->named = size / r->o.root_every * r->o.root_every;
 		r->named_ms = t;

@@ -111,6 +111,9 @@ typedef struct ix_repl_opts {
 	uint32_t root_every;          /* primary: names each multiple of this many records for roots; 0: none */
 	uint32_t root_ms;             /* primary: and its log size this long after the last named size,
 				       * if the log grew; 0: never */
+	uint32_t root_hold_ms;        /* primary: names no new size for this long while the last named
+				       * one is above the committed floor, so that replicas sampling the
+				       * named size at different moments sign the same one; 0: no hold */
 } ix_repl_opts;
 
 /* Callbacks run synchronously inside ix_repl_* calls and must not call back

@@ -476,6 +476,7 @@ int ixr_core_new(struct frag *f, const ix_repl_persist *st)
 	o.drop_ms = s->o.drop_ms;
 	o.root_every = s->o.root_every;
 	o.root_ms = s->o.root_ms;
+	o.root_hold_ms = s->o.root_hold_ms;
 	ix_repl_io io = {
 		.ctx = f, .log_size = io_log_size, .log_entry = io_log_entry, .log_read = io_log_read,
 		.log_root = io_log_root, .log_append = io_log_append, .log_truncate = io_log_truncate,

@@ -38,6 +38,7 @@ typedef struct ix_service_opts {
 	uint32_t drop_ms;            /* a primary's wait for a silent backup before asking for its replacement; 0: never */
 	uint32_t root_every;         /* a primary names each multiple of this many records for roots; 0: none */
 	uint32_t root_ms;            /* and its log size this long after the last named size; 0: never */
+	uint32_t root_hold_ms;       /* a named size not committed yet stays named this long; 0: no hold */
 	const char *tls_ca_file;     /* to reach peers over TLS; NULL: plaintext */
 	int deny_set_config;         /* 1: SetConfig answers FAILED_PRECONDITION (the ledger configures) */
 	uint32_t max_index_backlog;  /* a primary refuses writes (RESOURCE_EXHAUSTED) while a fragment's

@@ -101,7 +101,7 @@ static const lg_param_def params[P_COUNT] = {
 				       "percent of an answer-fraud slash paid to its reporter (the rest is burnt)"},
 	[P_HANDOVER_DEADLINE] = {"handover_deadline", 2000, 1, 10000000, 1,
 				 "blocks an unstaking replica stays while its replacements catch up; then it is removed anyway"},
-	[P_SPLIT_SIZE] = {"split_size", 0, 0, INT64_MAX, 1,
+	[P_SPLIT_SIZE] = {"split_size", 10000000, 0, INT64_MAX, 1,
 			  "log entries at which a fragment's committed root makes it split in two (0: only by its owner)"},
 	[P_MAX_FILL] = {"max_fill", 800, 1, 1000, 1,
 			"per mille of its registered capacity an indexer is filled to, at most, by new placements"},

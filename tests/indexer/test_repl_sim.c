@@ -179,6 +179,7 @@ typedef struct sim {
 	uint32_t world;               /* nodes 0..world-1 (>= n): the others are spares */
 	uint32_t drop_ms;             /* the primaries' drop_ms (0: no drops) */
 	uint32_t root_every, root_ms; /* the primaries' naming of root sizes */
+	uint32_t root_hold_ms;        /* ... and how long a named size not committed yet stays named */
 	struct node node[NMAX + 1];   /* + the adversary's identity */
 	struct pkt *pool;
 	/* fault rates, ppm */
@@ -607,6 +608,7 @@ static void node_start(struct node *nd)
 	o.drop_ms = S.drop_ms;
 	o.root_every = S.root_every;
 	o.root_ms = S.root_ms;
+	o.root_hold_ms = S.root_hold_ms;
 	ix_repl_io io = {
 		.ctx = nd, .log_size = io_log_size, .log_entry = io_log_entry, .log_read = io_log_read,
 		.log_root = io_log_root, .log_append = io_log_append, .log_truncate = io_log_truncate,
@@ -1133,6 +1135,8 @@ static void sim_init(uint64_t seed)
 	S.drop_ms = sim_drops && below(3) ? S.suspect_ms + (uint32_t)below(1000) : 0;
 	S.root_every = (uint32_t)below(3) * 8;
 	S.root_ms = (uint32_t)below(3) * 200;
+	/* from the seed but not its stream, so schedules without a hold stay as they were */
+	S.root_hold_ms = (uint32_t)(mix64(seed ^ 0x484f4c44ULL) % 3) * 300;
 	S.cut_primary = -1;
 	/* from the seed but not its stream, so schedules without hand-offs stay as they were */
 	S.handoff_rate = (uint32_t)(mix64(seed ^ 0x4a4e444f4646ULL) % 3) * 1000;

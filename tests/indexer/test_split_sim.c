@@ -427,6 +427,7 @@ static void rep_start(struct rep *r)
 	o.suspect_ms = 450;
 	o.root_every = 4;
 	o.root_ms = 100;
+	o.root_hold_ms = S.seed & 1 ? 300 : 0; /* odd seeds: a named size not committed yet stays named */
 	ix_repl_io io = {
 		.ctx = r, .log_size = io_log_size, .log_entry = io_log_entry, .log_read = io_log_read,
 		.log_root = io_log_root, .log_append = io_log_append, .log_truncate = io_log_truncate,

@@ -140,7 +140,8 @@ def vectors_in(d, collection):
 
 def test_help_and_usage_errors():
     for cmd in [[], ["devnet"], ["devnet", "up"], ["devnet", "down"], ["devnet", "status"], ["key"], ["account"],
-                ["indexer"], ["collection"], ["insert"], ["get"], ["search"], ["delete"], ["import"], ["bench"]]:
+                ["indexer"], ["collection"], ["insert"], ["get"], ["search"], ["delete"], ["import"], ["bench"],
+                ["split"]]:
         p = muri(*cmd, "--help")
         assert p.stdout.startswith("usage: muri"), (cmd, p.stdout)
     p = muri("search", "c", "--nope", check=False)
@@ -337,6 +338,56 @@ def test_account_transfer(devnet, tmp_path):
     muri("indexer", "unstake", 10, "--key", key, "--dir", devnet)
     a = json.loads(muri("account", "show", "--key", key, "--dir", devnet, "--json").stdout)
     assert a["staked"] == 0 and a["unbonding"] + a["balance"] <= 1234
+
+
+def test_split(devnet, tmp_path):
+    """muri split: the owner's SplitFragment; the halves go live and take
+    the records; bad input names the field, a stranger is refused."""
+    d = devnet
+    muri("collection", "create", "splitme", "--dim", 8, "--metric", "l2", "--index", "flat", "--fragments", 1,
+         "--dir", d)
+    ids = []
+    for i in range(12):
+        v = json.dumps([float((i * 7 + j) % 11) for j in range(8)])
+        ids.append(muri("insert", "splitme", "--vector", v, "--dir", d).stdout.split()[-1])
+    # bad input: the field named, exit 2 before anything is sent
+    p = muri("split", "splitme", "x", "--dir", d, check=False)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "FRAGMENT: \"x\" is not a fragment number" in p.stderr
+    p = muri("split", "splitme", "-1", "--dir", d, check=False)
+    assert p.returncode == 2 and "FRAGMENT:" in p.stderr, p.stderr
+    p = muri("split", "splitme", "--dir", d, check=False)
+    assert p.returncode == 2 and "muri split COLLECTION FRAGMENT" in p.stderr
+    # the ledger's refusals name the transaction's field
+    p = muri("split", "splitme", 5, "--dir", d, check=False)
+    assert p.returncode == 1 and "split_fragment.fragment: no fragment 5" in p.stderr, p.stderr
+    p = muri("split", "nosuch", 0, "--dir", d, check=False)
+    assert p.returncode == 1 and "split_fragment.magu: no Magu \"nosuch\"" in p.stderr, p.stderr
+    stranger = tmp_path / "stranger.key"
+    addr = muri("key", "gen", stranger).stdout.strip()
+    muri("account", "transfer", addr, 1000, "--dir", d)
+    p = muri("split", "splitme", 0, "--key", stranger, "--dir", d, check=False)
+    assert p.returncode == 1 and "only the owner" in p.stderr, p.stderr
+    # the owner (the devnet's demo account pays for its collections)
+    p = muri("split", "splitme", 0, "--dir", d)
+    assert re.search(r"fragment 0 of \"splitme\" sealing in epoch 2 to split into 1 and 2: committed at height \d+",
+                     p.stdout), p.stdout
+    p = muri("split", "splitme", 0, "--dir", d, check=False)
+    assert p.returncode == 1 and "split_fragment.fragment: fragment 0 of \"splitme\" is" in p.stderr, p.stderr
+
+    def split_done():
+        info = json.loads(muri("collection", "describe", "splitme", "--dir", d, "--json").stdout)
+        st = {s["fragment"]: (s["state"], s["searched"]) for s in info["fragment_states"]}
+        return info if st == {0: ("retired", False), 1: ("serving", True), 2: ("serving", True)} else None
+    deadline, info = time.time() + 120, None
+    while not info and time.time() < deadline:
+        info = split_done()
+        time.sleep(0.5)
+    assert info, muri("collection", "describe", "splitme", "--dir", d).stdout
+    assert info["vectors"] == len(ids) and sum(s["vectors"] for s in info["fragment_states"][1:]) == len(ids)
+    got = muri("get", "splitme", *ids, "--dir", d, "--json").stdout
+    assert all(i in got for i in ids)
+    text = muri("collection", "describe", "splitme", "--dir", d).stdout
+    assert re.search(r"^fragment 0   retired \(not searched\), epoch 2", text, re.M), text
 
 
 def alive(pid):

@@ -15,51 +15,22 @@ import time
 import uuid
 
 import grpc
-import numpy as np
 import pytest
 
-from chain_util import CHAIN, ChainNet
-from gateway_util import Gateway
+from chain_util import CHAIN
 from ledger_util import signed_tx
 from muri_util import wait_until
+from split_gw_util import DIM, check_found_once, close_split_net, split_net, upsert_until_acked, vecs
 from test_split import split_bit
 
 COLL = "halves"
-DIM = 8
 
 
 @pytest.fixture
 def net(servers, stubs, tmp_path):
-    n = ChainNet(servers, stubs, tmp_path, n_indexers=3,
-                 ix_args=("--root-every", "4", "--root-interval-ms", "1500", "--drop-ms", "0"))
-    # more RPC workers: a write waiting for the split holds its worker
-    gw = Gateway(servers, stubs, n, tmp_path, args=("--default-timeout-ms", "20000", "--rpc-workers", "16"))
-    n.gw = gw
+    n = split_net(servers, stubs, tmp_path)
     yield n
-    gw.close()
-    n.close()
-
-
-def vecs(tpb, n, seed):
-    return [tpb.Vector(values=[float(x) for x in v])
-            for v in np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)]
-
-
-def upsert_until_acked(stub, vpb, tpb, ids, seed, stop_at):
-    """Upserts ids (the same ids and vectors on every try: no duplicates)
-    until a QUORUM acknowledgement; returns the number of failed tries."""
-    fails = 0
-    while True:
-        try:
-            r = stub.Upsert(vpb.UpsertRequest(collection=COLL, ids=ids, vectors=vecs(tpb, len(ids), seed),
-                                              consistency_level=tpb.QUORUM, timeout_ms=15000), timeout=30)
-            if r.status == vpb.SUCCESS:
-                return fails
-        except grpc.RpcError:
-            pass
-        fails += 1
-        assert time.time() < stop_at, f"a batch was never acknowledged ({fails} tries)"
-        time.sleep(0.1)
+    close_split_net(n)
 
 
 def test_split_through_the_gateway(net):
@@ -72,7 +43,7 @@ def test_split_through_the_gateway(net):
     for _ in range(6):
         ids = [str(uuid.uuid4()) for _ in range(10)]
         seed[0] += 1
-        upsert_until_acked(stub, vpb, tpb, ids, seed[0], time.time() + 60)
+        upsert_until_acked(stub, vpb, tpb, COLL, ids, seed[0], time.time() + 60)
         acked += ids
     n_before = len(acked)
 
@@ -87,7 +58,8 @@ def test_split_through_the_gateway(net):
             ids = [str(uuid.uuid4()) for _ in range(5)]
             seed[0] += 1
             try:
-                stats["write_retries"] += upsert_until_acked(stub, vpb, tpb, ids, seed[0], time.time() + 120)
+                stats["write_retries"] += upsert_until_acked(stub, vpb, tpb, COLL, ids, seed[0],
+                                                             time.time() + 120)
             except AssertionError as e:
                 errors.append(str(e))
                 return
@@ -162,28 +134,8 @@ def test_split_through_the_gateway(net):
     assert (0, "serving", True) in seen_states and (0, "retired", False) in seen_states, seen_states
     assert len(acked) == len(set(acked))
 
-    # Get: every acknowledged id exactly once
-    g = stub.Get(vpb.GetRequest(collection=COLL, ids=acked), timeout=30)
-    got = [x.id for x in g.records]
-    assert sorted(got) == sorted(acked)
-
-    # Scroll over the collection: each acknowledged id exactly once, nothing else
-    seen, cursor = [], ""
-    while True:
-        r = stub.Scroll(vpb.ScrollRequest(collection=COLL, page_size=37, cursor=cursor), timeout=30)
-        seen += [x.id for x in r.records]
-        cursor = r.next_cursor
-        if not cursor:
-            break
-    assert len(seen) == len(set(seen)), "Scroll returned an id twice"
-    assert sorted(seen) == sorted(acked)
-
-    # an exhaustive search finds them all, each once
-    q = vecs(tpb, 1, 5)[0]
-    r = stub.Search(vpb.SearchRequest(collection=COLL, query_vector=q, top_k=1000,
-                                      consistency_level=tpb.QUORUM), timeout=30)
-    found = [x.id for x in r.results]
-    assert len(found) == len(set(found)) and sorted(found) == sorted(acked)
+    # Get, Scroll and an exhaustive search: every acknowledged id exactly once
+    check_found_once(stub, vpb, tpb, COLL, acked)
 
     # Describe: the parent retired, the halves serving, their counts summing to the total
     d = stub.DescribeCollection(vpb.DescribeCollectionRequest(name=COLL), timeout=30)
