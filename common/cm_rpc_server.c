@@ -1,5 +1,7 @@
-/* The gRPC core server: worker threads each drain their own completion
- * queue; every accepted call is a small state machine (accepted -> handled ->
+/* The gRPC core server: worker threads drain one shared completion queue
+ * (a worker busy in a long handler, such as a write waiting for a split,
+ * holds only its own call: the next event goes to any idle worker); every
+ * accepted call is a small state machine (accepted -> handled ->
  * one batch of initial metadata + message + status + close -> freed).
  * Server streams get a thread of their own that sends one message at a
  * time. Shutdown: stop accepting, grace period, cancel the rest, wait for
@@ -91,6 +93,7 @@ struct cm_rpc_server {
 
 	grpc_server *server;
 	grpc_completion_queue *ctl_cq;
+	grpc_completion_queue *cq; /* every worker's, and every call's */
 	struct worker *workers;
 	struct method *methods;
 	size_t nmethods, cap;
@@ -648,10 +651,11 @@ int cm_rpc_server_new(const cm_rpc_server_opts *o, cm_rpc_server **out, char *er
 		cm_rpc_server_free(srv);
 		return CM_ERR_NOMEM;
 	}
+	srv->cq = grpc_completion_queue_create_for_next(NULL);
+	grpc_server_register_completion_queue(srv->server, srv->cq, NULL);
 	for (int i = 0; i < srv->nworkers; i++) {
 		srv->workers[i].srv = srv;
-		srv->workers[i].cq = grpc_completion_queue_create_for_next(NULL);
-		grpc_server_register_completion_queue(srv->server, srv->workers[i].cq, NULL);
+		srv->workers[i].cq = srv->cq;
 	}
 	*out = srv;
 	return CM_OK;
@@ -817,8 +821,7 @@ void cm_rpc_server_shutdown(cm_rpc_server *srv, int grace_ms)
 	pthread_mutex_unlock(&srv->mu);
 	grpc_server_destroy(srv->server);
 	srv->server = NULL;
-	for (int i = 0; i < srv->nworkers; i++)
-		grpc_completion_queue_shutdown(srv->workers[i].cq);
+	grpc_completion_queue_shutdown(srv->cq);
 	for (int i = 0; i < srv->nworkers; i++)
 		pthread_join(srv->workers[i].thread, NULL);
 }
@@ -832,17 +835,15 @@ void cm_rpc_server_free(cm_rpc_server *srv)
 	} else if (srv->server) {
 		/* never started, so no listener and no accepts: destroy directly */
 		grpc_server_destroy(srv->server);
-		for (int i = 0; srv->workers && i < srv->nworkers; i++) {
-			grpc_completion_queue_shutdown(srv->workers[i].cq);
-			while (grpc_completion_queue_next(srv->workers[i].cq,
-							  gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-				       .type != GRPC_QUEUE_SHUTDOWN)
+		if (srv->cq) {
+			grpc_completion_queue_shutdown(srv->cq);
+			while (grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+			       GRPC_QUEUE_SHUTDOWN)
 				;
 		}
 	}
-	for (int i = 0; srv->workers && i < srv->nworkers; i++)
-		if (srv->workers[i].cq)
-			grpc_completion_queue_destroy(srv->workers[i].cq);
+	if (srv->cq)
+		grpc_completion_queue_destroy(srv->cq);
 	if (srv->ctl_cq) {
 		grpc_completion_queue_shutdown(srv->ctl_cq);
 		grpc_completion_queue_destroy(srv->ctl_cq);

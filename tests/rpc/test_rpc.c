@@ -435,7 +435,7 @@ static void *inflight_main(void *arg)
 	long long t0 = tproc_now_ms();
 	f->rc = say(f->c, &req, 30000, &st, NULL);
 	f->code = st.code;
-	f->took = tproc_now_ms() - t0;
+	__atomic_store_n(&f->took, tproc_now_ms() - t0, __ATOMIC_SEQ_CST);
 	return NULL;
 }
 
@@ -483,6 +483,38 @@ static void test_sigterm_lets_calls_finish(void)
 	cm_rpc_status st;
 	TAP_EQ(say(c, &req, 2000, &st, NULL), CM_ERR_UNAVAILABLE);
 	cm_rpc_client_free(c);
+	tproc_cleanup(&p, tap_case_failed);
+}
+
+/* A call that holds its worker (a handler sleeping 5 s) delays no other
+ * call: with 2 workers, 20 quick calls made one after another all return
+ * while the slow one is still in flight (each worker used to drain a queue
+ * of its own, so calls given to the busy worker's queue waited for it). */
+static void test_busy_worker_blocks_no_call(void)
+{
+	tproc p;
+	const char *args[] = {"--rpc-workers", "2", NULL};
+	if (start_echo(&p, "echo-busy", args) != 0) {
+		TAP_CHECK(0);
+		return;
+	}
+	cm_rpc_client *c = client_for(&p, NULL, NULL);
+	struct inflight slow = {.c = c, .sleep_ms = 5000, .took = -1};
+	pthread_t t;
+	pthread_create(&t, NULL, inflight_main, &slow);
+	usleep(300 * 1000);
+	Muri__Test__EchoRequest req = MURI__TEST__ECHO_REQUEST__INIT;
+	cm_rpc_status st;
+	int ok = 0;
+	for (int i = 0; i < 20; i++)
+		ok += say(c, &req, 30000, &st, NULL) == CM_OK;
+	long long slow_took = __atomic_load_n(&slow.took, __ATOMIC_SEQ_CST);
+	TAP_EQ(ok, 20);
+	TAP_EQ(slow_took, -1); /* every quick call returned before the slow one */
+	pthread_join(t, NULL);
+	TAP_EQ(slow.rc, CM_OK);
+	cm_rpc_client_free(c);
+	TAP_EQ(tproc_stop(&p, SIGTERM, 10000), 0);
 	tproc_cleanup(&p, tap_case_failed);
 }
 
@@ -588,6 +620,7 @@ int main(void)
 	TAP_RUN(test_tls_expected_node);
 	TAP_RUN(test_port_in_use);
 	TAP_RUN(test_bad_config_names_key);
+	TAP_RUN(test_busy_worker_blocks_no_call);
 	TAP_RUN(test_sigterm_lets_calls_finish);
 	TAP_RUN(test_sigterm_cancels_after_grace);
 	cm_rpc_client_free(main_cli);
