@@ -49,6 +49,10 @@ def test_gateway_bench(servers, stubs, tmp_path):
                 "--dataset", env("MURI_BENCH_DATASET", "glove-100-angular"),
                 "--rows", env("MURI_BENCH_ROWS", "0"), "--queries", env("MURI_BENCH_QUERIES", "10000"),
                 "--m", str(m), "--ef-construction", str(efc), "--ef-search", str(efs)]
+        # CPU time per query of every process, over each sequential run
+        pids = [f"gateway={gw.server.proc.pid}"] + [f"ix{i}={ix.server.proc.pid}" for i, ix in enumerate(net.indexers)]
+        pids += [f"ledger{i}={p.proc.pid}" for i, p in enumerate(net.ledger_servers)]
+        args += ["--cpu-pids", ",".join(pids)]
         args += env("MURI_BENCH_ARGS", "").split()
         r = subprocess.run(args, capture_output=True, text=True, timeout=6 * 3600)
         print(r.stderr[-4000:])
