@@ -63,7 +63,7 @@ static const cm_config_key gw_keys[] = {
 	{"answer_sig_cache", CM_CFG_INT, offsetof(gw_config, answer_sig_cache), "4096", 0, 16777216,
 	 "indexers' batch signatures (one over the answers of a call) remembered once verified, so the other answers "
 	 "under the same root cost their Merkle path, not a signature check (0: every answer checked)", NULL},
-	{"receipt_batch", CM_CFG_INT, offsetof(gw_config, receipt_batch), "100", 1, 1024,
+	{"receipt_batch", CM_CFG_INT, offsetof(gw_config, receipt_batch), "1024", 1, 1024,
 	 "search receipts per Settle: one is sent as soon as this many wait", NULL},
 	{"receipt_flush_ms", CM_CFG_INT, offsetof(gw_config, receipt_flush_ms), "1000", 10, 600000,
 	 "a Settle of what waits is sent at least this often", NULL},

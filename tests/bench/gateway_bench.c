@@ -266,6 +266,16 @@ int main(int argc, char **argv)
 	gw_wait_indexed(indexers);
 	double caught_up = now_s() - t0;
 	fprintf(stderr, "indexed %.1f s after the first insert; searching...\n", caught_up);
+	/* what each process spends with no search at all (following the chain,
+	 * replication heartbeats, receipts), over idle_s seconds */
+	double idle[GW_CPU_MAX], idle_s = 3;
+	for (int i = 0; i < g.ncpu; i++)
+		idle[i] = gw_cpu_s(&g, i);
+	nanosleep(&(struct timespec){.tv_sec = (time_t)idle_s}, NULL);
+	for (int i = 0; i < g.ncpu; i++) {
+		double c = gw_cpu_s(&g, i);
+		idle[i] = idle[i] >= 0 && c >= 0 ? (c - idle[i]) / idle_s * 1e3 : -1;
+	}
 	static const int levels[3] = {MURI__V1__CONSISTENCY_LEVEL__ONE, MURI__V1__CONSISTENCY_LEVEL__QUORUM,
 				      MURI__V1__CONSISTENCY_LEVEL__ALL};
 	static const char *lname[3] = {"ONE", "QUORUM", "ALL"};
@@ -314,17 +324,24 @@ int main(int argc, char **argv)
 		for (int i = 0; i < cpu.ncpu; i++)
 			printf(" %9s", cpu.cpu_name[i]);
 		printf(" %9s\n", "all");
+		double all = 0;
+		printf("%-44s", "idle, no search (CPU ms per second)");
+		for (int i = 0; i < cpu.ncpu; i++) {
+			printf(" %9.1f", idle[i]);
+			all += idle[i];
+		}
+		printf(" %9.1f\n", all);
 		for (int l = 0; l < 3; l++)
 			for (int b = 0; b < 2; b++) {
 				char label[64];
-				double all = 0;
+				double sum = 0;
 				snprintf(label, sizeof(label), "gateway %s at %s", b ? "SearchBatch" : "Search", lname[l]);
 				printf("%-44s", label);
 				for (int i = 0; i < cpu.ncpu; i++) {
 					printf(" %9.1f", gr[l][b].cpu_us[i]);
-					all += gr[l][b].cpu_us[i];
+					sum += gr[l][b].cpu_us[i];
 				}
-				printf(" %9.1f\n", all);
+				printf(" %9.1f\n", sum);
 			}
 	}
 	/* the in-process row at the same or higher recall than the gateway's at ONE */

@@ -259,6 +259,11 @@ static double cpu_s(int pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+double gw_cpu_s(const struct gw_client *g, int i)
+{
+	return cpu_s(g->cpu_pid[i]);
+}
+
 int gw_run_level(struct gw_client *g, int level, int batch, struct gw_level *r)
 {
 	size_t nq = g->nq;

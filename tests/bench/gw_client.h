@@ -70,6 +70,8 @@ struct gw_level {
 /* "name=pid,name=pid,..." into g's processes measured; the client itself is
  * always the first ("client"). 0, or -1 naming the bad entry on stderr. */
 int gw_cpu_parse(struct gw_client *g, const char *list);
+/* CPU seconds of process i of g (user + system); -1 if unreadable. */
+double gw_cpu_s(const struct gw_client *g, int i);
 
 /* Search (batch 0) or SearchBatch (batch 1) of every query at level: first
  * one call at a time (latency, recall), then from g->rpc_threads threads

@@ -8,7 +8,8 @@ ONE, QUORUM and ALL next to in-process faiss with the same parameters.
 Not part of the test suite (the file name does not match test_*.py). The
 options come from the environment (scripts/bench.sh sets them):
 MURI_BENCH_ROWS (0: the whole dataset), MURI_BENCH_QUERIES, MURI_BENCH_EF_SEARCH,
-MURI_BENCH_DATASET, MURI_BENCH_ARGS (more gateway-bench options)."""
+MURI_BENCH_DATASET, MURI_BENCH_ARGS (more gateway-bench options), MURI_BENCH_GW_ARGS (more
+muri-gateway flags)."""
 import os
 import subprocess
 
@@ -36,7 +37,7 @@ def test_gateway_bench(servers, stubs, tmp_path):
                    ledger_args=("--idle-when-final", "true"))
     # no failures here: a slow replica on a busy machine is waited for, not left for another
     gw = Gateway(servers, stubs, net, tmp_path, args=("--default-timeout-ms", "60000", "--try-timeout-ms", "30000",
-                                                      "--log-level", "warn"))
+                                                      "--log-level", "warn", *env("MURI_BENCH_GW_ARGS", "").split()))
     try:
         info = gw.stub.CreateCollection(vpb.CreateCollectionRequest(
             name=COLL, dimension=100, metric=tpb.COSINE,
