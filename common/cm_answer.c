@@ -451,6 +451,16 @@ int cm_answer_sign(const cm_keypair *kp, const uint8_t query[CM_HASH_BYTES], con
 	return CM_OK;
 }
 
+void cm_answer_batch_message(uint8_t msg[CM_HASH_BYTES], uint64_t n, const uint8_t root[CM_HASH_BYTES])
+{
+	cm_hasher h;
+	cm_hasher_init(&h, CM_DOM_ANSWER_BATCH);
+	hash_u8(&h, 'S');
+	hash_be64(&h, n);
+	cm_hasher_update(&h, root, CM_HASH_BYTES);
+	cm_hasher_final(&h, msg);
+}
+
 int cm_answer_signed_message(uint8_t msg[CM_HASH_BYTES], const uint8_t d[CM_HASH_BYTES],
 			     const Muri__V1__LocalSearchResponse *r)
 {
@@ -469,12 +479,7 @@ int cm_answer_signed_message(uint8_t msg[CM_HASH_BYTES], const uint8_t d[CM_HASH
 					  r->batch_path.len / CM_HASH_BYTES, root);
 	if (rc != CM_OK)
 		return rc == CM_ERR_INVALID ? CM_ERR_VERIFY : rc;
-	cm_hasher h;
-	cm_hasher_init(&h, CM_DOM_ANSWER_BATCH);
-	hash_u8(&h, 'S');
-	hash_be64(&h, r->batch_size);
-	cm_hasher_update(&h, root, CM_HASH_BYTES);
-	cm_hasher_final(&h, msg);
+	cm_answer_batch_message(msg, r->batch_size, root);
 	return CM_OK;
 }
 
@@ -515,12 +520,7 @@ int cm_answer_sign_batch(const cm_keypair *kp, const uint8_t (*queries)[CM_HASH_
 	cm_merkle_free(t);
 	if (rc != CM_OK)
 		return rc;
-	cm_hasher h;
-	cm_hasher_init(&h, CM_DOM_ANSWER_BATCH);
-	hash_u8(&h, 'S');
-	hash_be64(&h, n);
-	cm_hasher_update(&h, root, CM_HASH_BYTES);
-	cm_hasher_final(&h, msg);
+	cm_answer_batch_message(msg, n, root);
 	cm_sign(kp, sig, msg, sizeof(msg));
 	for (size_t i = 0; i < n; i++) {
 		r[i]->signer.data = (uint8_t *)kp->pk;

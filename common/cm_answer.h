@@ -105,6 +105,10 @@ int cm_answer_digest(uint8_t out[CM_HASH_BYTES], const uint8_t query[CM_HASH_BYT
  * the answer digest itself. */
 #define CM_ANSWER_BATCH_MAX 65536 /* answers signed under one root */
 
+/* H(CM_DOM_ANSWER_BATCH || 'S' || u64 n || root): what a node signs for the
+ * n answers whose digests' Merkle root is root. */
+void cm_answer_batch_message(uint8_t msg[CM_HASH_BYTES], uint64_t n, const uint8_t root[CM_HASH_BYTES]);
+
 /* The 32 bytes r's signature must sign, from the answer digest d: d itself
  * (batch_size 0) or the batch message of the root d's path leads to.
  * CM_ERR_INVALID for batch_size beyond CM_ANSWER_BATCH_MAX, batch_index not
@@ -124,8 +128,8 @@ int cm_answer_sign_batch(const cm_keypair *kp, const uint8_t (*queries)[CM_HASH_
 			 uint32_t fragment, Muri__V1__LocalSearchResponse **r, size_t n, uint8_t sig[CM_SIG_BYTES],
 			 uint8_t *paths);
 
-/* Signs r (whose hits, log_size and root are set) for the query digest:
- * sets r->signer to kp->pk and writes the signature into sig, pointed to by
+/* Signs r (whose hits, log_size and root are set) for the query digest
+ * alone (batch fields cleared): sets r->signer to kp->pk and writes the signature into sig, pointed to by
  * r->signature. The caller owns sig (CM_SIG_BYTES) and keeps it alive with r. */
 int cm_answer_sign(const cm_keypair *kp, const uint8_t query[CM_HASH_BYTES], const char *magu,
 		   uint32_t fragment, Muri__V1__LocalSearchResponse *r, uint8_t sig[CM_SIG_BYTES]);

@@ -46,6 +46,8 @@ typedef struct ix_service_opts {
 	uint32_t read_auth_window_ms; /* a signed read's wall_ms at most this far from ours; 0: 60000 */
 	uint32_t read_replay_max;    /* signed reads remembered against replays; 0: 65536 */
 	uint32_t max_search_batch;   /* query vectors one Search call may carry; 0: 256 */
+	uint32_t answer_group_max;   /* single-query answers signed under one root at most (ix_sign.h); 0: 64 */
+	uint32_t answer_group_wait_us; /* how long a signature waits for searches still running */
 	uint32_t max_scroll_scan;    /* live records one Scroll call examines at most; 0: 100000 */
 	cm_metrics *metrics;         /* NULL: no per-stage search histograms */
 	int test_lie;                /* built with -Dtest_faults=true: enum ix_lie_kind (ix_lie.h), 0 honest */

@@ -134,3 +134,45 @@ def test_bad_batches_name_the_field(start_indexer):
     nan.queries[2].values[0] = float("nan")
     assert refused(nan).startswith("queries[2].vector: value 0 is not finite")
     assert refused(batch_req(pb, "b", qs[:2], 0)).startswith("top_k: 0")
+
+
+def test_concurrent_answers_signed_together(start_indexer):
+    """Single-query answers ready at the same time share one signature over
+    their Merkle root (ix_sign.h): from 8 threads at once every answer
+    verifies against its own query only (through its path when grouped), and
+    a lone sequential search is signed alone."""
+    import threading
+    base, queries, truth, words = dataset("glove-100-angular-10k")
+    ix = start_indexer("ix", "--answer-group-wait-us", "2000")
+    t, pb = ix.types, ix.pb
+    set_config(ix, ix, "c", 0, 1, [ix], ix)
+    sch = schema(t, 100, t.COSINE, t.HNSW, hnsw_m=16, hnsw_ef_construction=64, hnsw_ef_search=64)
+    load(ix, "c", 1, base[:2000], words[:2000], sch)
+    assert wait_indexed(ix), "the index did not catch up"
+    got, errors = [], []
+
+    def worker(w):
+        try:
+            for i in range(w, 400, 8):
+                got.append((i, ix.stub.Search(single_req(pb, "c", queries[i], 10), timeout=30)))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    th = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+    for x in th:
+        x.start()
+    for x in th:
+        x.join()
+    assert not errors, errors[0]
+    assert len(got) == 400
+    grouped = 0
+    for i, a in got:
+        qd = query_digest(queries[i], 10, None)
+        assert verify(ix.pubkey, a.signature, signed_answer_message(qd, "c", 0, a))
+        m = signed_answer_message(query_digest(queries[(i + 1) % 400], 10, None), "c", 0, a)
+        assert m is None or not verify(ix.pubkey, a.signature, m)
+        grouped += a.batch_size > 1
+    print(f"answers signed under a shared root: {grouped} of 400")
+    one = ix.stub.Search(single_req(pb, "c", queries[5], 10), timeout=30)
+    assert one.batch_size == 0
+    assert verify(ix.pubkey, one.signature, answer_digest(query_digest(queries[5], 10, None), "c", 0, one))
