@@ -406,6 +406,19 @@ static void test_batch_root(void)
 	r[3].signature.data = bad;
 	TAP_EQ(cm_answer_verify_seen(kp.pk, qd[3], "m", 3, &r[3], &seen), CM_ERR_VERIFY);
 	r[3].signature.data = sig;
+	/* evidence to the ledger judges a batch answer by its path and root's
+	 * signature: an answer at the committed size with another root is a
+	 * proven lie; the same with a forged path is no evidence */
+	uint8_t committed[CM_HASH_BYTES] = {1};
+	const char *why = NULL;
+	cm_answer_evidence ev = {.node = kp.pk, .query = qd[2], .magu = "m", .fragment = 3, .answer = &r[2],
+				 .by_root = 1, .committed_size = 9, .committed_root = committed};
+	TAP_EQ(cm_answer_fraud(&ev, &why), CM_OK);
+	r[2].batch_path.data[0] ^= 1;
+	TAP_EQ(cm_answer_fraud(&ev, &why), CM_ERR_INVALID);
+	r[2].batch_path.data[0] ^= 1;
+	ev.query = qd[3]; /* the root signed, but for another query */
+	TAP_EQ(cm_answer_fraud(&ev, &why), CM_ERR_INVALID);
 	/* a batch of one is a lone answer's signature */
 	TAP_EQ(cm_answer_sign_batch(&kp, (const uint8_t(*)[CM_HASH_BYTES])qd, "m", 3, rp, 1, sig1, paths), CM_OK);
 	TAP_EQ(r[0].batch_size, 0);
