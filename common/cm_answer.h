@@ -1,5 +1,6 @@
 /* The canonical digest of an indexer's search answer, signed by the indexer
- * under CM_DOM_ANSWER and verified by gateways and the ledger. It binds the
+ * (alone, or with other answers under the Merkle root of their digests,
+ * CM_DOM_ANSWER_BATCH, below) and verified by gateways and the ledger. It binds the
  * query (vector digest, k, filter), the Magu and fragment, the log size and
  * Merkle root the answer was computed at, and every hit (id, version, seq,
  * distance bits, vector digest, metadata digest); it never depends on how
