@@ -138,7 +138,7 @@ static const cm_config_key ix_keys[] = {
 	{"answer_group_max", CM_CFG_INT, offsetof(ix_config, answer_group_max), "64", 1, 65536,
 	 "single-query Search answers ready at the same time signed with one signature over their Merkle root, at "
 	 "most (1: each signed alone)", NULL},
-	{"answer_group_wait_us", CM_CFG_INT, offsetof(ix_config, answer_group_wait_us), "300", 0, 100000,
+	{"answer_group_wait_us", CM_CFG_INT, offsetof(ix_config, answer_group_wait_us), "0", 0, 100000,
 	 "a ready answer waits at most this long for the searches still running on this indexer to sign with them "
 	 "(0: only those ready already; a search running alone never waits)", NULL},
 	{"max_scroll_scan", CM_CFG_INT, offsetof(ix_config, max_scroll_scan), "100000", 1, 100000000,

@@ -1,12 +1,12 @@
 /* Single-query Search answers signed together: an answer ready to be signed
  * joins the others ready at the same moment, and one ed25519 signature goes
  * over the Merkle root of their digests (common/cm_answer.h, batch_size),
- * each answer carrying its path. The first answer to arrive leads: while
- * other searches are still running on this indexer (entered, not yet
- * signed) it waits for them, at most group_wait_us, then signs what came,
- * up to group_max answers; the others wait for its signature. A search
- * that runs alone is signed alone at once (batch_size 0), so sequential
- * clients see no wait. Thread-safe. */
+ * each answer carrying its path. The first answer to arrive leads and signs
+ * what is queued, up to group_max answers (with group_wait_us above 0 it
+ * first waits, at most that long, for the searches still running on this
+ * indexer, entered and not yet queued); answers that arrive meanwhile wait
+ * for its signature and the next of them leads. A search that runs alone
+ * is signed alone at once (batch_size 0). Thread-safe. */
 #ifndef IX_SIGN_H
 #define IX_SIGN_H
 
