@@ -440,6 +440,10 @@ int cm_answer_sign(const cm_keypair *kp, const uint8_t query[CM_HASH_BYTES], con
 	if (rc != CM_OK)
 		return rc;
 	cm_sign(kp, sig, d, sizeof(d));
+	r->batch_size = 0; /* signed alone */
+	r->batch_index = 0;
+	r->batch_path.data = NULL;
+	r->batch_path.len = 0;
 	r->signer.data = (uint8_t *)kp->pk;
 	r->signer.len = CM_PK_BYTES;
 	r->signature.data = sig;
@@ -447,18 +451,121 @@ int cm_answer_sign(const cm_keypair *kp, const uint8_t query[CM_HASH_BYTES], con
 	return CM_OK;
 }
 
-int cm_answer_verify(const uint8_t node[CM_PK_BYTES], const uint8_t query[CM_HASH_BYTES], const char *magu,
-		     uint32_t fragment, const Muri__V1__LocalSearchResponse *r)
+void cm_answer_batch_message(uint8_t msg[CM_HASH_BYTES], uint64_t n, const uint8_t root[CM_HASH_BYTES])
 {
-	uint8_t d[CM_HASH_BYTES];
+	cm_hasher h;
+	cm_hasher_init(&h, CM_DOM_ANSWER_BATCH);
+	hash_u8(&h, 'S');
+	hash_be64(&h, n);
+	cm_hasher_update(&h, root, CM_HASH_BYTES);
+	cm_hasher_final(&h, msg);
+}
+
+int cm_answer_signed_message(uint8_t msg[CM_HASH_BYTES], const uint8_t d[CM_HASH_BYTES],
+			     const Muri__V1__LocalSearchResponse *r)
+{
+	if (r->batch_size == 0) {
+		if (r->batch_index || r->batch_path.len)
+			return CM_ERR_INVALID;
+		memcpy(msg, d, CM_HASH_BYTES);
+		return CM_OK;
+	}
+	if (r->batch_size > CM_ANSWER_BATCH_MAX || r->batch_index >= r->batch_size ||
+	    r->batch_path.len % CM_HASH_BYTES || (r->batch_path.len && !r->batch_path.data))
+		return CM_ERR_INVALID;
+	uint8_t leaf[CM_HASH_BYTES], root[CM_HASH_BYTES];
+	cm_merkle_blake2b.leaf(leaf, d, CM_HASH_BYTES);
+	int rc = cm_merkle_root_from_path(&cm_merkle_blake2b, leaf, r->batch_index, r->batch_size, r->batch_path.data,
+					  r->batch_path.len / CM_HASH_BYTES, root);
+	if (rc != CM_OK)
+		return rc == CM_ERR_INVALID ? CM_ERR_VERIFY : rc;
+	cm_answer_batch_message(msg, r->batch_size, root);
+	return CM_OK;
+}
+
+int cm_answer_sign_batch(const cm_keypair *kp, const uint8_t (*queries)[CM_HASH_BYTES], const char *magu,
+			 uint32_t fragment, Muri__V1__LocalSearchResponse **r, size_t n, uint8_t sig[CM_SIG_BYTES],
+			 uint8_t *paths)
+{
+	if (n < 1 || n > CM_ANSWER_BATCH_MAX)
+		return CM_ERR_INVALID;
+	if (n == 1)
+		return cm_answer_sign(kp, queries[0], magu, fragment, r[0], sig);
+	cm_merkle *t = NULL;
+	int rc = cm_merkle_new(&t, &cm_merkle_blake2b);
+	for (size_t i = 0; rc == CM_OK && i < n; i++) {
+		uint8_t d[CM_HASH_BYTES];
+		rc = cm_answer_digest(d, queries[i], magu, fragment, r[i]);
+		if (rc == CM_OK)
+			rc = cm_merkle_append(t, d, sizeof(d));
+	}
+	uint8_t root[CM_HASH_BYTES], msg[CM_HASH_BYTES];
+	if (rc == CM_OK)
+		rc = cm_merkle_root(t, n, root);
+	size_t depth = CM_ANSWER_PATH_MAX(n);
+	for (size_t i = 0; rc == CM_OK && i < n; i++) {
+		cm_merkle_path p;
+		rc = cm_merkle_inclusion(t, i, n, &p);
+		if (rc == CM_OK && p.len > depth)
+			rc = CM_ERR_INTERNAL;
+		if (rc != CM_OK)
+			break;
+		uint8_t *at = paths + i * depth * CM_HASH_BYTES;
+		memcpy(at, p.hash, p.len * CM_HASH_BYTES);
+		r[i]->batch_size = n;
+		r[i]->batch_index = i;
+		r[i]->batch_path.data = at;
+		r[i]->batch_path.len = p.len * CM_HASH_BYTES;
+	}
+	cm_merkle_free(t);
+	if (rc != CM_OK)
+		return rc;
+	cm_answer_batch_message(msg, n, root);
+	cm_sign(kp, sig, msg, sizeof(msg));
+	for (size_t i = 0; i < n; i++) {
+		r[i]->signer.data = (uint8_t *)kp->pk;
+		r[i]->signer.len = CM_PK_BYTES;
+		r[i]->signature.data = sig;
+		r[i]->signature.len = CM_SIG_BYTES;
+	}
+	return CM_OK;
+}
+
+int cm_answer_verify_seen(const uint8_t node[CM_PK_BYTES], const uint8_t query[CM_HASH_BYTES], const char *magu,
+			  uint32_t fragment, const Muri__V1__LocalSearchResponse *r, const cm_answer_seen *seen)
+{
+	uint8_t d[CM_HASH_BYTES], msg[CM_HASH_BYTES], key[CM_HASH_BYTES];
 	if (!r || r->signer.len != CM_PK_BYTES || r->signature.len != CM_SIG_BYTES)
 		return CM_ERR_INVALID;
 	if (memcmp(r->signer.data, node, CM_PK_BYTES) != 0)
 		return CM_ERR_PERM;
 	int rc = cm_answer_digest(d, query, magu, fragment, r);
+	if (rc == CM_OK)
+		rc = cm_answer_signed_message(msg, d, r);
 	if (rc != CM_OK)
 		return rc;
-	return cm_verify(node, r->signature.data, d, sizeof(d));
+	int memo = seen && r->batch_size > 0;
+	if (memo) {
+		cm_hasher h;
+		cm_hasher_init(&h, CM_DOM_ANSWER_BATCH);
+		hash_u8(&h, 'K');
+		cm_hasher_update(&h, node, CM_PK_BYTES);
+		cm_hasher_update(&h, msg, CM_HASH_BYTES);
+		cm_hasher_update(&h, r->signature.data, CM_SIG_BYTES);
+		cm_hasher_final(&h, key);
+		if (seen->known && seen->known(seen->arg, key))
+			return CM_OK;
+	}
+	rc = cm_verify(node, r->signature.data, msg, sizeof(msg));
+	if (rc == CM_OK && memo && seen->add)
+		seen->add(seen->arg, key);
+	return rc;
+}
+
+int cm_answer_verify(const uint8_t node[CM_PK_BYTES], const uint8_t query[CM_HASH_BYTES], const char *magu,
+		     uint32_t fragment, const Muri__V1__LocalSearchResponse *r)
+{
+	return cm_answer_verify_seen(node, query, magu, fragment, r, NULL);
 }
 
 /* ---- canonical records ------------------------------------------------------------ */

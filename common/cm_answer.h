@@ -1,5 +1,6 @@
 /* The canonical digest of an indexer's search answer, signed by the indexer
- * under CM_DOM_ANSWER and verified by gateways and the ledger. It binds the
+ * (alone, or with other answers under the Merkle root of their digests,
+ * CM_DOM_ANSWER_BATCH, below) and verified by gateways and the ledger. It binds the
  * query (vector digest, k, filter), the Magu and fragment, the log size and
  * Merkle root the answer was computed at, and every hit (id, version, seq,
  * distance bits, vector digest, metadata digest); it never depends on how
@@ -96,17 +97,65 @@ int cm_answer_hit_digest(uint8_t out[CM_HASH_BYTES], const Muri__V1__Hit *h);
 int cm_answer_digest(uint8_t out[CM_HASH_BYTES], const uint8_t query[CM_HASH_BYTES], const char *magu,
 		     uint32_t fragment, const Muri__V1__LocalSearchResponse *r);
 
-/* Signs r (whose hits, log_size and root are set) for the query digest:
- * sets r->signer to kp->pk and writes the signature into sig, pointed to by
+/* Answers signed together: batch_size n >= 1 answers' digests are the
+ * leaves of a Merkle tree (RFC 9162, cm_merkle_blake2b: a leaf hashes the 32
+ * digest bytes), and the node signs
+ *   H(CM_DOM_ANSWER_BATCH || 'S' || u64 n || the tree's root)
+ * once for all of them; each answer carries batch_size, its leaf index and
+ * its inclusion path (batch_path). With batch_size 0 the signature is over
+ * the answer digest itself. */
+#define CM_ANSWER_BATCH_MAX 65536 /* answers signed under one root */
+
+/* H(CM_DOM_ANSWER_BATCH || 'S' || u64 n || root): what a node signs for the
+ * n answers whose digests' Merkle root is root. */
+void cm_answer_batch_message(uint8_t msg[CM_HASH_BYTES], uint64_t n, const uint8_t root[CM_HASH_BYTES]);
+
+/* The 32 bytes r's signature must sign, from the answer digest d: d itself
+ * (batch_size 0) or the batch message of the root d's path leads to.
+ * CM_ERR_INVALID for batch_size beyond CM_ANSWER_BATCH_MAX, batch_index not
+ * below it, a path that is not whole hashes, or batch fields set with
+ * batch_size 0; CM_ERR_VERIFY for a path that does not fit index and size. */
+int cm_answer_signed_message(uint8_t msg[CM_HASH_BYTES], const uint8_t d[CM_HASH_BYTES],
+			     const Muri__V1__LocalSearchResponse *r);
+
+/* Signs r[0..n) (each with hits, log_size and root set, for query digest
+ * queries[i]) with one signature: n == 1 as cm_answer_sign; else under the
+ * batch root, setting every r[i]'s signer, signature (sig, shared),
+ * batch_size, batch_index and batch_path (paths: n * CM_ANSWER_PATH_MAX(n)
+ * hashes, the caller's, kept alive with r). CM_ERR_INVALID as
+ * cm_answer_digest or for n outside 1..CM_ANSWER_BATCH_MAX; CM_ERR_NOMEM. */
+#define CM_ANSWER_PATH_MAX(n) ((size_t)(64 - __builtin_clzll((unsigned long long)(n) | 1)))
+int cm_answer_sign_batch(const cm_keypair *kp, const uint8_t (*queries)[CM_HASH_BYTES], const char *magu,
+			 uint32_t fragment, Muri__V1__LocalSearchResponse **r, size_t n, uint8_t sig[CM_SIG_BYTES],
+			 uint8_t *paths);
+
+/* Signs r (whose hits, log_size and root are set) for the query digest
+ * alone (batch fields cleared): sets r->signer to kp->pk and writes the signature into sig, pointed to by
  * r->signature. The caller owns sig (CM_SIG_BYTES) and keeps it alive with r. */
 int cm_answer_sign(const cm_keypair *kp, const uint8_t query[CM_HASH_BYTES], const char *magu,
 		   uint32_t fragment, Muri__V1__LocalSearchResponse *r, uint8_t sig[CM_SIG_BYTES]);
 
 /* CM_OK if r is signed by node (32 bytes) over the digest of this query,
- * Magu and fragment; CM_ERR_PERM if r->signer is not node; CM_ERR_VERIFY if
+ * Magu and fragment (alone, or under a batch root its path leads to); CM_ERR_PERM if r->signer is not node; CM_ERR_VERIFY if
  * the signature does not verify; CM_ERR_INVALID if r is malformed. */
 int cm_answer_verify(const uint8_t node[CM_PK_BYTES], const uint8_t query[CM_HASH_BYTES], const char *magu,
 		     uint32_t fragment, const Muri__V1__LocalSearchResponse *r);
+
+/* Signatures already verified, so that answers signed under one batch root
+ * cost one signature check: known(arg, key) says whether key was verified
+ * before, add(arg, key) records it; key binds the signer, the signed
+ * message and the signature bytes. Either may be NULL (no memory). */
+typedef struct cm_answer_seen {
+	int (*known)(void *arg, const uint8_t key[CM_HASH_BYTES]);
+	void (*add)(void *arg, const uint8_t key[CM_HASH_BYTES]);
+	void *arg;
+} cm_answer_seen;
+
+/* cm_answer_verify, skipping the signature check of a batch answer
+ * (batch_size >= 1) whose signer, message and signature seen knows; a
+ * verified batch signature is added to seen. seen may be NULL. */
+int cm_answer_verify_seen(const uint8_t node[CM_PK_BYTES], const uint8_t query[CM_HASH_BYTES], const char *magu,
+			  uint32_t fragment, const Muri__V1__LocalSearchResponse *r, const cm_answer_seen *seen);
 
 /* What a canonical record (a Merkle leaf) says, for comparing with a hit. */
 typedef struct cm_answer_leaf {

@@ -38,6 +38,7 @@ enum cm_domain {
 	CM_DOM_CALL = 0x16,      /* a client's signed gateway call (cm_api_key.h) */
 	CM_DOM_SCROLL = 0x17,    /* an indexer's signed page of records (cm_scroll.h) */
 	CM_DOM_SPLIT = 0x18,     /* an id's split bits: which half of a split fragment (cm_cell.h) */
+	CM_DOM_ANSWER_BATCH = 0x1b, /* the root of search answers signed together (cm_answer.h) */
 	CM_DOM_TEST = 0xff,      /* tests only */
 };
 

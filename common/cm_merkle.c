@@ -363,9 +363,8 @@ static int bad_hash(const cm_merkle_hash *hash)
 	return !hash || !hash->node || !hash->empty;
 }
 
-int cm_merkle_verify_inclusion(const cm_merkle_hash *hash, const uint8_t leaf_hash[HB],
-			       uint64_t index, uint64_t size, const uint8_t *path,
-			       size_t path_len, const uint8_t root[HB])
+int cm_merkle_root_from_path(const cm_merkle_hash *hash, const uint8_t leaf_hash[HB], uint64_t index,
+			     uint64_t size, const uint8_t *path, size_t path_len, uint8_t root[HB])
 {
 	uint8_t r[HB];
 	uint64_t fn, sn;
@@ -394,9 +393,23 @@ int cm_merkle_verify_inclusion(const cm_merkle_hash *hash, const uint8_t leaf_ha
 		fn >>= 1;
 		sn >>= 1;
 	}
-	if (sn != 0 || memcmp(r, root, HB) != 0)
-		return CM_ERR_VERIFY;
+	if (sn != 0)
+		return CM_ERR_VERIFY; /* path shorter than the tree is deep */
+	memcpy(root, r, HB);
 	return CM_OK;
+}
+
+int cm_merkle_verify_inclusion(const cm_merkle_hash *hash, const uint8_t leaf_hash[HB],
+			       uint64_t index, uint64_t size, const uint8_t *path,
+			       size_t path_len, const uint8_t root[HB])
+{
+	uint8_t r[HB];
+	if (!root)
+		return CM_ERR_INVALID;
+	int rc = cm_merkle_root_from_path(hash, leaf_hash, index, size, path, path_len, r);
+	if (rc != CM_OK)
+		return rc;
+	return memcmp(r, root, HB) != 0 ? CM_ERR_VERIFY : CM_OK;
 }
 
 int cm_merkle_verify_consistency(const cm_merkle_hash *hash, uint64_t m, uint64_t n,

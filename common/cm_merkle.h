@@ -73,6 +73,13 @@ int cm_merkle_consistency(const cm_merkle *log, uint64_t m, uint64_t n, cm_merkl
  * n > size. Memory of the dropped leaves is released or reused. */
 int cm_merkle_truncate(cm_merkle *log, uint64_t n);
 
+/* The root that path (path_len hashes, contiguous) leads to from leaf_hash
+ * at leaf index of a tree of size leaves (RFC 9162 2.1.3.2 without the final
+ * comparison) into root. CM_ERR_VERIFY if the path does not fit that index
+ * and size (too long or too short); CM_ERR_INVALID as below. */
+int cm_merkle_root_from_path(const cm_merkle_hash *hash, const uint8_t leaf_hash[CM_MERKLE_HASH_BYTES],
+			     uint64_t index, uint64_t size, const uint8_t *path, size_t path_len,
+			     uint8_t root[CM_MERKLE_HASH_BYTES]);
 /* RFC 9162 2.1.3.2: CM_OK if path (path_len hashes, contiguous) proves that
  * leaf_hash is leaf index of the tree of size leaves whose root is root;
  * CM_ERR_VERIFY if it does not; CM_ERR_INVALID for index >= size, size or

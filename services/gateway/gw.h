@@ -15,6 +15,7 @@
 #include "cm_ledger_client.h"
 #include "cm_rpc.h"
 #include "cm_splitmap.h"
+#include "gw_seen.h"
 #include "cm_service.h"
 #include "gw_quota.h"
 #include "gw_rank.h"
@@ -52,6 +53,7 @@ typedef struct gw_config {
 	char *tls_ca;                 /* PEM roots for indexer and ledger TLS; "" = plaintext */
 	int64_t spot_permille;        /* answers spot-checked, per mille */
 	int64_t spot_queue;           /* spot checks waiting at most */
+	int64_t answer_sig_cache;     /* batch signatures remembered as verified (0: none) */
 	int64_t receipt_batch;        /* receipts per Settle: one is sent when this many wait */
 	int64_t receipt_flush_ms;     /* ... or when the oldest waited this long */
 	int64_t receipt_queue_max;    /* receipts waiting at most (more are refused, counted) */
@@ -245,6 +247,7 @@ typedef struct gw_ctx {
 	gw_chain *chain;
 	gw_clients *clients;
 	gw_pool *pool;
+	gw_seen *seen;                   /* batch signatures verified (gw_seen.h); NULL: none kept */
 	int has_payer;
 	cm_keypair payer;
 	atomic_uint_least64_t last_version;

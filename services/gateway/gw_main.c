@@ -60,7 +60,10 @@ static const cm_config_key gw_keys[] = {
 	 NULL},
 	{"spot_queue", CM_CFG_INT, offsetof(gw_config, spot_queue), "256", 1, 100000,
 	 "spot checks waiting at most (more are dropped)", NULL},
-	{"receipt_batch", CM_CFG_INT, offsetof(gw_config, receipt_batch), "100", 1, 1024,
+	{"answer_sig_cache", CM_CFG_INT, offsetof(gw_config, answer_sig_cache), "4096", 0, 16777216,
+	 "indexers' batch signatures (one over the answers of a call) remembered once verified, so the other answers "
+	 "under the same root cost their Merkle path, not a signature check (0: every answer checked)", NULL},
+	{"receipt_batch", CM_CFG_INT, offsetof(gw_config, receipt_batch), "1024", 1, 1024,
 	 "search receipts per Settle: one is sent as soon as this many wait", NULL},
 	{"receipt_flush_ms", CM_CFG_INT, offsetof(gw_config, receipt_flush_ms), "1000", 10, 600000,
 	 "a Settle of what waits is sent at least this often", NULL},
@@ -190,6 +193,8 @@ static int gw_init(void *ctx, const cm_service_env *env, char *err, size_t errle
 	int rc = gw_clients_new(cfg->tls_ca, (size_t)cfg->base.rpc_max_message, &g->clients);
 	if (rc == CM_OK)
 		rc = gw_pool_new((int)cfg->fanout_threads, (size_t)cfg->max_fanout, &g->pool);
+	if (rc == CM_OK)
+		rc = gw_seen_new((size_t)cfg->answer_sig_cache, &g->seen);
 	if (rc == CM_OK && cfg->console_listen && cfg->console_listen[0])
 		rc = gw_recent_new(&g->recent);
 	if (rc == CM_OK && (rc = gw_quota_start(g, err, errlen)) != CM_OK) {
@@ -304,6 +309,7 @@ static void gw_fini(void *ctx)
 	gw_auth_free(g->auth);
 	gw_quota_free(g->quota);
 	gw_pool_free(g->pool);
+	gw_seen_free(g->seen);
 	gw_clients_free(g->clients);
 	cm_keypair_wipe(&g->payer);
 	gw_ranks_free(&g->ranks);

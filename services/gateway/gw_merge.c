@@ -170,7 +170,7 @@ static int check_answer(const gw_query *q, const uint8_t *qd, const gw_frag_answ
 		return CM_OK;
 	}
 	if (sigs)
-		rc = cm_answer_verify(rep->node, qd, q->magu, fa->fragment, r);
+		rc = cm_answer_verify_seen(rep->node, qd, q->magu, fa->fragment, r, o->seen);
 	if (rc == CM_ERR_PERM) {
 		flag(rep, GW_R_SIGNATURE, "signer: not the node asked");
 		return CM_OK;

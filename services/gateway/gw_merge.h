@@ -113,6 +113,7 @@ typedef struct gw_merge_opts {
 	double rel_tol;                 /* added to the float bound above; 0: 1e-6 */
 	int exact;                      /* 1: the indexes are exact (FLAT): omissions are lies */
 	uint32_t skip;                  /* enum gw_skip, tests only */
+	const cm_answer_seen *seen;     /* batch signatures verified before (NULL: check every one) */
 } gw_merge_opts;
 
 typedef struct gw_hit {

@@ -9,6 +9,7 @@
 #include "cm_err.h"
 #include "cm_log.h"
 #include "gw_merge.h"
+#include "gw_seen.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,7 +82,8 @@ int gw_search_merge(gw_ctx *g, cm_rpc_call *call, const gw_coll *m, const Muri__
 		      .bin = bin ? query->binary.data : NULL,
 		      .dim = bin ? (uint32_t)query->binary.len * 8 : (uint32_t)query->n_values, .metric = m->metric,
 		      .k = k, .filter = filter};
-	gw_merge_opts o = {.exact = m->index.kind == MURI__V1__INDEX_KIND__FLAT};
+	cm_answer_seen seen = gw_seen_cb(g->seen);
+	gw_merge_opts o = {.exact = m->index.kind == MURI__V1__INDEX_KIND__FLAT, .seen = &seen};
 	gw_merge_result r;
 	memset(&r, 0, sizeof(r));
 	int rc = gw_merge(&q, fa, nf, &o, &r, err, errlen);

@@ -51,6 +51,8 @@ typedef struct ix_config {
 	int64_t read_auth_window_ms;
 	int64_t read_replay_max;
 	int64_t max_search_batch;
+	int64_t answer_group_max;
+	int64_t answer_group_wait_us;
 	int64_t max_scroll_scan;
 	int64_t split_fetch_page;
 	int64_t split_fetch_timeout_ms;
@@ -142,6 +144,12 @@ static const cm_config_key ix_keys[] = {
 	 "signed reads remembered so that none is answered twice within read_auth_window_ms", NULL},
 	{"max_search_batch", CM_CFG_INT, offsetof(ix_config, max_search_batch), "256", 1, 100000,
 	 "query vectors one Search call may carry (LocalSearchRequest.queries)", NULL},
+	{"answer_group_max", CM_CFG_INT, offsetof(ix_config, answer_group_max), "64", 1, 65536,
+	 "single-query Search answers ready at the same time signed with one signature over their Merkle root, at "
+	 "most (1: each signed alone)", NULL},
+	{"answer_group_wait_us", CM_CFG_INT, offsetof(ix_config, answer_group_wait_us), "0", 0, 100000,
+	 "a ready answer waits at most this long for the searches still running on this indexer to sign with them "
+	 "(0: only those ready already; a search running alone never waits)", NULL},
 	{"max_scroll_scan", CM_CFG_INT, offsetof(ix_config, max_scroll_scan), "100000", 1, 100000000,
 	 "live records one Scroll call examines at most (its filter may match few of them)", NULL},
 	{"split_fetch_page", CM_CFG_INT, offsetof(ix_config, split_fetch_page), "256", 1, 10000,
@@ -211,6 +219,8 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.read_auth_window_ms = (uint32_t)c->cfg.read_auth_window_ms,
 		.read_replay_max = (uint32_t)c->cfg.read_replay_max,
 		.max_search_batch = (uint32_t)c->cfg.max_search_batch,
+		.answer_group_max = (uint32_t)c->cfg.answer_group_max,
+		.answer_group_wait_us = (uint32_t)c->cfg.answer_group_wait_us,
 		.max_scroll_scan = (uint32_t)c->cfg.max_scroll_scan,
 		.split_fetch_page = (uint32_t)c->cfg.split_fetch_page,
 		.split_fetch_timeout_ms = (uint32_t)c->cfg.split_fetch_timeout_ms,

@@ -6,6 +6,7 @@
  * proofs and challenges (and the signing of them) in ix_proof_rpc.c. */
 #include "ix_service_int.h"
 #include "ix_read_auth.h"
+#include "ix_sign.h"
 #include "ix_split.h"
 #include "cm_time.h"
 #include "cm_err.h"
@@ -318,6 +319,13 @@ int ix_service_open(const ix_service_opts *o, ix_service **out, char *err, size_
 	s->o.data_dir = s->data_dir;
 	s->key = *o->key;
 	s->o.key = &s->key;
+	if (ix_signer_new(&s->key, s->o.answer_group_max ? s->o.answer_group_max : 64, s->o.answer_group_wait_us,
+			  &s->signer) != CM_OK) {
+		pthread_mutex_destroy(&s->sink_mu);
+		free(s->data_dir);
+		free(s);
+		return CM_ERR_NOMEM;
+	}
 	if (!s->o.max_fragments)
 		s->o.max_fragments = 1024;
 	if (!s->o.repl_batch)
@@ -334,6 +342,7 @@ int ix_service_open(const ix_service_opts *o, ix_service **out, char *err, size_
 		s->o.suspect_ms = 5000;
 	if (s->o.suspect_ms <= s->o.lease_ms) {
 		snprintf(err, errlen, "suspect_ms: %u must exceed lease_ms %u", s->o.suspect_ms, s->o.lease_ms);
+		ix_signer_free(s->signer);
 		free(s->data_dir);
 		free(s);
 		return CM_ERR_INVALID;
@@ -415,6 +424,7 @@ void ix_service_close(ix_service *s)
 	pthread_rwlock_destroy(&s->lk);
 	pthread_mutex_destroy(&s->sink_mu);
 	ix_read_auth_free(s->reads);
+	ix_signer_free(s->signer);
 #ifdef MURI_TEST_FAULTS
 	ix_lie_free(s->lie);
 #endif

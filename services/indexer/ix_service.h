@@ -47,6 +47,8 @@ typedef struct ix_service_opts {
 	uint32_t read_auth_window_ms; /* a signed read's wall_ms at most this far from ours; 0: 60000 */
 	uint32_t read_replay_max;    /* signed reads remembered against replays; 0: 65536 */
 	uint32_t max_search_batch;   /* query vectors one Search call may carry; 0: 256 */
+	uint32_t answer_group_max;   /* single-query answers signed under one root at most (ix_sign.h); 0: 64 */
+	uint32_t answer_group_wait_us; /* how long a signature waits for searches still running */
 	uint32_t max_scroll_scan;    /* live records one Scroll call examines at most; 0: 100000 */
 	/* a split's half without its parent's frozen log fetches it (ix_split.c) */
 	uint32_t split_fetch_page;   /* records per FetchLog call; 0: 256 */

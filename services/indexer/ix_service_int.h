@@ -97,6 +97,7 @@ struct ix_service {
 	int ticker_running;
 	void *status_arg;
 	int (*status)(void *arg, cm_rpc_call *call, Muri__V1__StatusResponse **out);
+	struct ix_signer *signer;    /* single-query answers signed together (ix_sign.h) */
 	struct ix_lie *lie;          /* test builds (-Dtest_faults=true): the lying mode; NULL: honest */
 	pthread_mutex_t sink_mu;     /* the failover sink and the chain id */
 	ix_failover_fn sink;

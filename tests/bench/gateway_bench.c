@@ -12,7 +12,10 @@
  *   gateway-bench --gateway HOST:PORT --collection NAME --indexers A,B,C
  *                 [--dataset NAME] [--rows N] [--queries N] [--threads T] [--rpc-threads R]
  *                 [--m M] [--ef-construction E] [--ef-search E] [--insert-batch N] [--batch-queries N]
- *                 [--seed S] */
+ *                 [--seed S] [--cpu-pids NAME=PID,...]
+ * --cpu-pids: processes (the gateway, indexers, ledgers) whose CPU time per
+ * query (/proc/<pid>/stat, user + system) is printed for each sequential
+ * run, next to the client's own. */
 #include "bench_util.h"
 #include "cm_err.h"
 #include "cm_vecs.h"
@@ -29,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define K GW_K
 #define MAX_THREADS GW_MAX_THREADS
@@ -151,7 +155,7 @@ static int exact_truth(void)
 
 int main(int argc, char **argv)
 {
-	const char *name = "glove-100-angular", *target = NULL, *indexers = "";
+	const char *name = "glove-100-angular", *target = NULL, *indexers = "", *cpu_pids = "";
 	size_t rows = 0, nqueries = 10000;
 	unsigned seed = 1;
 	for (int i = 1; i + 1 < argc; i += 2) {
@@ -184,6 +188,8 @@ int main(int argc, char **argv)
 			batch_queries = atoi(v);
 		else if (!strcmp(a, "--seed"))
 			seed = (unsigned)atoi(v);
+		else if (!strcmp(a, "--cpu-pids"))
+			cpu_pids = v;
 	}
 	if (!target || threads < 1 || threads > MAX_THREADS || rpc_threads < 1 || rpc_threads > MAX_THREADS ||
 	    insert_batch < 1 || insert_batch > 10000 || batch_queries < 1 || batch_queries > 1000) {
@@ -245,6 +251,8 @@ int main(int argc, char **argv)
 	g.truth = truth;
 	g.rpc_threads = rpc_threads;
 	g.batch_queries = batch_queries;
+	if (gw_cpu_parse(&g, cpu_pids) != 0)
+		return 2;
 	gw_client_set_queries(&g, queries, qsel, nq);
 	/* ingest at QUORUM */
 	struct lat ilat = {0};
@@ -258,6 +266,16 @@ int main(int argc, char **argv)
 	gw_wait_indexed(indexers);
 	double caught_up = now_s() - t0;
 	fprintf(stderr, "indexed %.1f s after the first insert; searching...\n", caught_up);
+	/* what each process spends with no search at all (following the chain,
+	 * replication heartbeats, receipts), over idle_s seconds */
+	double idle[GW_CPU_MAX], idle_s = 3;
+	for (int i = 0; i < g.ncpu; i++)
+		idle[i] = gw_cpu_s(&g, i);
+	nanosleep(&(struct timespec){.tv_sec = (time_t)idle_s}, NULL);
+	for (int i = 0; i < g.ncpu; i++) {
+		double c = gw_cpu_s(&g, i);
+		idle[i] = idle[i] >= 0 && c >= 0 ? (c - idle[i]) / idle_s * 1e3 : -1;
+	}
 	static const int levels[3] = {MURI__V1__CONSISTENCY_LEVEL__ONE, MURI__V1__CONSISTENCY_LEVEL__QUORUM,
 				      MURI__V1__CONSISTENCY_LEVEL__ALL};
 	static const char *lname[3] = {"ONE", "QUORUM", "ALL"};
@@ -273,6 +291,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s %s: recall %.4f, QPS %.0f, p50 %.3f ms, p99 %.3f ms\n", lname[l],
 				b ? "SearchBatch" : "Search", gr[l][b].recall, gr[l][b].qps, gr[l][b].p50_ms, gr[l][b].p99_ms);
 		}
+	struct gw_client cpu = g; /* the names of the processes measured, kept past the free */
 	gw_client_free(&g);
 	fprintf(stderr, "in-process faiss: building HNSW%d efConstruction %d over %zu x %zu...\n", m, efc, nb, dim);
 	struct result fs[SWEEP];
@@ -298,6 +317,33 @@ int main(int argc, char **argv)
 			printf("%-44s %8.4f %10.0f %9.3f %9.3f\n", label, gr[l][b].recall, gr[l][b].qps, gr[l][b].p50_ms,
 			       gr[l][b].p99_ms);
 		}
+	if (cpu.ncpu > 1) {
+		printf("CPU us per query over the sequential run (/proc/<pid>/stat user + system, %ld ticks/s):\n",
+		       sysconf(_SC_CLK_TCK));
+		printf("%-44s", "");
+		for (int i = 0; i < cpu.ncpu; i++)
+			printf(" %9s", cpu.cpu_name[i]);
+		printf(" %9s\n", "all");
+		double all = 0;
+		printf("%-44s", "idle, no search (CPU ms per second)");
+		for (int i = 0; i < cpu.ncpu; i++) {
+			printf(" %9.1f", idle[i]);
+			all += idle[i];
+		}
+		printf(" %9.1f\n", all);
+		for (int l = 0; l < 3; l++)
+			for (int b = 0; b < 2; b++) {
+				char label[64];
+				double sum = 0;
+				snprintf(label, sizeof(label), "gateway %s at %s", b ? "SearchBatch" : "Search", lname[l]);
+				printf("%-44s", label);
+				for (int i = 0; i < cpu.ncpu; i++) {
+					printf(" %9.1f", gr[l][b].cpu_us[i]);
+					sum += gr[l][b].cpu_us[i];
+				}
+				printf(" %9.1f\n", sum);
+			}
+	}
 	/* the in-process row at the same or higher recall than the gateway's at ONE */
 	for (int b = 0; b < 2; b++) {
 		int match = -1;

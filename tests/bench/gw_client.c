@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Protobuf views of n rows of x (row sel[i], or i when sel is NULL): *vecs
  * and *ptrs are the caller's, the floats stay x's. */
@@ -216,12 +217,66 @@ static void *search_worker(void *arg)
 	return NULL;
 }
 
+/* ---- CPU time per process ---------------------------------------------------------------------- */
+
+int gw_cpu_parse(struct gw_client *g, const char *list)
+{
+	g->ncpu = 1;
+	g->cpu_pid[0] = 0;
+	snprintf(g->cpu_name[0], sizeof(g->cpu_name[0]), "client");
+	char buf[1024];
+	snprintf(buf, sizeof(buf), "%s", list ? list : "");
+	for (char *save = NULL, *e = strtok_r(buf, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(e, '=');
+		int pid = eq ? atoi(eq + 1) : 0;
+		if (!eq || pid <= 0 || eq - e < 1 || eq - e >= (long)sizeof(g->cpu_name[0]) || g->ncpu == GW_CPU_MAX) {
+			fprintf(stderr, "--cpu-pids: \"%s\", expected name=pid (at most %d, names under 16 bytes)\n", e,
+				GW_CPU_MAX - 1);
+			return -1;
+		}
+		*eq = 0;
+		g->cpu_pid[g->ncpu] = pid;
+		snprintf(g->cpu_name[g->ncpu++], sizeof(g->cpu_name[0]), "%s", e);
+	}
+	return 0;
+}
+
+/* User plus system CPU seconds of pid (0: this process), from /proc/<pid>/stat; -1 if unreadable. */
+static double cpu_s(int pid)
+{
+	char p[64], line[2048];
+	snprintf(p, sizeof(p), pid ? "/proc/%d/stat" : "/proc/self/stat", pid);
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(line, 1, sizeof(line) - 1, f);
+	fclose(f);
+	line[n] = 0;
+	char *c = strrchr(line, ')'); /* the command may hold spaces */
+	unsigned long long ut = 0, st = 0;
+	if (!c || sscanf(c + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+double gw_cpu_s(const struct gw_client *g, int i)
+{
+	return cpu_s(g->cpu_pid[i]);
+}
+
 int gw_run_level(struct gw_client *g, int level, int batch, struct gw_level *r)
 {
 	size_t nq = g->nq;
 	int64_t *labels = calloc(nq * GW_K, sizeof(*labels));
 	struct sjob one = {g, level, batch, 0, labels, 0, nq, {0}};
+	double c0[GW_CPU_MAX];
+	for (int i = 0; i < g->ncpu; i++)
+		c0[i] = cpu_s(g->cpu_pid[i]);
 	search_worker(&one);
+	for (int i = 0; i < g->ncpu; i++) {
+		double c1 = cpu_s(g->cpu_pid[i]);
+		r->cpu_us[i] = c0[i] >= 0 && c1 >= 0 && nq ? (c1 - c0[i]) * 1e6 / (double)nq : -1;
+	}
 	r->p50_ms = lat_pct(&one.lat, 50);
 	r->p99_ms = lat_pct(&one.lat, 99);
 	r->recall = gw_recall(g->truth, nq, labels);

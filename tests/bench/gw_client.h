@@ -17,6 +17,7 @@
 #define GW_K 10          /* results per query */
 #define GW_ID_BYTES 37   /* a vector id the gateway gives, with its NUL */
 #define GW_MAX_THREADS 64
+#define GW_CPU_MAX 16 /* processes measured */
 
 struct gw_client {
 	cm_rpc_client *rpc;            /* the gateway */
@@ -28,6 +29,9 @@ struct gw_client {
 	Muri__V1__Vector *qvec, **qptr;
 	const int64_t *truth;          /* nq x GW_K row numbers, the caller's */
 	int rpc_threads, batch_queries; /* QPS threads; queries per SearchBatch */
+	int ncpu;                      /* processes whose CPU time a sequential run measures (gw_cpu_parse) */
+	int cpu_pid[GW_CPU_MAX];       /* 0: this process */
+	char cpu_name[GW_CPU_MAX][16];
 };
 
 /* Connects g to target for nb rows of dim floats (the ids are allocated
@@ -60,7 +64,14 @@ int gw_search_batch(struct gw_client *g, size_t q0, size_t n, int level, int64_t
 struct gw_level {
 	double recall, qps, p50_ms, p99_ms; /* recall@GW_K; QPS from rpc_threads; sequential per call */
 	double loaded_p99_ms;              /* per call, while rpc_threads threads search */
+	double cpu_us[GW_CPU_MAX];         /* per query, each of g's processes, over the sequential run */
 };
+
+/* "name=pid,name=pid,..." into g's processes measured; the client itself is
+ * always the first ("client"). 0, or -1 naming the bad entry on stderr. */
+int gw_cpu_parse(struct gw_client *g, const char *list);
+/* CPU seconds of process i of g (user + system); -1 if unreadable. */
+double gw_cpu_s(const struct gw_client *g, int i);
 
 /* Search (batch 0) or SearchBatch (batch 1) of every query at level: first
  * one call at a time (latency, recall), then from g->rpc_threads threads

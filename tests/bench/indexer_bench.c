@@ -75,7 +75,7 @@ static double ingest_secs = 20; /* length of the search-under-ingest phase */
 static size_t faiss_bytes;      /* serialized size of the in-process faiss index */
 static int rpc_batch_opt = 0; /* > 0: also QPS with this many queries per Search call (LocalSearchRequest.queries) */
 static int rpc_batch = 0;     /* what rpc_worker sends: 0 one query per call */
-static double batch_qps, batch_recall;
+static double batch_qps, batch_recall, batch_cpu_qps; /* batch: indexer CPU-QPS, times threads */
 static char ids[1 << 20][37]; /* UUIDs of rows, up to 1M rows */
 
 static double recall_of(const int64_t *labels) /* nq x 10 row numbers */
@@ -932,6 +932,9 @@ static int run_rpc(struct result *r, double *ingest_vps, double *index_s)
 	r->recall = recall_of(labels);
 	pthread_t t[64];
 	struct rjob j[64];
+	/* the indexer's own CPU over the QPS runs: queries per CPU-second of
+	 * the indexer process, times threads, to compare with in-process CPU-QPS */
+	double cpu0 = cpu_of(p.pid);
 	t0 = now_s();
 	for (int i = 0; i < rpc_threads; i++) {
 		j[i] = (struct rjob){c, labels, nq * (size_t)i / (size_t)rpc_threads,
@@ -941,8 +944,11 @@ static int run_rpc(struct result *r, double *ingest_vps, double *index_s)
 	for (int i = 0; i < rpc_threads; i++)
 		pthread_join(t[i], NULL);
 	r->qps = (double)nq / (now_s() - t0);
+	double cpu1 = cpu_of(p.pid);
+	r->cpu_qps = cpu1 > cpu0 ? (double)nq * threads / (cpu1 - cpu0) : 0;
 	if (rpc_batch_opt > 0) {
 		rpc_batch = rpc_batch_opt;
+		cpu0 = cpu_of(p.pid);
 		memset(labels, 0xff, nq * 10 * sizeof(*labels));
 		t0 = now_s();
 		for (int i = 0; i < rpc_threads; i++) {
@@ -953,6 +959,8 @@ static int run_rpc(struct result *r, double *ingest_vps, double *index_s)
 		for (int i = 0; i < rpc_threads; i++)
 			pthread_join(t[i], NULL);
 		batch_qps = (double)nq / (now_s() - t0);
+		cpu1 = cpu_of(p.pid);
+		batch_cpu_qps = cpu1 > cpu0 ? (double)nq * threads / (cpu1 - cpu0) : 0;
 		batch_recall = recall_of(labels);
 		rpc_batch = 0;
 	}
@@ -1262,11 +1270,21 @@ int main(int argc, char **argv)
 	if (strstr(parts, "rpc")) {
 		char label[64];
 		snprintf(label, sizeof(label), "muri-indexer Search RPC, efSearch %d", efs);
-		printf("%-40s %8.4f %10.0f %9.3f %9.3f\n", label, r.recall, r.qps, r.p50_ms, r.p99_ms);
+		printf("%-40s %8.4f %10.0f %9.3f %9.3f %10.0f\n", label, r.recall, r.qps, r.p50_ms, r.p99_ms, r.cpu_qps);
 		if (rpc_batch_opt > 0) {
 			snprintf(label, sizeof(label), "Search RPC, %d queries per call", rpc_batch_opt);
-			printf("%-40s %8.4f %10.0f\n", label, batch_recall, batch_qps);
+			printf("%-40s %8.4f %10.0f %9s %9s %10.0f\n", label, batch_recall, batch_qps, "", "", batch_cpu_qps);
 		}
+		printf("(RPC CPU-QPS: queries per CPU-second of the indexer process, times %d; its CPU per query %.0f us, "
+		       "%.0f us batched)\n", threads, r.cpu_qps > 0 ? 1e6 * threads / r.cpu_qps : 0,
+		       batch_cpu_qps > 0 ? 1e6 * threads / batch_cpu_qps : 0);
+		for (int i = 0; strstr(parts, "muri") && i < SWEEP; i++)
+			if (mr[i].ef == efs && mr[i].cpu_qps > 0) {
+				printf("RPC / in-process muri CPU-QPS at efSearch %d: %.2f", efs, r.cpu_qps / mr[i].cpu_qps);
+				if (rpc_batch_opt > 0)
+					printf(", batched %.2f", batch_cpu_qps / mr[i].cpu_qps);
+				printf("\n");
+			}
 		if (strstr(parts, "faiss")) {
 			printf("RPC / in-process QPS at the same efSearch: %.2f\n", r.qps / fs[0].qps);
 			if (match >= 0)

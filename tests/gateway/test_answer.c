@@ -274,6 +274,158 @@ static void test_distance_matches_indexer(void)
 	TAP_EQ(gw_distance(9, o, o, 3, 0, &gd, &tol), CM_ERR_INVALID);
 }
 
+/* A memory of verified batch signatures for the tests: up to 16 keys. */
+struct memo {
+	uint8_t key[16][CM_HASH_BYTES];
+	int n, lookups, hits;
+};
+
+static int memo_known(void *arg, const uint8_t key[CM_HASH_BYTES])
+{
+	struct memo *m = arg;
+	m->lookups++;
+	for (int i = 0; i < m->n; i++)
+		if (memcmp(m->key[i], key, CM_HASH_BYTES) == 0) {
+			m->hits++;
+			return 1;
+		}
+	return 0;
+}
+
+static void memo_add(void *arg, const uint8_t key[CM_HASH_BYTES])
+{
+	struct memo *m = arg;
+	if (m->n < 16)
+		memcpy(m->key[m->n++], key, CM_HASH_BYTES);
+}
+
+/* Answers signed under one batch root: each verifies alone with its path,
+ * and every forgery fails: another query's digest (a root signed for
+ * another query), a path or index or size changed, a path taken from
+ * another answer of the batch, a hit changed, another signer, a batch
+ * signature presented with the batch fields cleared; a verified root is
+ * remembered and a forged answer under it is still refused. */
+static void test_batch_root(void)
+{
+	enum { N = 5 };
+	cm_keypair kp, other;
+	cm_keypair_generate(&kp);
+	cm_keypair_generate(&other);
+	float q[N][3], x[3] = {0.5f, 0.25f, -1};
+	uint8_t qd[N][CM_HASH_BYTES], root[CM_HASH_BYTES] = {9}, sig[CM_SIG_BYTES], sig1[CM_SIG_BYTES];
+	uint8_t paths[N * CM_ANSWER_PATH_MAX(N) * CM_HASH_BYTES];
+	Muri__V1__Vector pv = MURI__V1__VECTOR__INIT;
+	pv.values = x;
+	pv.n_values = 3;
+	Muri__V1__Hit h[N], *hp[N];
+	Muri__V1__LocalSearchResponse r[N], *rp[N];
+	for (int i = 0; i < N; i++) {
+		q[i][0] = (float)i;
+		q[i][1] = 1;
+		q[i][2] = 2;
+		TAP_EQ(cm_answer_query_digest(qd[i], q[i], 3, 10, NULL), CM_OK);
+		muri__v1__hit__init(&h[i]);
+		h[i].id = ID1;
+		h[i].distance = 0.25f * (float)i;
+		h[i].vector = &pv;
+		h[i].version = 1;
+		h[i].seq = (uint64_t)i;
+		hp[i] = &h[i];
+		muri__v1__local_search_response__init(&r[i]);
+		r[i].hits = &hp[i];
+		r[i].n_hits = 1;
+		r[i].log_size = 9;
+		r[i].root.data = root;
+		r[i].root.len = CM_HASH_BYTES;
+		rp[i] = &r[i];
+	}
+	TAP_EQ(cm_answer_sign_batch(&kp, (const uint8_t(*)[CM_HASH_BYTES])qd, "m", 3, rp, N, sig, paths), CM_OK);
+	for (int i = 0; i < N; i++) {
+		TAP_EQ(r[i].batch_size, (uint64_t)N);
+		TAP_EQ(r[i].batch_index, (uint64_t)i);
+		TAP_EQ(cm_answer_verify(kp.pk, qd[i], "m", 3, &r[i]), CM_OK);
+		/* the root signed for the batch does not vouch for another query */
+		TAP_EQ(cm_answer_verify(kp.pk, qd[(i + 1) % N], "m", 3, &r[i]), CM_ERR_VERIFY);
+		TAP_EQ(cm_answer_verify(kp.pk, qd[i], "m", 4, &r[i]), CM_ERR_VERIFY);
+		TAP_EQ(cm_answer_verify(other.pk, qd[i], "m", 3, &r[i]), CM_ERR_PERM);
+	}
+	/* a forged path: one bit of one hash */
+	r[2].batch_path.data[3] ^= 1;
+	TAP_EQ(cm_answer_verify(kp.pk, qd[2], "m", 3, &r[2]), CM_ERR_VERIFY);
+	r[2].batch_path.data[3] ^= 1;
+	/* another answer's path, index or size */
+	ProtobufCBinaryData keep = r[2].batch_path;
+	r[2].batch_path = r[3].batch_path;
+	TAP_EQ(cm_answer_verify(kp.pk, qd[2], "m", 3, &r[2]), CM_ERR_VERIFY);
+	r[2].batch_path = keep;
+	r[2].batch_index = 3;
+	TAP_EQ(cm_answer_verify(kp.pk, qd[2], "m", 3, &r[2]), CM_ERR_VERIFY);
+	r[2].batch_index = 2;
+	r[2].batch_size = 6;
+	TAP_EQ(cm_answer_verify(kp.pk, qd[2], "m", 3, &r[2]), CM_ERR_VERIFY);
+	r[2].batch_size = 4; /* the path no longer fits the tree */
+	TAP_EQ(cm_answer_verify(kp.pk, qd[2], "m", 3, &r[2]), CM_ERR_VERIFY);
+	r[2].batch_size = N;
+	r[2].batch_path.len -= CM_HASH_BYTES; /* a path cut short */
+	TAP_EQ(cm_answer_verify(kp.pk, qd[2], "m", 3, &r[2]), CM_ERR_VERIFY);
+	r[2].batch_path.len += CM_HASH_BYTES;
+	r[2].batch_path.len -= 1; /* not whole hashes */
+	TAP_EQ(cm_answer_verify(kp.pk, qd[2], "m", 3, &r[2]), CM_ERR_INVALID);
+	r[2].batch_path.len += 1;
+	r[2].batch_index = N; /* beyond the batch */
+	TAP_EQ(cm_answer_verify(kp.pk, qd[2], "m", 3, &r[2]), CM_ERR_INVALID);
+	r[2].batch_index = 2;
+	/* the batch signature presented as a lone answer's */
+	r[2].batch_size = 0;
+	TAP_EQ(cm_answer_verify(kp.pk, qd[2], "m", 3, &r[2]), CM_ERR_INVALID);
+	r[2].batch_index = 0;
+	r[2].batch_path.len = 0;
+	TAP_EQ(cm_answer_verify(kp.pk, qd[2], "m", 3, &r[2]), CM_ERR_VERIFY);
+	r[2].batch_size = N;
+	r[2].batch_index = 2;
+	r[2].batch_path = keep;
+	/* a hit changed under a valid path */
+	h[1].distance = 0.3f;
+	TAP_EQ(cm_answer_verify(kp.pk, qd[1], "m", 3, &r[1]), CM_ERR_VERIFY);
+	h[1].distance = 0.25f;
+	/* the memory: one signature check for the whole batch, forgeries still caught */
+	struct memo m = {.n = 0};
+	cm_answer_seen seen = {.known = memo_known, .add = memo_add, .arg = &m};
+	for (int i = 0; i < N; i++)
+		TAP_EQ(cm_answer_verify_seen(kp.pk, qd[i], "m", 3, &r[i], &seen), CM_OK);
+	TAP_EQ(m.n, 1);
+	TAP_EQ(m.hits, N - 1);
+	TAP_EQ(cm_answer_verify_seen(kp.pk, qd[0], "m", 3, &r[1], &seen), CM_ERR_VERIFY);
+	h[4].seq = 7;
+	TAP_EQ(cm_answer_verify_seen(kp.pk, qd[4], "m", 3, &r[4], &seen), CM_ERR_VERIFY);
+	h[4].seq = 4;
+	/* remembered under its signature bytes: the same root with a bad signature is checked, and fails */
+	uint8_t bad[CM_SIG_BYTES];
+	memcpy(bad, sig, sizeof(bad));
+	bad[10] ^= 1;
+	r[3].signature.data = bad;
+	TAP_EQ(cm_answer_verify_seen(kp.pk, qd[3], "m", 3, &r[3], &seen), CM_ERR_VERIFY);
+	r[3].signature.data = sig;
+	/* evidence to the ledger judges a batch answer by its path and root's
+	 * signature: an answer at the committed size with another root is a
+	 * proven lie; the same with a forged path is no evidence */
+	uint8_t committed[CM_HASH_BYTES] = {1};
+	const char *why = NULL;
+	cm_answer_evidence ev = {.node = kp.pk, .query = qd[2], .magu = "m", .fragment = 3, .answer = &r[2],
+				 .by_root = 1, .committed_size = 9, .committed_root = committed};
+	TAP_EQ(cm_answer_fraud(&ev, &why), CM_OK);
+	r[2].batch_path.data[0] ^= 1;
+	TAP_EQ(cm_answer_fraud(&ev, &why), CM_ERR_INVALID);
+	r[2].batch_path.data[0] ^= 1;
+	ev.query = qd[3]; /* the root signed, but for another query */
+	TAP_EQ(cm_answer_fraud(&ev, &why), CM_ERR_INVALID);
+	/* a batch of one is a lone answer's signature */
+	TAP_EQ(cm_answer_sign_batch(&kp, (const uint8_t(*)[CM_HASH_BYTES])qd, "m", 3, rp, 1, sig1, paths), CM_OK);
+	TAP_EQ(r[0].batch_size, 0);
+	TAP_EQ(cm_answer_verify(kp.pk, qd[0], "m", 3, &r[0]), CM_OK);
+	TAP_EQ(cm_answer_sign_batch(&kp, (const uint8_t(*)[CM_HASH_BYTES])qd, "m", 3, rp, 0, sig1, paths), CM_ERR_INVALID);
+}
+
 int main(void)
 {
 	if (cm_crypto_init() != CM_OK)
@@ -282,5 +434,6 @@ int main(void)
 	TAP_RUN(test_filter_order);
 	TAP_RUN(test_digest_binds_everything);
 	TAP_RUN(test_distance_matches_indexer);
+	TAP_RUN(test_batch_root);
 	return tap_done();
 }

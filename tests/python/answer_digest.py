@@ -100,3 +100,56 @@ def answer_digest(qd, magu, fragment, resp):
     mb = magu.encode()
     return _h("A", qd, struct.pack(">I", len(mb)) + mb, struct.pack(">IQ", fragment, resp.log_size), resp.root,
               struct.pack(">I", len(resp.hits)), *[hit_digest(x) for x in resp.hits])
+
+
+DOM_LEAF, DOM_NODE, DOM_ANSWER_BATCH = 0x00, 0x01, 0x1b
+
+
+def _b2(*parts):
+    m = hashlib.blake2b(digest_size=32)
+    for p in parts:
+        m.update(p)
+    return m.digest()
+
+
+def _root_from_path(leaf, index, size, path):
+    """RFC 9162 2.1.3.2: the root the inclusion path leads to, or None when
+    the path does not fit the index and size."""
+    if index >= size:
+        return None
+    fn, sn, r = index, size - 1, leaf
+    for p in path:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            r = _b2(bytes([DOM_NODE]), p, r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = _b2(bytes([DOM_NODE]), r, p)
+        fn >>= 1
+        sn >>= 1
+    return r if sn == 0 else None
+
+
+def signed_message(digest, resp):
+    """What resp.signature signs, from the answer's digest: the digest itself
+    (batch_size 0), or for answers signed together H(0x1b || 'S' || u64
+    batch_size || the root its batch_path leads to), the leaf being
+    H(0x00 || digest); None for a path that does not fit."""
+    if resp.batch_size == 0:
+        return digest
+    path = resp.batch_path
+    if len(path) % 32:
+        return None
+    root = _root_from_path(_b2(bytes([DOM_LEAF]), digest), resp.batch_index, resp.batch_size,
+                           [path[i:i + 32] for i in range(0, len(path), 32)])
+    if root is None:
+        return None
+    return _b2(bytes([DOM_ANSWER_BATCH]), b"S", struct.pack(">Q", resp.batch_size), root)
+
+
+def signed_answer_message(qd, magu, fragment, resp):
+    """signed_message of the answer's digest for query digest qd."""
+    return signed_message(answer_digest(qd, magu, fragment, resp), resp)

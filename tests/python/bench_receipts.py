@@ -1,7 +1,7 @@
 """What search receipts cost a search: two gateways over one network (4
 ledger replicas, 3 indexers; a collection of 2 fragments replicated twice,
 2,000 vectors of dimension 32), one with receipts off (receipt_allowance 0),
-one with receipts on (batches of receipt_batch, default 100). Rounds
+one with receipts on (batches of receipt_batch, default 1024). Rounds
 alternate between them; each round sends MURI_BENCH_SEARCHES Search calls
 (default 400, top 10 at QUORUM) from MURI_BENCH_THREADS client threads
 (default 4). Prints searches per second and the p50 / p99 latency of each

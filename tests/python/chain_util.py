@@ -45,12 +45,13 @@ class ChainNet:
                      [(a, 10_000_000) for a in [self.owner] + self.ixacc], params,
                      indexers=[(x, a, capacity, 5000) for x, a in zip(self.ixacc, self.ixaddrs)],
                      gateways=[self.gwacc])
+        self.ledger_servers = []
         for i, acc in enumerate(self.replicas):
             key = tmp_path / f"ledger{i}.key"
             write_key_file(str(key), acc.seed)
-            servers(f"ledger{i}", LEDGER, "--listen", self.addrs[i], "--genesis", self.genesis,
+            self.ledger_servers.append(servers(f"ledger{i}", LEDGER, "--listen", self.addrs[i], "--genesis", self.genesis,
                     "--key-file", str(key), "--data-dir", str(tmp_path / f"ledger{i}-data"), "--grace-ms", "1000",
-                    *(pki.args(f"ledger{i}", acc.seed) if pki else ()), *ledger_args)
+                    *(pki.args(f"ledger{i}", acc.seed) if pki else ()), *ledger_args))
         if pki and not credentials:
             credentials = pki.credentials()
         self.pki = pki
