@@ -10,6 +10,8 @@
 #   scripts/bench.sh binary [--rows N] [--queries N] [--bits B]   (HAMMING codes through a gateway)
 #   scripts/bench.sh gateway [--rows N (0: all)] [--queries N] [--ef-search E] [--dataset NAME]
 #                            [gateway-bench options, e.g. --rpc-threads R --batch-queries N]
+#   scripts/bench.sh writes [--rows N (10000)] [--rounds R (10)] [--writers W (2)] [--seconds S (10)]
+#                           [--dataset NAME] [--indexer-args "ARGS"]   (the write path at QUORUM)
 #   scripts/bench.sh fairness [--searches N] [--rate R] [--flood-threads T] [--quota-rps Q]
 #   scripts/bench.sh scale [--rows N (default 1000000)] [--queries N (default 1000)] [--replication N]
 #                          [--fragments N] [--min-free-mb MB] [--indexer-args "ARGS"]
@@ -81,6 +83,21 @@ case "$what" in
     export MURI_DATASETS=${MURI_DATASETS:-$root/../shared/datasets}
     cd "$root/build"
     exec /usr/bin/python3 -m pytest -q -s -p no:cacheprovider "$root/tests/python/bench_gateway.py" ;;
+  writes)
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --rows) export MURI_BENCH_ROWS=$2; shift 2 ;;
+        --rounds) export MURI_BENCH_ROUNDS=$2; shift 2 ;;
+        --writers) export MURI_BENCH_WRITERS=$2; shift 2 ;;
+        --seconds) export MURI_BENCH_SECONDS=$2; shift 2 ;;
+        --dataset) export MURI_BENCH_DATASET=$2; shift 2 ;;
+        --indexer-args) export MURI_BENCH_IX_ARGS=$2; shift 2 ;;
+        *) echo "unknown writes option: $1" >&2; exit 2 ;;
+      esac
+    done
+    export MURI_SOURCE_ROOT="$root" MURI_DATASETS=${MURI_DATASETS:-$root/../shared/datasets}
+    cd "$root/build"
+    exec /usr/bin/python3 -m pytest -q -s -p no:cacheprovider "$root/tests/python/bench_writes.py" ;;
   fairness)
     # a well-behaved account's latency while another floods the gateway (per-account quotas)
     while [ $# -gt 0 ]; do
