@@ -12,6 +12,8 @@
 #                            [gateway-bench options, e.g. --rpc-threads R --batch-queries N]
 #   scripts/bench.sh fill [--rows N (default 10000)] [--queries N (default 1000)] [--share S (default 0.2)]
 #                         [--ef-search E]   (search p50/p99 at 40% and 80% of a node's capacity)
+#   scripts/bench.sh writes [--rows N (10000)] [--rounds R (10)] [--writers W (2)] [--seconds S (10)]
+#                           [--dataset NAME] [--indexer-args "ARGS"]   (the write path at QUORUM)
 #   scripts/bench.sh fairness [--searches N] [--rate R] [--flood-threads T] [--quota-rps Q]
 #   scripts/bench.sh scale [--rows N (default 1000000)] [--queries N (default 1000)] [--replication N]
 #                          [--fragments N] [--min-free-mb MB] [--indexer-args "ARGS"]
@@ -93,15 +95,7 @@ case "$what" in
     exec /usr/bin/python3 -m pytest -q -s -p no:cacheprovider "$root/tests/python/bench_gateway.py" ;;
   fill)
     # search latency on a node filled to 40% then 80% of its registered capacity (the chain's fill)
-    while [ $# -gt 0 ]; do
-      case "$1" in
-        --rows) export MURI_BENCH_ROWS=$2; shift 2 ;;
-        --queries) export MURI_BENCH_QUERIES=$2; shift 2 ;;
-        --share) export MURI_BENCH_SHARE=$2; shift 2 ;;
-        --ef-search) export MURI_BENCH_EF_SEARCH=$2; shift 2 ;;
-        *) echo "unknown fill option: $1" >&2; exit 2 ;;
-      esac
-    done
+    bench_env "rows queries share ef-search" refuse "$@"
     export MURI_SOURCE_ROOT="$root" MURI_DATASETS=${MURI_DATASETS:-$root/../shared/datasets}
     # a folder of its own: other pytest runs on the machine prune the shared /tmp/pytest-of-$USER
     run=${MURI_BENCH_RUN_DIR:-$HOME/.cache/muri/fill-run}
@@ -110,6 +104,12 @@ case "$what" in
     /usr/bin/python3 -m pytest -q -s -p no:cacheprovider --basetemp "$run" "$root/tests/python/bench_fill.py" || rc=$?
     rm -rf "$run"
     exit $rc ;;
+  writes)
+    # the write path at QUORUM: 10k-vector inserts, then single-record updates and deletes
+    bench_env "rows rounds writers seconds dataset indexer-args" refuse "$@"
+    export MURI_SOURCE_ROOT="$root" MURI_DATASETS=${MURI_DATASETS:-$root/../shared/datasets}
+    cd "$root/build"
+    exec /usr/bin/python3 -m pytest -q -s -p no:cacheprovider "$root/tests/python/bench_writes.py" ;;
   fairness)
     # a well-behaved account's latency while another floods the gateway (per-account quotas)
     bench_env "searches rate flood-threads quota-rps" refuse "$@"
@@ -160,5 +160,5 @@ case "$what" in
     echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
     rm -rf "$run"
     exit $rc ;;
-  *) echo "unknown benchmark: $what (known: rpc, indexer, filter, ledger, dims, failover, gateway, fill, fairness, binary, scale)" >&2; exit 2 ;;
+  *) echo "unknown benchmark: $what (known: rpc, indexer, filter, ledger, dims, failover, gateway, fill, writes, fairness, binary, scale)" >&2; exit 2 ;;
 esac

@@ -479,8 +479,9 @@ typedef struct decision {
 	int applied, prev_live, delta;
 } decision;
 
-static int append_sql(ix_fragment *f, const ix_record *recs, size_t n, uint8_t **leaves, size_t *lens,
-		      uint8_t (*hashes)[CM_MERKLE_HASH_BYTES], decision *dec, char *err, size_t errlen)
+static int append_sql(ix_fragment *f, const ix_record *recs, size_t n, const uint8_t *const *leaves,
+		      const size_t *lens, const uint8_t (*hashes)[CM_MERKLE_HASH_BYTES], decision *dec, char *err,
+		      size_t errlen)
 {
 	ix_wstmts *w = &f->ws;
 	if (ix_sql_exec(f->wdb, "BEGIN IMMEDIATE", err, errlen) != CM_OK)
@@ -548,12 +549,13 @@ fail_quiet:
 	return CM_ERR_IO;
 }
 
-int ix_fragment_append(ix_fragment *f, const ix_record *recs, size_t n, char *err, size_t errlen)
+static int append_leaves(ix_fragment *f, const ix_record *recs, size_t n, const uint8_t *const *leaves,
+			 const size_t *lens, const uint8_t (*hashes)[CM_MERKLE_HASH_BYTES], char *err, size_t errlen);
+
+/* Checks n records against f's schema and their order. */
+static int append_check(ix_fragment *f, const ix_record *recs, size_t n, char *err, size_t errlen)
 {
 	char why[200];
-	int rc = CM_OK;
-	if (n == 0)
-		return CM_OK;
 	if (n > f->opt.max_append)
 		return ix_errf(CM_ERR_INVALID, err, errlen, "records: %zu (max %u per append)", n,
 			       f->opt.max_append);
@@ -574,12 +576,30 @@ int ix_fragment_append(ix_fragment *f, const ix_record *recs, size_t n, char *er
 				       (unsigned long long)recs[i].seq, (unsigned long long)recs[i].epoch,
 				       (unsigned long long)recs[i - 1].seq, (unsigned long long)recs[i - 1].epoch);
 	}
+	return CM_OK;
+}
+
+int ix_fragment_append_encoded(ix_fragment *f, const ix_record *recs, size_t n, const uint8_t *const *leaves,
+			       const size_t *lens, const uint8_t (*hashes)[CM_MERKLE_HASH_BYTES], char *err,
+			       size_t errlen)
+{
+	if (n == 0)
+		return CM_OK;
+	int rc = append_check(f, recs, n, err, errlen);
+	return rc == CM_OK ? append_leaves(f, recs, n, leaves, lens, hashes, err, errlen) : rc;
+}
+
+int ix_fragment_append(ix_fragment *f, const ix_record *recs, size_t n, char *err, size_t errlen)
+{
+	if (n == 0)
+		return CM_OK;
+	int rc = append_check(f, recs, n, err, errlen);
+	if (rc != CM_OK)
+		return rc;
 	uint8_t **leaves = calloc(n, sizeof(*leaves));
 	size_t *lens = calloc(n, sizeof(*lens));
 	uint8_t(*hashes)[CM_MERKLE_HASH_BYTES] = calloc(n, sizeof(*hashes));
-	decision *dec = calloc(n, sizeof(*dec));
-	size_t nvec = 0;
-	if (!leaves || !lens || !hashes || !dec) {
+	if (!leaves || !lens || !hashes) {
 		rc = CM_ERR_NOMEM;
 		goto out;
 	}
@@ -592,8 +612,30 @@ int ix_fragment_append(ix_fragment *f, const ix_record *recs, size_t n, char *er
 		}
 		ix_record_encode(&recs[i], leaves[i]);
 		ix_record_leaf_hash(leaves[i], lens[i], hashes[i]);
-		nvec += recs[i].op != IX_OP_DELETE;
 	}
+	rc = append_leaves(f, recs, n, (const uint8_t *const *)leaves, lens, (const uint8_t(*)[CM_MERKLE_HASH_BYTES])hashes,
+			   err, errlen);
+out:
+	if (leaves)
+		for (size_t i = 0; i < n; i++)
+			free(leaves[i]);
+	free(leaves);
+	free(lens);
+	free(hashes);
+	return rc;
+}
+
+/* Appends records whose canonical bytes and leaf hashes are given. */
+static int append_leaves(ix_fragment *f, const ix_record *recs, size_t n, const uint8_t *const *leaves,
+			 const size_t *lens, const uint8_t (*hashes)[CM_MERKLE_HASH_BYTES], char *err, size_t errlen)
+{
+	int rc = CM_OK;
+	size_t nvec = 0;
+	for (size_t i = 0; i < n; i++)
+		nvec += recs[i].op != IX_OP_DELETE;
+	decision *dec = calloc(n, sizeof(*dec));
+	if (!dec)
+		return CM_ERR_NOMEM;
 	pthread_mutex_lock(&f->wmu);
 	if (f->broken) {
 		rc = ix_fragment_broken(f, err, errlen);
@@ -638,13 +680,6 @@ int ix_fragment_append(ix_fragment *f, const ix_record *recs, size_t n, char *er
 		ix_indexer_kick(f);
 unlock:
 	pthread_mutex_unlock(&f->wmu);
-out:
-	if (leaves)
-		for (size_t i = 0; i < n; i++)
-			free(leaves[i]);
-	free(leaves);
-	free(lens);
-	free(hashes);
 	free(dec);
 	return rc;
 }

@@ -48,6 +48,8 @@ typedef struct ix_options {
 	uint64_t postings_max_bytes; /* in-memory filter postings; past it filters read SQLite; 256 MiB */
 	uint32_t trim_interval_ms;   /* when an indexer catches up, give the heap's free memory back
 				      * (malloc_trim), at most this often per process (0: never); 1000 */
+	uint32_t index_nice;         /* the indexer thread's (and its build threads') nice value, so
+				      * writes and searches get the cores first; 0 */
 } ix_options;
 
 void ix_options_default(ix_options *o);
@@ -81,6 +83,12 @@ void ix_fragment_close(ix_fragment *f);
  * later record wins a tie); older ones are logged and ignored. All or none
  * are appended. */
 int ix_fragment_append(ix_fragment *f, const ix_record *recs, size_t n, char *err, size_t errlen);
+/* The same with each record's canonical bytes (leaves[i], lens[i] bytes:
+ * ix_record_encode's) and leaf hash given, as replication holds them, so
+ * they are not computed again. */
+int ix_fragment_append_encoded(ix_fragment *f, const ix_record *recs, size_t n, const uint8_t *const *leaves,
+			       const size_t *lens, const uint8_t (*hashes)[CM_MERKLE_HASH_BYTES], char *err,
+			       size_t errlen);
 
 /* Drops the records from seq size on (an old primary's unacknowledged
  * suffix), restoring the state they replaced. CM_ERR_STATE below the floor,
@@ -95,6 +103,8 @@ uint64_t ix_fragment_size(ix_fragment *f);
  * the indexer has before it (the partial batch at the end, fewer than the
  * batch size, is always searched exactly and not counted). */
 uint64_t ix_fragment_backlog(ix_fragment *f);
+/* The leaf hash of record seq (the Merkle log's, in memory). CM_ERR_RANGE beyond the log. */
+int ix_fragment_leaf_hash(ix_fragment *f, uint64_t seq, uint8_t out[CM_MERKLE_HASH_BYTES]);
 /* The root of the first size records (RFC 9162 MTH). CM_ERR_RANGE beyond the log. */
 int ix_fragment_root(ix_fragment *f, uint64_t size, uint8_t out[CM_MERKLE_HASH_BYTES]);
 int ix_fragment_inclusion(ix_fragment *f, uint64_t index, uint64_t size, cm_merkle_path *path);

@@ -4,6 +4,7 @@
 #include "ix_fragment_int.h"
 #include "cm_time.h"
 #include "cm_err.h"
+#include "cm_log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -373,6 +376,9 @@ void *ix_indexer_main(void *arg)
 	 * ix_index_build_threads() threads, deterministically. This sets only
 	 * this thread's OpenMP team size. */
 	omp_set_num_threads(1);
+	/* background work: the build threads this thread starts inherit it */
+	if (f->opt.index_nice && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), (int)f->opt.index_nice) != 0)
+		cm_warn("index_nice", "value=%u err=\"%s\"", f->opt.index_nice, strerror(errno));
 	int worked = 0; /* since the last trim */
 	pthread_mutex_lock(&f->imu);
 	for (;;) {

@@ -34,6 +34,7 @@ typedef struct ix_config {
 	int64_t filter_postings_max_mb;
 	int64_t omp_threads;
 	int64_t index_threads;
+	int64_t index_nice;
 	double filter_post_factor, filter_scan_factor;
 	int64_t malloc_arena_max;
 	int64_t malloc_mmap_threshold_kb;
@@ -96,6 +97,9 @@ static const cm_config_key ix_keys[] = {
 	 "OpenMP threads faiss may use inside one search (searches run in parallel on RPC workers)", NULL},
 	{"index_threads", CM_CFG_INT, offsetof(ix_config, index_threads), "2", 1, 64,
 	 "threads an HNSW index plans each block of new vectors on (the graph is the same whatever the count)", NULL},
+	{"index_nice", CM_CFG_INT, offsetof(ix_config, index_nice), "0", 0, 19,
+	 "nice value of each fragment's index builder (its thread and build threads), so writes and searches get "
+	 "the cores first while an index catches up (0: the process's own priority)", NULL},
 	{"filter_post_factor", CM_CFG_DOUBLE, offsetof(ix_config, filter_post_factor), "3", 0, 1000,
 	 "a filtered HNSW search walks as an unfiltered one with a beam holding this many times k admitted "
 	 "vectors in expectation and keeps the admitted (0: the walk keeps efSearch admitted vectors instead); "
@@ -245,6 +249,7 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 	o.max_index_backlog = (uint32_t)c->cfg.max_index_backlog;
 	o.frag.postings_max_bytes = (uint64_t)c->cfg.filter_postings_max_mb << 20;
 	o.frag.trim_interval_ms = (uint32_t)c->cfg.malloc_trim_interval_ms;
+	o.frag.index_nice = (uint32_t)c->cfg.index_nice;
 	/* mutual TLS: peers' certificates verified against tls_ca; role checks
 	 * read the node key each certificate is bound to (cm_tls_id.h) */
 	if (env->base->tls_cert && *env->base->tls_cert && o.tls_ca_file &&

@@ -421,9 +421,16 @@ int ix_repl_write(ix_repl *r, ix_repl_entry *e, uint32_t n, int level, uint64_t 
 			return CM_ERR_INVALID;
 		cm_merkle_blake2b.leaf(e[i].leaf, e[i].data, e[i].len);
 	}
+	uint64_t epoch = r->st.cfg.epoch;
 	int rc = r->io.log_append(r->io.ctx, e, n);
 	if (rc != 0)
 		return rc;
+	/* the io may take other calls while the entries go to disk (ix_repl_io):
+	 * acks and ticks meanwhile are harmless, but the epoch may have ended;
+	 * then the entries stay in the log unacknowledged, as after any append
+	 * whose epoch ends before its level */
+	if (!is_primary(r) || r->st.cfg.epoch != epoch || closed(r) || r->handoff_epoch == epoch)
+		return CM_ERR_STATE;
 	struct pending *p = &r->pend[(r->pend_head + r->npend) % r->o.max_pending];
 	p->token = token;
 	p->first = size;
@@ -457,6 +464,11 @@ static int on_ack(ix_repl *r, const ix_repl_ack *a)
 	uint64_t size = r->io.log_size(r->io.ctx);
 	if (a->ts > now(r))
 		return CM_ERR_INVALID;
+	/* an answer to an earlier append that the backup was slow to give (we
+	 * sent it again meanwhile) still counts as the answer if it moves the
+	 * backup on: waiting for the copy's answer too would cost a round trip
+	 * and the backup's check of entries it already holds */
+	int progress = a->ok && (!p->known || a->match > p->acked);
 	if (a->ok) {
 		uint8_t mine[CM_HASH_BYTES];
 		if (a->match > size || r->io.log_root(r->io.ctx, a->match, mine) != 0 ||
@@ -475,7 +487,7 @@ static int on_ack(ix_repl *r, const ix_repl_ack *a)
 	if (!p->has_ts || a->ts > p->lease_ts)
 		p->lease_ts = a->ts;
 	p->has_ts = 1;
-	if (a->req == p->req && p->inflight) {
+	if (p->inflight && (a->req == p->req || (progress && a->req < p->req))) {
 		p->inflight = 0;
 		p->retry_ms = r->o.retry_ms;
 		if (!a->ok) {
@@ -611,8 +623,15 @@ static int on_append(ix_repl *r, const ix_repl_append *a)
 	for (; skip < a->n && a->prev_size + skip < L; skip++) {
 		ix_repl_entry have;
 		memset(&have, 0, sizeof(have));
-		if ((rc = r->io.log_entry(r->io.ctx, a->prev_size + skip, &have)) != 0)
+		/* the leaf alone when the io has it at hand: equal leaves are
+		 * equal data, whose encoding holds the epoch */
+		if (r->io.log_leaf) {
+			if ((rc = r->io.log_leaf(r->io.ctx, a->prev_size + skip, have.leaf)) != 0)
+				return rc;
+			have.epoch = a->entries[skip].epoch;
+		} else if ((rc = r->io.log_entry(r->io.ctx, a->prev_size + skip, &have)) != 0) {
 			return rc;
+		}
 		if (memcmp(have.leaf, a->entries[skip].leaf, CM_HASH_BYTES) != 0 ||
 		    have.epoch != a->entries[skip].epoch) {
 			if ((rc = truncate_to(r, a->prev_size + skip)) != 0)

@@ -128,7 +128,14 @@ typedef struct ix_repl_io {
 	 * returns to its caller; *n set. 0 on success. */
 	int (*log_read)(void *ctx, uint64_t from, uint32_t max, ix_repl_entry *out, uint32_t *n);
 	int (*log_root)(void *ctx, uint64_t size, uint8_t out[CM_HASH_BYTES]);
-	/* Appends durably (seqs from size on); 0 once on disk. */
+	/* The leaf hash of the entry at seq < size; may be NULL (log_entry is
+	 * read instead). 0 on success. */
+	int (*log_leaf)(void *ctx, uint64_t seq, uint8_t out[CM_HASH_BYTES]);
+	/* Appends durably (seqs from size on); 0 once on disk. Called by
+	 * ix_repl_write, it may let other calls into the instance while the
+	 * entries go to disk (acks, ticks, a new configuration: not another
+	 * ix_repl_write, which the caller keeps in order); ix_repl_write then
+	 * checks that its epoch still holds. From on_append it must not. */
 	int (*log_append)(void *ctx, const ix_repl_entry *e, uint32_t n);
 	/* Drops entries from size on, durably. */
 	int (*log_truncate)(void *ctx, uint64_t size);

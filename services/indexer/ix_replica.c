@@ -205,6 +205,22 @@ int ixr_ensure_store(struct frag *f, const Muri__V1__FragmentSchema *schema, cha
 	return CM_OK;
 }
 
+/* Canonical bytes of a record in a, as a core entry without its leaf
+ * (ix_repl_write hashes the entries it is given). */
+int ixr_entry_bytes(const ix_record *r, cm_arena *a, ix_repl_entry *e)
+{
+	size_t n = ix_record_encoded_size(r);
+	uint8_t *b = cm_arena_alloc(a, n);
+	if (!b)
+		return CM_ERR_NOMEM;
+	ix_record_encode(r, b);
+	e->seq = r->seq;
+	e->epoch = r->epoch;
+	e->data = b;
+	e->len = (uint32_t)n;
+	return CM_OK;
+}
+
 /* Canonical bytes of a record in a, as a core entry. */
 int ixr_entry_of(const ix_record *r, cm_arena *a, ix_repl_entry *e)
 {
@@ -233,6 +249,15 @@ static int io_log_read(void *ctx, uint64_t from, uint32_t max, ix_repl_entry *ou
 {
 	struct frag *f = ctx;
 	*n = 0;
+	uint64_t size = f->store ? ix_fragment_size(f->store) : 0;
+	if (f->recent && from >= f->recent_first && from < f->recent_end && from < size) {
+		/* durable entries of the write in progress: as the core hashed them */
+		uint64_t end = f->recent_end < size ? f->recent_end : size;
+		uint32_t k = end - from < max ? (uint32_t)(end - from) : max;
+		memcpy(out, f->recent + (from - f->recent_first), k * sizeof(*out));
+		*n = k;
+		return CM_OK;
+	}
 	if (!f->store)
 		return from == 0 ? CM_OK : CM_ERR_RANGE;
 	ix_record *recs = NULL;
@@ -264,23 +289,74 @@ static int io_log_root(void *ctx, uint64_t size, uint8_t out[CM_HASH_BYTES])
 	return ix_fragment_root(f->store, size, out);
 }
 
+/* Set by a client write on the primary for its call into the core
+ * (ixr_write_begin): the arena of that call. */
+static __thread cm_arena *write_arena;
+
+void ixr_write_begin(struct frag *f, cm_arena *a)
+{
+	(void)f;
+	write_arena = a;
+}
+
+void ixr_write_end(struct frag *f)
+{
+	(void)f;
+	write_arena = NULL;
+}
+
+/* A client write's entries (write_arena set, on the primary) go to disk
+ * with core_mu released: the senders take acks and ship the pieces already
+ * durable meanwhile, instead of waiting for every append of a large write
+ * (write_mu keeps client writes in order; the core checks its epoch after).
+ * Those records are decoded into the write's own arena, which no other
+ * core call resets. A backup's append (from on_append) keeps the lock. */
+static int io_log_leaf(void *ctx, uint64_t seq, uint8_t out[CM_HASH_BYTES])
+{
+	struct frag *f = ctx;
+	return f->store ? ix_fragment_leaf_hash(f->store, seq, out) : CM_ERR_RANGE;
+}
+
 static int io_log_append(void *ctx, const ix_repl_entry *e, uint32_t n)
 {
 	struct frag *f = ctx;
 	char err[IX_ERR_MAX] = "";
+	cm_arena *a = write_arena ? write_arena : &f->io;
 	int rc = ixr_ensure_store(f, f->schema_in, err, sizeof(err));
-	ix_record *recs = rc == CM_OK ? cm_arena_alloc(&f->io, (n ? n : 1) * sizeof(*recs)) : NULL;
+	ix_record *recs = rc == CM_OK ? cm_arena_alloc(a, (n ? n : 1) * sizeof(*recs)) : NULL;
 	if (rc == CM_OK && !recs)
 		rc = CM_ERR_NOMEM;
 	for (uint32_t i = 0; rc == CM_OK && i < n; i++) {
-		rc = ix_record_decode(e[i].data, e[i].len, &f->io, &recs[i], err, sizeof(err));
+		rc = ix_record_decode(e[i].data, e[i].len, a, &recs[i], err, sizeof(err));
 		if (rc == CM_OK && (recs[i].seq != e[i].seq || recs[i].epoch != e[i].epoch)) {
 			snprintf(err, sizeof(err), "records[%u]: seq or epoch differs from the entry", i);
 			rc = CM_ERR_INVALID;
 		}
 	}
-	if (rc == CM_OK)
-		rc = ix_fragment_append(f->store, recs, n, err, sizeof(err));
+	/* the entries' bytes and leaves are the records' canonical bytes and
+	 * leaf hashes (the core hashed or checked them): not computed again */
+	const uint8_t **leaves = rc == CM_OK ? cm_arena_alloc(a, (n ? n : 1) * sizeof(*leaves)) : NULL;
+	size_t *lens = rc == CM_OK ? cm_arena_alloc(a, (n ? n : 1) * sizeof(*lens)) : NULL;
+	uint8_t(*hashes)[CM_HASH_BYTES] = rc == CM_OK ? cm_arena_alloc(a, (n ? n : 1) * sizeof(*hashes)) : NULL;
+	if (rc == CM_OK && (!leaves || !lens || !hashes))
+		rc = CM_ERR_NOMEM;
+	for (uint32_t i = 0; rc == CM_OK && i < n; i++) {
+		leaves[i] = e[i].data;
+		lens[i] = e[i].len;
+		memcpy(hashes[i], e[i].leaf, CM_HASH_BYTES);
+	}
+	uint64_t t0 = cm_now_us();
+	if (rc == CM_OK) {
+		ix_fragment *st = f->store; /* fixed once set */
+		if (write_arena)
+			pthread_mutex_unlock(&f->core_mu);
+		rc = ix_fragment_append_encoded(st, recs, n, leaves, lens, (const uint8_t(*)[CM_HASH_BYTES])hashes, err,
+						sizeof(err));
+		if (write_arena)
+			pthread_mutex_lock(&f->core_mu);
+	}
+	cm_debug("log_append", "magu=%s fragment=%u records=%u us=%llu", f->magu, f->fragment, n,
+		 (unsigned long long)(cm_now_us() - t0));
 	if (rc != CM_OK)
 		cm_warn("append_failed", "magu=%s fragment=%u err=\"%s\"", f->magu, f->fragment, err);
 	return rc;
@@ -479,7 +555,7 @@ int ixr_core_new(struct frag *f, const ix_repl_persist *st)
 	o.root_hold_ms = s->o.root_hold_ms;
 	ix_repl_io io = {
 		.ctx = f, .log_size = io_log_size, .log_entry = io_log_entry, .log_read = io_log_read,
-		.log_root = io_log_root, .log_append = io_log_append, .log_truncate = io_log_truncate,
+		.log_root = io_log_root, .log_leaf = io_log_leaf, .log_append = io_log_append, .log_truncate = io_log_truncate,
 		.persist = io_persist, .send = io_send, .ledger_submit = io_ledger_submit, .ledger_drop = io_ledger_drop,
 		.write_done = io_write_done, .sign = io_sign, .verify = io_verify, .now_ms = io_now,
 	};
@@ -539,6 +615,7 @@ static int send_one(struct sender *sd, cm_rpc_client *c, cm_arena *a)
 	req.signature.len = CM_SIG_BYTES;
 	ProtobufCMessage *m = NULL;
 	cm_rpc_status st;
+	uint64_t t_rpc = cm_now_us();
 	int rc = cm_rpc_unary(c, "/muri.v1.Indexer/Replicate", &req.base, &muri__v1__replicate_response__descriptor,
 			      &m, (int)s->o.repl_timeout_ms, &st);
 	if (rc != CM_OK) {
@@ -546,6 +623,8 @@ static int send_one(struct sender *sd, cm_rpc_client *c, cm_arena *a)
 			 sd->addr, cm_rpc_code_name(st.code), st.message);
 		return rc;
 	}
+	cm_debug("replicate_sent", "magu=%s fragment=%u peer=%s records=%u prev=%llu rpc_us=%llu", f->magu, f->fragment,
+		 sd->addr, ap->n, (unsigned long long)ap->prev_size, (unsigned long long)(cm_now_us() - t_rpc));
 	const Muri__V1__ReplicateResponse *r = (const Muri__V1__ReplicateResponse *)m;
 	ix_repl_msg ack;
 	memset(&ack, 0, sizeof(ack));

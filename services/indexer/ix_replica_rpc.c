@@ -184,21 +184,25 @@ int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protob
 	ix_repl_entry *e = cm_arena_alloc(a, req->n_records * sizeof(*e));
 	if (!recs || !e)
 		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	uint64_t t_in = cm_now_us(), t_app = 0;
 	uint64_t timeout = req->timeout_ms ? req->timeout_ms : s->o.write_timeout_ms;
 	int64_t left = cm_rpc_deadline_left_ms(call);
 	if (left >= 0 && (uint64_t)left < timeout)
 		timeout = (uint64_t)left;
 
+	pthread_mutex_lock(&f->write_mu);
 	ixr_core_enter(f);
 	uint64_t epoch = f->core ? ix_repl_epoch(f->core) : 0;
 	if (!f->core || !ix_repl_is_primary(f->core)) {
 		ixr_core_leave(f);
+		pthread_mutex_unlock(&f->write_mu);
 		return cm_rpc_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
 				   "this indexer is not the primary of %s/%u in epoch %llu", req->magu, req->fragment,
 				   (unsigned long long)epoch);
 	}
 	if (req->epoch != epoch) {
 		ixr_core_leave(f);
+		pthread_mutex_unlock(&f->write_mu);
 		return cm_rpc_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "epoch: the request has %llu, %s/%u is at %llu",
 				   (unsigned long long)req->epoch, req->magu, req->fragment, (unsigned long long)epoch);
 	}
@@ -218,11 +222,13 @@ int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protob
 				 req->fragment, c->phase == MURI__V1__FRAGMENT_PHASE__FRAGMENT_PHASE_SEALING ? "sealing" : "frozen",
 				 c->n_children > 0 ? c->children[0] : 0, c->n_children > 1 ? c->children[1] : 0);
 		ixr_core_leave(f);
+		pthread_mutex_unlock(&f->write_mu);
 		return cm_rpc_fail(call, GRPC_STATUS_UNAVAILABLE, "%s", err);
 	}
 	int rc = ixr_ensure_store(f, req->schema, err, sizeof(err));
 	if (rc != CM_OK) {
 		ixr_core_leave(f);
+		pthread_mutex_unlock(&f->write_mu);
 		return ixs_fail_from(call, rc, err);
 	}
 	/* Back-pressure: the unindexed tail is searched by brute force, so a
@@ -230,6 +236,7 @@ int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protob
 	uint64_t backlog = s->o.max_index_backlog ? ix_fragment_backlog(f->store) : 0;
 	if (s->o.max_index_backlog && backlog >= s->o.max_index_backlog) {
 		ixr_core_leave(f);
+		pthread_mutex_unlock(&f->write_mu);
 		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
 				   "%s/%u: the index is %llu records behind the log (max_index_backlog %u); "
 				   "retry once it catches up", req->magu, req->fragment, (unsigned long long)backlog,
@@ -287,7 +294,7 @@ int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protob
 		for (size_t i = at; rc == CM_OK && i < at + n; i++) {
 			recs[i].seq = size + (i - at);
 			recs[i].epoch = epoch;
-			rc = ixr_entry_of(&recs[i], a, &e[i]);
+			rc = ixr_entry_bytes(&recs[i], a, &e[i]);
 		}
 		if (rc != CM_OK)
 			break;
@@ -297,8 +304,17 @@ int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protob
 			w.next = f->waiters;
 			f->waiters = &w;
 		}
+		if (at == 0) {
+			f->recent = e;
+			f->recent_first = size;
+		} else if (f->recent && size != f->recent_first + at) {
+			f->recent = NULL; /* the log moved otherwise (cannot on a primary): read it */
+		}
+		f->recent_end = size + n;
+		ixr_write_begin(f, a);
 		rc = ix_repl_write(f->core, e + at, (uint32_t)n, core_level(req->consistency_level),
 				   cm_now_ms() + timeout, token, &first);
+		ixr_write_end(f);
 		if (rc != CM_OK) {
 			if (last)
 				unlink_waiter(f, &w);
@@ -311,10 +327,15 @@ int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protob
 			first0 = first;
 		}
 	}
+	f->recent = NULL; /* e lives in this call's arena */
 	if (rc != CM_OK) {
 		ixr_core_leave(f);
+		pthread_mutex_unlock(&f->write_mu);
 		return ixs_fail_from(call, rc, err);
 	}
+	/* appended: the next client write may append while this one waits for its level */
+	pthread_mutex_unlock(&f->write_mu);
+	t_app = cm_now_us();
 	/* the core answers by the deadline (the ticker runs it) or when the
 	 * epoch ends; the bound here only guards against a stopped ticker */
 	uint64_t until = cm_now_ms() + timeout + 5000;
@@ -323,6 +344,8 @@ int ix_h_write(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protob
 	unlink_waiter(f, &w);
 	ix_fragment *st = f->store;
 	ixr_core_leave(f);
+	cm_debug("write_stages", "magu=%s fragment=%u records=%zu append_us=%llu wait_us=%llu", req->magu, req->fragment,
+		 req->n_records, (unsigned long long)(t_app - t_in), (unsigned long long)(cm_now_us() - t_app));
 	if (!w.done || w.level < 0)
 		return cm_rpc_fail(call, GRPC_STATUS_UNAVAILABLE,
 				   "not acknowledged: the primary of %s/%u has no lease in epoch %llu (too few backups answer); "
@@ -363,6 +386,7 @@ int ix_h_replicate(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pr
 {
 	ix_service *s = arg;
 	const Muri__V1__ReplicateRequest *req = (const Muri__V1__ReplicateRequest *)msg;
+	uint64_t t_in = cm_now_us();
 	struct frag *f = ixs_find_frag(s, req->magu, req->fragment);
 	int code = ixs_peer_check(s, call, "Replicate", req->magu, req->fragment, f, 0);
 	if (code != GRPC_STATUS_OK)
@@ -413,6 +437,7 @@ int ix_h_replicate(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pr
 			rc = ixr_entry_of(&r, a, &e[i]);
 		}
 	}
+	uint64_t t_dec = cm_now_us();
 	ix_repl_msg m;
 	memset(&m, 0, sizeof(m));
 	ix_repl_ack ack;
@@ -442,6 +467,9 @@ int ix_h_replicate(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pr
 	int answered = f->ack_set;
 	f->ack_set = 0;
 	ixr_core_leave(f);
+	cm_debug("replicate_stages", "magu=%s fragment=%u records=%zu prev=%llu decode_us=%llu core_us=%llu",
+		 req->magu, req->fragment, req->n_records, (unsigned long long)req->prev_size,
+		 (unsigned long long)(t_dec - t_in), (unsigned long long)(cm_now_us() - t_dec));
 	if (!answered) {
 		switch (rc) {
 		case CM_ERR_PERM:

@@ -79,6 +79,7 @@ static struct frag *frag_new(ix_service *s, const char *magu, uint32_t fragment)
 	snprintf(f->dir, sizeof(f->dir), "%s/fragments/%s~%u", s->data_dir, magu, fragment);
 	pthread_mutex_init(&f->cfg_mu, NULL);
 	pthread_mutex_init(&f->core_mu, NULL);
+	pthread_mutex_init(&f->write_mu, NULL);
 	pthread_mutex_init(&f->mu, NULL);
 	cm_cond_init(&f->cv);
 	cm_cond_init(&f->done_cv);
@@ -415,6 +416,7 @@ void ix_service_close(ix_service *s)
 		cm_arena_free(&f->io);
 		pthread_mutex_destroy(&f->cfg_mu);
 		pthread_mutex_destroy(&f->core_mu);
+		pthread_mutex_destroy(&f->write_mu);
 		pthread_cond_destroy(&f->done_cv);
 		pthread_mutex_destroy(&f->mu);
 		pthread_cond_destroy(&f->cv);

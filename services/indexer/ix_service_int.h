@@ -55,7 +55,9 @@ struct frag {
 	uint8_t id[CM_HASH_BYTES];   /* the fragment in replication digests */
 	char dir[PATH_MAX / 2];
 	pthread_mutex_t cfg_mu;      /* serializes configuration changes (joins senders) */
-	pthread_mutex_t core_mu;     /* every call into core, and the log writes it makes */
+	pthread_mutex_t core_mu;     /* every call into core, and the log writes it makes, but a
+				      * client write's durable append (ix_replica.c, io_log_append) */
+	pthread_mutex_t write_mu;    /* client writes on the primary, in order (taken before core_mu) */
 	pthread_cond_t done_cv;      /* writes done, with core_mu */
 	pthread_mutex_t mu;          /* store, spec, senders' slots */
 	pthread_cond_t cv;           /* senders' slots */
@@ -71,6 +73,11 @@ struct frag {
 	const Muri__V1__FragmentSchema *schema_in; /* creates the store on a first Replicate */
 	const Muri__V1__FragmentConfig *cfg_in;     /* persisted with the core's state */
 	ix_repl_ack *ack_out;        /* a Replicate's answer */
+	/* the entries of the client write being appended (seqs recent_first..
+	 * recent_end, in its call's arena; under core_mu): the core's shipping
+	 * reads them from here rather than from the store */
+	const ix_repl_entry *recent;
+	uint64_t recent_first, recent_end;
 	int ack_set;
 	uint64_t failovers;          /* failover requests made */
 	uint64_t root_signed;        /* the largest size whose root this node submitted (ix_chain's thread) */
@@ -143,8 +150,15 @@ void ixr_config_from_pb(const Muri__V1__FragmentConfig *c, ix_repl_config *out);
 int ixr_ensure_store(struct frag *f, const Muri__V1__FragmentSchema *schema, char *err, size_t errlen);
 /* A record's canonical bytes in a, as a core entry. */
 int ixr_entry_of(const ix_record *r, cm_arena *a, ix_repl_entry *e);
+/* The same without the leaf hash (for ix_repl_write, which sets it). */
+int ixr_entry_bytes(const ix_record *r, cm_arena *a, ix_repl_entry *e);
 /* Creates f's core from st (NULL: fresh); under core_mu. */
 int ixr_core_new(struct frag *f, const ix_repl_persist *st);
+/* Around a client write's ix_repl_write on the primary (under write_mu and
+ * core_mu): its durable append runs with core_mu released, its records
+ * decoded into a (the call's arena). */
+void ixr_write_begin(struct frag *f, cm_arena *a);
+void ixr_write_end(struct frag *f);
 /* Takes / releases core_mu around a core call. */
 void ixr_core_enter(struct frag *f);
 void ixr_core_leave(struct frag *f);

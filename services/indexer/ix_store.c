@@ -262,3 +262,12 @@ int ix_fragment_broken(ix_fragment *f, char *err, size_t errlen)
 {
 	return ix_errf(CM_ERR_STATE, err, errlen, "fragment %s must be reopened: %s", f->dir, f->broken_msg);
 }
+
+/* The leaf hash of record seq, from the Merkle log in memory. */
+int ix_fragment_leaf_hash(ix_fragment *f, uint64_t seq, uint8_t out[CM_MERKLE_HASH_BYTES])
+{
+	pthread_rwlock_rdlock(&f->lk);
+	int rc = seq < f->size ? cm_merkle_leaf_hash(f->merkle, seq, out) : CM_ERR_RANGE;
+	pthread_rwlock_unlock(&f->lk);
+	return rc;
+}

@@ -9,7 +9,7 @@ Not part of the test suite (the file name does not match test_*.py). The
 options come from the environment (scripts/bench.sh sets them):
 MURI_BENCH_ROWS (0: the whole dataset), MURI_BENCH_QUERIES, MURI_BENCH_EF_SEARCH,
 MURI_BENCH_DATASET, MURI_BENCH_ARGS (more gateway-bench options), MURI_BENCH_GW_ARGS and
-MURI_BENCH_IX_ARGS (more muri-gateway and muri-indexer flags)."""
+MURI_BENCH_INDEXER_ARGS (more muri-gateway and muri-indexer flags)."""
 import os
 import subprocess
 
@@ -30,7 +30,7 @@ def test_gateway_bench(servers, stubs, tmp_path):
     # writes are not held back by the index backlog: the benchmark times the
     # log's ingest, then waits for the indexes before searching
     net = ChainNet(servers, stubs, tmp_path, n_indexers=3,
-                   ix_args=("--max-index-backlog", "0", "--log-level", "warn", *env("MURI_BENCH_IX_ARGS", "").split()),
+                   ix_args=("--max-index-backlog", "0", "--log-level", "warn", *env("MURI_BENCH_INDEXER_ARGS", "").split()),
                    # an idle chain idles (one empty block a second) instead of
                    # voting on empty blocks as fast as it can, which would take
                    # most of a core from the processes measured
