@@ -50,6 +50,7 @@ struct ix_repl {
 	uint32_t pend_head, npend;
 	uint64_t next_req;
 	uint64_t last_heard_ms;  /* backup: the last valid append of this epoch */
+	uint64_t last_tick_ms;   /* when ix_repl_tick last ran (0: not yet) */
 	uint64_t last_report_ms;
 	uint64_t cfg_ms;         /* when the current configuration arrived (or the core started) */
 	uint64_t acked_size;     /* primary: every write acknowledged at QUORUM or more ends at or below it */
@@ -771,6 +772,16 @@ void ix_repl_tick(ix_repl *r)
 	if (!r->st.cfg.epoch || r->self < 0)
 		return;
 	uint64_t t = now(r);
+	/* A tick more than suspect_ms / 2 after the last one means this replica
+	 * did not run meanwhile (stopped, or starved of CPU): appends that came
+	 * then are still unread, so the primary's silence over that time says
+	 * nothing of the primary, and suspicion starts again from now. This
+	 * only delays a failover request; it never hastens one. */
+	if (r->last_tick_ms && t > r->last_tick_ms + r->o.suspect_ms / 2) {
+		r->last_heard_ms = t;
+		r->stats.pauses++;
+	}
+	r->last_tick_ms = t;
 	if (closed(r)) { /* until the ledger's next configuration arrives */
 		if (t >= r->last_report_ms + r->o.suspect_ms)
 			report(r);

@@ -172,6 +172,7 @@ typedef struct ix_repl_stats {
 	uint64_t failovers_sent, lease_lapses;
 	uint64_t drops_sent;          /* backups reported for replacement */
 	uint64_t floor_refusals;      /* a truncation below the floor refused */
+	uint64_t pauses;              /* ticks over suspect_ms / 2 after the last: this replica did not run */
 } ix_repl_stats;
 
 typedef struct ix_repl ix_repl;

@@ -1525,6 +1525,39 @@ static void test_choose_primary(void)
 	TAP_EQ(ix_repl_choose_primary(&c, r + 1, 2), -1);
 }
 
+/* A backup that did not run for 3 x suspect_ms (stopped by SIGSTOP, or
+ * starved of CPU) must not take the primary's silence over that time for
+ * the primary's failure on its first tick after: the primary was sending
+ * all along. (It did, and its failover request closed a healthy epoch.) */
+static void test_paused_backup_does_not_suspect(void)
+{
+	sim_init(4);
+	S.write_rate = 0;
+	int p = (int)S.cfg.primary, b = (p + 1) % (int)S.n;
+	for (int i = 0; i < 50; i++, S.now += TICK_MS)
+		step(0);
+	uint64_t epoch = S.cfg.epoch;
+	struct node *nd = &S.node[b];
+	ix_repl *core = nd->core;
+	nd->core = NULL; /* paused: no ticks, and what is sent to it meanwhile is lost */
+	nd->up_at = UINT64_MAX;
+	for (uint64_t end = S.now + 3 * (uint64_t)S.suspect_ms; S.now < end; S.now += TICK_MS)
+		step(0);
+	nd->core = core;
+	nd->up_at = 0;
+	ix_repl_stats st;
+	ix_repl_tick(core); /* its first tick after the pause */
+	ix_repl_stats_get(core, &st);
+	TAP_EQ(st.failovers_sent, 0);
+	TAP_CHECK(st.pauses >= 1);
+	for (int i = 0; i < 100; i++, S.now += TICK_MS)
+		step(0);
+	ix_repl_stats_get(core, &st);
+	TAP_EQ(st.failovers_sent, 0);
+	TAP_EQ(S.cfg.epoch, epoch);
+	TAP_EQ(S.failed, 0);
+}
+
 static void test_random_schedules(void)
 {
 	const char *env = getenv("MURI_SIM_SEEDS"), *one = getenv("MURI_SIM_SEED");
@@ -1589,6 +1622,7 @@ int main(void)
 	TAP_RUN(test_old_epoch_append_after_config);
 	TAP_RUN(test_cut_off_primary);
 	TAP_RUN(test_dropped_backup_does_not_count);
+	TAP_RUN(test_paused_backup_does_not_suspect);
 	TAP_RUN(test_random_schedules);
 	sim_init(0);
 	for (int i = 0; i <= NMAX; i++) {
