@@ -6,7 +6,8 @@
 #      now; no mirror is named in the repository) and `docker import`ed, unless
 #      it exists already;
 #   2. faiss, built once outside the clone by scripts/setup.sh --deps (the
-#      same cache the host build uses) and sent in the build context;
+#      same cache the host build uses; MURI_FAISS_VERSION picks the version
+#      as there) and sent in the build context;
 #   3. deploy/Dockerfile (muri-ledger, muri-indexer, muri-gateway, muri) and
 #      deploy/prometheus.Dockerfile (Debian's prometheus).
 #

@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # Installs what muri needs on a Debian machine and builds it: Debian packages
-# that are missing, faiss 1.7.3 from Debian's source package (C API on, SIMD
-# level of this CPU; cached outside the clone), then meson + ninja.
-# Idempotent: with nothing to do it takes a few seconds.
+# that are missing, faiss from Debian's source package (C API on, SIMD level
+# of this CPU; cached outside the clone, keyed by version and flags), then
+# meson + ninja. Idempotent: with nothing to do it takes a few seconds.
 #
 #   scripts/setup.sh [BUILD_DIR [extra meson options...]]
 #   scripts/setup.sh --deps      packages and faiss only; prints faiss's folder
+#
+# MURI_FAISS_VERSION picks faiss (default 1.7.3, this release's own source
+# package). Another version comes from the Debian suite whose source package
+# has it (1.11.0: trixie, 1.13.2: sid; MURI_FAISS_SUITE for others), fetched
+# through a private apt state under the cache with deb-src entries derived
+# from this machine's Debian entries (the machine's apt configuration is not
+# changed). MURI_FAISS_SOURCE=DIR builds an unpacked faiss source tree of
+# that version instead, for an archive that does not serve the suite's
+# source files.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -15,7 +24,10 @@ if [ "${1:-}" = --deps ]; then deps_only=1; shift; fi
 build=${1:-$root/build}
 shift || true
 cache=${MURI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/muri}
-faiss_version=1.7.3
+faiss_version=${MURI_FAISS_VERSION:-1.7.3}
+case "$faiss_version" in
+  *[!0-9.]* | '') printf 'setup: MURI_FAISS_VERSION: "%s" is not a version like 1.7.3\n' "$faiss_version" >&2; exit 1 ;;
+esac
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -128,6 +140,61 @@ add_deb_src() {
   apt_update
 }
 
+# The Debian suite whose faiss source package is the given version: empty
+# for this machine's own release (its deb-src entries, add_deb_src).
+faiss_suite() {
+  if [ -n "${MURI_FAISS_SUITE:-}" ]; then echo "$MURI_FAISS_SUITE"; return; fi
+  case "$1" in
+    1.7.3) echo "" ;;
+    1.11.0) echo trixie ;;
+    1.13.2) echo sid ;;
+    *) say "MURI_FAISS_VERSION $1: no Debian suite known for it (set MURI_FAISS_SUITE)"; return 1 ;;
+  esac
+}
+
+# Fetches faiss's source package of `suite` into the current folder through
+# an apt state of its own (under the cache): deb-src entries with the URIs,
+# components and key of this machine's entries for its own release (not its
+# -updates / -security suites), the suite replaced.
+fetch_other_suite() {
+  local suite=$1 codename state f
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  [ -n "$codename" ] || { say "cannot tell the Debian codename"; return 1; }
+  state=$cache/apt-$suite
+  mkdir -p "$state/parts" "$state/lists/partial" "$state/cache/archives/partial"
+  : > "$state/parts/src.sources"
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -e "$f" ] || continue
+    awk -v cn="$codename" -v suite="$suite" '
+      function flush() {
+        if (stanza != "" && isdeb && hascn) print stanza "\nTypes: deb-src\nSuites: " suite "\n"
+        stanza = ""; isdeb = 0; hascn = 0
+      }
+      /^[ \t]*$/ { flush(); next }
+      /^#/ { next }
+      {
+        if ($1 == "Types:") { for (i = 2; i <= NF; i++) if ($i == "deb") isdeb = 1; next }
+        if ($1 == "Suites:") { for (i = 2; i <= NF; i++) if ($i == cn) hascn = 1; next }
+        stanza = stanza (stanza == "" ? "" : "\n") $0
+      }
+      END { flush() }' "$f" >> "$state/parts/src.sources"
+  done
+  : > "$state/parts/src.list"
+  if [ -f /etc/apt/sources.list ]; then
+    awk -v cn="$codename" -v suite="$suite" '$1 == "deb" {
+        for (i = 2; i <= NF; i++) if ($i == cn) { $1 = "deb-src"; $i = suite; print; break } }' \
+      /etc/apt/sources.list > "$state/parts/src.list"
+  fi
+  [ -s "$state/parts/src.sources" ] || rm -f "$state/parts/src.sources"
+  [ -s "$state/parts/src.list" ] || rm -f "$state/parts/src.list"
+  ls "$state/parts"/src.* >/dev/null 2>&1 || { say "no Debian entry for $codename in the apt configuration"; return 1; }
+  local opts=(-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts="$state/parts"
+    -o Dir::State::Lists="$state/lists" -o Dir::Cache="$state/cache" -o Debug::NoLocking=1
+    -o APT::Sandbox::User=root)
+  apt-get "${opts[@]}" update -q >&2
+  apt-get "${opts[@]}" source -q --download-only "faiss/$suite" >&2
+}
+
 simd_flags() {
   local f; f=$(grep -m1 '^flags' /proc/cpuinfo || true)
   if [[ " $f " == *" avx2 "* && " $f " == *" fma "* && " $f " == *" f16c "* && " $f " == *" popcnt "* ]]; then
@@ -138,7 +205,7 @@ simd_flags() {
 }
 
 build_faiss() {
-  local flags level key dir work
+  local flags level key dir work suite
   flags=$(simd_flags)
   if [ -n "$flags" ]; then level=avx2; else level=generic; fi
   key=$(printf '%s|%s|O3|static|capi' "$faiss_version" "$flags" | sha256sum | cut -c1-12)
@@ -146,13 +213,29 @@ build_faiss() {
   if [ -f "$dir/.complete" ]; then echo "$dir"; return; fi
   say "building faiss $faiss_version ($level) into $dir; about a minute per core-pair"
   work=$(mktemp -d)
-  if ! (cd "$work" && apt-get source -q --download-only faiss >&2) ; then
-    add_deb_src
-    (cd "$work" && apt-get source -q --download-only faiss >&2)
+  if [ -n "${MURI_FAISS_SOURCE:-}" ]; then
+    grep -Eq "^[[:space:]]*VERSION[[:space:]]+$faiss_version[[:space:]]*\$" "$MURI_FAISS_SOURCE/CMakeLists.txt" 2>/dev/null ||
+      { say "MURI_FAISS_SOURCE: $MURI_FAISS_SOURCE is not a faiss $faiss_version source tree"; return 1; }
+    cp -a "$MURI_FAISS_SOURCE" "$work/src"
+  else
+    suite=$(faiss_suite "$faiss_version")
+    if [ -n "$suite" ]; then
+      (cd "$work" && fetch_other_suite "$suite") ||
+        { say "faiss $faiss_version: Debian's $suite source package could not be fetched (MURI_FAISS_SOURCE=DIR builds a local source tree)"; return 1; }
+    elif ! (cd "$work" && apt-get source -q --download-only faiss >&2) ; then
+      add_deb_src
+      (cd "$work" && apt-get source -q --download-only faiss >&2)
+    fi
+    local dsc; dsc=$(ls "$work"/faiss_"$faiss_version"-*.dsc 2>/dev/null | head -n1)
+    [ -n "$dsc" ] || { say "Debian's faiss source is not version $faiss_version"; return 1; }
+    (cd "$work" && dpkg-source -x --skip-patches "$dsc" src >&2)
   fi
-  local dsc; dsc=$(ls "$work"/faiss_"$faiss_version"-*.dsc 2>/dev/null | head -n1)
-  [ -n "$dsc" ] || { say "Debian's faiss source is not version $faiss_version"; return 1; }
-  (cd "$work" && dpkg-source -x --skip-patches "$dsc" src >&2)
+  local need have
+  need=$(sed -n 's/^cmake_minimum_required(VERSION \([0-9.]*\).*/\1/p' "$work/src/CMakeLists.txt" | head -n1)
+  have=$(cmake --version | sed -n 's/^cmake version \([0-9.]*\).*/\1/p')
+  if [ -n "$need" ] && [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -n1)" != "$need" ]; then
+    say "faiss $faiss_version needs cmake >= $need, this machine has $have"; return 1
+  fi
   rm -rf "$dir.tmp"
   cmake -S "$work/src" -B "$work/build" -G Ninja \
     -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DBUILD_TESTING=OFF \

@@ -28,6 +28,9 @@ extern "C" {
 #include "cm_err.h"
 }
 
+// faiss's index type: Index::idx_t in 1.7.3, faiss::idx_t from 1.7.4 on.
+typedef int64_t fidx;
+
 struct ix_bin_index {
 	faiss::IndexBinaryIDMap *map; // owns its sub-index
 	int kind;
@@ -119,7 +122,7 @@ void hnsw_add_seeded(ix_bin_index *ix, size_t n, const uint8_t *codes, const int
 	FAISS_THROW_IF_NOT(hnsw.levels.size() == n0 && (size_t)ix->map->ntotal == n0);
 	for (size_t i = 0; i < n; i++)
 		hnsw.levels.push_back(level_of(hnsw, seed, n0 + i));
-	h->storage->add((faiss::Index::idx_t)n, codes);
+	h->storage->add((fidx)n, codes);
 	h->ntotal = h->storage->ntotal;
 	hnsw.prepare_level_tab(n, true);
 	size_t nt = (size_t)h->ntotal, had = ix->locks.size();
@@ -138,7 +141,7 @@ void hnsw_add_seeded(ix_bin_index *ix, size_t n, const uint8_t *codes, const int
 	}
 	for (size_t i = 0; i < n; i++)
 		ix->map->id_map.push_back(labels[i]);
-	ix->map->ntotal += (faiss::Index::idx_t)n;
+	ix->map->ntotal += (fidx)n;
 }
 
 // Sorts each query's k results by (distance, label), -1 labels last, so
@@ -224,7 +227,7 @@ extern "C" int ix_bin_add(ix_bin_index *ix, size_t n, const uint8_t *codes, cons
 {
 	try {
 		one_thread t;
-		ix->map->add_with_ids((faiss::Index::idx_t)n, codes, labels);
+		ix->map->add_with_ids((fidx)n, codes, labels);
 		return CM_OK;
 	} catch (const std::bad_alloc &) {
 		return fail(CM_ERR_NOMEM, err, errlen, "out of memory");
@@ -258,12 +261,12 @@ extern "C" int ix_bin_search(const ix_bin_index *ix, size_t nq, const uint8_t *q
 	try {
 		if (!bitmap) {
 			one_thread t;
-			ix->map->search((faiss::Index::idx_t)nq, queries, (faiss::Index::idx_t)k, distances, labels);
+			ix->map->search((fidx)nq, queries, (fidx)k, distances, labels);
 			order(nq, k, distances, labels);
 			return CM_OK;
 		}
 		const uint8_t *codes = codes_of(ix);
-		const std::vector<faiss::Index::idx_t> &ids = ix->map->id_map;
+		const std::vector<fidx> &ids = ix->map->id_map;
 		std::vector<std::pair<int32_t, size_t>> cand;
 		for (size_t q = 0; q < nq; q++) {
 			const uint8_t *x = queries + q * cs;

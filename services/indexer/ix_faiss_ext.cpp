@@ -11,6 +11,19 @@
 // threads; here levels depend on the position, and a flat-storage HNSW takes
 // blocks planned in parallel by ix_hnsw.c (deterministic), other storage
 // vertex by vertex with state kept between calls.
+//
+// It builds against faiss 1.7.3 and 1.11.0 (scripts/setup.sh,
+// MURI_FAISS_VERSION). 1.11's C API has per-call SearchParameters (a
+// selector), SearchParametersIVF (selector, nprobe, max_codes) and the
+// IDSelectors Range, Batch, Bitmap (the bit order of ix_select's bitmap),
+// Not, And, Or. They could carry the IVF and flat branches of search_sub
+// where the selector is a bitmap alone, searched on the id map's sub-index
+// (1.11's IndexIDMap applies a selector to external labels; ours selects
+// positions) with the labels mapped after, and give the same answers: the
+// same faiss code runs. They offer no HNSW parameters, no selector over a
+// callback (ix_postings' compiled filters), nothing for the graph arrays
+// ix_hnsw.c walks nor for deterministic adds; so this file stays with
+// either version.
 #include "ix_faiss_ext.h"
 
 #include <algorithm>
@@ -42,6 +55,9 @@
 #include "cm_err.h"
 #include "ix_hnsw.h"
 
+// faiss's index type: Index::idx_t in 1.7.3, faiss::idx_t from 1.7.4 on.
+typedef int64_t fidx;
+
 namespace {
 
 // Runs the calling thread's OpenMP regions on one thread while alive: a
@@ -64,7 +80,7 @@ int fail(int code, char *err, size_t errlen, const char *what)
 struct select_ids : faiss::IDSelector {
 	const ix_select *s;
 	explicit select_ids(const ix_select *sel) : s(sel) {}
-	bool is_member(faiss::Index::idx_t id) const override { return ix_select_admits(s, (size_t)id); }
+	bool is_member(fidx id) const override { return ix_select_admits(s, (size_t)id); }
 };
 
 std::atomic<double> scan_factor{IX_FAISS_SCAN_FACTOR}, post_factor{IX_FAISS_POST_FACTOR};
@@ -73,7 +89,7 @@ std::atomic<double> scan_factor{IX_FAISS_SCAN_FACTOR}, post_factor{IX_FAISS_POST
 // (1 without a selector or when the count is not known).
 double widen(const faiss::Index *sub, const faiss::IDSelector *sel, size_t admitted)
 {
-	if (!sel || admitted == 0 || (faiss::Index::idx_t)admitted >= sub->ntotal)
+	if (!sel || admitted == 0 || (fidx)admitted >= sub->ntotal)
 		return 1.0;
 	return (double)sub->ntotal / (double)admitted;
 }
@@ -263,7 +279,7 @@ void search_sub(const faiss::Index *sub, size_t nq, const float *x, int64_t k, i
 		if (exhaustive) {
 			faiss::SearchParameters p;
 			p.sel = sel;
-			hnsw->storage->search((faiss::Index::idx_t)nq, x, k, dist, labels, sel ? &p : nullptr);
+			hnsw->storage->search((fidx)nq, x, k, dist, labels, sel ? &p : nullptr);
 			return;
 		}
 		if (flat) {
@@ -279,7 +295,7 @@ void search_sub(const faiss::Index *sub, size_t nq, const float *x, int64_t k, i
 		faiss::SearchParametersHNSW p;
 		p.efSearch = ef;
 		p.check_relative_distance = hnsw->hnsw.check_relative_distance;
-		hnsw->search((faiss::Index::idx_t)nq, x, k, dist, labels, &p);
+		hnsw->search((fidx)nq, x, k, dist, labels, &p);
 		return;
 	}
 	if (auto ivf = dynamic_cast<const faiss::IndexIVF *>(sub)) {
@@ -288,14 +304,14 @@ void search_sub(const faiss::Index *sub, size_t nq, const float *x, int64_t k, i
 		p.nprobe = exhaustive ? ivf->nlist
 				      : std::min(ivf->nlist, (size_t)std::ceil((double)ivf->nprobe * w));
 		p.max_codes = ivf->max_codes;
-		ivf->search((faiss::Index::idx_t)nq, x, k, dist, labels, &p);
+		ivf->search((fidx)nq, x, k, dist, labels, &p);
 		return;
 	}
 	if (sel && dynamic_cast<const faiss::IndexPQ *>(sub))
-		throw std::invalid_argument("IndexPQ cannot search with a selector in faiss 1.7.3");
+		throw std::invalid_argument("IndexPQ cannot search with a selector (faiss refuses one)");
 	faiss::SearchParameters p;
 	p.sel = sel;
-	sub->search((faiss::Index::idx_t)nq, x, k, dist, labels, sel ? &p : nullptr);
+	sub->search((fidx)nq, x, k, dist, labels, sel ? &p : nullptr);
 }
 
 } // namespace
@@ -384,7 +400,7 @@ void hnsw_add_faiss(faiss::IndexHNSW *h, ix_faiss_adder &a, size_t n, const floa
 	FAISS_THROW_IF_NOT(h->is_trained && hnsw.levels.size() == n0);
 	for (size_t i = 0; i < n; i++)
 		hnsw.levels.push_back(level_of(hnsw, seed, n0 + i));
-	h->storage->add((faiss::Index::idx_t)n, x);
+	h->storage->add((fidx)n, x);
 	h->ntotal = h->storage->ntotal;
 	hnsw.prepare_level_tab(n, true);
 	size_t nt = (size_t)h->ntotal, had = a.locks.size();
@@ -436,7 +452,7 @@ void hnsw_commit(faiss::IndexHNSW *h, ix_faiss_adder &a)
 	FAISS_THROW_IF_NOT_MSG(a.planned && a.n0 == (size_t)h->ntotal, "no block prepared for this index");
 	size_t n = a.plan.n;
 	hnsw.levels.insert(hnsw.levels.end(), a.levels.begin(), a.levels.end());
-	h->storage->add((faiss::Index::idx_t)n, a.x.data());
+	h->storage->add((fidx)n, a.x.data());
 	h->ntotal = h->storage->ntotal;
 	hnsw.prepare_level_tab(n, true);
 	for (size_t i = 0; i < n; i++)
@@ -490,9 +506,9 @@ extern "C" int ix_faiss_add(FaissIndex *index, ix_faiss_adder **adder, size_t n,
 		if (!t.hnsw) {
 			auto idx = reinterpret_cast<faiss::Index *>(index);
 			if (t.idmap)
-				t.idmap->add_with_ids((faiss::Index::idx_t)n, x, labels);
+				t.idmap->add_with_ids((fidx)n, x, labels);
 			else
-				idx->add((faiss::Index::idx_t)n, x);
+				idx->add((fidx)n, x);
 			return CM_OK;
 		}
 		if (!*adder)
