@@ -157,40 +157,26 @@ int main(int argc, char **argv)
 {
 	const char *name = "glove-100-angular", *target = NULL, *indexers = "", *cpu_pids = "";
 	size_t rows = 0, nqueries = 10000;
-	unsigned seed = 1;
-	for (int i = 1; i + 1 < argc; i += 2) {
-		const char *a = argv[i], *v = argv[i + 1];
-		if (!strcmp(a, "--gateway"))
-			target = v;
-		else if (!strcmp(a, "--collection"))
-			collection = v;
-		else if (!strcmp(a, "--indexers"))
-			indexers = v;
-		else if (!strcmp(a, "--dataset"))
-			name = v;
-		else if (!strcmp(a, "--rows"))
-			rows = (size_t)atol(v);
-		else if (!strcmp(a, "--queries"))
-			nqueries = (size_t)atol(v);
-		else if (!strcmp(a, "--threads"))
-			threads = atoi(v);
-		else if (!strcmp(a, "--rpc-threads"))
-			rpc_threads = atoi(v);
-		else if (!strcmp(a, "--m"))
-			m = atoi(v);
-		else if (!strcmp(a, "--ef-construction"))
-			efc = atoi(v);
-		else if (!strcmp(a, "--ef-search"))
-			efs = atoi(v);
-		else if (!strcmp(a, "--insert-batch"))
-			insert_batch = atoi(v);
-		else if (!strcmp(a, "--batch-queries"))
-			batch_queries = atoi(v);
-		else if (!strcmp(a, "--seed"))
-			seed = (unsigned)atoi(v);
-		else if (!strcmp(a, "--cpu-pids"))
-			cpu_pids = v;
-	}
+	int seed = 1;
+	const struct gw_arg args[] = {
+		{"--gateway", GW_ARG_STR, &target},
+		{"--collection", GW_ARG_STR, &collection},
+		{"--indexers", GW_ARG_STR, &indexers},
+		{"--dataset", GW_ARG_STR, &name},
+		{"--rows", GW_ARG_SIZE, &rows},
+		{"--queries", GW_ARG_SIZE, &nqueries},
+		{"--threads", GW_ARG_INT, &threads},
+		{"--rpc-threads", GW_ARG_INT, &rpc_threads},
+		{"--m", GW_ARG_INT, &m},
+		{"--ef-construction", GW_ARG_INT, &efc},
+		{"--ef-search", GW_ARG_INT, &efs},
+		{"--insert-batch", GW_ARG_INT, &insert_batch},
+		{"--batch-queries", GW_ARG_INT, &batch_queries},
+		{"--seed", GW_ARG_INT, &seed},
+		{"--cpu-pids", GW_ARG_STR, &cpu_pids},
+		{NULL, GW_ARG_STR, NULL}};
+	if (gw_parse_args(argc, argv, args))
+		return 2;
 	if (!target || threads < 1 || threads > MAX_THREADS || rpc_threads < 1 || rpc_threads > MAX_THREADS ||
 	    insert_batch < 1 || insert_batch > 10000 || batch_queries < 1 || batch_queries > 1000) {
 		fprintf(stderr, "--gateway required; --threads and --rpc-threads 1..64, --insert-batch 1..10000, "
@@ -298,7 +284,7 @@ int main(int argc, char **argv)
 	double build_s;
 	if (run_faiss(fs, &build_s) != 0)
 		return 1;
-	printf("dataset %s: %zu x %zu inserted, %zu random queries (seed %u), k=%d, truth %s; HNSW M=%d "
+	printf("dataset %s: %zu x %zu inserted, %zu random queries (seed %d), k=%d, truth %s; HNSW M=%d "
 	       "efConstruction=%d efSearch=%d; gateway QPS from %d client threads (SearchBatch: %d queries per call), "
 	       "in-process QPS from %d threads\n",
 	       name, nb, dim, nq, seed, K, exact ? "exact over the rows inserted" : "the dataset's", m, efc, efs,

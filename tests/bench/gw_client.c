@@ -378,3 +378,32 @@ int gw_exact_truth(const float *base, size_t nb, const float *queries, size_t nq
 	free(d);
 	return 0;
 }
+
+int gw_parse_args(int argc, char **argv, const struct gw_arg *args)
+{
+	for (int i = 1; i < argc; i += 2) {
+		const struct gw_arg *o = args;
+		while (o->name && strcmp(o->name, argv[i]) != 0)
+			o++;
+		if (!o->name || i + 1 >= argc) {
+			fprintf(stderr, "%s option %s\n", o->name ? "no value for the" : "unknown", argv[i]);
+			return 2;
+		}
+		const char *v = argv[i + 1];
+		switch (o->kind) {
+		case GW_ARG_STR:
+			*(const char **)o->p = v;
+			break;
+		case GW_ARG_INT:
+			*(int *)o->p = atoi(v);
+			break;
+		case GW_ARG_SIZE:
+			*(size_t *)o->p = (size_t)atol(v);
+			break;
+		case GW_ARG_DOUBLE:
+			*(double *)o->p = atof(v);
+			break;
+		}
+	}
+	return 0;
+}

@@ -34,6 +34,19 @@ struct gw_client {
 	char cpu_name[GW_CPU_MAX][16];
 };
 
+/* A benchmark's command-line option: --name takes the next argument into
+ * *p as a string, an int, a size_t or a double. */
+enum gw_arg_kind { GW_ARG_STR, GW_ARG_INT, GW_ARG_SIZE, GW_ARG_DOUBLE };
+struct gw_arg {
+	const char *name; /* with its dashes; NULL ends a table */
+	enum gw_arg_kind kind;
+	void *p;
+};
+
+/* Reads argv's "--name value" pairs into the table args; 0, or 2 after
+ * saying on stderr which option is unknown or has no value. */
+int gw_parse_args(int argc, char **argv, const struct gw_arg *args);
+
 /* Connects g to target for nb rows of dim floats (the ids are allocated
  * here, freed by gw_client_free); on failure says why on stderr. 0 or -1. */
 int gw_client_open(struct gw_client *g, const char *target, const char *collection, size_t nb, size_t dim);

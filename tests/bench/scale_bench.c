@@ -304,53 +304,30 @@ int main(int argc, char **argv)
 	const char *target = NULL, *data = NULL, *indexers = "", *efs_s = "10,12,16,20,24,32,48,64,96,128";
 	const char *pids_s = "";
 	size_t rows = 0, nqueries = 1000;
-	for (int i = 1; i + 1 < argc; i += 2) {
-		const char *a = argv[i], *v = argv[i + 1];
-		if (!strcmp(a, "--gateway"))
-			target = v;
-		else if (!strcmp(a, "--data"))
-			data = v;
-		else if (!strcmp(a, "--collection"))
-			collection = v;
-		else if (!strcmp(a, "--indexers"))
-			indexers = v;
-		else if (!strcmp(a, "--pids"))
-			pids_s = v;
-		else if (!strcmp(a, "--rows"))
-			rows = (size_t)atol(v);
-		else if (!strcmp(a, "--queries"))
-			nqueries = (size_t)atol(v);
-		else if (!strcmp(a, "--threads"))
-			threads = atoi(v);
-		else if (!strcmp(a, "--rpc-threads"))
-			rpc_threads = atoi(v);
-		else if (!strcmp(a, "--m"))
-			m = atoi(v);
-		else if (!strcmp(a, "--ef-construction"))
-			efc = atoi(v);
-		else if (!strcmp(a, "--efs"))
-			efs_s = v;
-		else if (!strcmp(a, "--recall"))
-			recall_target = atof(v);
-		else if (!strcmp(a, "--replication"))
-			replication = atoi(v);
-		else if (!strcmp(a, "--fragments"))
-			fragments = atoi(v);
-		else if (!strcmp(a, "--insert-batch"))
-			insert_batch = atoi(v);
-		else if (!strcmp(a, "--batch-queries"))
-			batch_queries = atoi(v);
-		else if (!strcmp(a, "--mixed-seconds"))
-			mixed_s = atoi(v);
-		else if (!strcmp(a, "--mixed-searchers"))
-			mixed_searchers = atoi(v);
-		else if (!strcmp(a, "--mixed-writers"))
-			mixed_writers = atoi(v);
-		else {
-			fprintf(stderr, "unknown option %s\n", a);
-			return 2;
-		}
-	}
+	const struct gw_arg args[] = {
+		{"--gateway", GW_ARG_STR, &target},
+		{"--data", GW_ARG_STR, &data},
+		{"--collection", GW_ARG_STR, &collection},
+		{"--indexers", GW_ARG_STR, &indexers},
+		{"--pids", GW_ARG_STR, &pids_s},
+		{"--rows", GW_ARG_SIZE, &rows},
+		{"--queries", GW_ARG_SIZE, &nqueries},
+		{"--threads", GW_ARG_INT, &threads},
+		{"--rpc-threads", GW_ARG_INT, &rpc_threads},
+		{"--m", GW_ARG_INT, &m},
+		{"--ef-construction", GW_ARG_INT, &efc},
+		{"--efs", GW_ARG_STR, &efs_s},
+		{"--recall", GW_ARG_DOUBLE, &recall_target},
+		{"--replication", GW_ARG_INT, &replication},
+		{"--fragments", GW_ARG_INT, &fragments},
+		{"--insert-batch", GW_ARG_INT, &insert_batch},
+		{"--batch-queries", GW_ARG_INT, &batch_queries},
+		{"--mixed-seconds", GW_ARG_INT, &mixed_s},
+		{"--mixed-searchers", GW_ARG_INT, &mixed_searchers},
+		{"--mixed-writers", GW_ARG_INT, &mixed_writers},
+		{NULL, GW_ARG_STR, NULL}};
+	if (gw_parse_args(argc, argv, args))
+		return 2;
 	int efs[MAX_EFS], nef = parse_list(efs_s, efs, MAX_EFS), pids[MAX_PIDS], npids = parse_list(pids_s, pids, MAX_PIDS);
 	if (!target || !data || threads < 1 || threads > MAX_THREADS || rpc_threads < 1 || rpc_threads > MAX_THREADS ||
 	    insert_batch < 1 || insert_batch > 10000 || batch_queries < 1 || batch_queries > 1000 || nef < 1 ||

@@ -141,29 +141,18 @@ int main(int argc, char **argv)
 	const char *name = "glove-100-angular-10k", *target = NULL, *indexers = "";
 	size_t rows = 10000;
 	int rounds = 10, writers = 2, seconds = 10;
-	for (int i = 1; i + 1 < argc; i += 2) {
-		const char *a = argv[i], *v = argv[i + 1];
-		if (!strcmp(a, "--gateway"))
-			target = v;
-		else if (!strcmp(a, "--collection"))
-			collection = v;
-		else if (!strcmp(a, "--indexers"))
-			indexers = v;
-		else if (!strcmp(a, "--dataset"))
-			name = v;
-		else if (!strcmp(a, "--rows"))
-			rows = (size_t)atol(v);
-		else if (!strcmp(a, "--rounds"))
-			rounds = atoi(v);
-		else if (!strcmp(a, "--writers"))
-			writers = atoi(v);
-		else if (!strcmp(a, "--seconds"))
-			seconds = atoi(v);
-		else {
-			fprintf(stderr, "unknown option %s\n", a);
-			return 2;
-		}
-	}
+	const struct gw_arg args[] = {
+		{"--gateway", GW_ARG_STR, &target},
+		{"--collection", GW_ARG_STR, &collection},
+		{"--indexers", GW_ARG_STR, &indexers},
+		{"--dataset", GW_ARG_STR, &name},
+		{"--rows", GW_ARG_SIZE, &rows},
+		{"--rounds", GW_ARG_INT, &rounds},
+		{"--writers", GW_ARG_INT, &writers},
+		{"--seconds", GW_ARG_INT, &seconds},
+		{NULL, GW_ARG_STR, NULL}};
+	if (gw_parse_args(argc, argv, args))
+		return 2;
 	if (!target || rows < 1 || rows > 10000 || rounds < 1 || writers < 0 || writers > GW_MAX_THREADS ||
 	    seconds < 1) {
 		fprintf(stderr, "--gateway required; --rows 1..10000, --rounds >= 1, --writers 0..64, --seconds >= 1\n");
