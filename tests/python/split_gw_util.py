@@ -99,3 +99,41 @@ def check_found_once(stub, vpb, tpb, coll, acked):
     found = [x.id for x in r.results]
     assert len(found) == len(set(found)), "an exhaustive search returned an id twice"
     assert sorted(found) == sorted(acked), f"an exhaustive search found {len(found)} of {len(acked)}"
+
+
+def read_once(stub, vpb, tpb, coll, q, sample, stats, errors):
+    """One search of q (top 200, QUORUM: its ids must not repeat, counted in
+    stats with the slowest time) and one Get of sample (every id must be
+    found), as a reader thread does during a split."""
+    t0 = time.time()
+    try:
+        r = stub.Search(vpb.SearchRequest(collection=coll, query_vector=q, top_k=200,
+                                          consistency_level=tpb.QUORUM, timeout_ms=10000), timeout=20)
+        got = [x.id for x in r.results]
+        if len(got) != len(set(got)):
+            stats["dups"].append(got)
+        stats["searches"] += 1
+        stats["search_max_s"] = max(stats.get("search_max_s", 0), time.time() - t0)
+    except grpc.RpcError:
+        stats["search_failed"] += 1
+    if not sample:
+        return
+    try:
+        g = stub.Get(vpb.GetRequest(collection=coll, ids=sample), timeout=20)
+        got = [x.id for x in g.records]
+        if sorted(got) != sorted(sample):
+            errors.append(f"Get of {len(sample)} acknowledged ids found {len(got)}")
+        stats["gets"] += 1
+    except grpc.RpcError as e:
+        errors.append(f"Get failed: {e.details()}")
+
+
+def describe_once(stub, vpb, coll, seen_states, failed=None):
+    """Adds Describe's (fragment, state, searched) triples to seen_states;
+    a failure goes to failed when given."""
+    try:
+        d = stub.DescribeCollection(vpb.DescribeCollectionRequest(name=coll), timeout=20)
+        seen_states.update((x.fragment, x.state, x.searched) for x in d.fragment_states)
+    except grpc.RpcError as e:
+        if failed is not None:
+            failed.append(f"{e.code()}: {e.details()}")

@@ -15,12 +15,11 @@ import threading
 import time
 import uuid
 
-import grpc
 import pytest
 
 from muri_util import wait_until
-from split_gw_util import (DIM, check_found_once, close_split_net, ids_in_cell, in_cell, split_net,
-                           upsert_until_acked, vecs)
+from split_gw_util import (DIM, check_found_once, close_split_net, describe_once, ids_in_cell, in_cell, read_once,
+                           split_net, upsert_until_acked, vecs)
 
 COLL = "auto"
 SPLIT_SIZE = 48
@@ -98,34 +97,12 @@ def test_automatic_split_through_the_gateway(net):
     def reader():
         q = vecs(tpb, 1, 999)[0]
         while not stop.is_set():
-            try:
-                r = stub.Search(vpb.SearchRequest(collection=COLL, query_vector=q, top_k=200,
-                                                  consistency_level=tpb.QUORUM, timeout_ms=10000), timeout=20)
-                got = [x.id for x in r.results]
-                if len(got) != len(set(got)):
-                    stats["dups"].append(got)
-                stats["searches"] += 1
-            except grpc.RpcError:
-                stats["search_failed"] += 1
-            sample = list(acked[::3])
-            if sample:
-                try:
-                    g = stub.Get(vpb.GetRequest(collection=COLL, ids=sample), timeout=20)
-                    got = [x.id for x in g.records]
-                    if sorted(got) != sorted(sample):
-                        errors.append(f"Get of {len(sample)} acknowledged ids found {len(got)}")
-                    stats["gets"] += 1
-                except grpc.RpcError as e:
-                    errors.append(f"Get failed: {e.details()}")
+            read_once(stub, vpb, tpb, COLL, q, list(acked[::3]), stats, errors)
             time.sleep(0.05)
 
     def describer():
         while not stop.is_set():
-            try:
-                d = stub.DescribeCollection(vpb.DescribeCollectionRequest(name=COLL), timeout=20)
-                seen_states.update((x.fragment, x.state, x.searched) for x in d.fragment_states)
-            except grpc.RpcError:
-                pass
+            describe_once(stub, vpb, COLL, seen_states)
             time.sleep(0.05)
 
     threads = [threading.Thread(target=t) for t in (writer, reader, describer)]
