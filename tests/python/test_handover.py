@@ -107,7 +107,10 @@ def all_acked_on(net, ixs, load, primary):
     for ix in ixs:
         assert wait_until(lambda: (lambda x: x and x.size == want.size and x.root == want.root)(root_of(ix)),
                           timeout=60), "a replica did not reach the primary's size and root"
-        hits = {h.id for h in ix.stub.Get(ipb.LocalGetRequest(magu=MAGU, fragment=0, ids=ids), timeout=30).hits}
+        hits = set()
+        for s in range(0, len(ids), 10000):  # the indexer's max_get a call
+            hits.update(h.id for h in ix.stub.Get(ipb.LocalGetRequest(magu=MAGU, fragment=0, ids=ids[s:s + 10000]),
+                                                  timeout=30).hits)
         missing = [i for i in ids if i not in hits]
         assert not missing, f"{len(missing)} of {len(ids)} acknowledged writes missing"
     return len(ids)
