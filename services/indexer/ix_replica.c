@@ -221,20 +221,13 @@ int ixr_entry_bytes(const ix_record *r, cm_arena *a, ix_repl_entry *e)
 	return CM_OK;
 }
 
-/* Canonical bytes of a record in a, as a core entry. */
+/* Canonical bytes of a record in a, as a core entry with its leaf. */
 int ixr_entry_of(const ix_record *r, cm_arena *a, ix_repl_entry *e)
 {
-	size_t n = ix_record_encoded_size(r);
-	uint8_t *b = cm_arena_alloc(a, n);
-	if (!b)
-		return CM_ERR_NOMEM;
-	ix_record_encode(r, b);
-	e->seq = r->seq;
-	e->epoch = r->epoch;
-	e->data = b;
-	e->len = (uint32_t)n;
-	ix_record_leaf_hash(b, n, e->leaf);
-	return CM_OK;
+	int rc = ixr_entry_bytes(r, a, e);
+	if (rc == CM_OK)
+		ix_record_leaf_hash(e->data, e->len, e->leaf);
+	return rc;
 }
 
 /* ---- the io table (ctx: the frag; every call under core_mu) -------------------------- */

@@ -407,3 +407,34 @@ int gw_parse_args(int argc, char **argv, const struct gw_arg *args)
 	}
 	return 0;
 }
+
+int gw_update_ok(struct gw_client *g, const Muri__V1__UpsertRequest *up)
+{
+	ProtobufCMessage *resp = NULL;
+	int rc = gw_call(g, "Update", &up->base, &muri__v1__write_response__descriptor, &resp, 60000) ||
+			 ((Muri__V1__WriteResponse *)resp)->status != MURI__V1__WRITE_STATUS__SUCCESS
+		 ? -1
+		 : 0;
+	if (resp)
+		protobuf_c_message_free_unpacked(resp, NULL);
+	return rc;
+}
+
+int gw_delete_one(struct gw_client *g, char *id)
+{
+	Muri__V1__DeleteRequest del = MURI__V1__DELETE_REQUEST__INIT;
+	del.collection = (char *)g->collection;
+	del.ids = &id;
+	del.n_ids = 1;
+	del.consistency_level = MURI__V1__CONSISTENCY_LEVEL__QUORUM;
+	del.timeout_ms = 30000;
+	ProtobufCMessage *resp = NULL;
+	int rc = gw_call(g, "Delete", &del.base, &muri__v1__delete_response__descriptor, &resp, 60000) ||
+			 ((Muri__V1__DeleteResponse *)resp)->status != MURI__V1__WRITE_STATUS__SUCCESS ||
+			 ((Muri__V1__DeleteResponse *)resp)->deleted != 1
+		 ? -1
+		 : 0;
+	if (resp)
+		protobuf_c_message_free_unpacked(resp, NULL);
+	return rc;
+}

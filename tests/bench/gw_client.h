@@ -47,6 +47,12 @@ struct gw_arg {
  * saying on stderr which option is unknown or has no value. */
 int gw_parse_args(int argc, char **argv, const struct gw_arg *args);
 
+/* One QUORUM Update (up, built by the caller) or Delete of the one id, in
+ * g's collection: 0 when it succeeded (the Delete deleting the record),
+ * -1 otherwise. */
+int gw_update_ok(struct gw_client *g, const Muri__V1__UpsertRequest *up);
+int gw_delete_one(struct gw_client *g, char *id);
+
 /* Connects g to target for nb rows of dim floats (the ids are allocated
  * here, freed by gw_client_free); on failure says why on stderr. 0 or -1. */
 int gw_client_open(struct gw_client *g, const char *target, const char *collection, size_t nb, size_t dim);

@@ -112,28 +112,12 @@ static void *mixed_worker(void *arg)
 		up.n_vectors = 1;
 		up.consistency_level = MURI__V1__CONSISTENCY_LEVEL__QUORUM;
 		up.timeout_ms = 30000;
-		ProtobufCMessage *resp = NULL;
-		if (gw_call(&gw, "Update", &up.base, &muri__v1__write_response__descriptor, &resp, 60000) ||
-		    ((Muri__V1__WriteResponse *)resp)->status != MURI__V1__WRITE_STATUS__SUCCESS)
+		if (gw_update_ok(&gw, &up))
 			j->failed = 1;
-		if (resp)
-			protobuf_c_message_free_unpacked(resp, NULL);
 		lat_add(&j->a, (now_s() - s) * 1e3);
-		char *did = gw.ids[pool[npool - 1 - d]];
-		Muri__V1__DeleteRequest del = MURI__V1__DELETE_REQUEST__INIT;
-		del.collection = (char *)collection;
-		del.ids = &did;
-		del.n_ids = 1;
-		del.consistency_level = MURI__V1__CONSISTENCY_LEVEL__QUORUM;
-		del.timeout_ms = 30000;
-		resp = NULL;
 		s = now_s();
-		if (gw_call(&gw, "Delete", &del.base, &muri__v1__delete_response__descriptor, &resp, 60000) ||
-		    ((Muri__V1__DeleteResponse *)resp)->status != MURI__V1__WRITE_STATUS__SUCCESS ||
-		    ((Muri__V1__DeleteResponse *)resp)->deleted != 1)
+		if (gw_delete_one(&gw, gw.ids[pool[npool - 1 - d]]))
 			j->failed = 1;
-		if (resp)
-			protobuf_c_message_free_unpacked(resp, NULL);
 		lat_add(&j->b, (now_s() - s) * 1e3);
 		j->calls += 2;
 	}

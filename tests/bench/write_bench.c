@@ -107,30 +107,14 @@ static void *writer(void *arg)
 		up.n_vectors = 1;
 		up.consistency_level = MURI__V1__CONSISTENCY_LEVEL__QUORUM;
 		up.timeout_ms = 30000;
-		ProtobufCMessage *resp = NULL;
 		double s = now_s();
-		if (gw_call(&gw, "Update", &up.base, &muri__v1__write_response__descriptor, &resp, 60000) ||
-		    ((Muri__V1__WriteResponse *)resp)->status != MURI__V1__WRITE_STATUS__SUCCESS)
+		if (gw_update_ok(&gw, &up))
 			j->failed = 1;
 		lat_add(&j->up, (now_s() - s) * 1e3);
-		if (resp)
-			protobuf_c_message_free_unpacked(resp, NULL);
-		char *did = ids[u + 1];
-		Muri__V1__DeleteRequest del = MURI__V1__DELETE_REQUEST__INIT;
-		del.collection = (char *)collection;
-		del.ids = &did;
-		del.n_ids = 1;
-		del.consistency_level = MURI__V1__CONSISTENCY_LEVEL__QUORUM;
-		del.timeout_ms = 30000;
-		resp = NULL;
 		s = now_s();
-		if (gw_call(&gw, "Delete", &del.base, &muri__v1__delete_response__descriptor, &resp, 60000) ||
-		    ((Muri__V1__DeleteResponse *)resp)->status != MURI__V1__WRITE_STATUS__SUCCESS ||
-		    ((Muri__V1__DeleteResponse *)resp)->deleted != 1)
+		if (gw_delete_one(&gw, ids[u + 1]))
 			j->failed = 1;
 		lat_add(&j->del, (now_s() - s) * 1e3);
-		if (resp)
-			protobuf_c_message_free_unpacked(resp, NULL);
 	}
 	free(v);
 	return NULL;
