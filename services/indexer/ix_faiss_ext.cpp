@@ -314,6 +314,24 @@ void search_sub(const faiss::Index *sub, size_t nq, const float *x, int64_t k, i
 	sub->search((fidx)nq, x, k, dist, labels, sel ? &p : nullptr);
 }
 
+// The storage of an index that keeps its vectors exactly, in muri's two
+// kernels: a flat index, or an HNSW over flat storage.
+const faiss::IndexFlat *exact_flat(const faiss::Index *sub)
+{
+	if (auto h = dynamic_cast<const faiss::IndexHNSW *>(sub))
+		return flat_storage(h);
+	auto f = dynamic_cast<const faiss::IndexFlat *>(sub);
+	if (!f || (f->metric_type != faiss::METRIC_INNER_PRODUCT && f->metric_type != faiss::METRIC_L2))
+		return nullptr;
+	return f;
+}
+
+const faiss::Index *sub_of(const faiss::Index *idx, const faiss::IndexIDMap **idmap)
+{
+	*idmap = dynamic_cast<const faiss::IndexIDMap *>(idx);
+	return *idmap ? (*idmap)->index : idx;
+}
+
 } // namespace
 
 extern "C" void ix_faiss_set_filter_rules(double scan, double post)
@@ -326,6 +344,78 @@ extern "C" void ix_faiss_filter_rules(double *scan, double *post)
 {
 	*scan = scan_factor.load(std::memory_order_relaxed);
 	*post = post_factor.load(std::memory_order_relaxed);
+}
+
+extern "C" int ix_faiss_scan(const FaissIndex *index, const float *x, int64_t k, const size_t *pos, size_t n,
+			     float *distances, int64_t *labels, char *err, size_t errlen)
+{
+	try {
+		const faiss::IndexIDMap *idmap;
+		const faiss::Index *sub = sub_of(reinterpret_cast<const faiss::Index *>(index), &idmap);
+		const faiss::IndexFlat *f = exact_flat(sub);
+		if (!f)
+			return fail(CM_ERR_STATE, err, errlen, "the index keeps no exact vectors to scan by position");
+		bool ip = f->metric_type == faiss::METRIC_INNER_PRODUCT;
+		const float *xb = f->get_xb();
+		size_t d = (size_t)f->d, nt = (size_t)f->ntotal;
+		// the k best as a max-heap on (key, position), key = -similarity or L2
+		thread_local std::vector<std::pair<float, int64_t>> heap;
+		heap.clear();
+		for (size_t i = 0; i < n; i++) {
+			if (pos[i] >= nt)
+				throw std::invalid_argument("a position past the index");
+			if (i + 4 < n && pos[i + 4] < nt)
+				__builtin_prefetch(xb + pos[i + 4] * d);
+			const float *y = xb + pos[i] * d;
+			std::pair<float, int64_t> c(ip ? -faiss::fvec_inner_product(x, y, d) : faiss::fvec_L2sqr(x, y, d),
+						     (int64_t)pos[i]);
+			if ((int64_t)heap.size() < k) {
+				heap.push_back(c);
+				std::push_heap(heap.begin(), heap.end());
+			} else if (k > 0 && c < heap.front()) {
+				std::pop_heap(heap.begin(), heap.end());
+				heap.back() = c;
+				std::push_heap(heap.begin(), heap.end());
+			}
+		}
+		std::sort_heap(heap.begin(), heap.end());
+		for (int64_t i = 0; i < k; i++) {
+			bool got = i < (int64_t)heap.size();
+			distances[i] = got ? (ip ? -heap[i].first : heap[i].first)
+					   : (ip ? -std::numeric_limits<float>::infinity()
+						 : std::numeric_limits<float>::infinity());
+			int64_t p = got ? heap[i].second : -1;
+			if (p >= 0 && idmap)
+				p = p < (int64_t)idmap->id_map.size() ? idmap->id_map[p] : -1;
+			labels[i] = p;
+		}
+		return CM_OK;
+	} catch (const std::invalid_argument &e) {
+		return fail(CM_ERR_INVALID, err, errlen, e.what());
+	} catch (const std::exception &e) {
+		return fail(CM_ERR_INTERNAL, err, errlen, e.what());
+	} catch (...) {
+		return fail(CM_ERR_INTERNAL, err, errlen, "unknown exception");
+	}
+}
+
+extern "C" int ix_faiss_scan_cheaper(const FaissIndex *index, int64_t k, size_t admitted)
+{
+	const faiss::IndexIDMap *idmap;
+	const faiss::Index *sub = sub_of(reinterpret_cast<const faiss::Index *>(index), &idmap);
+	const faiss::IndexFlat *f = exact_flat(sub);
+	if (!f || sub->ntotal <= 0)
+		return 0;
+	double nt = (double)sub->ntotal, a = admitted ? (double)admitted : 1.0, cost = a * (1.0 + IX_FAISS_GATHER_COST);
+	auto hnsw = dynamic_cast<const faiss::IndexHNSW *>(sub);
+	if (!hnsw) // a flat index tests every position and computes the admitted
+		return cost <= a + nt / IX_FAISS_TEST_COST;
+	double scan, postf, w = a < nt ? nt / a : 1.0;
+	ix_faiss_filter_rules(&scan, &postf);
+	double ef = std::max((double)hnsw->hnsw.efSearch, (double)k);
+	if (postf > 0) // the unfiltered beam of search_sub, wide enough to hold postf * k admitted
+		return cost <= std::min(nt, std::max(ef, std::ceil(postf * (double)k * w))) * scan;
+	return cost <= ef * scan * w; // a beam of ef admitted visits about ef * w
 }
 
 extern "C" int ix_faiss_search(const FaissIndex *index, size_t nq, const float *x, int64_t k,

@@ -58,6 +58,25 @@ int ix_faiss_search(const FaissIndex *index, size_t nq, const float *x, int64_t 
 void ix_faiss_set_filter_rules(double scan_factor, double post_factor);
 void ix_faiss_filter_rules(double *scan_factor, double *post_factor);
 
+/* The k nearest to the query x among the n given positions of the
+ * sub-index, by a scan of those positions alone: for an index whose storage
+ * keeps the vectors exactly (a flat index, or an HNSW over flat storage),
+ * where a filter admits few enough positions that visiting them costs less
+ * than testing every position (faiss's selector scan) or walking the graph.
+ * Ties go to the lower position. Results as ix_faiss_search (faiss's values
+ * and kernels, labels through the id map, -1 past the found). CM_ERR_STATE
+ * when the index keeps no such storage (IVF, quantized, binary): the caller
+ * searches another way. */
+int ix_faiss_scan(const FaissIndex *index, const float *x, int64_t k, const size_t *pos, size_t n,
+		  float *distances, int64_t *labels, char *err, size_t errlen);
+/* 1 if ix_faiss_scan over `admitted` positions costs less than a search of
+ * the index under a filter admitting them (the rules above: the beam the
+ * walk would take, at scan_factor distances an entry, against one distance
+ * and IX_FAISS_GATHER_COST of one for listing each admitted position); 0
+ * otherwise or when the index cannot be scanned by position. */
+#define IX_FAISS_GATHER_COST 0.5
+int ix_faiss_scan_cheaper(const FaissIndex *index, int64_t k, size_t admitted);
+
 /* Per-index state of ix_faiss_add (HNSW's node locks and visited table,
  * kept between calls). Owned by the caller: ix_faiss_adder_free(). */
 typedef struct ix_faiss_adder ix_faiss_adder;

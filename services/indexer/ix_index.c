@@ -382,6 +382,20 @@ static float to_distance(int metric, float faiss_value)
 	}
 }
 
+/* The found of k faiss results moved to the front, in muri distances. */
+static size_t found_of(const ix_index *ix, uint32_t k, float *dist, int64_t *labels)
+{
+	size_t m = 0;
+	for (uint32_t i = 0; i < k; i++) {
+		if (labels[i] < 0)
+			continue;
+		labels[m] = labels[i];
+		dist[m] = to_distance(ix->spec.metric, dist[i]);
+		m++;
+	}
+	return m;
+}
+
 /* ---- binary indexes (HAMMING) ---- */
 
 /* Rows of ix_spec_row floats hold the codes in their first dim / 8 bytes. */
@@ -474,7 +488,6 @@ int ix_index_search(const ix_index *ix, const float *q, uint32_t k, int exhausti
 		    size_t admitted, float *dist, int64_t *labels, size_t *n, char *err,
 		    size_t errlen)
 {
-	size_t m = 0;
 	if (ix_index_size(ix) == 0) {
 		*n = 0;
 		return CM_OK;
@@ -484,15 +497,25 @@ int ix_index_search(const ix_index *ix, const float *q, uint32_t k, int exhausti
 	int rc = ix_faiss_search(ix->fi, 1, q, k, exhaustive, sel, admitted, dist, labels, err, errlen);
 	if (rc)
 		return rc;
-	for (uint32_t i = 0; i < k; i++) {
-		if (labels[i] < 0)
-			continue;
-		labels[m] = labels[i];
-		dist[m] = to_distance(ix->spec.metric, dist[i]);
-		m++;
-	}
-	*n = m;
+	*n = found_of(ix, k, dist, labels);
 	return CM_OK;
+}
+
+int ix_index_scan(const ix_index *ix, const float *q, uint32_t k, const size_t *pos, size_t npos, float *dist,
+		  int64_t *labels, size_t *n, char *err, size_t errlen)
+{
+	if (ix->bin)
+		return ix_errf(CM_ERR_STATE, err, errlen, "binary indexes are scanned through a selector");
+	int rc = ix_faiss_scan(ix->fi, q, k, pos, npos, dist, labels, err, errlen);
+	if (rc)
+		return rc;
+	*n = found_of(ix, k, dist, labels);
+	return CM_OK;
+}
+
+int ix_index_scan_cheaper(const ix_index *ix, uint32_t k, size_t admitted)
+{
+	return !ix->bin && ix_faiss_scan_cheaper(ix->fi, k, admitted);
 }
 
 int ix_index_save(const ix_index *ix, const char *path, char *err, size_t errlen)

@@ -120,6 +120,16 @@ const int64_t *ix_index_labels(const ix_index *ix);
 int ix_index_search(const ix_index *ix, const float *q, uint32_t k, int exhaustive,
 		    const ix_select *sel, size_t admitted, float *dist, int64_t *labels,
 		    size_t *n, char *err, size_t errlen);
+/* The k nearest to a prepared query among the npos given positions, by
+ * computing the distance to each of them alone (ix_faiss_scan): exact, and
+ * the cheapest path for a filter that admits few positions. Output as
+ * ix_index_search. CM_ERR_STATE for an index that keeps no exact vectors to
+ * read by position (IVF, quantized, binary): search it another way. */
+int ix_index_scan(const ix_index *ix, const float *q, uint32_t k, const size_t *pos, size_t npos, float *dist,
+		  int64_t *labels, size_t *n, char *err, size_t errlen);
+/* 1 if ix_index_scan over `admitted` positions costs less than a search
+ * under a filter admitting them (ix_faiss_scan_cheaper). */
+int ix_index_scan_cheaper(const ix_index *ix, uint32_t k, size_t admitted);
 /* Writes the index to path and fsyncs it. */
 int ix_index_save(const ix_index *ix, const char *path, char *err, size_t errlen);
 /* Reads an index written by ix_index_save and checks that it matches the

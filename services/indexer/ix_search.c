@@ -136,13 +136,21 @@ static int exact_positions(sctx *c, const size_t *pos, size_t n, uint8_t *bits)
 	ix_fragment *f = c->f;
 	if (n == 0)
 		return CM_OK;
+	uint32_t kn = c->k < n ? c->k : (uint32_t)n;
+	size_t found = 0;
+	int rc = ix_index_scan(f->index, c->q, kn, pos, n, c->dist, c->labels, &found, c->err, c->errlen);
+	if (rc == CM_OK) {
+		for (size_t i = 0; i < found; i++)
+			topk_push(&c->top, c->dist[i], (uint64_t)c->labels[i]);
+		return CM_OK;
+	}
+	if (rc != CM_ERR_STATE)
+		return rc;
 	if (ix_index_is_exact(f->index)) {
-		size_t found;
 		for (size_t i = 0; i < n; i++)
 			bits[pos[i] / 8] |= (uint8_t)(1u << (pos[i] % 8));
-		uint32_t kk = c->k < n ? c->k : (uint32_t)n;
 		ix_select sel = {.bitmap = bits, .nbytes = ix_index_size(f->index) / 8 + 1};
-		return search_index(c, &sel, n, kk, 1, &found);
+		return search_index(c, &sel, n, kn, 1, &found);
 	}
 	uint64_t *seqs = malloc(n * sizeof(*seqs));
 	if (!seqs)
@@ -150,7 +158,7 @@ static int exact_positions(sctx *c, const size_t *pos, size_t n, uint8_t *bits)
 	const int64_t *lab = ix_index_labels(f->index);
 	for (size_t i = 0; i < n; i++)
 		seqs[i] = (uint64_t)lab[pos[i]];
-	int rc = exact_from_log(c, seqs, n);
+	rc = exact_from_log(c, seqs, n);
 	free(seqs);
 	return rc;
 }
@@ -265,7 +273,8 @@ static int search_view(sctx *c, const ix_filter *flt)
 	if (nlive_idx && ix_postings_compile(f->post, flt, &pf, &est) == CM_OK) {
 		int done = 0;
 		rc = CM_OK;
-		if (est > f->opt.exact_threshold && (double)est >= f->opt.exact_share * (double)nlive_idx)
+		if (est > f->opt.exact_threshold && (double)est >= f->opt.exact_share * (double)nlive_idx &&
+		    !ix_index_scan_cheaper(f->index, kk, est))
 			rc = search_compiled(c, pf, est, kk, &done);
 		ix_pfilter_free(pf);
 		if (done)
@@ -292,7 +301,8 @@ static int search_view(sctx *c, const ix_filter *flt)
 		goto out;
 	if (npos == 0)
 		goto out;
-	if (npos <= f->opt.exact_threshold || (double)npos < f->opt.exact_share * (double)nlive_idx) {
+	if (npos <= f->opt.exact_threshold || (double)npos < f->opt.exact_share * (double)nlive_idx ||
+	    ix_index_scan_cheaper(f->index, kk, npos)) {
 		rc = exact_positions(c, pos, npos, bits);
 		goto out;
 	}

@@ -152,32 +152,38 @@ static int view_seq_live(void *arg, uint64_t seq)
 	return pos >= 0 && f->dead_at[pos] == IX_NONE;
 }
 
+/* The first position from lo on whose label is at least seq (nt if none):
+ * an exponential probe from lo, then a binary search of the last step, so a
+ * sorted run of seqs costs O(log gap) each, not O(log ntotal). */
+static size_t gallop(const int64_t *lab, size_t lo, size_t nt, uint64_t seq)
+{
+	size_t step = 1, hi = lo;
+	while (hi < nt && (uint64_t)lab[hi] < seq) {
+		lo = hi + 1;
+		hi = lo + step - 1;
+		step *= 2;
+	}
+	if (hi > nt)
+		hi = nt;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if ((uint64_t)lab[mid] < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 size_t ix_view_positions(const ix_fragment *f, const uint64_t *seqs, size_t n, size_t *pos)
 {
 	const int64_t *lab = ix_index_labels(f->index);
-	size_t ntotal = ix_index_size(f->index), npos = 0;
+	size_t ntotal = ix_index_size(f->index), npos = 0, p = 0;
 	uint64_t end = ix_indexed_end(f);
-	if (ntotal == 0)
-		return 0;
-	if (n > ntotal / 16) {
-		/* Many: one merge walk over the labels (both sorted). */
-		size_t i = 0;
-		for (size_t p = 0; p < ntotal && i < n && seqs[i] < end; p++) {
-			uint64_t l = (uint64_t)lab[p];
-			while (i < n && seqs[i] < l)
-				i++;
-			if (i < n && seqs[i] == l) {
-				if (f->dead_at[p] == IX_NONE)
-					pos[npos++] = p;
-				i++;
-			}
-		}
-		return npos;
-	}
-	for (size_t i = 0; i < n && seqs[i] < end; i++) {
-		long long p = ix_pos_find(f, seqs[i]);
-		if (p >= 0 && f->dead_at[p] == IX_NONE)
-			pos[npos++] = (size_t)p;
+	for (size_t i = 0; i < n && seqs[i] < end && p < ntotal; i++) {
+		p = gallop(lab, p, ntotal, seqs[i]);
+		if (p < ntotal && (uint64_t)lab[p] == seqs[i] && f->dead_at[p] == IX_NONE)
+			pos[npos++] = p;
 	}
 	return npos;
 }
