@@ -25,7 +25,8 @@
  *                 [--m M] [--ef-construction E] [--ef-search E] [--batch N] [--rpc-batch N]
  *                 [--filter-queries N] [--ingest-seconds S] [--filter-cost-only 1]
  *                 [--parts LIST] [--sample N]
- * --rpc-batch N also measures QPS with N queries per Search call.
+ * --rpc-batch N (default 64; 0: not measured) also measures QPS with N
+ * queries per Search call.
  * --sample N measures N queries drawn at random (fixed seed) from all of
  * them (the first ones of glove's query file are much easier than the rest);
  * --rows N cuts the base to its first N rows and recomputes the exact top 10
@@ -73,7 +74,7 @@ static int threads = 2, rpc_threads = 8, m = 32, efc = 200, efs = 128, batch = 1
 static size_t nqf = 1000;       /* queries per filtered case */
 static double ingest_secs = 20; /* length of the search-under-ingest phase */
 static size_t faiss_bytes;      /* serialized size of the in-process faiss index */
-static int rpc_batch_opt = 0; /* > 0: also QPS with this many queries per Search call (LocalSearchRequest.queries) */
+static int rpc_batch_opt = 64; /* > 0: also QPS with this many queries per Search call (LocalSearchRequest.queries) */
 static int rpc_batch = 0;     /* what rpc_worker sends: 0 one query per call */
 static double batch_qps, batch_recall, batch_cpu_qps; /* batch: indexer CPU-QPS, times threads */
 static char ids[1 << 20][37]; /* UUIDs of rows, up to 1M rows */
@@ -1336,11 +1337,17 @@ int main(int argc, char **argv)
 		       fr[NSEL - 1].p99_ms / fr[NSEL].p99_ms, fr[NSEL - 1].p50_ms / fr[NSEL].p50_ms,
 		       fr[NSEL - 1].cpu_us / fr[NSEL].cpu_us, fr[NSEL - 1].stage_us / fr[NSEL].stage_us);
 		printf("\nmemory: indexer resident %.1f MiB (%.1f MiB before the first write) = %.0f bytes per vector, %.0f "
-		       "above the empty process; in-process faiss index alone (serialized) %.1f MiB = %.0f bytes per vector; "
-		       "ratio %.2f, above the empty process %.2f (target 1.5)\n",
+		       "above the empty process",
 		       rss_bytes / 1048576.0, rss_empty / 1048576.0, (double)rss_bytes / (double)nb,
-		       (double)(rss_bytes - rss_empty) / (double)nb, faiss_bytes / 1048576.0, (double)faiss_bytes / (double)nb,
-		       (double)rss_bytes / (double)faiss_bytes, (double)(rss_bytes - rss_empty) / (double)faiss_bytes);
+		       (double)(rss_bytes - rss_empty) / (double)nb);
+		if (faiss_bytes)
+			printf("; in-process faiss index alone (serialized) %.1f MiB = %.0f bytes per vector; ratio %.2f, "
+			       "above the empty process %.2f (target 1.5)\n",
+			       faiss_bytes / 1048576.0, (double)faiss_bytes / (double)nb,
+			       (double)rss_bytes / (double)faiss_bytes,
+			       (double)(rss_bytes - rss_empty) / (double)faiss_bytes);
+		else
+			printf(" (no in-process faiss index in this run to compare with: --parts faiss)\n");
 		printf("\nsearch under ingest (one indexer, inserts at ONE, 1000 per Write, target %.0f vectors/s = the rate the "
 		       "indexer sustained while building; %.0f s):\n", ing.target_vps, ingest_secs);
 		printf("%-28s %9s %9s %9s\n", "", "searches", "p50 ms", "p99 ms");
