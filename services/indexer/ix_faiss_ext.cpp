@@ -361,11 +361,17 @@ extern "C" int ix_faiss_scan(const FaissIndex *index, const float *x, int64_t k,
 		// the k best as a max-heap on (key, position), key = -similarity or L2
 		thread_local std::vector<std::pair<float, int64_t>> heap;
 		heap.clear();
+		// positions are scattered over the storage: ask for every cache line
+		// of the vector a few positions ahead, so its misses overlap this one
+		const size_t ahead = 4, lines = (d * sizeof(float) + 63) / 64;
 		for (size_t i = 0; i < n; i++) {
 			if (pos[i] >= nt)
 				throw std::invalid_argument("a position past the index");
-			if (i + 4 < n && pos[i + 4] < nt)
-				__builtin_prefetch(xb + pos[i + 4] * d);
+			if (i + ahead < n && pos[i + ahead] < nt) {
+				const char *nx = reinterpret_cast<const char *>(xb + pos[i + ahead] * d);
+				for (size_t l = 0; l < lines; l++)
+					__builtin_prefetch(nx + 64 * l);
+			}
 			const float *y = xb + pos[i] * d;
 			std::pair<float, int64_t> c(ip ? -faiss::fvec_inner_product(x, y, d) : faiss::fvec_L2sqr(x, y, d),
 						     (int64_t)pos[i]);

@@ -24,9 +24,11 @@
  *   indexer-bench [--dataset NAME] [--rows N] [--queries N] [--threads T] [--rpc-threads R]
  *                 [--m M] [--ef-construction E] [--ef-search E] [--batch N] [--rpc-batch N]
  *                 [--filter-queries N] [--ingest-seconds S] [--filter-cost-only 1]
- *                 [--parts LIST] [--sample N]
+ *                 [--parts LIST] [--sample N] [--tune M1,M2,..:E1,E2,..]
  * --rpc-batch N (default 64; 0: not measured) also measures QPS with N
  * queries per Search call.
+ * --tune M1,..:E1,.. runs only the (M, efConstruction) grid of
+ * inproc_tune.h in process, and exits.
  * --sample N measures N queries drawn at random (fixed seed) from all of
  * them (the first ones of glove's query file are much easier than the rest);
  * --rows N cuts the base to its first N rows and recomputes the exact top 10
@@ -47,6 +49,7 @@
 #include "ix_filter.h"
 #include "ix_postings.h"
 #include "inproc_muri.h"
+#include "inproc_tune.h"
 
 #include <faiss/c_api/AutoTune_c.h>
 #include <faiss/c_api/Index_c.h>
@@ -997,20 +1000,6 @@ static int run_rpc(struct result *r, double *ingest_vps, double *index_s)
 
 /* ---- comparisons at equal recall -------------------------------------------- */
 
-/* CPU-QPS at recall r, linear between the two rows around it (rows by
- * rising recall); 0 where r is past the best row (no baseline there). */
-static double interp_rows(const struct inproc_row *h, int n, double r)
-{
-	if (r <= h[0].recall)
-		return h[0].cpu_qps;
-	for (int i = 1; i < n; i++)
-		if (r <= h[i].recall) {
-			double w = h[i].recall > h[i - 1].recall ? (r - h[i - 1].recall) / (h[i].recall - h[i - 1].recall) : 1;
-			return h[i - 1].cpu_qps + w * (h[i].cpu_qps - h[i - 1].cpu_qps);
-		}
-	return 0;
-}
-
 /* "   name R" with the ratio a / b, or "   name -" when b is 0. */
 static void ratio(const char *name, double a, double b)
 {
@@ -1025,7 +1014,7 @@ static double interp_qps(const struct result *fs, double r)
 	struct inproc_row h[SWEEP];
 	for (int i = 0; i < SWEEP; i++)
 		h[i] = (struct inproc_row){.ef = fs[i].ef, .recall = fs[i].recall, .qps = fs[i].qps, .cpu_qps = fs[i].cpu_qps};
-	return interp_rows(h, SWEEP, r);
+	return inproc_interp(h, SWEEP, r);
 }
 
 /* ---- hnswlib (baseline, through hnswlib_baseline.py) ------------------------- */
@@ -1096,6 +1085,7 @@ int main(int argc, char **argv)
 	size_t nqueries = 10000;
 	int hnswlib_m = 16;
 	int cost_only = 0;
+	const char *tune = NULL;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--dataset"))
 			name = argv[i + 1];
@@ -1129,6 +1119,8 @@ int main(int argc, char **argv)
 			parts = argv[i + 1];
 		else if (!strcmp(argv[i], "--hnswlib-m"))
 			hnswlib_m = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--tune"))
+			tune = argv[i + 1];
 	}
 	if (threads < 1 || threads > 64 || rpc_threads < 1 || rpc_threads > 64 || batch < 1 || batch > 10000 ||
 	    rpc_batch_opt < 0 || rpc_batch_opt > 256) {
@@ -1185,6 +1177,8 @@ int main(int argc, char **argv)
 	free(perm);
 	if (rows && exact_truth() != 0)
 		return 1;
+	if (tune)
+		return inproc_tune(tune, base, nb, queries, nq, dim, (size_t)batch, threads, recall_of) == 0 ? 0 : 1;
 	if (nqf < 100 || nqf > nq || ingest_secs < 1) {
 		fprintf(stderr, "--filter-queries 100..queries, --ingest-seconds 1 or more\n");
 		return 2;
@@ -1260,7 +1254,7 @@ int main(int argc, char **argv)
 			ratio("muri/faiss", mr[i].cpu_qps, interp_qps(fs, mr[i].recall));
 		printf("   muri/faiss-same-graph %.2f", mr[i].cpu_qps / mr[i].f_cpu_qps);
 		if (nh)
-			ratio("muri/hnswlib", mr[i].cpu_qps, interp_rows(hr, nh, mr[i].recall));
+			ratio("muri/hnswlib", mr[i].cpu_qps, inproc_interp(hr, nh, mr[i].recall));
 		printf("  (CPU-QPS at the same recall, interpolated; -: the baseline never reaches it)\n");
 	}
 	for (int i = 0; i < nh; i++) {

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static double now_s(void)
 {
@@ -78,6 +80,51 @@ void inproc_muri_set_seed(uint64_t s)
 	seed = s;
 }
 
+static int faiss_rows = 1;
+static size_t index_bytes;
+
+void inproc_muri_set_faiss_rows(int on)
+{
+	faiss_rows = on;
+}
+
+size_t inproc_muri_index_bytes(void)
+{
+	return index_bytes;
+}
+
+double inproc_interp(const struct inproc_row *h, int n, double r)
+{
+	if (n <= 0)
+		return 0;
+	if (r <= h[0].recall)
+		return h[0].cpu_qps;
+	for (int i = 1; i < n; i++)
+		if (r <= h[i].recall) {
+			double w = h[i].recall > h[i - 1].recall ? (r - h[i - 1].recall) / (h[i].recall - h[i - 1].recall) : 1;
+			return h[i - 1].cpu_qps + w * (h[i].cpu_qps - h[i - 1].cpu_qps);
+		}
+	return 0;
+}
+
+/* The index's serialized size, through a file of its own under TMPDIR. */
+static size_t saved_size(const ix_index *ix)
+{
+	const char *tmp = getenv("TMPDIR");
+	char path[512], err[256];
+	struct stat st;
+	size_t n = 0;
+	snprintf(path, sizeof(path), "%s/inproc-muri-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	int fd = mkstemp(path);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	if (ix_index_save(ix, path, err, sizeof(err)) == 0 && stat(path, &st) == 0)
+		n = (size_t)st.st_size;
+	unlink(path);
+	return n;
+}
+
 int inproc_muri(const float *base, size_t nb, const float *queries, size_t nq, size_t dim, int m, int efc,
 		size_t batch, int build_threads, int threads, const int *efs, int nef,
 		double (*recall_of)(const int64_t *labels), struct inproc_row *rows, double *build_s,
@@ -115,6 +162,7 @@ int inproc_muri(const float *base, size_t nb, const float *queries, size_t nq, s
 	}
 	*build_s = now_s() - t0;
 	*build_cpu_s = inproc_process_cpu_s() - c0;
+	index_bytes = saved_size(ix);
 	ix_index_set_build_threads(1);
 	omp_set_num_threads(1);
 	for (int e = 0; e < nef; e++) {
@@ -123,7 +171,7 @@ int inproc_muri(const float *base, size_t nb, const float *queries, size_t nq, s
 			goto out;
 		}
 		rows[e].ef = efs[e];
-		for (int fa = 0; fa <= 1; fa++) {
+		for (int fa = 0; fa <= faiss_rows; fa++) {
 			pthread_t t[64];
 			struct job j[64];
 			t0 = now_s();

@@ -23,6 +23,15 @@ void inproc_muri_set_metric(int metric);
  * fragment's IndexSpec.seed, so the same seed and batch give its graph). */
 void inproc_muri_set_seed(uint64_t seed);
 
+/* Whether inproc_muri also searches with faiss's own search of the same
+ * graph (the f_ fields; 1 unless set). */
+void inproc_muri_set_faiss_rows(int on);
+/* The serialized size of the last index inproc_muri built (0 if unknown). */
+size_t inproc_muri_index_bytes(void);
+/* CPU-QPS at recall r, linear between the two rows around it (rows by
+ * rising recall); 0 where r is past the best row. */
+double inproc_interp(const struct inproc_row *rows, int n, double r);
+
 /* Builds a COSINE (or inproc_muri_set_metric's) HNSW (m, efc) over nb x dim vectors (not yet normalized)
  * in add calls of batch vectors with build_threads threads, then for each
  * of the nef efSearch values searches the nq queries (one per call from
