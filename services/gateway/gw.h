@@ -38,6 +38,7 @@ typedef struct gw_config {
 	char *genesis;                /* the ledger's genesis file (required) */
 	char *payer_key_file;         /* account paying for CreateMagu / DropMagu; "" = none */
 	int64_t create_deposit;       /* CreateMagu deposit */
+	int64_t collection_hnsw_m;    /* HNSW M of a new float collection that sets none; 0: the indexer's */
 	int64_t chain_fee;            /* fee of the gateway's transactions */
 	int64_t max_batch;            /* vectors per Insert/Upsert/Update, ids per Delete/Get */
 	int64_t max_queries;          /* query vectors per SearchBatch */

@@ -288,6 +288,21 @@ int gw_h_create(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Proto
 	cm.dimension = q->dimension;
 	cm.metric = q->metric ? q->metric : MURI__V1__METRIC__COSINE;
 	cm.index = q->index;
+	/* HNSW over float vectors gets the gateway's M unless the request sets
+	 * one; it goes on chain explicitly, so every replica builds with it
+	 * whatever its own default (a Magu holding 0 keeps the indexer's) */
+	Muri__V1__IndexSpec tuned;
+	int kind = q->index ? q->index->kind : MURI__V1__INDEX_KIND__INDEX_UNSPECIFIED;
+	if (g->cfg->collection_hnsw_m && cm.metric != MURI__V1__METRIC__HAMMING &&
+	    (kind == MURI__V1__INDEX_KIND__INDEX_UNSPECIFIED || kind == MURI__V1__INDEX_KIND__HNSW) &&
+	    !(q->index && q->index->hnsw_m)) {
+		if (q->index)
+			tuned = *q->index;
+		else
+			muri__v1__index_spec__init(&tuned);
+		tuned.hnsw_m = (uint32_t)g->cfg->collection_hnsw_m;
+		cm.index = &tuned;
+	}
 	cm.fragments = q->fragments;
 	cm.replication = q->replication;
 	cm.deposit = (uint64_t)g->cfg->create_deposit;

@@ -131,8 +131,10 @@ static const cm_config_key ix_keys[] = {
 	 "a primary names each multiple of this many records for roots; with genesis the replicas sign and submit "
 	 "CommitRoot at the sizes named (0: never)",
 	 NULL},
-	{"root_ms", CM_CFG_INT, offsetof(ix_config, root_ms), "0", 0, 86400000,
-	 "a primary also names its log size for roots this long after the last named size, if the log grew (0: never)",
+	{"root_ms", CM_CFG_INT, offsetof(ix_config, root_ms), "60000", 0, 86400000,
+	 "a primary also names its log size for roots this long after the last named size, if the log grew, so a "
+	 "fragment below root_every records, or a tail past its last multiple, still gets a committed root and is "
+	 "challenged (0: never)",
 	 NULL},
 	{"root_hold_ms", CM_CFG_INT, offsetof(ix_config, root_hold_ms), "5000", 0, 3600000,
 	 "a primary keeps the last size it named for roots this long while the ledger has not committed it, so that "
