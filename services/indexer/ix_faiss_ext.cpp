@@ -76,6 +76,21 @@ int fail(int code, char *err, size_t errlen, const char *what)
 	return code;
 }
 
+// f's result, with faiss's exceptions as error codes: an invalid argument
+// as CM_ERR_INVALID, anything else as CM_ERR_INTERNAL.
+template <class F> int guarded(char *err, size_t errlen, F &&f)
+{
+	try {
+		return f();
+	} catch (const std::invalid_argument &e) {
+		return fail(CM_ERR_INVALID, err, errlen, e.what());
+	} catch (const std::exception &e) {
+		return fail(CM_ERR_INTERNAL, err, errlen, e.what());
+	} catch (...) {
+		return fail(CM_ERR_INTERNAL, err, errlen, "unknown exception");
+	}
+}
+
 // An ix_select as faiss's selector (for searches faiss's own code runs).
 struct select_ids : faiss::IDSelector {
 	const ix_select *s;
@@ -349,7 +364,7 @@ extern "C" void ix_faiss_filter_rules(double *scan, double *post)
 extern "C" int ix_faiss_scan(const FaissIndex *index, const float *x, int64_t k, const size_t *pos, size_t n,
 			     float *distances, int64_t *labels, char *err, size_t errlen)
 {
-	try {
+	return guarded(err, errlen, [&]() -> int {
 		const faiss::IndexIDMap *idmap;
 		const faiss::Index *sub = sub_of(reinterpret_cast<const faiss::Index *>(index), &idmap);
 		const faiss::IndexFlat *f = exact_flat(sub);
@@ -396,13 +411,7 @@ extern "C" int ix_faiss_scan(const FaissIndex *index, const float *x, int64_t k,
 			labels[i] = p;
 		}
 		return CM_OK;
-	} catch (const std::invalid_argument &e) {
-		return fail(CM_ERR_INVALID, err, errlen, e.what());
-	} catch (const std::exception &e) {
-		return fail(CM_ERR_INTERNAL, err, errlen, e.what());
-	} catch (...) {
-		return fail(CM_ERR_INTERNAL, err, errlen, "unknown exception");
-	}
+	});
 }
 
 extern "C" int ix_faiss_scan_cheaper(const FaissIndex *index, int64_t k, size_t admitted)
@@ -428,7 +437,7 @@ extern "C" int ix_faiss_search(const FaissIndex *index, size_t nq, const float *
 			       int exhaustive, const ix_select *sel, size_t admitted,
 			       float *distances, int64_t *labels, char *err, size_t errlen)
 {
-	try {
+	return guarded(err, errlen, [&]() -> int {
 		one_thread guard;
 		auto idx = reinterpret_cast<const faiss::Index *>(index);
 		auto idmap = dynamic_cast<const faiss::IndexIDMap *>(idx);
@@ -442,13 +451,7 @@ extern "C" int ix_faiss_search(const FaissIndex *index, size_t nq, const float *
 					labels[i] = labels[i] < (int64_t)map.size() ? map[labels[i]] : -1;
 		}
 		return CM_OK;
-	} catch (const std::invalid_argument &e) {
-		return fail(CM_ERR_INVALID, err, errlen, e.what());
-	} catch (const std::exception &e) {
-		return fail(CM_ERR_INTERNAL, err, errlen, e.what());
-	} catch (...) {
-		return fail(CM_ERR_INTERNAL, err, errlen, "unknown exception");
-	}
+	});
 }
 
 struct ix_faiss_adder {

@@ -98,11 +98,19 @@ void ix_pos_set(ix_fragment *f, size_t pos, uint64_t dead_at)
 		f->livebits[pos / 8] &= (uint8_t)~(1u << (pos % 8));
 }
 
-/* The position labelled seq, or -1. */
-long long ix_pos_find(const ix_fragment *f, uint64_t seq)
+/* The first position from lo on whose label is at least seq (nt if none):
+ * an exponential probe from lo, then a binary search of the last step, so a
+ * sorted run of seqs costs O(log gap) each, not O(log ntotal). */
+static size_t gallop(const int64_t *lab, size_t lo, size_t nt, uint64_t seq)
 {
-	const int64_t *lab = ix_index_labels(f->index);
-	size_t lo = 0, hi = ix_index_size(f->index);
+	size_t step = 1, hi = lo;
+	while (hi < nt && (uint64_t)lab[hi] < seq) {
+		lo = hi + 1;
+		hi = lo + step - 1;
+		step *= 2;
+	}
+	if (hi > nt)
+		hi = nt;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		if ((uint64_t)lab[mid] < seq)
@@ -110,7 +118,15 @@ long long ix_pos_find(const ix_fragment *f, uint64_t seq)
 		else
 			hi = mid;
 	}
-	return lo < ix_index_size(f->index) && (uint64_t)lab[lo] == seq ? (long long)lo : -1;
+	return lo;
+}
+
+/* The position labelled seq, or -1. */
+long long ix_pos_find(const ix_fragment *f, uint64_t seq)
+{
+	const int64_t *lab = ix_index_labels(f->index);
+	size_t nt = ix_index_size(f->index), p = gallop(lab, 0, nt, seq);
+	return p < nt && (uint64_t)lab[p] == seq ? (long long)p : -1;
 }
 
 /* Seqs below this have their positions in the index (if they have one);
@@ -150,29 +166,6 @@ static int view_seq_live(void *arg, uint64_t seq)
 	}
 	long long pos = ix_pos_find(f, seq);
 	return pos >= 0 && f->dead_at[pos] == IX_NONE;
-}
-
-/* The first position from lo on whose label is at least seq (nt if none):
- * an exponential probe from lo, then a binary search of the last step, so a
- * sorted run of seqs costs O(log gap) each, not O(log ntotal). */
-static size_t gallop(const int64_t *lab, size_t lo, size_t nt, uint64_t seq)
-{
-	size_t step = 1, hi = lo;
-	while (hi < nt && (uint64_t)lab[hi] < seq) {
-		lo = hi + 1;
-		hi = lo + step - 1;
-		step *= 2;
-	}
-	if (hi > nt)
-		hi = nt;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if ((uint64_t)lab[mid] < seq)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
 }
 
 size_t ix_view_positions(const ix_fragment *f, const uint64_t *seqs, size_t n, size_t *pos)

@@ -190,19 +190,6 @@ struct row {
 	struct inproc_row r[MAX_EFS];
 };
 
-static double at_recall(const struct inproc_row *h, int n, double r)
-{
-	if (r <= h[0].recall)
-		return h[0].cpu_qps;
-	for (int i = 1; i < n; i++)
-		if (r <= h[i].recall) {
-			double w = h[i].recall > h[i - 1].recall ? (r - h[i - 1].recall) / (h[i].recall - h[i - 1].recall) : 1;
-			return h[i - 1].cpu_qps + w * (h[i].cpu_qps - h[i - 1].cpu_qps);
-		}
-	return 0;
-}
-
-
 /* ---- binary codes under Hamming distance ---------------------------------- */
 
 struct brow {
@@ -298,7 +285,7 @@ static int measure_binary(struct brow *w, const float *base, size_t nb, const fl
 		w->r[e].cpu_qps = (double)nq / (inproc_thread_cpu_s() - c0);
 		w->r[e].recall = bin_recall(cb, cq, nq, cs, kth, lab);
 	}
-	w->at_recall = at_recall(w->r, nef, target);
+	w->at_recall = inproc_interp(w->r, nef, target);
 	rc = 0;
 out:
 	ix_bin_free(flat);
@@ -345,7 +332,7 @@ static int measure(struct row *w, const char *name, const float *base, size_t nb
 	if (inproc_muri(base, nb, q, nq, dim, m, efc, 10000, threads, threads, efs, nef, recall_of, w->r, &w->build_s,
 			&w->build_cpu_s) != 0)
 		return -1;
-	w->hnsw_cpu_qps = at_recall(w->r, nef, target);
+	w->hnsw_cpu_qps = inproc_interp(w->r, nef, target);
 	return 0;
 }
 
