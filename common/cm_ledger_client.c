@@ -313,23 +313,60 @@ static int admit_locked(cm_ledger_client *c, const Muri__V1__Transaction *tx, cm
 	}
 }
 
-int cm_ledger_client_wait(cm_ledger_client *c, const uint8_t tx_hash[CM_HASH_BYTES], int timeout_ms,
-			  cm_ledger_result *res, char *err, size_t errlen)
+/* 1 when one replica's committed state shows the account's nonce past
+ * `nonce` and that same replica knows no transaction tx_hash (committed,
+ * failed or pending): another transaction of the account (another client
+ * with the same key) took the nonce, and ours can no longer commit. Both
+ * reads go to the same replica, whose committed state only grows, so a
+ * transaction of ours committed before the nonce read would be found. */
+static int nonce_taken(cm_ledger_client *c, const uint8_t tx_hash[CM_HASH_BYTES], uint64_t nonce)
 {
-	cm_ledger_result local;
-	if (!c || !tx_hash)
-		return fail(err, errlen, CM_ERR_INVALID, "tx_hash: required");
-	if (!res) {
-		memset(&local, 0, sizeof(local));
-		res = &local;
+	size_t r = atomic_load(&c->cur) % c->n;
+	Muri__V1__AccountRequest areq = MURI__V1__ACCOUNT_REQUEST__INIT;
+	areq.address.data = c->key.pk;
+	areq.address.len = CM_PK_BYTES;
+	ProtobufCMessage *resp = NULL;
+	cm_rpc_status st;
+	if (cm_rpc_unary(c->ch[r], "/muri.v1.Ledger/GetAccount", &areq.base, &muri__v1__account__descriptor, &resp,
+			 c->call_timeout_ms, &st) != CM_OK)
+		return 0;
+	uint64_t used = ((Muri__V1__Account *)resp)->nonce;
+	protobuf_c_message_free_unpacked(resp, NULL);
+	if (used <= nonce)
+		return 0;
+	Muri__V1__TxRequest treq = MURI__V1__TX_REQUEST__INIT;
+	treq.tx_hash.data = (uint8_t *)tx_hash;
+	treq.tx_hash.len = CM_HASH_BYTES;
+	resp = NULL;
+	if (cm_rpc_unary(c->ch[r], "/muri.v1.Ledger/GetTransaction", &treq.base, &muri__v1__tx_status__descriptor,
+			 &resp, c->call_timeout_ms, &st) == CM_OK) {
+		protobuf_c_message_free_unpacked(resp, NULL);
+		return 0;
 	}
+	return st.code == GRPC_STATUS_NOT_FOUND;
+}
+
+/* cm_ledger_client_wait; with nonce >= 0 (the transaction's), a transaction
+ * no replica knows is checked with nonce_taken about once a second, and
+ * CM_ERR_EXISTS returned when another transaction took its nonce. */
+static int wait_for(cm_ledger_client *c, const uint8_t tx_hash[CM_HASH_BYTES], int timeout_ms, int64_t nonce,
+		    cm_ledger_result *res, char *err, size_t errlen)
+{
 	memcpy(res->tx_hash, tx_hash, CM_HASH_BYTES);
 	uint64_t until = cm_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : c->commit_timeout_ms);
+	uint64_t next_check = cm_now_ms() + 1000;
 	for (;;) {
 		cm_rpc_status st;
 		int rc = tx_status(c, tx_hash, res, &st);
 		if (rc == CM_OK && res->state == MURI__V1__TX_STATE__TX_COMMITTED)
 			return CM_OK;
+		if (rc == CM_ERR_NOTFOUND && nonce >= 0 && cm_now_ms() >= next_check) {
+			if (nonce_taken(c, tx_hash, (uint64_t)nonce))
+				return fail(err, errlen, CM_ERR_EXISTS,
+					    "nonce %lld was taken by another transaction of this account",
+					    (long long)nonce);
+			next_check = cm_now_ms() + 1000;
+		}
 		if (rc == CM_OK && res->state == MURI__V1__TX_STATE__TX_FAILED)
 			return fail(err, errlen, CM_ERR_STATE, "transaction failed in block %llu: %s",
 				    (unsigned long long)res->height, res->message);
@@ -340,6 +377,19 @@ int cm_ledger_client_wait(cm_ledger_client *c, const uint8_t tx_hash[CM_HASH_BYT
 				    rc == CM_OK ? "" : ", ", rc == CM_OK ? "" : st.message);
 		cm_sleep_ms((uint64_t)c->poll_ms);
 	}
+}
+
+int cm_ledger_client_wait(cm_ledger_client *c, const uint8_t tx_hash[CM_HASH_BYTES], int timeout_ms,
+			  cm_ledger_result *res, char *err, size_t errlen)
+{
+	cm_ledger_result local;
+	if (!c || !tx_hash)
+		return fail(err, errlen, CM_ERR_INVALID, "tx_hash: required");
+	if (!res) {
+		memset(&local, 0, sizeof(local));
+		res = &local;
+	}
+	return wait_for(c, tx_hash, timeout_ms, -1, res, err, errlen);
 }
 
 int cm_ledger_client_submit(cm_ledger_client *c, const Muri__V1__Transaction *tx, unsigned flags,
@@ -353,15 +403,23 @@ int cm_ledger_client_submit(cm_ledger_client *c, const Muri__V1__Transaction *tx
 		return fail(err, errlen, CM_ERR_INVALID, "transaction: missing");
 	if (tx->payload_case == MURI__V1__TRANSACTION__PAYLOAD__NOT_SET)
 		return fail(err, errlen, CM_ERR_INVALID, "payload: not set");
-	pthread_mutex_lock(&c->mu);
-	int rc = admit_locked(c, tx, res, err, errlen);
-	pthread_mutex_unlock(&c->mu);
-	if (rc != CM_OK || !(flags & CM_LC_WAIT) || res->state == MURI__V1__TX_STATE__TX_COMMITTED)
-		return rc;
-	uint8_t hash[CM_HASH_BYTES];
-	memcpy(hash, res->tx_hash, CM_HASH_BYTES);
-	uint64_t nonce = res->nonce;
-	rc = cm_ledger_client_wait(c, hash, 0, res, err, errlen);
-	res->nonce = nonce;
-	return rc;
+	for (int taken = 0;; taken++) {
+		pthread_mutex_lock(&c->mu);
+		int rc = admit_locked(c, tx, res, err, errlen);
+		pthread_mutex_unlock(&c->mu);
+		if (rc != CM_OK || !(flags & CM_LC_WAIT) || res->state == MURI__V1__TX_STATE__TX_COMMITTED)
+			return rc;
+		uint8_t hash[CM_HASH_BYTES];
+		memcpy(hash, res->tx_hash, CM_HASH_BYTES);
+		uint64_t nonce = res->nonce;
+		rc = wait_for(c, hash, 0, (int64_t)nonce, res, err, errlen);
+		res->nonce = nonce;
+		if (rc != CM_ERR_EXISTS || taken + 1 >= CM_LC_NONCE_RETRIES)
+			return rc;
+		/* another client of the same key took the nonce while ours waited
+		 * in a mempool (which then drops ours): sign again with a fresh one */
+		pthread_mutex_lock(&c->mu);
+		c->nonce_known = 0;
+		pthread_mutex_unlock(&c->mu);
+	}
 }

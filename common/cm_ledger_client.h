@@ -69,6 +69,10 @@ void cm_ledger_client_free(cm_ledger_client *c);
  * is skipped for the next one (at most max_attempts); a nonce conflict (used
  * already, or another transaction pending with it) re-reads the account
  * (GetAccount) and signs again (at most CM_LC_NONCE_RETRIES times).
+ * With CM_LC_WAIT, a transaction whose nonce another transaction of the
+ * account took while it waited (another client with the same key; the
+ * ledger then drops ours) is signed again with a fresh nonce (at most
+ * CM_LC_NONCE_RETRIES times; CM_ERR_EXISTS after that).
  * Returns CM_OK once a replica accepted it (and, with CM_LC_WAIT, once it is
  * committed: state TX_COMMITTED); CM_ERR_STATE when it committed but failed
  * (state TX_FAILED, message says why); CM_ERR_TIMEOUT when the commit did not

@@ -2,7 +2,8 @@
  * commit and move balances; concurrent submitters get consecutive nonces;
  * a second client with the same key makes the first one's nonce stale and it
  * recovers; refusals come back with the ledger's reason and leave no nonce
- * gap; with the first replica killed, submissions go through the others. */
+ * gap; with the first replica killed, submissions go through the others; two
+ * clients of one key racing for a nonce both commit. */
 #include "tap.h"
 #include "tnet.h"
 #include "cm_err.h"
@@ -114,6 +115,26 @@ static void test_options(void)
 	TAP_CHECK(c == NULL);
 }
 
+/* One of two clients of the same key racing: its transfer, waited for. */
+struct racer {
+	cm_ledger_client *c;
+	uint64_t amount;
+	pthread_barrier_t *go;
+	int rc;
+	uint64_t nonce;
+	char err[256];
+};
+
+static void *race(void *arg)
+{
+	struct racer *r = arg;
+	cm_ledger_result res;
+	pthread_barrier_wait(r->go);
+	r->rc = transfer(r->c, r->amount, CM_LC_WAIT, &res, r->err, sizeof(r->err));
+	r->nonce = res.nonce;
+	return NULL;
+}
+
 static void test_client(void)
 {
 	char dir[] = "/tmp/muri-lclient-XXXXXX";
@@ -194,6 +215,38 @@ static void test_client(void)
 		}
 		account(c, receiver.pk, &bal, &nonce);
 		TAP_EQ(bal, 7 + THREADS * PER_THREAD + 4 + 1 + 1 + 3 + 1);
+		/* two fresh clients of one key at once, each asking another replica
+		 * first: both read the same nonce, each replica admits its own, one
+		 * commits and the ledger drops the other; its client must sign
+		 * again with a fresh nonce rather than wait out its timeout (the
+		 * devnet's demo transfer raced the gateway's Approve this way) */
+		uint64_t before = bal, same = 0;
+		const char *fwd[] = {net.addrp[1], net.addrp[2], net.addrp[3]};
+		const char *rev[] = {net.addrp[3], net.addrp[2], net.addrp[1]};
+		for (int round = 0; round < 4; round++) {
+			pthread_barrier_t go;
+			pthread_barrier_init(&go, NULL, 2);
+			struct racer rr[2] = {{.c = client(fwd, 3), .amount = 100, .go = &go},
+					      {.c = client(rev, 3), .amount = 1000, .go = &go}};
+			pthread_t rt[2];
+			for (int i = 0; i < 2; i++)
+				pthread_create(&rt[i], NULL, race, &rr[i]);
+			for (int i = 0; i < 2; i++)
+				pthread_join(rt[i], NULL);
+			pthread_barrier_destroy(&go);
+			for (int i = 0; i < 2; i++) {
+				TAP_EQ(rr[i].rc, CM_OK);
+				if (rr[i].rc != CM_OK)
+					printf("# racing client %d: %s\n", i, rr[i].err);
+				cm_ledger_client_free(rr[i].c);
+			}
+			TAP_CHECK(rr[0].nonce != rr[1].nonce);
+			same += rr[0].nonce + 1 == rr[1].nonce || rr[1].nonce + 1 == rr[0].nonce;
+		}
+		account(c, receiver.pk, &bal, &nonce);
+		TAP_EQ(bal, before + 4 * 1100);
+		printf("# 4 rounds of two racing clients of one key: their nonces adjacent in %llu\n",
+		       (unsigned long long)same);
 		cm_ledger_client_free(c);
 	}
 	int failed = tap_case_failed;
