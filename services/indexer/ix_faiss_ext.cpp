@@ -271,21 +271,33 @@ void hnsw_walk(const faiss::IndexHNSW *h, const faiss::IndexFlat *f, const float
 	}
 }
 
+// The beam search_sub walks an HNSW index with for k results under a filter
+// admitting 1/w of it: efSearch (at least k); when the walk runs unfiltered
+// and keeps the admitted of what it finds (post), wide enough to find
+// postf * k admitted, at most every position.
+double hnsw_beam(const faiss::IndexHNSW *hnsw, int64_t k, double w, int post, double postf)
+{
+	double ef = std::max((double)hnsw->hnsw.efSearch, (double)k);
+	if (post) {
+		double want = std::ceil(postf * (double)k * w);
+		if (want > ef)
+			ef = std::min(want, (double)hnsw->ntotal);
+	}
+	return ef;
+}
+
 void search_sub(const faiss::Index *sub, size_t nq, const float *x, int64_t k, int exhaustive,
 		const ix_select *xs, faiss::IDSelector *sel, size_t admitted, float *dist, int64_t *labels)
 {
 	double w = widen(sub, sel, admitted);
 	if (auto hnsw = dynamic_cast<const faiss::IndexHNSW *>(sub)) {
-		int ef = std::max(hnsw->hnsw.efSearch, (int)k);
 		double scan, postf, nt = (double)sub->ntotal;
 		ix_faiss_filter_rules(&scan, &postf);
 		/* ix_faiss_set_filter_rules says why */
 		const faiss::IndexFlat *flat = flat_storage(hnsw);
 		int post = flat && sel && w > 1.0 && postf > 0; /* hnsw_filtered keeps ef admitted */
+		int ef = (int)hnsw_beam(hnsw, k, w, post, postf);
 		if (post) {
-			double want = std::ceil(postf * (double)k * w);
-			if (want > (double)ef)
-				ef = want < nt ? (int)want : (int)nt;
 			if (!exhaustive && nt / w + nt / IX_FAISS_TEST_COST <= (double)ef * scan)
 				exhaustive = 1;
 		} else if (!exhaustive && sel && (double)ef * scan * w * w >= nt) {
@@ -427,9 +439,9 @@ extern "C" int ix_faiss_scan_cheaper(const FaissIndex *index, int64_t k, size_t 
 		return cost <= a + nt / IX_FAISS_TEST_COST;
 	double scan, postf, w = a < nt ? nt / a : 1.0;
 	ix_faiss_filter_rules(&scan, &postf);
-	double ef = std::max((double)hnsw->hnsw.efSearch, (double)k);
-	if (postf > 0) // the unfiltered beam of search_sub, wide enough to hold postf * k admitted
-		return cost <= std::min(nt, std::max(ef, std::ceil(postf * (double)k * w))) * scan;
+	double ef = hnsw_beam(hnsw, k, w, postf > 0, postf);
+	if (postf > 0) // search_sub's unfiltered beam, which visits at most every position
+		return cost <= std::min(nt, ef) * scan;
 	return cost <= ef * scan * w; // a beam of ef admitted visits about ef * w
 }
 
