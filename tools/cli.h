@@ -129,9 +129,13 @@ int cli_cmd_scroll(int argc, char **argv);
 int cli_cmd_search(int argc, char **argv);
 int cli_cmd_delete(int argc, char **argv);
 int cli_cmd_import(int argc, char **argv);
-/* muri import --server-side: the gateway's Import RPC (cli_import_remote.c). */
+/* muri import --server-side: the gateway's Import RPC (cli_import_remote.c),
+ * called again (it resumes) after a transient failure, retries times at most. */
 int cli_import_remote(const cli_conn *c, const char *source, const char *collection, const char *format, long batch,
-		      int level);
+		      int level, long retries);
+/* Whether a failed import call may succeed if made again (not a refusal of
+ * the request itself: bad argument, unknown collection, no permission). */
+int cli_import_transient(int code);
 int cli_cmd_bench(int argc, char **argv);
 /* cli_apikey.c: muri key create|list|revoke, muri access, muri audit. */
 int cli_apikey(int argc, char **argv);

@@ -45,6 +45,13 @@ static int save_resume(const char *path, uint64_t rows, uint64_t byte, uint64_t 
 	return rename(tmp, path);
 }
 
+int cli_import_transient(int code)
+{
+	return code != GRPC_STATUS_INVALID_ARGUMENT && code != GRPC_STATUS_NOT_FOUND &&
+	       code != GRPC_STATUS_PERMISSION_DENIED && code != GRPC_STATUS_UNAUTHENTICATED &&
+	       code != GRPC_STATUS_UNIMPLEMENTED && code != GRPC_STATUS_CANCELLED;
+}
+
 /* Upsert with retries: 0 written, CLI_FAIL after printing why. */
 static int write_batch(const cli_conn *c, cm_rpc_client *gw, Muri__V1__UpsertRequest *u, long retries)
 {
@@ -66,8 +73,7 @@ static int write_batch(const cli_conn *c, cm_rpc_client *gw, Muri__V1__UpsertReq
 				return 0;
 		} else {
 			snprintf(why, sizeof(why), "%s: %s", cm_rpc_code_name(st.code), st.message);
-			if (st.code == GRPC_STATUS_INVALID_ARGUMENT || st.code == GRPC_STATUS_NOT_FOUND ||
-			    st.code == GRPC_STATUS_PERMISSION_DENIED || st.code == GRPC_STATUS_UNIMPLEMENTED)
+			if (!cli_import_transient(st.code))
 				return cli_fail(CLI_FAIL, "import", "%s", why);
 		}
 		if (attempt >= retries)
@@ -91,7 +97,8 @@ static const char help[] =
 	"  --limit N         import the first N rows only\n"
 	"  --id-namespace S  ids from S instead of the source's file name\n"
 	"  --range-bytes N   bytes per HTTP Range request (default 4 MiB)\n"
-	"  --retries N       attempts of a failed batch beyond the first (default 8, backoff up to 10 s)\n"
+	"  --retries N       attempts of a failed batch (with --server-side: of the import, which resumes)\n"
+	"                    beyond the first (default 8, backoff up to 10 s)\n"
 	"  --restart         ignore the resume file\n"
 	"  --server-side     the gateway reads SOURCE itself (its Import RPC: an http(s):// or s3:// URL it can\n"
 	"                    reach; a path becomes file://, which a gateway reads only if its import_schemes allow);\n"
@@ -134,12 +141,12 @@ int cli_cmd_import(int argc, char **argv)
 		return cli_fail(CLI_USAGE, "import", "--level must be ONE, QUORUM or ALL: %s", level);
 	if (server_side) {
 		if (metadata || limit || resume || ns || restart || range != CM_SRC_CHUNK)
-			return cli_fail(CLI_USAGE, "import", "--server-side takes --format, --batch and --level only "
+			return cli_fail(CLI_USAGE, "import", "--server-side takes --format, --batch, --level and --retries only "
 							     "(not --metadata, --limit, --resume-file, --id-namespace, --restart, "
 							     "--range-bytes)");
 		if (format && cm_fmt_of(format) < 0)
 			return cli_fail(CLI_USAGE, "import", "--format must be fvecs, npy or jsonl: %s", format);
-		return cli_import_remote(&c, pos[0], collection, format, batch, lv);
+		return cli_import_remote(&c, pos[0], collection, format, batch, lv, retries);
 	}
 	static cm_reader m;
 	memset(&m, 0, sizeof(m));

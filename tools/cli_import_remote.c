@@ -14,8 +14,40 @@
 #include "cm_err.h"
 #include "cm_time.h"
 
+/* One Import call, its progress shown as it comes: CM_OK once the stream
+ * ended with a summary, else the failure in *st (code OK: ended without). */
+static int follow(cm_rpc_client *gw, const cli_conn *c, const Muri__V1__ImportRequest *req, cli_progress *prog,
+		  int *inited, uint64_t *done, char *summary, size_t summary_len, cm_rpc_status *st)
+{
+	cm_rpc_stream *s = NULL;
+	int rc = cm_rpc_stream_open(gw, "/muri.v1.VectorStore/Import", &req->base, &muri__v1__import_progress__descriptor,
+				    c->timeout_ms > 0 ? (int)c->timeout_ms : 0, &s, st);
+	while (rc == CM_OK) {
+		ProtobufCMessage *msg = NULL;
+		int n = cm_rpc_stream_next(s, &msg, -1, st);
+		if (n < 0) {
+			rc = st->code == GRPC_STATUS_OK && summary[0] ? CM_OK : n;
+			break;
+		}
+		if (n == 0)
+			continue;
+		Muri__V1__ImportProgress *p = (Muri__V1__ImportProgress *)msg;
+		if (!*inited) {
+			cli_progress_init(prog, stderr, p->total, 0);
+			*inited = 1;
+		}
+		*done = p->imported;
+		if (p->summary)
+			snprintf(summary, summary_len, "%s", p->summary->message);
+		cli_progress_update(prog, *done, p->summary != NULL);
+		protobuf_c_message_free_unpacked(msg, NULL);
+	}
+	cm_rpc_stream_close(s);
+	return rc;
+}
+
 int cli_import_remote(const cli_conn *c, const char *source, const char *collection, const char *format, long batch,
-		      int level)
+		      int level, long retries)
 {
 	char url[PATH_MAX + 16];
 	if (strstr(source, "://")) {
@@ -39,35 +71,23 @@ int cli_import_remote(const cli_conn *c, const char *source, const char *collect
 	cm_rpc_client *gw = cli_gateway("import", c);
 	if (!gw)
 		return CLI_FAIL;
-	cm_rpc_stream *s = NULL;
-	cm_rpc_status st;
-	int rc = cm_rpc_stream_open(gw, "/muri.v1.VectorStore/Import", &req.base, &muri__v1__import_progress__descriptor,
-				    c->timeout_ms > 0 ? (int)c->timeout_ms : 0, &s, &st);
 	cli_progress prog;
-	int inited = 0;
+	int inited = 0, rc = CM_OK;
 	uint64_t t0 = cm_now_us(), done = 0;
 	char summary[600] = "";
-	while (rc == CM_OK) {
-		ProtobufCMessage *msg = NULL;
-		int n = cm_rpc_stream_next(s, &msg, -1, &st);
-		if (n < 0) {
-			rc = st.code == GRPC_STATUS_OK && summary[0] ? CM_OK : n;
+	cm_rpc_status st;
+	long backoff = 200;
+	for (long attempt = 0;; attempt++) {
+		rc = follow(gw, c, &req, &prog, &inited, &done, summary, sizeof(summary), &st);
+		if (rc == CM_OK || st.code == GRPC_STATUS_OK || !cli_import_transient(st.code) || attempt >= retries)
 			break;
-		}
-		if (n == 0)
-			continue;
-		Muri__V1__ImportProgress *p = (Muri__V1__ImportProgress *)msg;
-		if (!inited) {
-			cli_progress_init(&prog, stderr, p->total, 0);
-			inited = 1;
-		}
-		done = p->imported;
-		if (p->summary)
-			snprintf(summary, sizeof(summary), "%s", p->summary->message);
-		cli_progress_update(&prog, done, p->summary != NULL);
-		protobuf_c_message_free_unpacked(msg, NULL);
+		/* the gateway keeps the rows of every finished batch: called again
+		 * with the same request, it resumes after the last one */
+		fprintf(stderr, "muri import: the import stopped after row %llu (%s: %s); resuming in %ld ms\n",
+			(unsigned long long)done, cm_rpc_code_name(st.code), st.message, backoff);
+		cm_sleep_ms((uint64_t)backoff);
+		backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
 	}
-	cm_rpc_stream_close(s);
 	cm_rpc_client_free(gw);
 	if (rc != CM_OK) {
 		if (st.code == GRPC_STATUS_OK)

@@ -196,3 +196,74 @@ def test_muri_import_server_side(net, stubs, tmp_path):
     p = muri("import", srv.url("base.fvecs"), "--collection", "cli", "--server-side", "--limit", 5, "--dir", d,
              check=False)
     assert p.returncode == 2 and "--server-side takes" in p.stderr
+
+
+class ScriptedImport:
+    """A VectorStore whose Import answers each call from a script: a list of
+    (rows reported, status code or None for success, message) per call."""
+
+    def __init__(self, stubs, script):
+        from concurrent import futures
+        vpb, vgrpc = stubs.vectorstore_pb2, stubs.vectorstore_pb2_grpc
+        self.requests, outer = [], self
+
+        class Servicer(vgrpc.VectorStoreServicer):
+            def Import(self, request, context):
+                outer.requests.append(request)
+                rows, code, msg = script[min(len(outer.requests), len(script)) - 1]
+                for r in rows:
+                    yield vpb.ImportProgress(imported=r, total=2000)
+                if code is not None:
+                    context.abort(code, msg)
+                yield vpb.ImportProgress(imported=2000, total=2000,
+                                         summary=vpb.WriteResponse(status=vpb.SUCCESS, message=msg))
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        vgrpc.add_VectorStoreServicer_to_server(Servicer(), self.server)
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    def import_(self, *extra):
+        return muri("import", "http://127.0.0.1:1/head.fvecs", "--collection", "c", "--server-side",
+                    "--gateway", f"127.0.0.1:{self.port}", "--timeout", 20000, *extra, check=False, timeout=120)
+
+
+def test_server_side_import_resumes_after_a_transient_failure(stubs):
+    """muri import --server-side calls Import again (the gateway resumes after
+    its last finished batch) when a call fails for a reason that may pass: a
+    replica missing the batch's deadline, the gateway unreachable; not when
+    the gateway refuses the request."""
+    DE, UN, PD = grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.PERMISSION_DENIED
+    fake = ScriptedImport(stubs, [
+        ([500, 1000], DE, "PARTIAL: 1 of 2 fragments acknowledged at QUORUM: fragment 0 (epoch 5): Deadline Exceeded"),
+        ([], UN, "fragment 1: no primary before the deadline"),
+        ([1500], None, "imported 2000 rows into c (resumed after row 1000)")])
+    try:
+        p = fake.import_()
+        assert p.returncode == 0, p.stderr
+        assert "imported 2000 rows into c (resumed after row 1000) (server-side)" in p.stdout, p.stdout
+        assert "the import stopped after row 1000 (DEADLINE_EXCEEDED: PARTIAL: 1 of 2 fragments" in p.stderr, p.stderr
+        assert "the import stopped after row 1000 (UNAVAILABLE: fragment 1: no primary" in p.stderr, p.stderr
+        # the same request each time: the gateway keys its resume point by it
+        assert len(fake.requests) == 3 and all(r == fake.requests[0] for r in fake.requests)
+        assert fake.requests[0].collection == "c" and fake.requests[0].source == "http://127.0.0.1:1/head.fvecs"
+    finally:
+        fake.server.stop(None)
+
+    fake = ScriptedImport(stubs, [([], PD, "source: this gateway does not import from http:// URLs")])
+    try:
+        p = fake.import_()
+        assert p.returncode == 1 and len(fake.requests) == 1, (p.stderr, len(fake.requests))
+        assert "PERMISSION_DENIED: source: this gateway does not import" in p.stderr, p.stderr
+    finally:
+        fake.server.stop(None)
+
+    fake = ScriptedImport(stubs, [([100], UN, "fragment 0: no primary before the deadline")])
+    try:
+        p = fake.import_("--retries", 2)
+        assert p.returncode == 1 and len(fake.requests) == 3, (p.stderr, len(fake.requests))
+        assert p.stderr.count("resuming in") == 2, p.stderr
+        assert p.stderr.strip().splitlines()[-1].startswith("muri import: UNAVAILABLE: fragment 0: no primary"), \
+            p.stderr
+    finally:
+        fake.server.stop(None)
