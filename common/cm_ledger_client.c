@@ -164,6 +164,55 @@ int cm_ledger_client_call(cm_ledger_client *c, const char *method, const Protobu
 	return call_any(c, method, req, resp_desc, resp, st, NULL);
 }
 
+static int desc_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int cm_ledger_client_height(cm_ledger_client *c, uint64_t *height, char *err, size_t errlen)
+{
+	uint64_t got[CM_LC_MAX_REPLICAS];
+	size_t n = 0, f = (c->n - 1) / 3, used = 0;
+	if (err && errlen)
+		err[0] = 0;
+	for (size_t r = 0; r < c->n; r++) {
+		Muri__V1__StatusRequest req = MURI__V1__STATUS_REQUEST__INIT;
+		ProtobufCMessage *resp = NULL;
+		cm_rpc_status st;
+		memset(&st, 0, sizeof(st));
+		int rc = cm_rpc_unary(c->ch[r], "/muri.v1.Ledger/Status", &req.base, &muri__v1__status_response__descriptor,
+				      &resp, c->call_timeout_ms, &st);
+		const char *why = rc == CM_OK ? "no height in its Status" : st.message;
+		if (rc == CM_OK) {
+			const Muri__V1__StatusResponse *sr = (const Muri__V1__StatusResponse *)resp;
+			for (size_t i = 0; i < sr->n_details; i++) {
+				const char *v = sr->details[i]->value;
+				char *end = NULL;
+				if (strcmp(sr->details[i]->key, "height") || !v || !*v)
+					continue;
+				unsigned long long h = strtoull(v, &end, 10);
+				if (*end == 0) {
+					got[n++] = h;
+					why = NULL;
+				}
+				break;
+			}
+			protobuf_c_message_free_unpacked(resp, NULL);
+		}
+		if (why && err && used + 1 < errlen)
+			used += (size_t)snprintf(err + used, errlen - used, "%s%s: %s", used ? "; " : "",
+						 cm_rpc_client_target(c->ch[r]), why);
+		if (used >= errlen)
+			used = errlen - 1;
+	}
+	if (n < f + 1)
+		return CM_ERR_UNAVAILABLE;
+	qsort(got, n, sizeof(got[0]), desc_u64);
+	*height = got[f];
+	return CM_OK;
+}
+
 /* The account's committed nonce (0 for an account the ledger does not know). */
 static int read_nonce(cm_ledger_client *c, uint64_t *nonce, char *err, size_t errlen)
 {

@@ -94,6 +94,14 @@ int cm_ledger_client_call(cm_ledger_client *c, const char *method, const Protobu
 			  const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
 			  cm_rpc_status *st);
 
+/* The chain's height as the replicas vouch for it: each is asked its
+ * committed height once (Status, details "height"), and *height is the
+ * (f + 1)-th highest answer (f = (n - 1) / 3), a height at least one honest
+ * replica has committed, so no f liars can raise it. CM_OK, or
+ * CM_ERR_UNAVAILABLE (err names the replicas that did not answer) when fewer
+ * than f + 1 answered. */
+int cm_ledger_client_height(cm_ledger_client *c, uint64_t *height, char *err, size_t errlen);
+
 /* The signing key's public half (the account address). */
 const uint8_t *cm_ledger_client_pubkey(const cm_ledger_client *c);
 /* The next nonce the client will use; 0 and *known = 0 before the first read. */

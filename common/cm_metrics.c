@@ -73,8 +73,8 @@ struct cm_metrics {
 	struct family *first, *last;
 	size_t nseries;
 	struct MHD_Daemon *daemon;
-	cm_health_fn health;
-	void *health_arg;
+	cm_health_fn health, ready;
+	void *health_arg, *ready_arg;
 };
 
 /* A growing text buffer that refuses to pass CM_METRICS_RENDER_MAX. */
@@ -571,18 +571,27 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
 				     "cannot render metrics\n", false);
 		return reply(conn, MHD_HTTP_OK, CONTENT_TYPE_METRICS, text, true);
 	}
-	if (strcmp(url, "/healthz") == 0) {
-		if (!m->health)
-			return reply(conn, MHD_HTTP_OK, CONTENT_TYPE_TEXT, "ok", false);
+	int ready = strcmp(url, "/readyz") == 0;
+	if (ready || strcmp(url, "/healthz") == 0) {
 		reason[0] = '\0';
-		int healthy = m->health(m->health_arg, reason, sizeof(reason));
+		int ok = !m->health || m->health(m->health_arg, reason, sizeof(reason));
+		if (ok && ready && m->ready)
+			ok = m->ready(m->ready_arg, reason, sizeof(reason));
 		reason[sizeof(reason) - 1] = '\0';
-		if (healthy)
+		if (ok)
 			return reply(conn, MHD_HTTP_OK, CONTENT_TYPE_TEXT, "ok", false);
 		return reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, CONTENT_TYPE_TEXT,
-			     reason[0] ? reason : "unhealthy", false);
+			     reason[0] ? reason : ready ? "not ready" : "unhealthy", false);
 	}
 	return reply(conn, MHD_HTTP_NOT_FOUND, CONTENT_TYPE_TEXT, "not found\n", false);
+}
+
+void cm_metrics_set_ready(cm_metrics *m, cm_health_fn ready, void *ready_arg)
+{
+	pthread_mutex_lock(&m->mu);
+	m->ready = ready;
+	m->ready_arg = ready_arg;
+	pthread_mutex_unlock(&m->mu);
 }
 
 /* bind_addr is a numeric IPv4 or IPv6 address, or "localhost" for

@@ -1,5 +1,5 @@
-/* Metrics in the Prometheus text format, and the /metrics and /healthz HTTP
- * endpoints (libmicrohttpd, its own thread). Counters, gauges and
+/* Metrics in the Prometheus text format, and the /metrics, /healthz and
+ * /readyz HTTP endpoints (libmicrohttpd, its own thread). Counters, gauges and
  * histograms are lock-free to update from any thread. */
 #ifndef CM_METRICS_H
 #define CM_METRICS_H
@@ -59,11 +59,17 @@ double cm_histogram_sum(const cm_histogram *h);
 /* The whole registry in the text format; the caller frees the string. */
 char *cm_metrics_render(cm_metrics *m);
 
-/* Serves GET /metrics and GET /healthz on bind_addr:port (port 0 picks a free
- * one, written to *bound_port). health may be NULL (always healthy). Other
- * paths get 404. Returns CM_ERR_IO if the port cannot be bound. */
+/* Serves GET /metrics, /healthz and /readyz on bind_addr:port (port 0 picks
+ * a free one, written to *bound_port). health may be NULL (always healthy).
+ * /readyz is healthy and, with a ready function set, ready: a process alive
+ * but not yet able to serve (liveness probes read /healthz, readiness probes
+ * /readyz). Other paths get 404. Returns CM_ERR_IO if the port cannot be
+ * bound. */
 int cm_metrics_serve(cm_metrics *m, const char *bind_addr, int port, int *bound_port,
 		     cm_health_fn health, void *health_arg);
+/* Sets /readyz's function (same contract as health: 1 ready, else 0 and a
+ * reason); before cm_metrics_serve only. NULL: ready whenever healthy. */
+void cm_metrics_set_ready(cm_metrics *m, cm_health_fn ready, void *ready_arg);
 /* Stops serving; idempotent. */
 void cm_metrics_stop(cm_metrics *m);
 

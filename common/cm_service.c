@@ -438,6 +438,7 @@ static int service_run(cm_service *svc, int argc, char **argv)
 			exit_code = 2;
 			goto out;
 		}
+		cm_metrics_set_ready(metrics, svc->ready, svc->ctx);
 		if (cm_metrics_serve(metrics, host, port, &metrics_port, svc->health ? svc->health : health_default,
 				     svc->ctx) != CM_OK) {
 			cm_error("start_failed", "key=metrics_listen error=\"cannot listen on %s\"",
@@ -466,6 +467,7 @@ out:
 		svc->stopping(svc->ctx);
 	if (rpc)
 		cm_rpc_server_shutdown(rpc, (int)base->grace_ms);
+	cm_metrics_stop(metrics); /* its health and ready functions read what fini frees */
 	if (inited && svc->fini)
 		svc->fini(svc->ctx);
 	cm_rpc_server_free(rpc);

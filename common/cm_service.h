@@ -118,6 +118,8 @@ struct cm_service {
 	void (*fini)(void *ctx);
 	/* Health for /healthz. Optional (always healthy). */
 	cm_health_fn health;
+	/* Readiness for /readyz, beyond health (cm_metrics_set_ready). Optional. */
+	cm_health_fn ready;
 	/* Extra Status details. Optional. */
 	void (*status_details)(void *ctx, cm_rpc_call *call, Muri__V1__StatusResponse *resp);
 	/* On SIGHUP, on the signal thread, between init and fini: applies what

@@ -223,7 +223,10 @@ def _pod(s, kind, rpc_port, extra_env=None):
     k, p = s["k8s"], s["ports"]
     image = s["network"]["image"]
     env = [{"name": "MURI_NODE", "value": extra_env}] if extra_env else []
+    # alive: /healthz; ready for traffic: /readyz (the gateway once its routing
+    # table has caught up with the ledger)
     probe = {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 5, "timeoutSeconds": 3}
+    ready = {"httpGet": {"path": "/readyz", "port": "metrics"}, "periodSeconds": 5, "timeoutSeconds": 3}
     grace = s[kind]["settings"].get("grace_ms", 5000) // 1000 + 5
     return {
         "metadata": {"labels": _labels(kind)},
@@ -241,7 +244,7 @@ def _pod(s, kind, rpc_port, extra_env=None):
                 "envFrom": [{"configMapRef": {"name": f"muri-{kind}-settings"}}],
                 "ports": [{"name": "rpc", "containerPort": rpc_port},
                           {"name": "metrics", "containerPort": p["metrics"]}],
-                "readinessProbe": probe,
+                "readinessProbe": ready,
                 "livenessProbe": dict(probe, initialDelaySeconds=20, failureThreshold=6),
                 "resources": k["resources"][kind],
                 "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
@@ -339,7 +342,7 @@ def k8s(s):
                 {"from": [{"podSelector": {"matchLabels": _labels("gateway")}},
                           {"podSelector": {"matchLabels": _labels("indexer")}}],
                  "ports": [{"protocol": "TCP", "port": p["indexer"]}]},
-                # /metrics and /healthz from anywhere (Prometheus, probes)
+                # /metrics, /healthz and /readyz from anywhere (Prometheus, probes)
                 {"ports": [{"protocol": "TCP", "port": p["metrics"]}]},
             ],
         },

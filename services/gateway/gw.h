@@ -47,6 +47,7 @@ typedef struct gw_config {
 	int64_t try_query_ms;         /* try_timeout_ms grows by this for each query of a call past the first */
 	int64_t default_timeout_ms;   /* a request with timeout_ms 0 */
 	int64_t create_timeout_ms;    /* CreateCollection: commit and serving replicas */
+	int64_t ready_wait_ms;        /* at start: wait for the routing table to catch up (gw_chain_ready) */
 	int64_t fanout_threads;       /* threads that carry calls to indexers */
 	int64_t max_fanout;           /* calls to indexers queued or in flight at most */
 	int64_t stall_ms;             /* follower: no block this long, switch replica */
@@ -192,6 +193,13 @@ uint64_t gw_chain_version(gw_chain *c);
 void gw_chain_wait(gw_chain *c, uint64_t seen, uint64_t ms);
 /* The last height applied. */
 uint64_t gw_chain_height(gw_chain *c);
+/* 1 once the gateway has applied the height f + 1 replicas vouched for when
+ * it started (every collection created before is in the table); *height the
+ * last applied, *target that height (*known 0 while no f + 1 replicas
+ * answered). Each pointer may be NULL. */
+int gw_chain_ready(gw_chain *c, uint64_t *height, uint64_t *target, int *known);
+/* Waits until gw_chain_ready or ms pass; returns whether ready. */
+int gw_chain_wait_ready(gw_chain *c, uint64_t ms);
 /* The chain id of the genesis the gateway follows. */
 const char *gw_chain_id(gw_chain *c);
 
@@ -322,6 +330,11 @@ uint64_t gw_next_version(gw_ctx *g);
 uint64_t gw_deadline(gw_ctx *g, cm_rpc_call *call, uint32_t timeout_ms);
 /* Sets the call's status from a gRPC code with a message. */
 int gw_fail(cm_rpc_call *call, int code, const char *msg);
+/* The named collection (a copy, gw_coll_free) for a call: GRPC_STATUS_OK,
+ * or the call failed naming field: NOT_FOUND when the gateway has caught up
+ * with the ledger and has no such collection, UNAVAILABLE (try again) while
+ * it has not (gw_chain_ready). */
+int gw_coll_get(gw_ctx *g, cm_rpc_call *call, const char *field, const char *name, gw_coll **out);
 /* hex of n bytes in call memory */
 char *gw_hex(cm_rpc_call *call, const uint8_t *b, size_t n);
 /* The replica's address for a public key, or NULL. */

@@ -12,7 +12,14 @@
  * as the indexer does before acting on them. The table lives in memory and
  * is rebuilt from genesis at each start. Every change to it moves a version
  * counter that waiters (CreateCollection, writes retrying after a failover)
- * watch. */
+ * watch.
+ *
+ * Until the table has caught up with the chain, a collection it lacks may
+ * well exist: at start a probe asks the replicas their committed height
+ * (the one f + 1 of them vouch for, cm_ledger_client_height) until enough
+ * answer, and the gateway is ready once it has applied that height. Before,
+ * lookups that miss say UNAVAILABLE rather than NOT_FOUND (gw_no_collection)
+ * and /healthz says how far it is. */
 #include "gw.h"
 #include "cm_err.h"
 #include "cm_follower.h"
@@ -26,6 +33,7 @@
 #include <time.h>
 
 #define MAGU_READ_TRIES 50 /* GetMagu until a replica has the block: 50 x 100 ms */
+#define PROBE_MS 500 /* the start's height probe: again after this while fewer than f + 1 answer */
 #define MAGU_ABSENT_TRIES 10 /* NOT_FOUND this often: dropped since (a final block is applied by
 			      * n - f replicas, so a lagging one is rare and brief) */
 
@@ -39,6 +47,9 @@ struct gw_chain {
 	gw_coll **colls;
 	size_t n, cap;
 	uint64_t version, next_gen, height;
+	uint64_t target;                 /* the chain's height at start, as f + 1 replicas vouch */
+	int target_known, ready, stop, probing;
+	pthread_t probe;
 };
 
 void gw_coll_free(gw_coll *m)
@@ -279,10 +290,73 @@ static int on_block(void *arg, const Muri__V1__Block *b)
 			set_root(&c->colls[at]->frags[r->fragment], r);
 	}
 	c->height = h;
+	if (c->target_known && !c->ready && h >= c->target) {
+		c->ready = 1;
+		pthread_cond_broadcast(&c->cv);
+		cm_info("gw_ready", "height=%llu target=%llu", (unsigned long long)h, (unsigned long long)c->target);
+	}
 	if (moved) /* waiters care about routing, not every empty block */
 		changed(c);
 	pthread_mutex_unlock(&c->mu);
 	return 0;
+}
+
+/* Asks the replicas their height until f + 1 answer; the target is then
+ * fixed (later blocks do not move it: the gateway that reached it has read
+ * every collection created before it started). */
+static void *probe_main(void *arg)
+{
+	gw_chain *c = arg;
+	char err[512];
+	for (unsigned tries = 0;; tries++) {
+		uint64_t h = 0;
+		int rc = cm_ledger_client_height(c->lc, &h, err, sizeof(err));
+		pthread_mutex_lock(&c->mu);
+		if (rc == CM_OK) {
+			c->target = h;
+			c->target_known = 1;
+			if (c->height >= h) {
+				c->ready = 1;
+				pthread_cond_broadcast(&c->cv);
+			}
+			cm_info("gw_chain_target", "target=%llu height=%llu ready=%d", (unsigned long long)h,
+				(unsigned long long)c->height, c->ready);
+		} else if (tries % 20 == 0) {
+			cm_warn("gw_chain_target", "error=\"no f + 1 replicas told their height: %s\"", err);
+		}
+		for (uint64_t until = cm_now_ms() + PROBE_MS, now = cm_now_ms(); rc != CM_OK && !c->stop && now < until;
+		     now = cm_now_ms())
+			cm_cond_wait_ms(&c->cv, &c->mu, until - now);
+		int done = rc == CM_OK || c->stop;
+		pthread_mutex_unlock(&c->mu);
+		if (done)
+			return NULL;
+	}
+}
+
+int gw_chain_ready(gw_chain *c, uint64_t *height, uint64_t *target, int *known)
+{
+	pthread_mutex_lock(&c->mu);
+	int ready = c->ready;
+	if (height)
+		*height = c->height;
+	if (target)
+		*target = c->target;
+	if (known)
+		*known = c->target_known;
+	pthread_mutex_unlock(&c->mu);
+	return ready;
+}
+
+int gw_chain_wait_ready(gw_chain *c, uint64_t ms)
+{
+	uint64_t until = cm_now_ms() + ms;
+	pthread_mutex_lock(&c->mu);
+	for (uint64_t now = cm_now_ms(); !c->ready && now < until; now = cm_now_ms())
+		cm_cond_wait_ms(&c->cv, &c->mu, until - now);
+	int ready = c->ready;
+	pthread_mutex_unlock(&c->mu);
+	return ready;
 }
 
 int gw_chain_start(const gw_chain_opts *o, gw_chain **out, char *err, size_t errlen)
@@ -314,6 +388,14 @@ int gw_chain_start(const gw_chain_opts *o, gw_chain **out, char *err, size_t err
 		};
 		rc = cm_follower_start(&fo, &c->f, err, errlen);
 	}
+	if (rc == CM_OK) {
+		if (pthread_create(&c->probe, NULL, probe_main, c) != 0) {
+			snprintf(err, errlen, "cannot start the height probe");
+			rc = CM_ERR_NOMEM;
+		} else {
+			c->probing = 1;
+		}
+	}
 	if (rc != CM_OK) {
 		gw_chain_free(c);
 		return rc;
@@ -327,6 +409,13 @@ void gw_chain_free(gw_chain *c)
 {
 	if (!c)
 		return;
+	if (c->probing) {
+		pthread_mutex_lock(&c->mu);
+		c->stop = 1;
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+		pthread_join(c->probe, NULL);
+	}
 	cm_follower_free(c->f);
 	cm_ledger_client_free(c->lc);
 	for (size_t i = 0; i < c->n; i++)

@@ -167,8 +167,8 @@ int gw_h_describe(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Pro
 	if (ac != GRPC_STATUS_OK)
 		return ac;
 	gw_coll *m = NULL;
-	if (gw_chain_get(g->chain, q->name, &m) != CM_OK)
-		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "name: no collection \"%s\"", q->name);
+	if ((ac = gw_coll_get(g, call, "name", q->name, &m)) != GRPC_STATUS_OK)
+		return ac;
 	Muri__V1__CollectionInfo *ci = NULL;
 	int code = describe(g, call, m, gw_deadline(g, call, 0), 0, &ci, err, sizeof(err));
 	gw_coll_free(m);
@@ -363,8 +363,8 @@ int gw_h_drop(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protobu
 	if (ac != GRPC_STATUS_OK)
 		return ac;
 	gw_coll *m = NULL;
-	if (gw_chain_get(g->chain, q->name, &m) != CM_OK)
-		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "name: no collection \"%s\"", q->name);
+	if ((ac = gw_coll_get(g, call, "name", q->name, &m)) != GRPC_STATUS_OK)
+		return ac;
 	uint64_t gen = m->gen;
 	gw_coll_free(m);
 	if (!g->has_payer)

@@ -310,8 +310,7 @@ int gw_h_import(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg)
 	}
 	q = NULL;
 	gw_coll *c = NULL;
-	if (gw_chain_get(g->chain, m->collection, &c) != CM_OK) {
-		code = cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "collection: no collection \"%s\"", m->collection);
+	if ((code = gw_coll_get(g, call, "collection", m->collection, &c)) != GRPC_STATUS_OK) {
 		imp_free(m);
 		return code;
 	}

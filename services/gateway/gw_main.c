@@ -56,6 +56,10 @@ static const cm_config_key gw_keys[] = {
 	 "calls to indexers queued at most; a request that would exceed it gets RESOURCE_EXHAUSTED", NULL},
 	{"stall_ms", CM_CFG_INT, offsetof(gw_config, stall_ms), "10000", 100, 3600000,
 	 "the follower switches ledger replica after this long without a block", NULL},
+	{"ready_wait_ms", CM_CFG_INT, offsetof(gw_config, ready_wait_ms), "5000", 0, 3600000,
+	 "at start, wait this long at most for the routing table to catch up with the ledger before writing the "
+	 "port file (the RPC port serves meanwhile: a collection it does not know yet gets UNAVAILABLE; /readyz "
+	 "says when it has caught up)", NULL},
 	{"try_timeout_ms", CM_CFG_INT, offsetof(gw_config, try_timeout_ms), "1000", 10, 600000,
 	 "a search or get call to a replica gets at most this long while other replicas of its fragment are left to "
 	 "ask (a dead or partitioned node that drops packets costs this, not the request's deadline)", NULL},
@@ -129,19 +133,27 @@ static int gw_status(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, 
 static void gw_details(void *ctx, cm_rpc_call *call, Muri__V1__StatusResponse *r)
 {
 	gw_ctx *g = ctx;
-	Muri__V1__StatusResponse__DetailsEntry **d = cm_rpc_alloc(call, sizeof(*d));
-	char *v = cm_rpc_alloc(call, 24);
+	enum { N = 3 };
+	Muri__V1__StatusResponse__DetailsEntry **d = cm_rpc_alloc(call, N * sizeof(*d));
+	char *v = cm_rpc_alloc(call, 2 * 24);
 	if (!d || !v || !g->chain)
 		return;
-	d[0] = cm_rpc_alloc(call, sizeof(**d));
-	if (!d[0])
-		return;
-	muri__v1__status_response__details_entry__init(d[0]);
-	d[0]->key = "chain_height";
-	snprintf(v, 24, "%llu", (unsigned long long)gw_chain_height(g->chain));
-	d[0]->value = v;
+	uint64_t height = 0, target = 0;
+	int known = 0, ready = gw_chain_ready(g->chain, &height, &target, &known);
+	snprintf(v, 24, "%llu", (unsigned long long)height);
+	snprintf(v + 24, 24, "%llu", (unsigned long long)target);
+	/* chain_height: applied; chain_target: the height f + 1 replicas vouched for at start */
+	const char *keys[N] = {"chain_height", "chain_target", "ready"};
+	const char *vals[N] = {v, known ? v + 24 : "", ready ? "true" : "false"};
+	for (int i = 0; i < N; i++) {
+		if (!(d[i] = cm_rpc_alloc(call, sizeof(**d))))
+			return;
+		muri__v1__status_response__details_entry__init(d[i]);
+		d[i]->key = (char *)keys[i];
+		d[i]->value = (char *)vals[i];
+	}
 	r->details = d;
-	r->n_details = 1;
+	r->n_details = N;
 }
 
 static void metrics_init(gw_ctx *g, cm_metrics *mx)
@@ -288,6 +300,13 @@ static int gw_started(void *ctx, int rpc_port, char *err, size_t errlen)
 	const char *l = g->cfg->console_listen;
 	char host[GW_ADDR_MAX], url[GW_ADDR_MAX + 32];
 	int port = 0, unused;
+	if (g->chain && !gw_chain_wait_ready(g->chain, (uint64_t)g->cfg->ready_wait_ms)) {
+		uint64_t height = 0, target = 0;
+		int known = 0;
+		gw_chain_ready(g->chain, &height, &target, &known);
+		cm_warn("gw_not_ready", "height=%llu target=%s%llu waited_ms=%lld", (unsigned long long)height,
+			known ? "" : "unknown:", (unsigned long long)target, (long long)g->cfg->ready_wait_ms);
+	}
 	if (!l || !l[0] || !g->chain)
 		return CM_OK;
 	int rc = gw_console_start(g, l, rpc_port, &g->console, &port, err, errlen);
@@ -320,6 +339,27 @@ static void gw_fini(void *ctx)
 	gw_ranks_free(&g->ranks);
 }
 
+/* /readyz: once the routing table has caught up with the chain (gw_chain_ready). */
+static int gw_ready(void *arg, char *reason, size_t len)
+{
+	gw_ctx *g = arg;
+	uint64_t height = 0, target = 0;
+	int known = 0;
+	if (!g->chain) {
+		snprintf(reason, len, "starting");
+		return 0;
+	}
+	if (gw_chain_ready(g->chain, &height, &target, &known))
+		return 1;
+	if (known)
+		snprintf(reason, len, "catching up with the ledger: at height %llu of %llu", (unsigned long long)height,
+			 (unsigned long long)target);
+	else
+		snprintf(reason, len, "catching up with the ledger: at height %llu; no f + 1 replicas have told their "
+			 "height yet", (unsigned long long)height);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	gw_config cfg = {0};
@@ -331,6 +371,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	cm_service svc = {
+		.ready = gw_ready,
 		.name = "gateway",
 		.env_prefix = "MURI_GATEWAY_",
 		.keys = gw_keys,

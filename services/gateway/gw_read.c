@@ -229,8 +229,8 @@ int gw_h_get(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Protobuf
 	if (gw_parse_ids(req->ids, req->n_ids, raw, err, sizeof(err)) != CM_OK)
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
 	gw_coll *m = NULL;
-	if (gw_chain_get(g->chain, req->collection, &m) != CM_OK)
-		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "collection: no collection \"%s\"", req->collection);
+	if ((ac = gw_coll_get(g, call, "collection", req->collection, &m)) != GRPC_STATUS_OK)
+		return ac;
 	if (req->include_vectors && gw_valid_vectors_fit(req->n_ids, GW_WIRE_DIM(m), g->cfg->base.rpc_max_message, "ids",
 							 "records", err, sizeof(err)) != CM_OK) {
 		gw_coll_free(m);

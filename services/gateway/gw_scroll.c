@@ -329,8 +329,8 @@ int gw_h_scroll(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Proto
 	if (req->filter && ix_filter_from_pb(req->filter, cm_rpc_arena(call), &filter, err, sizeof(err)) != CM_OK)
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
 	gw_coll *m = NULL;
-	if (gw_chain_get(g->chain, req->collection, &m) != CM_OK)
-		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "collection: no collection \"%s\"", req->collection);
+	if ((ac = gw_coll_get(g, call, "collection", req->collection, &m)) != GRPC_STATUS_OK)
+		return ac;
 	struct sjob j = {.g = g, .m = m, .deadline = gw_deadline(g, call, req->timeout_ms), .req = req, .limit = limit,
 			 .after = has_after ? after : NULL, .filter = &filter, .keep = gw_owned_new(call),
 			 .f = calloc(m->nfrag, sizeof(struct sfrag))};

@@ -233,8 +233,8 @@ static int run(gw_ctx *g, cm_rpc_call *call, const char *collection, Muri__V1__V
 	if (filter && ix_filter_from_pb(filter, cm_rpc_arena(call), &xf, err, sizeof(err)) != CM_OK)
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
 	gw_coll *m = NULL;
-	if (gw_chain_get(g->chain, collection, &m) != CM_OK)
-		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "collection: no collection \"%s\"", collection);
+	if ((ac = gw_coll_get(g, call, "collection", collection, &m)) != GRPC_STATUS_OK)
+		return ac;
 	int code = GRPC_STATUS_OK;
 	if (metric && metric != m->metric) {
 		code = cm_rpc_fail(call, GRPC_STATUS_INVALID_ARGUMENT,

@@ -47,6 +47,30 @@ int gw_fail(cm_rpc_call *call, int code, const char *msg)
 	return cm_rpc_fail(call, code, "%s", msg);
 }
 
+int gw_coll_get(gw_ctx *g, cm_rpc_call *call, const char *field, const char *name, gw_coll **out)
+{
+	*out = NULL;
+	int rc = gw_chain_get(g->chain, name, out);
+	if (rc == CM_OK)
+		return GRPC_STATUS_OK;
+	if (rc == CM_ERR_NOMEM)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	uint64_t height = 0, target = 0;
+	int known = 0;
+	if (gw_chain_ready(g->chain, &height, &target, &known))
+		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "%s: no collection \"%s\"", field, name);
+	/* it may exist in a block the gateway has not applied yet: try again */
+	if (known)
+		return cm_rpc_fail(call, GRPC_STATUS_UNAVAILABLE,
+				   "%s: no collection \"%s\" yet: the gateway is catching up with the ledger "
+				   "(at height %llu of %llu)", field, name, (unsigned long long)height,
+				   (unsigned long long)target);
+	return cm_rpc_fail(call, GRPC_STATUS_UNAVAILABLE,
+			   "%s: no collection \"%s\" yet: the gateway is catching up with the ledger "
+			   "(at height %llu; no f + 1 replicas have told their height yet)", field, name,
+			   (unsigned long long)height);
+}
+
 char *gw_hex(cm_rpc_call *call, const uint8_t *b, size_t n)
 {
 	char *s = cm_rpc_alloc(call, 2 * n + 1);

@@ -442,8 +442,8 @@ static int do_write(gw_ctx *g, cm_rpc_call *call, enum wkind kind, const char *c
 		}
 	}
 	gw_coll *m = NULL;
-	if (gw_chain_get(g->chain, collection, &m) != CM_OK)
-		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "collection: no collection \"%s\"", collection);
+	if ((ac = gw_coll_get(g, call, "collection", collection, &m)) != GRPC_STATUS_OK)
+		return ac;
 	cm_arena *a = cm_rpc_arena(call);
 	int code = GRPC_STATUS_OK;
 	for (size_t i = 0; i < n && code == GRPC_STATUS_OK; i++) {
@@ -567,8 +567,8 @@ int gw_h_delete(void *arg, cm_rpc_call *call, const ProtobufCMessage *msg, Proto
 	if (gw_parse_ids(q->ids, n, raw, err, sizeof(err)) != CM_OK)
 		return gw_fail(call, GRPC_STATUS_INVALID_ARGUMENT, err);
 	gw_coll *m = NULL;
-	if (gw_chain_get(g->chain, q->collection, &m) != CM_OK)
-		return cm_rpc_fail(call, GRPC_STATUS_NOT_FOUND, "collection: no collection \"%s\"", q->collection);
+	if ((ac = gw_coll_get(g, call, "collection", q->collection, &m)) != GRPC_STATUS_OK)
+		return ac;
 	uint64_t deadline = gw_deadline(g, call, q->timeout_ms);
 	int code = gw_read_ids(g, call, m, q->ids, (const uint8_t(*)[16])raw, n, 0, deadline, hits, err, sizeof(err));
 	if (code != GRPC_STATUS_OK) {

@@ -3,7 +3,8 @@
  * a second client with the same key makes the first one's nonce stale and it
  * recovers; refusals come back with the ledger's reason and leave no nonce
  * gap; with the first replica killed, submissions go through the others; two
- * clients of one key racing for a nonce both commit. */
+ * clients of one key racing for a nonce both commit. And the chain's height
+ * as f + 1 replicas vouch for it, against fake replicas, one of them lying. */
 #include "tap.h"
 #include "tnet.h"
 #include "cm_err.h"
@@ -264,11 +265,84 @@ static void test_client(void)
 		printf("# could not remove %s\n", dir);
 }
 
+/* ---- the chain's height as f + 1 replicas vouch for it ----
+ * Four servers answering Status with a height each: one lies high, one
+ * answers without a height, some are stopped. */
+struct fake_status {
+	cm_rpc_server *srv;
+	int port;
+	const char *height; /* NULL: no "height" entry */
+};
+
+static int h_fake_status(void *arg, cm_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp)
+{
+	struct fake_status *f = arg;
+	(void)req;
+	Muri__V1__StatusResponse *r = cm_rpc_alloc(call, sizeof(*r));
+	Muri__V1__StatusResponse__DetailsEntry **d = cm_rpc_alloc(call, sizeof(*d));
+	Muri__V1__StatusResponse__DetailsEntry *e = cm_rpc_alloc(call, sizeof(*e));
+	if (!r || !d || !e)
+		return cm_rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	muri__v1__status_response__init(r);
+	muri__v1__status_response__details_entry__init(e);
+	r->service = "ledger";
+	e->key = f->height ? "height" : "view";
+	e->value = f->height ? (char *)f->height : "7";
+	d[0] = e;
+	r->details = d;
+	r->n_details = 1;
+	*resp = &r->base;
+	return GRPC_STATUS_OK;
+}
+
+static void test_height(void)
+{
+	struct fake_status fs[N] = {{.height = "12"}, {.height = "11"}, {.height = "1000000"}, {.height = "10"}};
+	char addrs[N][32], err[512];
+	const char *ap[N];
+	cm_rpc_handler h = {"Status", h_fake_status, NULL};
+	for (int i = 0; i < N; i++) {
+		cm_rpc_server_opts o = {.listen = "127.0.0.1:0", .workers = 1, .requests_per_worker = 1, .max_streams = 1};
+		TAP_EQ(cm_rpc_server_new(&o, &fs[i].srv, err, sizeof(err)), CM_OK);
+		TAP_EQ(cm_rpc_server_add(fs[i].srv, &muri__v1__ledger__descriptor, &h, 1, &fs[i]), CM_OK);
+		TAP_EQ(cm_rpc_server_start(fs[i].srv, &fs[i].port, err, sizeof(err)), CM_OK);
+		snprintf(addrs[i], sizeof(addrs[i]), "127.0.0.1:%d", fs[i].port);
+		ap[i] = addrs[i];
+	}
+	cm_ledger_client_opts o = {.chain_id = CHAIN, .n = N, .addrs = ap, .key = &sender, .call_timeout_ms = 2000};
+	cm_ledger_client *c = NULL;
+	TAP_EQ(cm_ledger_client_new(&o, &c, err, sizeof(err)), CM_OK);
+	uint64_t height = 0;
+	/* f = 1: the second highest; the liar's million is not it */
+	TAP_EQ(cm_ledger_client_height(c, &height, err, sizeof(err)), CM_OK);
+	TAP_EQ(height, 11 + 1);
+	/* one answers without a height, one is down: two answers still vouch */
+	fs[0].height = NULL;
+	cm_rpc_server_shutdown(fs[3].srv, 0);
+	TAP_EQ(cm_ledger_client_height(c, &height, err, sizeof(err)), CM_OK);
+	TAP_EQ(height, 11);
+	TAP_CHECK(strstr(err, "no height in its Status") != NULL);
+	/* the liar alone cannot vouch */
+	cm_rpc_server_shutdown(fs[1].srv, 0);
+	height = 5;
+	TAP_EQ(cm_ledger_client_height(c, &height, err, sizeof(err)), CM_ERR_UNAVAILABLE);
+	TAP_EQ(height, 5);
+	TAP_CHECK(strstr(err, addrs[0]) && strstr(err, addrs[1]) && strstr(err, addrs[3]) && !strstr(err, addrs[2]));
+	printf("# unavailable: %s\n", err);
+	cm_ledger_client_free(c);
+	for (int i = 0; i < N; i++) {
+		cm_rpc_server_shutdown(fs[i].srv, 0);
+		cm_rpc_server_free(fs[i].srv);
+	}
+}
+
 int main(void)
 {
 	cm_crypto_init();
 	signal(SIGPIPE, SIG_IGN);
 	TAP_RUN(test_options);
+	cm_keypair_generate(&sender);
+	TAP_RUN(test_height);
 	TAP_RUN(test_client);
 	return tap_done();
 }

@@ -110,13 +110,13 @@ def gw_search(net, q, level, timeout=30):
 
 def gw_replicas(net):
     """(epoch, replica keys) of fragment 0 as the gateway routes it; (None, set())
-    while the gateway's follower has not yet reached the block creating the Magu
-    (it started after that block and answers NOT_FOUND until it applies it)."""
+    while the gateway does not know the Magu (UNAVAILABLE while it catches up
+    with the ledger, NOT_FOUND until it applies the Magu's block)."""
     try:
         info = net.gw.stub.DescribeCollection(net.stubs.vectorstore_pb2.DescribeCollectionRequest(name=MAGU),
                                               timeout=10)
     except grpc.RpcError as e:
-        if e.code() == grpc.StatusCode.NOT_FOUND:
+        if e.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
             return None, set()
         raise
     fs = next(s for s in info.fragment_states if s.fragment == 0)

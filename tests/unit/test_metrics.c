@@ -301,15 +301,25 @@ static int health_check(void *arg, char *reason, size_t len)
 	return 0;
 }
 
+static int ready_check(void *arg, char *reason, size_t len)
+{
+	struct health *h = arg;
+	if (atomic_load(&h->healthy))
+		return 1;
+	snprintf(reason, len, "catching up with the ledger: at height 3 of 90");
+	return 0;
+}
+
 static void test_http(void)
 {
 	static char headers[HTTP_MAX], body[HTTP_MAX];
-	struct health health = {.healthy = 1};
+	struct health health = {.healthy = 1}, ready = {.healthy = 0};
 	cm_metrics *m = cm_metrics_new();
 	cm_counter *c = cm_metrics_counter(m, "muri_hits_total", NULL, "Hits.");
 	int port = 0;
 
 	cm_counter_add(c, 41);
+	cm_metrics_set_ready(m, ready_check, &ready);
 	TAP_EQ(cm_metrics_serve(m, "127.0.0.1", 0, &port, health_check, &health), CM_OK);
 	TAP_CHECK(port > 0 && port < 65536);
 	TAP_EQ(cm_metrics_serve(m, "127.0.0.1", 0, NULL, NULL, NULL), CM_ERR_STATE);
@@ -321,10 +331,19 @@ static void test_http(void)
 
 	TAP_EQ(http_request(port, "GET", "/metrics?x=1", headers, sizeof(headers), body, sizeof(body)), 200);
 
+	/* alive but not ready: /healthz ok, /readyz says why not; then ready */
 	TAP_EQ(http_request(port, "GET", "/healthz", headers, sizeof(headers), body, sizeof(body)), 200);
 	TAP_STREQ(body, "ok");
+	TAP_EQ(http_request(port, "GET", "/readyz", headers, sizeof(headers), body, sizeof(body)), 503);
+	TAP_STREQ(body, "catching up with the ledger: at height 3 of 90");
+	atomic_store(&ready.healthy, 1);
+	TAP_EQ(http_request(port, "GET", "/readyz", headers, sizeof(headers), body, sizeof(body)), 200);
+	TAP_STREQ(body, "ok");
+	/* unhealthy is not ready either, for the health's reason */
 	atomic_store(&health.healthy, 0);
 	TAP_EQ(http_request(port, "GET", "/healthz", headers, sizeof(headers), body, sizeof(body)), 503);
+	TAP_STREQ(body, "ledger unreachable for 12s");
+	TAP_EQ(http_request(port, "GET", "/readyz", headers, sizeof(headers), body, sizeof(body)), 503);
 	TAP_STREQ(body, "ledger unreachable for 12s");
 
 	TAP_EQ(http_request(port, "GET", "/", headers, sizeof(headers), body, sizeof(body)), 404);
@@ -339,8 +358,11 @@ static void test_http(void)
 	cm_metrics_stop(m);
 	TAP_EQ(http_request(port, "GET", "/metrics", headers, sizeof(headers), body, sizeof(body)), -1);
 	int port2 = 0;
+	cm_metrics_set_ready(m, NULL, NULL);
 	TAP_EQ(cm_metrics_serve(m, "127.0.0.1", 0, &port2, NULL, NULL), CM_OK);
 	TAP_EQ(http_request(port2, "GET", "/healthz", headers, sizeof(headers), body, sizeof(body)), 200);
+	TAP_STREQ(body, "ok");
+	TAP_EQ(http_request(port2, "GET", "/readyz", headers, sizeof(headers), body, sizeof(body)), 200);
 	TAP_STREQ(body, "ok");
 	cm_metrics_free(m); /* stops the server */
 }
