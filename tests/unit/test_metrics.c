@@ -290,6 +290,7 @@ out:
 
 struct health {
 	atomic_int healthy;
+	const char *why; /* the reason when not */
 };
 
 static int health_check(void *arg, char *reason, size_t len)
@@ -297,29 +298,21 @@ static int health_check(void *arg, char *reason, size_t len)
 	struct health *h = arg;
 	if (atomic_load(&h->healthy))
 		return 1;
-	snprintf(reason, len, "ledger unreachable for 12s");
-	return 0;
-}
-
-static int ready_check(void *arg, char *reason, size_t len)
-{
-	struct health *h = arg;
-	if (atomic_load(&h->healthy))
-		return 1;
-	snprintf(reason, len, "catching up with the ledger: at height 3 of 90");
+	snprintf(reason, len, "%s", h->why);
 	return 0;
 }
 
 static void test_http(void)
 {
 	static char headers[HTTP_MAX], body[HTTP_MAX];
-	struct health health = {.healthy = 1}, ready = {.healthy = 0};
+	struct health health = {.healthy = 1, .why = "ledger unreachable for 12s"},
+		      ready = {.healthy = 0, .why = "catching up with the ledger: at height 3 of 90"};
 	cm_metrics *m = cm_metrics_new();
 	cm_counter *c = cm_metrics_counter(m, "muri_hits_total", NULL, "Hits.");
 	int port = 0;
 
 	cm_counter_add(c, 41);
-	cm_metrics_set_ready(m, ready_check, &ready);
+	cm_metrics_set_ready(m, health_check, &ready);
 	TAP_EQ(cm_metrics_serve(m, "127.0.0.1", 0, &port, health_check, &health), CM_OK);
 	TAP_CHECK(port > 0 && port < 65536);
 	TAP_EQ(cm_metrics_serve(m, "127.0.0.1", 0, NULL, NULL, NULL), CM_ERR_STATE);
