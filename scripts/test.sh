@@ -41,10 +41,10 @@ echo "== tests: optimized build"
 meson test -C build --print-errorlogs --num-processes 2 "$@" || rc=1
 echo "== tests: ASan + UBSan build"
 meson test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 3 "$@" || rc=1
-# Each fuzz target replays its corpus, then fuzzes MURI_FUZZ_SECONDS (60).
+# Each fuzz target replays its corpus, then fuzzes MURI_FUZZ_SECONDS (30).
 fuzz_log=
 if [ $# -eq 0 ] || [[ " $* " == *" --suite fuzz "* ]]; then
-  echo "== tests: fuzz targets, ${MURI_FUZZ_SECONDS:-60} s each"
+  echo "== tests: fuzz targets, ${MURI_FUZZ_SECONDS:-30} s each"
   meson test -C build-fuzz --no-rebuild --print-errorlogs --num-processes 2 --suite fuzz || rc=1
   fuzz_log=build-fuzz/meson-logs/testlog.json
 fi
