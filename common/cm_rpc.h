@@ -195,6 +195,16 @@ int cm_rpc_unary(cm_rpc_client *c, const char *method, const ProtobufCMessage *r
 		 const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
 		 int timeout_ms, cm_rpc_status *st);
 
+/* cm_rpc_unary that asks watch(arg, why, whylen) every watch_ms while it
+ * waits for the answer, and cancels the call once watch returns nonzero:
+ * the call then ends CANCELLED with the reason watch wrote in why (when
+ * the server's answer did not come first). For a caller that learns, while
+ * it waits, that the answer no longer matters (the server it asked was
+ * replaced). watch NULL: cm_rpc_unary. */
+int cm_rpc_unary_watch(cm_rpc_client *c, const char *method, const ProtobufCMessage *req,
+		       const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, int timeout_ms,
+		       cm_rpc_status *st, int (*watch)(void *arg, char *why, size_t whylen), void *arg, int watch_ms);
+
 /* Opens a server stream. The caller owns *out and ends it with
  * cm_rpc_stream_close, before freeing c. timeout_ms 0: no deadline. */
 int cm_rpc_stream_open(cm_rpc_client *c, const char *method, const ProtobufCMessage *req,

@@ -289,6 +289,34 @@ int cm_rpc_unary(cm_rpc_client *c, const char *method, const ProtobufCMessage *r
 		 const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
 		 int timeout_ms, cm_rpc_status *st)
 {
+	return cm_rpc_unary_watch(c, method, req, resp_desc, resp, timeout_ms, st, NULL, NULL, 0);
+}
+
+/* Waits for tag on cq; with watch, looks at it every watch_ms and cancels
+ * the call (CANCELLED, with the watch's reason) once it says to give up. */
+static void wait_call(grpc_completion_queue *cq, grpc_call *call, void *tag, int (*watch)(void *, char *, size_t),
+		      void *arg, int watch_ms)
+{
+	int cancelled = 0;
+	for (;;) {
+		gpr_timespec until = watch && !cancelled ? cm_rpc_deadline(watch_ms > 0 ? watch_ms : 100)
+							 : gpr_inf_future(GPR_CLOCK_REALTIME);
+		grpc_event ev = grpc_completion_queue_pluck(cq, tag, until, NULL);
+		if (ev.type == GRPC_OP_COMPLETE)
+			return;
+		char why[256] = "";
+		if (!cancelled && watch(arg, why, sizeof(why))) {
+			grpc_call_cancel_with_status(call, GRPC_STATUS_CANCELLED, why[0] ? why : "given up by the caller",
+						     NULL);
+			cancelled = 1;
+		}
+	}
+}
+
+int cm_rpc_unary_watch(cm_rpc_client *c, const char *method, const ProtobufCMessage *req,
+		       const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, int timeout_ms,
+		       cm_rpc_status *st, int (*watch)(void *arg, char *why, size_t whylen), void *arg, int watch_ms)
+{
 	grpc_byte_buffer *send_bb = cm_rpc_pack(req);
 	if (!send_bb) {
 		local_status(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -323,7 +351,7 @@ int cm_rpc_unary(cm_rpc_client *c, const char *method, const ProtobufCMessage *r
 		local_status(st, GRPC_STATUS_INTERNAL, "cannot start the call");
 		rc = CM_ERR_INTERNAL;
 	} else {
-		grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		wait_call(cq, call, &tag, watch, arg, watch_ms);
 		cm_rpc_status_set(st, status, details);
 		rc = cm_rpc_code_to_err(status);
 		/* an answer, or a refusal, from a server that is not the node

@@ -10,7 +10,10 @@
  * (another epoch, no lease yet, gone) is sent again, with the same ids and
  * versions, to the primary the chain names next, until the deadline: a
  * record re-sent that way replaces itself at the indexer (one record per
- * id, last version wins), so a retry never duplicates. The acknowledged log
+ * id, last version wins), so a retry never duplicates. While a primary
+ * holds a write, the chain is watched: a primary that stopped answering
+ * (failed over, or its replica set changed) does not keep the write to the
+ * deadline; the attempt is cancelled once the fragment's epoch moves. The acknowledged log
  * size of each fragment is remembered for reads that follow. */
 #include "gw.h"
 #include "cm_err.h"
@@ -27,6 +30,7 @@
 
 #define RETRY_WAIT_MS 100 /* wait for the chain to move before sending again */
 #define RETRY_MIN_MS 10   /* and at least this long */
+#define WATCH_MS 100      /* how often a write in flight looks at the chain */
 
 struct wfrag {
 	uint32_t fragment;
@@ -57,6 +61,42 @@ static int retryable(int code)
 	return code == GRPC_STATUS_FAILED_PRECONDITION || code == GRPC_STATUS_UNAVAILABLE ||
 	       code == GRPC_STATUS_NOT_FOUND || code == GRPC_STATUS_DEADLINE_EXCEEDED || code == GRPC_STATUS_ABORTED ||
 	       code == GRPC_STATUS_CANCELLED || code == GRPC_STATUS_UNKNOWN;
+}
+
+/* What an attempt watches while the primary holds the write: the
+ * fragment's configuration on chain. A new epoch (failover, a replica set
+ * changed), a seal or a drop means the primary asked can no longer
+ * acknowledge the write, or should not: the attempt is cancelled and the
+ * records go where the chain now says, with the same ids and versions. */
+struct watch {
+	gw_ctx *g;
+	const gw_coll *m;
+	uint32_t fragment;
+	uint64_t epoch, ver;
+};
+
+static int moved(void *arg, char *why, size_t whylen)
+{
+	struct watch *w = arg;
+	uint64_t ver = gw_chain_version(w->g->chain);
+	if (ver == w->ver)
+		return 0;
+	w->ver = ver;
+	gw_frag fr;
+	if (gw_chain_frag(w->g->chain, w->m->name, w->m->gen, w->fragment, &fr) != CM_OK) {
+		snprintf(why, whylen, "the collection was dropped while the write waited");
+		return 1;
+	}
+	if (fr.epoch != w->epoch) {
+		snprintf(why, whylen, "the fragment moved to epoch %llu while the write waited",
+			 (unsigned long long)fr.epoch);
+		return 1;
+	}
+	if (!gw_split_writable(&fr)) {
+		snprintf(why, whylen, "the fragment stopped taking writes while the write waited");
+		return 1;
+	}
+	return 0;
 }
 
 static void write_one(void *arg, size_t k)
@@ -103,8 +143,10 @@ static void write_one(void *arg, size_t k)
 		wf->tries++;
 		if (wf->tries > 1 && j->g->m.retries)
 			cm_counter_add(j->g->m.retries, 1);
-		int rc = cm_rpc_unary(cl, "/muri.v1.Indexer/Write", &req.base, &muri__v1__fragment_write_response__descriptor,
-				      &resp, (int)(j->deadline - now), &st);
+		struct watch w = {.g = j->g, .m = j->m, .fragment = wf->fragment, .epoch = fr.epoch, .ver = ver};
+		int rc = cm_rpc_unary_watch(cl, "/muri.v1.Indexer/Write", &req.base,
+					    &muri__v1__fragment_write_response__descriptor, &resp, (int)(j->deadline - now),
+					    &st, moved, &w, WATCH_MS);
 		if (rc == CM_OK) {
 			Muri__V1__FragmentWriteResponse *r = (Muri__V1__FragmentWriteResponse *)resp;
 			wf->log_size = r->log_size;

@@ -317,8 +317,13 @@ def test_gateway_reads_around_a_replica_that_does_not_answer(small, stubs):
     stopped with SIGSTOP: what a dead container or a partition that drops
     packets looks like) costs a search or get at most try_timeout_ms before
     the gateway asks the fragment's next replica, not the request's
-    deadline: QUORUM searches and gets still answer within a 4 s deadline."""
+    deadline: QUORUM searches and gets still answer within a 4 s deadline.
+    A write sent to it meanwhile (the chain still names it primary) is not
+    held to its deadline: once the backups have the ledger fail it over, the
+    gateway gives up on the stopped primary and the next one acknowledges
+    the write, which reads back."""
     import signal
+    import threading
     vpb, tpb = stubs.vectorstore_pb2, stubs.types_pb2
     stub = small.gw.stub
     D = 8
@@ -329,7 +334,19 @@ def test_gateway_reads_around_a_replica_that_does_not_answer(small, stubs):
     assert r.status == vpb.SUCCESS
     primary = stub.DescribeCollection(vpb.DescribeCollectionRequest(name="mute"), timeout=10).fragment_states[0].primary
     mute = next(ix for ix in small.indexers if ix.server.target.endswith(primary.split(":")[1]))
+    epoch = stub.DescribeCollection(vpb.DescribeCollectionRequest(name="mute"), timeout=10).fragment_states[0].epoch
     mute.server.proc.send_signal(signal.SIGSTOP)
+    late = np.random.default_rng(6).normal(size=(3, D)).astype(np.float32)
+    wrote = {}
+
+    def write():  # sent now, to the primary the chain still names: the stopped one
+        try:
+            wrote["r"] = stub.Insert(vpb.InsertRequest(collection="mute", vectors=[vec(tpb, x) for x in late],
+                                                       consistency_level=tpb.QUORUM, timeout_ms=30000), timeout=40)
+        except grpc.RpcError as e:
+            wrote["err"] = (e.code(), e.details())
+    w = threading.Thread(target=write)
+    w.start()
     try:
         for i in (3, 17, 29):
             t0 = time.time()
@@ -340,8 +357,15 @@ def test_gateway_reads_around_a_replica_that_does_not_answer(small, stubs):
             assert time.time() - t0 < 4.0
         g = stub.Get(vpb.GetRequest(collection="mute", ids=r.vector_ids[:5]), timeout=10)
         assert sorted(x.id for x in g.records) == sorted(r.vector_ids[:5])
+        w.join(60)
+        assert "r" in wrote and wrote["r"].status == vpb.SUCCESS, wrote
+        fs = stub.DescribeCollection(vpb.DescribeCollectionRequest(name="mute"), timeout=10).fragment_states[0]
+        assert fs.epoch > epoch and fs.primary != primary, (epoch, fs)
+        g = stub.Get(vpb.GetRequest(collection="mute", ids=wrote["r"].vector_ids), timeout=10)
+        assert sorted(x.id for x in g.records) == sorted(wrote["r"].vector_ids)
     finally:
         mute.server.proc.send_signal(signal.SIGCONT)
+        w.join(60)
 
 
 def test_gateway_writes_through_a_failover(net, stubs):
