@@ -201,3 +201,16 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--shard", default="", help="i/n: run only the files of shard i of n (shards.py)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """--shard i/n keeps the files of shard i of n (shards.py)."""
+    import shards
+    kept, dropped = shards.select(items, config.getoption("--shard"))
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
