@@ -9,7 +9,11 @@
  * submitter thread turns the replicas' failover requests into FailoverRequest
  * transactions through the ledger client (the new epoch comes back by the
  * feed) and submits roots (ix_chain_proofs.c); challenges addressed to this
- * node are answered as their blocks are applied. */
+ * node are queued as their blocks are applied and answered by an answerer
+ * thread, so the ledger round trips of the answers never hold back the
+ * blocks behind them (a fragment's new configuration among them: its
+ * backups, which applied it, would start suspecting a primary that had not
+ * yet learned it is one). */
 #include "ix_chain.h"
 #include "ix_service_int.h"
 #include "ix_split.h"
@@ -33,6 +37,7 @@
 
 #define MAGU_READ_TRIES 50      /* GetMagu until a replica has the block: 50 x 100 ms */
 #define FAILOVER_QUEUE 16       /* failover requests waiting for the submitter */
+#define CHALLENGE_QUEUE 64      /* challenges waiting for the answerer; beyond, answered in line */
 
 struct failover {
 	char magu[IX_MAGU_MAX + 1];
@@ -68,6 +73,12 @@ struct ix_chain {
 	size_t nfq;
 	int fstop, fthread;
 	pthread_t submitter;
+	/* challenges to answer (copies), oldest first; under fmu */
+	pthread_cond_t acv;
+	Muri__V1__Challenge *aq[CHALLENGE_QUEUE];
+	size_t naq;
+	int athread;
+	pthread_t answerer;
 	uint64_t failovers_sent, failovers_refused, failovers_dropped;
 };
 
@@ -244,6 +255,24 @@ static void apply_root(ix_chain *c, uint64_t height, const Muri__V1__SignedRoot 
 			r->magu, r->fragment, (unsigned long long)r->size, cm_strerror(rc));
 }
 
+/* Hands a challenge addressed to this node to the answerer; answers it
+ * here when the answerer is not running or is CHALLENGE_QUEUE behind (a
+ * challenge is never dropped: an unanswered one costs the node its stake). */
+static void queue_challenge(ix_chain *c, const Muri__V1__Challenge *ch)
+{
+	if (!ch || ch->indexer.len != CM_PK_BYTES || memcmp(ch->indexer.data, c->o.key->pk, CM_PK_BYTES) != 0)
+		return;
+	Muri__V1__Challenge *x = NULL;
+	pthread_mutex_lock(&c->fmu);
+	if (c->athread && c->naq < CHALLENGE_QUEUE && (x = (Muri__V1__Challenge *)cm_pb_dup(&ch->base)) != NULL) {
+		c->aq[c->naq++] = x;
+		pthread_cond_signal(&c->acv);
+	}
+	pthread_mutex_unlock(&c->fmu);
+	if (!x)
+		ixc_answer_challenge(c->o.svc, c->lc, ch);
+}
+
 static void apply(ix_chain *c, const struct pending *p)
 {
 	const Muri__V1__BlockEffects *e = p->eff;
@@ -252,7 +281,7 @@ static void apply(ix_chain *c, const struct pending *p)
 	for (size_t i = 0; e && i < e->n_roots; i++)
 		apply_root(c, p->height, e->roots[i]);
 	for (size_t i = 0; e && i < e->n_challenges; i++)
-		ixc_answer_challenge(c->o.svc, c->lc, e->challenges[i]);
+		queue_challenge(c, e->challenges[i]);
 	if (save_point(c, p) != CM_OK)
 		cm_warn("chain_state", "height=%llu error=\"cannot write %s/%s\"", (unsigned long long)p->height,
 			c->data_dir, IX_CHAIN_STATE_FILE);
@@ -380,6 +409,28 @@ static void *submitter_main(void *arg)
 	return NULL;
 }
 
+/* Answers queued challenges in their order. */
+static void *answerer_main(void *arg)
+{
+	ix_chain *c = arg;
+	pthread_mutex_lock(&c->fmu);
+	for (;;) {
+		while (!c->fstop && c->naq == 0)
+			cm_cond_wait_ms(&c->acv, &c->fmu, 1000);
+		if (c->fstop)
+			break;
+		Muri__V1__Challenge *ch = c->aq[0];
+		memmove(c->aq, c->aq + 1, (c->naq - 1) * sizeof(*c->aq));
+		c->naq--;
+		pthread_mutex_unlock(&c->fmu);
+		ixc_answer_challenge(c->o.svc, c->lc, ch);
+		muri__v1__challenge__free_unpacked(ch, NULL);
+		pthread_mutex_lock(&c->fmu);
+	}
+	pthread_mutex_unlock(&c->fmu);
+	return NULL;
+}
+
 int ix_chain_start(const ix_chain_opts *o, ix_chain **out, char *err, size_t errlen)
 {
 	if (!o || !out || !o->genesis_file || !o->data_dir || !o->key || !o->svc)
@@ -391,6 +442,7 @@ int ix_chain_start(const ix_chain_opts *o, ix_chain **out, char *err, size_t err
 	c->o = *o;
 	pthread_mutex_init(&c->fmu, NULL);
 	cm_cond_init(&c->fcv);
+	cm_cond_init(&c->acv);
 	c->qmax = o->queue_max ? o->queue_max : IX_CHAIN_QUEUE_DEFAULT;
 	c->data_dir = strdup(o->data_dir);
 	c->q = calloc(c->qmax, sizeof(*c->q));
@@ -431,6 +483,14 @@ int ix_chain_start(const ix_chain_opts *o, ix_chain **out, char *err, size_t err
 		.stall_ms = o->stall_ms,
 		.tls_ca_file = o->tls_ca_file,
 	};
+	/* before the follower's first block, which may hold a challenge */
+	if (pthread_create(&c->answerer, NULL, answerer_main, c) != 0) {
+		ix_chain_free(c);
+		return fail(err, errlen, CM_ERR_NOMEM, "cannot start the challenge answerer");
+	}
+	pthread_mutex_lock(&c->fmu);
+	c->athread = 1;
+	pthread_mutex_unlock(&c->fmu);
 	cm_follower *f = NULL;
 	rc = cm_follower_start(&fo, &f, err, errlen);
 	if (rc != CM_OK) {
@@ -454,17 +514,23 @@ void ix_chain_free(ix_chain *c)
 {
 	if (!c)
 		return;
-	if (c->fthread) {
+	if (c->fthread)
 		ix_service_set_failover_sink(c->o.svc, NULL, NULL);
-		pthread_mutex_lock(&c->fmu);
-		c->fstop = 1;
-		pthread_cond_signal(&c->fcv);
-		pthread_mutex_unlock(&c->fmu);
-		pthread_join(c->submitter, NULL);
-	}
+	/* the follower first: its thread queues challenges */
 	cm_follower *f = atomic_load(&c->f);
 	if (f)
 		cm_follower_free(f);
+	pthread_mutex_lock(&c->fmu);
+	c->fstop = 1;
+	pthread_cond_signal(&c->fcv);
+	pthread_cond_signal(&c->acv);
+	pthread_mutex_unlock(&c->fmu);
+	if (c->fthread)
+		pthread_join(c->submitter, NULL);
+	if (c->athread)
+		pthread_join(c->answerer, NULL);
+	for (size_t i = 0; i < c->naq; i++) /* not answered: the node stops */
+		muri__v1__challenge__free_unpacked(c->aq[i], NULL);
 	for (size_t i = 0; c->q && i < c->nq; i++)
 		muri__v1__block_effects__free_unpacked(c->q[i].eff, NULL);
 	free(c->q);
@@ -472,6 +538,7 @@ void ix_chain_free(ix_chain *c)
 	free(c->data_dir);
 	pthread_mutex_destroy(&c->fmu);
 	pthread_cond_destroy(&c->fcv);
+	pthread_cond_destroy(&c->acv);
 	free(c);
 }
 

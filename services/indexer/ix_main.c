@@ -27,6 +27,7 @@ typedef struct ix_config {
 	int64_t heartbeat_ms;
 	int64_t lease_ms;
 	int64_t suspect_ms;
+	int64_t start_grace_ms;
 	int64_t drop_ms;
 	int64_t persist_interval_ms;
 	int64_t read_connections;
@@ -80,6 +81,10 @@ static const cm_config_key ix_keys[] = {
 	 "a primary acknowledges writes only this long after a quorum of its replicas answered", NULL},
 	{"suspect_ms", CM_CFG_INT, offsetof(ix_config, suspect_ms), "1000", 20, 3600000,
 	 "a backup that hears nothing valid from its primary this long asks for failover (> lease_ms plus clock drift)",
+	 NULL},
+	{"start_grace_ms", CM_CFG_INT, offsetof(ix_config, start_grace_ms), "5000", 0, 3600000,
+	 "a backup waits this much longer than suspect_ms for a primary that has sent nothing yet in a new epoch "
+	 "(the replicas apply the ledger's configuration each at its own pace)",
 	 NULL},
 	{"drop_ms", CM_CFG_INT, offsetof(ix_config, drop_ms), "15000", 0, 3600000,
 	 "a primary asks the ledger to replace a backup that answered nothing this long (0: never)", NULL},
@@ -216,6 +221,7 @@ static int ix_init(void *arg, const cm_service_env *env, char *err, size_t errle
 		.heartbeat_ms = (uint32_t)c->cfg.heartbeat_ms,
 		.lease_ms = (uint32_t)c->cfg.lease_ms,
 		.suspect_ms = (uint32_t)c->cfg.suspect_ms,
+		.start_grace_ms = (uint32_t)c->cfg.start_grace_ms,
 		.drop_ms = (uint32_t)c->cfg.drop_ms,
 		.root_every = (uint32_t)c->cfg.root_every,
 		.root_ms = (uint32_t)c->cfg.root_ms,

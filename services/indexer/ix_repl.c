@@ -50,6 +50,7 @@ struct ix_repl {
 	uint32_t pend_head, npend;
 	uint64_t next_req;
 	uint64_t last_heard_ms;  /* backup: the last valid append of this epoch */
+	int heard;               /* backup: a valid append of this epoch came (since the core started) */
 	uint64_t last_tick_ms;   /* when ix_repl_tick last ran (0: not yet) */
 	uint64_t last_report_ms;
 	uint64_t cfg_ms;         /* when the current configuration arrived (or the core started) */
@@ -219,6 +220,7 @@ int ix_repl_on_config(ix_repl *r, const ix_repl_config *c, char *err, size_t err
 	r->st = next;
 	set_self(r);
 	r->last_heard_ms = now(r);
+	r->heard = 0;
 	r->last_report_ms = 0;
 	reset_peers(r);
 	if (is_primary(r))
@@ -610,6 +612,7 @@ static int on_append(ix_repl *r, const ix_repl_append *a)
 		return CM_ERR_STATE;
 	}
 	r->last_heard_ms = now(r);
+	r->heard = 1;
 	uint64_t L = r->io.log_size(r->io.ctx);
 	uint8_t mine[CM_HASH_BYTES];
 	if (a->prev_size > L || r->io.log_root(r->io.ctx, a->prev_size, mine) != 0 ||
@@ -804,7 +807,10 @@ void ix_repl_tick(ix_repl *r)
 		}
 		return;
 	}
-	if (t >= r->last_heard_ms + r->o.suspect_ms)
+	/* A primary that has sent nothing yet in this epoch may not have
+	 * learned of it: each replica applies the ledger's configuration when
+	 * its own follower gets there, seconds apart on a busy machine */
+	if (t >= r->last_heard_ms + r->o.suspect_ms + (r->heard ? 0 : r->o.start_grace_ms))
 		report(r); /* the primary is gone */
 }
 

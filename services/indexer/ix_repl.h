@@ -106,6 +106,9 @@ typedef struct ix_repl_opts {
 	uint32_t lease_ms;            /* primary acknowledges only within this of a quorum's acks; 0: 1000 */
 	uint32_t suspect_ms;          /* backup: silence before a failover request; 0: 2 * lease_ms.
 				       * Must exceed lease_ms plus the clocks' drift. */
+	uint32_t start_grace_ms;      /* backup: and this much longer while nothing valid came from the
+				       * primary of this epoch yet (the replicas learn a configuration
+				       * each at its own pace); 0: none */
 	uint32_t drop_ms;             /* primary: a backup silent this long is reported to the ledger
 				       * for replacement (io.ledger_drop); 0: never */
 	uint32_t root_every;          /* primary: names each multiple of this many records for roots; 0: none */

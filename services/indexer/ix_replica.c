@@ -7,7 +7,6 @@
  * failover sink (ix_chain submits them as FailoverRequest transactions). */
 #include "ix_service_int.h"
 #include "ix_split.h"
-#include "ix_split.h"
 #include "cm_bytes.h"
 #include "cm_err.h"
 #include "cm_log.h"
@@ -21,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define STATE_FILE "replica"
@@ -542,6 +542,7 @@ int ixr_core_new(struct frag *f, const ix_repl_persist *st)
 	o.retry_ms = 2 * s->o.heartbeat_ms; /* an append unanswered this long is sent again */
 	o.lease_ms = s->o.lease_ms;
 	o.suspect_ms = s->o.suspect_ms;
+	o.start_grace_ms = s->o.start_grace_ms;
 	o.drop_ms = s->o.drop_ms;
 	o.root_every = s->o.root_every;
 	o.root_ms = s->o.root_ms;
@@ -784,10 +785,15 @@ void ix_replica_free(struct frag *f)
 	f->cfg = NULL;
 }
 
-/* One tick of f's core. A primary the ledger lists as leaving hands its
- * role over first (ix_repl_handoff); the configuration is read without
- * waiting for a configuration change in progress (the next tick sees it). */
-void ix_replica_tick(struct frag *f)
+/* One tick of f's core, if its core is free within wait_ms: one thread
+ * ticks every fragment, and a fragment whose core is held (a backup's
+ * append waiting on its disk) must not keep the others' primaries from
+ * their heartbeats, or their backups ask for failover of a primary that is
+ * fine. Returns 0 when skipped (the next round ticks it). A primary the
+ * ledger lists as leaving hands its role over first (ix_repl_handoff); the
+ * configuration is read without waiting for a configuration change in
+ * progress (the next tick sees it). */
+int ix_replica_tick(struct frag *f, uint32_t wait_ms)
 {
 	uint8_t leaving[IX_MAX_REPLICAS][CM_PK_BYTES];
 	uint32_t nl = 0;
@@ -802,7 +808,17 @@ void ix_replica_tick(struct frag *f)
 		epoch = f->cfg ? f->cfg->epoch : 0;
 		pthread_mutex_unlock(&f->cfg_mu);
 	}
-	ixr_core_enter(f);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	if (pthread_mutex_timedlock(&f->core_mu, &until) != 0)
+		return 0;
+	cm_arena_reset(&f->io);
 	if (f->core && me && ix_repl_is_primary(f->core) && ix_repl_handoff(f->core, epoch,
 		(const uint8_t(*)[CM_PK_BYTES])leaving, nl) == CM_OK && f->handoff_logged != epoch) {
 		f->handoff_logged = epoch;
@@ -812,6 +828,7 @@ void ix_replica_tick(struct frag *f)
 	if (f->core)
 		ix_repl_tick(f->core);
 	ixr_core_leave(f);
+	return 1;
 }
 
 int ix_replica_is_member(struct frag *f)

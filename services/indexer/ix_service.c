@@ -282,7 +282,9 @@ static int load_fragments(ix_service *s, char *err, size_t errlen)
 }
 
 /* Drives every fragment's replication core: heartbeats, resends, leases,
- * write deadlines, failover requests. */
+ * write deadlines, failover requests. A fragment whose core stays busy
+ * longer than a period is skipped for the round, so it delays the others'
+ * ticks by at most that. */
 static void *ticker_main(void *arg)
 {
 	ix_service *s = arg;
@@ -295,7 +297,7 @@ static void *ticker_main(void *arg)
 			pthread_rwlock_rdlock(&s->lk);
 			struct frag *f = s->frags[i];
 			pthread_rwlock_unlock(&s->lk);
-			ix_replica_tick(f);
+			ix_replica_tick(f, period);
 		}
 		struct timespec t = {.tv_sec = 0, .tv_nsec = (long)period * 1000000L};
 		nanosleep(&t, NULL);

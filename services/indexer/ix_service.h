@@ -35,6 +35,7 @@ typedef struct ix_service_opts {
 	uint32_t heartbeat_ms;       /* primary -> backups at least this often; 0: 100 */
 	uint32_t lease_ms;           /* a primary acknowledges only this long after a quorum answered; 0: 2000 */
 	uint32_t suspect_ms;         /* a backup's wait for its primary before asking for failover; 0: 5000 */
+	uint32_t start_grace_ms;     /* ... longer while a new epoch's primary has sent nothing yet; 0: none */
 	uint32_t drop_ms;            /* a primary's wait for a silent backup before asking for its replacement; 0: never */
 	uint32_t root_every;         /* a primary names each multiple of this many records for roots; 0: none */
 	uint32_t root_ms;            /* and its log size this long after the last named size; 0: never */

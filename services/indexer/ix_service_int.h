@@ -138,8 +138,8 @@ int ix_replica_load(struct frag *f, char *err, size_t errlen);
 void ix_replica_stop(struct frag *f);
 /* Releases f's core and configuration; after ix_replica_stop. */
 void ix_replica_free(struct frag *f);
-/* One tick of every fragment's core. */
-void ix_replica_tick(struct frag *f);
+/* One tick of f's core if its core is free within wait_ms; 0 if skipped. */
+int ix_replica_tick(struct frag *f, uint32_t wait_ms);
 int ix_replica_is_primary(struct frag *f);
 /* Whether this node is one of f's replicas in its current configuration. */
 int ix_replica_is_member(struct frag *f);

@@ -186,6 +186,7 @@ typedef struct sim {
 	uint32_t loss, dup, kill, adv, write_rate, part_rate;
 	uint32_t delay_min, delay_jitter;
 	uint32_t lease_ms, suspect_ms, heartbeat_ms, feed_ms;
+	uint32_t start_grace_ms;      /* a backup's extra wait for a primary silent since the epoch began */
 	int blocked[NODES][NODES];
 	int cut_primary;              /* node id cut off from replicas and ledger, -1 */
 	uint32_t handoff_rate;        /* ppm per tick: the ledger marks the primary leaving */
@@ -220,6 +221,7 @@ typedef struct sim {
 } sim;
 
 static int sim_drops; /* the random schedules replace silent backups */
+static int64_t sim_grace = -1; /* >= 0: every node's start_grace_ms, not the seed's */
 
 static sim S;
 
@@ -625,6 +627,7 @@ static void node_start(struct node *nd)
 	o.heartbeat_ms = S.heartbeat_ms;
 	o.lease_ms = S.lease_ms;
 	o.suspect_ms = S.suspect_ms;
+	o.start_grace_ms = S.start_grace_ms;
 	o.drop_ms = S.drop_ms;
 	o.root_every = S.root_every;
 	o.root_ms = S.root_ms;
@@ -1177,6 +1180,7 @@ static void sim_init(uint64_t seed)
 	S.root_ms = (uint32_t)below(3) * 200;
 	/* from the seed but not its stream, so schedules without a hold stay as they were */
 	S.root_hold_ms = (uint32_t)(mix64(seed ^ 0x484f4c44ULL) % 3) * 300;
+	S.start_grace_ms = sim_grace >= 0 ? (uint32_t)sim_grace : (uint32_t)(mix64(seed ^ 0x47524143ULL) % 3) * 250;
 	S.cut_primary = -1;
 	/* from the seed but not its stream, so schedules without hand-offs stay as they were */
 	S.handoff_rate = (uint32_t)(mix64(seed ^ 0x4a4e444f4646ULL) % 3) * 1000;
@@ -1558,6 +1562,59 @@ static void test_paused_backup_does_not_suspect(void)
 	TAP_EQ(S.failed, 0);
 }
 
+static uint64_t failovers_sent_by_backups(int p)
+{
+	uint64_t n = 0;
+	for (uint32_t i = 0; i < S.n; i++) {
+		ix_repl_stats st;
+		if ((int)i == p || !S.node[i].core)
+			continue;
+		ix_repl_stats_get(S.node[i].core, &st);
+		n += st.failovers_sent;
+	}
+	return n;
+}
+
+/* Each replica applies an epoch's configuration when its own follower of
+ * the ledger gets there, seconds apart on a busy machine. Backups that
+ * applied it before their primary did give a primary that has sent nothing
+ * in the epoch start_grace_ms beyond suspect_ms before they ask for its
+ * failover (they asked at suspect_ms, and a healthy primary lost its epoch
+ * at once); once it has spoken, its silence counts from then, as before. */
+static void test_start_grace(void)
+{
+	sim_grace = 1000;
+	sim_init(4);
+	sim_grace = -1;
+	S.write_rate = 0;
+	int p = (int)S.cfg.primary;
+	struct node *pn = &S.node[p];
+	ix_repl *core = pn->core;
+	uint64_t epoch = S.cfg.epoch;
+	pn->core = NULL; /* has not learned the configuration yet: sends nothing */
+	pn->up_at = UINT64_MAX;
+	for (int i = 0; i < POOL; i++) /* (what its core sent when configured above is not sent) */
+		if (S.pool[i].used && S.pool[i].from == p)
+			S.pool[i].used = 0;
+	for (uint64_t end = S.now + S.suspect_ms + 500; S.now < end; S.now += TICK_MS)
+		step(0);
+	TAP_EQ(failovers_sent_by_backups(p), 0); /* past suspect_ms, within the grace */
+	pn->core = core; /* now it has, and speaks */
+	pn->up_at = 0;
+	for (int i = 0; i < 50; i++, S.now += TICK_MS)
+		step(0);
+	TAP_EQ(failovers_sent_by_backups(p), 0);
+	TAP_EQ(S.cfg.epoch, epoch);
+	pn->core = NULL; /* silent again: failed over after suspect_ms, no grace */
+	pn->up_at = UINT64_MAX;
+	for (uint64_t end = S.now + S.suspect_ms + 4 * TICK_MS; S.now < end; S.now += TICK_MS)
+		step(0);
+	TAP_CHECK(failovers_sent_by_backups(p) >= 1);
+	pn->core = core;
+	pn->up_at = 0;
+	TAP_EQ(S.failed, 0);
+}
+
 static void test_random_schedules(void)
 {
 	const char *env = getenv("MURI_SIM_SEEDS"), *one = getenv("MURI_SIM_SEED");
@@ -1623,6 +1680,7 @@ int main(void)
 	TAP_RUN(test_cut_off_primary);
 	TAP_RUN(test_dropped_backup_does_not_count);
 	TAP_RUN(test_paused_backup_does_not_suspect);
+	TAP_RUN(test_start_grace);
 	TAP_RUN(test_random_schedules);
 	sim_init(0);
 	for (int i = 0; i <= NMAX; i++) {
