@@ -207,6 +207,15 @@ def pytest_addoption(parser):
     parser.addoption("--shard", default="", help="i/n: run only the files of shard i of n (shards.py)")
 
 
+def pytest_configure(config):
+    """--shard i/n: this process picks its loopback ports in slice i of n."""
+    import ledger_util
+    import shards
+    s = shards.parse(config.getoption("--shard"))
+    if s:
+        ledger_util.PORT_SLICE = (s[0] - 1, s[1])
+
+
 def pytest_collection_modifyitems(config, items):
     """--shard i/n keeps the files of shard i of n (shards.py)."""
     import shards

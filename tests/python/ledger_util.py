@@ -12,10 +12,17 @@ from sodium_keys import keypair_from_seed, sign, write_key_file
 DOM_TX = 0x03
 
 
+# (k, n): this process picks ports in slice k of n of the range, so that
+# shards of the suite running side by side never pick the same port before
+# its server binds it (conftest sets it from --shard)
+PORT_SLICE = (0, 1)
+
+
 def free_ports(n):
-    """n loopback ports free now, chosen below the kernel's ephemeral range:
-    a port 0 choice is an ephemeral port, which a client's outgoing
-    connection can take before the server meant for it binds."""
+    """n loopback ports free now, chosen below the kernel's ephemeral range
+    (in this process's PORT_SLICE of it): a port 0 choice is an ephemeral
+    port, which a client's outgoing connection can take before the server
+    meant for it binds."""
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
             lo = int(f.read().split()[0])
@@ -23,9 +30,12 @@ def free_ports(n):
         lo = 32768
     if lo <= 11000:
         lo = 32768
+    k, parts = PORT_SLICE
+    span = (lo - 10000) // parts
+    first = 10000 + k * span
     ports = []
     while len(ports) < n:
-        port = random.randrange(10000, lo)
+        port = random.randrange(first, first + span)
         if port in ports:
             continue
         s = socket.socket()

@@ -43,3 +43,17 @@ def test_select_keeps_a_shard_and_refuses_bad_specs():
         with pytest.raises(ValueError) as e:
             shards.select(items, bad)
         assert words in str(e.value) and "--shard" in str(e.value)
+
+
+def test_shards_pick_ports_in_disjoint_slices():
+    import ledger_util
+    saved = ledger_util.PORT_SLICE
+    try:
+        got = []
+        for k in range(2):
+            ledger_util.PORT_SLICE = (k, 2)
+            got.append(set(ledger_util.free_ports(50)))
+        assert got[0] and got[1] and max(got[0]) < min(got[1]), (max(got[0]), min(got[1]))
+        assert min(got[0]) >= 10000
+    finally:
+        ledger_util.PORT_SLICE = saved
