@@ -349,12 +349,14 @@ def test_gateway_reads_around_a_replica_that_does_not_answer(small, stubs):
     w.start()
     try:
         for i in (3, 17, 29):
-            t0 = time.time()
             got = stub.Search(vpb.SearchRequest(collection="mute", query_vector=vec(tpb, vs[i]), top_k=1,
                                                 consistency_level=tpb.QUORUM, timeout_ms=4000), timeout=10)
             assert [x.id for x in got.results] == [r.vector_ids[i]]
             assert got.metrics.nodes_answered >= 2
-            assert time.time() - t0 < 4.0
+            assert got.metrics.consistency_level_achieved == tpb.QUORUM
+            # within the request's 4 s, as the gateway measured it (the client's
+            # own clock adds its scheduling on a loaded machine)
+            assert got.metrics.time_ms < 4000, got.metrics
         g = stub.Get(vpb.GetRequest(collection="mute", ids=r.vector_ids[:5]), timeout=10)
         assert sorted(x.id for x in g.records) == sorted(r.vector_ids[:5])
         w.join(60)

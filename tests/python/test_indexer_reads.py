@@ -80,7 +80,8 @@ def test_min_size_reached_answers_at_once(start_indexer):
     assert write(ix, "w", 0, 1, recs, sch).log_size == 4
     t0 = time.monotonic()
     resp = ix.stub.Search(req_of(ix, "w", np.array([0, 0], np.float32), 1, min_size=4), timeout=30)
-    assert resp.log_size == 4 and resp.hits[0].id == recs[3].id and time.monotonic() - t0 < 1
+    # at once: well under the 3 s a search waiting for min_size would take
+    assert resp.log_size == 4 and resp.hits[0].id == recs[3].id and time.monotonic() - t0 < 2
     got = ix.stub.Get(pb.LocalGetRequest(magu="w", fragment=0, ids=[recs[3].id], min_size=4), timeout=30)
     assert [x.id for x in got.hits] == [recs[3].id] and got.log_size == 4
 
