@@ -43,7 +43,8 @@ int cm_cond_init(pthread_cond_t *cv)
 	return rc;
 }
 
-int cm_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ms)
+/* The monotonic time ms milliseconds from now (at most a year). */
+static struct timespec monotonic_in(uint64_t ms)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -55,5 +56,17 @@ int cm_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ms)
 		ts.tv_sec += 1;
 		ts.tv_nsec -= 1000000000L;
 	}
+	return ts;
+}
+
+int cm_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ms)
+{
+	struct timespec ts = monotonic_in(ms);
 	return pthread_cond_timedwait(cv, mu, &ts);
+}
+
+int cm_mutex_lock_ms(pthread_mutex_t *mu, uint64_t ms)
+{
+	struct timespec ts = monotonic_in(ms);
+	return pthread_mutex_clocklock(mu, CLOCK_MONOTONIC, &ts);
 }

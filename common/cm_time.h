@@ -22,5 +22,8 @@ int cm_cond_init(pthread_cond_t *cv);
  * monotonic clock; cv must come from cm_cond_init. Returns as
  * pthread_cond_timedwait does (0 or ETIMEDOUT). */
 int cm_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ms);
+/* Locks mu if it comes free within ms milliseconds (monotonic clock);
+ * 0 when locked, else ETIMEDOUT or another pthread error. */
+int cm_mutex_lock_ms(pthread_mutex_t *mu, uint64_t ms);
 
 #endif

@@ -13,8 +13,9 @@
  * id, last version wins), so a retry never duplicates. While a primary
  * holds a write, the chain is watched: a primary that stopped answering
  * (failed over, or its replica set changed) does not keep the write to the
- * deadline; the attempt is cancelled once the fragment's epoch moves. The acknowledged log
- * size of each fragment is remembered for reads that follow. */
+ * deadline; the attempt is cancelled once the fragment's epoch moves. The
+ * acknowledged log size of each fragment is remembered for reads that
+ * follow. */
 #include "gw.h"
 #include "cm_err.h"
 #include "cm_log.h"
@@ -64,10 +65,11 @@ static int retryable(int code)
 }
 
 /* What an attempt watches while the primary holds the write: the
- * fragment's configuration on chain. A new epoch (failover, a replica set
- * changed), a seal or a drop means the primary asked can no longer
- * acknowledge the write, or should not: the attempt is cancelled and the
- * records go where the chain now says, with the same ids and versions. */
+ * fragment's configuration on chain. Once it is no longer the one the
+ * write was sent under (a new epoch: failover, a replica set changed; a
+ * seal; a drop), the primary asked can no longer acknowledge the write, or
+ * should not: the attempt is cancelled and write_one's loop routes the
+ * records again, with the same ids and versions. */
 struct watch {
 	gw_ctx *g;
 	const gw_coll *m;
@@ -83,20 +85,11 @@ static int moved(void *arg, char *why, size_t whylen)
 		return 0;
 	w->ver = ver;
 	gw_frag fr;
-	if (gw_chain_frag(w->g->chain, w->m->name, w->m->gen, w->fragment, &fr) != CM_OK) {
-		snprintf(why, whylen, "the collection was dropped while the write waited");
-		return 1;
-	}
-	if (fr.epoch != w->epoch) {
-		snprintf(why, whylen, "the fragment moved to epoch %llu while the write waited",
-			 (unsigned long long)fr.epoch);
-		return 1;
-	}
-	if (!gw_split_writable(&fr)) {
-		snprintf(why, whylen, "the fragment stopped taking writes while the write waited");
-		return 1;
-	}
-	return 0;
+	if (gw_chain_frag(w->g->chain, w->m->name, w->m->gen, w->fragment, &fr) == CM_OK && fr.epoch == w->epoch &&
+	    gw_split_writable(&fr))
+		return 0;
+	snprintf(why, whylen, "the fragment's configuration changed while the write waited");
+	return 1;
 }
 
 static void write_one(void *arg, size_t k)

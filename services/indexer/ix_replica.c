@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define STATE_FILE "replica"
@@ -563,6 +562,14 @@ void ixr_core_enter(struct frag *f)
 	cm_arena_reset(&f->io);
 }
 
+int ixr_core_try_enter(struct frag *f, uint32_t wait_ms)
+{
+	if (cm_mutex_lock_ms(&f->core_mu, wait_ms) != 0)
+		return 0;
+	cm_arena_reset(&f->io);
+	return 1;
+}
+
 void ixr_core_leave(struct frag *f)
 {
 	pthread_mutex_unlock(&f->core_mu);
@@ -785,15 +792,15 @@ void ix_replica_free(struct frag *f)
 	f->cfg = NULL;
 }
 
-/* One tick of f's core, if its core is free within wait_ms: one thread
- * ticks every fragment, and a fragment whose core is held (a backup's
- * append waiting on its disk) must not keep the others' primaries from
- * their heartbeats, or their backups ask for failover of a primary that is
- * fine. Returns 0 when skipped (the next round ticks it). A primary the
- * ledger lists as leaving hands its role over first (ix_repl_handoff); the
- * configuration is read without waiting for a configuration change in
- * progress (the next tick sees it). */
-int ix_replica_tick(struct frag *f, uint32_t wait_ms)
+/* One tick of f's core, if its core is free within wait_ms (else the
+ * next round ticks it): one thread ticks every fragment, and a fragment
+ * whose core is held (a backup's append waiting on its disk) must not keep
+ * the others' primaries from their heartbeats, or their backups ask for
+ * failover of a primary that is fine. A primary the ledger lists as
+ * leaving hands its role over first (ix_repl_handoff); the configuration
+ * is read without waiting for a configuration change in progress (the
+ * next tick sees it). */
+void ix_replica_tick(struct frag *f, uint32_t wait_ms)
 {
 	uint8_t leaving[IX_MAX_REPLICAS][CM_PK_BYTES];
 	uint32_t nl = 0;
@@ -808,17 +815,8 @@ int ix_replica_tick(struct frag *f, uint32_t wait_ms)
 		epoch = f->cfg ? f->cfg->epoch : 0;
 		pthread_mutex_unlock(&f->cfg_mu);
 	}
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += wait_ms / 1000;
-	until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	if (pthread_mutex_timedlock(&f->core_mu, &until) != 0)
-		return 0;
-	cm_arena_reset(&f->io);
+	if (!ixr_core_try_enter(f, wait_ms))
+		return;
 	if (f->core && me && ix_repl_is_primary(f->core) && ix_repl_handoff(f->core, epoch,
 		(const uint8_t(*)[CM_PK_BYTES])leaving, nl) == CM_OK && f->handoff_logged != epoch) {
 		f->handoff_logged = epoch;
@@ -828,7 +826,6 @@ int ix_replica_tick(struct frag *f, uint32_t wait_ms)
 	if (f->core)
 		ix_repl_tick(f->core);
 	ixr_core_leave(f);
-	return 1;
 }
 
 int ix_replica_is_member(struct frag *f)

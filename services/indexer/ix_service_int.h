@@ -138,8 +138,8 @@ int ix_replica_load(struct frag *f, char *err, size_t errlen);
 void ix_replica_stop(struct frag *f);
 /* Releases f's core and configuration; after ix_replica_stop. */
 void ix_replica_free(struct frag *f);
-/* One tick of f's core if its core is free within wait_ms; 0 if skipped. */
-int ix_replica_tick(struct frag *f, uint32_t wait_ms);
+/* One tick of f's core if its core is free within wait_ms. */
+void ix_replica_tick(struct frag *f, uint32_t wait_ms);
 int ix_replica_is_primary(struct frag *f);
 /* Whether this node is one of f's replicas in its current configuration. */
 int ix_replica_is_member(struct frag *f);
@@ -159,8 +159,10 @@ int ixr_core_new(struct frag *f, const ix_repl_persist *st);
  * decoded into a (the call's arena). */
 void ixr_write_begin(struct frag *f, cm_arena *a);
 void ixr_write_end(struct frag *f);
-/* Takes / releases core_mu around a core call. */
+/* Takes / releases core_mu around a core call; try_enter takes it only
+ * if it comes free within wait_ms (1 when taken). */
 void ixr_core_enter(struct frag *f);
+int ixr_core_try_enter(struct frag *f, uint32_t wait_ms);
 void ixr_core_leave(struct frag *f);
 /* Starts a sender per backup if this node is f's primary; under cfg_mu, senders stopped. */
 void ixr_start_senders(struct frag *f);
